@@ -1,0 +1,21 @@
+# Generates a C source holding every migrations/NNN_name.sql file, so that
+# heraldctl carries its schema with it (no path lookup at run time).
+# Invoked with -DSRC_DIR=... -DOUT=...
+file(GLOB files RELATIVE ${SRC_DIR} ${SRC_DIR}/[0-9]*.sql)
+list(SORT files)
+set(body "/* Generated from migrations/ by cmake/embed_migrations.cmake. */\n")
+string(APPEND body "#include \"migrate.h\"\n\n")
+set(index 0)
+set(table "")
+foreach(f ${files})
+  file(READ ${SRC_DIR}/${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR len "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char migration_${index}[] = {${bytes}0x00};\n")
+  string(APPEND table "    {\"${f}\", migration_${index}, ${len}},\n")
+  math(EXPR index "${index} + 1")
+endforeach()
+string(APPEND body "\nconst migrate_file migrate_embedded[] = {\n${table}    {0, 0, 0},\n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,113 @@
+/*
+ * config: table-driven configuration from environment variables and flags.
+ *
+ * Each program describes its settings in one or more tables of config_var
+ * (name, type, default, target field, help).  The same tables drive parsing,
+ * validation and --help.  A bad value stops startup with one line that names
+ * the variable or flag, e.g.
+ *   "HERALD_SMS_MAX_ATTEMPTS: expected an integer in 1..100, got \"abc\"".
+ *
+ * Sources, later wins: the default, the environment variable, the flag.
+ * Flags are "--name value" or "--name=value"; bool flags take no value.
+ * "-X key=value" (repeatable, like kcat) and the HERALD_KAFKA_OPTS variable
+ * (whitespace-separated key=value pairs) pass librdkafka properties through.
+ *
+ * Values of variables flagged CONFIG_SECRET are never printed (not in --help,
+ * not in error messages, not by config_dump).
+ */
+#ifndef HERALD_CONFIG_H
+#define HERALD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef enum {
+    CONFIG_STRING,   /* char *, owned by the target; NULL when unset */
+    CONFIG_INT,      /* long, checked against min..max */
+    CONFIG_BOOL,     /* bool: 1/0, true/false, yes/no, on/off */
+    CONFIG_ENUM,     /* int: index into choices */
+    CONFIG_DURATION, /* long milliseconds: "250ms", "5s", "2m", "1h" or bare ms */
+    CONFIG_ADDR,     /* char *: "host:port" with a port in 1..65535 */
+} config_type;
+
+enum {
+    CONFIG_SECRET = 1 << 0,   /* never print the value */
+    CONFIG_REQUIRED = 1 << 1, /* must be set (no default) */
+};
+
+typedef struct config_var {
+    const char *env;  /* environment variable name, or NULL */
+    const char *flag; /* long flag without "--", or NULL */
+    config_type type;
+    const char *def;  /* default as text, or NULL for unset */
+    size_t offset;    /* offsetof() the field in the target struct */
+    const char *help;
+    unsigned flags;
+    long min, max;               /* CONFIG_INT / CONFIG_DURATION bounds (0,0 = none) */
+    const char *const *choices;  /* CONFIG_ENUM: NULL-terminated */
+} config_var;
+
+/* A table and the struct its offsets point into. */
+typedef struct config_table {
+    const config_var *vars; /* terminated by an entry with env == NULL && flag == NULL */
+    void *target;
+} config_table;
+
+/* librdkafka properties passed through with -X / HERALD_KAFKA_OPTS. */
+typedef struct config_kv {
+    char *key;
+    char *value;
+} config_kv;
+
+typedef struct config_kafka_props {
+    config_kv *items;
+    size_t count;
+} config_kafka_props;
+
+typedef enum {
+    CONFIG_OK = 0,
+    CONFIG_HELP = 1,   /* --help was given: usage was printed, exit 0 */
+    CONFIG_ERROR = -1, /* err names the variable or flag: exit 2 */
+} config_status;
+
+/*
+ * Applies defaults, then the environment, then argv[1..] to every table.
+ * Parsing stops at the first argument that is not a flag (or after "--");
+ * its index is stored in *first_positional (argc when there is none), so a
+ * CLI can parse subcommands.  Unknown flags are errors.  -X pairs go to
+ * *props (may be NULL to reject -X).  usage is printed on --help with the
+ * tables' help texts.  On error nothing needs freeing beyond config_free().
+ */
+config_status config_load(const config_table *tables, size_t ntables, int argc, char **argv,
+                          int *first_positional, config_kafka_props *props, const char *usage,
+                          char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Prints usage then one line per setting: flag, variable, default, help. */
+void config_print_help(FILE *out, const char *usage, const config_table *tables, size_t ntables);
+
+/* Frees the CONFIG_STRING / CONFIG_ADDR fields of every table and the props. */
+void config_free(const config_table *tables, size_t ntables, config_kafka_props *props);
+
+/* Parses one value of the given var (for reuse by subcommand parsers). */
+int config_parse_value(const config_var *var, const char *text, void *target, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Settings every Herald program shares.  Programs list config_common_vars
+ * as one of their tables with a herald_common_config as its target.
+ */
+typedef struct herald_common_config {
+    char *kafka_brokers;
+    char *database_url;
+    char *topic_prefix;
+    int log_level;  /* log_level */
+    int log_format; /* log_format */
+} herald_common_config;
+
+extern const config_var config_common_vars[];
+
+/* Builds "<prefix><name>" into out; returns out. */
+char *config_topic(const herald_common_config *c, const char *name, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * ids: identifiers, random tokens and the hashes behind them.
+ *
+ * - id_uuid_v4: random event ids, from getrandom(2) (falling back to
+ *   /dev/urandom on kernels without it).
+ * - id_uuid_v5: name-based ids (RFC 4122 section 4.3, SHA-1), for anything
+ *   that must come out the same every time it is derived, such as delivery
+ *   idempotency keys.  ID_NAMESPACE_HERALD is Herald's own namespace.
+ * - id_random_token: unguessable API keys, URL-safe base64 without padding.
+ * - id_sha256: API keys are stored as their SHA-256 only.
+ *
+ * The hashes are small self-contained implementations (FIPS 180-4), so the
+ * common library does not depend on which TLS library libcurl was built with.
+ * Herald writes UUIDs in the canonical lowercase 8-4-4-4-12 form and
+ * id_is_uuid accepts only that form, so UUIDs compare with strcmp.
+ */
+#ifndef HERALD_IDS_H
+#define HERALD_IDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ID_UUID_LEN  36 /* characters, without the NUL */
+#define ID_UUID_SIZE 37 /* buffer size, with the NUL */
+
+#define ID_SHA256_LEN      32
+#define ID_SHA256_HEX_SIZE 65
+#define ID_SHA1_LEN        20
+
+/* RFC 4122 appendix C namespaces, and Herald's own (a fixed random UUID). */
+#define ID_NAMESPACE_DNS    "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+#define ID_NAMESPACE_URL    "6ba7b811-9dad-11d1-80b4-00c04fd430c8"
+#define ID_NAMESPACE_HERALD "21581fea-3b3e-4358-871a-e0b50b3b292f"
+
+/* Fills buf with n bytes from the kernel CSPRNG; -1 (errno set) if none is available. */
+int id_random_bytes(void *buf, size_t n) __attribute__((warn_unused_result));
+
+/* Writes a random (version 4) UUID into out[ID_UUID_SIZE]; -1 without randomness. */
+int id_uuid_v4(char *out) __attribute__((warn_unused_result));
+
+/*
+ * Writes the name-based (version 5) UUID of name[0..namelen) in the given
+ * namespace into out[ID_UUID_SIZE]; -1 if namespace_uuid is not a UUID.
+ */
+int id_uuid_v5(const char *namespace_uuid, const void *name, size_t namelen, char *out)
+    __attribute__((warn_unused_result));
+
+/* True for a canonical lowercase UUID "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx". */
+bool id_is_uuid(const char *s);
+
+/*
+ * Writes nbytes random bytes as URL-safe base64 without padding
+ * (ceil(nbytes * 4 / 3) characters) into out; -1 if outlen is too small
+ * or there is no randomness.  32 bytes give a 43-character, 256-bit token.
+ */
+int id_random_token(char *out, size_t outlen, size_t nbytes) __attribute__((warn_unused_result));
+
+/* FIPS 180-4 SHA-1 (only for UUID v5: it is not used where collisions matter). */
+void id_sha1(const void *data, size_t len, unsigned char out[ID_SHA1_LEN]);
+
+/* FIPS 180-4 SHA-256 of data[0..len). */
+void id_sha256(const void *data, size_t len, unsigned char out[ID_SHA256_LEN]);
+
+/* Lowercase hex SHA-256 into out[ID_SHA256_HEX_SIZE]; returns out. */
+char *id_sha256_hex(const void *data, size_t len, char *out);
+
+/* Lowercase hex of n bytes into out (2n + 1 bytes); returns out. */
+char *id_hex(const unsigned char *bytes, size_t n, char *out);
+
+#endif

@@ -1,0 +1,13 @@
+/*
+ * cmd: the heraldctl commands, one file each (cmd_<name>.c).  Each takes
+ * argv starting at the command's name and returns a CTL_EXIT_* code.
+ */
+#ifndef HERALD_CMD_H
+#define HERALD_CMD_H
+
+#include "ctl.h"
+
+int cmd_migrate(const ctl_context *ctx, int argc, char **argv);
+int cmd_topics(const ctl_context *ctx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * ctl: the heraldctl command table and what commands share.
+ */
+#include "ctl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "log.h"
+
+const ctl_command ctl_commands[] = {
+    {"migrate", cmd_migrate, "apply pending schema migrations (--status to list them)"},
+    {"topics", cmd_topics, "create Herald's Kafka topics"},
+    {NULL, NULL, NULL},
+};
+
+config_status ctl_parse_flags(const char *name, const char *usage, const config_var *vars,
+                              void *target, int argc, char **argv, int *first_positional)
+{
+    char err[512];
+    const config_table table = {vars, target};
+    config_status st =
+        config_load(&table, 1, argc, argv, first_positional, NULL, usage, err, sizeof(err));
+    if (st == CONFIG_ERROR)
+        fprintf(stderr, "heraldctl %s: %s\n", name, err);
+    return st;
+}
+
+PGconn *ctl_pg_connect(const ctl_context *ctx)
+{
+    /* connect_timeout keeps an unreachable server from hanging the CLI. */
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *values[] = {ctx->common.database_url, "10", "heraldctl", NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        char redacted[512];
+        log_redact_url(ctx->common.database_url, redacted, sizeof(redacted));
+        const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+        size_t len = strcspn(msg, "\n");
+        fprintf(stderr, "heraldctl: cannot connect to PostgreSQL at %s: %.*s\n", redacted,
+                (int)len, msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}

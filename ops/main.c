@@ -1,0 +1,55 @@
+/*
+ * heraldctl: the operator's command line — migrate the schema, create
+ * topics, manage API keys.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "log.h"
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: heraldctl [global flags] COMMAND [ARGS]\n\ncommands:\n");
+    for (const ctl_command *c = ctl_commands; c->name != NULL; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out, "\n'heraldctl COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    ctl_context ctx = {0};
+    const config_table tables[] = {{config_common_vars, &ctx.common}};
+    char err[512];
+    int first = argc;
+    int rc = CTL_EXIT_USAGE;
+
+    config_status st = config_load(tables, 1, argc, argv, &first, &ctx.kafka_props,
+                                   "usage: heraldctl [global flags] COMMAND [ARGS]", err,
+                                   sizeof(err));
+    if (st == CONFIG_HELP) {
+        print_usage(stdout);
+        rc = CTL_EXIT_OK;
+        goto out;
+    }
+    if (st == CONFIG_ERROR) {
+        fprintf(stderr, "heraldctl: %s\n", err);
+        goto out;
+    }
+    log_init("heraldctl", (log_level)ctx.common.log_level, (log_format)ctx.common.log_format);
+    if (first >= argc) {
+        print_usage(stderr);
+        goto out;
+    }
+    for (const ctl_command *c = ctl_commands; c->name != NULL; c++) {
+        if (strcmp(c->name, argv[first]) == 0) {
+            rc = c->run(&ctx, argc - first, argv + first);
+            goto out;
+        }
+    }
+    fprintf(stderr, "heraldctl: unknown command \"%s\" (see heraldctl --help)\n", argv[first]);
+out:
+    config_free(tables, 1, &ctx.kafka_props);
+    return rc;
+}
