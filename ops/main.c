@@ -9,9 +9,9 @@
 #include "ctl.h"
 #include "log.h"
 
-static void print_usage(FILE *out)
+static void print_commands(FILE *out)
 {
-    fprintf(out, "usage: heraldctl [global flags] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(out, "\ncommands:\n");
     for (const ctl_command *c = ctl_commands; c->name != NULL; c++)
         fprintf(out, "  %-10s %s\n", c->name, c->summary);
     fprintf(out, "\n'heraldctl COMMAND --help' describes a command.\n");
@@ -29,7 +29,7 @@ int main(int argc, char **argv)
                                    "usage: heraldctl [global flags] COMMAND [ARGS]", err,
                                    sizeof(err));
     if (st == CONFIG_HELP) {
-        print_usage(stdout);
+        print_commands(stdout);
         rc = CTL_EXIT_OK;
         goto out;
     }
@@ -39,7 +39,8 @@ int main(int argc, char **argv)
     }
     log_init("heraldctl", (log_level)ctx.common.log_level, (log_format)ctx.common.log_format);
     if (first >= argc) {
-        print_usage(stderr);
+        fprintf(stderr, "usage: heraldctl [global flags] COMMAND [ARGS]\n");
+        print_commands(stderr);
         goto out;
     }
     for (const ctl_command *c = ctl_commands; c->name != NULL; c++) {

@@ -1,0 +1,36 @@
+/*
+ * topics: the names and settings of every Kafka topic Herald uses, so that
+ * `heraldctl topics create`, the daemons and the tests agree on them.
+ *
+ * Names are relative to HERALD_TOPIC_PREFIX (default "herald.").
+ *
+ *   events                 event JSON, keyed by user_id (or topic:<name>)
+ *   deliveries.<channel>   delivery JSON, keyed by user_id
+ *   retry.<channel>        deliveries waiting for a later attempt (or for the
+ *                          end of the user's quiet hours), keyed by user_id,
+ *                          due time in the delivery's not_before
+ *   dlq                    dead letters: original key, value and headers plus
+ *                          the herald.dlq.* / herald.original.* headers
+ */
+#ifndef HERALD_TOPICS_H
+#define HERALD_TOPICS_H
+
+#include <stddef.h>
+
+typedef struct topics_def {
+    const char *name;       /* after the prefix */
+    const char *retention_ms;
+    const char *purpose;
+} topics_def;
+
+/* Every topic, terminated by an entry with name == NULL. */
+extern const topics_def topics_all[];
+
+#define TOPICS_EVENTS "events"
+#define TOPICS_DLQ    "dlq"
+
+/* "deliveries.<channel>" / "retry.<channel>" into out; returns out. */
+char *topics_deliveries(const char *channel, char *out, size_t outlen);
+char *topics_retry(const char *channel, char *out, size_t outlen);
+
+#endif

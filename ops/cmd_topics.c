@@ -1,0 +1,118 @@
+/*
+ * heraldctl topics create [--partitions N] [--replication-factor R]
+ *
+ * Creates every topic of topics.h under the prefix.  Idempotent: topics that
+ * exist are reported and left as they are.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "kafka.h"
+#include "topics.h"
+
+typedef struct topics_flags {
+    long partitions;
+    long replication_factor;
+    long timeout_ms;
+} topics_flags;
+
+static const config_var topics_vars[] = {
+    {.flag = "partitions", .type = CONFIG_INT, .def = "12",
+     .offset = offsetof(topics_flags, partitions), .min = 1, .max = 10000,
+     .help = "partitions per topic (the upper bound on consumers per group)"},
+    {.flag = "replication-factor", .type = CONFIG_INT, .def = "1",
+     .offset = offsetof(topics_flags, replication_factor), .min = 1, .max = 32,
+     .help = "copies of each partition; 3 in production"},
+    {.flag = "timeout", .type = CONFIG_DURATION, .def = "30s",
+     .offset = offsetof(topics_flags, timeout_ms), .min = 1000, .max = 600000,
+     .help = "how long to wait for the cluster"},
+    {0},
+};
+
+#define TOPICS_USAGE                                                                               \
+    "usage: heraldctl topics create [--partitions N] [--replication-factor R] [--timeout D]"
+
+static int topics_create(const ctl_context *ctx, const topics_flags *f)
+{
+    enum { MAX_TOPICS = 32 };
+    kafka_topic_spec specs[MAX_TOPICS];
+    kafka_topic_result results[MAX_TOPICS];
+    char names[MAX_TOPICS][256];
+    kafka_topic_config configs[MAX_TOPICS][2];
+    char err[512];
+    size_t n = 0;
+
+    /* With three or more copies a write survives one broker down: acks=all
+     * then needs two in-sync replicas, so no acknowledged write lives on one
+     * broker only. */
+    const char *min_isr = f->replication_factor >= 3 ? "2" : "1";
+    for (const topics_def *t = topics_all; t->name != NULL && n < MAX_TOPICS; t++, n++) {
+        config_topic(&ctx->common, t->name, names[n], sizeof(names[n]));
+        configs[n][0] = (kafka_topic_config){"retention.ms", t->retention_ms};
+        configs[n][1] = (kafka_topic_config){"min.insync.replicas", min_isr};
+        specs[n] = (kafka_topic_spec){
+            .name = names[n],
+            .partitions = (int)f->partitions,
+            .replication_factor = (int)f->replication_factor,
+            .configs = configs[n],
+            .nconfigs = 2,
+        };
+    }
+
+    kafka_status st = kafka_topics_create(ctx->common.kafka_brokers, &ctx->kafka_props, specs, n,
+                                          (int)f->timeout_ms, results, err, sizeof(err));
+    if (st != KAFKA_OK) {
+        fprintf(stderr, "heraldctl topics: cannot create topics at %s: %s\n",
+                ctx->common.kafka_brokers, err);
+        return CTL_EXIT_FAILURE;
+    }
+    int failed = 0, created = 0;
+    for (size_t i = 0; i < n; i++) {
+        switch (results[i].outcome) {
+        case KAFKA_TOPIC_CREATED:
+            printf("created  %s (%ld partitions, replication factor %ld)\n", names[i],
+                   f->partitions, f->replication_factor);
+            created++;
+            break;
+        case KAFKA_TOPIC_EXISTS:
+            printf("exists   %s\n", names[i]);
+            break;
+        case KAFKA_TOPIC_FAILED:
+            printf("FAILED   %s: %s\n", names[i],
+                   results[i].msg[0] ? results[i].msg : rd_kafka_err2str(results[i].err));
+            failed++;
+            break;
+        }
+    }
+    printf("%d created, %d already existed, %d failed\n", created, (int)n - created - failed,
+           failed);
+    return failed ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
+}
+
+int cmd_topics(const ctl_context *ctx, int argc, char **argv)
+{
+    topics_flags flags = {0};
+    int first = argc;
+    int rc = CTL_EXIT_USAGE;
+
+    if (argc < 2 || (strcmp(argv[1], "create") != 0 && strcmp(argv[1], "--help") != 0 &&
+                     strcmp(argv[1], "-h") != 0)) {
+        fprintf(stderr, "heraldctl topics: expected \"create\" (%s)\n", TOPICS_USAGE);
+        return CTL_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "create") != 0) {
+        printf("%s\n", TOPICS_USAGE);
+        return CTL_EXIT_OK;
+    }
+    config_status st =
+        ctl_parse_flags("topics create", TOPICS_USAGE, topics_vars, &flags, argc - 1, argv + 1,
+                        &first);
+    if (st != CONFIG_OK)
+        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    if (first < argc - 1) {
+        fprintf(stderr, "heraldctl topics create: unexpected argument \"%s\"\n", argv[first + 1]);
+        return rc;
+    }
+    return topics_create(ctx, &flags);
+}

@@ -1,0 +1,304 @@
+/*
+ * testsupport: see testsupport.h.
+ */
+#include "testsupport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate.h"
+
+extern char **environ;
+
+static unsigned long long random_u64(void)
+{
+    unsigned long long v = 0;
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        v = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
+    return v;
+}
+
+static const char *base_url(void)
+{
+    const char *url = getenv("HERALD_DATABASE_URL");
+    return (url && *url) ? url : "postgresql://127.0.0.1:55432/herald";
+}
+
+/* Connects to url (any libpq form) with dbname replaced when dbname != NULL. */
+static PGconn *connect_to(const char *url, const char *dbname)
+{
+    const char *keys[] = {"dbname", "dbname", "connect_timeout", NULL};
+    const char *vals[] = {url, dbname ? dbname : NULL, "10", NULL};
+    if (dbname == NULL) {
+        keys[1] = "connect_timeout";
+        vals[1] = "10";
+        keys[2] = NULL;
+    }
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        fprintf(stderr, "testsupport: cannot connect: %s", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* A keyword conninfo equal to conn's but for dbname. */
+static char *conninfo_for(PGconn *conn, const char *dbname)
+{
+    static const char *const wanted[] = {"host", "hostaddr", "port", "user", "password",
+                                         "sslmode", NULL};
+    char buf[2048];
+    size_t len = 0;
+    PQconninfoOption *opts = PQconninfo(conn);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++) {
+        for (const char *const *w = wanted; *w; w++) {
+            if (strcmp(o->keyword, *w) == 0 && o->val && *o->val)
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s='%s' ", o->keyword,
+                                        o->val);
+        }
+    }
+    PQconninfoFree(opts);
+    snprintf(buf + len, sizeof(buf) - len, "dbname='%s'", dbname);
+    return strdup(buf);
+}
+
+static int exec_simple(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "testsupport: %s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+char *testsupport_db_create(const char *tag, int migrate)
+{
+    char dbname[96], sql[160], err[1024];
+    char *url = NULL;
+    migrate_set *set = NULL;
+    PGconn *db = NULL;
+    PGconn *admin = connect_to(base_url(), "postgres");
+    if (admin == NULL)
+        return NULL;
+    snprintf(dbname, sizeof(dbname), "herald_test_%s_%llx", tag, random_u64() & 0xffffffffffULL);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", dbname);
+    if (exec_simple(admin, sql) != 0)
+        goto out;
+    url = conninfo_for(admin, dbname);
+    if (!migrate)
+        goto out;
+    db = connect_to(url, NULL);
+    set = migrate_set_embedded(err, sizeof(err));
+    int applied = 0;
+    if (db == NULL || set == NULL ||
+        migrate_apply(db, set, &applied, NULL, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "testsupport: migrating %s: %s\n", dbname, err);
+        PQfinish(db);
+        db = NULL;
+        testsupport_db_drop(url);
+        url = NULL;
+    }
+out:
+    migrate_set_free(set);
+    PQfinish(db);
+    PQfinish(admin);
+    return url;
+}
+
+void testsupport_db_drop(char *url)
+{
+    if (url == NULL)
+        return;
+    const char *p = strstr(url, "dbname='");
+    PGconn *admin = connect_to(base_url(), "postgres");
+    if (p != NULL && admin != NULL) {
+        char dbname[128], sql[256];
+        p += strlen("dbname='");
+        size_t n = strcspn(p, "'");
+        snprintf(dbname, sizeof(dbname), "%.*s", (int)n, p);
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", dbname);
+        (void)exec_simple(admin, sql);
+    }
+    PQfinish(admin);
+    free(url);
+}
+
+long testsupport_db_count(const char *url, const char *sql)
+{
+    long n = -1;
+    PGconn *conn = connect_to(url, NULL);
+    if (conn == NULL)
+        return -1;
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        n = PQntuples(res) == 1 && PQnfields(res) == 1 ? atol(PQgetvalue(res, 0, 0))
+                                                       : PQntuples(res);
+    else
+        fprintf(stderr, "testsupport: %s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+    PQfinish(conn);
+    return n;
+}
+
+void testsupport_topic_prefix(char *out, size_t outlen)
+{
+    snprintf(out, outlen, "t%llx.", random_u64() & 0xffffffffffffULL);
+}
+
+char *testsupport_bin(const char *name, char *out, size_t outlen)
+{
+    const char *dir = getenv("HERALD_BIN_DIR");
+    snprintf(out, outlen, "%s/%s", (dir && *dir) ? dir : "build/bin", name);
+    return out;
+}
+
+/* Applies "K=V" (set) and "K=" (unset) entries in the child. */
+static void apply_env(const char *const env[])
+{
+    for (size_t i = 0; env && env[i]; i++) {
+        const char *eq = strchr(env[i], '=');
+        if (eq == NULL)
+            continue;
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - env[i]), env[i]);
+        if (eq[1] == '\0')
+            unsetenv(name);
+        else
+            setenv(name, eq + 1, 1);
+    }
+}
+
+pid_t testsupport_spawn(char *const argv[], const char *const env[], const char *stdout_path,
+                        const char *stderr_path)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    apply_env(env);
+    if (stdout_path) {
+        int fd = open(stdout_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0)
+            dup2(fd, 1);
+    }
+    if (stderr_path) {
+        int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0)
+            dup2(fd, 2);
+    }
+    execv(argv[0], argv);
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int decode_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return -1;
+}
+
+int testsupport_wait(pid_t pid, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return decode_status(status);
+        if (r < 0)
+            return -1;
+        if (now_ms() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return decode_status(status);
+        }
+        usleep(10 * 1000);
+    }
+}
+
+int testsupport_run(char *const argv[], const char *const env[], char *out, size_t outlen,
+                    char *errout, size_t errlen, int timeout_ms)
+{
+    int po[2], pe[2];
+    if (pipe(po) != 0)
+        return -1;
+    if (pipe(pe) != 0) {
+        close(po[0]);
+        close(po[1]);
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        apply_env(env);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        close(po[0]);
+        close(pe[0]);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    size_t olen = 0, elen = 0;
+    if (out && outlen)
+        out[0] = '\0';
+    if (errout && errlen)
+        errout[0] = '\0';
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    long long deadline = now_ms() + timeout_ms;
+    int open_fds = 2;
+    while (open_fds > 0 && now_ms() < deadline) {
+        if (poll(fds, 2, 100) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            char buf[4096];
+            ssize_t r = read(fds[i].fd, buf, sizeof(buf));
+            if (r <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+                continue;
+            }
+            char *dst = i == 0 ? out : errout;
+            size_t cap = i == 0 ? outlen : errlen;
+            size_t *len = i == 0 ? &olen : &elen;
+            if (dst && *len + 1 < cap) {
+                size_t n = (size_t)r < cap - 1 - *len ? (size_t)r : cap - 1 - *len;
+                memcpy(dst + *len, buf, n);
+                *len += n;
+                dst[*len] = '\0';
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0)
+            close(fds[i].fd);
+    long long left = deadline - now_ms();
+    return testsupport_wait(pid, left > 0 ? (int)left : 0);
+}

@@ -1,0 +1,48 @@
+/*
+ * testsupport: what integration suites share — scratch databases with the
+ * schema applied, unique topic prefixes, and running Herald's executables as
+ * subprocesses with a deadline.
+ */
+#ifndef HERALD_TESTSUPPORT_H
+#define HERALD_TESTSUPPORT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Creates database herald_test_<tag>_<random> next to $HERALD_DATABASE_URL's
+ * and, when migrate is true, applies the schema to it.  Returns its URL
+ * (caller frees with testsupport_db_drop) or NULL, printing why.
+ */
+char *testsupport_db_create(const char *tag, int migrate);
+
+/* Drops the database (terminating leftover connections) and frees url. */
+void testsupport_db_drop(char *url);
+
+/* "t<random>." — a topic prefix no other run uses. */
+void testsupport_topic_prefix(char *out, size_t outlen);
+
+/* "<HERALD_BIN_DIR>/<name>" into out. */
+char *testsupport_bin(const char *name, char *out, size_t outlen);
+
+/*
+ * Runs argv (argv[0] a path) with extra environment entries "K=V" added to
+ * (or, with "K=" alone, removed from) the current environment, capturing
+ * stdout and stderr (each truncated to its buffer).  Kills the child after
+ * timeout_ms.  Returns the exit status (128+signal when killed, -1 when it
+ * could not run).
+ */
+int testsupport_run(char *const argv[], const char *const env[], char *out, size_t outlen,
+                    char *errout, size_t errlen, int timeout_ms);
+
+/* As testsupport_run() without waiting: returns the pid; output goes to the files given (may be NULL). */
+pid_t testsupport_spawn(char *const argv[], const char *const env[], const char *stdout_path,
+                        const char *stderr_path);
+
+/* Waits up to timeout_ms for pid; returns as testsupport_run() does. */
+int testsupport_wait(pid_t pid, int timeout_ms);
+
+/* Count of rows returned by sql on url, or -1 on error (printed). */
+long testsupport_db_count(const char *url, const char *sql);
+
+#endif

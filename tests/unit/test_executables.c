@@ -1,0 +1,65 @@
+/*
+ * Every executable answers --help with exit 0, and a bad configuration value
+ * stops it with exit 2 and one line naming the variable or flag.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "testsupport.h"
+#include "testutil.h"
+
+static const char *const programs[] = {"herald-gateway", "herald-dispatcher", "herald-worker",
+                                       "heraldctl"};
+
+START_TEST(test_every_executable_prints_help_and_exits_0)
+{
+    for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+        char bin[1024], out[16384], err[4096];
+        testsupport_bin(programs[i], bin, sizeof(bin));
+        char *argv[] = {bin, "--help", NULL};
+        int rc = testsupport_run(argv, NULL, out, sizeof(out), err, sizeof(err), 10000);
+        ck_assert_msg(rc == 0, "%s --help exited %d: %s", programs[i], rc, err);
+        ck_assert_msg(strstr(out, "usage") != NULL || strstr(out, "Usage") != NULL,
+                      "%s --help printed no usage: %s", programs[i], out);
+    }
+}
+END_TEST
+
+START_TEST(test_bad_env_value_exits_2_naming_the_variable)
+{
+    for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+        char bin[1024], out[4096], err[4096];
+        testsupport_bin(programs[i], bin, sizeof(bin));
+        char *argv[] = {bin, "--channel", "email", NULL};
+        if (strcmp(programs[i], "herald-worker") != 0)
+            argv[1] = NULL;
+        const char *env[] = {"HERALD_LOG_FORMAT=xml", NULL};
+        int rc = testsupport_run(argv, env, out, sizeof(out), err, sizeof(err), 10000);
+        ck_assert_msg(rc == 2, "%s exited %d: %s", programs[i], rc, err);
+        ck_assert_msg(strstr(err, "HERALD_LOG_FORMAT") != NULL, "%s: %s", programs[i], err);
+        ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "%s: not one line: %s",
+                      programs[i], err);
+    }
+}
+END_TEST
+
+START_TEST(test_unknown_flag_exits_2_naming_it)
+{
+    for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+        char bin[1024], out[4096], err[4096];
+        testsupport_bin(programs[i], bin, sizeof(bin));
+        char *argv[] = {bin, "--no-such-flag", NULL};
+        int rc = testsupport_run(argv, NULL, out, sizeof(out), err, sizeof(err), 10000);
+        ck_assert_msg(rc == 2, "%s exited %d: %s", programs[i], rc, err);
+        ck_assert_msg(strstr(err, "--no-such-flag") != NULL, "%s: %s", programs[i], err);
+    }
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_every_executable_prints_help_and_exits_0),
+    TEST_ENTRY(test_bad_env_value_exits_2_naming_the_variable),
+    TEST_ENTRY(test_unknown_flag_exits_2_naming_it),
+};
+
+TEST_MAIN("executables", cases)
