@@ -11,10 +11,10 @@
 struct breaker {
     breaker_config cfg;
     breaker_state state;
-    unsigned failures;      /* consecutive, while closed */
-    int64_t since_ms;       /* when it opened, or when the current probe window began */
-    int64_t cooldown_ms;    /* the current cool-down */
-    unsigned probes;        /* probe slots taken in the current window */
+    unsigned failures;   /* consecutive, while closed */
+    int64_t since_ms;    /* when it opened, or when the current probe window began */
+    int64_t cooldown_ms; /* the current cool-down */
+    unsigned probes;     /* probe slots taken in the current window */
     uint64_t opens;
 };
 
@@ -71,8 +71,7 @@ bool breaker_allow(breaker *b, int64_t now_ms)
         b->probes = 0;
         break;
     case BREAKER_HALF_OPEN:
-        if (b->probes >= b->cfg.half_open_max &&
-            elapsed(now_ms, b->since_ms) >= b->cooldown_ms) {
+        if (b->probes >= b->cfg.half_open_max && elapsed(now_ms, b->since_ms) >= b->cooldown_ms) {
             /* The outstanding probes never reported: forget them. */
             b->since_ms = now_ms;
             b->probes = 0;
@@ -108,8 +107,8 @@ void breaker_record(breaker *b, int64_t now_ms, bool success)
             b->probes = 0;
             b->cooldown_ms = b->cfg.open_ms;
         } else {
-            b->cooldown_ms = b->cooldown_ms > b->cfg.max_open_ms / 2 ? b->cfg.max_open_ms
-                                                                     : b->cooldown_ms * 2;
+            b->cooldown_ms =
+                b->cooldown_ms > b->cfg.max_open_ms / 2 ? b->cfg.max_open_ms : b->cooldown_ms * 2;
             trip(b, now_ms);
         }
         break;

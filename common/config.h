@@ -40,12 +40,18 @@ typedef struct config_var {
     const char *env;  /* environment variable name, or NULL */
     const char *flag; /* long flag without "--", or NULL */
     config_type type;
-    const char *def;  /* default as text, or NULL for unset */
-    size_t offset;    /* offsetof() the field in the target struct */
+    const char *def; /* default as text, or NULL for unset */
+    size_t offset;   /* offsetof() the field in the target struct */
     const char *help;
     unsigned flags;
-    long min, max;               /* CONFIG_INT / CONFIG_DURATION bounds (0,0 = none) */
-    const char *const *choices;  /* CONFIG_ENUM: NULL-terminated */
+    long min, max;              /* CONFIG_INT / CONFIG_DURATION bounds (0,0 = none) */
+    const char *const *choices; /* CONFIG_ENUM: NULL-terminated */
+    /*
+     * Optional extra rule for CONFIG_STRING / CONFIG_ADDR values: returns 0,
+     * or -1 with what was expected in err ("expected ..."), which config
+     * completes into "NAME: expected ..., got \"value\"".
+     */
+    int (*check)(const char *value, char *err, size_t errlen);
 } config_var;
 
 /* A table and the struct its offsets point into. */
@@ -75,9 +81,17 @@ typedef enum {
  * Applies defaults, then the environment, then argv[1..] to every table.
  * Parsing stops at the first argument that is not a flag (or after "--");
  * its index is stored in *first_positional (argc when there is none), so a
- * CLI can parse subcommands.  Unknown flags are errors.  -X pairs go to
- * *props (may be NULL to reject -X).  usage is printed on --help with the
- * tables' help texts.  On error nothing needs freeing beyond config_free().
+ * CLI can parse subcommands.  With first_positional NULL, a positional
+ * argument is an error (daemons take none).  Unknown flags are errors.
+ * -X pairs and HERALD_KAFKA_OPTS go to *props (NULL rejects -X and ignores
+ * the variable); *props starts zeroed, and a key given again replaces its
+ * value, so the later source wins.  usage is printed to stdout on --help
+ * with the tables' help texts.  On error nothing needs freeing beyond
+ * config_free().
+ *
+ * The target structs start zeroed (config_free() frees what is in them).
+ * An empty environment variable counts as unset, except for CONFIG_STRING,
+ * where it sets the empty string (an empty HERALD_TOPIC_PREFIX is valid).
  */
 config_status config_load(const config_table *tables, size_t ntables, int argc, char **argv,
                           int *first_positional, config_kafka_props *props, const char *usage,
@@ -86,10 +100,18 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
 /* Prints usage then one line per setting: flag, variable, default, help. */
 void config_print_help(FILE *out, const char *usage, const config_table *tables, size_t ntables);
 
+/* Prints the effective settings, one "NAME=value" per line; secrets as "(secret)",
+ * and passwords inside URLs redacted. */
+void config_dump(FILE *out, const config_table *tables, size_t ntables);
+
 /* Frees the CONFIG_STRING / CONFIG_ADDR fields of every table and the props. */
 void config_free(const config_table *tables, size_t ntables, config_kafka_props *props);
 
-/* Parses one value of the given var (for reuse by subcommand parsers). */
+/*
+ * Parses one value of the given var into the struct its offset points into
+ * (target is the struct, as in config_table), for reuse by subcommand
+ * parsers.  Errors name the var's flag, or its variable if it has no flag.
+ */
 int config_parse_value(const config_var *var, const char *text, void *target, char *err,
                        size_t errlen) __attribute__((warn_unused_result));
 

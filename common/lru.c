@@ -54,22 +54,27 @@ static uint64_t lru_hash(const char *key)
 lru_cache *lru_new(size_t max_entries, size_t max_bytes, lru_free_fn free_value)
 {
     lru_cache *c = NULL;
+    lru_cache *ret = NULL;
 
     if (max_entries == 0)
-        return NULL;
+        goto out;
     c = calloc(1, sizeof(*c));
     if (c == NULL)
-        return NULL;
+        goto out;
     c->buckets = calloc(LRU_INITIAL_BUCKETS, sizeof(*c->buckets));
-    if (c->buckets == NULL) {
-        free(c);
-        return NULL;
-    }
+    if (c->buckets == NULL)
+        goto out;
     c->nbuckets = LRU_INITIAL_BUCKETS;
     c->max_entries = max_entries;
     c->max_bytes = max_bytes;
     c->free_value = free_value;
-    return c;
+    ret = c;
+    c = NULL;
+out:
+    if (c != NULL)
+        free(c->buckets);
+    free(c);
+    return ret;
 }
 
 static lru_entry *lru_find(const lru_cache *c, const char *key, uint64_t hash)

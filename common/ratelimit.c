@@ -118,21 +118,25 @@ double ratelimit_tokens(const ratelimit_bucket *tb, int64_t now_ms)
 ratelimit_table *ratelimit_table_new(double rate_per_s, double burst, size_t max_keys)
 {
     ratelimit_table *t = NULL;
+    ratelimit_table *ret = NULL;
 
     if (max_keys == 0)
-        return NULL;
+        goto out;
     t = calloc(1, sizeof(*t));
     if (t == NULL)
-        return NULL;
+        goto out;
     t->buckets = lru_new(max_keys, 0, free);
-    if (t->buckets == NULL || pthread_mutex_init(&t->mu, NULL) != 0) {
-        lru_free(t->buckets);
-        free(t);
-        return NULL;
-    }
+    if (t->buckets == NULL || pthread_mutex_init(&t->mu, NULL) != 0)
+        goto out;
     t->rate_per_s = rate_per_s;
     t->burst = burst;
-    return t;
+    ret = t;
+    t = NULL;
+out:
+    if (t != NULL)
+        lru_free(t->buckets);
+    free(t);
+    return ret;
 }
 
 void ratelimit_table_free(ratelimit_table *t)

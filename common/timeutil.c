@@ -7,6 +7,7 @@
  */
 #include "timeutil.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,13 +18,23 @@
 /* What an error quotes of the input: enough to recognise it, never a page. */
 #define QUOTE_MAX 64
 
-static void set_err(char *err, size_t errlen, const char *fmt, const char *what, const char *s)
-    __attribute__((format(printf, 3, 0)));
+#define RFC3339_EXPECTED                                                                           \
+    "expected RFC 3339 like 2026-11-27T22:10:55Z or 2026-11-27T23:10:55.123+01:00"
+#define TIME_EXPECTED                                                                              \
+    "expected RFC 3339 (2026-11-27T22:10:55Z), \"now\" or relative (-30s, -15m, -2h, -7d)"
 
-static void set_err(char *err, size_t errlen, const char *fmt, const char *what, const char *s)
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, fmt, what, QUOTE_MAX, s);
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
 }
 
 static int64_t clock_ms(clockid_t id)
@@ -55,9 +66,10 @@ int64_t timeutil_days_from_civil(int64_t year, int month, int day)
     return era * 146097 + doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *year, int *month, int *day)
+void timeutil_civil_from_days(int64_t days, int64_t *year, int *month, int *day)
 {
-    z += 719468;
+    /* Shift the epoch to 0000-03-01 so leap days fall at the end of a year. */
+    int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
@@ -84,7 +96,7 @@ char *timeutil_format_rfc3339(int64_t ms, char *out, size_t outlen)
     int64_t rem = ms - days * MS_PER_DAY; /* 0 .. MS_PER_DAY-1 */
     int64_t year;
     int month, day;
-    civil_from_days(days, &year, &month, &day);
+    timeutil_civil_from_days(days, &year, &month, &day);
     snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month, day,
              (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
              (int)(rem % 1000));
@@ -114,28 +126,19 @@ static int read_digits(const char *s, int n)
     return v;
 }
 
-static const char rfc3339_form[] =
-    "%s \"%.*s\": expected RFC 3339 like 2026-11-27T22:10:55Z or 2026-11-27T23:10:55.123+01:00";
-
 int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t errlen)
 {
-    if (s == NULL) {
-        set_err(err, errlen, "%s%.*s", "missing time", "");
-        return -1;
-    }
+    if (s == NULL)
+        return fail(err, errlen, "missing time: " RFC3339_EXPECTED);
     /* Fixed-width fields first; every separator must be exactly where RFC 3339 puts it. */
     size_t n = strlen(s);
-    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
-        s[16] != ':') {
-        set_err(err, errlen, rfc3339_form, "invalid time", s);
-        return -1;
-    }
+    if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
+        return fail(err, errlen, "invalid time \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
     int year = read_digits(s, 4), month = read_digits(s + 5, 2), day = read_digits(s + 8, 2);
     int hour = read_digits(s + 11, 2), min = read_digits(s + 14, 2), sec = read_digits(s + 17, 2);
-    if (year < 0 || month < 0 || day < 0 || hour < 0 || min < 0 || sec < 0) {
-        set_err(err, errlen, rfc3339_form, "invalid time", s);
-        return -1;
-    }
+    if (year < 0 || month < 0 || day < 0 || hour < 0 || min < 0 || sec < 0)
+        return fail(err, errlen, "invalid time \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
 
     const char *p = s + 19;
     int frac_ms = 0;
@@ -148,10 +151,11 @@ int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t err
             digits++;
             p++;
         }
-        if (digits == 0 || digits > 9) {
-            set_err(err, errlen, rfc3339_form, "invalid fraction of a second in", s);
-            return -1;
-        }
+        if (digits == 0 || digits > 9)
+            return fail(
+                err, errlen,
+                "invalid fraction of a second in \"%.*s\": 1 to 9 digits; " RFC3339_EXPECTED,
+                QUOTE_MAX, s);
         for (int i = digits; i < 3; i++)
             frac_ms *= 10;
     }
@@ -161,36 +165,26 @@ int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t err
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh = read_digits(p + 1, 2);
-        if (oh < 0 || p[3] != ':') {
-            set_err(err, errlen, rfc3339_form, "invalid offset in", s);
-            return -1;
-        }
-        int om = read_digits(p + 4, 2);
-        if (om < 0 || oh > 23 || om > 59) {
-            set_err(err, errlen, rfc3339_form, "invalid offset in", s);
-            return -1;
-        }
+        int om = oh >= 0 && p[3] == ':' ? read_digits(p + 4, 2) : -1;
+        if (om < 0 || oh > 23 || om > 59)
+            return fail(err, errlen, "invalid offset in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
         offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
         p += 6;
     } else {
-        set_err(err, errlen, rfc3339_form, "missing offset (Z or +hh:mm) in", s);
-        return -1;
+        return fail(err, errlen, "missing offset (Z or +hh:mm) in \"%.*s\": " RFC3339_EXPECTED,
+                    QUOTE_MAX, s);
     }
-    if (*p != '\0') {
-        set_err(err, errlen, rfc3339_form, "trailing characters in", s);
-        return -1;
-    }
+    if (*p != '\0')
+        return fail(err, errlen, "trailing characters in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX,
+                    s);
 
-    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month)) {
-        set_err(err, errlen, "%s \"%.*s\": no such day", "invalid date", s);
-        return -1;
-    }
+    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
+        return fail(err, errlen, "invalid date \"%.*s\": no such day", QUOTE_MAX, s);
     /* Second 60 (leap second) has no Unix-time representation: refuse it rather than guess. */
-    if (hour > 23 || min > 59 || sec > 59) {
-        set_err(err, errlen, "%s \"%.*s\": hour 00-23, minute 00-59, second 00-59",
-                "invalid time of day in", s);
-        return -1;
-    }
+    if (hour > 23 || min > 59 || sec > 59)
+        return fail(err, errlen,
+                    "invalid time of day in \"%.*s\": hour 00-23, minute 00-59, second 00-59",
+                    QUOTE_MAX, s);
 
     int64_t days = timeutil_days_from_civil(year, month, day);
     int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - (int64_t)offset_min * 60;
@@ -198,25 +192,17 @@ int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t err
     return 0;
 }
 
-static const char time_form[] =
-    "%s \"%.*s\": expected RFC 3339 (2026-11-27T22:10:55Z), \"now\" or relative (-30s, -15m, "
-    "-2h, -7d)";
-
 int timeutil_parse_relative(const char *s, int64_t now_ms, int64_t *out_ms, char *err,
                             size_t errlen)
 {
-    if (s == NULL) {
-        set_err(err, errlen, "%s%.*s", "missing time", "");
-        return -1;
-    }
+    if (s == NULL)
+        return fail(err, errlen, "missing time: " TIME_EXPECTED);
     if (strcmp(s, "now") == 0) {
         *out_ms = now_ms;
         return 0;
     }
-    if (s[0] != '-' && s[0] != '+') {
-        set_err(err, errlen, time_form, "invalid time", s);
-        return -1;
-    }
+    if (s[0] != '-' && s[0] != '+')
+        return fail(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
     const char *p = s + 1;
     int64_t n = 0;
     int digits = 0;
@@ -247,16 +233,12 @@ int timeutil_parse_relative(const char *s, int64_t now_ms, int64_t *out_ms, char
         unit = 0;
         break;
     }
-    if (digits == 0 || digits > 9 || unit == 0 || p[1] != '\0') {
-        set_err(err, errlen, time_form, "invalid time", s);
-        return -1;
-    }
+    if (digits == 0 || digits > 9 || unit == 0 || p[1] != '\0')
+        return fail(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
     int64_t delta = n * unit;
     int64_t result;
-    if (__builtin_add_overflow(now_ms, s[0] == '-' ? -delta : delta, &result)) {
-        set_err(err, errlen, time_form, "time out of range", s);
-        return -1;
-    }
+    if (__builtin_add_overflow(now_ms, s[0] == '-' ? -delta : delta, &result))
+        return fail(err, errlen, "time out of range \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
     *out_ms = result;
     return 0;
 }
@@ -267,6 +249,7 @@ int timeutil_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, char *er
         return timeutil_parse_relative(s, now_ms, out_ms, err, errlen);
     if (s != NULL && s[0] >= '0' && s[0] <= '9')
         return timeutil_parse_rfc3339(s, out_ms, err, errlen);
-    set_err(err, errlen, time_form, "invalid time", s != NULL ? s : "");
-    return -1;
+    if (s == NULL)
+        return fail(err, errlen, "missing time: " TIME_EXPECTED);
+    return fail(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
 }

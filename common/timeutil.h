@@ -49,4 +49,7 @@ int timeutil_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, char *er
 /* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12). */
 int64_t timeutil_days_from_civil(int64_t year, int month, int day);
 
+/* The inverse: the date of a day number (days since 1970-01-01). */
+void timeutil_civil_from_days(int64_t days, int64_t *year, int *month, int *day);
+
 #endif

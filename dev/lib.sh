@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by dev/services, dev/test and dev/run.
 # Sourced, never executed; expects the caller to have set `set -euo pipefail`.
 
@@ -71,7 +72,7 @@ herald_install_packages() {
     local i
     for i in "${!missing[@]}"; do
         if [[ "${missing[$i]}" == openjdk-17-jre-headless ]]; then
-            missing[$i]="$(herald_java_package)"
+            missing[i]="$(herald_java_package)"
         fi
     done
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||

@@ -36,10 +36,10 @@ static const config_var topics_vars[] = {
 static int topics_create(const ctl_context *ctx, const topics_flags *f)
 {
     enum { MAX_TOPICS = 32 };
-    kafka_topic_spec specs[MAX_TOPICS];
-    kafka_topic_result results[MAX_TOPICS];
+    kafka_topic_spec specs[MAX_TOPICS] = {0};
+    kafka_topic_result results[MAX_TOPICS] = {0};
     char names[MAX_TOPICS][256];
-    kafka_topic_config configs[MAX_TOPICS][2];
+    kafka_topic_config configs[MAX_TOPICS][2] = {0};
     char err[512];
     size_t n = 0;
 

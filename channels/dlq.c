@@ -1,0 +1,98 @@
+/*
+ * dlq: see dlq.h.
+ */
+#include "dlq.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "timeutil.h"
+
+static bool has_header(const rd_kafka_headers_t *h, const char *name)
+{
+    const void *v;
+    size_t n;
+    return h && rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+static int add(rd_kafka_headers_t *h, const char *name, const char *value)
+{
+    return rd_kafka_header_add(h, name, -1, value, -1) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+static int add_i64(rd_kafka_headers_t *h, const char *name, int64_t v)
+{
+    char s[32];
+    snprintf(s, sizeof s, "%" PRId64, v);
+    return add(h, name, s);
+}
+
+/* Copies hdrs without the headers this worker writes itself. */
+static rd_kafka_headers_t *copy_without(const rd_kafka_headers_t *hdrs, bool keep_original)
+{
+    rd_kafka_headers_t *out = rd_kafka_headers_new(hdrs ? rd_kafka_header_cnt(hdrs) + 12 : 12);
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0;
+         hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        if (strncmp(name, "herald.dlq.", 11) == 0 || strncmp(name, "herald.retry.", 13) == 0 ||
+            strcmp(name, DLQ_H_ATTEMPTS) == 0 || strcmp(name, DLQ_H_FAILED_AT) == 0 ||
+            (!keep_original && strncmp(name, "herald.original.", 16) == 0))
+            continue;
+        rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
+    }
+    return out;
+}
+
+static int add_original(rd_kafka_headers_t *h, const dlq_origin *o)
+{
+    int rc = 0;
+    rc |= add(h, DLQ_H_ORIG_TOPIC, o->topic);
+    rc |= add_i64(h, DLQ_H_ORIG_PART, o->partition);
+    rc |= add_i64(h, DLQ_H_ORIG_OFFSET, o->offset);
+    rc |= add_i64(h, DLQ_H_ORIG_TS, o->timestamp_ms);
+    return rc;
+}
+
+rd_kafka_headers_t *dlq_headers(const rd_kafka_headers_t *hdrs, const char *reason,
+                                const char *error, const char *stage, const dlq_origin *o,
+                                int attempts, int64_t failed_at_ms)
+{
+    bool have_orig = has_header(hdrs, DLQ_H_ORIG_TOPIC);
+    rd_kafka_headers_t *h = copy_without(hdrs, have_orig);
+    char ts[TIMEUTIL_RFC3339_SIZE];
+    int rc = 0;
+    rc |= add(h, DLQ_H_REASON, reason);
+    rc |= add(h, DLQ_H_ERROR, error ? error : "");
+    rc |= add(h, DLQ_H_STAGE, stage);
+    if (!have_orig)
+        rc |= add_original(h, o);
+    rc |= add_i64(h, DLQ_H_ATTEMPTS, attempts);
+    rc |= add(h, DLQ_H_FAILED_AT, timeutil_format_rfc3339(failed_at_ms, ts, sizeof ts));
+    if (rc != 0) {
+        rd_kafka_headers_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+rd_kafka_headers_t *dlq_retry_headers(const rd_kafka_headers_t *hdrs, const dlq_origin *o,
+                                      int attempts, int64_t not_before_ms)
+{
+    bool have_orig = has_header(hdrs, DLQ_H_ORIG_TOPIC);
+    rd_kafka_headers_t *h = copy_without(hdrs, have_orig);
+    int rc = 0;
+    if (!have_orig)
+        rc |= add_original(h, o);
+    rc |= add_i64(h, RETRY_H_ATTEMPTS, attempts);
+    rc |= add_i64(h, RETRY_H_NOT_BEFORE, not_before_ms);
+    if (rc != 0) {
+        rd_kafka_headers_destroy(h);
+        return NULL;
+    }
+    return h;
+}

@@ -1,0 +1,197 @@
+/*
+ * provider: the one interface behind which every delivery provider sits.
+ *
+ * A provider turns one delivery into one request and one request's end into
+ * an outcome:
+ *
+ *   prepare   fills a libcurl easy handle (URL, method, body, headers,
+ *             auth) for the message; the sender adds it to its multi handle
+ *             and drives many at once.
+ *   classify  reads the finished transfer (CURLcode, status, body, the
+ *             Retry-After header) and says SENT, TRANSIENT (with the wait
+ *             the provider asked for), PERMANENT or DEAD_TOKEN.
+ *
+ * The file provider has no network: it delivers in send_now() and makes a
+ * batch durable in flush() (one fsync per loop pass), and the worker records
+ * its outcomes only after the flush.
+ *
+ * The classification rules of CONTRACT.md section 6 live in the pure
+ * functions provider_classify_http() and provider_classify_smtp(), which
+ * the implementations call, so unit tests cover every status class without
+ * a network.
+ *
+ * Implementations: provider_smtp.c, provider_http.c, provider_twilio.c,
+ * provider_fcm.c, provider_file.c.  Ownership: a provider copies its
+ * settings; a transfer's buffers belong to the transfer (provider_xfer).
+ */
+#ifndef HERALD_CHANNELS_PROVIDER_H
+#define HERALD_CHANNELS_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+
+#define PROVIDER_MUSTCHECK __attribute__((warn_unused_result))
+
+/* Responses are kept only for their error text and ids. */
+#define PROVIDER_RESPONSE_MAX (64u * 1024u)
+
+typedef enum {
+    PROVIDER_SENT = 0,
+    PROVIDER_TRANSIENT,  /* try again later: retry topic */
+    PROVIDER_PERMANENT,  /* will fail again: dead-letter at once */
+    PROVIDER_DEAD_TOKEN, /* push token unknown to the provider: delete it, no retry */
+} provider_outcome;
+
+typedef struct provider_result {
+    provider_outcome outcome;
+    int64_t retry_after_ms; /* TRANSIENT: the provider's minimum wait (0: none given) */
+    long status;            /* HTTP or SMTP reply code; 0 when there was none */
+    bool provider_fault;    /* counts against the breaker (outage, throttling) */
+    char message[256];      /* human-readable, for last_error and the DLQ */
+    char message_id[128];   /* the provider's id for a sent message, "" when none */
+} provider_result;
+
+/* One delivery as providers see it; every string is borrowed for the call. */
+typedef struct provider_message {
+    const char *channel; /* "email", "sms" or "push" */
+    const char *idempotency_key;
+    const char *event_id;
+    const char *user_id;
+    const char *to;        /* email address, E.164 number or device token */
+    const char *subject;   /* email subject or push title; may be NULL */
+    const char *body;
+    const char *data_json; /* push: a JSON object as text; may be NULL */
+} provider_message;
+
+/* Settings of one provider instance (copied by provider_new). */
+typedef struct provider_settings {
+    const char *channel;    /* "email", "sms" or "push" */
+    const char *url;        /* endpoint, base URL or smtp(s):// URL */
+    const char *auth_token; /* Bearer token (http, fcm) or Twilio auth token */
+    const char *username;   /* SMTP user or Twilio account SID */
+    const char *password;   /* SMTP password */
+    const char *from;       /* email From or SMS sender */
+    const char *project_id; /* FCM project */
+    const char *outbox_dir; /* file provider */
+    long timeout_ms;        /* whole transfer */
+    long connect_timeout_ms;
+    bool insecure_tls; /* tests only: accept self-signed relays */
+} provider_settings;
+
+typedef struct provider provider;
+
+/* One transfer in flight.  The sender owns it; prepare() fills it. */
+typedef struct provider_xfer {
+    CURL *easy;
+    struct curl_slist *headers; /* request headers */
+    struct curl_slist *rcpt;    /* SMTP RCPT TO list */
+    buf request;                /* body uploaded or posted */
+    size_t upload_pos;          /* read position for uploads */
+    buf response;               /* at most PROVIDER_RESPONSE_MAX */
+    char retry_after[128];      /* the Retry-After header, "" when absent */
+    provider *prov;
+    void *opaque; /* the caller's job */
+    int64_t started_ms;
+} provider_xfer;
+
+typedef struct provider_ops {
+    const char *name; /* "smtp", "http", "twilio", "fcm", "file" */
+    /* Validates settings at startup: err names the missing variable. */
+    int (*init)(provider *p, char *err, size_t errlen);
+    /* Network providers: set up x->easy (fresh defaults already applied). */
+    int (*prepare)(provider *p, const provider_message *m, provider_xfer *x, char *err,
+                   size_t errlen);
+    void (*classify)(provider *p, provider_xfer *x, CURLcode rc, provider_result *out);
+    /* The file provider: deliver now; durable after flush(). */
+    void (*send_now)(provider *p, const provider_message *m, provider_result *out);
+    int (*flush)(provider *p, char *err, size_t errlen);
+    void (*destroy)(provider *p);
+} provider_ops;
+
+/* For implementations only: the instance behind the opaque handle. */
+struct provider {
+    const provider_ops *ops;
+    provider_settings s; /* strings owned by the provider */
+    void *impl;          /* the implementation's own state */
+};
+
+extern const provider_ops provider_smtp_ops;
+extern const provider_ops provider_http_ops;
+extern const provider_ops provider_twilio_ops;
+extern const provider_ops provider_fcm_ops;
+extern const provider_ops provider_file_ops;
+
+/*
+ * Creates the provider called kind ("smtp", "http", "twilio", "fcm",
+ * "file") for a channel.  Fails when the kind does not serve the channel or
+ * a required setting is missing (err names the variable's role, e.g. "url").
+ */
+provider *provider_new(const char *kind, const provider_settings *s, char *err,
+                       size_t errlen) PROVIDER_MUSTCHECK;
+void provider_free(provider *p);
+
+const char *provider_name(const provider *p);
+
+/* Network providers go through prepare/classify, the file provider through send_now. */
+bool provider_is_async(const provider *p);
+
+int provider_prepare(provider *p, const provider_message *m, provider_xfer *x, char *err,
+                     size_t errlen) PROVIDER_MUSTCHECK;
+void provider_classify(provider *p, provider_xfer *x, CURLcode rc, provider_result *out);
+void provider_send_now(provider *p, const provider_message *m, provider_result *out);
+/* Makes what send_now() wrote durable; a no-op for network providers. */
+int provider_flush(provider *p, char *err, size_t errlen) PROVIDER_MUSTCHECK;
+
+/* Whether kind can deliver on channel (e.g. fcm only push). */
+bool provider_kind_serves(const char *kind, const char *channel);
+
+/* ---------------------------------------------------- helpers for prepare */
+
+/* Sets x up to upload x->request as the body read by libcurl (SMTP). */
+void provider_xfer_upload(provider_xfer *x);
+
+/* Appends "Name: value" to x->headers; -1 when out of memory. */
+int provider_xfer_header(provider_xfer *x, const char *name, const char *value)
+    PROVIDER_MUSTCHECK;
+
+/* Appends s to out as a JSON string literal (quoted, escaped). */
+int provider_json_string(buf *out, const char *s) PROVIDER_MUSTCHECK;
+
+/* Copies the first string member of a JSON object answer named in keys
+ * (NULL-terminated) into out; out is "" when there is none. */
+void provider_json_id(const char *body, const char *const *keys, char *out, size_t outlen);
+
+/* ------------------------------------------------- pure classification */
+
+/*
+ * Parses a Retry-After value: delta-seconds or an HTTP-date (IMF-fixdate,
+ * RFC 850 or asctime).  *ms is the wait from now_ms, 0 for a date already
+ * past.  Returns -1 when the value is neither.
+ */
+int provider_parse_retry_after(const char *value, int64_t now_ms, int64_t *ms)
+    PROVIDER_MUSTCHECK;
+
+/*
+ * The contract's HTTP rules: transport errors, 408, 429 and 5xx transient
+ * (429/503 with Retry-After); 2xx sent; push 404/410 dead token; other
+ * statuses permanent.  body may be NULL; it is quoted in the message.
+ */
+void provider_classify_http(CURLcode rc, long status, const char *retry_after, bool push,
+                            const char *body, int64_t now_ms, provider_result *out);
+
+/*
+ * SMTP: success sent; a 4xx reply transient; a 5xx reply permanent, except
+ * that an authentication failure is the relay's configuration, not the
+ * message's, and stays transient (the breaker stops the flood instead);
+ * transport errors transient.
+ */
+void provider_classify_smtp(CURLcode rc, long reply, provider_result *out);
+
+const char *provider_outcome_name(provider_outcome o);
+
+#endif

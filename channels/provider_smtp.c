@@ -1,0 +1,109 @@
+/*
+ * provider_smtp: email through an SMTP relay with libcurl.
+ *
+ * smtp:// upgrades with STARTTLS when the relay offers it (CURLUSESSL_TRY:
+ * a relay without TLS still works, as local relays often are); smtps:// is
+ * TLS from the first byte.  The message is built by mime.c with
+ * Message-ID <idempotency_key@herald>, so a relay or mailbox that
+ * deduplicates by Message-ID sees a re-send as the same message.  libcurl
+ * keeps SMTP connections in the multi handle's cache between messages.
+ */
+#include "provider.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mime.h"
+#include "timeutil.h"
+
+typedef struct smtp_state {
+    char envelope_from[320]; /* the bare address of HERALD_EMAIL_FROM */
+} smtp_state;
+
+static int smtp_init(provider *p, char *err, size_t errlen)
+{
+    if (p->s.url == NULL) {
+        snprintf(err, errlen, "HERALD_SMTP_URL: required with the smtp provider");
+        return -1;
+    }
+    if (strncmp(p->s.url, "smtp://", 7) != 0 && strncmp(p->s.url, "smtps://", 8) != 0) {
+        snprintf(err, errlen, "HERALD_SMTP_URL: must start with smtp:// or smtps://");
+        return -1;
+    }
+    if (p->s.from == NULL) {
+        snprintf(err, errlen, "HERALD_EMAIL_FROM: required with the smtp provider");
+        return -1;
+    }
+    smtp_state *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const char *lt = strchr(p->s.from, '<');
+    const char *gt = lt ? strchr(lt, '>') : NULL;
+    if (lt && gt && gt > lt + 1)
+        snprintf(st->envelope_from, sizeof st->envelope_from, "<%.*s>", (int)(gt - lt - 1),
+                 lt + 1);
+    else
+        snprintf(st->envelope_from, sizeof st->envelope_from, "<%s>", p->s.from);
+    p->impl = st;
+    return 0;
+}
+
+static int smtp_prepare(provider *p, const provider_message *m, provider_xfer *x, char *err,
+                        size_t errlen)
+{
+    smtp_state *st = p->impl;
+    char rcpt[320];
+    mime_message mm = {
+        .from = p->s.from,
+        .to = m->to,
+        .subject = m->subject,
+        .body = m->body,
+        .message_id = m->idempotency_key,
+        .date_ms = timeutil_now_ms(),
+    };
+    if (mime_build(&mm, &x->request, err, errlen) != 0)
+        return -1;
+    snprintf(rcpt, sizeof rcpt, "<%s>", m->to);
+    struct curl_slist *l = curl_slist_append(x->rcpt, rcpt);
+    if (l == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    x->rcpt = l;
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_URL, p->s.url);
+    curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    curl_easy_setopt(e, CURLOPT_MAIL_FROM, st->envelope_from);
+    curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt);
+    if (p->s.username) {
+        curl_easy_setopt(e, CURLOPT_USERNAME, p->s.username);
+        curl_easy_setopt(e, CURLOPT_PASSWORD, p->s.password ? p->s.password : "");
+    }
+    provider_xfer_upload(x);
+    return 0;
+}
+
+static void smtp_classify(provider *p, provider_xfer *x, CURLcode rc, provider_result *out)
+{
+    (void)p;
+    long reply = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &reply);
+    provider_classify_smtp(rc, reply, out);
+}
+
+static void smtp_destroy(provider *p)
+{
+    free(p->impl);
+    p->impl = NULL;
+}
+
+const provider_ops provider_smtp_ops = {
+    .name = "smtp",
+    .init = smtp_init,
+    .prepare = smtp_prepare,
+    .classify = smtp_classify,
+    .destroy = smtp_destroy,
+};

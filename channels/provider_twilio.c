@@ -1,0 +1,96 @@
+/*
+ * provider_twilio: SMS through Twilio's Messages API,
+ * POST {base}/2010-04-01/Accounts/{sid}/Messages.json, form-encoded To,
+ * From and Body, basic auth with the account SID and auth token.  The base
+ * is https://api.twilio.com unless HERALD_SMS_URL overrides it (tests, a
+ * regional edge).  The idempotency key goes in I-Twilio-Idempotency-Token,
+ * which Twilio honours for retried requests.
+ */
+#include "provider.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "timeutil.h"
+
+#define TWILIO_DEFAULT_BASE "https://api.twilio.com"
+
+static int twilio_init(provider *p, char *err, size_t errlen)
+{
+    if (p->s.username == NULL) {
+        snprintf(err, errlen, "HERALD_TWILIO_ACCOUNT_SID: required with the twilio provider");
+        return -1;
+    }
+    if (p->s.auth_token == NULL) {
+        snprintf(err, errlen, "HERALD_TWILIO_AUTH_TOKEN: required with the twilio provider");
+        return -1;
+    }
+    if (p->s.from == NULL) {
+        snprintf(err, errlen, "HERALD_SMS_FROM: required with the twilio provider");
+        return -1;
+    }
+    return 0;
+}
+
+static int form_field(buf *b, CURL *e, const char *name, const char *value)
+{
+    char *esc = curl_easy_escape(e, value ? value : "", 0);
+    if (esc == NULL)
+        return -1;
+    int rc = buf_printf(b, "%s%s=%s", b->len ? "&" : "", name, esc);
+    curl_free(esc);
+    return rc;
+}
+
+static int twilio_prepare(provider *p, const provider_message *m, provider_xfer *x, char *err,
+                          size_t errlen)
+{
+    char url[1024];
+    const char *base = p->s.url ? p->s.url : TWILIO_DEFAULT_BASE;
+    size_t blen = strlen(base);
+    while (blen && base[blen - 1] == '/')
+        blen--;
+    snprintf(url, sizeof url, "%.*s/2010-04-01/Accounts/%s/Messages.json", (int)blen, base,
+             p->s.username);
+    int rc = 0;
+    rc |= form_field(&x->request, x->easy, "To", m->to);
+    rc |= form_field(&x->request, x->easy, "From", p->s.from);
+    rc |= form_field(&x->request, x->easy, "Body", m->body);
+    rc |= provider_xfer_header(x, "I-Twilio-Idempotency-Token", m->idempotency_key);
+    if (rc != 0) {
+        snprintf(err, errlen, "request too large or out of memory");
+        return -1;
+    }
+    curl_easy_setopt(x->easy, CURLOPT_URL, url);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    curl_easy_setopt(x->easy, CURLOPT_USERNAME, p->s.username);
+    curl_easy_setopt(x->easy, CURLOPT_PASSWORD, p->s.auth_token);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->request.data);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->request.len);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+    return 0;
+}
+
+static void twilio_classify(provider *p, provider_xfer *x, CURLcode rc, provider_result *out)
+{
+    (void)p;
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    provider_classify_http(rc, status, x->retry_after, false, x->response.data,
+                           timeutil_now_ms(), out);
+    if (out->outcome == PROVIDER_SENT)
+        provider_json_id(x->response.data, (const char *const[]){"sid", NULL}, out->message_id,
+                         sizeof out->message_id);
+    else if (status == 401) {
+        /* Bad credentials are the account's problem, not this message's. */
+        out->outcome = PROVIDER_TRANSIENT;
+        out->provider_fault = true;
+    }
+}
+
+const provider_ops provider_twilio_ops = {
+    .name = "twilio",
+    .init = twilio_init,
+    .prepare = twilio_prepare,
+    .classify = twilio_classify,
+};

@@ -1,0 +1,728 @@
+/*
+ * config: one pass over the tables per source (default, environment,
+ * flags), each value parsed by the same per-type routine, so a setting
+ * behaves the same whichever way it was given.  Error lines name the
+ * source the bad value came from (the variable, or the flag), and quote
+ * the value unless it is secret.
+ */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define QUOTE_MAX        64  /* bytes of a bad value quoted in an error */
+#define PROPS_MAX        256 /* -X / HERALD_KAFKA_OPTS pairs */
+#define TOPIC_PREFIX_MAX 100
+
+static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_format_choices[] = {"text", "json", NULL};
+
+/* Kafka topic names allow [A-Za-z0-9._-] up to 249 bytes; 100 leaves room for our names. */
+static int check_topic_prefix(const char *value, char *err, size_t errlen)
+{
+    size_t n = strlen(value);
+    bool ok = n <= TOPIC_PREFIX_MAX;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = value[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    }
+    if (ok)
+        return 0;
+    snprintf(err, errlen, "expected at most %d characters of A-Z a-z 0-9 . _ -", TOPIC_PREFIX_MAX);
+    return -1;
+}
+
+#define COMMON(field) offsetof(herald_common_config, field)
+
+const config_var config_common_vars[] = {
+    {.env = "HERALD_KAFKA_BROKERS",
+     .flag = "brokers",
+     .type = CONFIG_STRING,
+     .def = "127.0.0.1:9092",
+     .offset = COMMON(kafka_brokers),
+     .help = "Kafka bootstrap servers, host:port[,host:port...]"},
+    /* A libpq URL or keyword string may carry a password. */
+    {.env = "HERALD_DATABASE_URL",
+     .flag = "database-url",
+     .type = CONFIG_STRING,
+     .def = "postgresql://127.0.0.1:55432/herald",
+     .offset = COMMON(database_url),
+     .help = "PostgreSQL connection string (libpq URL or key=value)",
+     .flags = CONFIG_SECRET},
+    {.env = "HERALD_TOPIC_PREFIX",
+     .flag = "topic-prefix",
+     .type = CONFIG_STRING,
+     .def = "herald.",
+     .offset = COMMON(topic_prefix),
+     .help = "prefix of every topic name",
+     .check = check_topic_prefix},
+    {.env = "HERALD_LOG_LEVEL",
+     .flag = "log-level",
+     .type = CONFIG_ENUM,
+     .def = "info",
+     .offset = COMMON(log_level),
+     .help = "lowest level logged",
+     .choices = log_level_choices},
+    {.env = "HERALD_LOG_FORMAT",
+     .flag = "log-format",
+     .type = CONFIG_ENUM,
+     .def = "text",
+     .offset = COMMON(log_format),
+     .help = "log line format",
+     .choices = log_format_choices},
+    {0},
+};
+
+/* ---- helpers ---- */
+
+static bool var_is_end(const config_var *v)
+{
+    return v->env == NULL && v->flag == NULL;
+}
+
+static void *field_of(const config_var *v, void *target)
+{
+    return (char *)target + v->offset;
+}
+
+static bool is_string_type(config_type t)
+{
+    return t == CONFIG_STRING || t == CONFIG_ADDR;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* "value" quoted for an error line: escaped, bounded, or (secret). */
+static const char *quote_value(const config_var *v, const char *text, char *out, size_t outlen)
+{
+    if (v != NULL && (v->flags & CONFIG_SECRET)) {
+        snprintf(out, outlen, "(secret)");
+        return out;
+    }
+    size_t o = 0;
+    if (outlen < QUOTE_MAX * 4 + 8)
+        return "(value)";
+    out[o++] = '"';
+    size_t i;
+    for (i = 0; text[i] != '\0' && i < QUOTE_MAX; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+        else if (c == '"' || c == '\\')
+            out[o++] = '\\', out[o++] = (char)c;
+        else
+            out[o++] = (char)c;
+    }
+    if (text[i] != '\0') {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}
+
+/* Writes "1h", "5s", "250ms": the largest unit that divides the value. */
+static void format_duration(long ms, char *out, size_t outlen)
+{
+    if (ms != 0 && ms % 3600000 == 0)
+        snprintf(out, outlen, "%ldh", ms / 3600000);
+    else if (ms != 0 && ms % 60000 == 0)
+        snprintf(out, outlen, "%ldm", ms / 60000);
+    else if (ms != 0 && ms % 1000 == 0)
+        snprintf(out, outlen, "%lds", ms / 1000);
+    else
+        snprintf(out, outlen, "%ldms", ms);
+}
+
+static int parse_long(const char *text, long *out)
+{
+    if (text[0] == '\0' || text[0] == ' ' || text[0] == '\t')
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_duration(const char *text, long *out)
+{
+    long n = 0;
+    size_t i = 0;
+    for (; text[i] >= '0' && text[i] <= '9'; i++) {
+        if (n > (LONG_MAX - 9) / 10)
+            return -1;
+        n = n * 10 + (text[i] - '0');
+    }
+    if (i == 0)
+        return -1;
+    const char *unit = text + i;
+    long mult;
+    if (*unit == '\0' || strcmp(unit, "ms") == 0)
+        mult = 1;
+    else if (strcmp(unit, "s") == 0)
+        mult = 1000;
+    else if (strcmp(unit, "m") == 0)
+        mult = 60000;
+    else if (strcmp(unit, "h") == 0)
+        mult = 3600000;
+    else
+        return -1;
+    if (__builtin_mul_overflow(n, mult, out))
+        return -1;
+    return 0;
+}
+
+static int parse_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* "host:port" or "[v6]:port"; the host non-empty, the port 1..65535. */
+static int parse_addr(const char *text)
+{
+    const char *port;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close == text + 1 || close[1] != ':')
+            return -1;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        /* An unbracketed IPv6 address cannot be told apart from its port. */
+        if (colon == NULL || colon == text || memchr(text, ':', (size_t)(colon - text)) != NULL)
+            return -1;
+        port = colon + 1;
+    }
+    for (const char *p = text; p < port; p++)
+        if (*p == ' ' || *p == '\t' || *p == '/')
+            return -1;
+    size_t n = strlen(port);
+    if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+        return -1;
+    long v = strtol(port, NULL, 10);
+    return v >= 1 && v <= 65535 ? 0 : -1;
+}
+
+static void join_choices(const char *const *choices, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; choices != NULL && choices[i] != NULL; i++)
+        o += (size_t)snprintf(out + o, o < outlen ? outlen - o : 0, "%s%s", i ? "|" : "",
+                              choices[i]);
+}
+
+/*
+ * Parses text into var's field of target; label names the source in errors
+ * ("HERALD_LOG_LEVEL", "--log-level").
+ */
+static int parse_value(const config_var *v, const char *label, const char *text, void *target,
+                       char *err, size_t errlen)
+{
+    char quoted[QUOTE_MAX * 4 + 8];
+    char expect[256];
+    void *f = field_of(v, target);
+
+    switch (v->type) {
+    case CONFIG_STRING:
+    case CONFIG_ADDR: {
+        if (v->type == CONFIG_ADDR && parse_addr(text) != 0) {
+            set_err(err, errlen, "%s: expected host:port with a port in 1..65535, got %s", label,
+                    quote_value(v, text, quoted, sizeof quoted));
+            return -1;
+        }
+        if (v->check != NULL && v->check(text, expect, sizeof expect) != 0) {
+            set_err(err, errlen, "%s: %s, got %s", label, expect,
+                    quote_value(v, text, quoted, sizeof quoted));
+            return -1;
+        }
+        char *copy = strdup(text);
+        if (copy == NULL) {
+            set_err(err, errlen, "%s: out of memory", label);
+            return -1;
+        }
+        char **slot = f;
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case CONFIG_INT: {
+        long n;
+        bool bounded = v->min != 0 || v->max != 0;
+        if (parse_long(text, &n) != 0 || (bounded && (n < v->min || n > v->max))) {
+            if (bounded)
+                snprintf(expect, sizeof expect, "an integer in %ld..%ld", v->min, v->max);
+            else
+                snprintf(expect, sizeof expect, "an integer");
+            set_err(err, errlen, "%s: expected %s, got %s", label, expect,
+                    quote_value(v, text, quoted, sizeof quoted));
+            return -1;
+        }
+        *(long *)f = n;
+        return 0;
+    }
+    case CONFIG_BOOL:
+        if (parse_bool(text, f) != 0) {
+            set_err(err, errlen, "%s: expected true or false (or 1/0, yes/no, on/off), got %s",
+                    label, quote_value(v, text, quoted, sizeof quoted));
+            return -1;
+        }
+        return 0;
+    case CONFIG_ENUM:
+        for (int i = 0; v->choices != NULL && v->choices[i] != NULL; i++) {
+            if (strcasecmp(text, v->choices[i]) == 0) {
+                *(int *)f = i;
+                return 0;
+            }
+        }
+        join_choices(v->choices, expect, sizeof expect);
+        set_err(err, errlen, "%s: expected one of %s, got %s", label, expect,
+                quote_value(v, text, quoted, sizeof quoted));
+        return -1;
+    case CONFIG_DURATION: {
+        long ms;
+        bool bounded = v->min != 0 || v->max != 0;
+        if (parse_duration(text, &ms) != 0 || (bounded && (ms < v->min || ms > v->max))) {
+            if (bounded) {
+                char lo[32], hi[32];
+                format_duration(v->min, lo, sizeof lo);
+                format_duration(v->max, hi, sizeof hi);
+                snprintf(expect, sizeof expect, "a duration from %s to %s", lo, hi);
+            } else {
+                snprintf(expect, sizeof expect, "a duration");
+            }
+            set_err(err, errlen, "%s: expected %s (like 250ms, 5s, 2m, 1h), got %s", label, expect,
+                    quote_value(v, text, quoted, sizeof quoted));
+            return -1;
+        }
+        *(long *)f = ms;
+        return 0;
+    }
+    }
+    set_err(err, errlen, "%s: unsupported setting type", label);
+    return -1;
+}
+
+int config_parse_value(const config_var *var, const char *text, void *target, char *err,
+                       size_t errlen)
+{
+    char label[128];
+    if (var->flag != NULL)
+        snprintf(label, sizeof label, "--%s", var->flag);
+    else
+        snprintf(label, sizeof label, "%s", var->env);
+    return parse_value(var, label, text != NULL ? text : "", target, err, errlen);
+}
+
+/* ---- librdkafka pass-through ---- */
+
+static int props_set(config_kafka_props *props, const char *key, size_t keylen, const char *value,
+                     size_t valuelen)
+{
+    for (size_t i = 0; i < props->count; i++) {
+        config_kv *kv = &props->items[i];
+        if (strlen(kv->key) == keylen && memcmp(kv->key, key, keylen) == 0) {
+            char *v = strndup(value, valuelen);
+            if (v == NULL)
+                return -1;
+            free(kv->value);
+            kv->value = v;
+            return 0;
+        }
+    }
+    if (props->count >= PROPS_MAX)
+        return -1;
+    config_kv *grown = realloc(props->items, (props->count + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    props->items = grown;
+    char *k = strndup(key, keylen);
+    char *v = strndup(value, valuelen);
+    if (k == NULL || v == NULL) {
+        free(k);
+        free(v);
+        return -1;
+    }
+    props->items[props->count++] = (config_kv){k, v};
+    return 0;
+}
+
+/*
+ * Adds one "key=value" of n bytes.  The text is never quoted back in errors:
+ * the value may be sasl.password, and a missing '=' may mean a value was
+ * split from its key.
+ */
+static int props_add_pair(config_kafka_props *props, const char *text, size_t n, const char *label,
+                          char *err, size_t errlen)
+{
+    const char *eq = memchr(text, '=', n);
+    if (eq == NULL || eq == text) {
+        set_err(err, errlen, "%s: expected key=value (a librdkafka property)", label);
+        return -1;
+    }
+    for (const char *p = text; p < eq; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n') {
+            set_err(err, errlen, "%s: expected key=value (a librdkafka property)", label);
+            return -1;
+        }
+    }
+    if (props_set(props, text, (size_t)(eq - text), eq + 1, n - (size_t)(eq - text) - 1) != 0) {
+        set_err(err, errlen, "%s: too many librdkafka properties (at most %d) or out of memory",
+                label, PROPS_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+static int props_from_env(config_kafka_props *props, char *err, size_t errlen)
+{
+    const char *s = getenv("HERALD_KAFKA_OPTS");
+    if (s == NULL)
+        return 0;
+    size_t item = 0;
+    while (*s != '\0') {
+        s += strspn(s, " \t\r\n");
+        size_t n = strcspn(s, " \t\r\n");
+        if (n == 0)
+            break;
+        item++;
+        char label[64];
+        snprintf(label, sizeof label, "HERALD_KAFKA_OPTS (item %zu)", item);
+        if (props_add_pair(props, s, n, label, err, errlen) != 0)
+            return -1;
+        s += n;
+    }
+    return 0;
+}
+
+/* ---- help ---- */
+
+static const char *type_placeholder(const config_var *v, char *buf, size_t buflen)
+{
+    switch (v->type) {
+    case CONFIG_STRING:
+        return "VALUE";
+    case CONFIG_INT:
+        return "N";
+    case CONFIG_BOOL:
+        return "";
+    case CONFIG_ENUM:
+        join_choices(v->choices, buf, buflen);
+        return buf;
+    case CONFIG_DURATION:
+        return "DURATION";
+    case CONFIG_ADDR:
+        return "HOST:PORT";
+    }
+    return "VALUE";
+}
+
+static void print_var_help(FILE *out, const config_var *v)
+{
+    char flagcol[320] = "", placeholder[256], extra[96] = "";
+    if (v->flag != NULL) {
+        const char *ph = type_placeholder(v, placeholder, sizeof placeholder);
+        snprintf(flagcol, sizeof flagcol, "--%s%s%s", v->flag, *ph ? " " : "", ph);
+    }
+    if (v->type == CONFIG_INT && (v->min != 0 || v->max != 0)) {
+        snprintf(extra, sizeof extra, " (%ld..%ld)", v->min, v->max);
+    } else if (v->type == CONFIG_DURATION && (v->min != 0 || v->max != 0)) {
+        char lo[32], hi[32];
+        format_duration(v->min, lo, sizeof lo);
+        format_duration(v->max, hi, sizeof hi);
+        snprintf(extra, sizeof extra, " (%s..%s)", lo, hi);
+    }
+    fprintf(out, "  %-34s %-28s %s%s", flagcol, v->env != NULL ? v->env : "",
+            v->help != NULL ? v->help : "", extra);
+    if (v->flags & CONFIG_SECRET)
+        fprintf(out, " [default: (secret)]");
+    else if (v->def != NULL)
+        fprintf(out, " [default: %s]", *v->def ? v->def : "\"\"");
+    else if (v->flags & CONFIG_REQUIRED)
+        fprintf(out, " [required]");
+    fputc('\n', out);
+}
+
+static void print_help(FILE *out, const char *usage, const config_table *tables, size_t ntables,
+                       bool kafka_props)
+{
+    if (usage != NULL && *usage != '\0') {
+        fputs(usage, out);
+        if (usage[strlen(usage) - 1] != '\n')
+            fputc('\n', out);
+        fputc('\n', out);
+    }
+    fprintf(out, "Options (flag, environment variable; a flag overrides its variable):\n");
+    for (size_t t = 0; t < ntables; t++)
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++)
+            print_var_help(out, v);
+    if (kafka_props) {
+        fprintf(out, "  %-34s %-28s %s\n", "-X KEY=VALUE", "HERALD_KAFKA_OPTS",
+                "librdkafka property, repeatable; the variable takes space-separated pairs");
+    }
+    fprintf(out, "  %-34s %-28s %s\n", "-h, --help", "", "show this help and exit");
+}
+
+void config_print_help(FILE *out, const char *usage, const config_table *tables, size_t ntables)
+{
+    print_help(out, usage, tables, ntables, false);
+}
+
+void config_dump(FILE *out, const config_table *tables, size_t ntables)
+{
+    for (size_t t = 0; t < ntables; t++) {
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++) {
+            const void *f = field_of(v, tables[t].target);
+            const char *name = v->env != NULL ? v->env : v->flag;
+            char buf[1024];
+            switch (v->type) {
+            case CONFIG_STRING:
+            case CONFIG_ADDR: {
+                const char *s = *(char *const *)f;
+                if (s == NULL)
+                    snprintf(buf, sizeof buf, "(unset)");
+                else if (v->flags & CONFIG_SECRET)
+                    snprintf(buf, sizeof buf, "(secret)");
+                else
+                    log_redact_url(s, buf, sizeof buf);
+                break;
+            }
+            case CONFIG_INT:
+                snprintf(buf, sizeof buf, "%ld", *(const long *)f);
+                break;
+            case CONFIG_BOOL:
+                snprintf(buf, sizeof buf, "%s", *(const bool *)f ? "true" : "false");
+                break;
+            case CONFIG_ENUM:
+                snprintf(buf, sizeof buf, "%s", v->choices[*(const int *)f]);
+                break;
+            case CONFIG_DURATION:
+                format_duration(*(const long *)f, buf, sizeof buf);
+                break;
+            }
+            if (v->flags & CONFIG_SECRET && !is_string_type(v->type))
+                snprintf(buf, sizeof buf, "(secret)");
+            fprintf(out, "%s=%s\n", name, buf);
+        }
+    }
+}
+
+/* ---- loading ---- */
+
+static const config_var *find_flag(const config_table *tables, size_t ntables, const char *name,
+                                   size_t namelen, const config_table **table, size_t *index)
+{
+    size_t idx = 0;
+    for (size_t t = 0; t < ntables; t++) {
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
+            if (v->flag != NULL && strlen(v->flag) == namelen &&
+                memcmp(v->flag, name, namelen) == 0) {
+                *table = &tables[t];
+                *index = idx;
+                return v;
+            }
+        }
+    }
+    return NULL;
+}
+
+config_status config_load(const config_table *tables, size_t ntables, int argc, char **argv,
+                          int *first_positional, config_kafka_props *props, const char *usage,
+                          char *err, size_t errlen)
+{
+    config_status status = CONFIG_ERROR;
+    char label[160];
+    size_t nvars = 0;
+    for (size_t t = 0; t < ntables; t++)
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++)
+            nvars++;
+    /* Which settings some source gave, for CONFIG_REQUIRED. */
+    bool *given = calloc(nvars + 1, sizeof *given);
+    if (given == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+
+    size_t idx = 0;
+    for (size_t t = 0; t < ntables; t++) {
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
+            if (v->def == NULL)
+                continue;
+            snprintf(label, sizeof label, "%s (default)", v->env != NULL ? v->env : v->flag);
+            if (parse_value(v, label, v->def, tables[t].target, err, errlen) != 0)
+                goto out;
+            given[idx] = true;
+        }
+    }
+
+    idx = 0;
+    for (size_t t = 0; t < ntables; t++) {
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
+            const char *text = v->env != NULL ? getenv(v->env) : NULL;
+            if (text == NULL || (*text == '\0' && v->type != CONFIG_STRING))
+                continue;
+            if (parse_value(v, v->env, text, tables[t].target, err, errlen) != 0)
+                goto out;
+            given[idx] = true;
+        }
+    }
+
+    if (props != NULL && props_from_env(props, err, errlen) != 0)
+        goto out;
+
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_help(stdout, usage, tables, ntables, props != NULL);
+            fflush(stdout);
+            status = CONFIG_HELP;
+            goto out;
+        }
+        if (a[0] == '-' && a[1] == 'X' && props != NULL) {
+            const char *pair = a[2] != '\0' ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (pair == NULL) {
+                set_err(err, errlen, "-X: expected key=value (a librdkafka property)");
+                goto out;
+            }
+            if (props_add_pair(props, pair, strlen(pair), "-X", err, errlen) != 0)
+                goto out;
+            continue;
+        }
+        if (a[0] == '-' && a[1] == '-') {
+            const char *name = a + 2;
+            const char *eq = strchr(name, '=');
+            size_t namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+            const config_table *table = NULL;
+            size_t vi = 0;
+            const config_var *v = find_flag(tables, ntables, name, namelen, &table, &vi);
+            if (v == NULL) {
+                /* Only the name: text after '=' may be a secret typed under a wrong flag. */
+                set_err(err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
+                goto out;
+            }
+            snprintf(label, sizeof label, "--%s", v->flag);
+            const char *text;
+            if (eq != NULL)
+                text = eq + 1;
+            else if (v->type == CONFIG_BOOL)
+                text = "true";
+            else if (i + 1 < argc)
+                text = argv[++i]; /* may start with '-': "--from -15m" */
+            else {
+                set_err(err, errlen, "%s: expected a value", label);
+                goto out;
+            }
+            if (parse_value(v, label, text, table->target, err, errlen) != 0)
+                goto out;
+            given[vi] = true;
+            continue;
+        }
+        if (a[0] == '-' && a[1] != '\0') {
+            set_err(err, errlen, "unknown flag %.*s (see --help)", 64, a);
+            goto out;
+        }
+        break; /* the first positional argument ("-" included: it conventionally means stdin) */
+    }
+    if (first_positional != NULL) {
+        *first_positional = i;
+    } else if (i < argc) {
+        set_err(err, errlen, "unexpected argument \"%.*s\" (see --help)", 64, argv[i]);
+        goto out;
+    }
+
+    idx = 0;
+    for (size_t t = 0; t < ntables; t++) {
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
+            if (!(v->flags & CONFIG_REQUIRED))
+                continue;
+            const void *f = field_of(v, tables[t].target);
+            bool empty = is_string_type(v->type) &&
+                         (*(char *const *)f == NULL || **(char *const *)f == '\0');
+            if (given[idx] && !empty)
+                continue;
+            if (v->env != NULL && v->flag != NULL)
+                set_err(err, errlen, "%s: required, set it or pass --%s", v->env, v->flag);
+            else if (v->env != NULL)
+                set_err(err, errlen, "%s: required", v->env);
+            else
+                set_err(err, errlen, "--%s: required", v->flag);
+            goto out;
+        }
+    }
+    status = CONFIG_OK;
+
+out:
+    free(given);
+    return status;
+}
+
+void config_free(const config_table *tables, size_t ntables, config_kafka_props *props)
+{
+    for (size_t t = 0; tables != NULL && t < ntables; t++) {
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++) {
+            if (!is_string_type(v->type))
+                continue;
+            char **slot = field_of(v, tables[t].target);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    if (props != NULL) {
+        for (size_t i = 0; i < props->count; i++) {
+            free(props->items[i].key);
+            free(props->items[i].value);
+        }
+        free(props->items);
+        props->items = NULL;
+        props->count = 0;
+    }
+}
+
+char *config_topic(const herald_common_config *c, const char *name, char *out, size_t outlen)
+{
+    if (out == NULL || outlen == 0)
+        return out;
+    snprintf(out, outlen, "%s%s", c != NULL && c->topic_prefix != NULL ? c->topic_prefix : "",
+             name != NULL ? name : "");
+    return out;
+}

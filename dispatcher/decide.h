@@ -1,0 +1,141 @@
+/*
+ * decide: what happens to one event for one user, per channel.
+ *
+ * For each of email, sms and push the answer is SEND now (to the listed
+ * addresses: the email, the phone, or every push token), SCHEDULE for later
+ * (quiet hours), or SKIP with a reason.  The rules, in the order they are
+ * checked, so the first that applies names the reason:
+ *
+ *   unknown_user        the event names a user Herald does not know.
+ *   no_template         no template exists for (event type, channel): the
+ *                       event type is simply not meant for that channel.
+ *   channel_disabled    the user turned the channel off ({"sms": false}).
+ *                       Honoured even for critical events: it is the user's
+ *                       statement that the channel must not be used at all.
+ *   category_opted_out  the user opted out of the event's category on this
+ *                       channel ({"marketing": {"email": false}}, or
+ *                       {"marketing": false} for every channel).  The category
+ *                       is the event's own, else the template's.  Events
+ *                       without a category, and the "transactional" category,
+ *                       cannot be opted out of (receipts, password resets);
+ *                       critical events ignore category opt-outs.
+ *   no_address          the user has no email, no phone, or no push token.
+ *   quiet_hours_dropped the user is in quiet hours and the event is low
+ *                       priority: low-priority news is stale by morning, so
+ *                       it is dropped rather than piled up for the wake-up.
+ * Otherwise: inside quiet hours, normal and high priority are SCHEDULEd for
+ * the end of the window (on the user's wall clock, DST-correct, see quiet.h);
+ * critical ignores quiet hours and is sent.  Outside them: SEND.
+ *
+ * Absent preferences mean enabled: a missing channel key, a missing category,
+ * and any value other than JSON false.  Quiet hours apply to every channel
+ * alike; a user without a time zone is treated as being in UTC.
+ *
+ * Pure: the caller resolves the user's zone (tz_get) and the templates; the
+ * result borrows the address strings from the user given.
+ */
+#ifndef HERALD_DECIDE_H
+#define HERALD_DECIDE_H
+
+#include "quiet.h"
+#include "tz.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The category that can never be opted out of. */
+#define DECIDE_CATEGORY_TRANSACTIONAL "transactional"
+
+typedef enum {
+    DECIDE_PRIORITY_CRITICAL = 0,
+    DECIDE_PRIORITY_HIGH,
+    DECIDE_PRIORITY_NORMAL,
+    DECIDE_PRIORITY_LOW,
+} decide_priority;
+
+typedef enum {
+    DECIDE_EMAIL = 0,
+    DECIDE_SMS,
+    DECIDE_PUSH,
+    DECIDE_CHANNELS /* count */
+} decide_channel;
+
+typedef enum {
+    DECIDE_SEND = 0,
+    DECIDE_SCHEDULE,
+    DECIDE_SKIP,
+} decide_action;
+
+typedef enum {
+    DECIDE_REASON_NONE = 0,
+    DECIDE_REASON_UNKNOWN_USER,
+    DECIDE_REASON_NO_TEMPLATE,
+    DECIDE_REASON_CHANNEL_DISABLED,
+    DECIDE_REASON_CATEGORY_OPTED_OUT,
+    DECIDE_REASON_NO_ADDRESS,
+    DECIDE_REASON_QUIET_HOURS_DROPPED,
+} decide_reason;
+
+typedef struct decide_event {
+    decide_priority priority;
+    const char *category; /* NULL: the template's category applies */
+} decide_event;
+
+typedef struct decide_user {
+    const char *email; /* NULL or "" when none */
+    const char *phone; /* NULL or "" when none */
+    const char *const *push_tokens;
+    size_t npush_tokens;
+    const tz_zone *zone; /* the user's time zone; NULL means UTC */
+} decide_user;
+
+typedef struct decide_prefs {
+    const json_t *channels;   /* {"email": bool, ...} or NULL */
+    const json_t *categories; /* {"marketing": {"email": bool, ...}, ...} or NULL */
+    quiet_hours quiet;        /* zero: none */
+} decide_prefs;
+
+/* The templates of the event's type, per channel. */
+typedef struct decide_templates {
+    bool exists[DECIDE_CHANNELS];
+    const char *category[DECIDE_CHANNELS]; /* the template's category, or NULL */
+} decide_templates;
+
+typedef struct decide_outcome {
+    decide_action action;
+    decide_reason reason;         /* DECIDE_SKIP only */
+    int64_t not_before_ms;        /* DECIDE_SCHEDULE only */
+    const char *const *addresses; /* SEND and SCHEDULE: borrowed from the user */
+    size_t naddresses;
+    const char *category; /* the category that applied, or NULL (borrowed) */
+} decide_outcome;
+
+typedef struct decide_result {
+    decide_outcome channel[DECIDE_CHANNELS];
+} decide_result;
+
+/*
+ * Decides every channel for one event and one user at now_ms (UTC).
+ * user NULL means the user is unknown; prefs NULL means all defaults.
+ * out borrows from *user, *event and *tpl: keep them alive while using it.
+ */
+void decide_for_user(const decide_event *event, const decide_user *user, const decide_prefs *prefs,
+                     const decide_templates *tpl, int64_t now_ms, decide_result *out);
+
+/* "critical" / "high" / "normal" / "low"; -1 for anything else. */
+int decide_priority_parse(const char *s, decide_priority *out) __attribute__((warn_unused_result));
+const char *decide_priority_name(decide_priority p);
+
+/* "email" / "sms" / "push"; -1 for anything else. */
+int decide_channel_parse(const char *s, decide_channel *out) __attribute__((warn_unused_result));
+const char *decide_channel_name(decide_channel c);
+
+/* The skip_reason codes stored with a skipped delivery ("no_address", ...); "" for NONE. */
+const char *decide_reason_name(decide_reason r);
+
+/* The delivery status an outcome starts in: "pending", "scheduled" or "skipped". */
+const char *decide_action_status(decide_action a);
+
+#endif

@@ -1,0 +1,696 @@
+/*
+ * template: compiler, renderer and SMS sizing (see template.h).
+ *
+ * A compiled template is a list of parts: literal text (a slice of the kept
+ * source) or a placeholder (a root and a list of path segments, also slices
+ * of the source).  Rendering walks the list once into a capped buffer.
+ */
+#include "template.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SEGMENT_MAX       128 /* characters in one path segment */
+#define PATH_MAX_SEGMENTS 32
+
+#define SMS_GSM7_SINGLE 160
+#define SMS_GSM7_PART   153
+#define SMS_UCS2_SINGLE 70
+#define SMS_UCS2_PART   67
+
+typedef enum { ROOT_USER, ROOT_DATA, ROOT_EVENT } root_kind;
+
+static const char *const root_names[] = {"user", "data", "event"};
+
+typedef struct segment {
+    size_t off, len; /* slice of the source */
+    bool is_index;   /* all digits: also usable as an array index */
+    size_t index;
+} segment;
+
+typedef struct part {
+    bool is_var;
+    size_t off, len; /* text: slice of the source */
+    root_kind root;
+    size_t nsegs;
+    segment *segs;
+} part;
+
+struct template
+{
+    char *src;
+    size_t nparts;
+    part *parts;
+    size_t nvars;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Decodes one UTF-8 character of s[0..len) (len >= 1).  Returns its length
+ * and stores the code point, or -1 in *cp for a malformed byte (length 1):
+ * overlong forms, surrogates and values past U+10FFFF are malformed.
+ */
+static size_t utf8_decode(const unsigned char *s, size_t len, int32_t *cp)
+{
+    unsigned char c = s[0];
+    size_t n;
+    int32_t v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2, v = c & 0x1F, min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3, v = c & 0x0F, min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4, v = c & 0x07, min = 0x10000;
+    } else {
+        *cp = -1;
+        return 1;
+    }
+    if (len < n) {
+        *cp = -1;
+        return 1;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *cp = -1;
+            return 1;
+        }
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+        *cp = -1;
+        return 1;
+    }
+    *cp = v;
+    return n;
+}
+
+/* ---- compiling --------------------------------------------------------- */
+
+void template_free(template *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->nparts; i++)
+        free(t->parts[i].segs);
+    free(t->parts);
+    free(t->src);
+    free(t);
+}
+
+size_t template_placeholder_count(const template *t)
+{
+    return t->nvars;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_segment_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+/* c when it is printable ASCII, else '?', so an error stays one readable line. */
+static char shown(char c)
+{
+    return (unsigned char)c >= 0x20 && (unsigned char)c < 0x7F ? c : '?';
+}
+
+typedef struct compiler {
+    const char *src;
+    size_t len;
+    template *t;
+    size_t cap_parts;
+    size_t err_at;
+    char *err;
+    size_t errlen;
+} compiler;
+
+static int fail_at(compiler *c, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(compiler *c, size_t at, const char *fmt, ...)
+{
+    char msg[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    c->err_at = at;
+    set_err(c->err, c->errlen, "offset %zu: %s", at, msg);
+    return -1;
+}
+
+static part *add_part(compiler *c)
+{
+    template *t = c->t;
+    if (t->nparts == c->cap_parts) {
+        size_t cap = c->cap_parts ? c->cap_parts * 2 : 8;
+        part *p = realloc(t->parts, cap * sizeof(*p));
+        if (p == NULL)
+            return NULL;
+        t->parts = p;
+        c->cap_parts = cap;
+    }
+    part *p = &t->parts[t->nparts++];
+    memset(p, 0, sizeof(*p));
+    return p;
+}
+
+static int add_text(compiler *c, size_t off, size_t len)
+{
+    if (len == 0)
+        return 0;
+    part *p = add_part(c);
+    if (p == NULL)
+        return fail_at(c, off, "out of memory");
+    p->off = off;
+    p->len = len;
+    return 0;
+}
+
+/* Parses the placeholder whose "{{" is at open; stores the offset past "}}". */
+static int compile_placeholder(compiler *c, size_t open, size_t *next)
+{
+    const char *s = c->src;
+    segment segs[PATH_MAX_SEGMENTS];
+    size_t nsegs = 0;
+    size_t i = open + 2;
+
+    while (i < c->len && is_space(s[i]))
+        i++;
+    if (i + 1 < c->len && s[i] == '}' && s[i + 1] == '}')
+        return fail_at(c, open, "empty placeholder");
+    for (;;) {
+        size_t start = i;
+        while (i < c->len && is_segment_char(s[i]))
+            i++;
+        if (i == start) {
+            if (i >= c->len)
+                return fail_at(c, open, "'{{' is never closed");
+            if (s[i] == '.' || is_space(s[i]) || s[i] == '}')
+                return fail_at(c, i, "empty path segment");
+            return fail_at(c, i,
+                           "unexpected character '%c' in placeholder (a path is "
+                           "letters, digits, '_' and '-' joined by '.')",
+                           shown(s[i]));
+        }
+        if (i - start > SEGMENT_MAX)
+            return fail_at(c, start, "path segment longer than %d characters", SEGMENT_MAX);
+        if (nsegs == PATH_MAX_SEGMENTS)
+            return fail_at(c, start, "path deeper than %d segments", PATH_MAX_SEGMENTS);
+        segment *g = &segs[nsegs++];
+        g->off = start;
+        g->len = i - start;
+        g->is_index = true;
+        g->index = 0;
+        for (size_t k = start; k < i; k++) {
+            if (s[k] < '0' || s[k] > '9' || g->index > SIZE_MAX / 10 - 1) {
+                g->is_index = false;
+                break;
+            }
+            g->index = g->index * 10 + (size_t)(s[k] - '0');
+        }
+        if (i < c->len && s[i] == '.') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    while (i < c->len && is_space(s[i]))
+        i++;
+    if (i >= c->len || (s[i] == '}' && (i + 1 >= c->len || s[i + 1] != '}')))
+        return fail_at(c, open, "'{{' is never closed");
+    if (s[i] != '}')
+        return fail_at(c, i, "unexpected character '%c' in placeholder", shown(s[i]));
+
+    int root = -1;
+    for (int r = 0; r < 3; r++)
+        if (segs[0].len == strlen(root_names[r]) &&
+            memcmp(s + segs[0].off, root_names[r], segs[0].len) == 0)
+            root = r;
+    if (root < 0)
+        return fail_at(c, segs[0].off, "unknown root '%.*s' (expected user, data or event)",
+                       (int)segs[0].len, s + segs[0].off);
+    if (nsegs == 1)
+        return fail_at(c, segs[0].off, "'%s' needs a field, e.g. {{%s.%s}}", root_names[root],
+                       root_names[root],
+                       root == ROOT_DATA   ? "id"
+                       : root == ROOT_USER ? "name"
+                                           : "type");
+    part *p = add_part(c);
+    if (p == NULL || (p->segs = malloc((nsegs - 1) * sizeof(segment))) == NULL)
+        return fail_at(c, open, "out of memory");
+    p->is_var = true;
+    p->root = (root_kind)root;
+    p->nsegs = nsegs - 1;
+    memcpy(p->segs, segs + 1, p->nsegs * sizeof(segment));
+    c->t->nvars++;
+    *next = i + 2;
+    return 0;
+}
+
+int template_compile(const char *src, template **out, size_t *err_offset, char *err, size_t errlen)
+{
+    int rc = -1;
+    compiler c = {.src = src, .len = strlen(src), .err = err, .errlen = errlen};
+    size_t text_start = 0, i = 0;
+
+    *out = NULL;
+    if (c.len > TEMPLATE_MAX_SOURCE) {
+        fail_at(&c, TEMPLATE_MAX_SOURCE, "template longer than %d bytes", TEMPLATE_MAX_SOURCE);
+        goto out;
+    }
+    if ((c.t = calloc(1, sizeof(*c.t))) == NULL || (c.t->src = strdup(src)) == NULL) {
+        fail_at(&c, 0, "out of memory");
+        goto out;
+    }
+    while (i < c.len) {
+        if (src[i] == '{' && i + 1 < c.len && src[i + 1] == '{') {
+            if (add_text(&c, text_start, i - text_start) < 0 ||
+                compile_placeholder(&c, i, &text_start) < 0)
+                goto out;
+            i = text_start;
+            continue;
+        }
+        int32_t cp;
+        size_t n = utf8_decode((const unsigned char *)src + i, c.len - i, &cp);
+        if (cp < 0) {
+            fail_at(&c, i, "invalid UTF-8");
+            goto out;
+        }
+        i += n;
+    }
+    if (add_text(&c, text_start, c.len - text_start) < 0)
+        goto out;
+    *out = c.t;
+    c.t = NULL;
+    rc = 0;
+out:
+    if (rc < 0 && err_offset != NULL)
+        *err_offset = c.err_at;
+    template_free(c.t);
+    return rc;
+}
+
+/* ---- rendering --------------------------------------------------------- */
+
+/* Output that refuses to grow past TEMPLATE_MAX_OUTPUT and frees itself on failure. */
+typedef struct outbuf {
+    char *data;
+    size_t len, cap;
+    template_escape esc;
+    bool too_large, no_memory;
+} outbuf;
+
+static int out_raw(outbuf *b, const char *s, size_t n)
+{
+    if (n > TEMPLATE_MAX_OUTPUT - b->len) {
+        b->too_large = true;
+        return -1;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (cap > TEMPLATE_MAX_OUTPUT + 1)
+            cap = TEMPLATE_MAX_OUTPUT + 1;
+        char *d = realloc(b->data, cap);
+        if (d == NULL) {
+            b->no_memory = true;
+            return -1;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* The HTML entity for c, or NULL when c is safe as is (in text and in quoted attributes). */
+static const char *html_entity(char c)
+{
+    static const char *const entities[][2] = {
+        {"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}, {"'", "&#39;"},
+    };
+    for (size_t i = 0; i < sizeof(entities) / sizeof(entities[0]); i++)
+        if (entities[i][0][0] == c)
+            return entities[i][1];
+    return NULL;
+}
+
+/* Appends an inserted value, escaped as the mode requires. */
+static int out_value(outbuf *b, const char *s, size_t n)
+{
+    if (b->esc == TEMPLATE_ESCAPE_NONE)
+        return out_raw(b, s, n);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *rep = html_entity(s[i]);
+        if (rep == NULL)
+            continue;
+        if (out_raw(b, s + run, i - run) < 0 || out_raw(b, rep, strlen(rep)) < 0)
+            return -1;
+        run = i + 1;
+    }
+    return out_raw(b, s + run, n - run);
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    return out_value(data, buffer, size);
+}
+
+/* The shortest decimal form that reads back as the same double. */
+static void format_real(double v, char *buf, size_t buflen)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, buflen, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+static const json_t *lookup(const template *t, const part *p, const json_t *context)
+{
+    const json_t *v = json_object_get(context, root_names[p->root]);
+    for (size_t i = 0; i < p->nsegs && v != NULL; i++) {
+        const segment *g = &p->segs[i];
+        if (json_is_object(v))
+            v = json_object_getn(v, t->src + g->off, g->len);
+        else if (json_is_array(v) && g->is_index)
+            v = json_array_get(v, g->index);
+        else
+            v = NULL;
+    }
+    return v;
+}
+
+static int render_value(outbuf *b, const json_t *v)
+{
+    char num[64];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return out_value(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return out_value(b, num, strlen(num));
+    case JSON_REAL:
+        format_real(json_real_value(v), num, sizeof(num));
+        return out_value(b, num, strlen(num));
+    case JSON_TRUE:
+        return out_value(b, "true", 4);
+    case JSON_FALSE:
+        return out_value(b, "false", 5);
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        return json_dump_callback(v, dump_cb, b, JSON_COMPACT) == 0 ? 0 : -1;
+    case JSON_NULL:
+        break;
+    }
+    return 0;
+}
+
+int template_render(const template *t, const json_t *context, template_escape esc, char **out,
+                    size_t *outlen, int *missing, char *err, size_t errlen)
+{
+    int rc = -1;
+    outbuf b = {.esc = esc};
+    int holes = 0;
+
+    *out = NULL;
+    if (out_raw(&b, "", 0) < 0) /* an empty result is "", not NULL */
+        goto out;
+    for (size_t i = 0; i < t->nparts; i++) {
+        const part *p = &t->parts[i];
+        if (!p->is_var) {
+            if (out_raw(&b, t->src + p->off, p->len) < 0)
+                goto out;
+            continue;
+        }
+        const json_t *v = lookup(t, p, context);
+        if (v == NULL || json_is_null(v)) {
+            holes++;
+            continue;
+        }
+        if (render_value(&b, v) < 0)
+            goto out;
+    }
+    *out = b.data;
+    b.data = NULL;
+    if (outlen != NULL)
+        *outlen = b.len;
+    if (missing != NULL)
+        *missing = holes;
+    rc = 0;
+out:
+    if (rc < 0 && b.too_large)
+        set_err(err, errlen, "rendered text exceeds %d bytes", TEMPLATE_MAX_OUTPUT);
+    else if (rc < 0)
+        set_err(err, errlen, "out of memory");
+    free(b.data);
+    return rc;
+}
+
+json_t *template_context_new(json_t *event, json_t *user)
+{
+    int rc = -1;
+    json_t *ctx = json_object();
+    json_t *ev = json_object();
+    json_t *data = json_object_get(event, "data");
+    json_t *id = json_object_get(event, "event_id");
+    const char *key;
+    json_t *value;
+
+    if (ctx == NULL || ev == NULL)
+        goto out;
+    json_object_foreach(event, key, value)
+    {
+        if (strcmp(key, "data") != 0 && json_object_set(ev, key, value) < 0)
+            goto out;
+    }
+    /* Templates say {{event.id}}; the event JSON says event_id. */
+    if (id != NULL && json_object_set(ev, "id", id) < 0)
+        goto out;
+    if (json_object_set(ctx, "event", ev) < 0 ||
+        (json_is_object(user) && json_object_set(ctx, "user", user) < 0) ||
+        (json_is_object(data) && json_object_set(ctx, "data", data) < 0))
+        goto out;
+    rc = 0;
+out:
+    json_decref(ev);
+    if (rc < 0) {
+        json_decref(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/* ---- SMS --------------------------------------------------------------- */
+
+/* Septets a character takes in GSM-7: 1 basic, 2 extension table, 0 not encodable. */
+static int gsm7_width(int32_t cp)
+{
+    static const int32_t basic[] = {
+        0x00A3, 0x00A5, 0x00E8, 0x00E9, 0x00F9, 0x00EC, 0x00F2, 0x00C7, 0x00D8, 0x00F8,
+        0x00C5, 0x00E5, 0x0394, 0x03A6, 0x0393, 0x039B, 0x03A9, 0x03A0, 0x03A8, 0x03A3,
+        0x0398, 0x039E, 0x00C6, 0x00E6, 0x00DF, 0x00C9, 0x00A4, 0x00A1, 0x00C4, 0x00D6,
+        0x00D1, 0x00DC, 0x00A7, 0x00BF, 0x00E4, 0x00F6, 0x00F1, 0x00FC, 0x00E0,
+    };
+    if ((cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z') || (cp >= ' ' && cp <= '?') ||
+        cp == '@' || cp == '_' || cp == '\n' || cp == '\r')
+        return 1;
+    if (cp == '^' || cp == '{' || cp == '}' || cp == '\\' || cp == '[' || cp == ']' || cp == '~' ||
+        cp == '|' || cp == '\f' || cp == 0x20AC)
+        return 2;
+    if (cp < 0x80)
+        return 0; /* '`', other controls, DEL */
+    for (size_t i = 0; i < sizeof(basic) / sizeof(basic[0]); i++)
+        if (basic[i] == cp)
+            return 1;
+    return 0;
+}
+
+/* A text made of up to two byte ranges (a prefix and a marker), sized as one message. */
+typedef struct sms_text {
+    const char *s[2];
+    size_t len[2];
+} sms_text;
+
+/* Position in an sms_text; zero-initialise to start. */
+typedef struct sms_iter {
+    int range;
+    size_t at;
+} sms_iter;
+
+/* Stores the next code point (-1 if malformed) and returns true, or false at the end. */
+static bool sms_next(const sms_text *x, sms_iter *it, int32_t *cp)
+{
+    while (it->range < 2 && it->at >= x->len[it->range]) {
+        it->range++;
+        it->at = 0;
+    }
+    if (it->range == 2)
+        return false;
+    it->at += utf8_decode((const unsigned char *)x->s[it->range] + it->at,
+                          x->len[it->range] - it->at, cp);
+    return true;
+}
+
+static size_t sms_width(int32_t cp, bool gsm)
+{
+    if (gsm)
+        return (size_t)gsm7_width(cp);
+    return cp >= 0x10000 ? 2 : 1; /* a surrogate pair */
+}
+
+static int sms_count(const sms_text *x, template_sms_encoding *encoding)
+{
+    bool gsm = true;
+    size_t total = 0, units = 0;
+    sms_iter it = {0, 0};
+    int32_t cp;
+    while (sms_next(x, &it, &cp)) {
+        if (cp < 0 || gsm7_width(cp) == 0)
+            gsm = false;
+        else
+            total += (size_t)gsm7_width(cp);
+        units += sms_width(cp, false);
+    }
+    if (!gsm)
+        total = units;
+    if (encoding != NULL)
+        *encoding = gsm ? TEMPLATE_SMS_GSM7 : TEMPLATE_SMS_UCS2;
+    if (total == 0)
+        return 0;
+    if (total <= (gsm ? SMS_GSM7_SINGLE : SMS_UCS2_SINGLE))
+        return 1;
+    /* Parts are filled in order; a character that does not fit whole (an
+     * escape pair, a surrogate pair) starts the next part. */
+    size_t limit = gsm ? SMS_GSM7_PART : SMS_UCS2_PART, cur = 0;
+    int parts = 1;
+    it = (sms_iter){0, 0};
+    while (sms_next(x, &it, &cp)) {
+        size_t w = sms_width(cp, gsm);
+        if (cur + w > limit) {
+            parts++;
+            cur = 0;
+        }
+        cur += w;
+    }
+    return parts;
+}
+
+int template_sms_segments(const char *body, template_sms_encoding *encoding)
+{
+    sms_text x = {{body, ""}, {strlen(body), 0}};
+    return sms_count(&x, encoding);
+}
+
+/* Characters that extend the one before them: cutting before one breaks a glyph. */
+static bool is_extender(int32_t cp)
+{
+    return (cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x1AB0 && cp <= 0x1AFF) ||
+           (cp >= 0x1DC0 && cp <= 0x1DFF) || (cp >= 0x20D0 && cp <= 0x20FF) ||
+           (cp >= 0xFE00 && cp <= 0xFE0F) || (cp >= 0xFE20 && cp <= 0xFE2F) || cp == 0x200D ||
+           (cp >= 0x1F3FB && cp <= 0x1F3FF) || (cp >= 0xE0020 && cp <= 0xE007F) ||
+           (cp >= 0xE0100 && cp <= 0xE01EF);
+}
+
+int template_sms_truncate(const char *body, int max_segments, const char *marker, char **out,
+                          bool *truncated, char *err, size_t errlen)
+{
+    int rc = -1;
+    size_t *cuts = NULL;
+    size_t len = strlen(body);
+    size_t mlen = marker != NULL ? strlen(marker) : 0;
+
+    *out = NULL;
+    if (truncated != NULL)
+        *truncated = false;
+    if (max_segments < 1) {
+        set_err(err, errlen, "max_segments must be at least 1");
+        goto out;
+    }
+    if (template_sms_segments(body, NULL) <= max_segments) {
+        if ((*out = strdup(body)) == NULL)
+            set_err(err, errlen, "out of memory");
+        rc = *out != NULL ? 0 : -1;
+        goto out;
+    }
+    sms_text x = {{body, marker != NULL ? marker : ""}, {0, mlen}};
+    if (sms_count(&x, NULL) > max_segments) {
+        set_err(err, errlen, "the truncation marker alone does not fit in max_segments (%d)",
+                max_segments);
+        goto out;
+    }
+    /* Candidate cut points: character starts not followed by an extender
+     * and not just after a zero-width joiner. */
+    if ((cuts = malloc((len + 1) * sizeof(*cuts))) == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    size_t ncuts = 0;
+    int32_t prev = -1;
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t n = utf8_decode((const unsigned char *)body + i, len - i, &cp);
+        if (i == 0 || (!is_extender(cp) && prev != 0x200D))
+            cuts[ncuts++] = i;
+        prev = cp;
+        i += n;
+    }
+    /* The largest cut that fits; fitting only gets harder as the prefix grows. */
+    size_t lo = 0, hi = ncuts; /* cuts[lo] fits (cut 0 is the marker alone) */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        x.len[0] = cuts[mid];
+        while (x.len[0] > 0 && body[x.len[0] - 1] == ' ')
+            x.len[0]--;
+        if (sms_count(&x, NULL) <= max_segments)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t keep = cuts[lo];
+    while (keep > 0 && body[keep - 1] == ' ')
+        keep--;
+    if ((*out = malloc(keep + mlen + 1)) == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    memcpy(*out, body, keep);
+    if (mlen > 0)
+        memcpy(*out + keep, marker, mlen);
+    (*out)[keep + mlen] = '\0';
+    if (truncated != NULL)
+        *truncated = true;
+    rc = 0;
+out:
+    free(cuts);
+    return rc;
+}

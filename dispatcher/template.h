@@ -1,0 +1,116 @@
+/*
+ * template: placeholders in notification templates, and SMS sizing.
+ *
+ * A template is text with placeholders {{root.path}}:
+ *   {{user.name}} {{user.email}}      the recipient (user row as JSON)
+ *   {{data.order.id}}                  a field of the event's data, nested
+ *   {{data.items.0.name}}              a numeric segment indexes an array
+ *   {{event.type}} {{event.id}}        the event itself
+ * Whitespace inside the braces is allowed ("{{ user.name }}").  Roots are
+ * user, data and event; a bare root ("{{data}}") is refused, because it
+ * dumps a whole record, contact details included, into a message.  Segments
+ * are 1..128 characters of [A-Za-z0-9_-].  A "}}" outside a placeholder is
+ * ordinary text, as in Mustache, so inline CSS ("a{b:c}}") survives.
+ *
+ * Templates are compiled once (at load, and by the gateway on PUT to report
+ * errors with their byte offset) and rendered per delivery.  Rendering is
+ * pure: it reads a JSON context and writes a new string, nothing else.
+ *
+ * Values render as: strings verbatim; integers in decimal; reals in the
+ * shortest form that reads back exactly (19.99, not 19.989999999999998);
+ * true/false; objects and arrays as compact JSON; null and missing values
+ * as nothing, counted in *missing so the caller can decide whether a message
+ * with holes is worth sending.  The HTML mode escapes & < > " ' in inserted
+ * values (never in the template's own text, which is trusted markup).
+ *
+ * SMS: template_sms_segments() counts what a carrier bills.  A body wholly in
+ * the GSM 03.38 alphabet travels as GSM-7: 160 septets in one message, 153
+ * per part once split (7 go to the concatenation header); characters of the
+ * extension table (^ { } \ [ ~ ] | € and form feed) take two septets and are
+ * never split across parts.  Anything else forces UCS-2: 70 UTF-16 code units
+ * in one message, 67 per part, surrogate pairs never split.
+ */
+#ifndef HERALD_TEMPLATE_H
+#define HERALD_TEMPLATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct template template;
+
+/* Largest template source and largest rendered output, in bytes. */
+#define TEMPLATE_MAX_SOURCE (64 * 1024)
+#define TEMPLATE_MAX_OUTPUT (64 * 1024)
+
+typedef enum {
+    TEMPLATE_ESCAPE_NONE = 0, /* plain text, SMS, push, subjects */
+    TEMPLATE_ESCAPE_HTML = 1, /* HTML mail bodies */
+} template_escape;
+
+typedef enum {
+    TEMPLATE_SMS_GSM7 = 0,
+    TEMPLATE_SMS_UCS2 = 1,
+} template_sms_encoding;
+
+/*
+ * Compiles src (NUL-terminated UTF-8, at most TEMPLATE_MAX_SOURCE bytes).
+ * On success *out is a template the caller owns (free with template_free).
+ * On failure returns -1, *out is NULL and err says what and where, e.g.
+ *   "offset 6: unknown root 'usr' (expected user, data or event)"
+ *   "offset 0: '{{' is never closed".
+ * If err_offset is not NULL it receives the byte offset of the problem.
+ */
+int template_compile(const char *src, template **out, size_t *err_offset, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Frees a template; NULL is ignored. */
+void template_free(template *t);
+
+/* Number of placeholders (for tests and diagnostics). */
+size_t template_placeholder_count(const template *t);
+
+/*
+ * Renders t against context, an object {"user":{...},"data":{...},
+ * "event":{...}} (the caller keeps ownership).  On success *out is a new
+ * NUL-terminated string the caller frees, *outlen its length (may be NULL),
+ * and *missing (may be NULL) the number of placeholders that rendered empty
+ * because the value was null or absent.  Fails with -1 when the output would
+ * exceed TEMPLATE_MAX_OUTPUT or memory runs out.
+ */
+int template_render(const template *t, const json_t *context, template_escape esc, char **out,
+                    size_t *outlen, int *missing, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Builds the context template_render expects for one event and recipient:
+ *   {"user": user, "data": event.data,
+ *    "event": every field of event but "data", plus "id" = event.event_id}
+ * event is the event JSON, user the user record (either may be NULL).  Both
+ * stay the caller's; the context holds its own references to their parts.
+ * Returns a new object (json_decref it), or NULL when out of memory.
+ */
+json_t *template_context_new(json_t *event, json_t *user) __attribute__((warn_unused_result));
+
+/*
+ * Number of SMS parts body needs (0 for an empty body), and its encoding in
+ * *encoding (may be NULL).  Invalid UTF-8 bytes count as one UCS-2 unit each.
+ */
+int template_sms_segments(const char *body, template_sms_encoding *encoding);
+
+/*
+ * Fits body into max_segments SMS parts.  When it already fits, *out is a
+ * copy of it.  Otherwise *out is the longest prefix that, followed by marker
+ * (e.g. "…"; NULL for none), fits; trailing spaces are dropped before the
+ * marker, and the cut never falls inside a UTF-8 character nor before a
+ * combining mark, variation selector or zero-width joiner.  Note that a
+ * marker outside GSM-7 ("…" is) turns the message into UCS-2 and so lowers
+ * the capacity.  *truncated (may be NULL) says whether anything was cut.
+ * The caller frees *out.  Returns -1 when max_segments < 1, the marker alone
+ * does not fit, or memory runs out.
+ */
+int template_sms_truncate(const char *body, int max_segments, const char *marker, char **out,
+                          bool *truncated, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

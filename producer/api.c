@@ -1,0 +1,296 @@
+/*
+ * api: routing, authentication, rate limiting and per-route metrics.
+ *
+ * Everything that can refuse a request without its body does so in
+ * HTTP_PHASE_HEADERS, so a client without a key, over its rate or with a
+ * body too large never makes the gateway buffer that body.
+ */
+#include "api.h"
+
+#include "bodies.h"
+#include "events_api.h"
+#include "log.h"
+#include "ops_api.h"
+#include "templates_api.h"
+#include "timeutil.h"
+#include "topics_api.h"
+#include "users_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const api_endpoint ep_publish = {events_api_publish, true};
+static const api_endpoint ep_batch = {events_api_batch, true};
+static const api_endpoint ep_event_get = {events_api_get, false};
+static const api_endpoint ep_user_put = {users_api_put, true};
+static const api_endpoint ep_user_get = {users_api_get, false};
+static const api_endpoint ep_user_delete = {users_api_delete, false};
+static const api_endpoint ep_prefs_put = {users_api_prefs_put, true};
+static const api_endpoint ep_prefs_get = {users_api_prefs_get, false};
+static const api_endpoint ep_subscribe = {topics_api_subscribe, false};
+static const api_endpoint ep_unsubscribe = {topics_api_unsubscribe, false};
+static const api_endpoint ep_template_put = {templates_api_put, true};
+static const api_endpoint ep_template_get = {templates_api_get, false};
+static const api_endpoint ep_template_delete = {templates_api_delete, false};
+static const api_endpoint ep_healthz = {ops_api_healthz, false};
+static const api_endpoint ep_readyz = {ops_api_readyz, false};
+static const api_endpoint ep_metrics = {ops_api_metrics, false};
+
+/* docs/openapi.yaml describes each of these; a unit test holds them together. */
+static const router_route routes[] = {
+    {"POST", "/v1/events", ROUTER_SCOPE_PUBLISH, &ep_publish},
+    {"POST", "/v1/events/batch", ROUTER_SCOPE_PUBLISH, &ep_batch},
+    {"GET", "/v1/events/{event_id}", ROUTER_SCOPE_PUBLISH, &ep_event_get},
+    {"PUT", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_put},
+    {"GET", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_get},
+    {"DELETE", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_delete},
+    {"PUT", "/v1/users/{user_id}/preferences", ROUTER_SCOPE_ADMIN, &ep_prefs_put},
+    {"GET", "/v1/users/{user_id}/preferences", ROUTER_SCOPE_ADMIN, &ep_prefs_get},
+    {"PUT", "/v1/topics/{topic}/subscribers/{user_id}", ROUTER_SCOPE_ADMIN, &ep_subscribe},
+    {"DELETE", "/v1/topics/{topic}/subscribers/{user_id}", ROUTER_SCOPE_ADMIN, &ep_unsubscribe},
+    {"PUT", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_put},
+    {"GET", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_get},
+    {"DELETE", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_delete},
+    {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
+    {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
+    {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
+};
+
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+const router_route *api_routes(size_t *n)
+{
+    *n = NROUTES;
+    return routes;
+}
+
+int api_env_init_metrics(api_env *env)
+{
+    env->nroutes = NROUTES;
+    env->requests = calloc((NROUTES + 1) * API_STATUS_SLOTS, sizeof *env->requests);
+    if (env->requests == NULL)
+        return -1;
+    env->publish_latency = metrics_histogram_get(
+        env->metrics, "herald_gateway_publish_seconds",
+        "Time from a publish request's headers to the broker's acknowledgement", NULL,
+        metrics_default_latency_buckets, metrics_default_latency_buckets_n);
+    env->rate_limited = metrics_counter_get(env->metrics, "herald_gateway_rate_limited_total",
+                                            "Requests refused with 429 by the per-key rate limit",
+                                            NULL);
+    env->published_events = metrics_counter_get(
+        env->metrics, "herald_gateway_events_published_total",
+        "Events acknowledged by Kafka (batch items counted one by one)", NULL);
+    return 0;
+}
+
+void api_env_free_metrics(api_env *env)
+{
+    free(env->requests);
+    env->requests = NULL;
+}
+
+/* The counter of (route, status), registered on first use. */
+static metrics_counter *request_counter(api_env *env, size_t route, int status)
+{
+    if (env->requests == NULL || status < 100 || status > 599)
+        return NULL;
+    _Atomic(metrics_counter *) *slot =
+        &env->requests[route * API_STATUS_SLOTS + (size_t)(status - 100)];
+    metrics_counter *c = atomic_load_explicit(slot, memory_order_acquire);
+    if (c != NULL)
+        return c;
+    char labels[256], code[8];
+    snprintf(code, sizeof code, "%d", status);
+    const char *rname = route < NROUTES ? routes[route].pattern : "unmatched";
+    const char *method = route < NROUTES ? routes[route].method : "any";
+    if (metrics_labels(labels, sizeof labels, "route", rname, "method", method, "status", code,
+                       NULL) != 0)
+        return NULL;
+    /* get-or-create: two threads racing here get the same series. */
+    c = metrics_counter_get(env->metrics, "herald_gateway_requests_total",
+                            "HTTP requests by route, method and status", labels);
+    atomic_store_explicit(slot, c, memory_order_release);
+    return c;
+}
+
+static void call_free(void *p)
+{
+    api_call *call = p;
+    if (call == NULL)
+        return;
+    if (call->work_free != NULL)
+        call->work_free(call->work);
+    free(call);
+}
+
+static void allow_header(http_request *req, const char *path)
+{
+    char allow[64] = "";
+    size_t idx;
+    router_params params;
+    static const char *const methods[] = {"GET", "PUT", "POST", "DELETE"};
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
+        if (router_match(routes, NROUTES, methods[m], path, &idx, &params) != ROUTER_NOT_FOUND &&
+            strcmp(routes[idx].method, methods[m]) == 0) {
+            if (allow[0] != '\0')
+                strcat(allow, ", ");
+            strcat(allow, methods[m]);
+        }
+    if (allow[0] != '\0')
+        http_add_header(req, "Allow", allow);
+}
+
+static void on_headers(api_env *env, http_request *req)
+{
+    api_call *call = calloc(1, sizeof *call);
+    if (call == NULL) {
+        http_respond_error(req, 503, "overloaded", "out of memory", NULL);
+        return;
+    }
+    call->env = env;
+    call->route = NROUTES;
+    http_request_set_app(req, call, call_free);
+
+    size_t idx = 0;
+    router_result rr = router_match(routes, NROUTES, http_request_method(req),
+                                    http_request_path(req), &idx, &call->params);
+    if (rr == ROUTER_NOT_FOUND) {
+        http_respond_error(req, 404, "not_found", "no such route", NULL);
+        return;
+    }
+    if (rr == ROUTER_BAD_METHOD) {
+        allow_header(req, http_request_path(req));
+        http_respond_error(req, 405, "method_not_allowed", "method not allowed on this route",
+                           NULL);
+        return;
+    }
+    call->route = idx;
+    if (rr == ROUTER_BAD_PARAM) {
+        /* Name the first capture that failed to decode. */
+        for (size_t i = 0; i < call->params.count; i++)
+            if (call->params.values[i][0] == '\0') {
+                char field[64];
+                snprintf(field, sizeof field, "%.*s", (int)call->params.name_len[i],
+                         call->params.names[i]);
+                api_bad_field(req, field, "a path segment is empty, too long or badly escaped");
+                return;
+            }
+        api_bad_field(req, "", "bad path");
+        return;
+    }
+
+    const router_route *r = &routes[idx];
+    const api_endpoint *ep = r->handler;
+    if (r->scope != ROUTER_SCOPE_NONE) {
+        char err[160];
+        auth_result ar = auth_check(env->auth, http_request_header(req, "Authorization"),
+                                    &call->key_id, &call->scope, err, sizeof err);
+        if (ar == AUTH_UNAVAILABLE) {
+            http_respond_retry(req, 503, "unavailable", err, 1);
+            return;
+        }
+        if (ar != AUTH_OK) {
+            http_add_header(req, "WWW-Authenticate", "Bearer");
+            http_respond_error(req, 401, "unauthorized", err, NULL);
+            return;
+        }
+        char kid[24];
+        snprintf(kid, sizeof kid, "%lld", (long long)call->key_id);
+        http_request_log_field(req, "api_key_id", kid);
+        router_scope have =
+            call->scope == APIKEY_SCOPE_ADMIN ? ROUTER_SCOPE_ADMIN : ROUTER_SCOPE_PUBLISH;
+        if (!router_scope_allows(have, r->scope)) {
+            http_respond_error(req, 403, "forbidden", "this route needs an admin API key", NULL);
+            return;
+        }
+        if (env->limits != NULL) {
+            int64_t wait_ms = 0;
+            if (!ratelimit_table_take(env->limits, kid, timeutil_monotonic_ms(), 1, &wait_ms)) {
+                metrics_counter_inc(env->rate_limited);
+                int64_t secs = wait_ms > 0 ? (wait_ms + 999) / 1000 : 1;
+                http_respond_retry(req, 429, "rate_limited",
+                                   "too many requests for this API key", secs);
+                return;
+            }
+        }
+    }
+    if (ep->json_body)
+        (void)http_request_expect_json(req);
+}
+
+void api_dispatch(void *ctx, http_request *req, http_phase phase)
+{
+    api_env *env = ctx;
+    if (phase == HTTP_PHASE_HEADERS) {
+        on_headers(env, req);
+        return;
+    }
+    api_call *call = http_request_app(req);
+    if (call == NULL || call->route >= NROUTES) {
+        http_respond_error(req, 500, "internal", "request lost its route", NULL);
+        return;
+    }
+    const api_endpoint *ep = routes[call->route].handler;
+    ep->fn(env, req, call, phase);
+}
+
+void api_complete(void *ctx, http_request *req)
+{
+    api_env *env = ctx;
+    api_call *call = http_request_app(req);
+    size_t route = call != NULL ? call->route : NROUTES;
+    metrics_counter_inc(request_counter(env, route, http_request_status(req)));
+}
+
+int api_body_object(http_request *req, json_t **out)
+{
+    size_t len = 0;
+    const char *body = http_request_body(req, &len);
+    bodies_error e;
+    if (bodies_parse_object(body, len, out, &e) != 0) {
+        http_respond_error(req, 400, "invalid_json", e.message, e.field);
+        return -1;
+    }
+    return 0;
+}
+
+pg_conn *api_db(api_env *env, http_request *req)
+{
+    char err[256];
+    pg_conn *c = pgpool_acquire(env->pool, API_DB_WAIT_MS, err, sizeof err);
+    if (c == NULL) {
+        LOG_WARN(http_request_id(req), "database unavailable: %s", err);
+        http_respond_retry(req, 503, "database_unavailable", "the database is not reachable", 1);
+    }
+    return c;
+}
+
+void api_store_error(http_request *req, store_status st, const char *what, const char *err)
+{
+    char msg[160];
+    switch (st) {
+    case STORE_OK:
+        return;
+    case STORE_NOT_FOUND:
+        snprintf(msg, sizeof msg, "%s not found", what);
+        http_respond_error(req, 404, "not_found", msg, NULL);
+        return;
+    case STORE_INVALID:
+        http_respond_error(req, 400, "invalid_field", "the database refused a value", NULL);
+        return;
+    case STORE_UNAVAILABLE:
+        LOG_WARN(http_request_id(req), "database unavailable: %s", err);
+        http_respond_retry(req, 503, "database_unavailable", "the database is not reachable", 1);
+        return;
+    case STORE_ERROR:
+        break;
+    }
+    LOG_ERROR(http_request_id(req), "database error: %s", err);
+    http_respond_error(req, 500, "internal", "database error", NULL);
+}
+
+void api_bad_field(http_request *req, const char *field, const char *message)
+{
+    http_respond_error(req, 400, "invalid_field", message, field);
+}

@@ -1,0 +1,104 @@
+/*
+ * api: the gateway's route table and what every handler shares.
+ *
+ * api_dispatch() is the http server's dispatch function: it routes (404,
+ * 405), authenticates (401, 403), rate-limits (429) and checks the body's
+ * headers (415, 413) before the body is read, then hands the request to the
+ * route's handler.  Handlers live in one file per resource
+ * (events_api.c, users_api.c, topics_api.c, templates_api.c, ops_api.c).
+ *
+ * api_env is shared by every worker thread: its parts are thread-safe, and
+ * it is read-only after gateway_start() built it.  It is a plain struct
+ * because every handler reads it on the hot path.
+ */
+#ifndef HERALD_API_H
+#define HERALD_API_H
+
+#include "auth.h"
+#include "event.h"
+#include "http.h"
+#include "metrics.h"
+#include "pgpool.h"
+#include "publisher.h"
+#include "ratelimit.h"
+#include "router.h"
+#include "store.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define API_MAX_BATCH      1000
+#define API_DB_WAIT_MS     2000
+#define API_STATUS_SLOTS   500 /* HTTP statuses 100..599 */
+
+typedef struct api_env api_env;
+typedef struct api_call api_call;
+
+/* A route's handler: called for HTTP_PHASE_BODY and HTTP_PHASE_RESUMED. */
+typedef void (*api_handler)(api_env *env, http_request *req, api_call *call, http_phase phase);
+
+typedef struct api_endpoint {
+    api_handler fn;
+    bool json_body; /* the request must carry a JSON body */
+} api_endpoint;
+
+struct api_env {
+    pgpool *pool;
+    publisher *pub;
+    auth_cache *auth;
+    ratelimit_table *limits; /* NULL: unlimited */
+    metrics_registry *metrics;
+    char events_topic[256];
+    event_limits ev_limits;
+    int publish_timeout_ms;
+    atomic_bool draining; /* shutting down: readiness fails */
+
+    metrics_histogram *publish_latency;
+    metrics_counter *rate_limited;
+    metrics_counter *published_events;
+    /* requests by route (index in the table, last = unmatched) and status */
+    _Atomic(metrics_counter *) *requests;
+    size_t nroutes;
+
+    /* readiness of PostgreSQL, cached briefly so probes cannot load it */
+    atomic_llong db_checked_ms;
+    atomic_bool db_ok;
+};
+
+/* Per-request state, attached to the http_request. */
+struct api_call {
+    api_env *env;
+    size_t route;       /* index in the route table; nroutes when unmatched */
+    router_params params;
+    int64_t key_id;
+    apikey_scope scope;
+    void *work;          /* the handler's own state */
+    void (*work_free)(void *);
+};
+
+/* The route table, in match order; *n gets its length. */
+const router_route *api_routes(size_t *n);
+
+/* Fills the metric handles of env (after env->metrics is set).  -1 when out of memory. */
+int api_env_init_metrics(api_env *env) __attribute__((warn_unused_result));
+void api_env_free_metrics(api_env *env);
+
+/* The http_dispatch_fn and http_complete_fn of the gateway; ctx is the api_env. */
+void api_dispatch(void *ctx, http_request *req, http_phase phase);
+void api_complete(void *ctx, http_request *req);
+
+/* ---- helpers for handlers ---- */
+
+/* Parses the body as a JSON object, or answers 400 and returns -1. */
+int api_body_object(http_request *req, json_t **out) __attribute__((warn_unused_result));
+
+/* Borrows a database connection, or answers 503 and returns NULL. */
+pg_conn *api_db(api_env *env, http_request *req) __attribute__((warn_unused_result));
+
+/* Answers a store failure: 404 (with what), 400, 503 or 500. */
+void api_store_error(http_request *req, store_status st, const char *what, const char *err);
+
+/* Answers 400 naming field, with message. */
+void api_bad_field(http_request *req, const char *field, const char *message);
+
+#endif

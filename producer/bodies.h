@@ -1,0 +1,66 @@
+/*
+ * bodies: the request bodies of the management API and their rules.
+ *
+ * Each check walks a parsed JSON document and stops at the first problem,
+ * naming the offending field as a path ("push_tokens[2]",
+ * "categories.marketing.fax", "quiet_hours.start") and what was expected.
+ * Unknown fields are errors, not ignored: a typo such as "emial" must not
+ * silently clear an address.  Pure logic: no I/O, no allocation beyond
+ * jansson's parse.  The publish bodies are checked by common/event.
+ */
+#ifndef HERALD_BODIES_H
+#define HERALD_BODIES_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define BODIES_MAX_PUSH_TOKENS    100
+#define BODIES_MAX_CATEGORIES     100
+#define BODIES_NAME_MAX           256 /* users.name */
+#define BODIES_TIMEZONE_MAX       64
+#define BODIES_LOCALE_MAX         35
+#define BODIES_TEMPLATE_BODY_MAX  65536
+#define BODIES_TEMPLATE_SUBJECT_MAX 998 /* an RFC 5322 line */
+
+typedef struct bodies_error {
+    char field[128];   /* JSON path of the offending value; "" for the body itself */
+    char message[256]; /* what was expected, readable on its own */
+} bodies_error;
+
+/*
+ * Parses buf[0..len) as one JSON object: no trailing data, no duplicate
+ * keys, no NUL inside strings.  On success *out is a new reference the
+ * caller releases with json_decref().
+ */
+int bodies_parse_object(const char *buf, size_t len, json_t **out, bodies_error *e)
+    __attribute__((warn_unused_result));
+
+/* PUT /v1/users/{id}: {"email"?,"phone"?,"push_tokens"?,"timezone"?,"locale"?,"name"?}. */
+int bodies_check_user(const json_t *body, bodies_error *e) __attribute__((warn_unused_result));
+
+/* PUT /v1/users/{id}/preferences: {"channels"?,"categories"?,"quiet_hours"?}. */
+int bodies_check_preferences(const json_t *body, bodies_error *e)
+    __attribute__((warn_unused_result));
+
+/* PUT /v1/templates/{type}/{channel}: {"subject"?,"body","category"?}. */
+int bodies_check_template(const json_t *body, bodies_error *e) __attribute__((warn_unused_result));
+
+/*
+ * Checks the {{placeholders}} of a template text: every "{{" is closed by
+ * "}}" before the next "{{", every "}}" was opened, and each placeholder is
+ * a dotted path of identifiers under user., data. or event. (spaces around
+ * the path are allowed).  err says what is wrong and at which byte.
+ */
+int bodies_check_placeholders(const char *text, size_t len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* "HH:MM", 00:00..23:59, into minutes since midnight. */
+int bodies_parse_hhmm(const char *s, size_t len, int *minutes) __attribute__((warn_unused_result));
+
+/* A BCP 47-like tag: 2-3 letters, then "-" subtags of 1-8 letters or digits. */
+int bodies_check_locale(const char *s, size_t len) __attribute__((warn_unused_result));
+
+/* A delivery channel name: "email", "sms" or "push". */
+int bodies_is_channel(const char *s);
+
+#endif

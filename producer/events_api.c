@@ -1,0 +1,501 @@
+/*
+ * events_api: publish one or many events, read an event's deliveries.
+ *
+ * A publish runs in two halves on the HTTP workers.  The first (BODY)
+ * validates, claims idempotency keys, suspends the request and hands the
+ * records to the publisher.  Delivery reports arrive on the publisher's
+ * poll thread, which only records the outcome and, for the last record of
+ * the request, resumes it.  The second half (RESUMED) releases the claims of
+ * records that failed and answers.  A count of outstanding records, started
+ * one above the number sent, keeps the request suspended until both the
+ * sending loop and every report are done, whichever finishes last.
+ */
+#include "events_api.h"
+
+#include "apikey.h"
+#include "ids.h"
+#include "log.h"
+#include "timeutil.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum {
+    ITEM_INVALID = 0, /* refused before publishing: code/message/field say why */
+    ITEM_REPLAY,      /* an idempotency key already used: its event id, nothing sent */
+    ITEM_SENT,        /* handed to the publisher, outcome pending */
+    ITEM_DONE,        /* outcome in result */
+} item_state;
+
+typedef struct pub_work pub_work;
+
+typedef struct pub_item {
+    pub_work *work;
+    item_state state;
+    publisher_result result;
+    char event_id[ID_UUID_SIZE];
+    char *idem_key;  /* owned; set when this item claimed a key */
+    int http_status; /* for ITEM_INVALID: 400, 503, ... */
+    char code[32];
+    char field[96];
+    char message[256];
+} pub_item;
+
+struct pub_work {
+    http_request *req;
+    atomic_int outstanding;
+    int64_t key_id;
+    size_t n;
+    pub_item items[];
+};
+
+static void work_free(void *p)
+{
+    pub_work *w = p;
+    if (w == NULL)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        free(w->items[i].idem_key);
+    free(w);
+}
+
+static void item_fail(pub_item *it, int status, const char *code, const char *field,
+                      const char *message)
+{
+    it->state = ITEM_INVALID;
+    it->http_status = status;
+    snprintf(it->code, sizeof it->code, "%s", code);
+    snprintf(it->field, sizeof it->field, "%s", field != NULL ? field : "");
+    snprintf(it->message, sizeof it->message, "%s", message);
+}
+
+/* One finished record; the last one of a request resumes it. */
+static void item_finished(pub_item *it)
+{
+    pub_work *w = it->work;
+    if (atomic_fetch_sub_explicit(&w->outstanding, 1, memory_order_acq_rel) == 1)
+        http_request_resume(w->req);
+}
+
+void events_api_delivered(void *opaque, publisher_result result, const char *errstr,
+                          int32_t partition, int64_t offset)
+{
+    (void)partition;
+    (void)offset;
+    pub_item *it = opaque;
+    it->result = result;
+    if (result != PUBLISHER_OK)
+        snprintf(it->message, sizeof it->message, "%s", errstr != NULL ? errstr : "");
+    it->state = ITEM_DONE;
+    item_finished(it);
+}
+
+/*
+ * Validates one event object into it (event id and time assigned) and
+ * serializes it.  Returns the wire JSON (free()) or NULL with it failed.
+ */
+static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
+                          const char *header_key)
+{
+    char field[64] = "", err[256];
+    char *wire = NULL;
+    size_t wlen = 0;
+    if (!json_is_object(obj)) {
+        item_fail(it, 400, "invalid_field", "", "an event must be a JSON object");
+        return NULL;
+    }
+    if (event_from_request(obj, ev, &env->ev_limits, field, sizeof field, err, sizeof err) != 0) {
+        item_fail(it, 400, "invalid_field", field, err);
+        return NULL;
+    }
+    if (header_key != NULL) {
+        if (ev->idempotency_key != NULL && strcmp(ev->idempotency_key, header_key) != 0) {
+            item_fail(it, 400, "invalid_field", "idempotency_key",
+                      "idempotency_key: differs from the Idempotency-Key header");
+            return NULL;
+        }
+        if (ev->idempotency_key == NULL && (ev->idempotency_key = strdup(header_key)) == NULL) {
+            item_fail(it, 503, "overloaded", NULL, "out of memory");
+            return NULL;
+        }
+    }
+    if (id_uuid_v4(ev->event_id) != 0) {
+        item_fail(it, 503, "unavailable", NULL, "no randomness for an event id");
+        return NULL;
+    }
+    ev->created_at = timeutil_now_ms();
+    if (event_serialize(ev, &wire, &wlen) != 0) {
+        item_fail(it, 400, "invalid_field", "", "the event cannot be serialized");
+        return NULL;
+    }
+    snprintf(it->event_id, sizeof it->event_id, "%s", ev->event_id);
+    return wire;
+}
+
+/*
+ * Claims the items' idempotency keys.  An item whose key was used before
+ * becomes a replay of that event id.  Returns -1 (and answers 503) when the
+ * database cannot be reached: no publish without its claim.
+ */
+static int claim_keys(api_env *env, http_request *req, pub_work *w, event *evs, char **wires)
+{
+    pg_conn *c = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        pub_item *it = &w->items[i];
+        if (it->state != ITEM_SENT || evs[i].idempotency_key == NULL)
+            continue;
+        if (c == NULL && (c = api_db(env, req)) == NULL) {
+            rc = -1;
+            goto out;
+        }
+        unsigned char hash[32];
+        id_sha256(wires[i], strlen(wires[i]), hash);
+        bool claimed = false;
+        char existing[ID_UUID_SIZE], err[256];
+        store_status st = store_idem_claim(c, w->key_id, evs[i].idempotency_key, it->event_id,
+                                           hash, &claimed, existing, err, sizeof err);
+        if (st != STORE_OK) {
+            api_store_error(req, st, "idempotency key", err);
+            rc = -1;
+            goto out;
+        }
+        if (claimed) {
+            it->idem_key = strdup(evs[i].idempotency_key);
+            if (it->idem_key == NULL) {
+                http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+                rc = -1;
+                goto out;
+            }
+        } else {
+            it->state = ITEM_REPLAY;
+            snprintf(it->event_id, sizeof it->event_id, "%s", existing);
+        }
+    }
+out:
+    if (rc != 0) {
+        /* Undo the claims already made: none of these events will be sent. */
+        for (size_t i = 0; c != NULL && i < w->n; i++) {
+            pub_item *it = &w->items[i];
+            char err[256];
+            if (it->idem_key != NULL &&
+                store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
+                    STORE_OK)
+                LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
+        }
+    }
+    pgpool_release(env->pool, c);
+    return rc;
+}
+
+/* Sends every item still ITEM_SENT; the request is suspended first. */
+static void send_items(api_env *env, pub_work *w, event *evs, char **wires)
+{
+    atomic_store(&w->outstanding, 1);
+    for (size_t i = 0; i < w->n; i++)
+        if (w->items[i].state == ITEM_SENT)
+            atomic_fetch_add(&w->outstanding, 1);
+    http_request_suspend(w->req);
+    for (size_t i = 0; i < w->n; i++) {
+        pub_item *it = &w->items[i];
+        if (it->state != ITEM_SENT)
+            continue;
+        char key[EVENT_KAFKA_KEY_SIZE], err[256];
+        event_kafka_key(&evs[i], key, sizeof key);
+        publisher_result r = publisher_send(env->pub, env->events_topic, key, strlen(key),
+                                            wires[i], strlen(wires[i]), it, err, sizeof err);
+        if (r != PUBLISHER_OK) {
+            it->result = r;
+            snprintf(it->message, sizeof it->message, "%s", err);
+            it->state = ITEM_DONE;
+            item_finished(it);
+        }
+    }
+    item_finished(&(pub_item){.work = w}); /* drops the count's extra one */
+}
+
+/* Turns a finished item's outcome into an answer: 202 or an error. */
+static void item_outcome(pub_item *it, int *status, const char **code, const char **message)
+{
+    *message = it->message;
+    switch (it->state) {
+    case ITEM_INVALID:
+        *status = it->http_status;
+        *code = it->code;
+        return;
+    case ITEM_REPLAY:
+    case ITEM_SENT:
+        *status = 202;
+        *code = NULL;
+        return;
+    case ITEM_DONE:
+        break;
+    }
+    switch (it->result) {
+    case PUBLISHER_OK:
+        *status = 202;
+        *code = NULL;
+        return;
+    case PUBLISHER_QUEUE_FULL:
+        *status = 503;
+        *code = "queue_full";
+        *message = "the gateway's publish queue is full; retry shortly";
+        return;
+    case PUBLISHER_UNAVAILABLE:
+        *status = 503;
+        *code = "broker_unavailable";
+        return;
+    case PUBLISHER_FAILED:
+        break;
+    }
+    *status = 500;
+    *code = "publish_failed";
+}
+
+/* Releases the keys of items that were not published. */
+static void release_failed(api_env *env, http_request *req, pub_work *w)
+{
+    pg_conn *c = NULL;
+    for (size_t i = 0; i < w->n; i++) {
+        pub_item *it = &w->items[i];
+        if (it->idem_key == NULL || it->state != ITEM_DONE || it->result == PUBLISHER_OK)
+            continue;
+        char err[256];
+        if (c == NULL) {
+            c = pgpool_acquire(env->pool, API_DB_WAIT_MS, err, sizeof err);
+            if (c == NULL) {
+                LOG_WARN(http_request_id(req), "idempotency keys not released: %s", err);
+                return;
+            }
+        }
+        if (store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
+            STORE_OK)
+            LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
+    }
+    pgpool_release(env->pool, c);
+}
+
+static void observe(api_env *env, http_request *req, pub_work *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    double secs = (double)(now_us - http_request_start_us(req)) / 1e6;
+    metrics_histogram_observe(env->publish_latency, secs);
+    uint64_t ok = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->items[i].state == ITEM_DONE && w->items[i].result == PUBLISHER_OK)
+            ok++;
+    metrics_counter_add(env->published_events, ok);
+}
+
+static pub_work *work_new(http_request *req, api_call *call, size_t n)
+{
+    pub_work *w = calloc(1, sizeof *w + n * sizeof(pub_item));
+    if (w == NULL) {
+        http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+        return NULL;
+    }
+    w->req = req;
+    w->key_id = call->key_id;
+    w->n = n;
+    for (size_t i = 0; i < n; i++) {
+        w->items[i].work = w;
+        w->items[i].state = ITEM_SENT;
+    }
+    call->work = w;
+    call->work_free = work_free;
+    return w;
+}
+
+/*
+ * The common first half: items[i] from objs[i]; answers itself and
+ * returns when nothing needs sending.
+ */
+static void publish_start(api_env *env, http_request *req, pub_work *w, json_t *const *objs,
+                          const char *header_key)
+{
+    event *evs = calloc(w->n, sizeof *evs);
+    char **wires = calloc(w->n, sizeof *wires);
+    size_t to_send = 0;
+    if (evs == NULL || wires == NULL) {
+        http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+        goto out;
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        wires[i] = prepare_item(env, objs[i], &w->items[i], &evs[i], header_key);
+        if (wires[i] != NULL)
+            to_send++;
+    }
+    if (to_send > 0 && claim_keys(env, req, w, evs, wires) != 0)
+        goto out;
+    send_items(env, w, evs, wires);
+out:
+    for (size_t i = 0; evs != NULL && i < w->n; i++)
+        event_free(&evs[i]);
+    for (size_t i = 0; wires != NULL && i < w->n; i++)
+        free(wires[i]);
+    free(evs);
+    free(wires);
+}
+
+void events_api_publish(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    pub_work *w = call->work;
+    if (phase == HTTP_PHASE_RESUMED) {
+        release_failed(env, req, w);
+        observe(env, req, w);
+        pub_item *it = &w->items[0];
+        int status;
+        const char *code, *message;
+        item_outcome(it, &status, &code, &message);
+        http_request_log_field(req, "event_id", it->event_id);
+        if (status == 202) {
+            if (it->state == ITEM_REPLAY)
+                http_add_header(req, "Idempotent-Replayed", "true");
+            http_respond_json(req, 202, json_pack("{s:s}", "event_id", it->event_id));
+        } else if (status == 503) {
+            http_respond_retry(req, 503, code, message, 1);
+        } else {
+            http_respond_error(req, status, code, message, it->field);
+        }
+        return;
+    }
+
+    const char *key = http_request_header(req, "Idempotency-Key");
+    char err[160];
+    if (key != NULL && validate_idempotency_key(key, strlen(key), err, sizeof err) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Idempotency-Key %s", err);
+        api_bad_field(req, "Idempotency-Key", msg);
+        return;
+    }
+    json_t *body = NULL;
+    if (api_body_object(req, &body) != 0)
+        return;
+    if ((w = work_new(req, call, 1)) != NULL)
+        publish_start(env, req, w, &body, key);
+    json_decref(body);
+}
+
+void events_api_batch(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    pub_work *w = call->work;
+    if (phase == HTTP_PHASE_RESUMED) {
+        release_failed(env, req, w);
+        observe(env, req, w);
+        json_t *results = json_array();
+        size_t accepted = 0, unavailable = 0;
+        for (size_t i = 0; results != NULL && i < w->n; i++) {
+            int status;
+            const char *code, *message;
+            item_outcome(&w->items[i], &status, &code, &message);
+            json_t *r;
+            if (status == 202) {
+                accepted++;
+                r = json_pack("{s:s}", "event_id", w->items[i].event_id);
+            } else {
+                if (status == 503)
+                    unavailable++;
+                r = w->items[i].field[0] != '\0'
+                        ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
+                                    message, "field", w->items[i].field)
+                        : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+            }
+            if (r == NULL || json_array_append_new(results, r) != 0) {
+                json_decref(results);
+                results = NULL;
+            }
+        }
+        json_t *doc = results != NULL ? json_pack("{s:o}", "results", results) : NULL;
+        if (doc == NULL) {
+            http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+            return;
+        }
+        if (accepted > 0) {
+            http_respond_json(req, 202, doc);
+        } else if (unavailable > 0) {
+            json_object_set_new(doc, "error",
+                                json_pack("{s:s,s:s}", "code", "broker_unavailable", "message",
+                                          "no event of the batch was accepted; retry"));
+            http_add_header(req, "Retry-After", "1");
+            http_respond_json(req, 503, doc);
+        } else {
+            json_object_set_new(doc, "error",
+                                json_pack("{s:s,s:s}", "code", "invalid_batch", "message",
+                                          "no event of the batch is valid"));
+            http_respond_json(req, 400, doc);
+        }
+        return;
+    }
+
+    json_t *body = NULL;
+    if (api_body_object(req, &body) != 0)
+        return;
+    json_t *events = json_object_get(body, "events");
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v) {
+        if (strcmp(k, "events") != 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown field \"%.64s\"", k);
+            api_bad_field(req, k, msg);
+            goto out;
+        }
+    }
+    if (!json_is_array(events)) {
+        api_bad_field(req, "events", "events must be an array of events");
+        goto out;
+    }
+    size_t n = json_array_size(events);
+    if (n == 0 || n > API_MAX_BATCH) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "events must hold 1 to %d events", API_MAX_BATCH);
+        api_bad_field(req, "events", msg);
+        goto out;
+    }
+    if ((w = work_new(req, call, n)) == NULL)
+        goto out;
+    json_t **objs = malloc(n * sizeof *objs);
+    if (objs == NULL) {
+        http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        objs[i] = json_array_get(events, i);
+    publish_start(env, req, w, objs, NULL);
+    free(objs);
+out:
+    json_decref(body);
+}
+
+void events_api_get(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    char id[ID_UUID_SIZE];
+    const char *raw = router_param(&call->params, "event_id");
+    size_t len = raw != NULL ? strlen(raw) : 0;
+    /* UUIDs are case-insensitive; Herald stores them lowercase. */
+    for (size_t i = 0; i < len && i < ID_UUID_LEN; i++)
+        id[i] = (raw[i] >= 'A' && raw[i] <= 'F') ? (char)(raw[i] - 'A' + 'a') : raw[i];
+    id[len < ID_UUID_LEN ? len : ID_UUID_LEN] = '\0';
+    if (len != ID_UUID_LEN || !id_is_uuid(id)) {
+        api_bad_field(req, "event_id", "event_id must be a UUID");
+        return;
+    }
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        return;
+    json_t *doc = NULL;
+    char err[256];
+    store_status st = store_event_status(c, id, &doc, err, sizeof err);
+    pgpool_release(env->pool, c);
+    if (st != STORE_OK) {
+        api_store_error(req, st, "event", err);
+        return;
+    }
+    http_respond_json(req, 200, doc);
+}

@@ -1,0 +1,225 @@
+/*
+ * gateway: configuration table, assembly of the parts, ordered shutdown.
+ */
+#include "gateway.h"
+
+#include "api.h"
+#include "events_api.h"
+#include "http.h"
+#include "log.h"
+#include "opsserver.h"
+#include "timeutil.h"
+#include "topics.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define GW(field) offsetof(gateway_config, field)
+
+static const config_var gateway_vars[] = {
+    {.env = "HERALD_HTTP_ADDR", .flag = "http-addr", .type = CONFIG_ADDR,
+     .def = "127.0.0.1:8080", .offset = GW(http_addr),
+     .help = "listen address of the HTTP API (host:port; port 0 picks a free one)"},
+    {.env = "HERALD_MAX_BODY_BYTES", .flag = "max-body-bytes", .type = CONFIG_INT,
+     .def = "262144", .offset = GW(max_body_bytes), .min = 1024, .max = 16777216,
+     .help = "largest request body accepted; larger ones get 413"},
+    {.env = "HERALD_RATE_LIMIT", .flag = "rate-limit", .type = CONFIG_INT, .def = "10000",
+     .offset = GW(rate_limit), .min = 0, .max = 100000000,
+     .help = "requests per second per API key (token bucket); 0 = unlimited"},
+    {.env = "HERALD_RATE_BURST", .flag = "rate-burst", .type = CONFIG_INT, .def = "20000",
+     .offset = GW(rate_burst), .min = 0, .max = 100000000,
+     .help = "requests an idle API key may send at once; 0 = one second's worth"},
+    {.env = "HERALD_PUBLISH_TIMEOUT_MS", .flag = "publish-timeout", .type = CONFIG_DURATION,
+     .def = "5000", .offset = GW(publish_timeout_ms), .min = 100, .max = 300000,
+     .help = "how long a publish waits for the broker's acknowledgement before 503"},
+    {.env = "HERALD_PUBLISH_QUEUE_MAX", .flag = "publish-queue-max", .type = CONFIG_INT,
+     .def = "100000", .offset = GW(queue_max_messages), .min = 1, .max = 10000000,
+     .help = "records queued towards Kafka at most; past it publishes get 503"},
+    {.env = "HERALD_PUBLISH_LINGER_MS", .flag = "publish-linger", .type = CONFIG_DURATION,
+     .def = "5", .offset = GW(linger_ms), .min = 0, .max = 1000,
+     .help = "how long records wait to be batched (latency against throughput)"},
+    {.env = "HERALD_HTTP_THREADS", .flag = "http-threads", .type = CONFIG_INT, .def = "0",
+     .offset = GW(http_threads), .min = 0, .max = 256,
+     .help = "HTTP worker threads; 0 = one per core"},
+    {.env = "HERALD_HTTP_CLIENT_TIMEOUT", .flag = "http-client-timeout",
+     .type = CONFIG_DURATION, .def = "30s", .offset = GW(client_timeout_ms), .min = 1000,
+     .max = 3600000, .help = "an idle or slow client connection is closed after this"},
+    {.env = "HERALD_HTTP_MAX_CONNECTIONS", .flag = "http-max-connections", .type = CONFIG_INT,
+     .def = "4096", .offset = GW(max_connections), .min = 1, .max = 1000000,
+     .help = "concurrent client connections at most"},
+    {.env = "HERALD_DB_POOL_SIZE", .flag = "db-pool-size", .type = CONFIG_INT, .def = "4",
+     .offset = GW(db_pool_size), .min = 1, .max = 64,
+     .help = "PostgreSQL connections shared by the HTTP workers"},
+    {.env = "HERALD_AUTH_CACHE_TTL", .flag = "auth-cache-ttl", .type = CONFIG_DURATION,
+     .def = "5s", .offset = GW(auth_cache_ms), .min = 0, .max = 600000,
+     .help = "how long an API key lookup is trusted (a revocation takes effect within it)"},
+    {.env = "HERALD_SHUTDOWN_TIMEOUT", .flag = "shutdown-timeout", .type = CONFIG_DURATION,
+     .def = "15s", .offset = GW(shutdown_timeout_ms), .min = 0, .max = 600000,
+     .help = "on SIGTERM, how long requests in flight and the producer get to finish"},
+    {.env = "HERALD_ACCESS_LOG", .flag = "access-log", .type = CONFIG_BOOL, .def = "true",
+     .offset = GW(access_log), .help = "one JSON line per request on stderr"},
+    {0},
+};
+
+static const char gateway_usage[] =
+    "usage: herald-gateway [flags] [-X librdkafka.property=value ...]\n"
+    "\n"
+    "The HTTP API of Herald: publishes events to Kafka and manages users,\n"
+    "preferences, topic subscriptions and templates in PostgreSQL.";
+
+config_status gateway_config_load(gateway_config *cfg, int argc, char **argv, char *err,
+                                  size_t errlen)
+{
+    const config_table tables[] = {{config_common_vars, &cfg->common}, {gateway_vars, cfg}};
+    int first = argc;
+    config_status st =
+        config_load(tables, 2, argc, argv, &first, &cfg->kafka_props, gateway_usage, err, errlen);
+    if (st == CONFIG_OK && first < argc) {
+        snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", argv[first]);
+        return CONFIG_ERROR;
+    }
+    return st;
+}
+
+void gateway_config_free(gateway_config *cfg)
+{
+    const config_table tables[] = {{config_common_vars, &cfg->common}, {gateway_vars, cfg}};
+    config_free(tables, 2, &cfg->kafka_props);
+}
+
+struct gateway {
+    api_env env;
+    http_server *http;
+    long shutdown_timeout_ms;
+};
+
+static double queue_depth(void *ctx)
+{
+    api_env *env = ctx;
+    return env->pub != NULL ? (double)publisher_queue_depth(env->pub) : 0.0;
+}
+
+static void free_parts(gateway *g)
+{
+    publisher_free(g->env.pub);
+    http_server_stop(g->http);
+    auth_free(g->env.auth);
+    ratelimit_table_free(g->env.limits);
+    pgpool_free(g->env.pool);
+    api_env_free_metrics(&g->env);
+    metrics_registry_free(g->env.metrics);
+    free(g);
+}
+
+gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
+{
+    gateway *g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    api_env *env = &g->env;
+    g->shutdown_timeout_ms = cfg->shutdown_timeout_ms;
+    config_topic(&cfg->common, TOPICS_EVENTS, env->events_topic, sizeof env->events_topic);
+    env->publish_timeout_ms = (int)cfg->publish_timeout_ms;
+
+    env->metrics = metrics_registry_new();
+    if (env->metrics == NULL || api_env_init_metrics(env) != 0 ||
+        metrics_gauge_fn(env->metrics, "herald_gateway_producer_queue_depth",
+                         "Records queued or in flight towards Kafka", NULL, queue_depth,
+                         env) != 0) {
+        snprintf(err, errlen, "cannot set up metrics: out of memory");
+        goto fail;
+    }
+    env->pool = pgpool_new(cfg->common.database_url, (size_t)cfg->db_pool_size, 1000,
+                           store_prepare, err, errlen);
+    if (env->pool == NULL)
+        goto fail;
+    env->auth = auth_new(env->pool, cfg->auth_cache_ms, 300000);
+    if (env->auth == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->rate_limit > 0) {
+        env->limits = ratelimit_table_new((double)cfg->rate_limit, (double)cfg->rate_burst, 10000);
+        if (env->limits == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    const publisher_config pc = {
+        .brokers = cfg->common.kafka_brokers,
+        .props = &cfg->kafka_props,
+        .probe_topic = env->events_topic,
+        .timeout_ms = (int)cfg->publish_timeout_ms,
+        .queue_max_messages = (int)cfg->queue_max_messages,
+        .linger_ms = (int)cfg->linger_ms,
+        .done = events_api_delivered,
+    };
+    env->pub = publisher_new(&pc, err, errlen);
+    if (env->pub == NULL)
+        goto fail;
+
+    const http_server_config hc = {
+        .addr = cfg->http_addr,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .threads = (unsigned)cfg->http_threads,
+        .connection_timeout_s = (unsigned)((cfg->client_timeout_ms + 999) / 1000),
+        .max_connections = (unsigned)cfg->max_connections,
+        .access_log = cfg->access_log,
+        .dispatch = api_dispatch,
+        .complete = api_complete,
+        .ctx = env,
+    };
+    g->http = http_server_start(&hc, err, errlen);
+    if (g->http == NULL)
+        goto fail;
+    LOG_INFO("gateway", "listening on port %u, publishing to %s", (unsigned)http_server_port(g->http),
+             env->events_topic);
+    return g;
+fail:
+    free_parts(g);
+    return NULL;
+}
+
+uint16_t gateway_port(const gateway *g)
+{
+    return http_server_port(g->http);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int gateway_stop(gateway *g)
+{
+    if (g == NULL)
+        return 0;
+    int64_t deadline = timeutil_monotonic_ms() + g->shutdown_timeout_ms;
+    atomic_store(&g->env.draining, true);
+    http_server_quiesce(g->http);
+
+    /* Requests in flight finish: each waits at most the publish timeout. */
+    unsigned busy;
+    while ((busy = http_server_in_flight(g->http)) > 0 && timeutil_monotonic_ms() < deadline)
+        sleep_ms(10);
+    int64_t left_ms = deadline - timeutil_monotonic_ms();
+    int unflushed = publisher_flush(g->env.pub, left_ms > 0 ? (int)left_ms : 0);
+    if (busy > 0 || unflushed > 0)
+        LOG_WARN("gateway", "shutdown deadline reached: %u requests and %d records left", busy,
+                 unflushed);
+
+    /* Purging resumes whatever still waits, with a 503; give those a moment. */
+    publisher_free(g->env.pub);
+    g->env.pub = NULL;
+    for (int i = 0; i < 200 && http_server_in_flight(g->http) > 0; i++)
+        sleep_ms(10);
+    free_parts(g);
+    LOG_INFO("gateway", "stopped");
+    return unflushed;
+}

@@ -1,0 +1,640 @@
+/*
+ * http: libmicrohttpd plumbing for the gateway.
+ *
+ * One epoll loop per worker thread (MHD's thread pool) with keep-alive, so a
+ * few threads serve thousands of connections; requests waiting for the
+ * broker are suspended rather than parked on a thread.  MHD's own URL
+ * unescaping is turned off: the router decodes path segments one by one,
+ * after splitting, so an escaped '/' inside an id stays part of the id.
+ */
+#include "http.h"
+
+#include "ids.h"
+#include "log.h"
+#include "opsserver.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HTTP_MAX_EXTRA_HEADERS 4
+#define HTTP_LOG_FIELDS_SIZE   384
+/* Per-connection arena for headers (bodies are ours): MHD clears it for
+ * every request, so a smaller one is measurably cheaper than the 32 KiB
+ * default while still holding 8 KiB of headers. */
+#define HTTP_CONNECTION_MEMORY 16384
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    http_server_config cfg;
+    char *addr;
+    uint16_t port;
+    atomic_uint in_flight;
+    atomic_uint_fast64_t next_id;
+    char id_prefix[17];
+};
+
+typedef enum {
+    REQ_HEADERS = 0, /* headers seen, reading the body */
+    REQ_BODY,        /* dispatching the complete body */
+    REQ_SUSPENDED,   /* waiting for http_request_resume() */
+    REQ_ANSWERED,    /* response queued */
+} req_state;
+
+struct http_request {
+    http_server *srv;
+    struct MHD_Connection *conn;
+    req_state state;
+    char method[8];
+    char *path;
+    int64_t content_length;
+    char *body;
+    size_t body_len, body_cap;
+    bool too_large;
+    uint64_t discarded;
+    char id[65];
+    int64_t start_us;
+
+    bool answered;
+    int status;
+    char *resp_body;
+    size_t resp_len;
+    const char *resp_type;
+    size_t nheaders;
+    char *hdr_name[HTTP_MAX_EXTRA_HEADERS];
+    char *hdr_value[HTTP_MAX_EXTRA_HEADERS];
+    size_t bytes_out;
+
+    char log_fields[HTTP_LOG_FIELDS_SIZE];
+    size_t log_fields_len;
+
+    void *app;
+    void (*app_free)(void *);
+};
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* JSON string escaping into out (always terminated); returns bytes written. */
+static size_t json_escape(char *out, size_t outlen, const char *s)
+{
+    size_t o = 0;
+    if (outlen == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        char tmp[8];
+        const char *piece = tmp;
+        size_t n;
+        if (*p == '"' || *p == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)*p;
+            n = 2;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            n = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", *p);
+        } else {
+            tmp[0] = (char)*p;
+            n = 1;
+        }
+        if (o + n >= outlen)
+            break;
+        memcpy(out + o, piece, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* ------------------------------------------------------------- requests */
+
+const char *http_request_method(const http_request *req)
+{
+    return req->method;
+}
+
+const char *http_request_path(const http_request *req)
+{
+    return req->path;
+}
+
+const char *http_request_header(http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_body(const http_request *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body != NULL ? req->body : "";
+}
+
+int64_t http_request_content_length(const http_request *req)
+{
+    return req->content_length;
+}
+
+const char *http_request_id(const http_request *req)
+{
+    return req->id;
+}
+
+int64_t http_request_start_us(const http_request *req)
+{
+    return req->start_us;
+}
+
+int http_request_status(const http_request *req)
+{
+    return req->status;
+}
+
+void http_request_set_app(http_request *req, void *app, void (*free_fn)(void *))
+{
+    req->app = app;
+    req->app_free = free_fn;
+}
+
+void *http_request_app(const http_request *req)
+{
+    return req->app;
+}
+
+bool http_request_answered(const http_request *req)
+{
+    return req->answered;
+}
+
+void http_request_log_field(http_request *req, const char *key, const char *value)
+{
+    char k[64], v[160];
+    json_escape(k, sizeof k, key);
+    json_escape(v, sizeof v, value);
+    int n = snprintf(req->log_fields + req->log_fields_len,
+                     sizeof req->log_fields - req->log_fields_len, ",\"%s\":\"%s\"", k, v);
+    if (n > 0 && (size_t)n < sizeof req->log_fields - req->log_fields_len)
+        req->log_fields_len += (size_t)n;
+    else
+        req->log_fields[req->log_fields_len] = '\0';
+}
+
+static bool is_json_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    if (ct == NULL)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, want, sizeof want - 1) != 0)
+        return false;
+    ct += sizeof want - 1;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+int http_request_expect_json(http_request *req)
+{
+    if (!is_json_type(http_request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        http_respond_error(req, 415, "unsupported_media_type",
+                           "the body must be JSON: send Content-Type: application/json", NULL);
+        return -1;
+    }
+    if (req->content_length >= 0 && (uint64_t)req->content_length > req->srv->cfg.max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the body is larger than the limit of %zu bytes",
+                 req->srv->cfg.max_body_bytes);
+        http_respond_error(req, 413, "payload_too_large", msg, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void http_request_suspend(http_request *req)
+{
+    req->state = REQ_SUSPENDED;
+    MHD_suspend_connection(req->conn);
+}
+
+void http_request_resume(http_request *req)
+{
+    MHD_resume_connection(req->conn);
+}
+
+/* ------------------------------------------------------------ responses */
+
+void http_add_header(http_request *req, const char *name, const char *value)
+{
+    if (req->nheaders >= HTTP_MAX_EXTRA_HEADERS)
+        return;
+    char *n = strdup(name), *v = strdup(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return;
+    }
+    req->hdr_name[req->nheaders] = n;
+    req->hdr_value[req->nheaders] = v;
+    req->nheaders++;
+}
+
+/* Takes ownership of body (malloc'd, may be NULL when len is 0). */
+static void respond_owned(http_request *req, int status, const char *content_type, char *body,
+                          size_t len)
+{
+    free(req->resp_body);
+    req->answered = true;
+    req->status = status;
+    req->resp_type = content_type;
+    req->resp_body = body;
+    req->resp_len = len;
+}
+
+void http_respond(http_request *req, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    char *copy = NULL;
+    if (len > 0) {
+        copy = malloc(len);
+        if (copy == NULL) {
+            respond_owned(req, 500, NULL, NULL, 0);
+            return;
+        }
+        memcpy(copy, body, len);
+    }
+    respond_owned(req, status, content_type, copy, len);
+}
+
+void http_respond_json(http_request *req, int status, json_t *doc)
+{
+    if (doc == NULL) {
+        respond_owned(req, status, NULL, NULL, 0);
+        return;
+    }
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (text == NULL) {
+        respond_owned(req, 500, NULL, NULL, 0);
+        return;
+    }
+    respond_owned(req, status, "application/json", text, strlen(text));
+}
+
+void http_respond_error(http_request *req, int status, const char *code, const char *message,
+                        const char *field)
+{
+    /* Built by hand: this path also serves out-of-memory and overload
+     * answers, so it should not need a JSON tree. */
+    char c[64], m[512], f[192];
+    json_escape(c, sizeof c, code);
+    json_escape(m, sizeof m, message);
+    json_escape(f, sizeof f, field != NULL ? field : "");
+    size_t cap = strlen(c) + strlen(m) + strlen(f) + 64;
+    char *body = malloc(cap);
+    if (body == NULL) {
+        respond_owned(req, status, NULL, NULL, 0);
+        return;
+    }
+    int n;
+    if (f[0] != '\0')
+        n = snprintf(body, cap, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":\"%s\"}}",
+                     c, m, f);
+    else
+        n = snprintf(body, cap, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", c, m);
+    respond_owned(req, status, "application/json", body, n > 0 ? (size_t)n : 0);
+}
+
+void http_respond_retry(http_request *req, int status, const char *code, const char *message,
+                        int64_t retry_after_s)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)(retry_after_s < 1 ? 1 : retry_after_s));
+    http_add_header(req, "Retry-After", v);
+    http_respond_error(req, status, code, message, NULL);
+}
+
+/* Hands the stored answer to MHD. */
+static enum MHD_Result send_answer(http_request *req)
+{
+    if (!req->answered)
+        http_respond_error(req, 500, "internal", "the request was not answered", NULL);
+    struct MHD_Response *r;
+    if (req->resp_len > 0) {
+        r = MHD_create_response_from_buffer(req->resp_len, req->resp_body, MHD_RESPMEM_MUST_FREE);
+        if (r != NULL)
+            req->resp_body = NULL;
+    } else {
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (r == NULL)
+        return MHD_NO;
+    if (req->resp_type != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->resp_type);
+    MHD_add_response_header(r, "X-Request-Id", req->id);
+    for (size_t i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(r, req->hdr_name[i], req->hdr_value[i]);
+    req->bytes_out = req->resp_len;
+    req->state = REQ_ANSWERED;
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static bool sane_request_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (n >= 64 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return n > 0;
+}
+
+static http_request *request_new(http_server *s, struct MHD_Connection *conn, const char *url,
+                                 const char *method)
+{
+    http_request *req = calloc(1, sizeof *req);
+    if (req == NULL)
+        return NULL;
+    req->srv = s;
+    req->conn = conn;
+    req->start_us = mono_us();
+    snprintf(req->method, sizeof req->method, "%s", method);
+    req->path = strndup(url, strcspn(url, "?"));
+    if (req->path == NULL) {
+        free(req);
+        return NULL;
+    }
+    req->content_length = -1;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(cl, &end, 10);
+        if (errno == 0 && end != cl && *end == '\0' && v >= 0)
+            req->content_length = v;
+    }
+    const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid != NULL && sane_request_id(rid))
+        snprintf(req->id, sizeof req->id, "%s", rid);
+    else
+        snprintf(req->id, sizeof req->id, "%s%08llx", s->id_prefix,
+                 (unsigned long long)(atomic_fetch_add(&s->next_id, 1) & 0xffffffffULL));
+    atomic_fetch_add(&s->in_flight, 1);
+    return req;
+}
+
+static void request_free(http_request *req)
+{
+    if (req->app_free != NULL)
+        req->app_free(req->app);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        free(req->hdr_name[i]);
+        free(req->hdr_value[i]);
+    }
+    free(req->resp_body);
+    free(req->body);
+    free(req->path);
+    free(req);
+}
+
+/* Appends upload data under the cap; past it, remembers and discards. */
+static int append_body(http_request *req, const char *data, size_t len)
+{
+    size_t max = req->srv->cfg.max_body_bytes;
+    if (req->too_large || req->body_len + len > max) {
+        req->too_large = true;
+        req->discarded += len;
+        /* A client streaming far past the limit is not worth reading to the
+         * end just to tell it so: drop the connection. */
+        return req->discarded > 4 * (uint64_t)max + 65536 ? -1 : 0;
+    }
+    if (req->body_len + len + 1 > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 1024;
+        if (req->content_length > 0 && (uint64_t)req->content_length + 1 > cap &&
+            (uint64_t)req->content_length <= max)
+            cap = (size_t)req->content_length + 1;
+        while (cap < req->body_len + len + 1)
+            cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        char *nb = realloc(req->body, cap);
+        if (nb == NULL)
+            return -1;
+        req->body = nb;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+    return 0;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    (void)version;
+    http_server *s = cls;
+    http_request *req = *con_cls;
+
+    if (req == NULL) {
+        req = request_new(s, conn, url, method);
+        if (req == NULL)
+            return MHD_NO;
+        *con_cls = req;
+        s->cfg.dispatch(s->cfg.ctx, req, HTTP_PHASE_HEADERS);
+        if (req->answered)
+            return send_answer(req);
+        return MHD_YES;
+    }
+    switch (req->state) {
+    case REQ_SUSPENDED:
+        req->state = REQ_BODY;
+        s->cfg.dispatch(s->cfg.ctx, req, HTTP_PHASE_RESUMED);
+        return send_answer(req);
+    case REQ_ANSWERED:
+        /* MHD may still offer body bytes of a request answered early. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    case REQ_HEADERS:
+    case REQ_BODY:
+        break;
+    }
+    if (*upload_data_size != 0) {
+        int rc = append_body(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rc == 0 ? MHD_YES : MHD_NO;
+    }
+    if (req->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the body is larger than the limit of %zu bytes",
+                 s->cfg.max_body_bytes);
+        http_respond_error(req, 413, "payload_too_large", msg, NULL);
+        return send_answer(req);
+    }
+    req->state = REQ_BODY;
+    s->cfg.dispatch(s->cfg.ctx, req, HTTP_PHASE_BODY);
+    if (req->state == REQ_SUSPENDED)
+        return MHD_YES;
+    return send_answer(req);
+}
+
+static void write_access_log(http_server *s, http_request *req, enum MHD_RequestTerminationCode toe)
+{
+    char ts[TIMEUTIL_RFC3339_SIZE], path[256], line[1024];
+    timeutil_format_rfc3339(timeutil_now_ms(), ts, sizeof ts);
+    json_escape(path, sizeof path, req->path);
+    double ms = (double)(mono_us() - req->start_us) / 1000.0;
+    int n = snprintf(line, sizeof line,
+                     "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"%s\","
+                     "\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"duration_ms\":%.3f,"
+                     "\"bytes_in\":%zu,\"bytes_out\":%zu%s%s}\n",
+                     ts, req->id, req->method, path, req->status, ms, req->body_len,
+                     req->bytes_out, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" :
+                     ",\"aborted\":true", req->log_fields);
+    (void)s;
+    if (n <= 0)
+        return;
+    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    if (len == sizeof line - 1)
+        line[len - 1] = '\n';
+    /* One write(2) per line keeps lines whole between threads. */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    http_server *s = cls;
+    http_request *req = *con_cls;
+    if (req == NULL)
+        return;
+    *con_cls = NULL;
+    if (s->cfg.complete != NULL)
+        s->cfg.complete(s->cfg.ctx, req);
+    if (s->cfg.access_log)
+        write_access_log(s, req, toe);
+    request_free(req);
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* Leaves the path as sent: segments are decoded by the router. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    LOG_DEBUG("http", "libmicrohttpd: %s", buf);
+}
+
+http_server *http_server_start(const http_server_config *cfg, char *err, size_t errlen)
+{
+    http_server *s = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+
+    if (opsserver_parse_addr(cfg->addr, &ss, &sslen, err, errlen) != 0)
+        goto fail;
+    s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->cfg = *cfg;
+    s->addr = strdup(cfg->addr);
+    if (s->addr == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->cfg.addr = s->addr;
+    unsigned char rnd[8] = {0};
+    if (id_random_bytes(rnd, sizeof rnd) != 0)
+        memset(rnd, 0x5a, sizeof rnd);
+    id_hex(rnd, sizeof rnd, s->id_prefix);
+
+    unsigned threads = cfg->threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 2;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
+        NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s: %s", cfg->addr,
+                 errno != 0 ? strerror(errno) : "address in use or not available");
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info != NULL ? info->port : 0;
+    return s;
+fail:
+    if (s != NULL)
+        free(s->addr);
+    free(s);
+    return NULL;
+}
+
+uint16_t http_server_port(const http_server *s)
+{
+    return s->port;
+}
+
+void http_server_quiesce(http_server *s)
+{
+    if (s == NULL || s->daemon == NULL)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+unsigned http_server_in_flight(const http_server *s)
+{
+    return atomic_load(&s->in_flight);
+}
+
+void http_server_stop(http_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->daemon != NULL)
+        MHD_stop_daemon(s->daemon);
+    free(s->addr);
+    free(s);
+}

@@ -1,0 +1,91 @@
+/*
+ * store: every SQL statement the gateway runs, and the JSON it answers with.
+ *
+ * Users, push tokens, preferences, topic subscriptions and templates are
+ * written here (dispatchers learn of changes through the schema's
+ * pg_notify triggers); events and deliveries are only read, for
+ * GET /v1/events/{id}; publish_idempotency is claimed and released around
+ * publishes.  Statements are prepared once per connection (store_prepare,
+ * the pool's setup hook).  The request bodies were checked by bodies.c
+ * before they get here; the functions take borrowed JSON and return new
+ * references for the caller to answer with.
+ */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+
+#include "pg.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    STORE_OK = 0,
+    STORE_NOT_FOUND,   /* the user, template or event does not exist */
+    STORE_INVALID,     /* the database refused a value (a CHECK constraint) */
+    STORE_UNAVAILABLE, /* the database could not be reached in time: 503 */
+    STORE_ERROR,       /* anything else: 500, err has the detail */
+} store_status;
+
+/* Registers every statement on a fresh connection (a pgpool_setup_fn). */
+int store_prepare(pg_conn *c, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Inserts or replaces the user and its push tokens; *out is the user as stored. */
+store_status store_user_put(pg_conn *c, const char *user_id, const json_t *body, json_t **out,
+                            char *err, size_t errlen) __attribute__((warn_unused_result));
+store_status store_user_get(pg_conn *c, const char *user_id, json_t **out, char *err,
+                            size_t errlen) __attribute__((warn_unused_result));
+store_status store_user_delete(pg_conn *c, const char *user_id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Replaces the user's preferences (STORE_NOT_FOUND: no such user). */
+store_status store_prefs_put(pg_conn *c, const char *user_id, const json_t *body, json_t **out,
+                             char *err, size_t errlen) __attribute__((warn_unused_result));
+/* The user's preferences; the defaults when none were set. */
+store_status store_prefs_get(pg_conn *c, const char *user_id, json_t **out, char *err,
+                             size_t errlen) __attribute__((warn_unused_result));
+
+/* Subscribes user_id to topic, creating the topic (STORE_NOT_FOUND: no such user). */
+store_status store_subscribe(pg_conn *c, const char *topic, const char *user_id, char *err,
+                             size_t errlen) __attribute__((warn_unused_result));
+/* Removes the subscription if any (STORE_NOT_FOUND: no such user). */
+store_status store_unsubscribe(pg_conn *c, const char *topic, const char *user_id, char *err,
+                               size_t errlen) __attribute__((warn_unused_result));
+
+store_status store_template_put(pg_conn *c, const char *event_type, const char *channel,
+                                const json_t *body, json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_template_get(pg_conn *c, const char *event_type, const char *channel,
+                                json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_template_delete(pg_conn *c, const char *event_type, const char *channel,
+                                   char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * {"event_id","status","type"?,...,"deliveries":[...]} from events and
+ * deliveries (a topic event includes the deliveries of its per-user
+ * events).  STORE_NOT_FOUND when neither table knows the id.
+ */
+store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
+                                size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Claims (api_key_id, key) for event_id.  *claimed is true when this call
+ * took the key (a fresh one, or one older than 24 hours); otherwise
+ * existing_id receives the event id it was first used for.
+ */
+store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key,
+                              const char *event_id, const unsigned char request_hash[32],
+                              bool *claimed, char existing_id[37], char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Releases a claim whose publish failed, so that a retry can succeed. */
+store_status store_idem_release(pg_conn *c, int64_t api_key_id, const char *key,
+                                const char *event_id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* SELECT 1, for readiness. */
+store_status store_ping(pg_conn *c, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+#endif

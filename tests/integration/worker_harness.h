@@ -1,0 +1,510 @@
+/*
+ * worker_harness: what the herald-worker integration suites share — a
+ * scratch database and topic prefix per test, the test providers and the
+ * worker as child processes, producing deliveries and reading back rows,
+ * topics and provider records.
+ *
+ * Every wait is bounded in time; every child is killed and reaped by
+ * wh_teardown(), which also drops the database and deletes the topics.
+ * Only 127.0.0.1 is used.
+ */
+#ifndef HERALD_TESTS_WORKER_HARNESS_H
+#define HERALD_TESTS_WORKER_HARNESS_H
+
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "delivery.h"
+#include "ids.h"
+#include "kafka.h"
+#include "testsupport.h"
+#include "testutil.h"
+#include "timeutil.h"
+
+#define WH_MAX_PROCS 8
+
+typedef struct wh_proc {
+    pid_t pid;
+    int port;    /* the service port (SMTP / HTTP) */
+    int control; /* the control port (HTTP provider: same as port) */
+    char log[300];
+} wh_proc;
+
+typedef struct wh_env {
+    const char *channel;
+    char suffix[16];
+    char db_url[600];
+    char *db_url_owned;
+    char prefix[32];
+    const char *brokers;
+    char dir[128]; /* scratch directory for logs and outboxes */
+    char topics[3][128];
+    PGconn *db;
+    kafka_producer *producer;
+    wh_proc *procs[WH_MAX_PROCS];
+    int nprocs;
+} wh_env;
+
+static inline void wh_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static inline void wh_db_exec(wh_env *e, const char *sql)
+{
+    PGresult *r = PQexec(e->db, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(e->db));
+    PQclear(r);
+}
+
+/* The first column of the first row as text ("" when no row); malloc()ed. */
+static inline char *wh_db_text(wh_env *e, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(e->db, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(e->db));
+    char *v = strdup(PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    return v;
+}
+
+static inline long wh_db_long(wh_env *e, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    char *v = wh_db_text(e, "%s", sql);
+    long n = strtol(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+/* Polls a count query until it reaches want or timeout_ms passes; returns the last value. */
+static inline long wh_wait_count(wh_env *e, long want, long timeout_ms, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    long v = -1;
+    for (int i = 0; i < 100000; i++) {
+        v = wh_db_long(e, "%s", sql);
+        if (v >= want || timeutil_monotonic_ms() > deadline)
+            break;
+        wh_sleep_ms(100);
+    }
+    return v;
+}
+
+static inline char *wh_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = s ? fread(s, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (s)
+        s[got] = '\0';
+    if (len)
+        *len = got;
+    return s;
+}
+
+static inline void wh_setup(wh_env *e, const char *channel)
+{
+    char err[512];
+    memset(e, 0, sizeof *e);
+    e->channel = channel;
+    e->brokers = test_require_env("HERALD_KAFKA_BROKERS");
+    (void)test_require_env("HERALD_DATABASE_URL");
+    unsigned char r[4];
+    ck_assert_int_eq(id_random_bytes(r, sizeof r), 0);
+    char hex[9];
+    id_hex(r, sizeof r, hex);
+    snprintf(e->suffix, sizeof e->suffix, "%s", hex);
+    snprintf(e->prefix, sizeof e->prefix, "t%s.", hex);
+    snprintf(e->dir, sizeof e->dir, "/tmp/herald-test-worker-%s", hex);
+    ck_assert_int_eq(mkdir(e->dir, 0700), 0);
+
+    char *url = testsupport_db_create("worker", 1);
+    ck_assert_msg(url != NULL, "cannot create the scratch database");
+    snprintf(e->db_url, sizeof e->db_url, "%s", url);
+    e->db_url_owned = url;
+    e->db = PQconnectdb(e->db_url);
+    ck_assert_msg(PQstatus(e->db) == CONNECTION_OK, "%s", PQerrorMessage(e->db));
+
+    snprintf(e->topics[0], sizeof e->topics[0], "%sdeliveries.%s", e->prefix, channel);
+    snprintf(e->topics[1], sizeof e->topics[1], "%sretry.%s", e->prefix, channel);
+    snprintf(e->topics[2], sizeof e->topics[2], "%sdlq", e->prefix);
+    kafka_topic_spec specs[3];
+    kafka_topic_result results[3];
+    for (int i = 0; i < 3; i++)
+        specs[i] = (kafka_topic_spec){e->topics[i], 3, 1, NULL, 0};
+    ck_assert_msg(kafka_topics_create(e->brokers, NULL, specs, 3, 30000, results, err,
+                                      sizeof err) == KAFKA_OK,
+                  "create topics: %s", err);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(results[i].outcome == KAFKA_TOPIC_CREATED, "topic %s: %s", e->topics[i],
+                      results[i].msg);
+    e->producer = kafka_producer_new(e->brokers, NULL, NULL, err, sizeof err);
+    ck_assert_msg(e->producer != NULL, "%s", err);
+}
+
+/* Stops a child: sig, then SIGKILL after timeout_ms.  Returns its wait status. */
+static inline int wh_stop(wh_proc *p, int sig, long timeout_ms)
+{
+    int status = -1;
+    if (p->pid <= 0)
+        return status;
+    kill(p->pid, sig);
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 100000; i++) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid)
+            break;
+        if (timeutil_monotonic_ms() > deadline) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            status = -1;
+            break;
+        }
+        wh_sleep_ms(20);
+    }
+    p->pid = 0;
+    return status;
+}
+
+static inline void wh_teardown(wh_env *e)
+{
+    char err[256];
+    for (int i = 0; i < e->nprocs; i++)
+        if (e->procs[i]->pid > 0)
+            wh_stop(e->procs[i], SIGKILL, 5000);
+    if (e->producer) {
+        kafka_producer_flush(e->producer, 5000);
+        kafka_producer_destroy(e->producer);
+    }
+    const char *t[3] = {e->topics[0], e->topics[1], e->topics[2]};
+    if (kafka_topics_delete(e->brokers, NULL, t, 3, 30000, err, sizeof err) != KAFKA_OK)
+        fprintf(stderr, "delete topics: %s\n", err);
+    if (e->db)
+        PQfinish(e->db);
+    if (e->db_url_owned)
+        testsupport_db_drop(e->db_url_owned);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+    if (getenv("HERALD_TEST_KEEP") == NULL && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", e->dir);
+}
+
+/*
+ * Starts argv[0] (a program in HERALD_BIN_DIR) with argv, environment
+ * additions env ("K=V", NULL-terminated, may be NULL), stdout read for the
+ * "listening on" line when want_listen; stderr (and stdout after that) into
+ * <dir>/<log>.log.
+ */
+static inline void wh_spawn(wh_env *e, wh_proc *p, const char *log, const char *const *argv,
+                            const char *const *env, bool want_listen)
+{
+    const char *bin = test_require_env("HERALD_BIN_DIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", bin, argv[0]);
+    snprintf(p->log, sizeof p->log, "%s/%s.log", e->dir, log);
+    int pipefd[2];
+    ck_assert_int_eq(pipe(pipefd), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 2);
+        dup2(want_listen ? pipefd[1] : fd, 1);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        close(fd);
+        setpgid(0, 0);
+        for (int i = 0; env && env[i]; i++)
+            putenv(strdup(env[i]));
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    p->pid = pid;
+    if (e->nprocs < WH_MAX_PROCS)
+        e->procs[e->nprocs++] = p;
+    if (want_listen) {
+        char line[512] = "";
+        size_t used = 0;
+        int64_t deadline = timeutil_monotonic_ms() + 10000;
+        fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+        for (int i = 0; i < 10000 && used + 1 < sizeof line; i++) {
+            ssize_t r = read(pipefd[0], line + used, sizeof line - 1 - used);
+            if (r > 0) {
+                used += (size_t)r;
+                line[used] = '\0';
+                if (strchr(line, '\n'))
+                    break;
+            } else if (r == 0 || timeutil_monotonic_ms() > deadline) {
+                break;
+            } else {
+                wh_sleep_ms(10);
+            }
+        }
+        const char *l = strstr(line, "listening on 127.0.0.1:");
+        ck_assert_msg(l != NULL, "%s did not report its port: \"%s\"", argv[0], line);
+        p->port = atoi(l + strlen("listening on 127.0.0.1:"));
+        p->control = p->port;
+        const char *c = strstr(line, "control 127.0.0.1:");
+        if (c)
+            p->control = atoi(c + strlen("control 127.0.0.1:"));
+    }
+    close(pipefd[0]);
+}
+
+static inline void wh_start_http_provider(wh_env *e, wh_proc *p, const char *name,
+                                          const char *const *extra)
+{
+    const char *argv[32] = {"herald-test-http-provider", "--listen", "127.0.0.1:0"};
+    int n = 3;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    wh_spawn(e, p, name, argv, NULL, true);
+}
+
+static inline void wh_start_smtp(wh_env *e, wh_proc *p, const char *const *extra)
+{
+    const char *argv[32] = {"herald-test-smtp-server", "--listen", "127.0.0.1:0", "--control",
+                            "127.0.0.1:0"};
+    int n = 5;
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    wh_spawn(e, p, "smtp", argv, NULL, true);
+}
+
+/* Starts herald-worker for e's channel with the scratch database and prefix plus env. */
+static inline void wh_start_worker(wh_env *e, wh_proc *p, const char *log, const char *const *env)
+{
+    char url[700], prefix[64], brokers[300], outbox[200];
+    snprintf(url, sizeof url, "HERALD_DATABASE_URL=%s", e->db_url);
+    snprintf(prefix, sizeof prefix, "HERALD_TOPIC_PREFIX=%s", e->prefix);
+    snprintf(brokers, sizeof brokers, "HERALD_KAFKA_BROKERS=%s", e->brokers);
+    snprintf(outbox, sizeof outbox, "HERALD_OUTBOX_DIR=%s/outbox", e->dir);
+    const char *all[48] = {url, prefix, brokers, outbox, "HERALD_METRICS_ADDR=127.0.0.1:0",
+                           "HERALD_LOG_LEVEL=info", "HERALD_RETRY_BASE_MS=200",
+                           "HERALD_WORKER_DRAIN_TIMEOUT=5s"};
+    int n = 8;
+    for (int i = 0; env && env[i] && n < 47; i++)
+        all[n++] = env[i];
+    all[n] = NULL;
+    const char *argv[] = {"herald-worker", "--channel", e->channel, NULL};
+    wh_spawn(e, p, log, argv, all, false);
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static size_t wh_collect(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    size_t n = size * nmemb;
+    char **s = ud;
+    size_t old = *s ? strlen(*s) : 0;
+    char *ns = realloc(*s, old + n + 1);
+    if (ns == NULL)
+        return 0;
+    memcpy(ns + old, ptr, n);
+    ns[old + n] = '\0';
+    *s = ns;
+    return n;
+}
+
+/* GET (body NULL) or POST JSON to 127.0.0.1:port path; returns the parsed answer. */
+static inline json_t *wh_http_json(int port, const char *path, const char *body)
+{
+    char url[512];
+    char *out = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wh_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    ck_assert_msg(rc == CURLE_OK, "%s: %s", url, curl_easy_strerror(rc));
+    json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+    ck_assert_msg(j != NULL, "%s: not JSON: %s", url, out ? out : "(empty)");
+    free(out);
+    return j;
+}
+
+static inline void wh_control(const wh_proc *p, const char *json)
+{
+    json_decref(wh_http_json(p->control, "/_control", json));
+}
+
+/* The provider's accepted records (all of them, up to 100000). */
+static inline json_t *wh_records(const wh_proc *p)
+{
+    json_t *r = wh_http_json(p->control, "/_records?since=0&limit=100000", NULL);
+    if (json_is_object(r)) {
+        json_t *a = json_object_get(r, "records");
+        json_incref(a);
+        json_decref(r);
+        r = a;
+    }
+    ck_assert_msg(json_is_array(r), "/_records is not an array");
+    return r;
+}
+
+static inline long wh_stat(const wh_proc *p, const char *name)
+{
+    json_t *s = wh_http_json(p->control, "/_stats", NULL);
+    json_t *v = json_object_get(s, name);
+    if (v == NULL)
+        v = json_object_get(json_object_get(s, "stats"), name);
+    long n = (long)json_integer_value(v);
+    json_decref(s);
+    return n;
+}
+
+/* --------------------------------------------------------------- produce */
+
+/*
+ * Produces a delivery for e's channel to deliveries.<channel> and writes its
+ * idempotency key into key (ID_UUID_SIZE).  subject is the email subject or
+ * push title.
+ */
+static inline void wh_produce_delivery(wh_env *e, const char *user, const char *address,
+                                       const char *subject, const char *body, char *key)
+{
+    char err[256], *json = NULL;
+    size_t len = 0;
+    delivery d = {0};
+    ck_assert_int_eq(id_uuid_v4(d.event_id), 0);
+    ck_assert_int_eq(delivery_channel_parse(e->channel, &d.channel), 0);
+    ck_assert_int_eq(delivery_idempotency_key(d.event_id, d.channel, address, 0,
+                                              d.idempotency_key, sizeof d.idempotency_key),
+                     0);
+    d.user_id = (char *)user;
+    d.attempt = 1;
+    d.address = (char *)address;
+    d.body = (char *)body;
+    if (d.channel == DELIVERY_EMAIL)
+        d.subject = (char *)subject;
+    if (d.channel == DELIVERY_PUSH) {
+        d.title = (char *)subject;
+        d.data = json_pack("{s:s, s:i}", "order", "A-1", "n", 3);
+    }
+    d.event_type = (char *)"order.shipped";
+    d.created_at = timeutil_now_ms();
+    ck_assert_int_eq(delivery_serialize(&d, &json, &len), 0);
+    json_decref(d.data);
+    ck_assert(kafka_produce(e->producer, e->topics[0], user, strlen(user), json, len, NULL, NULL,
+                            err, sizeof err) == KAFKA_OK);
+    free(json);
+    if (key)
+        snprintf(key, ID_UUID_SIZE, "%s", d.idempotency_key);
+}
+
+static inline void wh_produce_raw(wh_env *e, const char *topic, const char *key,
+                                  const char *value)
+{
+    char err[256];
+    ck_assert(kafka_produce(e->producer, topic, key, strlen(key), value, strlen(value), NULL, NULL,
+                            err, sizeof err) == KAFKA_OK);
+}
+
+static inline void wh_flush(wh_env *e)
+{
+    ck_assert_int_eq(kafka_producer_flush(e->producer, 10000), 0);
+}
+
+/* ----------------------------------------------------------------- read */
+
+/*
+ * Reads every record of topic (all partitions, from the start) until want
+ * records were seen or timeout_ms passed; returns how many were seen.  Each
+ * is passed to cb (may be NULL) while valid.
+ */
+typedef void (*wh_record_cb)(rd_kafka_message_t *m, void *ctx);
+
+static inline int wh_read_topic(wh_env *e, const char *topic, int want, long timeout_ms,
+                                wh_record_cb cb, void *ctx)
+{
+    char err[256], group[128];
+    snprintf(group, sizeof group, "%sreader.%d", e->prefix, rand());
+    kafka_consumer *c = kafka_consumer_new(e->brokers, group, NULL, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+    for (int p = 0; p < 3; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    ck_assert_int_eq(rd_kafka_assign(kafka_consumer_rk(c), l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    int seen = 0;
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 100000 && seen < want && timeutil_monotonic_ms() < deadline; i++) {
+        rd_kafka_message_t *m = kafka_consumer_poll(c, 100);
+        if (m == NULL)
+            continue;
+        if (m->err == 0) {
+            seen++;
+            if (cb)
+                cb(m, ctx);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(kafka_consumer_rk(c), NULL);
+    kafka_consumer_destroy(c);
+    return seen;
+}
+
+/* The worker's log, for failure messages. */
+static inline void wh_dump_log(const wh_proc *p)
+{
+    char *s = wh_read_file(p->log, NULL);
+    if (s) {
+        size_t n = strlen(s);
+        fprintf(stderr, "---- %s (last 4000 bytes)\n%s\n----\n", p->log,
+                n > 4000 ? s + n - 4000 : s);
+        free(s);
+    }
+}
+
+#endif

@@ -1,0 +1,1151 @@
+/*
+ * herald-test-smtp-server: a small real SMTP server (an RFC 5321 subset) that
+ * stands in for the relay Herald's email worker talks to.
+ *
+ * It greets, takes EHLO/HELO, AUTH PLAIN and LOGIN (when --user/--password
+ * are set), MAIL FROM, several RCPT TO, DATA with dot-unstuffing and a size
+ * limit, RSET, NOOP and QUIT, and records each accepted message as a JSON
+ * line (record_log) with its envelope, raw text, Message-ID and Subject.
+ * Misbehaviour is scripted through fault: 4xx/5xx at RCPT or at the end of
+ * DATA, latency before the final reply, hangs at the greeting, RCPT or end of
+ * DATA.  The control API (control.h) runs on its own HTTP port.
+ *
+ * One thread per connection, bounded by --max-conns: sessions block in
+ * short polls so that latency and hangs are plain waits, and a stop request
+ * is seen within 100 ms.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "base64.h"
+#include "control.h"
+#include "fault.h"
+#include "flags.h"
+#include "listener.h"
+#include "record_log.h"
+
+#define PROGRAM "herald-test-smtp-server"
+
+/* RFC 4954 allows 12288-octet AUTH lines; commands are far shorter. */
+#define SMTP_MAX_LINE 16384
+/* How often blocked sessions look at the stop flag. */
+#define SMTP_POLL_MS      100
+#define SHUTDOWN_DRAIN_MS 5000
+
+static volatile sig_atomic_t stop_requested;
+
+typedef struct smtp_config {
+    const char *listen;
+    const char *control;
+    const char *record;
+    bool record_all;
+    long keep;
+    const char *user;
+    const char *password;
+    const char *hostname;
+    long max_size;
+    long max_rcpts;
+    long max_conns;
+    long idle_timeout_s;
+    const char *fail_stage;
+    const char *hang_stage;
+    fault_settings fault;
+} smtp_config;
+
+typedef struct server {
+    smtp_config cfg;
+    fault *fault;
+    record_log *records;
+    control_counters counters;
+    control_api api;
+    control_server *ctl;
+    atomic_bool stopping;
+    atomic_long active;      /* live sessions */
+    atomic_long connections; /* accepted since start */
+    atomic_long next_queue_id;
+} server;
+
+typedef enum {
+    READ_OK = 1,
+    READ_CLOSED = 0,    /* EOF, error, idle timeout or stop */
+    READ_TOO_LONG = -1, /* the line was longer than the buffer (consumed) */
+} read_result;
+
+typedef struct session {
+    server *srv;
+    int fd;
+    char buf[16384];
+    size_t start, end;
+    bool timed_out;
+
+    char helo[256];
+    bool greeted;
+    char *auth_user;
+
+    bool in_tx;
+    char *mail_from;
+    json_t *rcpts;
+    bool tx_decided; /* the RCPT-stage fault decision was taken */
+    int tx_injected; /* its injected status, 0 for none */
+} session;
+
+/* ---- small helpers ---- */
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    size_t n;
+    unsigned cp;
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xe0) == 0xc0) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > len)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/*
+ * A JSON string of bytes from the wire: as is when valid UTF-8, otherwise
+ * with each invalid byte replaced by '?', and *lossy set (may be NULL).
+ */
+static json_t *wire_string(const char *s, size_t len, bool *lossy)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t n = utf8_seq(u + i, len - i);
+        if (n == 0)
+            break;
+        i += n;
+    }
+    if (i == len)
+        return json_stringn(s, len);
+    if (lossy != NULL)
+        *lossy = true;
+    char *copy = malloc(len);
+    if (copy == NULL)
+        return NULL;
+    for (i = 0; i < len;) {
+        size_t n = utf8_seq(u + i, len - i);
+        if (n == 0) {
+            copy[i++] = '?';
+        } else {
+            memcpy(copy + i, s + i, n);
+            i += n;
+        }
+    }
+    json_t *j = json_stringn(copy, len);
+    free(copy);
+    return j;
+}
+
+/* ---- the connection ---- */
+
+static bool session_stopping(session *s)
+{
+    return atomic_load(&s->srv->stopping);
+}
+
+/* Reads more bytes into the buffer; false on EOF, error, idle timeout or
+ * stop. */
+static bool session_fill(session *s)
+{
+    if (s->start > 0 && s->start == s->end)
+        s->start = s->end = 0;
+    if (s->end == sizeof(s->buf) && s->start > 0) {
+        memmove(s->buf, s->buf + s->start, s->end - s->start);
+        s->end -= s->start;
+        s->start = 0;
+    }
+    int64_t idle_deadline = monotonic_ms() + s->srv->cfg.idle_timeout_s * 1000;
+    for (;;) {
+        if (session_stopping(s))
+            return false;
+        if (monotonic_ms() >= idle_deadline) {
+            s->timed_out = true;
+            return false;
+        }
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        int r = poll(&pfd, 1, SMTP_POLL_MS);
+        if (r < 0 && errno != EINTR)
+            return false;
+        if (r <= 0)
+            continue;
+        ssize_t n = recv(s->fd, s->buf + s->end, sizeof(s->buf) - s->end, 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            return false;
+        s->end += (size_t)n;
+        return true;
+    }
+}
+
+/* Reads one command line (without CRLF, NUL-terminated) into line. */
+static read_result session_read_line(session *s, char *line, size_t cap)
+{
+    size_t len = 0;
+    bool too_long = false;
+    for (;;) {
+        char *nl = memchr(s->buf + s->start, '\n', s->end - s->start);
+        size_t take = nl != NULL ? (size_t)(nl - (s->buf + s->start)) : s->end - s->start;
+        if (!too_long && len + take < cap) {
+            memcpy(line + len, s->buf + s->start, take);
+            len += take;
+        } else {
+            too_long = true;
+        }
+        if (nl != NULL) {
+            s->start += take + 1;
+            if (too_long)
+                return READ_TOO_LONG;
+            if (len > 0 && line[len - 1] == '\r')
+                len--;
+            line[len] = '\0';
+            return READ_OK;
+        }
+        s->start = s->end;
+        if (!session_fill(s))
+            return READ_CLOSED;
+    }
+}
+
+static bool session_send(session *s, const char *text, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(s->fd, text + off, len - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        off += (size_t)n;
+    }
+    return true;
+}
+
+static bool reply(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static bool reply(session *s, const char *fmt, ...)
+{
+    char out[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, sizeof(out) - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return false;
+    if ((size_t)n > sizeof(out) - 3)
+        n = (int)sizeof(out) - 3;
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return session_send(s, out, (size_t)n);
+}
+
+static void tx_reset(session *s)
+{
+    s->in_tx = false;
+    free(s->mail_from);
+    s->mail_from = NULL;
+    json_decref(s->rcpts);
+    s->rcpts = NULL;
+    s->tx_decided = false;
+    s->tx_injected = 0;
+}
+
+/* Waits while a hang covers stage; false when the server stops first. */
+static bool wait_while_hanging(session *s, const char *stage)
+{
+    while (!fault_wait_released(s->srv->fault, stage, SMTP_POLL_MS)) {
+        if (session_stopping(s))
+            return false;
+    }
+    return true;
+}
+
+/* The reply text of an injected status. */
+static bool reply_injected(session *s, int status, const char *stage)
+{
+    if (status == 421) {
+        /* 421 means the server closes the connection after the reply. */
+        reply(s, "421 4.3.2 Service not available, closing channel (injected)");
+        return false;
+    }
+    if (status < 500)
+        return reply(s, "%d 4.3.0 Temporary failure, try again later (injected)", status);
+    if (strcmp(stage, "rcpt") == 0)
+        return reply(s, "%d 5.1.1 Mailbox unavailable (injected)", status);
+    return reply(s, "%d 5.3.0 Message rejected (injected)", status);
+}
+
+/* ---- arguments ---- */
+
+/* Takes "<path>" after "FROM:" / "TO:" (spaces allowed before '<') and
+ * stores the address; *rest points at the ESMTP parameters.  -1 on bad
+ * syntax. */
+static int parse_path(const char *arg, char *addr, size_t cap, const char **rest)
+{
+    while (*arg == ' ')
+        arg++;
+    if (*arg != '<')
+        return -1;
+    const char *close = strchr(arg, '>');
+    if (close == NULL || (size_t)(close - arg - 1) >= cap)
+        return -1;
+    memcpy(addr, arg + 1, (size_t)(close - arg - 1));
+    addr[close - arg - 1] = '\0';
+    *rest = close + 1;
+    return 0;
+}
+
+/* Checks MAIL FROM parameters; returns 0 or the reply already sent (-1). */
+static int check_mail_params(session *s, const char *params)
+{
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%s", params);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
+        if (strncasecmp(tok, "SIZE=", 5) == 0) {
+            char *end = NULL;
+            long long sz = strtoll(tok + 5, &end, 10);
+            if (end == tok + 5 || *end != '\0') {
+                reply(s, "501 5.5.4 Bad SIZE parameter");
+                return -1;
+            }
+            if (sz > s->srv->cfg.max_size) {
+                reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+                return -1;
+            }
+        } else if (strncasecmp(tok, "BODY=", 5) == 0 || strncasecmp(tok, "AUTH=", 5) == 0 ||
+                   strcasecmp(tok, "SMTPUTF8") == 0 || strncasecmp(tok, "RET=", 4) == 0 ||
+                   strncasecmp(tok, "ENVID=", 6) == 0) {
+            continue;
+        } else {
+            reply(s, "555 5.5.4 Unsupported parameter %s", tok);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- AUTH ---- */
+
+/* Reads one base64 line after a 334 challenge; NULL when the client
+ * cancelled ("*") or the connection ended (*closed). */
+static char *auth_read_response(session *s, bool *closed)
+{
+    char *line = malloc(SMTP_MAX_LINE);
+    if (line == NULL)
+        return NULL;
+    read_result r = session_read_line(s, line, SMTP_MAX_LINE);
+    if (r == READ_CLOSED)
+        *closed = true;
+    if (r != READ_OK || strcmp(line, "*") == 0) {
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+static bool credentials_ok(const server *srv, const char *user, const char *pass)
+{
+    return strcmp(user, srv->cfg.user) == 0 && strcmp(pass, srv->cfg.password) == 0;
+}
+
+/* Handles AUTH; returns false when the connection must close. */
+static bool cmd_auth(session *s, const char *arg)
+{
+    server *srv = s->srv;
+    bool closed = false;
+    char *resp = NULL;
+    unsigned char *dec = NULL;
+    unsigned char *dec2 = NULL;
+    size_t declen = 0, dec2len = 0;
+    bool ok = false;
+
+    if (srv->cfg.user == NULL)
+        return reply(s, "502 5.5.1 AUTH not available");
+    if (!s->greeted)
+        return reply(s, "503 5.5.1 Send EHLO first");
+    if (s->auth_user != NULL)
+        return reply(s, "503 5.5.1 Already authenticated");
+    if (s->in_tx)
+        return reply(s, "503 5.5.1 AUTH not allowed during a mail transaction");
+
+    char mech[32] = "";
+    const char *initial = NULL;
+    const char *sp = strchr(arg, ' ');
+    size_t mlen = sp != NULL ? (size_t)(sp - arg) : strlen(arg);
+    if (mlen == 0 || mlen >= sizeof(mech))
+        return reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+    memcpy(mech, arg, mlen);
+    mech[mlen] = '\0';
+    if (sp != NULL)
+        initial = sp + 1;
+
+    if (strcasecmp(mech, "PLAIN") == 0) {
+        if (initial == NULL) {
+            if (!reply(s, "334 "))
+                return false;
+            resp = auth_read_response(s, &closed);
+            if (resp == NULL)
+                goto cancelled;
+            initial = resp;
+        }
+        if (strcmp(initial, "=") == 0)
+            initial = "";
+        dec = base64_decode(initial, strlen(initial), &declen);
+        if (dec == NULL)
+            goto bad_encoding;
+        /* authzid NUL authcid NUL passwd */
+        const char *authcid = memchr(dec, '\0', declen);
+        if (authcid == NULL)
+            goto bad_encoding;
+        authcid++;
+        const char *passwd = memchr(authcid, '\0', declen - (size_t)(authcid - (char *)dec));
+        if (passwd == NULL)
+            goto bad_encoding;
+        passwd++;
+        ok = credentials_ok(srv, authcid, passwd);
+    } else if (strcasecmp(mech, "LOGIN") == 0) {
+        if (initial == NULL) {
+            if (!reply(s, "334 VXNlcm5hbWU6")) /* "Username:" */
+                return false;
+            resp = auth_read_response(s, &closed);
+            if (resp == NULL)
+                goto cancelled;
+            initial = resp;
+        }
+        dec = base64_decode(initial, strlen(initial), &declen);
+        if (dec == NULL)
+            goto bad_encoding;
+        if (!reply(s, "334 UGFzc3dvcmQ6")) { /* "Password:" */
+            closed = true;
+            goto out;
+        }
+        free(resp);
+        resp = auth_read_response(s, &closed);
+        if (resp == NULL)
+            goto cancelled;
+        dec2 = base64_decode(resp, strlen(resp), &dec2len);
+        if (dec2 == NULL)
+            goto bad_encoding;
+        ok = credentials_ok(srv, (char *)dec, (char *)dec2);
+    } else {
+        closed = !reply(s, "504 5.5.4 Unrecognized authentication type");
+        goto out;
+    }
+
+    if (ok) {
+        s->auth_user = strdup(srv->cfg.user);
+        closed = !reply(s, "235 2.7.0 Authentication successful");
+    } else {
+        atomic_fetch_add(&srv->counters.auth_failed, 1);
+        atomic_fetch_add(&srv->counters.rejected, 1);
+        closed = !reply(s, "535 5.7.8 Authentication credentials invalid");
+    }
+    goto out;
+
+bad_encoding:
+    closed = !reply(s, "501 5.5.2 Cannot decode response");
+    goto out;
+cancelled:
+    if (!closed)
+        closed = !reply(s, "501 5.7.0 Authentication cancelled");
+
+out:
+    free(resp);
+    free(dec);
+    free(dec2);
+    return !closed;
+}
+
+/* ---- DATA ---- */
+
+typedef struct header_view {
+    char *message_id;
+    char *subject;
+    json_t *headers; /* lower-case name -> first value */
+} header_view;
+
+/* Unfolds the header section of raw and keeps the first value of each
+ * header, still encoded as sent (RFC 2047 words untouched). */
+static void parse_headers(const char *raw, size_t len, header_view *hv)
+{
+    hv->headers = json_object();
+    size_t i = 0;
+    while (i < len) {
+        size_t eol = i;
+        while (eol < len && raw[eol] != '\n')
+            eol++;
+        size_t line_end = eol > i && raw[eol - 1] == '\r' ? eol - 1 : eol;
+        if (line_end == i)
+            break; /* the empty line ending the header section */
+        const char *colon = memchr(raw + i, ':', line_end - i);
+        if (colon == NULL || raw[i] == ' ' || raw[i] == '\t') {
+            i = eol + 1;
+            continue;
+        }
+        size_t nlen = (size_t)(colon - (raw + i));
+        /* Gather the value over continuation lines, dropping each CRLF. */
+        char *value = NULL;
+        size_t vlen = 0;
+        size_t vstart = (size_t)(colon - raw) + 1;
+        size_t seg_start = vstart, seg_end = line_end;
+        size_t next = eol + 1;
+        for (;;) {
+            char *nv = realloc(value, vlen + (seg_end - seg_start) + 1);
+            if (nv == NULL)
+                break;
+            value = nv;
+            memcpy(value + vlen, raw + seg_start, seg_end - seg_start);
+            vlen += seg_end - seg_start;
+            value[vlen] = '\0';
+            if (next >= len || (raw[next] != ' ' && raw[next] != '\t'))
+                break;
+            size_t e = next;
+            while (e < len && raw[e] != '\n')
+                e++;
+            seg_start = next;
+            seg_end = e > next && raw[e - 1] == '\r' ? e - 1 : e;
+            next = e + 1;
+        }
+        i = next;
+        if (value == NULL)
+            continue;
+        char *v = value;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t l = strlen(v);
+        while (l > 0 && (v[l - 1] == ' ' || v[l - 1] == '\t'))
+            v[--l] = '\0';
+        char name[128];
+        if (nlen > 0 && nlen < sizeof(name)) {
+            memcpy(name, colon - nlen, nlen);
+            for (size_t k = 0; k < nlen; k++)
+                if (name[k] >= 'A' && name[k] <= 'Z')
+                    name[k] = (char)(name[k] - 'A' + 'a');
+            name[nlen] = '\0';
+            if (hv->headers != NULL && json_object_get(hv->headers, name) == NULL)
+                json_object_set_new(hv->headers, name, wire_string(v, l, NULL));
+            if (strcmp(name, "message-id") == 0 && hv->message_id == NULL)
+                hv->message_id = strdup(v);
+            else if (strcmp(name, "subject") == 0 && hv->subject == NULL)
+                hv->subject = strdup(v);
+        }
+        free(value);
+    }
+}
+
+typedef struct data_buf {
+    char *data;
+    size_t len, cap;
+    size_t total; /* bytes received, beyond the cap too */
+    size_t max;
+} data_buf;
+
+static void data_put(data_buf *d, char ch)
+{
+    d->total++;
+    if (d->total > d->max)
+        return;
+    if (d->len + 1 >= d->cap) {
+        size_t ncap = d->cap == 0 ? 8192 : d->cap * 2;
+        char *nd = realloc(d->data, ncap);
+        if (nd == NULL) {
+            d->total = d->max + 1; /* treat as too large */
+            return;
+        }
+        d->data = nd;
+        d->cap = ncap;
+    }
+    d->data[d->len++] = ch;
+}
+
+/* Reads the message up to the lone "." line, undoing dot-stuffing
+ * (RFC 5321 4.5.2).  False when the connection ended first. */
+static bool read_data(session *s, data_buf *d)
+{
+    enum { MID_LINE, LINE_START, DOT, DOT_CR } st = LINE_START;
+    for (;;) {
+        while (s->start < s->end) {
+            char ch = s->buf[s->start++];
+            switch (st) {
+            case LINE_START:
+                if (ch == '.') {
+                    st = DOT;
+                    continue;
+                }
+                break;
+            case DOT:
+                if (ch == '\r') {
+                    st = DOT_CR;
+                    continue;
+                }
+                if (ch == '\n')
+                    return true;
+                break; /* a stuffed dot: drop it, keep ch */
+            case DOT_CR:
+                if (ch == '\n')
+                    return true;
+                data_put(d, '\r');
+                break;
+            case MID_LINE:
+                break;
+            }
+            data_put(d, ch);
+            st = ch == '\n' ? LINE_START : MID_LINE;
+        }
+        if (!session_fill(s))
+            return false;
+    }
+}
+
+static json_t *message_record(session *s, const data_buf *d, const header_view *hv,
+                              int64_t received_ms, int status, const char *outcome)
+{
+    bool lossy = false;
+    json_t *rec = json_object();
+    if (rec == NULL)
+        return NULL;
+    json_object_set_new(rec, "protocol", json_string("smtp"));
+    json_object_set_new(rec, "helo", wire_string(s->helo, strlen(s->helo), NULL));
+    json_object_set_new(rec, "auth_user",
+                        s->auth_user != NULL ? json_string(s->auth_user) : json_null());
+    json_object_set_new(rec, "from", wire_string(s->mail_from, strlen(s->mail_from), NULL));
+    json_object_set(rec, "rcpt", s->rcpts);
+    json_object_set_new(rec, "message_id",
+                        hv->message_id != NULL
+                            ? wire_string(hv->message_id, strlen(hv->message_id), NULL)
+                            : json_null());
+    json_object_set_new(rec, "subject",
+                        hv->subject != NULL ? wire_string(hv->subject, strlen(hv->subject), NULL)
+                                            : json_null());
+    if (hv->headers != NULL)
+        json_object_set(rec, "headers", hv->headers);
+    json_object_set_new(rec, "size", json_integer((json_int_t)d->len));
+    json_object_set_new(rec, "raw", wire_string(d->data != NULL ? d->data : "", d->len, &lossy));
+    if (lossy) {
+        char *b64 = base64_encode((const unsigned char *)d->data, d->len);
+        if (b64 != NULL)
+            json_object_set_new(rec, "raw_base64", json_string(b64));
+        free(b64);
+    }
+    json_object_set_new(rec, "received_at_ms", json_integer(received_ms));
+    json_object_set_new(rec, "status", json_integer(status));
+    if (outcome != NULL)
+        json_object_set_new(rec, "outcome", json_string(outcome));
+    return rec;
+}
+
+/* Handles DATA through the final reply; false when the connection must
+ * close. */
+static bool cmd_data(session *s)
+{
+    server *srv = s->srv;
+    data_buf d = {.max = (size_t)srv->cfg.max_size};
+    header_view hv = {0};
+    json_t *rec = NULL;
+    bool keep_open = false;
+
+    if (!s->in_tx)
+        return reply(s, "503 5.5.1 Need MAIL command");
+    if (json_array_size(s->rcpts) == 0)
+        return reply(s, "554 5.5.1 No valid recipients");
+    if (!reply(s, "354 End data with <CR><LF>.<CR><LF>"))
+        return false;
+    if (!read_data(s, &d))
+        goto out;
+    int64_t received_ms = realtime_ms();
+
+    if (d.total > d.max) {
+        atomic_fetch_add(&srv->counters.rejected, 1);
+        keep_open = reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+        goto out;
+    }
+    if (!wait_while_hanging(s, "data")) {
+        reply(s, "421 4.3.2 Service shutting down");
+        goto out;
+    }
+    parse_headers(d.data != NULL ? d.data : "", d.len, &hv);
+
+    fault_decision fd;
+    fault_decide(srv->fault, "data", &fd);
+    /* The delay passes in small steps so a stop is not held up by it; the
+     * message is still answered, as it has been received. */
+    for (int64_t until = monotonic_ms() + fd.delay_ms;
+         monotonic_ms() < until && !session_stopping(s);)
+        sleep_ms(until - monotonic_ms() < 20 ? (long)(until - monotonic_ms()) : 20);
+
+    if (fd.status != 0) {
+        atomic_fetch_add(&srv->counters.failed_injected, 1);
+        if (srv->cfg.record_all) {
+            rec = message_record(s, &d, &hv, received_ms, fd.status, "injected");
+            if (rec != NULL)
+                (void)record_log_append(srv->records, rec, NULL, NULL);
+        }
+        keep_open = reply_injected(s, fd.status, "data");
+        goto out;
+    }
+
+    rec = message_record(s, &d, &hv, received_ms, 250, srv->cfg.record_all ? "accepted" : NULL);
+    long seq = rec != NULL ? record_log_append(srv->records, rec, hv.message_id, NULL) : -1;
+    if (seq < 0) {
+        keep_open = reply(s, "451 4.3.0 Local error: out of memory");
+        goto out;
+    }
+    atomic_fetch_add(&srv->counters.accepted, 1);
+    keep_open = reply(s, "250 2.0.0 Ok: queued as %08lX", seq);
+
+out:
+    tx_reset(s);
+    json_decref(rec);
+    json_decref(hv.headers);
+    free(hv.message_id);
+    free(hv.subject);
+    free(d.data);
+    return keep_open;
+}
+
+/* ---- the session ---- */
+
+static bool cmd_ehlo(session *s, const char *arg, bool extended)
+{
+    const server *srv = s->srv;
+    if (*arg == '\0')
+        return reply(s, "501 5.5.4 Syntax: %s hostname", extended ? "EHLO" : "HELO");
+    tx_reset(s);
+    snprintf(s->helo, sizeof(s->helo), "%s", arg);
+    s->greeted = true;
+    if (!extended)
+        return reply(s, "250 %s", srv->cfg.hostname);
+    char lines[512];
+    int n = snprintf(lines, sizeof(lines),
+                     "250-%s greets %s\r\n250-8BITMIME\r\n250-SIZE %ld\r\n250-PIPELINING\r\n"
+                     "250-ENHANCEDSTATUSCODES\r\n",
+                     srv->cfg.hostname, s->helo, srv->cfg.max_size);
+    if (srv->cfg.user != NULL)
+        n += snprintf(lines + n, sizeof(lines) - (size_t)n, "250-AUTH PLAIN LOGIN\r\n");
+    snprintf(lines + n, sizeof(lines) - (size_t)n, "250 HELP\r\n");
+    return session_send(s, lines, strlen(lines));
+}
+
+static bool cmd_mail(session *s, const char *arg)
+{
+    server *srv = s->srv;
+    char addr[512];
+    const char *params = NULL;
+    if (!s->greeted)
+        return reply(s, "503 5.5.1 Send EHLO first");
+    if (srv->cfg.user != NULL && s->auth_user == NULL)
+        return reply(s, "530 5.7.0 Authentication required");
+    if (s->in_tx)
+        return reply(s, "503 5.5.1 Nested MAIL command");
+    if (strncasecmp(arg, "FROM:", 5) != 0 || parse_path(arg + 5, addr, sizeof(addr), &params) != 0)
+        return reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+    if (check_mail_params(s, params) != 0)
+        return true;
+    s->mail_from = strdup(addr);
+    s->rcpts = json_array();
+    if (s->mail_from == NULL || s->rcpts == NULL) {
+        tx_reset(s);
+        return reply(s, "451 4.3.0 Local error: out of memory");
+    }
+    s->in_tx = true;
+    atomic_fetch_add(&srv->counters.received, 1);
+    return reply(s, "250 2.1.0 Ok");
+}
+
+static bool cmd_rcpt(session *s, const char *arg)
+{
+    server *srv = s->srv;
+    char addr[512];
+    const char *params = NULL;
+    if (!s->in_tx)
+        return reply(s, "503 5.5.1 Need MAIL command");
+    if (strncasecmp(arg, "TO:", 3) != 0 || parse_path(arg + 3, addr, sizeof(addr), &params) != 0 ||
+        addr[0] == '\0')
+        return reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+    if ((long)json_array_size(s->rcpts) >= srv->cfg.max_rcpts)
+        return reply(s, "452 4.5.3 Too many recipients");
+    if (!wait_while_hanging(s, "rcpt")) {
+        reply(s, "421 4.3.2 Service shutting down");
+        return false;
+    }
+    /* One decision per transaction: every RCPT of a failed message fails. */
+    if (!s->tx_decided) {
+        fault_decision fd;
+        fault_decide(srv->fault, "rcpt", &fd);
+        s->tx_decided = true;
+        s->tx_injected = fd.status;
+        if (fd.status != 0)
+            atomic_fetch_add(&srv->counters.failed_injected, 1);
+    }
+    if (s->tx_injected != 0)
+        return reply_injected(s, s->tx_injected, "rcpt");
+    json_array_append_new(s->rcpts, wire_string(addr, strlen(addr), NULL));
+    return reply(s, "250 2.1.5 Ok");
+}
+
+/* Runs one command; false when the connection must close. */
+static bool session_command(session *s, char *line)
+{
+    char *arg = line;
+    while (*arg != '\0' && *arg != ' ')
+        arg++;
+    size_t vlen = (size_t)(arg - line);
+    while (*arg == ' ')
+        arg++;
+#define VERB_IS(v) (vlen == sizeof(v) - 1 && strncasecmp(line, v, vlen) == 0)
+    if (VERB_IS("EHLO"))
+        return cmd_ehlo(s, arg, true);
+    if (VERB_IS("HELO"))
+        return cmd_ehlo(s, arg, false);
+    if (VERB_IS("MAIL"))
+        return cmd_mail(s, arg);
+    if (VERB_IS("RCPT"))
+        return cmd_rcpt(s, arg);
+    if (VERB_IS("DATA"))
+        return cmd_data(s);
+    if (VERB_IS("AUTH"))
+        return cmd_auth(s, arg);
+    if (VERB_IS("RSET")) {
+        tx_reset(s);
+        return reply(s, "250 2.0.0 Ok");
+    }
+    if (VERB_IS("NOOP"))
+        return reply(s, "250 2.0.0 Ok");
+    if (VERB_IS("QUIT")) {
+        reply(s, "221 2.0.0 Bye");
+        return false;
+    }
+    if (VERB_IS("VRFY"))
+        return reply(s, "252 2.5.0 Cannot VRFY user, but will accept message");
+    if (VERB_IS("HELP"))
+        return reply(s, "214 2.0.0 Commands: EHLO HELO AUTH MAIL RCPT DATA RSET NOOP QUIT");
+    if (VERB_IS("STARTTLS"))
+        return reply(s, "502 5.5.1 STARTTLS not supported");
+#undef VERB_IS
+    return reply(s, "500 5.5.2 Command not recognized");
+}
+
+static void *session_thread(void *arg)
+{
+    session *s = arg;
+    server *srv = s->srv;
+    char *line = malloc(SMTP_MAX_LINE);
+
+    if (line == NULL)
+        goto out;
+    if (!wait_while_hanging(s, "greeting")) {
+        reply(s, "421 4.3.2 Service shutting down");
+        goto out;
+    }
+    if (!reply(s, "220 %s ESMTP ready", srv->cfg.hostname))
+        goto out;
+    for (;;) {
+        read_result r = session_read_line(s, line, SMTP_MAX_LINE);
+        if (r == READ_CLOSED) {
+            if (session_stopping(s))
+                reply(s, "421 4.3.2 Service shutting down");
+            else if (s->timed_out)
+                reply(s, "421 4.4.2 Idle timeout, closing connection");
+            break;
+        }
+        if (r == READ_TOO_LONG) {
+            if (!reply(s, "500 5.5.6 Line too long"))
+                break;
+            continue;
+        }
+        if (!session_command(s, line))
+            break;
+    }
+
+out:
+    free(line);
+    tx_reset(s);
+    free(s->auth_user);
+    close(s->fd);
+    free(s);
+    atomic_fetch_sub(&srv->active, 1);
+    return NULL;
+}
+
+/* ---- program ---- */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void add_stats(json_t *stats, void *arg)
+{
+    server *srv = arg;
+    json_object_set_new(stats, "connections", json_integer(atomic_load(&srv->connections)));
+    json_object_set_new(stats, "active_connections", json_integer(atomic_load(&srv->active)));
+}
+
+static void accept_one(server *srv, int lfd)
+{
+    int fd = accept(lfd, NULL, NULL);
+    if (fd < 0)
+        return;
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    atomic_fetch_add(&srv->connections, 1);
+    if (atomic_load(&srv->active) >= srv->cfg.max_conns) {
+        static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
+        (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+        close(fd);
+        return;
+    }
+    session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        close(fd);
+        return;
+    }
+    s->srv = srv;
+    s->fd = fd;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t t;
+    atomic_fetch_add(&srv->active, 1);
+    if (pthread_create(&t, &attr, session_thread, s) != 0) {
+        atomic_fetch_sub(&srv->active, 1);
+        close(fd);
+        free(s);
+    }
+    pthread_attr_destroy(&attr);
+}
+
+static const char usage[] =
+    "Usage: " PROGRAM " [flags]\n"
+    "\n"
+    "A local SMTP server for Herald's tests (RFC 5321 subset: EHLO/HELO, AUTH PLAIN\n"
+    "and LOGIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no TLS), recording each message\n"
+    "as a JSON line, with the control API (/_control, /_records, /_stats) on its\n"
+    "own HTTP port.  Prints \"listening on HOST:PORT control HOST:PORT\" once ready.";
+
+int main(int argc, char **argv)
+{
+    int exit_code = 1;
+    int lfd = -1, cfd = -1;
+    int port = 0, cport = 0;
+    char err[256];
+    server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        fprintf(stderr, PROGRAM ": out of memory\n");
+        return 1;
+    }
+    smtp_config *cfg = &srv->cfg;
+    cfg->listen = "127.0.0.1:0";
+    cfg->control = "127.0.0.1:0";
+    cfg->keep = 100000;
+    cfg->hostname = "herald-test-smtp";
+    cfg->max_size = 10L * 1024 * 1024;
+    cfg->max_rcpts = 100;
+    cfg->max_conns = 512;
+    cfg->idle_timeout_s = 300;
+    cfg->fail_stage = "data";
+    cfg->hang_stage = "data";
+    fault_settings_defaults(FAULT_SMTP, &cfg->fault);
+
+    const flag_spec flags[] = {
+        {"listen", FLAG_STRING, &cfg->listen, "ADDR", "SMTP on HOST:PORT (port 0: any free port)",
+         0, 0},
+        {"control", FLAG_STRING, &cfg->control, "ADDR", "control API (HTTP) on HOST:PORT", 0, 0},
+        {"record", FLAG_STRING, &cfg->record, "FILE",
+         "append accepted messages to FILE as JSON lines", 0, 0},
+        {"record-all", FLAG_BOOL, &cfg->record_all, NULL,
+         "record messages failed by injection too, with \"outcome\"", 0, 0},
+        {"keep", FLAG_LONG, &cfg->keep, "N", "records kept in memory for GET /_records", 0,
+         100000000},
+        {"user", FLAG_STRING, &cfg->user, "USER", "require AUTH PLAIN/LOGIN as USER", 0, 0},
+        {"password", FLAG_STRING, &cfg->password, "PASS", "password of --user", 0, 0},
+        {"hostname", FLAG_STRING, &cfg->hostname, "NAME", "name in the greeting and EHLO reply", 0,
+         0},
+        {"max-size", FLAG_LONG, &cfg->max_size, "BYTES", "largest message accepted (SIZE)", 1024,
+         1073741824},
+        {"max-rcpts", FLAG_LONG, &cfg->max_rcpts, "N", "recipients per message", 1, 10000},
+        {"max-conns", FLAG_LONG, &cfg->max_conns, "N", "concurrent connections (one thread each)",
+         1, 10000},
+        {"idle-timeout", FLAG_LONG, &cfg->idle_timeout_s, "S",
+         "close a silent connection after S seconds", 1, 86400},
+        {"latency-ms", FLAG_LONG, &cfg->fault.latency_ms, "N",
+         "delay before the reply to end of DATA", 0, 600000},
+        {"latency-jitter-ms", FLAG_LONG, &cfg->fault.latency_jitter_ms, "N",
+         "uniform extra delay 0..N", 0, 600000},
+        {"fail-status", FLAG_LONG, &cfg->fault.fail_status, "N",
+         "reply code of injected failures (4xx/5xx)", 400, 599},
+        {"fail-count", FLAG_LONG, &cfg->fault.fail_count, "N", "fail the first N messages", 0,
+         1000000000},
+        {"fail-rate", FLAG_DOUBLE, &cfg->fault.fail_rate, "R",
+         "then fail this fraction of messages", 0, 1},
+        {"fail-stage", FLAG_STRING, &cfg->fail_stage, "STAGE",
+         "where failures are injected: rcpt or data", 0, 0},
+        {"hang", FLAG_BOOL, &cfg->fault.hang, NULL, "hold sessions until the hang is lifted", 0, 0},
+        {"hang-stage", FLAG_STRING, &cfg->hang_stage, "STAGE",
+         "where sessions hang: greeting, rcpt or data", 0, 0},
+        {NULL, FLAG_BOOL, NULL, NULL, NULL, 0, 0},
+    };
+    flags_status fs = flags_parse(flags, argc, argv, usage, err, sizeof(err));
+    if (fs == FLAGS_HELP) {
+        exit_code = 0;
+        goto out;
+    }
+    if (fs == FLAGS_ERROR) {
+        fprintf(stderr, PROGRAM ": %s\n", err);
+        exit_code = 2;
+        goto out;
+    }
+    if ((cfg->user == NULL) != (cfg->password == NULL)) {
+        fprintf(stderr, PROGRAM ": --user and --password go together\n");
+        exit_code = 2;
+        goto out;
+    }
+    snprintf(cfg->fault.fail_stage, sizeof(cfg->fault.fail_stage), "%s", cfg->fail_stage);
+    snprintf(cfg->fault.hang_stage, sizeof(cfg->fault.hang_stage), "%s", cfg->hang_stage);
+    srv->fault = fault_new(FAULT_SMTP, &cfg->fault, NULL, err, sizeof(err));
+    if (srv->fault == NULL) {
+        fprintf(stderr, PROGRAM ": %s\n", err);
+        exit_code = 2;
+        goto out;
+    }
+    srv->records = record_log_open(cfg->record, cfg->keep, err, sizeof(err));
+    if (srv->records == NULL) {
+        fprintf(stderr, PROGRAM ": --record: %s\n", err);
+        goto out;
+    }
+    srv->api = (control_api){.fault = srv->fault,
+                             .records = srv->records,
+                             .counters = &srv->counters,
+                             .add_stats = add_stats,
+                             .arg = srv};
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    listener_raise_fd_limit();
+
+    lfd = listener_open(cfg->listen, &port, err, sizeof(err));
+    if (lfd < 0) {
+        fprintf(stderr, PROGRAM ": --listen: %s\n", err);
+        goto out;
+    }
+    cfd = listener_open(cfg->control, &cport, err, sizeof(err));
+    if (cfd < 0) {
+        fprintf(stderr, PROGRAM ": --control: %s\n", err);
+        goto out;
+    }
+    srv->ctl = control_server_start(&srv->api, cfd, err, sizeof(err));
+    cfd = -1; /* taken by control_server_start either way */
+    if (srv->ctl == NULL) {
+        fprintf(stderr, PROGRAM ": --control: %s\n", err);
+        goto out;
+    }
+    printf("listening on 127.0.0.1:%d control 127.0.0.1:%d\n", port, cport);
+    fflush(stdout);
+
+    /* Main loop: accept with a short poll, then the periodic record flush. */
+    int64_t next_flush = monotonic_ms() + 50;
+    while (!stop_requested) {
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) > 0)
+            accept_one(srv, lfd);
+        if (monotonic_ms() >= next_flush) {
+            if (record_log_flush(srv->records) != 0)
+                fprintf(stderr, PROGRAM ": writing %s failed\n", cfg->record);
+            next_flush = monotonic_ms() + 50;
+        }
+    }
+
+    /* Shutdown: stop intake, let sessions answer and leave, flush. */
+    close(lfd);
+    lfd = -1;
+    atomic_store(&srv->stopping, true);
+    int64_t deadline = monotonic_ms() + SHUTDOWN_DRAIN_MS;
+    while (atomic_load(&srv->active) > 0 && monotonic_ms() < deadline)
+        sleep_ms(5);
+    if (atomic_load(&srv->active) > 0) {
+        fprintf(stderr, PROGRAM ": %ld sessions still open at shutdown\n",
+                atomic_load(&srv->active));
+        /* Their threads still use the server: leave it allocated. */
+        control_server_stop(srv->ctl);
+        (void)record_log_flush(srv->records);
+        return 1;
+    }
+    exit_code = 0;
+
+out:
+    if (lfd >= 0)
+        close(lfd);
+    if (cfd >= 0)
+        close(cfd);
+    control_server_stop(srv->ctl);
+    record_log_close(srv->records);
+    fault_free(srv->fault);
+    free(srv);
+    return exit_code;
+}

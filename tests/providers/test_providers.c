@@ -1,0 +1,1008 @@
+/*
+ * The test providers seen from outside: each case starts a server as a
+ * subprocess on an ephemeral port, talks to it with libcurl (HTTP and SMTP)
+ * or a raw socket, and asserts what a client sees and what the provider
+ * recorded.  Every server is stopped with SIGTERM and must exit 0, which in
+ * the sanitizer build also means it leaked nothing.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define START_TIMEOUT_MS 10000
+#define STOP_TIMEOUT_MS  10000
+
+typedef struct server_proc {
+    pid_t pid;
+    int port;
+    int control_port; /* the SMTP server's control API; the HTTP port otherwise */
+    char record[128]; /* its --record file */
+} server_proc;
+
+typedef struct http_result {
+    CURLcode rc;
+    long status;
+    char body[65536];
+    size_t body_len;
+    char retry_after[32];
+    char www_authenticate[128];
+    double seconds;
+} http_result;
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void program_path(char *out, size_t outlen, const char *name, const char *built)
+{
+    const char *dir = getenv("HERALD_BIN_DIR");
+    if (dir != NULL && *dir != '\0')
+        snprintf(out, outlen, "%s/%s", dir, name);
+    else
+        snprintf(out, outlen, "%s", built);
+    if (access(out, X_OK) != 0)
+        snprintf(out, outlen, "%s", built);
+}
+
+/*
+ * Starts a server with args (NULL-terminated, after the program name) plus
+ * --record, and reads its "listening on ..." line for the ports.
+ */
+static void start_server(server_proc *sp, bool smtp, const char *const *args)
+{
+    char path[512];
+    const char *argv[48];
+    size_t n = 0;
+    int out[2];
+
+    memset(sp, 0, sizeof(*sp));
+    if (smtp)
+        program_path(path, sizeof(path), "herald-test-smtp-server", SMTP_SERVER_PATH);
+    else
+        program_path(path, sizeof(path), "herald-test-http-provider", HTTP_PROVIDER_PATH);
+    snprintf(sp->record, sizeof(sp->record), "/tmp/herald-providers-test-%ld-%ld.jsonl",
+             (long)getpid(), now_ms());
+    unlink(sp->record);
+
+    argv[n++] = path;
+    argv[n++] = "--record";
+    argv[n++] = sp->record;
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 46; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+
+    ck_assert_int_eq(pipe(out), 0);
+    pid_t parent = getpid();
+    sp->pid = fork();
+    ck_assert_int_ge(sp->pid, 0);
+    if (sp->pid == 0) {
+        /* A failed assertion ends the test process: take the server along. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+
+    char line[256];
+    size_t len = 0;
+    long deadline = now_ms() + START_TIMEOUT_MS;
+    while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL && now_ms() < deadline) {
+        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(out[0], line + len, sizeof(line) - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(out[0]);
+    line[len] = '\0';
+    int matched = smtp ? sscanf(line, "listening on 127.0.0.1:%d control 127.0.0.1:%d", &sp->port,
+                                &sp->control_port)
+                       : sscanf(line, "listening on 127.0.0.1:%d", &sp->port);
+    ck_assert_msg(matched == (smtp ? 2 : 1), "%s did not report its port: \"%s\"", path, line);
+    if (!smtp)
+        sp->control_port = sp->port;
+}
+
+/* SIGTERM, then the exit status, which must be 0. */
+static int stop_server(server_proc *sp)
+{
+    int status = -1;
+    kill(sp->pid, SIGTERM);
+    long deadline = now_ms() + STOP_TIMEOUT_MS;
+    while (now_ms() < deadline) {
+        pid_t r = waitpid(sp->pid, &status, WNOHANG);
+        if (r == sp->pid)
+            break;
+        sleep_ms(10);
+    }
+    if (now_ms() >= deadline) {
+        kill(sp->pid, SIGKILL);
+        waitpid(sp->pid, &status, 0);
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void finish_server(server_proc *sp)
+{
+    int code = stop_server(sp);
+    unlink(sp->record);
+    ck_assert_msg(code == 0, "server exited with %d", code);
+}
+
+/* ---- HTTP client ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    http_result *r = arg;
+    size_t n = size * nmemb;
+    size_t room = sizeof(r->body) - 1 - r->body_len;
+    size_t take = n < room ? n : room;
+    memcpy(r->body + r->body_len, data, take);
+    r->body_len += take;
+    r->body[r->body_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    http_result *r = arg;
+    size_t n = size * nmemb;
+    char line[256];
+    size_t l = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
+    memcpy(line, data, l);
+    line[l] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strncasecmp(line, "Retry-After: ", 13) == 0)
+        snprintf(r->retry_after, sizeof(r->retry_after), "%.*s", (int)sizeof(r->retry_after) - 1,
+                 line + 13);
+    if (strncasecmp(line, "WWW-Authenticate: ", 18) == 0)
+        snprintf(r->www_authenticate, sizeof(r->www_authenticate), "%.*s",
+                 (int)sizeof(r->www_authenticate) - 1, line + 18);
+    return n;
+}
+
+/*
+ * One request.  headers: NULL-terminated "Name: value" list (may be NULL);
+ * userpwd: basic auth "user:pass" (may be NULL).
+ */
+static void http_do(http_result *r, const char *method, int port, const char *path,
+                    const char *body, const char *const *headers, const char *userpwd,
+                    long timeout_ms)
+{
+    char url[512];
+    struct curl_slist *hl = NULL;
+    memset(r, 0, sizeof(*r));
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    CURL *h = curl_easy_init();
+    ck_assert_ptr_nonnull(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (body != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    /* Without an explicit type libcurl would say form-urlencoded. */
+    hl = curl_slist_append(hl, "Content-Type:");
+    hl = curl_slist_append(hl, "Expect:");
+    for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    if (userpwd != NULL) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    long t0 = now_ms();
+    r->rc = curl_easy_perform(h);
+    r->seconds = (double)(now_ms() - t0) / 1000.0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+}
+
+static const char *const json_headers_k1[] = {"Content-Type: application/json",
+                                              "Idempotency-Key: k1", NULL};
+
+static const char sms_body_k1[] = "{\"to\":\"+15550001111\",\"body\":\"Your code is 123456\","
+                                  "\"idempotency_key\":\"k1\",\"event_id\":\"e1\","
+                                  "\"user_id\":\"u1\"}";
+
+static void post_control(int port, const char *json)
+{
+    http_result r;
+    http_do(&r, "POST", port, "/_control", json, NULL, NULL, 5000);
+    ck_assert_int_eq(r.rc, CURLE_OK);
+    ck_assert_msg(r.status == 200, "POST /_control %s: %ld %s", json, r.status, r.body);
+}
+
+/* GET a JSON document from the control API (caller decrefs). */
+static json_t *get_json(int port, const char *path)
+{
+    http_result r;
+    json_error_t jerr;
+    http_do(&r, "GET", port, path, NULL, NULL, NULL, 5000);
+    ck_assert_int_eq(r.rc, CURLE_OK);
+    ck_assert_int_eq(r.status, 200);
+    json_t *j = json_loads(r.body, 0, &jerr);
+    ck_assert_msg(j != NULL, "GET %s: bad JSON: %s", path, r.body);
+    return j;
+}
+
+static long stat_of(int port, const char *name)
+{
+    json_t *s = get_json(port, "/_stats");
+    json_t *v = json_object_get(s, name);
+    ck_assert_msg(json_is_integer(v), "no counter %s", name);
+    long n = (long)json_integer_value(v);
+    json_decref(s);
+    return n;
+}
+
+static const char *str_of(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v != NULL ? v : "(missing)";
+}
+
+/* The record file as a JSON array, waiting up to 2 s for want lines. */
+static json_t *read_record_file(const char *path, size_t want)
+{
+    json_t *arr = NULL;
+    long deadline = now_ms() + 2000;
+    do {
+        json_decref(arr);
+        arr = json_array();
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            char line[65536];
+            while (fgets(line, sizeof(line), f) != NULL) {
+                json_t *rec = json_loads(line, 0, NULL);
+                ck_assert_msg(rec != NULL, "record line is not JSON: %s", line);
+                json_array_append_new(arr, rec);
+            }
+            fclose(f);
+        }
+        if (json_array_size(arr) >= want)
+            break;
+        sleep_ms(20);
+    } while (now_ms() < deadline);
+    return arr;
+}
+
+/* ---- HTTP provider: generic SMS and push ---- */
+
+START_TEST(test_sms_json_is_accepted_and_recorded)
+{
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, NULL);
+
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.rc, CURLE_OK);
+    ck_assert_msg(r.status >= 200 && r.status < 300, "status %ld: %s", r.status, r.body);
+
+    json_t *recs = get_json(sp.port, "/_records?since=0");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *rec = json_array_get(recs, 0);
+    ck_assert_str_eq(str_of(rec, "protocol"), "sms");
+    ck_assert_str_eq(str_of(rec, "to"), "+15550001111");
+    ck_assert_str_eq(str_of(rec, "body"), "Your code is 123456");
+    ck_assert_str_eq(str_of(rec, "idempotency_key"), "k1");
+    ck_assert_str_eq(str_of(rec, "body_idempotency_key"), "k1");
+    ck_assert_str_eq(str_of(rec, "event_id"), "e1");
+    ck_assert_int_eq(json_integer_value(json_object_get(rec, "status")), r.status);
+    ck_assert(json_is_false(json_object_get(rec, "duplicate")));
+    ck_assert(json_integer_value(json_object_get(rec, "received_at_ms")) > 1600000000000LL);
+    json_decref(recs);
+
+    /* The file is flushed within 100 ms, without waiting for shutdown. */
+    json_t *lines = read_record_file(sp.record, 1);
+    ck_assert_int_eq(json_array_size(lines), 1);
+    ck_assert_str_eq(str_of(json_array_get(lines, 0), "to"), "+15550001111");
+    json_decref(lines);
+
+    ck_assert_int_eq(stat_of(sp.port, "accepted"), 1);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_sms_without_idempotency_key_header_is_rejected_400)
+{
+    static const char *const no_key[] = {"Content-Type: application/json", NULL};
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, NULL);
+
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, no_key, NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "missing_idempotency_key"));
+
+    /* A missing field and a wrong Content-Type are malformed too. */
+    http_do(&r, "POST", sp.port, "/sms", "{\"to\":\"+1555\",\"idempotency_key\":\"k1\"}",
+            json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+    static const char *const text_type[] = {"Content-Type: text/plain", "Idempotency-Key: k1",
+                                            NULL};
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, text_type, NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+
+    ck_assert_int_eq(stat_of(sp.port, "rejected"), 3);
+    ck_assert_int_eq(stat_of(sp.port, "records"), 0);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_injected_429_carries_retry_after_then_succeeds)
+{
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, NULL);
+    post_control(sp.port, "{\"fail_status\":429,\"fail_count\":1,\"retry_after\":2}");
+
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 429);
+    ck_assert_str_eq(r.retry_after, "2");
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(r.retry_after, "");
+
+    ck_assert_int_eq(stat_of(sp.port, "failed_injected"), 1);
+    ck_assert_int_eq(stat_of(sp.port, "accepted"), 1);
+    /* The failed attempt was not a delivery: one key, no duplicate. */
+    ck_assert_int_eq(stat_of(sp.port, "duplicates"), 0);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_same_idempotency_key_twice_is_accepted_and_counted_duplicate)
+{
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, NULL);
+    for (int i = 0; i < 2; i++) {
+        http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+        ck_assert_int_eq(r.status, 202);
+    }
+    ck_assert_int_eq(stat_of(sp.port, "accepted"), 2);
+    ck_assert_int_eq(stat_of(sp.port, "distinct_keys"), 1);
+    ck_assert_int_eq(stat_of(sp.port, "duplicates"), 1);
+    json_t *recs = get_json(sp.port, "/_records?since=1");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    ck_assert(json_is_true(json_object_get(json_array_get(recs, 0), "duplicate")));
+    json_decref(recs);
+
+    /* reset forgets keys and counters, not the records. */
+    post_control(sp.port, "{\"reset\":true}");
+    ck_assert_int_eq(stat_of(sp.port, "duplicates"), 0);
+    ck_assert_int_eq(stat_of(sp.port, "accepted"), 0);
+    ck_assert_int_eq(stat_of(sp.port, "records"), 2);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_bearer_token_is_required_when_configured)
+{
+    static const char *const args[] = {"--auth-token", "s3cret", NULL};
+    static const char *const good[] = {"Content-Type: application/json", "Idempotency-Key: k1",
+                                       "Authorization: Bearer s3cret", NULL};
+    static const char *const bad[] = {"Content-Type: application/json", "Idempotency-Key: k1",
+                                      "Authorization: Bearer nope", NULL};
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, args);
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 401);
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, bad, NULL, 5000);
+    ck_assert_int_eq(r.status, 401);
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, good, NULL, 5000);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_int_eq(stat_of(sp.port, "auth_failed"), 2);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_push_is_accepted_and_dead_token_gets_404)
+{
+    static const char *const args[] = {"--dead-tokens", "tok-dead", NULL};
+    static const char push_live[] =
+        "{\"token\":\"tok-live\",\"title\":\"Hi\",\"body\":\"There\",\"data\":{\"k\":\"v\"},"
+        "\"idempotency_key\":\"k1\",\"event_id\":\"e1\",\"user_id\":\"u1\"}";
+    static const char push_dead[] =
+        "{\"token\":\"tok-dead\",\"title\":\"Hi\",\"body\":\"There\",\"data\":{},"
+        "\"idempotency_key\":\"k2\",\"event_id\":\"e1\",\"user_id\":\"u1\"}";
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, args);
+
+    http_do(&r, "POST", sp.port, "/push", push_live, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 202);
+    http_do(&r, "POST", sp.port, "/push", push_dead, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 404);
+
+    /* A token can be declared dead at run time, answered 410 if asked. */
+    post_control(sp.port, "{\"dead_tokens\":[\"tok-live\"],\"dead_status\":410}");
+    http_do(&r, "POST", sp.port, "/push", push_live, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 410);
+
+    json_t *recs = get_json(sp.port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *rec = json_array_get(recs, 0);
+    ck_assert_str_eq(str_of(rec, "token"), "tok-live");
+    ck_assert_str_eq(str_of(rec, "title"), "Hi");
+    ck_assert_str_eq(str_of(json_object_get(rec, "data"), "k"), "v");
+    json_decref(recs);
+    ck_assert_int_eq(stat_of(sp.port, "dead_token"), 2);
+    finish_server(&sp);
+}
+END_TEST
+
+/* ---- HTTP provider: Twilio and FCM ---- */
+
+static const char twilio_path[] = "/2010-04-01/Accounts/AC0123/Messages.json";
+static const char *const form_headers[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+
+START_TEST(test_twilio_form_with_basic_auth_is_accepted)
+{
+    static const char *const args[] = {"--twilio-sid", "AC0123", "--twilio-token", "tw-token",
+                                       NULL};
+    server_proc sp;
+    http_result r;
+    json_error_t jerr;
+    start_server(&sp, false, args);
+
+    http_do(&r, "POST", sp.port, twilio_path,
+            "To=%2B15550001111&From=%2B15559990000&Body=Hello+there%21", form_headers,
+            "AC0123:tw-token", 5000);
+    ck_assert_int_eq(r.rc, CURLE_OK);
+    ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
+    json_t *resp = json_loads(r.body, 0, &jerr);
+    ck_assert_ptr_nonnull(resp);
+    ck_assert_str_eq(str_of(resp, "status"), "queued");
+    ck_assert_int_eq(strncmp(str_of(resp, "sid"), "SM", 2), 0);
+    ck_assert_int_eq(strlen(str_of(resp, "sid")), 34);
+    ck_assert_str_eq(str_of(resp, "to"), "+15550001111");
+    json_decref(resp);
+
+    json_t *recs = get_json(sp.port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *rec = json_array_get(recs, 0);
+    ck_assert_str_eq(str_of(rec, "protocol"), "twilio");
+    ck_assert_str_eq(str_of(rec, "from"), "+15559990000");
+    ck_assert_str_eq(str_of(rec, "body"), "Hello there!");
+    json_decref(recs);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_twilio_wrong_auth_is_401_with_twilio_error)
+{
+    static const char *const args[] = {"--twilio-sid", "AC0123", "--twilio-token", "tw-token",
+                                       NULL};
+    server_proc sp;
+    http_result r;
+    json_error_t jerr;
+    start_server(&sp, false, args);
+
+    http_do(&r, "POST", sp.port, twilio_path, "To=%2B1555&From=%2B1666&Body=x", form_headers,
+            "AC0123:wrong", 5000);
+    ck_assert_int_eq(r.status, 401);
+    json_t *resp = json_loads(r.body, 0, &jerr);
+    ck_assert_ptr_nonnull(resp);
+    ck_assert_int_eq(json_integer_value(json_object_get(resp, "code")), 20003);
+    ck_assert_int_eq(json_integer_value(json_object_get(resp, "status")), 401);
+    ck_assert_ptr_nonnull(json_object_get(resp, "more_info"));
+    json_decref(resp);
+
+    /* No auth at all, and a missing To, are refused too. */
+    http_do(&r, "POST", sp.port, twilio_path, "To=%2B1555&From=%2B1666&Body=x", form_headers, NULL,
+            5000);
+    ck_assert_int_eq(r.status, 401);
+    http_do(&r, "POST", sp.port, twilio_path, "From=%2B1666&Body=x", form_headers,
+            "AC0123:tw-token", 5000);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_int_eq(stat_of(sp.port, "records"), 0);
+    finish_server(&sp);
+}
+END_TEST
+
+static const char fcm_path[] = "/v1/projects/herald-test/messages:send";
+static const char *const fcm_headers[] = {"Content-Type: application/json",
+                                          "Authorization: Bearer fcm-access", NULL};
+
+START_TEST(test_fcm_message_is_accepted)
+{
+    static const char *const args[] = {"--fcm-token", "fcm-access", NULL};
+    static const char msg[] = "{\"message\":{\"token\":\"dev-1\",\"notification\":{\"title\":\"T\","
+                              "\"body\":\"B\"},\"data\":{\"event_id\":\"e1\"}}}";
+    server_proc sp;
+    http_result r;
+    json_error_t jerr;
+    start_server(&sp, false, args);
+
+    http_do(&r, "POST", sp.port, fcm_path, msg, fcm_headers, NULL, 5000);
+    ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
+    json_t *resp = json_loads(r.body, 0, &jerr);
+    ck_assert_ptr_nonnull(resp);
+    ck_assert_int_eq(strncmp(str_of(resp, "name"), "projects/herald-test/messages/", 30), 0);
+    json_decref(resp);
+
+    /* Data values must be strings, as FCM demands. */
+    http_do(&r, "POST", sp.port, fcm_path, "{\"message\":{\"token\":\"dev-1\",\"data\":{\"n\":1}}}",
+            fcm_headers, NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "INVALID_ARGUMENT"));
+
+    json_t *recs = get_json(sp.port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *rec = json_array_get(recs, 0);
+    ck_assert_str_eq(str_of(rec, "protocol"), "fcm");
+    ck_assert_str_eq(str_of(rec, "token"), "dev-1");
+    ck_assert_str_eq(str_of(rec, "title"), "T");
+    ck_assert_str_eq(str_of(rec, "event_id"), "e1");
+    json_decref(recs);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_fcm_dead_token_is_unregistered)
+{
+    static const char msg[] =
+        "{\"message\":{\"token\":\"dev-dead\",\"notification\":{\"title\":\"T\",\"body\":\"B\"}}}";
+    server_proc sp;
+    http_result r;
+    json_error_t jerr;
+    start_server(&sp, false, NULL);
+    post_control(sp.port, "{\"dead_tokens\":[\"dev-dead\"]}");
+
+    http_do(&r, "POST", sp.port, fcm_path, msg, fcm_headers, NULL, 5000);
+    ck_assert_int_eq(r.status, 404);
+    json_t *resp = json_loads(r.body, 0, &jerr);
+    ck_assert_ptr_nonnull(resp);
+    json_t *err = json_object_get(resp, "error");
+    ck_assert_str_eq(str_of(err, "status"), "NOT_FOUND");
+    json_t *detail = json_array_get(json_object_get(err, "details"), 0);
+    ck_assert_str_eq(str_of(detail, "errorCode"), "UNREGISTERED");
+    json_decref(resp);
+    ck_assert_int_eq(stat_of(sp.port, "records"), 0);
+    finish_server(&sp);
+}
+END_TEST
+
+/* ---- HTTP provider: latency and hangs ---- */
+
+START_TEST(test_injected_latency_delays_the_answer)
+{
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, NULL);
+
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 202);
+    double fast = r.seconds;
+
+    post_control(sp.port, "{\"latency_ms\":300}");
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_msg(r.seconds >= 0.29 && r.seconds < 3.0, "took %.3f s", r.seconds);
+    ck_assert_msg(fast < 0.2, "an undelayed request took %.3f s", fast);
+
+    /* The control API itself is never delayed. */
+    long t0 = now_ms();
+    ck_assert_int_eq(stat_of(sp.port, "accepted"), 2);
+    ck_assert_int_lt(now_ms() - t0, 250);
+
+    post_control(sp.port, "{\"reset\":true}");
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    ck_assert_msg(r.seconds < 0.2, "after reset took %.3f s", r.seconds);
+    finish_server(&sp);
+}
+END_TEST
+
+typedef struct held_call {
+    int port;
+    http_result result;
+} held_call;
+
+static void *held_call_run(void *arg)
+{
+    held_call *hc = arg;
+    http_do(&hc->result, "POST", hc->port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
+    return NULL;
+}
+
+START_TEST(test_hang_holds_requests_until_lifted)
+{
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, NULL);
+    post_control(sp.port, "{\"hang\":true}");
+
+    /* A client that gives up sees a timeout. */
+    http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 300);
+    ck_assert_int_eq(r.rc, CURLE_OPERATION_TIMEDOUT);
+
+    /* A patient one is answered once the hang is lifted. */
+    held_call hc = {.port = sp.port};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, held_call_run, &hc), 0);
+    /* Held: the abandoned request and this one (a provider cannot tell
+     * that a client went away while it holds the request). */
+    long deadline = now_ms() + 3000;
+    while (stat_of(sp.port, "hung") < 2 && now_ms() < deadline)
+        sleep_ms(20);
+    ck_assert_int_eq(stat_of(sp.port, "hung"), 2);
+    ck_assert_int_eq(stat_of(sp.port, "records"), 0);
+    sleep_ms(200);
+    post_control(sp.port, "{\"hang\":false}");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(hc.result.rc, CURLE_OK);
+    ck_assert_int_eq(hc.result.status, 202);
+    ck_assert_msg(hc.result.seconds >= 0.2, "answered after %.3f s", hc.result.seconds);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_control_rejects_unknown_settings)
+{
+    server_proc sp;
+    http_result r;
+    start_server(&sp, false, NULL);
+    http_do(&r, "POST", sp.port, "/_control", "{\"latency\":5}", NULL, NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "latency"));
+    http_do(&r, "POST", sp.port, "/_control", "{\"fail_status\":200}", NULL, NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+    json_t *ctl = get_json(sp.port, "/_control");
+    json_t *settings = json_object_get(ctl, "settings");
+    ck_assert_int_eq(json_integer_value(json_object_get(settings, "fail_status")), 500);
+    ck_assert_ptr_nonnull(json_object_get(ctl, "stats"));
+    json_decref(ctl);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_sigterm_flushes_the_record_file)
+{
+    server_proc sp;
+    http_result r;
+    char keyhdr[64], body[256];
+    start_server(&sp, false, NULL);
+    for (int i = 0; i < 50; i++) {
+        snprintf(keyhdr, sizeof(keyhdr), "Idempotency-Key: key-%d", i);
+        snprintf(body, sizeof(body),
+                 "{\"to\":\"+1555\",\"body\":\"b\",\"idempotency_key\":\"key-%d\","
+                 "\"event_id\":\"e\",\"user_id\":\"u\"}",
+                 i);
+        const char *const hdrs[] = {"Content-Type: application/json", keyhdr, NULL};
+        http_do(&r, "POST", sp.port, "/sms", body, hdrs, NULL, 5000);
+        ck_assert_int_eq(r.status, 202);
+    }
+    ck_assert_int_eq(stop_server(&sp), 0);
+    json_t *lines = read_record_file(sp.record, 50);
+    unlink(sp.record);
+    ck_assert_int_eq(json_array_size(lines), 50);
+    ck_assert_str_eq(str_of(json_array_get(lines, 49), "idempotency_key"), "key-49");
+    json_decref(lines);
+}
+END_TEST
+
+/* ---- SMTP server ---- */
+
+typedef struct mail_source {
+    const char *data;
+    size_t len, off;
+} mail_source;
+
+static size_t mail_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+    mail_source *m = arg;
+    size_t room = size * nitems;
+    size_t n = m->len - m->off < room ? m->len - m->off : room;
+    memcpy(buf, m->data + m->off, n);
+    m->off += n;
+    return n;
+}
+
+/* Sends msg with libcurl; returns curl's result and the last reply code. */
+static CURLcode smtp_send(int port, const char *user, const char *pass, const char *from,
+                          const char *const *rcpts, const char *msg, long *code)
+{
+    char url[64];
+    struct curl_slist *rl = NULL;
+    mail_source src = {.data = msg, .len = strlen(msg)};
+    snprintf(url, sizeof(url), "smtp://127.0.0.1:%d", port);
+    CURL *h = curl_easy_init();
+    ck_assert_ptr_nonnull(h);
+    for (size_t i = 0; rcpts[i] != NULL; i++)
+        rl = curl_slist_append(rl, rcpts[i]);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    if (user != NULL) {
+        curl_easy_setopt(h, CURLOPT_USERNAME, user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, pass);
+        curl_easy_setopt(h, CURLOPT_LOGIN_OPTIONS, "AUTH=PLAIN");
+    }
+    curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
+    curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rl);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, mail_read);
+    curl_easy_setopt(h, CURLOPT_READDATA, &src);
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    *code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(rl);
+    return rc;
+}
+
+static const char *const smtp_auth_args[] = {"--user", "herald", "--password", "pw-1", NULL};
+static const char *const two_rcpts[] = {"<ann@example.com>", "<bob@example.com>", NULL};
+static const char test_mail[] = "From: Herald <noreply@example.com>\r\n"
+                                "To: ann@example.com\r\n"
+                                "Subject: =?UTF-8?B?V2VsY29tZSDinJM=?=\r\n"
+                                "Message-ID: <idem-42@herald.example>\r\n"
+                                "MIME-Version: 1.0\r\n"
+                                "Content-Type: text/plain; charset=UTF-8\r\n"
+                                "\r\n"
+                                "Hello Ann,\r\n"
+                                ".a line that starts with a dot\r\n"
+                                "bye\r\n";
+
+START_TEST(test_smtp_auth_plain_message_is_recorded_with_message_id_and_subject)
+{
+    server_proc sp;
+    long code = 0;
+    start_server(&sp, true, smtp_auth_args);
+
+    CURLcode rc =
+        smtp_send(sp.port, "herald", "pw-1", "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_msg(rc == CURLE_OK, "curl: %s (reply %ld)", curl_easy_strerror(rc), code);
+    ck_assert_int_eq(code, 250);
+
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *rec = json_array_get(recs, 0);
+    ck_assert_str_eq(str_of(rec, "protocol"), "smtp");
+    ck_assert_str_eq(str_of(rec, "from"), "noreply@example.com");
+    ck_assert_str_eq(str_of(rec, "auth_user"), "herald");
+    json_t *rcpt = json_object_get(rec, "rcpt");
+    ck_assert_int_eq(json_array_size(rcpt), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(rcpt, 1)), "bob@example.com");
+    ck_assert_str_eq(str_of(rec, "message_id"), "<idem-42@herald.example>");
+    ck_assert_str_eq(str_of(rec, "subject"), "=?UTF-8?B?V2VsY29tZSDinJM=?=");
+    /* Dot-stuffing by the client is undone: the raw text is what was sent. */
+    ck_assert_str_eq(str_of(rec, "raw"), test_mail);
+    json_decref(recs);
+
+    json_t *lines = read_record_file(sp.record, 1);
+    ck_assert_int_eq(json_array_size(lines), 1);
+    ck_assert_str_eq(str_of(json_array_get(lines, 0), "message_id"), "<idem-42@herald.example>");
+    json_decref(lines);
+    ck_assert_int_eq(stat_of(sp.control_port, "distinct_keys"), 1);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_smtp_wrong_password_is_refused_535)
+{
+    server_proc sp;
+    long code = 0;
+    start_server(&sp, true, smtp_auth_args);
+    CURLcode rc =
+        smtp_send(sp.port, "herald", "wrong", "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_int_eq(rc, CURLE_LOGIN_DENIED);
+    ck_assert_int_eq(code, 535);
+    ck_assert_int_eq(stat_of(sp.control_port, "auth_failed"), 1);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 0);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_smtp_injected_451_at_end_of_data)
+{
+    server_proc sp;
+    long code = 0;
+    start_server(&sp, true, smtp_auth_args);
+    post_control(sp.control_port, "{\"fail_status\":451,\"fail_count\":1,\"fail_stage\":\"data\"}");
+
+    CURLcode rc =
+        smtp_send(sp.port, "herald", "pw-1", "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_int_ne(rc, CURLE_OK);
+    ck_assert_int_eq(code, 451);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 0);
+
+    /* The next message goes through. */
+    rc = smtp_send(sp.port, "herald", "pw-1", "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_int_eq(rc, CURLE_OK);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 1);
+    ck_assert_int_eq(stat_of(sp.control_port, "failed_injected"), 1);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_smtp_injected_550_at_rcpt)
+{
+    static const char *const args[] = {"--fail-status", "550", "--fail-count", "1", "--fail-stage",
+                                       "rcpt",          NULL};
+    server_proc sp;
+    long code = 0;
+    start_server(&sp, true, args);
+    CURLcode rc =
+        smtp_send(sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_int_ne(rc, CURLE_OK);
+    ck_assert_int_eq(code, 550);
+    rc = smtp_send(sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_int_eq(rc, CURLE_OK);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 1);
+    finish_server(&sp);
+}
+END_TEST
+
+START_TEST(test_smtp_injected_latency_delays_the_final_reply)
+{
+    server_proc sp;
+    long code = 0;
+    start_server(&sp, true, NULL);
+    post_control(sp.control_port, "{\"latency_ms\":300}");
+    long t0 = now_ms();
+    CURLcode rc =
+        smtp_send(sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_int_eq(rc, CURLE_OK);
+    ck_assert_int_ge(now_ms() - t0, 290);
+    finish_server(&sp);
+}
+END_TEST
+
+/* A raw session: what libcurl never sends. */
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Reads until a final reply line ("NNN " at a line start); returns its code. */
+static int raw_reply(int fd, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    while (len < cap - 1) {
+        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        out[len] = '\0';
+        /* The last complete line decides. */
+        if (len >= 2 && out[len - 1] == '\n') {
+            char *last = out + len - 2;
+            while (last > out && last[-1] != '\n')
+                last--;
+            if (strlen(last) >= 4 && last[3] == ' ')
+                return atoi(last);
+        }
+    }
+    return -1;
+}
+
+static int raw_command(int fd, const char *cmd, char *out, size_t cap)
+{
+    ck_assert_int_eq(send(fd, cmd, strlen(cmd), MSG_NOSIGNAL), (ssize_t)strlen(cmd));
+    return raw_reply(fd, out, cap);
+}
+
+START_TEST(test_smtp_pipelined_session_and_unadvertised_starttls)
+{
+    server_proc sp;
+    char buf[4096];
+    start_server(&sp, true, NULL);
+    int fd = raw_connect(sp.port);
+    ck_assert_int_eq(raw_reply(fd, buf, sizeof(buf)), 220);
+    ck_assert_int_eq(raw_command(fd, "EHLO client.test\r\n", buf, sizeof(buf)), 250);
+    ck_assert_ptr_nonnull(strstr(buf, "PIPELINING"));
+    ck_assert_ptr_nonnull(strstr(buf, "8BITMIME"));
+    ck_assert_ptr_null(strstr(buf, "STARTTLS"));
+    ck_assert_ptr_null(strstr(buf, "AUTH"));
+    ck_assert_int_eq(raw_command(fd, "STARTTLS\r\n", buf, sizeof(buf)), 502);
+    ck_assert_int_eq(raw_command(fd, "RCPT TO:<x@example.com>\r\n", buf, sizeof(buf)), 503);
+
+    /* MAIL, RCPT and DATA in one write, as a PIPELINING client does. */
+    static const char batch[] = "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+                                "DATA\r\n";
+    ck_assert_int_eq(send(fd, batch, sizeof(batch) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(batch) - 1);
+    long deadline = now_ms() + 3000;
+    buf[0] = '\0';
+    size_t len = 0;
+    while (strstr(buf, "354 ") == NULL && now_ms() < deadline && len < sizeof(buf) - 1) {
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    ck_assert_ptr_nonnull(strstr(buf, "250 2.1.0"));
+    ck_assert_ptr_nonnull(strstr(buf, "250 2.1.5"));
+    ck_assert_ptr_nonnull(strstr(buf, "354 "));
+    ck_assert_int_eq(
+        raw_command(fd, "Subject: raw\r\n\r\n..leading dot\r\n.\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(raw_command(fd, "QUIT\r\n", buf, sizeof(buf)), 221);
+    close(fd);
+
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    ck_assert_str_eq(str_of(json_array_get(recs, 0), "raw"),
+                     "Subject: raw\r\n\r\n.leading dot\r\n");
+    ck_assert_str_eq(str_of(json_array_get(recs, 0), "helo"), "client.test");
+    json_decref(recs);
+    finish_server(&sp);
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_sms_json_is_accepted_and_recorded),
+    TEST_ENTRY(test_sms_without_idempotency_key_header_is_rejected_400),
+    TEST_ENTRY(test_injected_429_carries_retry_after_then_succeeds),
+    TEST_ENTRY(test_same_idempotency_key_twice_is_accepted_and_counted_duplicate),
+    TEST_ENTRY(test_bearer_token_is_required_when_configured),
+    TEST_ENTRY(test_push_is_accepted_and_dead_token_gets_404),
+    TEST_ENTRY(test_twilio_form_with_basic_auth_is_accepted),
+    TEST_ENTRY(test_twilio_wrong_auth_is_401_with_twilio_error),
+    TEST_ENTRY(test_fcm_message_is_accepted),
+    TEST_ENTRY(test_fcm_dead_token_is_unregistered),
+    TEST_ENTRY(test_injected_latency_delays_the_answer),
+    TEST_ENTRY(test_hang_holds_requests_until_lifted),
+    TEST_ENTRY(test_control_rejects_unknown_settings),
+    TEST_ENTRY(test_sigterm_flushes_the_record_file),
+    TEST_ENTRY(test_smtp_auth_plain_message_is_recorded_with_message_id_and_subject),
+    TEST_ENTRY(test_smtp_wrong_password_is_refused_535),
+    TEST_ENTRY(test_smtp_injected_451_at_end_of_data),
+    TEST_ENTRY(test_smtp_injected_550_at_rcpt),
+    TEST_ENTRY(test_smtp_injected_latency_delays_the_final_reply),
+    TEST_ENTRY(test_smtp_pipelined_session_and_unadvertised_starttls),
+};
+
+TEST_MAIN("providers", cases)

@@ -1,0 +1,190 @@
+/*
+ * The management API's request bodies: each rule, and the field named
+ * when it is broken.
+ */
+#include "bodies.h"
+#include "testutil.h"
+
+#include <string.h>
+
+/* Parses text and runs check; returns the error (field "" and rc 0 when valid). */
+static int run(int (*check)(const json_t *, bodies_error *), const char *text, bodies_error *e)
+{
+    json_t *doc = NULL;
+    memset(e, 0, sizeof *e);
+    if (bodies_parse_object(text, strlen(text), &doc, e) != 0)
+        return -2;
+    int rc = check(doc, e);
+    json_decref(doc);
+    return rc;
+}
+
+START_TEST(test_bodies_parse_rejects_non_objects_duplicates_and_trailing_data)
+{
+    json_t *doc = NULL;
+    bodies_error e;
+    ck_assert_int_eq(bodies_parse_object("[1]", 3, &doc, &e), -1);
+    ck_assert_int_eq(bodies_parse_object("{\"a\":1,\"a\":2}", 13, &doc, &e), -1);
+    ck_assert_int_eq(bodies_parse_object("{} {}", 5, &doc, &e), -1);
+    ck_assert_int_eq(bodies_parse_object("", 0, &doc, &e), -1);
+    ck_assert_int_eq(bodies_parse_object("{\"a\":\"\\u0000\"}", 14, &doc, &e), -1);
+    ck_assert_ptr_null(doc);
+    ck_assert_int_eq(bodies_parse_object("{\"a\":1}", 7, &doc, &e), 0);
+    json_decref(doc);
+}
+END_TEST
+
+START_TEST(test_bodies_user_accepts_a_full_user)
+{
+    bodies_error e;
+    ck_assert_int_eq(run(bodies_check_user,
+                         "{\"email\":\"ann@example.com\",\"phone\":\"+14155550123\","
+                         "\"push_tokens\":[\"tok-1\",\"tok-2\"],\"timezone\":\"Europe/Paris\","
+                         "\"locale\":\"pt-BR\",\"name\":\"Ann\"}",
+                         &e),
+                     0);
+    ck_assert_int_eq(run(bodies_check_user, "{}", &e), 0);
+    ck_assert_int_eq(run(bodies_check_user, "{\"email\":null,\"push_tokens\":null}", &e), 0);
+}
+END_TEST
+
+START_TEST(test_bodies_user_names_the_offending_field)
+{
+    bodies_error e;
+    ck_assert_int_eq(run(bodies_check_user, "{\"email\":\"not an email\"}", &e), -1);
+    ck_assert_str_eq(e.field, "email");
+    ck_assert_int_eq(run(bodies_check_user, "{\"phone\":\"0123\"}", &e), -1);
+    ck_assert_str_eq(e.field, "phone");
+    ck_assert_int_eq(run(bodies_check_user, "{\"timezone\":\"Mars/Olympus\"}", &e), -1);
+    ck_assert_str_eq(e.field, "timezone");
+    ck_assert_int_eq(run(bodies_check_user, "{\"locale\":\"english\"}", &e), -1);
+    ck_assert_str_eq(e.field, "locale");
+    ck_assert_int_eq(run(bodies_check_user, "{\"push_tokens\":[\"ok\",\"has space\"]}", &e), -1);
+    ck_assert_str_eq(e.field, "push_tokens[1]");
+    ck_assert_int_eq(run(bodies_check_user, "{\"push_tokens\":\"tok\"}", &e), -1);
+    ck_assert_str_eq(e.field, "push_tokens");
+    ck_assert_int_eq(run(bodies_check_user, "{\"emial\":\"a@b.co\"}", &e), -1);
+    ck_assert_str_eq(e.field, "emial");
+    ck_assert_int_eq(run(bodies_check_user, "{\"name\":42}", &e), -1);
+    ck_assert_str_eq(e.field, "name");
+}
+END_TEST
+
+START_TEST(test_bodies_preferences_accept_channels_categories_and_quiet_hours)
+{
+    bodies_error e;
+    ck_assert_int_eq(run(bodies_check_preferences,
+                         "{\"channels\":{\"email\":true,\"sms\":false},"
+                         "\"categories\":{\"marketing\":{\"email\":false}},"
+                         "\"quiet_hours\":{\"start\":\"22:00\",\"end\":\"07:00\"}}",
+                         &e),
+                     0);
+    ck_assert_int_eq(run(bodies_check_preferences, "{\"quiet_hours\":null}", &e), 0);
+}
+END_TEST
+
+START_TEST(test_bodies_preferences_name_the_offending_field)
+{
+    bodies_error e;
+    ck_assert_int_eq(run(bodies_check_preferences, "{\"channels\":{\"fax\":true}}", &e), -1);
+    ck_assert_str_eq(e.field, "channels.fax");
+    ck_assert_int_eq(run(bodies_check_preferences, "{\"channels\":{\"sms\":\"no\"}}", &e), -1);
+    ck_assert_str_eq(e.field, "channels.sms");
+    ck_assert_int_eq(
+        run(bodies_check_preferences, "{\"categories\":{\"promo\":{\"push\":1}}}", &e), -1);
+    ck_assert_str_eq(e.field, "categories.promo.push");
+    ck_assert_int_eq(run(bodies_check_preferences, "{\"categories\":{\"Bad Name\":{}}}", &e), -1);
+    ck_assert_str_eq(e.field, "categories.Bad Name");
+    ck_assert_int_eq(
+        run(bodies_check_preferences, "{\"quiet_hours\":{\"start\":\"24:00\",\"end\":\"07:00\"}}",
+            &e),
+        -1);
+    ck_assert_str_eq(e.field, "quiet_hours.start");
+    ck_assert_int_eq(run(bodies_check_preferences, "{\"quiet_hours\":{\"start\":\"22:00\"}}", &e),
+                     -1);
+    ck_assert_str_eq(e.field, "quiet_hours.end");
+    ck_assert_int_eq(
+        run(bodies_check_preferences,
+            "{\"quiet_hours\":{\"start\":\"22:00\",\"end\":\"07:00\",\"tz\":\"UTC\"}}", &e),
+        -1);
+    ck_assert_str_eq(e.field, "quiet_hours.tz");
+}
+END_TEST
+
+START_TEST(test_bodies_hhmm_bounds)
+{
+    int m = -1;
+    ck_assert_int_eq(bodies_parse_hhmm("00:00", 5, &m), 0);
+    ck_assert_int_eq(m, 0);
+    ck_assert_int_eq(bodies_parse_hhmm("23:59", 5, &m), 0);
+    ck_assert_int_eq(m, 23 * 60 + 59);
+    ck_assert_int_eq(bodies_parse_hhmm("23:60", 5, &m), -1);
+    ck_assert_int_eq(bodies_parse_hhmm("7:00", 4, &m), -1);
+    ck_assert_int_eq(bodies_parse_hhmm("07-00", 5, &m), -1);
+}
+END_TEST
+
+START_TEST(test_bodies_placeholders_must_parse)
+{
+    char err[128];
+    ck_assert_int_eq(bodies_check_placeholders("Hi {{user.name}}, order {{ data.order.id }}", 41,
+                                               err, sizeof err),
+                     0);
+    ck_assert_int_eq(bodies_check_placeholders("{{event.type}} {single} braces", 30, err,
+                                               sizeof err),
+                     0);
+    const char *bad[] = {"{{user.name}",   "{{ }}",         "{{secret.x}}", "{{data.}}",
+                         "{{data..x}}",    "{{data.1x}}",   "x }} y",       "{{user.{{x}}}}",
+                         "{{user.na me}}", "{{data.x-y}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(bodies_check_placeholders(bad[i], strlen(bad[i]), err, sizeof err) == -1,
+                      "accepted %s", bad[i]);
+}
+END_TEST
+
+START_TEST(test_bodies_template_requires_a_body_and_checks_each_text)
+{
+    bodies_error e;
+    ck_assert_int_eq(run(bodies_check_template,
+                         "{\"subject\":\"Shipped {{data.id}}\",\"body\":\"Hi {{user.name}}\","
+                         "\"category\":\"orders\"}",
+                         &e),
+                     0);
+    ck_assert_int_eq(run(bodies_check_template, "{\"subject\":\"x\"}", &e), -1);
+    ck_assert_str_eq(e.field, "body");
+    ck_assert_int_eq(run(bodies_check_template, "{\"body\":\"Hi {{user.name}\"}", &e), -1);
+    ck_assert_str_eq(e.field, "body");
+    ck_assert_int_eq(run(bodies_check_template, "{\"body\":\"x\",\"subject\":\"a\\nb\"}", &e), -1);
+    ck_assert_str_eq(e.field, "subject");
+    ck_assert_int_eq(run(bodies_check_template, "{\"body\":\"x\",\"category\":\"Not OK\"}", &e),
+                     -1);
+    ck_assert_str_eq(e.field, "category");
+    ck_assert_int_eq(run(bodies_check_template, "{\"body\":\"x\",\"html\":true}", &e), -1);
+    ck_assert_str_eq(e.field, "html");
+}
+END_TEST
+
+START_TEST(test_bodies_locale_shapes)
+{
+    ck_assert_int_eq(bodies_check_locale("en", 2), 0);
+    ck_assert_int_eq(bodies_check_locale("zh-Hant-TW", 10), 0);
+    ck_assert_int_eq(bodies_check_locale("e", 1), -1);
+    ck_assert_int_eq(bodies_check_locale("en-", 3), -1);
+    ck_assert_int_eq(bodies_check_locale("en_US", 5), -1);
+    ck_assert_int_eq(bodies_check_locale("en-abcdefghi", 12), -1);
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_bodies_parse_rejects_non_objects_duplicates_and_trailing_data),
+    TEST_ENTRY(test_bodies_user_accepts_a_full_user),
+    TEST_ENTRY(test_bodies_user_names_the_offending_field),
+    TEST_ENTRY(test_bodies_preferences_accept_channels_categories_and_quiet_hours),
+    TEST_ENTRY(test_bodies_preferences_name_the_offending_field),
+    TEST_ENTRY(test_bodies_hhmm_bounds),
+    TEST_ENTRY(test_bodies_placeholders_must_parse),
+    TEST_ENTRY(test_bodies_template_requires_a_body_and_checks_each_text),
+    TEST_ENTRY(test_bodies_locale_shapes),
+};
+
+TEST_MAIN("gateway_bodies", cases)

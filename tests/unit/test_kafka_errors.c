@@ -1,0 +1,195 @@
+/*
+ * kafka_classify: what a caller does about each librdkafka error.  Transient
+ * cluster and network trouble is retried, messages that can never be
+ * accepted are given up on, fencing and fatal errors stop the client, and an
+ * error object's own flags win over its code.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "testutil.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static void assert_class(const rd_kafka_resp_err_t *codes, size_t n, kafka_err_class want)
+{
+    for (size_t i = 0; i < n; i++) {
+        kafka_err_class got = kafka_classify(codes[i], NULL);
+        ck_assert_msg(got == want, "%s: got %s, want %s", rd_kafka_err2name(codes[i]),
+                      kafka_err_class_name(got), kafka_err_class_name(want));
+    }
+}
+
+START_TEST(test_no_error_needs_no_action)
+{
+    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, NULL), KAFKA_ERRCLASS_NONE);
+}
+END_TEST
+
+START_TEST(test_unreachable_or_moving_cluster_is_retriable)
+{
+    static const rd_kafka_resp_err_t codes[] = {
+        RD_KAFKA_RESP_ERR__TRANSPORT,
+        RD_KAFKA_RESP_ERR__RESOLVE,
+        RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+        RD_KAFKA_RESP_ERR__TIMED_OUT,
+        RD_KAFKA_RESP_ERR__QUEUE_FULL,
+        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+        RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS,
+        RD_KAFKA_RESP_ERR_THROTTLING_QUOTA_EXCEEDED,
+    };
+    assert_class(codes, N(codes), KAFKA_ERRCLASS_RETRIABLE);
+}
+END_TEST
+
+START_TEST(test_delivery_timeout_and_purge_are_retriable)
+{
+    /* A message that timed out or was purged never got a verdict: send it again. */
+    static const rd_kafka_resp_err_t codes[] = {
+        RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,
+        RD_KAFKA_RESP_ERR__PURGE_QUEUE,
+        RD_KAFKA_RESP_ERR__PURGE_INFLIGHT,
+    };
+    assert_class(codes, N(codes), KAFKA_ERRCLASS_RETRIABLE);
+}
+END_TEST
+
+START_TEST(test_messages_that_can_never_be_accepted_are_permanent)
+{
+    static const rd_kafka_resp_err_t codes[] = {
+        RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+        RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
+        RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_INVALID_RECORD,
+        RD_KAFKA_RESP_ERR_POLICY_VIOLATION,
+        RD_KAFKA_RESP_ERR__INVALID_ARG,
+        RD_KAFKA_RESP_ERR__AUTHENTICATION,
+    };
+    assert_class(codes, N(codes), KAFKA_ERRCLASS_PERMANENT);
+}
+END_TEST
+
+START_TEST(test_missing_topic_after_the_wait_is_permanent)
+{
+    /* In a delivery report librdkafka has already waited for the topic to appear. */
+    static const rd_kafka_resp_err_t codes[] = {
+        RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+        RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
+        RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+    };
+    assert_class(codes, N(codes), KAFKA_ERRCLASS_PERMANENT);
+}
+END_TEST
+
+START_TEST(test_fencing_and_fatal_errors_stop_the_client)
+{
+    static const rd_kafka_resp_err_t codes[] = {
+        RD_KAFKA_RESP_ERR__FATAL,
+        RD_KAFKA_RESP_ERR__FENCED,
+        RD_KAFKA_RESP_ERR_PRODUCER_FENCED,
+        RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+        RD_KAFKA_RESP_ERR_TRANSACTION_COORDINATOR_FENCED,
+        RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID,
+        RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    };
+    assert_class(codes, N(codes), KAFKA_ERRCLASS_FATAL);
+}
+END_TEST
+
+START_TEST(test_codes_newer_than_the_table_are_not_retried_forever)
+{
+    static const rd_kafka_resp_err_t codes[] = {
+        RD_KAFKA_RESP_ERR_PRINCIPAL_DESERIALIZATION_FAILURE,
+        RD_KAFKA_RESP_ERR_UNKNOWN,
+    };
+    assert_class(codes, N(codes), KAFKA_ERRCLASS_PERMANENT);
+}
+END_TEST
+
+START_TEST(test_error_object_code_is_used_when_no_code_is_given)
+{
+    rd_kafka_error_t *timeout = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "timed out");
+    rd_kafka_error_t *large = rd_kafka_error_new(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, "large");
+    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, timeout),
+                     KAFKA_ERRCLASS_RETRIABLE);
+    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, large), KAFKA_ERRCLASS_PERMANENT);
+    /* An explicit code wins over the object's when the object has no flags. */
+    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR__TRANSPORT, large),
+                     KAFKA_ERRCLASS_RETRIABLE);
+    rd_kafka_error_destroy(timeout);
+    rd_kafka_error_destroy(large);
+}
+END_TEST
+
+START_TEST(test_fatal_flag_of_an_error_object_wins_over_its_code)
+{
+    /*
+     * A real flagged error object, without a broker: once an idempotent
+     * producer (pointed at a closed port) has raised a fatal error, producing
+     * is refused with an error marked fatal that carries the original code,
+     * one that alone would read as permanent.
+     */
+    char err[512];
+    rd_kafka_conf_t *conf = kafka_conf_new("127.0.0.1:1", NULL, err, sizeof(err));
+    ck_assert_msg(conf != NULL, "%s", err);
+    ck_assert_int_eq(rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    ck_assert_msg(rk != NULL, "%s", err);
+    ck_assert_int_eq(rd_kafka_test_fatal_error(rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "simulated"),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+
+    rd_kafka_vu_t vu[2] = {{.vtype = RD_KAFKA_VTYPE_TOPIC}, {.vtype = RD_KAFKA_VTYPE_VALUE}};
+    vu[0].u.cstr = "herald-unit";
+    vu[1].u.mem.ptr = "x";
+    vu[1].u.mem.size = 1;
+    rd_kafka_error_t *error = rd_kafka_produceva(rk, vu, 2);
+    ck_assert_ptr_nonnull(error);
+    ck_assert_int_eq(kafka_classify(rd_kafka_error_code(error), NULL), KAFKA_ERRCLASS_PERMANENT);
+    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, error), KAFKA_ERRCLASS_FATAL);
+    ck_assert_int_eq(kafka_classify(rd_kafka_error_code(error), error), KAFKA_ERRCLASS_FATAL);
+    ck_assert_int_eq(kafka_fatal_error(rk, err, sizeof(err)),
+                     RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    ck_assert_ptr_nonnull(strstr(err, "simulated"));
+    rd_kafka_error_destroy(error);
+    rd_kafka_destroy(rk);
+}
+END_TEST
+
+START_TEST(test_class_names_are_stable_for_logs)
+{
+    ck_assert_str_eq(kafka_err_class_name(KAFKA_ERRCLASS_NONE), "none");
+    ck_assert_str_eq(kafka_err_class_name(KAFKA_ERRCLASS_RETRIABLE), "retriable");
+    ck_assert_str_eq(kafka_err_class_name(KAFKA_ERRCLASS_ABORT_TXN), "abort_txn");
+    ck_assert_str_eq(kafka_err_class_name(KAFKA_ERRCLASS_PERMANENT), "permanent");
+    ck_assert_str_eq(kafka_err_class_name(KAFKA_ERRCLASS_FATAL), "fatal");
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_no_error_needs_no_action),
+    TEST_ENTRY(test_unreachable_or_moving_cluster_is_retriable),
+    TEST_ENTRY(test_delivery_timeout_and_purge_are_retriable),
+    TEST_ENTRY(test_messages_that_can_never_be_accepted_are_permanent),
+    TEST_ENTRY(test_missing_topic_after_the_wait_is_permanent),
+    TEST_ENTRY(test_fencing_and_fatal_errors_stop_the_client),
+    TEST_ENTRY(test_codes_newer_than_the_table_are_not_retried_forever),
+    TEST_ENTRY(test_error_object_code_is_used_when_no_code_is_given),
+    TEST_ENTRY(test_fatal_flag_of_an_error_object_wins_over_its_code),
+    TEST_ENTRY(test_class_names_are_stable_for_logs),
+};
+
+TEST_MAIN("kafka_errors", cases)

@@ -1,0 +1,464 @@
+/*
+ * template: rendering what a recipient reads, compile errors an author sees,
+ * and SMS sizing at the carriers' exact boundaries.
+ */
+#include "template.h"
+#include "testutil.h"
+
+#include <string.h>
+
+static json_t *context(void)
+{
+    json_error_t jerr;
+    json_t *ctx = json_loads(
+        "{\"user\":{\"name\":\"Ada\",\"email\":\"ada@example.com\",\"phone\":null},"
+        " \"data\":{\"order\":{\"id\":\"A-17\",\"total\":19.99,\"count\":3,"
+        "                      \"address\":{\"city\":\"Berlin\"}},"
+        "           \"items\":[{\"name\":\"Lamp\",\"qty\":2},{\"name\":\"Desk\",\"qty\":1}],"
+        "           \"gift\":true,\"express\":false,\"note\":null},"
+        " \"event\":{\"id\":\"0b6f1c1e-0000-4000-8000-000000000001\",\"type\":\"order.shipped\"}}",
+        0, &jerr);
+    ck_assert_msg(ctx != NULL, "%s", jerr.text);
+    return ctx;
+}
+
+/* Compiles and renders src; returns the text (caller frees). */
+static char *render(const char *src, const json_t *ctx, template_escape esc, int *missing)
+{
+    template *t = NULL;
+    char err[256] = "";
+    char *out = NULL;
+    size_t len = 0;
+    ck_assert_msg(template_compile(src, &t, NULL, err, sizeof(err)) == 0, "%s: %s", src, err);
+    ck_assert_msg(template_render(t, ctx, esc, &out, &len, missing, err, sizeof(err)) == 0, "%s",
+                  err);
+    ck_assert_uint_eq(strlen(out), len);
+    template_free(t);
+    return out;
+}
+
+#define ASSERT_RENDERS(src, ctx, esc, expected)                                                    \
+    do {                                                                                           \
+        char *got_ = render((src), (ctx), (esc), NULL);                                            \
+        ck_assert_str_eq(got_, (expected));                                                        \
+        free(got_);                                                                                \
+    } while (0)
+
+START_TEST(test_renders_user_fields_and_nested_data)
+{
+    json_t *ctx = context();
+    int missing = -1;
+    char *s = render("Hi {{user.name}}, order {{ data.order.id }} ships to "
+                     "{{\tdata.order.address.city\n}} ({{user.email}}).",
+                     ctx, TEMPLATE_ESCAPE_NONE, &missing);
+    ck_assert_str_eq(s, "Hi Ada, order A-17 ships to Berlin (ada@example.com).");
+    ck_assert_int_eq(missing, 0);
+    free(s);
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_array_indexes_and_event_fields)
+{
+    json_t *ctx = context();
+    ASSERT_RENDERS("{{data.items.0.name}} x{{data.items.0.qty}}, {{data.items.1.name}}", ctx,
+                   TEMPLATE_ESCAPE_NONE, "Lamp x2, Desk");
+    ASSERT_RENDERS("[{{event.type}}] {{event.id}}", ctx, TEMPLATE_ESCAPE_NONE,
+                   "[order.shipped] 0b6f1c1e-0000-4000-8000-000000000001");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_context_built_from_event_and_user)
+{
+    json_t *event = json_pack("{s:s, s:s, s:s, s:{s:{s:s}}}", "event_id", "e-1", "type",
+                              "order.shipped", "priority", "high", "data", "order", "id", "A-9");
+    ck_assert_ptr_nonnull(event);
+    json_t *user = json_pack("{s:s, s:s}", "user_id", "u-1", "name", "Grace");
+    json_t *ctx = template_context_new(event, user);
+    ck_assert_ptr_nonnull(ctx);
+    ASSERT_RENDERS("{{user.name}} {{data.order}} {{data.order.id}} {{event.id}} {{event.type}} "
+                   "{{event.priority}} {{event.data.order.id}}",
+                   ctx, TEMPLATE_ESCAPE_NONE, "Grace {\"id\":\"A-9\"} A-9 e-1 order.shipped high ");
+    json_decref(ctx);
+    /* The context keeps its own references. */
+    ck_assert_int_eq(event->refcount, 1);
+    ck_assert_int_eq(user->refcount, 1);
+    json_decref(event);
+    json_decref(user);
+}
+END_TEST
+
+START_TEST(test_html_mode_escapes_inserted_values_only)
+{
+    json_t *ctx = json_pack("{s:{s:s}}", "data", "note", "<b>\"Tom\" & 'Jerry'</b>");
+    ASSERT_RENDERS("<p class=\"n\">{{data.note}}</p>", ctx, TEMPLATE_ESCAPE_HTML,
+                   "<p class=\"n\">&lt;b&gt;&quot;Tom&quot; &amp; &#39;Jerry&#39;&lt;/b&gt;</p>");
+    ASSERT_RENDERS("<p>{{data.note}}</p>", ctx, TEMPLATE_ESCAPE_NONE,
+                   "<p><b>\"Tom\" & 'Jerry'</b></p>");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_missing_and_null_values_render_empty_and_are_counted)
+{
+    json_t *ctx = context();
+    int missing = 0;
+    char *s = render("[{{data.absent}}|{{data.note}}|{{user.phone}}|{{data.items.5}}|"
+                     "{{data.order.id.deeper}}|{{data.items.name}}|{{user.name}}]",
+                     ctx, TEMPLATE_ESCAPE_NONE, &missing);
+    ck_assert_str_eq(s, "[||||||Ada]");
+    ck_assert_int_eq(missing, 6);
+    free(s);
+
+    /* No context at all: everything is missing, nothing crashes. */
+    s = render("{{user.name}}{{event.id}}", NULL, TEMPLATE_ESCAPE_NONE, &missing);
+    ck_assert_str_eq(s, "");
+    ck_assert_int_eq(missing, 2);
+    free(s);
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_numbers_and_booleans_are_formatted)
+{
+    json_t *ctx = context();
+    ASSERT_RENDERS("{{data.order.total}} {{data.order.count}} {{data.gift}} {{data.express}}", ctx,
+                   TEMPLATE_ESCAPE_NONE, "19.99 3 true false");
+    json_t *n = json_pack("{s:{s:f,s:f,s:f,s:I,s:f}}", "data", "a", 0.1, "b", 3.0, "c", 1e21, "d",
+                          (json_int_t)-9007199254740993LL, "e", -2.5);
+    ASSERT_RENDERS("{{data.a}} {{data.b}} {{data.c}} {{data.d}} {{data.e}}", n,
+                   TEMPLATE_ESCAPE_NONE, "0.1 3 1e+21 -9007199254740993 -2.5");
+    json_decref(n);
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_objects_and_arrays_render_as_compact_json)
+{
+    json_t *ctx = context();
+    ASSERT_RENDERS("{{data.items}}", ctx, TEMPLATE_ESCAPE_NONE,
+                   "[{\"name\":\"Lamp\",\"qty\":2},{\"name\":\"Desk\",\"qty\":1}]");
+    ASSERT_RENDERS("{{data.order.address}}", ctx, TEMPLATE_ESCAPE_HTML,
+                   "{&quot;city&quot;:&quot;Berlin&quot;}");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_compile_errors_name_the_problem_and_its_offset)
+{
+    static const struct {
+        const char *src;
+        size_t offset;
+        const char *message;
+    } cases[] = {
+        {"Hello {{user.name", 6, "offset 6: '{{' is never closed"},
+        {"{{user.name}", 0, "offset 0: '{{' is never closed"},
+        {"{{user.name} }}", 0, "offset 0: '{{' is never closed"},
+        {"Hi {{}}", 3, "offset 3: empty placeholder"},
+        {"Hi {{  }}", 3, "offset 3: empty placeholder"},
+        {"{{usr.name}}", 2, "offset 2: unknown root 'usr' (expected user, data or event)"},
+        {"x {{ data..id }}", 10, "offset 10: empty path segment"},
+        {"{{data.}}", 7, "offset 7: empty path segment"},
+        {"{{.data}}", 2, "offset 2: empty path segment"},
+        {"{{data.a b}}", 9, "offset 9: unexpected character 'b' in placeholder"},
+        {"{{user.na$me}}", 9, "offset 9: unexpected character '$' in placeholder"},
+        {"{{{user.name}}}", 2, "offset 2: unexpected character '{' in placeholder"},
+        {"{{data}}", 2, "offset 2: 'data' needs a field, e.g. {{data.id}}"},
+        {"ok \xff", 3, "offset 3: invalid UTF-8"},
+        {"ok \xc3\x28", 3, "offset 3: invalid UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        template *t = (template *)1;
+        char err[256] = "";
+        size_t off = 999;
+        ck_assert_int_eq(template_compile(cases[i].src, &t, &off, err, sizeof(err)), -1);
+        ck_assert_ptr_null(t);
+        ck_assert_msg(strncmp(err, cases[i].message, strlen(cases[i].message)) == 0,
+                      "\"%s\": got \"%s\", want \"%s\"", cases[i].src, err, cases[i].message);
+        ck_assert_uint_eq(off, cases[i].offset);
+    }
+
+    char seg[200];
+    memset(seg, 'a', sizeof(seg));
+    memcpy(seg, "{{data.", 7);
+    memcpy(seg + 7 + 129, "}}", 3);
+    template *t = NULL;
+    char err[256];
+    ck_assert_int_eq(template_compile(seg, &t, NULL, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "offset 7: path segment longer than 128 characters");
+}
+END_TEST
+
+START_TEST(test_stray_closing_braces_and_single_braces_are_text)
+{
+    const char *css = "<style>@media(x){.a{color:red}}</style> { } }} {{user.name}}";
+    template *t = NULL;
+    char err[256];
+    ck_assert_int_eq(template_compile(css, &t, NULL, err, sizeof(err)), 0);
+    ck_assert_uint_eq(template_placeholder_count(t), 1);
+    template_free(t);
+    json_t *ctx = context();
+    ASSERT_RENDERS(css, ctx, TEMPLATE_ESCAPE_NONE,
+                   "<style>@media(x){.a{color:red}}</style> { } }} Ada");
+    ASSERT_RENDERS("", ctx, TEMPLATE_ESCAPE_NONE, "");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_output_and_source_sizes_are_capped)
+{
+    char *big = malloc(40 * 1024 + 1);
+    memset(big, 'x', 40 * 1024);
+    big[40 * 1024] = '\0';
+    json_t *ctx = json_pack("{s:{s:s}}", "data", "big", big);
+    template *t = NULL;
+    char err[256];
+    ck_assert_int_eq(template_compile("{{data.big}}{{data.big}}", &t, NULL, err, sizeof(err)), 0);
+    char *out = (char *)1;
+    ck_assert_int_eq(
+        template_render(t, ctx, TEMPLATE_ESCAPE_NONE, &out, NULL, NULL, err, sizeof(err)), -1);
+    ck_assert_ptr_null(out);
+    ck_assert_str_eq(err, "rendered text exceeds 65536 bytes");
+    template_free(t);
+    json_decref(ctx);
+
+    char *src = malloc(TEMPLATE_MAX_SOURCE + 2);
+    memset(src, 'y', TEMPLATE_MAX_SOURCE + 1);
+    src[TEMPLATE_MAX_SOURCE + 1] = '\0';
+    ck_assert_int_eq(template_compile(src, &t, NULL, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "offset 65536: template longer than 65536 bytes");
+    free(src);
+    free(big);
+}
+END_TEST
+
+/* n copies of s. */
+static char *repeat(const char *s, size_t n)
+{
+    size_t len = strlen(s);
+    char *out = malloc(len * n + 1);
+    for (size_t i = 0; i < n; i++)
+        memcpy(out + i * len, s, len);
+    out[len * n] = '\0';
+    return out;
+}
+
+static int segments(const char *s, template_sms_encoding *enc)
+{
+    return template_sms_segments(s, enc);
+}
+
+#define ASSERT_SEGMENTS(unit, count, want_parts, want_enc)                                         \
+    do {                                                                                           \
+        char *body_ = repeat((unit), (count));                                                     \
+        template_sms_encoding enc_;                                                                \
+        ck_assert_msg(segments(body_, &enc_) == (want_parts), "%zu x \"%s\": %d parts",            \
+                      (size_t)(count), (unit), segments(body_, NULL));                             \
+        ck_assert_int_eq(enc_, (want_enc));                                                        \
+        free(body_);                                                                               \
+    } while (0)
+
+START_TEST(test_gsm7_segment_counts_at_the_boundaries)
+{
+    ck_assert_int_eq(segments("", NULL), 0);
+    ASSERT_SEGMENTS("a", 160, 1, TEMPLATE_SMS_GSM7);
+    ASSERT_SEGMENTS("a", 161, 2, TEMPLATE_SMS_GSM7);
+    ASSERT_SEGMENTS("a", 306, 2, TEMPLATE_SMS_GSM7);
+    ASSERT_SEGMENTS("a", 307, 3, TEMPLATE_SMS_GSM7);
+    /* Extension characters take two septets. */
+    ASSERT_SEGMENTS("\xe2\x82\xac", 80, 1, TEMPLATE_SMS_GSM7); /* € */
+    ASSERT_SEGMENTS("\xe2\x82\xac", 81, 2, TEMPLATE_SMS_GSM7);
+    ASSERT_SEGMENTS("^", 80, 1, TEMPLATE_SMS_GSM7);
+    ASSERT_SEGMENTS("^", 81, 2, TEMPLATE_SMS_GSM7);
+    /* The basic set beyond ASCII: accented letters and Greek capitals. */
+    ASSERT_SEGMENTS("\xc3\xa9\xce\x94\xc2\xa3", 53, 1, TEMPLATE_SMS_GSM7); /* éΔ£ */
+    ASSERT_SEGMENTS("\xc3\xa9\xce\x94\xc2\xa3", 54, 2, TEMPLATE_SMS_GSM7);
+
+    /* 159 'a' and one '{' is 161 septets. */
+    char *s = repeat("a", 161);
+    s[159] = '{';
+    s[160] = '\0';
+    ck_assert_int_eq(segments(s, NULL), 2);
+    free(s);
+
+    /* An escape pair is never split: 152 + "{" + 152 needs 3 parts, not 2. */
+    s = repeat("a", 305);
+    s[152] = '{';
+    template_sms_encoding enc;
+    ck_assert_int_eq(segments(s, &enc), 3);
+    ck_assert_int_eq(enc, TEMPLATE_SMS_GSM7);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_ucs2_segment_counts_at_the_boundaries)
+{
+    ASSERT_SEGMENTS("\xd0\xb6", 70, 1, TEMPLATE_SMS_UCS2); /* ж */
+    ASSERT_SEGMENTS("\xd0\xb6", 71, 2, TEMPLATE_SMS_UCS2);
+    ASSERT_SEGMENTS("\xd0\xb6", 134, 2, TEMPLATE_SMS_UCS2);
+    ASSERT_SEGMENTS("\xd0\xb6", 135, 3, TEMPLATE_SMS_UCS2);
+    /* An emoji is a surrogate pair: two code units. */
+    ASSERT_SEGMENTS("\xf0\x9f\x98\x80", 35, 1, TEMPLATE_SMS_UCS2);
+    ASSERT_SEGMENTS("\xf0\x9f\x98\x80", 36, 2, TEMPLATE_SMS_UCS2);
+    /* One character outside GSM-7 turns the whole message into UCS-2. */
+    char *s = repeat("a", 71);
+    s[70] = '`';
+    ck_assert_int_eq(segments(s, NULL), 2);
+    s[70] = '\0';
+    ck_assert_int_eq(segments(s, NULL), 1);
+    free(s);
+    /* A pair is never split: 66 units then an emoji start the second part. */
+    s = repeat("\xd0\xb6", 66 + 67);
+    char *t = malloc(strlen(s) + 5);
+    memcpy(t, s, 66 * 2);
+    memcpy(t + 66 * 2, "\xf0\x9f\x98\x80", 4);
+    strcpy(t + 66 * 2 + 4, s + 66 * 2 + 2); /* 66 ж + 😀 + 66 ж = 134 units */
+    ck_assert_int_eq(segments(t, NULL), 3);
+    free(t);
+    free(s);
+}
+END_TEST
+
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80         ? 1
+                   : (*p >> 5) == 6  ? 2
+                   : (*p >> 4) == 14 ? 3
+                   : (*p >> 3) == 30 ? 4
+                                     : 0;
+        if (n == 0)
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+        p += n;
+    }
+    return true;
+}
+
+static char *truncate_ok(const char *body, int max, const char *marker, bool *truncated)
+{
+    char *out = NULL;
+    char err[256];
+    ck_assert_msg(template_sms_truncate(body, max, marker, &out, truncated, err, sizeof(err)) == 0,
+                  "%s", err);
+    ck_assert(valid_utf8(out));
+    ck_assert_int_le(segments(out, NULL), max);
+    return out;
+}
+
+static const char *ellipsis = "\xe2\x80\xa6"; /* … */
+
+START_TEST(test_truncation_fits_the_marker_and_never_splits_characters)
+{
+    bool cut;
+    char *s = truncate_ok("short", 1, ellipsis, &cut);
+    ck_assert_str_eq(s, "short");
+    ck_assert(!cut);
+    free(s);
+
+    /* GSM-7 body, GSM-7 marker: 157 letters and "...". */
+    char *body = repeat("a", 400);
+    s = truncate_ok(body, 1, "...", &cut);
+    ck_assert(cut);
+    ck_assert_uint_eq(strlen(s), 160);
+    ck_assert_str_eq(s + 157, "...");
+    free(s);
+    /* "…" is not GSM-7: the message becomes UCS-2, 69 letters and the marker. */
+    s = truncate_ok(body, 1, ellipsis, &cut);
+    ck_assert_uint_eq(strlen(s), 69 + 3);
+    ck_assert_str_eq(s + 69, ellipsis);
+    free(s);
+    /* Two parts of UCS-2 hold 134 units. */
+    s = truncate_ok(body, 2, ellipsis, NULL);
+    ck_assert_uint_eq(strlen(s), 133 + 3);
+    free(s);
+    free(body);
+
+    /* Emoji: 34 pairs (68 units) and the marker fit; the 35th would not. */
+    body = repeat("\xf0\x9f\x98\x80", 50);
+    s = truncate_ok(body, 1, ellipsis, NULL);
+    ck_assert_uint_eq(strlen(s), 34 * 4 + 3);
+    free(s);
+    free(body);
+
+    /* Two-byte characters: cut on their boundaries, at 1, 2 and 3 parts. */
+    body = repeat("\xd0\xb6", 200);
+    s = truncate_ok(body, 1, ellipsis, &cut);
+    ck_assert(cut);
+    ck_assert_uint_eq(strlen(s), 69 * 2 + 3);
+    free(s);
+    s = truncate_ok(body, 2, ellipsis, &cut);
+    ck_assert(cut);
+    ck_assert_uint_eq(strlen(s), 133 * 2 + 3);
+    free(s);
+    s = truncate_ok(body, 3, ellipsis, &cut); /* 200 units fit in 3 x 67 */
+    ck_assert(!cut);
+    ck_assert_str_eq(s, body);
+    free(s);
+    free(body);
+
+    /* A combining accent stays with its letter: "e" + U+0301 is never cut apart. */
+    body = repeat("e\xcc\x81", 60); /* 120 units */
+    s = truncate_ok(body, 1, ellipsis, NULL);
+    /* 69 units fit before the marker; 69 would end between e and its accent. */
+    ck_assert_uint_eq(strlen(s), 34 * 3 + 3);
+    free(s);
+    free(body);
+
+    /* Trailing spaces are not left before the marker. */
+    body = repeat("a", 257);
+    body[156] = ' ';
+    memset(body + 157, 'b', 100);
+    s = truncate_ok(body, 1, "...", NULL);
+    ck_assert_uint_eq(strlen(s), 156 + 3);
+    ck_assert_str_eq(s + 155, "a...");
+    free(s);
+    free(body);
+
+    /* No marker at all. */
+    body = repeat("b", 200);
+    s = truncate_ok(body, 1, NULL, NULL);
+    ck_assert_uint_eq(strlen(s), 160);
+    free(s);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_truncation_refuses_impossible_limits)
+{
+    char *out = (char *)1;
+    char err[256];
+    char *body = repeat("a", 200);
+    ck_assert_int_eq(template_sms_truncate(body, 0, ellipsis, &out, NULL, err, sizeof(err)), -1);
+    ck_assert_ptr_null(out);
+    ck_assert_str_eq(err, "max_segments must be at least 1");
+    char *marker = repeat("\xd0\xb6", 71);
+    ck_assert_int_eq(template_sms_truncate(body, 1, marker, &out, NULL, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "the truncation marker alone does not fit in max_segments (1)");
+    free(marker);
+    free(body);
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_renders_user_fields_and_nested_data),
+    TEST_ENTRY(test_array_indexes_and_event_fields),
+    TEST_ENTRY(test_context_built_from_event_and_user),
+    TEST_ENTRY(test_html_mode_escapes_inserted_values_only),
+    TEST_ENTRY(test_missing_and_null_values_render_empty_and_are_counted),
+    TEST_ENTRY(test_numbers_and_booleans_are_formatted),
+    TEST_ENTRY(test_objects_and_arrays_render_as_compact_json),
+    TEST_ENTRY(test_compile_errors_name_the_problem_and_its_offset),
+    TEST_ENTRY(test_stray_closing_braces_and_single_braces_are_text),
+    TEST_ENTRY(test_output_and_source_sizes_are_capped),
+    TEST_ENTRY(test_gsm7_segment_counts_at_the_boundaries),
+    TEST_ENTRY(test_ucs2_segment_counts_at_the_boundaries),
+    TEST_ENTRY(test_truncation_fits_the_marker_and_never_splits_characters),
+    TEST_ENTRY(test_truncation_refuses_impossible_limits),
+};
+
+TEST_MAIN("template", cases)
