@@ -11,7 +11,8 @@
 #include "validate.h"
 
 #define MIME_MAX_LINE   76 /* RFC 2045 limit for encoded lines */
-#define MIME_WORD_BYTES 45 /* raw bytes per encoded word: 60 base64 chars + 12 = 72 <= 75 */
+#define MIME_WORD_BYTES 39 /* raw bytes per encoded word: 52 base64 chars + 12 = 64, so even
+                            * after "Subject: " a line stays within 76 */
 
 static void set_err(char *err, size_t errlen, const char *msg)
 {
@@ -68,7 +69,7 @@ int mime_encode_header(buf *out, const char *value, size_t used)
 {
     if (header_is_plain(value))
         return buf_append_str(out, value);
-    (void)used; /* an encoded word of <= 72 characters after a name of < 6 fits 78 */
+    (void)used; /* a word of <= 64 characters after a name of <= 12 fits 76 */
     size_t len = strlen(value);
     size_t i = 0;
     bool first = true;

@@ -21,6 +21,7 @@
 #define PROPS_MAX        256 /* -X / HERALD_KAFKA_OPTS pairs */
 #define TOPIC_PREFIX_MAX 100
 
+/* Indexes are the log_level and log_format values of log.h. */
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_format_choices[] = {"text", "json", NULL};
 
@@ -81,7 +82,7 @@ const config_var config_common_vars[] = {
     {0},
 };
 
-/* ---- helpers ---- */
+/* ---- values ---- */
 
 static bool var_is_end(const config_var *v)
 {

@@ -65,7 +65,7 @@ static int fail(const report *r, const char *field, const char *fmt, ...)
     return -1;
 }
 
-/* A helper's complete message ("<key>: <problem>") with the field recorded. */
+/* A validator's complete message ("<key>: <problem>") with the field recorded. */
 static int fail_with(const report *r, const char *field, const char *msg)
 {
     return fail(r, field, "%s", msg);

@@ -292,8 +292,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 /* Properties whose values must never reach a log or an error message. */
 static bool prop_is_secret(const char *key)
 {
-    static const char *const words[] = {"password", "secret", "key", "token", "jaas",
-                                        "credential"};
+    static const char *const words[] = {"password", "secret", "key", "token", "jaas", "credential"};
     for (size_t i = 0; i < COUNT(words); i++)
         if (strstr(key, words[i]) != NULL)
             return true;
@@ -462,11 +461,15 @@ kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props
     if (conf_apply_props(conf, props, err, errlen) != 0)
         goto out;
     if (transactional_id != NULL && !props_has(props, "message.timeout.ms")) {
-        /* librdkafka requires message.timeout.ms <= transaction.timeout.ms. */
-        char tt[32];
-        size_t ttlen = sizeof(tt);
-        if (rd_kafka_conf_get(conf, "transaction.timeout.ms", tt, &ttlen) == RD_KAFKA_CONF_OK &&
-            atol(tt) < 30000 && conf_set(conf, "message.timeout.ms", tt, err, errlen) != 0)
+        /*
+         * librdkafka refuses message.timeout.ms > transaction.timeout.ms; an
+         * operator who shortened only the latter meant both.
+         */
+        char txn[32], msg[32];
+        size_t txnlen = sizeof(txn), msglen = sizeof(msg);
+        if (rd_kafka_conf_get(conf, "transaction.timeout.ms", txn, &txnlen) == RD_KAFKA_CONF_OK &&
+            rd_kafka_conf_get(conf, "message.timeout.ms", msg, &msglen) == RD_KAFKA_CONF_OK &&
+            atol(txn) < atol(msg) && conf_set(conf, "message.timeout.ms", txn, err, errlen) != 0)
             goto out;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
@@ -837,8 +840,8 @@ kafka_status kafka_consumer_store_offset(kafka_consumer *c, const rd_kafka_messa
     }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     /* Kafka's committed offset is the next one to read, hence + 1. */
-    rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt), msg->partition)
-        ->offset = msg->offset + 1;
+    rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt), msg->partition)->offset =
+        msg->offset + 1;
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, list);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__INVALID_ARG)
         e = list->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ? list->elems[0].err : e;

@@ -90,9 +90,9 @@ typedef struct kafka_delivery_report {
     kafka_err_class errclass; /* kafka_classify(err, NULL) */
     const char *errstr;       /* "Success" or librdkafka's reason */
     const char *topic;
-    int32_t partition;         /* the partition it went to (or was meant for) */
-    int64_t offset;            /* RD_KAFKA_OFFSET_INVALID when not known */
-    bool possibly_persisted;   /* failed, but the broker may have written it */
+    int32_t partition;       /* the partition it went to (or was meant for) */
+    int64_t offset;          /* RD_KAFKA_OFFSET_INVALID when not known */
+    bool possibly_persisted; /* failed, but the broker may have written it */
     const void *key;
     size_t keylen;
 } kafka_delivery_report;
@@ -254,7 +254,7 @@ void kafka_consumer_destroy(kafka_consumer *c);
 /* ------------------------------------------------------------------- admin */
 
 typedef struct kafka_topic_config {
-    const char *name;  /* e.g. "retention.ms" */
+    const char *name; /* e.g. "retention.ms" */
     const char *value;
 } kafka_topic_config;
 

@@ -15,10 +15,10 @@
 
 #include "log.h"
 
-#define DEFAULT_CONNECT_TIMEOUT_S 5
-#define DEFAULT_MAX_WAIT_MS 30000
+#define DEFAULT_CONNECT_TIMEOUT_S  5
+#define DEFAULT_MAX_WAIT_MS        30000
 #define DEFAULT_BACKOFF_INITIAL_MS 100
-#define DEFAULT_BACKOFF_MAX_MS 2000
+#define DEFAULT_BACKOFF_MAX_MS     2000
 
 typedef struct pg_stmt {
     char *name;
@@ -115,8 +115,8 @@ static void notice_receiver(void *arg, const PGresult *res)
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     if (msg == NULL)
         return;
-    if (sev != NULL && (strcmp(sev, "WARNING") == 0 || strcmp(sev, "FATAL") == 0 ||
-                        strcmp(sev, "PANIC") == 0))
+    if (sev != NULL &&
+        (strcmp(sev, "WARNING") == 0 || strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
         LOG_WARN("pg", "server warning: %s", msg);
     else
         LOG_DEBUG("pg", "server %s: %s", sev != NULL ? sev : "notice", msg);
@@ -180,8 +180,8 @@ static PGconn *connect_with_backoff(pg_conn *c, char *err, size_t errlen)
     }
     set_err(err, errlen, "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown,
             attempt, attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
-    LOG_ERROR("pg", "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown,
-              attempt, attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
+    LOG_ERROR("pg", "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown, attempt,
+              attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
     return NULL;
 }
 
@@ -316,8 +316,8 @@ static PGresult *send_statement(pg_conn *c, const send_args *a)
             PQclear(r);
             a->stmt->gen = c->gen;
         }
-        return PQexecPrepared(c->conn, a->stmt->name, a->nparams, a->values, a->lengths,
-                              a->formats, a->result_format);
+        return PQexecPrepared(c->conn, a->stmt->name, a->nparams, a->values, a->lengths, a->formats,
+                              a->result_format);
     }
     return NULL;
 }

@@ -39,10 +39,10 @@ typedef enum {
 
 /* Zero fields take the default in brackets. */
 typedef struct pg_options {
-    int connect_timeout_s;  /* one attempt [5]; libpq rounds below 2 up to 2 */
-    int max_wait_ms;        /* total time spent (re)connecting before PG_DOWN [30000] */
-    int backoff_initial_ms; /* first pause between attempts [100], doubling... */
-    int backoff_max_ms;     /* ...up to [2000] */
+    int connect_timeout_s;        /* one attempt [5]; libpq rounds below 2 up to 2 */
+    int max_wait_ms;              /* total time spent (re)connecting before PG_DOWN [30000] */
+    int backoff_initial_ms;       /* first pause between attempts [100], doubling... */
+    int backoff_max_ms;           /* ...up to [2000] */
     const char *application_name; /* [the URL's, else "herald"] */
     /* When non-NULL and set (e.g. by SIGTERM), (re)connecting gives up at once. */
     const volatile sig_atomic_t *stop;
@@ -56,8 +56,7 @@ typedef struct pg_options {
  * says which, with the password redacted.  The caller owns the result:
  * pg_close().
  */
-pg_conn *pg_connect(const char *url, const pg_options *opt, char *err,
-                    size_t errlen) PG_MUSTCHECK;
+pg_conn *pg_connect(const char *url, const pg_options *opt, char *err, size_t errlen) PG_MUSTCHECK;
 
 /* Closes the connection and frees c (an open transaction rolls back).  NULL is a no-op. */
 void pg_close(pg_conn *c);

@@ -7,7 +7,7 @@
  * name: "type: " + "must be 1..128 characters of a-z 0-9 _ . - ...".
  * err may be NULL.  No check does I/O, and only validate_json_strdup allocates.
  *
- * The validate_json_* helpers read one member of a JSON object for the
+ * The validate_json_* functions read one member of a JSON object for the
  * event and delivery parsers.  A member that is JSON null counts as absent.
  * Their errors are complete: "<key>: <problem>".
  */

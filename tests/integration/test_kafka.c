@@ -391,9 +391,8 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
     kafka_producer_destroy(p);
 
     int partitions = -1;
-    ck_assert_int_eq(kafka_topic_describe(brokers, NULL, topic, 10000, &partitions, err,
-                                          sizeof(err)),
-                     KAFKA_OK);
+    ck_assert_int_eq(
+        kafka_topic_describe(brokers, NULL, topic, 10000, &partitions, err, sizeof(err)), KAFKA_OK);
     ck_assert_int_eq(partitions, 6);
     delete_topic(topic);
 }
@@ -545,9 +544,9 @@ START_TEST(test_unreachable_broker_fails_delivery_as_retriable_within_the_timeou
 
     outcome o = {0};
     int64_t start = now_ms();
-    ck_assert_int_eq(kafka_produce(p, "herald-test-nowhere", "k", 1, "v", 1, NULL, &o, err,
-                                   sizeof(err)),
-                     KAFKA_OK);
+    ck_assert_int_eq(
+        kafka_produce(p, "herald-test-nowhere", "k", 1, "v", 1, NULL, &o, err, sizeof(err)),
+        KAFKA_OK);
     while (o.reports == 0 && now_ms() - start < 15000)
         kafka_producer_poll(p, 100);
     int64_t took = now_ms() - start;

@@ -174,12 +174,12 @@ START_TEST(test_prepared_statements_run_with_parameters)
     ck_assert_int_eq(pg_prepare(c, "ins", ins, 2, err, sizeof(err)), PG_OK);
     ck_assert_int_eq(pg_prepare(c, "ins", ins, 2, err, sizeof(err)), PG_OK);
     ck_assert_int_eq(pg_prepare(c, "ins", "SELECT 1", 0, err, sizeof(err)), PG_ERROR);
-    ck_assert_int_eq(pg_prepare(c, "sel", "SELECT name FROM people WHERE id = $1", 1, err,
-                                sizeof(err)),
-                     PG_OK);
+    ck_assert_int_eq(
+        pg_prepare(c, "sel", "SELECT name FROM people WHERE id = $1", 1, err, sizeof(err)), PG_OK);
 
     const char *alice[] = {"1", "alice"};
-    const char *bob[] = {"2", "b\xc3\xb6" "b"};
+    const char *bob[] = {"2", "b\xc3\xb6"
+                              "b"};
     ck_assert_int_eq(pg_exec_prepared(c, "ins", 2, alice, NULL, NULL, 0, NULL, err, sizeof(err)),
                      PG_OK);
     ck_assert_int_eq(pg_exec_prepared(c, "ins", 2, bob, NULL, NULL, 0, NULL, err, sizeof(err)),
@@ -190,7 +190,8 @@ START_TEST(test_prepared_statements_run_with_parameters)
     ck_assert_int_eq(pg_exec_prepared(c, "sel", 1, id, NULL, NULL, 0, &res, err, sizeof(err)),
                      PG_OK);
     ck_assert_int_eq(PQntuples(res), 1);
-    ck_assert_str_eq(PQgetvalue(res, 0, 0), "b\xc3\xb6" "b");
+    ck_assert_str_eq(PQgetvalue(res, 0, 0), "b\xc3\xb6"
+                                            "b");
     PQclear(res);
 
     /* Misuse is an error, not a crash, and leaves nothing behind. */
@@ -209,9 +210,9 @@ START_TEST(test_prepared_statements_run_with_parameters)
 
     const char *params[] = {"1"};
     res = NULL;
-    ck_assert_int_eq(pg_query(c, "SELECT name FROM people WHERE id = $1", 1, params, &res, err,
-                              sizeof(err)),
-                     PG_OK);
+    ck_assert_int_eq(
+        pg_query(c, "SELECT name FROM people WHERE id = $1", 1, params, &res, err, sizeof(err)),
+        PG_OK);
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "alice");
     PQclear(res);
     ck_assert_str_eq(pg_last_sqlstate(c), "");
@@ -257,9 +258,9 @@ START_TEST(test_statement_error_reports_sqlstate_and_keeps_the_connection)
     exec_ok(c, "CREATE TABLE users (id int PRIMARY KEY, email text)");
     exec_ok(c, "INSERT INTO users VALUES (1, 'someone@example.com')");
 
-    ck_assert_int_eq(pg_exec(c, "INSERT INTO users VALUES (1, 'someone@example.com')", err,
-                             sizeof(err)),
-                     PG_ERROR);
+    ck_assert_int_eq(
+        pg_exec(c, "INSERT INTO users VALUES (1, 'someone@example.com')", err, sizeof(err)),
+        PG_ERROR);
     ck_assert_str_eq(pg_last_sqlstate(c), "23505");
     ck_assert_ptr_nonnull(strstr(err, "23505"));
     /* Row values (DETAIL) stay out of messages that end up in logs. */
@@ -349,9 +350,9 @@ START_TEST(test_terminated_backend_gives_retry_once_then_prepared_statements_wor
     ck_assert_int_eq(pg_begin(c, err, sizeof(err)), PG_OK);
     terminate_backend(admin, c);
     wait_not_ok(c);
-    ck_assert_int_eq(pg_exec_prepared(c, "add", 1, (const char *[]){"3"}, NULL, NULL, 0, NULL,
-                                      err, sizeof(err)),
-                     PG_RETRY);
+    ck_assert_int_eq(
+        pg_exec_prepared(c, "add", 1, (const char *[]){"3"}, NULL, NULL, 0, NULL, err, sizeof(err)),
+        PG_RETRY);
     ck_assert_int_eq(pg_rollback(c, err, sizeof(err)), PG_OK);
     ck_assert_int_eq(query_long(admin, "SELECT count(*) FROM jobs"), 2);
     pg_close(admin);
@@ -361,8 +362,8 @@ START_TEST(test_terminated_backend_gives_retry_once_then_prepared_statements_wor
 END_TEST
 
 /* Runs pg_connect with stderr captured into log (NUL-terminated). */
-static pg_conn *connect_capturing(const char *url, const pg_options *opt, char *err,
-                                  size_t errlen, char *log, size_t loglen)
+static pg_conn *connect_capturing(const char *url, const pg_options *opt, char *err, size_t errlen,
+                                  char *log, size_t loglen)
 {
     char path[] = "/tmp/herald-test-pg-XXXXXX";
     int fd = mkstemp(path);

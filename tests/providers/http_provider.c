@@ -773,7 +773,10 @@ static void process(provider *p, struct MHD_Connection *c, const char *url, cons
             reject(p, rq, &m, 400, "body", "Message body is required.");
             goto out;
         }
-        key = m.idem_header != NULL ? m.idem_header : header(c, "I-Twilio-Idempotency-Token");
+        /* Twilio's own header for idempotent retries stands in for ours. */
+        if (m.idem_header == NULL)
+            m.idem_header = header(c, "I-Twilio-Idempotency-Token");
+        key = m.idem_header;
     } else {
         json_error_t jerr;
         if (!content_type_is(c, "application/json")) {

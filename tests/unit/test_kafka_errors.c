@@ -122,12 +122,10 @@ START_TEST(test_error_object_code_is_used_when_no_code_is_given)
 {
     rd_kafka_error_t *timeout = rd_kafka_error_new(RD_KAFKA_RESP_ERR__TIMED_OUT, "timed out");
     rd_kafka_error_t *large = rd_kafka_error_new(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, "large");
-    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, timeout),
-                     KAFKA_ERRCLASS_RETRIABLE);
+    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, timeout), KAFKA_ERRCLASS_RETRIABLE);
     ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, large), KAFKA_ERRCLASS_PERMANENT);
     /* An explicit code wins over the object's when the object has no flags. */
-    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR__TRANSPORT, large),
-                     KAFKA_ERRCLASS_RETRIABLE);
+    ck_assert_int_eq(kafka_classify(RD_KAFKA_RESP_ERR__TRANSPORT, large), KAFKA_ERRCLASS_RETRIABLE);
     rd_kafka_error_destroy(timeout);
     rd_kafka_error_destroy(large);
 }
@@ -148,9 +146,9 @@ START_TEST(test_fatal_flag_of_an_error_object_wins_over_its_code)
                      RD_KAFKA_CONF_OK);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     ck_assert_msg(rk != NULL, "%s", err);
-    ck_assert_int_eq(rd_kafka_test_fatal_error(rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-                                               "simulated"),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    ck_assert_int_eq(
+        rd_kafka_test_fatal_error(rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "simulated"),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
 
     rd_kafka_vu_t vu[2] = {{.vtype = RD_KAFKA_VTYPE_TOPIC}, {.vtype = RD_KAFKA_VTYPE_VALUE}};
     vu[0].u.cstr = "herald-unit";

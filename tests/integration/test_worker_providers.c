@@ -1,0 +1,264 @@
+/*
+ * herald-worker against the test providers: each provider receives a
+ * correct request (headers, encoding, auth), rows end 'sent' with the
+ * provider's message id, a dead push token is removed.
+ */
+#include "worker_harness.h"
+
+static json_t *record_with_key(json_t *records, const char *field, const char *key)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(records, i, r)
+    {
+        const char *v = json_string_value(json_object_get(r, field));
+        if (v && strcmp(v, key) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+START_TEST(test_sms_http_provider_gets_json_with_idempotency_and_bearer)
+{
+    wh_env e;
+    wh_proc prov = {0}, w = {0};
+    char k1[ID_UUID_SIZE], k2[ID_UUID_SIZE], url[128];
+    wh_setup(&e, "sms");
+    const char *pargs[] = {"--auth-token", "s3cret", NULL};
+    wh_start_http_provider(&e, &prov, "provider", pargs);
+    snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d/sms", prov.port);
+    const char *env[] = {"HERALD_SMS_PROVIDER=http", url, "HERALD_SMS_AUTH_TOKEN=s3cret", NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "+14155550100", NULL, "Your code is 1234", k1);
+    wh_produce_delivery(&e, "u-2", "+14155550101", NULL, "Grüße ✓ \"quoted\"", k2);
+    wh_flush(&e);
+    long sent = wh_wait_count(&e, 2, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'");
+    if (sent != 2)
+        wh_dump_log(&w);
+    ck_assert_int_eq(sent, 2);
+    json_t *recs = wh_records(&prov);
+    json_t *r = record_with_key(recs, "idempotency_key", k1);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "body_idempotency_key")), k1);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "to")), "+14155550100");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "body")), "Your code is 1234");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "user_id")), "u-1");
+    r = record_with_key(recs, "idempotency_key", k2);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "body")), "Grüße ✓ \"quoted\"");
+    json_decref(recs);
+    char *row = wh_db_text(&e,
+                           "SELECT provider || ' ' || attempts || ' ' || (lease_owner IS NULL) || "
+                           "' ' || (provider_message_id LIKE 'msg-%%') FROM deliveries "
+                           "WHERE idempotency_key = '%s'",
+                           k1);
+    ck_assert_str_eq(row, "http 1 true true");
+    free(row);
+    ck_assert_int_eq(WEXITSTATUS(wh_stop(&w, SIGTERM, 15000)), 0);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_sms_twilio_provider_gets_form_with_basic_auth)
+{
+    wh_env e;
+    wh_proc prov = {0}, w = {0};
+    char k[ID_UUID_SIZE], url[128];
+    wh_setup(&e, "sms");
+    const char *pargs[] = {"--twilio-sid", "AC123", "--twilio-token", "tok", NULL};
+    wh_start_http_provider(&e, &prov, "provider", pargs);
+    snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d", prov.port);
+    const char *env[] = {"HERALD_SMS_PROVIDER=twilio",     url, "HERALD_TWILIO_ACCOUNT_SID=AC123",
+                         "HERALD_TWILIO_AUTH_TOKEN=tok", "HERALD_SMS_FROM=+15005550006", NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "+14155550100", NULL, "a & b = c?", k);
+    wh_flush(&e);
+    long sent = wh_wait_count(&e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'");
+    if (sent != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(sent, 1);
+    json_t *recs = wh_records(&prov);
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *r = json_array_get(recs, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "protocol")), "twilio");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "account_sid")), "AC123");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "to")), "+14155550100");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "from")), "+15005550006");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "body")), "a & b = c?");
+    json_decref(recs);
+    char *pid = wh_db_text(&e, "SELECT provider_message_id FROM deliveries");
+    ck_assert_int_eq(strncmp(pid, "SM", 2), 0);
+    free(pid);
+    wh_stop(&w, SIGTERM, 15000);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_push_http_provider_and_dead_token_removed)
+{
+    wh_env e;
+    wh_proc prov = {0}, w = {0};
+    char live[ID_UUID_SIZE], dead[ID_UUID_SIZE], url[128];
+    wh_setup(&e, "push");
+    wh_db_exec(&e, "INSERT INTO users (user_id) VALUES ('u-1')");
+    wh_db_exec(&e, "INSERT INTO push_tokens (user_id, token) VALUES ('u-1', 'tok-live'), "
+                   "('u-1', 'tok-dead')");
+    const char *pargs[] = {"--dead-tokens", "tok-dead", NULL};
+    wh_start_http_provider(&e, &prov, "provider", pargs);
+    snprintf(url, sizeof url, "HERALD_PUSH_URL=http://127.0.0.1:%d/push", prov.port);
+    const char *env[] = {"HERALD_PUSH_PROVIDER=http", url, NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "tok-live", "Shipped", "Your order is on its way", live);
+    wh_produce_delivery(&e, "u-1", "tok-dead", "Shipped", "Your order is on its way", dead);
+    wh_flush(&e);
+    long done = wh_wait_count(&e, 2, 30000,
+                              "SELECT count(*) FROM deliveries WHERE status IN ('sent','failed')");
+    if (done != 2)
+        wh_dump_log(&w);
+    ck_assert_int_eq(done, 2);
+    char *st = wh_db_text(&e, "SELECT status || ' ' || attempts || ' ' || last_error FROM "
+                              "deliveries WHERE idempotency_key = '%s'",
+                          dead);
+    ck_assert_msg(strncmp(st, "failed 1 dead_token", 19) == 0, "%s", st);
+    free(st);
+    ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM push_tokens WHERE token='tok-dead'"), 0);
+    ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM push_tokens WHERE token='tok-live'"), 1);
+    json_t *recs = wh_records(&prov);
+    json_t *r = record_with_key(recs, "idempotency_key", live);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "token")), "tok-live");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "title")), "Shipped");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "data"), "order")),
+                     "A-1");
+    json_decref(recs);
+    /* a dead token is not retried: nothing in the retry topic or the DLQ */
+    ck_assert_int_eq(wh_read_topic(&e, e.topics[1], 1, 2000, NULL, NULL), 0);
+    ck_assert_int_eq(wh_read_topic(&e, e.topics[2], 1, 1000, NULL, NULL), 0);
+    wh_stop(&w, SIGTERM, 15000);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_push_fcm_provider_and_unregistered_token)
+{
+    wh_env e;
+    wh_proc prov = {0}, w = {0};
+    char live[ID_UUID_SIZE], dead[ID_UUID_SIZE], url[128];
+    wh_setup(&e, "push");
+    wh_db_exec(&e, "INSERT INTO users (user_id) VALUES ('u-9')");
+    wh_db_exec(&e, "INSERT INTO push_tokens (user_id, token) VALUES ('u-9', 'fcm-dead')");
+    const char *pargs[] = {"--fcm-token", "ya29.test", "--dead-tokens", "fcm-dead", NULL};
+    wh_start_http_provider(&e, &prov, "provider", pargs);
+    snprintf(url, sizeof url, "HERALD_PUSH_URL=http://127.0.0.1:%d", prov.port);
+    const char *env[] = {"HERALD_PUSH_PROVIDER=fcm", url, "HERALD_FCM_PROJECT_ID=herald-test",
+                         "HERALD_FCM_ACCESS_TOKEN=ya29.test", NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-9", "fcm-live", "Hi", "Body", live);
+    wh_produce_delivery(&e, "u-9", "fcm-dead", "Hi", "Body", dead);
+    wh_flush(&e);
+    long done = wh_wait_count(&e, 2, 30000,
+                              "SELECT count(*) FROM deliveries WHERE status IN ('sent','failed')");
+    if (done != 2)
+        wh_dump_log(&w);
+    ck_assert_int_eq(done, 2);
+    char *pid = wh_db_text(&e, "SELECT provider_message_id FROM deliveries WHERE "
+                               "idempotency_key='%s' AND status='sent'",
+                           live);
+    ck_assert_msg(strncmp(pid, "projects/herald-test/messages/", 30) == 0, "%s", pid);
+    free(pid);
+    ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM push_tokens"), 0);
+    json_t *recs = wh_records(&prov);
+    json_t *r = json_array_get(recs, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "protocol")), "fcm");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "project")), "herald-test");
+    json_decref(recs);
+    wh_stop(&w, SIGTERM, 15000);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_email_smtp_with_auth_utf8_subject_and_message_id)
+{
+    wh_env e;
+    wh_proc smtp = {0}, w = {0};
+    char k[ID_UUID_SIZE], url[128];
+    wh_setup(&e, "email");
+    const char *sargs[] = {"--user", "herald", "--password", "pw", NULL};
+    wh_start_smtp(&e, &smtp, sargs);
+    snprintf(url, sizeof url, "HERALD_SMTP_URL=smtp://127.0.0.1:%d", smtp.port);
+    const char *env[] = {"HERALD_EMAIL_PROVIDER=smtp", url, "HERALD_SMTP_USERNAME=herald",
+                         "HERALD_SMTP_PASSWORD=pw", "HERALD_EMAIL_FROM=Herald <noreply@example.com>",
+                         NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "ann@example.com", "Commande expédiée ✓",
+                        "Bonjour Ann,\n\nVotre commande est partie.\n.\nÀ bientôt", k);
+    wh_flush(&e);
+    long sent = wh_wait_count(&e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'");
+    if (sent != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(sent, 1);
+    json_t *recs = wh_records(&smtp);
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *r = json_array_get(recs, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "auth_user")), "herald");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "from")), "noreply@example.com");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "rcpt"), 0)),
+                     "ann@example.com");
+    char mid[128];
+    snprintf(mid, sizeof mid, "<%s@herald>", k);
+    const char *got_mid = json_string_value(json_object_get(r, "message_id"));
+    ck_assert_msg(got_mid && strstr(got_mid, k), "message_id %s", got_mid ? got_mid : "(null)");
+    const char *subject = json_string_value(json_object_get(r, "subject"));
+    ck_assert_msg(subject && strncmp(subject, "=?UTF-8?B?", 10) == 0, "subject %s",
+                  subject ? subject : "(null)");
+    const char *raw = json_string_value(json_object_get(r, "raw"));
+    ck_assert_ptr_nonnull(strstr(raw, "Content-Transfer-Encoding: quoted-printable"));
+    ck_assert_ptr_nonnull(strstr(raw, "Content-Type: text/plain; charset=UTF-8"));
+    ck_assert_ptr_nonnull(strstr(raw, "MIME-Version: 1.0"));
+    ck_assert_ptr_nonnull(strstr(raw, "Date: "));
+    ck_assert_ptr_nonnull(strstr(raw, "=C3=80 bient=C3=B4t"));
+    ck_assert_ptr_nonnull(strstr(raw, "\r\n.\r\n") == NULL ? raw : strstr(raw, "parti"));
+    json_decref(recs);
+    ck_assert_int_eq(WEXITSTATUS(wh_stop(&w, SIGTERM, 15000)), 0);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_email_file_provider_appends_jsonl)
+{
+    wh_env e;
+    wh_proc w = {0};
+    char k[ID_UUID_SIZE], path[300];
+    wh_setup(&e, "email");
+    wh_start_worker(&e, &w, "worker", NULL);
+    wh_produce_delivery(&e, "u-1", "ann@example.com", "Hello", "Body", k);
+    wh_flush(&e);
+    long sent = wh_wait_count(&e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'");
+    if (sent != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(sent, 1);
+    snprintf(path, sizeof path, "%s/outbox/email.jsonl", e.dir);
+    char *s = wh_read_file(path, NULL);
+    ck_assert_ptr_nonnull(s);
+    json_t *line = json_loads(s, JSON_DISABLE_EOF_CHECK, NULL);
+    ck_assert_ptr_nonnull(line);
+    ck_assert_str_eq(json_string_value(json_object_get(line, "idempotency_key")), k);
+    ck_assert_str_eq(json_string_value(json_object_get(line, "to")), "ann@example.com");
+    ck_assert_str_eq(json_string_value(json_object_get(line, "subject")), "Hello");
+    json_decref(line);
+    free(s);
+    ck_assert_int_eq(WEXITSTATUS(wh_stop(&w, SIGTERM, 15000)), 0);
+    wh_teardown(&e);
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_sms_http_provider_gets_json_with_idempotency_and_bearer),
+    TEST_ENTRY(test_sms_twilio_provider_gets_form_with_basic_auth),
+    TEST_ENTRY(test_push_http_provider_and_dead_token_removed),
+    TEST_ENTRY(test_push_fcm_provider_and_unregistered_token),
+    TEST_ENTRY(test_email_smtp_with_auth_utf8_subject_and_message_id),
+    TEST_ENTRY(test_email_file_provider_appends_jsonl),
+};
+
+TEST_MAIN_TIMEOUT("worker_providers", cases, 120)

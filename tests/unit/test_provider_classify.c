@@ -1,0 +1,183 @@
+/*
+ * How provider answers become outcomes (CONTRACT.md section 6), and
+ * Retry-After in both of its forms.
+ */
+#include <string.h>
+
+#include "provider.h"
+#include "testutil.h"
+
+#define NOW 1795817455000 /* Fri, 27 Nov 2026 22:10:55 GMT */
+
+static provider_result http(CURLcode rc, long status, const char *ra, bool push)
+{
+    provider_result r;
+    memset(&r, 0, sizeof r);
+    provider_classify_http(rc, status, ra, push, "{\"error\":\"x\"}", NOW, &r);
+    return r;
+}
+
+START_TEST(test_http_2xx_is_sent)
+{
+    ck_assert_int_eq(http(CURLE_OK, 200, NULL, false).outcome, PROVIDER_SENT);
+    ck_assert_int_eq(http(CURLE_OK, 201, NULL, false).outcome, PROVIDER_SENT);
+    ck_assert_int_eq(http(CURLE_OK, 204, NULL, true).outcome, PROVIDER_SENT);
+}
+END_TEST
+
+START_TEST(test_http_408_429_5xx_are_transient_provider_faults)
+{
+    long st[] = {408, 429, 500, 502, 503, 504, 599};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        provider_result r = http(CURLE_OK, st[i], NULL, false);
+        ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+        ck_assert(r.provider_fault);
+        ck_assert_int_eq(r.retry_after_ms, 0);
+    }
+}
+END_TEST
+
+START_TEST(test_http_429_honours_retry_after_seconds_and_date)
+{
+    ck_assert_int_eq(http(CURLE_OK, 429, "7", false).retry_after_ms, 7000);
+    ck_assert_int_eq(http(CURLE_OK, 503, "Fri, 27 Nov 2026 22:11:05 GMT", false).retry_after_ms,
+                     10000);
+    ck_assert_int_eq(http(CURLE_OK, 429, "garbage", false).retry_after_ms, 0);
+}
+END_TEST
+
+START_TEST(test_http_transport_errors_are_transient)
+{
+    CURLcode codes[] = {CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_CONNECT, CURLE_RECV_ERROR,
+                        CURLE_GOT_NOTHING, CURLE_SSL_CONNECT_ERROR};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        provider_result r = http(codes[i], 0, NULL, false);
+        ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+        ck_assert(r.provider_fault);
+    }
+}
+END_TEST
+
+START_TEST(test_http_push_404_410_are_dead_tokens_sms_permanent)
+{
+    ck_assert_int_eq(http(CURLE_OK, 404, NULL, true).outcome, PROVIDER_DEAD_TOKEN);
+    ck_assert_int_eq(http(CURLE_OK, 410, NULL, true).outcome, PROVIDER_DEAD_TOKEN);
+    ck_assert_int_eq(http(CURLE_OK, 404, NULL, false).outcome, PROVIDER_PERMANENT);
+    ck_assert_int_eq(http(CURLE_OK, 410, NULL, false).outcome, PROVIDER_PERMANENT);
+}
+END_TEST
+
+START_TEST(test_http_other_4xx_and_unexpected_are_permanent)
+{
+    long st[] = {400, 401, 403, 413, 422, 301};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        provider_result r = http(CURLE_OK, st[i], NULL, true);
+        ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
+        ck_assert(!r.provider_fault);
+        ck_assert_ptr_nonnull(strstr(r.message, "HTTP"));
+    }
+}
+END_TEST
+
+START_TEST(test_smtp_reply_classes)
+{
+    provider_result r;
+    provider_classify_smtp(CURLE_OK, 250, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_SENT);
+    provider_classify_smtp(CURLE_SEND_ERROR, 451, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+    provider_classify_smtp(CURLE_SEND_ERROR, 421, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+    provider_classify_smtp(CURLE_SEND_ERROR, 550, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
+    ck_assert_ptr_nonnull(strstr(r.message, "550"));
+    provider_classify_smtp(CURLE_SEND_ERROR, 554, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
+    provider_classify_smtp(CURLE_LOGIN_DENIED, 535, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+    ck_assert(r.provider_fault);
+    provider_classify_smtp(CURLE_COULDNT_CONNECT, 0, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+}
+END_TEST
+
+START_TEST(test_retry_after_forms)
+{
+    int64_t ms = -1;
+    ck_assert_int_eq(provider_parse_retry_after("120", NOW, &ms), 0);
+    ck_assert_int_eq(ms, 120000);
+    ck_assert_int_eq(provider_parse_retry_after(" 0 ", NOW, &ms), 0);
+    ck_assert_int_eq(ms, 0);
+    ck_assert_int_eq(provider_parse_retry_after("Fri, 27 Nov 2026 22:12:55 GMT", NOW, &ms), 0);
+    ck_assert_int_eq(ms, 120000);
+    ck_assert_int_eq(provider_parse_retry_after("Friday, 27-Nov-26 22:11:55 GMT", NOW, &ms), 0);
+    ck_assert_int_eq(ms, 60000);
+    ck_assert_int_eq(provider_parse_retry_after("Fri Nov 27 22:11:00 2026", NOW, &ms), 0);
+    ck_assert_int_eq(ms, 5000);
+    /* a date in the past means now */
+    ck_assert_int_eq(provider_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", NOW, &ms), 0);
+    ck_assert_int_eq(ms, 0);
+    ck_assert_int_eq(provider_parse_retry_after("", NOW, &ms), -1);
+    ck_assert_int_eq(provider_parse_retry_after("12s", NOW, &ms), -1);
+    ck_assert_int_eq(provider_parse_retry_after("-5", NOW, &ms), -1);
+    ck_assert_int_eq(provider_parse_retry_after("Fri, 32 Nov 2026 22:12:55 GMT", NOW, &ms), -1);
+}
+END_TEST
+
+START_TEST(test_provider_kinds_serve_their_channels)
+{
+    ck_assert(provider_kind_serves("smtp", "email"));
+    ck_assert(!provider_kind_serves("smtp", "sms"));
+    ck_assert(provider_kind_serves("twilio", "sms"));
+    ck_assert(!provider_kind_serves("twilio", "push"));
+    ck_assert(provider_kind_serves("fcm", "push"));
+    ck_assert(provider_kind_serves("http", "push"));
+    ck_assert(!provider_kind_serves("http", "email"));
+    ck_assert(provider_kind_serves("file", "email"));
+}
+END_TEST
+
+START_TEST(test_provider_new_names_the_missing_variable)
+{
+    char err[256];
+    provider_settings s = {.channel = "sms"};
+    ck_assert_ptr_null(provider_new("twilio", &s, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "HERALD_TWILIO_ACCOUNT_SID"));
+    s.channel = "email";
+    ck_assert_ptr_null(provider_new("smtp", &s, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "HERALD_SMTP_URL"));
+    s.url = "http://x";
+    ck_assert_ptr_null(provider_new("smtp", &s, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "smtp://"));
+    s.channel = "push";
+    s.url = NULL;
+    ck_assert_ptr_null(provider_new("fcm", &s, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "HERALD_FCM_PROJECT_ID"));
+}
+END_TEST
+
+START_TEST(test_json_string_escapes)
+{
+    buf b;
+    buf_init(&b, 0);
+    ck_assert_int_eq(provider_json_string(&b, "a\"b\\c\nd\x01é"), 0);
+    ck_assert_str_eq(b.data, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+    buf_free(&b);
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_http_2xx_is_sent),
+    TEST_ENTRY(test_http_408_429_5xx_are_transient_provider_faults),
+    TEST_ENTRY(test_http_429_honours_retry_after_seconds_and_date),
+    TEST_ENTRY(test_http_transport_errors_are_transient),
+    TEST_ENTRY(test_http_push_404_410_are_dead_tokens_sms_permanent),
+    TEST_ENTRY(test_http_other_4xx_and_unexpected_are_permanent),
+    TEST_ENTRY(test_smtp_reply_classes),
+    TEST_ENTRY(test_retry_after_forms),
+    TEST_ENTRY(test_provider_kinds_serve_their_channels),
+    TEST_ENTRY(test_provider_new_names_the_missing_variable),
+    TEST_ENTRY(test_json_string_escapes),
+};
+
+TEST_MAIN("provider_classify", cases)
