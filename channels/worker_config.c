@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "opsserver.h"
 #include "provider.h"
 
 #define F(field) offsetof(worker_config, field)
@@ -13,6 +14,18 @@
 static const char *const channel_choices[] = {"email", "sms", "push", NULL};
 const char *const worker_config_providers[] = {"none", "file", "smtp", "http",
                                                "twilio", "fcm", NULL};
+
+/* host:port where port 0 (any free port) is allowed, for tests and benchmarks. */
+static int check_listen_addr(const char *value, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char why[256];
+    if (opsserver_parse_addr(value, &ss, &len, why, sizeof why) == 0)
+        return 0;
+    snprintf(err, errlen, "expected host:port (port 0..65535)");
+    return -1;
+}
 
 /* Per-channel variables, written out so that each name greps. */
 #define PER_CHANNEL(CH, ch, idx, defprov)                                                          \
@@ -36,8 +49,8 @@ const char *const worker_config_providers[] = {"none", "file", "smtp", "http",
 const config_var worker_config_vars[] = {
     {.flag = "channel", .type = CONFIG_ENUM, .offset = F(channel), .flags = CONFIG_REQUIRED,
      .help = "the channel this worker delivers", .choices = channel_choices},
-    {.env = "HERALD_METRICS_ADDR", .flag = "metrics-addr", .type = CONFIG_ADDR,
-     .offset = F(metrics_addr),
+    {.env = "HERALD_METRICS_ADDR", .flag = "metrics-addr", .type = CONFIG_STRING,
+     .offset = F(metrics_addr), .check = check_listen_addr,
      .help = "/metrics and /healthz (default email 127.0.0.1:9102, sms :9103, push :9104)"},
     {.env = "HERALD_WORKER_ID", .type = CONFIG_STRING, .offset = F(worker_id),
      .help = "lease owner name in the deliveries table (default host:pid:random)"},

@@ -4,7 +4,6 @@
  */
 #include "pg.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -322,6 +321,22 @@ static PGresult *send_statement(pg_conn *c, const send_args *a)
     return NULL;
 }
 
+static void abandon_copy(PGconn *conn, ExecStatusType rs)
+{
+    if (rs == PGRES_COPY_IN) {
+        (void)PQputCopyEnd(conn, "COPY is not supported through pg_exec()");
+    } else {
+        char *row = NULL;
+        while (PQgetCopyData(conn, &row, 0) > 0) {
+            PQfreemem(row);
+            row = NULL;
+        }
+    }
+    PGresult *r;
+    while ((r = PQgetResult(conn)) != NULL)
+        PQclear(r);
+}
+
 /*
  * Runs one statement with the module's failure policy (see pg.h): reconnect
  * first if the connection is known broken; after sending, never run it again.
@@ -391,8 +406,9 @@ static pg_status run(pg_conn *c, const char *what, const send_args *a, PGresult 
         goto out;
     }
 
-    if (rs == PGRES_COPY_IN || rs == PGRES_COPY_OUT || rs == PGRES_COPY_BOTH) {
-        /* The connection is now in COPY mode, which only pg_raw() users can drive. */
+    if (rs == PGRES_COPY_IN || rs == PGRES_COPY_OUT) {
+        /* COPY needs pg_raw(); end it here so that the connection stays usable. */
+        abandon_copy(c->conn, rs);
         snprintf(msg, sizeof(msg), "COPY is not supported here: use pg_raw()");
     }
     c->txn_open = txn_open_now(c);

@@ -34,7 +34,7 @@ typedef enum {
     PG_OK = 0,
     PG_RETRY, /* connection lost and re-established: redo the whole transaction */
     PG_ERROR, /* the statement failed (pg_last_sqlstate() says why); connection fine */
-    PG_DOWN,  /* connection lost and not back within max_wait_ms */
+    PG_DOWN,  /* connection lost and not back within max_wait_ms (a transaction is lost too) */
 } pg_status;
 
 /* Zero fields take the default in brackets. */

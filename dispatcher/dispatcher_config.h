@@ -17,6 +17,7 @@ typedef struct dispatcher_config {
     long batch_size;        /* events per transaction */
     long batch_ms;          /* longest wait to fill a batch */
     long cache_size;        /* users in the preferences cache */
+    long cache_max_bytes;
     long cache_ttl_ms;
     long cache_negative_ttl_ms;
     long template_ttl_ms;

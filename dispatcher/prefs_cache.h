@@ -94,10 +94,13 @@ int prefs_cache_put(prefs_cache *c, const char *user_id, const prefs_row *row, i
 
 /*
  * Reads the n users (ids may repeat) with one query and stores them, absent
- * ones as negative entries.  PG_OK, or the pg status of the failed query.
+ * ones as negative entries.  When out is not NULL, out[i] receives the entry
+ * of ids[i] with a reference the caller drops (prefs_user_unref), so a batch
+ * larger than the cache still sees every user.  PG_OK, or the pg status of
+ * the failed query (then out is all NULL).
  */
 pg_status prefs_cache_load(prefs_cache *c, pg_conn *db, const char *const *ids, size_t n,
-                           int64_t now_ms, char *err, size_t errlen)
+                           int64_t now_ms, prefs_user **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Drops one user (a herald_user_changed notification). */

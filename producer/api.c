@@ -127,16 +127,17 @@ static void call_free(void *p)
 static void allow_header(http_request *req, const char *path)
 {
     char allow[64] = "";
-    size_t idx;
+    size_t idx = 0;
     router_params params;
     static const char *const methods[] = {"GET", "PUT", "POST", "DELETE"};
-    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
-        if (router_match(routes, NROUTES, methods[m], path, &idx, &params) != ROUTER_NOT_FOUND &&
-            strcmp(routes[idx].method, methods[m]) == 0) {
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+        router_result rr = router_match(routes, NROUTES, methods[m], path, &idx, &params);
+        if (rr == ROUTER_MATCH || rr == ROUTER_BAD_PARAM) {
             if (allow[0] != '\0')
                 strcat(allow, ", ");
             strcat(allow, methods[m]);
         }
+    }
     if (allow[0] != '\0')
         http_add_header(req, "Allow", allow);
 }

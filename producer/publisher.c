@@ -59,9 +59,12 @@ static void on_delivery(void *opaque, const kafka_delivery_report *dr)
         r = PUBLISHER_UNAVAILABLE;
     else
         r = PUBLISHER_FAILED;
+    /* Not dr->errstr: for a produced message librdkafka's message error
+     * string may be the payload itself, which is not NUL-terminated. */
+    const char *why = r == PUBLISHER_OK ? "Success" : rd_kafka_err2str(dr->err);
     if (r != PUBLISHER_OK)
-        LOG_DEBUG(dr->topic, "delivery failed: %s", dr->errstr);
-    m->pub->done(m->opaque, r, dr->errstr, dr->partition, dr->offset);
+        LOG_DEBUG(dr->topic, "delivery failed: %s", why);
+    m->pub->done(m->opaque, r, why, dr->partition, dr->offset);
     free(m);
 }
 

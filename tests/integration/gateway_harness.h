@@ -3,7 +3,7 @@
  *
  * Once per test process (a constructor, before Check forks the cases) it
  * creates a scratch database herald_test_gateway_<random> with
- * migrations/*.sql applied, the events topic under a random prefix
+ * every migrations/NNN_name.sql applied, the events topic under a random prefix
  * "t<random>.", and two API keys (publish and admin); a destructor in the
  * same process drops the database and deletes the topic.  Each case starts
  * its own gateway in-process (gateway_start) on a free loopback port, talks
@@ -23,6 +23,9 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <strings.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
@@ -49,7 +52,10 @@ static inline void h_conninfo_with_db(const char *base, const char *dbname, char
 {
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(base, &errmsg);
-    ck_assert_msg(opts != NULL, "bad HERALD_DATABASE_URL: %s", errmsg ? errmsg : "?");
+    if (opts == NULL) {
+        fprintf(stderr, "gateway harness: bad HERALD_DATABASE_URL: %s\n", errmsg ? errmsg : "?");
+        exit(1);
+    }
     size_t o = 0;
     out[0] = '\0';
     for (PQconninfoOption *p = opts; p->keyword != NULL; p++) {
@@ -249,10 +255,10 @@ static inline void h_start(h_gateway *h, ...)
     int port = h_free_port();
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     snprintf(h->base, sizeof h->base, "http://%s", addr);
-    char *argv[64] = {"herald-gateway", "--http-addr",     addr,      "--database-url",
-                      h_dburl,          "--topic-prefix",  h_prefix,  "--access-log",
-                      "false",          "--auth-cache-ttl", "1s",     "--shutdown-timeout", "5s"};
-    int argc = 13;
+    char *argv[64] = {"herald-gateway",   "--http-addr",      addr, "--database-url",
+                      h_dburl,            "--topic-prefix",   h_prefix, "--access-log=false",
+                      "--auth-cache-ttl", "1s",               "--shutdown-timeout", "5s"};
+    int argc = 12;
     va_list ap;
     va_start(ap, h);
     const char *a;
@@ -261,7 +267,8 @@ static inline void h_start(h_gateway *h, ...)
     va_end(ap);
     char err[512];
     memset(&h->cfg, 0, sizeof h->cfg);
-    ck_assert_int_eq(gateway_config_load(&h->cfg, argc, argv, err, sizeof err), CONFIG_OK);
+    config_status st = gateway_config_load(&h->cfg, argc, argv, err, sizeof err);
+    ck_assert_msg(st == CONFIG_OK, "config: %s", err);
     h->gw = gateway_start(&h->cfg, err, sizeof err);
     ck_assert_msg(h->gw != NULL, "gateway_start: %s", err);
 }

@@ -246,17 +246,29 @@ static sent *find_sent(sent *all, size_t n, int key, int seq)
     return NULL;
 }
 
-/* Polls until assigned reaches want partitions; returns messages seen meanwhile. */
-static void wait_assigned(kafka_consumer *c, const int *assigned, int want)
+/*
+ * Polls until the rebalance callback counted want partitions.  Returns the
+ * first data message that came meanwhile (the poll that assigns may also
+ * fetch), NULL when none did; later ones are dropped.
+ */
+static rd_kafka_message_t *wait_assigned(kafka_consumer *c, const int *assigned, int want)
 {
+    rd_kafka_message_t *first = NULL;
     for (int64_t deadline = now_ms() + 30000; *assigned < want && now_ms() < deadline;) {
         rd_kafka_message_t *m = kafka_consumer_poll(c, 100);
-        ck_assert_msg(m == NULL || m->err != RD_KAFKA_RESP_ERR_NO_ERROR,
-                      "a message arrived before the assignment was complete");
-        if (m != NULL)
+        if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR && first == NULL)
+            first = m;
+        else if (m != NULL)
             rd_kafka_message_destroy(m);
     }
     ck_assert_int_eq(*assigned, want);
+    return first;
+}
+
+static void assert_nothing_before_assignment(rd_kafka_message_t *m)
+{
+    ck_assert_msg(m == NULL, "unexpected message at offset %" PRId64,
+                  m != NULL ? m->offset : (int64_t)-1);
 }
 
 START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_with_headers)
@@ -359,7 +371,7 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
     ck_assert_msg(c != NULL, "%s", err);
     kafka_consumer_set_rebalance_cb(c, count_assigned, &assigned);
     ck_assert_int_eq(kafka_consumer_subscribe(c, topics, 1, err, sizeof(err)), KAFKA_OK);
-    wait_assigned(c, &assigned, 6);
+    assert_nothing_before_assignment(wait_assigned(c, &assigned, 6));
     for (int64_t until = now_ms() + 3000; now_ms() < until;) {
         rd_kafka_message_t *m = kafka_consumer_poll(c, 200);
         if (m == NULL)
@@ -467,6 +479,32 @@ START_TEST(test_transaction_commit_is_visible_and_abort_is_not)
     }
     rd_kafka_message_t *extra = poll_data(c, 2000);
     ck_assert_msg(extra == NULL, "unexpected message after the committed ones");
+
+    /*
+     * Consume-transform-produce: the output and the input offsets commit
+     * together, so the group's next member starts right after the input.
+     */
+    ck_assert_int_eq(kafka_txn_begin(p, err, sizeof(err)), KAFKA_ERRCLASS_NONE);
+    produce_value(p, topic, "derived");
+    ck_assert_msg(kafka_txn_send_offsets(p, c, NULL, 20000, err, sizeof(err)) ==
+                      KAFKA_ERRCLASS_NONE,
+                  "%s", err);
+    ck_assert_msg(kafka_txn_commit(p, 20000, err, sizeof(err)) == KAFKA_ERRCLASS_NONE, "%s", err);
+    ck_assert_int_eq(kafka_consumer_close(c, err, sizeof(err)), KAFKA_OK);
+    kafka_consumer_destroy(c);
+
+    int assigned = 0;
+    c = kafka_consumer_new(brokers, group, NULL, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    kafka_consumer_set_rebalance_cb(c, count_assigned, &assigned);
+    ck_assert_int_eq(kafka_consumer_subscribe(c, topics, 1, err, sizeof(err)), KAFKA_OK);
+    rd_kafka_message_t *m = wait_assigned(c, &assigned, 1);
+    if (m == NULL)
+        m = poll_data(c, 20000);
+    ck_assert_msg(m != NULL, "the derived message did not arrive");
+    ck_assert_uint_eq(m->len, strlen("derived"));
+    ck_assert_int_eq(memcmp(m->payload, "derived", m->len), 0);
+    rd_kafka_message_destroy(m);
     ck_assert_int_eq(kafka_consumer_close(c, err, sizeof(err)), KAFKA_OK);
     kafka_consumer_destroy(c);
     kafka_producer_destroy(p);
@@ -498,7 +536,7 @@ START_TEST(test_consumer_paused_before_assignment_stays_paused_until_resumed)
     ck_assert(kafka_consumer_paused(c));
     const char *topics[] = {topic};
     ck_assert_int_eq(kafka_consumer_subscribe(c, topics, 1, err, sizeof(err)), KAFKA_OK);
-    wait_assigned(c, &assigned, 2);
+    assert_nothing_before_assignment(wait_assigned(c, &assigned, 2));
     rd_kafka_message_t *m = poll_data(c, 3000);
     ck_assert_msg(m == NULL, "a paused consumer received a message");
 

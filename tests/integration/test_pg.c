@@ -272,6 +272,13 @@ START_TEST(test_statement_error_reports_sqlstate_and_keeps_the_connection)
     ck_assert_int_eq(query_long(c, "SELECT 41 + 1"), 42);
     ck_assert_str_eq(pg_last_sqlstate(c), "");
 
+    /* COPY is refused and ended, in both directions: the connection stays usable. */
+    ck_assert_int_eq(pg_exec(c, "COPY users TO STDOUT", err, sizeof(err)), PG_ERROR);
+    ck_assert_int_eq(query_long(c, "SELECT count(*) FROM users"), 1);
+    ck_assert_int_eq(pg_exec(c, "COPY users FROM STDIN", err, sizeof(err)), PG_ERROR);
+    ck_assert_ptr_nonnull(strstr(err, "pg_raw"));
+    ck_assert_int_eq(query_long(c, "SELECT count(*) FROM users"), 1);
+
     /* An error inside a transaction aborts it: COMMIT must not pass for success. */
     ck_assert_int_eq(pg_begin(c, err, sizeof(err)), PG_OK);
     exec_ok(c, "INSERT INTO users VALUES (2, 'x@example.com')");

@@ -42,6 +42,8 @@ typedef struct wh_proc {
     pid_t pid;
     int port;    /* the service port (SMTP / HTTP) */
     int control; /* the control port (HTTP provider: same as port) */
+    bool exited;
+    int status;
     char log[300];
 } wh_proc;
 
@@ -102,6 +104,22 @@ static inline long wh_db_long(wh_env *e, const char *fmt, ...)
     return n;
 }
 
+/* Whether every child is still running (reaps the ones that are not). */
+static inline bool wh_all_alive(wh_env *e)
+{
+    bool ok = true;
+    for (int i = 0; i < e->nprocs; i++) {
+        wh_proc *p = e->procs[i];
+        if (p->pid > 0 && !p->exited && waitpid(p->pid, &p->status, WNOHANG) == p->pid) {
+            p->exited = true;
+            fprintf(stderr, "child %s exited early (status %d)\n", p->log, p->status);
+        }
+        if (p->pid > 0 && p->exited)
+            ok = false;
+    }
+    return ok;
+}
+
 /* Polls a count query until it reaches want or timeout_ms passes; returns the last value. */
 static inline long wh_wait_count(wh_env *e, long want, long timeout_ms, const char *fmt, ...)
 {
@@ -114,7 +132,7 @@ static inline long wh_wait_count(wh_env *e, long want, long timeout_ms, const ch
     long v = -1;
     for (int i = 0; i < 100000; i++) {
         v = wh_db_long(e, "%s", sql);
-        if (v >= want || timeutil_monotonic_ms() > deadline)
+        if (v >= want || timeutil_monotonic_ms() > deadline || !wh_all_alive(e))
             break;
         wh_sleep_ms(100);
     }
@@ -185,6 +203,10 @@ static inline int wh_stop(wh_proc *p, int sig, long timeout_ms)
     int status = -1;
     if (p->pid <= 0)
         return status;
+    if (p->exited) {
+        p->pid = 0;
+        return p->status;
+    }
     kill(p->pid, sig);
     int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     for (int i = 0; i < 100000; i++) {
@@ -209,6 +231,7 @@ static inline void wh_teardown(wh_env *e)
     for (int i = 0; i < e->nprocs; i++)
         if (e->procs[i]->pid > 0)
             wh_stop(e->procs[i], SIGKILL, 5000);
+    e->nprocs = 0;
     if (e->producer) {
         kafka_producer_flush(e->producer, 5000);
         kafka_producer_destroy(e->producer);
@@ -260,6 +283,7 @@ static inline void wh_spawn(wh_env *e, wh_proc *p, const char *log, const char *
     }
     close(pipefd[1]);
     p->pid = pid;
+    p->exited = false;
     if (e->nprocs < WH_MAX_PROCS)
         e->procs[e->nprocs++] = p;
     if (want_listen) {

@@ -1,0 +1,57 @@
+/*
+ * status: the dispatcher's record in PostgreSQL of what it decided — one
+ * events row per event and one deliveries row per planned or skipped
+ * delivery — written once per batch with a single statement.
+ *
+ * The rows of a batch are accumulated as two JSON arrays and inserted by one
+ * INSERT ... SELECT FROM json_to_recordset(...) per table, both in one
+ * statement (so in one implicit transaction), with ON CONFLICT DO NOTHING:
+ * a batch redone after an aborted Kafka transaction or a crash inserts
+ * nothing twice, and a row a worker has already advanced (sent, retrying,
+ * failed) is never set back to pending.
+ *
+ * The dispatcher writes the rows before it commits the Kafka transaction
+ * that carries the deliveries, so a delivery visible on a deliveries topic
+ * always has its row; a row whose Kafka message was never committed is
+ * produced again by the redo of its batch.
+ *
+ * Building the arrays is pure; status_write() does the I/O.  Not thread-safe.
+ */
+#ifndef HERALD_DISPATCHER_STATUS_H
+#define HERALD_DISPATCHER_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "fanout.h"
+#include "pg.h"
+
+typedef struct status_batch status_batch;
+
+/* byte_cap bounds each array (a batch bigger than that fails to add: write it first). */
+status_batch *status_batch_new(size_t byte_cap) __attribute__((warn_unused_result));
+void status_batch_free(status_batch *b);
+
+/* Empties the batch, keeping its buffers. */
+void status_batch_reset(status_batch *b);
+
+/* Adds the events row of ev.  0, or -1 when out of memory or past the cap. */
+int status_add_event(status_batch *b, const event *ev) __attribute__((warn_unused_result));
+
+/* Adds the deliveries rows of items[0..n) for ev's user. */
+int status_add_items(status_batch *b, const event *ev, const fanout_item *items, size_t n)
+    __attribute__((warn_unused_result));
+
+size_t status_event_count(const status_batch *b);
+size_t status_delivery_count(const status_batch *b);
+
+/* The accumulated arrays, for tests: "[{...},...]". */
+const char *status_events_json(status_batch *b);
+const char *status_deliveries_json(status_batch *b);
+
+/* Inserts the batch (nothing to do is PG_OK). */
+pg_status status_write(status_batch *b, pg_conn *db, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

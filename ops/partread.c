@@ -1,0 +1,342 @@
+/*
+ * partread: see partread.h.
+ */
+#include "partread.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+#include "log.h"
+#include "timeutil.h"
+
+/* Kafka's own limit; a cap keeps a corrupt metadata answer from sizing arrays. */
+#define PARTREAD_MAX_PARTITIONS 100000
+#define PARTREAD_POLL_MS        200
+
+struct partread {
+    rd_kafka_t *rk;
+    char *topic;
+    int npart;
+    int64_t *start; /* per partition; end <= start: nothing to read */
+    int64_t *end;
+    bool *done;
+    int remaining; /* partitions not done */
+    int64_t total;
+    int timeout_ms;
+};
+
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
+                                                          const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
+                    size_t errlen)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) == RD_KAFKA_CONF_OK)
+        return 0;
+    set_err(err, errlen, "%s: %s", key, why);
+    return -1;
+}
+
+static rd_kafka_t *reader_new(const char *brokers, const config_kafka_props *props, char *err,
+                              size_t errlen)
+{
+    char why[512];
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *conf = kafka_conf_new(brokers, props, err, errlen);
+    if (conf == NULL)
+        goto out;
+    /* Set after the operator's -X pairs on purpose: a reader must never
+     * commit, whatever the passthrough says. */
+    if (conf_set(conf, "group.id", "heraldctl-reader", err, errlen) != 0 ||
+        conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
+        conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
+        conf_set(conf, "enable.partition.eof", "true", err, errlen) != 0 ||
+        conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != 0)
+        goto out;
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (rk == NULL) {
+        set_err(err, errlen, "cannot create Kafka consumer: %s", why);
+        goto out;
+    }
+    conf = NULL;
+    rd_kafka_poll_set_consumer(rk);
+out:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+/* Partition count from metadata: -1 unreachable, 0 missing topic. */
+static int partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                           size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int n = -1;
+    if (rkt == NULL) {
+        set_err(err, errlen, "%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        goto out;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        set_err(err, errlen, "no answer from the cluster: %s", rd_kafka_err2str(e));
+        goto out;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        set_err(err, errlen, "topic %s does not exist", topic);
+        n = 0;
+        goto out;
+    }
+    if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        set_err(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
+        goto out;
+    }
+    n = md->topics[0].partition_cnt;
+    if (n <= 0 || n > PARTREAD_MAX_PARTITIONS) {
+        set_err(err, errlen, "topic %s: %d partitions", topic, n);
+        n = -1;
+    }
+out:
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/* Replaces start (from_ms) or end (to_ms) offsets with the time's offsets. */
+static int apply_times(partread *r, int64_t ms, int64_t *target, const int64_t *high, char *err,
+                       size_t errlen)
+{
+    int rc = -1;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(r->npart);
+    for (int p = 0; p < r->npart; p++)
+        rd_kafka_topic_partition_list_add(list, r->topic, p)->offset = ms;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(r->rk, list, r->timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        set_err(err, errlen, "offsets for time on %s: %s", r->topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &list->elems[i];
+        if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            set_err(err, errlen, "offsets for time on %s [%d]: %s", r->topic, (int)tp->partition,
+                    rd_kafka_err2str(tp->err));
+            goto out;
+        }
+        /* -1: no record at or after the time, i.e. the end of the partition. */
+        target[tp->partition] = tp->offset >= 0 ? tp->offset : high[tp->partition];
+    }
+    rc = 0;
+out:
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+partread_status partread_open(const char *brokers, const config_kafka_props *props,
+                              const char *topic, const partread_range *range, partread **out,
+                              char *err, size_t errlen)
+{
+    partread_status st = PARTREAD_ERROR;
+    partread *r = NULL;
+    int64_t *low = NULL;
+    rd_kafka_topic_partition_list_t *assign = NULL;
+
+    *out = NULL;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->topic = strdup(topic)) == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    r->timeout_ms = range->timeout_ms > 0 ? range->timeout_ms : 10000;
+    r->rk = reader_new(brokers, props, err, errlen);
+    if (r->rk == NULL)
+        goto out;
+    r->npart = partition_count(r->rk, topic, r->timeout_ms, err, errlen);
+    if (r->npart == 0)
+        st = PARTREAD_MISSING;
+    if (r->npart <= 0)
+        goto out;
+    if (range->partition >= r->npart) {
+        set_err(err, errlen, "topic %s has no partition %d (it has %d)", topic,
+                (int)range->partition, r->npart);
+        goto out;
+    }
+    size_t n = (size_t)r->npart;
+    r->start = calloc(n, sizeof(*r->start));
+    r->end = calloc(n, sizeof(*r->end));
+    r->done = calloc(n, sizeof(*r->done));
+    low = calloc(n, sizeof(*low));
+    if (r->start == NULL || r->end == NULL || r->done == NULL || low == NULL) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int p = 0; p < r->npart; p++) {
+        int64_t lo = 0, hi = 0;
+        if (range->partition >= 0 && p != range->partition) {
+            r->done[p] = true;
+            continue;
+        }
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, r->timeout_ms);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            set_err(err, errlen, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
+            goto out;
+        }
+        low[p] = lo;
+        r->start[p] = lo;
+        r->end[p] = hi;
+    }
+    if (range->partition >= 0) {
+        int32_t p = range->partition;
+        if (range->offset < low[p] || range->offset >= r->end[p]) {
+            set_err(err, errlen, "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64
+                    "..%" PRId64 ")",
+                    (int)p, range->offset, topic, (int)p, low[p], r->end[p] - 1);
+            goto out;
+        }
+        r->start[p] = range->offset;
+        r->end[p] = range->offset + 1;
+    } else {
+        /* The end first: it must be computed against the watermarks. */
+        int64_t *high = low; /* reuse: high watermarks, copied before end changes */
+        for (int p = 0; p < r->npart; p++)
+            high[p] = r->end[p];
+        if (range->to_ms >= 0 && apply_times(r, range->to_ms, r->end, high, err, errlen) != 0)
+            goto out;
+        if (range->from_ms >= 0 && apply_times(r, range->from_ms, r->start, high, err, errlen) != 0)
+            goto out;
+    }
+
+    assign = rd_kafka_topic_partition_list_new(r->npart);
+    for (int p = 0; p < r->npart; p++) {
+        if (r->done[p] || r->start[p] >= r->end[p]) {
+            r->done[p] = true;
+            continue;
+        }
+        r->total += r->end[p] - r->start[p];
+        r->remaining++;
+        rd_kafka_topic_partition_list_add(assign, topic, p)->offset = r->start[p];
+    }
+    if (assign->cnt > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, assign);
+        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            set_err(err, errlen, "assign %s: %s", topic, rd_kafka_err2str(e));
+            goto out;
+        }
+    }
+    *out = r;
+    r = NULL;
+    st = PARTREAD_OK;
+out:
+    if (assign != NULL)
+        rd_kafka_topic_partition_list_destroy(assign);
+    free(low);
+    partread_close(r);
+    return st;
+}
+
+static void finish_partition(partread *r, int32_t p)
+{
+    if (p >= 0 && p < r->npart && !r->done[p]) {
+        r->done[p] = true;
+        r->remaining--;
+    }
+}
+
+partread_status partread_next(partread *r, rd_kafka_message_t **out, char *err, size_t errlen)
+{
+    int64_t deadline = timeutil_monotonic_ms() + r->timeout_ms;
+    *out = NULL;
+    while (r->remaining > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, PARTREAD_POLL_MS);
+        if (m == NULL) {
+            if (timeutil_monotonic_ms() >= deadline) {
+                set_err(err, errlen,
+                        "no progress reading %s for %d ms (%d partitions not finished)", r->topic,
+                        r->timeout_ms, r->remaining);
+                return PARTREAD_ERROR;
+            }
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            finish_partition(r, m->partition);
+            rd_kafka_message_destroy(m);
+            deadline = timeutil_monotonic_ms() + r->timeout_ms;
+            continue;
+        }
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            char fatal[256];
+            kafka_err_class c = kafka_classify(m->err, NULL);
+            if (c == KAFKA_ERRCLASS_FATAL ||
+                kafka_fatal_error(r->rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+                set_err(err, errlen, "reading %s: %s", r->topic, rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                return PARTREAD_ERROR;
+            }
+            /* Transient (a broker connection dropped): librdkafka recovers;
+             * the deadline bounds the wait. */
+            LOG_DEBUG(r->topic, "reading: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        int32_t p = m->partition;
+        if (p < 0 || p >= r->npart || r->done[p] || m->offset >= r->end[p]) {
+            finish_partition(r, p);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (m->offset + 1 >= r->end[p])
+            finish_partition(r, p);
+        *out = m;
+        return PARTREAD_OK;
+    }
+    return PARTREAD_END;
+}
+
+int64_t partread_total(const partread *r)
+{
+    return r->total;
+}
+
+int partread_partitions(const partread *r)
+{
+    return r->npart;
+}
+
+rd_kafka_t *partread_rk(partread *r)
+{
+    return r->rk;
+}
+
+void partread_close(partread *r)
+{
+    if (r == NULL)
+        return;
+    if (r->rk != NULL) {
+        /* No group was joined and auto-commit is off: close only stops fetching. */
+        rd_kafka_consumer_close(r->rk);
+        rd_kafka_destroy(r->rk);
+    }
+    free(r->start);
+    free(r->end);
+    free(r->done);
+    free(r->topic);
+    free(r);
+}

@@ -1,0 +1,471 @@
+/*
+ * herald-gateway publishing, over real HTTP against a real broker and
+ * database: acknowledgement, keys and partitions, auth, limits, overload,
+ * idempotency, batches, and resilience to malformed HTTP.
+ */
+#include "gateway_harness.h"
+
+START_TEST(test_publish_is_acknowledged_and_keyed_by_user)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char id1[ID_UUID_SIZE], id2[ID_UUID_SIZE];
+    h_publish(&g, "{\"type\":\"order.shipped\",\"user_id\":\"u-pub-1\",\"data\":{\"order\":7},"
+                  "\"priority\":\"high\"}",
+              NULL, id1);
+    h_publish(&g, "{\"type\":\"order.paid\",\"user_id\":\"u-pub-1\"}", NULL, id2);
+    ck_assert_str_ne(id1, id2);
+
+    h_record r1 = {0}, r2 = {0};
+    ck_assert_msg(h_find_record(id1, 20000, &r1, NULL, NULL), "event %s not in Kafka", id1);
+    ck_assert_msg(h_find_record(id2, 20000, &r2, NULL, NULL), "event %s not in Kafka", id2);
+    ck_assert_str_eq(r1.key, "u-pub-1");
+    ck_assert_int_eq(r1.partition, r2.partition);
+    ck_assert_str_eq(json_string_value(json_object_get(r1.value, "type")), "order.shipped");
+    ck_assert_str_eq(json_string_value(json_object_get(r1.value, "priority")), "high");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r1.value, "data"),
+                                                        "order")),
+                     7);
+    int64_t ms;
+    char err[128];
+    ck_assert_int_eq(timeutil_parse_rfc3339(
+                         json_string_value(json_object_get(r1.value, "created_at")), &ms, err,
+                         sizeof err),
+                     0);
+    json_decref(r1.value);
+    json_decref(r2.value);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_topic_broadcast_is_keyed_by_topic)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char id[ID_UUID_SIZE];
+    h_publish(&g, "{\"type\":\"news.posted\",\"topic\":\"news\"}", NULL, id);
+    h_record r = {0};
+    ck_assert(h_find_record(id, 20000, &r, NULL, NULL));
+    ck_assert_str_eq(r.key, "topic:news");
+    json_decref(r.value);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_auth_answers_401_and_403)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    const char *ev = "{\"type\":\"a.b\",\"user_id\":\"u1\"}";
+    h_http(&g, "POST", "/v1/events", NULL, NULL, ev, NULL, &r);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_str_eq(h_error_code(&r), "unauthorized");
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", "hk_wrongwrongwrongwrongwrongwrongwrongwrongwro", NULL, ev,
+           NULL, &r);
+    ck_assert_int_eq(r.status, 401);
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", "not-even-a-key", NULL, ev, NULL, &r);
+    ck_assert_int_eq(r.status, 401);
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/v1/users/u1", h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 403);
+    ck_assert_str_eq(h_error_code(&r), "forbidden");
+    h_resp_clear(&r);
+    /* An admin key may publish too. */
+    h_http(&g, "POST", "/v1/events", h_adminkey, NULL, ev, NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_revoked_key_stops_working_within_the_cache_ttl)
+{
+    PGconn *c = h_db();
+    char key[APIKEY_SIZE], err[256];
+    int64_t id;
+    ck_assert_int_eq(apikey_db_create(c, "short-lived", APIKEY_SCOPE_PUBLISH, key, &id, err,
+                                      sizeof err),
+                     0);
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    const char *ev = "{\"type\":\"a.b\",\"user_id\":\"u1\"}";
+    h_http(&g, "POST", "/v1/events", key, NULL, ev, NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    h_resp_clear(&r);
+    ck_assert_int_eq(apikey_db_revoke(c, id, err, sizeof err), 0);
+    PQfinish(c);
+    /* The harness runs gateways with a 1 s key cache. */
+    long status = 202;
+    for (int i = 0; i < 40 && status != 401; i++) {
+        usleep(100 * 1000);
+        h_http(&g, "POST", "/v1/events", key, NULL, ev, NULL, &r);
+        status = r.status;
+        h_resp_clear(&r);
+    }
+    ck_assert_int_eq(status, 401);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_bad_requests_name_the_field)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, "{\"type\":", NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_code(&r), "invalid_json");
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, "{\"user_id\":\"u1\"}", NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_field(&r), "type");
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL,
+           "{\"type\":\"a.b\",\"user_id\":\"u1\",\"colour\":\"red\"}", NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_field(&r), "colour");
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL,
+           "{\"type\":\"a.b\",\"user_id\":\"u1\",\"priority\":\"urgent\"}", NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_field(&r), "priority");
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, "{\"type\":\"a.b\",\"user_id\":\"u1\"}",
+           "Idempotency-Key: has space", &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_field(&r), "Idempotency-Key");
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", h_pubkey, "text/plain", "{}", NULL, &r);
+    ck_assert_int_eq(r.status, 415);
+    ck_assert_str_eq(h_error_code(&r), "unsupported_media_type");
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events", h_pubkey, "application/json; charset=utf-8",
+           "{\"type\":\"a.b\",\"user_id\":\"u1\"}", NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/v1/nothing", h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 404);
+    h_error_code(&r);
+    h_resp_clear(&r);
+    char allow[64];
+    h_http(&g, "DELETE", "/v1/events", h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_str_eq(h_header(&r, "Allow", allow, sizeof allow), "POST");
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_bodies_over_the_limit_get_413)
+{
+    h_gateway g;
+    h_start(&g, "--max-body-bytes", "2048", NULL);
+    char *big = malloc(4096);
+    int n = snprintf(big, 4096, "{\"type\":\"a.b\",\"user_id\":\"u1\",\"data\":{\"s\":\"");
+    memset(big + n, 'x', 3000);
+    strcpy(big + n + 3000, "\"}}");
+    h_resp r;
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, big, NULL, &r);
+    ck_assert_int_eq(r.status, 413);
+    ck_assert_str_eq(h_error_code(&r), "payload_too_large");
+    h_resp_clear(&r);
+    /* Without Content-Length (chunked), the limit holds while reading. */
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, big, "Transfer-Encoding: chunked", &r);
+    ck_assert_int_eq(r.status, 413);
+    h_resp_clear(&r);
+    big[n + 1000] = '\0';
+    strcat(big, "\"}}");
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, big, NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    h_resp_clear(&r);
+    free(big);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_rate_limit_answers_429_with_retry_after)
+{
+    h_gateway g;
+    h_start(&g, "--rate-limit", "1", "--rate-burst", "2", NULL);
+    h_resp r;
+    const char *ev = "{\"type\":\"a.b\",\"user_id\":\"u1\"}";
+    long last = 0;
+    for (int i = 0; i < 3; i++) {
+        h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, NULL, &r);
+        last = r.status;
+        if (i < 2)
+            h_resp_clear(&r);
+    }
+    ck_assert_int_eq(last, 429);
+    ck_assert_str_eq(h_error_code(&r), "rate_limited");
+    char ra[16];
+    ck_assert_str_eq(h_header(&r, "Retry-After", ra, sizeof ra), "1");
+    h_resp_clear(&r);
+    /* The admin key has its own bucket. */
+    h_http(&g, "POST", "/v1/events", h_adminkey, NULL, ev, NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_unreachable_broker_gets_503_quickly)
+{
+    char brokers[32];
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", h_free_port());
+    h_gateway g;
+    h_start(&g, "--brokers", brokers, "--publish-timeout", "1000", NULL);
+    h_resp r;
+    for (int i = 0; i < 2; i++) {
+        int64_t t0 = timeutil_monotonic_ms();
+        h_http(&g, "POST", "/v1/events", h_pubkey, NULL, "{\"type\":\"a.b\",\"user_id\":\"u1\"}",
+               "Idempotency-Key: down-1", &r);
+        int64_t took = timeutil_monotonic_ms() - t0;
+        ck_assert_int_eq(r.status, 503);
+        ck_assert_str_eq(h_error_code(&r), "broker_unavailable");
+        char ra[16];
+        ck_assert_str_ne(h_header(&r, "Retry-After", ra, sizeof ra), "");
+        ck_assert_msg(took < 3000, "503 took %lld ms", (long long)took);
+        h_resp_clear(&r);
+    }
+    /* The failed publish released its idempotency key. */
+    char n[16];
+    h_sql_value("SELECT count(*) FROM publish_idempotency WHERE idempotency_key = 'down-1'", n,
+                sizeof n);
+    ck_assert_str_eq(n, "0");
+    h_http(&g, "GET", "/readyz", NULL, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 503);
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_idempotency_key_replays_the_same_event)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char key[64], hdr[96], other[96], id1[ID_UUID_SIZE], id2[ID_UUID_SIZE], id3[ID_UUID_SIZE],
+        marker[ID_UUID_SIZE];
+    unsigned char rnd[8];
+    ck_assert_int_eq(id_random_bytes(rnd, sizeof rnd), 0);
+    id_hex(rnd, sizeof rnd, key);
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
+    snprintf(other, sizeof other, "Idempotency-Key: %s-other", key);
+    const char *ev = "{\"type\":\"order.shipped\",\"user_id\":\"u-idem\"}";
+    h_publish(&g, ev, hdr, id1);
+    h_resp r;
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, hdr, &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), id1);
+    char replayed[16];
+    ck_assert_str_eq(h_header(&r, "Idempotent-Replayed", replayed, sizeof replayed), "true");
+    h_resp_clear(&r);
+    h_publish(&g, ev, other, id3);
+    ck_assert_str_ne(id1, id3);
+    h_stop(&g);
+
+    /* Another gateway (a restart, or another instance) knows the key too. */
+    h_start(&g, NULL);
+    h_publish(&g, ev, hdr, id2);
+    ck_assert_str_eq(id1, id2);
+    h_publish(&g, "{\"type\":\"marker\",\"user_id\":\"u-idem\"}", NULL, marker);
+    h_stop(&g);
+
+    /* Same user, same partition: once the marker is read, every earlier
+     * record of that user was read too; the key was published once. */
+    h_record rec = {0};
+    int count = 0;
+    ck_assert(h_find_record(marker, 20000, &rec, key, &count));
+    ck_assert_int_eq(count, 1);
+    json_decref(rec.value);
+}
+END_TEST
+
+START_TEST(test_batch_reports_each_item_in_order)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL,
+           "{\"events\":[{\"type\":\"a.b\",\"user_id\":\"u-b1\"},{\"type\":\"Bad\",\"user_id\":"
+           "\"u-b2\"},{\"type\":\"a.c\",\"topic\":\"news\"},{\"user_id\":\"u-b3\"}]}",
+           NULL, &r);
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    json_t *res = json_object_get(r.json, "results");
+    ck_assert_uint_eq(json_array_size(res), 4);
+    const char *id0 = json_string_value(json_object_get(json_array_get(res, 0), "event_id"));
+    ck_assert_ptr_nonnull(id0);
+    ck_assert_ptr_nonnull(json_object_get(json_array_get(res, 2), "event_id"));
+    json_t *e1 = json_object_get(json_array_get(res, 1), "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e1, "field")), "type");
+    json_t *e3 = json_object_get(json_array_get(res, 3), "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e3, "field")), "type");
+    h_record rec = {0};
+    ck_assert(h_find_record(id0, 20000, &rec, NULL, NULL));
+    ck_assert_str_eq(rec.key, "u-b1");
+    json_decref(rec.value);
+    h_resp_clear(&r);
+
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, "{\"events\":[{\"type\":\"X\"}]}",
+           NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_code(&r), "invalid_batch");
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "results")), 1);
+    h_resp_clear(&r);
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, "{\"events\":[]}", NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_field(&r), "events");
+    h_resp_clear(&r);
+
+    /* 1001 events are refused whole. */
+    size_t cap = 1001 * 40 + 64, o = 0;
+    char *big = malloc(cap);
+    o += (size_t)snprintf(big + o, cap - o, "{\"events\":[");
+    for (int i = 0; i < 1001; i++)
+        o += (size_t)snprintf(big + o, cap - o, "%s{\"type\":\"a\",\"user_id\":\"u%d\"}",
+                              i ? "," : "", i);
+    snprintf(big + o, cap - o, "]}");
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, big, NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_field(&r), "events");
+    h_resp_clear(&r);
+    free(big);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_batch_of_1000_is_published)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    size_t cap = 1000 * 64 + 64, o = 0;
+    char *big = malloc(cap);
+    o += (size_t)snprintf(big + o, cap - o, "{\"events\":[");
+    for (int i = 0; i < 1000; i++)
+        o += (size_t)snprintf(big + o, cap - o, "%s{\"type\":\"bulk.item\",\"user_id\":\"u%d\"}",
+                              i ? "," : "", i);
+    snprintf(big + o, cap - o, "]}");
+    h_resp r;
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, big, NULL, &r);
+    ck_assert_int_eq(r.status, 202);
+    json_t *res = json_object_get(r.json, "results");
+    ck_assert_uint_eq(json_array_size(res), 1000);
+    for (size_t i = 0; i < 1000; i++)
+        ck_assert_ptr_nonnull(json_object_get(json_array_get(res, i), "event_id"));
+    h_resp_clear(&r);
+    free(big);
+    h_stop(&g);
+}
+END_TEST
+
+/* Sends raw bytes on a fresh connection and reads what comes back. */
+static void raw_exchange(h_gateway *g, const char *data, size_t len, bool half_close)
+{
+    int port = atoi(strrchr(g->base, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert(write(fd, data, len) == (ssize_t)len);
+    if (half_close)
+        shutdown(fd, SHUT_WR);
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[4096];
+    (void)!read(fd, buf, sizeof buf);
+    close(fd);
+}
+
+START_TEST(test_malformed_http_and_truncated_bodies_do_not_hurt)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    const char *garbage = "\x16\x03\x01\x02\x00 not http at all\r\n\r\n";
+    raw_exchange(&g, garbage, strlen(garbage), true);
+    const char *bad_line = "GET /healthz HTTP/9.9 extra\r\n\r\n";
+    raw_exchange(&g, bad_line, strlen(bad_line), true);
+    char trunc[512];
+    int n = snprintf(trunc, sizeof trunc,
+                     "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\":",
+                     h_pubkey);
+    raw_exchange(&g, trunc, (size_t)n, true);
+    const char *bad_chunk = "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                            "Content-Type: application/json\r\n\r\nzz\r\nabc\r\n";
+    raw_exchange(&g, bad_chunk, strlen(bad_chunk), true);
+    const char *huge_header_start = "GET /healthz HTTP/1.1\r\nX-Big: ";
+    size_t hl = strlen(huge_header_start);
+    char *huge = malloc(hl + 65000 + 8);
+    ck_assert_ptr_nonnull(huge);
+    memcpy(huge, huge_header_start, hl);
+    memset(huge + hl, 'a', 65000);
+    strcpy(huge + hl + 65000, "\r\n\r\n");
+    raw_exchange(&g, huge, strlen(huge), true);
+    free(huge);
+
+    h_resp r;
+    h_http(&g, "GET", "/healthz", NULL, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_operations_endpoints_and_request_ids)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    h_http(&g, "GET", "/healthz", NULL, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_clear(&r);
+    long status = 0;
+    for (int i = 0; i < 50 && status != 200; i++) {
+        h_http(&g, "GET", "/readyz", NULL, NULL, NULL, NULL, &r);
+        status = r.status;
+        h_resp_clear(&r);
+        if (status != 200)
+            usleep(100 * 1000);
+    }
+    ck_assert_int_eq(status, 200);
+    char rid[80];
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, "{\"type\":\"a.b\",\"user_id\":\"u1\"}",
+           "X-Request-Id: trace-abc.123", &r);
+    ck_assert_str_eq(h_header(&r, "X-Request-Id", rid, sizeof rid), "trace-abc.123");
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/healthz", NULL, NULL, NULL, NULL, &r);
+    ck_assert_uint_gt(strlen(h_header(&r, "X-Request-Id", rid, sizeof rid)), 8);
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/metrics", NULL, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(
+        r.body,
+        "herald_gateway_requests_total{route=\"/v1/events\",method=\"POST\",status=\"202\"} 1"));
+    ck_assert_ptr_nonnull(strstr(r.body, "herald_gateway_publish_seconds_count 1"));
+    ck_assert_ptr_nonnull(strstr(r.body, "herald_gateway_producer_queue_depth"));
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_publish_is_acknowledged_and_keyed_by_user),
+    TEST_ENTRY(test_topic_broadcast_is_keyed_by_topic),
+    TEST_ENTRY(test_auth_answers_401_and_403),
+    TEST_ENTRY(test_revoked_key_stops_working_within_the_cache_ttl),
+    TEST_ENTRY(test_bad_requests_name_the_field),
+    TEST_ENTRY(test_bodies_over_the_limit_get_413),
+    TEST_ENTRY(test_rate_limit_answers_429_with_retry_after),
+    TEST_ENTRY(test_unreachable_broker_gets_503_quickly),
+    TEST_ENTRY(test_idempotency_key_replays_the_same_event),
+    TEST_ENTRY(test_batch_reports_each_item_in_order),
+    TEST_ENTRY(test_batch_of_1000_is_published),
+    TEST_ENTRY(test_malformed_http_and_truncated_bodies_do_not_hurt),
+    TEST_ENTRY(test_operations_endpoints_and_request_ids),
+};
+
+TEST_MAIN_TIMEOUT("gateway_publish", cases, 120)
