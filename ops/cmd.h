@@ -9,5 +9,9 @@
 
 int cmd_migrate(const ctl_context *ctx, int argc, char **argv);
 int cmd_topics(const ctl_context *ctx, int argc, char **argv);
+int cmd_publish(const ctl_context *ctx, int argc, char **argv);
+int cmd_replay(const ctl_context *ctx, int argc, char **argv);
+int cmd_dlq(const ctl_context *ctx, int argc, char **argv);
+int cmd_status(const ctl_context *ctx, int argc, char **argv);
 
 #endif

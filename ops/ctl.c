@@ -12,6 +12,10 @@
 const ctl_command ctl_commands[] = {
     {"migrate", cmd_migrate, "apply pending schema migrations (--status to list them)"},
     {"topics", cmd_topics, "create Herald's Kafka topics"},
+    {"publish", cmd_publish, "publish one event, as the gateway would"},
+    {"replay", cmd_replay, "re-publish the events of a time window"},
+    {"dlq", cmd_dlq, "list, show, count and requeue dead letters"},
+    {"status", cmd_status, "consumer lag, DLQ size and daemon health"},
     {NULL, NULL, NULL},
 };
 

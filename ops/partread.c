@@ -174,6 +174,7 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
     if (range->partition >= r->npart) {
         set_err(err, errlen, "topic %s has no partition %d (it has %d)", topic,
                 (int)range->partition, r->npart);
+        st = PARTREAD_MISSING;
         goto out;
     }
     size_t n = (size_t)r->npart;
@@ -207,6 +208,7 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
             set_err(err, errlen, "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64
                     "..%" PRId64 ")",
                     (int)p, range->offset, topic, (int)p, low[p], r->end[p] - 1);
+            st = PARTREAD_MISSING;
             goto out;
         }
         r->start[p] = range->offset;

@@ -44,14 +44,14 @@ typedef enum {
     PARTREAD_OK = 0,       /* *out is a record */
     PARTREAD_END = 1,      /* the range is exhausted */
     PARTREAD_ERROR = -1,   /* err says why */
-    PARTREAD_MISSING = -2, /* open: the topic does not exist */
+    PARTREAD_MISSING = -2, /* open: no such topic, partition or offset */
 } partread_status;
 
 /*
  * Opens a reader on topic.  Returns PARTREAD_OK with *out set (the caller
- * owns it: partread_close), PARTREAD_MISSING when the topic does not exist,
- * PARTREAD_ERROR when the cluster did not answer within timeout_ms or the
- * offset is outside the partition.
+ * owns it: partread_close), PARTREAD_MISSING when the topic does not exist
+ * or the asked partition/offset is not in it (err says which),
+ * PARTREAD_ERROR when the cluster did not answer within timeout_ms.
  */
 partread_status partread_open(const char *brokers, const config_kafka_props *props,
                               const char *topic, const partread_range *range, partread **out,

@@ -2,8 +2,8 @@
  * gateway_harness: what the gateway's integration suites share.
  *
  * Once per test process (a constructor, before Check forks the cases) it
- * creates a scratch database herald_test_gateway_<random> with
- * every migrations/NNN_name.sql applied, the events topic under a random prefix
+ * creates a scratch database herald_test_gateway_<random> with the schema
+ * applied (testsupport), the events topic under a random prefix
  * "t<random>.", and two API keys (publish and admin); a destructor in the
  * same process drops the database and deletes the topic.  Each case starts
  * its own gateway in-process (gateway_start) on a free loopback port, talks
@@ -17,12 +17,12 @@
 #include "ids.h"
 #include "kafka.h"
 #include "log.h"
+#include "testsupport.h"
 #include "testutil.h"
 #include "timeutil.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <strings.h>
@@ -39,39 +39,11 @@
 
 static char h_prefix[32];
 static char h_events_topic[64];
-static char h_dbname[64];
-static char h_dburl[1024];
+static char *h_dburl;
 static char h_pubkey[APIKEY_SIZE];
 static char h_adminkey[APIKEY_SIZE];
 static int64_t h_pubkey_id;
 static pid_t h_owner;
-
-/* The base URL's connection string with dbname replaced. */
-static inline void h_conninfo_with_db(const char *base, const char *dbname, char *out,
-                                      size_t outlen)
-{
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(base, &errmsg);
-    if (opts == NULL) {
-        fprintf(stderr, "gateway harness: bad HERALD_DATABASE_URL: %s\n", errmsg ? errmsg : "?");
-        exit(1);
-    }
-    size_t o = 0;
-    out[0] = '\0';
-    for (PQconninfoOption *p = opts; p->keyword != NULL; p++) {
-        const char *v = strcmp(p->keyword, "dbname") == 0 ? dbname : p->val;
-        if (v == NULL || *v == '\0')
-            continue;
-        o += (size_t)snprintf(out + o, outlen - o, "%s%s='", o ? " " : "", p->keyword);
-        for (const char *c = v; *c && o + 3 < outlen; c++) {
-            if (*c == '\'' || *c == '\\')
-                out[o++] = '\\';
-            out[o++] = *c;
-        }
-        o += (size_t)snprintf(out + o, outlen - o, "'");
-    }
-    PQconninfoFree(opts);
-}
 
 static inline PGconn *h_db(void)
 {
@@ -102,102 +74,29 @@ static inline void h_sql_value(const char *sql, char *out, size_t outlen)
     PQfinish(c);
 }
 
-static int h_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static inline void h_apply_migrations(PGconn *c)
-{
-    const char *src = getenv("HERALD_SOURCE_DIR");
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/migrations", src != NULL ? src : ".");
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        fprintf(stderr, "gateway harness: cannot open %s\n", dir);
-        exit(1);
-    }
-    char *names[64];
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 64) {
-        size_t len = strlen(e->d_name);
-        if (len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0)
-            names[n++] = strdup(e->d_name);
-    }
-    closedir(d);
-    qsort(names, n, sizeof names[0], h_cmp);
-    for (size_t i = 0; i < n; i++) {
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (f == NULL) {
-            fprintf(stderr, "gateway harness: cannot read %s\n", path);
-            exit(1);
-        }
-        fseek(f, 0, SEEK_END);
-        long size = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        char *sql = calloc(1, (size_t)size + 1);
-        if (fread(sql, 1, (size_t)size, f) != (size_t)size)
-            size = 0;
-        fclose(f);
-        PGresult *r = PQexec(c, sql);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-            fprintf(stderr, "gateway harness: %s: %s\n", names[i], PQerrorMessage(c));
-            exit(1);
-        }
-        PQclear(r);
-        free(sql);
-        free(names[i]);
-    }
-}
-
 __attribute__((constructor)) static void h_up(void)
 {
     const char *brokers = test_require_env("HERALD_KAFKA_BROKERS");
-    const char *url = test_require_env("HERALD_DATABASE_URL");
+    (void)test_require_env("HERALD_DATABASE_URL");
     char err[512];
-    unsigned char rnd[6];
-    char hex[13];
     h_owner = getpid();
     log_init("test-gateway", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (id_random_bytes(rnd, sizeof rnd) != 0)
-        exit(1);
-    id_hex(rnd, sizeof rnd, hex);
-    snprintf(h_prefix, sizeof h_prefix, "t%s.", hex);
+    testsupport_topic_prefix(h_prefix, sizeof h_prefix);
     snprintf(h_events_topic, sizeof h_events_topic, "%sevents", h_prefix);
-    snprintf(h_dbname, sizeof h_dbname, "herald_test_gateway_%s", hex);
 
-    PGconn *admin = PQconnectdb(url);
-    if (PQstatus(admin) != CONNECTION_OK) {
-        fprintf(stderr, "gateway harness: %s\n", PQerrorMessage(admin));
+    h_dburl = testsupport_db_create("gateway", 1);
+    if (h_dburl == NULL)
         exit(1);
-    }
-    char sql[256];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", h_dbname);
-    PGresult *r = PQexec(admin, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        fprintf(stderr, "gateway harness: %s\n", PQerrorMessage(admin));
-        exit(1);
-    }
-    PQclear(r);
-    PQfinish(admin);
-    h_conninfo_with_db(url, h_dbname, h_dburl, sizeof h_dburl);
-
     PGconn *c = PQconnectdb(h_dburl);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "gateway harness: %s\n", PQerrorMessage(c));
-        exit(1);
-    }
-    h_apply_migrations(c);
     int64_t admin_id;
-    if (apikey_db_create(c, "test-publish", APIKEY_SCOPE_PUBLISH, h_pubkey, &h_pubkey_id, err,
+    if (PQstatus(c) != CONNECTION_OK ||
+        apikey_db_create(c, "test-publish", APIKEY_SCOPE_PUBLISH, h_pubkey, &h_pubkey_id, err,
                          sizeof err) != 0 ||
         apikey_db_create(c, "test-admin", APIKEY_SCOPE_ADMIN, h_adminkey, &admin_id, err,
                          sizeof err) != 0) {
-        fprintf(stderr, "gateway harness: %s\n", err);
+        fprintf(stderr, "gateway harness: cannot create API keys: %s %s\n", err,
+                PQerrorMessage(c));
         exit(1);
     }
     PQfinish(c);
@@ -215,17 +114,15 @@ __attribute__((constructor)) static void h_up(void)
 
 __attribute__((destructor)) static void h_down(void)
 {
-    if (getpid() != h_owner || h_dbname[0] == '\0')
+    if (getpid() != h_owner || h_dburl == NULL)
         return;
-    char err[512], sql[256];
+    char err[512];
     const char *topics[] = {h_events_topic};
     if (kafka_topics_delete(getenv("HERALD_KAFKA_BROKERS"), NULL, topics, 1, 30000, err,
                             sizeof err) != KAFKA_OK)
         fprintf(stderr, "gateway harness: topic %s not deleted: %s\n", h_events_topic, err);
-    PGconn *admin = PQconnectdb(getenv("HERALD_DATABASE_URL"));
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", h_dbname);
-    PQclear(PQexec(admin, sql));
-    PQfinish(admin);
+    testsupport_db_drop(h_dburl);
+    h_dburl = NULL;
     curl_global_cleanup();
 }
 

@@ -358,7 +358,7 @@ static inline void wh_start_worker(wh_env *e, wh_proc *p, const char *log, const
 
 /* ------------------------------------------------------------------ HTTP */
 
-static size_t wh_collect(char *ptr, size_t size, size_t nmemb, void *ud)
+static inline size_t wh_collect(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     size_t n = size * nmemb;
     char **s = ud;
@@ -517,6 +517,50 @@ static inline int wh_read_topic(wh_env *e, const char *topic, int want, long tim
     rd_kafka_assign(kafka_consumer_rk(c), NULL);
     kafka_consumer_destroy(c);
     return seen;
+}
+
+/* The ops port a worker started with HERALD_METRICS_ADDR=127.0.0.1:0 reported in its log. */
+static inline int wh_metrics_port(const wh_proc *p)
+{
+    for (int i = 0; i < 100; i++) {
+        char *s = wh_read_file(p->log, NULL);
+        const char *m = s ? strstr(s, "[opsserver 127.0.0.1:") : NULL;
+        int port = m ? atoi(m + strlen("[opsserver 127.0.0.1:")) : 0;
+        free(s);
+        if (port > 0)
+            return port;
+        wh_sleep_ms(100);
+    }
+    ck_abort_msg("no metrics port in %s", p->log);
+    return 0;
+}
+
+/* A record's headers as a JSON object (last value wins). */
+static inline json_t *wh_headers_json(rd_kafka_message_t *m)
+{
+    json_t *o = json_object();
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return o;
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &val, &size) == 0; i++)
+        json_object_set_new(o, name, json_stringn(val ? val : "", val ? size : 0));
+    return o;
+}
+
+/* Collects every record of a topic as {"key","value","headers"} objects. */
+static inline void wh_collect_record(rd_kafka_message_t *m, void *ctx)
+{
+    json_t *arr = ctx;
+    json_t *o = json_object();
+    json_object_set_new(o, "key", json_stringn(m->key ? m->key : "", m->key_len));
+    json_object_set_new(o, "value", json_stringn(m->payload ? m->payload : "", m->len));
+    json_object_set_new(o, "partition", json_integer(m->partition));
+    json_object_set_new(o, "offset", json_integer(m->offset));
+    json_object_set_new(o, "headers", wh_headers_json(m));
+    json_array_append_new(arr, o);
 }
 
 /* The worker's log, for failure messages. */

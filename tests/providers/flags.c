@@ -108,7 +108,7 @@ void flags_print_help(FILE *out, const char *usage, const flag_spec *specs)
         switch (s->type) {
         case FLAG_STRING: {
             const char *v = *(const char **)s->target;
-            if (v != NULL)
+            if (v != NULL && *v != '\0')
                 snprintf(def, sizeof(def), " (default %s)", v);
             break;
         }

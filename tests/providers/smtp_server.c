@@ -106,7 +106,7 @@ typedef struct session {
     int tx_injected; /* its injected status, 0 for none */
 } session;
 
-/* ---- small helpers ---- */
+/* ---- small utilities ---- */
 
 static int64_t realtime_ms(void)
 {

@@ -1,0 +1,1000 @@
+/*
+ * dispatcher: see dispatcher.h.
+ */
+#include "dispatcher.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "broadcast.h"
+#include "deadletter.h"
+#include "event.h"
+#include "fanout.h"
+#include "kafka.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "opsserver.h"
+#include "pg.h"
+#include "prefs_cache.h"
+#include "status.h"
+#include "timeutil.h"
+#include "topics.h"
+#include "tplcache.h"
+#include "txn.h"
+
+#define TOPIC_MAX          256
+#define IDLE_POLL_MS       100
+#define LAG_EVERY_MS       5000
+#define SEEK_TIMEOUT_MS    10000
+#define PRODUCE_WAIT_MS    60000
+#define HEARTBEAT_STALE_MS 60000
+#define STATUS_BYTES_CAP   (256u * 1024 * 1024)
+#define TEMPLATE_TYPES_MAX 1024
+
+/* The skip reasons counted in metrics: decide.h's and fanout.h's. */
+static const char *const skip_reasons[] = {
+    "unknown_user", "channel_disabled",    "category_opted_out", "no_address",
+    "quiet_hours_dropped", "invalid_address", "render_failed",
+};
+#define NSKIP (sizeof skip_reasons / sizeof skip_reasons[0])
+
+/* One consumed record of the batch in hand. */
+typedef struct slot {
+    rd_kafka_message_t *msg;
+    event ev;
+    event_status parsed;
+    char perr[256];
+    prefs_user *user;
+    tplcache_type *tpl;
+} slot;
+
+typedef struct dmetrics {
+    metrics_counter *events, *dead[2], *deliveries[DELIVERY_CHANNEL_COUNT][2];
+    metrics_counter *skips[NSKIP];
+    metrics_counter *user_hits, *user_misses, *tpl_hits, *tpl_misses, *invalidations;
+    metrics_counter *aborts, *pg_failures, *broadcast_events, *broadcasts;
+    metrics_histogram *batch_seconds, *batch_events;
+    metrics_gauge *lag, *cache_entries;
+} dmetrics;
+
+struct dispatcher {
+    const dispatcher_config *cfg;
+    const herald_common_config *common;
+    const volatile sig_atomic_t *stop;
+    char tid[300];
+    char t_events[TOPIC_MAX], t_dlq[TOPIC_MAX];
+    char t_deliver[DELIVERY_CHANNEL_COUNT][TOPIC_MAX], t_retry[DELIVERY_CHANNEL_COUNT][TOPIC_MAX];
+    config_kafka_props cprops; /* the consumer's: read_committed, then the operator's */
+    config_kafka_props pprops; /* the producer's: transaction timeout, then the operator's */
+
+    kafka_consumer *consumer;
+    kafka_producer *producer;
+    pg_conn *db;
+    listener *lis;
+    prefs_cache *users;
+    tplcache *tpls;
+    status_batch *sb;
+    fanout_list fl;
+    fanout_options fo;
+
+    slot *slots;
+    size_t nslots, cap;
+    slot held; /* a broadcast read while a batch was filling: it goes next, alone */
+    bool has_held;
+
+    /* PostgreSQL outage: partitions paused until resume_at_ms (monotonic). */
+    bool pg_paused;
+    int64_t resume_at_ms, pg_delay_ms;
+    uint64_t rng;
+    int64_t next_lag_ms;
+
+    metrics_registry *reg;
+    opsserver *ops;
+    dmetrics m;
+    _Atomic int64_t heartbeat_ms; /* monotonic ms of the last loop pass */
+    atomic_bool pg_up, fatal;
+};
+
+/* --------------------------------------------------------------- slots */
+
+static void slot_clear(slot *s)
+{
+    if (s->msg != NULL)
+        rd_kafka_message_destroy(s->msg);
+    event_free(&s->ev);
+    prefs_user_unref(s->user);
+    tplcache_type_unref(s->tpl);
+    memset(s, 0, sizeof(*s));
+}
+
+static void drop_batch(dispatcher *d)
+{
+    for (size_t i = 0; i < d->nslots; i++)
+        slot_clear(&d->slots[i]);
+    d->nslots = 0;
+}
+
+static void drop_held(dispatcher *d)
+{
+    if (d->has_held)
+        slot_clear(&d->held);
+    d->has_held = false;
+}
+
+static bool slot_in(const slot *s, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++)
+        if (s->msg->partition == parts->elems[i].partition &&
+            strcmp(rd_kafka_topic_name(s->msg->rkt), parts->elems[i].topic) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Rebalances happen inside kafka_consumer_poll(), so only while a batch is
+ * filling: records of partitions taken away are dropped (their new owner
+ * reads them from the committed offset), the rest of the batch stays.
+ */
+static void on_rebalance(void *ctx, bool assigned, const rd_kafka_topic_partition_list_t *parts,
+                         bool lost)
+{
+    dispatcher *d = ctx;
+    (void)lost;
+    if (assigned)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < d->nslots; i++) {
+        if (slot_in(&d->slots[i], parts))
+            slot_clear(&d->slots[i]);
+        else
+            d->slots[kept++] = d->slots[i];
+    }
+    d->nslots = kept;
+    if (d->has_held && slot_in(&d->held, parts))
+        drop_held(d);
+}
+
+/* --------------------------------------------------------------- metrics */
+
+static double hit_ratio(void *ctx)
+{
+    dispatcher *d = ctx;
+    double h = (double)metrics_counter_value(d->m.user_hits);
+    double m = (double)metrics_counter_value(d->m.user_misses);
+    return h + m > 0 ? h / (h + m) : 0.0;
+}
+
+static double producer_queue(void *ctx)
+{
+    dispatcher *d = ctx;
+    return d->producer != NULL ? (double)kafka_producer_outq_len(d->producer) : 0.0;
+}
+
+static int metrics_init(dispatcher *d)
+{
+    static const double batch_sizes[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+    metrics_registry *r = d->reg;
+    dmetrics *m = &d->m;
+    char l[160];
+    m->events = metrics_counter_get(r, "herald_dispatcher_events_total",
+                                    "events consumed and committed", NULL);
+    m->dead[0] = metrics_counter_get(r, "herald_dispatcher_dead_letters_total",
+                                     "records sent to the DLQ", "reason=\"invalid_json\"");
+    m->dead[1] = metrics_counter_get(r, "herald_dispatcher_dead_letters_total",
+                                     "records sent to the DLQ", "reason=\"invalid_event\"");
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++)
+        for (int s = 0; s < 2; s++) {
+            if (metrics_labels(l, sizeof l, "channel", delivery_channel_name((delivery_channel)c),
+                               "status", s == 0 ? "pending" : "scheduled", NULL) != 0)
+                return -1;
+            m->deliveries[c][s] = metrics_counter_get(
+                r, "herald_dispatcher_deliveries_total",
+                "deliveries produced, by channel and status (scheduled: quiet hours)", l);
+        }
+    for (size_t i = 0; i < NSKIP; i++) {
+        if (metrics_labels(l, sizeof l, "reason", skip_reasons[i], NULL) != 0)
+            return -1;
+        m->skips[i] = metrics_counter_get(r, "herald_dispatcher_skips_total",
+                                          "channel decisions that produced no delivery", l);
+    }
+    m->user_hits = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total",
+                                       "cache lookups", "cache=\"users\",result=\"hit\"");
+    m->user_misses = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total",
+                                         "cache lookups", "cache=\"users\",result=\"miss\"");
+    m->tpl_hits = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total", "cache lookups",
+                                      "cache=\"templates\",result=\"hit\"");
+    m->tpl_misses = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total",
+                                        "cache lookups", "cache=\"templates\",result=\"miss\"");
+    m->invalidations = metrics_counter_get(r, "herald_dispatcher_cache_invalidations_total",
+                                           "cache entries dropped by a change notification",
+                                           NULL);
+    m->aborts = metrics_counter_get(r, "herald_dispatcher_batch_retries_total",
+                                    "batches aborted and redone", "cause=\"kafka\"");
+    m->pg_failures = metrics_counter_get(r, "herald_dispatcher_batch_retries_total",
+                                         "batches aborted and redone", "cause=\"postgres\"");
+    m->broadcasts = metrics_counter_get(r, "herald_dispatcher_broadcasts_total",
+                                        "topic broadcasts fully expanded", NULL);
+    m->broadcast_events = metrics_counter_get(r, "herald_dispatcher_broadcast_events_total",
+                                              "per-user events produced by broadcasts", NULL);
+    m->batch_seconds = metrics_histogram_get(
+        r, "herald_dispatcher_batch_seconds", "time to process and commit one batch", NULL,
+        metrics_default_latency_buckets, metrics_default_latency_buckets_n);
+    m->batch_events = metrics_histogram_get(r, "herald_dispatcher_batch_events",
+                                            "events per committed batch", NULL, batch_sizes,
+                                            sizeof batch_sizes / sizeof batch_sizes[0]);
+    m->lag = metrics_gauge_get(r, "herald_dispatcher_consumer_lag",
+                               "events not yet consumed on the assigned partitions", NULL);
+    m->cache_entries = metrics_gauge_get(r, "herald_dispatcher_cache_entries",
+                                         "users held in the preferences cache", NULL);
+    if (metrics_gauge_fn(r, "herald_dispatcher_cache_hit_ratio",
+                         "share of user lookups served from the cache", NULL, hit_ratio, d) != 0 ||
+        metrics_gauge_fn(r, "herald_dispatcher_producer_queue",
+                         "messages queued or in flight in the producer", NULL, producer_queue,
+                         d) != 0)
+        return -1;
+    return 0;
+}
+
+static int skip_index(const char *reason)
+{
+    for (size_t i = 0; i < NSKIP; i++)
+        if (strcmp(reason, skip_reasons[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Consumer lag from the watermarks librdkafka keeps from its fetches: no request. */
+static void update_lag(dispatcher *d)
+{
+    rd_kafka_t *rk = kafka_consumer_rk(d->consumer);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    int64_t lag = 0;
+    if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (int i = 0; i < parts->cnt; i++) {
+            int64_t lo = 0, hi = 0;
+            if (rd_kafka_get_watermark_offsets(rk, parts->elems[i].topic,
+                                               parts->elems[i].partition, &lo,
+                                               &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                hi < 0 || parts->elems[i].offset < 0)
+                continue;
+            if (hi > parts->elems[i].offset)
+                lag += hi - parts->elems[i].offset;
+        }
+    rd_kafka_topic_partition_list_destroy(parts);
+    metrics_gauge_set(d->m.lag, (double)lag);
+}
+
+static bool health_check(void *ctx, char *reason, size_t reasonlen)
+{
+    dispatcher *d = ctx;
+    if (atomic_load(&d->fatal)) {
+        snprintf(reason, reasonlen, "fatal Kafka error");
+        return false;
+    }
+    if (timeutil_monotonic_ms() - atomic_load(&d->heartbeat_ms) > HEARTBEAT_STALE_MS) {
+        snprintf(reason, reasonlen, "main loop stalled");
+        return false;
+    }
+    return true;
+}
+
+static bool ready_check(void *ctx, char *reason, size_t reasonlen)
+{
+    dispatcher *d = ctx;
+    if (!atomic_load(&d->pg_up)) {
+        snprintf(reason, reasonlen, "PostgreSQL unavailable");
+        return false;
+    }
+    return health_check(ctx, reason, reasonlen);
+}
+
+/* ----------------------------------------------------------- invalidation */
+
+static void on_notify(void *ctx, const char *channel, const char *payload)
+{
+    dispatcher *d = ctx;
+    if (strcmp(channel, "herald_user_changed") == 0)
+        prefs_cache_invalidate(d->users, payload);
+    else if (strcmp(channel, "herald_template_changed") == 0)
+        tplcache_invalidate(d->tpls, payload);
+    metrics_counter_inc(d->m.invalidations);
+}
+
+static void poll_notifications(dispatcher *d)
+{
+    if (listener_poll(d->lis, timeutil_monotonic_ms(), on_notify, d) == LISTENER_RESET) {
+        LOG_INFO("listen", "clearing the caches: change notifications may have been missed");
+        prefs_cache_clear(d->users);
+        tplcache_clear(d->tpls);
+    }
+}
+
+/* ------------------------------------------------------------ the batch */
+
+static int add_slot(dispatcher *d, const slot *s)
+{
+    if (d->nslots == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 256;
+        slot *v = realloc(d->slots, cap * sizeof(*v));
+        if (v == NULL)
+            return -1;
+        d->slots = v;
+        d->cap = cap;
+    }
+    d->slots[d->nslots++] = *s;
+    return 0;
+}
+
+static bool is_broadcast(const slot *s)
+{
+    return s->parsed == EVENT_OK && s->ev.topic != NULL;
+}
+
+/*
+ * Fills the batch.  Returns 0 (possibly with an empty batch: nothing came
+ * within the idle poll), or -1 on a fatal consumer error.
+ */
+static int collect(dispatcher *d)
+{
+    int64_t started = 0;
+    if (d->has_held) {
+        /* A broadcast goes alone: earlier records of its partition are committed. */
+        int rc = add_slot(d, &d->held);
+        if (rc == 0)
+            d->has_held = false;
+        return rc;
+    }
+    while (d->nslots < (size_t)d->cfg->batch_size && !*d->stop) {
+        int timeout = IDLE_POLL_MS;
+        if (started != 0) {
+            int64_t left = started + d->cfg->batch_ms - timeutil_monotonic_ms();
+            if (left <= 0)
+                break;
+            timeout = (int)left;
+        }
+        rd_kafka_message_t *msg = kafka_consumer_poll(d->consumer, timeout);
+        if (msg == NULL) {
+            if (started == 0)
+                return 0;
+            continue;
+        }
+        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            kafka_err_class c = kafka_classify(msg->err, NULL);
+            LOG_AT(c == KAFKA_ERRCLASS_FATAL ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "consumer",
+                   "%s", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+            if (c == KAFKA_ERRCLASS_FATAL)
+                return -1;
+            continue;
+        }
+        if (started == 0)
+            started = timeutil_monotonic_ms();
+        slot s;
+        memset(&s, 0, sizeof s);
+        s.msg = msg;
+        s.parsed = event_parse(msg->payload != NULL ? msg->payload : "", msg->len, &s.ev, s.perr,
+                               sizeof s.perr);
+        if (is_broadcast(&s) && d->nslots > 0) {
+            d->held = s;
+            d->has_held = true;
+            break;
+        }
+        if (add_slot(d, &s) != 0) {
+            slot_clear(&s);
+            return -1;
+        }
+        if (is_broadcast(&s))
+            break;
+    }
+    return 0;
+}
+
+/* The batch's offsets per partition: the first consumed (for a rewind) or last + 1. */
+static rd_kafka_topic_partition_list_t *batch_offsets(dispatcher *d, bool first)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < d->nslots; i++) {
+        rd_kafka_message_t *m = d->slots[i].msg;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(l, topic, m->partition);
+        if (p == NULL) {
+            p = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+            p->offset = first ? m->offset : m->offset + 1;
+        } else if (first ? m->offset < p->offset : m->offset + 1 > p->offset) {
+            p->offset = first ? m->offset : m->offset + 1;
+        }
+    }
+    if (first && d->has_held) {
+        rd_kafka_message_t *m = d->held.msg;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        if (rd_kafka_topic_partition_list_find(l, topic, m->partition) == NULL)
+            rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset;
+    }
+    return l;
+}
+
+/*
+ * Puts the consumer back on the batch's first records so that the next polls
+ * read them again, and drops the batch.  A failed seek would let the next
+ * commit skip the batch, so it is fatal: a restarted dispatcher resumes from
+ * the committed offsets.
+ */
+static int rewind_batch(dispatcher *d)
+{
+    rd_kafka_topic_partition_list_t *l = batch_offsets(d, true);
+    int rc = 0;
+    if (l->cnt > 0) {
+        rd_kafka_error_t *e =
+            rd_kafka_seek_partitions(kafka_consumer_rk(d->consumer), l, SEEK_TIMEOUT_MS);
+        if (e != NULL) {
+            LOG_ERROR("consumer", "cannot rewind the batch: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            rc = -1;
+        }
+        for (int i = 0; rc == 0 && i < l->cnt; i++)
+            if (l->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                LOG_ERROR("consumer", "cannot rewind %s [%" PRId32 "]: %s", l->elems[i].topic,
+                          l->elems[i].partition, rd_kafka_err2str(l->elems[i].err));
+                rc = -1;
+            }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    drop_batch(d);
+    drop_held(d);
+    return rc;
+}
+
+typedef enum {
+    BATCH_OK = 0,
+    BATCH_RETRY_PG, /* PostgreSQL failed: rewind, pause, back off */
+    BATCH_ABORTED,  /* Kafka transaction aborted: rewind, redo */
+    BATCH_STOPPED,  /* shutdown inside a broadcast: rewind, exit */
+    BATCH_FATAL,
+} batch_result;
+
+/* Fills every valid slot's user and templates: cache first, one query per kind for the rest. */
+static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen)
+{
+    const char **ids = NULL, *types[TEMPLATE_TYPES_MAX];
+    size_t *where = NULL, nmiss = 0, ntypes = 0;
+    prefs_user **got = NULL;
+    tplcache_type *tgot[TEMPLATE_TYPES_MAX];
+    pg_status st = PG_ERROR;
+
+    ids = malloc(d->nslots * sizeof(*ids));
+    where = malloc(d->nslots * sizeof(*where));
+    got = malloc(d->nslots * sizeof(*got));
+    if (ids == NULL || where == NULL || got == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    uint64_t hits = 0, thits = 0;
+    for (size_t i = 0; i < d->nslots; i++) {
+        slot *s = &d->slots[i];
+        if (s->parsed != EVENT_OK || s->ev.user_id == NULL)
+            continue;
+        if (s->user == NULL && (s->user = prefs_cache_get(d->users, s->ev.user_id, now_ms)) ==
+                                   NULL) {
+            ids[nmiss] = s->ev.user_id;
+            where[nmiss++] = i;
+        } else {
+            hits++;
+        }
+        if (s->tpl == NULL && (s->tpl = tplcache_get(d->tpls, s->ev.type, now_ms)) == NULL) {
+            bool seen = false;
+            for (size_t t = 0; t < ntypes && !seen; t++)
+                seen = strcmp(types[t], s->ev.type) == 0;
+            if (!seen && ntypes < TEMPLATE_TYPES_MAX)
+                types[ntypes++] = s->ev.type;
+        } else {
+            thits++;
+        }
+    }
+    metrics_counter_add(d->m.user_hits, hits);
+    metrics_counter_add(d->m.user_misses, nmiss);
+    if (nmiss > 0) {
+        if ((st = prefs_cache_load(d->users, d->db, ids, nmiss, now_ms, got, err, errlen)) !=
+            PG_OK)
+            goto out;
+        for (size_t k = 0; k < nmiss; k++)
+            d->slots[where[k]].user = got[k];
+    }
+    if (ntypes > 0) {
+        if ((st = tplcache_load(d->tpls, d->db, types, ntypes, now_ms, tgot, err, errlen)) !=
+            PG_OK)
+            goto out;
+        metrics_counter_add(d->m.tpl_misses, ntypes);
+        for (size_t i = 0; i < d->nslots; i++) {
+            slot *s = &d->slots[i];
+            if (s->parsed != EVENT_OK || s->ev.user_id == NULL || s->tpl != NULL)
+                continue;
+            for (size_t t = 0; t < ntypes; t++)
+                if (strcmp(types[t], s->ev.type) == 0) {
+                    s->tpl = tgot[t];
+                    s->tpl->refs++;
+                    break;
+                }
+        }
+        for (size_t t = 0; t < ntypes; t++)
+            tplcache_type_unref(tgot[t]);
+    }
+    metrics_counter_add(d->m.tpl_hits, thits);
+    st = PG_OK;
+out:
+    free(ids);
+    free(where);
+    free(got);
+    return st;
+}
+
+/* Counts of one batch, added to the metrics only once it has committed. */
+typedef struct batch_counts {
+    uint64_t events, dead[2], deliveries[DELIVERY_CHANNEL_COUNT][2], skips[NSKIP];
+} batch_counts;
+
+static txn_result dead_letter(dispatcher *d, slot *s, batch_counts *bc, char *err, size_t errlen)
+{
+    const char *reason = s->parsed == EVENT_INVALID_JSON ? "invalid_json" : "invalid_event";
+    rd_kafka_headers_t *h = deadletter_headers(s->msg, reason, s->perr, timeutil_now_ms());
+    if (h == NULL) {
+        snprintf(err, errlen, "dead letter: out of memory");
+        return TXN_FATAL;
+    }
+    LOG_WARN("dlq", "%s [%" PRId32 "] @%" PRId64 ": %s: %s", rd_kafka_topic_name(s->msg->rkt),
+             s->msg->partition, s->msg->offset, reason, s->perr);
+    bc->dead[s->parsed == EVENT_INVALID_JSON ? 0 : 1]++;
+    return txn_produce(d->producer, d->t_dlq, s->msg->key, s->msg->key_len, s->msg->payload,
+                       s->msg->len, h, PRODUCE_WAIT_MS, err, errlen);
+}
+
+static txn_result produce_items(dispatcher *d, const event *ev, size_t from, batch_counts *bc,
+                                char *err, size_t errlen)
+{
+    size_t klen = strlen(ev->user_id);
+    for (size_t i = from; i < d->fl.n; i++) {
+        fanout_item *it = &d->fl.items[i];
+        if (it->action == DECIDE_SKIP) {
+            int k = skip_index(it->skip_reason);
+            if (k >= 0)
+                bc->skips[k]++;
+            continue;
+        }
+        bool later = it->action == DECIDE_SCHEDULE;
+        const char *topic = later ? d->t_retry[it->channel] : d->t_deliver[it->channel];
+        txn_result r = txn_produce(d->producer, topic, ev->user_id, klen, it->value, it->vlen,
+                                   NULL, PRODUCE_WAIT_MS, err, errlen);
+        if (r != TXN_OK)
+            return r;
+        bc->deliveries[it->channel][later ? 1 : 0]++;
+    }
+    return TXN_OK;
+}
+
+static batch_result from_txn(txn_result r)
+{
+    return r == TXN_OK ? BATCH_OK : r == TXN_FATAL ? BATCH_FATAL : BATCH_ABORTED;
+}
+
+static batch_result process_events(dispatcher *d, char *err, size_t errlen)
+{
+    batch_counts bc;
+    memset(&bc, 0, sizeof bc);
+    int64_t now_ms = timeutil_now_ms();
+    batch_result ret = BATCH_RETRY_PG;
+    bool in_txn = false;
+    rd_kafka_topic_partition_list_t *offsets = NULL;
+
+    if (resolve(d, now_ms, err, errlen) != PG_OK)
+        goto out;
+    txn_result tr = txn_begin(d->producer, err, errlen);
+    if (tr != TXN_OK) {
+        ret = from_txn(tr);
+        goto out;
+    }
+    in_txn = true;
+    fanout_list_reset(&d->fl);
+    status_batch_reset(d->sb);
+    for (size_t i = 0; i < d->nslots; i++) {
+        slot *s = &d->slots[i];
+        if (s->parsed != EVENT_OK) {
+            if ((tr = dead_letter(d, s, &bc, err, errlen)) != TXN_OK) {
+                ret = from_txn(tr);
+                goto out;
+            }
+            continue;
+        }
+        size_t from = d->fl.n;
+        if (fanout_event(&s->ev, s->user, s->tpl, &d->fo, now_ms, &d->fl, err, errlen) != 0 ||
+            status_add_event(d->sb, &s->ev) != 0 ||
+            status_add_items(d->sb, &s->ev, d->fl.items + from, d->fl.n - from) != 0) {
+            ret = BATCH_FATAL;
+            goto out;
+        }
+        if ((tr = produce_items(d, &s->ev, from, &bc, err, errlen)) != TXN_OK) {
+            ret = from_txn(tr);
+            goto out;
+        }
+        bc.events++;
+    }
+    /* Rows first: a delivery visible in Kafka must have its row. */
+    if (status_write(d->sb, d->db, err, errlen) != PG_OK)
+        goto out;
+    offsets = batch_offsets(d, false);
+    tr = txn_commit(d->producer, d->consumer, offsets, err, errlen);
+    in_txn = false;
+    if (tr != TXN_OK) {
+        ret = from_txn(tr);
+        goto out;
+    }
+    ret = BATCH_OK;
+    metrics_counter_add(d->m.events, bc.events + bc.dead[0] + bc.dead[1]);
+    for (int k = 0; k < 2; k++)
+        metrics_counter_add(d->m.dead[k], bc.dead[k]);
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++)
+        for (int k = 0; k < 2; k++)
+            metrics_counter_add(d->m.deliveries[c][k], bc.deliveries[c][k]);
+    for (size_t k = 0; k < NSKIP; k++)
+        metrics_counter_add(d->m.skips[k], bc.skips[k]);
+out:
+    if (in_txn) {
+        char why[256];
+        if (txn_abort(d->producer, why, sizeof why) != TXN_OK) {
+            LOG_ERROR(NULL, "abort failed: %s", why);
+            ret = BATCH_FATAL;
+        }
+    }
+    if (offsets != NULL)
+        rd_kafka_topic_partition_list_destroy(offsets);
+    fanout_list_reset(&d->fl);
+    status_batch_reset(d->sb);
+    return ret;
+}
+
+static batch_result process_broadcast(dispatcher *d, char *err, size_t errlen)
+{
+    slot *s = &d->slots[0];
+    broadcast_ctx bc = {
+        .producer = d->producer,
+        .consumer = d->consumer,
+        .db = d->db,
+        .events_topic = d->t_events,
+        .page = d->cfg->broadcast_page,
+        .chunk = d->cfg->broadcast_chunk,
+        .produce_timeout_ms = PRODUCE_WAIT_MS,
+        .stop = d->stop,
+        .produced = d->m.broadcast_events,
+    };
+    switch (broadcast_expand(&bc, &s->ev, s->msg, d->sb, err, errlen)) {
+    case BROADCAST_DONE:
+        metrics_counter_inc(d->m.broadcasts);
+        metrics_counter_inc(d->m.events);
+        return BATCH_OK;
+    case BROADCAST_RETRY_PG:
+        return BATCH_RETRY_PG;
+    case BROADCAST_ABORTED:
+        return BATCH_ABORTED;
+    case BROADCAST_STOPPED:
+        return BATCH_STOPPED;
+    case BROADCAST_FATAL:
+        break;
+    }
+    return BATCH_FATAL;
+}
+
+/* --------------------------------------------------------------- the loop */
+
+static void pg_outage(dispatcher *d)
+{
+    char err[256];
+    d->pg_delay_ms = backoff_decorrelated_ms(100, d->cfg->pg_retry_max_ms, d->pg_delay_ms, &d->rng);
+    d->resume_at_ms = timeutil_monotonic_ms() + d->pg_delay_ms;
+    atomic_store(&d->pg_up, false);
+    if (!d->pg_paused) {
+        if (kafka_consumer_pause(d->consumer, err, sizeof err) != KAFKA_OK)
+            LOG_WARN("consumer", "%s", err);
+        d->pg_paused = true;
+    }
+    LOG_WARN(NULL, "PostgreSQL unavailable: consumption paused, retrying in %" PRId64 " ms",
+             d->pg_delay_ms);
+}
+
+static void pg_maybe_resume(dispatcher *d)
+{
+    char err[256];
+    if (!d->pg_paused || timeutil_monotonic_ms() < d->resume_at_ms)
+        return;
+    if (!pg_ok(d->db) && pg_reset(d->db, err, sizeof err) != PG_OK) {
+        LOG_WARN(NULL, "%s", err);
+        pg_outage(d);
+        return;
+    }
+    if (kafka_consumer_resume(d->consumer, err, sizeof err) != KAFKA_OK) {
+        LOG_WARN("consumer", "%s", err);
+        return;
+    }
+    d->pg_paused = false;
+    LOG_INFO(NULL, "consumption resumed");
+}
+
+static void housekeeping(dispatcher *d)
+{
+    int64_t now = timeutil_monotonic_ms();
+    atomic_store(&d->heartbeat_ms, now);
+    poll_notifications(d);
+    pg_maybe_resume(d);
+    if (now >= d->next_lag_ms) {
+        update_lag(d);
+        prefs_cache_stats ps;
+        prefs_cache_stats_get(d->users, &ps);
+        metrics_gauge_set(d->m.cache_entries, (double)ps.entries);
+        d->next_lag_ms = now + LAG_EVERY_MS;
+    }
+}
+
+int dispatcher_run(dispatcher *d)
+{
+    char err[1024];
+    int rc = 0;
+
+    LOG_INFO(NULL, "dispatching %s (group %s, transactional id %s)", d->t_events,
+             d->cfg->group_id, d->tid);
+    while (!*d->stop) {
+        housekeeping(d);
+        if (d->pg_paused) {
+            /* Keep serving the group (rebalances, heartbeats) while paused. */
+            rd_kafka_message_t *m = kafka_consumer_poll(d->consumer, IDLE_POLL_MS);
+            if (m != NULL)
+                rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (collect(d) != 0) {
+            rc = 1;
+            break;
+        }
+        if (d->nslots == 0)
+            continue;
+        int64_t t0 = timeutil_monotonic_ms();
+        size_t n = d->nslots;
+        batch_result r = d->nslots == 1 && is_broadcast(&d->slots[0])
+                             ? process_broadcast(d, err, sizeof err)
+                             : process_events(d, err, sizeof err);
+        if (r == BATCH_OK) {
+            metrics_histogram_observe(d->m.batch_seconds,
+                                      (double)(timeutil_monotonic_ms() - t0) / 1000.0);
+            metrics_histogram_observe(d->m.batch_events, (double)n);
+            d->pg_delay_ms = 0;
+            atomic_store(&d->pg_up, true);
+            drop_batch(d);
+            continue;
+        }
+        if (r == BATCH_FATAL) {
+            LOG_ERROR(NULL, "stopping: %s", err);
+            atomic_store(&d->fatal, true);
+            rc = 1;
+            break;
+        }
+        LOG_WARN(NULL, "batch of %zu record(s) %s: %s", n,
+                 r == BATCH_STOPPED ? "interrupted by shutdown" : "will be redone", err);
+        if (rewind_batch(d) != 0) {
+            rc = 1;
+            break;
+        }
+        if (r == BATCH_RETRY_PG) {
+            metrics_counter_inc(d->m.pg_failures);
+            pg_outage(d);
+        } else if (r == BATCH_ABORTED) {
+            metrics_counter_inc(d->m.aborts);
+        }
+    }
+
+    /* Shutdown: the batch in hand has been committed or rewound. */
+    drop_batch(d);
+    drop_held(d);
+    LOG_INFO(NULL, "leaving the consumer group");
+    if (kafka_consumer_close(d->consumer, err, sizeof err) != KAFKA_OK)
+        LOG_WARN("consumer", "%s", err);
+    int left = kafka_producer_flush(d->producer, (int)d->cfg->shutdown_ms);
+    if (left > 0) {
+        LOG_ERROR(NULL, "%d message(s) still queued at exit", left);
+        rc = 1;
+    }
+    LOG_INFO(NULL, "stopped");
+    return rc;
+}
+
+/* ----------------------------------------------------------- construction */
+
+/* A copy of props (items shared, not owned) with one default in front, which props override. */
+static int props_with(config_kafka_props *out, const char *key, const char *value,
+                      const config_kafka_props *props)
+{
+    size_t n = (props != NULL ? props->count : 0) + 1;
+    out->items = calloc(n, sizeof(config_kv));
+    if (out->items == NULL)
+        return -1;
+    out->items[0].key = (char *)key;
+    out->items[0].value = (char *)value;
+    for (size_t i = 1; i < n; i++)
+        out->items[i] = props->items[i - 1];
+    out->count = n;
+    return 0;
+}
+
+static int build_props(dispatcher *d, const config_kafka_props *props)
+{
+    /*
+     * Per-user events of a broadcast are produced in transactions: an
+     * aborted chunk must never be dispatched.
+     */
+    if (props_with(&d->cprops, "isolation.level", "read_committed", props) != 0)
+        return -1;
+    /*
+     * A dispatcher that dies inside a transaction leaves it open, and
+     * read_committed readers of its partitions wait until the broker times
+     * it out (unless a successor with the same transactional.id fences it
+     * at once).  Batches take well under a second, so 15 s instead of
+     * librdkafka's 60 s bounds that stall.
+     */
+    return props_with(&d->pprops, "transaction.timeout.ms", "15000", props);
+}
+
+static void default_tid(char *out, size_t outlen)
+{
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    snprintf(out, outlen, "herald-dispatcher-%s-%ld", host, (long)getpid());
+}
+
+static pg_conn *connect_db(dispatcher *d, char *err, size_t errlen)
+{
+    pg_options po = {
+        .connect_timeout_s = 2,
+        /* Short: a batch stuck on a dead server should give up and back off. */
+        .max_wait_ms = 2000,
+        .application_name = "herald-dispatcher",
+        .stop = d->stop,
+    };
+    for (int i = 0; !*d->stop; i++) {
+        pg_conn *c = pg_connect(d->common->database_url, &po, err, errlen);
+        if (c != NULL)
+            return c;
+        LOG_WARN(NULL, "%s; retrying", err);
+    }
+    snprintf(err, errlen, "stopped before PostgreSQL answered");
+    return NULL;
+}
+
+static int init_txn(dispatcher *d, char *err, size_t errlen)
+{
+    while (!*d->stop) {
+        kafka_err_class c = kafka_txn_init(d->producer, 30000, err, errlen);
+        if (c == KAFKA_ERRCLASS_NONE)
+            return 0;
+        if (c != KAFKA_ERRCLASS_RETRIABLE)
+            return -1;
+        LOG_WARN(NULL, "%s; retrying", err);
+    }
+    snprintf(err, errlen, "stopped before Kafka answered");
+    return -1;
+}
+
+dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_config *common,
+                           const config_kafka_props *props, const volatile sig_atomic_t *stop,
+                           int *config_error, char *err, size_t errlen)
+{
+    dispatcher *d = calloc(1, sizeof(*d)), *ret = NULL;
+    *config_error = 0;
+    if (d == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->common = common;
+    d->stop = stop;
+    d->fo.sms_max_segments = (int)cfg->sms_max_segments;
+    d->rng = (uint64_t)timeutil_now_ms() ^ ((uint64_t)getpid() << 32);
+    atomic_store(&d->heartbeat_ms, timeutil_monotonic_ms());
+    atomic_store(&d->pg_up, true);
+    if (cfg->transactional_id != NULL && *cfg->transactional_id != '\0')
+        snprintf(d->tid, sizeof d->tid, "%s", cfg->transactional_id);
+    else
+        default_tid(d->tid, sizeof d->tid);
+
+    char name[TOPIC_MAX];
+    config_topic(common, TOPICS_EVENTS, d->t_events, sizeof d->t_events);
+    config_topic(common, TOPICS_DLQ, d->t_dlq, sizeof d->t_dlq);
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++) {
+        const char *ch = delivery_channel_name((delivery_channel)c);
+        config_topic(common, topics_deliveries(ch, name, sizeof name), d->t_deliver[c],
+                     sizeof d->t_deliver[c]);
+        config_topic(common, topics_retry(ch, name, sizeof name), d->t_retry[c],
+                     sizeof d->t_retry[c]);
+    }
+
+    prefs_cache_options po = {
+        .max_entries = (size_t)cfg->cache_size,
+        .max_bytes = (size_t)cfg->cache_max_bytes,
+        .ttl_ms = cfg->cache_ttl_ms,
+        .negative_ttl_ms = cfg->cache_negative_ttl_ms,
+        .seed = d->rng,
+    };
+    static const char *const channels[] = {"herald_user_changed", "herald_template_changed", NULL};
+    if ((d->reg = metrics_registry_new()) == NULL || metrics_init(d) != 0 ||
+        (d->users = prefs_cache_new(&po)) == NULL ||
+        (d->tpls = tplcache_new(TEMPLATE_TYPES_MAX, cfg->template_ttl_ms)) == NULL ||
+        (d->sb = status_batch_new(STATUS_BYTES_CAP)) == NULL ||
+        (d->lis = listener_new(common->database_url, channels)) == NULL ||
+        build_props(d, props) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    d->ops = opsserver_start(cfg->metrics_addr, d->reg, health_check, ready_check, d, err, errlen);
+    if (d->ops == NULL) {
+        *config_error = 1; /* HERALD_METRICS_ADDR unusable */
+        goto out;
+    }
+    d->consumer = kafka_consumer_new(common->kafka_brokers, cfg->group_id, &d->cprops, err, errlen);
+    if (d->consumer == NULL) {
+        *config_error = 1; /* only a bad -X property gets here */
+        goto out;
+    }
+    kafka_consumer_set_rebalance_cb(d->consumer, on_rebalance, d);
+    d->producer = kafka_producer_new(common->kafka_brokers, &d->pprops, d->tid, err, errlen);
+    if (d->producer == NULL) {
+        *config_error = 1;
+        goto out;
+    }
+    if ((d->db = connect_db(d, err, errlen)) == NULL)
+        goto out;
+    if (init_txn(d, err, errlen) != 0)
+        goto out;
+    const char *topics[] = {d->t_events};
+    if (kafka_consumer_subscribe(d->consumer, topics, 1, err, errlen) != KAFKA_OK)
+        goto out;
+    /* Listen before the first batch so that nothing cached misses a change. */
+    poll_notifications(d);
+    ret = d;
+    d = NULL;
+out:
+    dispatcher_free(d);
+    return ret;
+}
+
+uint16_t dispatcher_metrics_port(const dispatcher *d)
+{
+    return opsserver_port(d->ops);
+}
+
+void dispatcher_free(dispatcher *d)
+{
+    if (d == NULL)
+        return;
+    /* The ops server reads the registry and the producer: stop it first. */
+    opsserver_stop(d->ops);
+    drop_batch(d);
+    drop_held(d);
+    free(d->slots);
+    kafka_consumer_destroy(d->consumer);
+    kafka_producer_destroy(d->producer);
+    pg_close(d->db);
+    listener_free(d->lis);
+    fanout_list_free(&d->fl);
+    status_batch_free(d->sb);
+    prefs_cache_free(d->users);
+    tplcache_free(d->tpls);
+    metrics_registry_free(d->reg);
+    free(d->cprops.items);
+    free(d->pprops.items);
+    free(d);
+}

@@ -1,0 +1,64 @@
+/*
+ * herald-dispatcher: turns events into per-channel deliveries (see
+ * dispatcher.h, docs/dispatcher.md).
+ */
+#include <signal.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "dispatcher.h"
+#include "dispatcher_config.h"
+#include "log.h"
+
+static volatile sig_atomic_t stop = 0;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+    herald_common_config common = {0};
+    dispatcher_config cfg = {0};
+    config_kafka_props props = {0};
+    const config_table tables[] = {{config_common_vars, &common}, {dispatcher_config_vars, &cfg}};
+    const size_t ntables = sizeof tables / sizeof tables[0];
+    char err[1024];
+    int rc = 2, config_error = 0;
+    dispatcher *d = NULL;
+
+    config_status st = config_load(tables, ntables, argc, argv, NULL, &props,
+                                   "usage: herald-dispatcher [flags] [-X librdkafka.property=value ...]",
+                                   err, sizeof err);
+    if (st == CONFIG_HELP) {
+        rc = 0;
+        goto out;
+    }
+    if (st == CONFIG_ERROR) {
+        fprintf(stderr, "herald-dispatcher: %s\n", err);
+        goto out;
+    }
+    log_init("herald-dispatcher", (log_level)common.log_level, (log_format)common.log_format);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    d = dispatcher_new(&cfg, &common, &props, &stop, &config_error, err, sizeof err);
+    if (d == NULL) {
+        if (config_error)
+            fprintf(stderr, "herald-dispatcher: %s\n", err);
+        else
+            LOG_ERROR(NULL, "cannot start: %s", err);
+        rc = config_error ? 2 : (stop ? 0 : 1);
+        goto out;
+    }
+    rc = dispatcher_run(d);
+out:
+    dispatcher_free(d);
+    config_free(tables, ntables, &props);
+    return rc;
+}

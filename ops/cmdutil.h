@@ -1,0 +1,54 @@
+/*
+ * cmdutil: small pieces the operator commands share — TIME flags, a
+ * producer with a bounded wait, and the progress line of long scans.
+ */
+#ifndef HERALD_OPS_CMDUTIL_H
+#define HERALD_OPS_CMDUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctl.h"
+#include "kafka.h"
+
+/*
+ * Parses the TIME argument of a flag (RFC 3339 or relative, timeutil.h).
+ * NULL or "" leaves *out_ms at -1 and succeeds.  On error prints one line
+ * "heraldctl CMD: --FLAG: ..." and returns -1 (exit 2).
+ */
+int cmdutil_time_flag(const char *cmd, const char *flag, const char *value, int64_t *out_ms)
+    __attribute__((warn_unused_result));
+
+/*
+ * A producer whose messages give up after timeout_ms (message.timeout.ms,
+ * unless the operator set it with -X), so an unreachable broker fails the
+ * command instead of hanging it.  NULL with one line on stderr.
+ */
+kafka_producer *cmdutil_producer(const ctl_context *ctx, const char *cmd, int timeout_ms)
+    __attribute__((warn_unused_result));
+
+/*
+ * The progress line of a long scan: redrawn in place on a terminal (stderr
+ * a tty) at most a few times a second, silent otherwise.
+ */
+typedef struct cmdutil_progress {
+    bool tty;
+    int64_t last_ms;
+    bool drawn;
+} cmdutil_progress;
+
+void cmdutil_progress_init(cmdutil_progress *p);
+
+/* Redraws the line with the text of fmt when due (force: now). */
+void cmdutil_progress_update(cmdutil_progress *p, bool force, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Clears the line, so what follows starts on a clean one. */
+void cmdutil_progress_done(cmdutil_progress *p);
+
+/* Prints "heraldctl CMD: cannot reach Kafka at BROKERS: ERR" (exit 1). */
+void cmdutil_kafka_error(const ctl_context *ctx, const char *cmd, const char *what,
+                         const char *err);
+
+#endif
