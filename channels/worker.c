@@ -1293,24 +1293,36 @@ static void drain_wake(worker *w)
         ;
 }
 
+static double prof[8]; static long npass;
+static double us(void){struct timespec ts; clock_gettime(CLOCK_MONOTONIC,&ts); return ts.tv_sec*1e6+ts.tv_nsec/1e3;}
 static void pass(worker *w, bool take_records)
 {
     int64_t now = timeutil_monotonic_ms();
+    double t0 = us();
     if (take_records)
         intake(w);
     release_held(w);
+    double t1 = us(); prof[0] += t1 - t0;
     claim_batch(w, now);
+    double t2 = us(); prof[1] += t2 - t1;
     start_sends(w, now);
     finish_sync(w);
+    double t3 = us(); prof[2] += t3 - t2;
     produce_waiting(w, now);
     kafka_producer_poll(w->producer, 0);
     flush_records(w, now, false);
+    double t4 = us(); prof[3] += t4 - t3;
     store_offsets(w, now, false);
     set_pause(w, now);
     update_gauges(w, now);
+    double t5 = us(); prof[4] += t5 - t4;
     struct curl_waitfd wfd = {.fd = w->wake[0], .events = CURL_WAIT_POLLIN};
-    sender_poll(w->snd, next_timeout(w, now), &wfd, 1);
+    int to = next_timeout(w, now);
+    sender_poll(w->snd, to, &wfd, 1);
     drain_wake(w);
+    double t6 = us(); prof[5] += t6 - t5; if (to > 0) prof[6] += t6 - t5;
+    npass++;
+    if (npass % 200 == 0) fprintf(stderr, "passes %ld intake %.0f claim %.0f send %.0f record %.0f offs %.0f poll %.0f (waiting %.0f) ms; ready %zu claimq %zu record %zu inflight %d\n", npass, prof[0]/1e3, prof[1]/1e3, prof[2]/1e3, prof[3]/1e3, prof[4]/1e3, prof[5]/1e3, prof[6]/1e3, w->readyq.n, w->claimq.n, w->recordq.n, sender_in_flight(w->snd));
 }
 
 /* Unsent claims go back to the table so the next reader need not wait out the lease. */

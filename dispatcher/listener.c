@@ -68,12 +68,20 @@ bool listener_ok(const listener *l)
     return l->listening;
 }
 
+/* libpq prints server notices (such as the FATAL of a terminated backend) on stderr by default. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    LOG_DEBUG("listen", "server: %s", message);
+}
+
 static bool connect_and_listen(listener *l)
 {
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
     const char *vals[] = {l->url, "2", "herald-dispatcher-listen", NULL};
     char redacted[512];
     l->conn = PQconnectdbParams(keys, vals, 1);
+    PQsetNoticeProcessor(l->conn, on_notice, NULL);
     if (PQstatus(l->conn) != CONNECTION_OK) {
         LOG_WARN("listen", "cannot connect to %s: %s",
                  log_redact_url(l->url, redacted, sizeof redacted), PQerrorMessage(l->conn));
