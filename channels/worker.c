@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "backoff.h"
+#include "bgtask.h"
 #include "breaker.h"
 #include "delivery.h"
 #include "dlq.h"
@@ -54,7 +55,6 @@
 #include "topics.h"
 
 #define BATCH_MAX          1000 /* records per intake pass, rows per statement */
-#define RECORD_LINGER_MS   5    /* outcomes wait at most this long to share a statement */
 #define COMMIT_INTERVAL_MS 1000
 #define DB_RETRY_MS        1000
 #define PRODUCE_RETRY_MS   1000
@@ -148,7 +148,10 @@ struct worker {
     retry_policy policy;
     uint64_t rng;
 
-    store *db;
+    store *db_claim;  /* used by claim_task's thread */
+    store *db_record; /* used by record_task's thread (and the loop when it is idle) */
+    bgtask *claim_task;
+    bgtask *record_task;
     sender *snd;
     kafka_consumer *consumer;
     kafka_producer *producer;
@@ -170,7 +173,6 @@ struct worker {
 
     int64_t blocked_until; /* monotonic: rate limit or breakers */
     int64_t db_retry_at;   /* monotonic: PostgreSQL unavailable */
-    int64_t record_since;  /* monotonic: oldest unflushed outcome */
     int64_t last_commit;
     bool stored_since_commit;
     bool more_records; /* the last intake stopped at its batch limit */
@@ -386,8 +388,6 @@ static void on_delivery_report(void *opaque, const kafka_delivery_report *dr)
         if (j->produce == PRODUCE_RETRY)
             metrics_counter_inc(w->m.retries);
         if (j->record_after_produce) {
-            if (w->recordq.n == 0)
-                w->record_since = timeutil_monotonic_ms();
             jobq_push(&w->recordq, j);
         } else {
             job_done(w, j);
@@ -442,8 +442,6 @@ static void dead_letter(worker *w, job *j, const char *reason, const char *error
 
 static void record_outcome(worker *w, job *j)
 {
-    if (w->recordq.n == 0)
-        w->record_since = timeutil_monotonic_ms();
     jobq_push(&w->recordq, j);
 }
 
@@ -649,45 +647,88 @@ static void release_held(worker *w)
 
 /* ---------------------------------------------------------------- claim */
 
+/* One claim statement's batch, handed to claim_task and back. */
+typedef struct claim_op {
+    size_t n;
+    job **jobs;
+    store_claim_item *items;
+    pg_status st;
+    char err[512];
+} claim_op;
+
+static void claim_op_free(claim_op *op)
+{
+    if (op == NULL)
+        return;
+    free(op->jobs);
+    free(op->items);
+    free(op);
+}
+
+/* Runs on claim_task's thread: touches only the op and its own connection. */
+static void run_claim(void *arg, void *ctx)
+{
+    claim_op *op = arg;
+    op->st = store_claim(ctx, op->items, op->n, op->err, sizeof op->err);
+}
+
 static void claim_batch(worker *w, int64_t now)
 {
-    char err[512], ctx[128];
-    if (w->claimq.n == 0 || now < w->db_retry_at || w->shutting_down)
+    if (w->claimq.n == 0 || now < w->db_retry_at || w->shutting_down ||
+        bgtask_busy(w->claim_task))
         return;
-    job *batch[BATCH_MAX];
-    store_claim_item items[BATCH_MAX];
-    size_t n = 0;
-    while (n < BATCH_MAX && w->claimq.n) {
+    size_t max = w->claimq.n < BATCH_MAX ? w->claimq.n : BATCH_MAX;
+    claim_op *op = calloc(1, sizeof *op);
+    if (op == NULL || (op->jobs = malloc(max * sizeof *op->jobs)) == NULL ||
+        (op->items = malloc(max * sizeof *op->items)) == NULL) {
+        claim_op_free(op);
+        LOG_ERROR(NULL, "out of memory claiming deliveries");
+        w->fatal = true;
+        return;
+    }
+    while (op->n < max && w->claimq.n) {
         job *j = jobq_pop(&w->claimq);
         if (!job_live(w, j)) {
             job_drop(w, j);
             continue;
         }
-        batch[n] = j;
-        items[n] = (store_claim_item){.key = j->d.idempotency_key,
-                                      .event_id = j->d.event_id,
-                                      .user_id = j->d.user_id,
-                                      .address = j->d.address};
-        n++;
+        op->jobs[op->n] = j;
+        op->items[op->n] = (store_claim_item){.key = j->d.idempotency_key,
+                                              .event_id = j->d.event_id,
+                                              .user_id = j->d.user_id,
+                                              .address = j->d.address};
+        op->n++;
     }
-    if (n == 0)
+    if (op->n == 0) {
+        claim_op_free(op);
         return;
-    pg_status st = store_claim(w->db, items, n, err, sizeof err);
-    if (st != PG_OK) {
-        LOG_WARN(NULL, "claim of %zu deliveries failed (%s), retrying: %s", n, pg_status_name(st),
-                 err);
-        for (size_t i = n; i-- > 0;)
-            jobq_push_front(&w->claimq, batch[i]);
-        w->db_retry_at = now + (st == PG_RETRY ? 0 : DB_RETRY_MS);
-        atomic_store(&w->db_up, st == PG_RETRY);
+    }
+    bgtask_submit(w->claim_task, op);
+}
+
+static void collect_claims(worker *w, int64_t now)
+{
+    char ctx[128];
+    claim_op *op = bgtask_take(w->claim_task);
+    if (op == NULL)
+        return;
+    if (op->st != PG_OK) {
+        LOG_WARN(NULL, "claim of %zu deliveries failed (%s), retrying: %s", op->n,
+                 pg_status_name(op->st), op->err);
+        for (size_t i = op->n; i-- > 0;)
+            jobq_push_front(&w->claimq, op->jobs[i]);
+        w->db_retry_at = now + (op->st == PG_RETRY ? 0 : DB_RETRY_MS);
+        atomic_store(&w->db_up, op->st == PG_RETRY);
+        claim_op_free(op);
         return;
     }
     atomic_store(&w->db_up, true);
-    for (size_t i = 0; i < n; i++) {
-        job *j = batch[i];
-        switch (items[i].result) {
+    for (size_t i = 0; i < op->n; i++) {
+        job *j = op->jobs[i];
+        const store_claim_item *it = &op->items[i];
+        switch (it->result) {
         case STORE_CLAIMED: {
-            j->attempts = items[i].attempts;
+            j->attempts = it->attempts;
             int r = keyq_acquire(w->users, j->d.user_id, j);
             if (r < 0) {
                 w->fatal = true;
@@ -707,8 +748,7 @@ static void claim_batch(worker *w, int64_t now)
             /* Another worker is sending it now.  Look again once its lease ends:
              * if it finished, the row says sent; if it died, the lease is free. */
             int64_t wall = timeutil_now_ms();
-            j->not_before_ms =
-                (items[i].lease_until_ms > wall ? items[i].lease_until_ms : wall) + 100;
+            j->not_before_ms = (it->lease_until_ms > wall ? it->lease_until_ms : wall) + 100;
             j->attempts = 0;
             job_ctx(j, ctx, sizeof ctx);
             LOG_INFO(ctx, "leased by another worker: looking again in %" PRId64 " ms",
@@ -718,6 +758,7 @@ static void claim_batch(worker *w, int64_t now)
         }
         }
     }
+    claim_op_free(op);
 }
 
 /* ---------------------------------------------------------------- sends */
@@ -818,23 +859,57 @@ static void finish_sync(worker *w)
 
 /* -------------------------------------------------------------- records */
 
-static void flush_records(worker *w, int64_t now, bool force)
-{
+/* One batch of outcomes (and dead tokens), handed to record_task and back. */
+typedef struct record_op {
+    size_t n, ntok;
+    job **jobs;
+    store_outcome *out;
+    const char **tok_users, **tokens;
+    pg_status st;
     char err[512];
-    if (w->recordq.n == 0 || now < w->db_retry_at)
+} record_op;
+
+static void record_op_free(record_op *op)
+{
+    if (op == NULL)
         return;
-    if (!force && w->recordq.n < BATCH_MAX && now - w->record_since < RECORD_LINGER_MS &&
-        !w->shutting_down)
+    free(op->jobs);
+    free(op->out);
+    free(op->tok_users);
+    free(op->tokens);
+    free(op);
+}
+
+/* Runs on record_task's thread. */
+static void run_record(void *arg, void *ctx)
+{
+    record_op *op = arg;
+    op->st = store_record(ctx, op->out, op->n, op->err, sizeof op->err);
+    if (op->st == PG_OK && op->ntok)
+        op->st = store_delete_tokens(ctx, op->tok_users, op->tokens, op->ntok, op->err,
+                                     sizeof op->err);
+}
+
+static void flush_records(worker *w, int64_t now)
+{
+    if (w->recordq.n == 0 || now < w->db_retry_at || bgtask_busy(w->record_task))
         return;
-    job *batch[BATCH_MAX];
-    store_outcome out[BATCH_MAX];
-    const char *tok_users[BATCH_MAX], *tokens[BATCH_MAX];
-    size_t n = 0, ntok = 0;
-    while (n < BATCH_MAX && w->recordq.n) {
+    size_t max = w->recordq.n < BATCH_MAX ? w->recordq.n : BATCH_MAX;
+    record_op *op = calloc(1, sizeof *op);
+    if (op == NULL || (op->jobs = malloc(max * sizeof *op->jobs)) == NULL ||
+        (op->out = malloc(max * sizeof *op->out)) == NULL ||
+        (op->tok_users = malloc(max * sizeof *op->tok_users)) == NULL ||
+        (op->tokens = malloc(max * sizeof *op->tokens)) == NULL) {
+        record_op_free(op);
+        LOG_ERROR(NULL, "out of memory recording outcomes");
+        w->fatal = true;
+        return;
+    }
+    while (op->n < max && w->recordq.n) {
         job *j = jobq_pop(&w->recordq);
-        batch[n] = j;
+        op->jobs[op->n] = j;
         if (j->parsed && j->status) {
-            out[n] = (store_outcome){
+            op->out[op->n] = (store_outcome){
                 .key = j->d.idempotency_key,
                 .status = j->status,
                 .error = j->error[0] ? j->error : NULL,
@@ -843,30 +918,35 @@ static void flush_records(worker *w, int64_t now, bool force)
                 .not_before_ms = strcmp(j->status, "retrying") == 0 ? j->not_before_ms : 0,
             };
         } else {
-            out[n] = (store_outcome){.key = "", .status = "failed"}; /* matches no row */
+            op->out[op->n] = (store_outcome){.key = "", .status = "failed"}; /* matches no row */
         }
         if (j->dead_token) {
-            tok_users[ntok] = j->d.user_id;
-            tokens[ntok++] = j->d.address;
+            op->tok_users[op->ntok] = j->d.user_id;
+            op->tokens[op->ntok++] = j->d.address;
         }
-        n++;
+        op->n++;
     }
-    pg_status st = store_record(w->db, out, n, err, sizeof err);
-    if (st == PG_OK && ntok)
-        st = store_delete_tokens(w->db, tok_users, tokens, ntok, err, sizeof err);
-    if (st != PG_OK) {
-        LOG_WARN(NULL, "recording %zu outcomes failed (%s), retrying: %s", n, pg_status_name(st),
-                 err);
-        for (size_t i = n; i-- > 0;)
-            jobq_push_front(&w->recordq, batch[i]);
-        w->db_retry_at = now + (st == PG_RETRY ? 0 : DB_RETRY_MS);
-        atomic_store(&w->db_up, st == PG_RETRY);
+    bgtask_submit(w->record_task, op);
+}
+
+static void collect_records(worker *w, int64_t now)
+{
+    record_op *op = bgtask_take(w->record_task);
+    if (op == NULL)
         return;
+    if (op->st != PG_OK) {
+        LOG_WARN(NULL, "recording %zu outcomes failed (%s), retrying: %s", op->n,
+                 pg_status_name(op->st), op->err);
+        for (size_t i = op->n; i-- > 0;)
+            jobq_push_front(&w->recordq, op->jobs[i]);
+        w->db_retry_at = now + (op->st == PG_RETRY ? 0 : DB_RETRY_MS);
+        atomic_store(&w->db_up, op->st == PG_RETRY);
+    } else {
+        atomic_store(&w->db_up, true);
+        for (size_t i = 0; i < op->n; i++)
+            job_done(w, op->jobs[i]);
     }
-    atomic_store(&w->db_up, true);
-    for (size_t i = 0; i < n; i++)
-        job_done(w, batch[i]);
-    w->record_since = now;
+    record_op_free(op);
 }
 
 /* -------------------------------------------------------------- offsets */
@@ -1183,8 +1263,13 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     if (w->snd == NULL)
         goto fail;
 
-    w->db = store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, run, err, errlen);
-    if (w->db == NULL)
+    w->db_claim =
+        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, run, err, errlen);
+    if (w->db_claim == NULL)
+        goto fail;
+    w->db_record =
+        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, run, err, errlen);
+    if (w->db_record == NULL)
         goto fail;
 
     char group[600];
@@ -1218,6 +1303,12 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         rd_kafka_queue_io_event_enable(q, w->wake[1], "p", 1);
         rd_kafka_queue_destroy(q);
     }
+    w->claim_task = bgtask_new(run_claim, w->db_claim, w->wake[1], err, errlen);
+    if (w->claim_task == NULL)
+        goto fail;
+    w->record_task = bgtask_new(run_record, w->db_record, w->wake[1], err, errlen);
+    if (w->record_task == NULL)
+        goto fail;
     const char *subs[NTOPICS] = {w->topics[TOPIC_DELIVERIES], w->topics[TOPIC_RETRY]};
     if (kafka_consumer_subscribe(w->consumer, subs, NTOPICS, err, errlen) != KAFKA_OK)
         goto fail;
@@ -1258,16 +1349,14 @@ static int next_timeout(worker *w, int64_t now)
     bool can_send = w->readyq.n && !sender_full(w->snd) && now >= w->blocked_until;
     if (can_send && !w->shutting_down)
         return 0;
-    if (w->claimq.n && now >= w->db_retry_at && !w->shutting_down)
+    if (w->claimq.n && now >= w->db_retry_at && !w->shutting_down &&
+        !bgtask_busy(w->claim_task))
+        return 0;
+    if (w->recordq.n && now >= w->db_retry_at && !bgtask_busy(w->record_task))
         return 0;
     int64_t wake = now + IDLE_WAIT_MS;
-    if (w->recordq.n) {
-        int64_t t = w->record_since + RECORD_LINGER_MS;
-        if (now < w->db_retry_at && w->db_retry_at < wake)
-            t = w->db_retry_at;
-        if (t < wake)
-            wake = t;
-    }
+    if (w->recordq.n && w->db_retry_at > now && w->db_retry_at < wake)
+        wake = w->db_retry_at;
     if (w->readyq.n && w->blocked_until > now && w->blocked_until < wake)
         wake = w->blocked_until;
     if (w->claimq.n && w->db_retry_at > now && w->db_retry_at < wake)
@@ -1293,36 +1382,26 @@ static void drain_wake(worker *w)
         ;
 }
 
-static double prof[8]; static long npass;
-static double us(void){struct timespec ts; clock_gettime(CLOCK_MONOTONIC,&ts); return ts.tv_sec*1e6+ts.tv_nsec/1e3;}
 static void pass(worker *w, bool take_records)
 {
     int64_t now = timeutil_monotonic_ms();
-    double t0 = us();
     if (take_records)
         intake(w);
     release_held(w);
-    double t1 = us(); prof[0] += t1 - t0;
+    collect_claims(w, now);
     claim_batch(w, now);
-    double t2 = us(); prof[1] += t2 - t1;
     start_sends(w, now);
     finish_sync(w);
-    double t3 = us(); prof[2] += t3 - t2;
     produce_waiting(w, now);
     kafka_producer_poll(w->producer, 0);
-    flush_records(w, now, false);
-    double t4 = us(); prof[3] += t4 - t3;
+    collect_records(w, now);
+    flush_records(w, now);
     store_offsets(w, now, false);
     set_pause(w, now);
     update_gauges(w, now);
-    double t5 = us(); prof[4] += t5 - t4;
     struct curl_waitfd wfd = {.fd = w->wake[0], .events = CURL_WAIT_POLLIN};
-    int to = next_timeout(w, now);
-    sender_poll(w->snd, to, &wfd, 1);
+    sender_poll(w->snd, next_timeout(w, now), &wfd, 1);
     drain_wake(w);
-    double t6 = us(); prof[5] += t6 - t5; if (to > 0) prof[6] += t6 - t5;
-    npass++;
-    if (npass % 200 == 0) fprintf(stderr, "passes %ld intake %.0f claim %.0f send %.0f record %.0f offs %.0f poll %.0f (waiting %.0f) ms; ready %zu claimq %zu record %zu inflight %d\n", npass, prof[0]/1e3, prof[1]/1e3, prof[2]/1e3, prof[3]/1e3, prof[4]/1e3, prof[5]/1e3, prof[6]/1e3, w->readyq.n, w->claimq.n, w->recordq.n, sender_in_flight(w->snd));
 }
 
 /* Unsent claims go back to the table so the next reader need not wait out the lease. */
@@ -1343,7 +1422,9 @@ static void give_back_claims(worker *w)
     size_t n = 0;
     for (j = unsent.head; j && keys; j = j->next)
         keys[n++] = j->d.idempotency_key;
-    if (keys && store_release(w->db, keys, n, err, sizeof err) != PG_OK)
+    bgtask_wait(w->record_task);
+    collect_records(w, timeutil_monotonic_ms());
+    if (keys && store_release(w->db_record, keys, n, err, sizeof err) != PG_OK)
         LOG_WARN(NULL, "could not give back %zu claims (their leases will expire): %s", n, err);
     else
         LOG_INFO(NULL, "gave back %zu claimed deliveries not yet sent", n);
@@ -1362,6 +1443,8 @@ int worker_run(worker *w)
              dueq_size(w->held));
     w->shutting_down = true;
     set_pause(w, timeutil_monotonic_ms());
+    bgtask_wait(w->claim_task);
+    collect_claims(w, timeutil_monotonic_ms());
     give_back_claims(w);
 
     /* 2. let in-flight sends finish, within the deadline */
@@ -1379,14 +1462,15 @@ int worker_run(worker *w)
 
     /* 3. outcomes: produce acknowledgements, then rows */
     int64_t flush_deadline = timeutil_monotonic_ms() + 10000;
-    while ((w->producing || w->producewait.n || w->recordq.n) && !w->fatal &&
-           timeutil_monotonic_ms() < flush_deadline) {
+    while ((w->producing || w->producewait.n || w->recordq.n || bgtask_busy(w->record_task)) &&
+           !w->fatal && timeutil_monotonic_ms() < flush_deadline) {
         int64_t now = timeutil_monotonic_ms();
         produce_waiting(w, now);
-        kafka_producer_flush(w->producer, 100);
-        flush_records(w, now, true);
-        if (w->recordq.n && now < w->db_retry_at)
-            usleep(20000);
+        kafka_producer_flush(w->producer, 10);
+        collect_records(w, now);
+        flush_records(w, now);
+        if (w->recordq.n || bgtask_busy(w->record_task))
+            usleep(2000);
     }
 
     /* 4. commit what is durable */
@@ -1416,10 +1500,17 @@ void worker_free(worker *w)
     }
     kafka_consumer_destroy(w->consumer);
     kafka_producer_destroy(w->producer);
+    void *left = NULL;
+    bgtask_free(w->claim_task, &left);
+    claim_op_free(left);
+    left = NULL;
+    bgtask_free(w->record_task, &left);
+    record_op_free(left);
     while (w->all)
         job_free(w->all);
     sender_free(w->snd);
-    store_free(w->db);
+    store_free(w->db_claim);
+    store_free(w->db_record);
     for (int p = 0; p < NPROV; p++) {
         provider_free(w->prov[p]);
         breaker_free(w->brk[p]);

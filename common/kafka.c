@@ -421,7 +421,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     kafka_delivery_report dr = {
         .err = m->err,
         .errclass = cls,
-        .errstr = m->err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_message_errstr(m) : "Success",
+        .errstr = m->err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(m->err) : "Success",
         .topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : "",
         .partition = m->partition,
         .offset = m->err == RD_KAFKA_RESP_ERR_NO_ERROR ? m->offset : RD_KAFKA_OFFSET_INVALID,

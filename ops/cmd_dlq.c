@@ -24,7 +24,7 @@
 #define DLQ_USAGE                                                                                  \
     "usage: heraldctl dlq list [--stage S] [--reason R] [--channel C] [--since TIME] [--limit N] " \
     "[--json]\n"                                                                                   \
-    "       heraldctl dlq show PARTITION:OFFSET [--json]\n"                                       \
+    "       heraldctl dlq show PARTITION:OFFSET [--json]\n"                                        \
     "       heraldctl dlq stats [--since TIME] [--json]\n"                                         \
     "       heraldctl dlq requeue [--stage S] [--reason R] [--channel C] [--since TIME] "          \
     "[PARTITION:OFFSET ...] [--dry-run]"
@@ -46,39 +46,67 @@ typedef struct dlq_flags {
 } dlq_flags;
 
 #define FLAG_STAGE                                                                                 \
-    {.flag = "stage", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, stage),               \
-     .help = "only records dead-lettered by this stage (dispatcher, worker.email, ...)"}
+    {                                                                                              \
+        .flag = "stage", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, stage),              \
+        .help = "only records dead-lettered by this stage (dispatcher, worker.email, ...)"         \
+    }
 #define FLAG_REASON                                                                                \
-    {.flag = "reason", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, reason),             \
-     .help = "only records with this reason (max_attempts, permanent_failure, ...)"}
+    {                                                                                              \
+        .flag = "reason", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, reason),            \
+        .help = "only records with this reason (max_attempts, permanent_failure, ...)"             \
+    }
 #define FLAG_CHANNEL                                                                               \
-    {.flag = "channel", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, channel),           \
-     .help = "only records of this channel (email, sms, push)"}
+    {                                                                                              \
+        .flag = "channel", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, channel),          \
+        .help = "only records of this channel (email, sms, push)"                                  \
+    }
 #define FLAG_SINCE                                                                                 \
-    {.flag = "since", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, since),               \
-     .help = "only records dead-lettered at or after TIME (RFC 3339, or -15m, -2h, -7d)"}
+    {                                                                                              \
+        .flag = "since", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, since),              \
+        .help = "only records dead-lettered at or after TIME (RFC 3339, or -15m, -2h, -7d)"        \
+    }
 #define FLAG_JSON                                                                                  \
-    {.flag = "json", .type = CONFIG_BOOL, .def = "false", .offset = offsetof(dlq_flags, json),   \
-     .help = "print JSON instead of a table"}
+    {                                                                                              \
+        .flag = "json", .type = CONFIG_BOOL, .def = "false", .offset = offsetof(dlq_flags, json),  \
+        .help = "print JSON instead of a table"                                                    \
+    }
 #define FLAG_TIMEOUT                                                                               \
-    {.flag = "timeout", .type = CONFIG_DURATION, .def = "10s",                                   \
-     .offset = offsetof(dlq_flags, timeout_ms), .min = 100, .max = 600000,                        \
-     .help = "longest wait for the broker"}
+    {                                                                                              \
+        .flag = "timeout", .type = CONFIG_DURATION, .def = "10s",                                  \
+        .offset = offsetof(dlq_flags, timeout_ms), .min = 100, .max = 600000,                      \
+        .help = "longest wait for the broker"                                                      \
+    }
 
 static const config_var list_vars[] = {
-    FLAG_STAGE, FLAG_REASON, FLAG_CHANNEL, FLAG_SINCE,
-    {.flag = "limit", .type = CONFIG_INT, .def = "100", .offset = offsetof(dlq_flags, limit),
-     .min = 0, .max = 100000000, .help = "show at most N records (0: all)"},
-    FLAG_JSON, FLAG_TIMEOUT, {0},
+    FLAG_STAGE,
+    FLAG_REASON,
+    FLAG_CHANNEL,
+    FLAG_SINCE,
+    {.flag = "limit",
+     .type = CONFIG_INT,
+     .def = "100",
+     .offset = offsetof(dlq_flags, limit),
+     .min = 0,
+     .max = 100000000,
+     .help = "show at most N records (0: all)"},
+    FLAG_JSON,
+    FLAG_TIMEOUT,
+    {0},
 };
 static const config_var show_vars[] = {FLAG_JSON, FLAG_TIMEOUT, {0}};
 static const config_var stats_vars[] = {FLAG_SINCE, FLAG_JSON, FLAG_TIMEOUT, {0}};
 static const config_var requeue_vars[] = {
-    FLAG_STAGE, FLAG_REASON, FLAG_CHANNEL, FLAG_SINCE,
-    {.flag = "dry-run", .type = CONFIG_BOOL, .def = "false",
+    FLAG_STAGE,
+    FLAG_REASON,
+    FLAG_CHANNEL,
+    FLAG_SINCE,
+    {.flag = "dry-run",
+     .type = CONFIG_BOOL,
+     .def = "false",
      .offset = offsetof(dlq_flags, dry_run),
      .help = "list what would be requeued; change nothing"},
-    FLAG_TIMEOUT, {0},
+    FLAG_TIMEOUT,
+    {0},
 };
 
 /* ------------------------------------------------------------ the scan */
@@ -153,8 +181,8 @@ static bool looks_like_position(const char *s)
  * anywhere among the flags ("requeue 0:5 --dry-run"): they are taken out
  * into positions first.  Returns -1 to go on, else the exit code.
  */
-static int parse(const char *name, const config_var *vars, dlq_flags *flags, int argc,
-                 char **argv, char **positions, int *npos)
+static int parse(const char *name, const config_var *vars, dlq_flags *flags, int argc, char **argv,
+                 char **positions, int *npos)
 {
     char **rest = calloc((size_t)argc + 1, sizeof(*rest));
     int nrest = 0, first = 0, rc = CTL_EXIT_USAGE;
@@ -248,11 +276,10 @@ static int list_visit(dlqrec *rec, void *opaque)
     return 0;
 }
 
-static int dlq_list(const ctl_context *ctx, const char *topic, const dlq_flags *f,
-                    int64_t since_ms)
+static int dlq_list(const ctl_context *ctx, const char *topic, const dlq_flags *f, int64_t since_ms)
 {
-    static const char *const headers[] = {"TIME",  "AT",    "STAGE",    "REASON",
-                                          "USER",  "EVENT", "ATTEMPTS", "ERROR"};
+    static const char *const headers[] = {"TIME", "AT",    "STAGE",    "REASON",
+                                          "USER", "EVENT", "ATTEMPTS", "ERROR"};
     static const size_t caps[] = {24, 0, 16, 20, 24, 36, 0, 60};
     list_state s = {.limit = f->limit};
     int rc = CTL_EXIT_FAILURE;
@@ -391,11 +418,10 @@ static int dlq_stats(const ctl_context *ctx, const char *topic, const dlq_flags 
         json_t *groups = json_array();
         j = json_pack("{s:I,s:o}", "total", (json_int_t)dlqrec_stats_total(st), "groups", groups);
         for (size_t i = 0; j != NULL && i < n; i++) {
-            json_t *g = json_pack(
-                "{s:s,s:s,s:I,s:s,s:s}", "stage", rows[i].stage, "reason", rows[i].reason, "count",
-                (json_int_t)rows[i].count, "oldest",
-                fmt_time(rows[i].oldest_ms, oldest, sizeof(oldest)), "newest",
-                fmt_time(rows[i].newest_ms, newest, sizeof(newest)));
+            json_t *g = json_pack("{s:s,s:s,s:I,s:s,s:s}", "stage", rows[i].stage, "reason",
+                                  rows[i].reason, "count", (json_int_t)rows[i].count, "oldest",
+                                  fmt_time(rows[i].oldest_ms, oldest, sizeof(oldest)), "newest",
+                                  fmt_time(rows[i].newest_ms, newest, sizeof(newest)));
             if (g == NULL || json_array_append_new(groups, g) != 0)
                 goto oom;
         }
@@ -478,8 +504,7 @@ static void requeue_report(void *opaque, const kafka_delivery_report *dr)
                 (int)p->partition, p->offset, rd_kafka_err2str(dr->err));
         s->in_doubt++;
     } else {
-        if (ledger_release(s->conn, s->dlq_topic, p->partition, p->offset, err, sizeof(err)) !=
-            0) {
+        if (ledger_release(s->conn, s->dlq_topic, p->partition, p->offset, err, sizeof(err)) != 0) {
             fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 ": claim kept: %s\n",
                     (int)p->partition, p->offset, err);
             s->in_doubt++;
@@ -539,8 +564,8 @@ static int requeue_produce(requeue_state *s, const dlqrec *rec)
             continue;
         }
         /* Not enqueued, so certainly not written: give the claim back. */
-        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " not sent: %s\n",
-                (int)rec->partition, rec->offset, err);
+        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " not sent: %s\n", (int)rec->partition,
+                rec->offset, err);
         char lerr[256];
         if (ledger_release(s->conn, s->dlq_topic, rec->partition, rec->offset, lerr,
                            sizeof(lerr)) != 0)
@@ -572,15 +597,16 @@ static int requeue_visit(dlqrec *rec, void *opaque)
     size_t plen = strlen(s->prefix);
     if (rec->orig_topic[0] == '\0' || strncmp(rec->orig_topic, s->prefix, plen) != 0 ||
         strcmp(rec->orig_topic, s->dlq_topic) == 0) {
-        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " skipped: original topic \"%s\" is "
-                        "not a topic under prefix \"%s\"\n",
+        fprintf(stderr,
+                "heraldctl dlq requeue: %d:%" PRId64 " skipped: original topic \"%s\" is "
+                "not a topic under prefix \"%s\"\n",
                 (int)rec->partition, rec->offset, rec->orig_topic, s->prefix);
         s->skipped++;
         return 0;
     }
     if (s->dry_run) {
-        int rec_state = ledger_recorded(s->conn, s->dlq_topic, rec->partition, rec->offset, err,
-                                        sizeof(err));
+        int rec_state =
+            ledger_recorded(s->conn, s->dlq_topic, rec->partition, rec->offset, err, sizeof(err));
         if (rec_state < 0) {
             fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
             return -1;
@@ -654,8 +680,8 @@ static int settle_in_doubt(requeue_state *s, const dlq_flags *f, ledger_entry *d
                     snprintf(id, sizeof(id), "%s:%d:%" PRId64, s->dlq_topic,
                              (int)doubt[k].partition, doubt[k].offset);
                     if (strcmp(doubt[k].to_topic, topic) == 0 && strcmp(id, from) == 0) {
-                        if (ledger_ack(s->conn, s->dlq_topic, doubt[k].partition,
-                                       doubt[k].offset, err, sizeof(err)) != 0) {
+                        if (ledger_ack(s->conn, s->dlq_topic, doubt[k].partition, doubt[k].offset,
+                                       err, sizeof(err)) != 0) {
                             fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
                             rd_kafka_message_destroy(m);
                             partread_close(r);
@@ -708,8 +734,7 @@ static int requeue_pass(requeue_state *s, const dlq_flags *f, int64_t since_ms,
         int left = kafka_producer_flush(s->producer, (int)f->timeout_ms + 5000);
         if (left > 0) {
             /* Purged on destroy; their reports count them in doubt. */
-            fprintf(stderr, "heraldctl dlq requeue: %d record(s) not acknowledged in time\n",
-                    left);
+            fprintf(stderr, "heraldctl dlq requeue: %d record(s) not acknowledged in time\n", left);
             rc = CTL_EXIT_FAILURE;
         }
     }
@@ -861,11 +886,10 @@ int cmd_dlq(const ctl_context *ctx, int argc, char **argv)
     } else {
         rc = dlq_requeue(ctx, topic, &flags, since_ms, npos, positions);
     }
-out:
-    {
-        const config_table ctable = {vars, &flags};
-        config_free(&ctable, 1, NULL);
-    }
+out : {
+    const config_table ctable = {vars, &flags};
+    config_free(&ctable, 1, NULL);
+}
     free(positions);
     return rc;
 }

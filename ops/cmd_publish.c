@@ -27,7 +27,7 @@
 #include "topics.h"
 
 #define PUBLISH_USAGE                                                                              \
-    "usage: heraldctl publish --type T (--user U | --topic NAME) [--data JSON] [--priority P] "   \
+    "usage: heraldctl publish --type T (--user U | --topic NAME) [--data JSON] [--priority P] "    \
     "[--category C] [--idempotency-key K]"
 
 /* The event id of an idempotency key: "heraldctl.publish|<key>" in Herald's namespace. */
@@ -47,21 +47,38 @@ typedef struct publish_flags {
 #define F(field) offsetof(publish_flags, field)
 
 static const config_var publish_vars[] = {
-    {.flag = "type", .type = CONFIG_STRING, .offset = F(type),
+    {.flag = "type",
+     .type = CONFIG_STRING,
+     .offset = F(type),
      .help = "event type, a lowercase dotted name such as order.shipped"},
     {.flag = "user", .type = CONFIG_STRING, .offset = F(user), .help = "the recipient's user id"},
-    {.flag = "topic", .type = CONFIG_STRING, .offset = F(topic),
+    {.flag = "topic",
+     .type = CONFIG_STRING,
+     .offset = F(topic),
      .help = "broadcast to every subscriber of this topic instead"},
-    {.flag = "data", .type = CONFIG_STRING, .offset = F(data),
+    {.flag = "data",
+     .type = CONFIG_STRING,
+     .offset = F(data),
      .help = "the event's data, a JSON object (default {})"},
-    {.flag = "priority", .type = CONFIG_STRING, .offset = F(priority),
+    {.flag = "priority",
+     .type = CONFIG_STRING,
+     .offset = F(priority),
      .help = "critical, high, normal (default) or low"},
-    {.flag = "category", .type = CONFIG_STRING, .offset = F(category),
+    {.flag = "category",
+     .type = CONFIG_STRING,
+     .offset = F(category),
      .help = "preference category (default: the template's, else transactional)"},
-    {.flag = "idempotency-key", .type = CONFIG_STRING, .offset = F(idempotency_key),
+    {.flag = "idempotency-key",
+     .type = CONFIG_STRING,
+     .offset = F(idempotency_key),
      .help = "the same key always gives the same event id (never delivered twice)"},
-    {.flag = "timeout", .type = CONFIG_DURATION, .def = "10s", .offset = F(timeout_ms),
-     .min = 100, .max = 600000, .help = "longest wait for the broker's acknowledgement"},
+    {.flag = "timeout",
+     .type = CONFIG_DURATION,
+     .def = "10s",
+     .offset = F(timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .help = "longest wait for the broker's acknowledgement"},
     {0},
 };
 
@@ -69,9 +86,12 @@ static const config_var publish_vars[] = {
 static const char *flag_of(const char *field)
 {
     static const char *const map[][2] = {
-        {"type", "--type"},         {"user_id", "--user"},
-        {"topic", "--topic"},       {"data", "--data"},
-        {"priority", "--priority"}, {"category", "--category"},
+        {"type", "--type"},
+        {"user_id", "--user"},
+        {"topic", "--topic"},
+        {"data", "--data"},
+        {"priority", "--priority"},
+        {"category", "--category"},
         {"idempotency_key", "--idempotency-key"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -203,8 +223,8 @@ int cmd_publish(const ctl_context *ctx, int argc, char **argv)
     if (p == NULL)
         goto out;
     kafka_producer_set_delivery_cb(p, publish_report);
-    kafka_status kst = kafka_produce(p, topic, key, strlen(key), wire, wlen, NULL, &outcome, err,
-                                     sizeof(err));
+    kafka_status kst =
+        kafka_produce(p, topic, key, strlen(key), wire, wlen, NULL, &outcome, err, sizeof(err));
     if (kst != KAFKA_OK) {
         cmdutil_kafka_error(ctx, "publish", "cannot send the event", err);
         goto out;

@@ -24,7 +24,7 @@
 #include "topics.h"
 
 #define REPLAY_USAGE                                                                               \
-    "usage: heraldctl replay --from TIME [--to TIME] [--user U] [--type T] [--dry-run] "          \
+    "usage: heraldctl replay --from TIME [--to TIME] [--user U] [--type T] [--dry-run] "           \
     "[--redeliver]"
 
 typedef struct replay_flags {
@@ -40,19 +40,33 @@ typedef struct replay_flags {
 #define F(field) offsetof(replay_flags, field)
 
 static const config_var replay_vars[] = {
-    {.flag = "from", .type = CONFIG_STRING, .offset = F(from),
+    {.flag = "from",
+     .type = CONFIG_STRING,
+     .offset = F(from),
      .help = "start of the window (RFC 3339, or -15m, -2h, -7d); required"},
-    {.flag = "to", .type = CONFIG_STRING, .offset = F(to),
+    {.flag = "to",
+     .type = CONFIG_STRING,
+     .offset = F(to),
      .help = "end of the window, exclusive (default: now)"},
-    {.flag = "user", .type = CONFIG_STRING, .offset = F(user),
-     .help = "only this user's events"},
+    {.flag = "user", .type = CONFIG_STRING, .offset = F(user), .help = "only this user's events"},
     {.flag = "type", .type = CONFIG_STRING, .offset = F(type), .help = "only events of this type"},
-    {.flag = "dry-run", .type = CONFIG_BOOL, .def = "false", .offset = F(dry_run),
+    {.flag = "dry-run",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = F(dry_run),
      .help = "list the events that would be replayed; publish nothing"},
-    {.flag = "redeliver", .type = CONFIG_BOOL, .def = "false", .offset = F(redeliver),
+    {.flag = "redeliver",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = F(redeliver),
      .help = "send again what was already sent (new generation, new idempotency keys)"},
-    {.flag = "timeout", .type = CONFIG_DURATION, .def = "10s", .offset = F(timeout_ms),
-     .min = 100, .max = 600000, .help = "longest wait for the broker"},
+    {.flag = "timeout",
+     .type = CONFIG_DURATION,
+     .def = "10s",
+     .offset = F(timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .help = "longest wait for the broker"},
     {0},
 };
 
@@ -67,7 +81,8 @@ static void replay_report(void *opaque, const kafka_delivery_report *dr)
         run->published++;
     } else {
         run->failed++;
-        fprintf(stderr, "heraldctl replay: an event was not re-published: %s\n", rd_kafka_err2str(dr->err));
+        fprintf(stderr, "heraldctl replay: an event was not re-published: %s\n",
+                rd_kafka_err2str(dr->err));
     }
 }
 
@@ -82,8 +97,8 @@ static rd_kafka_headers_t *replay_headers(rd_kafka_message_t *m, int64_t now_ms)
     if (rd_kafka_message_headers(m, &src) != RD_KAFKA_RESP_ERR_NO_ERROR)
         src = NULL;
     h = rd_kafka_headers_new(src != NULL ? rd_kafka_header_cnt(src) + 2 : 2);
-    for (size_t i = 0;
-         src != NULL && rd_kafka_header_get_all(src, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t i = 0; src != NULL && rd_kafka_header_get_all(src, i, &name, &val, &size) ==
+                                          RD_KAFKA_RESP_ERR_NO_ERROR;
          i++) {
         if (strcmp(name, REPLAY_H_REPLAYED) == 0 || strcmp(name, REPLAY_H_REPLAYED_AT) == 0)
             continue;
@@ -109,8 +124,8 @@ static int replay_publish(kafka_producer *p, const char *topic, rd_kafka_message
         return -1;
     }
     for (int tries = 0;; tries++) {
-        kafka_status st = kafka_produce(p, topic, m->key, m->key_len, value, vlen, hdrs, run, err,
-                                        sizeof(err));
+        kafka_status st =
+            kafka_produce(p, topic, m->key, m->key_len, value, vlen, hdrs, run, err, sizeof(err));
         if (st == KAFKA_OK)
             break;
         if (st == KAFKA_QUEUE_FULL && tries < 600) {
@@ -176,8 +191,8 @@ int cmd_replay(const ctl_context *ctx, int argc, char **argv)
     partread_range range = PARTREAD_ALL((int)f.timeout_ms);
     range.from_ms = from_ms;
     range.to_ms = to_ms;
-    partread_status pst = partread_open(ctx->common.kafka_brokers, &ctx->kafka_props, topic,
-                                        &range, &r, err, sizeof(err));
+    partread_status pst = partread_open(ctx->common.kafka_brokers, &ctx->kafka_props, topic, &range,
+                                        &r, err, sizeof(err));
     if (pst == PARTREAD_MISSING) {
         fprintf(stderr, "heraldctl replay: %s\n", err);
         goto out;
@@ -206,8 +221,8 @@ int cmd_replay(const ctl_context *ctx, int argc, char **argv)
         }
         run.scanned++;
         replay_info info;
-        replay_decision d = replay_check(m->payload, m->len, rd_kafka_message_timestamp(m, NULL),
-                                         &filter, &info);
+        replay_decision d =
+            replay_check(m->payload, m->len, rd_kafka_message_timestamp(m, NULL), &filter, &info);
         if (d == REPLAY_INVALID)
             run.invalid++;
         if (d == REPLAY_MATCH) {

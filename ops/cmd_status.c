@@ -30,7 +30,7 @@
 #include "topics.h"
 
 #define STATUS_USAGE                                                                               \
-    "usage: heraldctl status [--group G[,G...]] [--gateway ADDR] [--dispatcher ADDR] "           \
+    "usage: heraldctl status [--group G[,G...]] [--gateway ADDR] [--dispatcher ADDR] "             \
     "[--worker-email ADDR] [--worker-sms ADDR] [--worker-push ADDR] [--json]"
 
 #define STATUS_MAX_GROUPS 32
@@ -51,25 +51,54 @@ typedef struct status_flags {
 #define F(field) offsetof(status_flags, field)
 
 static const config_var status_vars[] = {
-    {.flag = "group", .type = CONFIG_STRING, .offset = F(groups),
+    {.flag = "group",
+     .type = CONFIG_STRING,
+     .offset = F(groups),
      .help = "consumer groups to report, comma-separated (default: herald-dispatcher and "
              "<prefix>worker.email/sms/push)"},
-    {.flag = "gateway", .type = CONFIG_ADDR, .def = "127.0.0.1:8080", .offset = F(gateway),
+    {.flag = "gateway",
+     .type = CONFIG_ADDR,
+     .def = "127.0.0.1:8080",
+     .offset = F(gateway),
      .help = "gateway address (its /healthz)"},
-    {.flag = "dispatcher", .type = CONFIG_ADDR, .def = "127.0.0.1:9101", .offset = F(dispatcher),
+    {.flag = "dispatcher",
+     .type = CONFIG_ADDR,
+     .def = "127.0.0.1:9101",
+     .offset = F(dispatcher),
      .help = "dispatcher metrics address"},
-    {.flag = "worker-email", .type = CONFIG_ADDR, .def = "127.0.0.1:9102",
-     .offset = F(worker_email), .help = "email worker metrics address"},
-    {.flag = "worker-sms", .type = CONFIG_ADDR, .def = "127.0.0.1:9103", .offset = F(worker_sms),
+    {.flag = "worker-email",
+     .type = CONFIG_ADDR,
+     .def = "127.0.0.1:9102",
+     .offset = F(worker_email),
+     .help = "email worker metrics address"},
+    {.flag = "worker-sms",
+     .type = CONFIG_ADDR,
+     .def = "127.0.0.1:9103",
+     .offset = F(worker_sms),
      .help = "SMS worker metrics address"},
-    {.flag = "worker-push", .type = CONFIG_ADDR, .def = "127.0.0.1:9104",
-     .offset = F(worker_push), .help = "push worker metrics address"},
-    {.flag = "json", .type = CONFIG_BOOL, .def = "false", .offset = F(json),
+    {.flag = "worker-push",
+     .type = CONFIG_ADDR,
+     .def = "127.0.0.1:9104",
+     .offset = F(worker_push),
+     .help = "push worker metrics address"},
+    {.flag = "json",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = F(json),
      .help = "print JSON instead of tables"},
-    {.flag = "timeout", .type = CONFIG_DURATION, .def = "10s", .offset = F(timeout_ms),
-     .min = 100, .max = 600000, .help = "longest wait for the broker"},
-    {.flag = "health-timeout", .type = CONFIG_DURATION, .def = "1s",
-     .offset = F(health_timeout_ms), .min = 50, .max = 60000,
+    {.flag = "timeout",
+     .type = CONFIG_DURATION,
+     .def = "10s",
+     .offset = F(timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .help = "longest wait for the broker"},
+    {.flag = "health-timeout",
+     .type = CONFIG_DURATION,
+     .def = "1s",
+     .offset = F(health_timeout_ms),
+     .min = 50,
+     .max = 60000,
      .help = "longest wait for one /healthz"},
     {0},
 };
@@ -117,8 +146,7 @@ static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, to
             e = rd_kafka_query_watermark_offsets(rk, m->name, p, &m->low[p], &m->high[p],
                                                  timeout_ms);
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                snprintf(err, errlen, "watermarks of %s [%d]: %s", m->name, p,
-                         rd_kafka_err2str(e));
+                snprintf(err, errlen, "watermarks of %s [%d]: %s", m->name, p, rd_kafka_err2str(e));
                 rc = -1;
                 break;
             }
@@ -134,8 +162,8 @@ static rd_kafka_t *client_for_group(const ctl_context *ctx, const char *group, c
                                     size_t errlen)
 {
     char why[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(ctx->common.kafka_brokers, &ctx->kafka_props, err,
-                                           errlen);
+    rd_kafka_conf_t *conf =
+        kafka_conf_new(ctx->common.kafka_brokers, &ctx->kafka_props, err, errlen);
     if (conf == NULL)
         return NULL;
     if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof(why)) != RD_KAFKA_CONF_OK ||
@@ -162,9 +190,9 @@ static bool expected(const status_group *g, const char *topic_suffix)
 }
 
 /* Adds one group's rows to rows (JSON array) and table; returns its total lag or -1. */
-static int64_t report_group(const ctl_context *ctx, const status_group *g,
-                            const topic_marks *marks, size_t nmarks, int timeout_ms, json_t *rows,
-                            table *t, int64_t *retry_depth, char *err, size_t errlen)
+static int64_t report_group(const ctl_context *ctx, const status_group *g, const topic_marks *marks,
+                            size_t nmarks, int timeout_ms, json_t *rows, table *t,
+                            int64_t *retry_depth, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
     rd_kafka_t *rk = client_for_group(ctx, g->name, err, errlen);
@@ -206,11 +234,10 @@ static int64_t report_group(const ctl_context *ctx, const status_group *g,
             if (strncmp(suffix, "retry.", 6) == 0)
                 retry_depth[i] = (retry_depth[i] < 0 ? 0 : retry_depth[i]) + lag;
             if (rows != NULL) {
-                json_t *row = json_pack("{s:s,s:s,s:i,s:o,s:I,s:I}", "group", g->name, "topic",
-                                        m->name, "partition", p, "committed",
-                                        committed >= 0 ? json_integer((json_int_t)committed)
-                                                       : json_null(),
-                                        "end", (json_int_t)m->high[p], "lag", (json_int_t)lag);
+                json_t *row = json_pack(
+                    "{s:s,s:s,s:i,s:o,s:I,s:I}", "group", g->name, "topic", m->name, "partition", p,
+                    "committed", committed >= 0 ? json_integer((json_int_t)committed) : json_null(),
+                    "end", (json_int_t)m->high[p], "lag", (json_int_t)lag);
                 if (row != NULL)
                     json_array_append_new(rows, row);
             }
@@ -304,8 +331,9 @@ static int parse_groups(const ctl_context *ctx, const char *list, status_group *
     while (*s != '\0' || *n == 0) {
         size_t len = strcspn(s, ",");
         if (len == 0 || len >= sizeof(out[0].name) || *n == STATUS_MAX_GROUPS) {
-            fprintf(stderr, "heraldctl status: --group: expected comma-separated group names, "
-                            "got \"%.64s\"\n",
+            fprintf(stderr,
+                    "heraldctl status: --group: expected comma-separated group names, "
+                    "got \"%.64s\"\n",
                     list);
             return -1;
         }
@@ -351,14 +379,14 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
         retry_depth[i] = -1;
 
     rk = client_for_group(ctx, "heraldctl-status", err, sizeof(err));
-    if (rk == NULL || read_marks(rk, ctx, (int)f.timeout_ms, marks, &nmarks, err,
-                                 sizeof(err)) != 0) {
+    if (rk == NULL ||
+        read_marks(rk, ctx, (int)f.timeout_ms, marks, &nmarks, err, sizeof(err)) != 0) {
         cmdutil_kafka_error(ctx, "status", "cannot read the topics", err);
         goto out;
     }
 
-    static const char *const lag_headers[] = {"GROUP", "TOPIC", "PARTITION",
-                                              "COMMITTED", "END", "LAG"};
+    static const char *const lag_headers[] = {"GROUP",     "TOPIC", "PARTITION",
+                                              "COMMITTED", "END",   "LAG"};
     if (f.json) {
         out = json_object();
         rows = json_array();
@@ -403,8 +431,10 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
     const struct {
         const char *name;
         const char *addr;
-    } daemons[] = {{"gateway", f.gateway},           {"dispatcher", f.dispatcher},
-                   {"worker-email", f.worker_email}, {"worker-sms", f.worker_sms},
+    } daemons[] = {{"gateway", f.gateway},
+                   {"dispatcher", f.dispatcher},
+                   {"worker-email", f.worker_email},
+                   {"worker-sms", f.worker_sms},
                    {"worker-push", f.worker_push}};
     size_t ndaemons = sizeof(daemons) / sizeof(daemons[0]);
     char health[5][256];

@@ -93,8 +93,7 @@ void cmdutil_progress_done(cmdutil_progress *p)
     p->drawn = false;
 }
 
-void cmdutil_kafka_error(const ctl_context *ctx, const char *cmd, const char *what,
-                         const char *err)
+void cmdutil_kafka_error(const ctl_context *ctx, const char *cmd, const char *what, const char *err)
 {
     fprintf(stderr, "heraldctl %s: %s (Kafka at %s): %s\n", cmd, what, ctx->common.kafka_brokers,
             err);

@@ -275,8 +275,9 @@ int dlqrec_parse_position(const char *s, int32_t *partition, int64_t *offset, ch
     }
     for (const char *c = s; *c; c++) {
         if (c != colon && (*c < '0' || *c > '9')) {
-            snprintf(err, errlen, "expected PARTITION:OFFSET (two non-negative integers), got "
-                                  "\"%.64s\"",
+            snprintf(err, errlen,
+                     "expected PARTITION:OFFSET (two non-negative integers), got "
+                     "\"%.64s\"",
                      s);
             return -1;
         }

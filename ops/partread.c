@@ -30,8 +30,8 @@ struct partread {
     int timeout_ms;
 };
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
+                                                          ...)
 {
     if (err == NULL || errlen == 0)
         return;
@@ -205,8 +205,8 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
     if (range->partition >= 0) {
         int32_t p = range->partition;
         if (range->offset < low[p] || range->offset >= r->end[p]) {
-            set_err(err, errlen, "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64
-                    "..%" PRId64 ")",
+            set_err(err, errlen,
+                    "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64 "..%" PRId64 ")",
                     (int)p, range->offset, topic, (int)p, low[p], r->end[p] - 1);
             st = PARTREAD_MISSING;
             goto out;

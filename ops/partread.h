@@ -38,7 +38,10 @@ typedef struct partread_range {
 } partread_range;
 
 /* A range covering every partition from the start, up to the high watermark. */
-#define PARTREAD_ALL(timeout) {.from_ms = -1, .to_ms = -1, .partition = -1, .offset = -1, .timeout_ms = (timeout)}
+#define PARTREAD_ALL(timeout)                                                                      \
+    {                                                                                              \
+        .from_ms = -1, .to_ms = -1, .partition = -1, .offset = -1, .timeout_ms = (timeout)         \
+    }
 
 typedef enum {
     PARTREAD_OK = 0,       /* *out is a record */

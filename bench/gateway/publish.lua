@@ -1,27 +1,40 @@
--- wrk script: single publishes, one user id per request drawn from 10,000.
--- Reads the API key from HERALD_BENCH_KEY.
+-- wrk: single publishes, POST /v1/events, user ids spread over 10,000 users.
+-- HERALD_BENCH_KEY is the API key; HERALD_BENCH_RATE, when set, paces each
+-- connection so that all of them together send about that many requests
+-- per second (wrk has no rate option; see bench/gateway/run).
 local key = os.getenv("HERALD_BENCH_KEY") or ""
+local rate = tonumber(os.getenv("HERALD_BENCH_RATE") or "0")
+local conns = tonumber(os.getenv("HERALD_BENCH_CONNECTIONS") or "1")
 local counter = 0
+local headers = {
+  ["Authorization"] = "Bearer " .. key,
+  ["Content-Type"] = "application/json",
+}
 
 request = function()
   counter = counter + 1
   local body = string.format(
     '{"type":"bench.publish","user_id":"u%d","data":{"n":%d,"text":"hello from the benchmark"}}',
     counter % 10000, counter)
-  return wrk.format("POST", "/v1/events", {
-    ["Authorization"] = "Bearer " .. key,
-    ["Content-Type"] = "application/json",
-  }, body)
+  return wrk.format("POST", "/v1/events", headers, body)
 end
 
-local statuses = {}
-response = function(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
+if rate > 0 then
+  -- wrk calls delay() once per request, per connection: one request every
+  -- conns/rate seconds on each connection.
+  delay = function()
+    return conns * 1000 / rate
+  end
 end
 
 done = function(summary, latency, requests)
-  io.write(string.format("latency_p50_ms=%.3f\n", latency:percentile(50) / 1000))
-  io.write(string.format("latency_p99_ms=%.3f\n", latency:percentile(99) / 1000))
+  local secs = summary.duration / 1e6
   io.write(string.format("requests=%d\n", summary.requests))
+  io.write(string.format("rps=%.0f\n", summary.requests / secs))
   io.write(string.format("non2xx=%d\n", summary.errors.status))
+  io.write(string.format("socket_errors=%d\n", summary.errors.connect + summary.errors.read +
+                         summary.errors.write + summary.errors.timeout))
+  io.write(string.format("p50_ms=%.2f\n", latency:percentile(50) / 1000))
+  io.write(string.format("p99_ms=%.2f\n", latency:percentile(99) / 1000))
+  io.write(string.format("max_ms=%.2f\n", latency.max / 1000))
 end

@@ -29,9 +29,10 @@ static void seed(ctl_harness *h, char *dlq, size_t dlqlen, char *email, size_t e
         ctl_produce(h, dlq, user, body, "trace-id", "t-1", "herald.dlq.reason",
                     i == 3 ? "permanent_failure" : "max_attempts", "herald.dlq.error",
                     i == 3 ? "550 mailbox unavailable" : "451 try again later", "herald.dlq.stage",
-                    "worker.email", "herald.original.topic", email, "herald.original.partition", "0",
-                    "herald.original.offset", orig_off, "herald.original.timestamp", "1700000000000",
-                    "herald.attempts", "5", "herald.failed_at", "2026-01-01T00:00:00.000Z", NULL);
+                    "worker.email", "herald.original.topic", email, "herald.original.partition",
+                    "0", "herald.original.offset", orig_off, "herald.original.timestamp",
+                    "1700000000000", "herald.attempts", "5", "herald.failed_at",
+                    "2026-01-01T00:00:00.000Z", NULL);
     }
     ctl_produce(h, dlq, "topic:news", "{not json", "herald.dlq.reason", "invalid_json",
                 "herald.dlq.error", "'}' expected", "herald.dlq.stage", "dispatcher",
@@ -96,7 +97,8 @@ START_TEST(test_dlq_show_and_stats_describe_records)
     seed(&h, dlq, sizeof(dlq), email, sizeof(email));
 
     ck_assert_int_eq(ctl_run(&h, "dlq", "show", "0:2", NULL), 0);
-    ck_assert_msg(strstr(h.out, "550 mailbox unavailable") && strstr(h.out, "\"user_id\": \"u-3\"") &&
+    ck_assert_msg(strstr(h.out, "550 mailbox unavailable") &&
+                      strstr(h.out, "\"user_id\": \"u-3\"") &&
                       strstr(h.out, "herald.original.offset"),
                   "%s", h.out);
     ck_assert_int_eq(ctl_run(&h, "dlq", "show", "0:3", "--json", NULL), 0);
@@ -145,8 +147,7 @@ static void collect(rd_kafka_message_t *m, void *opaque)
     if (s->n >= 8)
         return;
     snprintf(s->keys[s->n], sizeof(s->keys[0]), "%.*s", (int)m->key_len, (const char *)m->key);
-    snprintf(s->values[s->n], sizeof(s->values[0]), "%.*s", (int)m->len,
-             (const char *)m->payload);
+    snprintf(s->values[s->n], sizeof(s->values[0]), "%.*s", (int)m->len, (const char *)m->payload);
     kafka_header_get(m, "herald.requeued_from", s->from[s->n], sizeof(s->from[0]));
     kafka_header_get(m, "trace-id", s->trace[s->n], sizeof(s->trace[0]));
     char tmp[64];
@@ -254,9 +255,8 @@ START_TEST(test_dlq_requeue_settles_claims_a_dead_run_left_unconfirmed)
     }
     ck_assert_int_eq(count00, 1);
     ck_assert_int_eq(count01, 1);
-    ck_assert_int_eq(testsupport_db_count(h.db_url,
-                                          "SELECT 1 FROM dlq_requeues WHERE acked_at IS NULL"),
-                     0);
+    ck_assert_int_eq(
+        testsupport_db_count(h.db_url, "SELECT 1 FROM dlq_requeues WHERE acked_at IS NULL"), 0);
     ctl_teardown(&h);
 }
 END_TEST

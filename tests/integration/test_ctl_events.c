@@ -48,8 +48,8 @@ static void collect_events(rd_kafka_message_t *m, void *opaque)
     snprintf(s->keys[s->n], sizeof(s->keys[0]), "%.*s", (int)m->key_len, (const char *)m->key);
     char key[EVENT_KAFKA_KEY_SIZE];
     ck_assert_str_eq(s->keys[s->n], event_kafka_key(&ev, key, sizeof(key)));
-    s->replayed_flags[s->n] = kafka_header_get(m, "herald.replayed", flag, sizeof(flag)) == 1 &&
-                              flag[0] == '1';
+    s->replayed_flags[s->n] =
+        kafka_header_get(m, "herald.replayed", flag, sizeof(flag)) == 1 && flag[0] == '1';
     s->replayed += s->replayed_flags[s->n];
     s->n++;
     event_free(&ev);
@@ -62,16 +62,16 @@ START_TEST(test_publish_produces_a_valid_event_keyed_like_the_gateway)
     ctl_setup(&h, 0);
     ctl_topic(&h, "events", events, sizeof(events));
     publish(&h, "order.shipped", "u-1", id, sizeof(id));
-    ck_assert_int_eq(ctl_run(&h, "publish", "--type", "news.daily", "--topic", "news",
-                             "--priority", "low", NULL),
+    ck_assert_int_eq(ctl_run(&h, "publish", "--type", "news.daily", "--topic", "news", "--priority",
+                             "low", NULL),
                      0);
-    ck_assert_int_eq(ctl_run(&h, "publish", "--type", "a.b", "--user", "u-2",
-                             "--idempotency-key", "k-1", NULL),
-                     0);
+    ck_assert_int_eq(
+        ctl_run(&h, "publish", "--type", "a.b", "--user", "u-2", "--idempotency-key", "k-1", NULL),
+        0);
     snprintf(id2, sizeof(id2), "%.36s", h.out);
-    ck_assert_int_eq(ctl_run(&h, "publish", "--type", "a.b", "--user", "u-2",
-                             "--idempotency-key", "k-1", NULL),
-                     0);
+    ck_assert_int_eq(
+        ctl_run(&h, "publish", "--type", "a.b", "--user", "u-2", "--idempotency-key", "k-1", NULL),
+        0);
     ck_assert(strncmp(h.out, id2, 36) == 0); /* same key, same event id */
     events_seen s = {0};
     ck_assert_int_eq(ctl_read_all(&h, events, collect_events, &s), 4);
@@ -179,9 +179,8 @@ START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
     rd_kafka_topic_partition_list_destroy(l);
     kafka_consumer_destroy(c);
 
-    ck_assert_int_eq(ctl_run(&h, "status", "--group", group, "--dispatcher", "127.0.0.1:1",
-                             "--json", NULL),
-                     0);
+    ck_assert_int_eq(
+        ctl_run(&h, "status", "--group", group, "--dispatcher", "127.0.0.1:1", "--json", NULL), 0);
     json_error_t jerr;
     json_t *j = json_loads(h.out, 0, &jerr);
     ck_assert_msg(j != NULL, "%s: %s %s", jerr.text, h.out, h.err);

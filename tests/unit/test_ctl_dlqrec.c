@@ -63,9 +63,8 @@ START_TEST(test_dlqrec_without_headers_or_json_has_empty_fields)
 {
     dlqrec r;
     char err[128];
-    ck_assert_int_eq(dlqrec_init(&r, 0, 1, -1, "topic:news", 10, "not json", 8, NULL, err,
-                                 sizeof(err)),
-                     0);
+    ck_assert_int_eq(
+        dlqrec_init(&r, 0, 1, -1, "topic:news", 10, "not json", 8, NULL, err, sizeof(err)), 0);
     ck_assert_str_eq(r.stage, "");
     ck_assert_int_eq(r.attempts, -1);
     ck_assert_str_eq(r.user, "topic:news");
@@ -106,7 +105,8 @@ START_TEST(test_dlqrec_json_keeps_every_header_and_parses_payload)
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "payload"), "attempt")),
                      5);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "offset")), 7);
-    ck_assert_str_eq(json_string_value(json_object_get(j, "timestamp")), "1970-01-01T00:00:01.000Z");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "timestamp")),
+                     "1970-01-01T00:00:01.000Z");
     json_decref(j);
     dlqrec_free(&r);
 }
@@ -134,8 +134,8 @@ START_TEST(test_dlqrec_requeue_resets_attempt_and_strips_dead_letter_headers)
     ck_assert_int_eq((int)size, (int)strlen("herald.dlq:1:7"));
     ck_assert(memcmp(val, "herald.dlq:1:7", size) == 0);
     ck_assert_int_eq(rd_kafka_header_get_last(h, DLQREC_H_REQUEUED_AT, &val, &size), 0);
-    const char *gone[] = {DLQREC_H_REASON, DLQREC_H_STAGE, DLQREC_H_ORIG_TOPIC, DLQREC_H_ATTEMPTS,
-                          DLQREC_H_FAILED_AT, "herald.retry.attempts"};
+    const char *gone[] = {DLQREC_H_REASON,   DLQREC_H_STAGE,     DLQREC_H_ORIG_TOPIC,
+                          DLQREC_H_ATTEMPTS, DLQREC_H_FAILED_AT, "herald.retry.attempts"};
     for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
         ck_assert_int_ne(rd_kafka_header_get_last(h, gone[i], &val, &size), 0);
     rd_kafka_headers_destroy(h);

@@ -19,9 +19,8 @@ START_TEST(test_table_cell_cuts_long_text_with_ellipsis_on_character_boundary)
     ck_assert_int_eq((int)table_cell("abc", 6, out, sizeof(out)), 3);
     ck_assert_str_eq(out, "abc");
     /* "é" is two bytes, one character: never split. */
-    ck_assert_int_eq((int)table_cell("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 4, out,
-                                     sizeof(out)),
-                     4);
+    ck_assert_int_eq(
+        (int)table_cell("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 4, out, sizeof(out)), 4);
     ck_assert_str_eq(out, "\xc3\xa9...");
 }
 END_TEST
@@ -58,11 +57,13 @@ END_TEST
 
 static const char *const ev_user =
     "{\"event_id\":\"6f1c1c8e-0f1a-4c55-9d3b-2b1d7c1e9a01\",\"type\":\"order.shipped\","
-    "\"user_id\":\"u-1\",\"data\":{},\"priority\":\"normal\",\"created_at\":\"2026-01-01T00:00:00.000Z\","
+    "\"user_id\":\"u-1\",\"data\":{},\"priority\":\"normal\",\"created_at\":\"2026-01-01T00:00:00."
+    "000Z\","
     "\"generation\":2}";
 static const char *const ev_topic =
     "{\"event_id\":\"6f1c1c8e-0f1a-4c55-9d3b-2b1d7c1e9a02\",\"type\":\"news.daily\","
-    "\"topic\":\"news\",\"data\":{},\"priority\":\"low\",\"created_at\":\"2026-01-01T00:00:00.000Z\"}";
+    "\"topic\":\"news\",\"data\":{},\"priority\":\"low\",\"created_at\":\"2026-01-01T00:00:00."
+    "000Z\"}";
 
 START_TEST(test_replay_selects_by_window_user_and_type)
 {

@@ -1,0 +1,30 @@
+-- wrk: batches, POST /v1/events/batch with HERALD_BENCH_BATCH events each.
+local key = os.getenv("HERALD_BENCH_KEY") or ""
+local size = tonumber(os.getenv("HERALD_BENCH_BATCH") or "100")
+local counter = 0
+local headers = {
+  ["Authorization"] = "Bearer " .. key,
+  ["Content-Type"] = "application/json",
+}
+
+request = function()
+  local items = {}
+  for i = 1, size do
+    counter = counter + 1
+    items[i] = string.format(
+      '{"type":"bench.batch","user_id":"u%d","data":{"n":%d,"text":"hello from the benchmark"}}',
+      counter % 10000, counter)
+  end
+  return wrk.format("POST", "/v1/events/batch", headers,
+                    '{"events":[' .. table.concat(items, ",") .. ']}')
+end
+
+done = function(summary, latency, requests)
+  local secs = summary.duration / 1e6
+  io.write(string.format("requests=%d\n", summary.requests))
+  io.write(string.format("rps=%.0f\n", summary.requests / secs))
+  io.write(string.format("events_per_s=%.0f\n", summary.requests * size / secs))
+  io.write(string.format("non2xx=%d\n", summary.errors.status))
+  io.write(string.format("p50_ms=%.2f\n", latency:percentile(50) / 1000))
+  io.write(string.format("p99_ms=%.2f\n", latency:percentile(99) / 1000))
+end
