@@ -156,6 +156,8 @@ struct worker {
     kafka_consumer *consumer;
     kafka_producer *producer;
     int wake[2]; /* librdkafka writes here when a queue gets something */
+    config_kv *consumer_kv; /* the worker's consumer defaults, then the operator's */
+    config_kafka_props consumer_props;
 
     offsets *offs;
     keyq *idem;
@@ -176,6 +178,8 @@ struct worker {
     int64_t last_commit;
     bool stored_since_commit;
     bool more_records; /* the last intake stopped at its batch limit */
+    bool intake_full;  /* not polling: too much in progress */
+    int64_t last_poll; /* monotonic */
     bool intake_paused;
     bool shutting_down;
     bool aborting;
@@ -601,10 +605,32 @@ static int topic_index(worker *w, const char *name)
     return -1;
 }
 
-static void intake(worker *w)
+static size_t pending_jobs(const worker *w);
+
+/*
+ * Takes records while fewer than the high-water mark are in progress.  Above
+ * it the consumer is simply not polled: librdkafka keeps what it fetched
+ * (bounded by queued.max.messages.kbytes) and stops fetching, so resuming
+ * costs nothing, whereas pausing would drop its prefetched records and
+ * resuming would wait for a new fetch.  Partitions are paused only for the
+ * long waits (breaker, rate limit, database, shutdown).  A poll at least
+ * once a second keeps rebalance events served.
+ */
+static void intake(worker *w, int64_t now)
 {
+    size_t high = (size_t)w->cfg->concurrency * 4 + BATCH_MAX;
+    if (pending_jobs(w) >= high && now - w->last_poll < 1000) {
+        w->more_records = false;
+        w->intake_full = true;
+        return;
+    }
+    if (w->intake_full && pending_jobs(w) >= high / 2 && now - w->last_poll < 1000)
+        return;
+    w->intake_full = false;
+    w->last_poll = now;
     w->more_records = false;
-    for (int i = 0; i < BATCH_MAX; i++) {
+    int limit = pending_jobs(w) >= high ? 1 : BATCH_MAX;
+    for (int i = 0; i < limit; i++) {
         rd_kafka_message_t *msg = kafka_consumer_poll(w->consumer, 0);
         if (msg == NULL)
             return;
@@ -987,11 +1013,9 @@ static size_t pending_jobs(const worker *w)
 
 static void set_pause(worker *w, int64_t now)
 {
-    size_t high = (size_t)w->cfg->concurrency * 4 + BATCH_MAX;
     bool was = w->intake_paused;
-    bool full = pending_jobs(w) >= (was ? high / 2 : high);
     bool blocked = w->blocked_until - now >= PAUSE_MIN_MS || now < w->db_retry_at;
-    bool want = w->shutting_down || full || (blocked && w->readyq.n + w->claimq.n > 0);
+    bool want = w->shutting_down || (blocked && w->readyq.n + w->claimq.n > 0);
     if (want != was) {
         w->intake_paused = want;
         w->pause_dirty = true;
@@ -1281,7 +1305,20 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     if (w->producer == NULL)
         goto fail;
     kafka_producer_set_delivery_cb(w->producer, on_delivery_report);
-    w->consumer = kafka_consumer_new(common->kafka_brokers, group, props, err, errlen);
+    /* A short broker-side fetch wait: a partition resumed after a pause, or a
+     * retry record produced a moment ago, is fetched within 100 ms instead of
+     * waiting out a fetch parked on idle partitions (500 ms by default). */
+    static const config_kv consumer_defaults[] = {{(char *)"fetch.wait.max.ms", (char *)"100"}};
+    size_t ndef = sizeof consumer_defaults / sizeof consumer_defaults[0];
+    w->consumer_kv = calloc(ndef + props->count, sizeof *w->consumer_kv);
+    if (w->consumer_kv == NULL)
+        goto oom;
+    memcpy(w->consumer_kv, consumer_defaults, sizeof consumer_defaults);
+    if (props->count)
+        memcpy(w->consumer_kv + ndef, props->items, props->count * sizeof *props->items);
+    w->consumer_props = (config_kafka_props){w->consumer_kv, ndef + props->count};
+    w->consumer =
+        kafka_consumer_new(common->kafka_brokers, group, &w->consumer_props, err, errlen);
     if (w->consumer == NULL)
         goto fail;
     kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
@@ -1346,6 +1383,10 @@ static int next_timeout(worker *w, int64_t now)
 {
     if (w->more_records || w->fatal)
         return 0;
+    /* Records left in librdkafka's queue while intake was full raise no new wake-up. */
+    if (w->intake_full && pending_jobs(w) < ((size_t)w->cfg->concurrency * 4 + BATCH_MAX) / 2 &&
+        !w->shutting_down)
+        return 0;
     bool can_send = w->readyq.n && !sender_full(w->snd) && now >= w->blocked_until;
     if (can_send && !w->shutting_down)
         return 0;
@@ -1386,7 +1427,7 @@ static void pass(worker *w, bool take_records)
 {
     int64_t now = timeutil_monotonic_ms();
     if (take_records)
-        intake(w);
+        intake(w, now);
     release_held(w);
     collect_claims(w, now);
     claim_batch(w, now);
@@ -1522,6 +1563,7 @@ void worker_free(worker *w)
     dueq_free(w->held);
     metrics_registry_free(w->reg);
     free(w->parts);
+    free(w->consumer_kv);
     if (w->wake[0] >= 0)
         close(w->wake[0]);
     if (w->wake[1] >= 0)

@@ -97,8 +97,8 @@ int apikey_scope_parse(const char *s, apikey_scope *out)
     return -1;
 }
 
-int apikey_db_create(PGconn *conn, const char *name, apikey_scope scope,
-                     char key_out[APIKEY_SIZE], int64_t *id_out, char *err, size_t errlen)
+int apikey_db_create(PGconn *conn, const char *name, apikey_scope scope, char key_out[APIKEY_SIZE],
+                     int64_t *id_out, char *err, size_t errlen)
 {
     PGresult *res = NULL;
     int rc = -1;

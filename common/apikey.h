@@ -74,9 +74,8 @@ typedef struct apikey_record {
  * Generates a key, stores its hash, and writes the key into key_out (shown
  * once, never again) and its id into *id_out.  name must be 1..128 bytes.
  */
-int apikey_db_create(PGconn *conn, const char *name, apikey_scope scope,
-                     char key_out[APIKEY_SIZE], int64_t *id_out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int apikey_db_create(PGconn *conn, const char *name, apikey_scope scope, char key_out[APIKEY_SIZE],
+                     int64_t *id_out, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Every key, oldest first, into *out (malloc'd, caller frees); *n rows. */
 int apikey_db_list(PGconn *conn, apikey_record **out, size_t *n, char *err, size_t errlen)

@@ -430,8 +430,24 @@ static rd_kafka_topic_partition_list_t *batch_offsets(dispatcher *d, bool first)
  */
 static int rewind_batch(dispatcher *d)
 {
-    rd_kafka_topic_partition_list_t *l = batch_offsets(d, true);
+    rd_kafka_topic_partition_list_t *all = batch_offsets(d, true), *owned = NULL;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(all->cnt);
     int rc = 0;
+    /*
+     * Only partitions still assigned: one lost meanwhile (a broadcast that
+     * outlasted max.poll.interval.ms) is read by its new owner from the
+     * committed offset, which the aborted batch never moved.
+     */
+    if (rd_kafka_assignment(kafka_consumer_rk(d->consumer), &owned) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (int i = 0; i < all->cnt; i++)
+            if (rd_kafka_topic_partition_list_find(owned, all->elems[i].topic,
+                                                   all->elems[i].partition) != NULL)
+                rd_kafka_topic_partition_list_add(l, all->elems[i].topic,
+                                                  all->elems[i].partition)
+                    ->offset = all->elems[i].offset;
+    if (owned != NULL)
+        rd_kafka_topic_partition_list_destroy(owned);
+    rd_kafka_topic_partition_list_destroy(all);
     if (l->cnt > 0) {
         rd_kafka_error_t *e =
             rd_kafka_seek_partitions(kafka_consumer_rk(d->consumer), l, SEEK_TIMEOUT_MS);
@@ -590,11 +606,13 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     memset(&bc, 0, sizeof bc);
     int64_t now_ms = timeutil_now_ms();
     batch_result ret = BATCH_RETRY_PG;
-    bool in_txn = false;
+    bool in_txn = false, in_flight = false;
     rd_kafka_topic_partition_list_t *offsets = NULL;
 
+    int64_t t0 = timeutil_monotonic_ms(), t1 = 0, t2 = 0, t3 = 0;
     if (resolve(d, now_ms, err, errlen) != PG_OK)
         goto out;
+    t1 = timeutil_monotonic_ms();
     txn_result tr = txn_begin(d->producer, err, errlen);
     if (tr != TXN_OK) {
         ret = from_txn(tr);
@@ -603,8 +621,19 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     in_txn = true;
     fanout_list_reset(&d->fl);
     status_batch_reset(d->sb);
+    PGconn *raw = pg_raw(d->db);
     for (size_t i = 0; i < d->nslots; i++) {
         slot *s = &d->slots[i];
+        if (status_event_count(d->sb) >= (size_t)d->cfg->status_part) {
+            /* Overlap: the database inserts this part while the next is fanned out. */
+            if ((in_flight && status_recv(raw, err, errlen) != PG_OK) ||
+                status_send(d->sb, raw, err, errlen) != PG_OK) {
+                in_flight = false;
+                goto out;
+            }
+            in_flight = true;
+            status_batch_reset(d->sb);
+        }
         if (s->parsed != EVENT_OK) {
             if ((tr = dead_letter(d, s, &bc, err, errlen)) != TXN_OK) {
                 ret = from_txn(tr);
@@ -625,12 +654,20 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
         }
         bc.events++;
     }
+    t2 = timeutil_monotonic_ms();
     /* Rows first: a delivery visible in Kafka must have its row. */
-    if (status_write(d->sb, d->db, err, errlen) != PG_OK)
+    bool rows_ok = !in_flight || status_recv(raw, err, errlen) == PG_OK;
+    in_flight = false;
+    if (!rows_ok || status_write(d->sb, d->db, err, errlen) != PG_OK)
         goto out;
+    t3 = timeutil_monotonic_ms();
     offsets = batch_offsets(d, false);
     tr = txn_commit(d->producer, d->consumer, offsets, err, errlen);
     in_txn = false;
+    LOG_DEBUG(NULL,
+              "batch of %zu: lookups %" PRId64 " ms, fan-out %" PRId64 " ms, rows %" PRId64
+              " ms, commit %" PRId64 " ms",
+              d->nslots, t1 - t0, t2 - t1, t3 - t2, timeutil_monotonic_ms() - t3);
     if (tr != TXN_OK) {
         ret = from_txn(tr);
         goto out;
@@ -645,6 +682,12 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     for (size_t k = 0; k < NSKIP; k++)
         metrics_counter_add(d->m.skips[k], bc.skips[k]);
 out:
+    if (in_flight) {
+        /* Leave the connection idle; the rows are redone with the batch. */
+        char why[256];
+        if (status_recv(raw, why, sizeof why) != PG_OK)
+            LOG_DEBUG(NULL, "%s", why);
+    }
     if (in_txn) {
         char why[256];
         if (txn_abort(d->producer, why, sizeof why) != TXN_OK) {

@@ -16,6 +16,7 @@ typedef struct dispatcher_config {
     char *transactional_id; /* NULL: herald-dispatcher-<hostname>-<pid> */
     long batch_size;        /* events per transaction */
     long batch_ms;          /* longest wait to fill a batch */
+    long status_part;       /* events whose status rows go in one INSERT */
     long cache_size;        /* users in the preferences cache */
     long cache_max_bytes;
     long cache_ttl_ms;

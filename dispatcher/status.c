@@ -245,3 +245,45 @@ pg_status status_write(status_batch *b, pg_conn *db, char *err, size_t errlen)
         return st;
     return pg_exec_prepared(db, "status_write", 2, params, NULL, NULL, 0, NULL, err, errlen);
 }
+
+pg_status status_send(status_batch *b, PGconn *conn, char *err, size_t errlen)
+{
+    const char *params[2] = {status_events_json(b), status_deliveries_json(b)};
+    if (params[0] == NULL || params[1] == NULL) {
+        snprintf(err, errlen, "status: out of memory");
+        return PG_ERROR;
+    }
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "status: PostgreSQL connection down");
+        return PG_RETRY;
+    }
+    /* Unnamed statement: one parse per part costs nothing next to the insert. */
+    if (PQsendQueryParams(conn, write_sql, 2, NULL, params, NULL, NULL, 0) != 1) {
+        snprintf(err, errlen, "status: send: %s", PQerrorMessage(conn));
+        return PG_RETRY;
+    }
+    return PG_OK;
+}
+
+pg_status status_recv(PGconn *conn, char *err, size_t errlen)
+{
+    pg_status st = PG_OK;
+    PGresult *r;
+    int n = 0;
+    if (conn == NULL)
+        return PG_RETRY;
+    while ((r = PQgetResult(conn)) != NULL && n++ < 16) {
+        if (PQresultStatus(r) != PGRES_TUPLES_OK && st == PG_OK) {
+            snprintf(err, errlen, "status: insert: %s", PQresultErrorMessage(r));
+            st = PQstatus(conn) == CONNECTION_OK ? PG_ERROR : PG_RETRY;
+        }
+        PQclear(r);
+    }
+    if (r != NULL)
+        PQclear(r);
+    if (st == PG_OK && PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "status: PostgreSQL connection lost");
+        st = PG_RETRY;
+    }
+    return st;
+}

@@ -54,4 +54,17 @@ const char *status_deliveries_json(status_batch *b);
 pg_status status_write(status_batch *b, pg_conn *db, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/*
+ * The same insert without waiting, so that the dispatcher can fan out the
+ * next part of a batch while the database inserts this one: status_send()
+ * hands the rows to libpq (which copies them: the batch may be reset at
+ * once), status_recv() waits for the outcome.  At most one insert is in
+ * flight per connection.  conn is the raw connection (pg_raw()); NULL, a
+ * broken connection or a failed send report PG_RETRY, after which the caller
+ * checks the pg_conn (pg_ok / pg_reset) before using it again.
+ */
+pg_status status_send(status_batch *b, PGconn *conn, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+pg_status status_recv(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));
+
 #endif

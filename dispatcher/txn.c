@@ -24,12 +24,14 @@ txn_result txn_produce(kafka_producer *p, const char *topic, const void *key, si
                        const void *value, size_t vlen, rd_kafka_headers_t *hdrs, int timeout_ms,
                        char *err, size_t errlen)
 {
-    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    int64_t deadline = 0; /* read the clock only once the queue is full */
     for (;;) {
         kafka_status st =
             kafka_produce(p, topic, key, keylen, value, vlen, hdrs, NULL, err, errlen);
         if (st == KAFKA_OK)
             return TXN_OK;
+        if (st == KAFKA_QUEUE_FULL && deadline == 0)
+            deadline = timeutil_monotonic_ms() + timeout_ms;
         if (st == KAFKA_QUEUE_FULL && timeutil_monotonic_ms() < deadline) {
             /* Back-pressure: serve delivery reports so the queue drains. */
             kafka_producer_poll(p, 10);

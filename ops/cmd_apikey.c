@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define APIKEY_USAGE                                                                               \
-    "usage: heraldctl apikey create --name NAME [--scope publish|admin]\n"                        \
+    "usage: heraldctl apikey create --name NAME [--scope publish|admin]\n"                         \
     "       heraldctl apikey list [--json]\n"                                                      \
     "       heraldctl apikey revoke ID"
 
@@ -31,9 +31,15 @@ typedef struct create_flags {
 } create_flags;
 
 static const config_var create_vars[] = {
-    {.flag = "name", .type = CONFIG_STRING, .offset = offsetof(create_flags, name),
-     .flags = CONFIG_REQUIRED, .help = "what the key is for (1..128 bytes), shown in listings"},
-    {.flag = "scope", .type = CONFIG_ENUM, .def = "publish", .offset = offsetof(create_flags, scope),
+    {.flag = "name",
+     .type = CONFIG_STRING,
+     .offset = offsetof(create_flags, name),
+     .flags = CONFIG_REQUIRED,
+     .help = "what the key is for (1..128 bytes), shown in listings"},
+    {.flag = "scope",
+     .type = CONFIG_ENUM,
+     .def = "publish",
+     .offset = offsetof(create_flags, scope),
      .choices = scope_choices,
      .help = "publish: POST /v1/events, /v1/events/batch, GET /v1/events/{id}; admin: everything"},
     {0},
@@ -44,7 +50,10 @@ typedef struct list_flags {
 } list_flags;
 
 static const config_var list_vars[] = {
-    {.flag = "json", .type = CONFIG_BOOL, .def = "false", .offset = offsetof(list_flags, json),
+    {.flag = "json",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = offsetof(list_flags, json),
      .help = "print a JSON array instead of a table"},
     {0},
 };
@@ -57,8 +66,8 @@ static int apikey_create(const ctl_context *ctx, int argc, char **argv)
     char key[APIKEY_SIZE], err[512];
     int64_t id = 0;
     int first = argc, rc = CTL_EXIT_USAGE;
-    config_status st = ctl_parse_flags("apikey create", APIKEY_USAGE, create_vars, &f, argc, argv,
-                                       &first);
+    config_status st =
+        ctl_parse_flags("apikey create", APIKEY_USAGE, create_vars, &f, argc, argv, &first);
     if (st != CONFIG_OK) {
         rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
         goto out;
@@ -141,8 +150,8 @@ static int apikey_list(const ctl_context *ctx, int argc, char **argv)
         putchar('\n');
         json_decref(arr);
     } else {
-        printf("%-6s %-24s %-8s %-12s %-25s %-25s %s\n", "ID", "NAME", "SCOPE", "PREFIX",
-               "CREATED", "LAST USED", "STATUS");
+        printf("%-6s %-24s %-8s %-12s %-25s %-25s %s\n", "ID", "NAME", "SCOPE", "PREFIX", "CREATED",
+               "LAST USED", "STATUS");
         for (size_t i = 0; i < n; i++) {
             apikey_record *k = &rows[i];
             printf("%-6lld %-24s %-8s %-12s %-25s %-25s %s\n", (long long)k->id, k->name,
@@ -170,7 +179,8 @@ static int apikey_revoke(const ctl_context *ctx, int argc, char **argv)
     if (st != CONFIG_OK)
         return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
     if (argc - first != 1) {
-        fprintf(stderr, "heraldctl apikey revoke: expected one key ID (see heraldctl apikey list)\n");
+        fprintf(stderr,
+                "heraldctl apikey revoke: expected one key ID (see heraldctl apikey list)\n");
         goto out;
     }
     char *end = NULL;

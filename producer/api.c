@@ -75,12 +75,12 @@ int api_env_init_metrics(api_env *env)
         env->metrics, "herald_gateway_publish_seconds",
         "Time from a publish request's headers to the broker's acknowledgement", NULL,
         metrics_default_latency_buckets, metrics_default_latency_buckets_n);
-    env->rate_limited = metrics_counter_get(env->metrics, "herald_gateway_rate_limited_total",
-                                            "Requests refused with 429 by the per-key rate limit",
-                                            NULL);
-    env->published_events = metrics_counter_get(
-        env->metrics, "herald_gateway_events_published_total",
-        "Events acknowledged by Kafka (batch items counted one by one)", NULL);
+    env->rate_limited =
+        metrics_counter_get(env->metrics, "herald_gateway_rate_limited_total",
+                            "Requests refused with 429 by the per-key rate limit", NULL);
+    env->published_events =
+        metrics_counter_get(env->metrics, "herald_gateway_events_published_total",
+                            "Events acknowledged by Kafka (batch items counted one by one)", NULL);
     return 0;
 }
 
@@ -153,6 +153,14 @@ static void on_headers(api_env *env, http_request *req)
     call->route = NROUTES;
     http_request_set_app(req, call, call_free);
 
+    /* Shutting down: requests arriving on kept-alive connections are sent
+     * elsewhere, and the connection closes, so the drain ends promptly. */
+    if (atomic_load(&env->draining)) {
+        http_add_header(req, "Connection", "close");
+        http_respond_retry(req, 503, "shutting_down", "the gateway is shutting down", 1);
+        return;
+    }
+
     size_t idx = 0;
     router_result rr = router_match(routes, NROUTES, http_request_method(req),
                                     http_request_path(req), &idx, &call->params);
@@ -210,8 +218,8 @@ static void on_headers(api_env *env, http_request *req)
             if (!ratelimit_table_take(env->limits, kid, timeutil_monotonic_ms(), 1, &wait_ms)) {
                 metrics_counter_inc(env->rate_limited);
                 int64_t secs = wait_ms > 0 ? (wait_ms + 999) / 1000 : 1;
-                http_respond_retry(req, 429, "rate_limited",
-                                   "too many requests for this API key", secs);
+                http_respond_retry(req, 429, "rate_limited", "too many requests for this API key",
+                                   secs);
                 return;
             }
         }

@@ -27,9 +27,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define API_MAX_BATCH      1000
-#define API_DB_WAIT_MS     2000
-#define API_STATUS_SLOTS   500 /* HTTP statuses 100..599 */
+#define API_MAX_BATCH    1000
+#define API_DB_WAIT_MS   2000
+#define API_STATUS_SLOTS 500 /* HTTP statuses 100..599 */
 
 typedef struct api_env api_env;
 typedef struct api_call api_call;
@@ -68,11 +68,11 @@ struct api_env {
 /* Per-request state, attached to the http_request. */
 struct api_call {
     api_env *env;
-    size_t route;       /* index in the route table; nroutes when unmatched */
+    size_t route; /* index in the route table; nroutes when unmatched */
     router_params params;
     int64_t key_id;
     apikey_scope scope;
-    void *work;          /* the handler's own state */
+    void *work; /* the handler's own state */
     void (*work_free)(void *);
 };
 

@@ -61,7 +61,8 @@ static int only_keys(const json_t *obj, const char *const *allowed, const char *
 {
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         int known = 0;
         for (size_t i = 0; allowed[i] != NULL; i++)
             if (strcmp(key, allowed[i]) == 0)
@@ -158,7 +159,8 @@ int bodies_check_user(const json_t *body, bodies_error *e)
                         BODIES_MAX_PUSH_TOKENS);
         size_t i;
         json_t *t;
-        json_array_foreach(tokens, i, t) {
+        json_array_foreach(tokens, i, t)
+        {
             char field[48];
             snprintf(field, sizeof field, "push_tokens[%zu]", i);
             if (!json_is_string(t))
@@ -189,7 +191,8 @@ static int check_channel_map(const json_t *v, const char *path, bodies_error *e)
         return fail(e, path, "%s must be an object of channel: true|false", path);
     const char *key;
     json_t *b;
-    json_object_foreach((json_t *)v, key, b) {
+    json_object_foreach((json_t *)v, key, b)
+    {
         char field[128];
         snprintf(field, sizeof field, "%s.%.64s", path, key);
         if (!is_channel_n(key))
@@ -234,7 +237,8 @@ int bodies_check_preferences(const json_t *body, bodies_error *e)
                         BODIES_MAX_CATEGORIES);
         const char *key;
         json_t *m;
-        json_object_foreach(cats, key, m) {
+        json_object_foreach(cats, key, m)
+        {
             char field[128], why[160];
             snprintf(field, sizeof field, "categories.%.64s", key);
             if (validate_name(key, strlen(key), VALIDATE_CATEGORY_MAX, why, sizeof why) != 0)
@@ -334,8 +338,7 @@ int bodies_check_placeholders(const char *text, size_t len, char *err, size_t er
         while (j + 1 < len && !(text[j] == '}' && text[j + 1] == '}')) {
             if (text[j] == '{' || text[j] == '}') {
                 if (err != NULL)
-                    snprintf(err, errlen, "the placeholder opened at byte %zu is not closed",
-                             open);
+                    snprintf(err, errlen, "the placeholder opened at byte %zu is not closed", open);
                 return -1;
             }
             j++;
@@ -357,8 +360,7 @@ int bodies_check_placeholders(const char *text, size_t len, char *err, size_t er
 }
 
 /* A template text field: a string within its size, with valid placeholders. */
-static int check_template_text(const json_t *v, const char *field, size_t maxlen,
-                               bodies_error *e)
+static int check_template_text(const json_t *v, const char *field, size_t maxlen, bodies_error *e)
 {
     char why[160];
     if (!json_is_string(v))

@@ -14,12 +14,12 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define BODIES_MAX_PUSH_TOKENS    100
-#define BODIES_MAX_CATEGORIES     100
-#define BODIES_NAME_MAX           256 /* users.name */
-#define BODIES_TIMEZONE_MAX       64
-#define BODIES_LOCALE_MAX         35
-#define BODIES_TEMPLATE_BODY_MAX  65536
+#define BODIES_MAX_PUSH_TOKENS      100
+#define BODIES_MAX_CATEGORIES       100
+#define BODIES_NAME_MAX             256 /* users.name */
+#define BODIES_TIMEZONE_MAX         64
+#define BODIES_LOCALE_MAX           35
+#define BODIES_TEMPLATE_BODY_MAX    65536
 #define BODIES_TEMPLATE_SUBJECT_MAX 998 /* an RFC 5322 line */
 
 typedef struct bodies_error {

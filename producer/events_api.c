@@ -156,8 +156,8 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, event *evs, 
         id_sha256(wires[i], strlen(wires[i]), hash);
         bool claimed = false;
         char existing[ID_UUID_SIZE], err[256];
-        store_status st = store_idem_claim(c, w->key_id, evs[i].idempotency_key, it->event_id,
-                                           hash, &claimed, existing, err, sizeof err);
+        store_status st = store_idem_claim(c, w->key_id, evs[i].idempotency_key, it->event_id, hash,
+                                           &claimed, existing, err, sizeof err);
         if (st != STORE_OK) {
             api_store_error(req, st, "idempotency key", err);
             rc = -1;
@@ -181,9 +181,8 @@ out:
         for (size_t i = 0; c != NULL && i < w->n; i++) {
             pub_item *it = &w->items[i];
             char err[256];
-            if (it->idem_key != NULL &&
-                store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
-                    STORE_OK)
+            if (it->idem_key != NULL && store_idem_release(c, w->key_id, it->idem_key, it->event_id,
+                                                           err, sizeof err) != STORE_OK)
                 LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
         }
     }
@@ -205,8 +204,8 @@ static void send_items(api_env *env, pub_work *w, event *evs, char **wires)
             continue;
         char key[EVENT_KAFKA_KEY_SIZE], err[256];
         event_kafka_key(&evs[i], key, sizeof key);
-        publisher_result r = publisher_send(env->pub, env->events_topic, key, strlen(key),
-                                            wires[i], strlen(wires[i]), it, err, sizeof err);
+        publisher_result r = publisher_send(env->pub, env->events_topic, key, strlen(key), wires[i],
+                                            strlen(wires[i]), it, err, sizeof err);
         if (r != PUBLISHER_OK) {
             it->result = r;
             snprintf(it->message, sizeof it->message, "%s", err);
@@ -401,8 +400,8 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
                 if (status == 503)
                     unavailable++;
                 r = w->items[i].field[0] != '\0'
-                        ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
-                                    message, "field", w->items[i].field)
+                        ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", message,
+                                    "field", w->items[i].field)
                         : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
             }
             if (r == NULL || json_array_append_new(results, r) != 0) {
@@ -438,7 +437,8 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
     json_t *events = json_object_get(body, "events");
     const char *k;
     json_t *v;
-    json_object_foreach(body, k, v) {
+    json_object_foreach(body, k, v)
+    {
         if (strcmp(k, "events") != 0) {
             char msg[128];
             snprintf(msg, sizeof msg, "unknown field \"%.64s\"", k);

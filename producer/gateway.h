@@ -21,7 +21,7 @@ typedef struct gateway_config {
     config_kafka_props kafka_props;
     char *http_addr;
     long max_body_bytes;
-    long rate_limit;  /* requests per second per API key; 0 = unlimited */
+    long rate_limit; /* requests per second per API key; 0 = unlimited */
     long rate_burst;
     long publish_timeout_ms;
     long queue_max_messages;

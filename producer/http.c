@@ -377,8 +377,8 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
         return NULL;
     }
     req->content_length = -1;
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         char *end = NULL;
         errno = 0;
@@ -443,9 +443,8 @@ static int append_body(http_request *req, const char *data, size_t len)
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     http_server *s = cls;
@@ -503,9 +502,9 @@ static void write_access_log(http_server *s, http_request *req, enum MHD_Request
                      "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"%s\","
                      "\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"duration_ms\":%.3f,"
                      "\"bytes_in\":%zu,\"bytes_out\":%zu%s%s}\n",
-                     ts, req->id, req->method, path, req->status, ms, req->body_len,
-                     req->bytes_out, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" :
-                     ",\"aborted\":true", req->log_fields);
+                     ts, req->id, req->method, path, req->status, ms, req->body_len, req->bytes_out,
+                     toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true",
+                     req->log_fields);
     (void)s;
     if (n <= 0)
         return;

@@ -49,14 +49,14 @@ typedef void (*http_dispatch_fn)(void *ctx, http_request *req, http_phase phase)
 typedef void (*http_complete_fn)(void *ctx, http_request *req);
 
 typedef struct http_server_config {
-    const char *addr;            /* "host:port" (port 0: any free port) */
-    size_t max_body_bytes;       /* 413 past this */
-    unsigned threads;            /* worker threads; 0 = one per core */
+    const char *addr;              /* "host:port" (port 0: any free port) */
+    size_t max_body_bytes;         /* 413 past this */
+    unsigned threads;              /* worker threads; 0 = one per core */
     unsigned connection_timeout_s; /* idle or slow clients are dropped after this */
     unsigned max_connections;
-    bool access_log;             /* one JSON line per request on stderr */
+    bool access_log; /* one JSON line per request on stderr */
     http_dispatch_fn dispatch;
-    http_complete_fn complete;   /* may be NULL */
+    http_complete_fn complete; /* may be NULL */
     void *ctx;
 } http_server_config;
 

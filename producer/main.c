@@ -24,8 +24,7 @@ int main(int argc, char **argv)
         rc = st == CONFIG_HELP ? 0 : 2;
         goto out;
     }
-    log_init("herald-gateway", (log_level)cfg.common.log_level,
-             (log_format)cfg.common.log_format);
+    log_init("herald-gateway", (log_level)cfg.common.log_level, (log_format)cfg.common.log_format);
 
     /* Blocked before any thread starts, so only sigtimedwait() sees them. */
     sigset_t stop_signals;

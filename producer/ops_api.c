@@ -52,8 +52,8 @@ void ops_api_readyz(api_env *env, http_request *req, api_call *call, http_phase 
     bool kafka = publisher_ready(env->pub, kreason, sizeof kreason);
     bool db = db_ready(env, dreason, sizeof dreason);
     if (!draining && kafka && db) {
-        http_respond_json(req, 200,
-                          json_pack("{s:s,s:s,s:s}", "status", "ok", "kafka", "ok", "database", "ok"));
+        http_respond_json(
+            req, 200, json_pack("{s:s,s:s,s:s}", "status", "ok", "kafka", "ok", "database", "ok"));
         return;
     }
     const char *why = draining ? "shutting down" : !kafka ? kreason : dreason;

@@ -34,9 +34,9 @@ struct publisher {
 
     pthread_mutex_t lock; /* guards reason and the stop condition */
     pthread_cond_t stop_cond;
-    atomic_int probes;      /* probes finished so far */
-    atomic_bool reachable;  /* last probe reached a broker */
-    atomic_bool topic_ok;   /* ... and found the topic */
+    atomic_int probes;     /* probes finished so far */
+    atomic_bool reachable; /* last probe reached a broker */
+    atomic_bool topic_ok;  /* ... and found the topic */
     char reason[256];
 };
 
@@ -79,8 +79,8 @@ static void *poll_main(void *arg)
 static void probe_once(publisher *p)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(kafka_producer_rk(p->kp), 0, p->probe_rkt, &md,
-                                                PROBE_TIMEOUT_MS);
+    rd_kafka_resp_err_t err =
+        rd_kafka_metadata(kafka_producer_rk(p->kp), 0, p->probe_rkt, &md, PROBE_TIMEOUT_MS);
     bool reachable = err == RD_KAFKA_RESP_ERR_NO_ERROR;
     bool topic_ok = false;
     char reason[256] = "";

@@ -26,10 +26,10 @@
 typedef struct publisher publisher;
 
 typedef enum {
-    PUBLISHER_OK = 0,          /* acknowledged by the broker (or, from send: queued) */
-    PUBLISHER_QUEUE_FULL,      /* the local queue is full: 503, retry soon */
-    PUBLISHER_UNAVAILABLE,     /* no broker reachable, or not acknowledged in time: 503 */
-    PUBLISHER_FAILED,          /* refused for good (topic missing, record too large, fatal) */
+    PUBLISHER_OK = 0,      /* acknowledged by the broker (or, from send: queued) */
+    PUBLISHER_QUEUE_FULL,  /* the local queue is full: 503, retry soon */
+    PUBLISHER_UNAVAILABLE, /* no broker reachable, or not acknowledged in time: 503 */
+    PUBLISHER_FAILED,      /* refused for good (topic missing, record too large, fatal) */
 } publisher_result;
 
 /* Called on the poll thread; must be quick and must not block. */

@@ -39,9 +39,9 @@ typedef struct router_params {
 
 typedef enum {
     ROUTER_MATCH = 0,
-    ROUTER_NOT_FOUND = 1,    /* no pattern fits the path */
-    ROUTER_BAD_METHOD = 2,   /* a pattern fits, with another method: 405 */
-    ROUTER_BAD_PARAM = 3,    /* a captured segment is empty, too long or badly escaped */
+    ROUTER_NOT_FOUND = 1,  /* no pattern fits the path */
+    ROUTER_BAD_METHOD = 2, /* a pattern fits, with another method: 405 */
+    ROUTER_BAD_PARAM = 3,  /* a captured segment is empty, too long or badly escaped */
 } router_result;
 
 /*

@@ -39,11 +39,12 @@ static const stmt statements[] = {
      "SELECT $1, t FROM jsonb_array_elements_text($2::jsonb) AS t ON CONFLICT DO NOTHING",
      2},
     {"gw_user_get",
-     "SELECT u.user_id, u.email, u.phone, u.name, u.timezone, u.locale, " TS("u.created_at")
-     ", " TS("u.updated_at") ", "
-     "COALESCE((SELECT json_agg(t.token ORDER BY t.created_at, t.token) FROM push_tokens t "
-     "WHERE t.user_id = u.user_id), '[]'::json) "
-     "FROM users u WHERE u.user_id = $1",
+     "SELECT u.user_id, u.email, u.phone, u.name, u.timezone, u.locale, " TS(
+         "u.created_at") ", " TS("u.updated_at") ", "
+                                                 "COALESCE((SELECT json_agg(t.token ORDER BY "
+                                                 "t.created_at, t.token) FROM push_tokens t "
+                                                 "WHERE t.user_id = u.user_id), '[]'::json) "
+                                                 "FROM users u WHERE u.user_id = $1",
      1},
     {"gw_user_delete", "DELETE FROM users WHERE user_id = $1", 1},
     {"gw_prefs_put",
@@ -55,8 +56,10 @@ static const stmt statements[] = {
      5},
     {"gw_prefs_get",
      "SELECT u.user_id, p.channels, p.categories, to_char(p.quiet_start, 'HH24:MI'), "
-     "to_char(p.quiet_end, 'HH24:MI'), " TS("p.updated_at") ", p.user_id IS NOT NULL "
-     "FROM users u LEFT JOIN preferences p ON p.user_id = u.user_id WHERE u.user_id = $1",
+     "to_char(p.quiet_end, 'HH24:MI'), " TS(
+         "p.updated_at") ", p.user_id IS NOT NULL "
+                         "FROM users u LEFT JOIN preferences p ON p.user_id = u.user_id WHERE "
+                         "u.user_id = $1",
      1},
     /* One statement: the topic exists exactly when a subscription needs it,
      * and a missing user (foreign key) leaves no topic behind. */
@@ -76,20 +79,20 @@ static const stmt statements[] = {
      "RETURNING event_type, channel, subject, body, category, " TS("updated_at"),
      5},
     {"gw_template_get",
-     "SELECT event_type, channel, subject, body, category, " TS("updated_at")
-     " FROM templates WHERE event_type = $1 AND channel = $2",
+     "SELECT event_type, channel, subject, body, category, " TS(
+         "updated_at") " FROM templates WHERE event_type = $1 AND channel = $2",
      2},
     {"gw_template_delete", "DELETE FROM templates WHERE event_type = $1 AND channel = $2", 2},
     {"gw_event_get",
-     "SELECT event_id, type, user_id, topic, priority, category, " TS("created_at")
-     ", " TS("dispatched_at") " FROM events WHERE event_id = $1::uuid",
+     "SELECT event_id, type, user_id, topic, priority, category, " TS("created_at") ", " TS(
+         "dispatched_at") " FROM events WHERE event_id = $1::uuid",
      1},
     {"gw_event_deliveries",
-     "SELECT d.channel, d.status, d.attempts, d.last_error, " TS("d.updated_at")
-     ", d.user_id, d.skip_reason FROM deliveries d "
-     "WHERE d.event_id = $1::uuid OR d.event_id IN "
-     "(SELECT e.event_id FROM events e WHERE e.broadcast_id = $1::uuid) "
-     "ORDER BY d.created_at, d.user_id, d.channel LIMIT 1000",
+     "SELECT d.channel, d.status, d.attempts, d.last_error, " TS(
+         "d.updated_at") ", d.user_id, d.skip_reason FROM deliveries d "
+                         "WHERE d.event_id = $1::uuid OR d.event_id IN "
+                         "(SELECT e.event_id FROM events e WHERE e.broadcast_id = $1::uuid) "
+                         "ORDER BY d.created_at, d.user_id, d.channel LIMIT 1000",
      1},
     /* A key older than 24 hours is free again: the row is taken over. */
     {"gw_idem_claim",
@@ -101,8 +104,7 @@ static const stmt statements[] = {
      "RETURNING event_id",
      4},
     {"gw_idem_get",
-     "SELECT event_id FROM publish_idempotency WHERE api_key_id = $1 AND idempotency_key = $2",
-     2},
+     "SELECT event_id FROM publish_idempotency WHERE api_key_id = $1 AND idempotency_key = $2", 2},
     {"gw_idem_release",
      "DELETE FROM publish_idempotency "
      "WHERE api_key_id = $1 AND idempotency_key = $2 AND event_id = $3::uuid",
@@ -113,8 +115,8 @@ static const stmt statements[] = {
 int store_prepare(pg_conn *c, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        pg_status st = pg_prepare(c, statements[i].name, statements[i].sql,
-                                  statements[i].nparams, err, errlen);
+        pg_status st = pg_prepare(c, statements[i].name, statements[i].sql, statements[i].nparams,
+                                  err, errlen);
         if (st != PG_OK)
             return -1;
     }
@@ -135,8 +137,7 @@ static store_status classify(pg_conn *c, pg_status st)
     const char *state = pg_last_sqlstate(c);
     if (strcmp(state, "23503") == 0)
         return STORE_NOT_FOUND; /* foreign key: the user is not there */
-    if (strncmp(state, "22", 2) == 0 || strcmp(state, "23514") == 0 ||
-        strcmp(state, "23502") == 0)
+    if (strncmp(state, "22", 2) == 0 || strcmp(state, "23514") == 0 || strcmp(state, "23502") == 0)
         return STORE_INVALID;
     if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
         return STORE_UNAVAILABLE;
@@ -179,8 +180,7 @@ static const char *member(const json_t *body, const char *name)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-store_status store_user_get(pg_conn *c, const char *user_id, json_t **out, char *err,
-                            size_t errlen)
+store_status store_user_get(pg_conn *c, const char *user_id, json_t **out, char *err, size_t errlen)
 {
     PGresult *res = NULL;
     const char *v[1] = {user_id};
@@ -218,8 +218,12 @@ store_status store_user_put(pg_conn *c, const char *user_id, const json_t *body,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    const char *uv[6] = {user_id,           member(body, "email"),    member(body, "phone"),
-                         member(body, "name"), member(body, "timezone"), member(body, "locale")};
+    const char *uv[6] = {user_id,
+                         member(body, "email"),
+                         member(body, "phone"),
+                         member(body, "name"),
+                         member(body, "timezone"),
+                         member(body, "locale")};
     const char *tv[2] = {user_id, tokens};
     /* The whole transaction is redone after a reconnect: it is idempotent. */
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -345,9 +349,8 @@ store_status store_unsubscribe(pg_conn *c, const char *topic, const char *user_i
 static json_t *template_json(PGresult *res)
 {
     return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "event_type", col_str(res, 0, 0), "channel",
-                     col_str(res, 0, 1), "subject", col_str(res, 0, 2), "body",
-                     col_str(res, 0, 3), "category", col_str(res, 0, 4), "updated_at",
-                     col_str(res, 0, 5));
+                     col_str(res, 0, 1), "subject", col_str(res, 0, 2), "body", col_str(res, 0, 3),
+                     "category", col_str(res, 0, 4), "updated_at", col_str(res, 0, 5));
 }
 
 store_status store_template_put(pg_conn *c, const char *event_type, const char *channel,
@@ -414,12 +417,12 @@ static const char *overall_status(json_t *deliveries, bool have_event)
     bool active = false, failed = false, sent = false;
     if (json_array_size(deliveries) == 0)
         return have_event ? "dispatched" : "accepted";
-    json_array_foreach(deliveries, i, d) {
+    json_array_foreach(deliveries, i, d)
+    {
         const char *s = json_string_value(json_object_get(d, "status"));
         if (s == NULL)
             continue;
-        if (strcmp(s, "pending") == 0 || strcmp(s, "scheduled") == 0 ||
-            strcmp(s, "retrying") == 0)
+        if (strcmp(s, "pending") == 0 || strcmp(s, "scheduled") == 0 || strcmp(s, "retrying") == 0)
             active = true;
         else if (strcmp(s, "failed") == 0)
             failed = true;
@@ -453,11 +456,10 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
     }
     list = json_array();
     for (int i = 0; list != NULL && i < PQntuples(dl); i++) {
-        json_t *d = json_pack("{s:o,s:o,s:I,s:o,s:o,s:o}", "channel", col_str(dl, i, 0), "status",
-                              col_str(dl, i, 1), "attempts",
-                              (json_int_t)strtoll(PQgetvalue(dl, i, 2), NULL, 10), "last_error",
-                              col_str(dl, i, 3), "updated_at", col_str(dl, i, 4), "user_id",
-                              col_str(dl, i, 5));
+        json_t *d = json_pack(
+            "{s:o,s:o,s:I,s:o,s:o,s:o}", "channel", col_str(dl, i, 0), "status", col_str(dl, i, 1),
+            "attempts", (json_int_t)strtoll(PQgetvalue(dl, i, 2), NULL, 10), "last_error",
+            col_str(dl, i, 3), "updated_at", col_str(dl, i, 4), "user_id", col_str(dl, i, 5));
         if (d != NULL && !PQgetisnull(dl, i, 6))
             json_object_set_new(d, "skip_reason", col_str(dl, i, 6));
         if (d == NULL || json_array_append_new(list, d) != 0) {
@@ -495,9 +497,9 @@ out:
     return st;
 }
 
-store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key,
-                              const char *event_id, const unsigned char request_hash[32],
-                              bool *claimed, char existing_id[37], char *err, size_t errlen)
+store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, const char *event_id,
+                              const unsigned char request_hash[32], bool *claimed,
+                              char existing_id[37], char *err, size_t errlen)
 {
     PGresult *res = NULL;
     char idbuf[24];

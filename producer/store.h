@@ -34,8 +34,8 @@ int store_prepare(pg_conn *c, char *err, size_t errlen) __attribute__((warn_unus
 /* Inserts or replaces the user and its push tokens; *out is the user as stored. */
 store_status store_user_put(pg_conn *c, const char *user_id, const json_t *body, json_t **out,
                             char *err, size_t errlen) __attribute__((warn_unused_result));
-store_status store_user_get(pg_conn *c, const char *user_id, json_t **out, char *err,
-                            size_t errlen) __attribute__((warn_unused_result));
+store_status store_user_get(pg_conn *c, const char *user_id, json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 store_status store_user_delete(pg_conn *c, const char *user_id, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -75,9 +75,9 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
  * took the key (a fresh one, or one older than 24 hours); otherwise
  * existing_id receives the event id it was first used for.
  */
-store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key,
-                              const char *event_id, const unsigned char request_hash[32],
-                              bool *claimed, char existing_id[37], char *err, size_t errlen)
+store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, const char *event_id,
+                              const unsigned char request_hash[32], bool *claimed,
+                              char existing_id[37], char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Releases a claim whose publish failed, so that a retry can succeed. */

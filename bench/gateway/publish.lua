@@ -20,10 +20,14 @@ request = function()
 end
 
 if rate > 0 then
-  -- wrk calls delay() once per request, per connection: one request every
-  -- conns/rate seconds on each connection.
+  -- wrk calls delay() before each request of a connection and counts the
+  -- pause from the previous answer, so the period is the pause plus the
+  -- round trip: HERALD_BENCH_RTT_MS (an estimate) is taken off the pause.
+  local rtt = tonumber(os.getenv("HERALD_BENCH_RTT_MS") or "2")
+  local pause = conns * 1000 / rate - rtt
+  if pause < 0 then pause = 0 end
   delay = function()
-    return conns * 1000 / rate
+    return pause
   end
 end
 

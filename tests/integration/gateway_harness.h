@@ -95,19 +95,17 @@ __attribute__((constructor)) static void h_up(void)
                          sizeof err) != 0 ||
         apikey_db_create(c, "test-admin", APIKEY_SCOPE_ADMIN, h_adminkey, &admin_id, err,
                          sizeof err) != 0) {
-        fprintf(stderr, "gateway harness: cannot create API keys: %s %s\n", err,
-                PQerrorMessage(c));
+        fprintf(stderr, "gateway harness: cannot create API keys: %s %s\n", err, PQerrorMessage(c));
         exit(1);
     }
     PQfinish(c);
 
-    kafka_topic_spec spec = {.name = h_events_topic, .partitions = H_PARTITIONS,
-                             .replication_factor = 1};
+    kafka_topic_spec spec = {
+        .name = h_events_topic, .partitions = H_PARTITIONS, .replication_factor = 1};
     kafka_topic_result res;
     if (kafka_topics_create(brokers, NULL, &spec, 1, 30000, &res, err, sizeof err) != KAFKA_OK ||
         res.outcome == KAFKA_TOPIC_FAILED) {
-        fprintf(stderr, "gateway harness: cannot create %s: %s %s\n", h_events_topic, err,
-                res.msg);
+        fprintf(stderr, "gateway harness: cannot create %s: %s %s\n", h_events_topic, err, res.msg);
         exit(1);
     }
 }
@@ -152,9 +150,18 @@ static inline void h_start(h_gateway *h, ...)
     int port = h_free_port();
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     snprintf(h->base, sizeof h->base, "http://%s", addr);
-    char *argv[64] = {"herald-gateway",   "--http-addr",      addr, "--database-url",
-                      h_dburl,            "--topic-prefix",   h_prefix, "--access-log=false",
-                      "--auth-cache-ttl", "1s",               "--shutdown-timeout", "5s"};
+    char *argv[64] = {"herald-gateway",
+                      "--http-addr",
+                      addr,
+                      "--database-url",
+                      h_dburl,
+                      "--topic-prefix",
+                      h_prefix,
+                      "--access-log=false",
+                      "--auth-cache-ttl",
+                      "1s",
+                      "--shutdown-timeout",
+                      "5s"};
     int argc = 12;
     va_list ap;
     va_start(ap, h);
@@ -348,8 +355,7 @@ static inline int h_find_record(const char *want, int timeout_ms, h_record *rec,
                 (*count)++;
             if (id != NULL && strcmp(id, want) == 0) {
                 found = 1;
-                snprintf(rec->key, sizeof rec->key, "%.*s", (int)m->key_len,
-                         (const char *)m->key);
+                snprintf(rec->key, sizeof rec->key, "%.*s", (int)m->key_len, (const char *)m->key);
                 rec->partition = m->partition;
                 rec->value = v;
                 v = NULL;

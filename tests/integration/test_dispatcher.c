@@ -338,7 +338,8 @@ START_TEST(test_postgres_connection_loss_loses_nothing)
     dh_sql(&e, "INSERT INTO users (user_id, email) SELECT 'u' || g, 'u' || g || '@example.com' "
                "FROM generate_series(1, 50) g");
     /* Small batches, so that the outage falls between and inside many of them. */
-    const char *extra[] = {"HERALD_DISPATCHER_BATCH_SIZE=20", "HERALD_CACHE_TTL=50ms",
+    const char *extra[] = {"HERALD_DISPATCHER_BATCH_SIZE=20", "HERALD_DISPATCHER_STATUS_PART=4",
+                           "HERALD_CACHE_TTL=50ms",
                            "HERALD_DISPATCHER_PG_RETRY_MAX=500ms", NULL};
     dh_start(&e, extra);
     dh_wait_ready(&e, WAIT_MS);
@@ -383,6 +384,49 @@ START_TEST(test_postgres_connection_loss_loses_nothing)
 }
 END_TEST
 
+START_TEST(test_two_dispatchers_share_the_work_and_hand_over_on_shutdown)
+{
+    enum { N = 400 };
+    dh_env e;
+    dh_setup(&e);
+    templates_all_channels(&e, "a.b");
+    dh_sql(&e, "INSERT INTO users (user_id, email) SELECT 'u' || g, 'u' || g || '@example.com' "
+               "FROM generate_series(1, 40) g");
+    const char *extra[] = {"HERALD_DISPATCHER_BATCH_SIZE=25", NULL};
+    dh_start(&e, extra);
+    dh_wait_ready(&e, WAIT_MS);
+    pid_t first = e.pid;
+    /* A second member, with its own metrics port and transactional id. */
+    char tid2[120];
+    snprintf(tid2, sizeof tid2, "HERALD_DISPATCHER_TRANSACTIONAL_ID=%sdispatcher-1", e.prefix);
+    const char *extra2[] = {"HERALD_DISPATCHER_BATCH_SIZE=25", tid2, NULL};
+    e.metrics_port++;
+    dh_start(&e, extra2);
+    pid_t second = e.pid;
+    dh_sleep_ms(3000); /* the group rebalances onto both */
+    for (int i = 0; i < N; i++) {
+        char user[16];
+        snprintf(user, sizeof user, "u%d", 1 + i % 40);
+        char *v = dh_event(user, "a.b", NULL, "normal", NULL, NULL);
+        dh_publish(&e, user, v, NULL);
+        free(v);
+        if (i == N / 2) {
+            /* The first member leaves mid-stream; its partitions move over. */
+            e.pid = first;
+            ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
+            e.pid = second;
+        }
+    }
+    ck_assert_int_eq(dh_wait_count(&e, N, 60000, "SELECT count(*) FROM events"), N);
+    dh_records em;
+    dh_read(&e, "deliveries.email", N, WAIT_MS, &em);
+    ck_assert_uint_eq(em.n, N);
+    dh_records_free(&em);
+    ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
+    dh_teardown(&e);
+}
+END_TEST
+
 START_TEST(test_bad_configuration_exits_2_naming_the_variable)
 {
     char bin[512], out[4096], err[4096];
@@ -403,6 +447,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_poison_records_go_to_dlq_and_the_next_event_is_processed),
     TEST_ENTRY(test_user_change_invalidates_the_cache_within_a_second),
     TEST_ENTRY(test_postgres_connection_loss_loses_nothing),
+    TEST_ENTRY(test_two_dispatchers_share_the_work_and_hand_over_on_shutdown),
     TEST_ENTRY(test_bad_configuration_exits_2_naming_the_variable),
 };
 

@@ -100,8 +100,8 @@ START_TEST(test_preferences_put_get)
     h_http(&g, "PUT", "/v1/users/u-prefs/preferences", h_adminkey, NULL, "{}", NULL, &r);
     ck_assert_int_eq(r.status, 404);
     h_resp_clear(&r);
-    h_http(&g, "PUT", "/v1/users/u-prefs", h_adminkey, NULL, "{\"email\":\"p@example.com\"}",
-           NULL, &r);
+    h_http(&g, "PUT", "/v1/users/u-prefs", h_adminkey, NULL, "{\"email\":\"p@example.com\"}", NULL,
+           &r);
     ck_assert_int_eq(r.status, 200);
     h_resp_clear(&r);
     h_http(&g, "GET", "/v1/users/u-prefs/preferences", h_adminkey, NULL, NULL, NULL, &r);
@@ -150,8 +150,8 @@ START_TEST(test_topic_subscriptions)
     ck_assert_int_eq(r.status, 200);
     h_resp_clear(&r);
     for (int i = 0; i < 2; i++) {
-        h_http(&g, "PUT", "/v1/topics/deals.weekly/subscribers/u-sub", h_adminkey, NULL, NULL,
-               NULL, &r);
+        h_http(&g, "PUT", "/v1/topics/deals.weekly/subscribers/u-sub", h_adminkey, NULL, NULL, NULL,
+               &r);
         ck_assert_int_eq(r.status, 204);
         h_resp_clear(&r);
     }
@@ -164,23 +164,21 @@ START_TEST(test_topic_subscriptions)
            &r);
     ck_assert_int_eq(r.status, 404);
     h_resp_clear(&r);
-    h_http(&g, "PUT", "/v1/topics/Bad%20Topic/subscribers/u-sub", h_adminkey, NULL, NULL, NULL,
-           &r);
+    h_http(&g, "PUT", "/v1/topics/Bad%20Topic/subscribers/u-sub", h_adminkey, NULL, NULL, NULL, &r);
     ck_assert_int_eq(r.status, 400);
     ck_assert_str_eq(h_error_field(&r), "topic");
     h_resp_clear(&r);
-    h_http(&g, "DELETE", "/v1/topics/deals.weekly/subscribers/u-sub", h_adminkey, NULL, NULL,
-           NULL, &r);
+    h_http(&g, "DELETE", "/v1/topics/deals.weekly/subscribers/u-sub", h_adminkey, NULL, NULL, NULL,
+           &r);
     ck_assert_int_eq(r.status, 204);
     h_resp_clear(&r);
     h_sql_value("SELECT count(*) FROM topic_subscriptions WHERE user_id = 'u-sub'", n, sizeof n);
     ck_assert_str_eq(n, "0");
-    h_http(&g, "DELETE", "/v1/topics/deals.weekly/subscribers/nobody", h_adminkey, NULL, NULL,
-           NULL, &r);
+    h_http(&g, "DELETE", "/v1/topics/deals.weekly/subscribers/nobody", h_adminkey, NULL, NULL, NULL,
+           &r);
     ck_assert_int_eq(r.status, 404);
     h_resp_clear(&r);
-    h_http(&g, "PUT", "/v1/topics/deals.weekly/subscribers/u-sub", h_pubkey, NULL, NULL, NULL,
-           &r);
+    h_http(&g, "PUT", "/v1/topics/deals.weekly/subscribers/u-sub", h_pubkey, NULL, NULL, NULL, &r);
     ck_assert_int_eq(r.status, 403);
     h_resp_clear(&r);
     h_stop(&g);

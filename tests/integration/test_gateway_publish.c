@@ -5,13 +5,16 @@
  */
 #include "gateway_harness.h"
 
+#include <signal.h>
+
 START_TEST(test_publish_is_acknowledged_and_keyed_by_user)
 {
     h_gateway g;
     h_start(&g, NULL);
     char id1[ID_UUID_SIZE], id2[ID_UUID_SIZE];
-    h_publish(&g, "{\"type\":\"order.shipped\",\"user_id\":\"u-pub-1\",\"data\":{\"order\":7},"
-                  "\"priority\":\"high\"}",
+    h_publish(&g,
+              "{\"type\":\"order.shipped\",\"user_id\":\"u-pub-1\",\"data\":{\"order\":7},"
+              "\"priority\":\"high\"}",
               NULL, id1);
     h_publish(&g, "{\"type\":\"order.paid\",\"user_id\":\"u-pub-1\"}", NULL, id2);
     ck_assert_str_ne(id1, id2);
@@ -23,15 +26,14 @@ START_TEST(test_publish_is_acknowledged_and_keyed_by_user)
     ck_assert_int_eq(r1.partition, r2.partition);
     ck_assert_str_eq(json_string_value(json_object_get(r1.value, "type")), "order.shipped");
     ck_assert_str_eq(json_string_value(json_object_get(r1.value, "priority")), "high");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r1.value, "data"),
-                                                        "order")),
-                     7);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(r1.value, "data"), "order")), 7);
     int64_t ms;
     char err[128];
-    ck_assert_int_eq(timeutil_parse_rfc3339(
-                         json_string_value(json_object_get(r1.value, "created_at")), &ms, err,
-                         sizeof err),
-                     0);
+    ck_assert_int_eq(
+        timeutil_parse_rfc3339(json_string_value(json_object_get(r1.value, "created_at")), &ms, err,
+                               sizeof err),
+        0);
     json_decref(r1.value);
     json_decref(r2.value);
     h_stop(&g);
@@ -86,9 +88,8 @@ START_TEST(test_revoked_key_stops_working_within_the_cache_ttl)
     PGconn *c = h_db();
     char key[APIKEY_SIZE], err[256];
     int64_t id;
-    ck_assert_int_eq(apikey_db_create(c, "short-lived", APIKEY_SCOPE_PUBLISH, key, &id, err,
-                                      sizeof err),
-                     0);
+    ck_assert_int_eq(
+        apikey_db_create(c, "short-lived", APIKEY_SCOPE_PUBLISH, key, &id, err, sizeof err), 0);
     h_gateway g;
     h_start(&g, NULL);
     h_resp r;
@@ -310,8 +311,8 @@ START_TEST(test_batch_reports_each_item_in_order)
     json_decref(rec.value);
     h_resp_clear(&r);
 
-    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, "{\"events\":[{\"type\":\"X\"}]}",
-           NULL, &r);
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, "{\"events\":[{\"type\":\"X\"}]}", NULL,
+           &r);
     ck_assert_int_eq(r.status, 400);
     ck_assert_str_eq(h_error_code(&r), "invalid_batch");
     ck_assert_uint_eq(json_array_size(json_object_get(r.json, "results")), 1);
@@ -367,7 +368,8 @@ static void raw_exchange(h_gateway *g, const char *data, size_t len, bool half_c
 {
     int port = atoi(strrchr(g->base, ':') + 1);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     ck_assert(write(fd, data, len) == (ssize_t)len);
@@ -452,6 +454,48 @@ START_TEST(test_operations_endpoints_and_request_ids)
 }
 END_TEST
 
+START_TEST(test_executable_stops_gracefully_on_sigterm)
+{
+    char bin[1024], out[4096], errout[4096], addr[32], url[96], prefix_env[96], db_env[1200],
+        addr_env[96];
+    testsupport_bin("herald-gateway", bin, sizeof bin);
+    char *help[] = {bin, "--help", NULL};
+    ck_assert_int_eq(testsupport_run(help, NULL, out, sizeof out, errout, sizeof errout, 10000), 0);
+    ck_assert_ptr_nonnull(strstr(out, "HERALD_HTTP_ADDR"));
+    const char *bad_env[] = {"HERALD_MAX_BODY_BYTES=lots", NULL};
+    char *plain[] = {bin, NULL};
+    ck_assert_int_eq(testsupport_run(plain, bad_env, out, sizeof out, errout, sizeof errout, 10000),
+                     2);
+    ck_assert_ptr_nonnull(strstr(errout, "HERALD_MAX_BODY_BYTES"));
+
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", h_free_port());
+    snprintf(addr_env, sizeof addr_env, "HERALD_HTTP_ADDR=%s", addr);
+    snprintf(prefix_env, sizeof prefix_env, "HERALD_TOPIC_PREFIX=%s", h_prefix);
+    snprintf(db_env, sizeof db_env, "HERALD_DATABASE_URL=%s", h_dburl);
+    const char *env[] = {addr_env, prefix_env, db_env, "HERALD_ACCESS_LOG=false", NULL};
+    pid_t pid = testsupport_spawn(plain, env, NULL, NULL);
+    ck_assert_int_gt(pid, 0);
+    h_gateway g = {0};
+    snprintf(g.base, sizeof g.base, "http://%s", addr);
+    snprintf(url, sizeof url, "%s/healthz", g.base);
+    bool up = false;
+    for (int i = 0; i < 100 && !up; i++) {
+        CURL *c = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        up = curl_easy_perform(c) == CURLE_OK;
+        curl_easy_cleanup(c);
+        if (!up)
+            usleep(100 * 1000);
+    }
+    ck_assert_msg(up, "the gateway did not come up");
+    char id[ID_UUID_SIZE];
+    h_publish(&g, "{\"type\":\"a.b\",\"user_id\":\"u-term\"}", NULL, id);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(testsupport_wait(pid, 20000), 0);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_publish_is_acknowledged_and_keyed_by_user),
     TEST_ENTRY(test_topic_broadcast_is_keyed_by_topic),
@@ -466,6 +510,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_batch_of_1000_is_published),
     TEST_ENTRY(test_malformed_http_and_truncated_bodies_do_not_hurt),
     TEST_ENTRY(test_operations_endpoints_and_request_ids),
+    TEST_ENTRY(test_executable_stops_gracefully_on_sigterm),
 };
 
 TEST_MAIN_TIMEOUT("gateway_publish", cases, 120)

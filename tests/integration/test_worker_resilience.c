@@ -78,9 +78,10 @@ START_TEST(test_breaker_pauses_during_outage_and_resumes)
     long during = wh_stat(&prov, "received");
     ck_assert_msg(saw_open, "breaker never reported open");
     ck_assert_msg(saw_paused, "intake never paused");
-    /* 10 first attempts, then a few probes: retried every 0.1-1.6 s without the breaker,
-     * the 10 deliveries would have made ~50 requests */
-    ck_assert_msg(during >= 10 && during <= 16, "%ld requests during the outage", during);
+    /* at most the 10 first attempts (fewer when the breaker opened before all were
+     * claimed), then a few probes; retried every 0.1-1.6 s without the breaker, the
+     * 10 deliveries would have made ~50 requests */
+    ck_assert_msg(during >= 3 && during <= 16, "%ld requests during the outage", during);
     ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM deliveries WHERE status='sent'"), 0);
     /* Recovery: the half-open probe succeeds and everything goes out. */
     wh_control(&prov, "{\"fail_rate\":0}");

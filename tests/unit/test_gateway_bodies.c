@@ -90,23 +90,22 @@ START_TEST(test_bodies_preferences_name_the_offending_field)
     ck_assert_str_eq(e.field, "channels.fax");
     ck_assert_int_eq(run(bodies_check_preferences, "{\"channels\":{\"sms\":\"no\"}}", &e), -1);
     ck_assert_str_eq(e.field, "channels.sms");
-    ck_assert_int_eq(
-        run(bodies_check_preferences, "{\"categories\":{\"promo\":{\"push\":1}}}", &e), -1);
+    ck_assert_int_eq(run(bodies_check_preferences, "{\"categories\":{\"promo\":{\"push\":1}}}", &e),
+                     -1);
     ck_assert_str_eq(e.field, "categories.promo.push");
     ck_assert_int_eq(run(bodies_check_preferences, "{\"categories\":{\"Bad Name\":{}}}", &e), -1);
     ck_assert_str_eq(e.field, "categories.Bad Name");
-    ck_assert_int_eq(
-        run(bodies_check_preferences, "{\"quiet_hours\":{\"start\":\"24:00\",\"end\":\"07:00\"}}",
-            &e),
-        -1);
+    ck_assert_int_eq(run(bodies_check_preferences,
+                         "{\"quiet_hours\":{\"start\":\"24:00\",\"end\":\"07:00\"}}", &e),
+                     -1);
     ck_assert_str_eq(e.field, "quiet_hours.start");
     ck_assert_int_eq(run(bodies_check_preferences, "{\"quiet_hours\":{\"start\":\"22:00\"}}", &e),
                      -1);
     ck_assert_str_eq(e.field, "quiet_hours.end");
-    ck_assert_int_eq(
-        run(bodies_check_preferences,
-            "{\"quiet_hours\":{\"start\":\"22:00\",\"end\":\"07:00\",\"tz\":\"UTC\"}}", &e),
-        -1);
+    ck_assert_int_eq(run(bodies_check_preferences,
+                         "{\"quiet_hours\":{\"start\":\"22:00\",\"end\":\"07:00\",\"tz\":\"UTC\"}}",
+                         &e),
+                     -1);
     ck_assert_str_eq(e.field, "quiet_hours.tz");
 }
 END_TEST
@@ -132,8 +131,8 @@ START_TEST(test_bodies_placeholders_must_parse)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         ck_assert_msg(bodies_check_placeholders(good[i], strlen(good[i]), err, sizeof err) == 0,
                       "refused %s: %s", good[i], err);
-    const char *bad[] = {"{{user.name}",   "{{ }}",         "{{secret.x}}", "{{data.}}",
-                         "{{data..x}}",    "{{data.1x}}",   "x }} y",       "{{user.{{x}}}}",
+    const char *bad[] = {"{{user.name}",   "{{ }}",       "{{secret.x}}", "{{data.}}",
+                         "{{data..x}}",    "{{data.1x}}", "x }} y",       "{{user.{{x}}}}",
                          "{{user.na me}}", "{{data.x-y}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(bodies_check_placeholders(bad[i], strlen(bad[i]), err, sizeof err) == -1,

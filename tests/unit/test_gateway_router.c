@@ -34,9 +34,9 @@ START_TEST(test_router_captures_and_decodes_each_segment)
 {
     size_t idx;
     router_params p;
-    ck_assert_int_eq(router_match(table, N, "PUT", "/v1/topics/news/subscribers/a%2Fb%40c", &idx,
-                                  &p),
-                     ROUTER_MATCH);
+    ck_assert_int_eq(
+        router_match(table, N, "PUT", "/v1/topics/news/subscribers/a%2Fb%40c", &idx, &p),
+        ROUTER_MATCH);
     ck_assert_ptr_eq(table[idx].handler, &h_sub);
     ck_assert_str_eq(router_param(&p, "topic"), "news");
     ck_assert_str_eq(router_param(&p, "user_id"), "a/b@c");

@@ -1,5 +1,5 @@
 /*
- * herald-bench-produce: the baseline for bench/gateway — how fast this
+ * herald-bench-produce: the baseline for bench/gateway/run — how fast this
  * machine's librdkafka and broker take the gateway's records when nothing
  * stands in between (no HTTP, no JSON validation).
  *
@@ -104,8 +104,7 @@ int main(int argc, char **argv)
                                  .partitions = atoi(arg(argc, argv, "--partitions", "12")),
                                  .replication_factor = 1};
         kafka_topic_result r;
-        if (kafka_topics_create(brokers, NULL, &spec, 1, 30000, &r, err, sizeof err) !=
-                KAFKA_OK ||
+        if (kafka_topics_create(brokers, NULL, &spec, 1, 30000, &r, err, sizeof err) != KAFKA_OK ||
             r.outcome == KAFKA_TOPIC_FAILED) {
             fprintf(stderr, "herald-bench-produce: cannot create %s: %s%s\n", create, err, r.msg);
             return 1;

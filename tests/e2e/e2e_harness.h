@@ -1,0 +1,807 @@
+/*
+ * e2e_harness: a whole Herald under test — the gateway, the dispatcher and
+ * the three workers as child processes, exactly as an operator runs them,
+ * on a scratch database and a topic prefix no other run uses, delivering to
+ * the local test providers (herald-test-smtp-server for email,
+ * herald-test-http-provider for SMS and push).
+ *
+ * A suite drives it only from the outside: the HTTP API with an admin key,
+ * the providers' /_control and /_records, and the dead-letter topic.  Daemons
+ * can be killed and restarted with the same configuration (e2e_kill,
+ * e2e_restart) for failure tests.
+ *
+ * Every wait is bounded in count and time.  e2e_down() stops every child
+ * (gracefully, reporting the exit status), deletes the topics, drops the
+ * database and removes the scratch directory (kept with HERALD_TEST_KEEP=1).
+ * Only 127.0.0.1 is used.
+ */
+#ifndef HERALD_TESTS_E2E_HARNESS_H
+#define HERALD_TESTS_E2E_HARNESS_H
+
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apikey.h"
+#include "ids.h"
+#include "kafka.h"
+#include "testsupport.h"
+#include "testutil.h"
+#include "timeutil.h"
+#include "topics.h"
+
+/* The longest any one phase of a suite may wait. */
+#define E2E_PHASE_MS 120000L
+#define E2E_PARTITIONS "6"
+#define E2E_PROVIDER_TOKEN "e2e-provider-token"
+#define E2E_SMTP_USER "herald"
+#define E2E_SMTP_PASSWORD "e2e-smtp-secret"
+
+enum { E2E_SMTP, E2E_HTTP, E2E_DISPATCHER, E2E_EMAIL, E2E_SMS, E2E_PUSH, E2E_GATEWAY, E2E_NPROCS };
+
+static const char *const e2e_proc_names[E2E_NPROCS] = {
+    "smtp", "http", "dispatcher", "worker-email", "worker-sms", "worker-push", "gateway"};
+
+typedef struct e2e_proc {
+    const char *name;
+    pid_t pid;
+    int starts;
+    int port;    /* SMTP / HTTP provider port, the gateway's HTTP port, a daemon's ops port */
+    int control; /* the provider's control port (HTTP provider: port) */
+    char log[300];
+    char *argv[16];
+    char *env[48];
+} e2e_proc;
+
+typedef struct e2e_env {
+    const char *brokers;
+    char *db_url;
+    char prefix[40];
+    char dir[128];
+    char api_key[APIKEY_SIZE];
+    char base[64]; /* http://127.0.0.1:PORT of the gateway */
+    e2e_proc procs[E2E_NPROCS];
+    CURL *curl;
+} e2e_env;
+
+/* ------------------------------------------------------------ small helpers */
+
+static inline void e2e_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static inline char *e2e_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline char *e2e_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static inline char *e2e_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 65536, len = 0;
+    char *s = malloc(cap);
+    for (size_t n; s != NULL && (n = fread(s + len, 1, cap - len - 1, f)) > 0;) {
+        len += n;
+        if (len + 1 >= cap) {
+            char *t = realloc(s, cap * 2);
+            if (t == NULL) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = t;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (s)
+        s[len] = '\0';
+    return s;
+}
+
+/* Prints the last bytes of a child's log (for failure messages). */
+static inline void e2e_dump_log(const e2e_proc *p)
+{
+    char *s = e2e_read_file(p->log);
+    if (s) {
+        size_t n = strlen(s);
+        fprintf(stderr, "---- %s (last 3000 bytes)\n%s\n----\n", p->log,
+                n > 3000 ? s + n - 3000 : s);
+        free(s);
+    }
+}
+
+/* Waits (bounded) for "<marker><port>" in a child's log; returns the port. */
+static inline int e2e_port_from_log(const e2e_proc *p, const char *marker, long timeout_ms)
+{
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 10000 && timeutil_monotonic_ms() < deadline; i++) {
+        char *s = e2e_read_file(p->log);
+        const char *m = s ? strstr(s, marker) : NULL;
+        int port = m ? atoi(m + strlen(marker)) : 0;
+        free(s);
+        if (port > 0)
+            return port;
+        if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == p->pid)
+            break;
+        e2e_sleep_ms(50);
+    }
+    e2e_dump_log(p);
+    ck_abort_msg("%s did not log \"%s<port>\"", p->name, marker);
+    return 0;
+}
+
+/* ------------------------------------------------------------ processes */
+
+/*
+ * Starts p (argv and env already filled: env entries "K=V" are added to this
+ * process's environment).  Output goes to p->log; with listen, stdout is read
+ * for the test providers' "listening on" line first.
+ */
+static inline void e2e_spawn(e2e_proc *p, bool listen)
+{
+    int pipefd[2] = {-1, -1};
+    if (listen)
+        ck_assert_int_eq(pipe(pipefd), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0)
+            _exit(127);
+        dup2(fd, 2);
+        dup2(listen ? pipefd[1] : fd, 1);
+        if (listen) {
+            close(pipefd[0]);
+            close(pipefd[1]);
+        }
+        close(fd);
+        setpgid(0, 0);
+        for (int i = 0; p->env[i] != NULL; i++)
+            putenv(p->env[i]);
+        execv(p->argv[0], p->argv);
+        _exit(127);
+    }
+    p->pid = pid;
+    p->starts++;
+    if (!listen)
+        return;
+    close(pipefd[1]);
+    char line[512] = "";
+    size_t used = 0;
+    int64_t deadline = timeutil_monotonic_ms() + 15000;
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 10000 && used + 1 < sizeof line; i++) {
+        ssize_t r = read(pipefd[0], line + used, sizeof line - 1 - used);
+        if (r > 0) {
+            used += (size_t)r;
+            line[used] = '\0';
+            if (strchr(line, '\n'))
+                break;
+        } else if (r == 0 || timeutil_monotonic_ms() > deadline) {
+            break;
+        } else {
+            e2e_sleep_ms(10);
+        }
+    }
+    close(pipefd[0]);
+    const char *l = strstr(line, "listening on 127.0.0.1:");
+    ck_assert_msg(l != NULL, "%s did not report its port: \"%s\"", p->name, line);
+    p->port = p->control = atoi(l + strlen("listening on 127.0.0.1:"));
+    const char *c = strstr(line, "control 127.0.0.1:");
+    if (c)
+        p->control = atoi(c + strlen("control 127.0.0.1:"));
+}
+
+/* Whether p still runs (reaps it when it does not). */
+static inline bool e2e_alive(e2e_proc *p)
+{
+    if (p->pid <= 0)
+        return false;
+    int st;
+    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+        fprintf(stderr, "e2e: %s (pid %d) exited, status 0x%x\n", p->name, (int)p->pid, st);
+        p->pid = 0;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Sends sig and waits up to timeout_ms, then SIGKILL.  Returns the exit code
+ * (128+signal when killed by one, -1 when it had to be killed after the
+ * timeout or was not running).
+ */
+static inline int e2e_stop(e2e_proc *p, int sig, long timeout_ms)
+{
+    int st = 0, rc = -1;
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 100000; i++) {
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid || r < 0) {
+            rc = r < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        if (timeutil_monotonic_ms() > deadline) {
+            fprintf(stderr, "e2e: %s did not stop within %ld ms; killing it\n", p->name,
+                    timeout_ms);
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &st, 0);
+            break;
+        }
+        e2e_sleep_ms(20);
+    }
+    p->pid = 0;
+    return rc;
+}
+
+/* ------------------------------------------------------------ HTTP */
+
+typedef struct e2e_buf {
+    char *s;
+    size_t len;
+} e2e_buf;
+
+static inline size_t e2e_collect(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    e2e_buf *b = ud;
+    size_t n = size * nmemb;
+    if (b->len + n > 256u * 1024 * 1024)
+        return 0; /* a cap, so a runaway answer fails the request */
+    char *t = realloc(b->s, b->len + n + 1);
+    if (t == NULL)
+        return 0;
+    memcpy(t + b->len, ptr, n);
+    b->len += n;
+    t[b->len] = '\0';
+    b->s = t;
+    return n;
+}
+
+/*
+ * One request to url on the env's connection (kept alive between calls).
+ * bearer may be NULL; body NULL sends none.  Returns the status; *json_out
+ * (may be NULL) receives the parsed answer or NULL.
+ */
+static inline long e2e_request(e2e_env *e, const char *method, const char *url,
+                               const char *bearer, const char *body, json_t **json_out)
+{
+    e2e_buf b = {0};
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    char auth[256];
+    if (bearer) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+        h = curl_slist_append(h, auth);
+    }
+    if (body)
+        h = curl_slist_append(h, "Content-Type: application/json");
+    CURL *c = e->curl;
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, e2e_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    if (rc != CURLE_OK) {
+        free(b.s);
+        ck_abort_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
+    }
+    if (json_out)
+        *json_out = b.s ? json_loads(b.s, 0, NULL) : NULL;
+    free(b.s);
+    return status;
+}
+
+/* A call to the gateway's API with the admin key; path like "/v1/users/u1". */
+static inline long e2e_api(e2e_env *e, const char *method, const char *path, const char *body,
+                           json_t **json_out)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", e->base, path);
+    return e2e_request(e, method, url, e->api_key, body, json_out);
+}
+
+/* As e2e_api, asserting the status. */
+static inline void e2e_api_expect(e2e_env *e, long want, const char *method, const char *path,
+                                  const char *body)
+{
+    json_t *j = NULL;
+    long st = e2e_api(e, method, path, body, &j);
+    char *dump = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (st != want) {
+        fprintf(stderr, "%s %s -> %ld %s\n", method, path, st, dump ? dump : "");
+        free(dump);
+        json_decref(j);
+        ck_abort_msg("%s %s answered %ld, expected %ld", method, path, st, want);
+    }
+    free(dump);
+    json_decref(j);
+}
+
+/* GET or POST (body) on a provider's control port; returns the parsed answer. */
+static inline json_t *e2e_provider(e2e_env *e, const e2e_proc *p, const char *path,
+                                   const char *body)
+{
+    char url[256];
+    json_t *j = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", p->control, path);
+    long st = e2e_request(e, body ? "POST" : "GET", url, NULL, body, &j);
+    ck_assert_msg(st == 200 && j != NULL, "%s %s: %ld", p->name, path, st);
+    return j;
+}
+
+static inline void e2e_control(e2e_env *e, int which, const char *json)
+{
+    json_decref(e2e_provider(e, &e->procs[which], "/_control", json));
+}
+
+/* Every record of a provider so far (a JSON array; caller decrefs). */
+static inline json_t *e2e_records(e2e_env *e, int which)
+{
+    json_t *all = json_array();
+    size_t since = 0;
+    for (int page = 0; page < 1000; page++) {
+        char path[96];
+        snprintf(path, sizeof path, "/_records?since=%zu&limit=100000", since);
+        json_t *r = e2e_provider(e, &e->procs[which], path, NULL);
+        json_t *arr = json_is_array(r) ? r : json_object_get(r, "records");
+        ck_assert_msg(json_is_array(arr), "%s: /_records is not an array", e->procs[which].name);
+        size_t n = json_array_size(arr);
+        json_array_extend(all, arr);
+        json_decref(r);
+        since += n;
+        if (n < 100000)
+            break;
+    }
+    return all;
+}
+
+/* ------------------------------------------------------------ start and stop */
+
+/* Fills a daemon's environment: what every Herald program of this env reads. */
+static inline int e2e_common_env(e2e_env *e, e2e_proc *p)
+{
+    int n = 0;
+    p->env[n++] = e2e_printf("HERALD_KAFKA_BROKERS=%s", e->brokers);
+    p->env[n++] = e2e_printf("HERALD_DATABASE_URL=%s", e->db_url);
+    p->env[n++] = e2e_printf("HERALD_TOPIC_PREFIX=%s", e->prefix);
+    p->env[n++] = e2e_printf("HERALD_LOG_LEVEL=%s",
+                             getenv("HERALD_E2E_LOG_LEVEL") ? getenv("HERALD_E2E_LOG_LEVEL")
+                                                            : "info");
+    p->env[n++] = e2e_printf("HERALD_METRICS_ADDR=127.0.0.1:0");
+    p->env[n++] = e2e_printf("HERALD_KAFKA_OPTS=");
+    return n;
+}
+
+static inline void e2e_bin(e2e_proc *p, const char *prog)
+{
+    char path[512];
+    p->argv[0] = strdup(testsupport_bin(prog, path, sizeof path));
+    ck_assert_msg(access(p->argv[0], X_OK) == 0, "%s is not built", p->argv[0]);
+}
+
+/* Starts (or restarts) a Herald daemon and waits until it answers. */
+static inline void e2e_start_daemon(e2e_env *e, int which)
+{
+    e2e_proc *p = &e->procs[which];
+    /* A fresh log per start, so the port found is this start's. */
+    char old[320];
+    snprintf(old, sizeof old, "%s.%d", p->log, p->starts);
+    if (p->starts > 0)
+        rename(p->log, old);
+    e2e_spawn(p, false);
+    char url[256];
+    if (which == E2E_GATEWAY) {
+        p->port = e2e_port_from_log(p, "listening on port ", 30000);
+        snprintf(e->base, sizeof e->base, "http://127.0.0.1:%d", p->port);
+        snprintf(url, sizeof url, "%s/readyz", e->base);
+    } else {
+        p->port = e2e_port_from_log(p, "opsserver 127.0.0.1:", 30000);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", p->port);
+    }
+    int64_t deadline = timeutil_monotonic_ms() + 60000;
+    long st = 0;
+    for (int i = 0; i < 1000 && timeutil_monotonic_ms() < deadline; i++) {
+        ck_assert_msg(e2e_alive(p), "%s exited at start (log %s)", p->name, p->log);
+        CURL *c = curl_easy_init();
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+        FILE *devnull = fopen("/dev/null", "w");
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+        st = 0;
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        curl_easy_cleanup(c);
+        if (devnull)
+            fclose(devnull);
+        if (st == 200)
+            return;
+        e2e_sleep_ms(100);
+    }
+    e2e_dump_log(p);
+    ck_abort_msg("%s: %s did not answer 200 within 60 s (last %ld)", p->name, url, st);
+}
+
+/*
+ * Brings up a whole Herald: scratch database, topics (heraldctl topics
+ * create), an admin key, the test providers, the dispatcher, the workers and
+ * the gateway.  tag names the run in the database name.
+ */
+static inline void e2e_up(e2e_env *e, const char *tag)
+{
+    char err[512];
+    memset(e, 0, sizeof *e);
+    e->brokers = test_require_env("HERALD_KAFKA_BROKERS");
+    (void)test_require_env("HERALD_DATABASE_URL");
+    (void)test_require_env("HERALD_BIN_DIR");
+    e->curl = curl_easy_init();
+    ck_assert_ptr_nonnull(e->curl);
+    testsupport_topic_prefix(e->prefix, sizeof e->prefix);
+    snprintf(e->dir, sizeof e->dir, "/tmp/herald-e2e-%s-%d", tag, (int)getpid());
+    ck_assert_msg(mkdir(e->dir, 0700) == 0 || errno == EEXIST, "mkdir %s", e->dir);
+    fprintf(stderr, "e2e: prefix %s, logs and records in %s\n", e->prefix, e->dir);
+
+    e->db_url = testsupport_db_create(tag, 1);
+    ck_assert_msg(e->db_url != NULL, "cannot create the scratch database");
+    PGconn *c = PQconnectdb(e->db_url);
+    int64_t id;
+    ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    ck_assert_msg(apikey_db_create(c, "e2e", APIKEY_SCOPE_ADMIN, e->api_key, &id, err,
+                                   sizeof err) == 0,
+                  "API key: %s", err);
+    PQfinish(c);
+
+    /* Topics the way an operator makes them. */
+    char ctl[512], out[4096], errout[4096], prefix_env[80], brokers_env[300];
+    testsupport_bin("heraldctl", ctl, sizeof ctl);
+    snprintf(prefix_env, sizeof prefix_env, "HERALD_TOPIC_PREFIX=%s", e->prefix);
+    snprintf(brokers_env, sizeof brokers_env, "HERALD_KAFKA_BROKERS=%s", e->brokers);
+    char *const targv[] = {ctl, "topics", "create", "--partitions", E2E_PARTITIONS,
+                           "--replication-factor", "1", NULL};
+    const char *const tenv[] = {prefix_env, brokers_env, NULL};
+    int rc = testsupport_run(targv, tenv, out, sizeof out, errout, sizeof errout, 60000);
+    ck_assert_msg(rc == 0, "heraldctl topics create: exit %d: %s%s", rc, out, errout);
+
+    for (int i = 0; i < E2E_NPROCS; i++) {
+        e->procs[i].name = e2e_proc_names[i];
+        snprintf(e->procs[i].log, sizeof e->procs[i].log, "%s/%s.log", e->dir, e2e_proc_names[i]);
+    }
+
+    /* The providers. */
+    e2e_proc *smtp = &e->procs[E2E_SMTP];
+    e2e_bin(smtp, "herald-test-smtp-server");
+    const char *sargs[] = {"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--user",
+                           E2E_SMTP_USER, "--password", E2E_SMTP_PASSWORD, "--record", NULL};
+    int n = 1;
+    for (int i = 0; sargs[i]; i++)
+        smtp->argv[n++] = strdup(sargs[i]);
+    smtp->argv[n++] = e2e_printf("%s/smtp.jsonl", e->dir);
+    e2e_spawn(smtp, true);
+
+    e2e_proc *http = &e->procs[E2E_HTTP];
+    e2e_bin(http, "herald-test-http-provider");
+    const char *hargs[] = {"--listen", "127.0.0.1:0", "--auth-token", E2E_PROVIDER_TOKEN,
+                           "--threads", "4", "--record", NULL};
+    n = 1;
+    for (int i = 0; hargs[i]; i++)
+        http->argv[n++] = strdup(hargs[i]);
+    http->argv[n++] = e2e_printf("%s/http.jsonl", e->dir);
+    e2e_spawn(http, true);
+
+    /* The dispatcher: its own group, and one transactional id for every start
+     * so that a restart fences its killed predecessor at once. */
+    e2e_proc *d = &e->procs[E2E_DISPATCHER];
+    e2e_bin(d, "herald-dispatcher");
+    n = e2e_common_env(e, d);
+    d->env[n++] = e2e_printf("HERALD_DISPATCHER_GROUP=%sdispatcher", e->prefix);
+    d->env[n++] = e2e_printf("HERALD_DISPATCHER_TRANSACTIONAL_ID=%sdispatcher-1", e->prefix);
+    e2e_start_daemon(e, E2E_DISPATCHER);
+
+    /* The workers: a stable worker id, so a restarted worker takes over its
+     * own leases at once, as a restarted pod with a stable name would. */
+    static const char *const chans[3] = {"email", "sms", "push"};
+    for (int k = 0; k < 3; k++) {
+        e2e_proc *w = &e->procs[E2E_EMAIL + k];
+        e2e_bin(w, "herald-worker");
+        w->argv[1] = strdup("--channel");
+        w->argv[2] = strdup(chans[k]);
+        n = e2e_common_env(e, w);
+        w->env[n++] = e2e_printf("HERALD_WORKER_ID=%sworker-%s", e->prefix, chans[k]);
+        w->env[n++] = e2e_printf("HERALD_WORKER_LEASE=20s");
+        w->env[n++] = e2e_printf("HERALD_WORKER_DRAIN_TIMEOUT=5s");
+        w->env[n++] = e2e_printf("HERALD_RETRY_BASE_MS=200");
+        w->env[n++] = e2e_printf("HERALD_RETRY_MAX_MS=2s");
+        w->env[n++] = e2e_printf("HERALD_PROVIDER_TIMEOUT=10s");
+        w->env[n++] = e2e_printf("HERALD_EMAIL_PROVIDER=smtp");
+        w->env[n++] = e2e_printf("HERALD_SMTP_URL=smtp://127.0.0.1:%d", smtp->port);
+        w->env[n++] = e2e_printf("HERALD_SMTP_USERNAME=%s", E2E_SMTP_USER);
+        w->env[n++] = e2e_printf("HERALD_SMTP_PASSWORD=%s", E2E_SMTP_PASSWORD);
+        w->env[n++] = e2e_printf("HERALD_EMAIL_FROM=Herald E2E <e2e@herald.test>");
+        w->env[n++] = e2e_printf("HERALD_SMS_PROVIDER=http");
+        w->env[n++] = e2e_printf("HERALD_SMS_URL=http://127.0.0.1:%d/sms", http->port);
+        w->env[n++] = e2e_printf("HERALD_SMS_AUTH_TOKEN=%s", E2E_PROVIDER_TOKEN);
+        w->env[n++] = e2e_printf("HERALD_SMS_FROM=+15550000000");
+        w->env[n++] = e2e_printf("HERALD_PUSH_PROVIDER=http");
+        w->env[n++] = e2e_printf("HERALD_PUSH_URL=http://127.0.0.1:%d/push", http->port);
+        w->env[n++] = e2e_printf("HERALD_PUSH_AUTH_TOKEN=%s", E2E_PROVIDER_TOKEN);
+        w->env[n++] = e2e_printf("HERALD_OUTBOX_DIR=%s/outbox", e->dir);
+        e2e_start_daemon(e, E2E_EMAIL + k);
+    }
+
+    e2e_proc *g = &e->procs[E2E_GATEWAY];
+    e2e_bin(g, "herald-gateway");
+    n = e2e_common_env(e, g);
+    g->argv[1] = strdup("--http-addr");
+    g->argv[2] = strdup("127.0.0.1:0");
+    g->env[n++] = e2e_printf("HERALD_ACCESS_LOG=false");
+    g->env[n++] = e2e_printf("HERALD_AUTH_CACHE_TTL=1s");
+    g->env[n++] = e2e_printf("HERALD_SHUTDOWN_TIMEOUT=5s");
+    e2e_start_daemon(e, E2E_GATEWAY);
+}
+
+/* Whether every daemon and provider still runs. */
+static inline bool e2e_all_alive(e2e_env *e)
+{
+    bool ok = true;
+    for (int i = 0; i < E2E_NPROCS; i++)
+        if (!e2e_alive(&e->procs[i])) {
+            ok = false;
+            e2e_dump_log(&e->procs[i]);
+        }
+    return ok;
+}
+
+/* SIGKILL, as a crash would. */
+static inline void e2e_kill(e2e_env *e, int which)
+{
+    e2e_proc *p = &e->procs[which];
+    ck_assert_msg(e2e_alive(p), "%s is not running", p->name);
+    (void)e2e_stop(p, SIGKILL, 5000);
+}
+
+static inline void e2e_restart(e2e_env *e, int which)
+{
+    ck_assert_int_eq(e->procs[which].pid, 0);
+    e2e_start_daemon(e, which);
+}
+
+/*
+ * Stops everything, gateway first: SIGTERM, 30 s, then SIGKILL.  Returns the
+ * number of Herald daemons that did not exit 0 on SIGTERM (each reported).
+ */
+static inline int e2e_down(e2e_env *e)
+{
+    static const int order[] = {E2E_GATEWAY, E2E_DISPATCHER, E2E_EMAIL, E2E_SMS, E2E_PUSH,
+                                E2E_SMTP, E2E_HTTP};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        e2e_proc *p = &e->procs[order[i]];
+        if (p->pid <= 0)
+            continue;
+        int rc = e2e_stop(p, SIGTERM, 30000);
+        if (rc != 0) {
+            fprintf(stderr, "e2e: %s exited %d on SIGTERM (expected 0)\n", p->name, rc);
+            e2e_dump_log(p);
+            bad++;
+        }
+    }
+    for (int i = 0; i < E2E_NPROCS; i++) {
+        for (int k = 0; k < 16; k++)
+            free(e->procs[i].argv[k]);
+        for (int k = 0; k < 48; k++)
+            free(e->procs[i].env[k]);
+        memset(e->procs[i].argv, 0, sizeof e->procs[i].argv);
+        memset(e->procs[i].env, 0, sizeof e->procs[i].env);
+    }
+    if (e->prefix[0] != '\0') {
+        char names[32][160];
+        const char *list[32];
+        size_t n = 0;
+        for (size_t i = 0; topics_all[i].name != NULL && n < 32; i++, n++) {
+            snprintf(names[n], sizeof names[n], "%s%s", e->prefix, topics_all[i].name);
+            list[n] = names[n];
+        }
+        char err[512];
+        if (kafka_topics_delete(e->brokers, NULL, list, n, 30000, err, sizeof err) != KAFKA_OK)
+            fprintf(stderr, "e2e: topics of %s not deleted: %s\n", e->prefix, err);
+    }
+    if (e->db_url) {
+        testsupport_db_drop(e->db_url);
+        e->db_url = NULL;
+    }
+    if (e->curl) {
+        curl_easy_cleanup(e->curl);
+        e->curl = NULL;
+    }
+    const char *keep = getenv("HERALD_TEST_KEEP");
+    if (e->dir[0] != '\0' && (keep == NULL || *keep == '\0' || strcmp(keep, "0") == 0)) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "e2e: could not remove %s\n", e->dir);
+    }
+    return bad;
+}
+
+/* ------------------------------------------------------------ the API, for tests */
+
+/* PUT /v1/users/{id} with an email, a phone and push tokens (NULL: none). */
+static inline void e2e_put_user(e2e_env *e, const char *user, const char *email,
+                                const char *phone, const char *push_token)
+{
+    json_t *u = json_object();
+    if (email)
+        json_object_set_new(u, "email", json_string(email));
+    if (phone)
+        json_object_set_new(u, "phone", json_string(phone));
+    if (push_token)
+        json_object_set_new(u, "push_tokens", json_pack("[s]", push_token));
+    json_object_set_new(u, "name", json_string(user));
+    json_object_set_new(u, "timezone", json_string("UTC"));
+    char *body = json_dumps(u, JSON_COMPACT);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/users/%s", user);
+    e2e_api_expect(e, 200, "PUT", path, body);
+    free(body);
+    json_decref(u);
+}
+
+static inline void e2e_put_template(e2e_env *e, const char *type, const char *channel,
+                                    const char *subject, const char *body_text,
+                                    const char *category)
+{
+    json_t *t = json_pack("{s:s}", "body", body_text);
+    if (subject)
+        json_object_set_new(t, "subject", json_string(subject));
+    if (category)
+        json_object_set_new(t, "category", json_string(category));
+    char *body = json_dumps(t, JSON_COMPACT);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/templates/%s/%s", type, channel);
+    e2e_api_expect(e, 200, "PUT", path, body);
+    free(body);
+    json_decref(t);
+}
+
+/* Templates for type on all three channels, naming the event in the text. */
+static inline void e2e_put_templates(e2e_env *e, const char *type)
+{
+    e2e_put_template(e, type, "email", "Hello {{user.name}}", "Event {{data.n}} for {{user.name}}",
+                     NULL);
+    e2e_put_template(e, type, "sms", NULL, "Event {{data.n}} for {{user.name}}", NULL);
+    e2e_put_template(e, type, "push", "Hello", "Event {{data.n}} for {{user.name}}", NULL);
+}
+
+/* POST /v1/events; returns the event id (ID_UUID_SIZE) in id_out. */
+static inline void e2e_publish(e2e_env *e, const char *body, char *id_out)
+{
+    json_t *j = NULL;
+    long st = e2e_api(e, "POST", "/v1/events", body, &j);
+    const char *id = json_string_value(json_object_get(j, "event_id"));
+    ck_assert_msg(st == 202 && id != NULL, "POST /v1/events %s -> %ld", body, st);
+    snprintf(id_out, ID_UUID_SIZE, "%s", id);
+    json_decref(j);
+}
+
+/* GET /v1/events/{id}: the document, or NULL while 404. */
+static inline json_t *e2e_event(e2e_env *e, const char *id)
+{
+    char path[128];
+    json_t *j = NULL;
+    snprintf(path, sizeof path, "/v1/events/%s", id);
+    long st = e2e_api(e, "GET", path, NULL, &j);
+    if (st == 404) {
+        json_decref(j);
+        return NULL;
+    }
+    ck_assert_msg(st == 200 && j != NULL, "GET %s -> %ld", path, st);
+    return j;
+}
+
+/* Whether no delivery of the document is still pending, scheduled or retrying. */
+static inline bool e2e_event_settled(json_t *doc, size_t want_deliveries)
+{
+    json_t *dl = json_object_get(doc, "deliveries");
+    if (!json_is_array(dl) || json_array_size(dl) < want_deliveries)
+        return false;
+    size_t i;
+    json_t *d;
+    json_array_foreach(dl, i, d) {
+        const char *s = json_string_value(json_object_get(d, "status"));
+        if (s == NULL || strcmp(s, "pending") == 0 || strcmp(s, "scheduled") == 0 ||
+            strcmp(s, "retrying") == 0)
+            return false;
+    }
+    return true;
+}
+
+/* Counts the deliveries of doc with this channel (NULL: any) and status. */
+static inline size_t e2e_count_deliveries(json_t *doc, const char *channel, const char *status)
+{
+    size_t i, n = 0;
+    json_t *d;
+    json_array_foreach(json_object_get(doc, "deliveries"), i, d) {
+        const char *c = json_string_value(json_object_get(d, "channel"));
+        const char *s = json_string_value(json_object_get(d, "status"));
+        if (c && s && (channel == NULL || strcmp(c, channel) == 0) && strcmp(s, status) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* The first delivery of doc on channel, or NULL. */
+static inline json_t *e2e_delivery(json_t *doc, const char *channel)
+{
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(doc, "deliveries"), i, d) {
+        const char *c = json_string_value(json_object_get(d, "channel"));
+        if (c && strcmp(c, channel) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/*
+ * Polls GET /v1/events/{id} until it is settled with at least want
+ * deliveries, or timeout_ms; returns the last document (NULL if never 200).
+ */
+static inline json_t *e2e_wait_event(e2e_env *e, const char *id, size_t want, long timeout_ms)
+{
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    json_t *doc = NULL;
+    for (int i = 0; i < 100000; i++) {
+        json_decref(doc);
+        doc = e2e_event(e, id);
+        if ((doc && e2e_event_settled(doc, want)) || timeutil_monotonic_ms() > deadline)
+            break;
+        e2e_sleep_ms(200);
+    }
+    return doc;
+}
+
+#endif
