@@ -36,7 +36,7 @@
 #define PRODUCE_WAIT_MS    60000
 #define HEARTBEAT_STALE_MS 60000
 #define STATUS_BYTES_CAP   (256u * 1024 * 1024)
-#define TEMPLATE_TYPES_MAX 1024
+#define TEMPLATE_TYPES_MAX 4096 /* event types the template cache holds */
 
 /* The skip reasons counted in metrics: decide.h's and fanout.h's. */
 static const char *const skip_reasons[] = {
@@ -480,16 +480,18 @@ typedef enum {
 /* Fills every valid slot's user and templates: cache first, one query per kind for the rest. */
 static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen)
 {
-    const char **ids = NULL, *types[TEMPLATE_TYPES_MAX];
+    const char **ids = NULL, **types = NULL;
     size_t *where = NULL, nmiss = 0, ntypes = 0;
     prefs_user **got = NULL;
-    tplcache_type *tgot[TEMPLATE_TYPES_MAX];
+    tplcache_type **tgot = NULL;
     pg_status st = PG_ERROR;
 
     ids = malloc(d->nslots * sizeof(*ids));
     where = malloc(d->nslots * sizeof(*where));
     got = malloc(d->nslots * sizeof(*got));
-    if (ids == NULL || where == NULL || got == NULL) {
+    types = malloc(d->nslots * sizeof(*types));
+    tgot = malloc(d->nslots * sizeof(*tgot));
+    if (ids == NULL || where == NULL || got == NULL || types == NULL || tgot == NULL) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -509,7 +511,7 @@ static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen
             bool seen = false;
             for (size_t t = 0; t < ntypes && !seen; t++)
                 seen = strcmp(types[t], s->ev.type) == 0;
-            if (!seen && ntypes < TEMPLATE_TYPES_MAX)
+            if (!seen)
                 types[ntypes++] = s->ev.type;
         } else {
             thits++;
@@ -549,6 +551,8 @@ out:
     free(ids);
     free(where);
     free(got);
+    free(types);
+    free(tgot);
     return st;
 }
 
