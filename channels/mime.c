@@ -10,9 +10,10 @@
 #include "timeutil.h"
 #include "validate.h"
 
-#define MIME_MAX_LINE   76 /* RFC 2045 limit for encoded lines */
-#define MIME_WORD_BYTES 39 /* raw bytes per encoded word: 52 base64 chars + 12 = 64, so even
-                            * after "Subject: " a line stays within 76 */
+#define MIME_MAX_LINE 76 /* RFC 2045 limit for encoded lines */
+#define MIME_WORD_BYTES                                                                            \
+    39 /* raw bytes per encoded word: 52 base64 chars + 12 = 64, so even                           \
+        * after "Subject: " a line stays within 76 */
 
 static void set_err(char *err, size_t errlen, const char *msg)
 {

@@ -244,8 +244,8 @@ static int parse_http_date(const char *v, int64_t *out_ms)
         goto found;
     /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
     n = 0;
-    if (sscanf(v, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s%n", wd, &d, mon, &y, &h, &mi, &s,
-               zone, &n) == 8 &&
+    if (sscanf(v, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d %3s%n", wd, &d, mon, &y, &h, &mi, &s, zone,
+               &n) == 8 &&
         v[n] == '\0' && strcmp(zone, "GMT") == 0) {
         /* RFC 7231 7.1.1.1: a two-digit year more than 50 years ahead is in the past century. */
         y += y < 70 ? 2000 : 1900;
@@ -383,14 +383,12 @@ void provider_classify_smtp(CURLcode rc, long reply, provider_result *out)
     if (reply >= 400 && reply <= 499) {
         out->outcome = PROVIDER_TRANSIENT;
         out->provider_fault = true;
-        snprintf(out->message, sizeof out->message, "SMTP %ld: %s", reply,
-                 curl_easy_strerror(rc));
+        snprintf(out->message, sizeof out->message, "SMTP %ld: %s", reply, curl_easy_strerror(rc));
         return;
     }
     if (reply >= 500 && reply <= 599) {
         out->outcome = PROVIDER_PERMANENT;
-        snprintf(out->message, sizeof out->message, "SMTP %ld: %s", reply,
-                 curl_easy_strerror(rc));
+        snprintf(out->message, sizeof out->message, "SMTP %ld: %s", reply, curl_easy_strerror(rc));
         return;
     }
     out->outcome = PROVIDER_TRANSIENT;

@@ -62,8 +62,8 @@ typedef struct provider_message {
     const char *idempotency_key;
     const char *event_id;
     const char *user_id;
-    const char *to;        /* email address, E.164 number or device token */
-    const char *subject;   /* email subject or push title; may be NULL */
+    const char *to;      /* email address, E.164 number or device token */
+    const char *subject; /* email subject or push title; may be NULL */
     const char *body;
     const char *data_json; /* push: a JSON object as text; may be NULL */
 } provider_message;
@@ -156,8 +156,7 @@ bool provider_kind_serves(const char *kind, const char *channel);
 void provider_xfer_upload(provider_xfer *x);
 
 /* Appends "Name: value" to x->headers; -1 when out of memory. */
-int provider_xfer_header(provider_xfer *x, const char *name, const char *value)
-    PROVIDER_MUSTCHECK;
+int provider_xfer_header(provider_xfer *x, const char *name, const char *value) PROVIDER_MUSTCHECK;
 
 /* Appends s to out as a JSON string literal (quoted, escaped). */
 int provider_json_string(buf *out, const char *s) PROVIDER_MUSTCHECK;
@@ -173,8 +172,7 @@ void provider_json_id(const char *body, const char *const *keys, char *out, size
  * RFC 850 or asctime).  *ms is the wait from now_ms, 0 for a date already
  * past.  Returns -1 when the value is neither.
  */
-int provider_parse_retry_after(const char *value, int64_t now_ms, int64_t *ms)
-    PROVIDER_MUSTCHECK;
+int provider_parse_retry_after(const char *value, int64_t now_ms, int64_t *ms) PROVIDER_MUSTCHECK;
 
 /*
  * The contract's HTTP rules: transport errors, 408, 429 and 5xx transient

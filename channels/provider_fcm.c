@@ -67,8 +67,8 @@ static int fcm_prepare(provider *p, const provider_message *m, provider_xfer *x,
     json_object_set_new(data, "idempotency_key", json_string(m->idempotency_key));
     json_object_set_new(data, "event_id", json_string(m->event_id));
     root = json_pack("{s:{s:s, s:{s:s, s:s}, s:O}}", "message", "token", m->to, "notification",
-                     "title", m->subject ? m->subject : "", "body", m->body ? m->body : "",
-                     "data", data);
+                     "title", m->subject ? m->subject : "", "body", m->body ? m->body : "", "data",
+                     data);
     text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     if (text == NULL || buf_append_str(&x->request, text) != 0) {
         snprintf(err, errlen, "cannot build the FCM request");

@@ -43,8 +43,7 @@ static int smtp_init(provider *p, char *err, size_t errlen)
     const char *lt = strchr(p->s.from, '<');
     const char *gt = lt ? strchr(lt, '>') : NULL;
     if (lt && gt && gt > lt + 1)
-        snprintf(st->envelope_from, sizeof st->envelope_from, "<%.*s>", (int)(gt - lt - 1),
-                 lt + 1);
+        snprintf(st->envelope_from, sizeof st->envelope_from, "<%.*s>", (int)(gt - lt - 1), lt + 1);
     else
         snprintf(st->envelope_from, sizeof st->envelope_from, "<%s>", p->s.from);
     p->impl = st;

@@ -76,8 +76,8 @@ static void twilio_classify(provider *p, provider_xfer *x, CURLcode rc, provider
     (void)p;
     long status = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-    provider_classify_http(rc, status, x->retry_after, false, x->response.data,
-                           timeutil_now_ms(), out);
+    provider_classify_http(rc, status, x->retry_after, false, x->response.data, timeutil_now_ms(),
+                           out);
     if (out->outcome == PROVIDER_SENT)
         provider_json_id(x->response.data, (const char *const[]){"sid", NULL}, out->message_id,
                          sizeof out->message_id);

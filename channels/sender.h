@@ -31,8 +31,8 @@ typedef void (*sender_done_cb)(void *ctx, void *opaque, provider *prov, const pr
                                int64_t latency_ms);
 
 /* max_in_flight >= 1.  cb is called from sender_poll() and sender_abort_all(). */
-sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, char *err,
-                   size_t errlen) __attribute__((warn_unused_result));
+sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Frees s; call sender_abort_all() first if transfers may be in flight. */
 void sender_free(sender *s);

@@ -97,11 +97,6 @@ void store_free(store *s)
     free(s);
 }
 
-bool store_ok(store *s)
-{
-    return pg_ok(s->pg);
-}
-
 /* Appends one element of a text[] literal: NULL, or a quoted, escaped string. */
 static int array_elem(buf *b, const char *v)
 {
@@ -144,7 +139,7 @@ pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, si
         snprintf(err, errlen, "claim batch too large");
         goto out;
     }
-    const char *params[7] = {a[0].data, a[1].data, a[2].data,   a[3].data,
+    const char *params[7] = {a[0].data,  a[1].data, a[2].data,  a[3].data,
                              s->channel, s->owner,  s->lease_ms};
     st = pg_exec_prepared(s->pg, "worker_claim", 7, params, NULL, NULL, 0, &res, err, errlen);
     if (st != PG_OK)

@@ -70,8 +70,8 @@ pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, si
     __attribute__((warn_unused_result));
 
 /* Writes outcomes[0..n). */
-pg_status store_record(store *s, const store_outcome *outcomes, size_t n, char *err,
-                       size_t errlen) __attribute__((warn_unused_result));
+pg_status store_record(store *s, const store_outcome *outcomes, size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Deletes the push tokens (user_ids[i], tokens[i]). */
 pg_status store_delete_tokens(store *s, const char *const *user_ids, const char *const *tokens,
@@ -85,8 +85,5 @@ pg_status store_delete_tokens(store *s, const char *const *user_ids, const char 
  */
 pg_status store_release(store *s, const char *const *keys, size_t n, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-
-/* Whether the connection is up (for /healthz). */
-bool store_ok(store *s);
 
 #endif

@@ -1,13 +1,15 @@
 /*
  * worker: see worker.h.
  *
- * One thread runs everything: the consumer, the curl multi handle, the
- * producer's delivery reports and the PostgreSQL batches.  It sleeps in
- * curl_multi_poll() on the transfers' sockets plus a pipe that librdkafka
- * writes to when the consumer or the producer has something, so it wakes
- * for whichever comes first and never spins.  Heartbeats are librdkafka's
- * background thread's business; the loop only has to poll well within
- * max.poll.interval.ms, which it does on every pass.
+ * One thread runs the loop: the consumer, the curl multi handle and the
+ * producer's delivery reports.  PostgreSQL batches run on two bgtask
+ * threads (claims, outcomes), each with its own connection, so a slow
+ * statement never holds up the sends.  The loop sleeps in curl_multi_poll()
+ * on the transfers' sockets plus a pipe that librdkafka and the bgtasks
+ * write to when they have something, so it wakes for whichever comes first
+ * and never spins.  Heartbeats are librdkafka's background thread's
+ * business; the loop polls the consumer at least once a second, well within
+ * max.poll.interval.ms.
  *
  * A record becomes a job.  Its way through the worker:
  *
@@ -72,7 +74,7 @@ typedef struct jobq {
 } jobq;
 
 struct job {
-    job *next;             /* in whichever jobq it is */
+    job *next;                /* in whichever jobq it is */
     job *all_prev, *all_next; /* every live job, for teardown */
     worker *w;
     /* the record */
@@ -126,6 +128,7 @@ typedef struct worker_metrics {
     metrics_counter *consumed;
     metrics_gauge *in_flight;
     metrics_gauge *held;
+    metrics_gauge *retry_lag;
     metrics_gauge *pending;
     metrics_gauge *paused;
 } worker_metrics;
@@ -155,7 +158,7 @@ struct worker {
     sender *snd;
     kafka_consumer *consumer;
     kafka_producer *producer;
-    int wake[2]; /* librdkafka writes here when a queue gets something */
+    int wake[2];            /* librdkafka writes here when a queue gets something */
     config_kv *consumer_kv; /* the worker's consumer defaults, then the operator's */
     config_kafka_props consumer_props;
 
@@ -176,6 +179,7 @@ struct worker {
     int64_t blocked_until; /* monotonic: rate limit or breakers */
     int64_t db_retry_at;   /* monotonic: PostgreSQL unavailable */
     int64_t last_commit;
+    int64_t last_lag;
     bool stored_since_commit;
     bool more_records; /* the last intake stopped at its batch limit */
     bool intake_full;  /* not polling: too much in progress */
@@ -363,8 +367,8 @@ static void produce_job(worker *w, job *j)
         return;
     }
     const char *topic = j->produce == PRODUCE_RETRY ? w->topics[TOPIC_RETRY] : w->dlq_topic;
-    kafka_status st = kafka_produce(w->producer, topic, j->key, j->keylen, j->value, j->vlen, h,
-                                    j, err, sizeof err);
+    kafka_status st = kafka_produce(w->producer, topic, j->key, j->keylen, j->value, j->vlen, h, j,
+                                    err, sizeof err);
     if (st == KAFKA_OK) {
         w->producing++;
         return;
@@ -700,8 +704,7 @@ static void run_claim(void *arg, void *ctx)
 
 static void claim_batch(worker *w, int64_t now)
 {
-    if (w->claimq.n == 0 || now < w->db_retry_at || w->shutting_down ||
-        bgtask_busy(w->claim_task))
+    if (w->claimq.n == 0 || now < w->db_retry_at || w->shutting_down || bgtask_busy(w->claim_task))
         return;
     size_t max = w->claimq.n < BATCH_MAX ? w->claimq.n : BATCH_MAX;
     claim_op *op = calloc(1, sizeof *op);
@@ -912,8 +915,8 @@ static void run_record(void *arg, void *ctx)
     record_op *op = arg;
     op->st = store_record(ctx, op->out, op->n, op->err, sizeof op->err);
     if (op->st == PG_OK && op->ntok)
-        op->st = store_delete_tokens(ctx, op->tok_users, op->tokens, op->ntok, op->err,
-                                     sizeof op->err);
+        op->st =
+            store_delete_tokens(ctx, op->tok_users, op->tokens, op->ntok, op->err, sizeof op->err);
 }
 
 static void flush_records(worker *w, int64_t now)
@@ -1109,11 +1112,11 @@ static int metrics_init(worker *w)
             if (metrics_labels(l, sizeof l, "channel", w->chname, "provider", pn, "role", role,
                                "outcome", outcomes[o], NULL) != 0)
                 return -1;
-            w->m.sends[p][o] = metrics_counter_get(
-                r, "herald_worker_sends_total", "provider requests by outcome", l);
+            w->m.sends[p][o] = metrics_counter_get(r, "herald_worker_sends_total",
+                                                   "provider requests by outcome", l);
         }
-        if (metrics_labels(l, sizeof l, "channel", w->chname, "provider", pn, "role", role,
-                           NULL) != 0)
+        if (metrics_labels(l, sizeof l, "channel", w->chname, "provider", pn, "role", role, NULL) !=
+            0)
             return -1;
         w->m.latency[p] = metrics_histogram_get(
             r, "herald_worker_provider_latency_seconds", "provider request latency", l,
@@ -1123,20 +1126,23 @@ static int metrics_init(worker *w)
     }
     if (metrics_labels(l, sizeof l, "channel", w->chname, NULL) != 0)
         return -1;
-    w->m.attempts = metrics_counter_get(r, "herald_worker_attempts_total",
-                                        "send attempts started", l);
+    w->m.attempts =
+        metrics_counter_get(r, "herald_worker_attempts_total", "send attempts started", l);
     w->m.retries = metrics_counter_get(r, "herald_worker_retries_scheduled_total",
                                        "deliveries produced to the retry topic", l);
     w->m.duplicates = metrics_counter_get(r, "herald_worker_duplicates_skipped_total",
                                           "deliveries found already sent", l);
-    w->m.dead_tokens = metrics_counter_get(r, "herald_worker_dead_tokens_total",
-                                           "push tokens removed as dead", l);
+    w->m.dead_tokens =
+        metrics_counter_get(r, "herald_worker_dead_tokens_total", "push tokens removed as dead", l);
     w->m.consumed = metrics_counter_get(r, "herald_worker_records_consumed_total",
                                         "records read from deliveries and retry topics", l);
-    w->m.in_flight = metrics_gauge_get(r, "herald_worker_in_flight", "provider requests in flight",
-                                       l);
+    w->m.in_flight =
+        metrics_gauge_get(r, "herald_worker_in_flight", "provider requests in flight", l);
     w->m.held = metrics_gauge_get(r, "herald_worker_retry_held",
                                   "retry records held in memory until due", l);
+    w->m.retry_lag = metrics_gauge_get(
+        r, "herald_worker_retry_lag",
+        "retry-topic records not yet done on this worker's partitions (held ones included)", l);
     w->m.pending = metrics_gauge_get(r, "herald_worker_pending",
                                      "records taken and not finished (held excluded)", l);
     w->m.paused = metrics_gauge_get(r, "herald_worker_intake_paused",
@@ -1154,10 +1160,40 @@ static int metrics_init(worker *w)
     return 0;
 }
 
+/*
+ * The retry topic's depth on our partitions: high watermark minus the
+ * committable position.  The watermarks are the ones librdkafka learnt from
+ * its last fetch, so this costs no request.
+ */
+static double retry_lag(worker *w)
+{
+    rd_kafka_t *rk = kafka_consumer_rk(w->consumer);
+    double lag = 0;
+    for (size_t i = 0; i < w->nparts; i++) {
+        const assigned *a = &w->parts[i];
+        int64_t lo = 0, hi = 0;
+        if (a->topic != TOPIC_RETRY ||
+            rd_kafka_get_watermark_offsets(rk, w->topics[TOPIC_RETRY], a->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0)
+            continue;
+        int64_t pos = offsets_position_of(w->offs, w->topics[TOPIC_RETRY], a->partition);
+        if (pos < 0)
+            pos = lo;
+        if (pos >= 0 && hi > pos)
+            lag += (double)(hi - pos);
+    }
+    return lag;
+}
+
 static void update_gauges(worker *w, int64_t now)
 {
     metrics_gauge_set(w->m.in_flight, sender_in_flight(w->snd));
     metrics_gauge_set(w->m.held, (double)dueq_size(w->held));
+    if (now - w->last_lag >= 1000) {
+        w->last_lag = now;
+        metrics_gauge_set(w->m.retry_lag, retry_lag(w));
+    }
     metrics_gauge_set(w->m.pending, (double)pending_jobs(w));
     for (int p = 0; p < NPROV; p++)
         if (w->brk[p])
@@ -1236,8 +1272,8 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     atomic_store(&w->db_up, true);
     atomic_store(&w->heartbeat_ms, timeutil_monotonic_ms());
     snprintf(w->stage, sizeof w->stage, "worker.%s", w->chname);
-    config_topic(common, topics_deliveries(w->chname, name, sizeof name), w->topics[TOPIC_DELIVERIES],
-                 sizeof w->topics[0]);
+    config_topic(common, topics_deliveries(w->chname, name, sizeof name),
+                 w->topics[TOPIC_DELIVERIES], sizeof w->topics[0]);
     config_topic(common, topics_retry(w->chname, name, sizeof name), w->topics[TOPIC_RETRY],
                  sizeof w->topics[0]);
     config_topic(common, TOPICS_DLQ, w->dlq_topic, sizeof w->dlq_topic);
@@ -1250,8 +1286,8 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         gethostname(host, sizeof host - 1);
         snprintf(w->owner, sizeof w->owner, "%s:%d:%s", host, (int)getpid(), id_hex(r, 3, hex));
     }
-    w->policy = (retry_policy){(int)cfg->max_attempts[w->channel], cfg->retry_base_ms,
-                               cfg->retry_max_ms};
+    w->policy =
+        (retry_policy){(int)cfg->max_attempts[w->channel], cfg->retry_base_ms, cfg->retry_max_ms};
     w->rng = (uint64_t)timeutil_now_ms() ^ ((uint64_t)getpid() << 32);
 
     if (worker_config_check(cfg, err, errlen) != 0) {
@@ -1317,15 +1353,15 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     if (props->count)
         memcpy(w->consumer_kv + ndef, props->items, props->count * sizeof *props->items);
     w->consumer_props = (config_kafka_props){w->consumer_kv, ndef + props->count};
-    w->consumer =
-        kafka_consumer_new(common->kafka_brokers, group, &w->consumer_props, err, errlen);
+    w->consumer = kafka_consumer_new(common->kafka_brokers, group, &w->consumer_props, err, errlen);
     if (w->consumer == NULL)
         goto fail;
     kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
 
     /* Wake the loop when either client has something for it. */
     if (pipe(w->wake) != 0 || fcntl(w->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
-        fcntl(w->wake[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(w->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(w->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(w->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(w->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         goto fail;
@@ -1357,13 +1393,12 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     if (w->ops == NULL)
         goto fail;
     LOG_INFO(NULL,
-             "worker %s: channel %s via %s%s%s, concurrency %ld, rate %ld/s, max attempts %d, "
-             "topics %s + %s, metrics on %s",
+             "worker %s: channel %s via %s%s%s%s, concurrency %ld, rate %ld/s, max attempts %d, "
+             "topics %s + %s, metrics on port %u",
              w->owner, w->chname, provider_name(w->prov[0]), w->prov[1] ? " (fallback " : "",
-             w->prov[1] ? provider_name(w->prov[1]) : "", cfg->concurrency, cfg->rate[w->channel],
-             w->policy.max_attempts, w->topics[0], w->topics[1], addr);
-    if (w->prov[1])
-        LOG_INFO(NULL, "fallback provider ready");
+             w->prov[1] ? provider_name(w->prov[1]) : "", w->prov[1] ? ")" : "", cfg->concurrency,
+             cfg->rate[w->channel], w->policy.max_attempts, w->topics[0], w->topics[1],
+             (unsigned)opsserver_port(w->ops));
     return w;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -1390,8 +1425,7 @@ static int next_timeout(worker *w, int64_t now)
     bool can_send = w->readyq.n && !sender_full(w->snd) && now >= w->blocked_until;
     if (can_send && !w->shutting_down)
         return 0;
-    if (w->claimq.n && now >= w->db_retry_at && !w->shutting_down &&
-        !bgtask_busy(w->claim_task))
+    if (w->claimq.n && now >= w->db_retry_at && !w->shutting_down && !bgtask_busy(w->claim_task))
         return 0;
     if (w->recordq.n && now >= w->db_retry_at && !bgtask_busy(w->record_task))
         return 0;

@@ -10,7 +10,8 @@ HERALD_DEB_PACKAGES=(
     build-essential cmake pkg-config
     librdkafka-dev libjansson-dev libcurl4-openssl-dev libpq-dev
     libmicrohttpd-dev check
-    postgresql maven kcat curl
+    postgresql maven kcat curl tzdata
+    clang libclang-rt-dev
 )
 
 herald_log() {

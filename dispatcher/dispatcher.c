@@ -885,6 +885,16 @@ static int build_props(dispatcher *d, const config_kafka_props *props)
     if (props_with(&d->cprops, "isolation.level", "read_committed", props) != 0)
         return -1;
     /*
+     * Prefetch: librdkafka's 64 MiB is far more than a batch needs (events
+     * are small) and would be most of the daemon's memory.
+     */
+    config_kafka_props with_isolation = d->cprops;
+    if (props_with(&d->cprops, "queued.max.messages.kbytes", "16384", &with_isolation) != 0) {
+        d->cprops = with_isolation;
+        return -1;
+    }
+    free(with_isolation.items);
+    /*
      * A dispatcher that dies inside a transaction leaves it open, and
      * read_committed readers of its partitions wait until the broker times
      * it out (unless a successor with the same transactional.id fences it

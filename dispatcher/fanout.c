@@ -187,7 +187,7 @@ int fanout_event(const event *ev, const prefs_user *user, const tplcache_type *t
                  const fanout_options *opt, int64_t now_ms, fanout_list *out, char *err,
                  size_t errlen)
 {
-    json_t *evjson = NULL, *ctx = NULL;
+    json_t *evjson = NULL, *ujson = NULL, *ctx = NULL;
     int rc = -1;
     bool known = user != NULL && user->known;
 
@@ -225,8 +225,8 @@ int fanout_event(const event *ev, const prefs_user *user, const tplcache_type *t
             continue;
         }
         if (ctx == NULL) {
-            if ((evjson = event_to_json(ev)) == NULL ||
-                (ctx = template_context_new(evjson, user->json)) == NULL)
+            if ((evjson = event_to_json(ev)) == NULL || (ujson = prefs_user_json(user)) == NULL ||
+                (ctx = template_context_new(evjson, ujson)) == NULL)
                 goto oom;
         }
         content c;
@@ -249,6 +249,7 @@ oom:
     snprintf(err, errlen, "fanout: out of memory");
 out:
     json_decref(ctx);
+    json_decref(ujson);
     json_decref(evjson);
     return rc;
 }

@@ -2,6 +2,7 @@
  * herald-dispatcher: turns events into per-channel deliveries (see
  * dispatcher.h, docs/dispatcher.md).
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -41,6 +42,12 @@ int main(int argc, char **argv)
         goto out;
     }
     log_init("herald-dispatcher", (log_level)common.log_level, (log_format)common.log_format);
+    /*
+     * glibc gives each of librdkafka's threads its own malloc arena (up to 8
+     * per core), each keeping freed memory; two arenas keep the footprint
+     * close to what is in use, at no measurable cost here.
+     */
+    mallopt(M_ARENA_MAX, 2);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);

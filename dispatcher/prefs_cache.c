@@ -47,7 +47,9 @@ static void user_destroy(prefs_user *u)
     free(u->push_tokens);
     json_decref(u->channels);
     json_decref(u->categories);
-    json_decref(u->json);
+    free(u->name);
+    free(u->timezone);
+    free(u->locale);
     free(u);
 }
 
@@ -110,22 +112,34 @@ static json_t *parse_doc(const char *user_id, const char *what, const char *text
     return j;
 }
 
-static int set_user_json(prefs_user *u, const prefs_row *row)
+json_t *prefs_user_json(const prefs_user *u)
 {
-    u->json = json_object();
-    if (u->json == NULL)
-        return -1;
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
     const char *names[] = {"user_id", "name", "email", "phone", "timezone", "locale"};
-    const char *vals[] = {row->user_id, row->name, row->email, row->phone, row->timezone,
-                          row->locale};
+    const char *vals[] = {u->user_id, u->name, u->email, u->phone, u->timezone, u->locale};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (vals[i] == NULL)
             continue;
-        json_t *s = json_string(vals[i]);
-        if (s == NULL || json_object_set_new(u->json, names[i], s) != 0)
-            return -1;
-        u->bytes += strlen(vals[i]) + 48;
+        json_t *v = json_string(vals[i]);
+        if (v == NULL || json_object_set_new(o, names[i], v) != 0) {
+            json_decref(o);
+            return NULL;
+        }
     }
+    return o;
+}
+
+/* A copy of a non-empty column value into *dst (NULL stays NULL); -1 when out of memory. */
+static int keep(char **dst, const char *src, size_t *bytes)
+{
+    if (src == NULL || *src == '\0')
+        return 0;
+    if ((*dst = strdup(src)) == NULL)
+        return -1;
+    /* malloc rounds small blocks up to 16 bytes and adds a header of 8. */
+    *bytes += (strlen(src) + 1 + 8 + 15) / 16 * 16;
     return 0;
 }
 
@@ -167,14 +181,17 @@ static int fill_user(prefs_user *u, const prefs_row *row)
 {
     char why[256];
     u->known = true;
-    if (row->email != NULL && *row->email != '\0' && (u->email = strdup(row->email)) == NULL)
-        return -1;
-    if (row->phone != NULL && *row->phone != '\0' && (u->phone = strdup(row->phone)) == NULL)
+    if (keep(&u->email, row->email, &u->bytes) != 0 ||
+        keep(&u->phone, row->phone, &u->bytes) != 0 ||
+        keep(&u->name, row->name, &u->bytes) != 0 ||
+        keep(&u->timezone, row->timezone, &u->bytes) != 0 ||
+        keep(&u->locale, row->locale, &u->bytes) != 0)
         return -1;
     u->channels = parse_doc(row->user_id, "channels", row->channels_json);
     u->categories = parse_doc(row->user_id, "categories", row->categories_json);
-    u->bytes += (row->channels_json ? strlen(row->channels_json) * 3 : 0) +
-                (row->categories_json ? strlen(row->categories_json) * 3 : 0);
+    /* A jansson tree costs several times its text: a hashtable per object. */
+    u->bytes += (row->channels_json ? 256 + strlen(row->channels_json) * 4 : 0) +
+                (row->categories_json ? 256 + strlen(row->categories_json) * 4 : 0);
     if ((row->quiet_start != NULL || row->quiet_end != NULL) &&
         quiet_parse(row->quiet_start, row->quiet_end, &u->quiet, why, sizeof why) != 0) {
         LOG_WARN(row->user_id, "quiet hours ignored: %s", why);
@@ -185,9 +202,7 @@ static int fill_user(prefs_user *u, const prefs_row *row)
         if (u->zone == NULL)
             LOG_WARN(row->user_id, "time zone %s unusable, using UTC: %s", row->timezone, why);
     }
-    if (set_tokens(u, row->push_tokens_json) != 0)
-        return -1;
-    return set_user_json(u, row);
+    return set_tokens(u, row->push_tokens_json);
 }
 
 /* As prefs_cache_put(); *entry (may be NULL) receives the stored entry with an extra reference. */
@@ -199,7 +214,8 @@ static int put_entry(prefs_cache *c, const char *user_id, const prefs_row *row, 
     if (u == NULL || (u->user_id = strdup(user_id)) == NULL)
         goto out;
     u->refs = 1; /* the cache's */
-    u->bytes = sizeof(*u) + strlen(user_id) * 2 + 64;
+    /* The entry, its id here and as the LRU's key, and the LRU's node. */
+    u->bytes = sizeof(*u) + 2 * (strlen(user_id) + 24) + 96;
     if (row != NULL && fill_user(u, row) != 0)
         goto out;
     int64_t ttl = row != NULL ? backoff_uniform(&c->rng, c->ttl_ms * 9 / 10, c->ttl_ms * 11 / 10)

@@ -51,9 +51,17 @@ typedef struct prefs_user {
     json_t *categories; /* preferences, or NULL */
     quiet_hours quiet;
     const tz_zone *zone; /* from tz_get (shared), NULL: UTC */
-    json_t *json;        /* {"user_id","name","email","phone","timezone","locale"} for templates */
-    size_t bytes;        /* approximate footprint, for the byte budget */
+    char *name, *timezone, *locale; /* NULL when none; only templates read them */
+    size_t bytes;                   /* approximate footprint, for the byte budget */
 } prefs_user;
+
+/*
+ * The user as templates see it, {"user_id","name","email","phone","timezone",
+ * "locale"} (absent fields left out): a new object, or NULL when out of
+ * memory.  Built per rendered event rather than cached, because a jansson
+ * tree per cached user would double the cache's memory.
+ */
+json_t *prefs_user_json(const prefs_user *u) __attribute__((warn_unused_result));
 
 /* The text columns of a user row as the database returns them (NULL for SQL NULL). */
 typedef struct prefs_row {

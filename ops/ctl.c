@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "cmd_apikey.h"
 #include "log.h"
 
 const ctl_command ctl_commands[] = {
     {"migrate", cmd_migrate, "apply pending schema migrations (--status to list them)"},
     {"topics", cmd_topics, "create Herald's Kafka topics"},
+    {"apikey", cmd_apikey, "create, list and revoke API keys"},
     {"publish", cmd_publish, "publish one event, as the gateway would"},
     {"replay", cmd_replay, "re-publish the events of a time window"},
     {"dlq", cmd_dlq, "list, show, count and requeue dead letters"},

@@ -23,6 +23,10 @@
 #include <string.h>
 #include <time.h>
 
+/* How long past the publish timeout a claim may stay unconfirmed before a
+ * replay takes it as settled: the database round trips around a publish. */
+#define IDEM_MARGIN_MS 5000
+
 typedef enum {
     ITEM_INVALID = 0, /* refused before publishing: code/message/field say why */
     ITEM_REPLAY,      /* an idempotency key already used: its event id, nothing sent */
@@ -154,25 +158,35 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, event *evs, 
         }
         unsigned char hash[32];
         id_sha256(wires[i], strlen(wires[i]), hash);
-        bool claimed = false;
+        store_idem_state state;
         char existing[ID_UUID_SIZE], err[256];
         store_status st = store_idem_claim(c, w->key_id, evs[i].idempotency_key, it->event_id, hash,
-                                           &claimed, existing, err, sizeof err);
+                                           env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
+                                           existing, err, sizeof err);
         if (st != STORE_OK) {
             api_store_error(req, st, "idempotency key", err);
             rc = -1;
             goto out;
         }
-        if (claimed) {
+        switch (state) {
+        case STORE_IDEM_CLAIMED:
             it->idem_key = strdup(evs[i].idempotency_key);
             if (it->idem_key == NULL) {
                 http_respond_retry(req, 503, "overloaded", "out of memory", 1);
                 rc = -1;
                 goto out;
             }
-        } else {
+            break;
+        case STORE_IDEM_REPLAY:
             it->state = ITEM_REPLAY;
             snprintf(it->event_id, sizeof it->event_id, "%s", existing);
+            break;
+        case STORE_IDEM_IN_FLIGHT:
+            /* Its event id cannot be promised yet: that publish may still fail. */
+            item_fail(it, 409, "idempotency_in_progress", "idempotency_key",
+                      "a request with this idempotency key is still being published; retry "
+                      "shortly");
+            break;
         }
     }
 out:
@@ -254,25 +268,29 @@ static void item_outcome(pub_item *it, int *status, const char **code, const cha
     *code = "publish_failed";
 }
 
-/* Releases the keys of items that were not published. */
-static void release_failed(api_env *env, http_request *req, pub_work *w)
+/* Confirms the claims of items Kafka acknowledged, releases the others. */
+static void settle_claims(api_env *env, http_request *req, pub_work *w)
 {
     pg_conn *c = NULL;
     for (size_t i = 0; i < w->n; i++) {
         pub_item *it = &w->items[i];
-        if (it->idem_key == NULL || it->state != ITEM_DONE || it->result == PUBLISHER_OK)
+        if (it->idem_key == NULL || it->state != ITEM_DONE)
             continue;
         char err[256];
         if (c == NULL) {
             c = pgpool_acquire(env->pool, API_DB_WAIT_MS, err, sizeof err);
             if (c == NULL) {
-                LOG_WARN(http_request_id(req), "idempotency keys not released: %s", err);
+                /* Unconfirmed claims settle by age; unreleased ones block retries until then. */
+                LOG_WARN(http_request_id(req), "idempotency keys not settled: %s", err);
                 return;
             }
         }
-        if (store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
-            STORE_OK)
-            LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
+        store_status st =
+            it->result == PUBLISHER_OK
+                ? store_idem_confirm(c, w->key_id, it->idem_key, it->event_id, err, sizeof err)
+                : store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err);
+        if (st != STORE_OK)
+            LOG_WARN(http_request_id(req), "idempotency key not settled: %s", err);
     }
     pgpool_release(env->pool, c);
 }
@@ -345,7 +363,7 @@ void events_api_publish(api_env *env, http_request *req, api_call *call, http_ph
 {
     pub_work *w = call->work;
     if (phase == HTTP_PHASE_RESUMED) {
-        release_failed(env, req, w);
+        settle_claims(env, req, w);
         observe(env, req, w);
         pub_item *it = &w->items[0];
         int status;
@@ -356,8 +374,8 @@ void events_api_publish(api_env *env, http_request *req, api_call *call, http_ph
             if (it->state == ITEM_REPLAY)
                 http_add_header(req, "Idempotent-Replayed", "true");
             http_respond_json(req, 202, json_pack("{s:s}", "event_id", it->event_id));
-        } else if (status == 503) {
-            http_respond_retry(req, 503, code, message, 1);
+        } else if (status == 503 || status == 409) {
+            http_respond_retry(req, status, code, message, 1);
         } else {
             http_respond_error(req, status, code, message, it->field);
         }
@@ -384,10 +402,10 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
 {
     pub_work *w = call->work;
     if (phase == HTTP_PHASE_RESUMED) {
-        release_failed(env, req, w);
+        settle_claims(env, req, w);
         observe(env, req, w);
         json_t *results = json_array();
-        size_t accepted = 0, unavailable = 0;
+        size_t accepted = 0, unavailable = 0, in_flight = 0;
         for (size_t i = 0; results != NULL && i < w->n; i++) {
             int status;
             const char *code, *message;
@@ -399,6 +417,8 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
             } else {
                 if (status == 503)
                     unavailable++;
+                if (status == 409)
+                    in_flight++;
                 r = w->items[i].field[0] != '\0'
                         ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", message,
                                     "field", w->items[i].field)
@@ -422,6 +442,13 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
                                           "no event of the batch was accepted; retry"));
             http_add_header(req, "Retry-After", "1");
             http_respond_json(req, 503, doc);
+        } else if (in_flight > 0) {
+            json_object_set_new(doc, "error",
+                                json_pack("{s:s,s:s}", "code", "idempotency_in_progress", "message",
+                                          "no event of the batch was accepted; some are still "
+                                          "being published under their idempotency keys"));
+            http_add_header(req, "Retry-After", "1");
+            http_respond_json(req, 409, doc);
         } else {
             json_object_set_new(doc, "error",
                                 json_pack("{s:s,s:s}", "code", "invalid_batch", "message",

@@ -8,8 +8,10 @@
  * A publish suspends its HTTP request while the record is in flight and is
  * resumed from the delivery report (events_api_delivered, the publisher's
  * done callback), so no worker thread waits on the broker.  Idempotency-Key
- * claims (api key, key) in publish_idempotency before producing; a publish
- * that then fails releases the claim so that the client's retry can succeed.
+ * claims (api key, key) in publish_idempotency before producing; once Kafka
+ * acknowledged the record the claim is confirmed, and a publish that fails
+ * releases it so that the client's retry can succeed.  A replay that meets
+ * a claim not yet confirmed gets 409: its event id cannot be promised yet.
  */
 #ifndef HERALD_EVENTS_API_H
 #define HERALD_EVENTS_API_H

@@ -194,7 +194,9 @@ publisher_result publisher_send(publisher *p, const char *topic, const void *key
 {
     /* While the probe says the cluster is unreachable, holding the request
      * for the whole timeout helps nobody: refuse now. */
-    if (atomic_load(&p->probes) > 0 && !atomic_load(&p->topic_ok)) {
+    /* Only unreachability: a topic the probe did not see may be one just
+     * created whose metadata is still spreading; its records wait for it. */
+    if (atomic_load(&p->probes) > 0 && !atomic_load(&p->reachable)) {
         pthread_mutex_lock(&p->lock);
         snprintf(err, errlen, "%s", p->reason);
         pthread_mutex_unlock(&p->lock);

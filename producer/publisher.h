@@ -11,8 +11,8 @@
  * callback once per message that publisher_send() accepted; the probe
  * thread asks the cluster for the events topic's metadata every second,
  * which is both the readiness signal and the reason publisher_send() can
- * refuse at once while every broker is unreachable, instead of holding
- * each request for the full timeout.
+ * refuse at once while no broker is reachable, instead of holding each
+ * request for the full timeout.
  */
 #ifndef HERALD_PUBLISHER_H
 #define HERALD_PUBLISHER_H

@@ -99,12 +99,22 @@ static const stmt statements[] = {
      "INSERT INTO publish_idempotency (api_key_id, idempotency_key, event_id, request_hash) "
      "VALUES ($1, $2, $3::uuid, $4) "
      "ON CONFLICT (api_key_id, idempotency_key) DO UPDATE SET event_id = EXCLUDED.event_id, "
-     "request_hash = EXCLUDED.request_hash, created_at = now() "
+     "request_hash = EXCLUDED.request_hash, created_at = now(), published_at = NULL "
      "WHERE publish_idempotency.created_at < now() - interval '24 hours' "
      "RETURNING event_id",
      4},
+    /* Settled: confirmed, or unconfirmed for longer than a publish can take
+     * (a gateway died between producing and confirming: the record may or
+     * may not be in Kafka, and the first event id is the best answer). */
     {"gw_idem_get",
-     "SELECT event_id FROM publish_idempotency WHERE api_key_id = $1 AND idempotency_key = $2", 2},
+     "SELECT event_id, published_at IS NOT NULL "
+     "OR created_at < now() - $3::bigint * interval '1 millisecond' "
+     "FROM publish_idempotency WHERE api_key_id = $1 AND idempotency_key = $2",
+     3},
+    {"gw_idem_confirm",
+     "UPDATE publish_idempotency SET published_at = now() "
+     "WHERE api_key_id = $1 AND idempotency_key = $2 AND event_id = $3::uuid",
+     3},
     {"gw_idem_release",
      "DELETE FROM publish_idempotency "
      "WHERE api_key_id = $1 AND idempotency_key = $2 AND event_id = $3::uuid",
@@ -498,17 +508,20 @@ out:
 }
 
 store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, const char *event_id,
-                              const unsigned char request_hash[32], bool *claimed,
-                              char existing_id[37], char *err, size_t errlen)
+                              const unsigned char request_hash[32], int in_flight_ms,
+                              store_idem_state *state, char existing_id[37], char *err,
+                              size_t errlen)
 {
     PGresult *res = NULL;
-    char idbuf[24];
+    char idbuf[24], window[24];
     store_status st = STORE_ERROR;
     snprintf(idbuf, sizeof idbuf, "%lld", (long long)api_key_id);
+    snprintf(window, sizeof window, "%d", in_flight_ms);
     const char *v[4] = {idbuf, key, event_id, (const char *)request_hash};
+    const char *gv[3] = {idbuf, key, window};
     int lengths[4] = {0, 0, 0, 32};
     int formats[4] = {0, 0, 0, 1};
-    *claimed = false;
+    *state = STORE_IDEM_CLAIMED;
     existing_id[0] = '\0';
     /* A conflicting row can vanish between the two statements (its publish
      * failed and released it); then claiming again is right. */
@@ -518,17 +531,17 @@ store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, c
         st = run(c, "gw_idem_claim", 4, v, lengths, formats, &res, err, errlen);
         if (st != STORE_OK)
             goto out;
-        if (PQntuples(res) == 1) {
-            *claimed = true;
+        if (PQntuples(res) == 1)
             goto out;
-        }
         PQclear(res);
         res = NULL;
-        st = run(c, "gw_idem_get", 2, v, NULL, NULL, &res, err, errlen);
+        st = run(c, "gw_idem_get", 3, gv, NULL, NULL, &res, err, errlen);
         if (st != STORE_OK)
             goto out;
         if (PQntuples(res) == 1) {
             snprintf(existing_id, 37, "%s", PQgetvalue(res, 0, 0));
+            *state =
+                strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? STORE_IDEM_REPLAY : STORE_IDEM_IN_FLIGHT;
             goto out;
         }
     }
@@ -537,6 +550,15 @@ store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, c
 out:
     PQclear(res);
     return st;
+}
+
+store_status store_idem_confirm(pg_conn *c, int64_t api_key_id, const char *key,
+                                const char *event_id, char *err, size_t errlen)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)api_key_id);
+    const char *v[3] = {idbuf, key, event_id};
+    return run(c, "gw_idem_confirm", 3, v, NULL, NULL, NULL, err, errlen);
 }
 
 store_status store_idem_release(pg_conn *c, int64_t api_key_id, const char *key,

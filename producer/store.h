@@ -70,14 +70,26 @@ store_status store_template_delete(pg_conn *c, const char *event_type, const cha
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen) __attribute__((warn_unused_result));
 
+typedef enum {
+    STORE_IDEM_CLAIMED = 0, /* this call took the key: publish, then confirm or release */
+    STORE_IDEM_REPLAY,      /* used before and settled: answer with existing_id */
+    STORE_IDEM_IN_FLIGHT,   /* used before, not yet confirmed: the first request is still on */
+} store_idem_state;
+
 /*
- * Claims (api_key_id, key) for event_id.  *claimed is true when this call
- * took the key (a fresh one, or one older than 24 hours); otherwise
- * existing_id receives the event id it was first used for.
+ * Claims (api_key_id, key) for event_id.  A key used more than 24 hours
+ * ago is taken over.  A claim younger than in_flight_ms and not confirmed
+ * is reported in flight; older unconfirmed ones count as settled.
+ * existing_id receives the first event id unless the key was claimed.
  */
 store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, const char *event_id,
-                              const unsigned char request_hash[32], bool *claimed,
-                              char existing_id[37], char *err, size_t errlen)
+                              const unsigned char request_hash[32], int in_flight_ms,
+                              store_idem_state *state, char existing_id[37], char *err,
+                              size_t errlen) __attribute__((warn_unused_result));
+
+/* Marks a claim published (Kafka acknowledged its record). */
+store_status store_idem_confirm(pg_conn *c, int64_t api_key_id, const char *key,
+                                const char *event_id, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Releases a claim whose publish failed, so that a retry can succeed. */

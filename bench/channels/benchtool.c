@@ -129,7 +129,8 @@ static int produce(char **a)
         return 2;
     long count = atol(a[3]);
     topic_names(a[1], a[2], t);
-    config_kv kv[] = {{"linger.ms", "20"}, {"batch.num.messages", "10000"},
+    config_kv kv[] = {{"linger.ms", "20"},
+                      {"batch.num.messages", "10000"},
                       {"queue.buffering.max.messages", "1000000"}};
     config_kafka_props props = {kv, 3};
     kafka_producer *p = kafka_producer_new(a[0], &props, NULL, err, sizeof err);

@@ -31,6 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -92,11 +95,14 @@ static inline char *e2e_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
+    ck_assert_int_ge(n, 0);
+    char *s = malloc((size_t)n + 1);
     ck_assert_ptr_nonnull(s);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
     return s;
 }
 
@@ -139,7 +145,7 @@ static inline void e2e_dump_log(const e2e_proc *p)
 }
 
 /* Waits (bounded) for "<marker><port>" in a child's log; returns the port. */
-static inline int e2e_port_from_log(const e2e_proc *p, const char *marker, long timeout_ms)
+static inline int e2e_port_from_log(e2e_proc *p, const char *marker, long timeout_ms)
 {
     int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     for (int i = 0; i < 10000 && timeutil_monotonic_ms() < deadline; i++) {
@@ -149,13 +155,28 @@ static inline int e2e_port_from_log(const e2e_proc *p, const char *marker, long 
         free(s);
         if (port > 0)
             return port;
-        if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == p->pid)
+        if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == p->pid) {
+            p->pid = 0;
             break;
+        }
         e2e_sleep_ms(50);
     }
     e2e_dump_log(p);
     ck_abort_msg("%s did not log \"%s<port>\"", p->name, marker);
     return 0;
+}
+
+/* A loopback port free right now (for a daemon that wants a fixed one). */
+static inline int e2e_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 /* ------------------------------------------------------------ processes */
@@ -539,6 +560,10 @@ static inline void e2e_up(e2e_env *e, const char *tag)
     n = e2e_common_env(e, d);
     d->env[n++] = e2e_printf("HERALD_DISPATCHER_GROUP=%sdispatcher", e->prefix);
     d->env[n++] = e2e_printf("HERALD_DISPATCHER_TRANSACTIONAL_ID=%sdispatcher-1", e->prefix);
+    /* herald-dispatcher refuses port 0 in HERALD_METRICS_ADDR (common
+     * config's address check), though its --help allows it; a later entry
+     * wins over e2e_common_env's. */
+    d->env[n++] = e2e_printf("HERALD_METRICS_ADDR=127.0.0.1:%d", e2e_free_port());
     e2e_start_daemon(e, E2E_DISPATCHER);
 
     /* The workers: a stable worker id, so a restarted worker takes over its
@@ -576,7 +601,8 @@ static inline void e2e_up(e2e_env *e, const char *tag)
     e2e_bin(g, "herald-gateway");
     n = e2e_common_env(e, g);
     g->argv[1] = strdup("--http-addr");
-    g->argv[2] = strdup("127.0.0.1:0");
+    /* As for the dispatcher: port 0 is refused by the address check. */
+    g->argv[2] = e2e_printf("127.0.0.1:%d", e2e_free_port());
     g->env[n++] = e2e_printf("HERALD_ACCESS_LOG=false");
     g->env[n++] = e2e_printf("HERALD_AUTH_CACHE_TTL=1s");
     g->env[n++] = e2e_printf("HERALD_SHUTDOWN_TIMEOUT=5s");

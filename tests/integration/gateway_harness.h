@@ -108,6 +108,15 @@ __attribute__((constructor)) static void h_up(void)
         fprintf(stderr, "gateway harness: cannot create %s: %s %s\n", h_events_topic, err, res.msg);
         exit(1);
     }
+    /* A new topic takes a moment to show in metadata; tests start after. */
+    int partitions = 0;
+    for (int i = 0; i < 100; i++) {
+        if (kafka_topic_describe(brokers, NULL, h_events_topic, 2000, &partitions, err,
+                                 sizeof err) == KAFKA_OK &&
+            partitions == H_PARTITIONS)
+            break;
+        usleep(100 * 1000);
+    }
 }
 
 __attribute__((destructor)) static void h_down(void)

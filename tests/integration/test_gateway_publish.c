@@ -286,6 +286,107 @@ START_TEST(test_idempotency_key_replays_the_same_event)
 }
 END_TEST
 
+START_TEST(test_idempotency_key_still_in_flight_gets_409)
+{
+    char fresh[ID_UUID_SIZE], stale[ID_UUID_SIZE], sql[512], hdr[96], v[64];
+    ck_assert_int_eq(id_uuid_v4(fresh), 0);
+    ck_assert_int_eq(id_uuid_v4(stale), 0);
+    /* A claim just made by another request, not yet acknowledged... */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO publish_idempotency (api_key_id, idempotency_key, event_id) "
+             "VALUES (%lld, 'busy-%.8s', '%s')",
+             (long long)h_pubkey_id, fresh, fresh);
+    h_sql(sql);
+    /* ...and one whose gateway died long ago before confirming it. */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO publish_idempotency (api_key_id, idempotency_key, event_id, created_at) "
+             "VALUES (%lld, 'old-%.8s', '%s', now() - interval '1 hour')",
+             (long long)h_pubkey_id, stale, stale);
+    h_sql(sql);
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    const char *ev = "{\"type\":\"a.b\",\"user_id\":\"u-busy\"}";
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: busy-%.8s", fresh);
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, hdr, &r);
+    ck_assert_int_eq(r.status, 409);
+    ck_assert_str_eq(h_error_code(&r), "idempotency_in_progress");
+    ck_assert_str_eq(h_header(&r, "Retry-After", v, sizeof v), "1");
+    h_resp_clear(&r);
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: old-%.8s", stale);
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, hdr, &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), stale);
+    h_resp_clear(&r);
+    /* A publish that Kafka acknowledged is confirmed. */
+    char id[ID_UUID_SIZE];
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: done-%.8s", fresh);
+    h_publish(&g, ev, hdr, id);
+    h_stop(&g);
+    snprintf(sql, sizeof sql,
+             "SELECT published_at IS NOT NULL FROM publish_idempotency WHERE event_id = '%s'", id);
+    h_sql_value(sql, v, sizeof v);
+    ck_assert_str_eq(v, "t");
+}
+END_TEST
+
+START_TEST(test_full_producer_queue_refuses_with_503)
+{
+    h_gateway g;
+    h_start(&g, "--publish-queue-max", "1", NULL);
+    size_t cap = 50 * 64 + 64, o = 0;
+    char *big = malloc(cap);
+    ck_assert_ptr_nonnull(big);
+    o += (size_t)snprintf(big + o, cap - o, "{\"events\":[");
+    for (int i = 0; i < 50; i++)
+        o += (size_t)snprintf(big + o, cap - o, "%s{\"type\":\"q.item\",\"user_id\":\"u%d\"}",
+                              i ? "," : "", i);
+    snprintf(big + o, cap - o, "]}");
+    h_resp r;
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, big, NULL, &r);
+    free(big);
+    /* The first record fits the one-record queue; the others find it full. */
+    ck_assert_msg(r.status == 202, "%ld %.600s", r.status, r.body);
+    json_t *res = json_object_get(r.json, "results");
+    ck_assert_uint_eq(json_array_size(res), 50);
+    ck_assert_ptr_nonnull(json_object_get(json_array_get(res, 0), "event_id"));
+    size_t full = 0;
+    for (size_t i = 0; i < 50; i++) {
+        json_t *e = json_object_get(json_array_get(res, i), "error");
+        if (e != NULL && strcmp(json_string_value(json_object_get(e, "code")), "queue_full") == 0)
+            full++;
+    }
+    ck_assert_uint_gt(full, 0);
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_slow_clients_are_disconnected)
+{
+    h_gateway g;
+    h_start(&g, "--http-client-timeout", "1s", NULL);
+    int port = atoi(strrchr(g.base, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *partial = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Le";
+    ck_assert(write(fd, partial, strlen(partial)) == (ssize_t)strlen(partial));
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int64_t t0 = timeutil_monotonic_ms();
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf);
+    int64_t took = timeutil_monotonic_ms() - t0;
+    close(fd);
+    ck_assert_msg(n <= 0 && took < 4500, "the slow client was kept (%zd bytes after %lld ms)", n,
+                  (long long)took);
+    h_stop(&g);
+}
+END_TEST
+
 START_TEST(test_batch_reports_each_item_in_order)
 {
     h_gateway g;
@@ -506,6 +607,9 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_rate_limit_answers_429_with_retry_after),
     TEST_ENTRY(test_unreachable_broker_gets_503_quickly),
     TEST_ENTRY(test_idempotency_key_replays_the_same_event),
+    TEST_ENTRY(test_idempotency_key_still_in_flight_gets_409),
+    TEST_ENTRY(test_full_producer_queue_refuses_with_503),
+    TEST_ENTRY(test_slow_clients_are_disconnected),
     TEST_ENTRY(test_batch_reports_each_item_in_order),
     TEST_ENTRY(test_batch_of_1000_is_published),
     TEST_ENTRY(test_malformed_http_and_truncated_bodies_do_not_hurt),

@@ -68,8 +68,9 @@ START_TEST(test_sms_twilio_provider_gets_form_with_basic_auth)
     const char *pargs[] = {"--twilio-sid", "AC123", "--twilio-token", "tok", NULL};
     wh_start_http_provider(&e, &prov, "provider", pargs);
     snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d", prov.port);
-    const char *env[] = {"HERALD_SMS_PROVIDER=twilio",     url, "HERALD_TWILIO_ACCOUNT_SID=AC123",
-                         "HERALD_TWILIO_AUTH_TOKEN=tok", "HERALD_SMS_FROM=+15005550006", NULL};
+    const char *env[] = {"HERALD_SMS_PROVIDER=twilio",      url,
+                         "HERALD_TWILIO_ACCOUNT_SID=AC123", "HERALD_TWILIO_AUTH_TOKEN=tok",
+                         "HERALD_SMS_FROM=+15005550006",    NULL};
     wh_start_worker(&e, &w, "worker", env);
     wh_produce_delivery(&e, "u-1", "+14155550100", NULL, "a & b = c?", k);
     wh_flush(&e);
@@ -116,8 +117,9 @@ START_TEST(test_push_http_provider_and_dead_token_removed)
     if (done != 2)
         wh_dump_log(&w);
     ck_assert_int_eq(done, 2);
-    char *st = wh_db_text(&e, "SELECT status || ' ' || attempts || ' ' || last_error FROM "
-                              "deliveries WHERE idempotency_key = '%s'",
+    char *st = wh_db_text(&e,
+                          "SELECT status || ' ' || attempts || ' ' || last_error FROM "
+                          "deliveries WHERE idempotency_key = '%s'",
                           dead);
     ck_assert_msg(strncmp(st, "failed 1 dead_token", 19) == 0, "%s", st);
     free(st);
@@ -161,8 +163,9 @@ START_TEST(test_push_fcm_provider_and_unregistered_token)
     if (done != 2)
         wh_dump_log(&w);
     ck_assert_int_eq(done, 2);
-    char *pid = wh_db_text(&e, "SELECT provider_message_id FROM deliveries WHERE "
-                               "idempotency_key='%s' AND status='sent'",
+    char *pid = wh_db_text(&e,
+                           "SELECT provider_message_id FROM deliveries WHERE "
+                           "idempotency_key='%s' AND status='sent'",
                            live);
     ck_assert_msg(strncmp(pid, "projects/herald-test/messages/", 30) == 0, "%s", pid);
     free(pid);
@@ -186,8 +189,11 @@ START_TEST(test_email_smtp_with_auth_utf8_subject_and_message_id)
     const char *sargs[] = {"--user", "herald", "--password", "pw", NULL};
     wh_start_smtp(&e, &smtp, sargs);
     snprintf(url, sizeof url, "HERALD_SMTP_URL=smtp://127.0.0.1:%d", smtp.port);
-    const char *env[] = {"HERALD_EMAIL_PROVIDER=smtp", url, "HERALD_SMTP_USERNAME=herald",
-                         "HERALD_SMTP_PASSWORD=pw", "HERALD_EMAIL_FROM=Herald <noreply@example.com>",
+    const char *env[] = {"HERALD_EMAIL_PROVIDER=smtp",
+                         url,
+                         "HERALD_SMTP_USERNAME=herald",
+                         "HERALD_SMTP_PASSWORD=pw",
+                         "HERALD_EMAIL_FROM=Herald <noreply@example.com>",
                          NULL};
     wh_start_worker(&e, &w, "worker", env);
     wh_produce_delivery(&e, "u-1", "ann@example.com", "Commande expédiée ✓",
@@ -220,6 +226,42 @@ START_TEST(test_email_smtp_with_auth_utf8_subject_and_message_id)
     ck_assert_ptr_nonnull(strstr(raw, "\r\n.\r\n") == NULL ? raw : strstr(raw, "parti"));
     json_decref(recs);
     ck_assert_int_eq(WEXITSTATUS(wh_stop(&w, SIGTERM, 15000)), 0);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_email_smtp_5xx_is_permanent_4xx_transient)
+{
+    wh_env e;
+    wh_proc smtp = {0}, w = {0};
+    char url[128];
+    wh_setup(&e, "email");
+    /* the first message is refused for good at RCPT, the second once for now */
+    const char *sargs[] = {"--fail-status", "550", "--fail-count", "1", "--fail-stage",
+                           "rcpt",          NULL};
+    wh_start_smtp(&e, &smtp, sargs);
+    snprintf(url, sizeof url, "HERALD_SMTP_URL=smtp://127.0.0.1:%d", smtp.port);
+    const char *env[] = {"HERALD_EMAIL_PROVIDER=smtp", url, "HERALD_EMAIL_FROM=noreply@example.com",
+                         NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "gone@example.com", "s", "b", NULL);
+    wh_flush(&e);
+    long failed =
+        wh_wait_count(&e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='failed'");
+    if (failed != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(failed, 1);
+    char *err = wh_db_text(&e, "SELECT attempts || ' ' || last_error FROM deliveries");
+    ck_assert_msg(strncmp(err, "1 SMTP 550", 10) == 0, "%s", err);
+    free(err);
+    wh_control(&smtp, "{\"fail_status\":451,\"fail_count\":1,\"fail_stage\":\"data\"}");
+    wh_produce_delivery(&e, "u-2", "later@example.com", "s", "b", NULL);
+    wh_flush(&e);
+    ck_assert_int_eq(
+        wh_wait_count(&e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'"), 1);
+    ck_assert_int_eq(
+        wh_db_long(&e, "SELECT attempts FROM deliveries WHERE address='later@example.com'"), 2);
+    wh_stop(&w, SIGTERM, 15000);
     wh_teardown(&e);
 }
 END_TEST
@@ -258,6 +300,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_push_http_provider_and_dead_token_removed),
     TEST_ENTRY(test_push_fcm_provider_and_unregistered_token),
     TEST_ENTRY(test_email_smtp_with_auth_utf8_subject_and_message_id),
+    TEST_ENTRY(test_email_smtp_5xx_is_permanent_4xx_transient),
     TEST_ENTRY(test_email_file_provider_appends_jsonl),
 };
 

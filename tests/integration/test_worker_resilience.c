@@ -57,9 +57,13 @@ START_TEST(test_breaker_pauses_during_outage_and_resumes)
     const char *pargs[] = {"--fail-status", "503", "--fail-rate", "1", NULL};
     wh_start_http_provider(&e, &prov, "provider", pargs);
     snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d/sms", prov.port);
-    const char *env[] = {"HERALD_SMS_PROVIDER=http",   url, "HERALD_BREAKER_FAILURES=3",
-                         "HERALD_BREAKER_COOLDOWN=500ms", "HERALD_SMS_MAX_ATTEMPTS=50",
-                         "HERALD_RETRY_BASE_MS=100",  NULL};
+    const char *env[] = {"HERALD_SMS_PROVIDER=http",
+                         url,
+                         "HERALD_BREAKER_FAILURES=3",
+                         "HERALD_BREAKER_COOLDOWN=500ms",
+                         "HERALD_SMS_MAX_ATTEMPTS=50",
+                         "HERALD_RETRY_BASE_MS=100",
+                         NULL};
     wh_start_worker(&e, &w, "worker", env);
     int port = wh_metrics_port(&w);
     produce_n(&e, 10, NULL);

@@ -68,8 +68,7 @@ START_TEST(test_transient_failures_retried_with_growing_delays_then_sent)
     ck_assert_int_eq(wh_read_topic(&f.e, f.e.topics[1], 3, 10000, wh_collect_record, retries), 3);
     json_t *h = json_object_get(json_array_get(retries, 0), "headers");
     ck_assert_ptr_nonnull(json_object_get(h, "herald.retry.not_before"));
-    ck_assert_str_eq(json_string_value(json_object_get(h, "herald.original.topic")),
-                     f.e.topics[0]);
+    ck_assert_str_eq(json_string_value(json_object_get(h, "herald.original.topic")), f.e.topics[0]);
     json_decref(retries);
     wh_stop(&f.w, SIGTERM, 15000);
     wh_teardown(&f.e);
@@ -79,8 +78,8 @@ END_TEST
 START_TEST(test_429_retry_after_is_honoured)
 {
     fixture f;
-    const char *pargs[] = {"--record-all", "--fail-status", "429", "--fail-count", "1",
-                           "--retry-after", "2", NULL};
+    const char *pargs[] = {
+        "--record-all", "--fail-status", "429", "--fail-count", "1", "--retry-after", "2", NULL};
     start_sms(&f, pargs, NULL);
     wh_produce_delivery(&f.e, "u-1", "+14155550100", NULL, "later", NULL);
     wh_flush(&f.e);
@@ -113,9 +112,10 @@ static void check_dlq_headers(json_t *rec, const fixture *f, const char *reason,
     ck_assert_str_eq(json_string_value(json_object_get(h, "herald.attempts")), attempts);
     int64_t at;
     char err[64];
-    ck_assert_int_eq(timeutil_parse_rfc3339(json_string_value(json_object_get(h, "herald.failed_at")),
-                                            &at, err, sizeof err),
-                     0);
+    ck_assert_int_eq(
+        timeutil_parse_rfc3339(json_string_value(json_object_get(h, "herald.failed_at")), &at, err,
+                               sizeof err),
+        0);
 }
 
 START_TEST(test_permanent_failure_goes_to_dlq_after_one_attempt)

@@ -345,8 +345,13 @@ static inline void wh_start_worker(wh_env *e, wh_proc *p, const char *log, const
     snprintf(prefix, sizeof prefix, "HERALD_TOPIC_PREFIX=%s", e->prefix);
     snprintf(brokers, sizeof brokers, "HERALD_KAFKA_BROKERS=%s", e->brokers);
     snprintf(outbox, sizeof outbox, "HERALD_OUTBOX_DIR=%s/outbox", e->dir);
-    const char *all[48] = {url, prefix, brokers, outbox, "HERALD_METRICS_ADDR=127.0.0.1:0",
-                           "HERALD_LOG_LEVEL=info", "HERALD_RETRY_BASE_MS=200",
+    const char *all[48] = {url,
+                           prefix,
+                           brokers,
+                           outbox,
+                           "HERALD_METRICS_ADDR=127.0.0.1:0",
+                           "HERALD_LOG_LEVEL=info",
+                           "HERALD_RETRY_BASE_MS=200",
                            "HERALD_WORKER_DRAIN_TIMEOUT=5s"};
     int n = 8;
     for (int i = 0; env && env[i] && n < 47; i++)
@@ -443,8 +448,8 @@ static inline void wh_produce_delivery(wh_env *e, const char *user, const char *
     delivery d = {0};
     ck_assert_int_eq(id_uuid_v4(d.event_id), 0);
     ck_assert_int_eq(delivery_channel_parse(e->channel, &d.channel), 0);
-    ck_assert_int_eq(delivery_idempotency_key(d.event_id, d.channel, address, 0,
-                                              d.idempotency_key, sizeof d.idempotency_key),
+    ck_assert_int_eq(delivery_idempotency_key(d.event_id, d.channel, address, 0, d.idempotency_key,
+                                              sizeof d.idempotency_key),
                      0);
     d.user_id = (char *)user;
     d.attempt = 1;
@@ -467,8 +472,7 @@ static inline void wh_produce_delivery(wh_env *e, const char *user, const char *
         snprintf(key, ID_UUID_SIZE, "%s", d.idempotency_key);
 }
 
-static inline void wh_produce_raw(wh_env *e, const char *topic, const char *key,
-                                  const char *value)
+static inline void wh_produce_raw(wh_env *e, const char *topic, const char *key, const char *value)
 {
     char err[256];
     ck_assert(kafka_produce(e->producer, topic, key, strlen(key), value, strlen(value), NULL, NULL,

@@ -51,7 +51,10 @@ START_TEST(test_cache_returns_what_was_put_until_the_ttl_with_jitter)
     ck_assert_uint_eq(u->npush_tokens, 2);
     ck_assert_str_eq(u->push_tokens[1], "t2");
     ck_assert(json_is_false(json_object_get(u->channels, "sms")));
-    ck_assert_str_eq(json_string_value(json_object_get(u->json, "name")), "Ann");
+    json_t *uj = prefs_user_json(u);
+    ck_assert_str_eq(json_string_value(json_object_get(uj, "name")), "Ann");
+    ck_assert_ptr_null(json_object_get(uj, "locale"));
+    json_decref(uj);
     prefs_user_unref(u);
     /* TTL 1000 ms +-10%: alive before 900, gone from 1100 on. */
     ck_assert_ptr_null(prefs_cache_get(c, "ann", 1100));

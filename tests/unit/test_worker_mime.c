@@ -33,7 +33,8 @@ START_TEST(test_mime_ascii_message_has_every_header_and_7bit_body)
         strstr(s, "Message-ID: <1b4e28ba-2fa1-5d32-a0c4-1f9a1e0e2c3d@herald>\r\n"));
     ck_assert_ptr_nonnull(strstr(s, "MIME-Version: 1.0\r\n"));
     ck_assert_ptr_nonnull(strstr(s, "Content-Type: text/plain; charset=UTF-8\r\n"));
-    ck_assert_ptr_nonnull(strstr(s, "Content-Transfer-Encoding: 7bit\r\n\r\nHello Ann,\r\nbye.\r\n"));
+    ck_assert_ptr_nonnull(
+        strstr(s, "Content-Transfer-Encoding: 7bit\r\n\r\nHello Ann,\r\nbye.\r\n"));
     free(s);
 }
 END_TEST
