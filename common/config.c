@@ -213,7 +213,7 @@ static int parse_bool(const char *text, bool *out)
     return -1;
 }
 
-/* "host:port" or "[v6]:port"; the host non-empty, the port 1..65535. */
+/* "host:port" or "[v6]:port"; the host non-empty, the port 0..65535 (0: any free port). */
 static int parse_addr(const char *text)
 {
     const char *port;
@@ -236,7 +236,7 @@ static int parse_addr(const char *text)
     if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
         return -1;
     long v = strtol(port, NULL, 10);
-    return v >= 1 && v <= 65535 ? 0 : -1;
+    return v >= 0 && v <= 65535 ? 0 : -1;
 }
 
 static void join_choices(const char *const *choices, char *out, size_t outlen)
@@ -263,7 +263,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
     case CONFIG_STRING:
     case CONFIG_ADDR: {
         if (v->type == CONFIG_ADDR && parse_addr(text) != 0) {
-            set_err(err, errlen, "%s: expected host:port with a port in 1..65535, got %s", label,
+            set_err(err, errlen, "%s: expected host:port with a port in 0..65535, got %s", label,
                     quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }

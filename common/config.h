@@ -28,7 +28,7 @@ typedef enum {
     CONFIG_BOOL,     /* bool: 1/0, true/false, yes/no, on/off */
     CONFIG_ENUM,     /* int: index into choices */
     CONFIG_DURATION, /* long milliseconds: "250ms", "5s", "2m", "1h" or bare ms */
-    CONFIG_ADDR,     /* char *: "host:port" with a port in 1..65535 */
+    CONFIG_ADDR,     /* char *: "host:port" with a port in 0..65535 (0: any free port) */
 } config_type;
 
 enum {

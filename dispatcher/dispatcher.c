@@ -612,12 +612,14 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     batch_result ret = BATCH_RETRY_PG;
     bool in_txn = false, in_flight = false;
     rd_kafka_topic_partition_list_t *offsets = NULL;
+    PGconn *raw = NULL;
+    txn_result tr;
 
     int64_t t0 = timeutil_monotonic_ms(), t1 = 0, t2 = 0, t3 = 0;
     if (resolve(d, now_ms, err, errlen) != PG_OK)
         goto out;
     t1 = timeutil_monotonic_ms();
-    txn_result tr = txn_begin(d->producer, err, errlen);
+    tr = txn_begin(d->producer, err, errlen);
     if (tr != TXN_OK) {
         ret = from_txn(tr);
         goto out;
@@ -625,7 +627,7 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     in_txn = true;
     fanout_list_reset(&d->fl);
     status_batch_reset(d->sb);
-    PGconn *raw = pg_raw(d->db);
+    raw = pg_raw(d->db); /* after resolve(): a reconnect there changes it */
     for (size_t i = 0; i < d->nslots; i++) {
         slot *s = &d->slots[i];
         if (status_event_count(d->sb) >= (size_t)d->cfg->status_part) {

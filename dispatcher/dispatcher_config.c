@@ -23,7 +23,7 @@ const config_var dispatcher_config_vars[] = {
     {.env = "HERALD_DISPATCHER_BATCH_WAIT", .flag = "batch-wait", .type = CONFIG_DURATION,
      .def = "50ms", .offset = F(batch_ms), .min = 1, .max = 10000,
      .help = "longest wait for a batch to fill before it is processed"},
-    {.env = "HERALD_DISPATCHER_STATUS_PART", .type = CONFIG_INT, .def = "1000",
+    {.env = "HERALD_DISPATCHER_STATUS_PART", .type = CONFIG_INT, .def = "250",
      .offset = F(status_part), .min = 1, .max = 100000,
      .help = "events whose status rows are inserted by one statement; the next part is "
              "fanned out while the database inserts one"},

@@ -11,6 +11,7 @@
 /* Each call waits this long; a broker election fits in it, a dead cluster does not. */
 #define TXN_CALL_TIMEOUT_MS 10000
 #define TXN_RETRIES         6
+#define TXN_ABORT_RETRIES   30
 
 txn_result txn_begin(kafka_producer *p, char *err, size_t errlen)
 {
@@ -45,7 +46,12 @@ txn_result txn_produce(kafka_producer *p, const char *topic, const void *key, si
 
 txn_result txn_abort(kafka_producer *p, char *err, size_t errlen)
 {
-    for (int i = 0; i < TXN_RETRIES; i++) {
+    /*
+     * An abort that cannot reach the cluster is retried for minutes rather
+     * than seconds: giving up would mean exiting, and a broker outage is
+     * something to wait out.
+     */
+    for (int i = 0; i < TXN_ABORT_RETRIES; i++) {
         kafka_err_class c = kafka_txn_abort(p, TXN_CALL_TIMEOUT_MS, err, errlen);
         if (c == KAFKA_ERRCLASS_NONE)
             return TXN_OK;

@@ -421,6 +421,13 @@ static inline json_t *e2e_records(e2e_env *e, int which)
 
 /* ------------------------------------------------------------ start and stop */
 
+/*
+ * For consumers: a killed consumer's partitions move to its restarted
+ * successor once the group has noticed it is gone, after session.timeout.ms
+ * (45 s by default).  The broker's minimum keeps failure tests short.
+ */
+#define E2E_CONSUMER_OPTS "HERALD_KAFKA_OPTS=session.timeout.ms=6000 heartbeat.interval.ms=1000"
+
 /* Fills a daemon's environment: what every Herald program of this env reads. */
 static inline int e2e_common_env(e2e_env *e, e2e_proc *p)
 {
@@ -558,6 +565,7 @@ static inline void e2e_up(e2e_env *e, const char *tag)
     e2e_proc *d = &e->procs[E2E_DISPATCHER];
     e2e_bin(d, "herald-dispatcher");
     n = e2e_common_env(e, d);
+    d->env[n++] = e2e_printf("%s", E2E_CONSUMER_OPTS);
     d->env[n++] = e2e_printf("HERALD_DISPATCHER_GROUP=%sdispatcher", e->prefix);
     d->env[n++] = e2e_printf("HERALD_DISPATCHER_TRANSACTIONAL_ID=%sdispatcher-1", e->prefix);
     /* herald-dispatcher refuses port 0 in HERALD_METRICS_ADDR (common
@@ -575,6 +583,7 @@ static inline void e2e_up(e2e_env *e, const char *tag)
         w->argv[1] = strdup("--channel");
         w->argv[2] = strdup(chans[k]);
         n = e2e_common_env(e, w);
+        w->env[n++] = e2e_printf("%s", E2E_CONSUMER_OPTS);
         w->env[n++] = e2e_printf("HERALD_WORKER_ID=%sworker-%s", e->prefix, chans[k]);
         w->env[n++] = e2e_printf("HERALD_WORKER_LEASE=20s");
         w->env[n++] = e2e_printf("HERALD_WORKER_DRAIN_TIMEOUT=5s");

@@ -11,6 +11,7 @@
 #define HERALD_TESTS_DISPATCHER_HARNESS_H
 
 #include <check.h>
+#include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -43,6 +44,7 @@ typedef struct dh_env {
     kafka_producer *producer;
     pid_t pid;
     int starts;
+    int guard_fd; /* see dh_guard() */
 } dh_env;
 
 /* One record read back. */
@@ -126,6 +128,51 @@ static inline void dh_topic(const dh_env *e, const char *name, char *out, size_t
     snprintf(out, outlen, "%s%s", e->prefix, name);
 }
 
+/* The topics and database of e, removed; shared by dh_teardown() and the guard. */
+static inline void dh_drop_resources(const char *brokers, const char *prefix, char *db_url)
+{
+    char err[512], names[16][128];
+    const char *topics[16];
+    size_t n = 0;
+    for (size_t i = 0; topics_all[i].name != NULL && n < 16; i++, n++) {
+        snprintf(names[n], sizeof names[n], "%s%s", prefix, topics_all[i].name);
+        topics[n] = names[n];
+    }
+    if (kafka_topics_delete(brokers, NULL, topics, n, 30000, err, sizeof err) != KAFKA_OK)
+        fprintf(stderr, "delete topics: %s\n", err);
+    if (db_url != NULL)
+        testsupport_db_drop(db_url);
+}
+
+/*
+ * A failed assertion ends the test's process at once (Check calls _exit and
+ * kills the process group, dispatcher included), so dh_teardown() never
+ * runs.  A guard process outside the group waits on a pipe: a byte means
+ * the test cleaned up; end-of-file means it died, and the guard removes its
+ * topics and database.  Forked before any client thread or connection exists.
+ */
+static inline void dh_guard(dh_env *e)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setsid();
+        close(fds[1]);
+        char b;
+        ssize_t r;
+        do
+            r = read(fds[0], &b, 1);
+        while (r < 0 && errno == EINTR);
+        if (r != 1)
+            dh_drop_resources(e->brokers, e->prefix, e->db_url);
+        _exit(0);
+    }
+    close(fds[0]);
+    e->guard_fd = fds[1];
+}
+
 static inline void dh_setup(dh_env *e)
 {
     char err[512], bin[512], out[4096], errout[4096], envp[64];
@@ -142,6 +189,7 @@ static inline void dh_setup(dh_env *e)
 
     e->db_url = testsupport_db_create("dispatcher", 1);
     ck_assert_msg(e->db_url != NULL, "cannot create the scratch database");
+    dh_guard(e);
     e->db = PQconnectdb(e->db_url);
     ck_assert_msg(PQstatus(e->db) == CONNECTION_OK, "%s", PQerrorMessage(e->db));
 
@@ -194,24 +242,20 @@ static inline int dh_stop(dh_env *e, int sig, int timeout_ms)
 
 static inline void dh_teardown(dh_env *e)
 {
-    char err[512];
     if (e->pid > 0)
         (void)dh_stop(e, SIGKILL, 10000);
     if (e->producer != NULL)
         kafka_producer_destroy(e->producer);
+    e->producer = NULL;
     if (e->db != NULL)
         PQfinish(e->db);
-    char names[16][128];
-    const char *topics[16];
-    size_t n = 0;
-    for (size_t i = 0; topics_all[i].name != NULL && n < 16; i++, n++) {
-        dh_topic(e, topics_all[i].name, names[n], sizeof names[n]);
-        topics[n] = names[n];
-    }
-    if (kafka_topics_delete(e->brokers, NULL, topics, n, 30000, err, sizeof err) != KAFKA_OK)
-        fprintf(stderr, "delete topics: %s\n", err);
-    testsupport_db_drop(e->db_url);
+    e->db = NULL;
+    dh_drop_resources(e->brokers, e->prefix, e->db_url);
     e->db_url = NULL;
+    /* Tell the guard all is clean. */
+    if (write(e->guard_fd, "x", 1) != 1)
+        fprintf(stderr, "dispatcher harness: guard: %s\n", strerror(errno));
+    close(e->guard_fd);
 }
 
 /* Builds an event JSON (data: a JSON text or NULL) with a fresh event id into id_out. */

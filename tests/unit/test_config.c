@@ -400,10 +400,11 @@ START_TEST(test_duration_enforces_bounds)
     teardown();
 }
 
-START_TEST(test_addr_requires_host_and_port_in_range)
+START_TEST(test_addr_requires_host_and_port_in_range_0_meaning_any)
 {
-    static const char *const good[] = {"0.0.0.0:80", "[::1]:8080", "localhost:65535"};
-    static const char *const bad[] = {"8080",  ":8080",    "host:0",     "host:65536",
+    static const char *const good[] = {"0.0.0.0:80", "[::1]:8080", "localhost:65535",
+                                       "127.0.0.1:0"};
+    static const char *const bad[] = {"8080",  ":8080",    "host:-1",    "host:65536",
                                       "host:", "::1:8080", "[::1]8080",  "host:80x",
                                       "[]:80", "a b:80",   "host:123456"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -417,7 +418,7 @@ START_TEST(test_addr_requires_host_and_port_in_range)
         setenv("HERALD_TEST_LISTEN", bad[i], 1);
         char expect[256];
         snprintf(expect, sizeof expect,
-                 "HERALD_TEST_LISTEN: expected host:port with a port in 1..65535, got \"%s\"",
+                 "HERALD_TEST_LISTEN: expected host:port with a port in 0..65535, got \"%s\"",
                  bad[i]);
         assert_error(load_args(NULL, &props, NULL), expect);
         teardown();
@@ -642,7 +643,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_duration_accepts_units_and_bare_milliseconds),
     TEST_ENTRY(test_duration_rejects_unknown_unit),
     TEST_ENTRY(test_duration_enforces_bounds),
-    TEST_ENTRY(test_addr_requires_host_and_port_in_range),
+    TEST_ENTRY(test_addr_requires_host_and_port_in_range_0_meaning_any),
     TEST_ENTRY(test_secret_values_never_appear_in_errors),
     TEST_ENTRY(test_dump_hides_secrets_and_url_passwords),
     TEST_ENTRY(test_topic_prefix_is_validated),
