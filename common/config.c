@@ -6,6 +6,7 @@
  * the value unless it is secret.
  */
 #include "config.h"
+#include "error.h"
 
 #include "log.h"
 
@@ -97,19 +98,6 @@ static void *field_of(const config_var *v, void *target)
 static bool is_string_type(config_type t)
 {
     return t == CONFIG_STRING || t == CONFIG_ADDR;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* "value" quoted for an error line: escaped, bounded, or (secret). */
@@ -263,18 +251,18 @@ static int parse_value(const config_var *v, const char *label, const char *text,
     case CONFIG_STRING:
     case CONFIG_ADDR: {
         if (v->type == CONFIG_ADDR && parse_addr(text) != 0) {
-            set_err(err, errlen, "%s: expected host:port with a port in 0..65535, got %s", label,
+            error_set(err, errlen, "%s: expected host:port with a port in 0..65535, got %s", label,
                     quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
         if (v->check != NULL && v->check(text, expect, sizeof expect) != 0) {
-            set_err(err, errlen, "%s: %s, got %s", label, expect,
+            error_set(err, errlen, "%s: %s, got %s", label, expect,
                     quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
         char *copy = strdup(text);
         if (copy == NULL) {
-            set_err(err, errlen, "%s: out of memory", label);
+            error_set(err, errlen, "%s: out of memory", label);
             return -1;
         }
         char **slot = f;
@@ -290,7 +278,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
                 snprintf(expect, sizeof expect, "an integer in %ld..%ld", v->min, v->max);
             else
                 snprintf(expect, sizeof expect, "an integer");
-            set_err(err, errlen, "%s: expected %s, got %s", label, expect,
+            error_set(err, errlen, "%s: expected %s, got %s", label, expect,
                     quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
@@ -299,7 +287,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
     }
     case CONFIG_BOOL:
         if (parse_bool(text, f) != 0) {
-            set_err(err, errlen, "%s: expected true or false (or 1/0, yes/no, on/off), got %s",
+            error_set(err, errlen, "%s: expected true or false (or 1/0, yes/no, on/off), got %s",
                     label, quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
@@ -312,7 +300,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
             }
         }
         join_choices(v->choices, expect, sizeof expect);
-        set_err(err, errlen, "%s: expected one of %s, got %s", label, expect,
+        error_set(err, errlen, "%s: expected one of %s, got %s", label, expect,
                 quote_value(v, text, quoted, sizeof quoted));
         return -1;
     case CONFIG_DURATION: {
@@ -327,7 +315,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
             } else {
                 snprintf(expect, sizeof expect, "a duration");
             }
-            set_err(err, errlen, "%s: expected %s (like 250ms, 5s, 2m, 1h), got %s", label, expect,
+            error_set(err, errlen, "%s: expected %s (like 250ms, 5s, 2m, 1h), got %s", label, expect,
                     quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
@@ -335,7 +323,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
         return 0;
     }
     }
-    set_err(err, errlen, "%s: unsupported setting type", label);
+    error_set(err, errlen, "%s: unsupported setting type", label);
     return -1;
 }
 
@@ -393,17 +381,17 @@ static int props_add_pair(config_kafka_props *props, const char *text, size_t n,
 {
     const char *eq = memchr(text, '=', n);
     if (eq == NULL || eq == text) {
-        set_err(err, errlen, "%s: expected key=value (a librdkafka property)", label);
+        error_set(err, errlen, "%s: expected key=value (a librdkafka property)", label);
         return -1;
     }
     for (const char *p = text; p < eq; p++) {
         if (*p == ' ' || *p == '\t' || *p == '\n') {
-            set_err(err, errlen, "%s: expected key=value (a librdkafka property)", label);
+            error_set(err, errlen, "%s: expected key=value (a librdkafka property)", label);
             return -1;
         }
     }
     if (props_set(props, text, (size_t)(eq - text), eq + 1, n - (size_t)(eq - text) - 1) != 0) {
-        set_err(err, errlen, "%s: too many librdkafka properties (at most %d) or out of memory",
+        error_set(err, errlen, "%s: too many librdkafka properties (at most %d) or out of memory",
                 label, PROPS_MAX);
         return -1;
     }
@@ -575,7 +563,7 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
     /* Which settings some source gave, for CONFIG_REQUIRED. */
     bool *given = calloc(nvars + 1, sizeof *given);
     if (given == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
 
@@ -622,7 +610,7 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
         if (a[0] == '-' && a[1] == 'X' && props != NULL) {
             const char *pair = a[2] != '\0' ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (pair == NULL) {
-                set_err(err, errlen, "-X: expected key=value (a librdkafka property)");
+                error_set(err, errlen, "-X: expected key=value (a librdkafka property)");
                 goto out;
             }
             if (props_add_pair(props, pair, strlen(pair), "-X", err, errlen) != 0)
@@ -638,7 +626,7 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
             const config_var *v = find_flag(tables, ntables, name, namelen, &table, &vi);
             if (v == NULL) {
                 /* Only the name: text after '=' may be a secret typed under a wrong flag. */
-                set_err(err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
+                error_set(err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
                 goto out;
             }
             snprintf(label, sizeof label, "--%s", v->flag);
@@ -650,7 +638,7 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
             else if (i + 1 < argc)
                 text = argv[++i]; /* may start with '-': "--from -15m" */
             else {
-                set_err(err, errlen, "%s: expected a value", label);
+                error_set(err, errlen, "%s: expected a value", label);
                 goto out;
             }
             if (parse_value(v, label, text, table->target, err, errlen) != 0)
@@ -659,7 +647,7 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
             continue;
         }
         if (a[0] == '-' && a[1] != '\0') {
-            set_err(err, errlen, "unknown flag %.*s (see --help)", 64, a);
+            error_set(err, errlen, "unknown flag %.*s (see --help)", 64, a);
             goto out;
         }
         break; /* the first positional argument ("-" included: it conventionally means stdin) */
@@ -667,7 +655,7 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
     if (first_positional != NULL) {
         *first_positional = i;
     } else if (i < argc) {
-        set_err(err, errlen, "unexpected argument \"%.*s\" (see --help)", 64, argv[i]);
+        error_set(err, errlen, "unexpected argument \"%.*s\" (see --help)", 64, argv[i]);
         goto out;
     }
 
@@ -682,11 +670,11 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
             if (given[idx] && !empty)
                 continue;
             if (v->env != NULL && v->flag != NULL)
-                set_err(err, errlen, "%s: required, set it or pass --%s", v->env, v->flag);
+                error_set(err, errlen, "%s: required, set it or pass --%s", v->env, v->flag);
             else if (v->env != NULL)
-                set_err(err, errlen, "%s: required", v->env);
+                error_set(err, errlen, "%s: required", v->env);
             else
-                set_err(err, errlen, "--%s: required", v->flag);
+                error_set(err, errlen, "--%s: required", v->flag);
             goto out;
         }
     }

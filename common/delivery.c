@@ -4,6 +4,7 @@
  * JSON and then applies the same value rules as delivery_validate.
  */
 #include "delivery.h"
+#include "error.h"
 
 #include "timeutil.h"
 #include "validate.h"
@@ -36,20 +37,6 @@ int delivery_channel_parse(const char *s, delivery_channel *out)
     return -1;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static bool has_line_break(const char *s)
 {
     return strpbrk(s, "\r\n") != NULL;
@@ -71,7 +58,7 @@ static int check_address(const delivery *d, char *err, size_t errlen)
         rc = validate_push_token(d->address, n, phrase, sizeof phrase);
         break;
     }
-    return rc != 0 ? fail(err, errlen, "address: %s", phrase) : 0;
+    return rc != 0 ? error_set(err, errlen, "address: %s", phrase) : 0;
 }
 
 static int check_body(const delivery *d, char *err, size_t errlen)
@@ -82,12 +69,12 @@ static int check_body(const delivery *d, char *err, size_t errlen)
                  : d->channel == DELIVERY_PUSH ? DELIVERY_PUSH_BODY_MAX
                                                : SIZE_MAX;
     if (n == 0)
-        return fail(err, errlen, "body: must not be empty");
+        return error_set(err, errlen, "body: must not be empty");
     if (validate_text(d->body, n, max, phrase, sizeof phrase) != 0)
-        return fail(err, errlen, "body: %s", phrase);
+        return error_set(err, errlen, "body: %s", phrase);
     /* SMS providers count characters, not bytes. */
     if (d->channel == DELIVERY_SMS && validate_utf8_chars(d->body, n) > DELIVERY_SMS_BODY_CHARS)
-        return fail(err, errlen, "body: must be at most %d characters for sms",
+        return error_set(err, errlen, "body: must be at most %d characters for sms",
                     DELIVERY_SMS_BODY_CHARS);
     return 0;
 }
@@ -96,73 +83,73 @@ int delivery_validate(const delivery *d, char *err, size_t errlen)
 {
     char phrase[256];
     if (d == NULL)
-        return fail(err, errlen, "no delivery");
+        return error_set(err, errlen, "no delivery");
     if (!id_is_uuid(d->idempotency_key))
-        return fail(err, errlen, "idempotency_key: %s",
+        return error_set(err, errlen, "idempotency_key: %s",
                     d->idempotency_key[0] ? "must be a lowercase UUID" : "required");
     if (!id_is_uuid(d->event_id))
-        return fail(err, errlen, "event_id: %s",
+        return error_set(err, errlen, "event_id: %s",
                     d->event_id[0] ? "must be a lowercase UUID" : "required");
     if (d->user_id == NULL)
-        return fail(err, errlen, "user_id: required");
+        return error_set(err, errlen, "user_id: required");
     if (validate_user_id(d->user_id, strlen(d->user_id), phrase, sizeof phrase) != 0)
-        return fail(err, errlen, "user_id: %s", phrase);
+        return error_set(err, errlen, "user_id: %s", phrase);
     if ((int)d->channel < 0 || (int)d->channel >= DELIVERY_CHANNEL_COUNT)
-        return fail(err, errlen, "channel: must be one of email|sms|push");
+        return error_set(err, errlen, "channel: must be one of email|sms|push");
     const char *channel = delivery_channel_name(d->channel);
     if (d->attempt < 1)
-        return fail(err, errlen, "attempt: must be an integer in 1..%d", INT_MAX);
+        return error_set(err, errlen, "attempt: must be an integer in 1..%d", INT_MAX);
     if (d->address == NULL)
-        return fail(err, errlen, "address: required");
+        return error_set(err, errlen, "address: required");
     if (check_address(d, err, errlen) != 0)
         return -1;
 
     if (d->subject != NULL) {
         if (d->channel != DELIVERY_EMAIL)
-            return fail(err, errlen, "subject: only for email, not %s", channel);
+            return error_set(err, errlen, "subject: only for email, not %s", channel);
         if (validate_text(d->subject, strlen(d->subject), DELIVERY_SUBJECT_MAX, phrase,
                           sizeof phrase) != 0)
-            return fail(err, errlen, "subject: %s", phrase);
+            return error_set(err, errlen, "subject: %s", phrase);
         /* A line break in a header value would let content inject SMTP headers. */
         if (has_line_break(d->subject))
-            return fail(err, errlen, "subject: must be a single line");
+            return error_set(err, errlen, "subject: must be a single line");
     }
     if (d->body == NULL)
-        return fail(err, errlen, "body: required");
+        return error_set(err, errlen, "body: required");
     if (check_body(d, err, errlen) != 0)
         return -1;
     if (d->title != NULL) {
         if (d->channel != DELIVERY_PUSH)
-            return fail(err, errlen, "title: only for push, not %s", channel);
+            return error_set(err, errlen, "title: only for push, not %s", channel);
         if (validate_text(d->title, strlen(d->title), DELIVERY_TITLE_MAX, phrase, sizeof phrase) !=
             0)
-            return fail(err, errlen, "title: %s", phrase);
+            return error_set(err, errlen, "title: %s", phrase);
     }
     if (d->data != NULL) {
         if (d->channel != DELIVERY_PUSH)
-            return fail(err, errlen, "data: only for push, not %s", channel);
+            return error_set(err, errlen, "data: only for push, not %s", channel);
         if (!json_is_object(d->data))
-            return fail(err, errlen, "data: must be an object");
+            return error_set(err, errlen, "data: must be an object");
         if (validate_json_size(d->data, "data", DELIVERY_DATA_MAX, err, errlen) != 0)
             return -1;
     }
 
     if ((int)d->priority < 0 || (int)d->priority >= EVENT_PRIORITY_COUNT)
-        return fail(err, errlen, "priority: must be one of critical|high|normal|low");
+        return error_set(err, errlen, "priority: must be one of critical|high|normal|low");
     if (d->category != NULL && validate_name(d->category, strlen(d->category), EVENT_CATEGORY_MAX,
                                              phrase, sizeof phrase) != 0)
-        return fail(err, errlen, "category: %s", phrase);
+        return error_set(err, errlen, "category: %s", phrase);
     if (d->event_type == NULL)
-        return fail(err, errlen, "event_type: required");
+        return error_set(err, errlen, "event_type: required");
     if (validate_name(d->event_type, strlen(d->event_type), EVENT_TYPE_MAX, phrase,
                       sizeof phrase) != 0)
-        return fail(err, errlen, "event_type: %s", phrase);
+        return error_set(err, errlen, "event_type: %s", phrase);
     if (d->created_at <= 0)
-        return fail(err, errlen, "created_at: required");
+        return error_set(err, errlen, "created_at: required");
     if (d->not_before < 0)
-        return fail(err, errlen, "not_before: must not be before 1970");
+        return error_set(err, errlen, "not_before: must not be before 1970");
     if (d->generation < 0)
-        return fail(err, errlen, "generation: must be an integer in 0..%d", INT_MAX);
+        return error_set(err, errlen, "generation: must be an integer in 0..%d", INT_MAX);
     return 0;
 }
 
@@ -176,7 +163,7 @@ static int take_time(json_t *obj, const char *key, int64_t *ms, char *err, size_
     if (rc <= 0)
         return rc;
     if (strlen(s) != n || timeutil_parse_rfc3339(s, ms, terr, sizeof terr) != 0)
-        return fail(err, errlen, "%s: must be an RFC 3339 time like 2026-11-27T22:10:55.123Z", key);
+        return error_set(err, errlen, "%s: must be an RFC 3339 time like 2026-11-27T22:10:55.123Z", key);
     return 1;
 }
 
@@ -200,16 +187,16 @@ static int take_name(json_t *obj, const char *key, const char *choices,
     if (rc < 0)
         return -1;
     if (rc == 0)
-        return fail(err, errlen, "%s: required", key);
+        return error_set(err, errlen, "%s: required", key);
     if (strlen(s) != n || parse(s, out) != 0)
-        return fail(err, errlen, "%s: must be one of %s", key, choices);
+        return error_set(err, errlen, "%s: must be one of %s", key, choices);
     return 1;
 }
 
 static int required(int rc, const char *key, char *err, size_t errlen)
 {
     if (rc == 0)
-        return fail(err, errlen, "%s: required", key);
+        return error_set(err, errlen, "%s: required", key);
     return rc < 0 ? -1 : 0;
 }
 
@@ -239,7 +226,7 @@ static int extract(json_t *o, delivery *d, char *err, size_t errlen)
     json_t *data = json_object_get(o, "data");
     if (data != NULL && !json_is_null(data)) {
         if (!json_is_object(data))
-            return fail(err, errlen, "data: must be an object");
+            return error_set(err, errlen, "data: must be an object");
         d->data = json_incref(data);
     }
 
@@ -273,14 +260,14 @@ delivery_status delivery_parse(const char *json, size_t len, delivery *out, char
     if (root == NULL) {
         status = DELIVERY_INVALID_JSON;
         if (json == NULL)
-            fail(err, errlen, "invalid JSON: empty record");
+            error_set(err, errlen, "invalid JSON: empty record");
         else
-            fail(err, errlen, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+            error_set(err, errlen, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                  jerr.column);
         goto out;
     }
     if (!json_is_object(root)) {
-        fail(err, errlen, "a delivery must be a JSON object");
+        error_set(err, errlen, "a delivery must be a JSON object");
         goto out;
     }
     if (extract(root, &d, err, errlen) != 0 || delivery_validate(&d, err, errlen) != 0)

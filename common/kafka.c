@@ -4,6 +4,7 @@
  * the code is shaped the way it is.
  */
 #include "kafka.h"
+#include "error.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -78,19 +79,6 @@ static const conf_default consumer_defaults[] = {
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Bounded copy that always terminates (truncation is expected, not an error). */
 static void copy_str(char *dst, size_t dstlen, const char *src)
@@ -307,9 +295,9 @@ static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, c
         return 0;
     /* librdkafka's message quotes the value: drop it for secret properties. */
     if (prop_is_secret(key))
-        set_err(err, errlen, "librdkafka property %s: invalid value", key);
+        error_set(err, errlen, "librdkafka property %s: invalid value", key);
     else
-        set_err(err, errlen, "librdkafka property %s: %s", key, why);
+        error_set(err, errlen, "librdkafka property %s: %s", key, why);
     return -1;
 }
 
@@ -337,7 +325,7 @@ static rd_kafka_conf_t *conf_build(const char *brokers, const conf_default *defs
     rd_kafka_conf_t *ret = NULL;
 
     if (brokers == NULL || *brokers == '\0') {
-        set_err(err, errlen, "no Kafka bootstrap servers given");
+        error_set(err, errlen, "no Kafka bootstrap servers given");
         goto out;
     }
     if (conf_set(conf, "bootstrap.servers", brokers, err, errlen) != 0)
@@ -365,7 +353,7 @@ static int conf_apply_props(rd_kafka_conf_t *conf, const config_kafka_props *pro
     for (size_t i = 0; props != NULL && i < props->count; i++) {
         const config_kv *kv = &props->items[i];
         if (kv->key == NULL || kv->value == NULL) {
-            set_err(err, errlen, "librdkafka property without a key or value");
+            error_set(err, errlen, "librdkafka property without a key or value");
             return -1;
         }
         if (conf_set(conf, kv->key, kv->value, err, errlen) != 0)
@@ -390,7 +378,7 @@ rd_kafka_resp_err_t kafka_fatal_error(rd_kafka_t *rk, char *err, size_t errlen)
     char why[512] = "";
     rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof(why));
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-        set_err(err, errlen, "%s: %s", rd_kafka_err2name(e), why);
+        error_set(err, errlen, "%s: %s", rd_kafka_err2name(e), why);
     return e;
 }
 
@@ -442,7 +430,7 @@ kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props
 
     p = calloc(1, sizeof(*p));
     if (p == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     conf = conf_build(brokers, producer_defaults, COUNT(producer_defaults), err, errlen);
@@ -478,7 +466,7 @@ kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props
 
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (p->rk == NULL) {
-        set_err(err, errlen, "cannot create Kafka producer: %s", why);
+        error_set(err, errlen, "cannot create Kafka producer: %s", why);
         goto out;
     }
     conf = NULL; /* rd_kafka_new() took it */
@@ -504,7 +492,7 @@ kafka_status kafka_produce(kafka_producer *p, const char *topic, const void *key
     size_t n = 0;
 
     if (topic == NULL || *topic == '\0') {
-        set_err(err, errlen, "produce: no topic");
+        error_set(err, errlen, "produce: no topic");
         return KAFKA_ERR;
     }
     vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
@@ -532,16 +520,16 @@ kafka_status kafka_produce(kafka_producer *p, const char *topic, const void *key
     kafka_status st;
     rd_kafka_resp_err_t code = rd_kafka_error_code(error);
     if (code == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        set_err(err, errlen, "produce to %s: local queue full", topic);
+        error_set(err, errlen, "produce to %s: local queue full", topic);
         st = KAFKA_QUEUE_FULL;
     } else if (code == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_error_is_fatal(error)) {
         char why[512];
         if (kafka_fatal_error(p->rk, why, sizeof(why)) == RD_KAFKA_RESP_ERR_NO_ERROR)
             snprintf(why, sizeof(why), "%s", rd_kafka_error_string(error));
-        set_err(err, errlen, "produce to %s: producer failed fatally: %s", topic, why);
+        error_set(err, errlen, "produce to %s: producer failed fatally: %s", topic, why);
         st = KAFKA_ERR_FATAL;
     } else {
-        set_err(err, errlen, "produce to %s: %s", topic, rd_kafka_error_string(error));
+        error_set(err, errlen, "produce to %s: %s", topic, rd_kafka_error_string(error));
         st = KAFKA_ERR;
     }
     rd_kafka_error_destroy(error);
@@ -602,7 +590,7 @@ static kafka_err_class txn_result(rd_kafka_error_t *error, const char *what, cha
     if (error == NULL)
         return KAFKA_ERRCLASS_NONE;
     kafka_err_class c = kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, error);
-    set_err(err, errlen, "%s: %s (%s)", what, rd_kafka_error_string(error),
+    error_set(err, errlen, "%s: %s (%s)", what, rd_kafka_error_string(error),
             kafka_err_class_name(c));
     rd_kafka_error_destroy(error);
     return c;
@@ -612,7 +600,7 @@ static bool txn_check(kafka_producer *p, const char *what, char *err, size_t err
 {
     if (p->transactional)
         return true;
-    set_err(err, errlen, "%s: producer has no transactional id", what);
+    error_set(err, errlen, "%s: producer has no transactional id", what);
     return false;
 }
 
@@ -646,7 +634,7 @@ kafka_err_class kafka_txn_send_offsets(kafka_producer *p, kafka_consumer *c,
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             e = rd_kafka_position(c->rk, position);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            set_err(err, errlen, "send offsets to transaction: consumer position: %s",
+            error_set(err, errlen, "send offsets to transaction: consumer position: %s",
                     rd_kafka_err2str(e));
             ret = kafka_classify(e, NULL);
             goto out;
@@ -655,7 +643,7 @@ kafka_err_class kafka_txn_send_offsets(kafka_producer *p, kafka_consumer *c,
     }
     cgmd = rd_kafka_consumer_group_metadata(c->rk);
     if (cgmd == NULL) {
-        set_err(err, errlen, "send offsets to transaction: consumer has no group");
+        error_set(err, errlen, "send offsets to transaction: consumer has no group");
         goto out;
     }
     ret = txn_result(rd_kafka_send_offsets_to_transaction(p->rk, offsets, cgmd, timeout_ms),
@@ -766,12 +754,12 @@ kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
     char why[512];
 
     if (group_id == NULL || *group_id == '\0') {
-        set_err(err, errlen, "Kafka consumer: no group id");
+        error_set(err, errlen, "Kafka consumer: no group id");
         goto out;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     conf = conf_build(brokers, consumer_defaults, COUNT(consumer_defaults), err, errlen);
@@ -786,7 +774,7 @@ kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
 
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (c->rk == NULL) {
-        set_err(err, errlen, "cannot create Kafka consumer: %s", why);
+        error_set(err, errlen, "cannot create Kafka consumer: %s", why);
         goto out;
     }
     conf = NULL;
@@ -811,7 +799,7 @@ kafka_status kafka_consumer_subscribe(kafka_consumer *c, const char *const *topi
                                       char *err, size_t errlen)
 {
     if (n == 0 || n > INT_MAX) {
-        set_err(err, errlen, "subscribe: no topics");
+        error_set(err, errlen, "subscribe: no topics");
         return KAFKA_ERR;
     }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)n);
@@ -820,7 +808,7 @@ kafka_status kafka_consumer_subscribe(kafka_consumer *c, const char *const *topi
     rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
+        error_set(err, errlen, "subscribe: %s", rd_kafka_err2str(e));
         return e == RD_KAFKA_RESP_ERR__FATAL ? KAFKA_ERR_FATAL : KAFKA_ERR;
     }
     return KAFKA_OK;
@@ -835,7 +823,7 @@ kafka_status kafka_consumer_store_offset(kafka_consumer *c, const rd_kafka_messa
                                          char *err, size_t errlen)
 {
     if (msg == NULL || msg->rkt == NULL || msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "store offset: not a consumed message");
+        error_set(err, errlen, "store offset: not a consumed message");
         return KAFKA_ERR;
     }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
@@ -847,7 +835,7 @@ kafka_status kafka_consumer_store_offset(kafka_consumer *c, const rd_kafka_messa
         e = list->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ? list->elems[0].err : e;
     kafka_status st = KAFKA_OK;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "store offset %s [%" PRId32 "] @%" PRId64 ": %s",
+        error_set(err, errlen, "store offset %s [%" PRId32 "] @%" PRId64 ": %s",
                 rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset, rd_kafka_err2str(e));
         st = KAFKA_ERR;
     }
@@ -860,7 +848,7 @@ kafka_status kafka_consumer_commit(kafka_consumer *c, bool async, char *err, siz
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, async ? 1 : 0);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return KAFKA_OK;
-    set_err(err, errlen, "commit offsets: %s", rd_kafka_err2str(e));
+    error_set(err, errlen, "commit offsets: %s", rd_kafka_err2str(e));
     return e == RD_KAFKA_RESP_ERR__FATAL ? KAFKA_ERR_FATAL : KAFKA_ERR;
 }
 
@@ -878,7 +866,7 @@ static kafka_status set_paused(kafka_consumer *c, bool pause, char *err, size_t 
     st = KAFKA_OK;
     goto out;
 fail:
-    set_err(err, errlen, "%s: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
+    error_set(err, errlen, "%s: %s", pause ? "pause" : "resume", rd_kafka_err2str(e));
 out:
     if (parts != NULL)
         rd_kafka_topic_partition_list_destroy(parts);
@@ -921,7 +909,7 @@ kafka_status kafka_consumer_close(kafka_consumer *c, char *err, size_t errlen)
         st = kafka_consumer_commit(c, false, err, errlen);
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR && st == KAFKA_OK) {
-        set_err(err, errlen, "close consumer: %s", rd_kafka_err2str(e));
+        error_set(err, errlen, "close consumer: %s", rd_kafka_err2str(e));
         st = KAFKA_ERR;
     }
     return st;
@@ -957,7 +945,7 @@ static rd_kafka_t *admin_new(const char *brokers, const config_kafka_props *prop
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (rk == NULL) {
         rd_kafka_conf_destroy(conf);
-        set_err(err, errlen, "cannot create Kafka admin client: %s", why);
+        error_set(err, errlen, "cannot create Kafka admin client: %s", why);
     }
     return rk;
 }
@@ -982,11 +970,11 @@ static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int timeout_ms, const c
 {
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
     if (ev == NULL) {
-        set_err(err, errlen, "%s: no answer within %d ms", what, timeout_ms);
+        error_set(err, errlen, "%s: no answer within %d ms", what, timeout_ms);
         return NULL;
     }
     if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "%s: %s", what, rd_kafka_event_error_string(ev));
+        error_set(err, errlen, "%s: %s", what, rd_kafka_event_error_string(ev));
         rd_kafka_event_destroy(ev);
         return NULL;
     }
@@ -1018,7 +1006,7 @@ kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *
     nts = calloc(n, sizeof(*nts));
     answered = calloc(n, sizeof(*answered));
     if (nts == NULL || answered == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     rk = admin_new(brokers, props, err, errlen);
@@ -1120,24 +1108,24 @@ kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props 
     /* allow.auto.create.topics=false (common default): asking does not create it. */
     rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (rkt == NULL) {
-        set_err(err, errlen, "describe topic %s: %s", topic,
+        error_set(err, errlen, "describe topic %s: %s", topic,
                 rd_kafka_err2str(rd_kafka_last_error()));
         goto out;
     }
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(e));
+        error_set(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(e));
         goto out;
     }
     if (md->topic_cnt < 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
         md->topics[0].err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-        set_err(err, errlen, "topic %s does not exist", topic);
+        error_set(err, errlen, "topic %s does not exist", topic);
         st = KAFKA_ERR_NOT_FOUND;
         goto out;
     }
     /* Right after creation leaders may still be elected: the count is known. */
     if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt == 0) {
-        set_err(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
+        error_set(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
         goto out;
     }
     *partitions = md->topics[0].partition_cnt;
@@ -1167,7 +1155,7 @@ kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *
         return KAFKA_OK;
     dts = calloc(n, sizeof(*dts));
     if (dts == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     rk = admin_new(brokers, props, err, errlen);
@@ -1192,7 +1180,7 @@ kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *
             continue;
         if (st == KAFKA_OK) {
             const char *msg = rd_kafka_topic_result_error_string(trs[t]);
-            set_err(err, errlen, "delete topic %s: %s", rd_kafka_topic_result_name(trs[t]),
+            error_set(err, errlen, "delete topic %s: %s", rd_kafka_topic_result_name(trs[t]),
                     msg != NULL ? msg : rd_kafka_err2str(e));
         }
         st = KAFKA_ERR;

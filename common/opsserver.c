@@ -8,6 +8,7 @@
  * body is rendered per request and handed to libmicrohttpd to free.
  */
 #include "opsserver.h"
+#include "error.h"
 
 #include "log.h"
 
@@ -43,19 +44,6 @@ struct opsserver {
     char start_err[256];
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 #define ADDR_HINT "expected host:port, e.g. 127.0.0.1:9100 or [::1]:9100"
 
 static int parse_port(const char *s, uint16_t *out)
@@ -82,7 +70,7 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
     size_t hostlen;
 
     if (addr == NULL || addr[0] == '\0') {
-        set_err(err, errlen, "empty listen address: " ADDR_HINT);
+        error_set(err, errlen, "empty listen address: " ADDR_HINT);
         return -1;
     }
     memset(out, 0, sizeof(*out));
@@ -90,25 +78,25 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
     if (addr[0] == '[') {
         const char *close = strchr(addr, ']');
         if (close == NULL || close[1] != ':') {
-            set_err(err, errlen, "invalid listen address \"%s\": " ADDR_HINT, addr);
+            error_set(err, errlen, "invalid listen address \"%s\": " ADDR_HINT, addr);
             return -1;
         }
         hostlen = (size_t)(close - addr - 1);
         portstr = close + 2;
         if (hostlen == 0 || hostlen >= sizeof(host)) {
-            set_err(err, errlen, "invalid listen address \"%s\": bad IPv6 address", addr);
+            error_set(err, errlen, "invalid listen address \"%s\": bad IPv6 address", addr);
             return -1;
         }
         memcpy(host, addr + 1, hostlen);
         host[hostlen] = '\0';
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
         if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
-            set_err(err, errlen, "invalid listen address \"%s\": \"%s\" is not an IPv6 address",
+            error_set(err, errlen, "invalid listen address \"%s\": \"%s\" is not an IPv6 address",
                     addr, host);
             return -1;
         }
         if (parse_port(portstr, &port) != 0) {
-            set_err(err, errlen, "invalid listen address \"%s\": port must be 0..65535", addr);
+            error_set(err, errlen, "invalid listen address \"%s\": port must be 0..65535", addr);
             return -1;
         }
         sin6->sin6_family = AF_INET6;
@@ -119,27 +107,27 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
 
     const char *colon = strrchr(addr, ':');
     if (colon == NULL) {
-        set_err(err, errlen, "invalid listen address \"%s\": missing port; " ADDR_HINT, addr);
+        error_set(err, errlen, "invalid listen address \"%s\": missing port; " ADDR_HINT, addr);
         return -1;
     }
     hostlen = (size_t)(colon - addr);
     portstr = colon + 1;
     if (memchr(addr, ':', hostlen) != NULL) {
-        set_err(err, errlen,
+        error_set(err, errlen,
                 "invalid listen address \"%s\": put an IPv6 address in brackets, "
                 "e.g. [::1]:9100",
                 addr);
         return -1;
     }
     if (hostlen == 0) {
-        set_err(err, errlen,
+        error_set(err, errlen,
                 "invalid listen address \"%s\": missing host (0.0.0.0 listens on "
                 "all interfaces)",
                 addr);
         return -1;
     }
     if (hostlen >= sizeof(host)) {
-        set_err(err, errlen, "invalid listen address \"%s\": host too long", addr);
+        error_set(err, errlen, "invalid listen address \"%s\": host too long", addr);
         return -1;
     }
     memcpy(host, addr, hostlen);
@@ -148,14 +136,14 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
     if (strcmp(host, "localhost") == 0) {
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     } else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
-        set_err(err, errlen,
+        error_set(err, errlen,
                 "invalid listen address \"%s\": \"%s\" is not an IPv4 address "
                 "(names other than localhost are not resolved)",
                 addr, host);
         return -1;
     }
     if (parse_port(portstr, &port) != 0) {
-        set_err(err, errlen, "invalid listen address \"%s\": port must be 0..65535", addr);
+        error_set(err, errlen, "invalid listen address \"%s\": port must be 0..65535", addr);
         return -1;
     }
     sin->sin_family = AF_INET;
@@ -327,7 +315,7 @@ opsserver *opsserver_start(const char *addr, metrics_registry *reg, opsserver_ch
         goto out;
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        set_err(err, errlen, "cannot start ops server on %s: out of memory", addr);
+        error_set(err, errlen, "cannot start ops server on %s: out of memory", addr);
         goto out;
     }
     s->reg = reg;
@@ -349,7 +337,7 @@ opsserver *opsserver_start(const char *addr, metrics_registry *reg, opsserver_ch
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)OPS_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)OPS_IDLE_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        set_err(err, errlen, "cannot listen on %s: %s", addr,
+        error_set(err, errlen, "cannot listen on %s: %s", addr,
                 s->start_err[0] != '\0' ? s->start_err : "libmicrohttpd failed to start");
         goto out;
     }

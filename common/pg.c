@@ -3,6 +3,7 @@
  * caller when its transaction was lost.  See pg.h for the contract.
  */
 #include "pg.h"
+#include "error.h"
 
 #include <poll.h>
 #include <stdarg.h>
@@ -37,19 +38,6 @@ struct pg_conn {
     pg_stmt *stmts;
     size_t nstmts, capstmts;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t now_ms(void)
 {
@@ -177,7 +165,7 @@ static PGconn *connect_with_backoff(pg_conn *c, char *err, size_t errlen)
             break;
         delay = delay > c->opt.backoff_max_ms / 2 ? c->opt.backoff_max_ms : delay * 2;
     }
-    set_err(err, errlen, "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown,
+    error_set(err, errlen, "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown,
             attempt, attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
     LOG_ERROR("pg", "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown, attempt,
               attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
@@ -204,12 +192,12 @@ pg_conn *pg_connect(const char *url, const pg_options *opt, char *err, size_t er
     char *perr = NULL;
 
     if (url == NULL || *url == '\0') {
-        set_err(err, errlen, "no database URL given");
+        error_set(err, errlen, "no database URL given");
         goto out;
     }
     c = calloc(1, sizeof(*c));
     if (c == NULL || (c->url = strdup(url)) == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     log_redact_url(url, c->shown, sizeof(c->shown));
@@ -218,7 +206,7 @@ pg_conn *pg_connect(const char *url, const pg_options *opt, char *err, size_t er
     if (parsed == NULL) {
         char why[256];
         one_line(why, sizeof(why), perr != NULL ? perr : "out of memory");
-        set_err(err, errlen, "invalid database URL %s: %s", c->shown, why);
+        error_set(err, errlen, "invalid database URL %s: %s", c->shown, why);
         goto out;
     }
     if (opt != NULL)
@@ -360,7 +348,7 @@ static pg_status run(pg_conn *c, const char *what, const send_args *a, PGresult 
         }
         if (had_txn) {
             snprintf(c->sqlstate, sizeof(c->sqlstate), "08006");
-            set_err(err, errlen, "%s: connection was lost during the transaction; reconnected",
+            error_set(err, errlen, "%s: connection was lost during the transaction; reconnected",
                     what);
             return PG_RETRY;
         }
@@ -396,10 +384,10 @@ static pg_status run(pg_conn *c, const char *what, const send_args *a, PGresult 
         LOG_WARN("pg", "%s: connection to %s lost: %s; reconnecting", what, c->shown, msg);
         char why[512];
         if (reconnect(c, why, sizeof(why)) != PG_OK) {
-            set_err(err, errlen, "%s: connection lost (%s); %s", what, msg, why);
+            error_set(err, errlen, "%s: connection lost (%s); %s", what, msg, why);
             st = PG_DOWN;
         } else {
-            set_err(err, errlen, "%s: connection lost (%s); reconnected, redo the transaction",
+            error_set(err, errlen, "%s: connection lost (%s); reconnected, redo the transaction",
                     what, msg);
             st = PG_RETRY;
         }
@@ -412,7 +400,7 @@ static pg_status run(pg_conn *c, const char *what, const send_args *a, PGresult 
         snprintf(msg, sizeof(msg), "COPY is not supported here: use pg_raw()");
     }
     c->txn_open = txn_open_now(c);
-    set_err(err, errlen, "%s: %s%s%s%s", what, msg, c->sqlstate[0] != '\0' ? " (SQLSTATE " : "",
+    error_set(err, errlen, "%s: %s%s%s%s", what, msg, c->sqlstate[0] != '\0' ? " (SQLSTATE " : "",
             c->sqlstate, c->sqlstate[0] != '\0' ? ")" : "");
     st = PG_ERROR;
 out:
@@ -432,13 +420,13 @@ pg_status pg_prepare(pg_conn *c, const char *name, const char *sql, int nparams,
                      size_t errlen)
 {
     if (name == NULL || *name == '\0' || sql == NULL || nparams < 0) {
-        set_err(err, errlen, "prepare: a name, SQL and nparams >= 0 are required");
+        error_set(err, errlen, "prepare: a name, SQL and nparams >= 0 are required");
         return PG_ERROR;
     }
     pg_stmt *s = find_stmt(c, name);
     if (s != NULL) {
         if (strcmp(s->sql, sql) != 0 || s->nparams != nparams) {
-            set_err(err, errlen, "prepare %s: already registered with other SQL", name);
+            error_set(err, errlen, "prepare %s: already registered with other SQL", name);
             return PG_ERROR;
         }
         if (s->gen == c->gen && c->conn != NULL)
@@ -448,7 +436,7 @@ pg_status pg_prepare(pg_conn *c, const char *name, const char *sql, int nparams,
             size_t cap = c->capstmts != 0 ? c->capstmts * 2 : 16;
             pg_stmt *grown = realloc(c->stmts, cap * sizeof(*grown));
             if (grown == NULL) {
-                set_err(err, errlen, "out of memory");
+                error_set(err, errlen, "out of memory");
                 return PG_ERROR;
             }
             c->stmts = grown;
@@ -462,7 +450,7 @@ pg_status pg_prepare(pg_conn *c, const char *name, const char *sql, int nparams,
         if (s->name == NULL || s->sql == NULL) {
             free(s->name);
             free(s->sql);
-            set_err(err, errlen, "out of memory");
+            error_set(err, errlen, "out of memory");
             return PG_ERROR;
         }
         c->nstmts++;
@@ -495,11 +483,11 @@ pg_status pg_exec_prepared(pg_conn *c, const char *name, int nparams, const char
         *out = NULL;
     pg_stmt *s = name != NULL ? find_stmt(c, name) : NULL;
     if (s == NULL) {
-        set_err(err, errlen, "execute %s: not prepared", name != NULL ? name : "(null)");
+        error_set(err, errlen, "execute %s: not prepared", name != NULL ? name : "(null)");
         return PG_ERROR;
     }
     if (nparams != s->nparams) {
-        set_err(err, errlen, "execute %s: %d parameters given, %d expected", name, nparams,
+        error_set(err, errlen, "execute %s: %d parameters given, %d expected", name, nparams,
                 s->nparams);
         return PG_ERROR;
     }
@@ -540,11 +528,11 @@ pg_status pg_commit(pg_conn *c, char *err, size_t errlen)
     send_args a = {.kind = SEND_EXEC, .sql = "COMMIT"};
     pg_status st = run(c, "commit", &a, &res, err, errlen);
     if (st == PG_RETRY)
-        set_err(err, errlen, "commit: connection lost during COMMIT: outcome unknown, reconnected");
+        error_set(err, errlen, "commit: connection lost during COMMIT: outcome unknown, reconnected");
     /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK. */
     if (st == PG_OK && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
         snprintf(c->sqlstate, sizeof(c->sqlstate), "25P02");
-        set_err(err, errlen, "commit: the transaction had failed and was rolled back");
+        error_set(err, errlen, "commit: the transaction had failed and was rolled back");
         st = PG_ERROR;
     }
     PQclear(res);

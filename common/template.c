@@ -6,6 +6,7 @@
  * of the source).  Rendering walks the list once into a capped buffer.
  */
 #include "template.h"
+#include "error.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -46,19 +47,6 @@ struct template
     part *parts;
     size_t nvars;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /*
  * Decodes one UTF-8 character of s[0..len) (len >= 1).  Returns its length
@@ -159,7 +147,7 @@ static int fail_at(compiler *c, size_t at, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     c->err_at = at;
-    set_err(c->err, c->errlen, "offset %zu: %s", at, msg);
+    error_set(c->err, c->errlen, "offset %zu: %s", at, msg);
     return -1;
 }
 
@@ -469,9 +457,9 @@ int template_render(const template *t, const json_t *context, template_escape es
     rc = 0;
 out:
     if (rc < 0 && b.too_large)
-        set_err(err, errlen, "rendered text exceeds %d bytes", TEMPLATE_MAX_OUTPUT);
+        error_set(err, errlen, "rendered text exceeds %d bytes", TEMPLATE_MAX_OUTPUT);
     else if (rc < 0)
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
     free(b.data);
     return rc;
 }
@@ -633,25 +621,25 @@ int template_sms_truncate(const char *body, int max_segments, const char *marker
     if (truncated != NULL)
         *truncated = false;
     if (max_segments < 1) {
-        set_err(err, errlen, "max_segments must be at least 1");
+        error_set(err, errlen, "max_segments must be at least 1");
         goto out;
     }
     if (template_sms_segments(body, NULL) <= max_segments) {
         if ((*out = strdup(body)) == NULL)
-            set_err(err, errlen, "out of memory");
+            error_set(err, errlen, "out of memory");
         rc = *out != NULL ? 0 : -1;
         goto out;
     }
     sms_text x = {{body, marker != NULL ? marker : ""}, {0, mlen}};
     if (sms_count(&x, NULL) > max_segments) {
-        set_err(err, errlen, "the truncation marker alone does not fit in max_segments (%d)",
+        error_set(err, errlen, "the truncation marker alone does not fit in max_segments (%d)",
                 max_segments);
         goto out;
     }
     /* Candidate cut points: character starts not followed by an extender
      * and not just after a zero-width joiner. */
     if ((cuts = malloc((len + 1) * sizeof(*cuts))) == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     size_t ncuts = 0;
@@ -680,7 +668,7 @@ int template_sms_truncate(const char *body, int max_segments, const char *marker
     while (keep > 0 && body[keep - 1] == ' ')
         keep--;
     if ((*out = malloc(keep + mlen + 1)) == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     memcpy(*out, body, keep);

@@ -6,6 +6,7 @@
  * need neither timegm() (a non-standard extension) nor the TZ variable.
  */
 #include "timeutil.h"
+#include "error.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -22,20 +23,6 @@
     "expected RFC 3339 like 2026-11-27T22:10:55Z or 2026-11-27T23:10:55.123+01:00"
 #define TIME_EXPECTED                                                                              \
     "expected RFC 3339 (2026-11-27T22:10:55Z), \"now\" or relative (-30s, -15m, -2h, -7d)"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static int64_t clock_ms(clockid_t id)
 {
@@ -129,16 +116,16 @@ static int read_digits(const char *s, int n)
 int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t errlen)
 {
     if (s == NULL)
-        return fail(err, errlen, "missing time: " RFC3339_EXPECTED);
+        return error_set(err, errlen, "missing time: " RFC3339_EXPECTED);
     /* Fixed-width fields first; every separator must be exactly where RFC 3339 puts it. */
     size_t n = strlen(s);
     if (n < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
         s[16] != ':')
-        return fail(err, errlen, "invalid time \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
+        return error_set(err, errlen, "invalid time \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
     int year = read_digits(s, 4), month = read_digits(s + 5, 2), day = read_digits(s + 8, 2);
     int hour = read_digits(s + 11, 2), min = read_digits(s + 14, 2), sec = read_digits(s + 17, 2);
     if (year < 0 || month < 0 || day < 0 || hour < 0 || min < 0 || sec < 0)
-        return fail(err, errlen, "invalid time \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
+        return error_set(err, errlen, "invalid time \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
 
     const char *p = s + 19;
     int frac_ms = 0;
@@ -152,7 +139,7 @@ int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t err
             p++;
         }
         if (digits == 0 || digits > 9)
-            return fail(
+            return error_set(
                 err, errlen,
                 "invalid fraction of a second in \"%.*s\": 1 to 9 digits; " RFC3339_EXPECTED,
                 QUOTE_MAX, s);
@@ -167,22 +154,22 @@ int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t err
         int oh = read_digits(p + 1, 2);
         int om = oh >= 0 && p[3] == ':' ? read_digits(p + 4, 2) : -1;
         if (om < 0 || oh > 23 || om > 59)
-            return fail(err, errlen, "invalid offset in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
+            return error_set(err, errlen, "invalid offset in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
         offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
         p += 6;
     } else {
-        return fail(err, errlen, "missing offset (Z or +hh:mm) in \"%.*s\": " RFC3339_EXPECTED,
+        return error_set(err, errlen, "missing offset (Z or +hh:mm) in \"%.*s\": " RFC3339_EXPECTED,
                     QUOTE_MAX, s);
     }
     if (*p != '\0')
-        return fail(err, errlen, "trailing characters in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX,
+        return error_set(err, errlen, "trailing characters in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX,
                     s);
 
     if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
-        return fail(err, errlen, "invalid date \"%.*s\": no such day", QUOTE_MAX, s);
+        return error_set(err, errlen, "invalid date \"%.*s\": no such day", QUOTE_MAX, s);
     /* Second 60 (leap second) has no Unix-time representation: refuse it rather than guess. */
     if (hour > 23 || min > 59 || sec > 59)
-        return fail(err, errlen,
+        return error_set(err, errlen,
                     "invalid time of day in \"%.*s\": hour 00-23, minute 00-59, second 00-59",
                     QUOTE_MAX, s);
 
@@ -196,13 +183,13 @@ int timeutil_parse_relative(const char *s, int64_t now_ms, int64_t *out_ms, char
                             size_t errlen)
 {
     if (s == NULL)
-        return fail(err, errlen, "missing time: " TIME_EXPECTED);
+        return error_set(err, errlen, "missing time: " TIME_EXPECTED);
     if (strcmp(s, "now") == 0) {
         *out_ms = now_ms;
         return 0;
     }
     if (s[0] != '-' && s[0] != '+')
-        return fail(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
+        return error_set(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
     const char *p = s + 1;
     int64_t n = 0;
     int digits = 0;
@@ -234,11 +221,11 @@ int timeutil_parse_relative(const char *s, int64_t now_ms, int64_t *out_ms, char
         break;
     }
     if (digits == 0 || digits > 9 || unit == 0 || p[1] != '\0')
-        return fail(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
+        return error_set(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
     int64_t delta = n * unit;
     int64_t result;
     if (__builtin_add_overflow(now_ms, s[0] == '-' ? -delta : delta, &result))
-        return fail(err, errlen, "time out of range \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
+        return error_set(err, errlen, "time out of range \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
     *out_ms = result;
     return 0;
 }
@@ -250,6 +237,6 @@ int timeutil_parse_time(const char *s, int64_t now_ms, int64_t *out_ms, char *er
     if (s != NULL && s[0] >= '0' && s[0] <= '9')
         return timeutil_parse_rfc3339(s, out_ms, err, errlen);
     if (s == NULL)
-        return fail(err, errlen, "missing time: " TIME_EXPECTED);
-    return fail(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
+        return error_set(err, errlen, "missing time: " TIME_EXPECTED);
+    return error_set(err, errlen, "invalid time \"%.*s\": " TIME_EXPECTED, QUOTE_MAX, s);
 }

@@ -9,6 +9,7 @@
  * same way for table and rule without special cases.
  */
 #include "tz.h"
+#include "error.h"
 
 #include "timeutil.h"
 
@@ -78,19 +79,6 @@ struct tz_zone {
     bool has_rule;
     tz_rule rule;
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- calendar ---------------------------------------------------------- */
 
@@ -229,7 +217,7 @@ typedef struct rule_parser {
 
 static int rule_fail(rule_parser *rp, const char *what)
 {
-    set_err(rp->err, rp->errlen, "TZ rule \"%.64s\": %s at offset %zu", rp->start, what,
+    error_set(rp->err, rp->errlen, "TZ rule \"%.64s\": %s at offset %zu", rp->start, what,
             (size_t)(rp->p - rp->start));
     return -1;
 }
@@ -412,7 +400,7 @@ static tz_zone *zone_new(const char *name, char *err, size_t errlen)
     tz_zone *z = calloc(1, sizeof(*z));
     if (z == NULL || (z->name = strdup(name)) == NULL) {
         free(z);
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     return z;
@@ -571,12 +559,12 @@ typedef struct tzif_header {
 static int read_header(const unsigned char *p, size_t len, tzif_header *h, char *err, size_t errlen)
 {
     if (len < TZIF_HEADER_SIZE || memcmp(p, "TZif", 4) != 0) {
-        set_err(err, errlen, "not a TZif file");
+        error_set(err, errlen, "not a TZif file");
         return -1;
     }
     h->version = p[4] == 0 ? 1 : p[4] - '0';
     if (h->version < 1 || h->version > 9) {
-        set_err(err, errlen, "unknown TZif version byte 0x%02x", p[4]);
+        error_set(err, errlen, "unknown TZif version byte 0x%02x", p[4]);
         return -1;
     }
     h->isutcnt = be32(p + 20);
@@ -588,11 +576,11 @@ static int read_header(const unsigned char *p, size_t len, tzif_header *h, char 
     if (h->typecnt == 0 || h->typecnt > TZIF_MAX_TYPES || h->charcnt == 0 ||
         h->timecnt > TZIF_MAX_TIMES || (h->isutcnt != 0 && h->isutcnt != h->typecnt) ||
         (h->isstdcnt != 0 && h->isstdcnt != h->typecnt) || h->charcnt > 65536) {
-        set_err(err, errlen, "TZif header counts are inconsistent");
+        error_set(err, errlen, "TZif header counts are inconsistent");
         return -1;
     }
     if (h->leapcnt != 0) {
-        set_err(err, errlen, "zones with leap seconds are not supported");
+        error_set(err, errlen, "zones with leap seconds are not supported");
         return -1;
     }
     return 0;
@@ -614,7 +602,7 @@ static int read_block(tz_zone *z, const tzif_header *h, const unsigned char *p, 
     z->trans_idx = calloc(h->timecnt ? h->timecnt : 1, 1);
     z->types = calloc(h->typecnt, sizeof(*z->types));
     if (z->trans == NULL || z->trans_idx == NULL || z->types == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return -1;
     }
     const unsigned char *times = p;
@@ -624,11 +612,11 @@ static int read_block(tz_zone *z, const tzif_header *h, const unsigned char *p, 
     for (size_t i = 0; i < h->timecnt; i++) {
         z->trans[i] = timesize == 8 ? be64(times + i * 8) : (int32_t)be32(times + i * 4);
         if (i > 0 && z->trans[i] <= z->trans[i - 1]) {
-            set_err(err, errlen, "TZif transition times are not ascending");
+            error_set(err, errlen, "TZif transition times are not ascending");
             return -1;
         }
         if (idx[i] >= h->typecnt) {
-            set_err(err, errlen, "TZif transition names a missing type");
+            error_set(err, errlen, "TZif transition names a missing type");
             return -1;
         }
         z->trans_idx[i] = idx[i];
@@ -637,7 +625,7 @@ static int read_block(tz_zone *z, const tzif_header *h, const unsigned char *p, 
         const unsigned char *t = types + i * 6;
         int32_t utoff = (int32_t)be32(t);
         if (utoff <= -OFFSET_LIMIT || utoff >= OFFSET_LIMIT || t[4] > 1 || t[5] >= h->charcnt) {
-            set_err(err, errlen, "TZif local time type %zu is invalid", i);
+            error_set(err, errlen, "TZif local time type %zu is invalid", i);
             return -1;
         }
         z->types[i].utoff = utoff;
@@ -662,7 +650,7 @@ tz_zone *tz_parse(const char *name, const unsigned char *data, size_t len, char 
         goto out;
     size_t size = block_size(&h, 4);
     if (len - TZIF_HEADER_SIZE < size) {
-        set_err(err, errlen, "TZif file is truncated");
+        error_set(err, errlen, "TZif file is truncated");
         goto out;
     }
     const unsigned char *p = data + TZIF_HEADER_SIZE;
@@ -676,7 +664,7 @@ tz_zone *tz_parse(const char *name, const unsigned char *data, size_t len, char 
         timesize = 8;
         size = block_size(&h, 8);
         if (len - TZIF_HEADER_SIZE < size) {
-            set_err(err, errlen, "TZif file is truncated");
+            error_set(err, errlen, "TZif file is truncated");
             goto out;
         }
         p = data + TZIF_HEADER_SIZE;
@@ -690,7 +678,7 @@ tz_zone *tz_parse(const char *name, const unsigned char *data, size_t len, char 
         size_t flen = len - TZIF_HEADER_SIZE - size;
         const char *nl = flen > 1 && f[0] == '\n' ? memchr(f + 1, '\n', flen - 1) : NULL;
         if (nl == NULL || (size_t)(nl - f - 1) >= sizeof(footer)) {
-            set_err(err, errlen, "TZif footer is missing or too long");
+            error_set(err, errlen, "TZif footer is missing or too long");
             goto out;
         }
         memcpy(footer, f + 1, (size_t)(nl - f - 1));
@@ -772,7 +760,7 @@ static tz_zone *utc_copy(const char *name, char *err, size_t errlen)
     if (z == NULL)
         return NULL;
     if ((z->types = malloc(sizeof(*z->types))) == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         tz_free(z);
         return NULL;
     }
@@ -789,14 +777,14 @@ tz_zone *tz_load(const char *name, char *err, size_t errlen)
     char path[ZONE_PATH_MAX];
 
     if (!name_ok(name)) {
-        set_err(err, errlen, "invalid time zone name \"%.*s\"", TZ_NAME_MAX, name);
+        error_set(err, errlen, "invalid time zone name \"%.*s\"", TZ_NAME_MAX, name);
         goto out;
     }
     const char *dir = getenv("HERALD_ZONEINFO_DIR");
     if (dir == NULL || *dir == '\0')
         dir = DEFAULT_ZONEINFO_DIR;
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
-        set_err(err, errlen, "zoneinfo path for \"%s\" is too long", name);
+        error_set(err, errlen, "zoneinfo path for \"%s\" is too long", name);
         goto out;
     }
     if (read_file(path, &data, &len) < 0) {
@@ -805,15 +793,15 @@ tz_zone *tz_load(const char *name, char *err, size_t errlen)
             goto out;
         }
         if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR)
-            set_err(err, errlen, "unknown time zone \"%s\"", name);
+            error_set(err, errlen, "unknown time zone \"%s\"", name);
         else
-            set_err(err, errlen, "cannot read time zone \"%s\" (%s): %s", name, path,
+            error_set(err, errlen, "cannot read time zone \"%s\" (%s): %s", name, path,
                     strerror(errno));
         goto out;
     }
     char detail[160];
     if ((z = tz_parse(name, data, len, detail, sizeof(detail))) == NULL)
-        set_err(err, errlen, "time zone \"%s\": %s", name, detail);
+        error_set(err, errlen, "time zone \"%s\": %s", name, detail);
 out:
     free(data);
     return z;
@@ -856,7 +844,7 @@ static bool cache_lookup(const char *name, const tz_zone **zone, char *err, size
     if (e != NULL) {
         *zone = e->zone;
         if (e->zone == NULL)
-            set_err(err, errlen, "%s", e->error);
+            error_set(err, errlen, "%s", e->error);
     }
     pthread_mutex_unlock(&cache_lock);
     return e != NULL;
@@ -912,7 +900,7 @@ const tz_zone *tz_get(const char *name, char *err, size_t errlen)
     bool ok = loaded != NULL;
     zone = cache_insert(name, loaded, detail);
     if (zone == NULL)
-        set_err(err, errlen, "%s", ok ? "out of memory" : detail);
+        error_set(err, errlen, "%s", ok ? "out of memory" : detail);
     return zone;
 }
 

@@ -937,7 +937,8 @@ static pg_conn *connect_db(dispatcher *d, char *err, size_t errlen)
 static int init_txn(dispatcher *d, char *err, size_t errlen)
 {
     while (!*d->stop) {
-        kafka_err_class c = kafka_txn_init(d->producer, 30000, err, errlen);
+        /* Short waits, so that SIGTERM is honoured while the cluster is away. */
+        kafka_err_class c = kafka_txn_init(d->producer, 2000, err, errlen);
         if (c == KAFKA_ERRCLASS_NONE)
             return 0;
         if (c != KAFKA_ERRCLASS_RETRIABLE)

@@ -3,6 +3,7 @@
  * tool that migrates (heraldctl, tests) agrees on them.
  */
 #include "migrate.h"
+#include "error.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,19 +25,6 @@ struct migrate_set {
     char **sql;
     char (*checksum)[65];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int migrate_version_of(const char *filename)
 {
@@ -94,18 +82,18 @@ static int set_add(migrate_set *set, const char *name, const char *sql, size_t l
 {
     int version = migrate_version_of(name);
     if (version < 0) {
-        set_err(err, errlen, "%s: not a migration file name (expected NNN_name.sql)", name);
+        error_set(err, errlen, "%s: not a migration file name (expected NNN_name.sql)", name);
         return -1;
     }
     if (memchr(sql, '\0', len) != NULL) {
-        set_err(err, errlen, "%s: contains a NUL byte", name);
+        error_set(err, errlen, "%s: contains a NUL byte", name);
         return -1;
     }
     size_t pos = set->count;
     while (pos > 0 && set->versions[pos - 1] > version)
         pos--;
     if (pos > 0 && set->versions[pos - 1] == version) {
-        set_err(err, errlen, "%s: version %d is also used by %s", name, version,
+        error_set(err, errlen, "%s: version %d is also used by %s", name, version,
                 set->names[pos - 1]);
         return -1;
     }
@@ -114,7 +102,7 @@ static int set_add(migrate_set *set, const char *name, const char *sql, size_t l
     if (name_copy == NULL || sql_copy == NULL) {
         free(name_copy);
         free(sql_copy);
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return -1;
     }
     memcpy(sql_copy, sql, len);
@@ -139,7 +127,7 @@ migrate_set *migrate_set_embedded(char *err, size_t errlen)
         n++;
     migrate_set *set = set_alloc(n);
     if (set == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
@@ -157,20 +145,20 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     char *buf = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        error_set(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     if (fseek(f, 0, SEEK_END) != 0)
         goto io_error;
     long size = ftell(f);
     if (size < 0 || size > 16L * 1024 * 1024) {
-        set_err(err, errlen, "%s: unreadable or larger than 16 MiB", path);
+        error_set(err, errlen, "%s: unreadable or larger than 16 MiB", path);
         goto out;
     }
     rewind(f);
     buf = malloc((size_t)size + 1);
     if (buf == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
@@ -182,7 +170,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
     *len = (size_t)size;
     goto out;
 io_error:
-    set_err(err, errlen, "%s: read error", path);
+    error_set(err, errlen, "%s: read error", path);
 out:
     fclose(f);
     return buf;
@@ -194,12 +182,12 @@ migrate_set *migrate_set_from_dir(const char *dir, char *err, size_t errlen)
     struct dirent **entries = NULL;
     int n = scandir(dir, &entries, NULL, alphasort);
     if (n < 0) {
-        set_err(err, errlen, "%s: %s", dir, strerror(errno));
+        error_set(err, errlen, "%s: %s", dir, strerror(errno));
         return NULL;
     }
     set = set_alloc((size_t)n);
     if (set == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     for (int i = 0; i < n; i++) {
@@ -233,7 +221,7 @@ static int exec_ok(PGconn *conn, const char *sql, char *err, size_t errlen)
     int rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : -1;
     if (rc != 0) {
         const char *msg = PQresultErrorMessage(res);
-        set_err(err, errlen, "%s", (msg && *msg) ? msg : PQerrorMessage(conn));
+        error_set(err, errlen, "%s", (msg && *msg) ? msg : PQerrorMessage(conn));
         size_t l = err ? strlen(err) : 0;
         while (l > 0 && (err[l - 1] == '\n' || err[l - 1] == ' '))
             err[--l] = '\0';
@@ -289,12 +277,12 @@ int migrate_apply(PGconn *conn, const migrate_set *set, int *applied,
 
     res = PQexec(conn, "SELECT version, checksum, name FROM herald_schema_migrations");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(err, errlen, "reading herald_schema_migrations: %s", PQerrorMessage(conn));
+        error_set(err, errlen, "reading herald_schema_migrations: %s", PQerrorMessage(conn));
         goto out;
     }
     bool *done = calloc(set->count ? set->count : 1, sizeof(bool));
     if (done == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     for (int r = 0; r < PQntuples(res); r++) {
@@ -302,7 +290,7 @@ int migrate_apply(PGconn *conn, const migrate_set *set, int *applied,
         if (i < 0)
             continue; /* applied by a newer heraldctl: leave it alone */
         if (strcmp(PQgetvalue(res, r, 1), set->checksum[i]) != 0) {
-            set_err(err, errlen,
+            error_set(err, errlen,
                     "%s was applied with different content (recorded as %s): "
                     "migrations are immutable, add a new one instead",
                     set->names[i], PQgetvalue(res, r, 2));
@@ -319,7 +307,7 @@ int migrate_apply(PGconn *conn, const migrate_set *set, int *applied,
         if (exec_ok(conn, "BEGIN", detail, sizeof(detail)) != 0 ||
             exec_ok(conn, set->sql[i], detail, sizeof(detail)) != 0) {
             PQclear(PQexec(conn, "ROLLBACK"));
-            set_err(err, errlen, "%s: %s", set->names[i], detail);
+            error_set(err, errlen, "%s: %s", set->names[i], detail);
             free(done);
             goto out;
         }
@@ -336,7 +324,7 @@ int migrate_apply(PGconn *conn, const migrate_set *set, int *applied,
             if (!ok)
                 snprintf(detail, sizeof(detail), "%s", PQerrorMessage(conn));
             PQclear(PQexec(conn, "ROLLBACK"));
-            set_err(err, errlen, "%s: recording it failed: %s", set->names[i], detail);
+            error_set(err, errlen, "%s: recording it failed: %s", set->names[i], detail);
             free(done);
             goto out;
         }
@@ -372,13 +360,13 @@ int migrate_status_list(PGconn *conn, const migrate_set *set, migrate_status **o
     } else {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         if (state == NULL || strcmp(state, "42P01") != 0) { /* undefined_table */
-            set_err(err, errlen, "reading herald_schema_migrations: %s", PQerrorMessage(conn));
+            error_set(err, errlen, "reading herald_schema_migrations: %s", PQerrorMessage(conn));
             goto out;
         }
     }
     list = calloc(set->count + (size_t)rows + 1, sizeof(*list));
     if (list == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     size_t k = 0;

@@ -1,0 +1,17 @@
+/*
+ * error: filling a caller's error buffer, the `char *err, size_t errlen`
+ * convention every Herald module follows (librdkafka's errstr habit).
+ */
+#ifndef HERALD_ERROR_H
+#define HERALD_ERROR_H
+
+#include <stddef.h>
+
+/*
+ * Formats into err (NULL or errlen 0: nothing is written; a long message is
+ * truncated, always terminated).  Returns -1, so a failing function can end
+ * with `return error_set(err, errlen, "...")`.
+ */
+int error_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
