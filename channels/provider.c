@@ -110,6 +110,11 @@ bool provider_is_async(const provider *p)
     return p->ops->prepare != NULL;
 }
 
+bool provider_is_blocking(const provider *p)
+{
+    return p->ops->blocking;
+}
+
 int provider_prepare(provider *p, const provider_message *m, provider_xfer *x, char *err,
                      size_t errlen)
 {

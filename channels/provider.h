@@ -101,6 +101,13 @@ typedef struct provider_xfer {
 
 typedef struct provider_ops {
     const char *name; /* "smtp", "http", "twilio", "fcm", "file" */
+    /*
+     * The transfer blocks its thread somewhere even under the multi
+     * interface: libcurl 7.88 waits for the reply to SMTP's end of data
+     * inside its "done" step.  The sender runs such transfers on threads of
+     * their own so one slow relay answer does not stall every other send.
+     */
+    bool blocking;
     /* Validates settings at startup: err names the missing variable. */
     int (*init)(provider *p, char *err, size_t errlen);
     /* Network providers: set up x->easy (fresh defaults already applied). */
@@ -139,6 +146,9 @@ const char *provider_name(const provider *p);
 
 /* Network providers go through prepare/classify, the file provider through send_now. */
 bool provider_is_async(const provider *p);
+
+/* See provider_ops.blocking. */
+bool provider_is_blocking(const provider *p);
 
 int provider_prepare(provider *p, const provider_message *m, provider_xfer *x, char *err,
                      size_t errlen) PROVIDER_MUSTCHECK;

@@ -6,7 +6,9 @@
  * TLS from the first byte.  The message is built by mime.c with
  * Message-ID <idempotency_key@herald>, so a relay or mailbox that
  * deduplicates by Message-ID sees a re-send as the same message.  libcurl
- * keeps SMTP connections in the multi handle's cache between messages.
+ * 7.88 waits for the reply to the end of DATA synchronously, so the sender
+ * runs these transfers on its threads (provider_ops.blocking); each pooled
+ * easy handle keeps its SMTP session open between messages.
  */
 #include "provider.h"
 
@@ -101,6 +103,7 @@ static void smtp_destroy(provider *p)
 
 const provider_ops provider_smtp_ops = {
     .name = "smtp",
+    .blocking = true,
     .init = smtp_init,
     .prepare = smtp_prepare,
     .classify = smtp_classify,

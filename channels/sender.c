@@ -3,8 +3,11 @@
  */
 #include "sender.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -15,6 +18,9 @@
 typedef struct sender_xfer {
     provider_xfer x; /* first: a provider_xfer * is a sender_xfer * */
     int slot;
+    bool pooled;              /* runs on a pool thread, not in the multi handle */
+    CURLcode rc;              /* pooled: the result of curl_easy_perform() */
+    struct sender_xfer *next; /* pooled: in the pending or done list */
 } sender_xfer;
 
 struct sender {
@@ -26,6 +32,15 @@ struct sender {
     int npool;
     sender_done_cb cb;
     void *ctx;
+    /* the pool for blocking providers */
+    int wake_fd;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sender_xfer *pending, *pending_tail, *done;
+    pthread_t *threads;
+    int nthreads, idle;
+    bool stop;
+    atomic_bool aborting; /* read by the progress callback of pooled transfers */
 };
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
@@ -53,7 +68,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, char *err, size_t errlen)
+sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, int wake_fd, char *err,
+                   size_t errlen)
 {
     sender *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -61,6 +77,12 @@ sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, char *err, s
     s->max_in_flight = max_in_flight < 1 ? 1 : max_in_flight;
     s->cb = cb;
     s->ctx = ctx;
+    s->wake_fd = wake_fd;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->threads = calloc((size_t)s->max_in_flight, sizeof *s->threads);
+    if (s->threads == NULL)
+        goto oom;
     s->pool = calloc((size_t)s->max_in_flight, sizeof *s->pool);
     s->live = calloc((size_t)s->max_in_flight, sizeof *s->live);
     s->multi = curl_multi_init();
@@ -108,6 +130,15 @@ void sender_free(sender *s)
 {
     if (s == NULL)
         return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nthreads; i++)
+        pthread_join(s->threads[i], NULL);
+    free(s->threads);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
     for (int i = 0; i < s->npool; i++)
         xfer_destroy(s->pool[i]);
     free(s->pool);
@@ -148,6 +179,69 @@ static void xfer_put(sender *s, provider_xfer *x)
         xfer_destroy(x);
 }
 
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    sender *s = ud;
+    return atomic_load(&s->aborting) ? 1 : 0;
+}
+
+/* A pool thread: runs blocking transfers one at a time. */
+static void *pool_run(void *arg)
+{
+    sender *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->pending == NULL && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->pending == NULL)
+            break;
+        sender_xfer *sx = s->pending;
+        s->pending = sx->next;
+        if (s->pending == NULL)
+            s->pending_tail = NULL;
+        s->idle--;
+        pthread_mutex_unlock(&s->mu);
+        sx->rc = curl_easy_perform(sx->x.easy);
+        pthread_mutex_lock(&s->mu);
+        s->idle++;
+        sx->next = s->done;
+        s->done = sx;
+        pthread_cond_broadcast(&s->cv);
+        (void)!write(s->wake_fd, "s", 1);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static int pool_submit(sender *s, sender_xfer *sx, char *err, size_t errlen)
+{
+    int ret = 0;
+    pthread_mutex_lock(&s->mu);
+    sx->next = NULL;
+    if (s->pending_tail)
+        s->pending_tail->next = sx;
+    else
+        s->pending = sx;
+    s->pending_tail = sx;
+    /* One thread per concurrent transfer, started the first time it is needed. */
+    if (s->idle == 0 && s->nthreads < s->max_in_flight) {
+        int rc = pthread_create(&s->threads[s->nthreads], NULL, pool_run, s);
+        if (rc == 0) {
+            s->nthreads++;
+            s->idle++;
+        } else if (s->nthreads == 0) {
+            s->pending = s->pending_tail = NULL;
+            snprintf(err, errlen, "pthread_create: %s", strerror(rc));
+            ret = -1;
+        }
+    }
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return ret;
+}
+
 int sender_start(sender *s, provider *p, const provider_message *m, void *opaque, char *err,
                  size_t errlen)
 {
@@ -181,12 +275,21 @@ int sender_start(sender *s, provider *p, const provider_message *m, void *opaque
     if (provider_prepare(p, m, x, err, errlen) != 0)
         goto fail;
     x->started_ms = timeutil_monotonic_ms();
-    CURLMcode mc = curl_multi_add_handle(s->multi, e);
-    if (mc != CURLM_OK) {
-        snprintf(err, errlen, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-        goto fail;
-    }
     sender_xfer *sx = (sender_xfer *)x;
+    sx->pooled = provider_is_blocking(p);
+    if (sx->pooled) {
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, s);
+        if (pool_submit(s, sx, err, errlen) != 0)
+            goto fail;
+    } else {
+        CURLMcode mc = curl_multi_add_handle(s->multi, e);
+        if (mc != CURLM_OK) {
+            snprintf(err, errlen, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+            goto fail;
+        }
+    }
     sx->slot = s->in_flight;
     s->live[s->in_flight++] = sx;
     return 0;
@@ -218,13 +321,24 @@ static void finish(sender *s, provider_xfer *x, CURLcode rc, bool aborted)
     int64_t latency = timeutil_monotonic_ms() - x->started_ms;
     void *opaque = x->opaque;
     provider *p = x->prov;
-    curl_multi_remove_handle(s->multi, x->easy);
     sender_xfer *sx = (sender_xfer *)x;
+    if (!sx->pooled)
+        curl_multi_remove_handle(s->multi, x->easy);
     sender_xfer *last = s->live[--s->in_flight];
     s->live[sx->slot] = last;
     last->slot = sx->slot;
     xfer_put(s, x);
     s->cb(s->ctx, opaque, p, &res, latency);
+}
+
+/* Takes the pooled transfers that finished. */
+static sender_xfer *pool_take_done(sender *s)
+{
+    pthread_mutex_lock(&s->mu);
+    sender_xfer *d = s->done;
+    s->done = NULL;
+    pthread_mutex_unlock(&s->mu);
+    return d;
 }
 
 int sender_poll(sender *s, int timeout_ms, struct curl_waitfd *extra, unsigned nextra)
@@ -233,6 +347,12 @@ int sender_poll(sender *s, int timeout_ms, struct curl_waitfd *extra, unsigned n
     if (timeout_ms > 0)
         curl_multi_poll(s->multi, extra, nextra, timeout_ms, NULL);
     curl_multi_perform(s->multi, &running);
+    for (sender_xfer *sx = pool_take_done(s); sx;) {
+        sender_xfer *next = sx->next;
+        finish(s, &sx->x, sx->rc, false);
+        done++;
+        sx = next;
+    }
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
@@ -248,6 +368,36 @@ int sender_poll(sender *s, int timeout_ms, struct curl_waitfd *extra, unsigned n
 
 void sender_abort_all(sender *s)
 {
+    /* Pooled transfers stop at their next progress call; wait for them to land. */
+    atomic_store(&s->aborting, true);
+    pthread_mutex_lock(&s->mu);
+    for (sender_xfer *sx = s->pending; sx; sx = sx->next)
+        sx->rc = CURLE_ABORTED_BY_CALLBACK;
+    while (s->pending) { /* never started: straight to done */
+        sender_xfer *sx = s->pending;
+        s->pending = sx->next;
+        sx->next = s->done;
+        s->done = sx;
+    }
+    s->pending_tail = NULL;
+    int pooled = 0;
+    for (int i = 0; i < s->in_flight; i++)
+        pooled += s->live[i]->pooled;
+    for (;;) {
+        int landed = 0;
+        for (sender_xfer *sx = s->done; sx; sx = sx->next)
+            landed++;
+        if (landed >= pooled)
+            break;
+        pthread_cond_wait(&s->cv, &s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (sender_xfer *sx = pool_take_done(s); sx;) {
+        sender_xfer *next = sx->next;
+        finish(s, &sx->x, CURLE_ABORTED_BY_CALLBACK, true);
+        sx = next;
+    }
     while (s->in_flight > 0)
         finish(s, &s->live[s->in_flight - 1]->x, CURLE_ABORTED_BY_CALLBACK, true);
+    atomic_store(&s->aborting, false);
 }

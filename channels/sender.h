@@ -9,9 +9,14 @@
  * extra descriptors the caller passes (the Kafka consumer's wake-up pipe),
  * so a quiet provider never delays intake and a slow one never stalls it.
  *
+ * Transfers of a blocking provider (SMTP, see provider_ops.blocking) run
+ * with curl_easy_perform() on a pool of threads started on demand, up to the
+ * concurrency limit; they report back through the same wake-up descriptor.
+ *
  * Each finished transfer is classified by its provider and handed to the
- * done callback with the caller's opaque, exactly once; sender_abort_all()
- * ends the rest the same way with a TRANSIENT "aborted" outcome.
+ * done callback with the caller's opaque, exactly once, on the loop thread;
+ * sender_abort_all() ends the rest the same way with a TRANSIENT "aborted"
+ * outcome.
  */
 #ifndef HERALD_CHANNELS_SENDER_H
 #define HERALD_CHANNELS_SENDER_H
@@ -30,9 +35,13 @@ typedef struct sender sender;
 typedef void (*sender_done_cb)(void *ctx, void *opaque, provider *prov, const provider_result *res,
                                int64_t latency_ms);
 
-/* max_in_flight >= 1.  cb is called from sender_poll() and sender_abort_all(). */
-sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/*
+ * max_in_flight >= 1.  cb is called from sender_poll() and sender_abort_all().
+ * wake_fd is written to when a pooled transfer finishes (the loop polls its
+ * read end through sender_poll's extra descriptors).
+ */
+sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, int wake_fd, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
 
 /* Frees s; call sender_abort_all() first if transfers may be in flight. */
 void sender_free(sender *s);

@@ -1319,7 +1319,16 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     if (w->bucket == NULL || w->offs == NULL || w->idem == NULL || w->users == NULL ||
         w->held == NULL || w->reg == NULL || metrics_init(w) != 0)
         goto oom;
-    w->snd = sender_new((int)cfg->concurrency, on_send_done, w, err, errlen);
+    /* Wakes the loop when librdkafka, a database thread or a pooled send has
+     * something for it. */
+    if (pipe(w->wake) != 0 || fcntl(w->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(w->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(w->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(w->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    w->snd = sender_new((int)cfg->concurrency, on_send_done, w, w->wake[1], err, errlen);
     if (w->snd == NULL)
         goto fail;
 
@@ -1358,14 +1367,6 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         goto fail;
     kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
 
-    /* Wake the loop when either client has something for it. */
-    if (pipe(w->wake) != 0 || fcntl(w->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
-        fcntl(w->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
-        fcntl(w->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
-        fcntl(w->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        goto fail;
-    }
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(kafka_consumer_rk(w->consumer));
     if (q) {
         rd_kafka_queue_io_event_enable(q, w->wake[1], "c", 1);

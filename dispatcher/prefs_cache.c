@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "error.h"
 #include "log.h"
 #include "lru.h"
 
@@ -30,12 +31,6 @@ static const char load_sql[] =
     "                 FROM push_tokens t WHERE t.user_id = u.user_id), '[]')::text "
     "FROM users u LEFT JOIN preferences p ON p.user_id = u.user_id "
     "WHERE u.user_id = ANY($1::text[])";
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s", msg);
-}
 
 static void user_destroy(prefs_user *u)
 {
@@ -230,7 +225,7 @@ static int put_entry(prefs_cache *c, const char *user_id, const prefs_row *row, 
     rc = 0;
 out:
     if (rc != 0)
-        set_err(err, errlen, "preferences cache: out of memory");
+        error_set(err, errlen, "preferences cache: out of memory");
     if (u != NULL)
         user_destroy(u);
     return rc;
@@ -300,7 +295,7 @@ pg_status prefs_cache_load(prefs_cache *c, pg_conn *db, const char *const *ids, 
     uniq = malloc(n * sizeof(*uniq));
     found = calloc(n, sizeof(*found));
     if (uniq == NULL || found == NULL) {
-        set_err(err, errlen, "preferences cache: out of memory");
+        error_set(err, errlen, "preferences cache: out of memory");
         goto out;
     }
     memcpy(uniq, ids, n * sizeof(*uniq));
@@ -309,7 +304,7 @@ pg_status prefs_cache_load(prefs_cache *c, pg_conn *db, const char *const *ids, 
         if (nu == 0 || strcmp(uniq[nu - 1], uniq[i]) != 0)
             uniq[nu++] = uniq[i];
     if ((arr = prefs_pg_array(uniq, nu)) == NULL) {
-        set_err(err, errlen, "preferences cache: out of memory");
+        error_set(err, errlen, "preferences cache: out of memory");
         goto out;
     }
     if ((st = pg_prepare(db, "prefs_load", load_sql, 1, err, errlen)) != PG_OK)
