@@ -302,6 +302,107 @@ START_TEST(test_rate_limit_spreads_sends)
 }
 END_TEST
 
+/* A delivery JSON for the sms channel, due at not_before (0: now). */
+static char *sms_delivery(const char *user, const char *body, int64_t not_before, char *key)
+{
+    delivery d = {0};
+    char *json = NULL;
+    size_t len;
+    ck_assert_int_eq(id_uuid_v4(d.event_id), 0);
+    d.channel = DELIVERY_SMS;
+    ck_assert_int_eq(delivery_idempotency_key(d.event_id, d.channel, "+14155550100", 0,
+                                              d.idempotency_key, sizeof d.idempotency_key),
+                     0);
+    d.user_id = (char *)user;
+    d.attempt = 1;
+    d.address = "+14155550100";
+    d.body = (char *)body;
+    d.event_type = "t";
+    d.created_at = timeutil_now_ms();
+    d.not_before = not_before;
+    ck_assert_int_eq(delivery_serialize(&d, &json, &len), 0);
+    snprintf(key, ID_UUID_SIZE, "%s", d.idempotency_key);
+    return json;
+}
+
+START_TEST(test_far_future_retry_does_not_block_later_due_records)
+{
+    fixture f;
+    char later[ID_UUID_SIZE], now_key[ID_UUID_SIZE];
+    start_sms(&f, NULL, NULL);
+    /* same key, so same partition of the retry topic: held one first, due one behind it */
+    char *held = sms_delivery("u-q", "after quiet hours", timeutil_now_ms() + 3600000, later);
+    char *due = sms_delivery("u-q", "due now", 0, now_key);
+    wh_produce_raw(&f.e, f.e.topics[1], "u-q", held);
+    wh_produce_raw(&f.e, f.e.topics[1], "u-q", due);
+    wh_flush(&f.e);
+    free(held);
+    free(due);
+    long sent = wh_wait_count(&f.e, 1, 30000,
+                              "SELECT count(*) FROM deliveries WHERE status='sent' AND "
+                              "idempotency_key='%s'",
+                              now_key);
+    if (sent != 1)
+        wh_dump_log(&f.w);
+    ck_assert_int_eq(sent, 1);
+    /* the held one was not claimed, let alone sent */
+    ck_assert_int_eq(
+        wh_db_long(&f.e, "SELECT count(*) FROM deliveries WHERE idempotency_key='%s'", later), 0);
+    ck_assert_int_eq(wh_stat(&f.prov, "received"), 1);
+    int port = wh_metrics_port(&f.w);
+    char *text = NULL;
+    char murl[128];
+    snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", port);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, murl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wh_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &text);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    ck_assert_ptr_nonnull(strstr(text, "herald_worker_retry_held{channel=\"sms\"} 1"));
+    free(text);
+    wh_stop(&f.w, SIGTERM, 15000);
+    wh_teardown(&f.e);
+}
+END_TEST
+
+START_TEST(test_hung_provider_does_not_stall_the_consumer)
+{
+    fixture f;
+    const char *pargs[] = {"--hang", NULL};
+    const char *wenv[] = {"HERALD_PROVIDER_TIMEOUT=60s", NULL};
+    start_sms(&f, pargs, wenv);
+    int port = wh_metrics_port(&f.w);
+    char user[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(user, sizeof user, "u-%d", i);
+        wh_produce_delivery(&f.e, user, "+14155550100", NULL, "stuck", NULL);
+    }
+    wh_flush(&f.e);
+    int64_t end = timeutil_monotonic_ms() + 20000;
+    for (int i = 0; i < 400 && wh_stat(&f.prov, "hung") < 5 && timeutil_monotonic_ms() < end; i++)
+        wh_sleep_ms(50);
+    ck_assert_int_eq(wh_stat(&f.prov, "hung"), 5);
+    /* Sends hang; the worker keeps taking records and stays healthy. */
+    for (int i = 5; i < 10; i++) {
+        snprintf(user, sizeof user, "u-%d", i);
+        wh_produce_delivery(&f.e, user, "+14155550100", NULL, "stuck", NULL);
+    }
+    wh_flush(&f.e);
+    for (int i = 0; i < 400 && wh_stat(&f.prov, "hung") < 10 && timeutil_monotonic_ms() < end; i++)
+        wh_sleep_ms(50);
+    ck_assert_int_eq(wh_stat(&f.prov, "hung"), 10);
+    json_t *h = wh_http_json(port, "/healthz", NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(h, "status")), "ok");
+    json_decref(h);
+    wh_control(&f.prov, "{\"hang\":false}");
+    ck_assert_int_eq(
+        wh_wait_count(&f.e, 10, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'"), 10);
+    wh_stop(&f.w, SIGTERM, 15000);
+    wh_teardown(&f.e);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_transient_failures_retried_with_growing_delays_then_sent),
     TEST_ENTRY(test_429_retry_after_is_honoured),
@@ -310,6 +411,8 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_poison_records_dead_lettered_and_worker_continues),
     TEST_ENTRY(test_same_delivery_consumed_twice_is_sent_once),
     TEST_ENTRY(test_rate_limit_spreads_sends),
+    TEST_ENTRY(test_far_future_retry_does_not_block_later_due_records),
+    TEST_ENTRY(test_hung_provider_does_not_stall_the_consumer),
 };
 
 TEST_MAIN_TIMEOUT("worker_retry", cases, 120)
