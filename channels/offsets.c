@@ -158,6 +158,13 @@ int64_t offsets_position_of(const offsets *t, const char *topic, int32_t partiti
     return p ? position(p) : -1;
 }
 
+void offsets_advance_idle(offsets *t, const char *topic, int32_t partition, int64_t pos)
+{
+    part *p = (part *)find(t, topic, partition);
+    if (p != NULL && p->count == 0 && pos > p->next)
+        p->next = pos;
+}
+
 size_t offsets_collect(offsets *t, offsets_position *out, size_t max)
 {
     size_t n = 0;

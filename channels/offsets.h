@@ -51,6 +51,16 @@ size_t offsets_collect(offsets *t, offsets_position *out, size_t max);
 /* The committable position of one partition: -1 when nothing was tracked. */
 int64_t offsets_position_of(const offsets *t, const char *topic, int32_t partition);
 
+/*
+ * Moves an idle partition's position (nothing in progress) forward to the
+ * consumer's position pos.  Transactional producers end every transaction
+ * with a control record that the consumer skips but never returns; without
+ * this the committed offset would stop one short of the end and the group's
+ * lag never reach 0.  Ignored when records are in progress, when pos is not
+ * ahead, or when the partition is not tracked.
+ */
+void offsets_advance_idle(offsets *t, const char *topic, int32_t partition, int64_t pos);
+
 /* Drops a partition (revoked or lost): later offsets_done() for it are ignored. */
 void offsets_forget(offsets *t, const char *topic, int32_t partition);
 

@@ -980,11 +980,30 @@ static void collect_records(worker *w, int64_t now)
 
 /* -------------------------------------------------------------- offsets */
 
+/* Lets idle partitions' positions pass the transaction markers at their end. */
+static void advance_idle_partitions(worker *w, rd_kafka_t *rk)
+{
+    if (w->nparts == 0)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)w->nparts);
+    for (size_t i = 0; i < w->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, w->topics[w->parts[i].topic], w->parts[i].partition);
+    if (rd_kafka_position(rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[i].offset >= 0)
+                offsets_advance_idle(w->offs, l->elems[i].topic, l->elems[i].partition,
+                                     l->elems[i].offset);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void store_offsets(worker *w, int64_t now, bool commit_now)
 {
     offsets_position pos[64];
     size_t n;
     rd_kafka_t *rk = kafka_consumer_rk(w->consumer);
+    if (commit_now || now - w->last_commit >= COMMIT_INTERVAL_MS)
+        advance_idle_partitions(w, rk);
     while ((n = offsets_collect(w->offs, pos, 64)) > 0) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
         for (size_t i = 0; i < n; i++)

@@ -308,22 +308,45 @@ static bool check_health(const char *addr, long timeout_ms, char *out, size_t ou
 }
 
 /* Splits "a,b" into groups; -1 (exit 2) on an empty name or too many. */
+static const char *const status_channels[] = {"email", "sms", "push"};
+static const char *const status_deliveries[] = {"deliveries.email", "deliveries.sms",
+                                                "deliveries.push"};
+static const char *const status_retries[] = {"retry.email", "retry.sms", "retry.push"};
+
+/*
+ * The topics a group is expected to consume, so that a partition it has not
+ * committed yet counts whole: by its name, as the daemons name their groups
+ * (dispatcher: "...dispatcher..."; workers: "...worker.<channel>").
+ */
+static void infer_expects(status_group *g)
+{
+    size_t len = strlen(g->name);
+    for (size_t i = 0; i < 3; i++) {
+        char suffix[32];
+        size_t slen = (size_t)snprintf(suffix, sizeof(suffix), "worker.%s", status_channels[i]);
+        if (len >= slen && strcmp(g->name + len - slen, suffix) == 0) {
+            g->expects[0] = status_deliveries[i];
+            g->expects[1] = status_retries[i];
+            return;
+        }
+    }
+    if (strstr(g->name, "dispatcher") != NULL)
+        g->expects[0] = TOPICS_EVENTS;
+}
+
 static int parse_groups(const ctl_context *ctx, const char *list, status_group *out, size_t *n)
 {
     *n = 0;
     if (list == NULL) {
-        static const char *const channels[] = {"email", "sms", "push"};
-        out[0] = (status_group){.expects = {TOPICS_EVENTS}};
+        for (size_t i = 0; i < 4; i++)
+            out[i] = (status_group){0};
         snprintf(out[0].name, sizeof(out[0].name), "herald-dispatcher");
-        static const char *const deliveries[] = {"deliveries.email", "deliveries.sms",
-                                                 "deliveries.push"};
-        static const char *const retries[] = {"retry.email", "retry.sms", "retry.push"};
-        for (size_t i = 0; i < 3; i++) {
-            out[i + 1] = (status_group){.expects = {deliveries[i], retries[i]}};
-            /* The workers' default group (channels/worker.c). */
+        /* The workers' default group (channels/worker.c). */
+        for (size_t i = 0; i < 3; i++)
             snprintf(out[i + 1].name, sizeof(out[i + 1].name), "%sworker.%s",
-                     ctx->common.topic_prefix, channels[i]);
-        }
+                     ctx->common.topic_prefix, status_channels[i]);
+        for (size_t i = 0; i < 4; i++)
+            infer_expects(&out[i]);
         *n = 4;
         return 0;
     }
@@ -339,6 +362,7 @@ static int parse_groups(const ctl_context *ctx, const char *list, status_group *
         }
         out[*n] = (status_group){0};
         memcpy(out[*n].name, s, len);
+        infer_expects(&out[*n]);
         (*n)++;
         s += len;
         if (*s == ',')

@@ -81,6 +81,31 @@ START_TEST(test_offsets_commit_only_contiguous_completion)
 }
 END_TEST
 
+START_TEST(test_offsets_idle_partition_advances_past_transaction_markers)
+{
+    offsets *t = offsets_new();
+    ck_assert_int_eq(offsets_track(t, "d", 0, 0), 0);
+    offsets_done(t, "d", 0, 0);
+    ck_assert_int_eq(offsets_position_of(t, "d", 0), 1);
+    /* The consumer skipped the commit marker at offset 1. */
+    offsets_advance_idle(t, "d", 0, 2);
+    ck_assert_int_eq(offsets_position_of(t, "d", 0), 2);
+    /* Never backwards. */
+    offsets_advance_idle(t, "d", 0, 1);
+    ck_assert_int_eq(offsets_position_of(t, "d", 0), 2);
+    /* Not while a record is in progress: it must be committed first. */
+    ck_assert_int_eq(offsets_track(t, "d", 0, 2), 0);
+    offsets_advance_idle(t, "d", 0, 4);
+    ck_assert_int_eq(offsets_position_of(t, "d", 0), 2);
+    offsets_done(t, "d", 0, 2);
+    ck_assert_int_eq(offsets_position_of(t, "d", 0), 3);
+    /* An untracked partition is left alone. */
+    offsets_advance_idle(t, "d", 7, 9);
+    ck_assert_int_eq(offsets_position_of(t, "d", 7), -1);
+    offsets_free(t);
+}
+END_TEST
+
 START_TEST(test_offsets_partitions_independent_gaps_and_rewind)
 {
     offsets *t = offsets_new();
@@ -186,6 +211,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_retry_delays_grow_with_jitter_within_bounds),
     TEST_ENTRY(test_retry_respects_retry_after_and_max_attempts),
     TEST_ENTRY(test_offsets_commit_only_contiguous_completion),
+    TEST_ENTRY(test_offsets_idle_partition_advances_past_transaction_markers),
     TEST_ENTRY(test_offsets_partitions_independent_gaps_and_rewind),
     TEST_ENTRY(test_offsets_many_in_flight_grow),
     TEST_ENTRY(test_keyq_one_holder_per_key_fifo_behind),
