@@ -68,46 +68,12 @@ static inline void dh_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static inline void dh_sql(dh_env *e, const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(e->db, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-                  "%s: %s", sql, PQerrorMessage(e->db));
-    PQclear(r);
-}
+#define dh_sql(e, ...) testsupport_sql((e)->db, __VA_ARGS__)
 
 /* The first column of the first row as text ("" when none); malloc()ed. */
-static inline char *dh_text(dh_env *e, const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(e->db, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(e->db));
-    char *v = strdup(PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
-    PQclear(r);
-    return v;
-}
+#define dh_text(e, ...) testsupport_sql_text((e)->db, __VA_ARGS__)
 
-static inline long dh_long(dh_env *e, const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    char *v = dh_text(e, "%s", sql);
-    long n = strtol(v, NULL, 10);
-    free(v);
-    return n;
-}
+#define dh_long(e, ...) testsupport_sql_long((e)->db, __VA_ARGS__)
 
 /* Polls a count query until it reaches want or timeout_ms passes; returns the last value. */
 static inline long dh_wait_count(dh_env *e, long want, long timeout_ms, const char *sql)

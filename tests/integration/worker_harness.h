@@ -69,41 +69,12 @@ static inline void wh_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static inline void wh_db_exec(wh_env *e, const char *sql)
-{
-    PGresult *r = PQexec(e->db, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-                  "%s: %s", sql, PQerrorMessage(e->db));
-    PQclear(r);
-}
+#define wh_db_exec(e, sql) testsupport_sql((e)->db, "%s", (sql))
 
 /* The first column of the first row as text ("" when no row); malloc()ed. */
-static inline char *wh_db_text(wh_env *e, const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(e->db, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(e->db));
-    char *v = strdup(PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
-    PQclear(r);
-    return v;
-}
+#define wh_db_text(e, ...) testsupport_sql_text((e)->db, __VA_ARGS__)
 
-static inline long wh_db_long(wh_env *e, const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    char *v = wh_db_text(e, "%s", sql);
-    long n = strtol(v, NULL, 10);
-    free(v);
-    return n;
-}
+#define wh_db_long(e, ...) testsupport_sql_long((e)->db, __VA_ARGS__)
 
 /* Whether every child is still running (reaps the ones that are not). */
 static inline bool wh_all_alive(wh_env *e)

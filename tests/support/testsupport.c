@@ -3,7 +3,9 @@
  */
 #include "testsupport.h"
 
+#include <check.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -301,4 +303,62 @@ int testsupport_run(char *const argv[], const char *const env[], char *out, size
             close(fds[i].fd);
     long long left = deadline - now_ms();
     return testsupport_wait(pid, left > 0 ? (int)left : 0);
+}
+
+/* The statement fmt formats to, in a buffer the caller frees. */
+static char *format_sql(const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    ck_assert_int_ge(n, 0);
+    char *sql = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(sql);
+    vsnprintf(sql, (size_t)n + 1, fmt, ap);
+    return sql;
+}
+
+void testsupport_sql(PGconn *db, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = format_sql(fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(db, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", sql, PQerrorMessage(db));
+    PQclear(r);
+    free(sql);
+}
+
+static char *sql_vtext(PGconn *db, const char *fmt, va_list ap)
+{
+    char *sql = format_sql(fmt, ap);
+    PGresult *r = PQexec(db, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(db));
+    char *v = strdup(PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    free(sql);
+    return v;
+}
+
+char *testsupport_sql_text(PGconn *db, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = sql_vtext(db, fmt, ap);
+    va_end(ap);
+    return v;
+}
+
+long testsupport_sql_long(PGconn *db, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *v = sql_vtext(db, fmt, ap);
+    va_end(ap);
+    long n = strtol(v, NULL, 10);
+    free(v);
+    return n;
 }

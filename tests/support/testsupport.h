@@ -6,6 +6,7 @@
 #ifndef HERALD_TESTSUPPORT_H
 #define HERALD_TESTSUPPORT_H
 
+#include <libpq-fe.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -44,5 +45,14 @@ int testsupport_wait(pid_t pid, int timeout_ms);
 
 /* Count of rows returned by sql on url, or -1 on error (printed). */
 long testsupport_db_count(const char *url, const char *sql);
+
+/*
+ * SQL on an open connection, failing the current test (ck_assert) when the
+ * statement fails.  _text returns the first column of the first row ("" when
+ * none), malloc()ed; _long parses it as a number.
+ */
+void testsupport_sql(PGconn *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *testsupport_sql_text(PGconn *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long testsupport_sql_long(PGconn *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
