@@ -262,30 +262,10 @@ static inline void wh_spawn(wh_env *e, wh_proc *p, const char *log, const char *
     if (e->nprocs < WH_MAX_PROCS)
         e->procs[e->nprocs++] = p;
     if (want_listen) {
-        char line[512] = "";
-        size_t used = 0;
-        int64_t deadline = timeutil_monotonic_ms() + 10000;
-        fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-        for (int i = 0; i < 10000 && used + 1 < sizeof line; i++) {
-            ssize_t r = read(pipefd[0], line + used, sizeof line - 1 - used);
-            if (r > 0) {
-                used += (size_t)r;
-                line[used] = '\0';
-                if (strchr(line, '\n'))
-                    break;
-            } else if (r == 0 || timeutil_monotonic_ms() > deadline) {
-                break;
-            } else {
-                wh_sleep_ms(10);
-            }
-        }
-        const char *l = strstr(line, "listening on 127.0.0.1:");
-        ck_assert_msg(l != NULL, "%s did not report its port: \"%s\"", argv[0], line);
-        p->port = atoi(l + strlen("listening on 127.0.0.1:"));
-        p->control = p->port;
-        const char *c = strstr(line, "control 127.0.0.1:");
-        if (c)
-            p->control = atoi(c + strlen("control 127.0.0.1:"));
+        char line[512];
+        int rc = testsupport_read_listen_line(pipefd[0], 10000, &p->port, &p->control, line,
+                                              sizeof line);
+        ck_assert_msg(rc == 0, "%s did not report its port: \"%s\"", argv[0], line);
     }
     close(pipefd[0]);
 }

@@ -362,3 +362,34 @@ long testsupport_sql_long(PGconn *db, const char *fmt, ...)
     free(v);
     return n;
 }
+
+int testsupport_read_listen_line(int fd, int timeout_ms, int *port, int *control, char *line,
+                                 size_t linelen)
+{
+    static const char listening[] = "listening on 127.0.0.1:";
+    static const char control_at[] = "control 127.0.0.1:";
+    size_t used = 0;
+    long long deadline = now_ms() + timeout_ms;
+    line[0] = '\0';
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    while (used + 1 < linelen && now_ms() <= deadline) {
+        ssize_t r = read(fd, line + used, linelen - 1 - used);
+        if (r > 0) {
+            used += (size_t)r;
+            line[used] = '\0';
+            if (strchr(line, '\n'))
+                break;
+        } else if (r == 0) {
+            break;
+        } else {
+            usleep(10 * 1000);
+        }
+    }
+    const char *l = strstr(line, listening);
+    if (l == NULL)
+        return -1;
+    *port = atoi(l + strlen(listening));
+    const char *c = strstr(line, control_at);
+    *control = c ? atoi(c + strlen(control_at)) : *port;
+    return 0;
+}

@@ -47,6 +47,15 @@ int testsupport_wait(pid_t pid, int timeout_ms);
 long testsupport_db_count(const char *url, const char *sql);
 
 /*
+ * Reads a test provider's first stdout line from fd (made non-blocking) for
+ * up to timeout_ms: "listening on 127.0.0.1:<port>[ control 127.0.0.1:<port>]".
+ * Stores the ports (control = port when absent) and the line as read.
+ * Returns 0, or -1 when no such line came.
+ */
+int testsupport_read_listen_line(int fd, int timeout_ms, int *port, int *control, char *line,
+                                 size_t linelen);
+
+/*
  * SQL on an open connection, failing the current test (ck_assert) when the
  * statement fails.  _text returns the first column of the first row ("" when
  * none), malloc()ed; _long parses it as a number.
