@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "ptime.h"
 #include "base64.h"
 #include "control.h"
 #include "fault.h"
@@ -151,20 +152,6 @@ typedef struct form {
 } form;
 
 /* ---- small utilities ---- */
-
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t mix64(uint64_t z)
 {
@@ -914,7 +901,7 @@ static void *delay_thread(void *arg)
             pthread_cond_wait(&q->wake, &q->lock);
             continue;
         }
-        int64_t now = monotonic_ms();
+        int64_t now = ptime_monotonic_ms();
         if (q->heap[0].due_ms <= now) {
             MHD_resume_connection(delay_pop(q));
             continue;
@@ -935,7 +922,7 @@ static bool delay_park(provider *p, struct MHD_Connection *c, request *rq)
     delay_queue *q = &p->delays;
     bool parked = false;
     pthread_mutex_lock(&q->lock);
-    if (!q->stopping && delay_push(q, monotonic_ms() + rq->delay_ms, c) == 0) {
+    if (!q->stopping && delay_push(q, ptime_monotonic_ms() + rq->delay_ms, c) == 0) {
         /* Under the lock, so the delay thread cannot resume it first. */
         MHD_suspend_connection(c);
         atomic_fetch_add(&p->suspended, 1);
@@ -1030,7 +1017,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq = calloc(1, sizeof(*rq));
         if (rq == NULL)
             return MHD_NO;
-        rq->received_ms = realtime_ms();
+        rq->received_ms = ptime_realtime_ms();
         *con_cls = rq;
         return MHD_YES;
     }
@@ -1133,8 +1120,8 @@ static void provider_stop(provider *p)
     pthread_mutex_unlock(&p->delays.lock);
     pthread_join(p->delays.thread, NULL);
 
-    int64_t deadline = monotonic_ms() + SHUTDOWN_DRAIN_MS;
-    while (atomic_load(&p->suspended) > 0 && monotonic_ms() < deadline) {
+    int64_t deadline = ptime_monotonic_ms() + SHUTDOWN_DRAIN_MS;
+    while (atomic_load(&p->suspended) > 0 && ptime_monotonic_ms() < deadline) {
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -1242,7 +1229,7 @@ int main(int argc, char **argv)
                            .on_change = hang_release_all,
                            .add_stats = add_stats,
                            .arg = p};
-    p->id_seed = (uint64_t)realtime_ms() ^ ((uint64_t)getpid() << 40);
+    p->id_seed = (uint64_t)ptime_realtime_ms() ^ ((uint64_t)getpid() << 40);
     pthread_mutex_init(&p->hang_lock, NULL);
     pthread_mutex_init(&p->delays.lock, NULL);
     pthread_condattr_t ca;

@@ -34,6 +34,7 @@
 
 #include <jansson.h>
 
+#include "ptime.h"
 #include "base64.h"
 #include "control.h"
 #include "fault.h"
@@ -107,26 +108,6 @@ typedef struct session {
 } session;
 
 /* ---- small utilities ---- */
-
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t len)
@@ -213,11 +194,11 @@ static bool session_fill(session *s)
         s->end -= s->start;
         s->start = 0;
     }
-    int64_t idle_deadline = monotonic_ms() + s->srv->cfg.idle_timeout_s * 1000;
+    int64_t idle_deadline = ptime_monotonic_ms() + s->srv->cfg.idle_timeout_s * 1000;
     for (;;) {
         if (session_stopping(s))
             return false;
-        if (monotonic_ms() >= idle_deadline) {
+        if (ptime_monotonic_ms() >= idle_deadline) {
             s->timed_out = true;
             return false;
         }
@@ -712,7 +693,7 @@ static bool cmd_data(session *s)
         return false;
     if (!read_data(s, &d))
         goto out;
-    int64_t received_ms = realtime_ms();
+    int64_t received_ms = ptime_realtime_ms();
 
     if (d.total > d.max) {
         atomic_fetch_add(&srv->counters.rejected, 1);
@@ -729,9 +710,9 @@ static bool cmd_data(session *s)
     fault_decide(srv->fault, "data", &fd);
     /* The delay passes in small steps so a stop is not held up by it; the
      * message is still answered, as it has been received. */
-    for (int64_t until = monotonic_ms() + fd.delay_ms;
-         monotonic_ms() < until && !session_stopping(s);)
-        sleep_ms(until - monotonic_ms() < 20 ? (long)(until - monotonic_ms()) : 20);
+    for (int64_t until = ptime_monotonic_ms() + fd.delay_ms;
+         ptime_monotonic_ms() < until && !session_stopping(s);)
+        ptime_sleep_ms(until - ptime_monotonic_ms() < 20 ? (long)(until - ptime_monotonic_ms()) : 20);
 
     if (fd.status != 0) {
         atomic_fetch_add(&srv->counters.failed_injected, 1);
@@ -1109,15 +1090,15 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     /* Main loop: accept with a short poll, then the periodic record flush. */
-    int64_t next_flush = monotonic_ms() + 50;
+    int64_t next_flush = ptime_monotonic_ms() + 50;
     while (!stop_requested) {
         struct pollfd pfd = {.fd = lfd, .events = POLLIN};
         if (poll(&pfd, 1, 50) > 0)
             accept_one(srv, lfd);
-        if (monotonic_ms() >= next_flush) {
+        if (ptime_monotonic_ms() >= next_flush) {
             if (record_log_flush(srv->records) != 0)
                 fprintf(stderr, PROGRAM ": writing %s failed\n", cfg->record);
-            next_flush = monotonic_ms() + 50;
+            next_flush = ptime_monotonic_ms() + 50;
         }
     }
 
@@ -1125,9 +1106,9 @@ int main(int argc, char **argv)
     close(lfd);
     lfd = -1;
     atomic_store(&srv->stopping, true);
-    int64_t deadline = monotonic_ms() + SHUTDOWN_DRAIN_MS;
-    while (atomic_load(&srv->active) > 0 && monotonic_ms() < deadline)
-        sleep_ms(5);
+    int64_t deadline = ptime_monotonic_ms() + SHUTDOWN_DRAIN_MS;
+    while (atomic_load(&srv->active) > 0 && ptime_monotonic_ms() < deadline)
+        ptime_sleep_ms(5);
     if (atomic_load(&srv->active) > 0) {
         fprintf(stderr, PROGRAM ": %ld sessions still open at shutdown\n",
                 atomic_load(&srv->active));

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ptime.h"
 #include "testutil.h"
 
 #define START_TIMEOUT_MS 10000
@@ -51,12 +52,6 @@ static long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static void program_path(char *out, size_t outlen, const char *name, const char *built)
@@ -146,7 +141,7 @@ static int stop_server(server_proc *sp)
         pid_t r = waitpid(sp->pid, &status, WNOHANG);
         if (r == sp->pid)
             break;
-        sleep_ms(10);
+        ptime_sleep_ms(10);
     }
     if (now_ms() >= deadline) {
         kill(sp->pid, SIGKILL);
@@ -303,7 +298,7 @@ static json_t *read_record_file(const char *path, size_t want)
         }
         if (json_array_size(arr) >= want)
             break;
-        sleep_ms(20);
+        ptime_sleep_ms(20);
     } while (now_ms() < deadline);
     return arr;
 }
@@ -668,10 +663,10 @@ START_TEST(test_hang_holds_requests_until_lifted)
      * that a client went away while it holds the request). */
     long deadline = now_ms() + 3000;
     while (stat_of(sp.port, "hung") < 2 && now_ms() < deadline)
-        sleep_ms(20);
+        ptime_sleep_ms(20);
     ck_assert_int_eq(stat_of(sp.port, "hung"), 2);
     ck_assert_int_eq(stat_of(sp.port, "records"), 0);
-    sleep_ms(200);
+    ptime_sleep_ms(200);
     post_control(sp.port, "{\"hang\":false}");
     pthread_join(t, NULL);
     ck_assert_int_eq(hc.result.rc, CURLE_OK);
