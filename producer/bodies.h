@@ -46,10 +46,10 @@ int bodies_check_preferences(const json_t *body, bodies_error *e)
 int bodies_check_template(const json_t *body, bodies_error *e) __attribute__((warn_unused_result));
 
 /*
- * Checks the {{placeholders}} of a template text: every "{{" is closed by
- * "}}" before the next "{{", every "}}" was opened, and each placeholder is
- * a dotted path of identifiers under user., data. or event. (spaces around
- * the path are allowed).  err says what is wrong and at which byte.
+ * Checks the {{placeholders}} of a template text with the template compiler
+ * the dispatcher renders with (template.h), so both agree on what a valid
+ * template is; err says what is wrong and at which byte offset.  text need
+ * not be NUL-terminated.
  */
 int bodies_check_placeholders(const char *text, size_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
