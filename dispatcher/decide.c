@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-static const char *const priority_names[] = {"critical", "high", "normal", "low"};
+/* The keys of the preference documents (migrations/001), indexed by decide_channel. */
 static const char *const channel_names[] = {"email", "sms", "push"};
 
 static bool pref_disabled(const json_t *map, const char *key)
@@ -88,37 +88,6 @@ void decide_for_user(const decide_event *event, const decide_user *user, const d
             o->action = DECIDE_SEND;
         }
     }
-}
-
-int decide_priority_parse(const char *s, decide_priority *out)
-{
-    for (size_t i = 0; i < sizeof(priority_names) / sizeof(priority_names[0]); i++)
-        if (strcmp(s, priority_names[i]) == 0) {
-            *out = (decide_priority)i;
-            return 0;
-        }
-    return -1;
-}
-
-const char *decide_priority_name(decide_priority p)
-{
-    return (unsigned)p < sizeof(priority_names) / sizeof(priority_names[0]) ? priority_names[p]
-                                                                            : "unknown";
-}
-
-int decide_channel_parse(const char *s, decide_channel *out)
-{
-    for (size_t i = 0; i < DECIDE_CHANNELS; i++)
-        if (strcmp(s, channel_names[i]) == 0) {
-            *out = (decide_channel)i;
-            return 0;
-        }
-    return -1;
-}
-
-const char *decide_channel_name(decide_channel c)
-{
-    return (unsigned)c < DECIDE_CHANNELS ? channel_names[c] : "unknown";
 }
 
 const char *decide_reason_name(decide_reason r)

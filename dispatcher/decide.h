@@ -124,14 +124,6 @@ typedef struct decide_result {
 void decide_for_user(const decide_event *event, const decide_user *user, const decide_prefs *prefs,
                      const decide_templates *tpl, int64_t now_ms, decide_result *out);
 
-/* "critical" / "high" / "normal" / "low"; -1 for anything else. */
-int decide_priority_parse(const char *s, decide_priority *out) __attribute__((warn_unused_result));
-const char *decide_priority_name(decide_priority p);
-
-/* "email" / "sms" / "push"; -1 for anything else. */
-int decide_channel_parse(const char *s, decide_channel *out) __attribute__((warn_unused_result));
-const char *decide_channel_name(decide_channel c);
-
 /* The skip_reason codes stored with a skipped delivery ("no_address", ...); "" for NONE. */
 const char *decide_reason_name(decide_reason r);
 
