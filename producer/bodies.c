@@ -277,24 +277,22 @@ int bodies_check_placeholders(const char *text, size_t len, char *err, size_t er
 {
     /* The dispatcher's own compiler decides, so that the gateway accepts
      * exactly the templates the dispatcher can render. */
-    char *copy = NULL;
     if (memchr(text, '\0', len) != NULL) {
         if (err != NULL)
             snprintf(err, errlen, "contains a NUL byte");
         return -1;
     }
-    if (text[len] != '\0') {
-        copy = malloc(len + 1);
-        if (copy == NULL) {
-            if (err != NULL)
-                snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        memcpy(copy, text, len);
-        copy[len] = '\0';
+    /* text need not be terminated: compile a terminated copy. */
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        if (err != NULL)
+            snprintf(err, errlen, "out of memory");
+        return -1;
     }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
     template *t = NULL;
-    int rc = template_compile(copy ? copy : text, &t, NULL, err, errlen);
+    int rc = template_compile(copy, &t, NULL, err, errlen);
     template_free(t);
     free(copy);
     return rc;
