@@ -39,7 +39,6 @@ typedef struct dh_env {
     char group[80];
     char log[200];
     char tid[80];
-    int metrics_port;
     PGconn *db;
     kafka_producer *producer;
     pid_t pid;
@@ -148,9 +147,6 @@ static inline void dh_setup(dh_env *e)
     testsupport_topic_prefix(e->prefix, sizeof e->prefix);
     snprintf(e->group, sizeof e->group, "%sdispatcher", e->prefix);
     snprintf(e->tid, sizeof e->tid, "%sdispatcher-0", e->prefix);
-    unsigned char r[2];
-    ck_assert_int_eq(id_random_bytes(r, sizeof r), 0);
-    e->metrics_port = 20000 + ((r[0] << 8 | r[1]) % 20000);
     snprintf(e->log, sizeof e->log, "/tmp/herald-test-dispatcher-%s-log", e->prefix);
 
     e->db_url = testsupport_db_create("dispatcher", 1);
@@ -173,15 +169,14 @@ static inline void dh_setup(dh_env *e)
 /* Starts herald-dispatcher with the test's database, prefix and group, plus extra "K=V". */
 static inline void dh_start(dh_env *e, const char *const *extra)
 {
-    char bin[512], url[1024], prefix[80], group[128], metrics[64], tid[128], log[256];
+    char bin[512], url[1024], prefix[80], group[128], tid[128], log[256];
     snprintf(url, sizeof url, "HERALD_DATABASE_URL=%s", e->db_url);
     snprintf(prefix, sizeof prefix, "HERALD_TOPIC_PREFIX=%s", e->prefix);
     snprintf(group, sizeof group, "HERALD_DISPATCHER_GROUP=%s", e->group);
-    snprintf(metrics, sizeof metrics, "HERALD_METRICS_ADDR=127.0.0.1:%d", e->metrics_port);
     /* A fixed id per test, as a deployment gives each replica: a restarted
      * dispatcher then fences its predecessor's open transaction at once. */
     snprintf(tid, sizeof tid, "HERALD_DISPATCHER_TRANSACTIONAL_ID=%s", e->tid);
-    const char *env[32] = {url, prefix, group, metrics, tid,
+    const char *env[32] = {url, prefix, group, "HERALD_METRICS_ADDR=127.0.0.1:0", tid,
                            /* a SIGKILLed member must leave the group quickly */
                            "HERALD_KAFKA_OPTS=session.timeout.ms=6000 heartbeat.interval.ms=500",
                            "HERALD_LOG_LEVEL=info"};
@@ -361,10 +356,33 @@ static inline const dh_record *dh_find(const dh_records *r, const char *field, c
     return NULL;
 }
 
-/* Waits until the dispatcher's /healthz-backed log shows it dispatching (bounded). */
+/* The last lines of the file at path (at most cap - 1 bytes), for failure messages. */
+static inline const char *dh_log_tail(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return buf;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        long from = size > (long)cap - 1 ? size - ((long)cap - 1) : 0;
+        if (fseek(f, from, SEEK_SET) == 0) {
+            size_t n = fread(buf, 1, cap - 1, f);
+            buf[n] = '\0';
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/*
+ * Waits until the dispatcher's log shows its first partition assignment
+ * (bounded).  Fails at once if the process exits meanwhile; either failure
+ * quotes the end of the log.
+ */
 static inline void dh_wait_ready(dh_env *e, long timeout_ms)
 {
-    char path[256];
+    char path[256], tail[1536];
     snprintf(path, sizeof path, "%s.%d", e->log, e->starts - 1);
     int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     for (int i = 0; i < 10000 && timeutil_monotonic_ms() < deadline; i++) {
@@ -378,10 +396,17 @@ static inline void dh_wait_ready(dh_env *e, long timeout_ms)
             fclose(f);
         if (assigned)
             return;
+        int status;
+        if (e->pid > 0 && waitpid(e->pid, &status, WNOHANG) == e->pid) {
+            e->pid = 0;
+            ck_abort_msg("herald-dispatcher exited (status 0x%x) before joining its group; "
+                         "log %s ends:\n%s",
+                         status, path, dh_log_tail(path, tail, sizeof tail));
+        }
         dh_sleep_ms(100);
     }
-    ck_abort_msg("herald-dispatcher did not join its group within %ld ms (log %s)", timeout_ms,
-                 path);
+    ck_abort_msg("herald-dispatcher did not join its group within %ld ms; log %s ends:\n%s",
+                 timeout_ms, path, dh_log_tail(path, tail, sizeof tail));
 }
 
 #endif

@@ -396,11 +396,10 @@ START_TEST(test_two_dispatchers_share_the_work_and_hand_over_on_shutdown)
     dh_start(&e, extra);
     dh_wait_ready(&e, WAIT_MS);
     pid_t first = e.pid;
-    /* A second member, with its own metrics port and transactional id. */
+    /* A second member, with its own transactional id. */
     char tid2[120];
     snprintf(tid2, sizeof tid2, "HERALD_DISPATCHER_TRANSACTIONAL_ID=%sdispatcher-1", e.prefix);
     const char *extra2[] = {"HERALD_DISPATCHER_BATCH_SIZE=25", tid2, NULL};
-    e.metrics_port++;
     dh_start(&e, extra2);
     pid_t second = e.pid;
     dh_sleep_ms(3000); /* the group rebalances onto both */
