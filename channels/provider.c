@@ -46,6 +46,7 @@ static void settings_free(provider_settings *s)
     free((char *)s->from);
     free((char *)s->project_id);
     free((char *)s->outbox_dir);
+    free((char *)s->ca_file);
 }
 
 provider *provider_new(const char *kind, const provider_settings *s, char *err, size_t errlen)
@@ -73,6 +74,7 @@ provider *provider_new(const char *kind, const provider_settings *s, char *err, 
     p->s.from = dup_or_null(s->from);
     p->s.project_id = dup_or_null(s->project_id);
     p->s.outbox_dir = dup_or_null(s->outbox_dir);
+    p->s.ca_file = dup_or_null(s->ca_file);
     if (p->s.channel == NULL)
         goto oom;
     if (p->s.timeout_ms <= 0)

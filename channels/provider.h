@@ -81,6 +81,8 @@ typedef struct provider_settings {
     long timeout_ms;        /* whole transfer */
     long connect_timeout_ms;
     bool insecure_tls; /* tests only: accept self-signed relays */
+    const char *ca_file; /* SMTP: PEM bundle of the CAs to trust; NULL: the system store */
+    bool require_tls;    /* SMTP: smtp:// refuses to go on without STARTTLS */
 } provider_settings;
 
 typedef struct provider provider;

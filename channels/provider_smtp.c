@@ -2,8 +2,15 @@
  * provider_smtp: email through an SMTP relay with libcurl.
  *
  * smtp:// upgrades with STARTTLS when the relay offers it (CURLUSESSL_TRY:
- * a relay without TLS still works, as local relays often are); smtps:// is
- * TLS from the first byte.  The message is built by mime.c with
+ * a relay without TLS still works, as local relays often are), or insists
+ * on it with HERALD_SMTP_REQUIRE_TLS (CURLUSESSL_ALL: no STARTTLS, no
+ * send); smtps:// is TLS from the first byte.  The relay's certificate is
+ * always verified, name included, against the system's trust store or the
+ * bundle of HERALD_SMTP_CA_FILE.  A certificate that fails verification is
+ * a transient, provider-side failure: nothing about the message is wrong,
+ * the operator fixes the trust (or the relay) and the deliveries that ran
+ * out of attempts meanwhile are requeued from the DLQ; the breaker stops
+ * the flood of handshakes until then.  The message is built by mime.c with
  * Message-ID <idempotency_key@herald>, so a relay or mailbox that
  * deduplicates by Message-ID sees a re-send as the same message.  libcurl
  * 7.88 waits for the reply to the end of DATA synchronously, so the sender
@@ -76,7 +83,14 @@ static int smtp_prepare(provider *p, const provider_message *m, provider_xfer *x
     x->rcpt = l;
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_URL, p->s.url);
-    curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    curl_easy_setopt(e, CURLOPT_USE_SSL,
+                     p->s.require_tls ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
+    if (p->s.ca_file != NULL) {
+        /* The bundle replaces the system store, directory included: trust
+         * is exactly what the operator listed. */
+        curl_easy_setopt(e, CURLOPT_CAINFO, p->s.ca_file);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+    }
     curl_easy_setopt(e, CURLOPT_MAIL_FROM, st->envelope_from);
     curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt);
     if (p->s.username) {
@@ -93,6 +107,29 @@ static void smtp_classify(provider *p, provider_xfer *x, CURLcode rc, provider_r
     long reply = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &reply);
     provider_classify_smtp(rc, reply, out);
+    /* TLS trouble is the relay's or the trust settings', never the
+     * message's: the outcome stays transient, with a message that points
+     * the operator at the setting to check. */
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        snprintf(out->message, sizeof out->message,
+                 "TLS: the relay's certificate failed verification (unknown CA or wrong name; "
+                 "see HERALD_SMTP_CA_FILE)");
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        snprintf(out->message, sizeof out->message, "TLS: cannot use HERALD_SMTP_CA_FILE");
+        break;
+    case CURLE_USE_SSL_FAILED:
+        snprintf(out->message, sizeof out->message,
+                 "TLS: HERALD_SMTP_REQUIRE_TLS is set and the relay did not start TLS "
+                 "(STARTTLS not offered or refused)");
+        break;
+    default:
+        return;
+    }
+    /* A 5xx refusal of STARTTLS would otherwise read as the message's fault. */
+    out->outcome = PROVIDER_TRANSIENT;
+    out->provider_fault = true;
 }
 
 static void smtp_destroy(provider *p)

@@ -1243,6 +1243,8 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
         s.username = c->smtp_username;
         s.password = c->smtp_password;
         s.from = c->email_from;
+        s.ca_file = c->smtp_ca_file;
+        s.require_tls = c->smtp_require_tls;
     } else if (strcmp(kname, "http") == 0) {
         bool push = w->channel == DELIVERY_PUSH;
         s.url = fb ? fb_url : (push ? c->push_url : c->sms_url);

@@ -3,8 +3,10 @@
  */
 #include "worker_config.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "opsserver.h"
 #include "provider.h"
@@ -25,6 +27,41 @@ static int check_listen_addr(const char *value, char *err, size_t errlen)
         return 0;
     snprintf(err, errlen, "expected host:port (port 0..65535)");
     return -1;
+}
+
+/*
+ * A CA bundle is read at startup, not at the first send: a path that is
+ * wrong, unreadable or not PEM would otherwise only show as TLS failures of
+ * every delivery.  libcurl (OpenSSL) takes PEM only, so a DER file or a
+ * lone key is refused here too; the first certificate found is enough.
+ */
+static int check_ca_file(const char *value, char *err, size_t errlen)
+{
+    static const char marker[] = "-----BEGIN CERTIFICATE-----";
+    char line[512];
+    bool line_start = true;
+    int ret = -1;
+    FILE *f = fopen(value, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "expected a readable PEM file of CA certificates (%s)",
+                 strerror(errno));
+        return -1;
+    }
+    /* PEM markers start a line; a longer line arrives in pieces. */
+    for (long i = 0; i < 1000000 && fgets(line, sizeof line, f) != NULL; i++) {
+        if (line_start && strncmp(line, marker, sizeof marker - 1) == 0) {
+            ret = 0;
+            break;
+        }
+        line_start = strchr(line, '\n') != NULL;
+    }
+    if (ret != 0 && ferror(f))
+        snprintf(err, errlen, "expected a readable PEM file of CA certificates (%s)",
+                 strerror(errno));
+    else if (ret != 0)
+        snprintf(err, errlen, "expected a PEM file with a BEGIN CERTIFICATE block");
+    fclose(f);
+    return ret;
 }
 
 /* Per-channel variables, written out so that each name greps. */
@@ -153,6 +190,18 @@ const config_var worker_config_vars[] = {
      .offset = F(smtp_password),
      .flags = CONFIG_SECRET,
      .help = "SMTP AUTH password"},
+    {.env = "HERALD_SMTP_CA_FILE",
+     .type = CONFIG_STRING,
+     .offset = F(smtp_ca_file),
+     .check = check_ca_file,
+     .help = "PEM bundle of the CAs that may sign the relay's certificate, instead of the "
+             "system's trust store (a private relay's CA); checked at startup"},
+    {.env = "HERALD_SMTP_REQUIRE_TLS",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = F(smtp_require_tls),
+     .help = "smtp:// must upgrade with STARTTLS: a relay that does not offer it fails the "
+             "send (transient) instead of getting the message in clear text"},
     {.env = "HERALD_EMAIL_FROM",
      .type = CONFIG_STRING,
      .offset = F(email_from),

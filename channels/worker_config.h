@@ -40,6 +40,8 @@ typedef struct worker_config {
 
     /* provider settings */
     char *smtp_url, *smtp_username, *smtp_password, *email_from;
+    char *smtp_ca_file;
+    bool smtp_require_tls;
     char *sms_url, *sms_auth_token, *sms_from;
     char *twilio_account_sid, *twilio_auth_token;
     char *push_url, *push_auth_token;

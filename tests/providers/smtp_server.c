@@ -6,13 +6,19 @@
  * are set), MAIL FROM, several RCPT TO, DATA with dot-unstuffing and a size
  * limit, RSET, NOOP and QUIT, and records each accepted message as a JSON
  * line (record_log) with its envelope, raw text, Message-ID and Subject.
+ * With a certificate it speaks TLS (OpenSSL): STARTTLS (RFC 3207) with
+ * --starttls, TLS from the first byte (smtps) with --tls, and with
+ * --require-tls it refuses AUTH and MAIL in clear text; each record says
+ * whether the message came over TLS and which version.
  * Misbehaviour is scripted through fault: 4xx/5xx at RCPT or at the end of
  * DATA, latency before the final reply, hangs at the greeting, RCPT or end of
  * DATA.  The control API (control.h) runs on its own HTTP port.
  *
  * One thread per connection, bounded by --max-conns: sessions block in
  * short polls so that latency and hangs are plain waits, and a stop request
- * is seen within 100 ms.
+ * is seen within 100 ms.  Once TLS is up the socket is non-blocking and
+ * every SSL_read/SSL_write/SSL_accept that wants to read or write waits in
+ * the same short polls, so faults, idle timeouts and stops work alike.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +39,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "ptime.h"
 #include "base64.h"
@@ -67,6 +75,11 @@ typedef struct smtp_config {
     long idle_timeout_s;
     const char *fail_stage;
     const char *hang_stage;
+    bool starttls;    /* offer and accept STARTTLS */
+    bool tls;         /* TLS from the first byte (smtps) */
+    bool require_tls; /* AUTH and MAIL only over TLS */
+    const char *cert;
+    const char *key;
     fault_settings fault;
 } smtp_config;
 
@@ -81,6 +94,9 @@ typedef struct server {
     atomic_long active;      /* live sessions */
     atomic_long connections; /* accepted since start */
     atomic_long next_queue_id;
+    SSL_CTX *tls;               /* with --starttls or --tls */
+    atomic_long tls_handshakes; /* completed */
+    atomic_long tls_failures;   /* handshakes that failed (a client refusing the certificate) */
 } server;
 
 typedef enum {
@@ -92,6 +108,8 @@ typedef enum {
 typedef struct session {
     server *srv;
     int fd;
+    SSL *ssl;             /* NULL until TLS is up */
+    const char *tls_mode; /* "starttls" or "implicit" once up */
     char buf[16384];
     size_t start, end;
     bool timed_out;
@@ -183,6 +201,14 @@ static bool session_stopping(session *s)
     return atomic_load(&s->srv->stopping);
 }
 
+/* One short wait for what OpenSSL asked for (SSL_ERROR_WANT_READ or
+ * _WRITE); false on a poll error. */
+static bool tls_poll(session *s, int want)
+{
+    struct pollfd pfd = {.fd = s->fd, .events = want == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN};
+    return poll(&pfd, 1, SMTP_POLL_MS) >= 0 || errno == EINTR;
+}
+
 /* Reads more bytes into the buffer; false on EOF, error, idle timeout or
  * stop. */
 static bool session_fill(session *s)
@@ -201,6 +227,21 @@ static bool session_fill(session *s)
         if (ptime_monotonic_ms() >= idle_deadline) {
             s->timed_out = true;
             return false;
+        }
+        if (s->ssl != NULL) {
+            /* OpenSSL may hold decrypted bytes already: read before polling. */
+            ERR_clear_error();
+            int n = SSL_read(s->ssl, s->buf + s->end, (int)(sizeof(s->buf) - s->end));
+            if (n > 0) {
+                s->end += (size_t)n;
+                return true;
+            }
+            int e = SSL_get_error(s->ssl, n);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                return false; /* close_notify, reset or a TLS error */
+            if (!tls_poll(s, e))
+                return false;
+            continue;
         }
         struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
         int r = poll(&pfd, 1, SMTP_POLL_MS);
@@ -250,6 +291,26 @@ static read_result session_read_line(session *s, char *line, size_t cap)
 static bool session_send(session *s, const char *text, size_t len)
 {
     size_t off = 0;
+    if (s->ssl != NULL) {
+        /* A client that stops reading is given the idle timeout, as a
+         * silent one is. */
+        int64_t deadline = ptime_monotonic_ms() + s->srv->cfg.idle_timeout_s * 1000;
+        while (off < len) {
+            ERR_clear_error();
+            int n = SSL_write(s->ssl, text + off, (int)(len - off));
+            if (n > 0) {
+                off += (size_t)n;
+                continue;
+            }
+            int e = SSL_get_error(s->ssl, n);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                return false;
+            /* Retried with the same arguments, as OpenSSL requires. */
+            if (session_stopping(s) || ptime_monotonic_ms() >= deadline || !tls_poll(s, e))
+                return false;
+        }
+        return true;
+    }
     while (off < len) {
         ssize_t n = send(s->fd, text + off, len - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
@@ -313,6 +374,125 @@ static bool reply_injected(session *s, int status, const char *stage)
     if (strcmp(stage, "rcpt") == 0)
         return reply(s, "%d 5.1.1 Mailbox unavailable (injected)", status);
     return reply(s, "%d 5.3.0 Message rejected (injected)", status);
+}
+
+/* ---- TLS ---- */
+
+/* The most recent OpenSSL error as text ("" when there is none). */
+static void tls_error_text(char *out, size_t cap)
+{
+    unsigned long e = ERR_peek_last_error();
+    out[0] = '\0';
+    if (e != 0)
+        ERR_error_string_n(e, out, cap);
+    ERR_clear_error();
+}
+
+/*
+ * Loads the certificate chain and key; NULL with err naming the flag.
+ * TLS 1.2 is the floor, as for any relay set up today.
+ */
+static SSL_CTX *tls_context_new(const char *cert, const char *key, char *err, size_t errlen)
+{
+    char why[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        tls_error_text(why, sizeof(why));
+        snprintf(err, errlen, "TLS: %s", why);
+        return NULL;
+    }
+    /* OpenSSL's own reason for a missing file is "system lib". */
+    if (access(cert, R_OK) != 0) {
+        snprintf(err, errlen, "--cert: cannot read %s: %s", cert, strerror(errno));
+        goto fail;
+    }
+    if (access(key, R_OK) != 0) {
+        snprintf(err, errlen, "--key: cannot read %s: %s", key, strerror(errno));
+        goto fail;
+    }
+    (void)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        tls_error_text(why, sizeof(why));
+        snprintf(err, errlen, "--cert: cannot load %s: %s", cert, why);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        tls_error_text(why, sizeof(why));
+        snprintf(err, errlen, "--key: cannot load %s: %s", key, why);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tls_error_text(why, sizeof(why));
+        snprintf(err, errlen, "--key: %s does not match --cert: %s", key, why);
+        goto fail;
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/*
+ * Runs the server side of the handshake on the session's socket (made
+ * non-blocking for good); false when it failed, timed out or the server is
+ * stopping, and the connection must close.
+ */
+static bool tls_start(session *s, const char *mode)
+{
+    server *srv = s->srv;
+    char why[256];
+    SSL *ssl = SSL_new(srv->tls);
+    int flags = fcntl(s->fd, F_GETFL);
+    if (ssl == NULL || flags < 0 || fcntl(s->fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        SSL_set_fd(ssl, s->fd) != 1) {
+        tls_error_text(why, sizeof(why));
+        fprintf(stderr, PROGRAM ": TLS setup failed: %s\n", why);
+        SSL_free(ssl);
+        return false;
+    }
+    int64_t deadline = ptime_monotonic_ms() + srv->cfg.idle_timeout_s * 1000;
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_accept(ssl);
+        if (r == 1)
+            break;
+        int e = SSL_get_error(ssl, r);
+        bool again = (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+                     !session_stopping(s) && ptime_monotonic_ms() < deadline && tls_poll(s, e);
+        if (again)
+            continue;
+        tls_error_text(why, sizeof(why));
+        if (ptime_monotonic_ms() >= deadline)
+            snprintf(why, sizeof(why), "idle timeout");
+        fprintf(stderr, PROGRAM ": TLS handshake (%s) failed: %s\n", mode,
+                why[0] != '\0' ? why : "connection closed");
+        atomic_fetch_add(&srv->tls_failures, 1);
+        SSL_free(ssl);
+        return false;
+    }
+    s->ssl = ssl;
+    s->tls_mode = mode;
+    atomic_fetch_add(&srv->tls_handshakes, 1);
+    return true;
+}
+
+/* Says goodbye over TLS (best effort: one try, never waits) and frees. */
+static void tls_end(session *s)
+{
+    if (s->ssl == NULL)
+        return;
+    ERR_clear_error();
+    (void)SSL_shutdown(s->ssl);
+    ERR_clear_error();
+    SSL_free(s->ssl);
+    s->ssl = NULL;
+}
+
+/* Whether a command that carries credentials or mail must wait for TLS. */
+static bool tls_missing(const session *s)
+{
+    return s->srv->cfg.require_tls && s->ssl == NULL;
 }
 
 /* ---- arguments ---- */
@@ -404,6 +584,10 @@ static bool cmd_auth(session *s, const char *arg)
         return reply(s, "502 5.5.1 AUTH not available");
     if (!s->greeted)
         return reply(s, "503 5.5.1 Send EHLO first");
+    if (tls_missing(s)) {
+        atomic_fetch_add(&srv->counters.rejected, 1);
+        return reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+    }
     if (s->auth_user != NULL)
         return reply(s, "503 5.5.1 Already authenticated");
     if (s->in_tx)
@@ -646,6 +830,12 @@ static json_t *message_record(session *s, const data_buf *d, const header_view *
     if (rec == NULL)
         return NULL;
     json_object_set_new(rec, "protocol", json_string("smtp"));
+    json_object_set_new(rec, "tls", json_boolean(s->ssl != NULL));
+    if (s->ssl != NULL) {
+        json_object_set_new(rec, "tls_mode", json_string(s->tls_mode));
+        json_object_set_new(rec, "tls_version", json_string(SSL_get_version(s->ssl)));
+        json_object_set_new(rec, "tls_cipher", json_string(SSL_get_cipher_name(s->ssl)));
+    }
     json_object_set_new(rec, "helo", wire_string(s->helo, strlen(s->helo), NULL));
     json_object_set_new(rec, "auth_user",
                         s->auth_user != NULL ? json_string(s->auth_user) : json_null());
@@ -761,7 +951,10 @@ static bool cmd_ehlo(session *s, const char *arg, bool extended)
                      "250-%s greets %s\r\n250-8BITMIME\r\n250-SIZE %ld\r\n250-PIPELINING\r\n"
                      "250-ENHANCEDSTATUSCODES\r\n",
                      srv->cfg.hostname, s->helo, srv->cfg.max_size);
-    if (srv->cfg.user != NULL)
+    if (srv->cfg.starttls && s->ssl == NULL)
+        n += snprintf(lines + n, sizeof(lines) - (size_t)n, "250-STARTTLS\r\n");
+    /* As relays set up for TLS do: no AUTH offered where it would be refused. */
+    if (srv->cfg.user != NULL && !tls_missing(s))
         n += snprintf(lines + n, sizeof(lines) - (size_t)n, "250-AUTH PLAIN LOGIN\r\n");
     snprintf(lines + n, sizeof(lines) - (size_t)n, "250 HELP\r\n");
     return session_send(s, lines, strlen(lines));
@@ -774,6 +967,10 @@ static bool cmd_mail(session *s, const char *arg)
     const char *params = NULL;
     if (!s->greeted)
         return reply(s, "503 5.5.1 Send EHLO first");
+    if (tls_missing(s)) {
+        atomic_fetch_add(&srv->counters.rejected, 1);
+        return reply(s, "530 5.7.0 Must issue a STARTTLS command first");
+    }
     if (srv->cfg.user != NULL && s->auth_user == NULL)
         return reply(s, "530 5.7.0 Authentication required");
     if (s->in_tx)
@@ -824,6 +1021,33 @@ static bool cmd_rcpt(session *s, const char *arg)
     return reply(s, "250 2.1.5 Ok");
 }
 
+/* Handles STARTTLS (RFC 3207); false when the connection must close. */
+static bool cmd_starttls(session *s, const char *arg)
+{
+    if (s->ssl != NULL)
+        return reply(s, "503 5.5.1 TLS already active");
+    if (!s->srv->cfg.starttls)
+        return reply(s, "502 5.5.1 STARTTLS not supported");
+    if (*arg != '\0')
+        return reply(s, "501 5.5.4 Syntax: STARTTLS");
+    if (!s->greeted)
+        return reply(s, "503 5.5.1 Send EHLO first");
+    if (!reply(s, "220 2.0.0 Ready to start TLS"))
+        return false;
+    /* Clear text pipelined after STARTTLS must not be read as if it had
+     * come over TLS (the command injection of CVE-2011-0411): drop it. */
+    s->start = s->end = 0;
+    if (!tls_start(s, "starttls"))
+        return false;
+    /* RFC 3207 4.2: forget what the client said in clear; it greets again. */
+    tx_reset(s);
+    s->greeted = false;
+    s->helo[0] = '\0';
+    free(s->auth_user);
+    s->auth_user = NULL;
+    return true;
+}
+
 /* Runs one command; false when the connection must close. */
 static bool session_command(session *s, char *line)
 {
@@ -859,9 +1083,10 @@ static bool session_command(session *s, char *line)
     if (VERB_IS("VRFY"))
         return reply(s, "252 2.5.0 Cannot VRFY user, but will accept message");
     if (VERB_IS("HELP"))
-        return reply(s, "214 2.0.0 Commands: EHLO HELO AUTH MAIL RCPT DATA RSET NOOP QUIT");
+        return reply(s,
+                     "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT");
     if (VERB_IS("STARTTLS"))
-        return reply(s, "502 5.5.1 STARTTLS not supported");
+        return cmd_starttls(s, arg);
 #undef VERB_IS
     return reply(s, "500 5.5.2 Command not recognized");
 }
@@ -873,6 +1098,9 @@ static void *session_thread(void *arg)
     char *line = malloc(SMTP_MAX_LINE);
 
     if (line == NULL)
+        goto out;
+    /* smtps: the handshake comes first, the greeting (and its hang) after. */
+    if (srv->cfg.tls && !tls_start(s, "implicit"))
         goto out;
     if (!wait_while_hanging(s, "greeting")) {
         reply(s, "421 4.3.2 Service shutting down");
@@ -902,6 +1130,7 @@ out:
     free(line);
     tx_reset(s);
     free(s->auth_user);
+    tls_end(s);
     close(s->fd);
     free(s);
     atomic_fetch_sub(&srv->active, 1);
@@ -921,6 +1150,8 @@ static void add_stats(json_t *stats, void *arg)
     server *srv = arg;
     json_object_set_new(stats, "connections", json_integer(atomic_load(&srv->connections)));
     json_object_set_new(stats, "active_connections", json_integer(atomic_load(&srv->active)));
+    json_object_set_new(stats, "tls_handshakes", json_integer(atomic_load(&srv->tls_handshakes)));
+    json_object_set_new(stats, "tls_failures", json_integer(atomic_load(&srv->tls_failures)));
 }
 
 static void accept_one(server *srv, int lfd)
@@ -931,8 +1162,10 @@ static void accept_one(server *srv, int lfd)
     (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     atomic_fetch_add(&srv->connections, 1);
     if (atomic_load(&srv->active) >= srv->cfg.max_conns) {
+        /* A smtps client expects a handshake, not text: it just sees the close. */
         static const char busy[] = "421 4.7.0 Too many connections, try again later\r\n";
-        (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+        if (!srv->cfg.tls)
+            (void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
         close(fd);
         return;
     }
@@ -961,9 +1194,12 @@ static const char usage[] =
     "Usage: " PROGRAM " [flags]\n"
     "\n"
     "A local SMTP server for Herald's tests (RFC 5321 subset: EHLO/HELO, AUTH PLAIN\n"
-    "and LOGIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT; no TLS), recording each message\n"
-    "as a JSON line, with the control API (/_control, /_records, /_stats) on its\n"
-    "own HTTP port.  Prints \"listening on HOST:PORT control HOST:PORT\" once ready.";
+    "and LOGIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT), recording each message as a\n"
+    "JSON line, with the control API (/_control, /_records, /_stats) on its own\n"
+    "HTTP port.  Plain SMTP by default; with --cert and --key, STARTTLS\n"
+    "(--starttls) or TLS from the first byte (--tls, smtps), and --require-tls\n"
+    "to refuse AUTH and MAIL in clear text.  Prints\n"
+    "\"listening on HOST:PORT control HOST:PORT\" once ready.";
 
 int main(int argc, char **argv)
 {
@@ -1025,6 +1261,15 @@ int main(int argc, char **argv)
         {"hang", FLAG_BOOL, &cfg->fault.hang, NULL, "hold sessions until the hang is lifted", 0, 0},
         {"hang-stage", FLAG_STRING, &cfg->hang_stage, "STAGE",
          "where sessions hang: greeting, rcpt or data", 0, 0},
+        {"starttls", FLAG_BOOL, &cfg->starttls, NULL,
+         "offer and accept STARTTLS (needs --cert and --key)", 0, 0},
+        {"tls", FLAG_BOOL, &cfg->tls, NULL,
+         "TLS from the first byte, as smtps:// expects (needs --cert and --key)", 0, 0},
+        {"require-tls", FLAG_BOOL, &cfg->require_tls, NULL,
+         "refuse AUTH and MAIL before STARTTLS with 530", 0, 0},
+        {"cert", FLAG_STRING, &cfg->cert, "FILE",
+         "PEM certificate chain, the server's certificate first", 0, 0},
+        {"key", FLAG_STRING, &cfg->key, "FILE", "PEM private key of --cert", 0, 0},
         {NULL, FLAG_BOOL, NULL, NULL, NULL, 0, 0},
     };
     flags_status fs = flags_parse(flags, argc, argv, usage, err, sizeof(err));
@@ -1041,6 +1286,34 @@ int main(int argc, char **argv)
         fprintf(stderr, PROGRAM ": --user and --password go together\n");
         exit_code = 2;
         goto out;
+    }
+    if (cfg->starttls && cfg->tls) {
+        fprintf(stderr, PROGRAM ": --starttls and --tls exclude each other (one upgrades a plain "
+                                "port, the other is TLS from the first byte)\n");
+        exit_code = 2;
+        goto out;
+    }
+    if ((cfg->starttls || cfg->tls) && (cfg->cert == NULL || cfg->key == NULL)) {
+        fprintf(stderr, PROGRAM ": --%s needs --cert and --key\n", cfg->tls ? "tls" : "starttls");
+        exit_code = 2;
+        goto out;
+    }
+    if (!cfg->starttls && !cfg->tls &&
+        (cfg->cert != NULL || cfg->key != NULL || cfg->require_tls)) {
+        fprintf(stderr, PROGRAM ": --%s needs --starttls or --tls\n",
+                cfg->require_tls    ? "require-tls"
+                : cfg->cert != NULL ? "cert"
+                                    : "key");
+        exit_code = 2;
+        goto out;
+    }
+    if (cfg->starttls || cfg->tls) {
+        srv->tls = tls_context_new(cfg->cert, cfg->key, err, sizeof(err));
+        if (srv->tls == NULL) {
+            fprintf(stderr, PROGRAM ": %s\n", err);
+            exit_code = 2;
+            goto out;
+        }
     }
     snprintf(cfg->fault.fail_stage, sizeof(cfg->fault.fail_stage), "%s", cfg->fail_stage);
     snprintf(cfg->fault.hang_stage, sizeof(cfg->fault.hang_stage), "%s", cfg->hang_stage);
@@ -1127,6 +1400,7 @@ out:
     control_server_stop(srv->ctl);
     record_log_close(srv->records);
     fault_free(srv->fault);
+    SSL_CTX_free(srv->tls);
     free(srv);
     return exit_code;
 }

@@ -8,8 +8,11 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "ptime.h"
+#include "test_certs.h"
 #include "testutil.h"
 
 #define START_TIMEOUT_MS 10000
@@ -737,19 +741,35 @@ static size_t mail_read(char *buf, size_t size, size_t nitems, void *arg)
     return n;
 }
 
+/* How smtp_send_tls() reaches the server; zeroed: plain smtp://. */
+typedef struct smtp_tls_opts {
+    bool smtps;       /* TLS from the first byte */
+    long use_ssl;     /* CURLUSESSL_* for smtp:// */
+    const char *ca;   /* the CA bundle to trust (verification is never off) */
+    const char *host; /* in the URL; "127.0.0.1" when NULL */
+    long timeout_ms;  /* 10 s when 0 */
+} smtp_tls_opts;
+
 /* Sends msg with libcurl; returns curl's result and the last reply code. */
-static CURLcode smtp_send(int port, const char *user, const char *pass, const char *from,
-                          const char *const *rcpts, const char *msg, long *code)
+static CURLcode smtp_send_tls(const smtp_tls_opts *o, int port, const char *user, const char *pass,
+                              const char *from, const char *const *rcpts, const char *msg,
+                              long *code)
 {
-    char url[64];
+    char url[128];
     struct curl_slist *rl = NULL;
     mail_source src = {.data = msg, .len = strlen(msg)};
-    snprintf(url, sizeof(url), "smtp://127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "%s://%s:%d", o->smtps ? "smtps" : "smtp",
+             o->host != NULL ? o->host : "127.0.0.1", port);
     CURL *h = curl_easy_init();
     ck_assert_ptr_nonnull(h);
     for (size_t i = 0; rcpts[i] != NULL; i++)
         rl = curl_slist_append(rl, rcpts[i]);
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_USE_SSL, o->use_ssl);
+    if (o->ca != NULL) {
+        curl_easy_setopt(h, CURLOPT_CAINFO, o->ca);
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    }
     if (user != NULL) {
         curl_easy_setopt(h, CURLOPT_USERNAME, user);
         curl_easy_setopt(h, CURLOPT_PASSWORD, pass);
@@ -760,7 +780,7 @@ static CURLcode smtp_send(int port, const char *user, const char *pass, const ch
     curl_easy_setopt(h, CURLOPT_READFUNCTION, mail_read);
     curl_easy_setopt(h, CURLOPT_READDATA, &src);
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(h);
     *code = 0;
@@ -768,6 +788,13 @@ static CURLcode smtp_send(int port, const char *user, const char *pass, const ch
     curl_easy_cleanup(h);
     curl_slist_free_all(rl);
     return rc;
+}
+
+static CURLcode smtp_send(int port, const char *user, const char *pass, const char *from,
+                          const char *const *rcpts, const char *msg, long *code)
+{
+    static const smtp_tls_opts plain = {.use_ssl = CURLUSESSL_NONE};
+    return smtp_send_tls(&plain, port, user, pass, from, rcpts, msg, code);
 }
 
 static const char *const smtp_auth_args[] = {"--user", "herald", "--password", "pw-1", NULL};
@@ -977,6 +1004,333 @@ START_TEST(test_smtp_pipelined_session_and_unadvertised_starttls)
 }
 END_TEST
 
+/* ---- SMTP server: TLS ---- */
+
+/* Fresh certificates for one test (each test runs in its own process). */
+static void make_certs(test_certs *c)
+{
+    char dir[128], err[512];
+    snprintf(dir, sizeof(dir), "/tmp/herald-providers-certs-%ld-%ld", (long)getpid(), now_ms());
+    ck_assert_msg(test_certs_make(dir, c, err, sizeof(err)) == 0, "certificates: %s", err);
+}
+
+/* Waits up to 5 s for a counter to reach want; returns its last value. */
+static long wait_stat(int port, const char *name, long want)
+{
+    long v = stat_of(port, name);
+    for (long deadline = now_ms() + 5000; v < want && now_ms() < deadline;) {
+        ptime_sleep_ms(20);
+        v = stat_of(port, name);
+    }
+    return v;
+}
+
+/* Runs the SMTP server with args and returns its exit status (it must exit
+ * within 5 s: these are flag errors). */
+static int run_server_expecting_exit(const char *const *args)
+{
+    char path[512];
+    const char *argv[24];
+    size_t n = 0;
+    program_path(path, sizeof(path), "herald-test-smtp-server", SMTP_SERVER_PATH);
+    argv[n++] = path;
+    for (size_t i = 0; args[i] != NULL && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        dup2(devnull, STDERR_FILENO);
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    long deadline = now_ms() + 5000;
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        ptime_sleep_ms(10);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+START_TEST(test_smtp_tls_flags_are_checked)
+{
+    test_certs c;
+    make_certs(&c);
+    const char *no_cert[] = {"--starttls", NULL};
+    const char *both[] = {"--starttls", "--tls", "--cert", c.cert, "--key", c.key, NULL};
+    const char *cert_alone[] = {"--cert", c.cert, "--key", c.key, NULL};
+    const char *require_alone[] = {"--require-tls", NULL};
+    const char *missing[] = {"--tls", "--cert", "/nonexistent.pem", "--key", c.key, NULL};
+    const char *mismatch[] = {"--tls", "--cert", c.cert, "--key", c.rogue_key, NULL};
+    ck_assert_int_eq(run_server_expecting_exit(no_cert), 2);
+    ck_assert_int_eq(run_server_expecting_exit(both), 2);
+    ck_assert_int_eq(run_server_expecting_exit(cert_alone), 2);
+    ck_assert_int_eq(run_server_expecting_exit(require_alone), 2);
+    ck_assert_int_eq(run_server_expecting_exit(missing), 2);
+    ck_assert_int_eq(run_server_expecting_exit(mismatch), 2);
+    test_certs_remove(&c);
+}
+END_TEST
+
+START_TEST(test_smtp_starttls_with_auth_is_recorded_as_tls)
+{
+    test_certs c;
+    server_proc sp;
+    long code = 0;
+    make_certs(&c);
+    const char *args[] = {"--starttls", "--require-tls", "--cert",     c.cert, "--key", c.key,
+                          "--user",     "herald",        "--password", "pw-1", NULL};
+    start_server(&sp, true, args);
+    smtp_tls_opts tls = {.use_ssl = CURLUSESSL_ALL, .ca = c.ca};
+    CURLcode rc = smtp_send_tls(&tls, sp.port, "herald", "pw-1", "<noreply@example.com>", two_rcpts,
+                                test_mail, &code);
+    ck_assert_msg(rc == CURLE_OK, "curl: %s (reply %ld)", curl_easy_strerror(rc), code);
+
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *rec = json_array_get(recs, 0);
+    ck_assert(json_is_true(json_object_get(rec, "tls")));
+    ck_assert_str_eq(str_of(rec, "tls_mode"), "starttls");
+    ck_assert_msg(strncmp(str_of(rec, "tls_version"), "TLSv1.", 6) == 0, "version %s",
+                  str_of(rec, "tls_version"));
+    ck_assert_str_eq(str_of(rec, "auth_user"), "herald");
+    ck_assert_str_eq(str_of(rec, "raw"), test_mail);
+    json_decref(recs);
+    ck_assert_int_eq(stat_of(sp.control_port, "tls_handshakes"), 1);
+
+    /* In clear text the same server takes no mail. */
+    rc = smtp_send(sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail, &code);
+    ck_assert_int_ne(rc, CURLE_OK);
+    ck_assert_int_eq(code, 530);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 1);
+    ck_assert_int_eq(stat_of(sp.control_port, "received"), 1);
+    finish_server(&sp);
+    test_certs_remove(&c);
+}
+END_TEST
+
+START_TEST(test_smtp_implicit_tls_is_recorded_as_tls)
+{
+    test_certs c;
+    server_proc sp;
+    long code = 0;
+    make_certs(&c);
+    const char *args[] = {"--tls", "--cert", c.cert, "--key", c.key, NULL};
+    start_server(&sp, true, args);
+    /* By name as well as by address: the certificate has both. */
+    smtp_tls_opts tls = {.smtps = true, .ca = c.ca, .host = "localhost"};
+    CURLcode rc = smtp_send_tls(&tls, sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts,
+                                test_mail, &code);
+    ck_assert_msg(rc == CURLE_OK, "curl: %s (reply %ld)", curl_easy_strerror(rc), code);
+    tls.host = NULL;
+    rc = smtp_send_tls(&tls, sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail,
+                       &code);
+    ck_assert_msg(rc == CURLE_OK, "curl: %s (reply %ld)", curl_easy_strerror(rc), code);
+
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *rec = json_array_get(recs, i);
+        ck_assert(json_is_true(json_object_get(rec, "tls")));
+        ck_assert_str_eq(str_of(rec, "tls_mode"), "implicit");
+        ck_assert_ptr_nonnull(json_object_get(rec, "tls_cipher"));
+    }
+    json_decref(recs);
+    ck_assert_int_eq(stat_of(sp.control_port, "tls_handshakes"), 2);
+    finish_server(&sp);
+    test_certs_remove(&c);
+}
+END_TEST
+
+START_TEST(test_smtp_refused_certificate_gets_no_mail)
+{
+    test_certs c;
+    server_proc rogue, wrong_name;
+    long code = 0;
+    make_certs(&c);
+    const char *rogue_args[] = {"--starttls", "--require-tls", "--cert", c.rogue_cert,
+                                "--key",      c.rogue_key,     NULL};
+    const char *name_args[] = {"--tls", "--cert", c.other_cert, "--key", c.other_key, NULL};
+    start_server(&rogue, true, rogue_args);
+    start_server(&wrong_name, true, name_args);
+
+    /* A CA the client does not trust. */
+    smtp_tls_opts tls = {.use_ssl = CURLUSESSL_ALL, .ca = c.ca};
+    CURLcode rc = smtp_send_tls(&tls, rogue.port, NULL, NULL, "<noreply@example.com>", two_rcpts,
+                                test_mail, &code);
+    ck_assert_int_eq(rc, CURLE_PEER_FAILED_VERIFICATION);
+    ck_assert_int_eq(wait_stat(rogue.control_port, "tls_failures", 1), 1);
+    ck_assert_int_eq(stat_of(rogue.control_port, "received"), 0);
+    ck_assert_int_eq(stat_of(rogue.control_port, "records"), 0);
+    /* The server is none the worse: a client that trusts its CA gets through. */
+    tls.ca = c.rogue_ca;
+    rc = smtp_send_tls(&tls, rogue.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail,
+                       &code);
+    ck_assert_msg(rc == CURLE_OK, "curl: %s (reply %ld)", curl_easy_strerror(rc), code);
+    ck_assert_int_eq(stat_of(rogue.control_port, "records"), 1);
+
+    /* A trusted CA, but a certificate for another name. */
+    smtp_tls_opts named = {.smtps = true, .ca = c.ca};
+    rc = smtp_send_tls(&named, wrong_name.port, NULL, NULL, "<noreply@example.com>", two_rcpts,
+                       test_mail, &code);
+    ck_assert_int_eq(rc, CURLE_PEER_FAILED_VERIFICATION);
+    ck_assert_int_eq(stat_of(wrong_name.control_port, "records"), 0);
+    finish_server(&rogue);
+    finish_server(&wrong_name);
+    test_certs_remove(&c);
+}
+END_TEST
+
+/* Reads one complete reply over TLS (blocking socket, 5 s receive timeout). */
+static int tls_reply(SSL *ssl, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < 1000 && len < cap - 1; i++) {
+        int n = SSL_read(ssl, out + len, (int)(cap - 1 - len));
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        out[len] = '\0';
+        if (len >= 2 && out[len - 1] == '\n') {
+            char *last = out + len - 2;
+            while (last > out && last[-1] != '\n')
+                last--;
+            if (strlen(last) >= 4 && last[3] == ' ')
+                return atoi(last);
+        }
+    }
+    return -1;
+}
+
+static int tls_command(SSL *ssl, const char *cmd, char *out, size_t cap)
+{
+    ck_assert_int_eq(SSL_write(ssl, cmd, (int)strlen(cmd)), (int)strlen(cmd));
+    return tls_reply(ssl, out, cap);
+}
+
+START_TEST(test_smtp_starttls_drops_clear_text_pipelined_behind_it)
+{
+    test_certs c;
+    server_proc sp;
+    char buf[4096];
+    make_certs(&c);
+    const char *args[] = {"--starttls", "--require-tls", "--cert", c.cert, "--key", c.key, NULL};
+    start_server(&sp, true, args);
+    int fd = raw_connect(sp.port);
+    ck_assert_int_eq(raw_reply(fd, buf, sizeof(buf)), 220);
+    ck_assert_int_eq(raw_command(fd, "EHLO client.test\r\n", buf, sizeof(buf)), 250);
+    ck_assert_ptr_nonnull(strstr(buf, "250-STARTTLS"));
+    ck_assert_int_eq(raw_command(fd, "MAIL FROM:<a@example.com>\r\n", buf, sizeof(buf)), 530);
+    /* A command smuggled in clear text behind STARTTLS must never run. */
+    ck_assert_int_eq(raw_command(fd, "STARTTLS\r\nRSET\r\n", buf, sizeof(buf)), 220);
+
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert_int_eq(SSL_CTX_load_verify_locations(ctx, c.ca, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL *ssl = SSL_new(ctx);
+    ck_assert_ptr_nonnull(ssl);
+    SSL_set_fd(ssl, fd);
+    ck_assert_int_eq(SSL_set1_host(ssl, "localhost"), 1);
+    ck_assert_int_eq(SSL_connect(ssl), 1);
+    /* The first answer over TLS is to EHLO: the RSET was dropped. */
+    ck_assert_int_eq(tls_command(ssl, "EHLO client.test\r\n", buf, sizeof(buf)), 250);
+    ck_assert_msg(strncmp(buf, "250-herald-test-smtp greets client.test", 39) == 0, "%s", buf);
+    ck_assert_ptr_null(strstr(buf, "STARTTLS"));
+    ck_assert_int_eq(tls_command(ssl, "STARTTLS\r\n", buf, sizeof(buf)), 503);
+    ck_assert_int_eq(tls_command(ssl, "MAIL FROM:<a@example.com>\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(tls_command(ssl, "RCPT TO:<b@example.com>\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(tls_command(ssl, "DATA\r\n", buf, sizeof(buf)), 354);
+    ck_assert_int_eq(tls_command(ssl, "Subject: over tls\r\n\r\nhi\r\n.\r\n", buf, sizeof(buf)),
+                     250);
+    ck_assert_int_eq(tls_command(ssl, "QUIT\r\n", buf, sizeof(buf)), 221);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *rec = json_array_get(recs, 0);
+    ck_assert(json_is_true(json_object_get(rec, "tls")));
+    ck_assert_str_eq(str_of(rec, "helo"), "client.test");
+    json_decref(recs);
+    finish_server(&sp);
+    test_certs_remove(&c);
+}
+END_TEST
+
+typedef struct held_mail {
+    int port;
+    const char *ca;
+    CURLcode rc;
+    long code;
+} held_mail;
+
+static void *held_mail_run(void *arg)
+{
+    held_mail *hm = arg;
+    smtp_tls_opts tls = {.smtps = true, .ca = hm->ca};
+    hm->rc = smtp_send_tls(&tls, hm->port, NULL, NULL, "<noreply@example.com>", two_rcpts,
+                           test_mail, &hm->code);
+    return NULL;
+}
+
+START_TEST(test_smtp_faults_apply_over_tls)
+{
+    test_certs c;
+    server_proc sp;
+    long code = 0;
+    make_certs(&c);
+    const char *args[] = {"--tls", "--cert", c.cert, "--key", c.key, NULL};
+    start_server(&sp, true, args);
+    smtp_tls_opts tls = {.smtps = true, .ca = c.ca};
+
+    /* An injected 451 at the end of DATA. */
+    post_control(sp.control_port, "{\"fail_status\":451,\"fail_count\":1,\"fail_stage\":\"data\"}");
+    CURLcode rc = smtp_send_tls(&tls, sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts,
+                                test_mail, &code);
+    ck_assert_int_ne(rc, CURLE_OK);
+    ck_assert_int_eq(code, 451);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 0);
+
+    /* Latency before the final reply. */
+    post_control(sp.control_port, "{\"latency_ms\":300}");
+    long t0 = now_ms();
+    rc = smtp_send_tls(&tls, sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail,
+                       &code);
+    ck_assert_int_eq(rc, CURLE_OK);
+    ck_assert_int_ge(now_ms() - t0, 290);
+    post_control(sp.control_port, "{\"reset\":true}");
+
+    /* A hang at RCPT holds the TLS session until it is lifted. */
+    post_control(sp.control_port, "{\"hang\":true,\"hang_stage\":\"rcpt\"}");
+    held_mail hm = {.port = sp.port, .ca = c.ca};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, held_mail_run, &hm), 0);
+    ck_assert_int_eq(wait_stat(sp.control_port, "received", 1), 1);
+    ptime_sleep_ms(300);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 1);
+    post_control(sp.control_port, "{\"hang\":false}");
+    pthread_join(t, NULL);
+    ck_assert_msg(hm.rc == CURLE_OK, "curl: %s (reply %ld)", curl_easy_strerror(hm.rc), hm.code);
+    ck_assert_int_eq(stat_of(sp.control_port, "records"), 2);
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert(json_is_true(json_object_get(json_array_get(recs, 1), "tls")));
+    json_decref(recs);
+    finish_server(&sp);
+    test_certs_remove(&c);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_sms_json_is_accepted_and_recorded),
     TEST_ENTRY(test_sms_without_idempotency_key_header_is_rejected_400),
@@ -998,6 +1352,12 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_smtp_injected_550_at_rcpt),
     TEST_ENTRY(test_smtp_injected_latency_delays_the_final_reply),
     TEST_ENTRY(test_smtp_pipelined_session_and_unadvertised_starttls),
+    TEST_ENTRY(test_smtp_tls_flags_are_checked),
+    TEST_ENTRY(test_smtp_starttls_with_auth_is_recorded_as_tls),
+    TEST_ENTRY(test_smtp_implicit_tls_is_recorded_as_tls),
+    TEST_ENTRY(test_smtp_refused_certificate_gets_no_mail),
+    TEST_ENTRY(test_smtp_starttls_drops_clear_text_pipelined_behind_it),
+    TEST_ENTRY(test_smtp_faults_apply_over_tls),
 };
 
 TEST_MAIN("providers", cases)
