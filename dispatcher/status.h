@@ -3,9 +3,10 @@
  * events row per event and one deliveries row per planned or skipped
  * delivery — written once per batch with a single statement.
  *
- * The rows of a batch are accumulated as two JSON arrays and inserted by one
- * INSERT ... SELECT FROM json_to_recordset(...) per table, both in one
- * statement (so in one implicit transaction), with ON CONFLICT DO NOTHING:
+ * The rows of a batch are accumulated column by column, one PostgreSQL array
+ * literal per column ({"a","b",NULL}), and inserted by one
+ * INSERT ... SELECT FROM unnest(...) per table, both in one statement (so in
+ * one implicit transaction), with ON CONFLICT DO NOTHING:
  * a batch redone after an aborted Kafka transaction or a crash inserts
  * nothing twice, and a row a worker has already advanced (sent, retrying,
  * failed) is never set back to pending.
@@ -29,7 +30,8 @@
 
 typedef struct status_batch status_batch;
 
-/* byte_cap bounds each array (a batch bigger than that fails to add: write it first). */
+/* byte_cap bounds each table's columns together (a batch bigger than that fails to add: write it
+ * first). */
 status_batch *status_batch_new(size_t byte_cap) __attribute__((warn_unused_result));
 void status_batch_free(status_batch *b);
 
@@ -46,9 +48,16 @@ int status_add_items(status_batch *b, const event *ev, const fanout_item *items,
 size_t status_event_count(const status_batch *b);
 size_t status_delivery_count(const status_batch *b);
 
-/* The accumulated arrays, for tests: "[{...},...]". */
-const char *status_events_json(status_batch *b);
-const char *status_deliveries_json(status_batch *b);
+/*
+ * The accumulated array literal of one column, for tests: "{...}", or NULL
+ * when col is out of range or out of memory.  Events columns: event_id,
+ * type, user_id, topic, priority, category, broadcast_id, created_at.
+ * Deliveries columns: idempotency_key, event_id, user_id, channel, address,
+ * status, skip_reason, not_before.
+ */
+#define STATUS_COLUMNS 8
+const char *status_events_column(status_batch *b, size_t col);
+const char *status_deliveries_column(status_batch *b, size_t col);
 
 /* Inserts the batch (nothing to do is PG_OK). */
 pg_status status_write(status_batch *b, pg_conn *db, char *err, size_t errlen)

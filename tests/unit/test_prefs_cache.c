@@ -266,7 +266,7 @@ START_TEST(test_fanout_truncates_sms_and_records_unknown_users)
 }
 END_TEST
 
-START_TEST(test_status_rows_are_one_json_array_per_table)
+START_TEST(test_status_rows_are_one_array_literal_per_column)
 {
     fx f;
     prefs_row r = ann_row();
@@ -277,24 +277,55 @@ START_TEST(test_status_rows_are_one_json_array_per_table)
     status_batch *b = status_batch_new(1 << 20);
     ck_assert_int_eq(status_add_event(b, &f.ev), 0);
     ck_assert_int_eq(status_add_items(b, &f.ev, f.out.items, f.out.n), 0);
-    json_t *ev = json_loads(status_events_json(b), 0, NULL);
-    json_t *dl = json_loads(status_deliveries_json(b), 0, NULL);
-    ck_assert_uint_eq(json_array_size(ev), 1);
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ev, 0), "priority")),
-                     "high");
-    ck_assert_uint_eq(json_array_size(dl), f.out.n);
-    ck_assert(json_is_null(json_object_get(json_array_get(dl, 0), "a"))); /* email skipped */
+    ck_assert_uint_eq(status_event_count(b), 1);
+    ck_assert_uint_eq(status_delivery_count(b), f.out.n);
+    ck_assert_str_eq(status_events_column(b, 4), "{\"high\"}"); /* priority */
+    ck_assert_str_eq(status_events_column(b, 3), "{NULL}");     /* no topic */
+    ck_assert_ptr_null(status_events_column(b, STATUS_COLUMNS));
+    /* One element per delivery in every column; the skipped email has no address. */
+    for (size_t c = 0; c < STATUS_COLUMNS; c++) {
+        const char *col = status_deliveries_column(b, c);
+        size_t elems = 1;
+        for (const char *p = col; *p; p++)
+            elems += *p == ',';
+        ck_assert_uint_eq(elems, f.out.n);
+    }
+    ck_assert(strncmp(status_deliveries_column(b, 4), "{NULL,", 6) == 0);
     /* Adding after reading the arrays keeps them valid. */
     ck_assert_int_eq(status_add_event(b, &f.ev), 0);
-    json_decref(ev);
-    ev = json_loads(status_events_json(b), 0, NULL);
-    ck_assert_uint_eq(json_array_size(ev), 2);
-    json_decref(ev);
-    json_decref(dl);
+    ck_assert_str_eq(status_events_column(b, 4), "{\"high\",\"high\"}");
     status_batch_reset(b);
-    ck_assert_str_eq(status_events_json(b), "[]");
+    ck_assert_str_eq(status_events_column(b, 0), "{}");
+    ck_assert_str_eq(status_deliveries_column(b, 0), "{}");
     status_batch_free(b);
     fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_status_values_are_quoted_and_escaped_for_array_literals)
+{
+    event ev;
+    memset(&ev, 0, sizeof ev);
+    snprintf(ev.event_id, sizeof ev.event_id, "%s", "0b7f7d6e-2b0c-4f3e-9a51-3c1d2e4f5a6b");
+    ev.type = (char *)"a\"b\\c,{d} NULL";
+    ev.user_id = (char *)"NULL";
+    ev.priority = EVENT_PRIORITY_NORMAL;
+    status_batch *b = status_batch_new(1 << 20);
+    ck_assert_int_eq(status_add_event(b, &ev), 0);
+    ck_assert_str_eq(status_events_column(b, 1), "{\"a\\\"b\\\\c,{d} NULL\"}");
+    ck_assert_str_eq(status_events_column(b, 2), "{\"NULL\"}"); /* the string, not SQL NULL */
+    status_batch_free(b);
+    /* A batch past its byte cap fails to add and keeps what it had. */
+    b = status_batch_new(16384);
+    size_t added = 0;
+    while (status_add_event(b, &ev) == 0)
+        added++;
+    ck_assert_uint_gt(added, 0);
+    ck_assert_uint_eq(status_event_count(b), added);
+    const char *col = status_events_column(b, 1);
+    ck_assert_ptr_nonnull(col);
+    ck_assert(col[strlen(col) - 1] == '}');
+    status_batch_free(b);
 }
 END_TEST
 
@@ -320,7 +351,8 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_template_cache_html_rule_and_invalidation),
     TEST_ENTRY(test_fanout_one_delivery_per_address_and_skip_rows_with_reasons),
     TEST_ENTRY(test_fanout_truncates_sms_and_records_unknown_users),
-    TEST_ENTRY(test_status_rows_are_one_json_array_per_table),
+    TEST_ENTRY(test_status_rows_are_one_array_literal_per_column),
+    TEST_ENTRY(test_status_values_are_quoted_and_escaped_for_array_literals),
     TEST_ENTRY(test_broadcast_user_event_ids_are_deterministic_and_distinct),
 };
 
