@@ -82,19 +82,25 @@ size_t validate_utf8_chars(const char *s, size_t len)
     return n;
 }
 
+/* The phrase is formatted only on failure: names are checked on every publish. */
+static int fail_name(char *err, size_t errlen, size_t maxlen)
+{
+    if (err != NULL && errlen > 0)
+        snprintf(err, errlen,
+                 "must be 1..%zu characters of a-z 0-9 _ . -, starting with a letter or digit "
+                 "(like order.shipped)",
+                 maxlen);
+    return -1;
+}
+
 int validate_name(const char *s, size_t len, size_t maxlen, char *err, size_t errlen)
 {
-    char phrase[160];
-    snprintf(phrase, sizeof phrase,
-             "must be 1..%zu characters of a-z 0-9 _ . -, starting with a letter or digit "
-             "(like order.shipped)",
-             maxlen);
     if (s == NULL || len == 0 || len > maxlen || !is_lower_alnum((unsigned char)s[0]))
-        return fail(err, errlen, phrase);
+        return fail_name(err, errlen, maxlen);
     for (size_t i = 1; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (!is_lower_alnum(c) && c != '_' && c != '.' && c != '-')
-            return fail(err, errlen, phrase);
+            return fail_name(err, errlen, maxlen);
     }
     return 0;
 }

@@ -40,6 +40,7 @@ typedef void (*api_handler)(api_env *env, http_request *req, api_call *call, htt
 typedef struct api_endpoint {
     api_handler fn;
     bool json_body; /* the request must carry a JSON body */
+    bool produces;  /* it writes to Kafka: refused before its body while the publisher cannot */
 } api_endpoint;
 
 struct api_env {

@@ -17,7 +17,9 @@
 #include "log.h"
 #include "timeutil.h"
 #include "validate.h"
+#include "wire.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,16 +99,22 @@ void events_api_delivered(void *opaque, publisher_result result, const char *err
     item_finished(it);
 }
 
+/* One item between validation and sending: the event and its record. */
+typedef struct prepared {
+    event ev;
+    char *wire; /* the record (owned), NULL when the item was refused */
+    size_t len;
+} prepared;
+
 /*
  * Validates one event object into it (event id and time assigned) and
  * serializes it.  Returns the wire JSON (free()) or NULL with it failed.
  */
 static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
-                          const char *header_key)
+                          const char *header_key, size_t *wlen)
 {
     char field[64] = "", err[256];
     char *wire = NULL;
-    size_t wlen = 0;
     if (!json_is_object(obj)) {
         item_fail(it, 400, "invalid_field", "", "an event must be a JSON object");
         return NULL;
@@ -126,16 +134,16 @@ static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
             return NULL;
         }
     }
-    if (id_uuid_v4(ev->event_id) != 0) {
+    if (wire_event_id(ev->event_id) != 0) {
         item_fail(it, 503, "unavailable", NULL, "no randomness for an event id");
         return NULL;
     }
     ev->created_at = timeutil_now_ms();
-    if (event_serialize(ev, &wire, &wlen) != 0) {
+    if (wire_event(ev, &wire, wlen) != 0) {
         item_fail(it, 400, "invalid_field", "", "the event cannot be serialized");
         return NULL;
     }
-    snprintf(it->event_id, sizeof it->event_id, "%s", ev->event_id);
+    memcpy(it->event_id, ev->event_id, sizeof it->event_id);
     return wire;
 }
 
@@ -143,25 +151,43 @@ static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
  * Claims the items' idempotency keys.  An item whose key was used before
  * becomes a replay of that event id.  Returns -1 (and answers 503) when the
  * database cannot be reached: no publish without its claim.
+ *
+ * The claims of a request are one transaction.  A claim left behind by a
+ * request that failed is taken, once its in-flight window has passed, for
+ * an event that was published (see gw_idem_get in store.c), so a retry
+ * would be answered 202 with an event id that was never sent.  Releasing
+ * the claims already made cannot be relied on when the server went away
+ * halfway through; a rollback, by the server itself when the connection is
+ * lost, can.  Only a COMMIT whose answer was lost leaves claims that may
+ * stand; those are released, as before.
  */
-static int claim_keys(api_env *env, http_request *req, pub_work *w, event *evs, char **wires)
+static int claim_keys(api_env *env, http_request *req, pub_work *w, const prepared *pre)
 {
     pg_conn *c = NULL;
     int rc = 0;
+    bool unknown = false; /* the COMMIT's answer was lost: the claims may stand */
     for (size_t i = 0; i < w->n; i++) {
         pub_item *it = &w->items[i];
-        if (it->state != ITEM_SENT || evs[i].idempotency_key == NULL)
+        if (it->state != ITEM_SENT || pre[i].ev.idempotency_key == NULL)
             continue;
-        if (c == NULL && (c = api_db(env, req)) == NULL) {
-            rc = -1;
-            goto out;
+        if (c == NULL) {
+            char err[256];
+            if ((c = api_db(env, req)) == NULL) {
+                rc = -1;
+                goto out;
+            }
+            if (pg_begin(c, err, sizeof err) != PG_OK) {
+                api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
+                rc = -1;
+                goto out;
+            }
         }
         unsigned char hash[32];
-        id_sha256(wires[i], strlen(wires[i]), hash);
+        id_sha256(pre[i].wire, pre[i].len, hash);
         store_idem_state state;
         char existing[ID_UUID_SIZE], err[256];
-        store_status st = store_idem_claim(c, w->key_id, evs[i].idempotency_key, it->event_id, hash,
-                                           env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
+        store_status st = store_idem_claim(c, w->key_id, pre[i].ev.idempotency_key, it->event_id,
+                                           hash, env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
                                            existing, err, sizeof err);
         if (st != STORE_OK) {
             api_store_error(req, st, "idempotency key", err);
@@ -170,7 +196,7 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, event *evs, 
         }
         switch (state) {
         case STORE_IDEM_CLAIMED:
-            it->idem_key = strdup(evs[i].idempotency_key);
+            it->idem_key = strdup(pre[i].ev.idempotency_key);
             if (it->idem_key == NULL) {
                 http_respond_retry(req, 503, "overloaded", "out of memory", 1);
                 rc = -1;
@@ -189,10 +215,23 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, event *evs, 
             break;
         }
     }
+    if (c != NULL) {
+        char err[256];
+        pg_status ps = pg_commit(c, err, sizeof err);
+        if (ps != PG_OK) {
+            api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
+            unknown = ps == PG_RETRY || ps == PG_DOWN; /* lost with the connection */
+            rc = -1;
+        }
+    }
 out:
-    if (rc != 0) {
+    if (rc != 0 && c != NULL && pg_in_transaction(c)) {
         /* Undo the claims already made: none of these events will be sent. */
-        for (size_t i = 0; c != NULL && i < w->n; i++) {
+        char err[256];
+        if (pg_rollback(c, err, sizeof err) != PG_OK)
+            LOG_WARN(http_request_id(req), "idempotency claims not rolled back: %s", err);
+    } else if (rc != 0 && unknown) {
+        for (size_t i = 0; i < w->n; i++) {
             pub_item *it = &w->items[i];
             char err[256];
             if (it->idem_key != NULL && store_idem_release(c, w->key_id, it->idem_key, it->event_id,
@@ -205,7 +244,7 @@ out:
 }
 
 /* Sends every item still ITEM_SENT; the request is suspended first. */
-static void send_items(api_env *env, pub_work *w, event *evs, char **wires)
+static void send_items(api_env *env, pub_work *w, const prepared *pre)
 {
     atomic_store(&w->outstanding, 1);
     for (size_t i = 0; i < w->n; i++)
@@ -216,10 +255,14 @@ static void send_items(api_env *env, pub_work *w, event *evs, char **wires)
         pub_item *it = &w->items[i];
         if (it->state != ITEM_SENT)
             continue;
-        char key[EVENT_KAFKA_KEY_SIZE], err[256];
-        event_kafka_key(&evs[i], key, sizeof key);
-        publisher_result r = publisher_send(env->pub, env->events_topic, key, strlen(key), wires[i],
-                                            strlen(wires[i]), it, err, sizeof err);
+        char topic_key[EVENT_KAFKA_KEY_SIZE], err[256];
+        /* event_kafka_key() without its copy for the common case: a user's
+         * events are keyed by the user id itself. */
+        const char *key = pre[i].ev.user_id != NULL
+                              ? pre[i].ev.user_id
+                              : event_kafka_key(&pre[i].ev, topic_key, sizeof topic_key);
+        publisher_result r = publisher_send(env->pub, env->events_topic, key, strlen(key),
+                                            pre[i].wire, pre[i].len, it, err, sizeof err);
         if (r != PUBLISHER_OK) {
             it->result = r;
             snprintf(it->message, sizeof it->message, "%s", err);
@@ -228,6 +271,36 @@ static void send_items(api_env *env, pub_work *w, event *evs, char **wires)
         }
     }
     item_finished(&(pub_item){.work = w}); /* drops the count's extra one */
+}
+
+/* A growing answer text; on failure it is freed and marked, and stays empty.
+ * Bounded by its use: API_MAX_BATCH items of a few hundred bytes each. */
+typedef struct text_buf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} text_buf;
+
+static void text_put(text_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            free(b->p);
+            *b = (text_buf){.failed = true};
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
 }
 
 /* Turns a finished item's outcome into an answer: 202 or an error. */
@@ -335,28 +408,26 @@ static pub_work *work_new(http_request *req, api_call *call, size_t n)
 static void publish_start(api_env *env, http_request *req, pub_work *w, json_t *const *objs,
                           const char *header_key)
 {
-    event *evs = calloc(w->n, sizeof *evs);
-    char **wires = calloc(w->n, sizeof *wires);
+    prepared one = {0};
+    prepared *pre = w->n == 1 ? &one : calloc(w->n, sizeof *pre);
     size_t to_send = 0;
-    if (evs == NULL || wires == NULL) {
+    if (pre == NULL) {
         http_respond_retry(req, 503, "overloaded", "out of memory", 1);
-        goto out;
+        return;
     }
     for (size_t i = 0; i < w->n; i++) {
-        wires[i] = prepare_item(env, objs[i], &w->items[i], &evs[i], header_key);
-        if (wires[i] != NULL)
+        pre[i].wire = prepare_item(env, objs[i], &w->items[i], &pre[i].ev, header_key, &pre[i].len);
+        if (pre[i].wire != NULL)
             to_send++;
     }
-    if (to_send > 0 && claim_keys(env, req, w, evs, wires) != 0)
-        goto out;
-    send_items(env, w, evs, wires);
-out:
-    for (size_t i = 0; evs != NULL && i < w->n; i++)
-        event_free(&evs[i]);
-    for (size_t i = 0; wires != NULL && i < w->n; i++)
-        free(wires[i]);
-    free(evs);
-    free(wires);
+    if (to_send == 0 || claim_keys(env, req, w, pre) == 0)
+        send_items(env, w, pre);
+    for (size_t i = 0; i < w->n; i++) {
+        event_free(&pre[i].ev);
+        free(pre[i].wire);
+    }
+    if (pre != &one)
+        free(pre);
 }
 
 void events_api_publish(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -373,7 +444,9 @@ void events_api_publish(api_env *env, http_request *req, api_call *call, http_ph
         if (status == 202) {
             if (it->state == ITEM_REPLAY)
                 http_add_header(req, "Idempotent-Replayed", "true");
-            http_respond_json(req, 202, json_pack("{s:s}", "event_id", it->event_id));
+            char doc[WIRE_ACCEPTED_SIZE];
+            size_t len = wire_accepted(it->event_id, doc);
+            http_respond(req, 202, "application/json", doc, len);
         } else if (status == 503 || status == 409) {
             http_respond_retry(req, status, code, message, 1);
         } else {
@@ -404,57 +477,66 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
     if (phase == HTTP_PHASE_RESUMED) {
         settle_claims(env, req, w);
         observe(env, req, w);
-        json_t *results = json_array();
         size_t accepted = 0, unavailable = 0, in_flight = 0;
-        for (size_t i = 0; results != NULL && i < w->n; i++) {
+        text_buf b = {0};
+        static const char head[] = "{\"results\":[";
+        text_put(&b, head, sizeof head - 1);
+        for (size_t i = 0; i < w->n; i++) {
             int status;
             const char *code, *message;
             item_outcome(&w->items[i], &status, &code, &message);
-            json_t *r;
+            if (i > 0)
+                text_put(&b, ",", 1);
             if (status == 202) {
                 accepted++;
-                r = json_pack("{s:s}", "event_id", w->items[i].event_id);
-            } else {
-                if (status == 503)
-                    unavailable++;
-                if (status == 409)
-                    in_flight++;
-                r = w->items[i].field[0] != '\0'
-                        ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", message,
-                                    "field", w->items[i].field)
-                        : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+                char item[WIRE_ACCEPTED_SIZE];
+                text_put(&b, item, wire_accepted(w->items[i].event_id, item));
+                continue;
             }
-            if (r == NULL || json_array_append_new(results, r) != 0) {
-                json_decref(results);
-                results = NULL;
-            }
+            if (status == 503)
+                unavailable++;
+            if (status == 409)
+                in_flight++;
+            /* Refusals are rare and carry free text: jansson escapes it. */
+            json_t *r = w->items[i].field[0] != '\0'
+                            ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
+                                        message, "field", w->items[i].field)
+                            : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+            char *text = r != NULL ? json_dumps(r, JSON_COMPACT) : NULL;
+            json_decref(r);
+            if (text == NULL)
+                b.failed = true;
+            else
+                text_put(&b, text, strlen(text));
+            free(text);
         }
-        json_t *doc = results != NULL ? json_pack("{s:o}", "results", results) : NULL;
-        if (doc == NULL) {
+        int status = 202;
+        const char *tail = "]}";
+        if (accepted > 0) {
+            /* 202: the tail above */
+        } else if (unavailable > 0) {
+            status = 503;
+            tail = "],\"error\":{\"code\":\"broker_unavailable\",\"message\":\"no event of the "
+                   "batch was accepted; retry\"}}";
+        } else if (in_flight > 0) {
+            status = 409;
+            tail = "],\"error\":{\"code\":\"idempotency_in_progress\",\"message\":\"no event of "
+                   "the batch was accepted; some are still being published under their "
+                   "idempotency keys\"}}";
+        } else {
+            status = 400;
+            tail = "],\"error\":{\"code\":\"invalid_batch\",\"message\":\"no event of the batch "
+                   "is valid\"}}";
+        }
+        text_put(&b, tail, strlen(tail));
+        if (b.failed) {
+            free(b.p);
             http_respond_retry(req, 503, "overloaded", "out of memory", 1);
             return;
         }
-        if (accepted > 0) {
-            http_respond_json(req, 202, doc);
-        } else if (unavailable > 0) {
-            json_object_set_new(doc, "error",
-                                json_pack("{s:s,s:s}", "code", "broker_unavailable", "message",
-                                          "no event of the batch was accepted; retry"));
+        if (status == 503 || status == 409)
             http_add_header(req, "Retry-After", "1");
-            http_respond_json(req, 503, doc);
-        } else if (in_flight > 0) {
-            json_object_set_new(doc, "error",
-                                json_pack("{s:s,s:s}", "code", "idempotency_in_progress", "message",
-                                          "no event of the batch was accepted; some are still "
-                                          "being published under their idempotency keys"));
-            http_add_header(req, "Retry-After", "1");
-            http_respond_json(req, 409, doc);
-        } else {
-            json_object_set_new(doc, "error",
-                                json_pack("{s:s,s:s}", "code", "invalid_batch", "message",
-                                          "no event of the batch is valid"));
-            http_respond_json(req, 400, doc);
-        }
+        http_respond_take(req, status, "application/json", b.p, b.len);
         return;
     }
 

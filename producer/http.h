@@ -125,6 +125,9 @@ void http_add_header(http_request *req, const char *name, const char *value);
 /* Answers with a copy of body. */
 void http_respond(http_request *req, int status, const char *content_type, const char *body,
                   size_t len);
+/* Answers with body, which it takes (malloc'd; freed with the request). */
+void http_respond_take(http_request *req, int status, const char *content_type, char *body,
+                       size_t len);
 /* Answers with doc serialized compactly; steals the reference. NULL doc = no body (204). */
 void http_respond_json(http_request *req, int status, json_t *doc);
 /* Answers {"error":{"code","message","field"}}; field may be NULL or "". */

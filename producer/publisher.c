@@ -27,6 +27,7 @@ struct publisher {
     rd_kafka_topic_t *probe_rkt;
     publisher_done_fn done;
     char *probe_topic;
+    int queue_max; /* queue.buffering.max.messages in effect (-X may override ours) */
 
     pthread_t poll_thread, probe_thread;
     bool poll_started, probe_started;
@@ -167,6 +168,13 @@ publisher *publisher_new(const publisher_config *cfg, char *err, size_t errlen)
     if (p->kp == NULL)
         goto fail_quiet;
     kafka_producer_set_delivery_cb(p->kp, on_delivery);
+    char qeff[24];
+    size_t qefflen = sizeof qeff;
+    p->queue_max =
+        rd_kafka_conf_get(rd_kafka_conf(kafka_producer_rk(p->kp)), "queue.buffering.max.messages",
+                          qeff, &qefflen) == RD_KAFKA_CONF_OK
+            ? atoi(qeff)
+            : cfg->queue_max_messages;
     p->probe_rkt = rd_kafka_topic_new(kafka_producer_rk(p->kp), cfg->probe_topic, NULL);
     if (p->probe_rkt == NULL)
         goto fail;
@@ -188,20 +196,37 @@ fail_quiet:
     return NULL;
 }
 
+/* While the probe says the cluster is unreachable, holding a request for the
+ * whole timeout helps nobody: refuse at once.  Only unreachability: a topic
+ * the probe did not see may be one just created whose metadata is still
+ * spreading; its records wait for it. */
+static bool unreachable(publisher *p, char *err, size_t errlen)
+{
+    if (atomic_load(&p->probes) == 0 || atomic_load(&p->reachable))
+        return false;
+    pthread_mutex_lock(&p->lock);
+    snprintf(err, errlen, "%s", p->reason);
+    pthread_mutex_unlock(&p->lock);
+    return true;
+}
+
+publisher_result publisher_admit(publisher *p, char *err, size_t errlen)
+{
+    if (unreachable(p, err, errlen))
+        return PUBLISHER_UNAVAILABLE;
+    if (p->queue_max > 0 && kafka_producer_outq_len(p->kp) >= p->queue_max) {
+        snprintf(err, errlen, "the local producer queue is full");
+        return PUBLISHER_QUEUE_FULL;
+    }
+    return PUBLISHER_OK;
+}
+
 publisher_result publisher_send(publisher *p, const char *topic, const void *key, size_t keylen,
                                 const void *value, size_t vlen, void *opaque, char *err,
                                 size_t errlen)
 {
-    /* While the probe says the cluster is unreachable, holding the request
-     * for the whole timeout helps nobody: refuse now. */
-    /* Only unreachability: a topic the probe did not see may be one just
-     * created whose metadata is still spreading; its records wait for it. */
-    if (atomic_load(&p->probes) > 0 && !atomic_load(&p->reachable)) {
-        pthread_mutex_lock(&p->lock);
-        snprintf(err, errlen, "%s", p->reason);
-        pthread_mutex_unlock(&p->lock);
+    if (unreachable(p, err, errlen))
         return PUBLISHER_UNAVAILABLE;
-    }
     msg_ctx *m = malloc(sizeof *m);
     if (m == NULL) {
         snprintf(err, errlen, "out of memory");

@@ -59,6 +59,14 @@ publisher_result publisher_send(publisher *p, const char *topic, const void *key
                                 const void *value, size_t vlen, void *opaque, char *err,
                                 size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * Whether a record sent now could be taken, without sending one: PUBLISHER_OK,
+ * PUBLISHER_UNAVAILABLE (the probe found no broker) or PUBLISHER_QUEUE_FULL
+ * (the queue is at its bound), with err saying why.  Cheap enough to ask
+ * before a request's body is read; publisher_send() still has the last word.
+ */
+publisher_result publisher_admit(publisher *p, char *err, size_t errlen);
+
 /* Whether the last probe reached the cluster and found the topic. */
 bool publisher_ready(publisher *p, char *reason, size_t reasonlen);
 
