@@ -160,6 +160,7 @@ static void refuse_if_publisher_busy(api_env *env, http_request *req)
                            "the gateway's publish queue is full; retry shortly", 1);
         return;
     case PUBLISHER_UNAVAILABLE:
+    case PUBLISHER_IN_DOUBT:
     case PUBLISHER_FAILED:
         break;
     }

@@ -44,6 +44,7 @@ typedef struct pub_item {
     publisher_result result;
     char event_id[ID_UUID_SIZE];
     char *idem_key;  /* owned; set when this item claimed a key */
+    bool retaken;    /* the key's first publish was in doubt: never release it */
     int http_status; /* for ITEM_INVALID: 400, 503, ... */
     char code[32];
     char field[96];
@@ -147,21 +148,39 @@ static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
     return wire;
 }
 
+/* Gives a prepared item the event id an earlier claim of its key holds. */
+static int rebind_item(pub_item *it, prepared *pre, const char *event_id)
+{
+    char *wire = NULL, *key = strdup(pre->ev.idempotency_key);
+    size_t len = 0;
+    snprintf(pre->ev.event_id, sizeof pre->ev.event_id, "%s", event_id);
+    if (key == NULL || wire_event(&pre->ev, &wire, &len) != 0) {
+        free(key);
+        return -1;
+    }
+    it->idem_key = key;
+    it->retaken = true;
+    free(pre->wire);
+    pre->wire = wire;
+    pre->len = len;
+    snprintf(it->event_id, sizeof it->event_id, "%s", event_id);
+    return 0;
+}
+
 /*
  * Claims the items' idempotency keys.  An item whose key was used before
  * becomes a replay of that event id.  Returns -1 (and answers 503) when the
  * database cannot be reached: no publish without its claim.
  *
  * The claims of a request are one transaction.  A claim left behind by a
- * request that failed is taken, once its in-flight window has passed, for
- * an event that was published (see gw_idem_get in store.c), so a retry
- * would be answered 202 with an event id that was never sent.  Releasing
- * the claims already made cannot be relied on when the server went away
- * halfway through; a rollback, by the server itself when the connection is
- * lost, can.  Only a COMMIT whose answer was lost leaves claims that may
- * stand; those are released, as before.
+ * request that failed halfway is a publish in doubt to every retry (409 for
+ * the in-flight window, then taken for one that may have been sent), and
+ * releasing the claims already made cannot be relied on when the server
+ * went away halfway through; a rollback, by the server itself when the
+ * connection is lost, can.  Only a COMMIT whose answer was lost leaves
+ * claims that may stand; those are released, as before.
  */
-static int claim_keys(api_env *env, http_request *req, pub_work *w, const prepared *pre)
+static int claim_keys(api_env *env, http_request *req, pub_work *w, prepared *pre)
 {
     pg_conn *c = NULL;
     int rc = 0;
@@ -203,6 +222,16 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, const prepar
                 goto out;
             }
             break;
+        case STORE_IDEM_RETAKEN:
+            /* The first publish under this key is in doubt: send its event
+             * again, under its own id. */
+            if (rebind_item(it, &pre[i], existing) != 0) {
+                /* Left unconfirmed, as it was: a later retry takes it again. */
+                http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+                rc = -1;
+                goto out;
+            }
+            break;
         case STORE_IDEM_REPLAY:
             it->state = ITEM_REPLAY;
             snprintf(it->event_id, sizeof it->event_id, "%s", existing);
@@ -234,7 +263,7 @@ out:
         for (size_t i = 0; i < w->n; i++) {
             pub_item *it = &w->items[i];
             char err[256];
-            if (it->idem_key != NULL && store_idem_release(c, w->key_id, it->idem_key, it->event_id,
+            if (it->idem_key != NULL && !it->retaken && store_idem_release(c, w->key_id, it->idem_key, it->event_id,
                                                            err, sizeof err) != STORE_OK)
                 LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
         }
@@ -331,6 +360,7 @@ static void item_outcome(pub_item *it, int *status, const char **code, const cha
         *message = "the gateway's publish queue is full; retry shortly";
         return;
     case PUBLISHER_UNAVAILABLE:
+    case PUBLISHER_IN_DOUBT:
         *status = 503;
         *code = "broker_unavailable";
         return;
@@ -341,13 +371,21 @@ static void item_outcome(pub_item *it, int *status, const char **code, const cha
     *code = "publish_failed";
 }
 
-/* Confirms the claims of items Kafka acknowledged, releases the others. */
+/*
+ * Confirms the claims of items Kafka acknowledged and releases those whose
+ * record surely was not written.  An item in doubt keeps its claim
+ * unconfirmed: its record may be in Kafka, so a retry under the same key
+ * must publish the same event id again (store_idem_claim's STORE_IDEM_RETAKEN),
+ * which the dispatcher's delivery keys turn into no second notification.
+ */
 static void settle_claims(api_env *env, http_request *req, pub_work *w)
 {
     pg_conn *c = NULL;
     for (size_t i = 0; i < w->n; i++) {
         pub_item *it = &w->items[i];
         if (it->idem_key == NULL || it->state != ITEM_DONE)
+            continue;
+        if (it->result != PUBLISHER_OK && (it->result == PUBLISHER_IN_DOUBT || it->retaken))
             continue;
         char err[256];
         if (c == NULL) {

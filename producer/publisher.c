@@ -56,6 +56,8 @@ static void on_delivery(void *opaque, const kafka_delivery_report *dr)
     publisher_result r;
     if (dr->err == RD_KAFKA_RESP_ERR_NO_ERROR)
         r = PUBLISHER_OK;
+    else if (dr->possibly_persisted)
+        r = PUBLISHER_IN_DOUBT;
     else if (dr->errclass == KAFKA_ERRCLASS_RETRIABLE)
         r = PUBLISHER_UNAVAILABLE;
     else

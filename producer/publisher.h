@@ -29,6 +29,9 @@ typedef enum {
     PUBLISHER_OK = 0,      /* acknowledged by the broker (or, from send: queued) */
     PUBLISHER_QUEUE_FULL,  /* the local queue is full: 503, retry soon */
     PUBLISHER_UNAVAILABLE, /* no broker reachable, or not acknowledged in time: 503 */
+    PUBLISHER_IN_DOUBT,    /* not acknowledged, but the broker may have written it (a
+                            * timeout during a failover): 503, and the event id stays
+                            * bound to its idempotency key */
     PUBLISHER_FAILED,      /* refused for good (topic missing, record too large, fatal) */
 } publisher_result;
 

@@ -74,13 +74,17 @@ typedef enum {
     STORE_IDEM_CLAIMED = 0, /* this call took the key: publish, then confirm or release */
     STORE_IDEM_REPLAY,      /* used before and settled: answer with existing_id */
     STORE_IDEM_IN_FLIGHT,   /* used before, not yet confirmed: the first request is still on */
+    STORE_IDEM_RETAKEN,     /* used before, never confirmed, and older than a publish can
+                             * take: claimed again for existing_id, which is published again */
 } store_idem_state;
 
 /*
  * Claims (api_key_id, key) for event_id.  A key used more than 24 hours
  * ago is taken over.  A claim younger than in_flight_ms and not confirmed
- * is reported in flight; older unconfirmed ones count as settled.
- * existing_id receives the first event id unless the key was claimed.
+ * is reported in flight.  An older unconfirmed one (its publish was in
+ * doubt, or its gateway died before confirming) is claimed again under its
+ * first event id: STORE_IDEM_RETAKEN.  existing_id receives the first event
+ * id unless the key was claimed afresh.
  */
 store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, const char *event_id,
                               const unsigned char request_hash[32], int in_flight_ms,

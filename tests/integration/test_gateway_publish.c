@@ -297,7 +297,8 @@ START_TEST(test_idempotency_key_still_in_flight_gets_409)
              "VALUES (%lld, 'busy-%.8s', '%s')",
              (long long)h_pubkey_id, fresh, fresh);
     h_sql(sql);
-    /* ...and one whose gateway died long ago before confirming it. */
+    /* ...and one never confirmed: its publish was in doubt (a broker
+     * failover outlasted the publish timeout), or its gateway died first. */
     snprintf(sql, sizeof sql,
              "INSERT INTO publish_idempotency (api_key_id, idempotency_key, event_id, created_at) "
              "VALUES (%lld, 'old-%.8s', '%s', now() - interval '1 hour')",
@@ -313,10 +314,28 @@ START_TEST(test_idempotency_key_still_in_flight_gets_409)
     ck_assert_str_eq(h_error_code(&r), "idempotency_in_progress");
     ck_assert_str_eq(h_header(&r, "Retry-After", v, sizeof v), "1");
     h_resp_clear(&r);
+    /* A retry publishes that event again under its first id (whether or not
+     * the first record reached Kafka, the dispatcher's delivery keys make it
+     * one notification), and confirms the claim. */
     snprintf(hdr, sizeof hdr, "Idempotency-Key: old-%.8s", stale);
     h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, hdr, &r);
     ck_assert_int_eq(r.status, 202);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), stale);
+    h_resp_clear(&r);
+    h_record rec = {0};
+    ck_assert_msg(h_find_record(stale, 20000, &rec, NULL, NULL), "event %s not republished", stale);
+    ck_assert_str_eq(rec.key, "u-busy");
+    json_decref(rec.value);
+    snprintf(sql, sizeof sql,
+             "SELECT published_at IS NOT NULL FROM publish_idempotency WHERE event_id = '%s'",
+             stale);
+    h_sql_value(sql, v, sizeof v);
+    ck_assert_str_eq(v, "t");
+    /* Confirmed now: the next retry is a replay, nothing sent. */
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, hdr, &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), stale);
+    ck_assert_str_eq(h_header(&r, "Idempotent-Replayed", v, sizeof v), "true");
     h_resp_clear(&r);
     /* A publish that Kafka acknowledged is confirmed. */
     char id[ID_UUID_SIZE];
