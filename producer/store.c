@@ -103,13 +103,22 @@ static const stmt statements[] = {
      "WHERE publish_idempotency.created_at < now() - interval '24 hours' "
      "RETURNING event_id",
      4},
-    /* Settled: confirmed, or unconfirmed for longer than a publish can take
-     * (a gateway died between producing and confirming: the record may or
-     * may not be in Kafka, and the first event id is the best answer). */
+    /* Whether the claim is settled (confirmed, or unconfirmed for longer
+     * than a publish can take) and whether it was never confirmed: a publish
+     * in doubt, or a gateway that died between producing and confirming.
+     * The record may or may not be in Kafka; publishing the first event id
+     * again is safe either way. */
     {"gw_idem_get",
      "SELECT event_id, published_at IS NOT NULL "
-     "OR created_at < now() - $3::bigint * interval '1 millisecond' "
+     "OR created_at < now() - $3::bigint * interval '1 millisecond', published_at IS NULL "
      "FROM publish_idempotency WHERE api_key_id = $1 AND idempotency_key = $2",
+     3},
+    /* An unconfirmed claim past its in-flight window, claimed again as it is. */
+    {"gw_idem_retake",
+     "UPDATE publish_idempotency SET created_at = now() "
+     "WHERE api_key_id = $1 AND idempotency_key = $2 AND published_at IS NULL "
+     "AND created_at < now() - $3::bigint * interval '1 millisecond' "
+     "AND created_at >= now() - interval '24 hours' RETURNING event_id",
      3},
     {"gw_idem_confirm",
      "UPDATE publish_idempotency SET published_at = now() "
@@ -154,13 +163,18 @@ static store_status classify(pg_conn *c, pg_status st)
     return STORE_ERROR;
 }
 
-/* Runs a statement outside a transaction, once more after a reconnect. */
+/*
+ * Runs a statement, once more after a reconnect.  Inside a transaction only
+ * once: the transaction was lost with the connection, and running the rest
+ * of it outside one would commit it piecemeal; the caller gives up instead.
+ */
 static store_status run(pg_conn *c, const char *name, int n, const char *const *values,
                         const int *lengths, const int *formats, PGresult **out, char *err,
                         size_t errlen)
 {
     pg_status st = PG_RETRY;
-    for (int attempt = 0; attempt < 2 && st == PG_RETRY; attempt++)
+    int attempts = pg_in_transaction(c) ? 1 : 2;
+    for (int attempt = 0; attempt < attempts && st == PG_RETRY; attempt++)
         st = pg_exec_prepared(c, name, n, values, lengths, formats, 0, out, err, errlen);
     return classify(c, st);
 }
@@ -540,9 +554,22 @@ store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, c
             goto out;
         if (PQntuples(res) == 1) {
             snprintf(existing_id, 37, "%s", PQgetvalue(res, 0, 0));
-            *state =
-                strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? STORE_IDEM_REPLAY : STORE_IDEM_IN_FLIGHT;
-            goto out;
+            *state = strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? STORE_IDEM_REPLAY
+                                                              : STORE_IDEM_IN_FLIGHT;
+            if (*state == STORE_IDEM_IN_FLIGHT || strcmp(PQgetvalue(res, 0, 2), "t") != 0)
+                goto out;
+            /* Unconfirmed and old: take it again, unless another request just did. */
+            PQclear(res);
+            res = NULL;
+            st = run(c, "gw_idem_retake", 3, gv, NULL, NULL, &res, err, errlen);
+            if (st != STORE_OK)
+                goto out;
+            if (PQntuples(res) == 1) {
+                snprintf(existing_id, 37, "%s", PQgetvalue(res, 0, 0));
+                *state = STORE_IDEM_RETAKEN;
+                goto out;
+            }
+            continue;
         }
     }
     snprintf(err, errlen, "the idempotency key kept changing hands");
