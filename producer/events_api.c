@@ -263,8 +263,9 @@ out:
         for (size_t i = 0; i < w->n; i++) {
             pub_item *it = &w->items[i];
             char err[256];
-            if (it->idem_key != NULL && !it->retaken && store_idem_release(c, w->key_id, it->idem_key, it->event_id,
-                                                           err, sizeof err) != STORE_OK)
+            if (it->idem_key != NULL && !it->retaken &&
+                store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
+                    STORE_OK)
                 LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
         }
     }

@@ -554,8 +554,8 @@ store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, c
             goto out;
         if (PQntuples(res) == 1) {
             snprintf(existing_id, 37, "%s", PQgetvalue(res, 0, 0));
-            *state = strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? STORE_IDEM_REPLAY
-                                                              : STORE_IDEM_IN_FLIGHT;
+            *state =
+                strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? STORE_IDEM_REPLAY : STORE_IDEM_IN_FLIGHT;
             if (*state == STORE_IDEM_IN_FLIGHT || strcmp(PQgetvalue(res, 0, 2), "t") != 0)
                 goto out;
             /* Unconfirmed and old: take it again, unless another request just did. */

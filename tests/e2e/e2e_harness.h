@@ -49,23 +49,43 @@
 #include "topics.h"
 
 /* The longest any one phase of a suite may wait. */
-#define E2E_PHASE_MS 120000L
-#define E2E_PARTITIONS "6"
+#define E2E_PHASE_MS       120000L
+#define E2E_PARTITIONS     "6"
 #define E2E_PROVIDER_TOKEN "e2e-provider-token"
-#define E2E_SMTP_USER "herald"
-#define E2E_SMTP_PASSWORD "e2e-smtp-secret"
+#define E2E_SMTP_USER      "herald"
+#define E2E_SMTP_PASSWORD  "e2e-smtp-secret"
 
-enum { E2E_SMTP, E2E_HTTP, E2E_DISPATCHER, E2E_EMAIL, E2E_SMS, E2E_PUSH, E2E_GATEWAY, E2E_NPROCS };
+/*
+ * The children.  e2e_up() starts the first seven; the second instances of
+ * the dispatcher and the workers (same groups, their own ids) run only when
+ * a suite adds them with e2e_add_instance().
+ */
+enum {
+    E2E_SMTP,
+    E2E_HTTP,
+    E2E_DISPATCHER,
+    E2E_EMAIL,
+    E2E_SMS,
+    E2E_PUSH,
+    E2E_GATEWAY,
+    E2E_DISPATCHER_2,
+    E2E_EMAIL_2,
+    E2E_SMS_2,
+    E2E_PUSH_2,
+    E2E_NPROCS
+};
 
 static const char *const e2e_proc_names[E2E_NPROCS] = {
-    "smtp", "http", "dispatcher", "worker-email", "worker-sms", "worker-push", "gateway"};
+    "smtp",    "http",         "dispatcher",     "worker-email", "worker-sms",   "worker-push",
+    "gateway", "dispatcher-2", "worker-email-2", "worker-sms-2", "worker-push-2"};
 
 typedef struct e2e_proc {
     const char *name;
     pid_t pid;
     int starts;
-    int port;    /* SMTP / HTTP provider port, the gateway's HTTP port, a daemon's ops port */
-    int control; /* the provider's control port (HTTP provider: port) */
+    bool stopped; /* stopped on purpose (killed or terminated by the test), not crashed */
+    int port;     /* SMTP / HTTP provider port, the gateway's HTTP port, a daemon's ops port */
+    int control;  /* the provider's control port (HTTP provider: port) */
     char log[300];
     char *argv[16];
     char *env[48];
@@ -201,12 +221,13 @@ static inline void e2e_spawn(e2e_proc *p, bool listen)
     }
     p->pid = pid;
     p->starts++;
+    p->stopped = false;
     if (!listen)
         return;
     close(pipefd[1]);
     char line[512];
-    int rc = testsupport_read_listen_line(pipefd[0], 15000, &p->port, &p->control, line,
-                                          sizeof line);
+    int rc =
+        testsupport_read_listen_line(pipefd[0], 15000, &p->port, &p->control, line, sizeof line);
     close(pipefd[0]);
     ck_assert_msg(rc == 0, "%s did not report its port: \"%s\"", p->name, line);
 }
@@ -235,6 +256,7 @@ static inline int e2e_stop(e2e_proc *p, int sig, long timeout_ms)
     int st = 0, rc = -1;
     if (p->pid <= 0)
         return -1;
+    p->stopped = true;
     kill(p->pid, sig);
     int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     for (int i = 0; i < 100000; i++) {
@@ -284,8 +306,8 @@ static inline size_t e2e_collect(char *ptr, size_t size, size_t nmemb, void *ud)
  * bearer may be NULL; body NULL sends none.  Returns the status; *json_out
  * (may be NULL) receives the parsed answer or NULL.
  */
-static inline long e2e_request(e2e_env *e, const char *method, const char *url,
-                               const char *bearer, const char *body, json_t **json_out)
+static inline long e2e_request(e2e_env *e, const char *method, const char *url, const char *bearer,
+                               const char *body, json_t **json_out)
 {
     e2e_buf b = {0};
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
@@ -403,9 +425,9 @@ static inline int e2e_common_env(e2e_env *e, e2e_proc *p)
     p->env[n++] = e2e_printf("HERALD_KAFKA_BROKERS=%s", e->brokers);
     p->env[n++] = e2e_printf("HERALD_DATABASE_URL=%s", e->db_url);
     p->env[n++] = e2e_printf("HERALD_TOPIC_PREFIX=%s", e->prefix);
-    p->env[n++] = e2e_printf("HERALD_LOG_LEVEL=%s",
-                             getenv("HERALD_E2E_LOG_LEVEL") ? getenv("HERALD_E2E_LOG_LEVEL")
-                                                            : "info");
+    p->env[n++] =
+        e2e_printf("HERALD_LOG_LEVEL=%s",
+                   getenv("HERALD_E2E_LOG_LEVEL") ? getenv("HERALD_E2E_LOG_LEVEL") : "info");
     p->env[n++] = e2e_printf("HERALD_METRICS_ADDR=127.0.0.1:0");
     p->env[n++] = e2e_printf("HERALD_KAFKA_OPTS=");
     return n;
@@ -464,10 +486,12 @@ static inline void e2e_start_daemon(e2e_env *e, int which)
 
 /*
  * Brings up a whole Herald: scratch database, topics (heraldctl topics
- * create), an admin key, the test providers, the dispatcher, the workers and
- * the gateway.  tag names the run in the database name.
+ * create, `replicas` replicas each: 1 for the single broker of
+ * dev/services; from 3, heraldctl gives them min.insync.replicas=2), an
+ * admin key, the test providers, the dispatcher, the workers and the
+ * gateway.  tag names the run in the database name.
  */
-static inline void e2e_up(e2e_env *e, const char *tag)
+static inline void e2e_up_replicated(e2e_env *e, const char *tag, int replicas)
 {
     char err[512];
     memset(e, 0, sizeof *e);
@@ -486,18 +510,19 @@ static inline void e2e_up(e2e_env *e, const char *tag)
     PGconn *c = PQconnectdb(e->db_url);
     int64_t id;
     ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-    ck_assert_msg(apikey_db_create(c, "e2e", APIKEY_SCOPE_ADMIN, e->api_key, &id, err,
-                                   sizeof err) == 0,
-                  "API key: %s", err);
+    ck_assert_msg(
+        apikey_db_create(c, "e2e", APIKEY_SCOPE_ADMIN, e->api_key, &id, err, sizeof err) == 0,
+        "API key: %s", err);
     PQfinish(c);
 
     /* Topics the way an operator makes them. */
-    char ctl[512], out[4096], errout[4096], prefix_env[80], brokers_env[300];
+    char ctl[512], out[4096], errout[4096], prefix_env[80], brokers_env[300], rf[12];
     testsupport_bin("heraldctl", ctl, sizeof ctl);
+    snprintf(rf, sizeof rf, "%d", replicas);
     snprintf(prefix_env, sizeof prefix_env, "HERALD_TOPIC_PREFIX=%s", e->prefix);
     snprintf(brokers_env, sizeof brokers_env, "HERALD_KAFKA_BROKERS=%s", e->brokers);
-    char *const targv[] = {ctl, "topics", "create", "--partitions", E2E_PARTITIONS,
-                           "--replication-factor", "1", NULL};
+    char *const targv[] = {
+        ctl, "topics", "create", "--partitions", E2E_PARTITIONS, "--replication-factor", rf, NULL};
     const char *const tenv[] = {prefix_env, brokers_env, NULL};
     int rc = testsupport_run(targv, tenv, out, sizeof out, errout, sizeof errout, 60000);
     ck_assert_msg(rc == 0, "heraldctl topics create: exit %d: %s%s", rc, out, errout);
@@ -510,8 +535,8 @@ static inline void e2e_up(e2e_env *e, const char *tag)
     /* The providers. */
     e2e_proc *smtp = &e->procs[E2E_SMTP];
     e2e_bin(smtp, "herald-test-smtp-server");
-    const char *sargs[] = {"--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--user",
-                           E2E_SMTP_USER, "--password", E2E_SMTP_PASSWORD, "--record", NULL};
+    const char *sargs[] = {"--listen",    "127.0.0.1:0", "--control",       "127.0.0.1:0", "--user",
+                           E2E_SMTP_USER, "--password",  E2E_SMTP_PASSWORD, "--record",    NULL};
     int n = 1;
     for (int i = 0; sargs[i]; i++)
         smtp->argv[n++] = strdup(sargs[i]);
@@ -520,8 +545,8 @@ static inline void e2e_up(e2e_env *e, const char *tag)
 
     e2e_proc *http = &e->procs[E2E_HTTP];
     e2e_bin(http, "herald-test-http-provider");
-    const char *hargs[] = {"--listen", "127.0.0.1:0", "--auth-token", E2E_PROVIDER_TOKEN,
-                           "--threads", "4", "--record", NULL};
+    const char *hargs[] = {"--listen",  "127.0.0.1:0", "--auth-token", E2E_PROVIDER_TOKEN,
+                           "--threads", "4",           "--record",     NULL};
     n = 1;
     for (int i = 0; hargs[i]; i++)
         http->argv[n++] = strdup(hargs[i]);
@@ -581,12 +606,22 @@ static inline void e2e_up(e2e_env *e, const char *tag)
     e2e_start_daemon(e, E2E_GATEWAY);
 }
 
-/* Whether every daemon and provider still runs. */
+/* e2e_up_replicated() with one replica, for dev/services' broker. */
+static inline void e2e_up(e2e_env *e, const char *tag)
+{
+    e2e_up_replicated(e, tag, 1);
+}
+
+/*
+ * Whether every daemon and provider that should run still runs: those never
+ * started and those the test stopped on purpose (e2e_kill, e2e_stop) and
+ * has not restarted yet are left out.
+ */
 static inline bool e2e_all_alive(e2e_env *e)
 {
     bool ok = true;
     for (int i = 0; i < E2E_NPROCS; i++)
-        if (!e2e_alive(&e->procs[i])) {
+        if (e->procs[i].starts > 0 && !e->procs[i].stopped && !e2e_alive(&e->procs[i])) {
             ok = false;
             e2e_dump_log(&e->procs[i]);
         }
@@ -608,13 +643,91 @@ static inline void e2e_restart(e2e_env *e, int which)
 }
 
 /*
+ * Starts the second instance of the dispatcher or of a worker (which:
+ * E2E_DISPATCHER_2, E2E_EMAIL_2, E2E_SMS_2 or E2E_PUSH_2) with the first
+ * one's configuration: the same consumer group, but its own transactional id
+ * or worker id, as a second pod of a deployment would have.  A restart after
+ * e2e_kill() is e2e_restart(), as for the first instances.
+ */
+static inline void e2e_add_instance(e2e_env *e, int which)
+{
+    static const struct {
+        int second, first;
+        const char *id_var;
+    } map[] = {
+        {E2E_DISPATCHER_2, E2E_DISPATCHER, "HERALD_DISPATCHER_TRANSACTIONAL_ID="},
+        {E2E_EMAIL_2, E2E_EMAIL, "HERALD_WORKER_ID="},
+        {E2E_SMS_2, E2E_SMS, "HERALD_WORKER_ID="},
+        {E2E_PUSH_2, E2E_PUSH, "HERALD_WORKER_ID="},
+    };
+    size_t m = 0;
+    while (m < sizeof map / sizeof map[0] && map[m].second != which)
+        m++;
+    ck_assert_msg(m < sizeof map / sizeof map[0], "%d is no second instance", which);
+    e2e_proc *p = &e->procs[which];
+    const e2e_proc *first = &e->procs[map[m].first];
+    ck_assert_msg(p->starts == 0 && first->argv[0] != NULL, "%s: already added, or no %s", p->name,
+                  first->name);
+    for (int i = 0; i < 16 && first->argv[i] != NULL; i++)
+        p->argv[i] = strdup(first->argv[i]);
+    size_t idlen = strlen(map[m].id_var);
+    bool renamed = false;
+    for (int i = 0; i < 48 && first->env[i] != NULL; i++) {
+        if (strncmp(first->env[i], map[m].id_var, idlen) == 0) {
+            p->env[i] = e2e_printf("%s-2", first->env[i]);
+            renamed = true;
+        } else {
+            p->env[i] = strdup(first->env[i]);
+        }
+    }
+    ck_assert_msg(renamed, "%s has no %s", first->name, map[m].id_var);
+    e2e_start_daemon(e, which);
+}
+
+/*
+ * Whether a consumer daemon's log of its current start says the group gave
+ * it partitions ("assigned N partition(s)", N > 0).  A member that joins a
+ * group where others run, or where a killed member has not timed out yet,
+ * gets its share only after a rebalance or two, and a failure test must
+ * kill it while it has work.
+ */
+static inline bool e2e_assigned(e2e_env *e, int which)
+{
+    static const char marker[] = "] assigned ";
+    char *s = e2e_read_file(e->procs[which].log);
+    bool got = false;
+    for (const char *m = s; m != NULL && !got && (m = strstr(m, marker)) != NULL;) {
+        m += sizeof marker - 1;
+        got = atoi(m) > 0;
+    }
+    free(s);
+    return got;
+}
+
+/* Waits (bounded) until e2e_assigned(). */
+static inline void e2e_wait_assigned(e2e_env *e, int which, long timeout_ms)
+{
+    e2e_proc *p = &e->procs[which];
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 10000 && timeutil_monotonic_ms() < deadline; i++) {
+        if (e2e_assigned(e, which))
+            return;
+        ck_assert_msg(e2e_alive(p), "%s exited (log %s)", p->name, p->log);
+        e2e_sleep_ms(100);
+    }
+    e2e_dump_log(p);
+    ck_abort_msg("%s was given no partition within %ld ms", p->name, timeout_ms);
+}
+
+/*
  * Stops everything, gateway first: SIGTERM, 30 s, then SIGKILL.  Returns the
  * number of Herald daemons that did not exit 0 on SIGTERM (each reported).
  */
 static inline int e2e_down(e2e_env *e)
 {
-    static const int order[] = {E2E_GATEWAY, E2E_DISPATCHER, E2E_EMAIL, E2E_SMS, E2E_PUSH,
-                                E2E_SMTP, E2E_HTTP};
+    static const int order[] = {E2E_GATEWAY, E2E_DISPATCHER, E2E_DISPATCHER_2, E2E_EMAIL,
+                                E2E_EMAIL_2, E2E_SMS,        E2E_SMS_2,        E2E_PUSH,
+                                E2E_PUSH_2,  E2E_SMTP,       E2E_HTTP};
     int bad = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         e2e_proc *p = &e->procs[order[i]];
@@ -668,8 +781,8 @@ static inline int e2e_down(e2e_env *e)
 /* ------------------------------------------------------------ the API, for tests */
 
 /* PUT /v1/users/{id} with an email, a phone and push tokens (NULL: none). */
-static inline void e2e_put_user(e2e_env *e, const char *user, const char *email,
-                                const char *phone, const char *push_token)
+static inline void e2e_put_user(e2e_env *e, const char *user, const char *email, const char *phone,
+                                const char *push_token)
 {
     json_t *u = json_object();
     if (email)
@@ -748,7 +861,8 @@ static inline bool e2e_event_settled(json_t *doc, size_t want_deliveries)
         return false;
     size_t i;
     json_t *d;
-    json_array_foreach(dl, i, d) {
+    json_array_foreach(dl, i, d)
+    {
         const char *s = json_string_value(json_object_get(d, "status"));
         if (s == NULL || strcmp(s, "pending") == 0 || strcmp(s, "scheduled") == 0 ||
             strcmp(s, "retrying") == 0)
@@ -762,7 +876,8 @@ static inline size_t e2e_count_deliveries(json_t *doc, const char *channel, cons
 {
     size_t i, n = 0;
     json_t *d;
-    json_array_foreach(json_object_get(doc, "deliveries"), i, d) {
+    json_array_foreach(json_object_get(doc, "deliveries"), i, d)
+    {
         const char *c = json_string_value(json_object_get(d, "channel"));
         const char *s = json_string_value(json_object_get(d, "status"));
         if (c && s && (channel == NULL || strcmp(c, channel) == 0) && strcmp(s, status) == 0)
@@ -776,7 +891,8 @@ static inline json_t *e2e_delivery(json_t *doc, const char *channel)
 {
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(doc, "deliveries"), i, d) {
+    json_array_foreach(json_object_get(doc, "deliveries"), i, d)
+    {
         const char *c = json_string_value(json_object_get(d, "channel"));
         if (c && strcmp(c, channel) == 0)
             return d;
@@ -800,6 +916,349 @@ static inline json_t *e2e_wait_event(e2e_env *e, const char *id, size_t want, lo
         e2e_sleep_ms(200);
     }
     return doc;
+}
+
+/* ------------------------------------------------------------ runs with loss and re-send counts */
+
+/*
+ * A run: n events of one type, event i to user "<user prefix><i % users>"
+ * (five digits), each user with an address on every channel, and templates
+ * whose email subject is "Event <event id>", so that every notification a
+ * provider records names its event (the HTTP provider records the event id
+ * itself).  Then e2e_tally reads what the providers received and
+ * e2e_expect_delivered() asserts that nothing was lost.
+ */
+#define E2E_SUBJECT_PREFIX "Event "
+
+static inline void e2e_put_templates_by_id(e2e_env *e, const char *type)
+{
+    e2e_put_template(e, type, "email", E2E_SUBJECT_PREFIX "{{event.id}}",
+                     "Event {{data.n}} for {{user.name}}", NULL);
+    e2e_put_template(e, type, "sms", NULL, "Event {{data.n}} for {{user.name}}", NULL);
+    e2e_put_template(e, type, "push", "Hello", "Event {{data.n}} for {{user.name}}", NULL);
+}
+
+/* Users <prefix>00000 .. <prefix><n-1> with an email, a phone and a push token. */
+static inline void e2e_put_users(e2e_env *e, const char *prefix, int n)
+{
+    char user[64], email[96], phone[32], token[96];
+    for (int i = 0; i < n; i++) {
+        snprintf(user, sizeof user, "%s%05d", prefix, i);
+        snprintf(email, sizeof email, "%s@e2e.test", user);
+        snprintf(phone, sizeof phone, "+1555%07d", i);
+        snprintf(token, sizeof token, "%s-token", user);
+        e2e_put_user(e, user, email, phone, token);
+    }
+}
+
+/*
+ * Publishes events [from, from+n) of a run (see above) with POST
+ * /v1/events/batch, each with the idempotency key "<user prefix>-<i>".
+ * What the gateway refuses for the moment (503: Kafka or PostgreSQL away;
+ * 409: the same key still in flight) is sent again, as a client would, for
+ * up to retry_ms; the keys make a retry of an event that did get through
+ * return its id instead of publishing it twice.  Stores the event ids in
+ * ids[i]; returns how many requests were (wholly or partly) refused.
+ */
+static inline long e2e_publish_events(e2e_env *e, const char *type, const char *user_prefix,
+                                      int users, int from, int n, char ids[][ID_UUID_SIZE],
+                                      long retry_ms)
+{
+    int *todo = malloc(sizeof(int) * (size_t)n);
+    ck_assert_ptr_nonnull(todo);
+    int left = n;
+    for (int k = 0; k < n; k++)
+        todo[k] = from + k;
+    long refused = 0;
+    int64_t deadline = timeutil_monotonic_ms() + retry_ms;
+    for (int attempt = 0; left > 0 && attempt < 10000; attempt++) {
+        if (attempt > 0) {
+            refused++;
+            ck_assert_msg(timeutil_monotonic_ms() < deadline,
+                          "events of %s still refused after %ld ms", user_prefix, retry_ms);
+            e2e_sleep_ms(250);
+        }
+        json_t *events = json_array();
+        for (int k = 0; k < left; k++) {
+            char user[64], key[96];
+            snprintf(user, sizeof user, "%s%05d", user_prefix, todo[k] % users);
+            snprintf(key, sizeof key, "%s-%d", user_prefix, todo[k]);
+            json_array_append_new(events,
+                                  json_pack("{s:s,s:s,s:s,s:{s:i}}", "type", type, "user_id", user,
+                                            "idempotency_key", key, "data", "n", todo[k]));
+        }
+        json_t *req = json_pack("{s:o}", "events", events);
+        char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        json_t *res = NULL;
+        long st = e2e_api(e, "POST", "/v1/events/batch", body, &res);
+        free(body);
+        json_t *results = json_object_get(res, "results");
+        if (st == 202 && json_array_size(results) == (size_t)left) {
+            int still = 0;
+            for (int k = 0; k < left; k++) {
+                json_t *r = json_array_get(results, (size_t)k);
+                const char *id = json_string_value(json_object_get(r, "event_id"));
+                const char *code =
+                    json_string_value(json_object_get(json_object_get(r, "error"), "code"));
+                if (id != NULL) {
+                    snprintf(ids[todo[k]], ID_UUID_SIZE, "%s", id);
+                } else if (code != NULL && (strcmp(code, "broker_unavailable") == 0 ||
+                                            strcmp(code, "queue_full") == 0 ||
+                                            strcmp(code, "database_unavailable") == 0 ||
+                                            strcmp(code, "idempotency_in_progress") == 0)) {
+                    todo[still++] = todo[k];
+                } else {
+                    char *dump = json_dumps(r, JSON_COMPACT);
+                    fprintf(stderr, "e2e: event %d refused: %s\n", todo[k], dump ? dump : "");
+                    free(dump);
+                    ck_abort_msg("event %d of %s was refused for good", todo[k], user_prefix);
+                }
+            }
+            left = still;
+        } else if (st != 503 && st != 409) {
+            char *dump = res ? json_dumps(res, JSON_COMPACT) : NULL;
+            fprintf(stderr, "e2e: POST /v1/events/batch -> %ld %s\n", st, dump ? dump : "");
+            free(dump);
+            ck_abort_msg("POST /v1/events/batch answered %ld", st);
+        }
+        json_decref(res);
+    }
+    free(todo);
+    ck_assert_msg(left == 0, "%d events of %s never accepted", left, user_prefix);
+    return refused;
+}
+
+/*
+ * What the providers received, read incrementally from their /_records:
+ * per channel, per event id, the idempotency keys it came with and how
+ * often.  Only records for users of user_prefix count.
+ */
+enum { E2E_CH_EMAIL, E2E_CH_SMS, E2E_CH_PUSH, E2E_NCH };
+
+typedef struct e2e_tally {
+    char user_prefix[48];
+    json_t *by_event[E2E_NCH]; /* event id -> {key -> count} */
+    long records[E2E_NCH];
+    long mismatched; /* no key, or different header and body keys */
+    size_t since_smtp, since_http;
+} e2e_tally;
+
+static inline void e2e_tally_init(e2e_tally *t, const char *user_prefix)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->user_prefix, sizeof t->user_prefix, "%s", user_prefix);
+    for (int c = 0; c < E2E_NCH; c++)
+        t->by_event[c] = json_object();
+}
+
+static inline void e2e_tally_free(e2e_tally *t)
+{
+    for (int c = 0; c < E2E_NCH; c++) {
+        json_decref(t->by_event[c]);
+        t->by_event[c] = NULL;
+    }
+}
+
+static inline void e2e_tally_add(e2e_tally *t, int ch, const char *event_id, const char *key)
+{
+    json_t *keys = json_object_get(t->by_event[ch], event_id);
+    if (keys == NULL) {
+        keys = json_object();
+        json_object_set_new(t->by_event[ch], event_id, keys);
+    }
+    const char *k = key ? key : "";
+    json_object_set_new(keys, k, json_integer(json_integer_value(json_object_get(keys, k)) + 1));
+    t->records[ch]++;
+}
+
+/* Records of a provider from *since on (pages of up to 100000); advances *since. */
+static inline json_t *e2e_records_since(e2e_env *e, int which, size_t *since)
+{
+    json_t *all = json_array();
+    for (int page = 0; page < 1000; page++) {
+        char path[96];
+        snprintf(path, sizeof path, "/_records?since=%zu&limit=100000", *since);
+        json_t *r = e2e_provider(e, &e->procs[which], path, NULL);
+        json_t *arr = json_is_array(r) ? r : json_object_get(r, "records");
+        ck_assert_msg(json_is_array(arr), "%s: /_records is not an array", e->procs[which].name);
+        size_t n = json_array_size(arr);
+        json_array_extend(all, arr);
+        json_decref(r);
+        *since += n;
+        if (n < 100000)
+            break;
+    }
+    return all;
+}
+
+/* Reads what the providers recorded since the last call. */
+static inline void e2e_tally_read(e2e_env *e, e2e_tally *t)
+{
+    size_t plen = strlen(t->user_prefix), slen = strlen(E2E_SUBJECT_PREFIX), i;
+    json_t *r, *h = e2e_records_since(e, E2E_HTTP, &t->since_http);
+    json_array_foreach(h, i, r)
+    {
+        const char *p = json_string_value(json_object_get(r, "protocol"));
+        const char *u = json_string_value(json_object_get(r, "user_id"));
+        const char *ev = json_string_value(json_object_get(r, "event_id"));
+        const char *k = json_string_value(json_object_get(r, "idempotency_key"));
+        const char *bk = json_string_value(json_object_get(r, "body_idempotency_key"));
+        if (!p || !u || strncmp(u, t->user_prefix, plen) != 0 || !ev)
+            continue;
+        int ch = strcmp(p, "sms") == 0 ? E2E_CH_SMS : strcmp(p, "push") == 0 ? E2E_CH_PUSH : -1;
+        if (ch < 0)
+            continue;
+        if (!k || !bk || strcmp(k, bk) != 0)
+            t->mismatched++;
+        e2e_tally_add(t, ch, ev, k);
+    }
+    json_decref(h);
+    json_t *m = e2e_records_since(e, E2E_SMTP, &t->since_smtp);
+    json_array_foreach(m, i, r)
+    {
+        const char *rcpt = json_string_value(json_array_get(json_object_get(r, "rcpt"), 0));
+        const char *subject = json_string_value(json_object_get(r, "subject"));
+        const char *k = json_string_value(json_object_get(r, "message_id"));
+        if (!rcpt || strncmp(rcpt, t->user_prefix, plen) != 0 || !subject ||
+            strncmp(subject, E2E_SUBJECT_PREFIX, slen) != 0)
+            continue;
+        if (!k)
+            t->mismatched++;
+        e2e_tally_add(t, E2E_CH_EMAIL, subject + slen, k);
+    }
+    json_decref(m);
+}
+
+typedef struct e2e_outcome {
+    long loss;              /* expected notifications no provider received */
+    long resends;           /* records beyond the first of a notification */
+    long rekeyed;           /* notifications received under more than one key */
+    long received[E2E_NCH]; /* distinct notifications per channel */
+} e2e_outcome;
+
+/* Loss and re-sends of the n events ids[0..n) on every channel, as read so far. */
+static inline e2e_outcome e2e_tally_outcome(const e2e_tally *t, int n, char ids[][ID_UUID_SIZE])
+{
+    e2e_outcome o = {0};
+    for (int c = 0; c < E2E_NCH; c++) {
+        for (int k = 0; k < n; k++)
+            o.loss += json_object_get(t->by_event[c], ids[k]) == NULL;
+        const char *ev;
+        json_t *keys;
+        json_object_foreach(t->by_event[c], ev, keys)
+        {
+            /* A second key would be a re-send no provider can recognise as one. */
+            if (json_object_size(keys) != 1) {
+                char *dump = json_dumps(keys, JSON_COMPACT);
+                fprintf(stderr, "e2e: event %s received under several keys: %s\n", ev, dump);
+                free(dump);
+                o.rekeyed++;
+            }
+        }
+        o.received[c] = (long)json_object_size(t->by_event[c]);
+        o.resends += t->records[c] - o.received[c];
+    }
+    return o;
+}
+
+/*
+ * Waits (bounded by deadline) until GET /v1/events/{id} reports each of the
+ * n events sent on its three channels; returns the index of the first that
+ * is not (printing its document), or -1.
+ */
+static inline int e2e_first_unsent(e2e_env *e, int n, char ids[][ID_UUID_SIZE], int64_t deadline)
+{
+    for (int i = 0; i < n; i++) {
+        long left = (long)(deadline - timeutil_monotonic_ms());
+        json_t *doc = e2e_wait_event(e, ids[i], 3, left > 0 ? left : 1);
+        bool sent = doc != NULL && e2e_count_deliveries(doc, NULL, "sent") == 3;
+        if (!sent) {
+            char *dump = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+            fprintf(stderr, "e2e: event %d (%s) not sent on its three channels: %s\n", i, ids[i],
+                    dump ? dump : "404");
+            free(dump);
+        }
+        json_decref(doc);
+        if (!sent)
+            return i;
+    }
+    return -1;
+}
+
+/*
+ * Waits (bounded by timeout_ms, and ending early when a daemon died) until
+ * every notification of the n events reached its provider, then until the
+ * API reports every event sent on its three channels, so that re-sends
+ * still to come (a dead worker's deliveries, once its leases end) are
+ * counted too.  Prints "<what>: loss=N resends=N" on stdout and asserts no
+ * loss, one key per notification, nothing beyond the expected and every
+ * event sent.  t0 is when the run began, for the times reported.
+ */
+static inline e2e_outcome e2e_expect_delivered(e2e_env *e, const char *what,
+                                               const char *user_prefix, int n,
+                                               char ids[][ID_UUID_SIZE], int64_t t0,
+                                               long timeout_ms)
+{
+    e2e_tally t;
+    e2e_tally_init(&t, user_prefix);
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    e2e_outcome o = {0};
+    for (int i = 0; i < 100000; i++) {
+        e2e_tally_read(e, &t);
+        o = e2e_tally_outcome(&t, n, ids);
+        if (o.loss == 0 || timeutil_monotonic_ms() > deadline || !e2e_all_alive(e))
+            break;
+        e2e_sleep_ms(500);
+    }
+    int64_t delivered_ms = timeutil_monotonic_ms() - t0;
+    /* What the API says of a few lost events, to tell where they stopped. */
+    static const char *const chname[E2E_NCH] = {"email", "sms", "push"};
+    for (int k = 0, shown = 0; o.loss > 0 && k < n && shown < 5; k++) {
+        char missing[32] = "";
+        for (int c = 0; c < E2E_NCH; c++)
+            if (json_object_get(t.by_event[c], ids[k]) == NULL)
+                snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s",
+                         chname[c]);
+        if (missing[0] == '\0')
+            continue;
+        json_t *doc = e2e_event(e, ids[k]);
+        char *dump = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        fprintf(stderr, "e2e: %s: event %d (%s) lost on%s; GET /v1/events/{id}: %s\n", what, k,
+                ids[k], missing, dump ? dump : "404");
+        free(dump);
+        json_decref(doc);
+        shown++;
+    }
+    int unsent =
+        o.loss == 0 ? e2e_first_unsent(e, n, ids, timeutil_monotonic_ms() + timeout_ms) : -1;
+    int64_t settled_ms = timeutil_monotonic_ms() - t0;
+    e2e_sleep_ms(1000); /* late re-sends still count */
+    e2e_tally_read(e, &t);
+    o = e2e_tally_outcome(&t, n, ids);
+    fprintf(stderr,
+            "e2e: %s: %d events; email %ld records / %ld notifications, sms %ld / %ld, push "
+            "%ld / %ld; all delivered %lld ms and reported sent %lld ms after the start\n",
+            what, n, t.records[E2E_CH_EMAIL], o.received[E2E_CH_EMAIL], t.records[E2E_CH_SMS],
+            o.received[E2E_CH_SMS], t.records[E2E_CH_PUSH], o.received[E2E_CH_PUSH],
+            (long long)delivered_ms, (long long)settled_ms);
+    printf("%s: loss=%ld resends=%ld\n", what, o.loss, o.resends);
+    fflush(stdout);
+    long mismatched = t.mismatched;
+    e2e_tally_free(&t);
+    ck_assert_msg(o.loss == 0, "%s: %ld of %d notifications never reached their provider", what,
+                  o.loss, 3 * n);
+    ck_assert_msg(o.rekeyed == 0, "%s: %ld notifications were re-sent under another key", what,
+                  o.rekeyed);
+    ck_assert_msg(mismatched == 0,
+                  "%s: %ld requests carried no key or different header and body keys", what,
+                  mismatched);
+    for (int c = 0; c < E2E_NCH; c++)
+        ck_assert_msg(o.received[c] == n, "%s: %ld notifications on channel %d for %d events", what,
+                      o.received[c], c, n);
+    ck_assert_msg(unsent < 0, "%s: event %s is not reported sent on its three channels", what,
+                  ids[unsent < 0 ? 0 : unsent]);
+    return o;
 }
 
 #endif

@@ -18,7 +18,6 @@
  */
 #include "e2e_suite.h"
 
-#include <dirent.h>
 #include <librdkafka/rdkafka.h>
 
 static e2e_env env;
@@ -41,7 +40,7 @@ static char ids[EVENTS][ID_UUID_SIZE];
 
 static struct {
     pid_t owner;  /* the process that started the cluster (not a fork of it) */
-    char dir[64]; /* node data and logs, the heraldctl wrapper */
+    char dir[64]; /* node data and logs */
     char script[512];
     char brokers[160];
     pid_t restart; /* `start N` running in the background, or 0 */
@@ -79,54 +78,13 @@ static void cluster_down(void)
     }
 }
 
-/*
- * The harness creates its topics with one replica, right for the single
- * broker of dev/services; here they need three.  So the harness runs the
- * programs of a directory of links to the real ones in which heraldctl is a
- * wrapper that adds --replication-factor 3 to `topics create` (the last flag
- * given wins): the topics are still made the way an operator makes them,
- * and with three replicas heraldctl gives them min.insync.replicas=2.
- * choose_victim() checks that they have three.
- */
-static void wrap_bin_dir(void)
-{
-    char real[512], link[512], dir[128];
-    const char *bin = test_require_env("HERALD_BIN_DIR");
-    snprintf(dir, sizeof dir, "%s/bin", cluster.dir);
-    ck_assert_int_eq(mkdir(dir, 0700), 0);
-    DIR *d = opendir(bin);
-    ck_assert_msg(d != NULL, "%s: %s", bin, strerror(errno));
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
-        if (de->d_name[0] == '.' || strcmp(de->d_name, "heraldctl") == 0)
-            continue;
-        snprintf(real, sizeof real, "%s/%s", bin, de->d_name);
-        snprintf(link, sizeof link, "%s/%s", dir, de->d_name);
-        ck_assert_msg(symlink(real, link) == 0, "symlink %s: %s", link, strerror(errno));
-    }
-    closedir(d);
-    testsupport_bin("heraldctl", real, sizeof real);
-    ck_assert_msg(strchr(real, '\'') == NULL, "%s: a quote in the path", real);
-    snprintf(link, sizeof link, "%s/heraldctl", dir);
-    FILE *f = fopen(link, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "#!/bin/sh\n"
-            "if [ \"$1\" = topics ] && [ \"$2\" = create ]; then\n"
-            "    exec '%s' \"$@\" --replication-factor 3\n"
-            "fi\n"
-            "exec '%s' \"$@\"\n",
-            real, real);
-    ck_assert_int_eq(fclose(f), 0);
-    ck_assert_int_eq(chmod(link, 0755), 0);
-    ck_assert_int_eq(setenv("HERALD_BIN_DIR", dir, 1), 0);
-}
-
 /* Starts the cluster and points the harness at it. */
 static void cluster_up(void)
 {
     char owner[32];
     const char *src = test_require_env("HERALD_SOURCE_DIR");
     (void)test_require_env("HERALD_BIN_DIR");
+    (void)test_require_env("HERALD_DATABASE_URL");
     snprintf(cluster.script, sizeof cluster.script, "%s/tests/e2e/kafka-cluster", src);
     snprintf(cluster.dir, sizeof cluster.dir, "/tmp/herald-kafka-cluster-XXXXXX");
     ck_assert_msg(mkdtemp(cluster.dir) != NULL, "mkdtemp: %s", strerror(errno));
@@ -143,7 +101,6 @@ static void cluster_up(void)
     fprintf(stderr, "e2e: Kafka cluster %s up in %lld ms (data and logs in %s)\n", cluster.brokers,
             (long long)(timeutil_monotonic_ms() - t0), cluster.dir);
     ck_assert_int_eq(setenv("HERALD_KAFKA_BROKERS", cluster.brokers, 1), 0);
-    wrap_bin_dir();
 }
 
 /*
@@ -412,7 +369,7 @@ static tally tally_records(void)
 START_TEST(test_cluster_and_stack_start)
 {
     cluster_up();
-    e2e_up(&env, "e2e_failover");
+    e2e_up_replicated(&env, "e2e_failover", 3);
     up = true;
 }
 END_TEST

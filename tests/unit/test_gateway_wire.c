@@ -29,8 +29,8 @@ static void check_same_record(const char *body, int64_t created_at)
     size_t wlen = 0, glen = 0;
     ck_assert_int_eq(event_serialize(&ev, &want, &wlen), 0);
     ck_assert_int_eq(wire_event(&ev, &got, &glen), 0);
-    ck_assert_msg(glen == wlen && memcmp(got, want, wlen) == 0, "\nwire:      %.*s\nserialize: %.*s",
-                  (int)glen, got, (int)wlen, want);
+    ck_assert_msg(glen == wlen && memcmp(got, want, wlen) == 0,
+                  "\nwire:      %.*s\nserialize: %.*s", (int)glen, got, (int)wlen, want);
     free(want);
     free(got);
     event_free(&ev);
@@ -64,8 +64,7 @@ END_TEST
 
 START_TEST(test_wire_timestamps_across_second_boundaries)
 {
-    const int64_t t[] = {1795000000999, 1795000001000, 1795000001001, 1795000000500,
-                         1795000061000};
+    const int64_t t[] = {1795000000999, 1795000001000, 1795000001001, 1795000000500, 1795000061000};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         check_same_record("{\"type\":\"a.b\",\"user_id\":\"u\"}", t[i]);
 }
