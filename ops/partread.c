@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kafka.h"
 #include "log.h"
@@ -192,8 +193,21 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
             r->done[p] = true;
             continue;
         }
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi, r->timeout_ms);
+        /* Retried while the cluster settles (a leader moving, a topic just
+         * made), within the same timeout. */
+        int64_t deadline = timeutil_monotonic_ms() + r->timeout_ms;
+        rd_kafka_resp_err_t e;
+        for (int attempt = 0;; attempt++) {
+            int64_t left = deadline - timeutil_monotonic_ms();
+            e = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi,
+                                                 left > 0 ? (int)left : 1);
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR || attempt >= 50 ||
+                kafka_classify(e, NULL) != KAFKA_ERRCLASS_RETRIABLE ||
+                timeutil_monotonic_ms() + 200 >= deadline)
+                break;
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            (void)nanosleep(&ts, NULL);
+        }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             set_err(err, errlen, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
             goto out;
