@@ -13,6 +13,17 @@
 
 #include "e2e_harness.h"
 
+/*
+ * A suite's last case: the stack came up, no daemon died on its own during
+ * the run, and every one exits 0 on SIGTERM.
+ */
+static inline void e2e_expect_clean_stop(e2e_env *env, bool up)
+{
+    ck_assert_msg(up, "the stack did not start");
+    ck_assert_msg(e2e_all_alive(env), "a daemon died during the run");
+    ck_assert_int_eq(e2e_down(env), 0);
+}
+
 static inline int e2e_suite_main(const char *name, const test_case_entry *cases, size_t n,
                                  e2e_env *env)
 {

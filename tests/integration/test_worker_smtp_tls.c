@@ -40,6 +40,16 @@ static json_t *only_tls_record(const wh_proc *smtp, const char *mode)
     return r;
 }
 
+/* Waits (bounded) for the one delivery to reach status; shows the worker's log if it does not. */
+static void expect_one_delivery(tls_fixture *f, wh_proc *w, const char *status)
+{
+    long n =
+        wh_wait_count(&f->e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='%s'", status);
+    if (n != 1)
+        wh_dump_log(w);
+    ck_assert_msg(n == 1, "%ld deliveries %s, expected 1", n, status);
+}
+
 START_TEST(test_email_over_starttls_with_auth_arrives_encrypted)
 {
     tls_fixture f;
@@ -62,11 +72,7 @@ START_TEST(test_email_over_starttls_with_auth_arrives_encrypted)
     wh_start_worker(&f.e, &w, "worker", env);
     wh_produce_delivery(&f.e, "u-1", "ann@example.com", "Shipped", "Your order is on its way", k);
     wh_flush(&f.e);
-    long sent =
-        wh_wait_count(&f.e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'");
-    if (sent != 1)
-        wh_dump_log(&w);
-    ck_assert_int_eq(sent, 1);
+    expect_one_delivery(&f, &w, "sent");
     json_t *r = only_tls_record(&smtp, "starttls");
     ck_assert_str_eq(json_string_value(json_object_get(r, "auth_user")), "herald");
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "rcpt"), 0)),
@@ -94,11 +100,7 @@ START_TEST(test_email_over_smtps_arrives_encrypted)
     wh_start_worker(&f.e, &w, "worker", env);
     wh_produce_delivery(&f.e, "u-1", "bob@example.com", "Hello", "Body", k);
     wh_flush(&f.e);
-    long sent =
-        wh_wait_count(&f.e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'");
-    if (sent != 1)
-        wh_dump_log(&w);
-    ck_assert_int_eq(sent, 1);
+    expect_one_delivery(&f, &w, "sent");
     json_t *r = only_tls_record(&smtp, "implicit");
     ck_assert_str_eq(json_string_value(json_object_get(r, "from")), "noreply@example.com");
     json_decref(r);
@@ -142,11 +144,7 @@ START_TEST(test_email_to_relay_with_untrusted_certificate_is_retried_then_dead_l
     wh_start_worker(&f.e, &w, "worker", env);
     wh_produce_delivery(&f.e, "u-1", "ann@example.com", "Hello", "Body", NULL);
     wh_flush(&f.e);
-    long failed =
-        wh_wait_count(&f.e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='failed'");
-    if (failed != 1)
-        wh_dump_log(&w);
-    ck_assert_int_eq(failed, 1);
+    expect_one_delivery(&f, &w, "failed");
     /* Transient: tried again, then out of attempts. */
     char *row = wh_db_text(&f.e, "SELECT attempts || ' ' || last_error FROM deliveries");
     ck_assert_msg(strncmp(row, "2 ", 2) == 0 && strstr(row, "HERALD_SMTP_CA_FILE") != NULL, "%s",
@@ -177,11 +175,7 @@ START_TEST(test_email_require_tls_never_sends_to_relay_without_starttls)
     wh_start_worker(&f.e, &w, "worker", env);
     wh_produce_delivery(&f.e, "u-1", "ann@example.com", "Hello", "Body", NULL);
     wh_flush(&f.e);
-    long failed =
-        wh_wait_count(&f.e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='failed'");
-    if (failed != 1)
-        wh_dump_log(&w);
-    ck_assert_int_eq(failed, 1);
+    expect_one_delivery(&f, &w, "failed");
     check_single_dlq(&f, "max_attempts", "HERALD_SMTP_REQUIRE_TLS");
     ck_assert_int_eq(wh_stat(&smtp, "received"), 0);
     ck_assert_int_eq(wh_stat(&smtp, "records"), 0);
