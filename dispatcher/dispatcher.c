@@ -862,48 +862,57 @@ int dispatcher_run(dispatcher *d)
 
 /* ----------------------------------------------------------- construction */
 
-/* A copy of props (items shared, not owned) with one default in front, which props override. */
-static int props_with(config_kafka_props *out, const char *key, const char *value,
+/* A copy of props (items shared, not owned) with defaults in front, which props override. */
+static int props_with(config_kafka_props *out, const config_kv *defaults, size_t ndefaults,
                       const config_kafka_props *props)
 {
-    size_t n = (props != NULL ? props->count : 0) + 1;
+    size_t n = (props != NULL ? props->count : 0) + ndefaults;
     out->items = calloc(n, sizeof(config_kv));
     if (out->items == NULL)
         return -1;
-    out->items[0].key = (char *)key;
-    out->items[0].value = (char *)value;
-    for (size_t i = 1; i < n; i++)
-        out->items[i] = props->items[i - 1];
+    for (size_t i = 0; i < ndefaults; i++)
+        out->items[i] = defaults[i];
+    for (size_t i = ndefaults; i < n; i++)
+        out->items[i] = props->items[i - ndefaults];
     out->count = n;
     return 0;
 }
 
 static int build_props(dispatcher *d, const config_kafka_props *props)
 {
-    /*
-     * Per-user events of a broadcast are produced in transactions: an
-     * aborted chunk must never be dispatched.
-     */
-    if (props_with(&d->cprops, "isolation.level", "read_committed", props) != 0)
+    static const config_kv consumer[] = {
+        /*
+         * Per-user events of a broadcast are produced in transactions: an
+         * aborted chunk must never be dispatched.
+         */
+        {.key = "isolation.level", .value = "read_committed"},
+        /*
+         * Prefetch: librdkafka's 64 MiB is far more than a batch needs
+         * (events are small) and would be most of the daemon's memory.
+         */
+        {.key = "queued.max.messages.kbytes", .value = "16384"},
+    };
+    static const config_kv producer[] = {
+        /*
+         * A dispatcher that dies inside a transaction leaves it open, and
+         * read_committed readers of its partitions wait until the broker
+         * times it out (unless a successor with the same transactional.id
+         * fences it at once).  Batches take well under a second, so 15 s
+         * instead of librdkafka's 60 s bounds that stall.
+         */
+        {.key = "transaction.timeout.ms", .value = "15000"},
+        /*
+         * Nothing produced is visible before the commit, and the commit
+         * sends whatever is still lingering at once.  Lingering for most of
+         * a batch therefore costs no latency, while it turns the batch into
+         * one produce request per partition instead of one every few
+         * milliseconds: the broker's work per transaction.
+         */
+        {.key = "linger.ms", .value = "500"},
+    };
+    if (props_with(&d->cprops, consumer, sizeof consumer / sizeof consumer[0], props) != 0)
         return -1;
-    /*
-     * Prefetch: librdkafka's 64 MiB is far more than a batch needs (events
-     * are small) and would be most of the daemon's memory.
-     */
-    config_kafka_props with_isolation = d->cprops;
-    if (props_with(&d->cprops, "queued.max.messages.kbytes", "16384", &with_isolation) != 0) {
-        d->cprops = with_isolation;
-        return -1;
-    }
-    free(with_isolation.items);
-    /*
-     * A dispatcher that dies inside a transaction leaves it open, and
-     * read_committed readers of its partitions wait until the broker times
-     * it out (unless a successor with the same transactional.id fences it
-     * at once).  Batches take well under a second, so 15 s instead of
-     * librdkafka's 60 s bounds that stall.
-     */
-    return props_with(&d->pprops, "transaction.timeout.ms", "15000", props);
+    return props_with(&d->pprops, producer, sizeof producer / sizeof producer[0], props);
 }
 
 static void default_tid(char *out, size_t outlen)
