@@ -99,7 +99,8 @@ static const stmt statements[] = {
      "INSERT INTO publish_idempotency (api_key_id, idempotency_key, event_id, request_hash) "
      "VALUES ($1, $2, $3::uuid, $4) "
      "ON CONFLICT (api_key_id, idempotency_key) DO UPDATE SET event_id = EXCLUDED.event_id, "
-     "request_hash = EXCLUDED.request_hash, created_at = now(), published_at = NULL "
+     "request_hash = EXCLUDED.request_hash, created_at = now(), published_at = NULL, "
+     "attempted_at = NULL "
      "WHERE publish_idempotency.created_at < now() - interval '24 hours' "
      "RETURNING event_id",
      4},
@@ -110,14 +111,17 @@ static const stmt statements[] = {
      * again is safe either way. */
     {"gw_idem_get",
      "SELECT event_id, published_at IS NOT NULL "
-     "OR created_at < now() - $3::bigint * interval '1 millisecond', published_at IS NULL "
+     "OR coalesce(attempted_at, created_at) < now() - $3::bigint * interval '1 millisecond', "
+     "published_at IS NULL "
      "FROM publish_idempotency WHERE api_key_id = $1 AND idempotency_key = $2",
      3},
-    /* An unconfirmed claim past its in-flight window, claimed again as it is. */
+    /* An unconfirmed claim past its in-flight window, claimed again as it
+     * is: a new attempt, in flight from now on, within the key's first 24
+     * hours (created_at stays). */
     {"gw_idem_retake",
-     "UPDATE publish_idempotency SET created_at = now() "
+     "UPDATE publish_idempotency SET attempted_at = now() "
      "WHERE api_key_id = $1 AND idempotency_key = $2 AND published_at IS NULL "
-     "AND created_at < now() - $3::bigint * interval '1 millisecond' "
+     "AND coalesce(attempted_at, created_at) < now() - $3::bigint * interval '1 millisecond' "
      "AND created_at >= now() - interval '24 hours' RETURNING event_id",
      3},
     {"gw_idem_confirm",

@@ -331,6 +331,14 @@ START_TEST(test_idempotency_key_still_in_flight_gets_409)
              stale);
     h_sql_value(sql, v, sizeof v);
     ck_assert_str_eq(v, "t");
+    /* The retry is a new attempt of the same key: its 24 hours still count
+     * from the first claim. */
+    snprintf(sql, sizeof sql,
+             "SELECT created_at < now() - interval '59 minutes' AND attempted_at > now() - "
+             "interval '1 minute' FROM publish_idempotency WHERE event_id = '%s'",
+             stale);
+    h_sql_value(sql, v, sizeof v);
+    ck_assert_str_eq(v, "t");
     /* Confirmed now: the next retry is a replay, nothing sent. */
     h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, hdr, &r);
     ck_assert_int_eq(r.status, 202);
