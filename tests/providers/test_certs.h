@@ -100,73 +100,39 @@ static inline int test_certs_run(const char *dir, const char *const *argv, char 
     return -1;
 }
 
-/* A self-signed CA certificate and its key. */
-static inline int test_certs_ca(const char *dir, const char *cert, const char *key, const char *cn,
-                                char *err, size_t errlen)
-{
-    char subj[128];
-    snprintf(subj, sizeof subj, "/CN=%s", cn);
-    const char *argv[] = {"openssl",
-                          "req",
-                          "-x509",
-                          "-newkey",
-                          "ec",
-                          "-pkeyopt",
-                          "ec_paramgen_curve:P-256",
-                          "-nodes",
-                          "-keyout",
-                          key,
-                          "-out",
-                          cert,
-                          "-days",
-                          "2",
-                          "-subj",
-                          subj,
-                          "-addext",
-                          "basicConstraints=critical,CA:TRUE",
-                          "-addext",
-                          "keyUsage=critical,keyCertSign,cRLSign",
-                          NULL};
-    return test_certs_run(dir, argv, err, errlen);
-}
-
-/* A server certificate for san ("IP:127.0.0.1,DNS:localhost"), signed by ca. */
-static inline int test_certs_leaf(const char *dir, const char *cert, const char *key,
-                                  const char *ca_cert, const char *ca_key, const char *cn,
-                                  const char *san, char *err, size_t errlen)
+/*
+ * One certificate and its new key: a self-signed CA when ca_cert is NULL,
+ * otherwise a server certificate for san ("IP:127.0.0.1,DNS:localhost")
+ * signed by ca_cert/ca_key.
+ */
+static inline int test_certs_issue(const char *dir, const char *cert, const char *key,
+                                   const char *cn, const char *ca_cert, const char *ca_key,
+                                   const char *san, char *err, size_t errlen)
 {
     char subj[128], san_ext[160];
     snprintf(subj, sizeof subj, "/CN=%s", cn);
-    snprintf(san_ext, sizeof san_ext, "subjectAltName=%s", san);
-    const char *argv[] = {"openssl",
-                          "req",
-                          "-x509",
-                          "-newkey",
-                          "ec",
-                          "-pkeyopt",
-                          "ec_paramgen_curve:P-256",
-                          "-nodes",
-                          "-keyout",
-                          key,
-                          "-out",
-                          cert,
-                          "-days",
-                          "2",
-                          "-subj",
-                          subj,
-                          "-CA",
-                          ca_cert,
-                          "-CAkey",
-                          ca_key,
-                          "-addext",
-                          san_ext,
-                          "-addext",
-                          "basicConstraints=critical,CA:FALSE",
-                          "-addext",
-                          "keyUsage=critical,digitalSignature",
-                          "-addext",
-                          "extendedKeyUsage=serverAuth",
-                          NULL};
+    snprintf(san_ext, sizeof san_ext, "subjectAltName=%s", san != NULL ? san : "");
+    const char *argv[32] = {
+        "openssl", "req",     "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes",  "-keyout", key,     "-out",    cert, "-days",    "2",
+        "-subj",   subj};
+    int n = 16;
+    if (ca_cert == NULL) {
+        const char *ext[] = {"-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                             "keyUsage=critical,keyCertSign,cRLSign"};
+        for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+            argv[n++] = ext[i];
+    } else {
+        const char *ext[] = {"-CA",     ca_cert,
+                             "-CAkey",  ca_key,
+                             "-addext", san_ext,
+                             "-addext", "basicConstraints=critical,CA:FALSE",
+                             "-addext", "keyUsage=critical,digitalSignature",
+                             "-addext", "extendedKeyUsage=serverAuth"};
+        for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+            argv[n++] = ext[i];
+    }
+    argv[n] = NULL;
     return test_certs_run(dir, argv, err, errlen);
 }
 
@@ -191,14 +157,16 @@ static inline int test_certs_make(const char *dir, test_certs *out, char *err, s
     snprintf(out->other_cert, sizeof out->other_cert, "%s/other-name.pem", dir);
     snprintf(out->other_key, sizeof out->other_key, "%s/other-name.key", dir);
     static const char local_san[] = "IP:127.0.0.1,DNS:localhost";
-    if (test_certs_ca(dir, out->ca, ca_key, "Herald Test CA", err, errlen) != 0 ||
-        test_certs_leaf(dir, out->cert, out->key, out->ca, ca_key, "localhost", local_san, err,
-                        errlen) != 0 ||
-        test_certs_ca(dir, out->rogue_ca, rogue_ca_key, "Untrusted Test CA", err, errlen) != 0 ||
-        test_certs_leaf(dir, out->rogue_cert, out->rogue_key, out->rogue_ca, rogue_ca_key,
-                        "localhost", local_san, err, errlen) != 0 ||
-        test_certs_leaf(dir, out->other_cert, out->other_key, out->ca, ca_key, "other.example",
-                        "DNS:other.example", err, errlen) != 0)
+    if (test_certs_issue(dir, out->ca, ca_key, "Herald Test CA", NULL, NULL, NULL, err, errlen) !=
+            0 ||
+        test_certs_issue(dir, out->cert, out->key, "localhost", out->ca, ca_key, local_san, err,
+                         errlen) != 0 ||
+        test_certs_issue(dir, out->rogue_ca, rogue_ca_key, "Untrusted Test CA", NULL, NULL, NULL,
+                         err, errlen) != 0 ||
+        test_certs_issue(dir, out->rogue_cert, out->rogue_key, "localhost", out->rogue_ca,
+                         rogue_ca_key, local_san, err, errlen) != 0 ||
+        test_certs_issue(dir, out->other_cert, out->other_key, "other.example", out->ca, ca_key,
+                         "DNS:other.example", err, errlen) != 0)
         return -1;
     return 0;
 }
