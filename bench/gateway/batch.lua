@@ -1,22 +1,33 @@
 -- wrk: batches, POST /v1/events/batch with HERALD_BENCH_BATCH events each.
 local key = os.getenv("HERALD_BENCH_KEY") or ""
 local size = tonumber(os.getenv("HERALD_BENCH_BATCH") or "100")
-local counter = 0
 local headers = {
   ["Authorization"] = "Bearer " .. key,
   ["Content-Type"] = "application/json",
 }
 
-request = function()
-  local items = {}
-  for i = 1, size do
-    counter = counter + 1
-    items[i] = string.format(
-      '{"type":"bench.batch","user_id":"u%d","data":{"n":%d,"text":"hello from the benchmark"}}',
-      counter % 10000, counter)
+-- As in publish.lua: the requests (100 different batches, 10,000 users
+-- between them at the default size) are built once per thread.
+local pool, counter, npool = {}, 0, 100
+
+init = function(args)
+  local n = 0
+  for b = 1, npool do
+    local items = {}
+    for i = 1, size do
+      n = n + 1
+      items[i] = string.format(
+        '{"type":"bench.batch","user_id":"u%d","data":{"n":%d,"text":"hello from the benchmark"}}',
+        n % 10000, n)
+    end
+    pool[b] = wrk.format("POST", "/v1/events/batch", headers,
+                         '{"events":[' .. table.concat(items, ",") .. ']}')
   end
-  return wrk.format("POST", "/v1/events/batch", headers,
-                    '{"events":[' .. table.concat(items, ",") .. ']}')
+end
+
+request = function()
+  counter = counter % npool + 1
+  return pool[counter]
 end
 
 done = function(summary, latency, requests)
