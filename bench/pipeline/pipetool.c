@@ -323,6 +323,20 @@ static int cmd_analyze(int argc, char **argv)
            (long long)lat[n / 2], (long long)lat[n * 95 / 100], (long long)lat[n * 99 / 100],
            (long long)lat[n - 1], (long long)first_pub, (long long)last_recv, span,
            span > 0 ? (double)n / span : 0.0);
+    /* Per channel: where the time goes (email takes SMTP's round trips). */
+    static const char chans[3] = {'e', 's', 'p'};
+    static const char *const chan_names[3] = {"email", "sms", "push"};
+    for (int c = 0; c < 3; c++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (s[i].ch == chans[c])
+                lat[m++] = s[i].recv - s[i].pub;
+        if (m == 0)
+            continue;
+        qsort(lat, m, sizeof *lat, cmp_i64);
+        printf("%s_p50_ms=%lld\n%s_p99_ms=%lld\n", chan_names[c], (long long)lat[m / 2],
+               chan_names[c], (long long)lat[m * 99 / 100]);
+    }
     free(lat);
     qsort(s, n, sizeof *s, cmp_recv);
     FILE *out = fopen(argv[1], "w");
