@@ -891,6 +891,17 @@ static int build_props(dispatcher *d, const config_kafka_props *props)
          * (events are small) and would be most of the daemon's memory.
          */
         {.key = "queued.max.messages.kbytes", .value = "16384"},
+        /*
+         * The broker answers a fetch once it holds a batch's worth of
+         * events (500 of a typical 250 bytes) or after 20 ms.  By default
+         * it answers as soon as one event arrives, and at a few thousand
+         * events/s the dispatcher then sends one fetch per producer
+         * request of the gateways: the broker's largest single cost at
+         * moderate rates.  20 ms here plus a batch wait of 30 ms keeps the
+         * longest wait of an event where it was (50 ms).
+         */
+        {.key = "fetch.wait.max.ms", .value = "20"},
+        {.key = "fetch.min.bytes", .value = "131072"},
     };
     static const config_kv producer[] = {
         /*
