@@ -151,17 +151,24 @@ static bool body_is_7bit(const char *s, size_t len)
     return true;
 }
 
+/* Copies the body a line at a time, each line end as CRLF (every CR is
+ * dropped: body_is_7bit() admits them only before LF). */
 static int append_body_7bit(buf *out, const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\r')
-            continue;
-        if (s[i] == '\n') {
-            if (buf_append(out, "\r\n", 2) != 0)
-                return -1;
-        } else if (buf_append(out, &s[i], 1) != 0) {
+    const char *end = s + len;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *stop = nl != NULL ? nl : end;
+        size_t n = (size_t)(stop - s);
+        if (n > 0 && stop[-1] == '\r')
+            n--;
+        if (buf_append(out, s, n) != 0)
             return -1;
-        }
+        if (nl == NULL)
+            break;
+        if (buf_append(out, "\r\n", 2) != 0)
+            return -1;
+        s = nl + 1;
     }
     return 0;
 }
@@ -171,15 +178,16 @@ char *mime_format_date(int64_t ms, char *out, size_t outlen)
     static const char *const days[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    char iso[TIMEUTIL_RFC3339_SIZE];
-    timeutil_format_rfc3339(ms, iso, sizeof iso);
-    int y = 1970, mo = 1, d = 1, h = 0, mi = 0, s = 0;
-    if (sscanf(iso, "%d-%d-%dT%d:%d:%d", &y, &mo, &d, &h, &mi, &s) != 6 || mo < 1 || mo > 12)
-        mo = 1;
     int64_t day = ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000;
+    int64_t sec = (ms - day * 86400000) / 1000; /* 0..86399 */
+    int64_t y;
+    int mo, d;
+    timeutil_civil_from_days(day, &y, &mo, &d);
+    if (mo < 1 || mo > 12)
+        mo = 1;
     int wd = (int)(((day % 7) + 7) % 7);
-    snprintf(out, outlen, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[wd], d, months[mo - 1], y,
-             h, mi, s);
+    snprintf(out, outlen, "%s, %02d %s %04lld %02d:%02d:%02d +0000", days[wd], d, months[mo - 1],
+             (long long)y, (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
     return out;
 }
 

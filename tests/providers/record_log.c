@@ -143,16 +143,22 @@ static int pending_append(record_log *log, const char *line, size_t len)
 
 long record_log_append(record_log *log, const json_t *rec, const char *key, bool *duplicate)
 {
+    char *body = json_dumps(rec, JSON_COMPACT);
+    if (body == NULL)
+        return -1;
+    long seq = record_log_append_text(log, body, strlen(body), key, duplicate);
+    free(body);
+    return seq;
+}
+
+long record_log_append_text(record_log *log, const char *body, size_t bodylen, const char *key,
+                            bool *duplicate)
+{
     long seq = -1;
-    char *body = NULL;
     char *line = NULL;
     uint64_t h = key != NULL ? key_hash(key) : 0;
 
-    /* Serialise outside the lock; seq and duplicate are spliced in front. */
-    body = json_dumps(rec, JSON_COMPACT);
-    if (body == NULL)
-        goto out;
-    size_t bodylen = strlen(body);
+    /* seq and duplicate are spliced in front of the object's members. */
     line = malloc(bodylen + 64);
     if (line == NULL)
         goto out;
@@ -169,11 +175,12 @@ long record_log_append(record_log *log, const json_t *rec, const char *key, bool
     seq = log->count++;
     int n = snprintf(line, 64, "{\"seq\":%ld,\"duplicate\":%s%s", seq, seen > 0 ? "true" : "false",
                      bodylen > 2 ? "," : "}");
-    if (bodylen > 2)
-        memcpy(line + n, body + 1, bodylen); /* with its NUL */
-    else
-        line[n] = '\0';
-    size_t linelen = (size_t)n + (bodylen > 2 ? bodylen - 1 : 0);
+    size_t linelen = (size_t)n;
+    if (bodylen > 2) {
+        memcpy(line + n, body + 1, bodylen - 1);
+        linelen += bodylen - 1;
+    }
+    line[linelen] = '\0';
     if (log->fd >= 0 && pending_append(log, line, linelen) != 0)
         log->write_errors++;
     if (log->keep > 0) {
@@ -188,7 +195,6 @@ long record_log_append(record_log *log, const json_t *rec, const char *key, bool
 
 out:
     free(line);
-    free(body);
     return seq;
 }
 

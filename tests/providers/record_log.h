@@ -46,6 +46,14 @@ record_log *record_log_open(const char *path, long keep, char *err, size_t errle
  */
 long record_log_append(record_log *log, const json_t *rec, const char *key, bool *duplicate);
 
+/*
+ * As record_log_append, with the record already serialised: body[0..len)
+ * is one compact JSON object text (no line break), as a server that writes
+ * its records directly produces them.
+ */
+long record_log_append_text(record_log *log, const char *body, size_t len, const char *key,
+                            bool *duplicate);
+
 /* Writes pending lines to the record file; returns 0, or -1 on a write
  * error (the lines stay pending and are retried on the next call). */
 int record_log_flush(record_log *log);

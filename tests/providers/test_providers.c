@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "ptime.h"
 #include "test_certs.h"
 #include "testutil.h"
@@ -1004,6 +1005,101 @@ START_TEST(test_smtp_pipelined_session_and_unadvertised_starttls)
 }
 END_TEST
 
+/* The replies to pipelined commands come back together (RFC 2920): one
+ * write, so one read, rather than one round of the connection each. */
+START_TEST(test_smtp_pipelined_replies_share_one_write)
+{
+    server_proc sp;
+    char buf[4096];
+    start_server(&sp, true, NULL);
+    int fd = raw_connect(sp.port);
+    ck_assert_int_eq(raw_reply(fd, buf, sizeof(buf)), 220);
+    ck_assert_int_eq(raw_command(fd, "EHLO client.test\r\n", buf, sizeof(buf)), 250);
+    for (int i = 0; i < 3; i++) {
+        static const char batch[] = "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+                                    "RCPT TO:<c@example.com>\r\nDATA\r\n";
+        ck_assert_int_eq(send(fd, batch, sizeof(batch) - 1, MSG_NOSIGNAL),
+                         (ssize_t)sizeof(batch) - 1);
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        ck_assert_msg(strncmp(buf, "250 2.1.0", 9) == 0 && strstr(buf, "\r\n354 ") != NULL,
+                      "one read: %s", buf);
+        /* The body and the next transaction's commands in one write too. */
+        ck_assert_int_eq(
+            raw_command(fd, "Subject: p\r\n\r\nbody\r\n.\r\nNOOP\r\n", buf, sizeof(buf)), 250);
+        ck_assert_msg(strstr(buf, "queued") != NULL && strstr(buf, "250 2.0.0 Ok\r\n") != NULL,
+                      "both replies: %s", buf);
+    }
+    ck_assert_int_eq(raw_command(fd, "QUIT\r\n", buf, sizeof(buf)), 221);
+    close(fd);
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 3);
+    ck_assert_int_eq(json_array_size(json_object_get(json_array_get(recs, 2), "rcpt")), 2);
+    json_decref(recs);
+    finish_server(&sp);
+}
+END_TEST
+
+/* Records keep every byte a message had: invalid UTF-8 replaced in "raw"
+ * and kept in "raw_base64", control characters and quotes escaped, folded
+ * headers unfolded, the first value of a repeated header; a shorter message
+ * after a longer one on the same session leaves nothing of it behind. */
+START_TEST(test_smtp_record_escapes_and_keeps_raw_bytes)
+{
+    server_proc sp;
+    char buf[4096];
+    start_server(&sp, true, NULL);
+    int fd = raw_connect(sp.port);
+    ck_assert_int_eq(raw_reply(fd, buf, sizeof(buf)), 220);
+    ck_assert_int_eq(raw_command(fd, "EHLO c\"q\\t\r\n", buf, sizeof(buf)), 250);
+    static const char msg1[] = "Subject: h\xc3\xa9 \"x\" \\ \r\nMessage-ID: <k1@herald>\r\n"
+                               "X-A: 1\r\n  folded\r\nx-a: 2\r\nX-Ctl: a\x01"
+                               "b\r\n\r\n"
+                               "bad \xff\xfe bytes\r\n\ttab\r\n";
+    ck_assert_int_eq(raw_command(fd, "MAIL FROM:<a@example.com>\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(raw_command(fd, "RCPT TO:<b@example.com>\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(raw_command(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+    ck_assert_int_eq(send(fd, msg1, sizeof(msg1) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(msg1) - 1);
+    ck_assert_int_eq(raw_command(fd, ".\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(raw_command(fd, "MAIL FROM:<a@example.com>\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(raw_command(fd, "RCPT TO:<b@example.com>\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(raw_command(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+    ck_assert_int_eq(raw_command(fd, "Subject: 2\r\n\r\nok\r\n.\r\n", buf, sizeof(buf)), 250);
+    ck_assert_int_eq(raw_command(fd, "QUIT\r\n", buf, sizeof(buf)), 221);
+    close(fd);
+
+    json_t *recs = get_json(sp.control_port, "/_records");
+    ck_assert_int_eq(json_array_size(recs), 2);
+    json_t *r = json_array_get(recs, 0);
+    ck_assert_str_eq(str_of(r, "helo"), "c\"q\\t");
+    ck_assert_str_eq(str_of(r, "subject"), "h\xc3\xa9 \"x\" \\");
+    ck_assert_str_eq(str_of(r, "message_id"), "<k1@herald>");
+    json_t *h = json_object_get(r, "headers");
+    ck_assert_str_eq(str_of(h, "x-a"), "1  folded");
+    ck_assert_str_eq(str_of(h, "x-ctl"), "a\x01"
+                                         "b");
+    ck_assert_str_eq(str_of(h, "subject"), "h\xc3\xa9 \"x\" \\");
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "size")), (json_int_t)sizeof(msg1) - 1);
+    ck_assert_ptr_nonnull(strstr(str_of(r, "raw"), "bad ?? bytes\r\n\ttab"));
+    size_t declen = 0;
+    const char *b64 = str_of(r, "raw_base64");
+    unsigned char *dec = base64_decode(b64, strlen(b64), &declen);
+    ck_assert_ptr_nonnull(dec);
+    ck_assert_int_eq(declen, sizeof(msg1) - 1);
+    ck_assert_int_eq(memcmp(dec, msg1, declen), 0);
+    free(dec);
+    json_t *r2 = json_array_get(recs, 1);
+    ck_assert_str_eq(str_of(r2, "raw"), "Subject: 2\r\n\r\nok\r\n");
+    ck_assert_int_eq(json_integer_value(json_object_get(r2, "size")), 18);
+    ck_assert_ptr_null(json_object_get(r2, "raw_base64"));
+    ck_assert_ptr_null(json_object_get(json_object_get(r2, "headers"), "x-a"));
+    ck_assert(json_is_null(json_object_get(r2, "message_id")));
+    json_decref(recs);
+    finish_server(&sp);
+}
+END_TEST
+
 /* ---- SMTP server: TLS ---- */
 
 /* Fresh certificates for one test (each test runs in its own process). */
@@ -1352,6 +1448,8 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_smtp_injected_550_at_rcpt),
     TEST_ENTRY(test_smtp_injected_latency_delays_the_final_reply),
     TEST_ENTRY(test_smtp_pipelined_session_and_unadvertised_starttls),
+    TEST_ENTRY(test_smtp_pipelined_replies_share_one_write),
+    TEST_ENTRY(test_smtp_record_escapes_and_keeps_raw_bytes),
     TEST_ENTRY(test_smtp_tls_flags_are_checked),
     TEST_ENTRY(test_smtp_starttls_with_auth_is_recorded_as_tls),
     TEST_ENTRY(test_smtp_implicit_tls_is_recorded_as_tls),
