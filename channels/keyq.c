@@ -14,10 +14,10 @@ typedef struct waiter {
 } waiter;
 
 typedef struct slot {
-    char *key;
     uint64_t hash;
     waiter *head, *tail;
     struct slot *next;
+    char key[]; /* in the same allocation: one malloc per held key, not two */
 } slot;
 
 struct keyq {
@@ -64,7 +64,6 @@ void keyq_free(keyq *q)
                 free(w);
                 w = wn;
             }
-            free(s->key);
             free(s);
             s = n;
         }
@@ -114,14 +113,12 @@ int keyq_acquire(keyq *q, const char *key, void *item)
         q->waiting++;
         return 0;
     }
-    slot *s = calloc(1, sizeof *s);
+    size_t klen = strlen(key);
+    slot *s = malloc(sizeof *s + klen + 1);
     if (s == NULL)
         return -1;
-    s->key = strdup(key);
-    if (s->key == NULL) {
-        free(s);
-        return -1;
-    }
+    memcpy(s->key, key, klen + 1);
+    s->head = s->tail = NULL;
     s->hash = h;
     s->next = *bp;
     *bp = s;
@@ -150,7 +147,6 @@ void *keyq_release(keyq *q, const char *key)
             return item;
         }
         *pp = s->next;
-        free(s->key);
         free(s);
         q->held--;
         return NULL;

@@ -1,12 +1,22 @@
 /*
  * sender: see sender.h.
+ *
+ * The multi handle is driven through its socket interface on an epoll set:
+ * libcurl says which sockets it waits on (on_socket) and when it next needs
+ * a call (on_timer), and each pass hands it only the sockets that are ready.
+ * curl_multi_perform() would instead visit every transfer on every pass and,
+ * in libcurl 7.88, poll each one's socket with a system call of its own, so
+ * its cost grew with the concurrency rather than with the work done.
  */
 #include "sender.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <string.h>
 #include <strings.h>
@@ -19,12 +29,22 @@ typedef struct sender_xfer {
     provider_xfer x; /* first: a provider_xfer * is a sender_xfer * */
     int slot;
     bool pooled;              /* runs on a pool thread, not in the multi handle */
+    provider *setup_for;      /* the provider whose options the easy handle still has */
     CURLcode rc;              /* pooled: the result of curl_easy_perform() */
     struct sender_xfer *next; /* pooled: in the pending or done list */
 } sender_xfer;
 
+/* epoll data of an extra descriptor; a curl socket's data is the socket itself. */
+#define EXTRA_TAG (UINT64_C(1) << 63)
+#define MAX_EXTRA 8
+
 struct sender {
     CURLM *multi;
+    int epfd;
+    int64_t timer_at;         /* monotonic ms libcurl wants a timeout call at; -1: none */
+    int64_t last_kick;        /* monotonic ms of the last timeout call */
+    int extra_fds[MAX_EXTRA]; /* extra descriptors already in the epoll set */
+    int nextra;
     int max_in_flight;
     int in_flight;
     sender_xfer **live;   /* [0..in_flight) */
@@ -35,7 +55,8 @@ struct sender {
     /* the pool for blocking providers */
     int wake_fd;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;     /* pending work for idle pool threads */
+    pthread_cond_t landed; /* a pooled transfer finished (sender_abort_all waits) */
     sender_xfer *pending, *pending_tail, *done;
     pthread_t *threads;
     int nthreads, idle;
@@ -68,18 +89,59 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* libcurl's socket callback: keeps the epoll set in step with what it waits for. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+    (void)easy;
+    sender *s = ud;
+    if (what == CURL_POLL_REMOVE) {
+        if (sockp)
+            (void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {.events = 0, .data.u64 = (uint64_t)(unsigned)fd};
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        ev.events |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        ev.events |= EPOLLOUT;
+    /* A socket closed without a REMOVE leaves the set by itself, and its
+     * number may come back: ADD and MOD each fall back to the other. */
+    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(s->epfd, op, fd, &ev) != 0) {
+        if (op == EPOLL_CTL_ADD && errno == EEXIST)
+            (void)epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev);
+        else if (op == EPOLL_CTL_MOD && errno == ENOENT)
+            (void)epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    if (sockp == NULL)
+        curl_multi_assign(s->multi, fd, s); /* any non-NULL mark: registered */
+    return 0;
+}
+
+/* libcurl's timer callback: -1 removes the timer, 0 means call at once. */
+static int on_timer(CURLM *multi, long timeout_ms, void *ud)
+{
+    (void)multi;
+    sender *s = ud;
+    s->timer_at = timeout_ms < 0 ? -1 : timeutil_monotonic_ms() + timeout_ms;
+    return 0;
+}
+
 sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, int wake_fd, char *err,
                    size_t errlen)
 {
     sender *s = calloc(1, sizeof *s);
     if (s == NULL)
         goto oom;
+    s->epfd = -1;
+    s->timer_at = -1;
     s->max_in_flight = max_in_flight < 1 ? 1 : max_in_flight;
     s->cb = cb;
     s->ctx = ctx;
     s->wake_fd = wake_fd;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->landed, NULL);
     s->threads = calloc((size_t)s->max_in_flight, sizeof *s->threads);
     if (s->threads == NULL)
         goto oom;
@@ -93,6 +155,16 @@ sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, int wake_fd,
     curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->max_in_flight);
     curl_multi_setopt(s->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)s->max_in_flight);
     curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0) {
+        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+        sender_free(s);
+        return NULL;
+    }
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -139,23 +211,23 @@ void sender_free(sender *s)
     free(s->threads);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->landed);
     for (int i = 0; i < s->npool; i++)
         xfer_destroy(s->pool[i]);
     free(s->pool);
     free(s->live);
     if (s->multi)
         curl_multi_cleanup(s->multi);
+    if (s->epfd >= 0)
+        close(s->epfd);
     free(s);
 }
 
 static provider_xfer *xfer_get(sender *s)
 {
     provider_xfer *x;
-    if (s->npool > 0) {
-        x = s->pool[--s->npool];
-        curl_easy_reset(x->easy);
-        return x;
-    }
+    if (s->npool > 0)
+        return s->pool[--s->npool]; /* sender_start() resets it when needed */
     sender_xfer *sx = calloc(1, sizeof *sx);
     if (sx == NULL)
         return NULL;
@@ -191,13 +263,15 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 static void *pool_run(void *arg)
 {
     sender *s = arg;
-    pthread_mutex_lock(&s->mu);
     for (;;) {
+        pthread_mutex_lock(&s->mu);
         while (s->pending == NULL && !s->stop)
             pthread_cond_wait(&s->cv, &s->mu);
-        if (s->pending == NULL)
-            break;
         sender_xfer *sx = s->pending;
+        if (sx == NULL) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
         s->pending = sx->next;
         if (s->pending == NULL)
             s->pending_tail = NULL;
@@ -208,10 +282,14 @@ static void *pool_run(void *arg)
         s->idle++;
         sx->next = s->done;
         s->done = sx;
-        pthread_cond_broadcast(&s->cv);
+        /* Not on cv: that would wake every idle thread for nothing, once
+         * per message. */
+        pthread_cond_broadcast(&s->landed);
+        pthread_mutex_unlock(&s->mu);
+        /* Outside the lock, so the loop thread and the other pool threads
+         * do not queue on it behind a system call. */
         (void)!write(s->wake_fd, "s", 1);
     }
-    pthread_mutex_unlock(&s->mu);
     return NULL;
 }
 
@@ -237,8 +315,10 @@ static int pool_submit(sender *s, sender_xfer *sx, char *err, size_t errlen)
             ret = -1;
         }
     }
-    pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    /* After the unlock: the woken thread's first step is to take the lock. */
+    if (ret == 0)
+        pthread_cond_signal(&s->cv);
     return ret;
 }
 
@@ -257,26 +337,37 @@ int sender_start(sender *s, provider *p, const provider_message *m, void *opaque
     x->opaque = opaque;
     x->prov = p;
     CURL *e = x->easy;
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, p->s.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, p->s.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "herald-worker");
-    if (p->s.insecure_tls) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    sender_xfer *sx = (sender_xfer *)x;
+    sx->pooled = provider_is_blocking(p);
+    /*
+     * A handle that last carried a request of the same network provider
+     * keeps its options: every prepare() sets the same options again (URL,
+     * body, headers), and the rest below depend only on the provider.
+     * Resetting and setting them all again costs more than the rest of a
+     * request's set-up.  Blocking (SMTP) transfers start afresh every time.
+     */
+    if (sx->setup_for != p || sx->pooled) {
+        curl_easy_reset(e);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, p->s.timeout_ms);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, p->s.connect_timeout_ms);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,smtp,smtps");
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "herald-worker");
+        if (p->s.insecure_tls) {
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+        sx->setup_for = sx->pooled ? NULL : p;
     }
     if (provider_prepare(p, m, x, err, errlen) != 0)
         goto fail;
     x->started_ms = timeutil_monotonic_ms();
-    sender_xfer *sx = (sender_xfer *)x;
-    sx->pooled = provider_is_blocking(p);
     if (sx->pooled) {
         curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -341,12 +432,58 @@ static sender_xfer *pool_take_done(sender *s)
     return d;
 }
 
+/* Puts the caller's extra descriptors in the epoll set, once each. */
+static void watch_extra(sender *s, const struct curl_waitfd *extra, unsigned nextra)
+{
+    for (unsigned i = 0; i < nextra; i++) {
+        int known = 0;
+        for (int k = 0; k < s->nextra && !known; k++)
+            known = s->extra_fds[k] == extra[i].fd;
+        if (known || s->nextra == MAX_EXTRA)
+            continue;
+        struct epoll_event ev = {.events = 0,
+                                 .data.u64 = EXTRA_TAG | (uint64_t)(unsigned)extra[i].fd};
+        if (extra[i].events & CURL_WAIT_POLLIN)
+            ev.events |= EPOLLIN;
+        if (extra[i].events & CURL_WAIT_POLLOUT)
+            ev.events |= EPOLLOUT;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, extra[i].fd, &ev) == 0 || errno == EEXIST)
+            s->extra_fds[s->nextra++] = extra[i].fd;
+    }
+}
+
 int sender_poll(sender *s, int timeout_ms, struct curl_waitfd *extra, unsigned nextra)
 {
+    struct epoll_event evs[128];
     int running = 0, done = 0;
-    if (timeout_ms > 0)
-        curl_multi_poll(s->multi, extra, nextra, timeout_ms, NULL);
-    curl_multi_perform(s->multi, &running);
+    watch_extra(s, extra, nextra);
+    int64_t now = timeutil_monotonic_ms();
+    int wait = timeout_ms > 0 ? timeout_ms : 0;
+    if (s->timer_at >= 0 && s->timer_at - now < wait)
+        wait = s->timer_at > now ? (int)(s->timer_at - now) : 0;
+    int n = epoll_wait(s->epfd, evs, (int)(sizeof evs / sizeof evs[0]), wait);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.u64 & EXTRA_TAG)
+            continue; /* the caller's: it reads them itself */
+        int mask = 0;
+        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+            mask |= CURL_CSELECT_IN;
+        if (evs[i].events & EPOLLOUT)
+            mask |= CURL_CSELECT_OUT;
+        if (evs[i].events & EPOLLERR)
+            mask |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(s->multi, (curl_socket_t)evs[i].data.u64, mask, &running);
+    }
+    now = timeutil_monotonic_ms();
+    /* libcurl skips the timer callback when its next deadline has not moved,
+     * so a deadline taken here could in theory be missed: a transfer in the
+     * multi handle also gets a timeout call at least once a second. */
+    if ((s->timer_at >= 0 && now >= s->timer_at) ||
+        (s->in_flight > 0 && now - s->last_kick >= 1000)) {
+        s->timer_at = -1; /* the call below sets it again when still needed */
+        s->last_kick = now;
+        curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
     for (sender_xfer *sx = pool_take_done(s); sx;) {
         sender_xfer *next = sx->next;
         finish(s, &sx->x, sx->rc, false);
@@ -389,7 +526,7 @@ void sender_abort_all(sender *s)
             landed++;
         if (landed >= pooled)
             break;
-        pthread_cond_wait(&s->cv, &s->mu);
+        pthread_cond_wait(&s->landed, &s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     for (sender_xfer *sx = pool_take_done(s); sx;) {

@@ -61,7 +61,9 @@ bool sender_full(const sender *s);
 /*
  * Waits up to timeout_ms for transfer sockets or one of the extra
  * descriptors, moves every transfer along and reports the finished ones.
- * Returns the number of transfers finished.
+ * Returns the number of transfers finished.  An extra descriptor stays
+ * watched from the first call that passes it (up to 8 of them); the caller
+ * reads it, this only wakes up for it.
  */
 int sender_poll(sender *s, int timeout_ms, struct curl_waitfd *extra, unsigned nextra);
 

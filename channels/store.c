@@ -111,10 +111,16 @@ static int array_elem(buf *b, const char *v)
     if (v == NULL)
         return rc | buf_append_str(b, "NULL");
     rc |= buf_append(b, "\"", 1);
-    for (const char *c = v; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            rc |= buf_append(b, "\\", 1);
-        rc |= buf_append(b, c, 1);
+    /* Copied in runs between the characters that need a backslash. */
+    const char *run = v;
+    for (const char *c = v;; c++) {
+        if (*c != '\0' && *c != '"' && *c != '\\')
+            continue;
+        rc |= buf_append(b, run, (size_t)(c - run));
+        if (*c == '\0')
+            break;
+        rc |= buf_append(b, "\\", 1);
+        run = c; /* the quote or backslash itself starts the next run */
     }
     return rc | buf_append(b, "\"", 1);
 }

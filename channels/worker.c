@@ -4,9 +4,9 @@
  * One thread runs the loop: the consumer, the curl multi handle and the
  * producer's delivery reports.  PostgreSQL batches run on two bgtask
  * threads (claims, outcomes), each with its own connection, so a slow
- * statement never holds up the sends.  The loop sleeps in curl_multi_poll()
- * on the transfers' sockets plus a pipe that librdkafka and the bgtasks
- * write to when they have something, so it wakes for whichever comes first
+ * statement never holds up the sends.  The loop sleeps in sender_poll()
+ * (epoll) on the transfers' sockets plus a pipe that librdkafka and the
+ * bgtasks write to when they have something, so it wakes for whichever comes first
  * and never spins.  Heartbeats are librdkafka's background thread's
  * business; the loop polls the consumer at least once a second, well within
  * max.poll.interval.ms.
@@ -244,8 +244,6 @@ static void job_free(job *j)
     if (j->all_next)
         j->all_next->all_prev = j->all_prev;
     w->njobs--;
-    free(j->key);
-    free(j->value);
     if (j->hdrs)
         rd_kafka_headers_destroy(j->hdrs);
     delivery_free(&j->d);
@@ -254,9 +252,11 @@ static void job_free(job *j)
 
 static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoch)
 {
-    job *j = calloc(1, sizeof *j);
+    /* The key and the value live behind the job, in the same allocation. */
+    job *j = malloc(sizeof *j + msg->key_len + 1 + msg->len + 1);
     if (j == NULL)
         return NULL;
+    memset(j, 0, sizeof *j);
     j->w = w;
     j->topic = topic;
     j->partition = msg->partition;
@@ -266,15 +266,15 @@ static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoc
     j->timestamp_ms = rd_kafka_message_timestamp(msg, &tstype);
     j->keylen = msg->key_len;
     j->vlen = msg->len;
-    j->key = malloc(msg->key_len + 1);
-    j->value = malloc(msg->len + 1);
+    j->key = (char *)(j + 1);
+    j->value = j->key + msg->key_len + 1;
     j->hdrs = kafka_headers_copy(msg);
     j->all_next = w->all;
     if (w->all)
         w->all->all_prev = j;
     w->all = j;
     w->njobs++;
-    if (j->key == NULL || j->value == NULL || j->hdrs == NULL) {
+    if (j->hdrs == NULL) {
         job_free(j);
         return NULL;
     }
@@ -463,9 +463,11 @@ static void handle_result(worker *w, job *j, const provider_result *res)
         job_drop(w, j); /* outcome unknown: the lease and the offset stay */
         return;
     }
-    job_ctx(j, ctx, sizeof ctx);
     j->provider_name = provider_name(w->prov[j->prov]);
     snprintf(j->provider_id, sizeof j->provider_id, "%s", res->message_id);
+    /* Sends are the hot path and log at debug level: no context unless it is printed. */
+    if (res->outcome != PROVIDER_SENT || LOG_LEVEL_DEBUG >= log_min_level)
+        job_ctx(j, ctx, sizeof ctx);
     switch (res->outcome) {
     case PROVIDER_SENT:
         LOG_DEBUG(ctx, "sent via %s (attempt %d)", j->provider_name, j->attempts);
@@ -596,8 +598,10 @@ static void accept_record(worker *w, int topic, rd_kafka_message_t *msg)
         dead_letter(w, j, "invalid_delivery", err, false);
         return;
     }
-    job_ctx(j, ctx, sizeof ctx);
-    LOG_DEBUG(ctx, "consumed (attempt field %d)", j->d.attempt);
+    if (LOG_LEVEL_DEBUG >= log_min_level) { /* the context costs a snprintf per record */
+        job_ctx(j, ctx, sizeof ctx);
+        LOG_DEBUG(ctx, "consumed (attempt field %d)", j->d.attempt);
+    }
     hold_or_claim(w, j);
 }
 
