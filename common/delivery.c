@@ -338,11 +338,34 @@ int delivery_idempotency_key(const char *event_id, delivery_channel channel, con
         *address == '\0' || generation < 0 || (int)channel < 0 ||
         (int)channel >= DELIVERY_CHANNEL_COUNT)
         return -1;
-    int n = snprintf(name, sizeof name, "%s|%s|%s|%d", event_id, delivery_channel_name(channel),
-                     address, generation);
-    if (n < 0 || (size_t)n >= sizeof name)
+    /*
+     * The name "%s|%s|%s|%d" put together without snprintf: the dispatcher
+     * makes one key per delivery and per skip.
+     */
+    const char *cname = delivery_channel_name(channel);
+    size_t clen = strlen(cname), alen = strlen(address);
+    char gen[16];
+    size_t glen = 0;
+    for (unsigned g = (unsigned)generation;; g /= 10) {
+        gen[sizeof gen - 1 - glen++] = (char)('0' + g % 10);
+        if (g < 10)
+            break;
+    }
+    size_t n = ID_UUID_LEN + 1 + clen + 1 + alen + 1 + glen;
+    if (n >= sizeof name)
         return -1;
-    return id_uuid_v5(ID_NAMESPACE_HERALD, name, (size_t)n, out);
+    char *p = name;
+    memcpy(p, event_id, ID_UUID_LEN);
+    p += ID_UUID_LEN;
+    *p++ = '|';
+    memcpy(p, cname, clen);
+    p += clen;
+    *p++ = '|';
+    memcpy(p, address, alen);
+    p += alen;
+    *p++ = '|';
+    memcpy(p, gen + sizeof gen - glen, glen);
+    return id_uuid_v5(ID_NAMESPACE_HERALD, name, n, out);
 }
 
 void delivery_free(delivery *d)

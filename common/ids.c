@@ -84,29 +84,26 @@ static void sha1_block(uint32_t *h, const unsigned char block[64])
     for (int i = 16; i < 80; i++)
         w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
 
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5a827999;
-        } else if (i < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ed9eba1;
-        } else if (i < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8f1bbcdc;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xca62c1d6;
-        }
-        uint32_t t = rol32(a, 5) + f + e + k + w[i];
-        e = d;
-        d = c;
-        c = rol32(b, 30);
-        b = a;
-        a = t;
-    }
+    /* One loop per round function, no branch per round: v5 UUIDs are hashed per delivery. */
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], t;
+#define SHA1_ROUND(f, k, i)                                                                        \
+    do {                                                                                           \
+        t = rol32(a, 5) + (f) + e + (k) + w[i];                                                    \
+        e = d;                                                                                     \
+        d = c;                                                                                     \
+        c = rol32(b, 30);                                                                          \
+        b = a;                                                                                     \
+        a = t;                                                                                     \
+    } while (0)
+    for (int i = 0; i < 20; i++)
+        SHA1_ROUND((b & c) | (~b & d), 0x5a827999u, i);
+    for (int i = 20; i < 40; i++)
+        SHA1_ROUND(b ^ c ^ d, 0x6ed9eba1u, i);
+    for (int i = 40; i < 60; i++)
+        SHA1_ROUND((b & c) | (b & d) | (c & d), 0x8f1bbcdcu, i);
+    for (int i = 60; i < 80; i++)
+        SHA1_ROUND(b ^ c ^ d, 0xca62c1d6u, i);
+#undef SHA1_ROUND
     h[0] += a;
     h[1] += b;
     h[2] += c;
@@ -303,9 +300,22 @@ int id_uuid_v4(char *out)
 
 int id_uuid_v5(const char *namespace_uuid, const void *name, size_t namelen, char *out)
 {
+    /*
+     * The namespace is nearly always the same one: keep it parsed (per
+     * thread) rather than parse it again for every name.
+     */
+    static _Thread_local char ns_text[ID_UUID_SIZE];
+    static _Thread_local unsigned char ns_bytes[16];
     unsigned char ns[16];
-    if (uuid_parse(namespace_uuid, ns) != 0)
-        return -1;
+    if (namespace_uuid != NULL && ns_text[0] != '\0' &&
+        strncmp(ns_text, namespace_uuid, sizeof ns_text) == 0) {
+        memcpy(ns, ns_bytes, sizeof ns);
+    } else {
+        if (uuid_parse(namespace_uuid, ns) != 0)
+            return -1;
+        memcpy(ns_text, namespace_uuid, sizeof ns_text);
+        memcpy(ns_bytes, ns, sizeof ns_bytes);
+    }
 
     /* RFC 4122 4.3: SHA-1 over the namespace's 16 bytes followed by the name. */
     uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};

@@ -8,6 +8,7 @@
 #include "template.h"
 #include "error.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,6 +108,16 @@ void template_free(template *t)
 size_t template_placeholder_count(const template *t)
 {
     return t->nvars;
+}
+
+bool template_uses_root(const template *t, const char *root)
+{
+    if (t == NULL || root == NULL)
+        return false;
+    for (size_t i = 0; i < t->nparts; i++)
+        if (t->parts[i].is_var && strcmp(root_names[t->parts[i].root], root) == 0)
+            return true;
+    return false;
 }
 
 static bool is_space(char c)
@@ -373,9 +384,35 @@ static int dump_cb(const char *buffer, size_t size, void *data)
     return out_value(data, buffer, size);
 }
 
-/* The shortest decimal form that reads back as the same double. */
+/*
+ * The shortest decimal form that reads back as the same double: the first
+ * precision of %g, from 1 up, that round-trips.
+ *
+ * Most values need at most 15 digits, and then one try finds the answer:
+ * when %.15g reads back as v, its P significant digits (trailing zeros
+ * dropped) are the shortest that do.  Any decimal of fewer digits is at
+ * least a unit of the P-th digit away from that one, far more than the half
+ * ulp within which a decimal reads back as v, while rounding v to P digits
+ * gives that very decimal.  That holds where a double has its full 53 bits,
+ * so a subnormal value, like one needing 16 or 17 digits, takes the search
+ * from 1.
+ */
 static void format_real(double v, char *buf, size_t buflen)
 {
+    snprintf(buf, buflen, "%.15g", v);
+    if ((v == 0 || isnormal(v)) && strtod(buf, NULL) == v) {
+        int digits = 0, zeros = 0; /* significant digits so far, trailing zeros among them */
+        for (const char *p = buf; *p != '\0' && *p != 'e'; p++) {
+            if (*p < '0' || *p > '9' || (*p == '0' && digits == 0))
+                continue;
+            digits++;
+            zeros = *p == '0' ? zeros + 1 : 0;
+        }
+        int prec = digits - zeros > 0 ? digits - zeros : 1;
+        if (prec != 15)
+            snprintf(buf, buflen, "%.*g", prec, v);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, buflen, "%.*g", prec, v);
         if (strtod(buf, NULL) == v)

@@ -71,6 +71,13 @@ void template_free(template *t);
 size_t template_placeholder_count(const template *t);
 
 /*
+ * Whether a placeholder of t reads under root ("user", "data" or "event"),
+ * so that a caller can leave out of the context what no template reads.
+ * false for a NULL t.
+ */
+bool template_uses_root(const template *t, const char *root);
+
+/*
  * Renders t against context, an object {"user":{...},"data":{...},
  * "event":{...}} (the caller keeps ownership).  On success *out is a new
  * NUL-terminated string the caller frees, *outlen its length (may be NULL),

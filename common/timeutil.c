@@ -84,6 +84,23 @@ char *timeutil_format_rfc3339(int64_t ms, char *out, size_t outlen)
     int64_t year;
     int month, day;
     timeutil_civil_from_days(days, &year, &month, &day);
+    if (year >= 0 && year <= 9999 && outlen >= TIMEUTIL_RFC3339_SIZE) {
+        /* The usual case by hand: services format several times per message. */
+        static const char fmt[] = "0000-00-00T00:00:00.000Z";
+        int v[] = {(int)year,
+                   month,
+                   day,
+                   (int)(rem / 3600000),
+                   (int)(rem / 60000 % 60),
+                   (int)(rem / 1000 % 60),
+                   (int)(rem % 1000)};
+        static const int at[] = {0, 5, 8, 11, 14, 17, 20}, width[] = {4, 2, 2, 2, 2, 2, 3};
+        memcpy(out, fmt, sizeof fmt);
+        for (int i = 0; i < 7; i++)
+            for (int k = width[i] - 1, x = v[i]; k >= 0; k--, x /= 10)
+                out[at[i] + k] = (char)('0' + x % 10);
+        return out;
+    }
     snprintf(out, outlen, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)year, month, day,
              (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
              (int)(rem % 1000));

@@ -119,6 +119,10 @@ static int put_entry(tplcache *c, const char *event_type, const tplcache_row *ro
             goto out;
         tc->html = ch == DELIVERY_EMAIL && tplcache_looks_html(rows[i].body);
         tc->exists = true;
+        t->uses_user = t->uses_user || template_uses_root(tc->body, "user") ||
+                       template_uses_root(tc->subject, "user");
+        t->uses_event = t->uses_event || template_uses_root(tc->body, "event") ||
+                        template_uses_root(tc->subject, "event");
     }
     if (lru_put(c->lru, event_type, t, 1, now_ms + c->ttl_ms) != 0)
         goto out;

@@ -39,6 +39,7 @@ typedef struct tplcache_type {
     int refs;
     char *event_type;
     tplcache_channel ch[DELIVERY_CHANNEL_COUNT];
+    bool uses_user, uses_event; /* some template of the type reads {{user.*}} / {{event.*}} */
 } tplcache_type;
 
 tplcache *tplcache_new(size_t max_entries, int64_t ttl_ms) __attribute__((warn_unused_result));

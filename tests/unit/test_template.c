@@ -5,6 +5,10 @@
 #include "template.h"
 #include "testutil.h"
 
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static json_t *context(void)
@@ -444,6 +448,69 @@ START_TEST(test_truncation_refuses_impossible_limits)
 }
 END_TEST
 
+/* The rule reals are rendered by: the first precision of %g, from 1 up, that reads back. */
+static void shortest_by_search(double v, char *buf, size_t buflen)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, buflen, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+static void real_renders_shortest(template *t, double v)
+{
+    char want[64], err[256];
+    char *got = NULL;
+    shortest_by_search(v, want, sizeof want);
+    json_t *ctx = json_pack("{s:{s:f}}", "data", "x", v);
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert_int_eq(
+        template_render(t, ctx, TEMPLATE_ESCAPE_NONE, &got, NULL, NULL, err, sizeof err), 0);
+    ck_assert_msg(strcmp(got, want) == 0, "%.17g: got %s, want %s", v, got, want);
+    free(got);
+    json_decref(ctx);
+}
+
+START_TEST(test_reals_render_in_their_shortest_form)
+{
+    template *t = NULL;
+    char err[256];
+    ck_assert_int_eq(template_compile("{{data.x}}", &t, NULL, err, sizeof err), 0);
+    static const double fixed[] = {0.0,     -0.0,    19.99,  0.1,      0.1 + 0.2,     100.0, 120.0,
+                                   1e15,    1e16,    1e21,   1e-7,     5e-324,        1.5,   -42.5,
+                                   1e308,   123.456, 9.995,  0.000123, 2.5e-5,        1e100, 33.3,
+                                   1.0 / 3, 2.0 / 3, 1e-300, 99999.99, 1234567890.125};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        real_renders_shortest(t, fixed[i]);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 50000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        switch (i % 4) {
+        case 0: /* prices and the like */
+            v = (double)(int64_t)(x % 100000000) / 100.0;
+            break;
+        case 1: /* decimals of few digits at any scale */
+            v = (double)(int64_t)(x % 100000) * pow(10.0, (double)((int)(x >> 40) % 40 - 20));
+            break;
+        case 2: /* any finite bit pattern */
+            memcpy(&v, &x, sizeof v);
+            if (!isfinite(v))
+                continue;
+            break;
+        default: /* results of arithmetic */
+            v = (double)(x % 1000003) / (double)((x >> 32) % 9973 + 1);
+            break;
+        }
+        real_renders_shortest(t, v);
+    }
+    template_free(t);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_renders_user_fields_and_nested_data),
     TEST_ENTRY(test_array_indexes_and_event_fields),
@@ -451,6 +518,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_html_mode_escapes_inserted_values_only),
     TEST_ENTRY(test_missing_and_null_values_render_empty_and_are_counted),
     TEST_ENTRY(test_numbers_and_booleans_are_formatted),
+    TEST_ENTRY(test_reals_render_in_their_shortest_form),
     TEST_ENTRY(test_objects_and_arrays_render_as_compact_json),
     TEST_ENTRY(test_compile_errors_name_the_problem_and_its_offset),
     TEST_ENTRY(test_stray_closing_braces_and_single_braces_are_text),
