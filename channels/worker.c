@@ -1485,6 +1485,13 @@ static void drain_wake(worker *w)
 
 static void pass(worker *w, bool take_records)
 {
+    /*
+     * The wake-up bytes are read before the work they announce is looked
+     * at, never after: a transfer or task that finishes while this pass
+     * runs leaves its byte for the next sender_poll(), which then returns
+     * at once instead of sleeping on a finished send.
+     */
+    drain_wake(w);
     int64_t now = timeutil_monotonic_ms();
     if (take_records)
         intake(w, now);
@@ -1502,7 +1509,6 @@ static void pass(worker *w, bool take_records)
     update_gauges(w, now);
     struct curl_waitfd wfd = {.fd = w->wake[0], .events = CURL_WAIT_POLLIN};
     sender_poll(w->snd, next_timeout(w, now), &wfd, 1);
-    drain_wake(w);
 }
 
 /* Unsent claims go back to the table so the next reader need not wait out the lease. */
