@@ -28,6 +28,9 @@
 /* True when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
 bool validate_utf8(const char *s, size_t len);
 
+/* Bytes (1..4) of the well-formed UTF-8 character at s[0..len), or 0 when there is none. */
+size_t validate_utf8_char(const char *s, size_t len);
+
 /* Number of code points in well-formed UTF-8 s[0..len). */
 size_t validate_utf8_chars(const char *s, size_t len);
 

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "timeutil.h"
+#include "validate.h"
 
 _Static_assert((int)DECIDE_EMAIL == (int)DELIVERY_EMAIL && (int)DECIDE_SMS == (int)DELIVERY_SMS &&
                    (int)DECIDE_PUSH == (int)DELIVERY_PUSH &&
@@ -179,37 +180,6 @@ static void jb_raw(jbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* Bytes of the UTF-8 character at s (1..4), or 0 when it is not valid UTF-8 as jansson reads it. */
-static size_t utf8_char(const unsigned char *s)
-{
-    unsigned c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2 || c > 0xF4)
-        return 0; /* continuation, overlong 2-byte lead, or past U+10FFFF */
-    if (c < 0xE0) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c < 0xF0) {
-        n = 3;
-        cp = c & 0x0F;
-    } else {
-        n = 4;
-        cp = c & 0x07;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* A JSON string: '"' and '\\' escaped, control characters as \b \f \n \r \t or \u00XX. */
 static void jb_string(jbuf *b, const char *str)
 {
@@ -224,8 +194,8 @@ static void jb_string(jbuf *b, const char *str)
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
         if (c >= 0x80) {
-            size_t k = utf8_char(s + i);
-            if (k == 0 || i + k > n) {
+            size_t k = validate_utf8_char(str + i, n - i);
+            if (k == 0) {
                 b->failed = true; /* json_string() refuses it too */
                 return;
             }

@@ -409,6 +409,14 @@ START_TEST(test_utf8_validation_rejects_malformed_sequences)
     ck_assert(!validate_utf8("\xe2\x82", 2));         /* truncated */
     ck_assert(!validate_utf8("\x80", 1));             /* stray continuation */
     ck_assert_int_eq(validate_utf8_chars("caf\xc3\xa9", 5), 4);
+    /* One character at a time, as the JSON writers step through a string. */
+    ck_assert_uint_eq(validate_utf8_char("a", 1), 1);
+    ck_assert_uint_eq(validate_utf8_char("\xc3\xa9x", 3), 2);
+    ck_assert_uint_eq(validate_utf8_char("\xf0\x9f\x98\x80", 4), 4);
+    ck_assert_uint_eq(validate_utf8_char("\xe2\x82\xac", 2), 0); /* cut by len */
+    ck_assert_uint_eq(validate_utf8_char("\xc0\xaf", 2), 0);
+    ck_assert_uint_eq(validate_utf8_char("\xed\xa0\x80", 3), 0);
+    ck_assert_uint_eq(validate_utf8_char("", 0), 0);
 }
 
 START_TEST(test_channel_names_roundtrip)
