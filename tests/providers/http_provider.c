@@ -39,6 +39,7 @@
 #include "fault.h"
 #include "flags.h"
 #include "listener.h"
+#include "jtext.h"
 #include "record_log.h"
 
 #define PROGRAM "herald-test-http-provider"
@@ -684,34 +685,6 @@ static json_t *build_record(const request *rq, const message *m, const char *url
     return rec;
 }
 
-/* A growing text for record_text(). */
-typedef struct rec_text {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} rec_text;
-
-static void text_add(rec_text *t, const char *s, size_t n)
-{
-    if (t->failed)
-        return;
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 512;
-        while (cap < t->len + n + 1)
-            cap *= 2;
-        char *d = realloc(t->data, cap);
-        if (d == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->data = d;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, s, n);
-    t->len += n;
-    t->data[t->len] = '\0';
-}
-
 /* Only printable ASCII is written here; anything else goes through jansson. */
 static bool plain_ascii(const char *v)
 {
@@ -721,25 +694,15 @@ static bool plain_ascii(const char *v)
     return true;
 }
 
-/* ,"key":"value" as jansson's compact dump writes it (quotes and backslashes escaped). */
-static void text_member(rec_text *t, const char *key, const char *v)
+/* ,"key":"value" (no comma first), left out when value is NULL, as set_str() does. */
+static void text_member(jtext *t, const char *key, const char *v)
 {
     if (v == NULL)
-        return; /* set_str() leaves it out */
-    text_add(t, t->len > 1 ? ",\"" : "\"", t->len > 1 ? 2 : 1);
-    text_add(t, key, strlen(key));
-    text_add(t, "\":\"", 3);
-    const char *run = v;
-    for (const char *c = v;; c++) {
-        if (*c != '\0' && *c != '"' && *c != '\\')
-            continue;
-        text_add(t, run, (size_t)(c - run));
-        if (*c == '\0')
-            break;
-        text_add(t, "\\", 1);
-        run = c;
-    }
-    text_add(t, "\"", 1);
+        return;
+    jt_str(t, t->len > 1 ? ",\"" : "\"");
+    jt_str(t, key);
+    jt_str(t, "\":");
+    jt_wire(t, v, strlen(v), NULL);
 }
 
 /*
@@ -751,7 +714,7 @@ static void text_member(rec_text *t, const char *key, const char *v)
  * the caller then goes through build_record().  -1: out of memory.
  */
 static int record_text(const request *rq, const message *m, const char *url, unsigned status,
-                       const char *outcome, rec_text *t)
+                       const char *outcome, jtext *t)
 {
     const char *strs[] = {url,      m->idem_header, m->body_idem, m->to,       m->from,
                           m->token, m->title,       m->body,      m->event_id, m->user_id};
@@ -760,7 +723,7 @@ static int record_text(const request *rq, const message *m, const char *url, uns
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         if (strs[i] != NULL && !plain_ascii(strs[i]))
             return 1;
-    text_add(t, "{", 1);
+    jt_str(t, "{");
     text_member(t, "protocol", proto_names[m->proto]);
     text_member(t, "path", url);
     text_member(t, "idempotency_key", m->idem_header);
@@ -776,16 +739,16 @@ static int record_text(const request *rq, const message *m, const char *url, uns
         char *data = json_dumps(m->data, JSON_COMPACT);
         if (data == NULL)
             return -1;
-        text_add(t, ",\"data\":", 8);
-        text_add(t, data, strlen(data));
+        jt_str(t, ",\"data\":");
+        jt_str(t, data);
         free(data);
     }
     char num[96];
     int n = snprintf(num, sizeof(num), ",\"received_at_ms\":%lld,\"status\":%lld",
                      (long long)rq->received_ms, (long long)status);
-    text_add(t, num, (size_t)n);
+    jt_put(t, num, (size_t)n);
     text_member(t, "outcome", outcome);
-    text_add(t, "}", 1);
+    jt_str(t, "}");
     return t->failed ? -1 : 0;
 }
 
@@ -794,17 +757,17 @@ static long record_accepted(provider *p, const request *rq, const message *m, co
                             unsigned status, const char *key, bool *duplicate)
 {
     const char *outcome = p->cfg.record_all ? "accepted" : NULL;
-    rec_text t = {0};
+    jtext t = {0};
     long seq = -1;
     int rc = record_text(rq, m, url, status, outcome, &t);
     if (rc == 0) {
-        seq = record_log_append_text(p->records, t.data, t.len, key, duplicate);
+        seq = record_log_append_text(p->records, t.p, t.len, key, duplicate);
     } else if (rc > 0) {
         json_t *rec = build_record(rq, m, url, status, outcome);
         seq = rec != NULL ? record_log_append(p->records, rec, key, duplicate) : -1;
         json_decref(rec);
     }
-    free(t.data);
+    free(t.p);
     return seq;
 }
 
