@@ -271,7 +271,7 @@ void api_dispatch(void *ctx, http_request *req, http_phase phase)
     ep->fn(env, req, call, phase);
 }
 
-void api_complete(void *ctx, http_request *req)
+void api_answered(void *ctx, http_request *req)
 {
     api_env *env = ctx;
     api_call *call = http_request_app(req);

@@ -84,9 +84,9 @@ const router_route *api_routes(size_t *n);
 int api_env_init_metrics(api_env *env) __attribute__((warn_unused_result));
 void api_env_free_metrics(api_env *env);
 
-/* The http_dispatch_fn and http_complete_fn of the gateway; ctx is the api_env. */
+/* The http_dispatch_fn and http_answered_fn of the gateway; ctx is the api_env. */
 void api_dispatch(void *ctx, http_request *req, http_phase phase);
-void api_complete(void *ctx, http_request *req);
+void api_answered(void *ctx, http_request *req);
 
 /* ---- helpers for handlers ---- */
 

@@ -238,7 +238,7 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
         .max_connections = (unsigned)cfg->max_connections,
         .access_log = cfg->access_log,
         .dispatch = api_dispatch,
-        .complete = api_complete,
+        .answered = api_answered,
         .ctx = env,
     };
     g->http = http_server_start(&hc, err, errlen);

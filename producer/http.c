@@ -361,6 +361,8 @@ static enum MHD_Result send_answer(http_request *req)
         MHD_add_response_header(r, req->hdr_name[i], req->hdr_value[i]);
     req->bytes_out = req->resp_len;
     req->state = REQ_ANSWERED;
+    if (req->srv->cfg.answered != NULL)
+        req->srv->cfg.answered(req->srv->cfg.ctx, req);
     enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -564,8 +566,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL)
         return;
     *con_cls = NULL;
-    if (s->cfg.complete != NULL)
-        s->cfg.complete(s->cfg.ctx, req);
     if (s->cfg.access_log)
         write_access_log(s, req, toe);
     request_free(req);

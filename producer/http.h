@@ -45,8 +45,13 @@ typedef enum {
 /* Called on a worker thread; ctx is http_server_config.ctx. */
 typedef void (*http_dispatch_fn)(void *ctx, http_request *req, http_phase phase);
 
-/* Called once per request when it is over (sent, or the client went away). */
-typedef void (*http_complete_fn)(void *ctx, http_request *req);
+/*
+ * Called once per answered request, as its answer is handed to the
+ * connection and before the client can read it: whatever it records (a
+ * request count) is visible to any request the client sends after seeing
+ * the answer.
+ */
+typedef void (*http_answered_fn)(void *ctx, http_request *req);
 
 typedef struct http_server_config {
     const char *addr;              /* "host:port" (port 0: any free port) */
@@ -56,7 +61,7 @@ typedef struct http_server_config {
     unsigned max_connections;
     bool access_log; /* one JSON line per request on stderr */
     http_dispatch_fn dispatch;
-    http_complete_fn complete; /* may be NULL */
+    http_answered_fn answered; /* may be NULL */
     void *ctx;
 } http_server_config;
 

@@ -565,6 +565,7 @@ START_TEST(test_operations_endpoints_and_request_ids)
     char rid[80];
     h_http(&g, "POST", "/v1/events", h_pubkey, NULL, "{\"type\":\"a.b\",\"user_id\":\"u1\"}",
            "X-Request-Id: trace-abc.123", &r);
+    ck_assert_msg(r.status == 202, "publish answered %ld: %s", r.status, r.body);
     ck_assert_str_eq(h_header(&r, "X-Request-Id", rid, sizeof rid), "trace-abc.123");
     h_resp_clear(&r);
     h_http(&g, "GET", "/healthz", NULL, NULL, NULL, NULL, &r);
