@@ -958,14 +958,29 @@ static int raw_command(int fd, const char *cmd, char *out, size_t cap)
     return raw_reply(fd, out, cap);
 }
 
+/* A session past the greeting and EHLO (the EHLO reply left in out). */
+static int raw_session(int port, const char *ehlo, char *out, size_t cap)
+{
+    int fd = raw_connect(port);
+    ck_assert_int_eq(raw_reply(fd, out, cap), 220);
+    ck_assert_int_eq(raw_command(fd, ehlo, out, cap), 250);
+    return fd;
+}
+
+/* MAIL, RCPT and DATA one at a time, each accepted: the body comes next. */
+static void raw_begin_data(int fd, char *out, size_t cap)
+{
+    ck_assert_int_eq(raw_command(fd, "MAIL FROM:<a@example.com>\r\n", out, cap), 250);
+    ck_assert_int_eq(raw_command(fd, "RCPT TO:<b@example.com>\r\n", out, cap), 250);
+    ck_assert_int_eq(raw_command(fd, "DATA\r\n", out, cap), 354);
+}
+
 START_TEST(test_smtp_pipelined_session_and_unadvertised_starttls)
 {
     server_proc sp;
     char buf[4096];
     start_server(&sp, true, NULL);
-    int fd = raw_connect(sp.port);
-    ck_assert_int_eq(raw_reply(fd, buf, sizeof(buf)), 220);
-    ck_assert_int_eq(raw_command(fd, "EHLO client.test\r\n", buf, sizeof(buf)), 250);
+    int fd = raw_session(sp.port, "EHLO client.test\r\n", buf, sizeof(buf));
     ck_assert_ptr_nonnull(strstr(buf, "PIPELINING"));
     ck_assert_ptr_nonnull(strstr(buf, "8BITMIME"));
     ck_assert_ptr_null(strstr(buf, "STARTTLS"));
@@ -1012,9 +1027,7 @@ START_TEST(test_smtp_pipelined_replies_share_one_write)
     server_proc sp;
     char buf[4096];
     start_server(&sp, true, NULL);
-    int fd = raw_connect(sp.port);
-    ck_assert_int_eq(raw_reply(fd, buf, sizeof(buf)), 220);
-    ck_assert_int_eq(raw_command(fd, "EHLO client.test\r\n", buf, sizeof(buf)), 250);
+    int fd = raw_session(sp.port, "EHLO client.test\r\n", buf, sizeof(buf));
     for (int i = 0; i < 3; i++) {
         static const char batch[] = "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
                                     "RCPT TO:<c@example.com>\r\nDATA\r\n";
@@ -1050,21 +1063,15 @@ START_TEST(test_smtp_record_escapes_and_keeps_raw_bytes)
     server_proc sp;
     char buf[4096];
     start_server(&sp, true, NULL);
-    int fd = raw_connect(sp.port);
-    ck_assert_int_eq(raw_reply(fd, buf, sizeof(buf)), 220);
-    ck_assert_int_eq(raw_command(fd, "EHLO c\"q\\t\r\n", buf, sizeof(buf)), 250);
+    int fd = raw_session(sp.port, "EHLO c\"q\\t\r\n", buf, sizeof(buf));
     static const char msg1[] = "Subject: h\xc3\xa9 \"x\" \\ \r\nMessage-ID: <k1@herald>\r\n"
                                "X-A: 1\r\n  folded\r\nx-a: 2\r\nX-Ctl: a\x01"
                                "b\r\n\r\n"
                                "bad \xff\xfe bytes\r\n\ttab\r\n";
-    ck_assert_int_eq(raw_command(fd, "MAIL FROM:<a@example.com>\r\n", buf, sizeof(buf)), 250);
-    ck_assert_int_eq(raw_command(fd, "RCPT TO:<b@example.com>\r\n", buf, sizeof(buf)), 250);
-    ck_assert_int_eq(raw_command(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+    raw_begin_data(fd, buf, sizeof(buf));
     ck_assert_int_eq(send(fd, msg1, sizeof(msg1) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(msg1) - 1);
     ck_assert_int_eq(raw_command(fd, ".\r\n", buf, sizeof(buf)), 250);
-    ck_assert_int_eq(raw_command(fd, "MAIL FROM:<a@example.com>\r\n", buf, sizeof(buf)), 250);
-    ck_assert_int_eq(raw_command(fd, "RCPT TO:<b@example.com>\r\n", buf, sizeof(buf)), 250);
-    ck_assert_int_eq(raw_command(fd, "DATA\r\n", buf, sizeof(buf)), 354);
+    raw_begin_data(fd, buf, sizeof(buf));
     ck_assert_int_eq(raw_command(fd, "Subject: 2\r\n\r\nok\r\n.\r\n", buf, sizeof(buf)), 250);
     ck_assert_int_eq(raw_command(fd, "QUIT\r\n", buf, sizeof(buf)), 221);
     close(fd);
