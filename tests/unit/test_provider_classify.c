@@ -4,6 +4,8 @@
  */
 #include <string.h>
 
+#include <jansson.h>
+
 #include "provider.h"
 #include "testutil.h"
 
@@ -166,6 +168,57 @@ START_TEST(test_json_string_escapes)
 }
 END_TEST
 
+
+/* The message id as jansson reads it: what provider_json_id() must return. */
+static void jansson_id(const char *body, const char *const *keys, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    json_t *j = *body == '{' ? json_loads(body, 0, NULL) : NULL;
+    for (size_t i = 0; j && keys[i]; i++) {
+        const char *v = json_string_value(json_object_get(j, keys[i]));
+        if (v) {
+            snprintf(out, outlen, "%s", v);
+            break;
+        }
+    }
+    json_decref(j);
+}
+
+START_TEST(test_message_id_read_in_place_as_jansson_reads_it)
+{
+    static const char *const keys[] = {"id", "message_id", NULL};
+    static const char *const bodies[] = {
+        "{\"id\":\"msg-1\",\"status\":\"accepted\",\"duplicate\":false}",
+        "{ \"message_id\" : \"m2\" , \"id\" : null }",
+        "{\"message_id\":\"m3\",\"id\":\"i3\"}",
+        "{\"id\":\"first\",\"id\":\"last\"}",
+        "{\"id\":\"a\",\"id\":true}",
+        "{\"id\":\"x\\\"y\"}",
+        "{\"id\":\"caf\xc3\xa9\"}",
+        "{\"id\":42}",
+        "{\"id\":\"n\",\"meta\":{\"id\":\"inner\"}}",
+        "{\"data\":[1,2],\"message_id\":\"arr\"}",
+        "{}",
+        "{\"id\":\"t\"} trailing",
+        "{\"id\":\"t\"}\n",
+        "{\"id\":\"unterminated}",
+        "{\"id\" \"no-colon\"}",
+        "not json",
+        "",
+        "{\"status\":\"ok\",}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        char got[64], want[64];
+        provider_json_id(bodies[i], keys, got, sizeof got);
+        jansson_id(bodies[i], keys, want, sizeof want);
+        ck_assert_msg(strcmp(got, want) == 0, "%s: got '%s', jansson '%s'", bodies[i], got, want);
+    }
+    char got[64] = "stale";
+    provider_json_id(NULL, keys, got, sizeof got);
+    ck_assert_str_eq(got, "");
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_http_2xx_is_sent),
     TEST_ENTRY(test_http_408_429_5xx_are_transient_provider_faults),
@@ -178,6 +231,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_provider_kinds_serve_their_channels),
     TEST_ENTRY(test_provider_new_names_the_missing_variable),
     TEST_ENTRY(test_json_string_escapes),
+    TEST_ENTRY(test_message_id_read_in_place_as_jansson_reads_it),
 };
 
 TEST_MAIN("provider_classify", cases)
