@@ -200,12 +200,6 @@ static void set_answer_text(request *rq, unsigned status, const char *text)
     rq->status = rq->answer != NULL ? status : 500;
 }
 
-static void set_str(json_t *o, const char *key, const char *v)
-{
-    if (v != NULL)
-        json_object_set_new(o, key, json_string(v));
-}
-
 /* ---- the shapes of errors, per protocol ---- */
 
 static json_t *generic_error(const char *code, const char *text)
@@ -654,47 +648,7 @@ static void answer_success(provider *p, request *rq, const message *m, long seq,
     }
 }
 
-/* The record of one message: what the provider saw, as tests assert it. */
-static json_t *build_record(const request *rq, const message *m, const char *url, unsigned status,
-                            const char *outcome)
-{
-    json_t *rec = json_object();
-    if (rec == NULL)
-        return NULL;
-    set_str(rec, "protocol", proto_names[m->proto]);
-    set_str(rec, "path", url);
-    set_str(rec, "idempotency_key", m->idem_header);
-    set_str(rec, "body_idempotency_key", m->body_idem);
-    set_str(rec, "to", m->to);
-    set_str(rec, "from", m->from);
-    set_str(rec, "token", m->token);
-    set_str(rec, "title", m->title);
-    set_str(rec, "body", m->body);
-    set_str(rec, "event_id", m->event_id);
-    set_str(rec, "user_id", m->user_id);
-    if (m->data != NULL)
-        json_object_set(rec, "data", m->data);
-    if (m->proto == PROTO_TWILIO)
-        set_str(rec, "account_sid", m->account);
-    if (m->proto == PROTO_FCM)
-        set_str(rec, "project", m->account);
-    json_object_set_new(rec, "received_at_ms", json_integer(rq->received_ms));
-    json_object_set_new(rec, "status", json_integer(status));
-    if (outcome != NULL)
-        set_str(rec, "outcome", outcome);
-    return rec;
-}
-
-/* Only printable ASCII is written here; anything else goes through jansson. */
-static bool plain_ascii(const char *v)
-{
-    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
-        if (*c < 0x20 || *c > 0x7e)
-            return false;
-    return true;
-}
-
-/* ,"key":"value" (no comma first), left out when value is NULL, as set_str() does. */
+/* ,"key":"value" (no comma first), left out when value is NULL. */
 static void text_member(jtext *t, const char *key, const char *v)
 {
     if (v == NULL)
@@ -706,23 +660,13 @@ static void text_member(jtext *t, const char *key, const char *v)
 }
 
 /*
- * The record of a generic SMS or push message, serialised directly: the
- * same text as json_dumps(build_record(...), JSON_COMPACT), member for
- * member, without building the object first (which cost more than the
- * rest of a request).  Returns 1 when the message has something this does
- * not write itself (a string outside printable ASCII, another protocol):
- * the caller then goes through build_record().  -1: out of memory.
+ * The record of one message, what the provider saw, as tests assert it:
+ * written as JSON text directly (building a jansson object first cost more
+ * than the rest of a request).  Returns 0, or -1 when out of memory.
  */
 static int record_text(const request *rq, const message *m, const char *url, unsigned status,
                        const char *outcome, jtext *t)
 {
-    const char *strs[] = {url,      m->idem_header, m->body_idem, m->to,       m->from,
-                          m->token, m->title,       m->body,      m->event_id, m->user_id};
-    if (m->proto != PROTO_SMS && m->proto != PROTO_PUSH)
-        return 1;
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        if (strs[i] != NULL && !plain_ascii(strs[i]))
-            return 1;
     jt_str(t, "{");
     text_member(t, "protocol", proto_names[m->proto]);
     text_member(t, "path", url);
@@ -743,44 +687,44 @@ static int record_text(const request *rq, const message *m, const char *url, uns
         jt_str(t, data);
         free(data);
     }
-    char num[96];
-    int n = snprintf(num, sizeof(num), ",\"received_at_ms\":%lld,\"status\":%lld",
-                     (long long)rq->received_ms, (long long)status);
-    jt_put(t, num, (size_t)n);
+    if (m->proto == PROTO_TWILIO)
+        text_member(t, "account_sid", m->account);
+    if (m->proto == PROTO_FCM)
+        text_member(t, "project", m->account);
+    jt_str(t, ",\"received_at_ms\":");
+    jt_long(t, (long long)rq->received_ms);
+    jt_str(t, ",\"status\":");
+    jt_long(t, (long long)status);
     text_member(t, "outcome", outcome);
     jt_str(t, "}");
     return t->failed ? -1 : 0;
+}
+
+/* Appends the record (key: duplicate tracking); returns its seq, -1 when out of memory. */
+static long record(provider *p, const request *rq, const message *m, const char *url,
+                   unsigned status, const char *outcome, const char *key, bool *duplicate)
+{
+    jtext t = {0};
+    long seq = -1;
+    if (record_text(rq, m, url, status, outcome, &t) == 0)
+        seq = record_log_append_text(p->records, t.p, t.len, key, duplicate);
+    free(t.p);
+    return seq;
 }
 
 /* Records an accepted message; returns its seq, -1 when out of memory. */
 static long record_accepted(provider *p, const request *rq, const message *m, const char *url,
                             unsigned status, const char *key, bool *duplicate)
 {
-    const char *outcome = p->cfg.record_all ? "accepted" : NULL;
-    jtext t = {0};
-    long seq = -1;
-    int rc = record_text(rq, m, url, status, outcome, &t);
-    if (rc == 0) {
-        seq = record_log_append_text(p->records, t.p, t.len, key, duplicate);
-    } else if (rc > 0) {
-        json_t *rec = build_record(rq, m, url, status, outcome);
-        seq = rec != NULL ? record_log_append(p->records, rec, key, duplicate) : -1;
-        json_decref(rec);
-    }
-    free(t.p);
-    return seq;
+    return record(p, rq, m, url, status, p->cfg.record_all ? "accepted" : NULL, key, duplicate);
 }
 
 /* With --record-all, failures are recorded too (without duplicate tracking). */
 static void record_failure(provider *p, const request *rq, const message *m, const char *url,
                            const char *outcome)
 {
-    if (!p->cfg.record_all)
-        return;
-    json_t *rec = build_record(rq, m, url, rq->status, outcome);
-    if (rec != NULL)
-        (void)record_log_append(p->records, rec, NULL, NULL);
-    json_decref(rec);
+    if (p->cfg.record_all)
+        (void)record(p, rq, m, url, rq->status, outcome, NULL, NULL);
 }
 
 /*
