@@ -73,6 +73,8 @@ struct dispatcher {
     char t_deliver[DELIVERY_CHANNEL_COUNT][TOPIC_MAX], t_retry[DELIVERY_CHANNEL_COUNT][TOPIC_MAX];
     config_kafka_props cprops; /* the consumer's: read_committed, then the operator's */
     config_kafka_props pprops; /* the producer's: transaction timeout, then the operator's */
+    int renewals;              /* producers replaced since the last committed batch */
+    atomic_int outq;           /* the producer's queue, as last seen by the loop (for /metrics) */
 
     kafka_consumer *consumer;
     kafka_producer *producer;
@@ -171,10 +173,11 @@ static double hit_ratio(void *ctx)
     return h + m > 0 ? h / (h + m) : 0.0;
 }
 
+/* Read on the metrics thread: the loop may replace the producer (renew_producer()). */
 static double producer_queue(void *ctx)
 {
     dispatcher *d = ctx;
-    return d->producer != NULL ? (double)kafka_producer_outq_len(d->producer) : 0.0;
+    return (double)atomic_load(&d->outq);
 }
 
 static int metrics_init(dispatcher *d)
@@ -778,6 +781,7 @@ static void housekeeping(dispatcher *d)
 {
     int64_t now = timeutil_monotonic_ms();
     atomic_store(&d->heartbeat_ms, now);
+    atomic_store(&d->outq, kafka_producer_outq_len(d->producer));
     poll_notifications(d);
     pg_maybe_resume(d);
     if (now >= d->next_lag_ms) {
@@ -787,6 +791,37 @@ static void housekeeping(dispatcher *d)
         metrics_gauge_set(d->m.cache_entries, (double)ps.entries);
         d->next_lag_ms = now + LAG_EVERY_MS;
     }
+}
+
+static int init_txn(dispatcher *d, char *err, size_t errlen);
+
+/*
+ * A transaction that outlives transaction.timeout.ms is aborted by its
+ * coordinator, which bumps the producer's epoch: the next commit is
+ * refused as fenced, and librdkafka makes that fatal for the producer.  A
+ * broker failover that moves the transaction coordinator can take that
+ * long.  Then the dispatcher replaces the producer (same transactional
+ * id: the new one fences whatever is left of the old) and the batch is
+ * redone, rather than stopping while Kafka recovers.  Only a few times in
+ * a row: another live instance configured with the same transactional id
+ * would fence this one back each time, and that must stop, not ping-pong.
+ * Returns 0 when there is a new producer, -1 (err kept) otherwise.
+ */
+static int renew_producer(dispatcher *d, char *err, size_t errlen)
+{
+    char why[256], perr[256];
+    if (d->renewals >= 3 || *d->stop || !kafka_producer_fatal(d->producer, why, sizeof why))
+        return -1;
+    d->renewals++;
+    LOG_WARN(NULL, "the producer can no longer be used (%s): starting a new one", why);
+    kafka_producer_destroy(d->producer);
+    d->producer =
+        kafka_producer_new(d->common->kafka_brokers, &d->pprops, d->tid, perr, sizeof perr);
+    if (d->producer == NULL || init_txn(d, perr, sizeof perr) != 0) {
+        snprintf(err, errlen, "new producer: %s", perr);
+        return -1;
+    }
+    return 0;
 }
 
 int dispatcher_run(dispatcher *d)
@@ -817,6 +852,7 @@ int dispatcher_run(dispatcher *d)
                              ? process_broadcast(d, err, sizeof err)
                              : process_events(d, err, sizeof err);
         if (r == BATCH_OK) {
+            d->renewals = 0;
             metrics_histogram_observe(d->m.batch_seconds,
                                       (double)(timeutil_monotonic_ms() - t0) / 1000.0);
             metrics_histogram_observe(d->m.batch_events, (double)n);
@@ -825,6 +861,8 @@ int dispatcher_run(dispatcher *d)
             drop_batch(d);
             continue;
         }
+        if (r == BATCH_FATAL && renew_producer(d, err, sizeof err) == 0)
+            r = BATCH_ABORTED;
         if (r == BATCH_FATAL) {
             LOG_ERROR(NULL, "stopping: %s", err);
             atomic_store(&d->fatal, true);
@@ -851,7 +889,8 @@ int dispatcher_run(dispatcher *d)
     LOG_INFO(NULL, "leaving the consumer group");
     if (kafka_consumer_close(d->consumer, err, sizeof err) != KAFKA_OK)
         LOG_WARN("consumer", "%s", err);
-    int left = kafka_producer_flush(d->producer, (int)d->cfg->shutdown_ms);
+    int left =
+        d->producer != NULL ? kafka_producer_flush(d->producer, (int)d->cfg->shutdown_ms) : 0;
     if (left > 0) {
         LOG_ERROR(NULL, "%d message(s) still queued at exit", left);
         rc = 1;

@@ -297,6 +297,52 @@ START_TEST(test_poison_records_go_to_dlq_and_the_next_event_is_processed)
 }
 END_TEST
 
+/*
+ * A transaction the broker aborted (it outlived transaction.timeout.ms, as
+ * while a coordinator fails over) leaves the producer fenced.  Fencing it
+ * the other way, with a producer of the same transactional id, has the
+ * same effect on the dispatcher's next commit: it must start a new
+ * producer, redo the batch and go on, not stop.
+ */
+START_TEST(test_a_fenced_producer_is_replaced_and_the_batch_redone)
+{
+    dh_env e;
+    dh_setup(&e);
+    templates_all_channels(&e, "a.b");
+    dh_sql(&e, "INSERT INTO users (user_id, email) VALUES ('u1','u1@example.com')");
+    dh_start(&e, NULL);
+    dh_wait_ready(&e, WAIT_MS);
+    char id1[ID_UUID_SIZE], id2[ID_UUID_SIZE];
+    char *v = dh_event("u1", "a.b", NULL, "normal", NULL, id1);
+    dh_publish(&e, "u1", v, NULL);
+    free(v);
+    dh_records em;
+    dh_read(&e, "deliveries.email", 1, WAIT_MS, &em);
+    ck_assert_uint_eq(em.n, 1);
+    dh_records_free(&em);
+
+    char err[512];
+    kafka_producer *usurper = kafka_producer_new(e.brokers, NULL, e.tid, err, sizeof err);
+    ck_assert_msg(usurper != NULL, "%s", err);
+    ck_assert_int_eq(kafka_txn_init(usurper, 30000, err, sizeof err), KAFKA_ERRCLASS_NONE);
+    kafka_producer_destroy(usurper);
+
+    v = dh_event("u1", "a.b", NULL, "normal", NULL, id2);
+    dh_publish(&e, "u1", v, NULL);
+    free(v);
+    dh_read(&e, "deliveries.email", 2, WAIT_MS, &em);
+    ck_assert_uint_eq(em.n, 2);
+    ck_assert_ptr_nonnull(dh_find(&em, "event_id", id2));
+    dh_records_free(&em);
+    char log[256], tail[8192];
+    snprintf(log, sizeof log, "%s.%d", e.log, e.starts - 1);
+    ck_assert_msg(strstr(dh_log_tail(log, tail, sizeof tail), "starting a new one") != NULL,
+                  "no producer renewal in the log: %s", tail);
+    ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
+    dh_teardown(&e);
+}
+END_TEST
+
 START_TEST(test_user_change_invalidates_the_cache_within_a_second)
 {
     dh_env e;
@@ -444,6 +490,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_quiet_hours_schedule_on_retry_topic),
     TEST_ENTRY(test_template_renders_nested_data_and_escapes_html),
     TEST_ENTRY(test_poison_records_go_to_dlq_and_the_next_event_is_processed),
+    TEST_ENTRY(test_a_fenced_producer_is_replaced_and_the_batch_redone),
     TEST_ENTRY(test_user_change_invalidates_the_cache_within_a_second),
     TEST_ENTRY(test_postgres_connection_loss_loses_nothing),
     TEST_ENTRY(test_two_dispatchers_share_the_work_and_hand_over_on_shutdown),
