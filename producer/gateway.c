@@ -268,8 +268,15 @@ int gateway_stop(gateway *g)
     if (g == NULL)
         return 0;
     int64_t deadline = timeutil_monotonic_ms() + g->shutdown_timeout_ms;
+    /*
+     * From here every request is answered 503 shutting_down with
+     * Connection: close (api.c), new connections included.  The listening
+     * socket stays open until the server stops: libmicrohttpd's
+     * MHD_quiesce_daemon() races its own worker threads in epoll mode (both
+     * remove the listening socket from a worker's epoll set, and the loser
+     * aborts the process), so it is not called.
+     */
     atomic_store(&g->env.draining, true);
-    http_server_quiesce(g->http);
 
     /* Requests in flight finish: each waits at most the publish timeout. */
     unsigned busy;

@@ -653,15 +653,6 @@ uint16_t http_server_port(const http_server *s)
     return s->port;
 }
 
-void http_server_quiesce(http_server *s)
-{
-    if (s == NULL || s->daemon == NULL)
-        return;
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
-}
-
 unsigned http_server_in_flight(const http_server *s)
 {
     return atomic_load(&s->in_flight);

@@ -72,9 +72,6 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
 /* The bound port (useful after binding port 0). */
 uint16_t http_server_port(const http_server *s);
 
-/* Stops accepting connections; requests in progress go on. */
-void http_server_quiesce(http_server *s);
-
 /* Requests between headers and completion, suspended ones included. */
 unsigned http_server_in_flight(const http_server *s);
 
