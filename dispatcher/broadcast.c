@@ -228,7 +228,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
 
     /* Every subscriber is out: record the broadcast itself, then commit its offset. */
     status_batch_reset(sb);
-    if (status_add_event(sb, ev) != 0) {
+    if (status_add_event(sb, ev, NULL, 0) != 0) {
         snprintf(err, errlen, "broadcast: out of memory");
         ret = BROADCAST_FATAL;
         goto out;

@@ -652,8 +652,7 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
         }
         size_t from = d->fl.n;
         if (fanout_event(&s->ev, s->user, s->tpl, &d->fo, now_ms, &d->fl, err, errlen) != 0 ||
-            status_add_event(d->sb, &s->ev) != 0 ||
-            status_add_items(d->sb, &s->ev, d->fl.items + from, d->fl.n - from) != 0) {
+            status_add_event(d->sb, &s->ev, d->fl.items + from, d->fl.n - from) != 0) {
             ret = BATCH_FATAL;
             goto out;
         }

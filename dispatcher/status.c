@@ -24,32 +24,38 @@ typedef struct column {
     size_t len, cap;
 } column;
 
+#define MAX_COLUMNS STATUS_EVENT_COLUMNS
+
 typedef struct table {
-    column col[STATUS_COLUMNS];
+    column col[MAX_COLUMNS];
+    size_t ncols;
     size_t bytes, max; /* capacity of all columns together, and its bound */
     size_t rows;
 } table;
 
 struct status_batch {
     table ev, dl;
+    column planned; /* one event's planned deliveries, an array literal */
 };
 
 static const char write_sql[] =
     "WITH e AS ("
     "  INSERT INTO events (event_id, type, user_id, topic, priority, category, broadcast_id, "
-    "                      created_at) "
-    "  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
-    "                       $6::text[], $7::uuid[], $8::timestamptz[]) "
+    "                      created_at, planned) "
+    "  SELECT e, t, u, tp, p, c, b, ca, pl::text[] "
+    "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "              $6::text[], $7::uuid[], $8::timestamptz[], $9::text[]) "
+    "       AS x(e, t, u, tp, p, c, b, ca, pl) "
     "  ON CONFLICT (event_id) DO NOTHING) "
     "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, address, status, "
     "                        skip_reason, not_before) "
-    "SELECT * FROM unnest($9::text[], $10::uuid[], $11::text[], $12::text[], $13::text[], "
-    "                     $14::text[], $15::text[], $16::timestamptz[]) "
+    "SELECT * FROM unnest($10::text[], $11::uuid[], $12::text[], $13::text[], $14::text[], "
+    "                     $15::text[], $16::text[], $17::timestamptz[]) "
     "ON CONFLICT (idempotency_key) DO NOTHING";
 
-#define STATUS_PARAMS (2 * STATUS_COLUMNS)
+#define STATUS_PARAMS (STATUS_EVENT_COLUMNS + STATUS_DELIVERY_COLUMNS)
 
-/* Room for more bytes plus the closing "}" and NUL. */
+/* Room for more bytes plus the closing "}" and NUL; t (the budget) may be NULL. */
 static int col_reserve(table *t, column *c, size_t more)
 {
     if (c->len + more + 2 <= c->cap)
@@ -57,55 +63,67 @@ static int col_reserve(table *t, column *c, size_t more)
     size_t cap = c->cap ? c->cap : 1024;
     while (cap < c->len + more + 2)
         cap *= 2;
-    if (t->bytes - c->cap + cap > t->max)
+    if (t != NULL && t->bytes - c->cap + cap > t->max)
         return -1;
     char *p = realloc(c->p, cap);
     if (p == NULL)
         return -1;
-    t->bytes += cap - c->cap;
+    if (t != NULL)
+        t->bytes += cap - c->cap;
     c->p = p;
     c->cap = cap;
     return 0;
 }
 
 /*
- * Appends one element: NULL, or the value in double quotes with '"' and
+ * Writes one element at p: NULL, or the value in double quotes with '"' and
  * '\\' escaped (array_in's rules; the literal travels as a parameter, so
- * nothing else needs quoting).
+ * nothing else needs quoting).  Room for 2 * strlen(v) + 3 bytes (5 for
+ * NULL); returns the end.
  */
+static char *put_elem(char *p, const char *v)
+{
+    if (v == NULL) {
+        memcpy(p, "NULL", 4);
+        return p + 4;
+    }
+    *p++ = '"';
+    for (const char *s = v; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            *p++ = '\\';
+        *p++ = *s;
+    }
+    *p++ = '"';
+    return p;
+}
+
+static size_t elem_room(const char *v)
+{
+    return v ? 2 * strlen(v) + 3 : 5;
+}
+
+/* Appends one element to the column's array. */
 static int col_add(table *t, column *c, const char *v)
 {
-    size_t n = v ? strlen(v) : 0;
-    if (col_reserve(t, c, v ? 2 * n + 3 : 5) != 0)
+    if (col_reserve(t, c, elem_room(v)) != 0)
         return -1;
     char *p = c->p + c->len;
     if (c->len > 0 && p[-1] == '}')
         p--; /* reopen an array closed by status_*_column() */
     *p++ = c->len == 0 ? '{' : ',';
-    if (v == NULL) {
-        memcpy(p, "NULL", 4);
-        p += 4;
-    } else {
-        *p++ = '"';
-        for (const char *s = v; *s; s++) {
-            if (*s == '"' || *s == '\\')
-                *p++ = '\\';
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
+    p = put_elem(p, v);
     *p = '\0';
     c->len = (size_t)(p - c->p);
     return 0;
 }
 
-/* Adds one row of STATUS_COLUMNS values; on failure the table is as before. */
-static int table_add(table *t, const char *const v[STATUS_COLUMNS])
+/* Adds one row of t->ncols values; on failure the table is as before. */
+static int table_add(table *t, const char *const v[])
 {
-    size_t mark[STATUS_COLUMNS];
-    for (size_t i = 0; i < STATUS_COLUMNS; i++)
+    size_t mark[MAX_COLUMNS];
+    for (size_t i = 0; i < t->ncols; i++)
         mark[i] = t->col[i].len;
-    for (size_t i = 0; i < STATUS_COLUMNS; i++) {
+    for (size_t i = 0; i < t->ncols; i++) {
         if (col_add(t, &t->col[i], v[i]) != 0) {
             for (size_t j = 0; j <= i; j++) {
                 t->col[j].len = mark[j];
@@ -122,7 +140,7 @@ static int table_add(table *t, const char *const v[STATUS_COLUMNS])
 /* The column's array literal, closed on demand so that adding needs no bookkeeping. */
 static const char *table_column(table *t, size_t i)
 {
-    if (i >= STATUS_COLUMNS)
+    if (i >= t->ncols)
         return NULL;
     column *c = &t->col[i];
     if (t->rows == 0 || c->len == 0)
@@ -138,7 +156,7 @@ static const char *table_column(table *t, size_t i)
 
 static void table_reset(table *t)
 {
-    for (size_t i = 0; i < STATUS_COLUMNS; i++) {
+    for (size_t i = 0; i < t->ncols; i++) {
         t->col[i].len = 0;
         if (t->col[i].p != NULL)
             t->col[i].p[0] = '\0';
@@ -148,19 +166,19 @@ static void table_reset(table *t)
 
 static void table_free(table *t)
 {
-    for (size_t i = 0; i < STATUS_COLUMNS; i++)
+    for (size_t i = 0; i < t->ncols; i++)
         free(t->col[i].p);
 }
 
 /* The statement's parameters; -1 when out of memory. */
 static int params_of(status_batch *b, const char *params[STATUS_PARAMS])
 {
-    for (size_t i = 0; i < STATUS_COLUMNS; i++) {
-        params[i] = table_column(&b->ev, i);
-        params[STATUS_COLUMNS + i] = table_column(&b->dl, i);
-        if (params[i] == NULL || params[STATUS_COLUMNS + i] == NULL)
+    for (size_t i = 0; i < STATUS_EVENT_COLUMNS; i++)
+        if ((params[i] = table_column(&b->ev, i)) == NULL)
             return -1;
-    }
+    for (size_t i = 0; i < STATUS_DELIVERY_COLUMNS; i++)
+        if ((params[STATUS_EVENT_COLUMNS + i] = table_column(&b->dl, i)) == NULL)
+            return -1;
     return 0;
 }
 
@@ -170,6 +188,8 @@ status_batch *status_batch_new(size_t byte_cap)
     if (b == NULL)
         return NULL;
     b->ev.max = b->dl.max = byte_cap;
+    b->ev.ncols = STATUS_EVENT_COLUMNS;
+    b->dl.ncols = STATUS_DELIVERY_COLUMNS;
     return b;
 }
 
@@ -179,6 +199,7 @@ void status_batch_free(status_batch *b)
         return;
     table_free(&b->ev);
     table_free(&b->dl);
+    free(b->planned.p);
     free(b);
 }
 
@@ -188,11 +209,53 @@ void status_batch_reset(status_batch *b)
     table_reset(&b->dl);
 }
 
-int status_add_event(status_batch *b, const event *ev)
+/*
+ * The planned deliveries of items[0..n) as a two-dimensional array literal,
+ * {{"email","key","address"},...}, in b->planned; *out is NULL (SQL NULL)
+ * when nothing is planned, and -1 means out of memory.  The literal becomes
+ * one element of the events table's planned column, where col_add quotes it
+ * once more.
+ */
+static int planned_literal(status_batch *b, const fanout_item *items, size_t n, const char **out)
+{
+    column *c = &b->planned;
+    c->len = 0;
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].action != DECIDE_SEND)
+            continue;
+        const char *v[3] = {delivery_channel_name(items[i].channel), items[i].idempotency_key,
+                            items[i].address};
+        if (col_reserve(NULL, c, elem_room(v[0]) + elem_room(v[1]) + elem_room(v[2]) + 5) != 0)
+            return -1;
+        char *p = c->p + c->len;
+        *p++ = c->len == 0 ? '{' : ',';
+        *p++ = '{';
+        for (size_t k = 0; k < 3; k++) {
+            if (k > 0)
+                *p++ = ',';
+            p = put_elem(p, v[k]);
+        }
+        *p++ = '}';
+        *p = '\0';
+        c->len = (size_t)(p - c->p);
+    }
+    if (c->len == 0)
+        return 0;
+    c->p[c->len++] = '}'; /* col_reserve left room for it */
+    c->p[c->len] = '\0';
+    *out = c->p;
+    return 0;
+}
+
+int status_add_event(status_batch *b, const event *ev, const fanout_item *items, size_t n)
 {
     char created[TIMEUTIL_RFC3339_SIZE];
     timeutil_format_rfc3339(ev->created_at, created, sizeof created);
-    const char *v[STATUS_COLUMNS] = {
+    const char *planned;
+    if (planned_literal(b, items, n, &planned) != 0)
+        return -1;
+    const char *v[STATUS_EVENT_COLUMNS] = {
         ev->event_id,
         ev->type,
         ev->user_id,
@@ -201,16 +264,16 @@ int status_add_event(status_batch *b, const event *ev)
         ev->category,
         ev->broadcast_id[0] ? ev->broadcast_id : NULL,
         created,
+        planned,
     };
-    return table_add(&b->ev, v);
-}
-
-int status_add_items(status_batch *b, const event *ev, const fanout_item *items, size_t n)
-{
+    if (table_add(&b->ev, v) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         const fanout_item *it = &items[i];
+        if (it->action == DECIDE_SEND)
+            continue;
         char nb[TIMEUTIL_RFC3339_SIZE];
-        const char *v[STATUS_COLUMNS] = {
+        const char *d[STATUS_DELIVERY_COLUMNS] = {
             it->idempotency_key,
             ev->event_id,
             ev->user_id,
@@ -221,7 +284,7 @@ int status_add_items(status_batch *b, const event *ev, const fanout_item *items,
             it->not_before_ms > 0 ? timeutil_format_rfc3339(it->not_before_ms, nb, sizeof nb)
                                   : NULL,
         };
-        if (table_add(&b->dl, v) != 0)
+        if (table_add(&b->dl, d) != 0)
             return -1;
     }
     return 0;

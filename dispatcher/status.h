@@ -1,20 +1,27 @@
 /*
  * status: the dispatcher's record in PostgreSQL of what it decided — one
- * events row per event and one deliveries row per planned or skipped
- * delivery — written once per batch with a single statement.
+ * events row per event, holding its planned deliveries, and one deliveries
+ * row per skipped or scheduled delivery — written once per batch with a
+ * single statement.
+ *
+ * A planned delivery gets its own deliveries row from the worker's claim;
+ * until then it is an element of its event's "planned" column, a
+ * two-dimensional text array with one {channel, idempotency key, address}
+ * row per delivery (migration 010).  The delivery_status view reports both
+ * as one.  One row write per event instead of one per delivery: the worker
+ * inserts the row it used to update.
  *
  * The rows of a batch are accumulated column by column, one PostgreSQL array
  * literal per column ({"a","b",NULL}), and inserted by one
  * INSERT ... SELECT FROM unnest(...) per table, both in one statement (so in
  * one implicit transaction), with ON CONFLICT DO NOTHING:
  * a batch redone after an aborted Kafka transaction or a crash inserts
- * nothing twice, and a row a worker has already advanced (sent, retrying,
- * failed) is never set back to pending.
+ * nothing twice.
  *
  * The dispatcher writes the rows before it commits the Kafka transaction
  * that carries the deliveries, so a delivery visible on a deliveries topic
- * always has its row; a row whose Kafka message was never committed is
- * produced again by the redo of its batch.
+ * is always visible in delivery_status; a row whose Kafka message was never
+ * committed is produced again by the redo of its batch.
  *
  * Building the arrays is pure; status_write() does the I/O.  Not thread-safe.
  */
@@ -38,11 +45,13 @@ void status_batch_free(status_batch *b);
 /* Empties the batch, keeping its buffers. */
 void status_batch_reset(status_batch *b);
 
-/* Adds the events row of ev.  0, or -1 when out of memory or past the cap. */
-int status_add_event(status_batch *b, const event *ev) __attribute__((warn_unused_result));
-
-/* Adds the deliveries rows of items[0..n) for ev's user. */
-int status_add_items(status_batch *b, const event *ev, const fanout_item *items, size_t n)
+/*
+ * Adds the events row of ev with what was decided for it, items[0..n) (none
+ * for a broadcast): the planned deliveries in the row, a deliveries row for
+ * each skipped or scheduled one.  0, or -1 when out of memory or past the
+ * cap (the batch is then only fit to be reset).
+ */
+int status_add_event(status_batch *b, const event *ev, const fanout_item *items, size_t n)
     __attribute__((warn_unused_result));
 
 size_t status_event_count(const status_batch *b);
@@ -51,11 +60,12 @@ size_t status_delivery_count(const status_batch *b);
 /*
  * The accumulated array literal of one column, for tests: "{...}", or NULL
  * when col is out of range or out of memory.  Events columns: event_id,
- * type, user_id, topic, priority, category, broadcast_id, created_at.
- * Deliveries columns: idempotency_key, event_id, user_id, channel, address,
- * status, skip_reason, not_before.
+ * type, user_id, topic, priority, category, broadcast_id, created_at,
+ * planned.  Deliveries columns: idempotency_key, event_id, user_id, channel,
+ * address, status, skip_reason, not_before.
  */
-#define STATUS_COLUMNS 8
+#define STATUS_EVENT_COLUMNS    9
+#define STATUS_DELIVERY_COLUMNS 8
 const char *status_events_column(status_batch *b, size_t col);
 const char *status_deliveries_column(status_batch *b, size_t col);
 

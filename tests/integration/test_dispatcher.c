@@ -22,7 +22,7 @@ static long rows(dh_env *e, const char *event_id, const char *channel, const cha
                  const char *reason)
 {
     return dh_long(e,
-                   "SELECT count(*) FROM deliveries WHERE event_id = '%s' AND channel = '%s' "
+                   "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND channel = '%s' "
                    "AND status = '%s' AND coalesce(skip_reason, '') = '%s'",
                    event_id, channel, status, reason ? reason : "");
 }
@@ -80,7 +80,7 @@ START_TEST(test_preferences_decide_every_channel)
     ck_assert_int_eq(rows(&e, cid, "push", "skipped", "no_address"), 1);
     ck_assert_int_eq(rows(&e, cid, "email", "pending", NULL), 1);
     /* No push template for order.shipped: no delivery, no row. */
-    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM deliveries WHERE event_id = '%s' AND "
+    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
                                  "channel = 'push'", ship),
                      0);
     ck_assert_int_eq(rows(&e, ship, "sms", "pending", NULL), 1);
@@ -107,7 +107,7 @@ START_TEST(test_preferences_decide_every_channel)
     ck_assert_str_eq(dh_str(r, "body"), "Body for Bob");
     ck_assert_str_eq(dh_str(r, "category"), "marketing");
     /* The record's key is the row's key. */
-    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM deliveries WHERE idempotency_key = '%s' "
+    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM delivery_status WHERE idempotency_key = '%s' "
                                  "AND address = 'bob@example.com'",
                              dh_str(r, "idempotency_key")),
                      1);
@@ -180,7 +180,7 @@ START_TEST(test_quiet_hours_schedule_on_retry_topic)
         ck_assert_msg(nb == want, "%s: not_before %s, expected %ld ms", users[i],
                       dh_str(r, "not_before"), want);
         ck_assert_int_eq(dh_long(&e,
-                                 "SELECT count(*) FROM deliveries WHERE event_id = '%s' AND "
+                                 "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
                                  "status = 'scheduled' AND "
                                  "(extract(epoch FROM not_before) * 1000)::bigint = %ld",
                                  id[i], want),
@@ -421,7 +421,7 @@ START_TEST(test_postgres_connection_loss_loses_nothing)
     dh_read(&e, "deliveries.email", N, WAIT_MS, &em);
     /* Exactly once per event in what workers read, and one row each. */
     ck_assert_uint_eq(em.n, N);
-    ck_assert_int_eq(dh_long(&e, "SELECT count(DISTINCT event_id) FROM deliveries WHERE "
+    ck_assert_int_eq(dh_long(&e, "SELECT count(DISTINCT event_id) FROM delivery_status WHERE "
                                  "status = 'pending'"),
                      N);
     dh_records_free(&em);

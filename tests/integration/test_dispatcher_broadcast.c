@@ -49,10 +49,10 @@ START_TEST(test_broadcast_survives_sigkill_midway_with_exactly_one_event_per_sub
     snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE broadcast_id = '%s'", bid);
     ck_assert_int_eq(dh_wait_count(&e, SUBSCRIBERS, 120000, sql), SUBSCRIBERS);
     ck_assert_int_eq(dh_wait_count(&e, SUBSCRIBERS, 60000,
-                                   "SELECT count(DISTINCT user_id) FROM deliveries WHERE "
+                                   "SELECT count(DISTINCT user_id) FROM delivery_status WHERE "
                                    "channel = 'email' AND status = 'pending'"),
                      SUBSCRIBERS);
-    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM deliveries"), SUBSCRIBERS);
+    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM delivery_status"), SUBSCRIBERS);
     /* The broadcast itself is recorded, and its progress row is gone. */
     ck_assert_int_eq(dh_wait_count(&e, 1, 30000,
                                    "SELECT count(*) FROM events WHERE topic = 'news'"),

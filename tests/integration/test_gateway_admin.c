@@ -238,13 +238,16 @@ START_TEST(test_event_status_reads_events_and_deliveries)
     ck_assert_int_eq(id_uuid_v4(id), 0);
     ck_assert_int_eq(id_uuid_v4(child), 0);
     snprintf(sql, sizeof sql,
-             "INSERT INTO events (event_id, type, user_id, priority, created_at) VALUES "
-             "('%s', 'order.shipped', 'u-st', 'normal', now());"
+             /* Three planned deliveries: two claimed by workers (rows), one not yet. */
+             "INSERT INTO events (event_id, type, user_id, priority, created_at, planned) VALUES "
+             "('%s', 'order.shipped', 'u-st', 'normal', now(), "
+             "'{{email,%s/email,a@example.com},{sms,%s/sms,+15550000001},"
+             "{push,%s/push,\"tok \\\"1\\\"\"}}');"
              "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, status, "
              "attempts, last_error) VALUES "
              "('%s/email', '%s', 'u-st', 'email', 'sent', 1, NULL),"
              "('%s/sms', '%s', 'u-st', 'sms', 'retrying', 2, 'provider 503')",
-             id, id, id, id, id);
+             id, id, id, id, id, id, id, id);
     h_sql(sql);
     h_gateway g;
     h_start(&g, NULL);
@@ -256,19 +259,30 @@ START_TEST(test_event_status_reads_events_and_deliveries)
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), id);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "processing");
     json_t *ds = json_object_get(r.json, "deliveries");
-    ck_assert_uint_eq(json_array_size(ds), 2);
-    bool saw_sms = false;
-    for (size_t i = 0; i < 2; i++) {
+    ck_assert_uint_eq(json_array_size(ds), 3); /* a claimed delivery is reported once */
+    int seen = 0;
+    for (size_t i = 0; i < 3; i++) {
         json_t *d = json_array_get(ds, i);
+        const char *ch = json_string_value(json_object_get(d, "channel"));
+        const char *status = json_string_value(json_object_get(d, "status"));
         ck_assert_ptr_nonnull(json_object_get(d, "updated_at"));
-        if (strcmp(json_string_value(json_object_get(d, "channel")), "sms") == 0) {
-            saw_sms = true;
-            ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "retrying");
+        ck_assert_str_eq(json_string_value(json_object_get(d, "user_id")), "u-st");
+        if (strcmp(ch, "email") == 0) {
+            seen |= 1;
+            ck_assert_str_eq(status, "sent");
+        } else if (strcmp(ch, "sms") == 0) {
+            seen |= 2;
+            ck_assert_str_eq(status, "retrying");
             ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 2);
             ck_assert_str_eq(json_string_value(json_object_get(d, "last_error")), "provider 503");
+        } else {
+            seen |= 4;
+            ck_assert_str_eq(ch, "push");
+            ck_assert_str_eq(status, "pending"); /* planned, no worker has it yet */
+            ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 0);
         }
     }
-    ck_assert(saw_sms);
+    ck_assert_int_eq(seen, 7);
     h_resp_clear(&r);
 
     /* Upper case is the same UUID. */
