@@ -346,6 +346,23 @@ static bool is_broadcast(const slot *s)
  * Fills the batch.  Returns 0 (possibly with an empty batch: nothing came
  * within the idle poll), or -1 on a fatal consumer error.
  */
+/*
+ * How long the record has been waiting, by its timestamp (the gateway's
+ * produce time), within [0, cap]: a record that already waited in the
+ * consumer's queue while the previous batch was processed does not wait the
+ * batch wait again.  A clock behind the producer's reads as 0 (the full
+ * wait); one ahead only shortens the wait.
+ */
+static int64_t record_age_ms(const rd_kafka_message_t *msg, int64_t cap)
+{
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(msg, &tt);
+    if (ts <= 0 || tt == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+        return 0;
+    int64_t age = timeutil_now_ms() - ts;
+    return age < 0 ? 0 : age > cap ? cap : age;
+}
+
 static int collect(dispatcher *d)
 {
     int64_t started = 0;
@@ -358,15 +375,14 @@ static int collect(dispatcher *d)
     }
     while (d->nslots < (size_t)d->cfg->batch_size && !*d->stop) {
         int timeout = IDLE_POLL_MS;
+        int64_t left = 0;
         if (started != 0) {
-            int64_t left = started + d->cfg->batch_ms - timeutil_monotonic_ms();
-            if (left <= 0)
-                break;
-            timeout = (int)left;
+            left = started + d->cfg->batch_ms - timeutil_monotonic_ms();
+            timeout = left > 0 ? (int)left : 0; /* past the wait: take what is queued */
         }
         rd_kafka_message_t *msg = kafka_consumer_poll(d->consumer, timeout);
         if (msg == NULL) {
-            if (started == 0)
+            if (started == 0 || left <= 0)
                 return 0;
             continue;
         }
@@ -380,7 +396,7 @@ static int collect(dispatcher *d)
             continue;
         }
         if (started == 0)
-            started = timeutil_monotonic_ms();
+            started = timeutil_monotonic_ms() - record_age_ms(msg, d->cfg->batch_ms);
         slot s;
         memset(&s, 0, sizeof s);
         s.msg = msg;

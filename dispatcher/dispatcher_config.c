@@ -22,8 +22,8 @@ const config_var dispatcher_config_vars[] = {
      .help = "most events processed in one transaction"},
     {.env = "HERALD_DISPATCHER_BATCH_WAIT", .flag = "batch-wait", .type = CONFIG_DURATION,
      .def = "30ms", .offset = F(batch_ms), .min = 1, .max = 10000,
-     .help = "longest wait for a batch to fill before it is processed (after the first event; "
-             "the broker holds a fetch up to 20 ms more)"},
+     .help = "longest wait for a batch to fill before it is processed (counted from the first "
+             "event's timestamp; the broker holds a fetch up to 20 ms more)"},
     {.env = "HERALD_DISPATCHER_STATUS_PART", .type = CONFIG_INT, .def = "250",
      .offset = F(status_part), .min = 1, .max = 100000,
      .help = "events whose status rows are inserted by one statement; the next part is "

@@ -25,6 +25,13 @@
  *       records of SIZE bytes with Herald's producer settings and waits for
  *       every acknowledgement, then consumes them all back; prints the
  *       rates and deletes the topic.
+ *   herald-bench-pipeline stages BROKERS PREFIX PHASE
+ *       where the latency of PHASE accumulates: for the records of PHASE on
+ *       the events topic (written by the gateway) and on deliveries.sms
+ *       (written by the dispatcher), the record's timestamp (taken when its
+ *       producer accepted it) minus the publish time in its payload, as
+ *       p50/p99.  With the end-to-end figures (provider receipt) this
+ *       splits the latency into intake, fan-out, and commit + delivery.
  *   herald-bench-pipeline avgsize BROKERS TOPIC
  *       prints the mean key + value size of the first records of TOPIC.
  *   herald-bench-pipeline delete-topics BROKERS PREFIX
@@ -403,8 +410,8 @@ static int cmd_raw(int argc, char **argv)
         int kl = snprintf(key, sizeof key, "u%09ld", i);
         int sent = 0;
         for (int tries = 0; tries < 100000 && !sent; tries++) {
-            kafka_status st =
-                kafka_produce(p, topic, key, (size_t)kl, val, (size_t)size, NULL, NULL, err, sizeof err);
+            kafka_status st = kafka_produce(p, topic, key, (size_t)kl, val, (size_t)size, NULL,
+                                            NULL, err, sizeof err);
             if (st == KAFKA_OK)
                 sent = 1;
             else if (st == KAFKA_QUEUE_FULL)
@@ -471,32 +478,49 @@ static int cmd_raw(int argc, char **argv)
 }
 
 /* The mean value size of the first records of TOPIC (up to 2,000, 15 s). */
+/* A consumer assigned every partition of topic from the beginning, with end-of-partition events. */
+static rd_kafka_t *open_reader(const char *brokers, const char *topic, int *nparts)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err);
+    rd_kafka_conf_set(conf, "group.id", "herald-bench-reader", err, sizeof err);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (rk == NULL)
+        return NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    *nparts = 1;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1)
+        *nparts = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(*nparts);
+    for (int i = 0; i < *nparts; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rk;
+}
+
+static void close_reader(rd_kafka_t *rk)
+{
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+}
+
 static int cmd_avgsize(int argc, char **argv)
 {
     if (argc < 2)
         return 2;
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", argv[0], err, sizeof err);
-    rd_kafka_conf_set(conf, "group.id", "herald-bench-avgsize", err, sizeof err);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    int nparts;
+    rd_kafka_t *rk = open_reader(argv[0], argv[1], &nparts);
     if (rk == NULL)
         return 1;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, argv[1], NULL);
-    int nparts = 1;
-    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->topic_cnt == 1)
-        nparts = md->topics[0].partition_cnt;
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(nparts);
-    for (int i = 0; i < nparts; i++)
-        rd_kafka_topic_partition_list_add(parts, argv[1], i)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
     long n = 0, bytes = 0;
     int64_t deadline = timeutil_monotonic_ms() + 15000;
     for (int i = 0; i < 100000 && n < 2000 && timeutil_monotonic_ms() < deadline; i++) {
@@ -509,10 +533,106 @@ static int cmd_avgsize(int argc, char **argv)
         }
         rd_kafka_message_destroy(m);
     }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    close_reader(rk);
     printf("%ld\n", n > 0 ? bytes / n : 0);
     return n > 0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------ stages */
+
+/* The first needle[0..m) in hay[0..n), or NULL. */
+static const char *find_bytes(const char *hay, size_t n, const char *needle, size_t m)
+{
+    for (const char *p = hay; m > 0 && p + m <= hay + n; p++) {
+        p = memchr(p, needle[0], (size_t)(hay + n - p));
+        if (p == NULL || p + m > hay + n)
+            return NULL;
+        if (memcmp(p, needle, m) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/*
+ * Milliseconds from publish to each record of topic that belongs to the
+ * phase: the record's timestamp (set when its producer took it) minus the
+ * publish time found after marker in the payload.  The whole topic is read
+ * up to its end (bounded by count and time).  Percentiles into p50 and p99;
+ * -1 when no record matched.
+ */
+static void stage_latency(const char *brokers, const char *topic, const char *marker, long *p50,
+                          long *p99, long *n_out)
+{
+    *p50 = *p99 = -1;
+    *n_out = 0;
+    int nparts;
+    rd_kafka_t *rk = open_reader(brokers, topic, &nparts);
+    if (rk == NULL)
+        return;
+    size_t cap = 1 << 16, n = 0;
+    int64_t *lat = malloc(cap * sizeof *lat);
+    size_t mlen = strlen(marker);
+    int eofs = 0;
+    int64_t deadline = timeutil_monotonic_ms() + 60000;
+    for (long i = 0;
+         lat != NULL && i < 50000000L && eofs < nparts && timeutil_monotonic_ms() < deadline; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eofs++;
+        } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->len > 0) {
+            rd_kafka_timestamp_type_t tt;
+            int64_t ts = rd_kafka_message_timestamp(m, &tt);
+            const char *p = find_bytes(m->payload, m->len, marker, mlen);
+            if (p != NULL && ts > 0 && (size_t)(p - (const char *)m->payload) + mlen < m->len) {
+                int64_t pub = atoll(p + mlen);
+                if (n == cap) {
+                    int64_t *t = realloc(lat, 2 * cap * sizeof *lat);
+                    if (t == NULL) {
+                        rd_kafka_message_destroy(m);
+                        break;
+                    }
+                    lat = t;
+                    cap *= 2;
+                }
+                lat[n++] = ts - pub;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    close_reader(rk);
+    if (lat != NULL && n > 0) {
+        qsort(lat, n, sizeof *lat, cmp_i64);
+        *p50 = (long)lat[n / 2];
+        *p99 = (long)lat[n * 99 / 100];
+    }
+    *n_out = (long)n;
+    free(lat);
+}
+
+static int cmd_stages(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: herald-bench-pipeline stages BROKERS PREFIX PHASE\n");
+        return 2;
+    }
+    const char *brokers = argv[0], *prefix = argv[1], *phase = argv[2];
+    char topic[256], marker[128];
+    long p50, p99, n;
+    /* The events record: its payload's data carries "ph":"PHASE","t":"MS". */
+    snprintf(topic, sizeof topic, "%sevents", prefix);
+    snprintf(marker, sizeof marker, "\"ph\":\"%s\",\"t\":\"", phase);
+    stage_latency(brokers, topic, marker, &p50, &p99, &n);
+    printf("stage_accepted_n=%ld\nstage_accepted_p50_ms=%ld\nstage_accepted_p99_ms=%ld\n", n, p50,
+           p99);
+    /* The SMS delivery record: its rendered body starts hb|PHASE|MS|. */
+    snprintf(topic, sizeof topic, "%sdeliveries.sms", prefix);
+    snprintf(marker, sizeof marker, "hb|%s|", phase);
+    stage_latency(brokers, topic, marker, &p50, &p99, &n);
+    printf("stage_fanned_out_n=%ld\nstage_fanned_out_p50_ms=%ld\nstage_fanned_out_p99_ms=%ld\n", n,
+           p50, p99);
+    return 0;
 }
 
 static int cmd_delete_topics(int argc, char **argv)
@@ -544,6 +664,7 @@ int main(int argc, char **argv)
         printf("usage: herald-bench-pipeline publish URL KEY COUNT RATE FIRST_USER PHASE [CONNS]\n"
                "       herald-bench-pipeline analyze PHASE SERIES_OUT FILE...\n"
                "       herald-bench-pipeline raw BROKERS TOPIC COUNT SIZE\n"
+               "       herald-bench-pipeline stages BROKERS PREFIX PHASE\n"
                "       herald-bench-pipeline avgsize BROKERS TOPIC\n"
                "       herald-bench-pipeline delete-topics BROKERS PREFIX\n");
         return argc < 2 ? 2 : 0;
@@ -554,6 +675,8 @@ int main(int argc, char **argv)
         return cmd_analyze(argc - 2, argv + 2);
     if (strcmp(argv[1], "raw") == 0)
         return cmd_raw(argc - 2, argv + 2);
+    if (strcmp(argv[1], "stages") == 0)
+        return cmd_stages(argc - 2, argv + 2);
     if (strcmp(argv[1], "avgsize") == 0)
         return cmd_avgsize(argc - 2, argv + 2);
     if (strcmp(argv[1], "delete-topics") == 0)
