@@ -1,7 +1,7 @@
 -- wrk: single publishes, POST /v1/events, user ids spread over 10,000 users.
--- HERALD_BENCH_KEY is the API key; HERALD_BENCH_RATE, when set, paces each
--- connection so that all of them together send about that many requests
--- per second (wrk has no rate option; see bench/gateway/run).
+-- HERALD_BENCH_KEY is the API key; HERALD_BENCH_RATE, when set, paces the
+-- requests so that all threads (HERALD_BENCH_THREADS) together send that
+-- many per second (wrk has no rate option; see bench/gateway/run).
 local key = os.getenv("HERALD_BENCH_KEY") or ""
 local rate = tonumber(os.getenv("HERALD_BENCH_RATE") or "0")
 local conns = tonumber(os.getenv("HERALD_BENCH_CONNECTIONS") or "1")
@@ -31,14 +31,30 @@ request = function()
 end
 
 if rate > 0 then
-  -- wrk calls delay() before each request of a connection and counts the
-  -- pause from the previous answer, so the period is the pause plus the
-  -- round trip: HERALD_BENCH_RTT_MS (an estimate) is taken off the pause.
-  local rtt = tonumber(os.getenv("HERALD_BENCH_RTT_MS") or "2")
-  local pause = conns * 1000 / rate - rtt
-  if pause < 0 then pause = 0 end
+  -- wrk calls delay() before each request of a connection (after the
+  -- previous answer).  The thread keeps one schedule of send slots, rate /
+  -- threads per second, and each request waits for the next free slot: the
+  -- offered rate is the target whatever the round trip, as long as a
+  -- connection is free for every slot.  A gateway that falls behind is not
+  -- caught up with a burst (the slot is never earlier than now).
+  local ffi = require("ffi")
+  ffi.cdef([[
+    typedef struct { long tv_sec; long tv_nsec; } herald_timespec;
+    int clock_gettime(int clk, herald_timespec *ts);
+  ]])
+  local ts = ffi.new("herald_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local threads = tonumber(os.getenv("HERALD_BENCH_THREADS") or "1")
+  local period = threads * 1000 / rate
+  local next_slot = 0
   delay = function()
-    return pause
+    local now = now_ms()
+    local slot = next_slot > now and next_slot or now
+    next_slot = slot + period
+    return math.floor(slot - now + 0.5)
   end
 end
 
