@@ -1377,8 +1377,19 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     kafka_producer_set_delivery_cb(w->producer, on_delivery_report);
     /* A short broker-side fetch wait: a partition resumed after a pause, or a
      * retry record produced a moment ago, is fetched within 100 ms instead of
-     * waiting out a fetch parked on idle partitions (500 ms by default). */
-    static const config_kv consumer_defaults[] = {{(char *)"fetch.wait.max.ms", (char *)"100"}};
+     * waiting out a fetch parked on idle partitions (500 ms by default).
+     * Prefetch: librdkafka's defaults (100,000 records or 64 MiB queued per
+     * consumer, fetch responses of up to 50 MiB, each kept whole while any of
+     * its records is in use) made up most of the worker's memory behind a
+     * backlog: 80-100 MB.  4 MiB queued is still about ten thousand
+     * deliveries, several times the most a worker holds in progress, and
+     * the sends/s behind a backlog are the same (bench/channels). */
+    static const config_kv consumer_defaults[] = {
+        {(char *)"fetch.wait.max.ms", (char *)"100"},
+        {(char *)"fetch.max.bytes", (char *)"2097152"},
+        {(char *)"queued.min.messages", (char *)"5000"},
+        {(char *)"queued.max.messages.kbytes", (char *)"4096"},
+    };
     size_t ndef = sizeof consumer_defaults / sizeof consumer_defaults[0];
     w->consumer_kv = calloc(ndef + props->count, sizeof *w->consumer_kv);
     if (w->consumer_kv == NULL)
