@@ -3,6 +3,7 @@
  */
 #include "status.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,8 +253,15 @@ int status_add_event(status_batch *b, const event *ev, const fanout_item *items,
 {
     char created[TIMEUTIL_RFC3339_SIZE];
     timeutil_format_rfc3339(ev->created_at, created, sizeof created);
-    const char *planned;
-    if (planned_literal(b, items, n, &planned) != 0)
+    /*
+     * An event redelivered on purpose (replay --redeliver, generation > 0)
+     * finds its events row already there (ON CONFLICT DO NOTHING keeps the
+     * first generation's planned deliveries), so its own planned deliveries
+     * get pending rows, as everything did before the planned column.
+     */
+    bool in_row = ev->generation == 0;
+    const char *planned = NULL;
+    if (in_row && planned_literal(b, items, n, &planned) != 0)
         return -1;
     const char *v[STATUS_EVENT_COLUMNS] = {
         ev->event_id,
@@ -270,7 +278,7 @@ int status_add_event(status_batch *b, const event *ev, const fanout_item *items,
         return -1;
     for (size_t i = 0; i < n; i++) {
         const fanout_item *it = &items[i];
-        if (it->action == DECIDE_SEND)
+        if (it->action == DECIDE_SEND && in_row)
             continue;
         char nb[TIMEUTIL_RFC3339_SIZE];
         const char *d[STATUS_DELIVERY_COLUMNS] = {

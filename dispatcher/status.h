@@ -48,7 +48,9 @@ void status_batch_reset(status_batch *b);
 /*
  * Adds the events row of ev with what was decided for it, items[0..n) (none
  * for a broadcast): the planned deliveries in the row, a deliveries row for
- * each skipped or scheduled one.  0, or -1 when out of memory or past the
+ * each skipped or scheduled one.  A redelivered event (generation > 0) has a
+ * pending deliveries row for each planned delivery instead: its events row
+ * is the first generation's.  0, or -1 when out of memory or past the
  * cap (the batch is then only fit to be reset).
  */
 int status_add_event(status_batch *b, const event *ev, const fanout_item *items, size_t n)

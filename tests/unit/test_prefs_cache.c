@@ -309,6 +309,15 @@ START_TEST(test_status_rows_are_one_array_literal_per_column)
     status_batch_reset(b);
     ck_assert_str_eq(status_events_column(b, 0), "{}");
     ck_assert_str_eq(status_deliveries_column(b, 0), "{}");
+    /* Redelivered on purpose: the events row is the first generation's, so the
+     * planned deliveries of this one are pending rows. */
+    f.ev.generation = 1;
+    ck_assert_int_eq(status_add_event(b, &f.ev, f.out.items, f.out.n), 0);
+    ck_assert_str_eq(status_events_column(b, 8), "{NULL}");
+    ck_assert_uint_eq(status_delivery_count(b), f.out.n);
+    ck_assert_ptr_nonnull(strstr(status_deliveries_column(b, 5), "\"pending\""));
+    f.ev.generation = 0;
+    status_batch_reset(b);
     status_batch_free(b);
     fx_free(&f);
 }
