@@ -1143,16 +1143,19 @@ static const char usage[] =
     "on POST /v1/projects/{project}/messages:send; control API on /_control,\n"
     "/_records and /_stats.  Prints \"listening on HOST:PORT\" once ready.";
 
-/* Tears down in order: stop intake, answer every suspended request, stop
- * the daemon, write the last records. */
+/*
+ * Tears down in order: stop parking requests, answer every suspended one,
+ * stop the daemon, write the last records.  From the stopping flag on,
+ * every request is answered at once (no delay, no hang), new connections
+ * included, so the drain below ends.  The listening socket stays open until
+ * MHD_stop_daemon(): MHD_quiesce_daemon() races libmicrohttpd's own epoll
+ * worker threads (both remove the listening socket from a worker's epoll
+ * set, and the loser aborts the process with "Failed to remove listen FD
+ * from epoll set"), as the gateway found before.
+ */
 static void provider_stop(provider *p)
 {
     atomic_store(&p->stopping, true);
-    if (p->daemon != NULL) {
-        MHD_socket lfd = MHD_quiesce_daemon(p->daemon);
-        if (lfd != MHD_INVALID_SOCKET)
-            close(lfd);
-    }
     hang_release_all(p);
     pthread_mutex_lock(&p->delays.lock);
     p->delays.stopping = true;
