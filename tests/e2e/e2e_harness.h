@@ -918,6 +918,28 @@ static inline json_t *e2e_wait_event(e2e_env *e, const char *id, size_t want, lo
     return doc;
 }
 
+/*
+ * Polls GET /v1/events/{id} until `want` deliveries on channel have status,
+ * or timeout_ms passes; the last document (NULL: never found).  For a
+ * delivery that moves from one final status to another (failed, then sent
+ * after a requeue), where "settled" would stop at the first.
+ */
+static inline json_t *e2e_wait_status(e2e_env *e, const char *id, const char *channel,
+                                      const char *status, size_t want, long timeout_ms)
+{
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    json_t *doc = NULL;
+    for (int i = 0; i < 100000; i++) {
+        json_decref(doc);
+        doc = e2e_event(e, id);
+        if ((doc && e2e_count_deliveries(doc, channel, status) >= want) ||
+            timeutil_monotonic_ms() > deadline)
+            break;
+        e2e_sleep_ms(200);
+    }
+    return doc;
+}
+
 /* ------------------------------------------------------------ runs with loss and re-send counts */
 
 /*

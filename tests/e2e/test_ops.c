@@ -340,7 +340,8 @@ START_TEST(test_dlq_list_show_stats_and_requeue_once)
     ck_assert_msg(got == DLQ_EVENTS, "%zu of %d requeued SMS reached the provider", got,
                   DLQ_EVENTS);
     for (int i = 0; i < DLQ_EVENTS; i++) {
-        json_t *doc = e2e_wait_event(&env, ids[i], 1, 30000);
+        /* The provider has it; the worker records the outcome just after. */
+        json_t *doc = e2e_wait_status(&env, ids[i], "sms", "sent", 1, 30000);
         ck_assert_msg(doc && e2e_count_deliveries(doc, "sms", "sent") == 1,
                       "event %s not reported sent after the requeue", ids[i]);
         json_decref(doc);
@@ -446,7 +447,7 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
                   json_array_size(r), keys, REPLAY_EVENTS);
     json_decref(r);
     for (int i = 0; i < REPLAY_EVENTS; i++) {
-        json_t *doc = e2e_wait_event(&env, ids[i], 1, 30000);
+        json_t *doc = e2e_wait_status(&env, ids[i], "push", "sent", 1, 30000);
         ck_assert_msg(doc && e2e_count_deliveries(doc, "push", "sent") >= 1,
                       "event %s not reported sent after the replay", ids[i]);
         json_decref(doc);
