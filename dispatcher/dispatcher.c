@@ -343,10 +343,6 @@ static bool is_broadcast(const slot *s)
 }
 
 /*
- * Fills the batch.  Returns 0 (possibly with an empty batch: nothing came
- * within the idle poll), or -1 on a fatal consumer error.
- */
-/*
  * How long the record has been waiting, by its timestamp (the gateway's
  * produce time), within [0, cap]: a record that already waited in the
  * consumer's queue while the previous batch was processed does not wait the
@@ -363,6 +359,10 @@ static int64_t record_age_ms(const rd_kafka_message_t *msg, int64_t cap)
     return age < 0 ? 0 : age > cap ? cap : age;
 }
 
+/*
+ * Fills the batch.  Returns 0 (possibly with an empty batch: nothing came
+ * within the idle poll), or -1 on a fatal consumer error.
+ */
 static int collect(dispatcher *d)
 {
     int64_t started = 0;

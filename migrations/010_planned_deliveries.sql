@@ -14,7 +14,12 @@ ALTER TABLE events ADD COLUMN planned text[];
 
 -- What to report for each delivery: its row, or, for a planned delivery not
 -- yet claimed, a pending entry derived from the event's row.  The status API
--- and anyone looking at the database read this view.
+-- and anyone looking at the database read this view; a filter on event_id
+-- reaches both halves (the events and deliveries indexes on event_id).
+-- The claimed check is a subquery kept apart by OFFSET 0: the planner puts
+-- 1,000 rows on every generate_subscripts(), and as an anti-join the check
+-- became a hash join over the whole deliveries table; as a subquery it is
+-- one primary-key probe per planned delivery.
 CREATE VIEW delivery_status AS
 SELECT d.idempotency_key, d.event_id, d.user_id, d.channel, d.address, d.status, d.attempts,
        d.last_error, d.skip_reason, d.provider, d.provider_message_id, d.not_before,
@@ -25,4 +30,4 @@ SELECT e.planned[i][2], e.event_id, e.user_id, e.planned[i][1], e.planned[i][3],
        NULL, NULL, NULL, NULL, NULL, e.dispatched_at, e.dispatched_at
 FROM events e CROSS JOIN LATERAL generate_subscripts(e.planned, 1) AS i
 WHERE e.planned IS NOT NULL
-  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.idempotency_key = e.planned[i][2]);
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.idempotency_key = e.planned[i][2] OFFSET 0);

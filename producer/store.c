@@ -87,25 +87,13 @@ static const stmt statements[] = {
      "SELECT event_id, type, user_id, topic, priority, category, " TS("created_at") ", " TS(
          "dispatched_at") " FROM events WHERE event_id = $1::uuid",
      1},
-    /* The event's deliveries (a broadcast's: its subscribers' events'):
-     * their rows, and the planned ones no worker has claimed yet, from the
-     * events rows (delivery_status, spelt out so that the event filter
-     * reaches both halves). */
+    /* The event's deliveries (a broadcast's: its subscribers' events'),
+     * claimed or only planned (migration 010). */
     {"gw_event_deliveries",
-     "WITH ev AS MATERIALIZED (SELECT event_id, user_id, planned, dispatched_at FROM events "
-     "                         WHERE event_id = $1::uuid OR broadcast_id = $1::uuid) "
      "SELECT channel, status, attempts, last_error, " TS(
-         "updated_at") ", user_id, skip_reason FROM ("
-                       "SELECT d.channel, d.status, d.attempts, d.last_error, d.updated_at, "
-                       "d.user_id, d.skip_reason, d.created_at FROM deliveries d "
-                       "WHERE d.event_id = $1::uuid OR d.event_id = ANY (ARRAY(SELECT event_id "
-                       "FROM ev)) "
-                       "UNION ALL "
-                       "SELECT ev.planned[i][1], 'pending', 0, NULL, ev.dispatched_at, "
-                       "ev.user_id, NULL, ev.dispatched_at "
-                       "FROM ev CROSS JOIN LATERAL generate_subscripts(ev.planned, 1) AS i "
-                       "WHERE NOT EXISTS (SELECT 1 FROM deliveries x "
-                       "                  WHERE x.idempotency_key = ev.planned[i][2])) s "
+         "updated_at") ", user_id, skip_reason FROM delivery_status "
+                       "WHERE event_id = $1::uuid OR event_id = ANY (ARRAY("
+                       "SELECT e.event_id FROM events e WHERE e.broadcast_id = $1::uuid)) "
                        "ORDER BY created_at, user_id, channel LIMIT 1000",
      1},
     /* A key older than 24 hours is free again: the row is taken over. */

@@ -4,7 +4,6 @@
 -- many per second (wrk has no rate option; see bench/gateway/run).
 local key = os.getenv("HERALD_BENCH_KEY") or ""
 local rate = tonumber(os.getenv("HERALD_BENCH_RATE") or "0")
-local conns = tonumber(os.getenv("HERALD_BENCH_CONNECTIONS") or "1")
 local users = 10000
 local headers = {
   ["Authorization"] = "Bearer " .. key,

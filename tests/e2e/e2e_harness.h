@@ -901,43 +901,56 @@ static inline json_t *e2e_delivery(json_t *doc, const char *channel)
 }
 
 /*
- * Polls GET /v1/events/{id} until it is settled with at least want
- * deliveries, or timeout_ms; returns the last document (NULL if never 200).
+ * Polls GET /v1/events/{id} every 200 ms until done(doc, arg) holds, or
+ * timeout_ms; returns the last document (NULL if never 200).
  */
-static inline json_t *e2e_wait_event(e2e_env *e, const char *id, size_t want, long timeout_ms)
+static inline json_t *e2e_poll_event(e2e_env *e, const char *id, long timeout_ms,
+                                     bool (*done)(json_t *doc, const void *arg), const void *arg)
 {
     int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     json_t *doc = NULL;
     for (int i = 0; i < 100000; i++) {
         json_decref(doc);
         doc = e2e_event(e, id);
-        if ((doc && e2e_event_settled(doc, want)) || timeutil_monotonic_ms() > deadline)
+        if ((doc && done(doc, arg)) || timeutil_monotonic_ms() > deadline)
             break;
         e2e_sleep_ms(200);
     }
     return doc;
 }
 
+static inline bool e2e_settled_pred(json_t *doc, const void *arg)
+{
+    return e2e_event_settled(doc, *(const size_t *)arg);
+}
+
+/* Until it is settled with at least want deliveries. */
+static inline json_t *e2e_wait_event(e2e_env *e, const char *id, size_t want, long timeout_ms)
+{
+    return e2e_poll_event(e, id, timeout_ms, e2e_settled_pred, &want);
+}
+
+typedef struct e2e_status_want {
+    const char *channel, *status;
+    size_t n;
+} e2e_status_want;
+
+static inline bool e2e_status_pred(json_t *doc, const void *arg)
+{
+    const e2e_status_want *w = arg;
+    return e2e_count_deliveries(doc, w->channel, w->status) >= w->n;
+}
+
 /*
- * Polls GET /v1/events/{id} until `want` deliveries on channel have status,
- * or timeout_ms passes; the last document (NULL: never found).  For a
- * delivery that moves from one final status to another (failed, then sent
- * after a requeue), where "settled" would stop at the first.
+ * Until want deliveries on channel have status: for a delivery that moves
+ * from one final status to another (failed, then sent after a requeue),
+ * where "settled" would stop at the first.
  */
 static inline json_t *e2e_wait_status(e2e_env *e, const char *id, const char *channel,
                                       const char *status, size_t want, long timeout_ms)
 {
-    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
-    json_t *doc = NULL;
-    for (int i = 0; i < 100000; i++) {
-        json_decref(doc);
-        doc = e2e_event(e, id);
-        if ((doc && e2e_count_deliveries(doc, channel, status) >= want) ||
-            timeutil_monotonic_ms() > deadline)
-            break;
-        e2e_sleep_ms(200);
-    }
-    return doc;
+    e2e_status_want w = {channel, status, want};
+    return e2e_poll_event(e, id, timeout_ms, e2e_status_pred, &w);
 }
 
 /* ------------------------------------------------------------ runs with loss and re-send counts */
