@@ -79,6 +79,7 @@ struct dispatcher {
     kafka_consumer *consumer;
     kafka_producer *producer;
     pg_conn *db;
+    pg_conn *rows_db; /* status parts go to db and rows_db in turn */
     listener *lis;
     prefs_cache *users;
     tplcache *tpls;
@@ -629,9 +630,10 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     memset(&bc, 0, sizeof bc);
     int64_t now_ms = timeutil_now_ms();
     batch_result ret = BATCH_RETRY_PG;
-    bool in_txn = false, in_flight = false;
+    bool in_txn = false, in_flight[2] = {false, false};
     rd_kafka_topic_partition_list_t *offsets = NULL;
-    PGconn *raw = NULL;
+    PGconn *raw[2] = {NULL, NULL};
+    size_t part = 0;
     txn_result tr;
 
     int64_t t0 = timeutil_monotonic_ms(), t1 = 0, t2 = 0, t3 = 0;
@@ -646,17 +648,24 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     in_txn = true;
     fanout_list_reset(&d->fl);
     status_batch_reset(d->sb);
-    raw = pg_raw(d->db); /* after resolve(): a reconnect there changes it */
+    raw[0] = pg_raw(d->db); /* after resolve(): a reconnect there changes it */
+    raw[1] = pg_raw(d->rows_db);
     for (size_t i = 0; i < d->nslots; i++) {
         slot *s = &d->slots[i];
         if (status_event_count(d->sb) >= (size_t)d->cfg->status_part) {
-            /* Overlap: the database inserts this part while the next is fanned out. */
-            if ((in_flight && status_recv(raw, err, errlen) != PG_OK) ||
-                status_send(d->sb, raw, err, errlen) != PG_OK) {
-                in_flight = false;
-                goto out;
+            /*
+             * Overlap: two backends insert the last two parts while the next
+             * is fanned out (the database's work per row is more than ours).
+             */
+            size_t k = part++ % 2;
+            if (in_flight[k]) {
+                in_flight[k] = false;
+                if (status_recv(raw[k], err, errlen) != PG_OK)
+                    goto out;
             }
-            in_flight = true;
+            if (status_send(d->sb, raw[k], err, errlen) != PG_OK)
+                goto out;
+            in_flight[k] = true;
             status_batch_reset(d->sb);
         }
         if (s->parsed != EVENT_OK) {
@@ -680,9 +689,14 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     }
     t2 = timeutil_monotonic_ms();
     /* Rows first: a delivery visible in Kafka must have its row. */
-    bool rows_ok = !in_flight || status_recv(raw, err, errlen) == PG_OK;
-    in_flight = false;
-    if (!rows_ok || status_write(d->sb, d->db, err, errlen) != PG_OK)
+    for (int k = 0; k < 2; k++) {
+        if (in_flight[k]) {
+            in_flight[k] = false;
+            if (status_recv(raw[k], err, errlen) != PG_OK)
+                goto out;
+        }
+    }
+    if (status_write(d->sb, d->db, err, errlen) != PG_OK)
         goto out;
     t3 = timeutil_monotonic_ms();
     offsets = batch_offsets(d, false);
@@ -706,11 +720,13 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     for (size_t k = 0; k < NSKIP; k++)
         metrics_counter_add(d->m.skips[k], bc.skips[k]);
 out:
-    if (in_flight) {
-        /* Leave the connection idle; the rows are redone with the batch. */
-        char why[256];
-        if (status_recv(raw, why, sizeof why) != PG_OK)
-            LOG_DEBUG(NULL, "%s", why);
+    for (int k = 0; k < 2; k++) {
+        if (in_flight[k]) {
+            /* Leave the connection idle; the rows are redone with the batch. */
+            char why[256];
+            if (status_recv(raw[k], why, sizeof why) != PG_OK)
+                LOG_DEBUG(NULL, "%s", why);
+        }
     }
     if (in_txn) {
         char why[256];
@@ -779,10 +795,13 @@ static void pg_maybe_resume(dispatcher *d)
     char err[256];
     if (!d->pg_paused || timeutil_monotonic_ms() < d->resume_at_ms)
         return;
-    if (!pg_ok(d->db) && pg_reset(d->db, err, sizeof err) != PG_OK) {
-        LOG_WARN(NULL, "%s", err);
-        pg_outage(d);
-        return;
+    pg_conn *conns[] = {d->db, d->rows_db};
+    for (int k = 0; k < 2; k++) {
+        if (!pg_ok(conns[k]) && pg_reset(conns[k], err, sizeof err) != PG_OK) {
+            LOG_WARN(NULL, "%s", err);
+            pg_outage(d);
+            return;
+        }
     }
     if (kafka_consumer_resume(d->consumer, err, sizeof err) != KAFKA_OK) {
         LOG_WARN("consumer", "%s", err);
@@ -1089,7 +1108,8 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
         *config_error = 1;
         goto out;
     }
-    if ((d->db = connect_db(d, err, errlen)) == NULL)
+    if ((d->db = connect_db(d, err, errlen)) == NULL ||
+        (d->rows_db = connect_db(d, err, errlen)) == NULL)
         goto out;
     if (init_txn(d, err, errlen) != 0)
         goto out;
@@ -1122,6 +1142,7 @@ void dispatcher_free(dispatcher *d)
     kafka_consumer_destroy(d->consumer);
     kafka_producer_destroy(d->producer);
     pg_close(d->db);
+    pg_close(d->rows_db);
     listener_free(d->lis);
     fanout_list_free(&d->fl);
     status_batch_free(d->sb);

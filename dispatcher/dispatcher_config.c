@@ -18,7 +18,7 @@ const config_var dispatcher_config_vars[] = {
      .type = CONFIG_STRING, .offset = F(transactional_id),
      .help = "Kafka transactional.id (default herald-dispatcher-<hostname>-<pid>)"},
     {.env = "HERALD_DISPATCHER_BATCH_SIZE", .flag = "batch-size", .type = CONFIG_INT,
-     .def = "500", .offset = F(batch_size), .min = 1, .max = 100000,
+     .def = "2000", .offset = F(batch_size), .min = 1, .max = 100000,
      .help = "most events processed in one transaction"},
     {.env = "HERALD_DISPATCHER_BATCH_WAIT", .flag = "batch-wait", .type = CONFIG_DURATION,
      .def = "30ms", .offset = F(batch_ms), .min = 1, .max = 10000,
