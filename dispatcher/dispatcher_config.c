@@ -27,7 +27,7 @@ const config_var dispatcher_config_vars[] = {
     {.env = "HERALD_DISPATCHER_STATUS_PART", .type = CONFIG_INT, .def = "250",
      .offset = F(status_part), .min = 1, .max = 100000,
      .help = "events whose status rows are inserted by one statement; the next part is "
-             "fanned out while the database inserts one"},
+             "fanned out while two connections insert the last two"},
     {.env = "HERALD_CACHE_SIZE", .flag = "cache-size", .type = CONFIG_INT, .def = "100000",
      .offset = F(cache_size), .min = 1, .max = 100000000,
      .help = "users held in the preferences cache"},
