@@ -616,6 +616,19 @@ static int topic_index(worker *w, const char *name)
 static size_t pending_jobs(const worker *w);
 
 /*
+ * The most jobs in progress before intake stops.  A job spends most of its
+ * time waiting for statements (its claim, then its outcome's recording),
+ * each of which covers up to BATCH_MAX jobs while the next batch gathers, so
+ * by Little's law the rate is at most this mark over the time a job takes:
+ * room for a claim and a recording in flight and one of each gathering,
+ * besides the transfers and what waits for them.
+ */
+static size_t intake_high(const worker *w)
+{
+    return (size_t)w->cfg->concurrency * 4 + 4 * BATCH_MAX;
+}
+
+/*
  * Takes records while fewer than the high-water mark are in progress.  Above
  * it the consumer is simply not polled: librdkafka keeps what it fetched
  * (bounded by queued.max.messages.kbytes) and stops fetching, so resuming
@@ -626,7 +639,7 @@ static size_t pending_jobs(const worker *w);
  */
 static void intake(worker *w, int64_t now)
 {
-    size_t high = (size_t)w->cfg->concurrency * 4 + BATCH_MAX;
+    size_t high = intake_high(w);
     if (pending_jobs(w) >= high && now - w->last_poll < 1000) {
         w->more_records = false;
         w->intake_full = true;
@@ -1456,7 +1469,7 @@ static int next_timeout(worker *w, int64_t now)
     if (w->more_records || w->fatal)
         return 0;
     /* Records left in librdkafka's queue while intake was full raise no new wake-up. */
-    if (w->intake_full && pending_jobs(w) < ((size_t)w->cfg->concurrency * 4 + BATCH_MAX) / 2 &&
+    if (w->intake_full && pending_jobs(w) < intake_high(w) / 2 &&
         !w->shutting_down)
         return 0;
     bool can_send = w->readyq.n && !sender_full(w->snd) && now >= w->blocked_until;
