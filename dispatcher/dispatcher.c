@@ -640,6 +640,13 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
     if (resolve(d, now_ms, err, errlen) != PG_OK)
         goto out;
     t1 = timeutil_monotonic_ms();
+    /*
+     * The second connection idles through small batches: a server that
+     * dropped it meanwhile costs a reconnect here, not a failed batch.
+     */
+    if (d->nslots > 2 * (size_t)d->cfg->status_part && !pg_ok(d->rows_db) &&
+        pg_reset(d->rows_db, err, errlen) != PG_OK)
+        goto out;
     tr = txn_begin(d->producer, err, errlen);
     if (tr != TXN_OK) {
         ret = from_txn(tr);
