@@ -36,6 +36,8 @@
 #define DLQ_H_FAILED_AT    "herald.failed_at"
 #define RETRY_H_ATTEMPTS   "herald.retry.attempts"
 #define RETRY_H_NOT_BEFORE "herald.retry.not_before"
+/* Set by `heraldctl dlq requeue` on the record it sends back. */
+#define REQUEUED_H_AT "herald.requeued_at"
 
 /* Where a record was read: the record being handled now. */
 typedef struct dlq_origin {

@@ -36,7 +36,9 @@ static const char claim_sql[] =
     "      SELECT k, e, u, $5, a, 'pending', 1, $6, now() + $7::bigint * interval '1 millisecond' "
     "      FROM t "
     "      ON CONFLICT (idempotency_key) DO UPDATE "
-    "        SET attempts = d.attempts + 1, lease_owner = EXCLUDED.lease_owner, "
+    "        SET attempts = CASE WHEN d.idempotency_key = ANY($8::text[]) THEN 1 "
+    "                            ELSE d.attempts + 1 END, "
+    "            lease_owner = EXCLUDED.lease_owner, "
     "            lease_until = EXCLUDED.lease_until, updated_at = now() "
     "        WHERE d.status <> 'sent' "
     "          AND (d.lease_until IS NULL OR d.lease_until < now() "
@@ -84,7 +86,7 @@ store *store_new(const char *url, const char *channel, const char *owner, int64_
     s->pg = s->owner ? pg_connect(url, &opt, err, errlen) : NULL;
     if (s->pg == NULL)
         goto fail;
-    if (pg_prepare(s->pg, "worker_claim", claim_sql, 7, err, errlen) != PG_OK ||
+    if (pg_prepare(s->pg, "worker_claim", claim_sql, 8, err, errlen) != PG_OK ||
         pg_prepare(s->pg, "worker_record", record_sql, 6, err, errlen) != PG_OK ||
         pg_prepare(s->pg, "worker_tokens", tokens_sql, 2, err, errlen) != PG_OK ||
         pg_prepare(s->pg, "worker_release", release_sql, 2, err, errlen) != PG_OK)
@@ -132,10 +134,10 @@ static int array_i64(buf *b, int64_t v)
 
 pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, size_t errlen)
 {
-    buf a[4];
+    buf a[5]; /* keys, event ids, users, addresses; the keys of fresh items */
     PGresult *res = NULL;
     pg_status st = PG_ERROR;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         buf_init(&a[i], 0);
         (void)!buf_append(&a[i], "{", 1);
     }
@@ -145,16 +147,18 @@ pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, si
         rc |= array_elem(&a[1], items[i].event_id);
         rc |= array_elem(&a[2], items[i].user_id);
         rc |= array_elem(&a[3], items[i].address);
+        if (items[i].fresh)
+            rc |= array_elem(&a[4], items[i].key);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         rc |= buf_append(&a[i], "}", 1);
     if (rc != 0) {
         snprintf(err, errlen, "claim batch too large");
         goto out;
     }
-    const char *params[7] = {a[0].data,  a[1].data, a[2].data,  a[3].data,
-                             s->channel, s->owner,  s->lease_ms};
-    st = pg_exec_prepared(s->pg, "worker_claim", 7, params, NULL, NULL, 0, &res, err, errlen);
+    const char *params[8] = {a[0].data, a[1].data, a[2].data,   a[3].data,
+                             s->channel, s->owner, s->lease_ms, a[4].data};
+    st = pg_exec_prepared(s->pg, "worker_claim", 8, params, NULL, NULL, 0, &res, err, errlen);
     if (st != PG_OK)
         goto out;
     int rows = PQntuples(res);
@@ -179,7 +183,7 @@ pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, si
     }
 out:
     PQclear(res);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         buf_free(&a[i]);
     return st;
 }

@@ -21,6 +21,7 @@
 #define HERALD_CHANNELS_STORE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,7 @@ typedef struct store_claim_item {
     const char *event_id;
     const char *user_id;
     const char *address;
+    bool fresh; /* requeued by an operator: attempts start again at 1 */
     /* out */
     store_claim_result result;
     int attempts;           /* CLAIMED: attempts including this one */

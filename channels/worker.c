@@ -92,6 +92,7 @@ struct job {
     bool parsed;
     delivery d;
     int attempts; /* after the claim, this attempt included */
+    bool fresh;   /* requeued from the DLQ: its attempts start again */
     bool holds_idem;
     /* the attempt */
     int prov; /* PROV_PRIMARY / PROV_FALLBACK */
@@ -250,6 +251,13 @@ static void job_free(job *j)
     free(j);
 }
 
+static bool has_header(const rd_kafka_headers_t *h, const char *name)
+{
+    const void *v;
+    size_t n;
+    return rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoch)
 {
     /* The key and the value live behind the job, in the same allocation. */
@@ -278,6 +286,11 @@ static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoc
         job_free(j);
         return NULL;
     }
+    /*
+     * The record `dlq requeue` sent back, not one of its retries (which
+     * carry the requeue's headers too, and their own attempt count).
+     */
+    j->fresh = has_header(j->hdrs, REQUEUED_H_AT) && !has_header(j->hdrs, RETRY_H_ATTEMPTS);
     if (msg->key_len)
         memcpy(j->key, msg->key, msg->key_len);
     j->key[msg->key_len] = '\0';
@@ -742,7 +755,8 @@ static void claim_batch(worker *w, int64_t now)
         op->items[op->n] = (store_claim_item){.key = j->d.idempotency_key,
                                               .event_id = j->d.event_id,
                                               .user_id = j->d.user_id,
-                                              .address = j->d.address};
+                                              .address = j->d.address,
+                                              .fresh = j->fresh};
         op->n++;
     }
     if (op->n == 0) {

@@ -181,6 +181,50 @@ START_TEST(test_max_attempts_goes_to_dlq_with_original_value_and_position)
 }
 END_TEST
 
+/*
+ * What `heraldctl dlq requeue` sends back (the dead letter's value, the
+ * requeue's headers, no retry headers) starts a new round of attempts: the
+ * row's count from the first round does not count against it.
+ */
+START_TEST(test_requeued_delivery_gets_a_fresh_round_of_attempts)
+{
+    fixture f;
+    char k[ID_UUID_SIZE], err[256];
+    const char *pargs[] = {"--fail-status", "500", "--fail-rate", "1", NULL};
+    const char *wenv[] = {"HERALD_SMS_MAX_ATTEMPTS=2", "HERALD_RETRY_BASE_MS=100",
+                          "HERALD_BREAKER_FAILURES=100", NULL};
+    start_sms(&f, pargs, wenv);
+    wh_produce_delivery(&f.e, "u-9", "+14155550100", NULL, "again", k);
+    wh_flush(&f.e);
+    ck_assert_int_eq(
+        wh_wait_count(&f.e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='failed'"), 1);
+    json_t *dlq = json_array();
+    ck_assert_int_eq(wh_read_topic(&f.e, f.e.topics[2], 1, 10000, wh_collect_record, dlq), 1);
+    const char *v = json_string_value(json_object_get(json_array_get(dlq, 0), "value"));
+    rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+    rd_kafka_header_add(h, "herald.requeued_from", -1, "dlq:0:0", -1);
+    rd_kafka_header_add(h, "herald.requeued_at", -1, "2026-11-28T00:00:00Z", -1);
+    ck_assert(kafka_produce(f.e.producer, f.e.topics[0], "u-9", 3, v, strlen(v), h, NULL, err,
+                            sizeof err) == KAFKA_OK);
+    wh_flush(&f.e);
+    json_decref(dlq);
+
+    /* Two more attempts (not one), then a second dead letter after 2, not 3. */
+    dlq = json_array();
+    ck_assert_int_eq(wh_read_topic(&f.e, f.e.topics[2], 2, 30000, wh_collect_record, dlq), 2);
+    json_t *second = json_object_get(json_array_get(dlq, 1), "headers");
+    ck_assert_str_eq(json_string_value(json_object_get(second, "herald.dlq.reason")),
+                     "max_attempts");
+    ck_assert_str_eq(json_string_value(json_object_get(second, "herald.attempts")), "2");
+    ck_assert_int_eq(wh_stat(&f.prov, "received"), 4);
+    ck_assert_int_eq(
+        wh_db_long(&f.e, "SELECT attempts FROM deliveries WHERE idempotency_key = '%s'", k), 2);
+    json_decref(dlq);
+    wh_stop(&f.w, SIGTERM, 15000);
+    wh_teardown(&f.e);
+}
+END_TEST
+
 START_TEST(test_poison_records_dead_lettered_and_worker_continues)
 {
     fixture f;
@@ -408,6 +452,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_429_retry_after_is_honoured),
     TEST_ENTRY(test_permanent_failure_goes_to_dlq_after_one_attempt),
     TEST_ENTRY(test_max_attempts_goes_to_dlq_with_original_value_and_position),
+    TEST_ENTRY(test_requeued_delivery_gets_a_fresh_round_of_attempts),
     TEST_ENTRY(test_poison_records_dead_lettered_and_worker_continues),
     TEST_ENTRY(test_same_delivery_consumed_twice_is_sent_once),
     TEST_ENTRY(test_rate_limit_spreads_sends),
