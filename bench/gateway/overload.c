@@ -256,6 +256,13 @@ static void merge(samples *into, const samples *from)
 
 int main(int argc, char **argv)
 {
+    static const char usage[] =
+        "usage: herald-bench-overload --addr IP:PORT --key KEY [--connections N] "
+        "[--threads N] [--seconds N] [--users N]\n";
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
     const char *addr = NULL, *key = "";
     int conns = 1024, threads = 2, users = 10000;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -281,8 +288,7 @@ int main(int argc, char **argv)
     if (addr == NULL || sscanf(addr, "%63[^:]:%d", host, &port) != 2 || port <= 0 ||
         inet_pton(AF_INET, host, &g_addr.sin_addr) != 1 || conns < 1 || threads < 1 ||
         threads > conns || g_seconds < 1 || users < 1) {
-        fprintf(stderr, "usage: herald-bench-overload --addr IP:PORT --key KEY [--connections N] "
-                        "[--threads N] [--seconds N] [--users N]\n");
+        fputs(usage, stderr);
         return 2;
     }
     g_addr.sin_family = AF_INET;

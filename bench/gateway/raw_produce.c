@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || brokers == NULL) {
         printf("usage: herald-bench-produce --brokers B (--topic T [--count N] [--linger-ms L] |"
                " --create-topic T [--partitions P] | --delete-topic T)\n");
-        return argc < 2 || brokers == NULL ? 2 : 0;
+        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
     }
     const char *create = arg(argc, argv, "--create-topic", NULL);
     const char *del = arg(argc, argv, "--delete-topic", NULL);
