@@ -10,6 +10,8 @@
 
 #include "log.h"
 
+#include <libpq-fe.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -42,6 +44,35 @@ static int check_topic_prefix(const char *value, char *err, size_t errlen)
     return -1;
 }
 
+/* A list of host:port (or host) with nothing empty in it and no blanks. */
+static int check_brokers(const char *value, char *err, size_t errlen)
+{
+    bool ok = *value != '\0' && *value != ',' && value[strlen(value) - 1] != ',' &&
+              strstr(value, ",,") == NULL;
+    for (const char *p = value; ok && *p; p++)
+        ok = *p > ' ' && *p != 0x7f;
+    if (ok)
+        return 0;
+    snprintf(err, errlen, "expected host:port[,host:port...]");
+    return -1;
+}
+
+/*
+ * What libpq will accept.  Its own message is not passed on: it can quote
+ * part of the string, and the string may hold a password.
+ */
+static int check_database_url(const char *value, char *err, size_t errlen)
+{
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(value, &why);
+    PQconninfoFree(opts);
+    PQfreemem(why);
+    if (opts != NULL)
+        return 0;
+    snprintf(err, errlen, "expected a libpq connection string (postgresql://... or key=value ...)");
+    return -1;
+}
+
 #define COMMON(field) offsetof(herald_common_config, field)
 
 const config_var config_common_vars[] = {
@@ -50,7 +81,8 @@ const config_var config_common_vars[] = {
      .type = CONFIG_STRING,
      .def = "127.0.0.1:9092",
      .offset = COMMON(kafka_brokers),
-     .help = "Kafka bootstrap servers, host:port[,host:port...]"},
+     .help = "Kafka bootstrap servers, host:port[,host:port...]",
+     .check = check_brokers},
     /* A libpq URL or keyword string may carry a password. */
     {.env = "HERALD_DATABASE_URL",
      .flag = "database-url",
@@ -58,7 +90,8 @@ const config_var config_common_vars[] = {
      .def = "postgresql://127.0.0.1:55432/herald",
      .offset = COMMON(database_url),
      .help = "PostgreSQL connection string (libpq URL or key=value)",
-     .flags = CONFIG_SECRET},
+     .flags = CONFIG_SECRET,
+     .check = check_database_url},
     {.env = "HERALD_TOPIC_PREFIX",
      .flag = "topic-prefix",
      .type = CONFIG_STRING,

@@ -484,6 +484,37 @@ START_TEST(test_topic_prefix_is_validated)
     teardown();
 }
 
+START_TEST(test_brokers_and_database_url_are_validated)
+{
+    const char *bad_brokers[] = {"", ",", "a:9092,", "a:9092,,b:9092", "a :9092"};
+    for (size_t i = 0; i < sizeof bad_brokers / sizeof bad_brokers[0]; i++) {
+        setup();
+        setenv("HERALD_KAFKA_BROKERS", bad_brokers[i], 1);
+        ck_assert_int_eq(load_args(NULL, &props, NULL), CONFIG_ERROR);
+        ck_assert_msg(strstr(err, "HERALD_KAFKA_BROKERS: expected host:port") == err, "%s", err);
+        teardown();
+    }
+    setup();
+    setenv("HERALD_KAFKA_BROKERS", "k1:9092,k2:9092", 1);
+    setenv("HERALD_DATABASE_URL", "host=db user=h password=s3cret dbname=herald", 1);
+    ck_assert_int_eq(load_args(NULL, &props, NULL), CONFIG_OK);
+    ck_assert_str_eq(common.kafka_brokers, "k1:9092,k2:9092");
+    teardown();
+
+    const char *bad_urls[] = {"postgresql://u:s3cret@db/herald?bogus=1", "host=db password",
+                              "postgresql://u:s3cret@[db/herald"};
+    for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
+        setup();
+        setenv("HERALD_DATABASE_URL", bad_urls[i], 1);
+        ck_assert_int_eq(load_args(NULL, &props, NULL), CONFIG_ERROR);
+        ck_assert_msg(strstr(err, "HERALD_DATABASE_URL: expected a libpq connection string") == err,
+                      "%s", err);
+        ck_assert_msg(strstr(err, "s3cret") == NULL, "%s", err);
+        teardown();
+    }
+}
+END_TEST
+
 START_TEST(test_empty_env_counts_as_unset_except_for_strings)
 {
     setup();
@@ -647,6 +678,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_secret_values_never_appear_in_errors),
     TEST_ENTRY(test_dump_hides_secrets_and_url_passwords),
     TEST_ENTRY(test_topic_prefix_is_validated),
+    TEST_ENTRY(test_brokers_and_database_url_are_validated),
     TEST_ENTRY(test_empty_env_counts_as_unset_except_for_strings),
     TEST_ENTRY(test_config_topic_joins_prefix_and_name),
     TEST_ENTRY(test_x_pairs_collect_and_a_later_key_wins),
