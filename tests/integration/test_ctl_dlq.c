@@ -280,6 +280,72 @@ START_TEST(test_dlq_rejects_bad_arguments_with_exit_2)
 }
 END_TEST
 
+/* Every command: a bad argument is exit 2 and one line on stderr, naming it where it can. */
+START_TEST(test_every_command_rejects_bad_arguments_in_one_line)
+{
+    static const struct {
+        const char *args[6];
+        const char *named; /* in the line; NULL: anything */
+    } cases[] = {
+        {{"dlq", "list", "--bogus"}, "--bogus"},
+        {{"dlq", "stats", "--since", "last tuesday"}, "--since"},
+        {{"dlq", "requeue", "--since", "soon"}, "--since"},
+        {{"dlq", "show", "3:"}, NULL},
+        {{"dlq", "requeue", "-1:5"}, NULL},
+        {{"replay", "--bogus"}, "--bogus"},
+        {{"replay", "--from", "2026-11-28T10:00:00Z", "--to", "noon"}, "--to"},
+        {{"replay", "--from", "2026-11-28T10:00:00Z", "--to", "2026-11-28T09:00:00Z"}, "--to"},
+        {{"replay", "--to", "2026-11-28T10:00:00Z"}, "--from"},
+        {{"status", "--bogus"}, "--bogus"},
+        {{"publish", "--bogus"}, "--bogus"},
+        {{"topics", "create", "--partitions", "0"}, "--partitions"},
+        {{"migrate", "--bogus"}, "--bogus"},
+        {{"nosuchcommand"}, "nosuchcommand"},
+    };
+    char bin[1024];
+    testsupport_bin("heraldctl", bin, sizeof(bin));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[4096], err[4096], *argv[8] = {bin};
+        int n = 1;
+        for (int a = 0; a < 6 && cases[i].args[a] != NULL; a++)
+            argv[n++] = (char *)cases[i].args[a];
+        argv[n] = NULL;
+        const char *env[] = {"HERALD_KAFKA_BROKERS=127.0.0.1:1", NULL};
+        int rc = testsupport_run(argv, env, out, sizeof(out), err, sizeof(err), 30000);
+        ck_assert_msg(rc == 2, "%s %s: exit %d: %s", cases[i].args[0], cases[i].args[1], rc, err);
+        size_t len = strlen(err);
+        ck_assert_msg(len > 1 && strchr(err, '\n') == err + len - 1, "%s %s: not one line: %s",
+                      cases[i].args[0], cases[i].args[1], err);
+        ck_assert_msg(cases[i].named == NULL || strstr(err, cases[i].named) != NULL,
+                      "%s %s: %s not named: %s", cases[i].args[0], cases[i].args[1],
+                      cases[i].named, err);
+    }
+}
+END_TEST
+
+/* Each DLQ subcommand that reads the topic: an unreachable broker is exit 1. */
+START_TEST(test_dlq_commands_report_unreachable_broker_with_exit_1)
+{
+    static const char *const cmds[][3] = {{"show", "0:0"}, {"stats"}, {"requeue", "--dry-run"}};
+    char bin[1024];
+    testsupport_bin("heraldctl", bin, sizeof(bin));
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char out[4096], err[8192];
+        char *argv[8] = {bin, "dlq", (char *)cmds[i][0], "--timeout", "2s", NULL};
+        if (cmds[i][1] != NULL) {
+            argv[3] = (char *)cmds[i][1];
+            argv[4] = "--timeout";
+            argv[5] = "2s";
+            argv[6] = NULL;
+        }
+        const char *env[] = {"HERALD_KAFKA_BROKERS=127.0.0.1:1", NULL};
+        int rc = testsupport_run(argv, env, out, sizeof(out), err, sizeof(err), 30000);
+        ck_assert_msg(rc == 1, "dlq %s: exit %d: %s", cmds[i][0], rc, err);
+        ck_assert_msg(strstr(err, "127.0.0.1:1") != NULL, "dlq %s: %s", cmds[i][0], err);
+    }
+}
+END_TEST
+
 START_TEST(test_dlq_reports_unreachable_broker_with_exit_1)
 {
     char bin[1024], out[4096], err[4096];
@@ -298,6 +364,8 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_dlq_requeue_settles_claims_a_dead_run_left_unconfirmed),
     TEST_ENTRY(test_dlq_rejects_bad_arguments_with_exit_2),
     TEST_ENTRY(test_dlq_reports_unreachable_broker_with_exit_1),
+    TEST_ENTRY(test_every_command_rejects_bad_arguments_in_one_line),
+    TEST_ENTRY(test_dlq_commands_report_unreachable_broker_with_exit_1),
 };
 
 TEST_MAIN_TIMEOUT("ctl_dlq", cases, 180)
