@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "test_ctl_harness.h"
+#include "timeutil.h"
 
 /* Three email dead letters (u-1..u-3) and one dispatcher one, all on partition 0. */
 static void seed(ctl_harness *h, char *dlq, size_t dlqlen, char *email, size_t emaillen)
@@ -85,6 +86,61 @@ START_TEST(test_dlq_list_shows_reason_and_error_and_filters)
     arr = json_loads(h.out, 0, NULL);
     ck_assert_int_eq((int)json_array_size(arr), 4);
     json_decref(arr);
+    ctl_teardown(&h);
+}
+END_TEST
+
+/*
+ * --since and replay's window start where the time is, found with
+ * offsets-for-times, instead of reading the topic from its start and
+ * filtering: the reader's range holds only the records in the window.
+ */
+START_TEST(test_reader_range_starts_and_ends_at_the_given_times)
+{
+    ctl_harness h;
+    char dlq[256], err[512];
+    ctl_setup(&h, 0);
+    ctl_topic(&h, "dlq", dlq, sizeof(dlq));
+    int64_t t0 = timeutil_now_ms() - 3 * 3600 * 1000LL;
+    kafka_producer *p = kafka_producer_new(h.brokers, NULL, NULL, err, sizeof(err));
+    ck_assert_msg(p != NULL, "%s", err);
+    for (int i = 0; i < 3; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "{\"n\":%d}", i);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            kafka_producer_rk(p), RD_KAFKA_V_TOPIC(dlq), RD_KAFKA_V_PARTITION(0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(v, strlen(v)),
+            RD_KAFKA_V_TIMESTAMP(t0 + i * 3600 * 1000LL), RD_KAFKA_V_END);
+        ck_assert_msg(e == RD_KAFKA_RESP_ERR_NO_ERROR, "%s", rd_kafka_err2str(e));
+    }
+    ck_assert_int_eq(kafka_producer_flush(p, 30000), 0);
+    kafka_producer_destroy(p);
+
+    /* from t0 + 90 min: only the third record (offset 2) */
+    partread_range range = PARTREAD_ALL(10000);
+    range.from_ms = t0 + 90 * 60 * 1000LL;
+    partread *r = NULL;
+    rd_kafka_message_t *m = NULL;
+    ck_assert_int_eq(partread_open(h.brokers, NULL, dlq, &range, &r, err, sizeof(err)),
+                     PARTREAD_OK);
+    ck_assert_int_eq(partread_total(r), 1);
+    ck_assert_int_eq(partread_next(r, &m, err, sizeof(err)), PARTREAD_OK);
+    ck_assert_int_eq(m->offset, 2);
+    rd_kafka_message_destroy(m);
+    ck_assert_int_eq(partread_next(r, &m, err, sizeof(err)), PARTREAD_END);
+    partread_close(r);
+
+    /* from t0 + 30 min to t0 + 90 min: only the second (offset 1) */
+    range.from_ms = t0 + 30 * 60 * 1000LL;
+    range.to_ms = t0 + 90 * 60 * 1000LL;
+    ck_assert_int_eq(partread_open(h.brokers, NULL, dlq, &range, &r, err, sizeof(err)),
+                     PARTREAD_OK);
+    ck_assert_int_eq(partread_total(r), 1);
+    ck_assert_int_eq(partread_next(r, &m, err, sizeof(err)), PARTREAD_OK);
+    ck_assert_int_eq(m->offset, 1);
+    rd_kafka_message_destroy(m);
+    ck_assert_int_eq(partread_next(r, &m, err, sizeof(err)), PARTREAD_END);
+    partread_close(r);
     ctl_teardown(&h);
 }
 END_TEST
@@ -360,6 +416,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_dlq_list_shows_reason_and_error_and_filters),
     TEST_ENTRY(test_dlq_show_and_stats_describe_records),
+    TEST_ENTRY(test_reader_range_starts_and_ends_at_the_given_times),
     TEST_ENTRY(test_dlq_requeue_sends_back_once_and_dry_run_changes_nothing),
     TEST_ENTRY(test_dlq_requeue_settles_claims_a_dead_run_left_unconfirmed),
     TEST_ENTRY(test_dlq_rejects_bad_arguments_with_exit_2),

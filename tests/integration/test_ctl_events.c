@@ -165,9 +165,16 @@ START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
     ctl_harness h;
     char events[256], group[96], err[512];
     ctl_setup(&h, 0);
+    char dlq[256], retry[256];
     ctl_topic(&h, "events", events, sizeof(events));
+    ctl_topic(&h, "dlq", dlq, sizeof(dlq));
+    ctl_topic(&h, "retry.email", retry, sizeof(retry));
     for (int i = 0; i < 5; i++)
         ctl_produce(&h, events, "u-1", "{}", NULL);
+    for (int i = 0; i < 2; i++)
+        ctl_produce(&h, dlq, "u-1", "{}", NULL);
+    for (int i = 0; i < 3; i++)
+        ctl_produce(&h, retry, "u-1", "{}", NULL);
     snprintf(group, sizeof(group), "%sstatus-test", h.prefix);
 
     /* A consumer of the group commits offset 2 of partition 0 without subscribing. */
@@ -205,7 +212,10 @@ START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
         if (strcmp(json_string_value(json_object_get(d, "name")), "dispatcher") == 0)
             ck_assert(json_is_false(json_object_get(d, "healthy")));
     }
-    ck_assert_int_eq((int)json_integer_value(json_object_get(j, "dlq_size")), 0);
+    ck_assert_int_eq((int)json_integer_value(json_object_get(j, "dlq_size")), 2);
+    /* No email worker group has read the retry topic: its depth is what it holds. */
+    ck_assert_int_eq(
+        (int)json_integer_value(json_object_get(json_object_get(j, "retry_depth"), retry)), 3);
     json_decref(j);
 
     ck_assert_int_eq(ctl_run(&h, "status", "--group", group, "--dispatcher", "127.0.0.1:1", NULL),
