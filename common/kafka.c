@@ -1093,15 +1093,16 @@ out:
 }
 
 kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props *props,
-                                  const char *topic, int timeout_ms, int *partitions, char *err,
-                                  size_t errlen)
+                                  const char *topic, int timeout_ms, kafka_topic_desc *desc,
+                                  char *err, size_t errlen)
 {
     rd_kafka_t *rk = NULL;
     rd_kafka_topic_t *rkt = NULL;
     const struct rd_kafka_metadata *md = NULL;
     kafka_status st = KAFKA_ERR;
 
-    *partitions = -1;
+    desc->partitions = -1;
+    desc->replication_factor = -1;
     rk = admin_new(brokers, props, err, errlen);
     if (rk == NULL)
         goto out;
@@ -1128,7 +1129,11 @@ kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props 
         error_set(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
         goto out;
     }
-    *partitions = md->topics[0].partition_cnt;
+    const struct rd_kafka_metadata_topic *t = &md->topics[0];
+    desc->partitions = t->partition_cnt;
+    for (int i = 0; i < t->partition_cnt; i++)
+        if (desc->replication_factor < 0 || t->partitions[i].replica_cnt < desc->replication_factor)
+            desc->replication_factor = t->partitions[i].replica_cnt;
     st = KAFKA_OK;
 out:
     if (md != NULL)

@@ -290,13 +290,20 @@ kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *
                                  kafka_topic_result *results, char *err,
                                  size_t errlen) KAFKA_MUSTCHECK;
 
+/* What kafka_topic_describe() reports of a topic. */
+typedef struct kafka_topic_desc {
+    int partitions;
+    /* Replicas of the least-replicated partition: what the topic survives. */
+    int replication_factor;
+} kafka_topic_desc;
+
 /*
- * Stores the topic's partition count in *partitions (from metadata; never
- * creates the topic).  KAFKA_ERR_NOT_FOUND when it does not exist.
+ * Describes the topic from cluster metadata (never creates it).
+ * KAFKA_ERR_NOT_FOUND when it does not exist.
  */
 kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props *props,
-                                  const char *topic, int timeout_ms, int *partitions, char *err,
-                                  size_t errlen) KAFKA_MUSTCHECK;
+                                  const char *topic, int timeout_ms, kafka_topic_desc *desc,
+                                  char *err, size_t errlen) KAFKA_MUSTCHECK;
 
 /* Deletes the topics; ones already absent count as deleted. */
 kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *props,

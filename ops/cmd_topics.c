@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "kafka.h"
@@ -32,6 +33,39 @@ static const config_var topics_vars[] = {
 
 #define TOPICS_USAGE                                                                               \
     "usage: heraldctl topics create [--partitions N] [--replication-factor R] [--timeout D]"
+
+/*
+ * An existing topic is left as it is: its shape is printed, and a shape
+ * other than the one asked for is pointed out (partitions can only be added,
+ * replicas moved with Kafka's reassignment tool).  A topic created a moment
+ * ago may not be in the metadata yet: asked again for up to two seconds.
+ */
+static void print_existing(const ctl_context *ctx, const topics_flags *f, const char *name)
+{
+    kafka_topic_desc d;
+    char err[512];
+    kafka_status st = KAFKA_ERR;
+    for (int i = 0; i < 20; i++) {
+        st = kafka_topic_describe(ctx->common.kafka_brokers, &ctx->kafka_props, name,
+                                  (int)f->timeout_ms, &d, err, sizeof(err));
+        if (st != KAFKA_ERR_NOT_FOUND)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    }
+    if (st != KAFKA_OK) {
+        printf("exists   %s (not described: %s)\n", name, err);
+        return;
+    }
+    printf("exists   %s (%d partitions, replication factor %d)", name, d.partitions,
+           d.replication_factor);
+    if (d.partitions != f->partitions)
+        printf(", not the %ld partitions asked for", f->partitions);
+    if (d.replication_factor != f->replication_factor)
+        printf(", not the replication factor %ld asked for", f->replication_factor);
+    if (d.partitions != f->partitions || d.replication_factor != f->replication_factor)
+        printf(": left as it is");
+    printf("\n");
+}
 
 static int topics_create(const ctl_context *ctx, const topics_flags *f)
 {
@@ -76,7 +110,7 @@ static int topics_create(const ctl_context *ctx, const topics_flags *f)
             created++;
             break;
         case KAFKA_TOPIC_EXISTS:
-            printf("exists   %s\n", names[i]);
+            print_existing(ctx, f, names[i]);
             break;
         case KAFKA_TOPIC_FAILED:
             printf("FAILED   %s: %s\n", names[i],

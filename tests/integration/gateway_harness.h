@@ -109,11 +109,11 @@ __attribute__((constructor)) static void h_up(void)
         exit(1);
     }
     /* A new topic takes a moment to show in metadata; tests start after. */
-    int partitions = 0;
+    kafka_topic_desc d;
     for (int i = 0; i < 100; i++) {
-        if (kafka_topic_describe(brokers, NULL, h_events_topic, 2000, &partitions, err,
-                                 sizeof err) == KAFKA_OK &&
-            partitions == H_PARTITIONS)
+        if (kafka_topic_describe(brokers, NULL, h_events_topic, 2000, &d, err, sizeof err) ==
+                KAFKA_OK &&
+            d.partitions == H_PARTITIONS)
             break;
         usleep(100 * 1000);
     }

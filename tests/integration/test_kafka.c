@@ -113,15 +113,16 @@ static void create_topic(char *name, size_t namelen, const char *what, int parti
                   "%s", err);
     ck_assert_msg(res.outcome == KAFKA_TOPIC_CREATED, "create %s: %s", name, res.msg);
 
-    int got = -1;
+    kafka_topic_desc d = {.partitions = -1};
     int64_t deadline = now_ms() + 15000;
     while (now_ms() < deadline) {
-        if (kafka_topic_describe(brokers, NULL, name, 5000, &got, err, sizeof(err)) == KAFKA_OK &&
-            got == partitions)
+        if (kafka_topic_describe(brokers, NULL, name, 5000, &d, err, sizeof(err)) == KAFKA_OK &&
+            d.partitions == partitions)
             return;
         usleep(200 * 1000);
     }
-    ck_abort_msg("topic %s: %d partitions visible, want %d (%s)", name, got, partitions, err);
+    ck_abort_msg("topic %s: %d partitions visible, want %d (%s)", name, d.partitions, partitions,
+                 err);
 }
 
 /* A TCP port on 127.0.0.1 that nothing listens on. */
@@ -165,20 +166,21 @@ START_TEST(test_topic_create_reports_created_then_exists_and_describe_counts_par
     ck_assert_int_eq(res[0].outcome, KAFKA_TOPIC_EXISTS);
     ck_assert_int_eq(res[0].err, RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS);
 
-    int partitions = -1;
+    kafka_topic_desc d = {.partitions = -1};
     kafka_status st = KAFKA_ERR;
     for (int64_t deadline = now_ms() + 15000; now_ms() < deadline; usleep(200 * 1000)) {
-        st = kafka_topic_describe(brokers, NULL, name, 5000, &partitions, err, sizeof(err));
-        if (st == KAFKA_OK && partitions == 6)
+        st = kafka_topic_describe(brokers, NULL, name, 5000, &d, err, sizeof(err));
+        if (st == KAFKA_OK && d.partitions == 6)
             break;
     }
     ck_assert_msg(st == KAFKA_OK, "%s", err);
-    ck_assert_int_eq(partitions, 6);
+    ck_assert_int_eq(d.partitions, 6);
+    ck_assert_int_eq(d.replication_factor, 1); /* the single-node broker holds one copy */
 
     delete_topic(name);
     /* Deletion completes asynchronously on the broker: wait for it, bounded. */
     for (int64_t deadline = now_ms() + 15000; now_ms() < deadline; usleep(200 * 1000)) {
-        st = kafka_topic_describe(brokers, NULL, name, 5000, &partitions, err, sizeof(err));
+        st = kafka_topic_describe(brokers, NULL, name, 5000, &d, err, sizeof(err));
         if (st == KAFKA_ERR_NOT_FOUND)
             break;
     }
@@ -402,10 +404,10 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
     kafka_consumer_destroy(c);
     kafka_producer_destroy(p);
 
-    int partitions = -1;
-    ck_assert_int_eq(
-        kafka_topic_describe(brokers, NULL, topic, 10000, &partitions, err, sizeof(err)), KAFKA_OK);
-    ck_assert_int_eq(partitions, 6);
+    kafka_topic_desc d;
+    ck_assert_int_eq(kafka_topic_describe(brokers, NULL, topic, 10000, &d, err, sizeof(err)),
+                     KAFKA_OK);
+    ck_assert_int_eq(d.partitions, 6);
     delete_topic(topic);
 }
 END_TEST
@@ -665,6 +667,7 @@ START_TEST(test_defaults_apply_and_passthrough_properties_win)
     } checks[] = {
         {"linger.ms", "50"},
         {"client.id", "herald-test"},
+        {"acks", "-1"}, /* all in-sync replicas: librdkafka spells "all" -1 */
         {"enable.idempotence", "true"},
         {"compression.type", "lz4"},
         {"message.timeout.ms", "30000"},

@@ -36,7 +36,7 @@ static void delete_topics(const char *brokers, const char *prefix)
 START_TEST(test_topics_create_is_idempotent_and_uses_partitions)
 {
     const char *brokers = test_require_env("HERALD_KAFKA_BROKERS");
-    char prefix[64], env_prefix[96], bin[1024], out[8192], err[8192], expect[64];
+    char prefix[64], env_prefix[96], bin[1024], out[8192], err[8192], expect[512];
     testsupport_topic_prefix(prefix, sizeof(prefix));
     snprintf(env_prefix, sizeof(env_prefix), "HERALD_TOPIC_PREFIX=%s", prefix);
     testsupport_bin("heraldctl", bin, sizeof(bin));
@@ -53,12 +53,15 @@ START_TEST(test_topics_create_is_idempotent_and_uses_partitions)
 
     for (const topics_def *t = topics_all; t->name; t++) {
         char name[256], derr[256];
-        int partitions = 0;
+        kafka_topic_desc d;
         snprintf(name, sizeof(name), "%s%s", prefix, t->name);
-        ck_assert_int_eq(
-            kafka_topic_describe(brokers, NULL, name, 10000, &partitions, derr, sizeof(derr)),
-            KAFKA_OK);
-        ck_assert_int_eq(partitions, 3);
+        ck_assert_int_eq(kafka_topic_describe(brokers, NULL, name, 10000, &d, derr, sizeof(derr)),
+                         KAFKA_OK);
+        ck_assert_int_eq(d.partitions, 3);
+        ck_assert_int_eq(d.replication_factor, 1);
+        snprintf(expect, sizeof(expect), "exists   %s (3 partitions, replication factor 1)\n",
+                 name);
+        ck_assert_msg(strstr(out, expect) != NULL, "second run: %s", out);
     }
     delete_topics(brokers, prefix);
 }
