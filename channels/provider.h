@@ -80,7 +80,7 @@ typedef struct provider_settings {
     const char *outbox_dir; /* file provider */
     long timeout_ms;        /* whole transfer */
     long connect_timeout_ms;
-    bool insecure_tls; /* tests only: accept self-signed relays */
+    bool insecure_tls;   /* tests only: accept self-signed relays */
     const char *ca_file; /* SMTP: PEM bundle of the CAs to trust; NULL: the system store */
     bool require_tls;    /* SMTP: smtp:// refuses to go on without STARTTLS */
 } provider_settings;

@@ -156,8 +156,8 @@ pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, si
         snprintf(err, errlen, "claim batch too large");
         goto out;
     }
-    const char *params[8] = {a[0].data, a[1].data, a[2].data,   a[3].data,
-                             s->channel, s->owner, s->lease_ms, a[4].data};
+    const char *params[8] = {a[0].data,  a[1].data, a[2].data,   a[3].data,
+                             s->channel, s->owner,  s->lease_ms, a[4].data};
     st = pg_exec_prepared(s->pg, "worker_claim", 8, params, NULL, NULL, 0, &res, err, errlen);
     if (st != PG_OK)
         goto out;

@@ -1483,8 +1483,7 @@ static int next_timeout(worker *w, int64_t now)
     if (w->more_records || w->fatal)
         return 0;
     /* Records left in librdkafka's queue while intake was full raise no new wake-up. */
-    if (w->intake_full && pending_jobs(w) < intake_high(w) / 2 &&
-        !w->shutting_down)
+    if (w->intake_full && pending_jobs(w) < intake_high(w) / 2 && !w->shutting_down)
         return 0;
     bool can_send = w->readyq.n && !sender_full(w->snd) && now >= w->blocked_until;
     if (can_send && !w->shutting_down)

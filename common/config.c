@@ -285,12 +285,12 @@ static int parse_value(const config_var *v, const char *label, const char *text,
     case CONFIG_ADDR: {
         if (v->type == CONFIG_ADDR && parse_addr(text) != 0) {
             error_set(err, errlen, "%s: expected host:port with a port in 0..65535, got %s", label,
-                    quote_value(v, text, quoted, sizeof quoted));
+                      quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
         if (v->check != NULL && v->check(text, expect, sizeof expect) != 0) {
             error_set(err, errlen, "%s: %s, got %s", label, expect,
-                    quote_value(v, text, quoted, sizeof quoted));
+                      quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
         char *copy = strdup(text);
@@ -312,7 +312,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
             else
                 snprintf(expect, sizeof expect, "an integer");
             error_set(err, errlen, "%s: expected %s, got %s", label, expect,
-                    quote_value(v, text, quoted, sizeof quoted));
+                      quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
         *(long *)f = n;
@@ -321,7 +321,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
     case CONFIG_BOOL:
         if (parse_bool(text, f) != 0) {
             error_set(err, errlen, "%s: expected true or false (or 1/0, yes/no, on/off), got %s",
-                    label, quote_value(v, text, quoted, sizeof quoted));
+                      label, quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
         return 0;
@@ -334,7 +334,7 @@ static int parse_value(const config_var *v, const char *label, const char *text,
         }
         join_choices(v->choices, expect, sizeof expect);
         error_set(err, errlen, "%s: expected one of %s, got %s", label, expect,
-                quote_value(v, text, quoted, sizeof quoted));
+                  quote_value(v, text, quoted, sizeof quoted));
         return -1;
     case CONFIG_DURATION: {
         long ms;
@@ -348,8 +348,8 @@ static int parse_value(const config_var *v, const char *label, const char *text,
             } else {
                 snprintf(expect, sizeof expect, "a duration");
             }
-            error_set(err, errlen, "%s: expected %s (like 250ms, 5s, 2m, 1h), got %s", label, expect,
-                    quote_value(v, text, quoted, sizeof quoted));
+            error_set(err, errlen, "%s: expected %s (like 250ms, 5s, 2m, 1h), got %s", label,
+                      expect, quote_value(v, text, quoted, sizeof quoted));
             return -1;
         }
         *(long *)f = ms;
@@ -425,7 +425,7 @@ static int props_add_pair(config_kafka_props *props, const char *text, size_t n,
     }
     if (props_set(props, text, (size_t)(eq - text), eq + 1, n - (size_t)(eq - text) - 1) != 0) {
         error_set(err, errlen, "%s: too many librdkafka properties (at most %d) or out of memory",
-                label, PROPS_MAX);
+                  label, PROPS_MAX);
         return -1;
     }
     return 0;

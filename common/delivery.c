@@ -75,7 +75,7 @@ static int check_body(const delivery *d, char *err, size_t errlen)
     /* SMS providers count characters, not bytes. */
     if (d->channel == DELIVERY_SMS && validate_utf8_chars(d->body, n) > DELIVERY_SMS_BODY_CHARS)
         return error_set(err, errlen, "body: must be at most %d characters for sms",
-                    DELIVERY_SMS_BODY_CHARS);
+                         DELIVERY_SMS_BODY_CHARS);
     return 0;
 }
 
@@ -86,10 +86,10 @@ int delivery_validate(const delivery *d, char *err, size_t errlen)
         return error_set(err, errlen, "no delivery");
     if (!id_is_uuid(d->idempotency_key))
         return error_set(err, errlen, "idempotency_key: %s",
-                    d->idempotency_key[0] ? "must be a lowercase UUID" : "required");
+                         d->idempotency_key[0] ? "must be a lowercase UUID" : "required");
     if (!id_is_uuid(d->event_id))
         return error_set(err, errlen, "event_id: %s",
-                    d->event_id[0] ? "must be a lowercase UUID" : "required");
+                         d->event_id[0] ? "must be a lowercase UUID" : "required");
     if (d->user_id == NULL)
         return error_set(err, errlen, "user_id: required");
     if (validate_user_id(d->user_id, strlen(d->user_id), phrase, sizeof phrase) != 0)
@@ -163,7 +163,8 @@ static int take_time(json_t *obj, const char *key, int64_t *ms, char *err, size_
     if (rc <= 0)
         return rc;
     if (strlen(s) != n || timeutil_parse_rfc3339(s, ms, terr, sizeof terr) != 0)
-        return error_set(err, errlen, "%s: must be an RFC 3339 time like 2026-11-27T22:10:55.123Z", key);
+        return error_set(err, errlen, "%s: must be an RFC 3339 time like 2026-11-27T22:10:55.123Z",
+                         key);
     return 1;
 }
 
@@ -263,7 +264,7 @@ delivery_status delivery_parse(const char *json, size_t len, delivery *out, char
             error_set(err, errlen, "invalid JSON: empty record");
         else
             error_set(err, errlen, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                 jerr.column);
+                      jerr.column);
         goto out;
     }
     if (!json_is_object(root)) {

@@ -591,7 +591,7 @@ static kafka_err_class txn_result(rd_kafka_error_t *error, const char *what, cha
         return KAFKA_ERRCLASS_NONE;
     kafka_err_class c = kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, error);
     error_set(err, errlen, "%s: %s (%s)", what, rd_kafka_error_string(error),
-            kafka_err_class_name(c));
+              kafka_err_class_name(c));
     rd_kafka_error_destroy(error);
     return c;
 }
@@ -635,7 +635,7 @@ kafka_err_class kafka_txn_send_offsets(kafka_producer *p, kafka_consumer *c,
             e = rd_kafka_position(c->rk, position);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             error_set(err, errlen, "send offsets to transaction: consumer position: %s",
-                    rd_kafka_err2str(e));
+                      rd_kafka_err2str(e));
             ret = kafka_classify(e, NULL);
             goto out;
         }
@@ -836,7 +836,7 @@ kafka_status kafka_consumer_store_offset(kafka_consumer *c, const rd_kafka_messa
     kafka_status st = KAFKA_OK;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         error_set(err, errlen, "store offset %s [%" PRId32 "] @%" PRId64 ": %s",
-                rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset, rd_kafka_err2str(e));
+                  rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset, rd_kafka_err2str(e));
         st = KAFKA_ERR;
     }
     rd_kafka_topic_partition_list_destroy(list);
@@ -1110,7 +1110,7 @@ kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props 
     rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (rkt == NULL) {
         error_set(err, errlen, "describe topic %s: %s", topic,
-                rd_kafka_err2str(rd_kafka_last_error()));
+                  rd_kafka_err2str(rd_kafka_last_error()));
         goto out;
     }
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
@@ -1186,7 +1186,7 @@ kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *
         if (st == KAFKA_OK) {
             const char *msg = rd_kafka_topic_result_error_string(trs[t]);
             error_set(err, errlen, "delete topic %s: %s", rd_kafka_topic_result_name(trs[t]),
-                    msg != NULL ? msg : rd_kafka_err2str(e));
+                      msg != NULL ? msg : rd_kafka_err2str(e));
         }
         st = KAFKA_ERR;
     }

@@ -92,7 +92,7 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
         if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
             error_set(err, errlen, "invalid listen address \"%s\": \"%s\" is not an IPv6 address",
-                    addr, host);
+                      addr, host);
             return -1;
         }
         if (parse_port(portstr, &port) != 0) {
@@ -114,16 +114,16 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
     portstr = colon + 1;
     if (memchr(addr, ':', hostlen) != NULL) {
         error_set(err, errlen,
-                "invalid listen address \"%s\": put an IPv6 address in brackets, "
-                "e.g. [::1]:9100",
-                addr);
+                  "invalid listen address \"%s\": put an IPv6 address in brackets, "
+                  "e.g. [::1]:9100",
+                  addr);
         return -1;
     }
     if (hostlen == 0) {
         error_set(err, errlen,
-                "invalid listen address \"%s\": missing host (0.0.0.0 listens on "
-                "all interfaces)",
-                addr);
+                  "invalid listen address \"%s\": missing host (0.0.0.0 listens on "
+                  "all interfaces)",
+                  addr);
         return -1;
     }
     if (hostlen >= sizeof(host)) {
@@ -137,9 +137,9 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     } else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
         error_set(err, errlen,
-                "invalid listen address \"%s\": \"%s\" is not an IPv4 address "
-                "(names other than localhost are not resolved)",
-                addr, host);
+                  "invalid listen address \"%s\": \"%s\" is not an IPv4 address "
+                  "(names other than localhost are not resolved)",
+                  addr, host);
         return -1;
     }
     if (parse_port(portstr, &port) != 0) {
@@ -338,7 +338,7 @@ opsserver *opsserver_start(const char *addr, metrics_registry *reg, opsserver_ch
         (unsigned)OPS_IDLE_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         error_set(err, errlen, "cannot listen on %s: %s", addr,
-                s->start_err[0] != '\0' ? s->start_err : "libmicrohttpd failed to start");
+                  s->start_err[0] != '\0' ? s->start_err : "libmicrohttpd failed to start");
         goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -166,7 +166,7 @@ static PGconn *connect_with_backoff(pg_conn *c, char *err, size_t errlen)
         delay = delay > c->opt.backoff_max_ms / 2 ? c->opt.backoff_max_ms : delay * 2;
     }
     error_set(err, errlen, "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown,
-            attempt, attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
+              attempt, attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
     LOG_ERROR("pg", "PostgreSQL at %s unreachable (%d attempt%s in %lld ms): %s", c->shown, attempt,
               attempt == 1 ? "" : "s", (long long)(now_ms() - start), last);
     return NULL;
@@ -349,7 +349,7 @@ static pg_status run(pg_conn *c, const char *what, const send_args *a, PGresult 
         if (had_txn) {
             snprintf(c->sqlstate, sizeof(c->sqlstate), "08006");
             error_set(err, errlen, "%s: connection was lost during the transaction; reconnected",
-                    what);
+                      what);
             return PG_RETRY;
         }
     }
@@ -388,7 +388,7 @@ static pg_status run(pg_conn *c, const char *what, const send_args *a, PGresult 
             st = PG_DOWN;
         } else {
             error_set(err, errlen, "%s: connection lost (%s); reconnected, redo the transaction",
-                    what, msg);
+                      what, msg);
             st = PG_RETRY;
         }
         goto out;
@@ -401,7 +401,7 @@ static pg_status run(pg_conn *c, const char *what, const send_args *a, PGresult 
     }
     c->txn_open = txn_open_now(c);
     error_set(err, errlen, "%s: %s%s%s%s", what, msg, c->sqlstate[0] != '\0' ? " (SQLSTATE " : "",
-            c->sqlstate, c->sqlstate[0] != '\0' ? ")" : "");
+              c->sqlstate, c->sqlstate[0] != '\0' ? ")" : "");
     st = PG_ERROR;
 out:
     PQclear(res);
@@ -488,7 +488,7 @@ pg_status pg_exec_prepared(pg_conn *c, const char *name, int nparams, const char
     }
     if (nparams != s->nparams) {
         error_set(err, errlen, "execute %s: %d parameters given, %d expected", name, nparams,
-                s->nparams);
+                  s->nparams);
         return PG_ERROR;
     }
     char what[128];
@@ -528,7 +528,8 @@ pg_status pg_commit(pg_conn *c, char *err, size_t errlen)
     send_args a = {.kind = SEND_EXEC, .sql = "COMMIT"};
     pg_status st = run(c, "commit", &a, &res, err, errlen);
     if (st == PG_RETRY)
-        error_set(err, errlen, "commit: connection lost during COMMIT: outcome unknown, reconnected");
+        error_set(err, errlen,
+                  "commit: connection lost during COMMIT: outcome unknown, reconnected");
     /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK. */
     if (st == PG_OK && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
         snprintf(c->sqlstate, sizeof(c->sqlstate), "25P02");

@@ -670,7 +670,7 @@ int template_sms_truncate(const char *body, int max_segments, const char *marker
     sms_text x = {{body, marker != NULL ? marker : ""}, {0, mlen}};
     if (sms_count(&x, NULL) > max_segments) {
         error_set(err, errlen, "the truncation marker alone does not fit in max_segments (%d)",
-                max_segments);
+                  max_segments);
         goto out;
     }
     /* Candidate cut points: character starts not followed by an extender

@@ -171,24 +171,25 @@ int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t err
         int oh = read_digits(p + 1, 2);
         int om = oh >= 0 && p[3] == ':' ? read_digits(p + 4, 2) : -1;
         if (om < 0 || oh > 23 || om > 59)
-            return error_set(err, errlen, "invalid offset in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX, s);
+            return error_set(err, errlen, "invalid offset in \"%.*s\": " RFC3339_EXPECTED,
+                             QUOTE_MAX, s);
         offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
         p += 6;
     } else {
         return error_set(err, errlen, "missing offset (Z or +hh:mm) in \"%.*s\": " RFC3339_EXPECTED,
-                    QUOTE_MAX, s);
+                         QUOTE_MAX, s);
     }
     if (*p != '\0')
-        return error_set(err, errlen, "trailing characters in \"%.*s\": " RFC3339_EXPECTED, QUOTE_MAX,
-                    s);
+        return error_set(err, errlen, "trailing characters in \"%.*s\": " RFC3339_EXPECTED,
+                         QUOTE_MAX, s);
 
     if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
         return error_set(err, errlen, "invalid date \"%.*s\": no such day", QUOTE_MAX, s);
     /* Second 60 (leap second) has no Unix-time representation: refuse it rather than guess. */
     if (hour > 23 || min > 59 || sec > 59)
         return error_set(err, errlen,
-                    "invalid time of day in \"%.*s\": hour 00-23, minute 00-59, second 00-59",
-                    QUOTE_MAX, s);
+                         "invalid time of day in \"%.*s\": hour 00-23, minute 00-59, second 00-59",
+                         QUOTE_MAX, s);
 
     int64_t days = timeutil_days_from_civil(year, month, day);
     int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - (int64_t)offset_min * 60;

@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 typedef struct topics_def {
-    const char *name;       /* after the prefix */
+    const char *name; /* after the prefix */
     const char *retention_ms;
     const char *purpose;
 } topics_def;

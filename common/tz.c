@@ -218,7 +218,7 @@ typedef struct rule_parser {
 static int rule_fail(rule_parser *rp, const char *what)
 {
     error_set(rp->err, rp->errlen, "TZ rule \"%.64s\": %s at offset %zu", rp->start, what,
-            (size_t)(rp->p - rp->start));
+              (size_t)(rp->p - rp->start));
     return -1;
 }
 
@@ -796,7 +796,7 @@ tz_zone *tz_load(const char *name, char *err, size_t errlen)
             error_set(err, errlen, "unknown time zone \"%s\"", name);
         else
             error_set(err, errlen, "cannot read time zone \"%s\" (%s): %s", name, path,
-                    strerror(errno));
+                      strerror(errno));
         goto out;
     }
     char detail[160];

@@ -11,7 +11,7 @@ HERALD_DEB_PACKAGES=(
     librdkafka-dev libjansson-dev libcurl4-openssl-dev libpq-dev
     libmicrohttpd-dev check libssl-dev openssl
     postgresql maven kcat curl tzdata
-    clang libclang-rt-dev
+    clang libclang-rt-dev clang-format
 )
 
 herald_log() {

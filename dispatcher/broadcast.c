@@ -173,8 +173,8 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
                 snprintf(chunk_last, sizeof chunk_last, "%s", uid);
                 if (validate_user_id(uid, strlen(uid), why, sizeof why) != 0 ||
                     broadcast_user_event_id(ev->event_id, uid, id) != 0) {
-                    LOG_WARN(ev->event_id, "subscriber %s of topic %s skipped: %s", uid,
-                             ev->topic, why);
+                    LOG_WARN(ev->event_id, "subscriber %s of topic %s skipped: %s", uid, ev->topic,
+                             why);
                     continue;
                 }
                 size_t ul = strlen(uid);
@@ -208,8 +208,8 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
             metrics_counter_add(ctx->produced, (uint64_t)in_chunk);
             snprintf(count, sizeof count, "%ld", in_chunk);
             const char *pr[4] = {ev->event_id, gen, chunk_last, count};
-            if (pg_exec_prepared(ctx->db, "bc_progress", 4, pr, NULL, NULL, 0, NULL, err,
-                                 errlen) != PG_OK)
+            if (pg_exec_prepared(ctx->db, "bc_progress", 4, pr, NULL, NULL, 0, NULL, err, errlen) !=
+                PG_OK)
                 goto out; /* the chunk is in Kafka; a redo repeats it with the same ids */
             expanded += in_chunk;
         } else {

@@ -37,12 +37,12 @@ typedef struct broadcast_ctx {
     kafka_producer *producer; /* transactional, no transaction open */
     kafka_consumer *consumer;
     pg_conn *db;
-    const char *events_topic; /* full name */
-    long page;                /* subscribers per query */
-    long chunk;               /* per-user events per transaction */
-    int produce_timeout_ms;   /* longest wait on a full producer queue */
+    const char *events_topic;          /* full name */
+    long page;                         /* subscribers per query */
+    long chunk;                        /* per-user events per transaction */
+    int produce_timeout_ms;            /* longest wait on a full producer queue */
     const volatile sig_atomic_t *stop; /* set: stop after the current chunk */
-    metrics_counter *produced; /* per-user events committed; may be NULL */
+    metrics_counter *produced;         /* per-user events committed; may be NULL */
 } broadcast_ctx;
 
 typedef enum {

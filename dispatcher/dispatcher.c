@@ -40,8 +40,8 @@
 
 /* The skip reasons counted in metrics: decide.h's and fanout.h's. */
 static const char *const skip_reasons[] = {
-    "unknown_user", "channel_disabled",    "category_opted_out", "no_address",
-    "quiet_hours_dropped", "invalid_address", "render_failed",
+    "unknown_user",        "channel_disabled", "category_opted_out", "no_address",
+    "quiet_hours_dropped", "invalid_address",  "render_failed",
 };
 #define NSKIP (sizeof skip_reasons / sizeof skip_reasons[0])
 
@@ -208,17 +208,16 @@ static int metrics_init(dispatcher *d)
         m->skips[i] = metrics_counter_get(r, "herald_dispatcher_skips_total",
                                           "channel decisions that produced no delivery", l);
     }
-    m->user_hits = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total",
-                                       "cache lookups", "cache=\"users\",result=\"hit\"");
+    m->user_hits = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total", "cache lookups",
+                                       "cache=\"users\",result=\"hit\"");
     m->user_misses = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total",
                                          "cache lookups", "cache=\"users\",result=\"miss\"");
     m->tpl_hits = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total", "cache lookups",
                                       "cache=\"templates\",result=\"hit\"");
-    m->tpl_misses = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total",
-                                        "cache lookups", "cache=\"templates\",result=\"miss\"");
+    m->tpl_misses = metrics_counter_get(r, "herald_dispatcher_cache_lookups_total", "cache lookups",
+                                        "cache=\"templates\",result=\"miss\"");
     m->invalidations = metrics_counter_get(r, "herald_dispatcher_cache_invalidations_total",
-                                           "cache entries dropped by a change notification",
-                                           NULL);
+                                           "cache entries dropped by a change notification", NULL);
     m->aborts = metrics_counter_get(r, "herald_dispatcher_batch_retries_total",
                                     "batches aborted and redone", "cause=\"kafka\"");
     m->pg_failures = metrics_counter_get(r, "herald_dispatcher_batch_retries_total",
@@ -230,9 +229,9 @@ static int metrics_init(dispatcher *d)
     m->batch_seconds = metrics_histogram_get(
         r, "herald_dispatcher_batch_seconds", "time to process and commit one batch", NULL,
         metrics_default_latency_buckets, metrics_default_latency_buckets_n);
-    m->batch_events = metrics_histogram_get(r, "herald_dispatcher_batch_events",
-                                            "events per committed batch", NULL, batch_sizes,
-                                            sizeof batch_sizes / sizeof batch_sizes[0]);
+    m->batch_events =
+        metrics_histogram_get(r, "herald_dispatcher_batch_events", "events per committed batch",
+                              NULL, batch_sizes, sizeof batch_sizes / sizeof batch_sizes[0]);
     m->lag = metrics_gauge_get(r, "herald_dispatcher_consumer_lag",
                                "events not yet consumed on the assigned partitions", NULL);
     m->cache_entries = metrics_gauge_get(r, "herald_dispatcher_cache_entries",
@@ -265,9 +264,8 @@ static void update_lag(dispatcher *d)
     if (rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR)
         for (int i = 0; i < parts->cnt; i++) {
             int64_t lo = 0, hi = 0;
-            if (rd_kafka_get_watermark_offsets(rk, parts->elems[i].topic,
-                                               parts->elems[i].partition, &lo,
-                                               &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            if (rd_kafka_get_watermark_offsets(rk, parts->elems[i].topic, parts->elems[i].partition,
+                                               &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
                 hi < 0 || parts->elems[i].offset < 0)
                 continue;
             if (hi > parts->elems[i].offset)
@@ -389,8 +387,8 @@ static int collect(dispatcher *d)
         }
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             kafka_err_class c = kafka_classify(msg->err, NULL);
-            LOG_AT(c == KAFKA_ERRCLASS_FATAL ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "consumer",
-                   "%s", rd_kafka_message_errstr(msg));
+            LOG_AT(c == KAFKA_ERRCLASS_FATAL ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "consumer", "%s",
+                   rd_kafka_message_errstr(msg));
             rd_kafka_message_destroy(msg);
             if (c == KAFKA_ERRCLASS_FATAL)
                 return -1;
@@ -462,8 +460,7 @@ static int rewind_batch(dispatcher *d)
         for (int i = 0; i < all->cnt; i++)
             if (rd_kafka_topic_partition_list_find(owned, all->elems[i].topic,
                                                    all->elems[i].partition) != NULL)
-                rd_kafka_topic_partition_list_add(l, all->elems[i].topic,
-                                                  all->elems[i].partition)
+                rd_kafka_topic_partition_list_add(l, all->elems[i].topic, all->elems[i].partition)
                     ->offset = all->elems[i].offset;
     if (owned != NULL)
         rd_kafka_topic_partition_list_destroy(owned);
@@ -520,8 +517,8 @@ static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen
         slot *s = &d->slots[i];
         if (s->parsed != EVENT_OK || s->ev.user_id == NULL)
             continue;
-        if (s->user == NULL && (s->user = prefs_cache_get(d->users, s->ev.user_id, now_ms)) ==
-                                   NULL) {
+        if (s->user == NULL &&
+            (s->user = prefs_cache_get(d->users, s->ev.user_id, now_ms)) == NULL) {
             ids[nmiss] = s->ev.user_id;
             where[nmiss++] = i;
         } else {
@@ -540,15 +537,13 @@ static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen
     metrics_counter_add(d->m.user_hits, hits);
     metrics_counter_add(d->m.user_misses, nmiss);
     if (nmiss > 0) {
-        if ((st = prefs_cache_load(d->users, d->db, ids, nmiss, now_ms, got, err, errlen)) !=
-            PG_OK)
+        if ((st = prefs_cache_load(d->users, d->db, ids, nmiss, now_ms, got, err, errlen)) != PG_OK)
             goto out;
         for (size_t k = 0; k < nmiss; k++)
             d->slots[where[k]].user = got[k];
     }
     if (ntypes > 0) {
-        if ((st = tplcache_load(d->tpls, d->db, types, ntypes, now_ms, tgot, err, errlen)) !=
-            PG_OK)
+        if ((st = tplcache_load(d->tpls, d->db, types, ntypes, now_ms, tgot, err, errlen)) != PG_OK)
             goto out;
         metrics_counter_add(d->m.tpl_misses, ntypes);
         for (size_t i = 0; i < d->nslots; i++) {
@@ -610,8 +605,8 @@ static txn_result produce_items(dispatcher *d, const event *ev, size_t from, bat
         }
         bool later = it->action == DECIDE_SCHEDULE;
         const char *topic = later ? d->t_retry[it->channel] : d->t_deliver[it->channel];
-        txn_result r = txn_produce(d->producer, topic, ev->user_id, klen, it->value, it->vlen,
-                                   NULL, PRODUCE_WAIT_MS, err, errlen);
+        txn_result r = txn_produce(d->producer, topic, ev->user_id, klen, it->value, it->vlen, NULL,
+                                   PRODUCE_WAIT_MS, err, errlen);
         if (r != TXN_OK)
             return r;
         bc->deliveries[it->channel][later ? 1 : 0]++;
@@ -870,8 +865,8 @@ int dispatcher_run(dispatcher *d)
     char err[1024];
     int rc = 0;
 
-    LOG_INFO(NULL, "dispatching %s (group %s, transactional id %s)", d->t_events,
-             d->cfg->group_id, d->tid);
+    LOG_INFO(NULL, "dispatching %s (group %s, transactional id %s)", d->t_events, d->cfg->group_id,
+             d->tid);
     while (!*d->stop) {
         housekeeping(d);
         if (d->pg_paused) {

@@ -115,8 +115,8 @@ static int render(const tplcache_channel *tc, delivery_channel ch, json_t *ctx,
             return 0;
         }
         one_line(c->subject);
-        fanout_utf8_cut(c->subject, ch == DELIVERY_EMAIL ? DELIVERY_SUBJECT_MAX
-                                                         : DELIVERY_TITLE_MAX);
+        fanout_utf8_cut(c->subject,
+                        ch == DELIVERY_EMAIL ? DELIVERY_SUBJECT_MAX : DELIVERY_TITLE_MAX);
         if (c->subject[0] == '\0') {
             free(c->subject);
             c->subject = NULL;
@@ -124,8 +124,8 @@ static int render(const tplcache_channel *tc, delivery_channel ch, json_t *ctx,
     }
     if (ch == DELIVERY_SMS) {
         char *cut = NULL;
-        if (template_sms_truncate(c->body, opt->sms_max_segments, "…", &cut, NULL, err,
-                                  errlen) != 0)
+        if (template_sms_truncate(c->body, opt->sms_max_segments, "…", &cut, NULL, err, errlen) !=
+            0)
             return -1;
         free(c->body);
         c->body = cut;
@@ -351,8 +351,7 @@ static int add_delivery(const event *ev, const prefs_user *user, delivery_channe
         LOG_WARN(ev->event_id, "%s delivery to user %s not made: %s", delivery_channel_name(ch),
                  user->user_id, why);
         return add_skip(ev, ch,
-                        strncmp(why, "address", 7) == 0 ? SKIP_INVALID_ADDRESS
-                                                        : SKIP_RENDER_FAILED,
+                        strncmp(why, "address", 7) == 0 ? SKIP_INVALID_ADDRESS : SKIP_RENDER_FAILED,
                         out);
     }
     fanout_item *it = push_item(out);

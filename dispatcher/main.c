@@ -30,9 +30,9 @@ int main(int argc, char **argv)
     int rc = 2, config_error = 0;
     dispatcher *d = NULL;
 
-    config_status st = config_load(tables, ntables, argc, argv, NULL, &props,
-                                   "usage: herald-dispatcher [flags] [-X librdkafka.property=value ...]",
-                                   err, sizeof err);
+    config_status st = config_load(
+        tables, ntables, argc, argv, NULL, &props,
+        "usage: herald-dispatcher [flags] [-X librdkafka.property=value ...]", err, sizeof err);
     if (st == CONFIG_HELP) {
         rc = 0;
         goto out;

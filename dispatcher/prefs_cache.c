@@ -177,8 +177,7 @@ static int fill_user(prefs_user *u, const prefs_row *row)
     char why[256];
     u->known = true;
     if (keep(&u->email, row->email, &u->bytes) != 0 ||
-        keep(&u->phone, row->phone, &u->bytes) != 0 ||
-        keep(&u->name, row->name, &u->bytes) != 0 ||
+        keep(&u->phone, row->phone, &u->bytes) != 0 || keep(&u->name, row->name, &u->bytes) != 0 ||
         keep(&u->timezone, row->timezone, &u->bytes) != 0 ||
         keep(&u->locale, row->locale, &u->bytes) != 0)
         return -1;

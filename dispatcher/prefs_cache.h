@@ -50,7 +50,7 @@ typedef struct prefs_user {
     json_t *channels;   /* preferences, or NULL */
     json_t *categories; /* preferences, or NULL */
     quiet_hours quiet;
-    const tz_zone *zone; /* from tz_get (shared), NULL: UTC */
+    const tz_zone *zone;            /* from tz_get (shared), NULL: UTC */
     char *name, *timezone, *locale; /* NULL when none; only templates read them */
     size_t bytes;                   /* approximate footprint, for the byte budget */
 } prefs_user;
@@ -75,10 +75,10 @@ typedef struct prefs_row {
 
 typedef struct prefs_cache_options {
     size_t max_entries;
-    size_t max_bytes;    /* 0: no byte budget */
+    size_t max_bytes; /* 0: no byte budget */
     int64_t ttl_ms;
     int64_t negative_ttl_ms;
-    uint64_t seed;       /* for the TTL jitter */
+    uint64_t seed; /* for the TTL jitter */
 } prefs_cache_options;
 
 prefs_cache *prefs_cache_new(const prefs_cache_options *opt) __attribute__((warn_unused_result));

@@ -108,8 +108,8 @@ static int put_entry(tplcache *c, const char *event_type, const tplcache_row *ro
         if (compile_one(event_type, rows[i].channel, "body", rows[i].body, &tc->body) != 0)
             continue;
         if (rows[i].subject != NULL && *rows[i].subject != '\0' &&
-            compile_one(event_type, rows[i].channel, "subject", rows[i].subject,
-                        &tc->subject) != 0) {
+            compile_one(event_type, rows[i].channel, "subject", rows[i].subject, &tc->subject) !=
+                0) {
             template_free(tc->body);
             tc->body = NULL;
             continue;
@@ -179,11 +179,11 @@ pg_status tplcache_load(tplcache *c, pg_conn *db, const char *const *types, size
         for (int r = 0; r < PQntuples(res) && nr < DELIVERY_CHANNEL_COUNT; r++) {
             if (strcmp(PQgetvalue(res, r, 0), types[i]) != 0)
                 continue;
-            rows[nr++] = (tplcache_row){col(res, r, 1), col(res, r, 2), col(res, r, 3),
-                                        col(res, r, 4)};
+            rows[nr++] =
+                (tplcache_row){col(res, r, 1), col(res, r, 2), col(res, r, 3), col(res, r, 4)};
         }
-        if (put_entry(c, types[i], rows, nr, now_ms, out != NULL ? &out[i] : NULL, err,
-                      errlen) != 0)
+        if (put_entry(c, types[i], rows, nr, now_ms, out != NULL ? &out[i] : NULL, err, errlen) !=
+            0)
             goto out;
     }
     st = PG_OK;

@@ -15,10 +15,14 @@ typedef struct migrate_flags {
 } migrate_flags;
 
 static const config_var migrate_vars[] = {
-    {.flag = "status", .type = CONFIG_BOOL, .def = "false",
+    {.flag = "status",
+     .type = CONFIG_BOOL,
+     .def = "false",
      .offset = offsetof(migrate_flags, status),
      .help = "list every migration and whether it is applied; change nothing"},
-    {.flag = "dir", .type = CONFIG_STRING, .offset = offsetof(migrate_flags, dir),
+    {.flag = "dir",
+     .type = CONFIG_STRING,
+     .offset = offsetof(migrate_flags, dir),
      .help = "read NNN_name.sql files from DIR instead of the ones built in"},
     {0},
 };

@@ -19,14 +19,26 @@ typedef struct topics_flags {
 } topics_flags;
 
 static const config_var topics_vars[] = {
-    {.flag = "partitions", .type = CONFIG_INT, .def = "12",
-     .offset = offsetof(topics_flags, partitions), .min = 1, .max = 10000,
+    {.flag = "partitions",
+     .type = CONFIG_INT,
+     .def = "12",
+     .offset = offsetof(topics_flags, partitions),
+     .min = 1,
+     .max = 10000,
      .help = "partitions per topic (the upper bound on consumers per group)"},
-    {.flag = "replication-factor", .type = CONFIG_INT, .def = "1",
-     .offset = offsetof(topics_flags, replication_factor), .min = 1, .max = 32,
+    {.flag = "replication-factor",
+     .type = CONFIG_INT,
+     .def = "1",
+     .offset = offsetof(topics_flags, replication_factor),
+     .min = 1,
+     .max = 32,
      .help = "copies of each partition; 3 in production"},
-    {.flag = "timeout", .type = CONFIG_DURATION, .def = "30s",
-     .offset = offsetof(topics_flags, timeout_ms), .min = 1000, .max = 600000,
+    {.flag = "timeout",
+     .type = CONFIG_DURATION,
+     .def = "30s",
+     .offset = offsetof(topics_flags, timeout_ms),
+     .min = 1000,
+     .max = 600000,
      .help = "how long to wait for the cluster"},
     {0},
 };
@@ -139,9 +151,8 @@ int cmd_topics(const ctl_context *ctx, int argc, char **argv)
         printf("%s\n", TOPICS_USAGE);
         return CTL_EXIT_OK;
     }
-    config_status st =
-        ctl_parse_flags("topics create", TOPICS_USAGE, topics_vars, &flags, argc - 1, argv + 1,
-                        &first);
+    config_status st = ctl_parse_flags("topics create", TOPICS_USAGE, topics_vars, &flags, argc - 1,
+                                       argv + 1, &first);
     if (st != CONFIG_OK)
         return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
     if (first < argc - 1) {

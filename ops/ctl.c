@@ -44,8 +44,8 @@ PGconn *ctl_pg_connect(const ctl_context *ctx)
         log_redact_url(ctx->common.database_url, redacted, sizeof(redacted));
         const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
         size_t len = strcspn(msg, "\n");
-        fprintf(stderr, "heraldctl: cannot connect to PostgreSQL at %s: %.*s\n", redacted,
-                (int)len, msg);
+        fprintf(stderr, "heraldctl: cannot connect to PostgreSQL at %s: %.*s\n", redacted, (int)len,
+                msg);
         PQfinish(conn);
         return NULL;
     }

@@ -25,9 +25,9 @@ int main(int argc, char **argv)
     int first = argc;
     int rc = CTL_EXIT_USAGE;
 
-    config_status st = config_load(tables, 1, argc, argv, &first, &ctx.kafka_props,
-                                   "usage: heraldctl [global flags] COMMAND [ARGS]", err,
-                                   sizeof(err));
+    config_status st =
+        config_load(tables, 1, argc, argv, &first, &ctx.kafka_props,
+                    "usage: heraldctl [global flags] COMMAND [ARGS]", err, sizeof(err));
     if (st == CONFIG_HELP) {
         print_commands(stdout);
         rc = CTL_EXIT_OK;

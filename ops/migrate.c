@@ -94,7 +94,7 @@ static int set_add(migrate_set *set, const char *name, const char *sql, size_t l
         pos--;
     if (pos > 0 && set->versions[pos - 1] == version) {
         error_set(err, errlen, "%s: version %d is also used by %s", name, version,
-                set->names[pos - 1]);
+                  set->names[pos - 1]);
         return -1;
     }
     char *name_copy = strdup(name);
@@ -291,9 +291,9 @@ int migrate_apply(PGconn *conn, const migrate_set *set, int *applied,
             continue; /* applied by a newer heraldctl: leave it alone */
         if (strcmp(PQgetvalue(res, r, 1), set->checksum[i]) != 0) {
             error_set(err, errlen,
-                    "%s was applied with different content (recorded as %s): "
-                    "migrations are immutable, add a new one instead",
-                    set->names[i], PQgetvalue(res, r, 2));
+                      "%s was applied with different content (recorded as %s): "
+                      "migrations are immutable, add a new one instead",
+                      set->names[i], PQgetvalue(res, r, 2));
             free(done);
             goto out;
         }
@@ -314,10 +314,11 @@ int migrate_apply(PGconn *conn, const migrate_set *set, int *applied,
         char version[16];
         snprintf(version, sizeof(version), "%d", set->versions[i]);
         const char *params[3] = {version, set->names[i], set->checksum[i]};
-        PGresult *ins = PQexecParams(conn,
-                                     "INSERT INTO herald_schema_migrations (version, name, checksum)"
-                                     " VALUES ($1, $2, $3)",
-                                     3, NULL, params, NULL, NULL, 0);
+        PGresult *ins =
+            PQexecParams(conn,
+                         "INSERT INTO herald_schema_migrations (version, name, checksum)"
+                         " VALUES ($1, $2, $3)",
+                         3, NULL, params, NULL, NULL, 0);
         bool ok = PQresultStatus(ins) == PGRES_COMMAND_OK;
         PQclear(ins);
         if (!ok || exec_ok(conn, "COMMIT", detail, sizeof(detail)) != 0) {

@@ -18,7 +18,10 @@ typedef struct test_case_entry {
     const TTest *const *fn; /* START_TEST's handle, by address */
 } test_case_entry;
 
-#define TEST_ENTRY(fn) {#fn, &fn}
+#define TEST_ENTRY(fn)                                                                             \
+    {                                                                                              \
+#fn, &fn                                                                                   \
+    }
 
 static inline Suite *test_build_suite(const char *name, const test_case_entry *cases, size_t n,
                                       int timeout_s)
@@ -48,8 +51,8 @@ static inline const char *test_require_env(const char *name)
 #define TEST_MAIN_TIMEOUT(suite_name, cases, timeout_s)                                            \
     int main(void)                                                                                 \
     {                                                                                              \
-        Suite *s = test_build_suite(suite_name, cases, sizeof(cases) / sizeof(cases[0]),          \
-                                    timeout_s);                                                    \
+        Suite *s =                                                                                 \
+            test_build_suite(suite_name, cases, sizeof(cases) / sizeof(cases[0]), timeout_s);      \
         SRunner *sr = srunner_create(s);                                                           \
         srunner_run_all(sr, CK_NORMAL);                                                            \
         int failed = srunner_ntests_failed(sr);                                                    \

@@ -61,15 +61,18 @@ static rd_kafka_t *producer(const char *brokers, const char *txn_id)
 {
     char err[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    const char *kv[][2] = {{"bootstrap.servers", brokers}, {"linger.ms", "20"},
-                           {"compression.type", "lz4"},    {"enable.idempotence", "true"},
-                           {"acks", "all"},                {"partitioner", "murmur2_random"},
+    const char *kv[][2] = {{"bootstrap.servers", brokers},
+                           {"linger.ms", "20"},
+                           {"compression.type", "lz4"},
+                           {"enable.idempotence", "true"},
+                           {"acks", "all"},
+                           {"partitioner", "murmur2_random"},
                            {"queue.buffering.max.messages", "500000"}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (rd_kafka_conf_set(c, kv[i][0], kv[i][1], err, sizeof err) != RD_KAFKA_CONF_OK)
             die(kv[i][0], err);
-    if (txn_id != NULL && rd_kafka_conf_set(c, "transactional.id", txn_id, err, sizeof err) !=
-                              RD_KAFKA_CONF_OK)
+    if (txn_id != NULL &&
+        rd_kafka_conf_set(c, "transactional.id", txn_id, err, sizeof err) != RD_KAFKA_CONF_OK)
         die("transactional.id", err);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof err);
     if (rk == NULL)
@@ -81,10 +84,10 @@ static void produce(rd_kafka_t *rk, const char *topic, const char *key, size_t k
                     const void *val, size_t vlen)
 {
     for (int tries = 0; tries < 100000; tries++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
-            RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
+                              RD_KAFKA_V_VALUE((void *)val, vlen),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -200,7 +203,8 @@ static int cmd_passthrough(char **argv)
                 bstart = now_s();
             produce(prod, dst, m->key, m->key_len, m->payload, m->len);
             const char *t = rd_kafka_topic_name(m->rkt);
-            rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(offs, t, m->partition);
+            rd_kafka_topic_partition_t *p =
+                rd_kafka_topic_partition_list_find(offs, t, m->partition);
             if (p == NULL)
                 p = rd_kafka_topic_partition_list_add(offs, t, m->partition);
             p->offset = m->offset + 1;

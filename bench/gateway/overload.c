@@ -191,7 +191,7 @@ static void on_ready(worker *w, conn *c, uint32_t events)
         }
         if (done == 0)
             continue;
-        int cls = status >= 200 && status < 300     ? CLASS_ACCEPTED
+        int cls = status >= 200 && status < 300    ? CLASS_ACCEPTED
                   : status == 429 || status == 503 ? CLASS_REFUSED
                                                    : CLASS_OTHER;
         sample_add(&w->by_class[cls], now_ns() - c->started_ns);

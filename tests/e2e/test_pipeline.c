@@ -13,7 +13,7 @@
 static e2e_env env;
 static bool up;
 
-#define A_USERS 200
+#define A_USERS       200
 #define B_SUBSCRIBERS 100
 
 /* ------------------------------------------------------------ records */
@@ -24,7 +24,8 @@ static json_t *http_records(const char *protocol, const char *user_prefix)
     json_t *all = e2e_records(&env, E2E_HTTP), *out = json_array();
     size_t i;
     json_t *r;
-    json_array_foreach(all, i, r) {
+    json_array_foreach(all, i, r)
+    {
         const char *p = json_string_value(json_object_get(r, "protocol"));
         const char *u = json_string_value(json_object_get(r, "user_id"));
         if (p && u && strcmp(p, protocol) == 0 && strncmp(u, user_prefix, strlen(user_prefix)) == 0)
@@ -40,8 +41,10 @@ static json_t *smtp_records(const char *rcpt_prefix)
     json_t *all = e2e_records(&env, E2E_SMTP), *out = json_array();
     size_t i, k;
     json_t *r, *to;
-    json_array_foreach(all, i, r) {
-        json_array_foreach(json_object_get(r, "rcpt"), k, to) {
+    json_array_foreach(all, i, r)
+    {
+        json_array_foreach(json_object_get(r, "rcpt"), k, to)
+        {
             const char *a = json_string_value(to);
             if (a && strncmp(a, rcpt_prefix, strlen(rcpt_prefix)) == 0) {
                 json_array_append(out, r);
@@ -59,7 +62,8 @@ static json_t *distinct(json_t *records, const char *field)
     json_t *set = json_object();
     size_t i;
     json_t *r;
-    json_array_foreach(records, i, r) {
+    json_array_foreach(records, i, r)
+    {
         json_t *v = json_object_get(r, field);
         if (json_is_array(v))
             v = json_array_get(v, 0);
@@ -134,8 +138,7 @@ START_TEST(test_events_for_many_users_reach_every_channel_and_report_sent)
         e2e_publish(&env, body, ids[i]);
     }
     ck_assert_msg(wait_all_channels("many-", A_USERS),
-                  "not every notification reached the providers within %ld s",
-                  E2E_PHASE_MS / 1000);
+                  "not every notification reached the providers within %ld s", E2E_PHASE_MS / 1000);
     fprintf(stderr, "e2e: %d events x 3 channels delivered in %lld ms\n", A_USERS,
             (long long)(timeutil_monotonic_ms() - t0));
 
@@ -203,8 +206,7 @@ START_TEST(test_topic_broadcast_reaches_every_subscriber_on_every_channel)
     e2e_publish(&env, "{\"type\":\"e2e.news\",\"topic\":\"e2e-news\",\"data\":{\"n\":1}}", id);
 
     ck_assert_msg(wait_all_channels("sub-", B_SUBSCRIBERS),
-                  "the broadcast did not reach every subscriber within %ld s",
-                  E2E_PHASE_MS / 1000);
+                  "the broadcast did not reach every subscriber within %ld s", E2E_PHASE_MS / 1000);
     e2e_sleep_ms(1000); /* room for any extra delivery to show up */
     json_t *e = smtp_records("sub-"), *s = http_records("sms", "sub-"),
            *p = http_records("push", "sub-");
@@ -331,8 +333,7 @@ static json_t *dlq_find(const char *event_id, long timeout_ms)
                 const void *val;
                 size_t size;
                 if (rd_kafka_message_headers(m, &h) == 0)
-                    for (size_t k = 0; rd_kafka_header_get_all(h, k, &name, &val, &size) == 0;
-                         k++)
+                    for (size_t k = 0; rd_kafka_header_get_all(h, k, &name, &val, &size) == 0; k++)
                         json_object_set_new(found, name,
                                             json_stringn(val ? val : "", val ? size : 0));
             }
@@ -379,10 +380,10 @@ START_TEST(test_status_reports_permanent_failure_with_dead_letter_and_transient_
                       strcmp(json_string_value(json_object_get(h, "herald.dlq.reason")),
                              "permanent_failure") == 0,
                   "DLQ headers: %s", dump);
-    ck_assert_msg(json_is_string(json_object_get(h, "herald.dlq.stage")) &&
-                      strcmp(json_string_value(json_object_get(h, "herald.dlq.stage")),
-                             "worker.sms") == 0,
-                  "DLQ headers: %s", dump);
+    ck_assert_msg(
+        json_is_string(json_object_get(h, "herald.dlq.stage")) &&
+            strcmp(json_string_value(json_object_get(h, "herald.dlq.stage")), "worker.sms") == 0,
+        "DLQ headers: %s", dump);
     ck_assert_msg(json_is_string(json_object_get(h, "herald.original.topic")), "DLQ headers: %s",
                   dump);
     free(dump);

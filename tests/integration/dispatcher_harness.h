@@ -158,8 +158,12 @@ static inline void dh_setup(dh_env *e)
     /* The operator's way: heraldctl creates every topic, explicitly. */
     snprintf(envp, sizeof envp, "HERALD_TOPIC_PREFIX=%s", e->prefix);
     const char *env[] = {envp, NULL};
-    char *argv[] = {testsupport_bin("heraldctl", bin, sizeof bin), "topics", "create",
-                    "--partitions", "3", NULL};
+    char *argv[] = {testsupport_bin("heraldctl", bin, sizeof bin),
+                    "topics",
+                    "create",
+                    "--partitions",
+                    "3",
+                    NULL};
     int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
     ck_assert_msg(rc == 0, "heraldctl topics create: %d: %s%s", rc, out, errout);
     e->producer = kafka_producer_new(e->brokers, NULL, NULL, err, sizeof err);
@@ -329,8 +333,8 @@ static inline const char *dh_header(const dh_record *r, const char *name, char *
     const void *v = NULL;
     size_t n = 0;
     buf[0] = '\0';
-    if (r->hdrs != NULL && rd_kafka_header_get_last(r->hdrs, name, &v, &n) ==
-                               RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (r->hdrs != NULL &&
+        rd_kafka_header_get_last(r->hdrs, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(buf, len, "%.*s", (int)n, v ? (const char *)v : "");
         return buf;
     }

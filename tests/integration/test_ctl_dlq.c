@@ -373,8 +373,8 @@ START_TEST(test_every_command_rejects_bad_arguments_in_one_line)
         ck_assert_msg(len > 1 && strchr(err, '\n') == err + len - 1, "%s %s: not one line: %s",
                       cases[i].args[0], cases[i].args[1], err);
         ck_assert_msg(cases[i].named == NULL || strstr(err, cases[i].named) != NULL,
-                      "%s %s: %s not named: %s", cases[i].args[0], cases[i].args[1],
-                      cases[i].named, err);
+                      "%s %s: %s not named: %s", cases[i].args[0], cases[i].args[1], cases[i].named,
+                      err);
     }
 }
 END_TEST

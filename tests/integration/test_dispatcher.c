@@ -80,8 +80,10 @@ START_TEST(test_preferences_decide_every_channel)
     ck_assert_int_eq(rows(&e, cid, "push", "skipped", "no_address"), 1);
     ck_assert_int_eq(rows(&e, cid, "email", "pending", NULL), 1);
     /* No push template for order.shipped: no delivery, no row. */
-    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
-                                 "channel = 'push'", ship),
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
+                             "channel = 'push'",
+                             ship),
                      0);
     ck_assert_int_eq(rows(&e, ship, "sms", "pending", NULL), 1);
     ck_assert_int_eq(rows(&e, ship, "email", "skipped", "channel_disabled"), 1);
@@ -107,8 +109,9 @@ START_TEST(test_preferences_decide_every_channel)
     ck_assert_str_eq(dh_str(r, "body"), "Body for Bob");
     ck_assert_str_eq(dh_str(r, "category"), "marketing");
     /* The record's key is the row's key. */
-    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM delivery_status WHERE idempotency_key = '%s' "
-                                 "AND address = 'bob@example.com'",
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM delivery_status WHERE idempotency_key = '%s' "
+                             "AND address = 'bob@example.com'",
                              dh_str(r, "idempotency_key")),
                      1);
     dh_records_free(&em);
@@ -284,12 +287,11 @@ START_TEST(test_poison_records_go_to_dlq_and_the_next_event_is_processed)
     ck_assert(atoll(dh_header(bad, "herald.original.timestamp", b, sizeof b)) > 1000000000000LL);
     int64_t when = 0;
     char errb[128];
-    ck_assert_int_eq(timeutil_parse_rfc3339(dh_header(bad, "herald.failed_at", b, sizeof b),
-                                            &when, errb, sizeof errb),
+    ck_assert_int_eq(timeutil_parse_rfc3339(dh_header(bad, "herald.failed_at", b, sizeof b), &when,
+                                            errb, sizeof errb),
                      0);
     ck_assert_str_eq(dh_header(inv, "herald.dlq.reason", b, sizeof b), "invalid_event");
-    ck_assert_msg(strstr(dh_header(inv, "herald.dlq.error", b, sizeof b), "type") != NULL, "%s",
-                  b);
+    ck_assert_msg(strstr(dh_header(inv, "herald.dlq.error", b, sizeof b), "type") != NULL, "%s", b);
     dh_records_free(&dlq);
     dh_records_free(&em);
     ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
@@ -385,8 +387,7 @@ START_TEST(test_postgres_connection_loss_loses_nothing)
                "FROM generate_series(1, 50) g");
     /* Small batches, so that the outage falls between and inside many of them. */
     const char *extra[] = {"HERALD_DISPATCHER_BATCH_SIZE=20", "HERALD_DISPATCHER_STATUS_PART=4",
-                           "HERALD_CACHE_TTL=50ms",
-                           "HERALD_DISPATCHER_PG_RETRY_MAX=500ms", NULL};
+                           "HERALD_CACHE_TTL=50ms", "HERALD_DISPATCHER_PG_RETRY_MAX=500ms", NULL};
     dh_start(&e, extra);
     dh_wait_ready(&e, WAIT_MS);
     char dbname[128];

@@ -18,15 +18,16 @@ START_TEST(test_broadcast_survives_sigkill_midway_with_exactly_one_event_per_sub
            "INSERT INTO users (user_id, email) SELECT 'u' || lpad(g::text, 5, '0'), "
            "'u' || g || '@example.com' FROM generate_series(1, %d) g",
            SUBSCRIBERS);
-    dh_sql(&e, "INSERT INTO topic_subscriptions (topic, user_id) SELECT 'news', user_id FROM users");
+    dh_sql(&e,
+           "INSERT INTO topic_subscriptions (topic, user_id) SELECT 'news', user_id FROM users");
     /* Small chunks, so that the fan-out takes many transactions and the kill lands inside. */
     const char *extra[] = {"HERALD_BROADCAST_CHUNK=100", "HERALD_BROADCAST_PAGE=100", NULL};
     dh_start(&e, extra);
     dh_wait_ready(&e, 30000);
 
     char bid[ID_UUID_SIZE];
-    char *v = dh_event("topic:news", "news.posted", "{\"headline\":\"Big news\"}", "high", NULL,
-                       bid);
+    char *v =
+        dh_event("topic:news", "news.posted", "{\"headline\":\"Big news\"}", "high", NULL, bid);
     dh_publish(&e, "topic:news", v, NULL);
     free(v);
 
@@ -54,9 +55,8 @@ START_TEST(test_broadcast_survives_sigkill_midway_with_exactly_one_event_per_sub
                      SUBSCRIBERS);
     ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM delivery_status"), SUBSCRIBERS);
     /* The broadcast itself is recorded, and its progress row is gone. */
-    ck_assert_int_eq(dh_wait_count(&e, 1, 30000,
-                                   "SELECT count(*) FROM events WHERE topic = 'news'"),
-                     1);
+    ck_assert_int_eq(
+        dh_wait_count(&e, 1, 30000, "SELECT count(*) FROM events WHERE topic = 'news'"), 1);
     ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM broadcast_progress"), 0);
 
     /*

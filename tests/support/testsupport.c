@@ -58,16 +58,16 @@ static PGconn *connect_to(const char *url, const char *dbname)
 /* A keyword conninfo equal to conn's but for dbname. */
 static char *conninfo_for(PGconn *conn, const char *dbname)
 {
-    static const char *const wanted[] = {"host", "hostaddr", "port", "user", "password",
-                                         "sslmode", NULL};
+    static const char *const wanted[] = {"host",     "hostaddr", "port", "user",
+                                         "password", "sslmode",  NULL};
     char buf[2048];
     size_t len = 0;
     PQconninfoOption *opts = PQconninfo(conn);
     for (PQconninfoOption *o = opts; o && o->keyword; o++) {
         for (const char *const *w = wanted; *w; w++) {
             if (strcmp(o->keyword, *w) == 0 && o->val && *o->val)
-                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s='%s' ", o->keyword,
-                                        o->val);
+                len +=
+                    (size_t)snprintf(buf + len, sizeof(buf) - len, "%s='%s' ", o->keyword, o->val);
         }
     }
     PQconninfoFree(opts);

@@ -7,8 +7,9 @@
 #include <string.h>
 
 #define EVENT_ID "0f8fad5b-d9cb-469f-a165-70867728950e"
-#define KEY_ID   "d8191196-ed11-553d-bcee-6ed1ac5ae62f" /* key of EVENT_ID|email|ann@example.com|0 \
-                                                         */
+#define KEY_ID                                                                                     \
+    "d8191196-ed11-553d-bcee-6ed1ac5ae62f" /* key of EVENT_ID|email|ann@example.com|0              \
+                                            */
 
 static char err[512];
 

@@ -138,13 +138,13 @@ START_TEST(test_bodies_placeholders_must_parse)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         ck_assert_msg(bodies_check_placeholders(good[i], strlen(good[i]), err, sizeof err) == 0,
                       "refused %s: %s", good[i], err);
-    const char *bad[] = {"{{user.name}",   "{{ }}",        "{{secret.x}}", "{{data.}}",
-                         "{{data..x}}",    "{{data}}",     "{{user.{{x}}}}",
-                         "{{user.na me}}", "a\0{{user.name}}"};
+    const char *bad[] = {"{{user.name}",   "{{ }}",          "{{secret.x}}",
+                         "{{data.}}",      "{{data..x}}",    "{{data}}",
+                         "{{user.{{x}}}}", "{{user.na me}}", "a\0{{user.name}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t len = strlen(bad[i]) + (bad[i][1] == '\0' ? 1 + strlen(bad[i] + 2) : 0);
-        ck_assert_msg(bodies_check_placeholders(bad[i], len, err, sizeof err) == -1,
-                      "accepted %s", bad[i]);
+        ck_assert_msg(bodies_check_placeholders(bad[i], len, err, sizeof err) == -1, "accepted %s",
+                      bad[i]);
     }
     /* Not NUL-terminated: only len bytes are read. */
     const char unterminated[] = {'{', '{', 'u', 's', 'e', 'r', '.', 'n', '}', '}', '}'};

@@ -168,7 +168,6 @@ START_TEST(test_json_string_escapes)
 }
 END_TEST
 
-
 /* The message id as jansson reads it: what provider_json_id() must return. */
 static void jansson_id(const char *body, const char *const *keys, char *out, size_t outlen)
 {
