@@ -38,6 +38,8 @@
 #define RETRY_H_NOT_BEFORE "herald.retry.not_before"
 /* Set by `heraldctl dlq requeue` on the record it sends back. */
 #define REQUEUED_H_AT "herald.requeued_at"
+/* Set by the dispatcher on the deliveries of an event `heraldctl replay` re-published. */
+#define REPLAYED_H_AT "herald.replayed_at"
 
 /* Where a record was read: the record being handled now. */
 typedef struct dlq_origin {

@@ -287,10 +287,12 @@ static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoc
         return NULL;
     }
     /*
-     * The record `dlq requeue` sent back, not one of its retries (which
-     * carry the requeue's headers too, and their own attempt count).
+     * The record `dlq requeue` sent back, or a delivery of a replayed event,
+     * not one of their retries (which carry those headers too, and their own
+     * attempt count): a delivery not yet sent gets a fresh round of attempts.
      */
-    j->fresh = has_header(j->hdrs, REQUEUED_H_AT) && !has_header(j->hdrs, RETRY_H_ATTEMPTS);
+    j->fresh = (has_header(j->hdrs, REQUEUED_H_AT) || has_header(j->hdrs, REPLAYED_H_AT)) &&
+               !has_header(j->hdrs, RETRY_H_ATTEMPTS);
     if (msg->key_len)
         memcpy(j->key, msg->key, msg->key_len);
     j->key[msg->key_len] = '\0';

@@ -591,10 +591,33 @@ static txn_result dead_letter(dispatcher *d, slot *s, batch_counts *bc, char *er
                        s->msg->len, h, PRODUCE_WAIT_MS, err, errlen);
 }
 
-static txn_result produce_items(dispatcher *d, const event *ev, size_t from, batch_counts *bc,
-                                char *err, size_t errlen)
+/*
+ * Deliveries of an event `heraldctl replay` re-published carry its
+ * herald.replayed_at, so that a worker gives a delivery not yet sent a
+ * fresh round of attempts, as it does for a requeued one.
+ */
+#define REPLAYED_H_AT "herald.replayed_at"
+
+static rd_kafka_headers_t *replay_headers(const char *replayed_at)
+{
+    if (replayed_at == NULL)
+        return NULL;
+    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+    if (kafka_header_add_str(h, REPLAYED_H_AT, replayed_at) != 0) {
+        rd_kafka_headers_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const event *ev,
+                                size_t from, batch_counts *bc, char *err, size_t errlen)
 {
     size_t klen = strlen(ev->user_id);
+    char at[64];
+    const char *replayed_at = NULL;
+    if (kafka_header_get(msg, REPLAYED_H_AT, at, sizeof at) >= 0)
+        replayed_at = at;
     for (size_t i = from; i < d->fl.n; i++) {
         fanout_item *it = &d->fl.items[i];
         if (it->action == DECIDE_SKIP) {
@@ -605,7 +628,12 @@ static txn_result produce_items(dispatcher *d, const event *ev, size_t from, bat
         }
         bool later = it->action == DECIDE_SCHEDULE;
         const char *topic = later ? d->t_retry[it->channel] : d->t_deliver[it->channel];
-        txn_result r = txn_produce(d->producer, topic, ev->user_id, klen, it->value, it->vlen, NULL,
+        rd_kafka_headers_t *h = replay_headers(replayed_at);
+        if (replayed_at != NULL && h == NULL) {
+            snprintf(err, errlen, "delivery headers: out of memory");
+            return TXN_FATAL;
+        }
+        txn_result r = txn_produce(d->producer, topic, ev->user_id, klen, it->value, it->vlen, h,
                                    PRODUCE_WAIT_MS, err, errlen);
         if (r != TXN_OK)
             return r;
@@ -683,7 +711,7 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
             ret = BATCH_FATAL;
             goto out;
         }
-        if ((tr = produce_items(d, &s->ev, from, &bc, err, errlen)) != TXN_OK) {
+        if ((tr = produce_items(d, s->msg, &s->ev, from, &bc, err, errlen)) != TXN_OK) {
             ret = from_txn(tr);
             goto out;
         }

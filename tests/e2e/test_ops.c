@@ -450,6 +450,11 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
         json_t *doc = e2e_wait_status(&env, ids[i], "push", "sent", 1, 30000);
         ck_assert_msg(doc && e2e_count_deliveries(doc, "push", "sent") >= 1,
                       "event %s not reported sent after the replay", ids[i]);
+        /* A lost one got a fresh round of attempts: it went out on the first. */
+        json_int_t attempts =
+            json_integer_value(json_object_get(e2e_delivery(doc, "push"), "attempts"));
+        ck_assert_msg(attempts == 1, "event %s: the replayed push was sent on attempt %lld, not 1",
+                      ids[i], (long long)attempts);
         json_decref(doc);
     }
 
