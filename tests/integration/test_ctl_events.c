@@ -160,6 +160,43 @@ START_TEST(test_replay_republishes_exactly_the_window_with_filters_and_generatio
 }
 END_TEST
 
+/*
+ * On a terminal replay redraws one progress line in place and erases it
+ * before the summary; into a pipe or file it draws nothing, so scripts get
+ * the summary alone.
+ */
+START_TEST(test_replay_shows_progress_only_on_a_terminal_and_clears_it)
+{
+    ctl_harness h;
+    char id1[40], id2[40];
+    char from[TIMEUTIL_RFC3339_SIZE], to[TIMEUTIL_RFC3339_SIZE];
+    ctl_setup(&h, 0);
+    timeutil_format_rfc3339(timeutil_now_ms() - 1000, from, sizeof(from));
+    publish(&h, "a.p", "u-p", id1, sizeof(id1));
+    publish(&h, "a.p", "u-p", id2, sizeof(id2));
+    sleep_ms(20);
+    timeutil_format_rfc3339(timeutil_now_ms(), to, sizeof(to));
+
+    char *argv[] = {h.bin, "replay", "--from", from, "--to", to, NULL};
+    const char *env[] = {h.env_prefix, NULL};
+    ck_assert_int_eq(
+        testsupport_run_tty(argv, env, h.out, sizeof(h.out), h.err, sizeof(h.err), 90000), 0);
+    ck_assert_msg(strstr(h.out, "scanned 2, matched 2, published 2"), "stdout: %s", h.out);
+    /* Redrawn at most a few times a second: the first record draws it. */
+    ck_assert_msg(strstr(h.err, "\rscanned 1/2, matched 1, published "),
+                  "no progress line on the terminal: %s", h.err);
+    ck_assert_msg(strstr(h.err, "\rwaiting for "), "no acknowledgement wait shown: %s", h.err);
+    size_t n = strlen(h.err), clear = strlen("\r\033[K");
+    ck_assert_msg(n >= clear && strcmp(h.err + n - clear, "\r\033[K") == 0,
+                  "the progress line is left on the terminal: %s", h.err);
+
+    ck_assert_int_eq(ctl_run(&h, "replay", "--from", from, "--to", to, NULL), 0);
+    ck_assert_msg(strstr(h.out, "scanned 2, matched 2, published 2"), "stdout: %s", h.out);
+    ck_assert_msg(strchr(h.err, '\r') == NULL && strstr(h.err, "scanned") == NULL,
+                  "progress drawn into a pipe: %s", h.err);
+}
+END_TEST
+
 START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
 {
     ctl_harness h;
@@ -247,6 +284,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_publish_produces_a_valid_event_keyed_like_the_gateway),
     TEST_ENTRY(test_replay_republishes_exactly_the_window_with_filters_and_generations),
+    TEST_ENTRY(test_replay_shows_progress_only_on_a_terminal_and_clears_it),
     TEST_ENTRY(test_status_shows_group_lag_and_a_daemon_not_answering),
     TEST_ENTRY(test_commands_report_unreachable_broker_with_exit_1),
 };

@@ -6,9 +6,11 @@
 #include <check.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,13 +241,14 @@ int testsupport_wait(pid_t pid, int timeout_ms)
     }
 }
 
-int testsupport_run(char *const argv[], const char *const env[], char *out, size_t outlen,
-                    char *errout, size_t errlen, int timeout_ms)
+/* Runs argv with stdout on a pipe and stderr on a pipe or, with err_tty, a terminal. */
+static int run_captured(char *const argv[], const char *const env[], char *out, size_t outlen,
+                        char *errout, size_t errlen, int timeout_ms, bool err_tty)
 {
     int po[2], pe[2];
     if (pipe(po) != 0)
         return -1;
-    if (pipe(pe) != 0) {
+    if ((err_tty ? openpty(&pe[0], &pe[1], NULL, NULL, NULL) : pipe(pe)) != 0) {
         close(po[0]);
         close(po[1]);
         return -1;
@@ -277,7 +280,7 @@ int testsupport_run(char *const argv[], const char *const env[], char *out, size
         if (poll(fds, 2, 100) <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
-            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             char buf[4096];
             ssize_t r = read(fds[i].fd, buf, sizeof(buf));
@@ -303,6 +306,18 @@ int testsupport_run(char *const argv[], const char *const env[], char *out, size
             close(fds[i].fd);
     long long left = deadline - now_ms();
     return testsupport_wait(pid, left > 0 ? (int)left : 0);
+}
+
+int testsupport_run(char *const argv[], const char *const env[], char *out, size_t outlen,
+                    char *errout, size_t errlen, int timeout_ms)
+{
+    return run_captured(argv, env, out, outlen, errout, errlen, timeout_ms, false);
+}
+
+int testsupport_run_tty(char *const argv[], const char *const env[], char *out, size_t outlen,
+                        char *errout, size_t errlen, int timeout_ms)
+{
+    return run_captured(argv, env, out, outlen, errout, errlen, timeout_ms, true);
 }
 
 /* The statement fmt formats to, in a buffer the caller frees. */

@@ -36,6 +36,14 @@ char *testsupport_bin(const char *name, char *out, size_t outlen);
 int testsupport_run(char *const argv[], const char *const env[], char *out, size_t outlen,
                     char *errout, size_t errlen, int timeout_ms);
 
+/*
+ * As testsupport_run() with the child's stderr a terminal (a pseudo-terminal
+ * whose output lands in errout, newlines as "\r\n"): what a command shows
+ * only to a person watching it.
+ */
+int testsupport_run_tty(char *const argv[], const char *const env[], char *out, size_t outlen,
+                        char *errout, size_t errlen, int timeout_ms);
+
 /* As testsupport_run() without waiting: returns the pid; output goes to the files given (may be
  * NULL). */
 pid_t testsupport_spawn(char *const argv[], const char *const env[], const char *stdout_path,
