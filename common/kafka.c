@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,11 +254,44 @@ static log_level level_from_syslog(int level)
     return LOG_LEVEL_DEBUG;
 }
 
+/* kafka_client_log_quiet(): client lines at debug level, the last problem kept. */
+static atomic_bool log_quiet;
+static pthread_mutex_t last_problem_mu = PTHREAD_MUTEX_INITIALIZER;
+static char last_problem[512];
+
+void kafka_client_log_quiet(bool quiet)
+{
+    atomic_store(&log_quiet, quiet);
+}
+
+bool kafka_client_last_problem(char *buf, size_t len)
+{
+    pthread_mutex_lock(&last_problem_mu);
+    bool any = last_problem[0] != '\0';
+    if (len > 0)
+        snprintf(buf, len, "%s", last_problem);
+    pthread_mutex_unlock(&last_problem_mu);
+    return any;
+}
+
 /* Runs on librdkafka's threads: log_write() is thread-safe. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    LOG_AT(level_from_syslog(level), rk != NULL ? rd_kafka_name(rk) : "rdkafka", "%s: %s", fac,
-           buf);
+    log_level lvl = level_from_syslog(level);
+    if (atomic_load(&log_quiet)) {
+        if (lvl >= LOG_LEVEL_WARN) {
+            /* "[thrd:127.0.0.1:9092/bootstrap]: 127.0.0.1:9092/bootstrap: Connect ...": the
+             * thread tag only repeats what follows it. */
+            const char *text = buf, *end;
+            if (strncmp(text, "[thrd:", 6) == 0 && (end = strstr(text, "]: ")) != NULL)
+                text = end + 3;
+            pthread_mutex_lock(&last_problem_mu);
+            snprintf(last_problem, sizeof(last_problem), "%s", text);
+            pthread_mutex_unlock(&last_problem_mu);
+        }
+        lvl = LOG_LEVEL_DEBUG;
+    }
+    LOG_AT(lvl, rk != NULL ? rd_kafka_name(rk) : "rdkafka", "%s: %s", fac, buf);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -271,6 +306,11 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     }
     /* A broker dropping a connection is also logged by log_cb as it happens. */
     if (err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+        LOG_DEBUG(rd_kafka_name(rk), "%s: %s", rd_kafka_err2name(err), reason);
+        return;
+    }
+    /* The log line behind it, if any, is the one kept as the last problem. */
+    if (atomic_load(&log_quiet)) {
         LOG_DEBUG(rd_kafka_name(rk), "%s: %s", rd_kafka_err2name(err), reason);
         return;
     }

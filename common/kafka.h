@@ -290,6 +290,18 @@ kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *
                                  kafka_topic_result *results, char *err,
                                  size_t errlen) KAFKA_MUSTCHECK;
 
+/*
+ * For command-line tools, which report failures in their own words: with
+ * quiet on, librdkafka's own log lines (a refused connection, all brokers
+ * down) are logged at debug level instead of as warnings and errors, and
+ * the last of those warnings or errors is kept for
+ * kafka_client_last_problem().  Affects every client of the process.
+ */
+void kafka_client_log_quiet(bool quiet);
+
+/* The last client warning or error held back by quiet mode; false when none. */
+bool kafka_client_last_problem(char *buf, size_t len);
+
 /* What kafka_topic_describe() reports of a topic. */
 typedef struct kafka_topic_desc {
     int partitions;

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "kafka.h"
 #include "log.h"
 
 static void print_commands(FILE *out)
@@ -38,6 +39,9 @@ int main(int argc, char **argv)
         goto out;
     }
     log_init("heraldctl", (log_level)ctx.common.log_level, (log_format)ctx.common.log_format);
+    /* Commands say what failed in their own line; the client's complaints
+     * would come before it, repeated.  Its last one follows a failure. */
+    kafka_client_log_quiet(true);
     if (first >= argc) {
         fprintf(stderr, "usage: heraldctl [global flags] COMMAND [ARGS]\n");
         print_commands(stderr);
@@ -51,6 +55,11 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "heraldctl: unknown command \"%s\" (see heraldctl --help)\n", argv[first]);
 out:
+    if (rc == CTL_EXIT_FAILURE) {
+        char last[512];
+        if (kafka_client_last_problem(last, sizeof(last)))
+            fprintf(stderr, "heraldctl: the Kafka client last reported: %s\n", last);
+    }
     config_free(tables, 1, &ctx.kafka_props);
     return rc;
 }

@@ -409,6 +409,14 @@ START_TEST(test_dlq_reports_unreachable_broker_with_exit_1)
     char *argv[] = {bin, "dlq", "list", "--timeout", "2s", NULL};
     const char *env[] = {"HERALD_KAFKA_BROKERS=127.0.0.1:1", NULL};
     ck_assert_int_eq(testsupport_run(argv, env, out, sizeof(out), err, sizeof(err), 30000), 1);
+    /* Two lines: what failed, then the cause as the Kafka client saw it;
+     * none of the client's own log lines before them. */
+    char *second = strchr(err, '\n');
+    ck_assert_msg(strncmp(err, "heraldctl dlq list: ", 20) == 0 && second != NULL &&
+                      strstr(second, "\nheraldctl: the Kafka client last reported: ") == second &&
+                      strstr(second, "Connection refused") != NULL &&
+                      strchr(second + 1, '\n') == err + strlen(err) - 1,
+                  "stderr: %s", err);
     ck_assert_msg(strstr(err, "127.0.0.1:1") != NULL, "%s", err);
 }
 END_TEST
