@@ -8,7 +8,12 @@
  *      with 503 and takes it when the client retries (events carry
  *      idempotency keys, as a careful client's do: a retry never publishes
  *      twice, and is never answered with the id of an event never sent);
- *   2. with two instances of the dispatcher and of each worker in their
+ *   2. the Kafka broker is killed (SIGKILL) while events flow and started
+ *      again by dev/services some seconds later: with no broker at all in
+ *      between, the gateway refuses with 503 and every daemon waits and
+ *      carries on when it is back (the dispatcher's transactions time out
+ *      and are redone);
+ *   3. with two instances of the dispatcher and of each worker in their
  *      consumer groups, one of each is killed (SIGKILL) mid-run and stays
  *      dead: the survivors take over its partitions (and, once its leases
  *      end, the deliveries it had claimed).
@@ -19,7 +24,9 @@
  *
  * The server restarted is the one HERALD_DATABASE_URL points at, found by
  * its data directory (SHOW data_directory), with tests/e2e/pg-restart; it
- * must be one the test may restart: dev/services' cluster.
+ * must be one the test may restart: dev/services' cluster.  Likewise the
+ * broker killed is dev/services' one, which must be what
+ * HERALD_KAFKA_BROKERS names.
  */
 #include "e2e_suite.h"
 
@@ -34,6 +41,12 @@ static bool up;
 #define PG_RESTART_AT  3 /* batches: a restart after batches 3 and 11 */
 #define PG_RESTART2_AT 11
 #define PG_DOWN_S      "3"
+#define KF_PREFIX      "kafkadown-"
+#define KF_EVENTS      600
+#define KF_USERS       200
+#define KF_BATCH       50
+#define KF_KILL_AT     3   /* batches */
+#define KF_DOWN_S      "8" /* seconds with no broker, before dev/services starts it */
 #define RB_PREFIX      "rebalance-"
 #define RB_EVENTS      1000
 #define RB_USERS       200
@@ -120,6 +133,32 @@ static int64_t pg_restart_wait(pid_t pid, int nth, int64_t began)
     return 0;
 }
 
+/* ------------------------------------------------------------ Kafka */
+
+/*
+ * The pid of dev/services' broker, from `dev/services status`; fails the
+ * test unless that broker is the one HERALD_KAFKA_BROKERS names.
+ */
+static pid_t kafka_broker_pid(char *services, size_t len)
+{
+    char out[1024], errout[4096];
+    const char *src = test_require_env("HERALD_SOURCE_DIR");
+    snprintf(services, len, "%s/dev/services", src);
+    char *argv[] = {services, "status", NULL};
+    (void)testsupport_run(argv, NULL, out, sizeof out, errout, sizeof errout, 60000);
+    long pid = 0;
+    char addr[128] = "";
+    const char *line = strstr(out, "kafka: running (pid ");
+    ck_assert_msg(line != NULL &&
+                      sscanf(line, "kafka: running (pid %ld, %127[^)])", &pid, addr) == 2,
+                  "dev/services runs no Kafka broker: %s%s", out, errout);
+    ck_assert_msg(strcmp(addr, env.brokers) == 0,
+                  "HERALD_KAFKA_BROKERS (%s) is not dev/services' broker (%s): this case kills "
+                  "and restarts it",
+                  env.brokers, addr);
+    return (pid_t)pid;
+}
+
 /* ------------------------------------------------------------ cases */
 
 START_TEST(test_whole_stack_starts)
@@ -128,6 +167,7 @@ START_TEST(test_whole_stack_starts)
     up = true;
     e2e_put_templates_by_id(&env, TYPE);
     e2e_put_users(&env, PG_PREFIX, PG_USERS);
+    e2e_put_users(&env, KF_PREFIX, KF_USERS);
     e2e_put_users(&env, RB_PREFIX, RB_USERS);
 
     /* One event end to end first: on a fresh broker the consumer groups take
@@ -190,6 +230,57 @@ START_TEST(test_postgres_server_restarted_mid_run_loses_nothing)
 }
 END_TEST
 
+START_TEST(test_kafka_broker_killed_and_restarted_mid_run_loses_nothing)
+{
+    ck_assert_msg(up, "the stack did not start");
+    static char ids[KF_EVENTS][ID_UUID_SIZE];
+    char services[600];
+    pid_t broker = kafka_broker_pid(services, sizeof services);
+
+    int64_t t0 = timeutil_monotonic_ms(), killed_at = 0;
+    long refused = 0;
+    pid_t restart = 0;
+    for (int b = 0; b * KF_BATCH < KF_EVENTS; b++) {
+        refused += e2e_publish_events(&env, TYPE, KF_PREFIX, KF_USERS, b * KF_BATCH, KF_BATCH, ids,
+                                      E2E_PHASE_MS);
+        if (b == KF_KILL_AT) {
+            fprintf(stderr, "e2e: after %d events: killing the Kafka broker (pid %d)\n",
+                    (b + 1) * KF_BATCH, (int)broker);
+            ck_assert_int_eq(kill(broker, SIGKILL), 0);
+            killed_at = timeutil_monotonic_ms();
+            e2e_proc p = {.name = "kafka-restart"};
+            snprintf(p.log, sizeof p.log, "%s/kafka-restart.log", env.dir);
+            p.argv[0] = "/bin/sh";
+            p.argv[1] = "-c";
+            p.argv[2] = "sleep \"$0\" && exec \"$1\" up";
+            p.argv[3] = KF_DOWN_S;
+            p.argv[4] = services;
+            e2e_spawn(&p, false);
+            restart = p.pid;
+        }
+        e2e_sleep_ms(BATCH_PAUSE_MS);
+    }
+    int rc = testsupport_wait(restart, 180000);
+    if (rc != 0) {
+        char log[400];
+        snprintf(log, sizeof log, "%s/kafka-restart.log", env.dir);
+        char *text = e2e_read_file(log);
+        fprintf(stderr, "---- %s\n%s----\n", log, text ? text : "");
+        free(text);
+    }
+    ck_assert_msg(rc == 0, "dev/services up did not start the broker again (exit %d)", rc);
+    ck_assert_msg(kafka_broker_pid(services, sizeof services) != broker,
+                  "the broker was not restarted");
+    fprintf(stderr,
+            "e2e: %d events published in %lld ms; the broker was back %lld ms after it was "
+            "killed; %ld requests refused for a moment\n",
+            KF_EVENTS, (long long)(timeutil_monotonic_ms() - t0),
+            (long long)(timeutil_monotonic_ms() - killed_at), refused);
+    (void)e2e_expect_delivered(&env, "kafka_restart", KF_PREFIX, KF_EVENTS, ids, t0, E2E_PHASE_MS);
+    ck_assert_msg(e2e_all_alive(&env), "a daemon died while the broker was down");
+}
+END_TEST
+
 START_TEST(test_killing_one_of_two_instances_mid_run_loses_nothing)
 {
     ck_assert_msg(up, "the stack did not start");
@@ -237,6 +328,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_whole_stack_starts),
     TEST_ENTRY(test_postgres_server_restarted_mid_run_loses_nothing),
+    TEST_ENTRY(test_kafka_broker_killed_and_restarted_mid_run_loses_nothing),
     TEST_ENTRY(test_killing_one_of_two_instances_mid_run_loses_nothing),
     TEST_ENTRY(test_every_daemon_exits_0_on_sigterm),
 };
