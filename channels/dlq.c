@@ -39,9 +39,11 @@ static rd_kafka_headers_t *copy_without(const rd_kafka_headers_t *hdrs, bool kee
     for (size_t i = 0;
          hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
          i++) {
-        if (strncmp(name, "herald.dlq.", 11) == 0 || strncmp(name, "herald.retry.", 13) == 0 ||
-            strcmp(name, DLQ_H_ATTEMPTS) == 0 || strcmp(name, DLQ_H_FAILED_AT) == 0 ||
-            (!keep_original && strncmp(name, "herald.original.", 16) == 0))
+        if (strncmp(name, HDR_DLQ_PREFIX, strlen(HDR_DLQ_PREFIX)) == 0 ||
+            strncmp(name, HDR_RETRY_PREFIX, strlen(HDR_RETRY_PREFIX)) == 0 ||
+            strcmp(name, HDR_ATTEMPTS) == 0 || strcmp(name, HDR_FAILED_AT) == 0 ||
+            (!keep_original &&
+             strncmp(name, HDR_ORIGINAL_PREFIX, strlen(HDR_ORIGINAL_PREFIX)) == 0))
             continue;
         rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
     }
@@ -51,10 +53,10 @@ static rd_kafka_headers_t *copy_without(const rd_kafka_headers_t *hdrs, bool kee
 static int add_original(rd_kafka_headers_t *h, const dlq_origin *o)
 {
     int rc = 0;
-    rc |= add(h, DLQ_H_ORIG_TOPIC, o->topic);
-    rc |= add_i64(h, DLQ_H_ORIG_PART, o->partition);
-    rc |= add_i64(h, DLQ_H_ORIG_OFFSET, o->offset);
-    rc |= add_i64(h, DLQ_H_ORIG_TS, o->timestamp_ms);
+    rc |= add(h, HDR_ORIGINAL_TOPIC, o->topic);
+    rc |= add_i64(h, HDR_ORIGINAL_PARTITION, o->partition);
+    rc |= add_i64(h, HDR_ORIGINAL_OFFSET, o->offset);
+    rc |= add_i64(h, HDR_ORIGINAL_TIMESTAMP, o->timestamp_ms);
     return rc;
 }
 
@@ -62,17 +64,17 @@ rd_kafka_headers_t *dlq_headers(const rd_kafka_headers_t *hdrs, const char *reas
                                 const char *error, const char *stage, const dlq_origin *o,
                                 int attempts, int64_t failed_at_ms)
 {
-    bool have_orig = has_header(hdrs, DLQ_H_ORIG_TOPIC);
+    bool have_orig = has_header(hdrs, HDR_ORIGINAL_TOPIC);
     rd_kafka_headers_t *h = copy_without(hdrs, have_orig);
     char ts[TIMEUTIL_RFC3339_SIZE];
     int rc = 0;
-    rc |= add(h, DLQ_H_REASON, reason);
-    rc |= add(h, DLQ_H_ERROR, error ? error : "");
-    rc |= add(h, DLQ_H_STAGE, stage);
+    rc |= add(h, HDR_DLQ_REASON, reason);
+    rc |= add(h, HDR_DLQ_ERROR, error ? error : "");
+    rc |= add(h, HDR_DLQ_STAGE, stage);
     if (!have_orig)
         rc |= add_original(h, o);
-    rc |= add_i64(h, DLQ_H_ATTEMPTS, attempts);
-    rc |= add(h, DLQ_H_FAILED_AT, timeutil_format_rfc3339(failed_at_ms, ts, sizeof ts));
+    rc |= add_i64(h, HDR_ATTEMPTS, attempts);
+    rc |= add(h, HDR_FAILED_AT, timeutil_format_rfc3339(failed_at_ms, ts, sizeof ts));
     if (rc != 0) {
         rd_kafka_headers_destroy(h);
         return NULL;
@@ -83,13 +85,13 @@ rd_kafka_headers_t *dlq_headers(const rd_kafka_headers_t *hdrs, const char *reas
 rd_kafka_headers_t *dlq_retry_headers(const rd_kafka_headers_t *hdrs, const dlq_origin *o,
                                       int attempts, int64_t not_before_ms)
 {
-    bool have_orig = has_header(hdrs, DLQ_H_ORIG_TOPIC);
+    bool have_orig = has_header(hdrs, HDR_ORIGINAL_TOPIC);
     rd_kafka_headers_t *h = copy_without(hdrs, have_orig);
     int rc = 0;
     if (!have_orig)
         rc |= add_original(h, o);
-    rc |= add_i64(h, RETRY_H_ATTEMPTS, attempts);
-    rc |= add_i64(h, RETRY_H_NOT_BEFORE, not_before_ms);
+    rc |= add_i64(h, HDR_RETRY_ATTEMPTS, attempts);
+    rc |= add_i64(h, HDR_RETRY_NOT_BEFORE, not_before_ms);
     if (rc != 0) {
         rd_kafka_headers_destroy(h);
         return NULL;

@@ -25,21 +25,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#define DLQ_H_REASON       "herald.dlq.reason"
-#define DLQ_H_ERROR        "herald.dlq.error"
-#define DLQ_H_STAGE        "herald.dlq.stage"
-#define DLQ_H_ORIG_TOPIC   "herald.original.topic"
-#define DLQ_H_ORIG_PART    "herald.original.partition"
-#define DLQ_H_ORIG_OFFSET  "herald.original.offset"
-#define DLQ_H_ORIG_TS      "herald.original.timestamp"
-#define DLQ_H_ATTEMPTS     "herald.attempts"
-#define DLQ_H_FAILED_AT    "herald.failed_at"
-#define RETRY_H_ATTEMPTS   "herald.retry.attempts"
-#define RETRY_H_NOT_BEFORE "herald.retry.not_before"
-/* Set by `heraldctl dlq requeue` on the record it sends back. */
-#define REQUEUED_H_AT "herald.requeued_at"
-/* Set by the dispatcher on the deliveries of an event `heraldctl replay` re-published. */
-#define REPLAYED_H_AT "herald.replayed_at"
+#include "headers.h"
 
 /* Where a record was read: the record being handled now. */
 typedef struct dlq_origin {

@@ -291,8 +291,8 @@ static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoc
      * not one of their retries (which carry those headers too, and their own
      * attempt count): a delivery not yet sent gets a fresh round of attempts.
      */
-    j->fresh = (has_header(j->hdrs, REQUEUED_H_AT) || has_header(j->hdrs, REPLAYED_H_AT)) &&
-               !has_header(j->hdrs, RETRY_H_ATTEMPTS);
+    j->fresh = (has_header(j->hdrs, HDR_REQUEUED_AT) || has_header(j->hdrs, HDR_REPLAYED_AT)) &&
+               !has_header(j->hdrs, HDR_RETRY_ATTEMPTS);
     if (msg->key_len)
         memcpy(j->key, msg->key, msg->key_len);
     j->key[msg->key_len] = '\0';
@@ -547,7 +547,7 @@ static void hold_or_claim(worker *w, job *j)
     int64_t hdr = 0;
     const void *v;
     size_t n;
-    if (rd_kafka_header_get_last(j->hdrs, RETRY_H_NOT_BEFORE, &v, &n) ==
+    if (rd_kafka_header_get_last(j->hdrs, HDR_RETRY_NOT_BEFORE, &v, &n) ==
             RD_KAFKA_RESP_ERR_NO_ERROR &&
         n > 0 && n < 24) {
         char s[24];

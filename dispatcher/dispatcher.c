@@ -16,6 +16,7 @@
 #include "deadletter.h"
 #include "event.h"
 #include "fanout.h"
+#include "headers.h"
 #include "kafka.h"
 #include "listener.h"
 #include "log.h"
@@ -596,14 +597,12 @@ static txn_result dead_letter(dispatcher *d, slot *s, batch_counts *bc, char *er
  * herald.replayed_at, so that a worker gives a delivery not yet sent a
  * fresh round of attempts, as it does for a requeued one.
  */
-#define REPLAYED_H_AT "herald.replayed_at"
-
 static rd_kafka_headers_t *replay_headers(const char *replayed_at)
 {
     if (replayed_at == NULL)
         return NULL;
     rd_kafka_headers_t *h = rd_kafka_headers_new(1);
-    if (kafka_header_add_str(h, REPLAYED_H_AT, replayed_at) != 0) {
+    if (kafka_header_add_str(h, HDR_REPLAYED_AT, replayed_at) != 0) {
         rd_kafka_headers_destroy(h);
         return NULL;
     }
@@ -616,7 +615,7 @@ static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const ev
     size_t klen = strlen(ev->user_id);
     char at[64];
     const char *replayed_at = NULL;
-    if (kafka_header_get(msg, REPLAYED_H_AT, at, sizeof at) >= 0)
+    if (kafka_header_get(msg, HDR_REPLAYED_AT, at, sizeof at) >= 0)
         replayed_at = at;
     for (size_t i = from; i < d->fl.n; i++) {
         fanout_item *it = &d->fl.items[i];

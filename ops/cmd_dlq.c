@@ -674,7 +674,7 @@ static int settle_in_doubt(requeue_state *s, const dlq_flags *f, ledger_entry *d
                 return -1;
             }
             char from[512];
-            if (kafka_header_get(m, DLQREC_H_REQUEUED_FROM, from, sizeof(from)) > 0) {
+            if (kafka_header_get(m, HDR_REQUEUED_FROM, from, sizeof(from)) > 0) {
                 for (size_t k = i; k < n; k++) {
                     char id[512];
                     snprintf(id, sizeof(id), "%s:%d:%" PRId64, s->dlq_topic,

@@ -17,6 +17,7 @@
 
 #include "cmd.h"
 #include "cmdutil.h"
+#include "headers.h"
 #include "kafka.h"
 #include "partread.h"
 #include "replay.h"
@@ -100,13 +101,13 @@ static rd_kafka_headers_t *replay_headers(rd_kafka_message_t *m, int64_t now_ms)
     for (size_t i = 0; src != NULL && rd_kafka_header_get_all(src, i, &name, &val, &size) ==
                                           RD_KAFKA_RESP_ERR_NO_ERROR;
          i++) {
-        if (strcmp(name, REPLAY_H_REPLAYED) == 0 || strcmp(name, REPLAY_H_REPLAYED_AT) == 0)
+        if (strcmp(name, HDR_REPLAYED) == 0 || strcmp(name, HDR_REPLAYED_AT) == 0)
             continue;
         rd_kafka_header_add(h, name, -1, val, (ssize_t)size);
     }
-    if (kafka_header_add_str(h, REPLAY_H_REPLAYED, "1") != 0 ||
-        kafka_header_add_str(h, REPLAY_H_REPLAYED_AT,
-                             timeutil_format_rfc3339(now_ms, at, sizeof(at))) != 0) {
+    if (kafka_header_add_str(h, HDR_REPLAYED, "1") != 0 ||
+        kafka_header_add_str(h, HDR_REPLAYED_AT, timeutil_format_rfc3339(now_ms, at, sizeof(at))) !=
+            0) {
         rd_kafka_headers_destroy(h);
         return NULL;
     }

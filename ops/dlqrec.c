@@ -134,16 +134,16 @@ int dlqrec_init(dlqrec *out, int32_t partition, int64_t offset, int64_t timestam
         if (h->name == NULL || h->value == NULL)
             goto oom;
     }
-    out->stage = header_text(out, DLQREC_H_STAGE);
-    out->reason = header_text(out, DLQREC_H_REASON);
-    out->error = header_text(out, DLQREC_H_ERROR);
-    out->orig_topic = header_text(out, DLQREC_H_ORIG_TOPIC);
-    out->failed_at = header_text(out, DLQREC_H_FAILED_AT);
-    int64_t part = header_int(out, DLQREC_H_ORIG_PART);
+    out->stage = header_text(out, HDR_DLQ_STAGE);
+    out->reason = header_text(out, HDR_DLQ_REASON);
+    out->error = header_text(out, HDR_DLQ_ERROR);
+    out->orig_topic = header_text(out, HDR_ORIGINAL_TOPIC);
+    out->failed_at = header_text(out, HDR_FAILED_AT);
+    int64_t part = header_int(out, HDR_ORIGINAL_PARTITION);
     out->orig_partition = part >= 0 && part <= INT32_MAX ? (int32_t)part : -1;
-    out->orig_offset = header_int(out, DLQREC_H_ORIG_OFFSET);
-    out->orig_timestamp = header_int(out, DLQREC_H_ORIG_TS);
-    int64_t attempts = header_int(out, DLQREC_H_ATTEMPTS);
+    out->orig_offset = header_int(out, HDR_ORIGINAL_OFFSET);
+    out->orig_timestamp = header_int(out, HDR_ORIGINAL_TIMESTAMP);
+    int64_t attempts = header_int(out, HDR_ATTEMPTS);
     out->attempts = attempts >= 0 && attempts <= INT32_MAX ? (int)attempts : -1;
     if (derive_payload_fields(out) != 0)
         goto oom;
@@ -329,10 +329,11 @@ int dlqrec_requeue_value(const dlqrec *r, char **out, size_t *outlen)
 
 static bool dead_letter_header(const char *name)
 {
-    return strncmp(name, "herald.dlq.", 11) == 0 || strncmp(name, "herald.original.", 16) == 0 ||
-           strncmp(name, "herald.retry.", 13) == 0 || strcmp(name, DLQREC_H_ATTEMPTS) == 0 ||
-           strcmp(name, DLQREC_H_FAILED_AT) == 0 || strcmp(name, DLQREC_H_REQUEUED_FROM) == 0 ||
-           strcmp(name, DLQREC_H_REQUEUED_AT) == 0;
+    return strncmp(name, HDR_DLQ_PREFIX, strlen(HDR_DLQ_PREFIX)) == 0 ||
+           strncmp(name, HDR_ORIGINAL_PREFIX, strlen(HDR_ORIGINAL_PREFIX)) == 0 ||
+           strncmp(name, HDR_RETRY_PREFIX, strlen(HDR_RETRY_PREFIX)) == 0 ||
+           strcmp(name, HDR_ATTEMPTS) == 0 || strcmp(name, HDR_FAILED_AT) == 0 ||
+           strcmp(name, HDR_REQUEUED_FROM) == 0 || strcmp(name, HDR_REQUEUED_AT) == 0;
 }
 
 rd_kafka_headers_t *dlqrec_requeue_headers(const dlqrec *r, const char *dlq_topic, int64_t now_ms)
@@ -351,9 +352,8 @@ rd_kafka_headers_t *dlqrec_requeue_headers(const dlqrec *r, const char *dlq_topi
     }
     dlqrec_position_id(dlq_topic, r, from, sizeof(from));
     timeutil_format_rfc3339(now_ms, at, sizeof(at));
-    if (rd_kafka_header_add(h, DLQREC_H_REQUEUED_FROM, -1, from, -1) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_add(h, DLQREC_H_REQUEUED_AT, -1, at, -1) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    if (rd_kafka_header_add(h, HDR_REQUEUED_FROM, -1, from, -1) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_add(h, HDR_REQUEUED_AT, -1, at, -1) != RD_KAFKA_RESP_ERR_NO_ERROR)
         goto fail;
     return h;
 fail:

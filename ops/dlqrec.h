@@ -27,17 +27,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#define DLQREC_H_REASON        "herald.dlq.reason"
-#define DLQREC_H_ERROR         "herald.dlq.error"
-#define DLQREC_H_STAGE         "herald.dlq.stage"
-#define DLQREC_H_ORIG_TOPIC    "herald.original.topic"
-#define DLQREC_H_ORIG_PART     "herald.original.partition"
-#define DLQREC_H_ORIG_OFFSET   "herald.original.offset"
-#define DLQREC_H_ORIG_TS       "herald.original.timestamp"
-#define DLQREC_H_ATTEMPTS      "herald.attempts"
-#define DLQREC_H_FAILED_AT     "herald.failed_at"
-#define DLQREC_H_REQUEUED_FROM "herald.requeued_from"
-#define DLQREC_H_REQUEUED_AT   "herald.requeued_at"
+#include "headers.h"
 
 /* Cap on one record's headers: more is not a Herald record. */
 #define DLQREC_MAX_HEADERS 256

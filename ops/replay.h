@@ -32,9 +32,6 @@
 
 #define REPLAY_STAMP_EPOCH_S 1704067200 /* 2024-01-01T00:00:00Z */
 
-#define REPLAY_H_REPLAYED    "herald.replayed"
-#define REPLAY_H_REPLAYED_AT "herald.replayed_at"
-
 typedef struct replay_filter {
     const char *user; /* NULL: any; a broadcast has no user and never matches one */
     const char *type; /* NULL: any */

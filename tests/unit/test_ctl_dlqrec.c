@@ -18,15 +18,15 @@ static rd_kafka_headers_t *dead_letter_headers(void)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new(12);
     rd_kafka_header_add(h, "trace", -1, "abc", -1);
-    rd_kafka_header_add(h, DLQREC_H_REASON, -1, "max_attempts", -1);
-    rd_kafka_header_add(h, DLQREC_H_ERROR, -1, "451 try later", -1);
-    rd_kafka_header_add(h, DLQREC_H_STAGE, -1, "worker.email", -1);
-    rd_kafka_header_add(h, DLQREC_H_ORIG_TOPIC, -1, "herald.deliveries.email", -1);
-    rd_kafka_header_add(h, DLQREC_H_ORIG_PART, -1, "3", -1);
-    rd_kafka_header_add(h, DLQREC_H_ORIG_OFFSET, -1, "42", -1);
-    rd_kafka_header_add(h, DLQREC_H_ORIG_TS, -1, "1700000000000", -1);
-    rd_kafka_header_add(h, DLQREC_H_ATTEMPTS, -1, "5", -1);
-    rd_kafka_header_add(h, DLQREC_H_FAILED_AT, -1, "2026-01-01T00:00:00.000Z", -1);
+    rd_kafka_header_add(h, HDR_DLQ_REASON, -1, "max_attempts", -1);
+    rd_kafka_header_add(h, HDR_DLQ_ERROR, -1, "451 try later", -1);
+    rd_kafka_header_add(h, HDR_DLQ_STAGE, -1, "worker.email", -1);
+    rd_kafka_header_add(h, HDR_ORIGINAL_TOPIC, -1, "herald.deliveries.email", -1);
+    rd_kafka_header_add(h, HDR_ORIGINAL_PARTITION, -1, "3", -1);
+    rd_kafka_header_add(h, HDR_ORIGINAL_OFFSET, -1, "42", -1);
+    rd_kafka_header_add(h, HDR_ORIGINAL_TIMESTAMP, -1, "1700000000000", -1);
+    rd_kafka_header_add(h, HDR_ATTEMPTS, -1, "5", -1);
+    rd_kafka_header_add(h, HDR_FAILED_AT, -1, "2026-01-01T00:00:00.000Z", -1);
     rd_kafka_header_add(h, "herald.retry.attempts", -1, "4", -1);
     return h;
 }
@@ -100,7 +100,7 @@ START_TEST(test_dlqrec_json_keeps_every_header_and_parses_payload)
     ck_assert_ptr_nonnull(j);
     json_t *h = json_object_get(j, "headers");
     ck_assert_str_eq(json_string_value(json_object_get(h, "trace")), "abc");
-    ck_assert_str_eq(json_string_value(json_object_get(h, DLQREC_H_FAILED_AT)),
+    ck_assert_str_eq(json_string_value(json_object_get(h, HDR_FAILED_AT)),
                      "2026-01-01T00:00:00.000Z");
     ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "payload"), "attempt")),
                      5);
@@ -130,12 +130,12 @@ START_TEST(test_dlqrec_requeue_resets_attempt_and_strips_dead_letter_headers)
     const void *val;
     size_t size;
     ck_assert_int_eq(rd_kafka_header_get_last(h, "trace", &val, &size), 0);
-    ck_assert_int_eq(rd_kafka_header_get_last(h, DLQREC_H_REQUEUED_FROM, &val, &size), 0);
+    ck_assert_int_eq(rd_kafka_header_get_last(h, HDR_REQUEUED_FROM, &val, &size), 0);
     ck_assert_int_eq((int)size, (int)strlen("herald.dlq:1:7"));
     ck_assert(memcmp(val, "herald.dlq:1:7", size) == 0);
-    ck_assert_int_eq(rd_kafka_header_get_last(h, DLQREC_H_REQUEUED_AT, &val, &size), 0);
-    const char *gone[] = {DLQREC_H_REASON,   DLQREC_H_STAGE,     DLQREC_H_ORIG_TOPIC,
-                          DLQREC_H_ATTEMPTS, DLQREC_H_FAILED_AT, "herald.retry.attempts"};
+    ck_assert_int_eq(rd_kafka_header_get_last(h, HDR_REQUEUED_AT, &val, &size), 0);
+    const char *gone[] = {HDR_DLQ_REASON, HDR_DLQ_STAGE, HDR_ORIGINAL_TOPIC,
+                          HDR_ATTEMPTS,   HDR_FAILED_AT, "herald.retry.attempts"};
     for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
         ck_assert_int_ne(rd_kafka_header_get_last(h, gone[i], &val, &size), 0);
     rd_kafka_headers_destroy(h);
