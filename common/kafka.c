@@ -1132,57 +1132,89 @@ out:
     return st;
 }
 
-kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props *props,
-                                  const char *topic, int timeout_ms, kafka_topic_desc *desc,
-                                  char *err, size_t errlen)
+static void describe_one(const struct rd_kafka_metadata_topic *t, kafka_topic_desc *d)
 {
-    rd_kafka_t *rk = NULL;
-    rd_kafka_topic_t *rkt = NULL;
+    d->err = t->err;
+    /* Right after creation leaders may still be elected: the count is known. */
+    if (t->err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && t->partition_cnt > 0)
+        d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (d->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    d->partitions = t->partition_cnt;
+    for (int i = 0; i < t->partition_cnt; i++)
+        if (d->replication_factor < 0 || t->partitions[i].replica_cnt < d->replication_factor)
+            d->replication_factor = t->partitions[i].replica_cnt;
+}
+
+kafka_status kafka_topics_describe(const char *brokers, const config_kafka_props *props,
+                                   const char *const *topics, size_t n, int timeout_ms,
+                                   kafka_topic_desc *descs, char *err, size_t errlen)
+{
     const struct rd_kafka_metadata *md = NULL;
     kafka_status st = KAFKA_ERR;
+    size_t nrkt = 0;
+    rd_kafka_topic_t **rkts = calloc(n > 0 ? n : 1, sizeof *rkts);
 
-    desc->partitions = -1;
-    desc->replication_factor = -1;
-    rk = admin_new(brokers, props, err, errlen);
+    for (size_t i = 0; i < n; i++)
+        descs[i] = (kafka_topic_desc){.err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                                      .partitions = -1,
+                                      .replication_factor = -1};
+    rd_kafka_t *rk = rkts != NULL ? admin_new(brokers, props, err, errlen) : NULL;
+    if (rkts == NULL)
+        error_set(err, errlen, "describe topics: out of memory");
     if (rk == NULL)
         goto out;
-    /* allow.auto.create.topics=false (common default): asking does not create it. */
-    rkt = rd_kafka_topic_new(rk, topic, NULL);
-    if (rkt == NULL) {
-        error_set(err, errlen, "describe topic %s: %s", topic,
-                  rd_kafka_err2str(rd_kafka_last_error()));
-        goto out;
+    /*
+     * A handle per topic makes them the client's "locally known" topics: one
+     * metadata request asks for exactly those.  allow.auto.create.topics=false
+     * (common default): asking does not create them.
+     */
+    for (; nrkt < n; nrkt++) {
+        if ((rkts[nrkt] = rd_kafka_topic_new(rk, topics[nrkt], NULL)) == NULL) {
+            error_set(err, errlen, "describe topic %s: %s", topics[nrkt],
+                      rd_kafka_err2str(rd_kafka_last_error()));
+            goto out;
+        }
     }
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        error_set(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(e));
+        error_set(err, errlen, "describe topics: %s", rd_kafka_err2str(e));
         goto out;
     }
-    if (md->topic_cnt < 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        md->topics[0].err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-        error_set(err, errlen, "topic %s does not exist", topic);
-        st = KAFKA_ERR_NOT_FOUND;
-        goto out;
-    }
-    /* Right after creation leaders may still be elected: the count is known. */
-    if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR && md->topics[0].partition_cnt == 0) {
-        error_set(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
-        goto out;
-    }
-    const struct rd_kafka_metadata_topic *t = &md->topics[0];
-    desc->partitions = t->partition_cnt;
-    for (int i = 0; i < t->partition_cnt; i++)
-        if (desc->replication_factor < 0 || t->partitions[i].replica_cnt < desc->replication_factor)
-            desc->replication_factor = t->partitions[i].replica_cnt;
+    for (int t = 0; t < md->topic_cnt; t++)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(md->topics[t].topic, topics[i]) == 0)
+                describe_one(&md->topics[t], &descs[i]);
     st = KAFKA_OK;
 out:
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
-    if (rkt != NULL)
-        rd_kafka_topic_destroy(rkt);
+    for (size_t i = 0; i < nrkt; i++)
+        rd_kafka_topic_destroy(rkts[i]);
+    free(rkts);
     if (rk != NULL)
         rd_kafka_destroy(rk);
     return st;
+}
+
+kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props *props,
+                                  const char *topic, int timeout_ms, kafka_topic_desc *desc,
+                                  char *err, size_t errlen)
+{
+    kafka_status st =
+        kafka_topics_describe(brokers, props, &topic, 1, timeout_ms, desc, err, errlen);
+    if (st != KAFKA_OK)
+        return st;
+    if (desc->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+        desc->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        error_set(err, errlen, "topic %s does not exist", topic);
+        return KAFKA_ERR_NOT_FOUND;
+    }
+    if (desc->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error_set(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(desc->err));
+        return KAFKA_ERR;
+    }
+    return KAFKA_OK;
 }
 
 kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *props,

@@ -302,16 +302,28 @@ void kafka_client_log_quiet(bool quiet);
 /* The last client warning or error held back by quiet mode; false when none. */
 bool kafka_client_last_problem(char *buf, size_t len);
 
-/* What kafka_topic_describe() reports of a topic. */
+/* What kafka_topics_describe() reports of one topic. */
 typedef struct kafka_topic_desc {
+    /* NO_ERROR: described; UNKNOWN_TOPIC_OR_PART: no such topic; else why not. */
+    rd_kafka_resp_err_t err;
     int partitions;
     /* Replicas of the least-replicated partition: what the topic survives. */
     int replication_factor;
 } kafka_topic_desc;
 
 /*
- * Describes the topic from cluster metadata (never creates it).
- * KAFKA_ERR_NOT_FOUND when it does not exist.
+ * Describes n topics from cluster metadata, in one request (never creates
+ * them): descs[i] for topics[i].  KAFKA_OK when the cluster answered, even
+ * if some topics do not exist; KAFKA_ERR (err says why) when it did not.
+ */
+kafka_status kafka_topics_describe(const char *brokers, const config_kafka_props *props,
+                                   const char *const *topics, size_t n, int timeout_ms,
+                                   kafka_topic_desc *descs, char *err,
+                                   size_t errlen) KAFKA_MUSTCHECK;
+
+/*
+ * As kafka_topics_describe() for one topic: KAFKA_ERR_NOT_FOUND when it
+ * does not exist, KAFKA_ERR when it could not be described.
  */
 kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props *props,
                                   const char *topic, int timeout_ms, kafka_topic_desc *desc,

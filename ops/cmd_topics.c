@@ -4,6 +4,7 @@
  * Creates every topic of topics.h under the prefix.  Idempotent: topics that
  * exist are reported and left as they are.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -47,36 +48,52 @@ static const config_var topics_vars[] = {
     "usage: heraldctl topics create [--partitions N] [--replication-factor R] [--timeout D]"
 
 /*
+ * Describes the topics that already existed, all in one metadata request.
+ * A topic created a moment ago may not be in the metadata yet: asked again
+ * for up to two seconds while any is missing.  descs[i].err says what was
+ * found; err is set when the cluster did not answer.
+ */
+static kafka_status describe_existing(const ctl_context *ctx, const topics_flags *f,
+                                      const char *const *names, size_t n, kafka_topic_desc *descs,
+                                      char *err, size_t errlen)
+{
+    kafka_status st = KAFKA_OK;
+    for (int round = 0; round < 20 && n > 0; round++) {
+        if (round > 0)
+            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        st = kafka_topics_describe(ctx->common.kafka_brokers, &ctx->kafka_props, names, n,
+                                   (int)f->timeout_ms, descs, err, errlen);
+        bool missing = false;
+        for (size_t i = 0; st == KAFKA_OK && i < n; i++)
+            missing |= descs[i].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        if (!missing)
+            break;
+    }
+    return st;
+}
+
+/*
  * An existing topic is left as it is: its shape is printed, and a shape
  * other than the one asked for is pointed out (partitions can only be added,
- * replicas moved with Kafka's reassignment tool).  A topic created a moment
- * ago may not be in the metadata yet: asked again for up to two seconds.
+ * replicas moved with Kafka's reassignment tool).
  */
-static void print_existing(const ctl_context *ctx, const topics_flags *f, const char *name)
+static void print_existing(const topics_flags *f, const char *name, const kafka_topic_desc *d,
+                           const char *why)
 {
-    kafka_topic_desc d;
-    char err[512];
-    kafka_status st = KAFKA_ERR;
-    for (int i = 0; i < 20; i++) {
-        st = kafka_topic_describe(ctx->common.kafka_brokers, &ctx->kafka_props, name,
-                                  (int)f->timeout_ms, &d, err, sizeof(err));
-        if (st != KAFKA_ERR_NOT_FOUND)
-            break;
-        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-    }
-    if (st != KAFKA_OK) {
-        printf("exists   %s (not described: %s)\n", name, err);
+    if (d == NULL || d->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        printf("exists   %s (not described: %s)\n", name,
+               d == NULL ? why : rd_kafka_err2str(d->err));
         return;
     }
-    printf("exists   %s (%d partitions, replication factor %d)", name, d.partitions,
-           d.replication_factor);
-    if (d.partitions != f->partitions)
+    bool other_partitions = d->partitions != f->partitions;
+    bool other_rf = d->replication_factor != f->replication_factor;
+    printf("exists   %s (%d partitions, replication factor %d)", name, d->partitions,
+           d->replication_factor);
+    if (other_partitions)
         printf(", not the %ld partitions asked for", f->partitions);
-    if (d.replication_factor != f->replication_factor)
+    if (other_rf)
         printf(", not the replication factor %ld asked for", f->replication_factor);
-    if (d.partitions != f->partitions || d.replication_factor != f->replication_factor)
-        printf(": left as it is");
-    printf("\n");
+    printf("%s\n", other_partitions || other_rf ? ": left as it is" : "");
 }
 
 static int topics_create(const ctl_context *ctx, const topics_flags *f)
@@ -113,7 +130,17 @@ static int topics_create(const ctl_context *ctx, const topics_flags *f)
                 ctx->common.kafka_brokers, err);
         return CTL_EXIT_FAILURE;
     }
+    const char *existing[MAX_TOPICS];
+    kafka_topic_desc descs[MAX_TOPICS];
+    size_t nexisting = 0;
+    for (size_t i = 0; i < n; i++)
+        if (results[i].outcome == KAFKA_TOPIC_EXISTS)
+            existing[nexisting++] = names[i];
+    bool described =
+        describe_existing(ctx, f, existing, nexisting, descs, err, sizeof(err)) == KAFKA_OK;
+
     int failed = 0, created = 0;
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         switch (results[i].outcome) {
         case KAFKA_TOPIC_CREATED:
@@ -122,7 +149,7 @@ static int topics_create(const ctl_context *ctx, const topics_flags *f)
             created++;
             break;
         case KAFKA_TOPIC_EXISTS:
-            print_existing(ctx, f, names[i]);
+            print_existing(f, names[i], described ? &descs[k++] : NULL, err);
             break;
         case KAFKA_TOPIC_FAILED:
             printf("FAILED   %s: %s\n", names[i],

@@ -63,6 +63,25 @@ START_TEST(test_topics_create_is_idempotent_and_uses_partitions)
                  name);
         ck_assert_msg(strstr(out, expect) != NULL, "second run: %s", out);
     }
+
+    /* Asked for another shape, existing topics are pointed out and left as they are. */
+    char *argv4[] = {bin, "topics", "create", "--partitions", "4", NULL};
+    ck_assert_int_eq(testsupport_run(argv4, env, out, sizeof(out), err, sizeof(err), 60000), 0);
+    for (const topics_def *t = topics_all; t->name; t++) {
+        snprintf(expect, sizeof(expect),
+                 "exists   %s%s (3 partitions, replication factor 1), not the 4 partitions "
+                 "asked for: left as it is\n",
+                 prefix, t->name);
+        ck_assert_msg(strstr(out, expect) != NULL, "third run: %s", out);
+    }
+    for (const topics_def *t = topics_all; t->name; t++) {
+        char name[256], derr[256];
+        kafka_topic_desc d;
+        snprintf(name, sizeof(name), "%s%s", prefix, t->name);
+        ck_assert_int_eq(kafka_topic_describe(brokers, NULL, name, 10000, &d, derr, sizeof(derr)),
+                         KAFKA_OK);
+        ck_assert_int_eq(d.partitions, 3);
+    }
     delete_topics(brokers, prefix);
 }
 END_TEST
