@@ -39,11 +39,7 @@ static rd_kafka_headers_t *copy_without(const rd_kafka_headers_t *hdrs, bool kee
     for (size_t i = 0;
          hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
          i++) {
-        if (strncmp(name, HDR_DLQ_PREFIX, strlen(HDR_DLQ_PREFIX)) == 0 ||
-            strncmp(name, HDR_RETRY_PREFIX, strlen(HDR_RETRY_PREFIX)) == 0 ||
-            strcmp(name, HDR_ATTEMPTS) == 0 || strcmp(name, HDR_FAILED_AT) == 0 ||
-            (!keep_original &&
-             strncmp(name, HDR_ORIGINAL_PREFIX, strlen(HDR_ORIGINAL_PREFIX)) == 0))
+        if (hdr_is_failure(name) || (!keep_original && hdr_has_prefix(name, HDR_ORIGINAL_PREFIX)))
             continue;
         rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
     }

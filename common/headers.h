@@ -8,6 +8,9 @@
 #ifndef HERALD_COMMON_HEADERS_H
 #define HERALD_COMMON_HEADERS_H
 
+#include <stdbool.h>
+#include <string.h>
+
 /* Dead letters. */
 #define HDR_DLQ_REASON         "herald.dlq.reason"
 #define HDR_DLQ_ERROR          "herald.dlq.error"
@@ -38,5 +41,23 @@
  */
 #define HDR_REPLAYED    "herald.replayed"
 #define HDR_REPLAYED_AT "herald.replayed_at"
+
+static inline bool hdr_has_prefix(const char *name, const char *prefix)
+{
+    return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+/*
+ * Whether name records a failed attempt: a dead letter's reason, error,
+ * stage, attempts and time, or a retry's schedule.  A record sent round
+ * again (retried, dead-lettered anew, requeued) drops them and gets its own.
+ * The herald.original.* headers are not among them: where a record was
+ * first read stays true across its retries.
+ */
+static inline bool hdr_is_failure(const char *name)
+{
+    return hdr_has_prefix(name, HDR_DLQ_PREFIX) || hdr_has_prefix(name, HDR_RETRY_PREFIX) ||
+           strcmp(name, HDR_ATTEMPTS) == 0 || strcmp(name, HDR_FAILED_AT) == 0;
+}
 
 #endif

@@ -327,12 +327,10 @@ int dlqrec_requeue_value(const dlqrec *r, char **out, size_t *outlen)
     return 0;
 }
 
+/* The dead letter's headers, and an earlier requeue's: a requeue writes its own. */
 static bool dead_letter_header(const char *name)
 {
-    return strncmp(name, HDR_DLQ_PREFIX, strlen(HDR_DLQ_PREFIX)) == 0 ||
-           strncmp(name, HDR_ORIGINAL_PREFIX, strlen(HDR_ORIGINAL_PREFIX)) == 0 ||
-           strncmp(name, HDR_RETRY_PREFIX, strlen(HDR_RETRY_PREFIX)) == 0 ||
-           strcmp(name, HDR_ATTEMPTS) == 0 || strcmp(name, HDR_FAILED_AT) == 0 ||
+    return hdr_is_failure(name) || hdr_has_prefix(name, HDR_ORIGINAL_PREFIX) ||
            strcmp(name, HDR_REQUEUED_FROM) == 0 || strcmp(name, HDR_REQUEUED_AT) == 0;
 }
 
