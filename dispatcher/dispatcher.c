@@ -599,8 +599,6 @@ static txn_result dead_letter(dispatcher *d, slot *s, batch_counts *bc, char *er
  */
 static rd_kafka_headers_t *replay_headers(const char *replayed_at)
 {
-    if (replayed_at == NULL)
-        return NULL;
     rd_kafka_headers_t *h = rd_kafka_headers_new(1);
     if (kafka_header_add_str(h, HDR_REPLAYED_AT, replayed_at) != 0) {
         rd_kafka_headers_destroy(h);
@@ -627,8 +625,8 @@ static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const ev
         }
         bool later = it->action == DECIDE_SCHEDULE;
         const char *topic = later ? d->t_retry[it->channel] : d->t_deliver[it->channel];
-        rd_kafka_headers_t *h = replay_headers(replayed_at);
-        if (replayed_at != NULL && h == NULL) {
+        rd_kafka_headers_t *h = NULL;
+        if (replayed_at != NULL && (h = replay_headers(replayed_at)) == NULL) {
             snprintf(err, errlen, "delivery headers: out of memory");
             return TXN_FATAL;
         }
