@@ -3,6 +3,7 @@
  * one-slot mailbox: IDLE -> SUBMITTED -> DONE -> (taken) IDLE.
  */
 #include "bgtask.h"
+#include "error.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -50,7 +51,7 @@ bgtask *bgtask_new(bgtask_fn fn, void *ctx, int wake_fd, char *err, size_t errle
 {
     bgtask *t = calloc(1, sizeof *t);
     if (t == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     t->fn = fn;
@@ -60,7 +61,7 @@ bgtask *bgtask_new(bgtask_fn fn, void *ctx, int wake_fd, char *err, size_t errle
     pthread_cond_init(&t->cv, NULL);
     int rc = pthread_create(&t->thread, NULL, run, t);
     if (rc != 0) {
-        snprintf(err, errlen, "pthread_create: %s", strerror(rc));
+        error_set(err, errlen, "pthread_create: %s", strerror(rc));
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->cv);
         free(t);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -14,12 +15,6 @@
 #define MIME_WORD_BYTES                                                                            \
     39 /* raw bytes per encoded word: 52 base64 chars + 12 = 64, so even                           \
         * after "Subject: " a line stays within 76 */
-
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
-}
 
 int mime_base64(buf *out, const void *p, size_t n)
 {
@@ -234,14 +229,14 @@ static int append_mailbox(buf *out, const char *mbox, char *err, size_t errlen)
     const char *lt = strchr(mbox, '<');
     if (lt == NULL) {
         if (strchr(mbox, '>') || strchr(mbox, ' ')) {
-            set_err(err, errlen, "address must be addr@host or Name <addr@host>");
+            error_set(err, errlen, "address must be addr@host or Name <addr@host>");
             return -1;
         }
         return buf_append_str(out, mbox);
     }
     const char *gt = strchr(lt, '>');
     if (gt == NULL || gt[1] != '\0' || strchr(lt + 1, '<')) {
-        set_err(err, errlen, "address must be addr@host or Name <addr@host>");
+        error_set(err, errlen, "address must be addr@host or Name <addr@host>");
         return -1;
     }
     size_t nlen = (size_t)(lt - mbox);
@@ -249,7 +244,7 @@ static int append_mailbox(buf *out, const char *mbox, char *err, size_t errlen)
         nlen--;
     char name[512];
     if (nlen >= sizeof name) {
-        set_err(err, errlen, "display name too long");
+        error_set(err, errlen, "display name too long");
         return -1;
     }
     memcpy(name, mbox, nlen);
@@ -294,11 +289,11 @@ int mime_build(const mime_message *m, buf *out, char *err, size_t errlen)
         err[0] = '\0';
     if (m->from == NULL || m->to == NULL || has_line_break(m->from) || has_line_break(m->to) ||
         strpbrk(m->to, "<> ") != NULL || strchr(m->to, '@') == NULL) {
-        set_err(err, errlen, "from/to must be single addresses without line breaks");
+        error_set(err, errlen, "from/to must be single addresses without line breaks");
         return -1;
     }
     if (!validate_utf8(body, blen) || !validate_utf8(subject, strlen(subject))) {
-        set_err(err, errlen, "subject and body must be UTF-8");
+        error_set(err, errlen, "subject and body must be UTF-8");
         return -1;
     }
     mime_format_date(m->date_ms, date, sizeof date);
@@ -322,6 +317,6 @@ int mime_build(const mime_message *m, buf *out, char *err, size_t errlen)
     return 0;
 toolong:
     if (err && errlen && err[0] == '\0')
-        set_err(err, errlen, "message too large");
+        error_set(err, errlen, "message too large");
     return -1;
 }

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 static const provider_ops *const provider_kinds[] = {
@@ -57,8 +58,8 @@ provider *provider_new(const char *kind, const provider_settings *s, char *err, 
         if (strcmp(provider_kinds[i]->name, kind) == 0)
             ops = provider_kinds[i];
     if (ops == NULL || s->channel == NULL || !provider_kind_serves(kind, s->channel)) {
-        snprintf(err, errlen, "provider \"%s\" cannot deliver %s", kind,
-                 s->channel ? s->channel : "(no channel)");
+        error_set(err, errlen, "provider \"%s\" cannot deliver %s", kind,
+                  s->channel ? s->channel : "(no channel)");
         return NULL;
     }
     p = calloc(1, sizeof *p);
@@ -87,7 +88,7 @@ provider *provider_new(const char *kind, const provider_settings *s, char *err, 
     }
     return p;
 oom:
-    snprintf(err, errlen, "out of memory");
+    error_set(err, errlen, "out of memory");
     provider_free(p);
     return NULL;
 }

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 #define FCM_DEFAULT_BASE "https://fcm.googleapis.com"
@@ -24,11 +25,11 @@
 static int fcm_init(provider *p, char *err, size_t errlen)
 {
     if (p->s.project_id == NULL) {
-        snprintf(err, errlen, "HERALD_FCM_PROJECT_ID: required with the fcm provider");
+        error_set(err, errlen, "HERALD_FCM_PROJECT_ID: required with the fcm provider");
         return -1;
     }
     if (p->s.auth_token == NULL) {
-        snprintf(err, errlen, "HERALD_FCM_ACCESS_TOKEN: required with the fcm provider");
+        error_set(err, errlen, "HERALD_FCM_ACCESS_TOKEN: required with the fcm provider");
         return -1;
     }
     return 0;
@@ -71,14 +72,14 @@ static int fcm_prepare(provider *p, const provider_message *m, provider_xfer *x,
                      data);
     text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     if (text == NULL || buf_append_str(&x->request, text) != 0) {
-        snprintf(err, errlen, "cannot build the FCM request");
+        error_set(err, errlen, "cannot build the FCM request");
         goto out;
     }
     snprintf(bearer, sizeof bearer, "Bearer %s", p->s.auth_token);
     if (provider_xfer_header(x, "Content-Type", "application/json; charset=UTF-8") != 0 ||
         provider_xfer_header(x, "Authorization", bearer) != 0 ||
         provider_xfer_header(x, "Idempotency-Key", m->idempotency_key) != 0) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     curl_easy_setopt(x->easy, CURLOPT_URL, url);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 typedef struct file_state {
@@ -45,19 +46,19 @@ static int file_init(provider *p, char *err, size_t errlen)
     const char *dir = p->s.outbox_dir ? p->s.outbox_dir : ".herald/outbox";
     file_state *st = calloc(1, sizeof *st);
     if (st == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return -1;
     }
     st->fd = -1;
     p->impl = st;
     snprintf(st->path, sizeof st->path, "%s/%s.jsonl", dir, p->s.channel);
     if (make_dirs(dir) != 0) {
-        snprintf(err, errlen, "HERALD_OUTBOX_DIR: cannot create %s: %s", dir, strerror(errno));
+        error_set(err, errlen, "HERALD_OUTBOX_DIR: cannot create %s: %s", dir, strerror(errno));
         return -1;
     }
     st->fd = open(st->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (st->fd < 0) {
-        snprintf(err, errlen, "HERALD_OUTBOX_DIR: cannot open %s: %s", st->path, strerror(errno));
+        error_set(err, errlen, "HERALD_OUTBOX_DIR: cannot open %s: %s", st->path, strerror(errno));
         return -1;
     }
     return 0;
@@ -118,7 +119,7 @@ static int file_flush(provider *p, char *err, size_t errlen)
     if (!st->dirty)
         return 0;
     if (fsync(st->fd) != 0) {
-        snprintf(err, errlen, "fsync %s: %s", st->path, strerror(errno));
+        error_set(err, errlen, "fsync %s: %s", st->path, strerror(errno));
         return -1;
     }
     st->dirty = false;

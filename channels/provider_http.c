@@ -9,13 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 static int http_init(provider *p, char *err, size_t errlen)
 {
     if (p->s.url == NULL) {
-        snprintf(err, errlen, "HERALD_%s_URL: required with the http provider",
-                 strcmp(p->s.channel, "push") == 0 ? "PUSH" : "SMS");
+        error_set(err, errlen, "HERALD_%s_URL: required with the http provider",
+                  strcmp(p->s.channel, "push") == 0 ? "PUSH" : "SMS");
         return -1;
     }
     return 0;
@@ -57,7 +58,7 @@ static int http_prepare(provider *p, const provider_message *m, provider_xfer *x
         rc |= provider_xfer_header(x, "Authorization", bearer);
     }
     if (rc != 0) {
-        snprintf(err, errlen, "request too large or out of memory");
+        error_set(err, errlen, "request too large or out of memory");
         return -1;
     }
     curl_easy_setopt(x->easy, CURLOPT_URL, p->s.url);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "mime.h"
 #include "timeutil.h"
 
@@ -33,20 +34,20 @@ typedef struct smtp_state {
 static int smtp_init(provider *p, char *err, size_t errlen)
 {
     if (p->s.url == NULL) {
-        snprintf(err, errlen, "HERALD_SMTP_URL: required with the smtp provider");
+        error_set(err, errlen, "HERALD_SMTP_URL: required with the smtp provider");
         return -1;
     }
     if (strncmp(p->s.url, "smtp://", 7) != 0 && strncmp(p->s.url, "smtps://", 8) != 0) {
-        snprintf(err, errlen, "HERALD_SMTP_URL: must start with smtp:// or smtps://");
+        error_set(err, errlen, "HERALD_SMTP_URL: must start with smtp:// or smtps://");
         return -1;
     }
     if (p->s.from == NULL) {
-        snprintf(err, errlen, "HERALD_EMAIL_FROM: required with the smtp provider");
+        error_set(err, errlen, "HERALD_EMAIL_FROM: required with the smtp provider");
         return -1;
     }
     smtp_state *st = calloc(1, sizeof *st);
     if (st == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return -1;
     }
     const char *lt = strchr(p->s.from, '<');
@@ -77,7 +78,7 @@ static int smtp_prepare(provider *p, const provider_message *m, provider_xfer *x
     snprintf(rcpt, sizeof rcpt, "<%s>", m->to);
     struct curl_slist *l = curl_slist_append(x->rcpt, rcpt);
     if (l == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return -1;
     }
     x->rcpt = l;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 #define TWILIO_DEFAULT_BASE "https://api.twilio.com"
@@ -18,15 +19,15 @@
 static int twilio_init(provider *p, char *err, size_t errlen)
 {
     if (p->s.username == NULL) {
-        snprintf(err, errlen, "HERALD_TWILIO_ACCOUNT_SID: required with the twilio provider");
+        error_set(err, errlen, "HERALD_TWILIO_ACCOUNT_SID: required with the twilio provider");
         return -1;
     }
     if (p->s.auth_token == NULL) {
-        snprintf(err, errlen, "HERALD_TWILIO_AUTH_TOKEN: required with the twilio provider");
+        error_set(err, errlen, "HERALD_TWILIO_AUTH_TOKEN: required with the twilio provider");
         return -1;
     }
     if (p->s.from == NULL) {
-        snprintf(err, errlen, "HERALD_SMS_FROM: required with the twilio provider");
+        error_set(err, errlen, "HERALD_SMS_FROM: required with the twilio provider");
         return -1;
     }
     return 0;
@@ -58,7 +59,7 @@ static int twilio_prepare(provider *p, const provider_message *m, provider_xfer 
     rc |= form_field(&x->request, x->easy, "Body", m->body);
     rc |= provider_xfer_header(x, "I-Twilio-Idempotency-Token", m->idempotency_key);
     if (rc != 0) {
-        snprintf(err, errlen, "request too large or out of memory");
+        error_set(err, errlen, "request too large or out of memory");
         return -1;
     }
     curl_easy_setopt(x->easy, CURLOPT_URL, url);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 /* A transfer and its place in the live table (for aborting without
@@ -157,7 +158,7 @@ sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, int wake_fd,
     curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0) {
-        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+        error_set(err, errlen, "epoll_create1: %s", strerror(errno));
         sender_free(s);
         return NULL;
     }
@@ -167,7 +168,7 @@ sender *sender_new(int max_in_flight, sender_done_cb cb, void *ctx, int wake_fd,
     curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
     return s;
 oom:
-    snprintf(err, errlen, "out of memory");
+    error_set(err, errlen, "out of memory");
     sender_free(s);
     return NULL;
 }
@@ -311,7 +312,7 @@ static int pool_submit(sender *s, sender_xfer *sx, char *err, size_t errlen)
             s->idle++;
         } else if (s->nthreads == 0) {
             s->pending = s->pending_tail = NULL;
-            snprintf(err, errlen, "pthread_create: %s", strerror(rc));
+            error_set(err, errlen, "pthread_create: %s", strerror(rc));
             ret = -1;
         }
     }
@@ -326,12 +327,12 @@ int sender_start(sender *s, provider *p, const provider_message *m, void *opaque
                  size_t errlen)
 {
     if (s->in_flight >= s->max_in_flight) {
-        snprintf(err, errlen, "too many requests in flight");
+        error_set(err, errlen, "too many requests in flight");
         return -1;
     }
     provider_xfer *x = xfer_get(s);
     if (x == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return -1;
     }
     x->opaque = opaque;
@@ -377,7 +378,7 @@ int sender_start(sender *s, provider *p, const provider_message *m, void *opaque
     } else {
         CURLMcode mc = curl_multi_add_handle(s->multi, e);
         if (mc != CURLM_OK) {
-            snprintf(err, errlen, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+            error_set(err, errlen, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
             goto fail;
         }
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "error.h"
 
 struct store {
     pg_conn *pg;
@@ -76,7 +77,7 @@ store *store_new(const char *url, const char *channel, const char *owner, int64_
 {
     store *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     snprintf(s->channel, sizeof s->channel, "%s", channel);
@@ -153,7 +154,7 @@ pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, si
     for (int i = 0; i < 5; i++)
         rc |= buf_append(&a[i], "}", 1);
     if (rc != 0) {
-        snprintf(err, errlen, "claim batch too large");
+        error_set(err, errlen, "claim batch too large");
         goto out;
     }
     const char *params[8] = {a[0].data,  a[1].data, a[2].data,   a[3].data,
@@ -208,7 +209,7 @@ pg_status store_record(store *s, const store_outcome *o, size_t n, char *err, si
     for (int i = 0; i < 6; i++)
         rc |= buf_append(&a[i], "}", 1);
     if (rc != 0) {
-        snprintf(err, errlen, "outcome batch too large");
+        error_set(err, errlen, "outcome batch too large");
         goto out;
     }
     const char *params[6] = {a[0].data, a[1].data, a[2].data, a[3].data, a[4].data, a[5].data};
@@ -236,7 +237,7 @@ pg_status store_delete_tokens(store *s, const char *const *user_ids, const char 
     for (int i = 0; i < 2; i++)
         rc |= buf_append(&a[i], "}", 1);
     if (rc != 0) {
-        snprintf(err, errlen, "token batch too large");
+        error_set(err, errlen, "token batch too large");
         goto out;
     }
     const char *params[2] = {a[0].data, a[1].data};
@@ -257,7 +258,7 @@ pg_status store_release(store *s, const char *const *keys, size_t n, char *err, 
         rc |= array_elem(&a, keys[i]);
     rc |= buf_append(&a, "}", 1);
     if (rc != 0) {
-        snprintf(err, errlen, "release batch too large");
+        error_set(err, errlen, "release batch too large");
         goto out;
     }
     const char *params[2] = {a.data, s->owner};

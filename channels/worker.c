@@ -41,6 +41,7 @@
 #include "delivery.h"
 #include "dlq.h"
 #include "dueq.h"
+#include "error.h"
 #include "ids.h"
 #include "kafka.h"
 #include "keyq.h"
@@ -1295,11 +1296,11 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
     }
     if (fb && s.url == NULL && strcmp(kname, "file") != 0 && strcmp(kname, "twilio") != 0 &&
         strcmp(kname, "fcm") != 0) {
-        snprintf(err, errlen, "HERALD_%s_FALLBACK_URL: required with a %s fallback",
-                 w->channel == DELIVERY_EMAIL ? "EMAIL"
-                 : w->channel == DELIVERY_SMS ? "SMS"
-                                              : "PUSH",
-                 kname);
+        error_set(err, errlen, "HERALD_%s_FALLBACK_URL: required with a %s fallback",
+                  w->channel == DELIVERY_EMAIL ? "EMAIL"
+                  : w->channel == DELIVERY_SMS ? "SMS"
+                                               : "PUSH",
+                  kname);
         return NULL;
     }
     return provider_new(kname, &s, err, errlen);
@@ -1313,7 +1314,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     worker *w = calloc(1, sizeof *w);
     *config_error = 0;
     if (w == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     w->wake[0] = w->wake[1] = -1;
@@ -1379,7 +1380,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         fcntl(w->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(w->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(w->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        error_set(err, errlen, "pipe: %s", strerror(errno));
         goto fail;
     }
     w->snd = sender_new((int)cfg->concurrency, on_send_done, w, w->wake[1], err, errlen);
@@ -1467,7 +1468,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
              (unsigned)opsserver_port(w->ops));
     return w;
 oom:
-    snprintf(err, errlen, "out of memory");
+    error_set(err, errlen, "out of memory");
 fail:
     worker_free(w);
     return NULL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "opsserver.h"
 #include "provider.h"
 
@@ -25,7 +26,7 @@ static int check_listen_addr(const char *value, char *err, size_t errlen)
     char why[256];
     if (opsserver_parse_addr(value, &ss, &len, why, sizeof why) == 0)
         return 0;
-    snprintf(err, errlen, "expected host:port (port 0..65535)");
+    error_set(err, errlen, "expected host:port (port 0..65535)");
     return -1;
 }
 
@@ -43,8 +44,8 @@ static int check_ca_file(const char *value, char *err, size_t errlen)
     int ret = -1;
     FILE *f = fopen(value, "r");
     if (f == NULL) {
-        snprintf(err, errlen, "expected a readable PEM file of CA certificates (%s)",
-                 strerror(errno));
+        error_set(err, errlen, "expected a readable PEM file of CA certificates (%s)",
+                  strerror(errno));
         return -1;
     }
     /* PEM markers start a line; a longer line arrives in pieces. */
@@ -56,10 +57,10 @@ static int check_ca_file(const char *value, char *err, size_t errlen)
         line_start = strchr(line, '\n') != NULL;
     }
     if (ret != 0 && ferror(f))
-        snprintf(err, errlen, "expected a readable PEM file of CA certificates (%s)",
-                 strerror(errno));
+        error_set(err, errlen, "expected a readable PEM file of CA certificates (%s)",
+                  strerror(errno));
     else if (ret != 0)
-        snprintf(err, errlen, "expected a PEM file with a BEGIN CERTIFICATE block");
+        error_set(err, errlen, "expected a PEM file with a BEGIN CERTIFICATE block");
     fclose(f);
     return ret;
 }
@@ -275,14 +276,14 @@ int worker_config_check(const worker_config *cfg, char *err, size_t errlen)
     const char *ch = delivery_channel_name(c);
     const char *kind = worker_config_providers[cfg->provider[c]];
     if (!provider_kind_serves(kind, ch) || cfg->provider[c] == 0) {
-        snprintf(err, errlen, "HERALD_%s_PROVIDER: \"%s\" cannot deliver %s", channel_env[c], kind,
-                 ch);
+        error_set(err, errlen, "HERALD_%s_PROVIDER: \"%s\" cannot deliver %s", channel_env[c], kind,
+                  ch);
         return -1;
     }
     int fb = cfg->fallback_provider[c];
     if (fb != 0 && !provider_kind_serves(worker_config_providers[fb], ch)) {
-        snprintf(err, errlen, "HERALD_%s_FALLBACK_PROVIDER: \"%s\" cannot deliver %s",
-                 channel_env[c], worker_config_providers[fb], ch);
+        error_set(err, errlen, "HERALD_%s_FALLBACK_PROVIDER: \"%s\" cannot deliver %s",
+                  channel_env[c], worker_config_providers[fb], ch);
         return -1;
     }
     return 0;

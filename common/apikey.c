@@ -7,17 +7,12 @@
  */
 #include "apikey.h"
 
+#include "error.h"
 #include "ids.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void set_err(char *err, size_t errlen, const char *fmt, const char *detail)
-{
-    if (err != NULL && errlen > 0)
-        snprintf(err, errlen, fmt, detail);
-}
 
 /* libpq messages end with a newline; a one-line error reads better. */
 static const char *pq_msg(PGconn *conn, PGresult *res)
@@ -37,7 +32,7 @@ int apikey_generate(char out[APIKEY_SIZE], char *err, size_t errlen)
 {
     memcpy(out, APIKEY_TAG, APIKEY_TAG_LEN);
     if (id_random_token(out + APIKEY_TAG_LEN, APIKEY_SIZE - APIKEY_TAG_LEN, 32) != 0) {
-        set_err(err, errlen, "%s", "no randomness available to generate a key");
+        error_set(err, errlen, "%s", "no randomness available to generate a key");
         out[0] = '\0';
         return -1;
     }
@@ -104,7 +99,7 @@ int apikey_db_create(PGconn *conn, const char *name, apikey_scope scope, char ke
     int rc = -1;
     size_t namelen = strlen(name);
     if (namelen == 0 || namelen > 128) {
-        set_err(err, errlen, "%s", "the name must be 1 to 128 bytes long");
+        error_set(err, errlen, "%s", "the name must be 1 to 128 bytes long");
         goto out;
     }
     if (apikey_generate(key_out, err, errlen) != 0)
@@ -121,7 +116,7 @@ int apikey_db_create(PGconn *conn, const char *name, apikey_scope scope, char ke
                        "VALUES ($1, $2, $3, $4) RETURNING id",
                        4, NULL, values, lengths, formats, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        set_err(err, errlen, "storing the key: %s", pq_msg(conn, res));
+        error_set(err, errlen, "storing the key: %s", pq_msg(conn, res));
         goto out;
     }
     *id_out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -153,14 +148,14 @@ int apikey_db_list(PGconn *conn, apikey_record **out, size_t *n, char *err, size
                  "to_char(last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
                  "FROM api_keys ORDER BY id");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(err, errlen, "listing keys: %s", pq_msg(conn, res));
+        error_set(err, errlen, "listing keys: %s", pq_msg(conn, res));
         goto out;
     }
     int nt = PQntuples(res);
     if (nt > 0) {
         rows = calloc((size_t)nt, sizeof *rows);
         if (rows == NULL) {
-            set_err(err, errlen, "%s", "out of memory");
+            error_set(err, errlen, "%s", "out of memory");
             goto out;
         }
     }
@@ -196,7 +191,7 @@ int apikey_db_revoke(PGconn *conn, int64_t id, char *err, size_t errlen)
                        "WHERE id = $1 AND revoked_at IS NULL",
                        1, NULL, values, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        set_err(err, errlen, "revoking the key: %s", pq_msg(conn, res));
+        error_set(err, errlen, "revoking the key: %s", pq_msg(conn, res));
         goto out;
     }
     rc = strcmp(PQcmdTuples(res), "0") == 0 ? 1 : 0;
@@ -221,7 +216,7 @@ int apikey_db_lookup(PGconn *conn, const unsigned char hash[APIKEY_HASH_LEN],
                        "WHERE key_hash = $1 AND revoked_at IS NULL",
                        1, NULL, values, lengths, formats, 1);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(err, errlen, "looking up the key: %s", pq_msg(conn, res));
+        error_set(err, errlen, "looking up the key: %s", pq_msg(conn, res));
         goto out;
     }
     rc = 0;
@@ -255,7 +250,7 @@ int apikey_db_touch(PGconn *conn, int64_t id, char *err, size_t errlen)
     res = PQexecParams(conn, "UPDATE api_keys SET last_used_at = now() WHERE id = $1", 1, NULL,
                        values, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        set_err(err, errlen, "stamping the key: %s", pq_msg(conn, res));
+        error_set(err, errlen, "stamping the key: %s", pq_msg(conn, res));
         goto out;
     }
     rc = 0;

@@ -40,7 +40,7 @@ static int check_topic_prefix(const char *value, char *err, size_t errlen)
     }
     if (ok)
         return 0;
-    snprintf(err, errlen, "expected at most %d characters of A-Z a-z 0-9 . _ -", TOPIC_PREFIX_MAX);
+    error_set(err, errlen, "expected at most %d characters of A-Z a-z 0-9 . _ -", TOPIC_PREFIX_MAX);
     return -1;
 }
 
@@ -53,7 +53,7 @@ static int check_brokers(const char *value, char *err, size_t errlen)
         ok = *p > ' ' && *p != 0x7f;
     if (ok)
         return 0;
-    snprintf(err, errlen, "expected host:port[,host:port...]");
+    error_set(err, errlen, "expected host:port[,host:port...]");
     return -1;
 }
 
@@ -69,7 +69,8 @@ static int check_database_url(const char *value, char *err, size_t errlen)
     PQfreemem(why);
     if (opts != NULL)
         return 0;
-    snprintf(err, errlen, "expected a libpq connection string (postgresql://... or key=value ...)");
+    error_set(err, errlen,
+              "expected a libpq connection string (postgresql://... or key=value ...)");
     return -1;
 }
 

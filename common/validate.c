@@ -3,6 +3,7 @@
  * field name.  Everything is explicit loops over bytes: the rules are ASCII
  * classes, and locale-dependent <ctype.h> must not change what is valid.
  */
+#include "error.h"
 #include "validate.h"
 
 #include <stdint.h>
@@ -12,7 +13,7 @@
 static int fail(char *err, size_t errlen, const char *phrase)
 {
     if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s", phrase);
+        error_set(err, errlen, "%s", phrase);
     return -1;
 }
 
@@ -98,10 +99,10 @@ size_t validate_utf8_chars(const char *s, size_t len)
 static int fail_name(char *err, size_t errlen, size_t maxlen)
 {
     if (err != NULL && errlen > 0)
-        snprintf(err, errlen,
-                 "must be 1..%zu characters of a-z 0-9 _ . -, starting with a letter or digit "
-                 "(like order.shipped)",
-                 maxlen);
+        error_set(err, errlen,
+                  "must be 1..%zu characters of a-z 0-9 _ . -, starting with a letter or digit "
+                  "(like order.shipped)",
+                  maxlen);
     return -1;
 }
 
@@ -236,7 +237,7 @@ int validate_text(const char *s, size_t len, size_t maxlen, char *err, size_t er
 static int json_fail(char *err, size_t errlen, const char *key, const char *phrase)
 {
     if (err != NULL && errlen > 0)
-        snprintf(err, errlen, "%s: %s", key, phrase);
+        error_set(err, errlen, "%s: %s", key, phrase);
     return -1;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "ids.h"
 #include "log.h"
 #include "txn.h"
@@ -128,7 +129,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
     snprintf(gen, sizeof gen, "%d", ev->generation);
     snprintf(pagelen, sizeof pagelen, "%ld", ctx->page);
     if (splice_init(&sp, ev) != 0) {
-        snprintf(err, errlen, "broadcast: cannot serialize the per-user event");
+        error_set(err, errlen, "broadcast: cannot serialize the per-user event");
         ret = BROADCAST_FATAL;
         goto out;
     }
@@ -179,7 +180,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
                 }
                 size_t ul = strlen(uid);
                 if (sp.len + ul + 1 > sp.bufcap) {
-                    snprintf(err, errlen, "broadcast: user id too long");
+                    error_set(err, errlen, "broadcast: user id too long");
                     continue;
                 }
                 size_t vlen = splice_make(&sp, uid, id);
@@ -229,7 +230,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
     /* Every subscriber is out: record the broadcast itself, then commit its offset. */
     status_batch_reset(sb);
     if (status_add_event(sb, ev, NULL, 0) != 0) {
-        snprintf(err, errlen, "broadcast: out of memory");
+        error_set(err, errlen, "broadcast: out of memory");
         ret = BROADCAST_FATAL;
         goto out;
     }

@@ -14,6 +14,7 @@
 #include "backoff.h"
 #include "broadcast.h"
 #include "deadletter.h"
+#include "error.h"
 #include "event.h"
 #include "fanout.h"
 #include "headers.h"
@@ -510,7 +511,7 @@ static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen
     types = malloc(d->nslots * sizeof(*types));
     tgot = malloc(d->nslots * sizeof(*tgot));
     if (ids == NULL || where == NULL || got == NULL || types == NULL || tgot == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     uint64_t hits = 0, thits = 0;
@@ -582,7 +583,7 @@ static txn_result dead_letter(dispatcher *d, slot *s, batch_counts *bc, char *er
     const char *reason = s->parsed == EVENT_INVALID_JSON ? "invalid_json" : "invalid_event";
     rd_kafka_headers_t *h = deadletter_headers(s->msg, reason, s->perr, timeutil_now_ms());
     if (h == NULL) {
-        snprintf(err, errlen, "dead letter: out of memory");
+        error_set(err, errlen, "dead letter: out of memory");
         return TXN_FATAL;
     }
     LOG_WARN("dlq", "%s [%" PRId32 "] @%" PRId64 ": %s: %s", rd_kafka_topic_name(s->msg->rkt),
@@ -627,7 +628,7 @@ static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const ev
         const char *topic = later ? d->t_retry[it->channel] : d->t_deliver[it->channel];
         rd_kafka_headers_t *h = NULL;
         if (replayed_at != NULL && (h = replay_headers(replayed_at)) == NULL) {
-            snprintf(err, errlen, "delivery headers: out of memory");
+            error_set(err, errlen, "delivery headers: out of memory");
             return TXN_FATAL;
         }
         txn_result r = txn_produce(d->producer, topic, ev->user_id, klen, it->value, it->vlen, h,
@@ -879,7 +880,7 @@ static int renew_producer(dispatcher *d, char *err, size_t errlen)
     d->producer =
         kafka_producer_new(d->common->kafka_brokers, &d->pprops, d->tid, perr, sizeof perr);
     if (d->producer == NULL || init_txn(d, perr, sizeof perr) != 0) {
-        snprintf(err, errlen, "new producer: %s", perr);
+        error_set(err, errlen, "new producer: %s", perr);
         return -1;
     }
     return 0;
@@ -1050,7 +1051,7 @@ static pg_conn *connect_db(dispatcher *d, char *err, size_t errlen)
             return c;
         LOG_WARN(NULL, "%s; retrying", err);
     }
-    snprintf(err, errlen, "stopped before PostgreSQL answered");
+    error_set(err, errlen, "stopped before PostgreSQL answered");
     return NULL;
 }
 
@@ -1065,7 +1066,7 @@ static int init_txn(dispatcher *d, char *err, size_t errlen)
             return -1;
         LOG_WARN(NULL, "%s; retrying", err);
     }
-    snprintf(err, errlen, "stopped before Kafka answered");
+    error_set(err, errlen, "stopped before Kafka answered");
     return -1;
 }
 
@@ -1076,7 +1077,7 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
     dispatcher *d = calloc(1, sizeof(*d)), *ret = NULL;
     *config_error = 0;
     if (d == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     d->cfg = cfg;
@@ -1116,7 +1117,7 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
         (d->sb = status_batch_new(STATUS_BYTES_CAP)) == NULL ||
         (d->lis = listener_new(common->database_url, channels)) == NULL ||
         build_props(d, props) != 0) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     d->ops = opsserver_start(cfg->metrics_addr, d->reg, health_check, ready_check, d, err, errlen);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "log.h"
 #include "timeutil.h"
 #include "validate.h"
@@ -488,7 +489,7 @@ int fanout_event(const event *ev, const prefs_user *user, const tplcache_type *t
     rc = 0;
     goto out;
 oom:
-    snprintf(err, errlen, "fanout: out of memory");
+    error_set(err, errlen, "fanout: out of memory");
 out:
     json_decref(ctx);
     json_decref(ujson);

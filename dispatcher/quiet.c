@@ -3,6 +3,7 @@
  */
 #include "quiet.h"
 
+#include "error.h"
 #include "timeutil.h"
 
 #include <stdio.h>
@@ -25,7 +26,7 @@ int quiet_parse_time(const char *s, int *seconds, char *err, size_t errlen)
 
     if (!ok || h > 24 || m > 59 || sec > 59 || (h == 24 && (m != 0 || sec != 0))) {
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "expected a time of day HH:MM, got \"%.16s\"", s);
+            error_set(err, errlen, "expected a time of day HH:MM, got \"%.16s\"", s);
         return -1;
     }
     *seconds = (h * 3600 + m * 60 + sec) % 86400;
@@ -43,17 +44,17 @@ int quiet_parse(const char *start, const char *end, quiet_hours *out, char *err,
     }
     if (start == NULL || end == NULL) {
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "quiet_hours: needs both start and end");
+            error_set(err, errlen, "quiet_hours: needs both start and end");
         return -1;
     }
     if (quiet_parse_time(start, &q.start_s, detail, sizeof(detail)) < 0) {
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "quiet_hours.start: %s", detail);
+            error_set(err, errlen, "quiet_hours.start: %s", detail);
         return -1;
     }
     if (quiet_parse_time(end, &q.end_s, detail, sizeof(detail)) < 0) {
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "quiet_hours.end: %s", detail);
+            error_set(err, errlen, "quiet_hours.end: %s", detail);
         return -1;
     }
     *out = q;

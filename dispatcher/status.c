@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "timeutil.h"
 
 /*
@@ -324,7 +325,7 @@ pg_status status_write(status_batch *b, pg_conn *db, char *err, size_t errlen)
     if (b->ev.rows == 0 && b->dl.rows == 0)
         return PG_OK;
     if (params_of(b, params) != 0) {
-        snprintf(err, errlen, "status: out of memory");
+        error_set(err, errlen, "status: out of memory");
         return PG_ERROR;
     }
     pg_status st = pg_prepare(db, "status_write", write_sql, STATUS_PARAMS, err, errlen);
@@ -338,16 +339,16 @@ pg_status status_send(status_batch *b, PGconn *conn, char *err, size_t errlen)
 {
     const char *params[STATUS_PARAMS];
     if (params_of(b, params) != 0) {
-        snprintf(err, errlen, "status: out of memory");
+        error_set(err, errlen, "status: out of memory");
         return PG_ERROR;
     }
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, errlen, "status: PostgreSQL connection down");
+        error_set(err, errlen, "status: PostgreSQL connection down");
         return PG_RETRY;
     }
     /* Unnamed statement: one parse per part costs nothing next to the insert. */
     if (PQsendQueryParams(conn, write_sql, STATUS_PARAMS, NULL, params, NULL, NULL, 0) != 1) {
-        snprintf(err, errlen, "status: send: %s", PQerrorMessage(conn));
+        error_set(err, errlen, "status: send: %s", PQerrorMessage(conn));
         return PG_RETRY;
     }
     return PG_OK;
@@ -363,7 +364,7 @@ pg_status status_recv(PGconn *conn, char *err, size_t errlen)
     while ((r = PQgetResult(conn)) != NULL && n++ < 16) {
         ExecStatusType rs = PQresultStatus(r);
         if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK && st == PG_OK) {
-            snprintf(err, errlen, "status: insert: %s", PQresultErrorMessage(r));
+            error_set(err, errlen, "status: insert: %s", PQresultErrorMessage(r));
             st = PQstatus(conn) == CONNECTION_OK ? PG_ERROR : PG_RETRY;
         }
         PQclear(r);
@@ -371,7 +372,7 @@ pg_status status_recv(PGconn *conn, char *err, size_t errlen)
     if (r != NULL)
         PQclear(r);
     if (st == PG_OK && PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, errlen, "status: PostgreSQL connection lost");
+        error_set(err, errlen, "status: PostgreSQL connection lost");
         st = PG_RETRY;
     }
     return st;

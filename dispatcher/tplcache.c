@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "log.h"
 #include "lru.h"
 #include "prefs_cache.h"
@@ -134,7 +135,7 @@ static int put_entry(tplcache *c, const char *event_type, const tplcache_row *ro
     rc = 0;
 out:
     if (rc != 0 && err != NULL && errlen > 0)
-        snprintf(err, errlen, "template cache: out of memory");
+        error_set(err, errlen, "template cache: out of memory");
     if (t != NULL)
         type_destroy(t);
     return rc;
@@ -162,7 +163,7 @@ pg_status tplcache_load(tplcache *c, pg_conn *db, const char *const *types, size
     if (n == 0)
         return PG_OK;
     if ((arr = prefs_pg_array(types, n)) == NULL) {
-        snprintf(err, errlen, "template cache: out of memory");
+        error_set(err, errlen, "template cache: out of memory");
         goto out;
     }
     if ((st = pg_prepare(db, "tpl_load", load_sql, 1, err, errlen)) != PG_OK)

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "error.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -70,7 +71,7 @@ static txn_result abort_after(kafka_producer *p, const char *why, char *err, siz
     snprintf(first, sizeof first, "%s", why);
     if (txn_abort(p, err, errlen) != TXN_OK)
         return TXN_FATAL;
-    snprintf(err, errlen, "%s", first);
+    error_set(err, errlen, "%s", first);
     return TXN_ABORTED;
 }
 

@@ -25,6 +25,7 @@
 
 #include "cmd.h"
 #include "cmdutil.h"
+#include "error.h"
 #include "kafka.h"
 #include "table.h"
 #include "topics.h"
@@ -123,7 +124,7 @@ static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, to
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     *n = 0;
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "no answer from the cluster: %s", rd_kafka_err2str(e));
+        error_set(err, errlen, "no answer from the cluster: %s", rd_kafka_err2str(e));
         return -1;
     }
     int rc = 0;
@@ -138,7 +139,7 @@ static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, to
         m->high = calloc((size_t)m->npart + 1, sizeof(int64_t));
         (*n)++;
         if (m->low == NULL || m->high == NULL) {
-            snprintf(err, errlen, "out of memory");
+            error_set(err, errlen, "out of memory");
             rc = -1;
             break;
         }
@@ -146,7 +147,8 @@ static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, to
             e = rd_kafka_query_watermark_offsets(rk, m->name, p, &m->low[p], &m->high[p],
                                                  timeout_ms);
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                snprintf(err, errlen, "watermarks of %s [%d]: %s", m->name, p, rd_kafka_err2str(e));
+                error_set(err, errlen, "watermarks of %s [%d]: %s", m->name, p,
+                          rd_kafka_err2str(e));
                 rc = -1;
                 break;
             }
@@ -169,13 +171,13 @@ static rd_kafka_t *client_for_group(const ctl_context *ctx, const char *group, c
     if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof(why)) != RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof(why)) !=
             RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "%s", why);
+        error_set(err, errlen, "%s", why);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (rk == NULL) {
-        snprintf(err, errlen, "cannot create Kafka client: %s", why);
+        error_set(err, errlen, "cannot create Kafka client: %s", why);
         rd_kafka_conf_destroy(conf);
     }
     return rk;
@@ -209,7 +211,7 @@ static int64_t report_group(const ctl_context *ctx, const status_group *g, const
     }
     rd_kafka_resp_err_t e = rd_kafka_committed(rk, list, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        snprintf(err, errlen, "committed offsets of group %s: %s", g->name, rd_kafka_err2str(e));
+        error_set(err, errlen, "committed offsets of group %s: %s", g->name, rd_kafka_err2str(e));
         goto out;
     }
     total = 0;

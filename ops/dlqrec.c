@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -102,8 +103,8 @@ int dlqrec_init(dlqrec *out, int32_t partition, int64_t offset, int64_t timestam
     out->timestamp_ms = timestamp_ms;
     size_t n = hdrs != NULL ? rd_kafka_header_cnt(hdrs) : 0;
     if (n > DLQREC_MAX_HEADERS) {
-        snprintf(err, errlen, "record %d:%" PRId64 " has %zu headers (at most %d)", (int)partition,
-                 offset, n, DLQREC_MAX_HEADERS);
+        error_set(err, errlen, "record %d:%" PRId64 " has %zu headers (at most %d)", (int)partition,
+                  offset, n, DLQREC_MAX_HEADERS);
         return -1;
     }
     if (key != NULL) {
@@ -149,7 +150,7 @@ int dlqrec_init(dlqrec *out, int32_t partition, int64_t offset, int64_t timestam
         goto oom;
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory");
+    error_set(err, errlen, "out of memory");
     dlqrec_free(out);
     return -1;
 }
@@ -270,15 +271,15 @@ int dlqrec_parse_position(const char *s, int32_t *partition, int64_t *offset, ch
 {
     const char *colon = s != NULL ? strchr(s, ':') : NULL;
     if (colon == NULL || colon == s || colon[1] == '\0') {
-        snprintf(err, errlen, "expected PARTITION:OFFSET, got \"%.64s\"", s ? s : "");
+        error_set(err, errlen, "expected PARTITION:OFFSET, got \"%.64s\"", s ? s : "");
         return -1;
     }
     for (const char *c = s; *c; c++) {
         if (c != colon && (*c < '0' || *c > '9')) {
-            snprintf(err, errlen,
-                     "expected PARTITION:OFFSET (two non-negative integers), got "
-                     "\"%.64s\"",
-                     s);
+            error_set(err, errlen,
+                      "expected PARTITION:OFFSET (two non-negative integers), got "
+                      "\"%.64s\"",
+                      s);
             return -1;
         }
     }
@@ -286,7 +287,7 @@ int dlqrec_parse_position(const char *s, int32_t *partition, int64_t *offset, ch
     long long p = strtoll(s, NULL, 10);
     long long o = strtoll(colon + 1, NULL, 10);
     if (errno != 0 || p > INT32_MAX) {
-        snprintf(err, errlen, "PARTITION:OFFSET out of range: \"%.64s\"", s);
+        error_set(err, errlen, "PARTITION:OFFSET out of range: \"%.64s\"", s);
         return -1;
     }
     *partition = (int32_t)p;

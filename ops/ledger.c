@@ -1,6 +1,7 @@
 /*
  * ledger: see ledger.h.
  */
+#include "error.h"
 #include "ledger.h"
 
 #include <inttypes.h>
@@ -16,7 +17,7 @@ static PGresult *run(PGconn *conn, const char *sql, int n, const char *const *va
     if (res != NULL && PQresultStatus(res) == want)
         return res;
     const char *msg = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-    snprintf(err, errlen, "PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
+    error_set(err, errlen, "PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
     PQclear(res);
     return NULL;
 }
@@ -52,7 +53,8 @@ int ledger_lock(PGconn *conn, const char *dlq_topic, int wait_ms, char *err, siz
     if (res == NULL) {
         char detail[256];
         snprintf(detail, sizeof(detail), "%s", err);
-        snprintf(err, errlen, "another dlq requeue on %s is still running (%s)", dlq_topic, detail);
+        error_set(err, errlen, "another dlq requeue on %s is still running (%s)", dlq_topic,
+                  detail);
         return -1;
     }
     PQclear(res);
@@ -134,7 +136,7 @@ int ledger_in_doubt(PGconn *conn, const char *dlq_topic, ledger_entry **out, siz
     if (rows > 0) {
         *out = calloc((size_t)rows, sizeof(**out));
         if (*out == NULL) {
-            snprintf(err, errlen, "out of memory");
+            error_set(err, errlen, "out of memory");
             PQclear(res);
             return -1;
         }

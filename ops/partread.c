@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "error.h"
 #include "kafka.h"
 #include "log.h"
 #include "timeutil.h"
@@ -31,24 +32,13 @@ struct partread {
     int timeout_ms;
 };
 
-__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt,
-                                                          ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
                     size_t errlen)
 {
     char why[256];
     if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) == RD_KAFKA_CONF_OK)
         return 0;
-    set_err(err, errlen, "%s: %s", key, why);
+    error_set(err, errlen, "%s: %s", key, why);
     return -1;
 }
 
@@ -70,7 +60,7 @@ static rd_kafka_t *reader_new(const char *brokers, const config_kafka_props *pro
         goto out;
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (rk == NULL) {
-        set_err(err, errlen, "cannot create Kafka consumer: %s", why);
+        error_set(err, errlen, "cannot create Kafka consumer: %s", why);
         goto out;
     }
     conf = NULL;
@@ -89,26 +79,26 @@ static int partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, ch
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     int n = -1;
     if (rkt == NULL) {
-        set_err(err, errlen, "%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        error_set(err, errlen, "%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         goto out;
     }
     rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "no answer from the cluster: %s", rd_kafka_err2str(e));
+        error_set(err, errlen, "no answer from the cluster: %s", rd_kafka_err2str(e));
         goto out;
     }
     if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        set_err(err, errlen, "topic %s does not exist", topic);
+        error_set(err, errlen, "topic %s does not exist", topic);
         n = 0;
         goto out;
     }
     if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
+        error_set(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
         goto out;
     }
     n = md->topics[0].partition_cnt;
     if (n <= 0 || n > PARTREAD_MAX_PARTITIONS) {
-        set_err(err, errlen, "topic %s: %d partitions", topic, n);
+        error_set(err, errlen, "topic %s: %d partitions", topic, n);
         n = -1;
     }
 out:
@@ -129,14 +119,14 @@ static int apply_times(partread *r, int64_t ms, int64_t *target, const int64_t *
         rd_kafka_topic_partition_list_add(list, r->topic, p)->offset = ms;
     rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(r->rk, list, r->timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        set_err(err, errlen, "offsets for time on %s: %s", r->topic, rd_kafka_err2str(e));
+        error_set(err, errlen, "offsets for time on %s: %s", r->topic, rd_kafka_err2str(e));
         goto out;
     }
     for (int i = 0; i < list->cnt; i++) {
         const rd_kafka_topic_partition_t *tp = &list->elems[i];
         if (tp->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            set_err(err, errlen, "offsets for time on %s [%d]: %s", r->topic, (int)tp->partition,
-                    rd_kafka_err2str(tp->err));
+            error_set(err, errlen, "offsets for time on %s [%d]: %s", r->topic, (int)tp->partition,
+                      rd_kafka_err2str(tp->err));
             goto out;
         }
         /* -1: no record at or after the time, i.e. the end of the partition. */
@@ -160,7 +150,7 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
     *out = NULL;
     r = calloc(1, sizeof(*r));
     if (r == NULL || (r->topic = strdup(topic)) == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     r->timeout_ms = range->timeout_ms > 0 ? range->timeout_ms : 10000;
@@ -173,8 +163,8 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
     if (r->npart <= 0)
         goto out;
     if (range->partition >= r->npart) {
-        set_err(err, errlen, "topic %s has no partition %d (it has %d)", topic,
-                (int)range->partition, r->npart);
+        error_set(err, errlen, "topic %s has no partition %d (it has %d)", topic,
+                  (int)range->partition, r->npart);
         st = PARTREAD_MISSING;
         goto out;
     }
@@ -184,7 +174,7 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
     r->done = calloc(n, sizeof(*r->done));
     low = calloc(n, sizeof(*low));
     if (r->start == NULL || r->end == NULL || r->done == NULL || low == NULL) {
-        set_err(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     for (int p = 0; p < r->npart; p++) {
@@ -209,7 +199,7 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
             (void)nanosleep(&ts, NULL);
         }
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            set_err(err, errlen, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
+            error_set(err, errlen, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
             goto out;
         }
         low[p] = lo;
@@ -219,9 +209,10 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
     if (range->partition >= 0) {
         int32_t p = range->partition;
         if (range->offset < low[p] || range->offset >= r->end[p]) {
-            set_err(err, errlen,
-                    "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64 "..%" PRId64 ")",
-                    (int)p, range->offset, topic, (int)p, low[p], r->end[p] - 1);
+            error_set(err, errlen,
+                      "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64 "..%" PRId64
+                      ")",
+                      (int)p, range->offset, topic, (int)p, low[p], r->end[p] - 1);
             st = PARTREAD_MISSING;
             goto out;
         }
@@ -251,7 +242,7 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
     if (assign->cnt > 0) {
         rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, assign);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            set_err(err, errlen, "assign %s: %s", topic, rd_kafka_err2str(e));
+            error_set(err, errlen, "assign %s: %s", topic, rd_kafka_err2str(e));
             goto out;
         }
     }
@@ -282,9 +273,9 @@ partread_status partread_next(partread *r, rd_kafka_message_t **out, char *err, 
         rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, PARTREAD_POLL_MS);
         if (m == NULL) {
             if (timeutil_monotonic_ms() >= deadline) {
-                set_err(err, errlen,
-                        "no progress reading %s for %d ms (%d partitions not finished)", r->topic,
-                        r->timeout_ms, r->remaining);
+                error_set(err, errlen,
+                          "no progress reading %s for %d ms (%d partitions not finished)", r->topic,
+                          r->timeout_ms, r->remaining);
                 return PARTREAD_ERROR;
             }
             continue;
@@ -302,7 +293,7 @@ partread_status partread_next(partread *r, rd_kafka_message_t **out, char *err, 
                 kafka_fatal_error(r->rk, fatal, sizeof(fatal)) != RD_KAFKA_RESP_ERR_NO_ERROR ||
                 m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                 m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-                set_err(err, errlen, "reading %s: %s", r->topic, rd_kafka_message_errstr(m));
+                error_set(err, errlen, "reading %s: %s", r->topic, rd_kafka_message_errstr(m));
                 rd_kafka_message_destroy(m);
                 return PARTREAD_ERROR;
             }

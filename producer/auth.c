@@ -9,6 +9,7 @@
  */
 #include "auth.h"
 
+#include "error.h"
 #include "ids.h"
 #include "log.h"
 #include "lru.h"
@@ -127,11 +128,11 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
     size_t len = 0;
     const char *key = bearer(authorization, &len);
     if (key == NULL) {
-        snprintf(err, errlen, "missing \"Authorization: Bearer <api key>\"");
+        error_set(err, errlen, "missing \"Authorization: Bearer <api key>\"");
         return AUTH_MISSING;
     }
     if (!apikey_well_formed(key, len)) {
-        snprintf(err, errlen, "invalid API key");
+        error_set(err, errlen, "invalid API key");
         return AUTH_INVALID;
     }
     unsigned char hash[APIKEY_HASH_LEN];
@@ -169,12 +170,12 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
             have = true;
         } else if (!have || !cached.found || now >= cached.usable_until) {
             LOG_WARN("auth", "cannot check an API key: %s", lerr);
-            snprintf(err, errlen, "the API key cannot be checked right now");
+            error_set(err, errlen, "the API key cannot be checked right now");
             return AUTH_UNAVAILABLE;
         }
     }
     if (!cached.found) {
-        snprintf(err, errlen, "invalid or revoked API key");
+        error_set(err, errlen, "invalid or revoked API key");
         return AUTH_INVALID;
     }
     *key_id = cached.id;

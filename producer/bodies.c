@@ -7,6 +7,7 @@
  */
 #include "bodies.h"
 
+#include "error.h"
 #include "template.h"
 #include "tz.h"
 #include "validate.h"
@@ -279,14 +280,14 @@ int bodies_check_placeholders(const char *text, size_t len, char *err, size_t er
      * exactly the templates the dispatcher can render. */
     if (memchr(text, '\0', len) != NULL) {
         if (err != NULL)
-            snprintf(err, errlen, "contains a NUL byte");
+            error_set(err, errlen, "contains a NUL byte");
         return -1;
     }
     /* text need not be terminated: compile a terminated copy. */
     char *copy = malloc(len + 1);
     if (copy == NULL) {
         if (err != NULL)
-            snprintf(err, errlen, "out of memory");
+            error_set(err, errlen, "out of memory");
         return -1;
     }
     memcpy(copy, text, len);

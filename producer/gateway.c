@@ -4,6 +4,7 @@
 #include "gateway.h"
 
 #include "api.h"
+#include "error.h"
 #include "events_api.h"
 #include "http.h"
 #include "log.h"
@@ -145,7 +146,7 @@ config_status gateway_config_load(gateway_config *cfg, int argc, char **argv, ch
     config_status st =
         config_load(tables, 2, argc, argv, &first, &cfg->kafka_props, gateway_usage, err, errlen);
     if (st == CONFIG_OK && first < argc) {
-        snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", argv[first]);
+        error_set(err, errlen, "unexpected argument \"%s\" (see --help)", argv[first]);
         return CONFIG_ERROR;
     }
     return st;
@@ -185,7 +186,7 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
 {
     gateway *g = calloc(1, sizeof *g);
     if (g == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     api_env *env = &g->env;
@@ -198,7 +199,7 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
         metrics_gauge_fn(env->metrics, "herald_gateway_producer_queue_depth",
                          "Records queued or in flight towards Kafka", NULL, queue_depth,
                          env) != 0) {
-        snprintf(err, errlen, "cannot set up metrics: out of memory");
+        error_set(err, errlen, "cannot set up metrics: out of memory");
         goto fail;
     }
     env->pool = pgpool_new(cfg->common.database_url, (size_t)cfg->db_pool_size, 1000, store_prepare,
@@ -207,13 +208,13 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
         goto fail;
     env->auth = auth_new(env->pool, cfg->auth_cache_ms, 300000);
     if (env->auth == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto fail;
     }
     if (cfg->rate_limit > 0) {
         env->limits = ratelimit_table_new((double)cfg->rate_limit, (double)cfg->rate_burst, 10000);
         if (env->limits == NULL) {
-            snprintf(err, errlen, "out of memory");
+            error_set(err, errlen, "out of memory");
             goto fail;
         }
     }

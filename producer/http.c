@@ -9,6 +9,7 @@
  */
 #include "http.h"
 
+#include "error.h"
 #include "ids.h"
 #include "log.h"
 #include "opsserver.h"
@@ -601,13 +602,13 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
         goto fail;
     s = calloc(1, sizeof *s);
     if (s == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto fail;
     }
     s->cfg = *cfg;
     s->addr = strdup(cfg->addr);
     if (s->addr == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto fail;
     }
     s->cfg.addr = s->addr;
@@ -634,8 +635,8 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
         NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        snprintf(err, errlen, "cannot listen on %s: %s", cfg->addr,
-                 errno != 0 ? strerror(errno) : "address in use or not available");
+        error_set(err, errlen, "cannot listen on %s: %s", cfg->addr,
+                  errno != 0 ? strerror(errno) : "address in use or not available");
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);

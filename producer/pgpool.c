@@ -3,6 +3,7 @@
  */
 #include "pgpool.h"
 
+#include "error.h"
 #include "log.h"
 
 #include <errno.h>
@@ -36,13 +37,13 @@ pgpool *pgpool_new(const char *url, size_t size, int reconnect_wait_ms, pgpool_s
         size = 1;
     pgpool *p = calloc(1, sizeof *p + size * sizeof(slot));
     if (p == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     p->url = strdup(url);
     if (p->url == NULL) {
         free(p);
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return NULL;
     }
     p->n = size;
@@ -99,7 +100,7 @@ pg_conn *pgpool_acquire(pgpool *p, int wait_ms, char *err, size_t errlen)
         p->slots[i].busy = true;
     pthread_mutex_unlock(&p->lock);
     if (!found) {
-        snprintf(err, errlen, "no database connection free within %d ms", wait_ms);
+        error_set(err, errlen, "no database connection free within %d ms", wait_ms);
         return NULL;
     }
 

@@ -8,6 +8,7 @@
  */
 #include "publisher.h"
 
+#include "error.h"
 #include "kafka.h"
 #include "log.h"
 #include "timeutil.h"
@@ -191,7 +192,7 @@ publisher *publisher_new(const publisher_config *cfg, char *err, size_t errlen)
     free(items);
     return p;
 fail:
-    snprintf(err, errlen, "cannot start the Kafka producer: out of resources");
+    error_set(err, errlen, "cannot start the Kafka producer: out of resources");
 fail_quiet:
     free(items);
     publisher_free(p);
@@ -207,7 +208,7 @@ static bool unreachable(publisher *p, char *err, size_t errlen)
     if (atomic_load(&p->probes) == 0 || atomic_load(&p->reachable))
         return false;
     pthread_mutex_lock(&p->lock);
-    snprintf(err, errlen, "%s", p->reason);
+    error_set(err, errlen, "%s", p->reason);
     pthread_mutex_unlock(&p->lock);
     return true;
 }
@@ -217,7 +218,7 @@ publisher_result publisher_admit(publisher *p, char *err, size_t errlen)
     if (unreachable(p, err, errlen))
         return PUBLISHER_UNAVAILABLE;
     if (p->queue_max > 0 && kafka_producer_outq_len(p->kp) >= p->queue_max) {
-        snprintf(err, errlen, "the local producer queue is full");
+        error_set(err, errlen, "the local producer queue is full");
         return PUBLISHER_QUEUE_FULL;
     }
     return PUBLISHER_OK;
@@ -231,7 +232,7 @@ publisher_result publisher_send(publisher *p, const char *topic, const void *key
         return PUBLISHER_UNAVAILABLE;
     msg_ctx *m = malloc(sizeof *m);
     if (m == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         return PUBLISHER_QUEUE_FULL;
     }
     m->pub = p;

@@ -6,6 +6,7 @@
  * running it again.  Times are returned as RFC 3339 UTC with milliseconds,
  * the way every Herald timestamp reads.
  */
+#include "error.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -228,7 +229,7 @@ store_status store_user_get(pg_conn *c, const char *user_id, json_t **out, char 
                      col_str(res, 0, 5), "push_tokens", col_json(res, 0, 8, json_array()),
                      "created_at", col_str(res, 0, 6), "updated_at", col_str(res, 0, 7));
     if (*out == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         st = STORE_ERROR;
     }
 out:
@@ -245,7 +246,7 @@ store_status store_user_put(pg_conn *c, const char *user_id, const json_t *body,
     json_t *jt = json_object_get(body, "push_tokens");
     tokens = json_is_array(jt) ? json_dumps(jt, JSON_COMPACT) : strdup("[]");
     if (tokens == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     const char *uv[6] = {user_id,
@@ -323,7 +324,7 @@ store_status store_prefs_get(pg_conn *c, const char *user_id, json_t **out, char
                      col_json(res, 0, 2, json_object()), "quiet_hours", qh, "updated_at",
                      col_str(res, 0, 5));
     if (*out == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         st = STORE_ERROR;
     }
 out:
@@ -341,7 +342,7 @@ store_status store_prefs_put(pg_conn *c, const char *user_id, const json_t *body
     channels = jc != NULL ? json_dumps(jc, JSON_COMPACT) : strdup("{}");
     categories = jk != NULL ? json_dumps(jk, JSON_COMPACT) : strdup("{}");
     if (channels == NULL || categories == NULL) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         goto out;
     }
     json_t *qh = json_object_get(body, "quiet_hours");
@@ -394,7 +395,7 @@ store_status store_template_put(pg_conn *c, const char *event_type, const char *
     if (st == STORE_OK) {
         *out = PQntuples(res) == 1 ? template_json(res) : NULL;
         if (*out == NULL) {
-            snprintf(err, errlen, "the template was not returned");
+            error_set(err, errlen, "the template was not returned");
             st = STORE_ERROR;
         }
     }
@@ -413,7 +414,7 @@ store_status store_template_get(pg_conn *c, const char *event_type, const char *
         if (PQntuples(res) != 1) {
             st = STORE_NOT_FOUND;
         } else if ((*out = template_json(res)) == NULL) {
-            snprintf(err, errlen, "out of memory");
+            error_set(err, errlen, "out of memory");
             st = STORE_ERROR;
         }
     }
@@ -513,7 +514,7 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
         json_object_set_new(doc, "dispatched_at", col_str(ev, 0, 7));
     }
     if (doc == NULL || json_object_set(doc, "deliveries", list) != 0) {
-        snprintf(err, errlen, "out of memory");
+        error_set(err, errlen, "out of memory");
         st = STORE_ERROR;
         goto out;
     }
@@ -578,7 +579,7 @@ store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, c
             continue;
         }
     }
-    snprintf(err, errlen, "the idempotency key kept changing hands");
+    error_set(err, errlen, "the idempotency key kept changing hands");
     st = STORE_ERROR;
 out:
     PQclear(res);
