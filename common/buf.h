@@ -1,14 +1,14 @@
 /*
- * buf: a growable byte buffer with a hard cap, for request bodies, MIME
- * messages and provider responses.
+ * buf: Herald's one growable byte buffer, with a hard cap (curl's dynbuf):
+ * request and response bodies, rendered text, MIME messages, JSON records.
  *
  * The contents are always NUL-terminated so text can be used as a C
  * string.  A write that would pass the cap fails and leaves the buffer as
  * it was; the caller decides whether that is an error (a request body) or
  * a truncation worth ignoring (a response kept only for its error message).
  */
-#ifndef HERALD_CHANNELS_BUF_H
-#define HERALD_CHANNELS_BUF_H
+#ifndef HERALD_BUF_H
+#define HERALD_BUF_H
 
 #include <stdarg.h>
 #include <stddef.h>
