@@ -5,12 +5,14 @@
 HERALD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 
 # What a fresh Debian machine needs to build, test and run Herald locally.
-# The JRE is chosen by herald_java_package.
+# The JRE is chosen by herald_java_package.  docker-compose is what
+# dev/check-compose validates docker-compose.yml with; it needs no engine
+# (and none is installed: no recommends).
 HERALD_DEB_PACKAGES=(
     build-essential cmake pkg-config
     librdkafka-dev libjansson-dev libcurl4-openssl-dev libpq-dev
     libmicrohttpd-dev check libssl-dev openssl
-    postgresql maven kcat curl tzdata
+    postgresql maven kcat curl tzdata docker-compose
     clang libclang-rt-dev clang-format
 )
 
