@@ -30,6 +30,7 @@
 #include "base64.h"
 #include "ptime.h"
 #include "test_certs.h"
+#include "testsupport.h"
 #include "testutil.h"
 
 #define START_TIMEOUT_MS 10000
@@ -72,7 +73,6 @@ static void start_server(server_proc *sp, bool smtp, const char *const *args)
     char path[512];
     const char *argv[48];
     size_t n = 0;
-    int out[2];
 
     memset(sp, 0, sizeof(*sp));
     if (smtp)
@@ -90,64 +90,22 @@ static void start_server(server_proc *sp, bool smtp, const char *const *args)
         argv[n++] = args[i];
     argv[n] = NULL;
 
-    ck_assert_int_eq(pipe(out), 0);
-    pid_t parent = getpid();
-    sp->pid = fork();
-    ck_assert_int_ge(sp->pid, 0);
-    if (sp->pid == 0) {
-        /* A failed assertion ends the test process: take the server along. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(out[1], STDOUT_FILENO);
-        close(out[0]);
-        close(out[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-
+    int out = -1;
+    sp->pid = testsupport_spawn_logged(path, (char *const *)argv, NULL, NULL, &out, true);
+    ck_assert_int_gt(sp->pid, 0);
     char line[256];
-    size_t len = 0;
-    long deadline = ptime_monotonic_ms() + START_TIMEOUT_MS;
-    while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL &&
-           ptime_monotonic_ms() < deadline) {
-        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(out[0], line + len, sizeof(line) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    close(out[0]);
-    line[len] = '\0';
-    int matched = smtp ? sscanf(line, "listening on 127.0.0.1:%d control 127.0.0.1:%d", &sp->port,
-                                &sp->control_port)
-                       : sscanf(line, "listening on 127.0.0.1:%d", &sp->port);
-    ck_assert_msg(matched == (smtp ? 2 : 1), "%s did not report its port: \"%s\"", path, line);
-    if (!smtp)
-        sp->control_port = sp->port;
+    int rc = testsupport_read_listen_line(out, START_TIMEOUT_MS, &sp->port, &sp->control_port, line,
+                                          sizeof(line));
+    close(out);
+    ck_assert_msg(rc == 0 && (!smtp || strstr(line, " control ") != NULL),
+                  "%s did not report its port: \"%s\"", path, line);
 }
 
 /* SIGTERM, then the exit status, which must be 0. */
 static int stop_server(server_proc *sp)
 {
-    int status = -1;
     kill(sp->pid, SIGTERM);
-    long deadline = ptime_monotonic_ms() + STOP_TIMEOUT_MS;
-    while (ptime_monotonic_ms() < deadline) {
-        pid_t r = waitpid(sp->pid, &status, WNOHANG);
-        if (r == sp->pid)
-            break;
-        ptime_sleep_ms(10);
-    }
-    if (ptime_monotonic_ms() >= deadline) {
-        kill(sp->pid, SIGKILL);
-        waitpid(sp->pid, &status, 0);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return testsupport_wait(sp->pid, STOP_TIMEOUT_MS);
 }
 
 static void finish_server(server_proc *sp)

@@ -244,20 +244,27 @@ pid_t testsupport_spawn_logged(const char *path, char *const argv[], const char 
         return -1;
     fflush(stdout);
     fflush(stderr);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        if (die_with_parent)
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0)
+        /* The parent may have ended before the death signal was armed. */
+        if (die_with_parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
             _exit(127);
-        dup2(fd, 2);
-        dup2(listen_fd != NULL ? pipefd[1] : fd, 1);
+        int fd = log != NULL ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+        if (log != NULL && fd < 0)
+            _exit(127);
+        if (fd >= 0)
+            dup2(fd, 2);
+        if (listen_fd != NULL)
+            dup2(pipefd[1], 1);
+        else if (fd >= 0)
+            dup2(fd, 1);
         if (listen_fd != NULL) {
             close(pipefd[0]);
             close(pipefd[1]);
         }
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         setpgid(0, 0);
         for (size_t i = 0; env != NULL && env[i] != NULL; i++)
             putenv((char *)env[i]);

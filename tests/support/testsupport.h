@@ -58,7 +58,8 @@ int testsupport_wait(pid_t pid, int timeout_ms);
  * into its environment as given (NULL-terminated, may be NULL), stderr
  * appended to log.  stdout goes to log as well or, when listen_fd is not
  * NULL, to a pipe whose read end is stored there (for
- * testsupport_read_listen_line; the caller closes it).  With
+ * testsupport_read_listen_line; the caller closes it).  With log NULL,
+ * stderr (and stdout without listen_fd) stay the test's.  With
  * die_with_parent the child is killed when the test process ends, which a
  * failed assertion does before any teardown runs.  Returns the pid, or -1.
  */
