@@ -5,12 +5,14 @@
 HERALD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 
 # What a fresh Debian machine needs to build, test and run Herald locally.
-# The JRE is chosen by herald_java_package.
+# The JRE is chosen by herald_java_package.  docker-compose is what
+# dev/check-compose validates docker-compose.yml with; it needs no engine
+# (and none is installed: no recommends).
 HERALD_DEB_PACKAGES=(
     build-essential cmake pkg-config
     librdkafka-dev libjansson-dev libcurl4-openssl-dev libpq-dev
     libmicrohttpd-dev check libssl-dev openssl
-    postgresql maven kcat curl tzdata
+    postgresql maven kcat curl tzdata docker-compose
     clang libclang-rt-dev clang-format
 )
 
@@ -21,6 +23,12 @@ herald_log() {
 herald_die() {
     herald_log "error: $*"
     exit 1
+}
+
+# A usage or configuration error: one line naming the flag or variable, exit 2.
+herald_usage_die() {
+    herald_log "error: $*"
+    exit 2
 }
 
 # Kafka 4 needs Java 17 or newer. Prefer the package the project was tested
@@ -105,9 +113,15 @@ herald_wait_until() {
     "$@"
 }
 
-# True when something accepts TCP connections on 127.0.0.1:$1.
+# True when something accepts TCP connections on [HOST:]PORT (HOST
+# 127.0.0.1 when absent).
 herald_port_in_use() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+    local host=127.0.0.1 port="$1"
+    if [[ "$1" == *:* ]]; then
+        host="${1%:*}"
+        port="${1##*:}"
+    fi
+    timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null
 }
 
 # Shell code that closes every file descriptor above 2, run before a daemon
@@ -117,6 +131,28 @@ herald_port_in_use() {
 # it; a lock taken on a descriptor would be held as long, too.
 # shellcheck disable=SC2016
 HERALD_CLOSE_FDS='for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)); then eval "exec $fd>&-"; fi; done'
+
+# Starts COMMAND in a session of its own (a Ctrl-C at the caller's terminal
+# does not reach it), with no descriptor of the caller's but stdout and
+# stderr appended to LOG and stdin from /dev/null; its pid goes to PIDFILE,
+# written whole or not at all.  The environment passes through.  Returns 1
+# when no pid was recorded within 5 s.
+# herald_launch PIDFILE LOG COMMAND [ARGS...]
+herald_launch() {
+    local pidfile="$1" log="$2" i
+    shift 2
+    rm -f "$pidfile"
+    # The inner shell records its own pid and then becomes the program, so
+    # the pidfile holds the program's pid whatever setsid does.
+    # shellcheck disable=SC2016
+    setsid bash -c "$HERALD_CLOSE_FDS"'; echo $$ >"$1.new"; mv "$1.new" "$1"; shift; exec "$@"' \
+        herald-launch "$pidfile" "$@" </dev/null >>"$log" 2>&1 &
+    for ((i = 0; i < 50; i++)); do
+        [[ -s "$pidfile" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 # ---------------------------------------------------------------- Kafka
 #
@@ -248,24 +284,14 @@ EOC
 # goes to PIDFILE.  Returns 1 when no pid was recorded within 5 s.
 # herald_kafka_launch CONFIG PIDFILE LOGDIR MIN_HEAP MAX_HEAP
 herald_kafka_launch() {
-    local config="$1" pidfile="$2" logdir="$3" i
-    rm -f "$pidfile"
-    # The inner shell records its own pid and then becomes the JVM, so the
-    # pidfile holds the broker's pid whatever setsid does.
-    # shellcheck disable=SC2016
-    setsid bash -c "$HERALD_CLOSE_FDS"'; echo $$ >"$1"; shift; exec nohup "$@"' herald-kafka "$pidfile" \
+    local config="$1" logdir="$3"
+    herald_launch "$2" "$logdir/kafka.out" nohup \
         java "-Xms$4" "-Xmx$5" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
         "-Dlog4j2.configurationFile=$HERALD_ROOT/dev/kafka/log4j2.properties" \
         "-Dkafka.logs.dir=$logdir" \
-        -cp "$KAFKA_LIBS/*" kafka.Kafka "$config" \
-        </dev/null >>"$logdir/kafka.out" 2>&1 &
-    for ((i = 0; i < 50; i++)); do
-        [[ -s "$pidfile" ]] && return 0
-        sleep 0.1
-    done
-    return 1
+        -cp "$KAFKA_LIBS/*" kafka.Kafka "$config"
 }
 
 # Is PID the broker started with CONFIG? herald_kafka_is_ours PID CONFIG

@@ -30,7 +30,7 @@ static inline Suite *test_build_suite(const char *name, const test_case_entry *c
     for (size_t i = 0; i < n; i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_set_timeout(tc, timeout_s);
-        _tcase_add_test(tc, *cases[i].fn, 0, 0, 0, 1);
+        tcase_add_test(tc, *cases[i].fn);
         suite_add_tcase(s, tc);
     }
     return s;

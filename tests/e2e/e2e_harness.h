@@ -104,12 +104,6 @@ typedef struct e2e_env {
 
 /* ------------------------------------------------------------ small helpers */
 
-static inline void e2e_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static inline char *e2e_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline char *e2e_printf(const char *fmt, ...)
 {
@@ -126,42 +120,13 @@ static inline char *e2e_printf(const char *fmt, ...)
     return s;
 }
 
-static inline char *e2e_read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 65536, len = 0;
-    char *s = malloc(cap);
-    for (size_t n; s != NULL && (n = fread(s + len, 1, cap - len - 1, f)) > 0;) {
-        len += n;
-        if (len + 1 >= cap) {
-            char *t = realloc(s, cap * 2);
-            if (t == NULL) {
-                free(s);
-                s = NULL;
-                break;
-            }
-            s = t;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (s)
-        s[len] = '\0';
-    return s;
-}
-
 /* Prints the last bytes of a child's log (for failure messages). */
 static inline void e2e_dump_log(const e2e_proc *p)
 {
-    char *s = e2e_read_file(p->log);
-    if (s) {
-        size_t n = strlen(s);
+    char tail[3001];
+    if (access(p->log, R_OK) == 0)
         fprintf(stderr, "---- %s (last 3000 bytes)\n%s\n----\n", p->log,
-                n > 3000 ? s + n - 3000 : s);
-        free(s);
-    }
+                testsupport_file_tail(p->log, tail, sizeof tail));
 }
 
 /* Waits (bounded) for "<marker><port>" in a child's log; returns the port. */
@@ -169,7 +134,7 @@ static inline int e2e_port_from_log(e2e_proc *p, const char *marker, long timeou
 {
     int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     for (int i = 0; i < 10000 && timeutil_monotonic_ms() < deadline; i++) {
-        char *s = e2e_read_file(p->log);
+        char *s = testsupport_read_file(p->log, NULL);
         const char *m = s ? strstr(s, marker) : NULL;
         int port = m ? atoi(m + strlen(marker)) : 0;
         free(s);
@@ -179,7 +144,7 @@ static inline int e2e_port_from_log(e2e_proc *p, const char *marker, long timeou
             p->pid = 0;
             break;
         }
-        e2e_sleep_ms(50);
+        testsupport_sleep_ms(50);
     }
     e2e_dump_log(p);
     ck_abort_msg("%s did not log \"%s<port>\"", p->name, marker);
@@ -195,40 +160,19 @@ static inline int e2e_port_from_log(e2e_proc *p, const char *marker, long timeou
  */
 static inline void e2e_spawn(e2e_proc *p, bool listen)
 {
-    int pipefd[2] = {-1, -1};
-    if (listen)
-        ck_assert_int_eq(pipe(pipefd), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0)
-            _exit(127);
-        dup2(fd, 2);
-        dup2(listen ? pipefd[1] : fd, 1);
-        if (listen) {
-            close(pipefd[0]);
-            close(pipefd[1]);
-        }
-        close(fd);
-        setpgid(0, 0);
-        for (int i = 0; p->env[i] != NULL; i++)
-            putenv(p->env[i]);
-        execv(p->argv[0], p->argv);
-        _exit(127);
-    }
+    int listen_fd = -1;
+    pid_t pid = testsupport_spawn_logged(p->argv[0], p->argv, (const char *const *)p->env, p->log,
+                                         listen ? &listen_fd : NULL, false);
+    ck_assert_int_gt(pid, 0);
     p->pid = pid;
     p->starts++;
     p->stopped = false;
     if (!listen)
         return;
-    close(pipefd[1]);
     char line[512];
     int rc =
-        testsupport_read_listen_line(pipefd[0], 15000, &p->port, &p->control, line, sizeof line);
-    close(pipefd[0]);
+        testsupport_read_listen_line(listen_fd, 15000, &p->port, &p->control, line, sizeof line);
+    close(listen_fd);
     ck_assert_msg(rc == 0, "%s did not report its port: \"%s\"", p->name, line);
 }
 
@@ -272,7 +216,7 @@ static inline int e2e_stop(e2e_proc *p, int sig, long timeout_ms)
             waitpid(p->pid, &st, 0);
             break;
         }
-        e2e_sleep_ms(20);
+        testsupport_sleep_ms(20);
     }
     p->pid = 0;
     return rc;
@@ -478,7 +422,7 @@ static inline void e2e_start_daemon(e2e_env *e, int which)
             fclose(devnull);
         if (st == 200)
             return;
-        e2e_sleep_ms(100);
+        testsupport_sleep_ms(100);
     }
     e2e_dump_log(p);
     ck_abort_msg("%s: %s did not answer 200 within 60 s (last %ld)", p->name, url, st);
@@ -694,7 +638,7 @@ static inline void e2e_add_instance(e2e_env *e, int which)
 static inline bool e2e_assigned(e2e_env *e, int which)
 {
     static const char marker[] = "] assigned ";
-    char *s = e2e_read_file(e->procs[which].log);
+    char *s = testsupport_read_file(e->procs[which].log, NULL);
     bool got = false;
     for (const char *m = s; m != NULL && !got && (m = strstr(m, marker)) != NULL;) {
         m += sizeof marker - 1;
@@ -713,7 +657,7 @@ static inline void e2e_wait_assigned(e2e_env *e, int which, long timeout_ms)
         if (e2e_assigned(e, which))
             return;
         ck_assert_msg(e2e_alive(p), "%s exited (log %s)", p->name, p->log);
-        e2e_sleep_ms(100);
+        testsupport_sleep_ms(100);
     }
     e2e_dump_log(p);
     ck_abort_msg("%s was given no partition within %ld ms", p->name, timeout_ms);
@@ -914,7 +858,7 @@ static inline json_t *e2e_poll_event(e2e_env *e, const char *id, long timeout_ms
         doc = e2e_event(e, id);
         if ((doc && done(doc, arg)) || timeutil_monotonic_ms() > deadline)
             break;
-        e2e_sleep_ms(200);
+        testsupport_sleep_ms(200);
     }
     return doc;
 }
@@ -1011,7 +955,7 @@ static inline long e2e_publish_events(e2e_env *e, const char *type, const char *
             refused++;
             ck_assert_msg(timeutil_monotonic_ms() < deadline,
                           "events of %s still refused after %ld ms", user_prefix, retry_ms);
-            e2e_sleep_ms(250);
+            testsupport_sleep_ms(250);
         }
         json_t *events = json_array();
         for (int k = 0; k < left; k++) {
@@ -1244,7 +1188,7 @@ static inline e2e_outcome e2e_expect_delivered(e2e_env *e, const char *what,
         o = e2e_tally_outcome(&t, n, ids);
         if (o.loss == 0 || timeutil_monotonic_ms() > deadline || !e2e_all_alive(e))
             break;
-        e2e_sleep_ms(500);
+        testsupport_sleep_ms(500);
     }
     int64_t delivered_ms = timeutil_monotonic_ms() - t0;
     /* What the API says of a few lost events, to tell where they stopped. */
@@ -1268,7 +1212,7 @@ static inline e2e_outcome e2e_expect_delivered(e2e_env *e, const char *what,
     int unsent =
         o.loss == 0 ? e2e_first_unsent(e, n, ids, timeutil_monotonic_ms() + timeout_ms) : -1;
     int64_t settled_ms = timeutil_monotonic_ms() - t0;
-    e2e_sleep_ms(1000); /* late re-sends still count */
+    testsupport_sleep_ms(1000); /* late re-sends still count */
     e2e_tally_read(e, &t);
     o = e2e_tally_outcome(&t, n, ids);
     fprintf(stderr,

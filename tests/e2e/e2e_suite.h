@@ -33,7 +33,7 @@ static inline int e2e_suite_main(const char *name, const test_case_entry *cases,
     TCase *tc = tcase_create(name);
     tcase_set_timeout(tc, 0);
     for (size_t i = 0; i < n; i++)
-        _tcase_add_test(tc, *cases[i].fn, 0, 0, 0, 1);
+        tcase_add_test(tc, *cases[i].fn);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -131,7 +131,7 @@ static void cluster_restart_wait(void)
     if (rc != 0) {
         char log[128];
         snprintf(log, sizeof log, "%s/restart.log", cluster.dir);
-        char *s = e2e_read_file(log);
+        char *s = testsupport_read_file(log, NULL);
         fprintf(stderr, "%s", s ? s : "");
         free(s);
     }
@@ -178,7 +178,7 @@ static int choose_victim(void)
     const char *groups[] = {group};
     for (int attempt = 0; attempt < 4 && coordinator < 0; attempt++) {
         if (attempt > 0)
-            e2e_sleep_ms(1000);
+            testsupport_sleep_ms(1000);
         rd_kafka_DescribeConsumerGroups(rk, groups, 1, NULL, q);
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 5000);
         const rd_kafka_DescribeConsumerGroups_result_t *res =
@@ -288,7 +288,7 @@ static long publish_batch(int from)
         retried += left;
         npending = left;
         if (npending > 0)
-            e2e_sleep_ms(500);
+            testsupport_sleep_ms(500);
     }
     return retried;
 }
@@ -409,7 +409,7 @@ START_TEST(test_killing_a_broker_mid_run_loses_nothing)
             killed_at = timeutil_monotonic_ms();
             cluster_restart_later(node);
         }
-        e2e_sleep_ms(BATCH_PAUSE_MS);
+        testsupport_sleep_ms(BATCH_PAUSE_MS);
     }
     fprintf(stderr, "e2e: %d events published in %lld ms, %ld item publishes retried\n", EVENTS,
             (long long)(timeutil_monotonic_ms() - t0), retried);
@@ -424,9 +424,9 @@ START_TEST(test_killing_a_broker_mid_run_loses_nothing)
         t = tally_records();
         if (t.loss == 0 || timeutil_monotonic_ms() > deadline || !e2e_all_alive(&env))
             break;
-        e2e_sleep_ms(500);
+        testsupport_sleep_ms(500);
     }
-    e2e_sleep_ms(2000); /* late re-sends still count */
+    testsupport_sleep_ms(2000); /* late re-sends still count */
     t = tally_records();
     fprintf(stderr,
             "e2e: records email %ld, sms %ld, push %ld; %ld under a second key, %ld strays; "

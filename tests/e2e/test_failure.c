@@ -123,13 +123,13 @@ START_TEST(test_killing_every_daemon_repeatedly_mid_run_loses_nothing)
                        e2e_assigned(&env, x->which)) {
                 /* At a varying moment of the batch's way through the
                  * stages: provider requests take 100-200 ms. */
-                e2e_sleep_ms((long)((v * rounds + x->kills) * 137 % KILL_PHASE_MS));
+                testsupport_sleep_ms((long)((v * rounds + x->kills) * 137 % KILL_PHASE_MS));
                 kill_victim(x, published);
             }
         }
         int64_t next = t0 + (int64_t)(b + 1) * interval_ms;
         if (next > timeutil_monotonic_ms())
-            e2e_sleep_ms((long)(next - timeutil_monotonic_ms()));
+            testsupport_sleep_ms((long)(next - timeutil_monotonic_ms()));
     }
     int64_t published_ms = timeutil_monotonic_ms() - t0;
     /* Kills the schedule could not place before the last batch (a daemon
@@ -139,7 +139,7 @@ START_TEST(test_killing_every_daemon_repeatedly_mid_run_loses_nothing)
         victim *x = &vs[v];
         for (int k = 0; k < 2 * rounds && x->kills < rounds; k++) {
             if (x->down_since != 0) {
-                e2e_sleep_ms(DOWN_MS);
+                testsupport_sleep_ms(DOWN_MS);
                 restart_victim(x, published);
             }
             e2e_wait_assigned(&env, x->which, E2E_PHASE_MS);
@@ -147,7 +147,7 @@ START_TEST(test_killing_every_daemon_repeatedly_mid_run_loses_nothing)
             late++;
         }
         if (x->down_since != 0) {
-            e2e_sleep_ms(DOWN_MS);
+            testsupport_sleep_ms(DOWN_MS);
             restart_victim(x, published);
         }
     }

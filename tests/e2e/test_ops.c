@@ -141,7 +141,7 @@ static size_t wait_http_records(const char *protocol, const char *prefix, size_t
         json_decref(r);
         if (n >= want || timeutil_monotonic_ms() > deadline || !e2e_all_alive(&env))
             break;
-        e2e_sleep_ms(200);
+        testsupport_sleep_ms(200);
     }
     return n;
 }
@@ -238,7 +238,7 @@ START_TEST(test_dlq_list_show_stats_and_requeue_once)
         list = ctl_json();
         if (json_array_size(list) >= DLQ_EVENTS)
             break;
-        e2e_sleep_ms(300);
+        testsupport_sleep_ms(300);
     }
     ck_assert_msg(json_is_array(list) && json_array_size(list) == DLQ_EVENTS, "dlq list --json: %s",
                   ctl_out);
@@ -328,7 +328,7 @@ START_TEST(test_dlq_list_show_stats_and_requeue_once)
     CTL_OK("dlq", "requeue", "--stage", "worker.sms", "--reason", "permanent_failure", "--dry-run");
     ck_assert_msg(strstr(ctl_out, "3 would be requeued, 0 already requeued"), "dry run:\n%s",
                   ctl_out);
-    e2e_sleep_ms(500);
+    testsupport_sleep_ms(500);
     r = http_records("sms", "opsdlq-");
     ck_assert_int_eq(json_array_size(r), 0);
     json_decref(r);
@@ -355,7 +355,7 @@ START_TEST(test_dlq_list_show_stats_and_requeue_once)
     CTL_OK("dlq", "requeue", pos[0], pos[2]);
     ck_assert_msg(strstr(ctl_out, "0 requeued, 2 already requeued"), "requeue %s %s:\n%s", pos[0],
                   pos[2], ctl_out);
-    e2e_sleep_ms(2000); /* room for a wrong re-send to show up */
+    testsupport_sleep_ms(2000); /* room for a wrong re-send to show up */
     r = http_records("sms", "opsdlq-");
     ck_assert_int_eq(json_array_size(r), DLQ_EVENTS);
     ck_assert_int_eq(count_distinct(r, "event_id"), DLQ_EVENTS);
@@ -375,7 +375,7 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
         snprintf(token, sizeof token, "opsrep-token-%02d", i);
         e2e_put_user(&env, user, NULL, NULL, token);
     }
-    e2e_sleep_ms(50);
+    testsupport_sleep_ms(50);
     rfc3339(timeutil_now_ms(), from, sizeof from);
 
     /* Some delivered ... */
@@ -404,7 +404,7 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
                       "event %s: the push did not fail", ids[i]);
         json_decref(doc);
     }
-    e2e_sleep_ms(50);
+    testsupport_sleep_ms(50);
     rfc3339(timeutil_now_ms(), to, sizeof to);
     e2e_control(&env, E2E_HTTP, "{\"reset\":true}");
     json_t *r = http_records("push", "opsrep-");
@@ -431,12 +431,12 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
         dup = worker_metric(E2E_PUSH, "herald_worker_duplicates_skipped_total");
         if (dup - (dup0 < 0 ? 0 : dup0) >= REPLAY_OK)
             break;
-        e2e_sleep_ms(200);
+        testsupport_sleep_ms(200);
     }
     ck_assert_msg(dup - (dup0 < 0 ? 0 : dup0) >= REPLAY_OK,
                   "the push worker skipped %.0f replayed deliveries, expected %d",
                   dup - (dup0 < 0 ? 0 : dup0), REPLAY_OK);
-    e2e_sleep_ms(1000);
+    testsupport_sleep_ms(1000);
     r = http_records("push", "opsrep-");
     size_t keys = count_distinct(r, "idempotency_key");
     fprintf(stderr, "e2e: replay: %zu push records, %zu keys, %zu events\n", json_array_size(r),
@@ -464,7 +464,7 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
     got = wait_http_records("push", "opsrep-", 2 * REPLAY_EVENTS, E2E_PHASE_MS);
     ck_assert_msg(got >= 2 * REPLAY_EVENTS, "%zu pushes after replay --redeliver, expected %d", got,
                   2 * REPLAY_EVENTS);
-    e2e_sleep_ms(1000);
+    testsupport_sleep_ms(1000);
     r = http_records("push", "opsrep-");
     keys = count_distinct(r, "idempotency_key");
     fprintf(stderr, "e2e: redeliver: %zu push records, %zu keys\n", json_array_size(r), keys);
@@ -555,7 +555,7 @@ START_TEST(test_status_shows_lag_while_the_email_worker_is_down_and_drains_after
         lag = email_lag(&healthy);
         if (lag >= lag0 + LAG_EVENTS)
             break;
-        e2e_sleep_ms(300);
+        testsupport_sleep_ms(300);
     }
     fprintf(stderr, "e2e: email lag while stopped: %ld\n", lag);
     if (lag < lag0 + LAG_EVENTS) {
@@ -583,7 +583,7 @@ START_TEST(test_status_shows_lag_while_the_email_worker_is_down_and_drains_after
         lag = email_lag(&healthy);
         if (lag == 0)
             break;
-        e2e_sleep_ms(300);
+        testsupport_sleep_ms(300);
     }
     fprintf(stderr, "e2e: email lag after restart: %ld\n", lag);
     if (lag != 0) {

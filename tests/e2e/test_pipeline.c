@@ -96,7 +96,7 @@ static bool wait_all_channels(const char *prefix, size_t want)
         if ((ne >= want && ns >= want && np >= want) || timeutil_monotonic_ms() > deadline ||
             !e2e_all_alive(&env))
             break;
-        e2e_sleep_ms(250);
+        testsupport_sleep_ms(250);
     }
     fprintf(stderr, "e2e: %s*: email %zu, sms %zu, push %zu of %zu\n", prefix, ne, ns, np, want);
     return ne >= want && ns >= want && np >= want;
@@ -207,7 +207,7 @@ START_TEST(test_topic_broadcast_reaches_every_subscriber_on_every_channel)
 
     ck_assert_msg(wait_all_channels("sub-", B_SUBSCRIBERS),
                   "the broadcast did not reach every subscriber within %ld s", E2E_PHASE_MS / 1000);
-    e2e_sleep_ms(1000); /* room for any extra delivery to show up */
+    testsupport_sleep_ms(1000); /* room for any extra delivery to show up */
     json_t *e = smtp_records("sub-"), *s = http_records("sms", "sub-"),
            *p = http_records("push", "sub-");
     json_t *se = distinct(e, "rcpt"), *ss = distinct(s, "user_id"), *sp = distinct(p, "user_id");

@@ -226,11 +226,11 @@ static void expect_delivered(const char *what, const char *prefix, int n, char i
         o = count(prefix, n, ids, channels);
         if (o.loss == 0 || timeutil_monotonic_ms() > deadline || !e2e_all_alive(&env))
             break;
-        e2e_sleep_ms(250);
+        testsupport_sleep_ms(250);
     }
     long loss = o.loss;
     int64_t took = timeutil_monotonic_ms() - t0;
-    e2e_sleep_ms(1000); /* late re-sends still count */
+    testsupport_sleep_ms(1000); /* late re-sends still count */
     o = count(prefix, n, ids, channels);
     fprintf(stderr,
             "e2e: %s: email %ld, sms %ld, push %ld notifications of %d events, all in %lld ms\n",
@@ -307,7 +307,7 @@ START_TEST(test_sms_provider_down_for_a_while_loses_nothing)
     publish_all("e2e.res", "down-", OUTAGE_EVENTS, ids);
     int64_t left = t0 + OUTAGE_MS - timeutil_monotonic_ms();
     if (left > 0)
-        e2e_sleep_ms((long)left);
+        testsupport_sleep_ms((long)left);
     e2e_control(&env, E2E_HTTP, "{\"fail_count\":0,\"match\":\"\"}");
     long failed = http_stat("failed_injected") - failed0;
     fprintf(stderr, "e2e: sms answered 503 to %ld requests during %lld ms\n", failed,
@@ -334,14 +334,14 @@ START_TEST(test_hanging_push_provider_loses_nothing_and_stalls_no_other_channel)
         hung = hung > 0 ? hung : http_stat("hung");
         if ((o.loss == 0 && hung > 0) || timeutil_monotonic_ms() > deadline || !e2e_all_alive(&env))
             break;
-        e2e_sleep_ms(100);
+        testsupport_sleep_ms(100);
     }
     int64_t email_ms = timeutil_monotonic_ms() - t0;
     o = count("hang-", HANG_EVENTS, ids, CH_PUSH);
     long pushed = o.push;
     int64_t left = t0 + HANG_MIN_MS - timeutil_monotonic_ms();
     if (left > 0)
-        e2e_sleep_ms((long)left);
+        testsupport_sleep_ms((long)left);
     long hung_now = http_stat("hung");
     e2e_control(&env, E2E_HTTP, "{\"hang\":false,\"match\":\"\"}");
     fprintf(stderr,
@@ -520,7 +520,7 @@ START_TEST(test_postgres_connections_lost_mid_run_loses_nothing)
             if (st != 503)
                 break;
             refused++;
-            e2e_sleep_ms(250);
+            testsupport_sleep_ms(250);
         }
         ck_assert_msg(st == 202, "POST /v1/events/batch -> %ld", st);
         if (b == 2 || b == 6) {
@@ -530,7 +530,7 @@ START_TEST(test_postgres_connections_lost_mid_run_loses_nothing)
                     (b + 1) * PG_BATCH);
             ck_assert_msg(n > 0, "no backend of the scratch database to terminate");
         }
-        e2e_sleep_ms(150);
+        testsupport_sleep_ms(150);
     }
     fprintf(stderr, "e2e: %d events published, %d terminations, %ld batches refused with 503\n",
             PG_EVENTS, kills, refused);

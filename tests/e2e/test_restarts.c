@@ -110,7 +110,7 @@ static bool pg_restart_done(pid_t pid, int nth)
     if (r != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         char log[300];
         snprintf(log, sizeof log, "%s/pg-restart-%d.log", env.dir, nth);
-        char *s = e2e_read_file(log);
+        char *s = testsupport_read_file(log, NULL);
         fprintf(stderr, "---- %s\n%s----\n", log, s ? s : "");
         free(s);
         ck_abort_msg("tests/e2e/pg-restart failed (status 0x%x)", r == pid ? st : -1);
@@ -124,7 +124,7 @@ static int64_t pg_restart_wait(pid_t pid, int nth, int64_t began)
     for (int i = 0; i < 1200; i++) {
         if (pg_restart_done(pid, nth))
             return timeutil_monotonic_ms() - began;
-        e2e_sleep_ms(100);
+        testsupport_sleep_ms(100);
     }
     /* pg-restart starts the server again when it is told to stop. */
     kill(pid, SIGTERM);
@@ -209,7 +209,7 @@ START_TEST(test_postgres_server_restarted_mid_run_loses_nothing)
             began = timeutil_monotonic_ms();
             restart = pg_restart_begin(data_dir, ++restarts);
         }
-        e2e_sleep_ms(BATCH_PAUSE_MS);
+        testsupport_sleep_ms(BATCH_PAUSE_MS);
     }
     if (restart > 0)
         restart_ms += pg_restart_wait(restart, restarts, began);
@@ -258,13 +258,13 @@ START_TEST(test_kafka_broker_killed_and_restarted_mid_run_loses_nothing)
             e2e_spawn(&p, false);
             restart = p.pid;
         }
-        e2e_sleep_ms(BATCH_PAUSE_MS);
+        testsupport_sleep_ms(BATCH_PAUSE_MS);
     }
     int rc = testsupport_wait(restart, 180000);
     if (rc != 0) {
         char log[400];
         snprintf(log, sizeof log, "%s/kafka-restart.log", env.dir);
-        char *text = e2e_read_file(log);
+        char *text = testsupport_read_file(log, NULL);
         fprintf(stderr, "---- %s\n%s----\n", log, text ? text : "");
         free(text);
     }
@@ -307,7 +307,7 @@ START_TEST(test_killing_one_of_two_instances_mid_run_loses_nothing)
                 e2e_kill(&env, victims[i]);
             }
         }
-        e2e_sleep_ms(BATCH_PAUSE_MS);
+        testsupport_sleep_ms(BATCH_PAUSE_MS);
     }
     fprintf(stderr, "e2e: %d events published in %lld ms\n", RB_EVENTS,
             (long long)(timeutil_monotonic_ms() - t0));

@@ -61,12 +61,6 @@ typedef struct dh_records {
     size_t n, cap;
 } dh_records;
 
-static inline void dh_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 #define dh_sql(e, ...) testsupport_sql((e)->db, __VA_ARGS__)
 
 /* The first column of the first row as text ("" when none); malloc()ed. */
@@ -77,15 +71,7 @@ static inline void dh_sleep_ms(long ms)
 /* Polls a count query until it reaches want or timeout_ms passes; returns the last value. */
 static inline long dh_wait_count(dh_env *e, long want, long timeout_ms, const char *sql)
 {
-    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
-    long v = -1;
-    for (int i = 0; i < 100000; i++) {
-        v = dh_long(e, "%s", sql);
-        if (v >= want || timeutil_monotonic_ms() > deadline)
-            break;
-        dh_sleep_ms(100);
-    }
-    return v;
+    return testsupport_wait_count(e->db, sql, want, timeout_ms, NULL, NULL);
 }
 
 static inline void dh_topic(const dh_env *e, const char *name, char *out, size_t outlen)
@@ -360,25 +346,6 @@ static inline const dh_record *dh_find(const dh_records *r, const char *field, c
     return NULL;
 }
 
-/* The last lines of the file at path (at most cap - 1 bytes), for failure messages. */
-static inline const char *dh_log_tail(const char *path, char *buf, size_t cap)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return buf;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        long from = size > (long)cap - 1 ? size - ((long)cap - 1) : 0;
-        if (fseek(f, from, SEEK_SET) == 0) {
-            size_t n = fread(buf, 1, cap - 1, f);
-            buf[n] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 /*
  * Waits until the dispatcher's log shows its first partition assignment
  * (bounded).  Fails at once if the process exits meanwhile; either failure
@@ -405,12 +372,12 @@ static inline void dh_wait_ready(dh_env *e, long timeout_ms)
             e->pid = 0;
             ck_abort_msg("herald-dispatcher exited (status 0x%x) before joining its group; "
                          "log %s ends:\n%s",
-                         status, path, dh_log_tail(path, tail, sizeof tail));
+                         status, path, testsupport_file_tail(path, tail, sizeof tail));
         }
-        dh_sleep_ms(100);
+        testsupport_sleep_ms(100);
     }
     ck_abort_msg("herald-dispatcher did not join its group within %ld ms; log %s ends:\n%s",
-                 timeout_ms, path, dh_log_tail(path, tail, sizeof tail));
+                 timeout_ms, path, testsupport_file_tail(path, tail, sizeof tail));
 }
 
 #endif

@@ -115,7 +115,7 @@ __attribute__((constructor)) static void h_up(void)
                 KAFKA_OK &&
             d.partitions == H_PARTITIONS)
             break;
-        usleep(100 * 1000);
+        testsupport_sleep_ms(100);
     }
 }
 

@@ -14,12 +14,6 @@
 #include "test_ctl_harness.h"
 #include "timeutil.h"
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void publish(ctl_harness *h, const char *type, const char *user, char *id, size_t idlen)
 {
     int rc = ctl_run(h, "publish", "--type", type, "--user", user, "--data", "{\"n\":1}", NULL);
@@ -102,12 +96,12 @@ START_TEST(test_replay_republishes_exactly_the_window_with_filters_and_generatio
     ctl_setup(&h, 0);
     ctl_topic(&h, "events", events, sizeof(events));
     publish(&h, "a.x", "u-1", before, sizeof(before));
-    sleep_ms(1200);
+    testsupport_sleep_ms(1200);
     timeutil_format_rfc3339(timeutil_now_ms(), from, sizeof(from));
     publish(&h, "a.x", "u-1", in1, sizeof(in1));
     publish(&h, "a.y", "u-1", in2, sizeof(in2));
     publish(&h, "a.y", "u-2", in3, sizeof(in3));
-    sleep_ms(1200);
+    testsupport_sleep_ms(1200);
     timeutil_format_rfc3339(timeutil_now_ms(), to, sizeof(to));
     publish(&h, "a.y", "u-1", after, sizeof(after));
 
@@ -174,7 +168,7 @@ START_TEST(test_replay_shows_progress_only_on_a_terminal_and_clears_it)
     timeutil_format_rfc3339(timeutil_now_ms() - 1000, from, sizeof(from));
     publish(&h, "a.p", "u-p", id1, sizeof(id1));
     publish(&h, "a.p", "u-p", id2, sizeof(id2));
-    sleep_ms(20);
+    testsupport_sleep_ms(20);
     timeutil_format_rfc3339(timeutil_now_ms(), to, sizeof(to));
 
     char *argv[] = {h.bin, "replay", "--from", from, "--to", to, NULL};

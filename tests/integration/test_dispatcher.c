@@ -338,7 +338,8 @@ START_TEST(test_a_fenced_producer_is_replaced_and_the_batch_redone)
     dh_records_free(&em);
     char log[256], tail[8192];
     snprintf(log, sizeof log, "%s.%d", e.log, e.starts - 1);
-    ck_assert_msg(strstr(dh_log_tail(log, tail, sizeof tail), "starting a new one") != NULL,
+    ck_assert_msg(strstr(testsupport_file_tail(log, tail, sizeof tail), "starting a new one") !=
+                      NULL,
                   "no producer renewal in the log: %s", tail);
     ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
     dh_teardown(&e);
@@ -362,7 +363,7 @@ START_TEST(test_user_change_invalidates_the_cache_within_a_second)
     ck_assert_int_eq(dh_wait_count(&e, 1, WAIT_MS, "SELECT count(*) FROM events"), 1);
 
     dh_sql(&e, "UPDATE users SET email = 'new@example.com' WHERE user_id = 'u1'");
-    dh_sleep_ms(1000);
+    testsupport_sleep_ms(1000);
     v = dh_event("u1", "a.b", NULL, "normal", NULL, id2);
     dh_publish(&e, "u1", v, NULL);
     free(v);
@@ -449,7 +450,7 @@ START_TEST(test_two_dispatchers_share_the_work_and_hand_over_on_shutdown)
     const char *extra2[] = {"HERALD_DISPATCHER_BATCH_SIZE=25", tid2, NULL};
     dh_start(&e, extra2);
     pid_t second = e.pid;
-    dh_sleep_ms(3000); /* the group rebalances onto both */
+    testsupport_sleep_ms(3000); /* the group rebalances onto both */
     for (int i = 0; i < N; i++) {
         char user[16];
         snprintf(user, sizeof user, "u%d", 1 + i % 40);

@@ -38,7 +38,7 @@ START_TEST(test_broadcast_survives_sigkill_midway_with_exactly_one_event_per_sub
         done = dh_long(&e, "SELECT coalesce(max(expanded), -1) FROM broadcast_progress");
         if (done >= 1000)
             break;
-        dh_sleep_ms(5);
+        testsupport_sleep_ms(5);
     }
     ck_assert_int_eq(dh_stop(&e, SIGKILL, 10000), 128 + SIGKILL);
     long at_kill = dh_long(&e, "SELECT coalesce(max(expanded), -1) FROM broadcast_progress");

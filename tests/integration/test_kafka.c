@@ -21,6 +21,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "testutil.h"
+#include "timeutil.h"
 
 #define ADMIN_TIMEOUT_MS 15000
 
@@ -33,13 +34,6 @@ static const char *brokers;
  */
 static char run_tag[16];
 static pid_t suite_pid;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static unsigned long long random_u64(void)
 {
@@ -114,8 +108,8 @@ static void create_topic(char *name, size_t namelen, const char *what, int parti
     ck_assert_msg(res.outcome == KAFKA_TOPIC_CREATED, "create %s: %s", name, res.msg);
 
     kafka_topic_desc d = {.partitions = -1};
-    int64_t deadline = now_ms() + 15000;
-    while (now_ms() < deadline) {
+    int64_t deadline = timeutil_monotonic_ms() + 15000;
+    while (timeutil_monotonic_ms() < deadline) {
         if (kafka_topic_describe(brokers, NULL, name, 5000, &d, err, sizeof(err)) == KAFKA_OK &&
             d.partitions == partitions)
             return;
@@ -168,7 +162,8 @@ START_TEST(test_topic_create_reports_created_then_exists_and_describe_counts_par
 
     kafka_topic_desc d = {.partitions = -1};
     kafka_status st = KAFKA_ERR;
-    for (int64_t deadline = now_ms() + 15000; now_ms() < deadline; usleep(200 * 1000)) {
+    for (int64_t deadline = timeutil_monotonic_ms() + 15000; timeutil_monotonic_ms() < deadline;
+         usleep(200 * 1000)) {
         st = kafka_topic_describe(brokers, NULL, name, 5000, &d, err, sizeof(err));
         if (st == KAFKA_OK && d.partitions == 6)
             break;
@@ -179,7 +174,8 @@ START_TEST(test_topic_create_reports_created_then_exists_and_describe_counts_par
 
     delete_topic(name);
     /* Deletion completes asynchronously on the broker: wait for it, bounded. */
-    for (int64_t deadline = now_ms() + 15000; now_ms() < deadline; usleep(200 * 1000)) {
+    for (int64_t deadline = timeutil_monotonic_ms() + 15000; timeutil_monotonic_ms() < deadline;
+         usleep(200 * 1000)) {
         st = kafka_topic_describe(brokers, NULL, name, 5000, &d, err, sizeof(err));
         if (st == KAFKA_ERR_NOT_FOUND)
             break;
@@ -256,7 +252,8 @@ static sent *find_sent(sent *all, size_t n, int key, int seq)
 static rd_kafka_message_t *wait_assigned(kafka_consumer *c, const int *assigned, int want)
 {
     rd_kafka_message_t *first = NULL;
-    for (int64_t deadline = now_ms() + 30000; *assigned < want && now_ms() < deadline;) {
+    for (int64_t deadline = timeutil_monotonic_ms() + 30000;
+         *assigned < want && timeutil_monotonic_ms() < deadline;) {
         rd_kafka_message_t *m = kafka_consumer_poll(c, 100);
         if (m != NULL && m->err == RD_KAFKA_RESP_ERR_NO_ERROR && first == NULL)
             first = m;
@@ -318,7 +315,8 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
     for (int k = 0; k < NKEYS; k++)
         last_seq[k] = -1;
     int received = 0;
-    for (int64_t deadline = now_ms() + 60000; received < NMSGS && now_ms() < deadline;) {
+    for (int64_t deadline = timeutil_monotonic_ms() + 60000;
+         received < NMSGS && timeutil_monotonic_ms() < deadline;) {
         rd_kafka_message_t *m = kafka_consumer_poll(c, 200);
         if (m == NULL)
             continue;
@@ -374,7 +372,7 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
     kafka_consumer_set_rebalance_cb(c, count_assigned, &assigned);
     ck_assert_int_eq(kafka_consumer_subscribe(c, topics, 1, err, sizeof(err)), KAFKA_OK);
     assert_nothing_before_assignment(wait_assigned(c, &assigned, 6));
-    for (int64_t until = now_ms() + 3000; now_ms() < until;) {
+    for (int64_t until = timeutil_monotonic_ms() + 3000; timeutil_monotonic_ms() < until;) {
         rd_kafka_message_t *m = kafka_consumer_poll(c, 200);
         if (m == NULL)
             continue;
@@ -388,7 +386,8 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
     ck_assert_int_eq(kafka_producer_flush(p, 30000), 0);
     ck_assert_int_eq(all[NMSGS].err, RD_KAFKA_RESP_ERR_NO_ERROR);
     rd_kafka_message_t *m = NULL;
-    for (int64_t deadline = now_ms() + 20000; m == NULL && now_ms() < deadline;) {
+    for (int64_t deadline = timeutil_monotonic_ms() + 20000;
+         m == NULL && timeutil_monotonic_ms() < deadline;) {
         m = kafka_consumer_poll(c, 200);
         if (m != NULL && m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             rd_kafka_message_destroy(m);
@@ -416,7 +415,8 @@ END_TEST
 
 static rd_kafka_message_t *poll_data(kafka_consumer *c, int timeout_ms)
 {
-    for (int64_t deadline = now_ms() + timeout_ms; now_ms() < deadline;) {
+    for (int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+         timeutil_monotonic_ms() < deadline;) {
         rd_kafka_message_t *m = kafka_consumer_poll(c, 200);
         if (m == NULL)
             continue;
@@ -583,13 +583,13 @@ START_TEST(test_unreachable_broker_fails_delivery_as_retriable_within_the_timeou
     kafka_producer_set_delivery_cb(p, record_outcome);
 
     outcome o = {0};
-    int64_t start = now_ms();
+    int64_t start = timeutil_monotonic_ms();
     ck_assert_int_eq(
         kafka_produce(p, "herald-test-nowhere", "k", 1, "v", 1, NULL, &o, err, sizeof(err)),
         KAFKA_OK);
-    while (o.reports == 0 && now_ms() - start < 15000)
+    while (o.reports == 0 && timeutil_monotonic_ms() - start < 15000)
         kafka_producer_poll(p, 100);
-    int64_t took = now_ms() - start;
+    int64_t took = timeutil_monotonic_ms() - start;
 
     ck_assert_int_eq(o.reports, 1);
     ck_assert_int_ne(o.err, RD_KAFKA_RESP_ERR_NO_ERROR);

@@ -23,6 +23,7 @@
 #include "pg.h"
 #include "testsupport.h"
 #include "testutil.h"
+#include "timeutil.h"
 
 static const pg_options quick = {
     .connect_timeout_s = 5,
@@ -30,13 +31,6 @@ static const pg_options quick = {
     .backoff_initial_ms = 50,
     .backoff_max_ms = 500,
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Scratch databases are named herald_test_pg_<run>_<random>.  Check ends a
@@ -142,7 +136,8 @@ static void terminate_backend(pg_conn *killer, pg_conn *victim)
                   "%s", err);
     ck_assert_str_eq(PQgetvalue(res, 0, 0), "t");
     PQclear(res);
-    for (int64_t deadline = now_ms() + 10000; now_ms() < deadline; usleep(20 * 1000)) {
+    for (int64_t deadline = timeutil_monotonic_ms() + 10000; timeutil_monotonic_ms() < deadline;
+         usleep(20 * 1000)) {
         res = NULL;
         ck_assert(pg_query(killer, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", 1,
                            params, &res, err, sizeof(err)) == PG_OK);
@@ -157,7 +152,8 @@ static void terminate_backend(pg_conn *killer, pg_conn *victim)
 /* The backend exits a moment after leaving pg_stat_activity: pg_ok() sees it then. */
 static void wait_not_ok(pg_conn *c)
 {
-    for (int64_t deadline = now_ms() + 5000; now_ms() < deadline; usleep(10 * 1000))
+    for (int64_t deadline = timeutil_monotonic_ms() + 5000; timeutil_monotonic_ms() < deadline;
+         usleep(10 * 1000))
         if (!pg_ok(c))
             return;
     ck_abort_msg("pg_ok() still true 5 s after the backend was terminated");
@@ -403,9 +399,9 @@ START_TEST(test_unreachable_server_is_down_within_the_bound_without_the_password
 
     const char *forms[] = {url, kv};
     for (size_t i = 0; i < 2; i++) {
-        int64_t start = now_ms();
+        int64_t start = timeutil_monotonic_ms();
         pg_conn *c = connect_capturing(forms[i], &opt, err, sizeof(err), log, sizeof(log));
-        int64_t took = now_ms() - start;
+        int64_t took = timeutil_monotonic_ms() - start;
         ck_assert_ptr_null(c);
         /* It kept trying for the bound, and no longer. */
         ck_assert_msg(took >= 1400 && took < 4000, "gave up after %lld ms", (long long)took);
@@ -420,15 +416,15 @@ START_TEST(test_unreachable_server_is_down_within_the_bound_without_the_password
     static volatile sig_atomic_t stop = 1;
     opt.max_wait_ms = 30000;
     opt.stop = &stop;
-    int64_t start = now_ms();
+    int64_t start = timeutil_monotonic_ms();
     ck_assert_ptr_null(connect_capturing(url, &opt, err, sizeof(err), log, sizeof(log)));
-    ck_assert_int_lt(now_ms() - start, 1000);
+    ck_assert_int_lt(timeutil_monotonic_ms() - start, 1000);
 
     /* A malformed URL is refused without waiting. */
-    start = now_ms();
+    start = timeutil_monotonic_ms();
     ck_assert_ptr_null(pg_connect("postgresql://herald:secret@127.0.0.1:5432/herald?bogus=1",
                                   &quick, err, sizeof(err)));
-    ck_assert_int_lt(now_ms() - start, 1000);
+    ck_assert_int_lt(timeutil_monotonic_ms() - start, 1000);
     ck_assert_ptr_nonnull(strstr(err, "invalid database URL"));
     ck_assert_ptr_null(strstr(err, "secret"));
 }

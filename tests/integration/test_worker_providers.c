@@ -280,7 +280,7 @@ START_TEST(test_email_file_provider_appends_jsonl)
         wh_dump_log(&w);
     ck_assert_int_eq(sent, 1);
     snprintf(path, sizeof path, "%s/outbox/email.jsonl", e.dir);
-    char *s = wh_read_file(path, NULL);
+    char *s = testsupport_read_file(path, NULL);
     ck_assert_ptr_nonnull(s);
     json_t *line = json_loads(s, JSON_DISABLE_EOF_CHECK, NULL);
     ck_assert_ptr_nonnull(line);

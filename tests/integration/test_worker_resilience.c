@@ -77,7 +77,7 @@ START_TEST(test_breaker_pauses_during_outage_and_resumes)
         if (metric(m, "herald_worker_intake_paused", "") == 1)
             saw_paused = true;
         free(m);
-        wh_sleep_ms(50);
+        testsupport_sleep_ms(50);
     }
     long during = wh_stat(&prov, "received");
     ck_assert_msg(saw_open, "breaker never reported open");
@@ -167,7 +167,7 @@ START_TEST(test_sigkill_with_sends_in_flight_loses_nothing_and_resends_same_key)
     produce_n(&e, N, keys);
     int64_t end = timeutil_monotonic_ms() + 20000;
     for (int i = 0; i < 400 && wh_stat(&prov, "received") < N && timeutil_monotonic_ms() < end; i++)
-        wh_sleep_ms(50);
+        testsupport_sleep_ms(50);
     ck_assert_int_eq(wh_stat(&prov, "received"), N); /* all in flight now */
     wh_stop(&w1, SIGKILL, 5000);
     ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM deliveries WHERE status='sent'"), 0);
@@ -216,7 +216,7 @@ START_TEST(test_sigterm_drains_in_flight_and_commits)
     produce_n(&e, N, NULL);
     int64_t end = timeutil_monotonic_ms() + 20000;
     for (int i = 0; i < 400 && wh_stat(&prov, "received") < N && timeutil_monotonic_ms() < end; i++)
-        wh_sleep_ms(50);
+        testsupport_sleep_ms(50);
     ck_assert_int_eq(wh_stat(&prov, "received"), N);
     int status = wh_stop(&w1, SIGTERM, 15000);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
@@ -224,7 +224,7 @@ START_TEST(test_sigterm_drains_in_flight_and_commits)
     /* offsets were committed: a new worker in the group sends nothing again */
     wh_start_worker(&e, &w2, "worker2", env);
     wh_metrics_port(&w2);
-    wh_sleep_ms(3000);
+    testsupport_sleep_ms(3000);
     ck_assert_int_eq(wh_stat(&prov, "received"), N);
     wh_stop(&w2, SIGTERM, 15000);
     wh_teardown(&e);

@@ -309,7 +309,7 @@ START_TEST(test_same_delivery_consumed_twice_is_sent_once)
         free(text);
         json_decref(m);
         if (skipped < 2)
-            wh_sleep_ms(100);
+            testsupport_sleep_ms(100);
     }
     ck_assert_int_eq(skipped, 2);
     ck_assert_int_eq(wh_stat(&f.prov, "received"), 1);
@@ -425,7 +425,7 @@ START_TEST(test_hung_provider_does_not_stall_the_consumer)
     wh_flush(&f.e);
     int64_t end = timeutil_monotonic_ms() + 20000;
     for (int i = 0; i < 400 && wh_stat(&f.prov, "hung") < 5 && timeutil_monotonic_ms() < end; i++)
-        wh_sleep_ms(50);
+        testsupport_sleep_ms(50);
     ck_assert_int_eq(wh_stat(&f.prov, "hung"), 5);
     /* Sends hang; the worker keeps taking records and stays healthy. */
     for (int i = 5; i < 10; i++) {
@@ -434,7 +434,7 @@ START_TEST(test_hung_provider_does_not_stall_the_consumer)
     }
     wh_flush(&f.e);
     for (int i = 0; i < 400 && wh_stat(&f.prov, "hung") < 10 && timeutil_monotonic_ms() < end; i++)
-        wh_sleep_ms(50);
+        testsupport_sleep_ms(50);
     ck_assert_int_eq(wh_stat(&f.prov, "hung"), 10);
     json_t *h = wh_http_json(port, "/healthz", NULL);
     ck_assert_str_eq(json_string_value(json_object_get(h, "status")), "ok");

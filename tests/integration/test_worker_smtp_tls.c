@@ -198,10 +198,10 @@ static int worker_exit_with(tls_fixture *f, wh_proc *w, const char *name, const 
             w->status = status;
             break;
         }
-        wh_sleep_ms(50);
+        testsupport_sleep_ms(50);
     }
     ck_assert_msg(w->exited, "the worker did not stop at startup");
-    *log = wh_read_file(w->log, NULL);
+    *log = testsupport_read_file(w->log, NULL);
     ck_assert_ptr_nonnull(*log);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

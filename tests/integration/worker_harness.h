@@ -63,12 +63,6 @@ typedef struct wh_env {
     int nprocs;
 } wh_env;
 
-static inline void wh_sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 #define wh_db_exec(e, sql) testsupport_sql((e)->db, "%s", (sql))
 
 /* The first column of the first row as text ("" when no row); malloc()ed. */
@@ -92,6 +86,11 @@ static inline bool wh_all_alive(wh_env *e)
     return ok;
 }
 
+static inline bool wh_alive(void *e)
+{
+    return wh_all_alive(e);
+}
+
 /* Polls a count query until it reaches want or timeout_ms passes; returns the last value. */
 static inline long wh_wait_count(wh_env *e, long want, long timeout_ms, const char *fmt, ...)
 {
@@ -100,33 +99,7 @@ static inline long wh_wait_count(wh_env *e, long want, long timeout_ms, const ch
     va_start(ap, fmt);
     vsnprintf(sql, sizeof sql, fmt, ap);
     va_end(ap);
-    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
-    long v = -1;
-    for (int i = 0; i < 100000; i++) {
-        v = wh_db_long(e, "%s", sql);
-        if (v >= want || timeutil_monotonic_ms() > deadline || !wh_all_alive(e))
-            break;
-        wh_sleep_ms(100);
-    }
-    return v;
-}
-
-static inline char *wh_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = s ? fread(s, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (s)
-        s[got] = '\0';
-    if (len)
-        *len = got;
-    return s;
+    return testsupport_wait_count(e->db, sql, want, timeout_ms, wh_alive, e);
 }
 
 static inline void wh_setup(wh_env *e, const char *channel)
@@ -191,7 +164,7 @@ static inline int wh_stop(wh_proc *p, int sig, long timeout_ms)
             status = -1;
             break;
         }
-        wh_sleep_ms(20);
+        testsupport_sleep_ms(20);
     }
     p->pid = 0;
     return status;
@@ -234,40 +207,21 @@ static inline void wh_spawn(wh_env *e, wh_proc *p, const char *log, const char *
     char path[512];
     snprintf(path, sizeof path, "%s/%s", bin, argv[0]);
     snprintf(p->log, sizeof p->log, "%s/%s.log", e->dir, log);
-    int pipefd[2];
-    ck_assert_int_eq(pipe(pipefd), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        /* Dies with the test: a failed assertion ends the test process
-         * before wh_teardown() could stop its children. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        dup2(want_listen ? pipefd[1] : fd, 1);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        close(fd);
-        setpgid(0, 0);
-        for (int i = 0; env && env[i]; i++)
-            putenv(strdup(env[i]));
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
+    int listen_fd = -1;
+    pid_t pid = testsupport_spawn_logged(path, (char *const *)argv, env, p->log,
+                                         want_listen ? &listen_fd : NULL, true);
+    ck_assert_int_gt(pid, 0);
     p->pid = pid;
     p->exited = false;
     if (e->nprocs < WH_MAX_PROCS)
         e->procs[e->nprocs++] = p;
     if (want_listen) {
         char line[512];
-        int rc = testsupport_read_listen_line(pipefd[0], 10000, &p->port, &p->control, line,
+        int rc = testsupport_read_listen_line(listen_fd, 10000, &p->port, &p->control, line,
                                               sizeof line);
+        close(listen_fd);
         ck_assert_msg(rc == 0, "%s did not report its port: \"%s\"", argv[0], line);
     }
-    close(pipefd[0]);
 }
 
 static inline void wh_start_http_provider(wh_env *e, wh_proc *p, const char *name,
@@ -482,13 +436,13 @@ static inline int wh_read_topic(wh_env *e, const char *topic, int want, long tim
 static inline int wh_metrics_port(const wh_proc *p)
 {
     for (int i = 0; i < 100; i++) {
-        char *s = wh_read_file(p->log, NULL);
+        char *s = testsupport_read_file(p->log, NULL);
         const char *m = s ? strstr(s, "[opsserver 127.0.0.1:") : NULL;
         int port = m ? atoi(m + strlen("[opsserver 127.0.0.1:")) : 0;
         free(s);
         if (port > 0)
             return port;
-        wh_sleep_ms(100);
+        testsupport_sleep_ms(100);
     }
     ck_abort_msg("no metrics port in %s", p->log);
     return 0;
@@ -525,7 +479,7 @@ static inline void wh_collect_record(rd_kafka_message_t *m, void *ctx)
 /* The worker's log, for failure messages. */
 static inline void wh_dump_log(const wh_proc *p)
 {
-    char *s = wh_read_file(p->log, NULL);
+    char *s = testsupport_read_file(p->log, NULL);
     if (s) {
         size_t n = strlen(s);
         fprintf(stderr, "---- %s (last 4000 bytes)\n%s\n----\n", p->log,

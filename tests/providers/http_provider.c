@@ -1165,8 +1165,7 @@ static void provider_stop(provider *p)
 
     int64_t deadline = ptime_monotonic_ms() + SHUTDOWN_DRAIN_MS;
     while (atomic_load(&p->suspended) > 0 && ptime_monotonic_ms() < deadline) {
-        struct timespec ts = {0, 5 * 1000000L};
-        nanosleep(&ts, NULL);
+        ptime_sleep_ms(5);
     }
     if (atomic_load(&p->suspended) > 0)
         fprintf(stderr, PROGRAM ": %ld requests still suspended at shutdown\n",
@@ -1319,8 +1318,7 @@ int main(int argc, char **argv)
 
     /* Main loop: a short sleep, then the periodic flush of the records. */
     while (!stop_requested) {
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
+        ptime_sleep_ms(50);
         if (record_log_flush(p->records) != 0)
             fprintf(stderr, PROGRAM ": writing %s: %s\n", cfg->record, strerror(errno));
     }

@@ -30,6 +30,7 @@
 #include "base64.h"
 #include "ptime.h"
 #include "test_certs.h"
+#include "testsupport.h"
 #include "testutil.h"
 
 #define START_TIMEOUT_MS 10000
@@ -52,13 +53,6 @@ typedef struct http_result {
     double seconds;
 } http_result;
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void program_path(char *out, size_t outlen, const char *name, const char *built)
 {
     const char *dir = getenv("HERALD_BIN_DIR");
@@ -79,7 +73,6 @@ static void start_server(server_proc *sp, bool smtp, const char *const *args)
     char path[512];
     const char *argv[48];
     size_t n = 0;
-    int out[2];
 
     memset(sp, 0, sizeof(*sp));
     if (smtp)
@@ -87,7 +80,7 @@ static void start_server(server_proc *sp, bool smtp, const char *const *args)
     else
         program_path(path, sizeof(path), "herald-test-http-provider", HTTP_PROVIDER_PATH);
     snprintf(sp->record, sizeof(sp->record), "/tmp/herald-providers-test-%ld-%ld.jsonl",
-             (long)getpid(), now_ms());
+             (long)getpid(), (long)ptime_monotonic_ms());
     unlink(sp->record);
 
     argv[n++] = path;
@@ -97,63 +90,22 @@ static void start_server(server_proc *sp, bool smtp, const char *const *args)
         argv[n++] = args[i];
     argv[n] = NULL;
 
-    ck_assert_int_eq(pipe(out), 0);
-    pid_t parent = getpid();
-    sp->pid = fork();
-    ck_assert_int_ge(sp->pid, 0);
-    if (sp->pid == 0) {
-        /* A failed assertion ends the test process: take the server along. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(out[1], STDOUT_FILENO);
-        close(out[0]);
-        close(out[1]);
-        execv(path, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-
+    int out = -1;
+    sp->pid = testsupport_spawn_logged(path, (char *const *)argv, NULL, NULL, &out, true);
+    ck_assert_int_gt(sp->pid, 0);
     char line[256];
-    size_t len = 0;
-    long deadline = now_ms() + START_TIMEOUT_MS;
-    while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL && now_ms() < deadline) {
-        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        ssize_t r = read(out[0], line + len, sizeof(line) - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    close(out[0]);
-    line[len] = '\0';
-    int matched = smtp ? sscanf(line, "listening on 127.0.0.1:%d control 127.0.0.1:%d", &sp->port,
-                                &sp->control_port)
-                       : sscanf(line, "listening on 127.0.0.1:%d", &sp->port);
-    ck_assert_msg(matched == (smtp ? 2 : 1), "%s did not report its port: \"%s\"", path, line);
-    if (!smtp)
-        sp->control_port = sp->port;
+    int rc = testsupport_read_listen_line(out, START_TIMEOUT_MS, &sp->port, &sp->control_port, line,
+                                          sizeof(line));
+    close(out);
+    ck_assert_msg(rc == 0 && (!smtp || strstr(line, " control ") != NULL),
+                  "%s did not report its port: \"%s\"", path, line);
 }
 
 /* SIGTERM, then the exit status, which must be 0. */
 static int stop_server(server_proc *sp)
 {
-    int status = -1;
     kill(sp->pid, SIGTERM);
-    long deadline = now_ms() + STOP_TIMEOUT_MS;
-    while (now_ms() < deadline) {
-        pid_t r = waitpid(sp->pid, &status, WNOHANG);
-        if (r == sp->pid)
-            break;
-        ptime_sleep_ms(10);
-    }
-    if (now_ms() >= deadline) {
-        kill(sp->pid, SIGKILL);
-        waitpid(sp->pid, &status, 0);
-        return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return testsupport_wait(sp->pid, STOP_TIMEOUT_MS);
 }
 
 static void finish_server(server_proc *sp)
@@ -231,9 +183,9 @@ static void http_do(http_result *r, const char *method, int port, const char *pa
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    long t0 = now_ms();
+    long t0 = ptime_monotonic_ms();
     r->rc = curl_easy_perform(h);
-    r->seconds = (double)(now_ms() - t0) / 1000.0;
+    r->seconds = (double)(ptime_monotonic_ms() - t0) / 1000.0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     curl_easy_cleanup(h);
     curl_slist_free_all(hl);
@@ -287,7 +239,7 @@ static const char *str_of(const json_t *o, const char *key)
 static json_t *read_record_file(const char *path, size_t want)
 {
     json_t *arr = NULL;
-    long deadline = now_ms() + 2000;
+    long deadline = ptime_monotonic_ms() + 2000;
     do {
         json_decref(arr);
         arr = json_array();
@@ -304,7 +256,7 @@ static json_t *read_record_file(const char *path, size_t want)
         if (json_array_size(arr) >= want)
             break;
         ptime_sleep_ms(20);
-    } while (now_ms() < deadline);
+    } while (ptime_monotonic_ms() < deadline);
     return arr;
 }
 
@@ -626,9 +578,9 @@ START_TEST(test_injected_latency_delays_the_answer)
     ck_assert_msg(fast < 0.2, "an undelayed request took %.3f s", fast);
 
     /* The control API itself is never delayed. */
-    long t0 = now_ms();
+    long t0 = ptime_monotonic_ms();
     ck_assert_int_eq(stat_of(sp.port, "accepted"), 2);
-    ck_assert_int_lt(now_ms() - t0, 250);
+    ck_assert_int_lt(ptime_monotonic_ms() - t0, 250);
 
     post_control(sp.port, "{\"reset\":true}");
     http_do(&r, "POST", sp.port, "/sms", sms_body_k1, json_headers_k1, NULL, 5000);
@@ -666,8 +618,8 @@ START_TEST(test_hang_holds_requests_until_lifted)
     ck_assert_int_eq(pthread_create(&t, NULL, held_call_run, &hc), 0);
     /* Held: the abandoned request and this one (a provider cannot tell
      * that a client went away while it holds the request). */
-    long deadline = now_ms() + 3000;
-    while (stat_of(sp.port, "hung") < 2 && now_ms() < deadline)
+    long deadline = ptime_monotonic_ms() + 3000;
+    while (stat_of(sp.port, "hung") < 2 && ptime_monotonic_ms() < deadline)
         ptime_sleep_ms(20);
     ck_assert_int_eq(stat_of(sp.port, "hung"), 2);
     ck_assert_int_eq(stat_of(sp.port, "records"), 0);
@@ -907,11 +859,11 @@ START_TEST(test_smtp_injected_latency_delays_the_final_reply)
     long code = 0;
     start_server(&sp, true, NULL);
     post_control(sp.control_port, "{\"latency_ms\":300}");
-    long t0 = now_ms();
+    long t0 = ptime_monotonic_ms();
     CURLcode rc =
         smtp_send(sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail, &code);
     ck_assert_int_eq(rc, CURLE_OK);
-    ck_assert_int_ge(now_ms() - t0, 290);
+    ck_assert_int_ge(ptime_monotonic_ms() - t0, 290);
     finish_server(&sp);
 }
 END_TEST
@@ -992,10 +944,11 @@ START_TEST(test_smtp_pipelined_session_and_unadvertised_starttls)
     static const char batch[] = "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
                                 "DATA\r\n";
     ck_assert_int_eq(send(fd, batch, sizeof(batch) - 1, MSG_NOSIGNAL), (ssize_t)sizeof(batch) - 1);
-    long deadline = now_ms() + 3000;
+    long deadline = ptime_monotonic_ms() + 3000;
     buf[0] = '\0';
     size_t len = 0;
-    while (strstr(buf, "354 ") == NULL && now_ms() < deadline && len < sizeof(buf) - 1) {
+    while (strstr(buf, "354 ") == NULL && ptime_monotonic_ms() < deadline &&
+           len < sizeof(buf) - 1) {
         ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
         if (n <= 0)
             break;
@@ -1113,7 +1066,8 @@ END_TEST
 static void make_certs(test_certs *c)
 {
     char dir[128], err[512];
-    snprintf(dir, sizeof(dir), "/tmp/herald-providers-certs-%ld-%ld", (long)getpid(), now_ms());
+    snprintf(dir, sizeof(dir), "/tmp/herald-providers-certs-%ld-%ld", (long)getpid(),
+             (long)ptime_monotonic_ms());
     ck_assert_msg(test_certs_make(dir, c, err, sizeof(err)) == 0, "certificates: %s", err);
 }
 
@@ -1121,7 +1075,8 @@ static void make_certs(test_certs *c)
 static long wait_stat(int port, const char *name, long want)
 {
     long v = stat_of(port, name);
-    for (long deadline = now_ms() + 5000; v < want && now_ms() < deadline;) {
+    for (long deadline = ptime_monotonic_ms() + 5000;
+         v < want && ptime_monotonic_ms() < deadline;) {
         ptime_sleep_ms(20);
         v = stat_of(port, name);
     }
@@ -1151,9 +1106,9 @@ static int run_server_expecting_exit(const char *const *args)
         _exit(127);
     }
     int status = 0;
-    long deadline = now_ms() + 5000;
+    long deadline = ptime_monotonic_ms() + 5000;
     while (waitpid(pid, &status, WNOHANG) != pid) {
-        if (now_ms() > deadline) {
+        if (ptime_monotonic_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
@@ -1407,11 +1362,11 @@ START_TEST(test_smtp_faults_apply_over_tls)
 
     /* Latency before the final reply. */
     post_control(sp.control_port, "{\"latency_ms\":300}");
-    long t0 = now_ms();
+    long t0 = ptime_monotonic_ms();
     rc = smtp_send_tls(&tls, sp.port, NULL, NULL, "<noreply@example.com>", two_rcpts, test_mail,
                        &code);
     ck_assert_int_eq(rc, CURLE_OK);
-    ck_assert_int_ge(now_ms() - t0, 290);
+    ck_assert_int_ge(ptime_monotonic_ms() - t0, 290);
     post_control(sp.control_port, "{\"reset\":true}");
 
     /* A hang at RCPT holds the TLS session until it is lifted. */

@@ -15,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "migrate.h"
+#include "timeutil.h"
 
 extern char **environ;
 
@@ -206,13 +208,6 @@ pid_t testsupport_spawn(char *const argv[], const char *const env[], const char 
     _exit(127);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int decode_status(int status)
 {
     if (WIFEXITED(status))
@@ -224,7 +219,7 @@ static int decode_status(int status)
 
 int testsupport_wait(pid_t pid, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     int status = 0;
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -232,13 +227,124 @@ int testsupport_wait(pid_t pid, int timeout_ms)
             return decode_status(status);
         if (r < 0)
             return -1;
-        if (now_ms() >= deadline) {
+        if (timeutil_monotonic_ms() >= deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return decode_status(status);
         }
         usleep(10 * 1000);
     }
+}
+
+pid_t testsupport_spawn_logged(const char *path, char *const argv[], const char *const env[],
+                               const char *log, int *listen_fd, bool die_with_parent)
+{
+    int pipefd[2] = {-1, -1};
+    if (listen_fd != NULL && pipe(pipefd) != 0)
+        return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The parent may have ended before the death signal was armed. */
+        if (die_with_parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+            _exit(127);
+        int fd = log != NULL ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+        if (log != NULL && fd < 0)
+            _exit(127);
+        if (fd >= 0)
+            dup2(fd, 2);
+        if (listen_fd != NULL)
+            dup2(pipefd[1], 1);
+        else if (fd >= 0)
+            dup2(fd, 1);
+        if (listen_fd != NULL) {
+            close(pipefd[0]);
+            close(pipefd[1]);
+        }
+        if (fd >= 0)
+            close(fd);
+        setpgid(0, 0);
+        for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+            putenv((char *)env[i]);
+        execv(path, argv);
+        _exit(127);
+    }
+    if (listen_fd != NULL) {
+        close(pipefd[1]);
+        if (pid < 0)
+            close(pipefd[0]);
+        else
+            *listen_fd = pipefd[0];
+    }
+    return pid;
+}
+
+void testsupport_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+long testsupport_wait_count(PGconn *db, const char *sql, long want, long timeout_ms,
+                            bool (*alive)(void *arg), void *arg)
+{
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    long v = -1;
+    for (int i = 0; i < 100000; i++) {
+        v = testsupport_sql_long(db, "%s", sql);
+        if (v >= want || timeutil_monotonic_ms() > deadline || (alive != NULL && !alive(arg)))
+            break;
+        testsupport_sleep_ms(100);
+    }
+    return v;
+}
+
+char *testsupport_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 65536, n = 0;
+    char *s = malloc(cap);
+    for (size_t got; s != NULL && (got = fread(s + n, 1, cap - n - 1, f)) > 0;) {
+        n += got;
+        if (n + 1 >= cap) {
+            char *t = realloc(s, cap * 2);
+            if (t == NULL) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = t;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (s != NULL)
+        s[n] = '\0';
+    if (len != NULL)
+        *len = s != NULL ? n : 0;
+    return s;
+}
+
+const char *testsupport_file_tail(const char *path, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return buf;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long size = ftell(f);
+        long from = size > (long)cap - 1 ? size - ((long)cap - 1) : 0;
+        if (fseek(f, from, SEEK_SET) == 0) {
+            size_t n = fread(buf, 1, cap - 1, f);
+            buf[n] = '\0';
+        }
+    }
+    fclose(f);
+    return buf;
 }
 
 /* Runs argv with stdout on a pipe and stderr on a pipe or, with err_tty, a terminal. */
@@ -274,9 +380,9 @@ static int run_captured(char *const argv[], const char *const env[], char *out, 
     if (errout && errlen)
         errout[0] = '\0';
     struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     int open_fds = 2;
-    while (open_fds > 0 && now_ms() < deadline) {
+    while (open_fds > 0 && timeutil_monotonic_ms() < deadline) {
         if (poll(fds, 2, 100) <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
@@ -304,7 +410,7 @@ static int run_captured(char *const argv[], const char *const env[], char *out, 
     for (int i = 0; i < 2; i++)
         if (fds[i].fd >= 0)
             close(fds[i].fd);
-    long long left = deadline - now_ms();
+    long long left = deadline - timeutil_monotonic_ms();
     return testsupport_wait(pid, left > 0 ? (int)left : 0);
 }
 
@@ -384,10 +490,10 @@ int testsupport_read_listen_line(int fd, int timeout_ms, int *port, int *control
     static const char listening[] = "listening on 127.0.0.1:";
     static const char control_at[] = "control 127.0.0.1:";
     size_t used = 0;
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
     line[0] = '\0';
     fcntl(fd, F_SETFL, O_NONBLOCK);
-    while (used + 1 < linelen && now_ms() <= deadline) {
+    while (used + 1 < linelen && timeutil_monotonic_ms() <= deadline) {
         ssize_t r = read(fd, line + used, linelen - 1 - used);
         if (r > 0) {
             used += (size_t)r;

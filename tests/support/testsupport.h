@@ -7,6 +7,7 @@
 #define HERALD_TESTSUPPORT_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -51,6 +52,36 @@ pid_t testsupport_spawn(char *const argv[], const char *const env[], const char 
 
 /* Waits up to timeout_ms for pid; returns as testsupport_run() does. */
 int testsupport_wait(pid_t pid, int timeout_ms);
+
+/*
+ * Starts path with argv in its own process group, env entries "K=V" put
+ * into its environment as given (NULL-terminated, may be NULL), stderr
+ * appended to log.  stdout goes to log as well or, when listen_fd is not
+ * NULL, to a pipe whose read end is stored there (for
+ * testsupport_read_listen_line; the caller closes it).  With log NULL,
+ * stderr (and stdout without listen_fd) stay the test's.  With
+ * die_with_parent the child is killed when the test process ends, which a
+ * failed assertion does before any teardown runs.  Returns the pid, or -1.
+ */
+pid_t testsupport_spawn_logged(const char *path, char *const argv[], const char *const env[],
+                               const char *log, int *listen_fd, bool die_with_parent);
+
+void testsupport_sleep_ms(long ms);
+
+/*
+ * Polls sql, a count, on db every 100 ms until it reaches want, timeout_ms
+ * passes or, when alive is not NULL, alive(arg) turns false (a child the
+ * test waits on died).  Returns the last value.
+ */
+long testsupport_wait_count(PGconn *db, const char *sql, long want, long timeout_ms,
+                            bool (*alive)(void *arg), void *arg);
+
+/* The whole file, NUL-terminated, malloc()ed, its length in *len (may be NULL); NULL when
+ * unreadable. */
+char *testsupport_read_file(const char *path, size_t *len);
+
+/* The last cap - 1 bytes (at most) of the file at path into buf, for failure messages. */
+const char *testsupport_file_tail(const char *path, char *buf, size_t cap);
 
 /* Count of rows returned by sql on url, or -1 on error (printed). */
 long testsupport_db_count(const char *url, const char *sql);
