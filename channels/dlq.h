@@ -1,6 +1,6 @@
 /*
  * dlq: the headers of a dead letter and of a record sent round the retry
- * topic (CONTRACT.md section 4).
+ * topic (docs/interface.md sections 2.3 and 3).
  *
  * A dead letter keeps the original key, value and headers and adds
  *   herald.dlq.reason, herald.dlq.error, herald.dlq.stage,

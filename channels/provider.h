@@ -15,7 +15,7 @@
  * batch durable in flush() (one fsync per loop pass), and the worker records
  * its outcomes only after the flush.
  *
- * The classification rules of CONTRACT.md section 6 live in the pure
+ * The classification rules of docs/interface.md section 6 live in the pure
  * functions provider_classify_http() and provider_classify_smtp(), which
  * the implementations call, so unit tests cover every status class without
  * a network.

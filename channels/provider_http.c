@@ -1,6 +1,6 @@
 /*
  * provider_http: Herald's generic HTTP providers for SMS and push
- * (CONTRACT.md section 6): one JSON POST per delivery (per device token
+ * (docs/interface.md section 6): one JSON POST per delivery (per device token
  * for push) with the Idempotency-Key header, so a provider that
  * deduplicates never delivers a re-send twice.
  */

@@ -1,6 +1,6 @@
 /*
  * delivery: one rendered, addressed notification on a deliveries.<channel>
- * (or retry) topic, CONTRACT.md section 4.
+ * (or retry) topic, docs/interface.md section 2.2.
  *
  * Wire form (optional fields omitted; Kafka key = user_id):
  *

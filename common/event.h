@@ -1,5 +1,6 @@
 /*
- * event: the notification event of the events topic (CONTRACT.md section 4).
+ * event: the notification event of the events topic (docs/interface.md
+ * section 2.1).
  *
  * Wire form, one JSON object per Kafka record (optional fields omitted):
  *

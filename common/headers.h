@@ -1,7 +1,7 @@
 /*
  * headers: the names of the Kafka record headers Herald writes and reads.
  *
- * Dead letters carry the DLQ headers of CONTRACT.md section 5 (reason,
+ * Dead letters carry the DLQ headers of docs/interface.md section 3.1 (reason,
  * error, stage, where the record was read, attempts, when it failed); the
  * others are Herald's own.  Values are UTF-8 text; numbers in decimal.
  */

@@ -2,7 +2,7 @@
  * deadletter: the headers of a record the dispatcher cannot process (not
  * JSON, or not a valid event), which it puts on the dlq topic with the
  * original key, value and headers, inside the batch's transaction, and
- * then goes on with the next event (CONTRACT.md section 4).
+ * then goes on with the next event (docs/interface.md section 2.4).
  *
  * Headers added: herald.dlq.reason (invalid_json / invalid_event),
  * herald.dlq.error, herald.dlq.stage=dispatcher, herald.original.topic,

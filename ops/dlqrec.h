@@ -1,6 +1,6 @@
 /*
  * dlqrec: one dead letter of the dlq topic as heraldctl sees it, and what
- * the dlq commands compute from it (CONTRACT.md section 4 headers).
+ * the dlq commands compute from it (docs/interface.md section 3.1).
  *
  * A dlqrec is built from the parts of a Kafka record (position, timestamp,
  * key, value, headers) and owns copies of them, plus the fields an operator

@@ -1,5 +1,5 @@
 /*
- * How provider answers become outcomes (CONTRACT.md section 6), and
+ * How provider answers become outcomes (docs/interface.md section 6), and
  * Retry-After in both of its forms.
  */
 #include <string.h>
