@@ -107,17 +107,11 @@ static rd_kafka_topic_partition_list_t *offset_list(const rd_kafka_message_t *ms
     return l;
 }
 
-/* Kafka outcome → broadcast outcome. */
-static broadcast_status from_txn(txn_result r)
+batch_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
+                              const rd_kafka_message_t *msg, status_batch *sb, char *err,
+                              size_t errlen)
 {
-    return r == TXN_OK ? BROADCAST_DONE : r == TXN_FATAL ? BROADCAST_FATAL : BROADCAST_ABORTED;
-}
-
-broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
-                                  const rd_kafka_message_t *msg, status_batch *sb, char *err,
-                                  size_t errlen)
-{
-    broadcast_status ret = BROADCAST_RETRY_PG;
+    batch_status ret = BATCH_RETRY_PG;
     PGresult *res = NULL;
     rd_kafka_topic_partition_list_t *fence = NULL, *final = NULL;
     splice sp = {0};
@@ -130,7 +124,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
     snprintf(pagelen, sizeof pagelen, "%ld", ctx->page);
     if (splice_init(&sp, ev) != 0) {
         error_set(err, errlen, "broadcast: cannot serialize the per-user event");
-        ret = BROADCAST_FATAL;
+        ret = BATCH_FATAL;
         goto out;
     }
     if ((st = pg_prepare(ctx->db, "bc_start", start_sql, 3, err, errlen)) != PG_OK ||
@@ -158,7 +152,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
         snprintf(chunk_last, sizeof chunk_last, "%s", last);
         txn_result tr = txn_begin(ctx->producer, err, errlen);
         if (tr != TXN_OK) {
-            ret = from_txn(tr);
+            ret = batch_from_txn(tr);
             goto out;
         }
         in_txn = true;
@@ -187,7 +181,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
                 tr = txn_produce(ctx->producer, ctx->events_topic, uid, ul, sp.buf, vlen, NULL,
                                  ctx->produce_timeout_ms, err, errlen);
                 if (tr != TXN_OK) {
-                    ret = from_txn(tr);
+                    ret = batch_from_txn(tr);
                     goto out;
                 }
                 in_chunk++;
@@ -203,7 +197,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
             tr = txn_commit(ctx->producer, ctx->consumer, fence, err, errlen);
             in_txn = false;
             if (tr != TXN_OK) {
-                ret = from_txn(tr);
+                ret = batch_from_txn(tr);
                 goto out;
             }
             metrics_counter_add(ctx->produced, (uint64_t)in_chunk);
@@ -215,14 +209,14 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
             expanded += in_chunk;
         } else {
             if ((tr = txn_abort(ctx->producer, err, errlen)) != TXN_OK) {
-                ret = BROADCAST_FATAL;
+                ret = BATCH_FATAL;
                 goto out;
             }
             in_txn = false;
         }
         snprintf(last, sizeof last, "%s", chunk_last);
         if (!end && *ctx->stop) {
-            ret = BROADCAST_STOPPED;
+            ret = BATCH_STOPPED;
             goto out;
         }
     }
@@ -231,7 +225,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
     status_batch_reset(sb);
     if (status_add_event(sb, ev, NULL, 0) != 0) {
         error_set(err, errlen, "broadcast: out of memory");
-        ret = BROADCAST_FATAL;
+        ret = BATCH_FATAL;
         goto out;
     }
     if (status_write(sb, ctx->db, err, errlen) != PG_OK)
@@ -244,7 +238,7 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
         in_txn = false;
     }
     if (tr != TXN_OK) {
-        ret = from_txn(tr);
+        ret = batch_from_txn(tr);
         goto out;
     }
     LOG_INFO(ev->event_id, "broadcast to topic %s expanded to %lld user(s)", ev->topic, expanded);
@@ -253,13 +247,13 @@ broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
     if (pg_exec_prepared(ctx->db, "bc_finish", 2, fp, NULL, NULL, 0, NULL, why, sizeof why) !=
         PG_OK)
         LOG_WARN(ev->event_id, "broadcast progress row left behind: %s", why);
-    ret = BROADCAST_DONE;
+    ret = BATCH_OK;
 out:
     if (in_txn) {
         char abort_why[256];
         if (txn_abort(ctx->producer, abort_why, sizeof abort_why) != TXN_OK) {
             LOG_ERROR(ev->event_id, "abort failed: %s", abort_why);
-            ret = BROADCAST_FATAL;
+            ret = BATCH_FATAL;
         }
     }
     PQclear(res);

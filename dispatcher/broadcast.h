@@ -27,6 +27,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "batch.h"
 #include "event.h"
 #include "kafka.h"
 #include "metrics.h"
@@ -45,21 +46,13 @@ typedef struct broadcast_ctx {
     metrics_counter *produced;         /* per-user events committed; may be NULL */
 } broadcast_ctx;
 
-typedef enum {
-    BROADCAST_DONE = 0, /* expanded; the broadcast's offset is committed */
-    BROADCAST_RETRY_PG, /* PostgreSQL failed: redo later, from the recorded progress */
-    BROADCAST_ABORTED,  /* a Kafka transaction was aborted: redo */
-    BROADCAST_STOPPED,  /* shutdown between chunks: progress kept, offset not committed */
-    BROADCAST_FATAL,    /* the producer is unusable */
-} broadcast_status;
-
 /*
  * Expands ev (a broadcast read from msg).  sb is scratch for the events row
  * (reset here).  err says what failed.
  */
-broadcast_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
-                                  const rd_kafka_message_t *msg, status_batch *sb, char *err,
-                                  size_t errlen) __attribute__((warn_unused_result));
+batch_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
+                              const rd_kafka_message_t *msg, status_batch *sb, char *err,
+                              size_t errlen) __attribute__((warn_unused_result));
 
 /* The per-user event id of user_id in broadcast event_id into out[ID_UUID_SIZE]. */
 int broadcast_user_event_id(const char *event_id, const char *user_id, char *out)

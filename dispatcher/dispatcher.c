@@ -488,14 +488,6 @@ static int rewind_batch(dispatcher *d)
     return rc;
 }
 
-typedef enum {
-    BATCH_OK = 0,
-    BATCH_RETRY_PG, /* PostgreSQL failed: rewind, pause, back off */
-    BATCH_ABORTED,  /* Kafka transaction aborted: rewind, redo */
-    BATCH_STOPPED,  /* shutdown inside a broadcast: rewind, exit */
-    BATCH_FATAL,
-} batch_result;
-
 /* Fills every valid slot's user and templates: cache first, one query per kind for the rest. */
 static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen)
 {
@@ -640,17 +632,12 @@ static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const ev
     return TXN_OK;
 }
 
-static batch_result from_txn(txn_result r)
-{
-    return r == TXN_OK ? BATCH_OK : r == TXN_FATAL ? BATCH_FATAL : BATCH_ABORTED;
-}
-
-static batch_result process_events(dispatcher *d, char *err, size_t errlen)
+static batch_status process_events(dispatcher *d, char *err, size_t errlen)
 {
     batch_counts bc;
     memset(&bc, 0, sizeof bc);
     int64_t now_ms = timeutil_now_ms();
-    batch_result ret = BATCH_RETRY_PG;
+    batch_status ret = BATCH_RETRY_PG;
     bool in_txn = false, in_flight[2] = {false, false};
     rd_kafka_topic_partition_list_t *offsets = NULL;
     PGconn *raw[2] = {NULL, NULL};
@@ -670,7 +657,7 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
         goto out;
     tr = txn_begin(d->producer, err, errlen);
     if (tr != TXN_OK) {
-        ret = from_txn(tr);
+        ret = batch_from_txn(tr);
         goto out;
     }
     in_txn = true;
@@ -698,7 +685,7 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
         }
         if (s->parsed != EVENT_OK) {
             if ((tr = dead_letter(d, s, &bc, err, errlen)) != TXN_OK) {
-                ret = from_txn(tr);
+                ret = batch_from_txn(tr);
                 goto out;
             }
             continue;
@@ -710,7 +697,7 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
             goto out;
         }
         if ((tr = produce_items(d, s->msg, &s->ev, from, &bc, err, errlen)) != TXN_OK) {
-            ret = from_txn(tr);
+            ret = batch_from_txn(tr);
             goto out;
         }
         bc.events++;
@@ -735,7 +722,7 @@ static batch_result process_events(dispatcher *d, char *err, size_t errlen)
               " ms, commit %" PRId64 " ms",
               d->nslots, t1 - t0, t2 - t1, t3 - t2, timeutil_monotonic_ms() - t3);
     if (tr != TXN_OK) {
-        ret = from_txn(tr);
+        ret = batch_from_txn(tr);
         goto out;
     }
     ret = BATCH_OK;
@@ -770,7 +757,7 @@ out:
     return ret;
 }
 
-static batch_result process_broadcast(dispatcher *d, char *err, size_t errlen)
+static batch_status process_broadcast(dispatcher *d, char *err, size_t errlen)
 {
     slot *s = &d->slots[0];
     broadcast_ctx bc = {
@@ -784,21 +771,12 @@ static batch_result process_broadcast(dispatcher *d, char *err, size_t errlen)
         .stop = d->stop,
         .produced = d->m.broadcast_events,
     };
-    switch (broadcast_expand(&bc, &s->ev, s->msg, d->sb, err, errlen)) {
-    case BROADCAST_DONE:
+    batch_status r = broadcast_expand(&bc, &s->ev, s->msg, d->sb, err, errlen);
+    if (r == BATCH_OK) {
         metrics_counter_inc(d->m.broadcasts);
         metrics_counter_inc(d->m.events);
-        return BATCH_OK;
-    case BROADCAST_RETRY_PG:
-        return BATCH_RETRY_PG;
-    case BROADCAST_ABORTED:
-        return BATCH_ABORTED;
-    case BROADCAST_STOPPED:
-        return BATCH_STOPPED;
-    case BROADCAST_FATAL:
-        break;
     }
-    return BATCH_FATAL;
+    return r;
 }
 
 /* --------------------------------------------------------------- the loop */
@@ -910,7 +888,7 @@ int dispatcher_run(dispatcher *d)
             continue;
         int64_t t0 = timeutil_monotonic_ms();
         size_t n = d->nslots;
-        batch_result r = d->nslots == 1 && is_broadcast(&d->slots[0])
+        batch_status r = d->nslots == 1 && is_broadcast(&d->slots[0])
                              ? process_broadcast(d, err, sizeof err)
                              : process_events(d, err, sizeof err);
         if (r == BATCH_OK) {
