@@ -107,160 +107,196 @@ static rd_kafka_topic_partition_list_t *offset_list(const rd_kafka_message_t *ms
     return l;
 }
 
-batch_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
-                              const rd_kafka_message_t *msg, status_batch *sb, char *err,
-                              size_t errlen)
+/* One broadcast being expanded: what the steps below share. */
+typedef struct expansion {
+    const broadcast_ctx *ctx;
+    const event *ev;
+    const rd_kafka_message_t *msg;
+    status_batch *sb;
+    char *err;
+    size_t errlen;
+    splice sp;
+    char gen[16], pagelen[16];
+    char last[160]; /* the last subscriber whose chunk is committed */
+    long long expanded;
+    bool in_txn;
+    PGresult *res;
+    rd_kafka_topic_partition_list_t *fence; /* the broadcast's uncommitted offset */
+} expansion;
+
+/* Prepares the statements and reads where an earlier attempt got to. */
+static batch_status expansion_start(expansion *x)
 {
-    batch_status ret = BATCH_RETRY_PG;
-    PGresult *res = NULL;
-    rd_kafka_topic_partition_list_t *fence = NULL, *final = NULL;
-    splice sp = {0};
-    char gen[16], last[160], pagelen[16], count[24];
-    bool in_txn = false;
-    long long expanded = 0;
-    pg_status st;
-
-    snprintf(gen, sizeof gen, "%d", ev->generation);
-    snprintf(pagelen, sizeof pagelen, "%ld", ctx->page);
-    if (splice_init(&sp, ev) != 0) {
-        error_set(err, errlen, "broadcast: cannot serialize the per-user event");
-        ret = BATCH_FATAL;
-        goto out;
-    }
-    if ((st = pg_prepare(ctx->db, "bc_start", start_sql, 3, err, errlen)) != PG_OK ||
-        (st = pg_prepare(ctx->db, "bc_page", page_sql, 3, err, errlen)) != PG_OK ||
-        (st = pg_prepare(ctx->db, "bc_progress", progress_sql, 4, err, errlen)) != PG_OK ||
-        (st = pg_prepare(ctx->db, "bc_finish", finish_sql, 2, err, errlen)) != PG_OK)
-        goto out;
-    const char *sp_params[3] = {ev->event_id, gen, ev->topic};
-    if (pg_exec_prepared(ctx->db, "bc_start", 3, sp_params, NULL, NULL, 0, &res, err, errlen) !=
-        PG_OK)
-        goto out;
-    snprintf(last, sizeof last, "%s", PQgetvalue(res, 0, 0));
-    expanded = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    PQclear(res);
-    res = NULL;
-    if (last[0] != '\0')
+    const event *ev = x->ev;
+    if (pg_prepare(x->ctx->db, "bc_start", start_sql, 3, x->err, x->errlen) != PG_OK ||
+        pg_prepare(x->ctx->db, "bc_page", page_sql, 3, x->err, x->errlen) != PG_OK ||
+        pg_prepare(x->ctx->db, "bc_progress", progress_sql, 4, x->err, x->errlen) != PG_OK ||
+        pg_prepare(x->ctx->db, "bc_finish", finish_sql, 2, x->err, x->errlen) != PG_OK)
+        return BATCH_RETRY_PG;
+    const char *params[3] = {ev->event_id, x->gen, ev->topic};
+    if (pg_exec_prepared(x->ctx->db, "bc_start", 3, params, NULL, NULL, 0, &x->res, x->err,
+                         x->errlen) != PG_OK)
+        return BATCH_RETRY_PG;
+    snprintf(x->last, sizeof x->last, "%s", PQgetvalue(x->res, 0, 0));
+    x->expanded = strtoll(PQgetvalue(x->res, 0, 1), NULL, 10);
+    PQclear(x->res);
+    x->res = NULL;
+    if (x->last[0] != '\0')
         LOG_INFO(ev->event_id, "resuming broadcast to topic %s after user %s (%lld done)",
-                 ev->topic, last, expanded);
+                 ev->topic, x->last, x->expanded);
+    return BATCH_OK;
+}
 
-    fence = offset_list(msg, msg->offset);
-    bool end = false;
-    while (!end) {
-        long in_chunk = 0;
-        char chunk_last[160];
-        snprintf(chunk_last, sizeof chunk_last, "%s", last);
-        txn_result tr = txn_begin(ctx->producer, err, errlen);
-        if (tr != TXN_OK) {
-            ret = batch_from_txn(tr);
-            goto out;
+/*
+ * Produces the page of subscribers after chunk_last into the open
+ * transaction; chunk_last becomes the page's last user, *rows its size.
+ */
+static batch_status produce_page(expansion *x, char *chunk_last, size_t cap, long *in_chunk,
+                                 int *rows)
+{
+    const broadcast_ctx *ctx = x->ctx;
+    const event *ev = x->ev;
+    const char *pp[3] = {ev->topic, chunk_last, x->pagelen};
+    if (pg_exec_prepared(ctx->db, "bc_page", 3, pp, NULL, NULL, 0, &x->res, x->err, x->errlen) !=
+        PG_OK)
+        return BATCH_RETRY_PG; /* the open transaction is aborted at the end */
+    *rows = PQntuples(x->res);
+    for (int r = 0; r < *rows; r++) {
+        const char *uid = PQgetvalue(x->res, r, 0);
+        char id[ID_UUID_SIZE], why[128];
+        snprintf(chunk_last, cap, "%s", uid);
+        if (validate_user_id(uid, strlen(uid), why, sizeof why) != 0 ||
+            broadcast_user_event_id(ev->event_id, uid, id) != 0) {
+            LOG_WARN(ev->event_id, "subscriber %s of topic %s skipped: %s", uid, ev->topic, why);
+            continue;
         }
-        in_txn = true;
-        while (in_chunk < ctx->chunk) {
-            const char *pp[3] = {ev->topic, chunk_last, pagelen};
-            if (pg_exec_prepared(ctx->db, "bc_page", 3, pp, NULL, NULL, 0, &res, err, errlen) !=
-                PG_OK)
-                goto out; /* RETRY_PG; the open transaction is aborted below */
-            int rows = PQntuples(res);
-            for (int r = 0; r < rows; r++) {
-                const char *uid = PQgetvalue(res, r, 0);
-                char id[ID_UUID_SIZE], why[128];
-                snprintf(chunk_last, sizeof chunk_last, "%s", uid);
-                if (validate_user_id(uid, strlen(uid), why, sizeof why) != 0 ||
-                    broadcast_user_event_id(ev->event_id, uid, id) != 0) {
-                    LOG_WARN(ev->event_id, "subscriber %s of topic %s skipped: %s", uid, ev->topic,
-                             why);
-                    continue;
-                }
-                size_t ul = strlen(uid);
-                if (sp.len + ul + 1 > sp.bufcap) {
-                    error_set(err, errlen, "broadcast: user id too long");
-                    continue;
-                }
-                size_t vlen = splice_make(&sp, uid, id);
-                tr = txn_produce(ctx->producer, ctx->events_topic, uid, ul, sp.buf, vlen, NULL,
-                                 ctx->produce_timeout_ms, err, errlen);
-                if (tr != TXN_OK) {
-                    ret = batch_from_txn(tr);
-                    goto out;
-                }
-                in_chunk++;
-            }
-            PQclear(res);
-            res = NULL;
-            if (rows < ctx->page) {
-                end = true;
-                break;
-            }
+        size_t ul = strlen(uid);
+        if (x->sp.len + ul + 1 > x->sp.bufcap) {
+            error_set(x->err, x->errlen, "broadcast: user id too long");
+            continue;
         }
-        if (in_chunk > 0) {
-            tr = txn_commit(ctx->producer, ctx->consumer, fence, err, errlen);
-            in_txn = false;
-            if (tr != TXN_OK) {
-                ret = batch_from_txn(tr);
-                goto out;
-            }
-            metrics_counter_add(ctx->produced, (uint64_t)in_chunk);
-            snprintf(count, sizeof count, "%ld", in_chunk);
-            const char *pr[4] = {ev->event_id, gen, chunk_last, count};
-            if (pg_exec_prepared(ctx->db, "bc_progress", 4, pr, NULL, NULL, 0, NULL, err, errlen) !=
-                PG_OK)
-                goto out; /* the chunk is in Kafka; a redo repeats it with the same ids */
-            expanded += in_chunk;
-        } else {
-            if ((tr = txn_abort(ctx->producer, err, errlen)) != TXN_OK) {
-                ret = BATCH_FATAL;
-                goto out;
-            }
-            in_txn = false;
-        }
-        snprintf(last, sizeof last, "%s", chunk_last);
-        if (!end && *ctx->stop) {
-            ret = BATCH_STOPPED;
-            goto out;
+        size_t vlen = splice_make(&x->sp, uid, id);
+        txn_result tr = txn_produce(ctx->producer, ctx->events_topic, uid, ul, x->sp.buf, vlen,
+                                    NULL, ctx->produce_timeout_ms, x->err, x->errlen);
+        if (tr != TXN_OK)
+            return batch_from_txn(tr);
+        (*in_chunk)++;
+    }
+    PQclear(x->res);
+    x->res = NULL;
+    return BATCH_OK;
+}
+
+/*
+ * One chunk: up to ctx->chunk subscribers in one transaction that also
+ * carries the fence, then the progress recorded.  *end: no subscriber is left.
+ */
+static batch_status expand_chunk(expansion *x, bool *end)
+{
+    const broadcast_ctx *ctx = x->ctx;
+    long in_chunk = 0;
+    char chunk_last[sizeof x->last];
+    snprintf(chunk_last, sizeof chunk_last, "%s", x->last);
+    txn_result tr = txn_begin(ctx->producer, x->err, x->errlen);
+    if (tr != TXN_OK)
+        return batch_from_txn(tr);
+    x->in_txn = true;
+    while (in_chunk < ctx->chunk) {
+        int rows = 0;
+        batch_status r = produce_page(x, chunk_last, sizeof chunk_last, &in_chunk, &rows);
+        if (r != BATCH_OK)
+            return r;
+        if (rows < ctx->page) {
+            *end = true;
+            break;
         }
     }
-
-    /* Every subscriber is out: record the broadcast itself, then commit its offset. */
-    status_batch_reset(sb);
-    if (status_add_event(sb, ev, NULL, 0) != 0) {
-        error_set(err, errlen, "broadcast: out of memory");
-        ret = BATCH_FATAL;
-        goto out;
+    if (in_chunk == 0) {
+        if (txn_abort(ctx->producer, x->err, x->errlen) != TXN_OK)
+            return BATCH_FATAL;
+        x->in_txn = false;
+    } else {
+        tr = txn_commit(ctx->producer, ctx->consumer, x->fence, x->err, x->errlen);
+        x->in_txn = false;
+        if (tr != TXN_OK)
+            return batch_from_txn(tr);
+        metrics_counter_add(ctx->produced, (uint64_t)in_chunk);
+        char count[24];
+        snprintf(count, sizeof count, "%ld", in_chunk);
+        const char *pr[4] = {x->ev->event_id, x->gen, chunk_last, count};
+        if (pg_exec_prepared(ctx->db, "bc_progress", 4, pr, NULL, NULL, 0, NULL, x->err,
+                             x->errlen) != PG_OK)
+            return BATCH_RETRY_PG; /* the chunk is in Kafka; a redo repeats it with the same ids */
+        x->expanded += in_chunk;
     }
-    if (status_write(sb, ctx->db, err, errlen) != PG_OK)
-        goto out;
-    txn_result tr = txn_begin(ctx->producer, err, errlen);
+    snprintf(x->last, sizeof x->last, "%s", chunk_last);
+    return BATCH_OK;
+}
+
+/* Every subscriber is out: records the broadcast itself, then commits its offset. */
+static batch_status expansion_finish(expansion *x)
+{
+    const broadcast_ctx *ctx = x->ctx;
+    const event *ev = x->ev;
+    status_batch_reset(x->sb);
+    if (status_add_event(x->sb, ev, NULL, 0) != 0) {
+        error_set(x->err, x->errlen, "broadcast: out of memory");
+        return BATCH_FATAL;
+    }
+    if (status_write(x->sb, ctx->db, x->err, x->errlen) != PG_OK)
+        return BATCH_RETRY_PG;
+    txn_result tr = txn_begin(ctx->producer, x->err, x->errlen);
     if (tr == TXN_OK) {
-        in_txn = true;
-        final = offset_list(msg, msg->offset + 1);
-        tr = txn_commit(ctx->producer, ctx->consumer, final, err, errlen);
-        in_txn = false;
+        x->in_txn = true;
+        rd_kafka_topic_partition_list_t *final = offset_list(x->msg, x->msg->offset + 1);
+        tr = txn_commit(ctx->producer, ctx->consumer, final, x->err, x->errlen);
+        x->in_txn = false;
+        rd_kafka_topic_partition_list_destroy(final);
     }
-    if (tr != TXN_OK) {
-        ret = batch_from_txn(tr);
-        goto out;
-    }
-    LOG_INFO(ev->event_id, "broadcast to topic %s expanded to %lld user(s)", ev->topic, expanded);
-    const char *fp[2] = {ev->event_id, gen};
+    if (tr != TXN_OK)
+        return batch_from_txn(tr);
+    LOG_INFO(ev->event_id, "broadcast to topic %s expanded to %lld user(s)", ev->topic,
+             x->expanded);
+    const char *fp[2] = {ev->event_id, x->gen};
     char why[256];
     if (pg_exec_prepared(ctx->db, "bc_finish", 2, fp, NULL, NULL, 0, NULL, why, sizeof why) !=
         PG_OK)
         LOG_WARN(ev->event_id, "broadcast progress row left behind: %s", why);
-    ret = BATCH_OK;
-out:
-    if (in_txn) {
-        char abort_why[256];
-        if (txn_abort(ctx->producer, abort_why, sizeof abort_why) != TXN_OK) {
-            LOG_ERROR(ev->event_id, "abort failed: %s", abort_why);
+    return BATCH_OK;
+}
+
+batch_status broadcast_expand(const broadcast_ctx *ctx, const event *ev,
+                              const rd_kafka_message_t *msg, status_batch *sb, char *err,
+                              size_t errlen)
+{
+    expansion x = {.ctx = ctx, .ev = ev, .msg = msg, .sb = sb, .err = err, .errlen = errlen};
+    batch_status ret;
+    snprintf(x.gen, sizeof x.gen, "%d", ev->generation);
+    snprintf(x.pagelen, sizeof x.pagelen, "%ld", ctx->page);
+    if (splice_init(&x.sp, ev) != 0) {
+        error_set(err, errlen, "broadcast: cannot serialize the per-user event");
+        ret = BATCH_FATAL;
+    } else if ((ret = expansion_start(&x)) == BATCH_OK) {
+        x.fence = offset_list(msg, msg->offset);
+        bool end = false;
+        while (ret == BATCH_OK && !end) {
+            ret = expand_chunk(&x, &end);
+            if (ret == BATCH_OK && !end && *ctx->stop)
+                ret = BATCH_STOPPED;
+        }
+        if (ret == BATCH_OK)
+            ret = expansion_finish(&x);
+    }
+    if (x.in_txn) {
+        char why[256];
+        if (txn_abort(ctx->producer, why, sizeof why) != TXN_OK) {
+            LOG_ERROR(ev->event_id, "abort failed: %s", why);
             ret = BATCH_FATAL;
         }
     }
-    PQclear(res);
-    if (fence != NULL)
-        rd_kafka_topic_partition_list_destroy(fence);
-    if (final != NULL)
-        rd_kafka_topic_partition_list_destroy(final);
-    splice_free(&sp);
+    PQclear(x.res);
+    if (x.fence != NULL)
+        rd_kafka_topic_partition_list_destroy(x.fence);
+    splice_free(&x.sp);
     return ret;
 }
