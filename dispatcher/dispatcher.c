@@ -632,16 +632,112 @@ static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const ev
     return TXN_OK;
 }
 
+/*
+ * The status rows of a batch go out in parts of status_part events over
+ * two connections: two backends insert the last two parts while the next
+ * is fanned out (the database's work per row is more than ours).
+ */
+typedef struct rows_pipe {
+    PGconn *raw[2];
+    bool in_flight[2];
+    size_t part;
+} rows_pipe;
+
+/* Sends the rows gathered so far once they make a part. */
+static pg_status rows_send_part(dispatcher *d, rows_pipe *p, char *err, size_t errlen)
+{
+    if (status_event_count(d->sb) < (size_t)d->cfg->status_part)
+        return PG_OK;
+    size_t k = p->part++ % 2;
+    if (p->in_flight[k]) {
+        p->in_flight[k] = false;
+        if (status_recv(p->raw[k], err, errlen) != PG_OK)
+            return PG_ERROR;
+    }
+    if (status_send(d->sb, p->raw[k], err, errlen) != PG_OK)
+        return PG_ERROR;
+    p->in_flight[k] = true;
+    status_batch_reset(d->sb);
+    return PG_OK;
+}
+
+/* Waits for the parts in flight. */
+static pg_status rows_wait(rows_pipe *p, char *err, size_t errlen)
+{
+    for (int k = 0; k < 2; k++) {
+        if (p->in_flight[k]) {
+            p->in_flight[k] = false;
+            if (status_recv(p->raw[k], err, errlen) != PG_OK)
+                return PG_ERROR;
+        }
+    }
+    return PG_OK;
+}
+
+/* After a failure: leaves the connections idle; the rows are redone with the batch. */
+static void rows_abandon(rows_pipe *p)
+{
+    char why[256];
+    for (int k = 0; k < 2; k++) {
+        if (p->in_flight[k]) {
+            p->in_flight[k] = false;
+            if (status_recv(p->raw[k], why, sizeof why) != PG_OK)
+                LOG_DEBUG(NULL, "%s", why);
+        }
+    }
+}
+
+/* Fans every slot out into the open transaction and its rows into the pipe. */
+static batch_status fan_out(dispatcher *d, rows_pipe *p, batch_counts *bc, int64_t now_ms,
+                            char *err, size_t errlen)
+{
+    txn_result tr;
+    for (size_t i = 0; i < d->nslots; i++) {
+        slot *s = &d->slots[i];
+        if (rows_send_part(d, p, err, errlen) != PG_OK)
+            return BATCH_RETRY_PG;
+        if (s->parsed != EVENT_OK) {
+            if ((tr = dead_letter(d, s, bc, err, errlen)) != TXN_OK)
+                return batch_from_txn(tr);
+            continue;
+        }
+        size_t from = d->fl.n;
+        if (fanout_event(&s->ev, s->user, s->tpl, &d->fo, now_ms, &d->fl, err, errlen) != 0 ||
+            status_add_event(d->sb, &s->ev, d->fl.items + from, d->fl.n - from) != 0)
+            return BATCH_FATAL;
+        if ((tr = produce_items(d, s->msg, &s->ev, from, bc, err, errlen)) != TXN_OK)
+            return batch_from_txn(tr);
+        bc->events++;
+    }
+    return BATCH_OK;
+}
+
+/* A committed batch's counts into the metrics. */
+static void count_batch(dispatcher *d, const batch_counts *bc)
+{
+    metrics_counter_add(d->m.events, bc->events + bc->dead[0] + bc->dead[1]);
+    for (int k = 0; k < 2; k++)
+        metrics_counter_add(d->m.dead[k], bc->dead[k]);
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++)
+        for (int k = 0; k < 2; k++)
+            metrics_counter_add(d->m.deliveries[c][k], bc->deliveries[c][k]);
+    for (size_t k = 0; k < NSKIP; k++)
+        metrics_counter_add(d->m.skips[k], bc->skips[k]);
+}
+
+/*
+ * One slice of events: look the users up, fan out in one transaction, write
+ * the rows, then commit the output with the offsets.
+ */
 static batch_status process_events(dispatcher *d, char *err, size_t errlen)
 {
     batch_counts bc;
     memset(&bc, 0, sizeof bc);
     int64_t now_ms = timeutil_now_ms();
     batch_status ret = BATCH_RETRY_PG;
-    bool in_txn = false, in_flight[2] = {false, false};
+    bool in_txn = false;
     rd_kafka_topic_partition_list_t *offsets = NULL;
-    PGconn *raw[2] = {NULL, NULL};
-    size_t part = 0;
+    rows_pipe rows = {0};
     txn_result tr;
 
     int64_t t0 = timeutil_monotonic_ms(), t1 = 0, t2 = 0, t3 = 0;
@@ -663,55 +759,14 @@ static batch_status process_events(dispatcher *d, char *err, size_t errlen)
     in_txn = true;
     fanout_list_reset(&d->fl);
     status_batch_reset(d->sb);
-    raw[0] = pg_raw(d->db); /* after resolve(): a reconnect there changes it */
-    raw[1] = pg_raw(d->rows_db);
-    for (size_t i = 0; i < d->nslots; i++) {
-        slot *s = &d->slots[i];
-        if (status_event_count(d->sb) >= (size_t)d->cfg->status_part) {
-            /*
-             * Overlap: two backends insert the last two parts while the next
-             * is fanned out (the database's work per row is more than ours).
-             */
-            size_t k = part++ % 2;
-            if (in_flight[k]) {
-                in_flight[k] = false;
-                if (status_recv(raw[k], err, errlen) != PG_OK)
-                    goto out;
-            }
-            if (status_send(d->sb, raw[k], err, errlen) != PG_OK)
-                goto out;
-            in_flight[k] = true;
-            status_batch_reset(d->sb);
-        }
-        if (s->parsed != EVENT_OK) {
-            if ((tr = dead_letter(d, s, &bc, err, errlen)) != TXN_OK) {
-                ret = batch_from_txn(tr);
-                goto out;
-            }
-            continue;
-        }
-        size_t from = d->fl.n;
-        if (fanout_event(&s->ev, s->user, s->tpl, &d->fo, now_ms, &d->fl, err, errlen) != 0 ||
-            status_add_event(d->sb, &s->ev, d->fl.items + from, d->fl.n - from) != 0) {
-            ret = BATCH_FATAL;
-            goto out;
-        }
-        if ((tr = produce_items(d, s->msg, &s->ev, from, &bc, err, errlen)) != TXN_OK) {
-            ret = batch_from_txn(tr);
-            goto out;
-        }
-        bc.events++;
-    }
+    rows.raw[0] = pg_raw(d->db); /* after resolve(): a reconnect there changes it */
+    rows.raw[1] = pg_raw(d->rows_db);
+    if ((ret = fan_out(d, &rows, &bc, now_ms, err, errlen)) != BATCH_OK)
+        goto out;
+    ret = BATCH_RETRY_PG;
     t2 = timeutil_monotonic_ms();
     /* Rows first: a delivery visible in Kafka must have its row. */
-    for (int k = 0; k < 2; k++) {
-        if (in_flight[k]) {
-            in_flight[k] = false;
-            if (status_recv(raw[k], err, errlen) != PG_OK)
-                goto out;
-        }
-    }
-    if (status_write(d->sb, d->db, err, errlen) != PG_OK)
+    if (rows_wait(&rows, err, errlen) != PG_OK || status_write(d->sb, d->db, err, errlen) != PG_OK)
         goto out;
     t3 = timeutil_monotonic_ms();
     offsets = batch_offsets(d, false);
@@ -726,23 +781,9 @@ static batch_status process_events(dispatcher *d, char *err, size_t errlen)
         goto out;
     }
     ret = BATCH_OK;
-    metrics_counter_add(d->m.events, bc.events + bc.dead[0] + bc.dead[1]);
-    for (int k = 0; k < 2; k++)
-        metrics_counter_add(d->m.dead[k], bc.dead[k]);
-    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++)
-        for (int k = 0; k < 2; k++)
-            metrics_counter_add(d->m.deliveries[c][k], bc.deliveries[c][k]);
-    for (size_t k = 0; k < NSKIP; k++)
-        metrics_counter_add(d->m.skips[k], bc.skips[k]);
+    count_batch(d, &bc);
 out:
-    for (int k = 0; k < 2; k++) {
-        if (in_flight[k]) {
-            /* Leave the connection idle; the rows are redone with the batch. */
-            char why[256];
-            if (status_recv(raw[k], why, sizeof why) != PG_OK)
-                LOG_DEBUG(NULL, "%s", why);
-        }
-    }
+    rows_abandon(&rows);
     if (in_txn) {
         char why[256];
         if (txn_abort(d->producer, why, sizeof why) != TXN_OK) {
