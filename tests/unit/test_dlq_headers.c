@@ -74,8 +74,8 @@ START_TEST(test_failure_headers_are_replaced_and_originals_and_others_kept)
     ck_assert_str_eq(get(h, HDR_ORIGINAL_TIMESTAMP, b, sizeof b), "1600000000000");
     ck_assert_str_eq(get(h, HDR_REQUEUED_AT, b, sizeof b), "2020-01-02T00:00:00.000Z");
     ck_assert_str_eq(get(h, "traceparent", b, sizeof b), "00-abc-def-01");
-    const char *once[] = {HDR_DLQ_REASON,     HDR_DLQ_STAGE,          HDR_ATTEMPTS,
-                          HDR_FAILED_AT,      HDR_ORIGINAL_TOPIC,     HDR_ORIGINAL_PARTITION,
+    const char *once[] = {HDR_DLQ_REASON,      HDR_DLQ_STAGE,         HDR_ATTEMPTS,
+                          HDR_FAILED_AT,       HDR_ORIGINAL_TOPIC,    HDR_ORIGINAL_PARTITION,
                           HDR_ORIGINAL_OFFSET, HDR_ORIGINAL_TIMESTAMP};
     for (size_t i = 0; i < sizeof once / sizeof once[0]; i++)
         ck_assert_uint_eq(count(h, once[i]), 1);
