@@ -344,9 +344,15 @@ static void w_string(writer *w, const char *str)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str), run = 0;
-    w_raw(w, "\"", 1);
-    for (size_t i = 0; i < n && !w->failed;) {
+    size_t n = strlen(str);
+    /* Worst case: every byte a 6-byte \u escape; written in place. */
+    if (w->failed || n > (SIZE_MAX - 2) / 6 || buf_reserve(w->b, 6 * n + 2) != 0) {
+        w->failed = true;
+        return;
+    }
+    char *o = w->b->data + w->b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n;) {
         unsigned c = s[i];
         if (c >= 0x80) {
             size_t k = validate_utf8_char(str + i, n - i);
@@ -354,49 +360,47 @@ static void w_string(writer *w, const char *str)
                 w->failed = true; /* json_string() refuses it too */
                 return;
             }
+            memcpy(o, s + i, k);
+            o += k;
             i += k;
             continue;
         }
-        if (c != '"' && c != '\\' && c >= 0x20) {
-            i++;
-            continue;
+        i++;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c >= 0x20) {
+            *o++ = (char)c;
+        } else {
+            *o++ = '\\';
+            switch (c) {
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            default:
+                *o++ = 'u';
+                *o++ = '0';
+                *o++ = '0';
+                *o++ = hex[c >> 4];
+                *o++ = hex[c & 0xF];
+            }
         }
-        /* The plain run before this byte, then its escape. */
-        w_raw(w, str + run, i - run);
-        char esc[6] = {'\\', (char)c};
-        size_t elen = 2;
-        switch (c) {
-        case '"':
-        case '\\':
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 0xF];
-            elen = 6;
-        }
-        w_raw(w, esc, elen);
-        run = ++i;
     }
-    w_raw(w, str + run, n - run);
-    w_raw(w, "\"", 1);
+    *o++ = '"';
+    *o = '\0';
+    w->b->len = (size_t)(o - w->b->data);
 }
 
 /* The member's name: the literal ,"key": without its comma when first. */
