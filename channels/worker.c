@@ -252,13 +252,6 @@ static void job_free(job *j)
     free(j);
 }
 
-static bool has_header(const rd_kafka_headers_t *h, const char *name)
-{
-    const void *v;
-    size_t n;
-    return rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
-}
-
 static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoch)
 {
     /* The key and the value live behind the job, in the same allocation. */
@@ -292,8 +285,8 @@ static job *job_new(worker *w, int topic, rd_kafka_message_t *msg, uint64_t epoc
      * not one of their retries (which carry those headers too, and their own
      * attempt count): a delivery not yet sent gets a fresh round of attempts.
      */
-    j->fresh = (has_header(j->hdrs, HDR_REQUEUED_AT) || has_header(j->hdrs, HDR_REPLAYED_AT)) &&
-               !has_header(j->hdrs, HDR_RETRY_ATTEMPTS);
+    j->fresh = (hdr_has(j->hdrs, HDR_REQUEUED_AT) || hdr_has(j->hdrs, HDR_REPLAYED_AT)) &&
+               !hdr_has(j->hdrs, HDR_RETRY_ATTEMPTS);
     if (msg->key_len)
         memcpy(j->key, msg->key, msg->key_len);
     j->key[msg->key_len] = '\0';
@@ -546,16 +539,8 @@ static void hold_or_claim(worker *w, job *j)
 {
     int64_t due = j->d.not_before;
     int64_t hdr = 0;
-    const void *v;
-    size_t n;
-    if (rd_kafka_header_get_last(j->hdrs, HDR_RETRY_NOT_BEFORE, &v, &n) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR &&
-        n > 0 && n < 24) {
-        char s[24];
-        memcpy(s, v, n);
-        s[n] = '\0';
-        hdr = strtoll(s, NULL, 10);
-    }
+    if (hdr_get_int64(j->hdrs, HDR_RETRY_NOT_BEFORE, &hdr) != 0)
+        hdr = 0;
     if (hdr > due)
         due = hdr;
     if (due > timeutil_now_ms()) {

@@ -29,6 +29,12 @@ void buf_free(buf *b);
 /* Empties the buffer but keeps its storage. */
 void buf_reset(buf *b);
 
+/*
+ * Makes room for extra more bytes (and the NUL) without writing them, for a
+ * writer that fills b->data + b->len itself and then moves b->len.
+ */
+int buf_reserve(buf *b, size_t extra) __attribute__((warn_unused_result));
+
 int buf_append(buf *b, const void *p, size_t n) __attribute__((warn_unused_result));
 int buf_append_str(buf *b, const char *s) __attribute__((warn_unused_result));
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)))

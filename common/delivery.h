@@ -30,6 +30,7 @@
 #ifndef HERALD_DELIVERY_H
 #define HERALD_DELIVERY_H
 
+#include "buf.h"
 #include "event.h"
 #include "ids.h"
 
@@ -98,7 +99,17 @@ int delivery_validate(const delivery *d, char *err, size_t errlen)
 /* The wire object (new reference), or NULL when out of memory or a string is not UTF-8. */
 json_t *delivery_to_json(const delivery *d);
 
-/* Compact wire JSON in *out (free() it) and its length; -1 as delivery_to_json. */
+/*
+ * The one writer of the record: appends d's compact wire JSON to b, byte
+ * for byte what jansson dumps of delivery_to_json(d).  created_at is d's
+ * created_at already formatted (RFC 3339), or NULL to format it here (the
+ * dispatcher formats an event's once for all its deliveries).  -1, with b
+ * as it was, when out of memory or a string is not valid UTF-8.
+ */
+int delivery_write(buf *b, const delivery *d, const char *created_at)
+    __attribute__((warn_unused_result));
+
+/* delivery_write() into a new string in *out (free() it) and its length. */
 int delivery_serialize(const delivery *d, char **out, size_t *outlen)
     __attribute__((warn_unused_result));
 

@@ -117,6 +117,13 @@ json_t *event_to_json(const event *ev);
 int event_serialize(const event *ev, char **out, size_t *outlen)
     __attribute__((warn_unused_result));
 
+/*
+ * event_serialize() with created_at already formatted as
+ * timeutil_format_rfc3339() writes ev->created_at (NULL: format it here).
+ */
+int event_serialize_at(const event *ev, const char *created_at, char **out, size_t *outlen)
+    __attribute__((warn_unused_result));
+
 /* The Kafka key: user_id, or "topic:<topic>" for a broadcast.  Returns out. */
 char *event_kafka_key(const event *ev, char *out, size_t outlen);
 

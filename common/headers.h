@@ -9,7 +9,11 @@
 #define HERALD_COMMON_HEADERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+
+#include <librdkafka/rdkafka.h>
 
 /* Dead letters. */
 #define HDR_DLQ_REASON         "herald.dlq.reason"
@@ -59,5 +63,42 @@ static inline bool hdr_is_failure(const char *name)
     return hdr_has_prefix(name, HDR_DLQ_PREFIX) || hdr_has_prefix(name, HDR_RETRY_PREFIX) ||
            strcmp(name, HDR_ATTEMPTS) == 0 || strcmp(name, HDR_FAILED_AT) == 0;
 }
+
+/*
+ * Add to a list the caller owns (rd_kafka_headers_new()); values are copied.
+ * int64 values are written as decimal text, as the DLQ headers of the
+ * contract are.  Return 0, or -1 when name is NULL or the list is read-only.
+ */
+int kafka_header_add_str(rd_kafka_headers_t *hdrs, const char *name, const char *value)
+    __attribute__((warn_unused_result));
+int kafka_header_add_int64(rd_kafka_headers_t *hdrs, const char *name, int64_t value)
+    __attribute__((warn_unused_result));
+
+/* Whether the list (may be NULL) has a header called name. */
+bool hdr_has(const rd_kafka_headers_t *hdrs, const char *name);
+
+/*
+ * Copies the last header called name into buf, NUL-terminated (a NULL value
+ * reads as "").  Returns the value's length, -1 when there is no such header
+ * (or hdrs is NULL), -2 when buf is too small (buf then holds a truncated
+ * copy).
+ */
+int hdr_get(const rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t buflen);
+
+/* As hdr_get(), parsed as a decimal int64: 0, or -1 when absent or invalid. */
+int hdr_get_int64(const rd_kafka_headers_t *hdrs, const char *name, int64_t *out);
+
+/*
+ * hdr_get() and hdr_get_int64() on a message's headers.  msg is not const
+ * because librdkafka parses headers lazily.
+ */
+int kafka_header_get(rd_kafka_message_t *msg, const char *name, char *buf, size_t buflen);
+int kafka_header_get_int64(rd_kafka_message_t *msg, const char *name, int64_t *out);
+
+/*
+ * A new list with every header of msg (empty when it has none), for
+ * re-producing a message with its headers kept.  The caller owns it.
+ */
+rd_kafka_headers_t *kafka_headers_copy(rd_kafka_message_t *msg) __attribute__((warn_unused_result));
 
 #endif

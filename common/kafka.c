@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "headers.h"
 #include "log.h"
 
 struct kafka_producer {
@@ -1276,74 +1277,4 @@ out:
     if (rk != NULL)
         rd_kafka_destroy(rk);
     return st;
-}
-
-/* ----------------------------------------------------------------- headers */
-
-int kafka_header_add_str(rd_kafka_headers_t *hdrs, const char *name, const char *value)
-{
-    if (hdrs == NULL || name == NULL)
-        return -1;
-    return rd_kafka_header_add(hdrs, name, -1, value, value != NULL ? -1 : 0) ==
-                   RD_KAFKA_RESP_ERR_NO_ERROR
-               ? 0
-               : -1;
-}
-
-int kafka_header_add_int64(rd_kafka_headers_t *hdrs, const char *name, int64_t value)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRId64, value);
-    return kafka_header_add_str(hdrs, name, buf);
-}
-
-int kafka_header_get(rd_kafka_message_t *msg, const char *name, char *buf, size_t buflen)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *val = NULL;
-    size_t size = 0;
-
-    if (buf != NULL && buflen > 0)
-        buf[0] = '\0';
-    if (msg == NULL || name == NULL ||
-        rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return -1;
-    /* The last one: a re-produced message may carry an updated copy. */
-    if (rd_kafka_header_get_last(hdrs, name, &val, &size) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return -1;
-    if (val == NULL)
-        size = 0;
-    if (buf == NULL || buflen == 0)
-        return -2;
-    if (size >= buflen || size > INT_MAX) {
-        memcpy(buf, val, buflen - 1);
-        buf[buflen - 1] = '\0';
-        return -2;
-    }
-    if (size > 0)
-        memcpy(buf, val, size);
-    buf[size] = '\0';
-    return (int)size;
-}
-
-int kafka_header_get_int64(rd_kafka_message_t *msg, const char *name, int64_t *out)
-{
-    char buf[32];
-    if (kafka_header_get(msg, name, buf, sizeof(buf)) <= 0)
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (errno != 0 || end == buf || *end != '\0')
-        return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-rd_kafka_headers_t *kafka_headers_copy(rd_kafka_message_t *msg)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    if (msg == NULL || rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return rd_kafka_headers_new(8);
-    return rd_kafka_headers_copy(hdrs);
 }

@@ -26,6 +26,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
+#include "headers.h"
 
 #define KAFKA_MUSTCHECK __attribute__((warn_unused_result))
 
@@ -333,34 +334,5 @@ kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props 
 kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *props,
                                  const char *const *topics, size_t n, int timeout_ms, char *err,
                                  size_t errlen) KAFKA_MUSTCHECK;
-
-/* ----------------------------------------------------------------- headers */
-
-/*
- * Add to a list the caller owns (rd_kafka_headers_new()); values are copied.
- * int64 values are written as decimal text, as the DLQ headers of the
- * contract are.  Return 0, or -1 when name is NULL or the list is read-only.
- */
-int kafka_header_add_str(rd_kafka_headers_t *hdrs, const char *name,
-                         const char *value) KAFKA_MUSTCHECK;
-int kafka_header_add_int64(rd_kafka_headers_t *hdrs, const char *name,
-                           int64_t value) KAFKA_MUSTCHECK;
-
-/*
- * Copies the last header called name into buf, NUL-terminated (a NULL value
- * reads as "").  Returns the value's length, -1 when the message has no such
- * header, -2 when buf is too small (buf then holds a truncated copy).  msg is
- * not const because librdkafka parses headers lazily.
- */
-int kafka_header_get(rd_kafka_message_t *msg, const char *name, char *buf, size_t buflen);
-
-/* As kafka_header_get(), parsed as a decimal int64: 0, or -1 when absent or invalid. */
-int kafka_header_get_int64(rd_kafka_message_t *msg, const char *name, int64_t *out);
-
-/*
- * A new list with every header of msg (empty when it has none), for
- * re-producing a message with its headers kept.  The caller owns it.
- */
-rd_kafka_headers_t *kafka_headers_copy(rd_kafka_message_t *msg) KAFKA_MUSTCHECK;
 
 #endif

@@ -4,12 +4,11 @@
  * original key, value and headers, inside the batch's transaction, and
  * then goes on with the next event (docs/interface.md section 2.4).
  *
- * Headers added: herald.dlq.reason (invalid_json / invalid_event),
- * herald.dlq.error, herald.dlq.stage=dispatcher, herald.original.topic,
- * .partition, .offset, .timestamp (ms), herald.attempts=1 and
- * herald.failed_at (RFC 3339).  Any of these the record already carried
- * (a dead letter requeued by hand and failing again) are replaced, so a
- * reader never sees two reasons.  No I/O.
+ * The headers are those of every stage's dead letters (common/dlq.h,
+ * docs/interface.md section 3.1) with herald.dlq.stage=dispatcher and
+ * herald.attempts=1: failure headers the record already carried (a dead
+ * letter requeued by hand and failing again) are replaced, so a reader never
+ * sees two reasons, and herald.original.* it carried are kept.  No I/O.
  */
 #ifndef HERALD_DISPATCHER_DEADLETTER_H
 #define HERALD_DISPATCHER_DEADLETTER_H

@@ -138,191 +138,6 @@ static int render(const tplcache_channel *tc, delivery_channel ch, json_t *ctx,
     return 0;
 }
 
-/* ------------------------------------------------------ delivery JSON */
-
-/*
- * The delivery record written directly, byte for byte what
- * delivery_serialize() makes of the same delivery (members in the same
- * order, jansson's compact form and string escapes), without building a
- * jansson object per record: that build, its dump and its frees were about
- * a fifth of the dispatcher's CPU time per event.
- */
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} jbuf;
-
-static bool jb_reserve(jbuf *b, size_t more)
-{
-    if (b->failed)
-        return false;
-    if (b->len + more + 1 <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-static void jb_raw(jbuf *b, const char *s, size_t n)
-{
-    if (!jb_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-/* A JSON string: '"' and '\\' escaped, control characters as \b \f \n \r \t or \u00XX. */
-static void jb_string(jbuf *b, const char *str)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str);
-    /* Worst case: every byte a 6-byte \u escape. */
-    if (!jb_reserve(b, 6 * n + 2))
-        return;
-    char *o = b->p + b->len;
-    *o++ = '"';
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        if (c >= 0x80) {
-            size_t k = validate_utf8_char(str + i, n - i);
-            if (k == 0) {
-                b->failed = true; /* json_string() refuses it too */
-                return;
-            }
-            memcpy(o, s + i, k);
-            o += k;
-            i += k;
-            continue;
-        }
-        i++;
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-        } else if (c >= 0x20) {
-            *o++ = (char)c;
-        } else {
-            *o++ = '\\';
-            switch (c) {
-            case '\b':
-                *o++ = 'b';
-                break;
-            case '\f':
-                *o++ = 'f';
-                break;
-            case '\n':
-                *o++ = 'n';
-                break;
-            case '\r':
-                *o++ = 'r';
-                break;
-            case '\t':
-                *o++ = 't';
-                break;
-            default:
-                *o++ = 'u';
-                *o++ = '0';
-                *o++ = '0';
-                *o++ = hex[c >> 4];
-                *o++ = hex[c & 0xF];
-            }
-        }
-    }
-    *o++ = '"';
-    *o = '\0';
-    b->len = (size_t)(o - b->p);
-}
-
-/*
- * ,"key":"value" (the first member without the comma); a NULL value is left
- * out.  name is the literal ,"key": (see JB_NAME).
- */
-static void jb_member(jbuf *b, const char *name, size_t namelen, const char *value)
-{
-    if (value == NULL)
-        return;
-    if (b->len == 1) { /* just "{" */
-        name++;
-        namelen--;
-    }
-    jb_raw(b, name, namelen);
-    jb_string(b, value);
-}
-
-static void jb_int_member(jbuf *b, const char *name, size_t namelen, int v)
-{
-    char num[16];
-    size_t n = 0;
-    unsigned u = v < 0 ? 0u - (unsigned)v : (unsigned)v;
-    do {
-        num[sizeof num - 1 - n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u > 0);
-    if (v < 0)
-        num[sizeof num - 1 - n++] = '-';
-    jb_raw(b, name, namelen);
-    jb_raw(b, num + sizeof num - n, n);
-}
-
-#define JB_NAME(key) ",\"" key "\":", sizeof(",\"" key "\":") - 1
-
-static int jb_dump_cb(const char *buffer, size_t size, void *data)
-{
-    jbuf *b = data;
-    jb_raw(b, buffer, size);
-    return b->failed ? -1 : 0;
-}
-
-int fanout_delivery_json(const delivery *d, const char *created_at, char **out, size_t *outlen)
-{
-    char created[TIMEUTIL_RFC3339_SIZE], nb[TIMEUTIL_RFC3339_SIZE];
-    jbuf b = {0};
-    *out = NULL;
-    *outlen = 0;
-    if (created_at == NULL)
-        created_at = timeutil_format_rfc3339(d->created_at, created, sizeof created);
-    jb_raw(&b, "{", 1);
-    jb_member(&b, JB_NAME("idempotency_key"), d->idempotency_key);
-    jb_member(&b, JB_NAME("event_id"), d->event_id);
-    jb_member(&b, JB_NAME("user_id"), d->user_id);
-    jb_member(&b, JB_NAME("channel"), delivery_channel_name(d->channel));
-    jb_int_member(&b, JB_NAME("attempt"), d->attempt);
-    jb_member(&b, JB_NAME("address"), d->address);
-    jb_member(&b, JB_NAME("subject"), d->subject);
-    jb_member(&b, JB_NAME("body"), d->body);
-    jb_member(&b, JB_NAME("title"), d->title);
-    if (d->data != NULL) {
-        jb_raw(&b, ",\"data\":", 8);
-        if (!b.failed && json_dump_callback(d->data, jb_dump_cb, &b, JSON_COMPACT) != 0)
-            b.failed = true;
-    }
-    jb_member(&b, JB_NAME("priority"), event_priority_name(d->priority));
-    jb_member(&b, JB_NAME("category"), d->category);
-    jb_member(&b, JB_NAME("event_type"), d->event_type);
-    jb_member(&b, JB_NAME("created_at"), created_at);
-    if (d->not_before != 0)
-        jb_member(&b, JB_NAME("not_before"), timeutil_format_rfc3339(d->not_before, nb, sizeof nb));
-    jb_int_member(&b, JB_NAME("generation"), d->generation);
-    jb_raw(&b, "}", 1);
-    if (b.failed) {
-        free(b.p);
-        return -1;
-    }
-    *out = b.p;
-    *outlen = b.len;
-    return 0;
-}
-
 static int add_delivery(const event *ev, const prefs_user *user, delivery_channel ch,
                         const decide_outcome *o, const char *address, const content *c,
                         const char *created_at, fanout_list *out)
@@ -362,12 +177,15 @@ static int add_delivery(const event *ev, const prefs_user *user, delivery_channe
     it->action = o->action;
     it->not_before_ms = d.not_before;
     memcpy(it->idempotency_key, d.idempotency_key, sizeof it->idempotency_key);
-    if ((it->address = strdup(address)) == NULL ||
-        fanout_delivery_json(&d, created_at, &it->value, &it->vlen) != 0) {
+    buf json;
+    buf_init(&json, 0);
+    if ((it->address = strdup(address)) == NULL || delivery_write(&json, &d, created_at) != 0) {
+        buf_free(&json);
         free(it->address);
         out->n--;
         return -1;
     }
+    it->value = buf_steal(&json, &it->vlen);
     return 0;
 }
 

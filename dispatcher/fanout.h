@@ -68,15 +68,6 @@ int fanout_event(const event *ev, const prefs_user *user, const tplcache_type *t
                  const fanout_options *opt, int64_t now_ms, fanout_list *out, char *err,
                  size_t errlen) __attribute__((warn_unused_result));
 
-/*
- * The delivery record d as JSON, as delivery_serialize() writes it: *out
- * (NUL-terminated, the caller frees it) and its length.  created_at is d's
- * created_at already formatted (RFC 3339), or NULL to format it here.
- * -1 when out of memory or when a string is not valid UTF-8.
- */
-int fanout_delivery_json(const delivery *d, const char *created_at, char **out, size_t *outlen)
-    __attribute__((warn_unused_result));
-
 /* Frees the items' contents and empties the list (keeps its capacity). */
 void fanout_list_reset(fanout_list *l);
 void fanout_list_free(fanout_list *l);

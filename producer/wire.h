@@ -1,17 +1,9 @@
 /*
- * wire: the bytes the gateway writes per published event, built without a
- * JSON tree.
+ * wire: the bytes the gateway writes per published event.
  *
- * event_serialize() (common/event.c) builds a jansson object of the
- * envelope and dumps it: a dozen allocations and a second walk per event,
- * which profiling showed to be the gateway's largest cost per publish after
- * the kernel's.  An event that passed event_from_request() has an envelope
- * of printable ASCII (names, user ids, idempotency keys are validated to
- * that), so only its "data" needs jansson's dumper; the rest is copied with
- * the two escapes printable ASCII can need.  The record is byte for byte
- * what event_serialize() writes (same members, order and escaping); an
- * event outside that fast path (a string with other bytes) is handed to
- * event_serialize() itself.
+ * The event record is common/event.c's, the one writer
+ * (event_serialize_at()); wire_event() hands it the timestamp from the
+ * per-thread cache below.
  *
  * Also here: the ids and timestamps of those records, which would otherwise
  * cost a getrandom(2) and an snprintf(3) per event.
@@ -24,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The compact wire JSON of ev in *out (free() it) and its length; -1 as event_serialize(). */
+/* event_serialize(ev), with created_at from wire_rfc3339(). */
 int wire_event(const event *ev, char **out, size_t *outlen) __attribute__((warn_unused_result));
 
 /*

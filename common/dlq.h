@@ -1,6 +1,8 @@
 /*
  * dlq: the headers of a dead letter and of a record sent round the retry
- * topic (docs/interface.md sections 2.3 and 3).
+ * topic (docs/interface.md sections 2.3 and 3), for every stage: the
+ * dispatcher's dead letters and the workers' dead letters and retries are
+ * built here by the one rule of section 3.1.
  *
  * A dead letter keeps the original key, value and headers and adds
  *   herald.dlq.reason, herald.dlq.error, herald.dlq.stage,
@@ -18,8 +20,8 @@
  *
  * No I/O: these build rd_kafka_headers_t lists the caller produces with.
  */
-#ifndef HERALD_CHANNELS_DLQ_H
-#define HERALD_CHANNELS_DLQ_H
+#ifndef HERALD_COMMON_DLQ_H
+#define HERALD_COMMON_DLQ_H
 
 #include <stdint.h>
 

@@ -3,33 +3,11 @@
  */
 #include "dlq.h"
 
-#include <inttypes.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "timeutil.h"
 
-static bool has_header(const rd_kafka_headers_t *h, const char *name)
-{
-    const void *v;
-    size_t n;
-    return h && rd_kafka_header_get_last(h, name, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
-}
-
-static int add(rd_kafka_headers_t *h, const char *name, const char *value)
-{
-    return rd_kafka_header_add(h, name, -1, value, -1) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
-}
-
-static int add_i64(rd_kafka_headers_t *h, const char *name, int64_t v)
-{
-    char s[32];
-    snprintf(s, sizeof s, "%" PRId64, v);
-    return add(h, name, s);
-}
-
-/* Copies hdrs without the headers this worker writes itself. */
+/* Copies hdrs without the failure headers and, unless keep_original, herald.original.*. */
 static rd_kafka_headers_t *copy_without(const rd_kafka_headers_t *hdrs, bool keep_original)
 {
     rd_kafka_headers_t *out = rd_kafka_headers_new(hdrs ? rd_kafka_header_cnt(hdrs) + 12 : 12);
@@ -49,10 +27,10 @@ static rd_kafka_headers_t *copy_without(const rd_kafka_headers_t *hdrs, bool kee
 static int add_original(rd_kafka_headers_t *h, const dlq_origin *o)
 {
     int rc = 0;
-    rc |= add(h, HDR_ORIGINAL_TOPIC, o->topic);
-    rc |= add_i64(h, HDR_ORIGINAL_PARTITION, o->partition);
-    rc |= add_i64(h, HDR_ORIGINAL_OFFSET, o->offset);
-    rc |= add_i64(h, HDR_ORIGINAL_TIMESTAMP, o->timestamp_ms);
+    rc |= kafka_header_add_str(h, HDR_ORIGINAL_TOPIC, o->topic);
+    rc |= kafka_header_add_int64(h, HDR_ORIGINAL_PARTITION, o->partition);
+    rc |= kafka_header_add_int64(h, HDR_ORIGINAL_OFFSET, o->offset);
+    rc |= kafka_header_add_int64(h, HDR_ORIGINAL_TIMESTAMP, o->timestamp_ms);
     return rc;
 }
 
@@ -60,17 +38,20 @@ rd_kafka_headers_t *dlq_headers(const rd_kafka_headers_t *hdrs, const char *reas
                                 const char *error, const char *stage, const dlq_origin *o,
                                 int attempts, int64_t failed_at_ms)
 {
-    bool have_orig = has_header(hdrs, HDR_ORIGINAL_TOPIC);
+    bool have_orig = hdr_has(hdrs, HDR_ORIGINAL_TOPIC);
     rd_kafka_headers_t *h = copy_without(hdrs, have_orig);
+    if (h == NULL)
+        return NULL;
     char ts[TIMEUTIL_RFC3339_SIZE];
     int rc = 0;
-    rc |= add(h, HDR_DLQ_REASON, reason);
-    rc |= add(h, HDR_DLQ_ERROR, error ? error : "");
-    rc |= add(h, HDR_DLQ_STAGE, stage);
+    rc |= kafka_header_add_str(h, HDR_DLQ_REASON, reason);
+    rc |= kafka_header_add_str(h, HDR_DLQ_ERROR, error ? error : "");
+    rc |= kafka_header_add_str(h, HDR_DLQ_STAGE, stage);
     if (!have_orig)
         rc |= add_original(h, o);
-    rc |= add_i64(h, HDR_ATTEMPTS, attempts);
-    rc |= add(h, HDR_FAILED_AT, timeutil_format_rfc3339(failed_at_ms, ts, sizeof ts));
+    rc |= kafka_header_add_int64(h, HDR_ATTEMPTS, attempts);
+    rc |= kafka_header_add_str(h, HDR_FAILED_AT,
+                               timeutil_format_rfc3339(failed_at_ms, ts, sizeof ts));
     if (rc != 0) {
         rd_kafka_headers_destroy(h);
         return NULL;
@@ -81,13 +62,15 @@ rd_kafka_headers_t *dlq_headers(const rd_kafka_headers_t *hdrs, const char *reas
 rd_kafka_headers_t *dlq_retry_headers(const rd_kafka_headers_t *hdrs, const dlq_origin *o,
                                       int attempts, int64_t not_before_ms)
 {
-    bool have_orig = has_header(hdrs, HDR_ORIGINAL_TOPIC);
+    bool have_orig = hdr_has(hdrs, HDR_ORIGINAL_TOPIC);
     rd_kafka_headers_t *h = copy_without(hdrs, have_orig);
+    if (h == NULL)
+        return NULL;
     int rc = 0;
     if (!have_orig)
         rc |= add_original(h, o);
-    rc |= add_i64(h, HDR_RETRY_ATTEMPTS, attempts);
-    rc |= add_i64(h, HDR_RETRY_NOT_BEFORE, not_before_ms);
+    rc |= kafka_header_add_int64(h, HDR_RETRY_ATTEMPTS, attempts);
+    rc |= kafka_header_add_int64(h, HDR_RETRY_NOT_BEFORE, not_before_ms);
     if (rc != 0) {
         rd_kafka_headers_destroy(h);
         return NULL;
