@@ -19,6 +19,7 @@
 #include "fanout.h"
 #include "headers.h"
 #include "kafka.h"
+#include "kafka_txn.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"

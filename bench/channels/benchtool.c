@@ -18,6 +18,7 @@
 
 #include "delivery.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "timeutil.h"
 
 static int cmp(const void *a, const void *b)

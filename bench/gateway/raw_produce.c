@@ -12,6 +12,7 @@
  */
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "log.h"
 #include "timeutil.h"
 

@@ -42,6 +42,7 @@
  */
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "log.h"
 #include "timeutil.h"
 #include "topics.h"

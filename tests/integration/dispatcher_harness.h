@@ -27,6 +27,7 @@
 
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "testsupport.h"
 #include "testutil.h"
 #include "timeutil.h"

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "partread.h"
 #include "testsupport.h"
 #include "testutil.h"

@@ -5,6 +5,7 @@
  * poison records, cache invalidation, a PostgreSQL outage and shutdown.
  */
 #include "dispatcher_harness.h"
+#include "kafka_txn.h"
 
 #define WAIT_MS 30000
 

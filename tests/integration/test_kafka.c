@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "kafka.h"
+#include "kafka_admin.h"
+#include "kafka_txn.h"
 #include "log.h"
 #include "testutil.h"
 #include "timeutil.h"

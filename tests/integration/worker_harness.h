@@ -33,6 +33,7 @@
 #include "delivery.h"
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "testsupport.h"
 #include "testutil.h"
 #include "timeutil.h"
