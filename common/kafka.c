@@ -376,7 +376,7 @@ out:
     return ret;
 }
 
-/* The operator's -X pairs: applied last, so that they win over any default. */
+/* A program's defaults, then the operator's -X pairs, which win over any default. */
 static int conf_apply_props(rd_kafka_conf_t *conf, const config_kafka_props *props, char *err,
                             size_t errlen)
 {
@@ -451,8 +451,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     p->dr_cb(m->_private, &dr);
 }
 
-kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *props,
-                                   const char *transactional_id, char *err, size_t errlen)
+kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *defaults,
+                                   const config_kafka_props *props, const char *transactional_id,
+                                   char *err, size_t errlen)
 {
     kafka_producer *p = NULL, *ret = NULL;
     rd_kafka_conf_t *conf = NULL;
@@ -476,9 +477,11 @@ kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props
     if (transactional_id != NULL &&
         conf_set(conf, "transactional.id", transactional_id, err, errlen) != 0)
         goto out;
-    if (conf_apply_props(conf, props, err, errlen) != 0)
+    if (conf_apply_props(conf, defaults, err, errlen) != 0 ||
+        conf_apply_props(conf, props, err, errlen) != 0)
         goto out;
-    if (transactional_id != NULL && !props_has(props, "message.timeout.ms")) {
+    if (transactional_id != NULL && !props_has(defaults, "message.timeout.ms") &&
+        !props_has(props, "message.timeout.ms")) {
         /*
          * librdkafka refuses message.timeout.ms > transaction.timeout.ms; an
          * operator who shortened only the latter meant both.
@@ -691,6 +694,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
+                                   const config_kafka_props *defaults,
                                    const config_kafka_props *props, char *err, size_t errlen)
 {
     kafka_consumer *c = NULL, *ret = NULL;
@@ -711,7 +715,8 @@ kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
         goto out;
     if (conf_set(conf, "group.id", group_id, err, errlen) != 0)
         goto out;
-    if (conf_apply_props(conf, props, err, errlen) != 0)
+    if (conf_apply_props(conf, defaults, err, errlen) != 0 ||
+        conf_apply_props(conf, props, err, errlen) != 0)
         goto out;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);

@@ -10,7 +10,10 @@
  *
  * Passthrough: every constructor takes a config_kafka_props (the -X key=value
  * pairs and HERALD_KAFKA_OPTS collected by config.h).  They are applied after
- * Herald's defaults, so an operator can override any of them.
+ * Herald's defaults, so an operator can override any of them.  The producer
+ * and consumer constructors also take the program's own defaults (a table
+ * in the same form, or NULL), applied after Herald's and before props: a
+ * program passes its table instead of merging it in front of props.
  *
  * Threads: a producer may be used from several threads for kafka_produce();
  * polling, flushing and the transactional calls belong to one thread.  A
@@ -125,9 +128,9 @@ typedef void (*kafka_delivery_cb)(void *msg_opaque, const kafka_delivery_report 
  * props) and no topic auto-creation.  With transactional_id non-NULL it is a
  * transactional producer: call kafka_txn_init() (kafka_txn.h) before producing.
  */
-kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *props,
-                                   const char *transactional_id, char *err,
-                                   size_t errlen) KAFKA_MUSTCHECK;
+kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *defaults,
+                                   const config_kafka_props *props, const char *transactional_id,
+                                   char *err, size_t errlen) KAFKA_MUSTCHECK;
 
 /* Sets the delivery callback (NULL: reports are dropped).  Set it before producing. */
 void kafka_producer_set_delivery_cb(kafka_producer *p, kafka_delivery_cb cb);
@@ -191,6 +194,7 @@ typedef void (*kafka_rebalance_cb)(void *ctx, bool assigned,
  * eager protocols, so props may change the strategy.
  */
 kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
+                                   const config_kafka_props *defaults,
                                    const config_kafka_props *props, char *err,
                                    size_t errlen) KAFKA_MUSTCHECK;
 
