@@ -160,27 +160,18 @@ static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, to
     return rc;
 }
 
-static rd_kafka_t *client_for_group(const ctl_context *ctx, const char *group, char *err,
-                                    size_t errlen)
+/*
+ * A client of group, for committed offsets; it never joins the group.  The
+ * operator's -X pairs go in as the defaults so that auto-commit off, passed
+ * last, wins whatever they say.
+ */
+static kafka_consumer *client_for_group(const ctl_context *ctx, const char *group, char *err,
+                                        size_t errlen)
 {
-    char why[512];
-    rd_kafka_conf_t *conf =
-        kafka_conf_new(ctx->common.kafka_brokers, &ctx->kafka_props, err, errlen);
-    if (conf == NULL)
-        return NULL;
-    if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof(why)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof(why)) !=
-            RD_KAFKA_CONF_OK) {
-        error_set(err, errlen, "%s", why);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (rk == NULL) {
-        error_set(err, errlen, "cannot create Kafka client: %s", why);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
+    static config_kv fixed_kv[] = {{(char *)"enable.auto.commit", (char *)"false"}};
+    static const config_kafka_props fixed = {fixed_kv, 1};
+    return kafka_consumer_new(ctx->common.kafka_brokers, group, &ctx->kafka_props, &fixed, err,
+                              errlen);
 }
 
 static bool expected(const status_group *g, const char *topic_suffix)
@@ -197,7 +188,8 @@ static int64_t report_group(const ctl_context *ctx, const status_group *g, const
                             int64_t *retry_depth, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
-    rd_kafka_t *rk = client_for_group(ctx, g->name, err, errlen);
+    kafka_consumer *client = client_for_group(ctx, g->name, err, errlen);
+    rd_kafka_t *rk = client != NULL ? kafka_consumer_rk(client) : NULL;
     int64_t total = -1;
     size_t plen = strlen(ctx->common.topic_prefix);
     if (rk == NULL)
@@ -260,10 +252,7 @@ static int64_t report_group(const ctl_context *ctx, const status_group *g, const
 out:
     if (list != NULL)
         rd_kafka_topic_partition_list_destroy(list);
-    if (rk != NULL) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
+    kafka_consumer_destroy(client);
     return total;
 }
 
@@ -383,6 +372,7 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
     topic_marks marks[STATUS_MAX_TOPICS] = {0};
     int64_t retry_depth[STATUS_MAX_TOPICS];
     size_t ngroups = 0, nmarks = 0;
+    kafka_consumer *client = NULL;
     rd_kafka_t *rk = NULL;
     table *lag_t = NULL, *t2 = NULL;
     json_t *out = NULL, *rows = NULL;
@@ -404,7 +394,8 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
     for (size_t i = 0; i < STATUS_MAX_TOPICS; i++)
         retry_depth[i] = -1;
 
-    rk = client_for_group(ctx, "heraldctl-status", err, sizeof(err));
+    client = client_for_group(ctx, "heraldctl-status", err, sizeof(err));
+    rk = client != NULL ? kafka_consumer_rk(client) : NULL;
     if (rk == NULL ||
         read_marks(rk, ctx, (int)f.timeout_ms, marks, &nmarks, err, sizeof(err)) != 0) {
         cmdutil_kafka_error(ctx, "status", "cannot read the topics", err);
@@ -514,10 +505,7 @@ out:
         free(marks[i].low);
         free(marks[i].high);
     }
-    if (rk != NULL) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
+    kafka_consumer_destroy(client);
     table_free(lag_t);
     table_free(t2);
     json_decref(rows);
