@@ -364,6 +364,57 @@ static int parse_groups(const ctl_context *ctx, const char *list, status_group *
     return 0;
 }
 
+/* One daemon's row: its name, the address asked and what /healthz said. */
+#define STATUS_DAEMONS 5
+typedef struct status_daemon {
+    const char *name;
+    const char *addr;
+    char health[256];
+} status_daemon;
+
+/* Asks every daemon's /healthz; returns how many rows out holds. */
+static size_t check_daemons(const status_flags *f, status_daemon *out)
+{
+    const char *const names[STATUS_DAEMONS] = {"gateway", "dispatcher", "worker-email",
+                                               "worker-sms", "worker-push"};
+    const char *const addrs[STATUS_DAEMONS] = {f->gateway, f->dispatcher, f->worker_email,
+                                               f->worker_sms, f->worker_push};
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (size_t i = 0; i < STATUS_DAEMONS; i++) {
+        out[i].name = names[i];
+        out[i].addr = addrs[i];
+        check_health(addrs[i], f->health_timeout_ms, out[i].health, sizeof(out[i].health));
+    }
+    curl_global_cleanup();
+    return STATUS_DAEMONS;
+}
+
+/*
+ * Returns the DLQ's size and completes retry_depth: a retry topic no
+ * reported group covers counts what it retains.  With retry_json non-NULL,
+ * adds each retry topic's depth to it.
+ */
+static int64_t backlog_depths(const ctl_context *ctx, const topic_marks *marks, size_t nmarks,
+                              int64_t *retry_depth, json_t *retry_json)
+{
+    int64_t dlq_size = 0;
+    size_t plen = strlen(ctx->common.topic_prefix);
+    for (size_t i = 0; i < nmarks; i++) {
+        const char *suffix = marks[i].name + plen;
+        if (strcmp(suffix, TOPICS_DLQ) == 0)
+            for (int p = 0; p < marks[i].npart; p++)
+                dlq_size += marks[i].high[p] - marks[i].low[p];
+        if (strncmp(suffix, "retry.", 6) == 0 && retry_depth[i] < 0) {
+            retry_depth[i] = 0;
+            for (int p = 0; p < marks[i].npart; p++)
+                retry_depth[i] += marks[i].high[p] - marks[i].low[p];
+        }
+        if (retry_json != NULL && strncmp(suffix, "retry.", 6) == 0)
+            json_object_set_new(retry_json, marks[i].name, json_integer(retry_depth[i]));
+    }
+    return dlq_size;
+}
+
 int cmd_status(const ctl_context *ctx, int argc, char **argv)
 {
     status_flags f = {0};
@@ -425,40 +476,12 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
             json_object_set_new(group_totals, groups[i].name, json_integer((json_int_t)lag));
     }
 
-    /* DLQ size and retry depth. */
-    int64_t dlq_size = 0;
     size_t plen = strlen(ctx->common.topic_prefix);
     json_t *retry_json = f.json ? json_object() : NULL;
-    for (size_t i = 0; i < nmarks; i++) {
-        const char *suffix = marks[i].name + plen;
-        if (strcmp(suffix, TOPICS_DLQ) == 0)
-            for (int p = 0; p < marks[i].npart; p++)
-                dlq_size += marks[i].high[p] - marks[i].low[p];
-        if (strncmp(suffix, "retry.", 6) == 0 && retry_depth[i] < 0) {
-            /* No group reported covers it: what the topic retains. */
-            retry_depth[i] = 0;
-            for (int p = 0; p < marks[i].npart; p++)
-                retry_depth[i] += marks[i].high[p] - marks[i].low[p];
-        }
-        if (retry_json != NULL && strncmp(suffix, "retry.", 6) == 0)
-            json_object_set_new(retry_json, marks[i].name, json_integer(retry_depth[i]));
-    }
+    int64_t dlq_size = backlog_depths(ctx, marks, nmarks, retry_depth, retry_json);
 
-    /* Daemons. */
-    const struct {
-        const char *name;
-        const char *addr;
-    } daemons[] = {{"gateway", f.gateway},
-                   {"dispatcher", f.dispatcher},
-                   {"worker-email", f.worker_email},
-                   {"worker-sms", f.worker_sms},
-                   {"worker-push", f.worker_push}};
-    size_t ndaemons = sizeof(daemons) / sizeof(daemons[0]);
-    char health[5][256];
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    for (size_t i = 0; i < ndaemons; i++)
-        check_health(daemons[i].addr, f.health_timeout_ms, health[i], sizeof(health[i]));
-    curl_global_cleanup();
+    status_daemon daemons[STATUS_DAEMONS];
+    size_t ndaemons = check_daemons(&f, daemons);
 
     if (f.json) {
         json_t *daemons_json = json_array();
@@ -466,7 +489,8 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
             json_array_append_new(daemons_json,
                                   json_pack("{s:s,s:s,s:b,s:s}", "name", daemons[i].name, "addr",
                                             daemons[i].addr, "healthy",
-                                            strcmp(health[i], "up") == 0, "status", health[i]));
+                                            strcmp(daemons[i].health, "up") == 0, "status",
+                                            daemons[i].health));
         json_object_set_new(out, "lag", rows);
         rows = NULL;
         json_object_set_new(out, "group_lag", group_totals);
@@ -489,7 +513,7 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
         if ((t2 = table_new(3, dh)) == NULL)
             goto oom;
         for (size_t i = 0; i < ndaemons; i++) {
-            const char *cells[] = {daemons[i].name, daemons[i].addr, health[i]};
+            const char *cells[] = {daemons[i].name, daemons[i].addr, daemons[i].health};
             if (table_add(t2, cells) != 0)
                 goto oom;
         }
