@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 struct kafka_producer {
     rd_kafka_t *rk;
@@ -81,13 +82,6 @@ static const conf_default consumer_defaults[] = {
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------- classification */
 
@@ -611,8 +605,8 @@ void kafka_producer_destroy(kafka_producer *p)
      * would drop them silently.  The flush only serves those reports: bounded.
      */
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    int64_t deadline = now_ms() + 2000;
-    while (rd_kafka_outq_len(p->rk) > 0 && now_ms() < deadline)
+    int64_t deadline = timeutil_monotonic_ms() + 2000;
+    while (rd_kafka_outq_len(p->rk) > 0 && timeutil_monotonic_ms() < deadline)
         rd_kafka_poll(p->rk, 50);
     rd_kafka_poll(p->rk, 0);
     rd_kafka_destroy(p->rk);
