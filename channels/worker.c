@@ -160,9 +160,7 @@ struct worker {
     sender *snd;
     kafka_consumer *consumer;
     kafka_producer *producer;
-    int wake[2];            /* librdkafka writes here when a queue gets something */
-    config_kv *consumer_kv; /* the worker's consumer defaults, then the operator's */
-    config_kafka_props consumer_props;
+    int wake[2]; /* librdkafka writes here when a queue gets something */
 
     offsets *offs;
     keyq *idem;
@@ -1386,7 +1384,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         snprintf(group, sizeof group, "%s", cfg->group_id);
     else
         snprintf(group, sizeof group, "%sworker.%s", common->topic_prefix, w->chname);
-    w->producer = kafka_producer_new(common->kafka_brokers, props, NULL, err, errlen);
+    w->producer = kafka_producer_new(common->kafka_brokers, NULL, props, NULL, err, errlen);
     if (w->producer == NULL)
         goto fail;
     kafka_producer_set_delivery_cb(w->producer, on_delivery_report);
@@ -1405,15 +1403,10 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         {(char *)"queued.min.messages", (char *)"5000"},
         {(char *)"queued.max.messages.kbytes", (char *)"4096"},
     };
-    size_t ndef = sizeof consumer_defaults / sizeof consumer_defaults[0];
-    w->consumer_kv = calloc(ndef + props->count, sizeof *w->consumer_kv);
-    if (w->consumer_kv == NULL)
-        goto oom;
-    memcpy(w->consumer_kv, consumer_defaults, sizeof consumer_defaults);
-    if (props->count)
-        memcpy(w->consumer_kv + ndef, props->items, props->count * sizeof *props->items);
-    w->consumer_props = (config_kafka_props){w->consumer_kv, ndef + props->count};
-    w->consumer = kafka_consumer_new(common->kafka_brokers, group, &w->consumer_props, err, errlen);
+    static const config_kafka_props consumer_props = {
+        (config_kv *)consumer_defaults, sizeof consumer_defaults / sizeof consumer_defaults[0]};
+    w->consumer =
+        kafka_consumer_new(common->kafka_brokers, group, &consumer_props, props, err, errlen);
     if (w->consumer == NULL)
         goto fail;
     kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
@@ -1654,7 +1647,6 @@ void worker_free(worker *w)
     dueq_free(w->held);
     metrics_registry_free(w->reg);
     free(w->parts);
-    free(w->consumer_kv);
     if (w->wake[0] >= 0)
         close(w->wake[0]);
     if (w->wake[1] >= 0)

@@ -19,6 +19,7 @@
 
 #include "headers.h"
 #include "log.h"
+#include "timeutil.h"
 
 struct kafka_producer {
     rd_kafka_t *rk;
@@ -82,23 +83,6 @@ static const conf_default consumer_defaults[] = {
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Bounded copy that always terminates (truncation is expected, not an error). */
-static void copy_str(char *dst, size_t dstlen, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= dstlen)
-        n = dstlen - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------- classification */
 
@@ -387,7 +371,7 @@ out:
     return ret;
 }
 
-/* The operator's -X pairs: applied last, so that they win over any default. */
+/* A program's defaults, then the operator's -X pairs, which win over any default. */
 static int conf_apply_props(rd_kafka_conf_t *conf, const config_kafka_props *props, char *err,
                             size_t errlen)
 {
@@ -462,8 +446,9 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     p->dr_cb(m->_private, &dr);
 }
 
-kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *props,
-                                   const char *transactional_id, char *err, size_t errlen)
+kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *defaults,
+                                   const config_kafka_props *props, const char *transactional_id,
+                                   char *err, size_t errlen)
 {
     kafka_producer *p = NULL, *ret = NULL;
     rd_kafka_conf_t *conf = NULL;
@@ -487,9 +472,11 @@ kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props
     if (transactional_id != NULL &&
         conf_set(conf, "transactional.id", transactional_id, err, errlen) != 0)
         goto out;
-    if (conf_apply_props(conf, props, err, errlen) != 0)
+    if (conf_apply_props(conf, defaults, err, errlen) != 0 ||
+        conf_apply_props(conf, props, err, errlen) != 0)
         goto out;
-    if (transactional_id != NULL && !props_has(props, "message.timeout.ms")) {
+    if (transactional_id != NULL && !props_has(defaults, "message.timeout.ms") &&
+        !props_has(props, "message.timeout.ms")) {
         /*
          * librdkafka refuses message.timeout.ms > transaction.timeout.ms; an
          * operator who shortened only the latter meant both.
@@ -604,6 +591,11 @@ rd_kafka_t *kafka_producer_rk(kafka_producer *p)
     return p->rk;
 }
 
+bool kafka_producer_transactional(const kafka_producer *p)
+{
+    return p->transactional;
+}
+
 void kafka_producer_destroy(kafka_producer *p)
 {
     if (p == NULL)
@@ -614,103 +606,12 @@ void kafka_producer_destroy(kafka_producer *p)
      * would drop them silently.  The flush only serves those reports: bounded.
      */
     rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    int64_t deadline = now_ms() + 2000;
-    while (rd_kafka_outq_len(p->rk) > 0 && now_ms() < deadline)
+    int64_t deadline = timeutil_monotonic_ms() + 2000;
+    while (rd_kafka_outq_len(p->rk) > 0 && timeutil_monotonic_ms() < deadline)
         rd_kafka_poll(p->rk, 50);
     rd_kafka_poll(p->rk, 0);
     rd_kafka_destroy(p->rk);
     free(p);
-}
-
-/* ----------------------------------------------------------- transactions */
-
-/* Consumes error; returns its class and puts "what: reason" in err. */
-static kafka_err_class txn_result(rd_kafka_error_t *error, const char *what, char *err,
-                                  size_t errlen)
-{
-    if (error == NULL)
-        return KAFKA_ERRCLASS_NONE;
-    kafka_err_class c = kafka_classify(RD_KAFKA_RESP_ERR_NO_ERROR, error);
-    error_set(err, errlen, "%s: %s (%s)", what, rd_kafka_error_string(error),
-              kafka_err_class_name(c));
-    rd_kafka_error_destroy(error);
-    return c;
-}
-
-static bool txn_check(kafka_producer *p, const char *what, char *err, size_t errlen)
-{
-    if (p->transactional)
-        return true;
-    error_set(err, errlen, "%s: producer has no transactional id", what);
-    return false;
-}
-
-kafka_err_class kafka_txn_init(kafka_producer *p, int timeout_ms, char *err, size_t errlen)
-{
-    if (!txn_check(p, "init transactions", err, errlen))
-        return KAFKA_ERRCLASS_PERMANENT;
-    return txn_result(rd_kafka_init_transactions(p->rk, timeout_ms), "init transactions", err,
-                      errlen);
-}
-
-kafka_err_class kafka_txn_begin(kafka_producer *p, char *err, size_t errlen)
-{
-    if (!txn_check(p, "begin transaction", err, errlen))
-        return KAFKA_ERRCLASS_PERMANENT;
-    return txn_result(rd_kafka_begin_transaction(p->rk), "begin transaction", err, errlen);
-}
-
-kafka_err_class kafka_txn_send_offsets(kafka_producer *p, kafka_consumer *c,
-                                       const rd_kafka_topic_partition_list_t *offsets,
-                                       int timeout_ms, char *err, size_t errlen)
-{
-    rd_kafka_topic_partition_list_t *position = NULL;
-    rd_kafka_consumer_group_metadata_t *cgmd = NULL;
-    kafka_err_class ret = KAFKA_ERRCLASS_PERMANENT;
-
-    if (!txn_check(p, "send offsets to transaction", err, errlen))
-        goto out;
-    if (offsets == NULL) {
-        rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &position);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-            e = rd_kafka_position(c->rk, position);
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            error_set(err, errlen, "send offsets to transaction: consumer position: %s",
-                      rd_kafka_err2str(e));
-            ret = kafka_classify(e, NULL);
-            goto out;
-        }
-        offsets = position;
-    }
-    cgmd = rd_kafka_consumer_group_metadata(c->rk);
-    if (cgmd == NULL) {
-        error_set(err, errlen, "send offsets to transaction: consumer has no group");
-        goto out;
-    }
-    ret = txn_result(rd_kafka_send_offsets_to_transaction(p->rk, offsets, cgmd, timeout_ms),
-                     "send offsets to transaction", err, errlen);
-out:
-    if (cgmd != NULL)
-        rd_kafka_consumer_group_metadata_destroy(cgmd);
-    if (position != NULL)
-        rd_kafka_topic_partition_list_destroy(position);
-    return ret;
-}
-
-kafka_err_class kafka_txn_commit(kafka_producer *p, int timeout_ms, char *err, size_t errlen)
-{
-    if (!txn_check(p, "commit transaction", err, errlen))
-        return KAFKA_ERRCLASS_PERMANENT;
-    return txn_result(rd_kafka_commit_transaction(p->rk, timeout_ms), "commit transaction", err,
-                      errlen);
-}
-
-kafka_err_class kafka_txn_abort(kafka_producer *p, int timeout_ms, char *err, size_t errlen)
-{
-    if (!txn_check(p, "abort transaction", err, errlen))
-        return KAFKA_ERRCLASS_PERMANENT;
-    return txn_result(rd_kafka_abort_transaction(p->rk, timeout_ms), "abort transaction", err,
-                      errlen);
 }
 
 /* ---------------------------------------------------------------- consumer */
@@ -788,6 +689,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
+                                   const config_kafka_props *defaults,
                                    const config_kafka_props *props, char *err, size_t errlen)
 {
     kafka_consumer *c = NULL, *ret = NULL;
@@ -808,7 +710,8 @@ kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
         goto out;
     if (conf_set(conf, "group.id", group_id, err, errlen) != 0)
         goto out;
-    if (conf_apply_props(conf, props, err, errlen) != 0)
+    if (conf_apply_props(conf, defaults, err, errlen) != 0 ||
+        conf_apply_props(conf, props, err, errlen) != 0)
         goto out;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);
@@ -967,314 +870,4 @@ void kafka_consumer_destroy(kafka_consumer *c)
     }
     rd_kafka_destroy(c->rk);
     free(c);
-}
-
-/* ------------------------------------------------------------------- admin */
-
-/*
- * Admin calls use a short-lived producer-type handle of their own: they are
- * rare (startup, heraldctl, tests) and must not share queues with a daemon's
- * clients.
- */
-static rd_kafka_t *admin_new(const char *brokers, const config_kafka_props *props, char *err,
-                             size_t errlen)
-{
-    char why[512];
-    rd_kafka_conf_t *conf = kafka_conf_new(brokers, props, err, errlen);
-    if (conf == NULL)
-        return NULL;
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    if (rk == NULL) {
-        rd_kafka_conf_destroy(conf);
-        error_set(err, errlen, "cannot create Kafka admin client: %s", why);
-    }
-    return rk;
-}
-
-static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
-                                              int timeout_ms)
-{
-    char why[256];
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
-    /* Both bounded: the broker's wait for the operation and ours for the reply. */
-    (void)rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, why, sizeof(why));
-    (void)rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, why, sizeof(why));
-    return opts;
-}
-
-/*
- * Waits for the admin result event; a little longer than the request timeout
- * so that librdkafka's own timeout answer arrives first.
- */
-static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int timeout_ms, const char *what,
-                                    char *err, size_t errlen)
-{
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
-    if (ev == NULL) {
-        error_set(err, errlen, "%s: no answer within %d ms", what, timeout_ms);
-        return NULL;
-    }
-    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        error_set(err, errlen, "%s: %s", what, rd_kafka_event_error_string(ev));
-        rd_kafka_event_destroy(ev);
-        return NULL;
-    }
-    return ev;
-}
-
-kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *props,
-                                 const kafka_topic_spec *specs, size_t n, int timeout_ms,
-                                 kafka_topic_result *results, char *err, size_t errlen)
-{
-    rd_kafka_t *rk = NULL;
-    rd_kafka_NewTopic_t **nts = NULL;
-    rd_kafka_AdminOptions_t *opts = NULL;
-    rd_kafka_queue_t *q = NULL;
-    rd_kafka_event_t *ev = NULL;
-    bool *answered = NULL;
-    size_t nnt = 0;
-    kafka_status st = KAFKA_ERR;
-    char why[512];
-
-    for (size_t i = 0; i < n; i++) {
-        results[i].outcome = KAFKA_TOPIC_FAILED;
-        results[i].err = RD_KAFKA_RESP_ERR__FAIL;
-        copy_str(results[i].msg, sizeof(results[i].msg), "not created");
-    }
-    if (n == 0)
-        return KAFKA_OK;
-
-    nts = calloc(n, sizeof(*nts));
-    answered = calloc(n, sizeof(*answered));
-    if (nts == NULL || answered == NULL) {
-        error_set(err, errlen, "out of memory");
-        goto out;
-    }
-    rk = admin_new(brokers, props, err, errlen);
-    if (rk == NULL)
-        goto out;
-
-    /* A spec librdkafka rejects fails alone; the others are still created. */
-    for (size_t i = 0; i < n; i++) {
-        const kafka_topic_spec *s = &specs[i];
-        rd_kafka_NewTopic_t *nt =
-            rd_kafka_NewTopic_new(s->name, s->partitions, s->replication_factor, why, sizeof(why));
-        for (size_t k = 0; nt != NULL && k < s->nconfigs; k++) {
-            rd_kafka_resp_err_t e =
-                rd_kafka_NewTopic_set_config(nt, s->configs[k].name, s->configs[k].value);
-            if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                snprintf(why, sizeof(why), "config %s: %s", s->configs[k].name,
-                         rd_kafka_err2str(e));
-                rd_kafka_NewTopic_destroy(nt);
-                nt = NULL;
-            }
-        }
-        if (nt == NULL) {
-            results[i].err = RD_KAFKA_RESP_ERR__INVALID_ARG;
-            copy_str(results[i].msg, sizeof(results[i].msg), why);
-            answered[i] = true;
-            continue;
-        }
-        nts[nnt++] = nt;
-    }
-
-    st = KAFKA_OK;
-    if (nnt == 0)
-        goto out;
-    opts = admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms);
-    q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, nts, nnt, opts, q);
-    ev = admin_wait(q, timeout_ms, "create topics", err, errlen);
-    if (ev == NULL) {
-        st = KAFKA_ERR;
-        goto out;
-    }
-
-    size_t cnt = 0;
-    const rd_kafka_topic_result_t **trs =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-    for (size_t t = 0; t < cnt; t++) {
-        const char *name = rd_kafka_topic_result_name(trs[t]);
-        /* Results need not come in request order; match them by name. */
-        size_t i = 0;
-        while (i < n && (answered[i] || strcmp(specs[i].name, name) != 0))
-            i++;
-        if (i == n)
-            continue;
-        answered[i] = true;
-        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(trs[t]);
-        const char *msg = rd_kafka_topic_result_error_string(trs[t]);
-        results[i].err = e;
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            results[i].outcome = KAFKA_TOPIC_CREATED;
-            results[i].msg[0] = '\0';
-        } else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-            results[i].outcome = KAFKA_TOPIC_EXISTS;
-            results[i].msg[0] = '\0';
-        } else {
-            copy_str(results[i].msg, sizeof(results[i].msg),
-                     msg != NULL ? msg : rd_kafka_err2str(e));
-        }
-    }
-out:
-    if (ev != NULL)
-        rd_kafka_event_destroy(ev);
-    if (q != NULL)
-        rd_kafka_queue_destroy(q);
-    if (opts != NULL)
-        rd_kafka_AdminOptions_destroy(opts);
-    if (nts != NULL) {
-        rd_kafka_NewTopic_destroy_array(nts, nnt);
-        free(nts);
-    }
-    free(answered);
-    if (rk != NULL)
-        rd_kafka_destroy(rk);
-    return st;
-}
-
-static void describe_one(const struct rd_kafka_metadata_topic *t, kafka_topic_desc *d)
-{
-    d->err = t->err;
-    /* Right after creation leaders may still be elected: the count is known. */
-    if (t->err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && t->partition_cnt > 0)
-        d->err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (d->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    d->partitions = t->partition_cnt;
-    for (int i = 0; i < t->partition_cnt; i++)
-        if (d->replication_factor < 0 || t->partitions[i].replica_cnt < d->replication_factor)
-            d->replication_factor = t->partitions[i].replica_cnt;
-}
-
-kafka_status kafka_topics_describe(const char *brokers, const config_kafka_props *props,
-                                   const char *const *topics, size_t n, int timeout_ms,
-                                   kafka_topic_desc *descs, char *err, size_t errlen)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    kafka_status st = KAFKA_ERR;
-    size_t nrkt = 0;
-    rd_kafka_topic_t **rkts = calloc(n > 0 ? n : 1, sizeof *rkts);
-
-    for (size_t i = 0; i < n; i++)
-        descs[i] = (kafka_topic_desc){.err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-                                      .partitions = -1,
-                                      .replication_factor = -1};
-    rd_kafka_t *rk = rkts != NULL ? admin_new(brokers, props, err, errlen) : NULL;
-    if (rkts == NULL)
-        error_set(err, errlen, "describe topics: out of memory");
-    if (rk == NULL)
-        goto out;
-    /*
-     * A handle per topic makes them the client's "locally known" topics: one
-     * metadata request asks for exactly those.  allow.auto.create.topics=false
-     * (common default): asking does not create them.
-     */
-    for (; nrkt < n; nrkt++) {
-        if ((rkts[nrkt] = rd_kafka_topic_new(rk, topics[nrkt], NULL)) == NULL) {
-            error_set(err, errlen, "describe topic %s: %s", topics[nrkt],
-                      rd_kafka_err2str(rd_kafka_last_error()));
-            goto out;
-        }
-    }
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        error_set(err, errlen, "describe topics: %s", rd_kafka_err2str(e));
-        goto out;
-    }
-    for (int t = 0; t < md->topic_cnt; t++)
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(md->topics[t].topic, topics[i]) == 0)
-                describe_one(&md->topics[t], &descs[i]);
-    st = KAFKA_OK;
-out:
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    for (size_t i = 0; i < nrkt; i++)
-        rd_kafka_topic_destroy(rkts[i]);
-    free(rkts);
-    if (rk != NULL)
-        rd_kafka_destroy(rk);
-    return st;
-}
-
-kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props *props,
-                                  const char *topic, int timeout_ms, kafka_topic_desc *desc,
-                                  char *err, size_t errlen)
-{
-    kafka_status st =
-        kafka_topics_describe(brokers, props, &topic, 1, timeout_ms, desc, err, errlen);
-    if (st != KAFKA_OK)
-        return st;
-    if (desc->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        desc->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-        error_set(err, errlen, "topic %s does not exist", topic);
-        return KAFKA_ERR_NOT_FOUND;
-    }
-    if (desc->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        error_set(err, errlen, "describe topic %s: %s", topic, rd_kafka_err2str(desc->err));
-        return KAFKA_ERR;
-    }
-    return KAFKA_OK;
-}
-
-kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *props,
-                                 const char *const *topics, size_t n, int timeout_ms, char *err,
-                                 size_t errlen)
-{
-    rd_kafka_t *rk = NULL;
-    rd_kafka_DeleteTopic_t **dts = NULL;
-    rd_kafka_AdminOptions_t *opts = NULL;
-    rd_kafka_queue_t *q = NULL;
-    rd_kafka_event_t *ev = NULL;
-    kafka_status st = KAFKA_ERR;
-
-    if (n == 0)
-        return KAFKA_OK;
-    dts = calloc(n, sizeof(*dts));
-    if (dts == NULL) {
-        error_set(err, errlen, "out of memory");
-        goto out;
-    }
-    rk = admin_new(brokers, props, err, errlen);
-    if (rk == NULL)
-        goto out;
-    for (size_t i = 0; i < n; i++)
-        dts[i] = rd_kafka_DeleteTopic_new(topics[i]);
-    opts = admin_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout_ms);
-    q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopics(rk, dts, n, opts, q);
-    ev = admin_wait(q, timeout_ms, "delete topics", err, errlen);
-    if (ev == NULL)
-        goto out;
-
-    size_t cnt = 0;
-    const rd_kafka_topic_result_t **trs =
-        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
-    st = KAFKA_OK;
-    for (size_t t = 0; t < cnt; t++) {
-        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(trs[t]);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-            continue;
-        if (st == KAFKA_OK) {
-            const char *msg = rd_kafka_topic_result_error_string(trs[t]);
-            error_set(err, errlen, "delete topic %s: %s", rd_kafka_topic_result_name(trs[t]),
-                      msg != NULL ? msg : rd_kafka_err2str(e));
-        }
-        st = KAFKA_ERR;
-    }
-out:
-    if (ev != NULL)
-        rd_kafka_event_destroy(ev);
-    if (q != NULL)
-        rd_kafka_queue_destroy(q);
-    if (opts != NULL)
-        rd_kafka_AdminOptions_destroy(opts);
-    if (dts != NULL) {
-        rd_kafka_DeleteTopic_destroy_array(dts, n);
-        free(dts);
-    }
-    if (rk != NULL)
-        rd_kafka_destroy(rk);
-    return st;
 }

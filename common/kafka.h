@@ -4,12 +4,16 @@
  * It owns the Herald defaults of every client (idempotent lz4 producer with
  * acks=all; cooperative-sticky consumer that commits only what the caller
  * stored), the routing of librdkafka's logs and errors into log.h, the
- * classification of librdkafka errors into what the caller should do, and the
- * admin calls Herald needs (create, describe and delete topics).
+ * classification of librdkafka errors into what the caller should do.  The
+ * transactional calls are in kafka_txn.h, the admin calls (create, describe
+ * and delete topics) in kafka_admin.h.
  *
  * Passthrough: every constructor takes a config_kafka_props (the -X key=value
  * pairs and HERALD_KAFKA_OPTS collected by config.h).  They are applied after
- * Herald's defaults, so an operator can override any of them.
+ * Herald's defaults, so an operator can override any of them.  The producer
+ * and consumer constructors also take the program's own defaults (a table
+ * in the same form, or NULL), applied after Herald's and before props: a
+ * program passes its table instead of merging it in front of props.
  *
  * Threads: a producer may be used from several threads for kafka_produce();
  * polling, flushing and the transactional calls belong to one thread.  A
@@ -81,6 +85,18 @@ rd_kafka_conf_t *kafka_conf_new(const char *brokers, const config_kafka_props *p
  */
 rd_kafka_resp_err_t kafka_fatal_error(rd_kafka_t *rk, char *err, size_t errlen);
 
+/*
+ * For command-line tools, which report failures in their own words: with
+ * quiet on, librdkafka's own log lines (a refused connection, all brokers
+ * down) are logged at debug level instead of as warnings and errors, and
+ * the last of those warnings or errors is kept for
+ * kafka_client_last_problem().  Affects every client of the process.
+ */
+void kafka_client_log_quiet(bool quiet);
+
+/* The last client warning or error held back by quiet mode; false when none. */
+bool kafka_client_last_problem(char *buf, size_t len);
+
 /* ---------------------------------------------------------------- producer */
 
 typedef struct kafka_producer kafka_producer;
@@ -111,11 +127,11 @@ typedef void (*kafka_delivery_cb)(void *msg_opaque, const kafka_delivery_report 
  * partitioning (the Java client's, so keys land on the same partition
  * whichever client wrote them), message.timeout.ms=30000 (override with
  * props) and no topic auto-creation.  With transactional_id non-NULL it is a
- * transactional producer: call kafka_txn_init() before producing.
+ * transactional producer: call kafka_txn_init() (kafka_txn.h) before producing.
  */
-kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *props,
-                                   const char *transactional_id, char *err,
-                                   size_t errlen) KAFKA_MUSTCHECK;
+kafka_producer *kafka_producer_new(const char *brokers, const config_kafka_props *defaults,
+                                   const config_kafka_props *props, const char *transactional_id,
+                                   char *err, size_t errlen) KAFKA_MUSTCHECK;
 
 /* Sets the delivery callback (NULL: reports are dropped).  Set it before producing. */
 void kafka_producer_set_delivery_cb(kafka_producer *p, kafka_delivery_cb cb);
@@ -148,6 +164,9 @@ bool kafka_producer_fatal(kafka_producer *p, char *err, size_t errlen);
 /* The underlying handle, still owned by p. */
 rd_kafka_t *kafka_producer_rk(kafka_producer *p);
 
+/* True when p was created with a transactional id (see kafka_txn.h). */
+bool kafka_producer_transactional(const kafka_producer *p);
+
 /*
  * Purges what is still queued (each purged message gets its delivery report,
  * with _PURGE_QUEUE or _PURGE_INFLIGHT, so callers can free their opaques) and
@@ -155,31 +174,7 @@ rd_kafka_t *kafka_producer_rk(kafka_producer *p);
  */
 void kafka_producer_destroy(kafka_producer *p);
 
-/* ----------------------------------------------------------- transactions */
-
-/*
- * The transactional calls return the class of their error: NONE on success;
- * RETRIABLE: call the same function again; ABORT_TXN: kafka_txn_abort() then
- * redo the batch from kafka_txn_begin(); FATAL: stop; PERMANENT: a usage
- * error (e.g. no transactional id).  err has the detail.
- */
 typedef struct kafka_consumer kafka_consumer;
-
-kafka_err_class kafka_txn_init(kafka_producer *p, int timeout_ms, char *err,
-                               size_t errlen) KAFKA_MUSTCHECK;
-kafka_err_class kafka_txn_begin(kafka_producer *p, char *err, size_t errlen) KAFKA_MUSTCHECK;
-/*
- * Adds the consumer's offsets to the transaction: offsets when non-NULL (the
- * next offsets to consume, i.e. last processed + 1), otherwise the consumer's
- * current position on its assignment.  offsets stays the caller's.
- */
-kafka_err_class kafka_txn_send_offsets(kafka_producer *p, kafka_consumer *c,
-                                       const rd_kafka_topic_partition_list_t *offsets,
-                                       int timeout_ms, char *err, size_t errlen) KAFKA_MUSTCHECK;
-kafka_err_class kafka_txn_commit(kafka_producer *p, int timeout_ms, char *err,
-                                 size_t errlen) KAFKA_MUSTCHECK;
-kafka_err_class kafka_txn_abort(kafka_producer *p, int timeout_ms, char *err,
-                                size_t errlen) KAFKA_MUSTCHECK;
 
 /* ---------------------------------------------------------------- consumer */
 
@@ -200,6 +195,7 @@ typedef void (*kafka_rebalance_cb)(void *ctx, bool assigned,
  * eager protocols, so props may change the strategy.
  */
 kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
+                                   const config_kafka_props *defaults,
                                    const config_kafka_props *props, char *err,
                                    size_t errlen) KAFKA_MUSTCHECK;
 
@@ -251,88 +247,5 @@ kafka_status kafka_consumer_close(kafka_consumer *c, char *err, size_t errlen) K
 
 /* Closes (if not done) and frees c.  NULL is a no-op. */
 void kafka_consumer_destroy(kafka_consumer *c);
-
-/* ------------------------------------------------------------------- admin */
-
-typedef struct kafka_topic_config {
-    const char *name; /* e.g. "retention.ms" */
-    const char *value;
-} kafka_topic_config;
-
-typedef struct kafka_topic_spec {
-    const char *name;
-    int partitions;         /* -1: the broker's default */
-    int replication_factor; /* -1: the broker's default */
-    const kafka_topic_config *configs;
-    size_t nconfigs;
-} kafka_topic_spec;
-
-typedef enum {
-    KAFKA_TOPIC_CREATED = 0,
-    KAFKA_TOPIC_EXISTS,
-    KAFKA_TOPIC_FAILED,
-} kafka_topic_outcome;
-
-typedef struct kafka_topic_result {
-    kafka_topic_outcome outcome;
-    rd_kafka_resp_err_t err; /* NO_ERROR, TOPIC_ALREADY_EXISTS or the failure */
-    char msg[256];           /* the broker's reason when FAILED, else "" */
-} kafka_topic_result;
-
-/*
- * Creates the topics, waiting up to timeout_ms.  results (n entries, in the
- * order of specs) tells per topic CREATED, EXISTS (left as it is: the
- * partition count is not checked) or FAILED.  Returns KAFKA_OK when the
- * request got an answer, even if some topics failed; KAFKA_ERR (err says why)
- * when it did not, and then results are all FAILED.
- */
-kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *props,
-                                 const kafka_topic_spec *specs, size_t n, int timeout_ms,
-                                 kafka_topic_result *results, char *err,
-                                 size_t errlen) KAFKA_MUSTCHECK;
-
-/*
- * For command-line tools, which report failures in their own words: with
- * quiet on, librdkafka's own log lines (a refused connection, all brokers
- * down) are logged at debug level instead of as warnings and errors, and
- * the last of those warnings or errors is kept for
- * kafka_client_last_problem().  Affects every client of the process.
- */
-void kafka_client_log_quiet(bool quiet);
-
-/* The last client warning or error held back by quiet mode; false when none. */
-bool kafka_client_last_problem(char *buf, size_t len);
-
-/* What kafka_topics_describe() reports of one topic. */
-typedef struct kafka_topic_desc {
-    /* NO_ERROR: described; UNKNOWN_TOPIC_OR_PART: no such topic; else why not. */
-    rd_kafka_resp_err_t err;
-    int partitions;
-    /* Replicas of the least-replicated partition: what the topic survives. */
-    int replication_factor;
-} kafka_topic_desc;
-
-/*
- * Describes n topics from cluster metadata, in one request (never creates
- * them): descs[i] for topics[i].  KAFKA_OK when the cluster answered, even
- * if some topics do not exist; KAFKA_ERR (err says why) when it did not.
- */
-kafka_status kafka_topics_describe(const char *brokers, const config_kafka_props *props,
-                                   const char *const *topics, size_t n, int timeout_ms,
-                                   kafka_topic_desc *descs, char *err,
-                                   size_t errlen) KAFKA_MUSTCHECK;
-
-/*
- * As kafka_topics_describe() for one topic: KAFKA_ERR_NOT_FOUND when it
- * does not exist, KAFKA_ERR when it could not be described.
- */
-kafka_status kafka_topic_describe(const char *brokers, const config_kafka_props *props,
-                                  const char *topic, int timeout_ms, kafka_topic_desc *desc,
-                                  char *err, size_t errlen) KAFKA_MUSTCHECK;
-
-/* Deletes the topics; ones already absent count as deleted. */
-kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *props,
-                                 const char *const *topics, size_t n, int timeout_ms, char *err,
-                                 size_t errlen) KAFKA_MUSTCHECK;
 
 #endif

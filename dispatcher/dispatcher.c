@@ -19,6 +19,7 @@
 #include "fanout.h"
 #include "headers.h"
 #include "kafka.h"
+#include "kafka_txn.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -73,10 +74,9 @@ struct dispatcher {
     char tid[300];
     char t_events[TOPIC_MAX], t_dlq[TOPIC_MAX];
     char t_deliver[DELIVERY_CHANNEL_COUNT][TOPIC_MAX], t_retry[DELIVERY_CHANNEL_COUNT][TOPIC_MAX];
-    config_kafka_props cprops; /* the consumer's: read_committed, then the operator's */
-    config_kafka_props pprops; /* the producer's: transaction timeout, then the operator's */
-    int renewals;              /* producers replaced since the last committed batch */
-    atomic_int outq;           /* the producer's queue, as last seen by the loop (for /metrics) */
+    config_kafka_props props; /* the operator's -X pairs (items shared), for a new producer */
+    int renewals;             /* producers replaced since the last committed batch */
+    atomic_int outq;          /* the producer's queue, as last seen by the loop (for /metrics) */
 
     kafka_consumer *consumer;
     kafka_producer *producer;
@@ -876,6 +876,53 @@ static void housekeeping(dispatcher *d)
 
 static int init_txn(dispatcher *d, char *err, size_t errlen);
 
+/* The dispatcher's own defaults, which the operator's -X pairs override. */
+static config_kv consumer_defaults[] = {
+    /*
+     * Per-user events of a broadcast are produced in transactions: an
+     * aborted chunk must never be dispatched.
+     */
+    {.key = "isolation.level", .value = "read_committed"},
+    /*
+     * Prefetch: librdkafka's 64 MiB is far more than a batch needs
+     * (events are small) and would be most of the daemon's memory.
+     */
+    {.key = "queued.max.messages.kbytes", .value = "16384"},
+    /*
+     * The broker answers a fetch once it holds a batch's worth of
+     * events (500 of a typical 250 bytes) or after 20 ms.  By default
+     * it answers as soon as one event arrives, and at a few thousand
+     * events/s the dispatcher then sends one fetch per producer
+     * request of the gateways: the broker's largest single cost at
+     * moderate rates.  20 ms here plus a batch wait of 30 ms keeps the
+     * longest wait of an event where it was (50 ms).
+     */
+    {.key = "fetch.wait.max.ms", .value = "20"},
+    {.key = "fetch.min.bytes", .value = "131072"},
+};
+static config_kv producer_defaults[] = {
+    /*
+     * A dispatcher that dies inside a transaction leaves it open, and
+     * read_committed readers of its partitions wait until the broker
+     * times it out (unless a successor with the same transactional.id
+     * fences it at once).  Batches take well under a second, so 15 s
+     * instead of librdkafka's 60 s bounds that stall.
+     */
+    {.key = "transaction.timeout.ms", .value = "15000"},
+    /*
+     * Nothing produced is visible before the commit, and the commit
+     * sends whatever is still lingering at once.  Lingering for most of
+     * a batch therefore costs no latency, while it turns the batch into
+     * one produce request per partition instead of one every few
+     * milliseconds: the broker's work per transaction.
+     */
+    {.key = "linger.ms", .value = "500"},
+};
+static const config_kafka_props cprops = {consumer_defaults,
+                                          sizeof consumer_defaults / sizeof consumer_defaults[0]};
+static const config_kafka_props pprops = {producer_defaults,
+                                          sizeof producer_defaults / sizeof producer_defaults[0]};
+
 /*
  * A transaction that outlives transaction.timeout.ms is aborted by its
  * coordinator, which bumps the producer's epoch: the next commit is
@@ -897,7 +944,7 @@ static int renew_producer(dispatcher *d, char *err, size_t errlen)
     LOG_WARN(NULL, "the producer can no longer be used (%s): starting a new one", why);
     kafka_producer_destroy(d->producer);
     d->producer =
-        kafka_producer_new(d->common->kafka_brokers, &d->pprops, d->tid, perr, sizeof perr);
+        kafka_producer_new(d->common->kafka_brokers, &pprops, &d->props, d->tid, perr, sizeof perr);
     if (d->producer == NULL || init_txn(d, perr, sizeof perr) != 0) {
         error_set(err, errlen, "new producer: %s", perr);
         return -1;
@@ -982,70 +1029,6 @@ int dispatcher_run(dispatcher *d)
 
 /* ----------------------------------------------------------- construction */
 
-/* A copy of props (items shared, not owned) with defaults in front, which props override. */
-static int props_with(config_kafka_props *out, const config_kv *defaults, size_t ndefaults,
-                      const config_kafka_props *props)
-{
-    size_t n = (props != NULL ? props->count : 0) + ndefaults;
-    out->items = calloc(n, sizeof(config_kv));
-    if (out->items == NULL)
-        return -1;
-    for (size_t i = 0; i < ndefaults; i++)
-        out->items[i] = defaults[i];
-    for (size_t i = ndefaults; i < n; i++)
-        out->items[i] = props->items[i - ndefaults];
-    out->count = n;
-    return 0;
-}
-
-static int build_props(dispatcher *d, const config_kafka_props *props)
-{
-    static const config_kv consumer[] = {
-        /*
-         * Per-user events of a broadcast are produced in transactions: an
-         * aborted chunk must never be dispatched.
-         */
-        {.key = "isolation.level", .value = "read_committed"},
-        /*
-         * Prefetch: librdkafka's 64 MiB is far more than a batch needs
-         * (events are small) and would be most of the daemon's memory.
-         */
-        {.key = "queued.max.messages.kbytes", .value = "16384"},
-        /*
-         * The broker answers a fetch once it holds a batch's worth of
-         * events (500 of a typical 250 bytes) or after 20 ms.  By default
-         * it answers as soon as one event arrives, and at a few thousand
-         * events/s the dispatcher then sends one fetch per producer
-         * request of the gateways: the broker's largest single cost at
-         * moderate rates.  20 ms here plus a batch wait of 30 ms keeps the
-         * longest wait of an event where it was (50 ms).
-         */
-        {.key = "fetch.wait.max.ms", .value = "20"},
-        {.key = "fetch.min.bytes", .value = "131072"},
-    };
-    static const config_kv producer[] = {
-        /*
-         * A dispatcher that dies inside a transaction leaves it open, and
-         * read_committed readers of its partitions wait until the broker
-         * times it out (unless a successor with the same transactional.id
-         * fences it at once).  Batches take well under a second, so 15 s
-         * instead of librdkafka's 60 s bounds that stall.
-         */
-        {.key = "transaction.timeout.ms", .value = "15000"},
-        /*
-         * Nothing produced is visible before the commit, and the commit
-         * sends whatever is still lingering at once.  Lingering for most of
-         * a batch therefore costs no latency, while it turns the batch into
-         * one produce request per partition instead of one every few
-         * milliseconds: the broker's work per transaction.
-         */
-        {.key = "linger.ms", .value = "500"},
-    };
-    if (props_with(&d->cprops, consumer, sizeof consumer / sizeof consumer[0], props) != 0)
-        return -1;
-    return props_with(&d->pprops, producer, sizeof producer / sizeof producer[0], props);
-}
-
 static void default_tid(char *out, size_t outlen)
 {
     char host[256];
@@ -1101,6 +1084,8 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
     }
     d->cfg = cfg;
     d->common = common;
+    if (props != NULL)
+        d->props = *props;
     d->stop = stop;
     d->fo.sms_max_segments = (int)cfg->sms_max_segments;
     d->rng = (uint64_t)timeutil_now_ms() ^ ((uint64_t)getpid() << 32);
@@ -1134,8 +1119,7 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
         (d->users = prefs_cache_new(&po)) == NULL ||
         (d->tpls = tplcache_new(TEMPLATE_TYPES_MAX, cfg->template_ttl_ms)) == NULL ||
         (d->sb = status_batch_new(STATUS_BYTES_CAP)) == NULL ||
-        (d->lis = listener_new(common->database_url, channels)) == NULL ||
-        build_props(d, props) != 0) {
+        (d->lis = listener_new(common->database_url, channels)) == NULL) {
         error_set(err, errlen, "out of memory");
         goto out;
     }
@@ -1144,13 +1128,14 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
         *config_error = 1; /* HERALD_METRICS_ADDR unusable */
         goto out;
     }
-    d->consumer = kafka_consumer_new(common->kafka_brokers, cfg->group_id, &d->cprops, err, errlen);
+    d->consumer =
+        kafka_consumer_new(common->kafka_brokers, cfg->group_id, &cprops, props, err, errlen);
     if (d->consumer == NULL) {
         *config_error = 1; /* only a bad -X property gets here */
         goto out;
     }
     kafka_consumer_set_rebalance_cb(d->consumer, on_rebalance, d);
-    d->producer = kafka_producer_new(common->kafka_brokers, &d->pprops, d->tid, err, errlen);
+    d->producer = kafka_producer_new(common->kafka_brokers, &pprops, props, d->tid, err, errlen);
     if (d->producer == NULL) {
         *config_error = 1;
         goto out;
@@ -1196,7 +1181,5 @@ void dispatcher_free(dispatcher *d)
     prefs_cache_free(d->users);
     tplcache_free(d->tpls);
     metrics_registry_free(d->reg);
-    free(d->cprops.items);
-    free(d->pprops.items);
     free(d);
 }

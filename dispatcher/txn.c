@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "kafka_txn.h"
 #include "log.h"
 #include "timeutil.h"
 

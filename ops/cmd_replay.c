@@ -151,6 +151,40 @@ static void wait_for_next_second(int stamp)
     }
 }
 
+/* --from (required) and --to (optional, later): 0, or -1 with the reason printed. */
+static int parse_window(const replay_flags *f, int64_t *from_ms, int64_t *to_ms)
+{
+    if (f->from == NULL) {
+        fprintf(stderr, "heraldctl replay: --from is required (%s)\n", REPLAY_USAGE);
+        return -1;
+    }
+    if (cmdutil_time_flag("replay", "from", f->from, from_ms) != 0 ||
+        cmdutil_time_flag("replay", "to", f->to, to_ms) != 0)
+        return -1;
+    if (*to_ms >= 0 && *to_ms <= *from_ms) {
+        fprintf(stderr, "heraldctl replay: --to must be later than --from\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* What the run did, on stdout. */
+static void print_summary(const replay_flags *f, const replay_run *run)
+{
+    if (f->dry_run)
+        printf("scanned %" PRId64 ", matched %" PRId64 " (dry run: nothing published)\n",
+               run->scanned, run->matched);
+    else
+        printf("scanned %" PRId64 ", matched %" PRId64 ", published %" PRId64 "%s\n", run->scanned,
+               run->matched, run->published,
+               f->redeliver ? " with a new generation (sent again)"
+                            : " with their generation (already sent ones are not sent again)");
+    if (run->invalid > 0)
+        printf("%" PRId64 " record(s) in the window are not valid events (see `heraldctl dlq "
+               "list --stage dispatcher`)\n",
+               run->invalid);
+}
+
 int cmd_replay(const ctl_context *ctx, int argc, char **argv)
 {
     replay_flags f = {0};
@@ -173,17 +207,8 @@ int cmd_replay(const ctl_context *ctx, int argc, char **argv)
         fprintf(stderr, "heraldctl replay: unexpected argument \"%s\"\n", argv[first]);
         goto out;
     }
-    if (f.from == NULL) {
-        fprintf(stderr, "heraldctl replay: --from is required (%s)\n", REPLAY_USAGE);
+    if (parse_window(&f, &from_ms, &to_ms) != 0)
         goto out;
-    }
-    if (cmdutil_time_flag("replay", "from", f.from, &from_ms) != 0 ||
-        cmdutil_time_flag("replay", "to", f.to, &to_ms) != 0)
-        goto out;
-    if (to_ms >= 0 && to_ms <= from_ms) {
-        fprintf(stderr, "heraldctl replay: --to must be later than --from\n");
-        goto out;
-    }
     filter = (replay_filter){f.user, f.type, from_ms, to_ms};
     int stamp = replay_stamp(timeutil_now_ms());
 
@@ -265,18 +290,7 @@ int cmd_replay(const ctl_context *ctx, int argc, char **argv)
 summary:
     if (p != NULL)
         kafka_producer_flush(p, 1000);
-    if (f.dry_run)
-        printf("scanned %" PRId64 ", matched %" PRId64 " (dry run: nothing published)\n",
-               run.scanned, run.matched);
-    else
-        printf("scanned %" PRId64 ", matched %" PRId64 ", published %" PRId64 "%s\n", run.scanned,
-               run.matched, run.published,
-               f.redeliver ? " with a new generation (sent again)"
-                           : " with their generation (already sent ones are not sent again)");
-    if (run.invalid > 0)
-        printf("%" PRId64 " record(s) in the window are not valid events (see `heraldctl dlq "
-               "list --stage dispatcher`)\n",
-               run.invalid);
+    print_summary(&f, &run);
     if (run.failed > 0 || run.published + (f.dry_run ? run.matched : 0) < run.matched)
         rc = CTL_EXIT_FAILURE;
     if (f.redeliver && !f.dry_run)

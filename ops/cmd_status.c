@@ -160,27 +160,18 @@ static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, to
     return rc;
 }
 
-static rd_kafka_t *client_for_group(const ctl_context *ctx, const char *group, char *err,
-                                    size_t errlen)
+/*
+ * A client of group, for committed offsets; it never joins the group.  The
+ * operator's -X pairs go in as the defaults so that auto-commit off, passed
+ * last, wins whatever they say.
+ */
+static kafka_consumer *client_for_group(const ctl_context *ctx, const char *group, char *err,
+                                        size_t errlen)
 {
-    char why[512];
-    rd_kafka_conf_t *conf =
-        kafka_conf_new(ctx->common.kafka_brokers, &ctx->kafka_props, err, errlen);
-    if (conf == NULL)
-        return NULL;
-    if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof(why)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof(why)) !=
-            RD_KAFKA_CONF_OK) {
-        error_set(err, errlen, "%s", why);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (rk == NULL) {
-        error_set(err, errlen, "cannot create Kafka client: %s", why);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
+    static config_kv fixed_kv[] = {{(char *)"enable.auto.commit", (char *)"false"}};
+    static const config_kafka_props fixed = {fixed_kv, 1};
+    return kafka_consumer_new(ctx->common.kafka_brokers, group, &ctx->kafka_props, &fixed, err,
+                              errlen);
 }
 
 static bool expected(const status_group *g, const char *topic_suffix)
@@ -197,7 +188,8 @@ static int64_t report_group(const ctl_context *ctx, const status_group *g, const
                             int64_t *retry_depth, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
-    rd_kafka_t *rk = client_for_group(ctx, g->name, err, errlen);
+    kafka_consumer *client = client_for_group(ctx, g->name, err, errlen);
+    rd_kafka_t *rk = client != NULL ? kafka_consumer_rk(client) : NULL;
     int64_t total = -1;
     size_t plen = strlen(ctx->common.topic_prefix);
     if (rk == NULL)
@@ -260,10 +252,7 @@ static int64_t report_group(const ctl_context *ctx, const status_group *g, const
 out:
     if (list != NULL)
         rd_kafka_topic_partition_list_destroy(list);
-    if (rk != NULL) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
+    kafka_consumer_destroy(client);
     return total;
 }
 
@@ -375,6 +364,57 @@ static int parse_groups(const ctl_context *ctx, const char *list, status_group *
     return 0;
 }
 
+/* One daemon's row: its name, the address asked and what /healthz said. */
+#define STATUS_DAEMONS 5
+typedef struct status_daemon {
+    const char *name;
+    const char *addr;
+    char health[256];
+} status_daemon;
+
+/* Asks every daemon's /healthz; returns how many rows out holds. */
+static size_t check_daemons(const status_flags *f, status_daemon *out)
+{
+    const char *const names[STATUS_DAEMONS] = {"gateway", "dispatcher", "worker-email",
+                                               "worker-sms", "worker-push"};
+    const char *const addrs[STATUS_DAEMONS] = {f->gateway, f->dispatcher, f->worker_email,
+                                               f->worker_sms, f->worker_push};
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    for (size_t i = 0; i < STATUS_DAEMONS; i++) {
+        out[i].name = names[i];
+        out[i].addr = addrs[i];
+        check_health(addrs[i], f->health_timeout_ms, out[i].health, sizeof(out[i].health));
+    }
+    curl_global_cleanup();
+    return STATUS_DAEMONS;
+}
+
+/*
+ * Returns the DLQ's size and completes retry_depth: a retry topic no
+ * reported group covers counts what it retains.  With retry_json non-NULL,
+ * adds each retry topic's depth to it.
+ */
+static int64_t backlog_depths(const ctl_context *ctx, const topic_marks *marks, size_t nmarks,
+                              int64_t *retry_depth, json_t *retry_json)
+{
+    int64_t dlq_size = 0;
+    size_t plen = strlen(ctx->common.topic_prefix);
+    for (size_t i = 0; i < nmarks; i++) {
+        const char *suffix = marks[i].name + plen;
+        if (strcmp(suffix, TOPICS_DLQ) == 0)
+            for (int p = 0; p < marks[i].npart; p++)
+                dlq_size += marks[i].high[p] - marks[i].low[p];
+        if (strncmp(suffix, "retry.", 6) == 0 && retry_depth[i] < 0) {
+            retry_depth[i] = 0;
+            for (int p = 0; p < marks[i].npart; p++)
+                retry_depth[i] += marks[i].high[p] - marks[i].low[p];
+        }
+        if (retry_json != NULL && strncmp(suffix, "retry.", 6) == 0)
+            json_object_set_new(retry_json, marks[i].name, json_integer(retry_depth[i]));
+    }
+    return dlq_size;
+}
+
 int cmd_status(const ctl_context *ctx, int argc, char **argv)
 {
     status_flags f = {0};
@@ -383,6 +423,7 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
     topic_marks marks[STATUS_MAX_TOPICS] = {0};
     int64_t retry_depth[STATUS_MAX_TOPICS];
     size_t ngroups = 0, nmarks = 0;
+    kafka_consumer *client = NULL;
     rd_kafka_t *rk = NULL;
     table *lag_t = NULL, *t2 = NULL;
     json_t *out = NULL, *rows = NULL;
@@ -404,7 +445,8 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
     for (size_t i = 0; i < STATUS_MAX_TOPICS; i++)
         retry_depth[i] = -1;
 
-    rk = client_for_group(ctx, "heraldctl-status", err, sizeof(err));
+    client = client_for_group(ctx, "heraldctl-status", err, sizeof(err));
+    rk = client != NULL ? kafka_consumer_rk(client) : NULL;
     if (rk == NULL ||
         read_marks(rk, ctx, (int)f.timeout_ms, marks, &nmarks, err, sizeof(err)) != 0) {
         cmdutil_kafka_error(ctx, "status", "cannot read the topics", err);
@@ -434,40 +476,12 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
             json_object_set_new(group_totals, groups[i].name, json_integer((json_int_t)lag));
     }
 
-    /* DLQ size and retry depth. */
-    int64_t dlq_size = 0;
     size_t plen = strlen(ctx->common.topic_prefix);
     json_t *retry_json = f.json ? json_object() : NULL;
-    for (size_t i = 0; i < nmarks; i++) {
-        const char *suffix = marks[i].name + plen;
-        if (strcmp(suffix, TOPICS_DLQ) == 0)
-            for (int p = 0; p < marks[i].npart; p++)
-                dlq_size += marks[i].high[p] - marks[i].low[p];
-        if (strncmp(suffix, "retry.", 6) == 0 && retry_depth[i] < 0) {
-            /* No group reported covers it: what the topic retains. */
-            retry_depth[i] = 0;
-            for (int p = 0; p < marks[i].npart; p++)
-                retry_depth[i] += marks[i].high[p] - marks[i].low[p];
-        }
-        if (retry_json != NULL && strncmp(suffix, "retry.", 6) == 0)
-            json_object_set_new(retry_json, marks[i].name, json_integer(retry_depth[i]));
-    }
+    int64_t dlq_size = backlog_depths(ctx, marks, nmarks, retry_depth, retry_json);
 
-    /* Daemons. */
-    const struct {
-        const char *name;
-        const char *addr;
-    } daemons[] = {{"gateway", f.gateway},
-                   {"dispatcher", f.dispatcher},
-                   {"worker-email", f.worker_email},
-                   {"worker-sms", f.worker_sms},
-                   {"worker-push", f.worker_push}};
-    size_t ndaemons = sizeof(daemons) / sizeof(daemons[0]);
-    char health[5][256];
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    for (size_t i = 0; i < ndaemons; i++)
-        check_health(daemons[i].addr, f.health_timeout_ms, health[i], sizeof(health[i]));
-    curl_global_cleanup();
+    status_daemon daemons[STATUS_DAEMONS];
+    size_t ndaemons = check_daemons(&f, daemons);
 
     if (f.json) {
         json_t *daemons_json = json_array();
@@ -475,7 +489,8 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
             json_array_append_new(daemons_json,
                                   json_pack("{s:s,s:s,s:b,s:s}", "name", daemons[i].name, "addr",
                                             daemons[i].addr, "healthy",
-                                            strcmp(health[i], "up") == 0, "status", health[i]));
+                                            strcmp(daemons[i].health, "up") == 0, "status",
+                                            daemons[i].health));
         json_object_set_new(out, "lag", rows);
         rows = NULL;
         json_object_set_new(out, "group_lag", group_totals);
@@ -498,7 +513,7 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
         if ((t2 = table_new(3, dh)) == NULL)
             goto oom;
         for (size_t i = 0; i < ndaemons; i++) {
-            const char *cells[] = {daemons[i].name, daemons[i].addr, health[i]};
+            const char *cells[] = {daemons[i].name, daemons[i].addr, daemons[i].health};
             if (table_add(t2, cells) != 0)
                 goto oom;
         }
@@ -514,10 +529,7 @@ out:
         free(marks[i].low);
         free(marks[i].high);
     }
-    if (rk != NULL) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
+    kafka_consumer_destroy(client);
     table_free(lag_t);
     table_free(t2);
     json_decref(rows);

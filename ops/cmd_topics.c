@@ -11,6 +11,7 @@
 
 #include "cmd.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "topics.h"
 
 typedef struct topics_flags {

@@ -33,30 +33,14 @@ int cmdutil_time_flag(const char *cmd, const char *flag, const char *value, int6
 kafka_producer *cmdutil_producer(const ctl_context *ctx, const char *cmd, int timeout_ms)
 {
     char err[512], timeout[32];
-    const config_kafka_props *base = &ctx->kafka_props;
-    config_kafka_props props = {0};
-    kafka_producer *p = NULL;
-
-    /* The operator's -X pairs win: the default is added only when absent. */
-    bool has_timeout = false;
-    for (size_t i = 0; i < base->count; i++)
-        if (strcmp(base->items[i].key, "message.timeout.ms") == 0)
-            has_timeout = true;
-    props.items = calloc(base->count + 1, sizeof(*props.items));
-    if (props.items == NULL) {
-        fprintf(stderr, "heraldctl %s: out of memory\n", cmd);
-        return NULL;
-    }
-    if (base->count > 0)
-        memcpy(props.items, base->items, base->count * sizeof(*props.items));
-    props.count = base->count;
+    /* A default: the operator's -X pairs win. */
     snprintf(timeout, sizeof(timeout), "%d", timeout_ms);
-    if (!has_timeout)
-        props.items[props.count++] = (config_kv){"message.timeout.ms", timeout};
-    p = kafka_producer_new(ctx->common.kafka_brokers, &props, NULL, err, sizeof(err));
+    config_kv timeout_kv = {(char *)"message.timeout.ms", timeout};
+    config_kafka_props defaults = {&timeout_kv, 1};
+    kafka_producer *p = kafka_producer_new(ctx->common.kafka_brokers, &defaults, &ctx->kafka_props,
+                                           NULL, err, sizeof(err));
     if (p == NULL)
         cmdutil_kafka_error(ctx, cmd, "cannot create a producer", err);
-    free(props.items); /* the strings are the caller's or literals */
     return p;
 }
 

@@ -21,7 +21,8 @@
 #define PARTREAD_POLL_MS        200
 
 struct partread {
-    rd_kafka_t *rk;
+    kafka_consumer *c;
+    rd_kafka_t *rk; /* c's */
     char *topic;
     int npart;
     int64_t *start; /* per partition; end <= start: nothing to read */
@@ -32,43 +33,22 @@ struct partread {
     int timeout_ms;
 };
 
-static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
-                    size_t errlen)
+/*
+ * The operator's -X pairs go in as the defaults, so that the reader's own
+ * settings, passed last, win on purpose: a reader must never commit,
+ * whatever the passthrough says.
+ */
+static kafka_consumer *reader_new(const char *brokers, const config_kafka_props *props, char *err,
+                                  size_t errlen)
 {
-    char why[256];
-    if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) == RD_KAFKA_CONF_OK)
-        return 0;
-    error_set(err, errlen, "%s: %s", key, why);
-    return -1;
-}
-
-static rd_kafka_t *reader_new(const char *brokers, const config_kafka_props *props, char *err,
-                              size_t errlen)
-{
-    char why[512];
-    rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *conf = kafka_conf_new(brokers, props, err, errlen);
-    if (conf == NULL)
-        goto out;
-    /* Set after the operator's -X pairs on purpose: a reader must never
-     * commit, whatever the passthrough says. */
-    if (conf_set(conf, "group.id", "heraldctl-reader", err, errlen) != 0 ||
-        conf_set(conf, "enable.auto.commit", "false", err, errlen) != 0 ||
-        conf_set(conf, "enable.auto.offset.store", "false", err, errlen) != 0 ||
-        conf_set(conf, "enable.partition.eof", "true", err, errlen) != 0 ||
-        conf_set(conf, "auto.offset.reset", "earliest", err, errlen) != 0)
-        goto out;
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    if (rk == NULL) {
-        error_set(err, errlen, "cannot create Kafka consumer: %s", why);
-        goto out;
-    }
-    conf = NULL;
-    rd_kafka_poll_set_consumer(rk);
-out:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    return rk;
+    static config_kv fixed_kv[] = {
+        {(char *)"enable.auto.commit", (char *)"false"},
+        {(char *)"enable.auto.offset.store", (char *)"false"},
+        {(char *)"enable.partition.eof", (char *)"true"},
+        {(char *)"auto.offset.reset", (char *)"earliest"},
+    };
+    static const config_kafka_props fixed = {fixed_kv, sizeof fixed_kv / sizeof fixed_kv[0]};
+    return kafka_consumer_new(brokers, "heraldctl-reader", props, &fixed, err, errlen);
 }
 
 /* Partition count from metadata: -1 unreachable, 0 missing topic. */
@@ -154,9 +134,10 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
         goto out;
     }
     r->timeout_ms = range->timeout_ms > 0 ? range->timeout_ms : 10000;
-    r->rk = reader_new(brokers, props, err, errlen);
-    if (r->rk == NULL)
+    r->c = reader_new(brokers, props, err, errlen);
+    if (r->c == NULL)
         goto out;
+    r->rk = kafka_consumer_rk(r->c);
     r->npart = partition_count(r->rk, topic, r->timeout_ms, err, errlen);
     if (r->npart == 0)
         st = PARTREAD_MISSING;
@@ -336,11 +317,8 @@ void partread_close(partread *r)
 {
     if (r == NULL)
         return;
-    if (r->rk != NULL) {
-        /* No group was joined and auto-commit is off: close only stops fetching. */
-        rd_kafka_consumer_close(r->rk);
-        rd_kafka_destroy(r->rk);
-    }
+    /* No group was joined and nothing is stored: closing only stops fetching. */
+    kafka_consumer_destroy(r->c);
     free(r->start);
     free(r->end);
     free(r->done);

@@ -131,8 +131,6 @@ static void *probe_main(void *arg)
 publisher *publisher_new(const publisher_config *cfg, char *err, size_t errlen)
 {
     publisher *p = NULL;
-    config_kv *items = NULL;
-    size_t nuser = cfg->props != NULL ? cfg->props->count : 0;
     char timeout[24], qmax[24], linger[24];
 
     p = calloc(1, sizeof *p);
@@ -145,7 +143,7 @@ publisher *publisher_new(const publisher_config *cfg, char *err, size_t errlen)
     if (p->probe_topic == NULL)
         goto fail;
 
-    /* The gateway's own settings, then the operator's, which win. */
+    /* The gateway's own settings; the operator's win. */
     snprintf(timeout, sizeof timeout, "%d", cfg->timeout_ms);
     snprintf(qmax, sizeof qmax, "%d", cfg->queue_max_messages);
     snprintf(linger, sizeof linger, "%d", cfg->linger_ms);
@@ -158,16 +156,9 @@ publisher *publisher_new(const publisher_config *cfg, char *err, size_t errlen)
         /* Come back quickly once a broker returns after an outage. */
         {(char *)"reconnect.backoff.max.ms", (char *)"1000"},
     };
-    size_t ndef = sizeof defaults / sizeof defaults[0];
-    items = calloc(ndef + nuser, sizeof *items);
-    if (items == NULL)
-        goto fail;
-    memcpy(items, defaults, sizeof defaults);
-    for (size_t i = 0; i < nuser; i++)
-        items[ndef + i] = cfg->props->items[i];
-    config_kafka_props props = {items, ndef + nuser};
+    config_kafka_props props = {(config_kv *)defaults, sizeof defaults / sizeof defaults[0]};
 
-    p->kp = kafka_producer_new(cfg->brokers, &props, NULL, err, errlen);
+    p->kp = kafka_producer_new(cfg->brokers, &props, cfg->props, NULL, err, errlen);
     if (p->kp == NULL)
         goto fail_quiet;
     kafka_producer_set_delivery_cb(p->kp, on_delivery);
@@ -189,12 +180,10 @@ publisher *publisher_new(const publisher_config *cfg, char *err, size_t errlen)
     if (pthread_create(&p->probe_thread, NULL, probe_main, p) != 0)
         goto fail;
     p->probe_started = true;
-    free(items);
     return p;
 fail:
     error_set(err, errlen, "cannot start the Kafka producer: out of resources");
 fail_quiet:
-    free(items);
     publisher_free(p);
     return NULL;
 }

@@ -18,6 +18,7 @@
 
 #include "delivery.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "timeutil.h"
 
 static int cmp(const void *a, const void *b)
@@ -133,7 +134,7 @@ static int produce(char **a)
                       {"batch.num.messages", "10000"},
                       {"queue.buffering.max.messages", "1000000"}};
     config_kafka_props props = {kv, 3};
-    kafka_producer *p = kafka_producer_new(a[0], &props, NULL, err, sizeof err);
+    kafka_producer *p = kafka_producer_new(a[0], NULL, &props, NULL, err, sizeof err);
     if (p == NULL) {
         fprintf(stderr, "benchtool: %s\n", err);
         return 1;

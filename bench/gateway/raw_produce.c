@@ -12,6 +12,7 @@
  */
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -45,7 +46,7 @@ static int produce(const char *brokers, const char *topic, long count, const cha
     config_kv kv[] = {{(char *)"linger.ms", (char *)linger},
                       {(char *)"queue.buffering.max.messages", (char *)"100000"}};
     config_kafka_props props = {kv, 2};
-    kafka_producer *p = kafka_producer_new(brokers, &props, NULL, err, sizeof err);
+    kafka_producer *p = kafka_producer_new(brokers, NULL, &props, NULL, err, sizeof err);
     if (p == NULL) {
         fprintf(stderr, "herald-bench-produce: %s\n", err);
         return 1;

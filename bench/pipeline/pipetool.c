@@ -42,6 +42,7 @@
  */
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "log.h"
 #include "timeutil.h"
 #include "topics.h"
@@ -395,7 +396,7 @@ static int cmd_raw(int argc, char **argv)
     config_kv kv[] = {{(char *)"linger.ms", (char *)"5"},
                       {(char *)"queue.buffering.max.messages", (char *)"100000"}};
     config_kafka_props props = {kv, 2};
-    kafka_producer *p = kafka_producer_new(brokers, &props, NULL, err, sizeof err);
+    kafka_producer *p = kafka_producer_new(brokers, NULL, &props, NULL, err, sizeof err);
     if (p == NULL) {
         fprintf(stderr, "herald-bench-pipeline: %s\n", err);
         return 1;

@@ -43,6 +43,7 @@
 #include "apikey.h"
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "testsupport.h"
 #include "testutil.h"
 #include "timeutil.h"

@@ -309,7 +309,7 @@ static json_t *dlq_find(const char *event_id, long timeout_ms)
     char err[512], topic[96], group[96];
     snprintf(topic, sizeof topic, "%sdlq", env.prefix);
     snprintf(group, sizeof group, "%se2e-dlq-reader", env.prefix);
-    kafka_consumer *c = kafka_consumer_new(env.brokers, group, NULL, err, sizeof err);
+    kafka_consumer *c = kafka_consumer_new(env.brokers, group, NULL, NULL, err, sizeof err);
     ck_assert_msg(c != NULL, "%s", err);
     int parts = atoi(E2E_PARTITIONS);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);

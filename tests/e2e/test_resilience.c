@@ -382,7 +382,7 @@ static const poison poisons[] = {
 static void produce_poisons(const char *tag)
 {
     char err[512], topic[160], key[96];
-    kafka_producer *p = kafka_producer_new(env.brokers, NULL, NULL, err, sizeof err);
+    kafka_producer *p = kafka_producer_new(env.brokers, NULL, NULL, NULL, err, sizeof err);
     ck_assert_msg(p != NULL, "%s", err);
     for (size_t i = 0; i < NPOISON; i++) {
         snprintf(topic, sizeof topic, "%s%s", env.prefix, poisons[i].topic);
@@ -415,7 +415,7 @@ static json_t *dlq_by_key(const char *tag, size_t want, long timeout_ms)
     char err[512], topic[96], group[96];
     snprintf(topic, sizeof topic, "%sdlq", env.prefix);
     snprintf(group, sizeof group, "%se2e-resilience-dlq", env.prefix);
-    kafka_consumer *c = kafka_consumer_new(env.brokers, group, NULL, err, sizeof err);
+    kafka_consumer *c = kafka_consumer_new(env.brokers, group, NULL, NULL, err, sizeof err);
     ck_assert_msg(c != NULL, "%s", err);
     int parts = atoi(E2E_PARTITIONS);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);

@@ -27,6 +27,7 @@
 
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "testsupport.h"
 #include "testutil.h"
 #include "timeutil.h"
@@ -152,7 +153,7 @@ static inline void dh_setup(dh_env *e)
                     NULL};
     int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
     ck_assert_msg(rc == 0, "heraldctl topics create: %d: %s%s", rc, out, errout);
-    e->producer = kafka_producer_new(e->brokers, NULL, NULL, err, sizeof err);
+    e->producer = kafka_producer_new(e->brokers, NULL, NULL, NULL, err, sizeof err);
     ck_assert_msg(e->producer != NULL, "%s", err);
 }
 
@@ -271,7 +272,7 @@ static inline void dh_read(dh_env *e, const char *name, size_t want, long timeou
     snprintf(group, sizeof group, "%sreader-%s", e->prefix, id_hex(r, sizeof r, hex));
     config_kv kv[] = {{"isolation.level", "read_committed"}};
     config_kafka_props props = {kv, 1};
-    kafka_consumer *c = kafka_consumer_new(e->brokers, group, &props, err, sizeof err);
+    kafka_consumer *c = kafka_consumer_new(e->brokers, group, NULL, &props, err, sizeof err);
     ck_assert_msg(c != NULL, "%s", err);
     const char *topics[] = {topic};
     ck_assert(kafka_consumer_subscribe(c, topics, 1, err, sizeof err) == KAFKA_OK);

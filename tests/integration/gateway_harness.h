@@ -16,6 +16,7 @@
 #include "gateway.h"
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "log.h"
 #include "testsupport.h"
 #include "testutil.h"

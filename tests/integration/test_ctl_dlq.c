@@ -102,7 +102,7 @@ START_TEST(test_reader_range_starts_and_ends_at_the_given_times)
     ctl_setup(&h, 0);
     ctl_topic(&h, "dlq", dlq, sizeof(dlq));
     int64_t t0 = timeutil_now_ms() - 3 * 3600 * 1000LL;
-    kafka_producer *p = kafka_producer_new(h.brokers, NULL, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(h.brokers, NULL, NULL, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     for (int i = 0; i < 3; i++) {
         char v[32];

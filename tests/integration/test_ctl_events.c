@@ -209,7 +209,7 @@ START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
     snprintf(group, sizeof(group), "%sstatus-test", h.prefix);
 
     /* A consumer of the group commits offset 2 of partition 0 without subscribing. */
-    kafka_consumer *c = kafka_consumer_new(h.brokers, group, NULL, err, sizeof(err));
+    kafka_consumer *c = kafka_consumer_new(h.brokers, group, NULL, NULL, err, sizeof(err));
     ck_assert_msg(c != NULL, "%s", err);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, events, 0)->offset = 2;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "partread.h"
 #include "testsupport.h"
 #include "testutil.h"
@@ -111,7 +112,7 @@ static inline int64_t ctl_produce(const ctl_harness *h, const char *topic, const
 {
     char err[512];
     ctl_produced rep = {0};
-    kafka_producer *p = kafka_producer_new(h->brokers, NULL, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(h->brokers, NULL, NULL, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     kafka_producer_set_delivery_cb(p, ctl_on_report);
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(16);

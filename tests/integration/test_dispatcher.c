@@ -5,6 +5,7 @@
  * poison records, cache invalidation, a PostgreSQL outage and shutdown.
  */
 #include "dispatcher_harness.h"
+#include "kafka_txn.h"
 
 #define WAIT_MS 30000
 
@@ -324,7 +325,7 @@ START_TEST(test_a_fenced_producer_is_replaced_and_the_batch_redone)
     dh_records_free(&em);
 
     char err[512];
-    kafka_producer *usurper = kafka_producer_new(e.brokers, NULL, e.tid, err, sizeof err);
+    kafka_producer *usurper = kafka_producer_new(e.brokers, NULL, NULL, e.tid, err, sizeof err);
     ck_assert_msg(usurper != NULL, "%s", err);
     ck_assert_int_eq(kafka_txn_init(usurper, 30000, err, sizeof err), KAFKA_ERRCLASS_NONE);
     kafka_producer_destroy(usurper);

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "kafka.h"
+#include "kafka_admin.h"
+#include "kafka_txn.h"
 #include "log.h"
 #include "testutil.h"
 #include "timeutil.h"
@@ -281,7 +283,7 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
     for (int i = 0; i < NMSGS; i++)
         all[i] = (sent){.key = i % NKEYS, .seq = i / NKEYS, .partition = -1};
 
-    kafka_producer *p = kafka_producer_new(brokers, NULL, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(brokers, NULL, NULL, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     kafka_producer_set_delivery_cb(p, record_dr);
     for (int i = 0; i < NMSGS; i++)
@@ -305,7 +307,7 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
 
     /* A fresh group reads everything, from the beginning. */
     int assigned = 0;
-    kafka_consumer *c = kafka_consumer_new(brokers, group, NULL, err, sizeof(err));
+    kafka_consumer *c = kafka_consumer_new(brokers, group, NULL, NULL, err, sizeof(err));
     ck_assert_msg(c != NULL, "%s", err);
     kafka_consumer_set_rebalance_cb(c, count_assigned, &assigned);
     const char *topics[] = {topic};
@@ -367,7 +369,7 @@ START_TEST(test_keyed_messages_round_trip_on_reported_partitions_in_key_order_wi
 
     /* The next member of the group starts after what was committed. */
     assigned = 0;
-    c = kafka_consumer_new(brokers, group, NULL, err, sizeof(err));
+    c = kafka_consumer_new(brokers, group, NULL, NULL, err, sizeof(err));
     ck_assert_msg(c != NULL, "%s", err);
     kafka_consumer_set_rebalance_cb(c, count_assigned, &assigned);
     ck_assert_int_eq(kafka_consumer_subscribe(c, topics, 1, err, sizeof(err)), KAFKA_OK);
@@ -443,12 +445,12 @@ START_TEST(test_transaction_commit_is_visible_and_abort_is_not)
     unique_name("txid", txid, sizeof(txid));
     unique_name("txgroup", group, sizeof(group));
 
-    kafka_producer *plain = kafka_producer_new(brokers, NULL, NULL, err, sizeof(err));
+    kafka_producer *plain = kafka_producer_new(brokers, NULL, NULL, NULL, err, sizeof(err));
     ck_assert_msg(plain != NULL, "%s", err);
     ck_assert_int_eq(kafka_txn_begin(plain, err, sizeof(err)), KAFKA_ERRCLASS_PERMANENT);
     kafka_producer_destroy(plain);
 
-    kafka_producer *p = kafka_producer_new(brokers, NULL, txid, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(brokers, NULL, NULL, txid, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     kafka_err_class ec = KAFKA_ERRCLASS_RETRIABLE;
     for (int tries = 0; ec == KAFKA_ERRCLASS_RETRIABLE && tries < 3; tries++)
@@ -467,7 +469,7 @@ START_TEST(test_transaction_commit_is_visible_and_abort_is_not)
     ck_assert_msg(kafka_txn_commit(p, 20000, err, sizeof(err)) == KAFKA_ERRCLASS_NONE, "%s", err);
 
     /* ...but a read_committed consumer (librdkafka's default) never sees it. */
-    kafka_consumer *c = kafka_consumer_new(brokers, group, NULL, err, sizeof(err));
+    kafka_consumer *c = kafka_consumer_new(brokers, group, NULL, NULL, err, sizeof(err));
     ck_assert_msg(c != NULL, "%s", err);
     const char *topics[] = {topic};
     ck_assert_int_eq(kafka_consumer_subscribe(c, topics, 1, err, sizeof(err)), KAFKA_OK);
@@ -496,7 +498,7 @@ START_TEST(test_transaction_commit_is_visible_and_abort_is_not)
     kafka_consumer_destroy(c);
 
     int assigned = 0;
-    c = kafka_consumer_new(brokers, group, NULL, err, sizeof(err));
+    c = kafka_consumer_new(brokers, group, NULL, NULL, err, sizeof(err));
     ck_assert_msg(c != NULL, "%s", err);
     kafka_consumer_set_rebalance_cb(c, count_assigned, &assigned);
     ck_assert_int_eq(kafka_consumer_subscribe(c, topics, 1, err, sizeof(err)), KAFKA_OK);
@@ -523,14 +525,14 @@ START_TEST(test_consumer_paused_before_assignment_stays_paused_until_resumed)
     create_topic(topic, sizeof(topic), "pause", 2);
     unique_name("pgroup", group, sizeof(group));
 
-    kafka_producer *p = kafka_producer_new(brokers, NULL, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(brokers, NULL, NULL, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     for (int i = 0; i < 5; i++)
         produce_value(p, topic, "paused");
     ck_assert_int_eq(kafka_producer_flush(p, 30000), 0);
 
     int assigned = 0;
-    kafka_consumer *c = kafka_consumer_new(brokers, group, NULL, err, sizeof(err));
+    kafka_consumer *c = kafka_consumer_new(brokers, group, NULL, NULL, err, sizeof(err));
     ck_assert_msg(c != NULL, "%s", err);
     kafka_consumer_set_rebalance_cb(c, count_assigned, &assigned);
     /* Back-pressure applied before the group assigns anything. */
@@ -578,7 +580,7 @@ START_TEST(test_unreachable_broker_fails_delivery_as_retriable_within_the_timeou
     snprintf(bad, sizeof(bad), "127.0.0.1:%d", closed_port());
     config_kv kv[] = {{"message.timeout.ms", "1500"}};
     config_kafka_props props = {kv, 1};
-    kafka_producer *p = kafka_producer_new(bad, &props, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(bad, NULL, &props, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     kafka_producer_set_delivery_cb(p, record_outcome);
 
@@ -608,7 +610,7 @@ START_TEST(test_full_queue_asks_for_backpressure_and_destroy_reports_the_purged)
     snprintf(bad, sizeof(bad), "127.0.0.1:%d", closed_port());
     config_kv kv[] = {{"queue.buffering.max.messages", "5"}};
     config_kafka_props props = {kv, 1};
-    kafka_producer *p = kafka_producer_new(bad, &props, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(bad, NULL, &props, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     kafka_producer_set_delivery_cb(p, record_outcome);
 
@@ -634,7 +636,7 @@ START_TEST(test_fatal_producer_refuses_messages_and_leaves_headers_to_the_caller
     log_init("test_kafka", LOG_LEVEL_ERROR, LOG_FORMAT_TEXT);
     char bad[64], err[512];
     snprintf(bad, sizeof(bad), "127.0.0.1:%d", closed_port());
-    kafka_producer *p = kafka_producer_new(bad, NULL, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new(bad, NULL, NULL, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     ck_assert(!kafka_producer_fatal(p, err, sizeof(err)));
     ck_assert_int_eq(rd_kafka_test_fatal_error(kafka_producer_rk(p),
@@ -659,7 +661,7 @@ START_TEST(test_defaults_apply_and_passthrough_properties_win)
     size_t len;
     config_kv kv[] = {{"linger.ms", "50"}, {"client.id", "herald-test"}};
     config_kafka_props props = {kv, 2};
-    kafka_producer *p = kafka_producer_new("127.0.0.1:1", &props, NULL, err, sizeof(err));
+    kafka_producer *p = kafka_producer_new("127.0.0.1:1", NULL, &props, NULL, err, sizeof(err));
     ck_assert_msg(p != NULL, "%s", err);
     const rd_kafka_conf_t *conf = rd_kafka_conf(kafka_producer_rk(p));
     struct {
@@ -681,7 +683,7 @@ START_TEST(test_defaults_apply_and_passthrough_properties_win)
     }
     kafka_producer_destroy(p);
 
-    kafka_consumer *c = kafka_consumer_new("127.0.0.1:1", "g", NULL, err, sizeof(err));
+    kafka_consumer *c = kafka_consumer_new("127.0.0.1:1", "g", NULL, NULL, err, sizeof(err));
     ck_assert_msg(c != NULL, "%s", err);
     conf = rd_kafka_conf(kafka_consumer_rk(c));
     len = sizeof(val);
@@ -696,11 +698,12 @@ START_TEST(test_defaults_apply_and_passthrough_properties_win)
     /* A bad property is refused at construction, naming the key. */
     config_kv bad[] = {{"linger.ms", "soon"}};
     config_kafka_props badprops = {bad, 1};
-    ck_assert_ptr_null(kafka_producer_new("127.0.0.1:1", &badprops, NULL, err, sizeof(err)));
+    ck_assert_ptr_null(kafka_producer_new("127.0.0.1:1", NULL, &badprops, NULL, err, sizeof(err)));
     ck_assert_ptr_nonnull(strstr(err, "linger.ms"));
     config_kv unknown[] = {{"no.such.property", "x"}};
     config_kafka_props unknownprops = {unknown, 1};
-    ck_assert_ptr_null(kafka_consumer_new("127.0.0.1:1", "g", &unknownprops, err, sizeof(err)));
+    ck_assert_ptr_null(
+        kafka_consumer_new("127.0.0.1:1", "g", NULL, &unknownprops, err, sizeof(err)));
     ck_assert_ptr_nonnull(strstr(err, "no.such.property"));
 }
 END_TEST

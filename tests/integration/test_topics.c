@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "testsupport.h"
 #include "testutil.h"
 #include "topics.h"

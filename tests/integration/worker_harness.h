@@ -33,6 +33,7 @@
 #include "delivery.h"
 #include "ids.h"
 #include "kafka.h"
+#include "kafka_admin.h"
 #include "testsupport.h"
 #include "testutil.h"
 #include "timeutil.h"
@@ -138,7 +139,7 @@ static inline void wh_setup(wh_env *e, const char *channel)
     for (int i = 0; i < 3; i++)
         ck_assert_msg(results[i].outcome == KAFKA_TOPIC_CREATED, "topic %s: %s", e->topics[i],
                       results[i].msg);
-    e->producer = kafka_producer_new(e->brokers, NULL, NULL, err, sizeof err);
+    e->producer = kafka_producer_new(e->brokers, NULL, NULL, NULL, err, sizeof err);
     ck_assert_msg(e->producer != NULL, "%s", err);
 }
 
@@ -407,7 +408,7 @@ static inline int wh_read_topic(wh_env *e, const char *topic, int want, long tim
 {
     char err[256], group[128];
     snprintf(group, sizeof group, "%sreader.%d", e->prefix, rand());
-    kafka_consumer *c = kafka_consumer_new(e->brokers, group, NULL, err, sizeof err);
+    kafka_consumer *c = kafka_consumer_new(e->brokers, group, NULL, NULL, err, sizeof err);
     ck_assert_msg(c != NULL, "%s", err);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
     for (int p = 0; p < 3; p++)

@@ -177,6 +177,44 @@ START_TEST(test_class_names_are_stable_for_logs)
 }
 END_TEST
 
+/* The effective value of key on rk, or "" when unset. */
+static const char *conf_value(rd_kafka_t *rk, const char *key, char *buf, size_t len)
+{
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), key, buf, &len) != RD_KAFKA_CONF_OK)
+        buf[0] = '\0';
+    return buf;
+}
+
+START_TEST(test_program_defaults_apply_and_operator_props_override_them)
+{
+    char err[512], v[64];
+    config_kv defs[] = {{(char *)"linger.ms", (char *)"77"},
+                        {(char *)"message.timeout.ms", (char *)"12345"},
+                        {(char *)"fetch.wait.max.ms", (char *)"33"}};
+    config_kv ops[] = {{(char *)"linger.ms", (char *)"9"},
+                       {(char *)"fetch.wait.max.ms", (char *)"44"}};
+    config_kafka_props defaults = {defs, 3}, props = {ops, 2};
+
+    kafka_producer *p =
+        kafka_producer_new("127.0.0.1:1", &defaults, &props, NULL, err, sizeof(err));
+    ck_assert_msg(p != NULL, "%s", err);
+    ck_assert_str_eq(conf_value(kafka_producer_rk(p), "linger.ms", v, sizeof(v)), "9");
+    ck_assert_str_eq(conf_value(kafka_producer_rk(p), "message.timeout.ms", v, sizeof(v)), "12345");
+    /* Herald's own producer defaults are still there. */
+    ck_assert_str_eq(conf_value(kafka_producer_rk(p), "acks", v, sizeof(v)), "-1");
+    kafka_producer_destroy(p);
+
+    kafka_consumer *c = kafka_consumer_new("127.0.0.1:1", "g", &defaults, NULL, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "fetch.wait.max.ms", v, sizeof(v)), "33");
+    kafka_consumer_destroy(c);
+    c = kafka_consumer_new("127.0.0.1:1", "g", &defaults, &props, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "fetch.wait.max.ms", v, sizeof(v)), "44");
+    kafka_consumer_destroy(c);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_no_error_needs_no_action),
     TEST_ENTRY(test_unreachable_or_moving_cluster_is_retriable),
@@ -188,6 +226,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_error_object_code_is_used_when_no_code_is_given),
     TEST_ENTRY(test_fatal_flag_of_an_error_object_wins_over_its_code),
     TEST_ENTRY(test_class_names_are_stable_for_logs),
+    TEST_ENTRY(test_program_defaults_apply_and_operator_props_override_them),
 };
 
 TEST_MAIN("kafka_errors", cases)
