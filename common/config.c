@@ -235,30 +235,81 @@ static int parse_bool(const char *text, bool *out)
     return -1;
 }
 
-/* "host:port" or "[v6]:port"; the host non-empty, the port 0..65535 (0: any free port). */
-static int parse_addr(const char *text)
+#define ADDR_HINT "expected host:port, e.g. 127.0.0.1:9100 or [::1]:9100"
+
+/* Decimal 0..65535, at most five digits. */
+static int parse_port(const char *s, uint16_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 5 || strspn(s, "0123456789") != n)
+        return -1;
+    long v = strtol(s, NULL, 10);
+    if (v > 65535)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+int config_parse_addr(const char *text, config_addr *out, char *err, size_t errlen)
 {
     const char *port;
+
+    if (text == NULL || text[0] == '\0') {
+        error_set(err, errlen, "empty listen address: " ADDR_HINT);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
-        if (close == NULL || close == text + 1 || close[1] != ':')
+        if (close == NULL || close[1] != ':') {
+            error_set(err, errlen, "invalid listen address \"%s\": " ADDR_HINT, text);
             return -1;
+        }
+        if (close == text + 1) {
+            error_set(err, errlen, "invalid listen address \"%s\": bad IPv6 address", text);
+            return -1;
+        }
+        out->host = text + 1;
+        out->hostlen = (size_t)(close - text - 1);
+        out->bracketed = true;
         port = close + 2;
     } else {
         const char *colon = strrchr(text, ':');
-        /* An unbracketed IPv6 address cannot be told apart from its port. */
-        if (colon == NULL || colon == text || memchr(text, ':', (size_t)(colon - text)) != NULL)
+        if (colon == NULL) {
+            error_set(err, errlen, "invalid listen address \"%s\": missing port; " ADDR_HINT, text);
             return -1;
+        }
+        /* An unbracketed IPv6 address cannot be told apart from its port. */
+        if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
+            error_set(err, errlen,
+                      "invalid listen address \"%s\": put an IPv6 address in brackets, "
+                      "e.g. [::1]:9100",
+                      text);
+            return -1;
+        }
+        if (colon == text) {
+            error_set(err, errlen,
+                      "invalid listen address \"%s\": missing host (0.0.0.0 listens on "
+                      "all interfaces)",
+                      text);
+            return -1;
+        }
+        out->host = text;
+        out->hostlen = (size_t)(colon - text);
         port = colon + 1;
     }
-    for (const char *p = text; p < port; p++)
-        if (*p == ' ' || *p == '\t' || *p == '/')
+    for (size_t i = 0; i < out->hostlen; i++) {
+        char c = out->host[i];
+        if (c == ' ' || c == '\t' || c == '/') {
+            error_set(err, errlen, "invalid listen address \"%s\": blank or '/' in the host", text);
             return -1;
-    size_t n = strlen(port);
-    if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+        }
+    }
+    if (parse_port(port, &out->port) != 0) {
+        error_set(err, errlen, "invalid listen address \"%s\": port must be 0..65535", text);
         return -1;
-    long v = strtol(port, NULL, 10);
-    return v >= 0 && v <= 65535 ? 0 : -1;
+    }
+    return 0;
 }
 
 static void join_choices(const char *const *choices, char *out, size_t outlen)
@@ -284,7 +335,8 @@ static int parse_value(const config_var *v, const char *label, const char *text,
     switch (v->type) {
     case CONFIG_STRING:
     case CONFIG_ADDR: {
-        if (v->type == CONFIG_ADDR && parse_addr(text) != 0) {
+        config_addr addr;
+        if (v->type == CONFIG_ADDR && config_parse_addr(text, &addr, NULL, 0) != 0) {
             error_set(err, errlen, "%s: expected host:port with a port in 0..65535, got %s", label,
                       quote_value(v, text, quoted, sizeof quoted));
             return -1;
