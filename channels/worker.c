@@ -62,7 +62,8 @@
 #define DB_RETRY_MS        1000
 #define PRODUCE_RETRY_MS   1000
 #define IDLE_WAIT_MS       100
-#define PAUSE_MIN_MS       50 /* shorter blocks are waited out without pausing */
+#define PAUSE_MIN_MS       50    /* shorter blocks are waited out without pausing */
+#define WORKER_STALL_MS    30000 /* /healthz fails once the loop has not turned this long */
 
 enum { TOPIC_DELIVERIES = 0, TOPIC_RETRY = 1, NTOPICS = 2 };
 enum { PROV_PRIMARY = 0, PROV_FALLBACK = 1, NPROV = 2 };
@@ -1136,19 +1137,28 @@ static void on_rebalance(void *ctx, bool assigned_now, const rd_kafka_topic_part
 
 /* --------------------------------------------------------------- metrics */
 
+/* Liveness: the loop turns.  A stalled loop is restarted by a restart, an
+ * unreachable PostgreSQL is not, so that belongs to readiness only. */
 static bool health_check(void *ctx, char *reason, size_t reasonlen)
 {
     worker *w = ctx;
     int64_t age = timeutil_monotonic_ms() - atomic_load(&w->heartbeat_ms);
-    if (age > 30000) {
+    if (age > WORKER_STALL_MS) {
         snprintf(reason, reasonlen, "worker loop stalled for %" PRId64 " ms", age);
         return false;
     }
+    return true;
+}
+
+/* Readiness: alive, and PostgreSQL reachable. */
+static bool ready_check(void *ctx, char *reason, size_t reasonlen)
+{
+    worker *w = ctx;
     if (!atomic_load(&w->db_up)) {
         snprintf(reason, reasonlen, "PostgreSQL unavailable");
         return false;
     }
-    return true;
+    return health_check(ctx, reason, reasonlen);
 }
 
 static int metrics_init(worker *w)
@@ -1456,7 +1466,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     const char *addr = cfg->metrics_addr && *cfg->metrics_addr
                            ? cfg->metrics_addr
                            : worker_config_default_metrics_addr(w->channel);
-    w->ops = opsserver_start(addr, w->reg, health_check, health_check, w, err, errlen);
+    w->ops = opsserver_start(addr, w->reg, health_check, ready_check, w, err, errlen);
     if (w->ops == NULL)
         goto fail;
     LOG_INFO(NULL,
