@@ -140,7 +140,7 @@ struct worker {
     const worker_config *cfg;
     const herald_common_config *common;
     const config_kafka_props *props;
-    const volatile sig_atomic_t *run;
+    const volatile sig_atomic_t *stop;
     delivery_channel channel;
     const char *chname;
     char stage[32];
@@ -1317,7 +1317,7 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
 }
 
 worker *worker_new(const worker_config *cfg, const herald_common_config *common,
-                   const config_kafka_props *props, const volatile sig_atomic_t *run,
+                   const config_kafka_props *props, const volatile sig_atomic_t *stop,
                    int *config_error, char *err, size_t errlen)
 {
     char name[128], host[64] = "localhost";
@@ -1331,7 +1331,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     w->cfg = cfg;
     w->common = common;
     w->props = props;
-    w->run = run;
+    w->stop = stop;
     w->channel = (delivery_channel)cfg->channel;
     w->chname = delivery_channel_name(w->channel);
     atomic_store(&w->db_up, true);
@@ -1398,11 +1398,11 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         goto fail;
 
     w->db_claim =
-        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, run, err, errlen);
+        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, stop, err, errlen);
     if (w->db_claim == NULL)
         goto fail;
     w->db_record =
-        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, run, err, errlen);
+        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, stop, err, errlen);
     if (w->db_record == NULL)
         goto fail;
 
@@ -1592,7 +1592,7 @@ static void give_back_claims(worker *w)
 
 int worker_run(worker *w)
 {
-    while (*w->run && !w->fatal)
+    while (!*w->stop && !w->fatal)
         pass(w, true);
 
     /* 1. stop intake */

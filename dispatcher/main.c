@@ -3,21 +3,13 @@
  * dispatcher.h, docs/dispatcher.md).
  */
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "dispatcher.h"
 #include "dispatcher_config.h"
 #include "log.h"
-
-static volatile sig_atomic_t stop = 0;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -48,19 +40,15 @@ int main(int argc, char **argv)
      * close to what is in use, at no measurable cost here.
      */
     mallopt(M_ARENA_MAX, 2);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    daemon_signals_init();
 
-    d = dispatcher_new(&cfg, &common, &props, &stop, &config_error, err, sizeof err);
+    d = dispatcher_new(&cfg, &common, &props, &daemon_stop, &config_error, err, sizeof err);
     if (d == NULL) {
         if (config_error)
             fprintf(stderr, "herald-dispatcher: %s\n", err);
         else
             LOG_ERROR(NULL, "cannot start: %s", err);
-        rc = config_error ? 2 : (stop ? 0 : 1);
+        rc = config_error ? 2 : (daemon_stop ? 0 : 1);
         goto out;
     }
     rc = dispatcher_run(d);

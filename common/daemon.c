@@ -1,0 +1,27 @@
+/*
+ * daemon: the signal handling shared by the daemons (see daemon.h).
+ *
+ * A handler that only sets a sig_atomic_t is async-signal-safe and works
+ * whichever thread the signal lands on; the loops poll the flag at least
+ * every wait they make, so shutdown starts within one tick.
+ */
+#include "daemon.h"
+
+#include <stddef.h>
+
+volatile sig_atomic_t daemon_stop = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    daemon_stop = 1;
+}
+
+void daemon_signals_init(void)
+{
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
