@@ -8,6 +8,7 @@
 #include "daemon.h"
 
 #include <stddef.h>
+#include <time.h>
 
 volatile sig_atomic_t daemon_stop = 0;
 
@@ -24,4 +25,13 @@ void daemon_signals_init(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+void daemon_wait_stop(void)
+{
+    /* The signal may land on any thread, so this thread cannot count on
+     * being interrupted: it looks at the flag every tick. */
+    const struct timespec tick = {0, DAEMON_STOP_POLL_MS * 1000000L};
+    while (!daemon_stop)
+        nanosleep(&tick, NULL);
 }

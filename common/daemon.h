@@ -17,4 +17,9 @@ extern volatile sig_atomic_t daemon_stop;
 /* Installs the handlers; call once, before any thread starts. */
 void daemon_signals_init(void);
 
+/* For a daemon whose work runs on other threads: returns once daemon_stop
+ * is set (within DAEMON_STOP_POLL_MS). */
+#define DAEMON_STOP_POLL_MS 100
+void daemon_wait_stop(void);
+
 #endif
