@@ -6,11 +6,30 @@
  * every wait they make, so shutdown starts within one tick.
  */
 #include "daemon.h"
+#include "log.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <time.h>
 
 volatile sig_atomic_t daemon_stop = 0;
+
+int daemon_load_config(const char *prog, const config_table *tables, size_t ntables, int argc,
+                       char **argv, config_kafka_props *props, const char *usage,
+                       const herald_common_config *common)
+{
+    char err[1024];
+    config_status st =
+        config_load(tables, ntables, argc, argv, NULL, props, usage, err, sizeof err);
+    if (st == CONFIG_HELP)
+        return 0;
+    if (st == CONFIG_ERROR) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    log_init(prog, (log_level)common->log_level, (log_format)common->log_format);
+    return -1;
+}
 
 static void on_stop_signal(int sig)
 {

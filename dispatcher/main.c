@@ -22,18 +22,11 @@ int main(int argc, char **argv)
     int rc = 2, config_error = 0;
     dispatcher *d = NULL;
 
-    config_status st = config_load(
-        tables, ntables, argc, argv, NULL, &props,
-        "usage: herald-dispatcher [flags] [-X librdkafka.property=value ...]", err, sizeof err);
-    if (st == CONFIG_HELP) {
-        rc = 0;
+    rc = daemon_load_config("herald-dispatcher", tables, ntables, argc, argv, &props,
+                            "usage: herald-dispatcher [flags] [-X librdkafka.property=value ...]",
+                            &common);
+    if (rc >= 0)
         goto out;
-    }
-    if (st == CONFIG_ERROR) {
-        fprintf(stderr, "herald-dispatcher: %s\n", err);
-        goto out;
-    }
-    log_init("herald-dispatcher", (log_level)common.log_level, (log_format)common.log_format);
     /*
      * glibc gives each of librdkafka's threads its own malloc arena (up to 8
      * per core), each keeping freed memory; two arenas keep the footprint
