@@ -636,23 +636,11 @@ static const config_var *find_flag(const config_table *tables, size_t ntables, c
     return NULL;
 }
 
-config_status config_load(const config_table *tables, size_t ntables, int argc, char **argv,
-                          int *first_positional, config_kafka_props *props, const char *usage,
-                          char *err, size_t errlen)
+/* Step 1: every default, so that a bad default in a table shows at once. */
+static int apply_defaults(const config_table *tables, size_t ntables, bool *given, char *err,
+                          size_t errlen)
 {
-    config_status status = CONFIG_ERROR;
     char label[160];
-    size_t nvars = 0;
-    for (size_t t = 0; t < ntables; t++)
-        for (const config_var *v = tables[t].vars; !var_is_end(v); v++)
-            nvars++;
-    /* Which settings some source gave, for CONFIG_REQUIRED. */
-    bool *given = calloc(nvars + 1, sizeof *given);
-    if (given == NULL) {
-        error_set(err, errlen, "out of memory");
-        goto out;
-    }
-
     size_t idx = 0;
     for (size_t t = 0; t < ntables; t++) {
         for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
@@ -660,26 +648,71 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
                 continue;
             snprintf(label, sizeof label, "%s (default)", v->env != NULL ? v->env : v->flag);
             if (parse_value(v, label, v->def, tables[t].target, err, errlen) != 0)
-                goto out;
+                return -1;
             given[idx] = true;
         }
     }
+    return 0;
+}
 
-    idx = 0;
+/* Step 2: the environment, over the defaults. */
+static int apply_env(const config_table *tables, size_t ntables, bool *given, char *err,
+                     size_t errlen)
+{
+    size_t idx = 0;
     for (size_t t = 0; t < ntables; t++) {
         for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
             const char *text = v->env != NULL ? getenv(v->env) : NULL;
             if (text == NULL || (*text == '\0' && v->type != CONFIG_STRING))
                 continue;
             if (parse_value(v, v->env, text, tables[t].target, err, errlen) != 0)
-                goto out;
+                return -1;
             given[idx] = true;
         }
     }
+    return 0;
+}
 
-    if (props != NULL && props_from_env(props, err, errlen) != 0)
-        goto out;
+/* One "--name[=value]" at argv[*i]; *i moves past a separate value. */
+static int apply_flag(const config_table *tables, size_t ntables, int argc, char **argv, int *i,
+                      bool *given, char *err, size_t errlen)
+{
+    char label[160];
+    const char *name = argv[*i] + 2;
+    const char *eq = strchr(name, '=');
+    size_t namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    const config_table *table = NULL;
+    size_t vi = 0;
+    const config_var *v = find_flag(tables, ntables, name, namelen, &table, &vi);
+    if (v == NULL) {
+        /* Only the name: text after '=' may be a secret typed under a wrong flag. */
+        error_set(err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
+        return -1;
+    }
+    snprintf(label, sizeof label, "--%s", v->flag);
+    const char *text;
+    if (eq != NULL)
+        text = eq + 1;
+    else if (v->type == CONFIG_BOOL)
+        text = "true";
+    else if (*i + 1 < argc)
+        text = argv[++*i]; /* may start with '-': "--from -15m" */
+    else {
+        error_set(err, errlen, "%s: expected a value", label);
+        return -1;
+    }
+    if (parse_value(v, label, text, table->target, err, errlen) != 0)
+        return -1;
+    given[vi] = true;
+    return 0;
+}
 
+/* Step 3: the flags, over the environment, up to the first positional
+ * argument, whose index goes to *next. */
+static config_status apply_args(const config_table *tables, size_t ntables, int argc, char **argv,
+                                config_kafka_props *props, const char *usage, bool *given,
+                                int *next, char *err, size_t errlen)
+{
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -690,62 +723,38 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             print_help(stdout, usage, tables, ntables, props != NULL);
             fflush(stdout);
-            status = CONFIG_HELP;
-            goto out;
+            return CONFIG_HELP;
         }
         if (a[0] == '-' && a[1] == 'X' && props != NULL) {
             const char *pair = a[2] != '\0' ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (pair == NULL) {
                 error_set(err, errlen, "-X: expected key=value (a librdkafka property)");
-                goto out;
+                return CONFIG_ERROR;
             }
             if (props_add_pair(props, pair, strlen(pair), "-X", err, errlen) != 0)
-                goto out;
+                return CONFIG_ERROR;
             continue;
         }
         if (a[0] == '-' && a[1] == '-') {
-            const char *name = a + 2;
-            const char *eq = strchr(name, '=');
-            size_t namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-            const config_table *table = NULL;
-            size_t vi = 0;
-            const config_var *v = find_flag(tables, ntables, name, namelen, &table, &vi);
-            if (v == NULL) {
-                /* Only the name: text after '=' may be a secret typed under a wrong flag. */
-                error_set(err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
-                goto out;
-            }
-            snprintf(label, sizeof label, "--%s", v->flag);
-            const char *text;
-            if (eq != NULL)
-                text = eq + 1;
-            else if (v->type == CONFIG_BOOL)
-                text = "true";
-            else if (i + 1 < argc)
-                text = argv[++i]; /* may start with '-': "--from -15m" */
-            else {
-                error_set(err, errlen, "%s: expected a value", label);
-                goto out;
-            }
-            if (parse_value(v, label, text, table->target, err, errlen) != 0)
-                goto out;
-            given[vi] = true;
+            if (apply_flag(tables, ntables, argc, argv, &i, given, err, errlen) != 0)
+                return CONFIG_ERROR;
             continue;
         }
         if (a[0] == '-' && a[1] != '\0') {
             error_set(err, errlen, "unknown flag %.*s (see --help)", 64, a);
-            goto out;
+            return CONFIG_ERROR;
         }
         break; /* the first positional argument ("-" included: it conventionally means stdin) */
     }
-    if (first_positional != NULL) {
-        *first_positional = i;
-    } else if (i < argc) {
-        error_set(err, errlen, "unexpected argument \"%.*s\" (see --help)", 64, argv[i]);
-        goto out;
-    }
+    *next = i;
+    return CONFIG_OK;
+}
 
-    idx = 0;
+/* Step 4: every CONFIG_REQUIRED setting was given, and not empty. */
+static int check_required(const config_table *tables, size_t ntables, const bool *given, char *err,
+                          size_t errlen)
+{
+    size_t idx = 0;
     for (size_t t = 0; t < ntables; t++) {
         for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
             if (!(v->flags & CONFIG_REQUIRED))
@@ -761,9 +770,45 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
                 error_set(err, errlen, "%s: required", v->env);
             else
                 error_set(err, errlen, "--%s: required", v->flag);
-            goto out;
+            return -1;
         }
     }
+    return 0;
+}
+
+config_status config_load(const config_table *tables, size_t ntables, int argc, char **argv,
+                          int *first_positional, config_kafka_props *props, const char *usage,
+                          char *err, size_t errlen)
+{
+    config_status status = CONFIG_ERROR;
+    size_t nvars = 0;
+    for (size_t t = 0; t < ntables; t++)
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++)
+            nvars++;
+    /* Which settings some source gave, for CONFIG_REQUIRED. */
+    bool *given = calloc(nvars + 1, sizeof *given);
+    if (given == NULL) {
+        error_set(err, errlen, "out of memory");
+        goto out;
+    }
+    if (apply_defaults(tables, ntables, given, err, errlen) != 0 ||
+        apply_env(tables, ntables, given, err, errlen) != 0)
+        goto out;
+    if (props != NULL && props_from_env(props, err, errlen) != 0)
+        goto out;
+    int next;
+    status = apply_args(tables, ntables, argc, argv, props, usage, given, &next, err, errlen);
+    if (status != CONFIG_OK)
+        goto out;
+    status = CONFIG_ERROR;
+    if (first_positional != NULL) {
+        *first_positional = next;
+    } else if (next < argc) {
+        error_set(err, errlen, "unexpected argument \"%.*s\" (see --help)", 64, argv[next]);
+        goto out;
+    }
+    if (check_required(tables, ntables, given, err, errlen) != 0)
+        goto out;
     status = CONFIG_OK;
 
 out:
