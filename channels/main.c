@@ -2,24 +2,16 @@
  * herald-worker --channel email|sms|push: delivers one channel's
  * notifications through its provider (see worker.h, docs/channels.md).
  */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <curl/curl.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
 #include "worker.h"
 #include "worker_config.h"
-
-static volatile sig_atomic_t running = 1;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    running = 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -29,31 +21,19 @@ int main(int argc, char **argv)
     const config_table tables[] = {{config_common_vars, &common}, {worker_config_vars, &cfg}};
     const size_t ntables = sizeof tables / sizeof tables[0];
     char err[512];
-    int rc = 2, first = argc, config_error = 0;
+    int rc, config_error = 0;
     worker *w = NULL;
 
-    config_status st = config_load(tables, ntables, argc, argv, &first, &props,
-                                   "usage: herald-worker --channel email|sms|push [flags] "
-                                   "[-X librdkafka.property=value ...]",
-                                   err, sizeof err);
-    if (st == CONFIG_HELP) {
-        rc = 0;
+    rc = daemon_load_config("herald-worker", tables, ntables, argc, argv, &props,
+                            "usage: herald-worker --channel email|sms|push [flags] "
+                            "[-X librdkafka.property=value ...]",
+                            &common);
+    if (rc >= 0)
         goto out;
-    }
-    if (st == CONFIG_ERROR || first < argc) {
-        fprintf(stderr, "herald-worker: %s\n",
-                st == CONFIG_ERROR ? err : "unexpected argument (see --help)");
-        goto out;
-    }
-    log_init("herald-worker", (log_level)common.log_level, (log_format)common.log_format);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    daemon_signals_init();
 
-    w = worker_new(&cfg, &common, &props, &running, &config_error, err, sizeof err);
+    w = worker_new(&cfg, &common, &props, &daemon_stop, &config_error, err, sizeof err);
     if (w == NULL) {
         if (config_error)
             fprintf(stderr, "herald-worker: %s\n", err);

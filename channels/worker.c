@@ -62,7 +62,8 @@
 #define DB_RETRY_MS        1000
 #define PRODUCE_RETRY_MS   1000
 #define IDLE_WAIT_MS       100
-#define PAUSE_MIN_MS       50 /* shorter blocks are waited out without pausing */
+#define PAUSE_MIN_MS       50    /* shorter blocks are waited out without pausing */
+#define WORKER_STALL_MS    30000 /* /healthz fails once the loop has not turned this long */
 
 enum { TOPIC_DELIVERIES = 0, TOPIC_RETRY = 1, NTOPICS = 2 };
 enum { PROV_PRIMARY = 0, PROV_FALLBACK = 1, NPROV = 2 };
@@ -139,7 +140,7 @@ struct worker {
     const worker_config *cfg;
     const herald_common_config *common;
     const config_kafka_props *props;
-    const volatile sig_atomic_t *run;
+    const volatile sig_atomic_t *stop;
     delivery_channel channel;
     const char *chname;
     char stage[32];
@@ -1119,19 +1120,28 @@ static void on_rebalance(void *ctx, bool assigned_now, const rd_kafka_topic_part
 
 /* --------------------------------------------------------------- metrics */
 
+/* Liveness: the loop turns.  A stalled loop is restarted by a restart, an
+ * unreachable PostgreSQL is not, so that belongs to readiness only. */
 static bool health_check(void *ctx, char *reason, size_t reasonlen)
 {
     worker *w = ctx;
     int64_t age = timeutil_monotonic_ms() - atomic_load(&w->heartbeat_ms);
-    if (age > 30000) {
+    if (age > WORKER_STALL_MS) {
         snprintf(reason, reasonlen, "worker loop stalled for %" PRId64 " ms", age);
         return false;
     }
+    return true;
+}
+
+/* Readiness: alive, and PostgreSQL reachable. */
+static bool ready_check(void *ctx, char *reason, size_t reasonlen)
+{
+    worker *w = ctx;
     if (!atomic_load(&w->db_up)) {
         snprintf(reason, reasonlen, "PostgreSQL unavailable");
         return false;
     }
-    return true;
+    return health_check(ctx, reason, reasonlen);
 }
 
 static int metrics_init(worker *w)
@@ -1290,7 +1300,7 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
 }
 
 worker *worker_new(const worker_config *cfg, const herald_common_config *common,
-                   const config_kafka_props *props, const volatile sig_atomic_t *run,
+                   const config_kafka_props *props, const volatile sig_atomic_t *stop,
                    int *config_error, char *err, size_t errlen)
 {
     char name[128], host[64] = "localhost";
@@ -1304,7 +1314,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     w->cfg = cfg;
     w->common = common;
     w->props = props;
-    w->run = run;
+    w->stop = stop;
     w->channel = (delivery_channel)cfg->channel;
     w->chname = delivery_channel_name(w->channel);
     atomic_store(&w->db_up, true);
@@ -1371,11 +1381,11 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         goto fail;
 
     w->db_claim =
-        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, run, err, errlen);
+        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, stop, err, errlen);
     if (w->db_claim == NULL)
         goto fail;
     w->db_record =
-        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, run, err, errlen);
+        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, stop, err, errlen);
     if (w->db_record == NULL)
         goto fail;
 
@@ -1434,7 +1444,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     const char *addr = cfg->metrics_addr && *cfg->metrics_addr
                            ? cfg->metrics_addr
                            : worker_config_default_metrics_addr(w->channel);
-    w->ops = opsserver_start(addr, w->reg, health_check, health_check, w, err, errlen);
+    w->ops = opsserver_start(addr, w->reg, health_check, ready_check, w, err, errlen);
     if (w->ops == NULL)
         goto fail;
     LOG_INFO(NULL,
@@ -1560,7 +1570,7 @@ static void give_back_claims(worker *w)
 
 int worker_run(worker *w)
 {
-    while (*w->run && !w->fatal)
+    while (!*w->stop && !w->fatal)
         pass(w, true);
 
     /* 1. stop intake */

@@ -37,11 +37,11 @@ typedef struct worker worker;
  * configuration problem (exit 2) from a runtime one (exit 1).
  */
 worker *worker_new(const worker_config *cfg, const herald_common_config *common,
-                   const config_kafka_props *props, const volatile sig_atomic_t *run,
+                   const config_kafka_props *props, const volatile sig_atomic_t *stop,
                    int *config_error, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
- * Runs until *run becomes 0 (SIGTERM/SIGINT) or a fatal error, then shuts
+ * Runs until *stop becomes 1 (SIGTERM/SIGINT) or a fatal error, then shuts
  * down in order: stop intake, give back unsent claims, let in-flight sends
  * finish within HERALD_WORKER_DRAIN_TIMEOUT, record outcomes, flush the
  * producer, commit offsets.  Returns 0 after a clean stop, 1 after a fatal

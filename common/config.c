@@ -235,30 +235,81 @@ static int parse_bool(const char *text, bool *out)
     return -1;
 }
 
-/* "host:port" or "[v6]:port"; the host non-empty, the port 0..65535 (0: any free port). */
-static int parse_addr(const char *text)
+#define ADDR_HINT "expected host:port, e.g. 127.0.0.1:9100 or [::1]:9100"
+
+/* Decimal 0..65535, at most five digits. */
+static int parse_port(const char *s, uint16_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 5 || strspn(s, "0123456789") != n)
+        return -1;
+    long v = strtol(s, NULL, 10);
+    if (v > 65535)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+int config_parse_addr(const char *text, config_addr *out, char *err, size_t errlen)
 {
     const char *port;
+
+    if (text == NULL || text[0] == '\0') {
+        error_set(err, errlen, "empty listen address: " ADDR_HINT);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
-        if (close == NULL || close == text + 1 || close[1] != ':')
+        if (close == NULL || close[1] != ':') {
+            error_set(err, errlen, "invalid listen address \"%s\": " ADDR_HINT, text);
             return -1;
+        }
+        if (close == text + 1) {
+            error_set(err, errlen, "invalid listen address \"%s\": bad IPv6 address", text);
+            return -1;
+        }
+        out->host = text + 1;
+        out->hostlen = (size_t)(close - text - 1);
+        out->bracketed = true;
         port = close + 2;
     } else {
         const char *colon = strrchr(text, ':');
-        /* An unbracketed IPv6 address cannot be told apart from its port. */
-        if (colon == NULL || colon == text || memchr(text, ':', (size_t)(colon - text)) != NULL)
+        if (colon == NULL) {
+            error_set(err, errlen, "invalid listen address \"%s\": missing port; " ADDR_HINT, text);
             return -1;
+        }
+        /* An unbracketed IPv6 address cannot be told apart from its port. */
+        if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
+            error_set(err, errlen,
+                      "invalid listen address \"%s\": put an IPv6 address in brackets, "
+                      "e.g. [::1]:9100",
+                      text);
+            return -1;
+        }
+        if (colon == text) {
+            error_set(err, errlen,
+                      "invalid listen address \"%s\": missing host (0.0.0.0 listens on "
+                      "all interfaces)",
+                      text);
+            return -1;
+        }
+        out->host = text;
+        out->hostlen = (size_t)(colon - text);
         port = colon + 1;
     }
-    for (const char *p = text; p < port; p++)
-        if (*p == ' ' || *p == '\t' || *p == '/')
+    for (size_t i = 0; i < out->hostlen; i++) {
+        char c = out->host[i];
+        if (c == ' ' || c == '\t' || c == '/') {
+            error_set(err, errlen, "invalid listen address \"%s\": blank or '/' in the host", text);
             return -1;
-    size_t n = strlen(port);
-    if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+        }
+    }
+    if (parse_port(port, &out->port) != 0) {
+        error_set(err, errlen, "invalid listen address \"%s\": port must be 0..65535", text);
         return -1;
-    long v = strtol(port, NULL, 10);
-    return v >= 0 && v <= 65535 ? 0 : -1;
+    }
+    return 0;
 }
 
 static void join_choices(const char *const *choices, char *out, size_t outlen)
@@ -284,7 +335,8 @@ static int parse_value(const config_var *v, const char *label, const char *text,
     switch (v->type) {
     case CONFIG_STRING:
     case CONFIG_ADDR: {
-        if (v->type == CONFIG_ADDR && parse_addr(text) != 0) {
+        config_addr addr;
+        if (v->type == CONFIG_ADDR && config_parse_addr(text, &addr, NULL, 0) != 0) {
             error_set(err, errlen, "%s: expected host:port with a port in 0..65535, got %s", label,
                       quote_value(v, text, quoted, sizeof quoted));
             return -1;
@@ -584,23 +636,11 @@ static const config_var *find_flag(const config_table *tables, size_t ntables, c
     return NULL;
 }
 
-config_status config_load(const config_table *tables, size_t ntables, int argc, char **argv,
-                          int *first_positional, config_kafka_props *props, const char *usage,
-                          char *err, size_t errlen)
+/* Step 1: every default, so that a bad default in a table shows at once. */
+static int apply_defaults(const config_table *tables, size_t ntables, bool *given, char *err,
+                          size_t errlen)
 {
-    config_status status = CONFIG_ERROR;
     char label[160];
-    size_t nvars = 0;
-    for (size_t t = 0; t < ntables; t++)
-        for (const config_var *v = tables[t].vars; !var_is_end(v); v++)
-            nvars++;
-    /* Which settings some source gave, for CONFIG_REQUIRED. */
-    bool *given = calloc(nvars + 1, sizeof *given);
-    if (given == NULL) {
-        error_set(err, errlen, "out of memory");
-        goto out;
-    }
-
     size_t idx = 0;
     for (size_t t = 0; t < ntables; t++) {
         for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
@@ -608,26 +648,71 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
                 continue;
             snprintf(label, sizeof label, "%s (default)", v->env != NULL ? v->env : v->flag);
             if (parse_value(v, label, v->def, tables[t].target, err, errlen) != 0)
-                goto out;
+                return -1;
             given[idx] = true;
         }
     }
+    return 0;
+}
 
-    idx = 0;
+/* Step 2: the environment, over the defaults. */
+static int apply_env(const config_table *tables, size_t ntables, bool *given, char *err,
+                     size_t errlen)
+{
+    size_t idx = 0;
     for (size_t t = 0; t < ntables; t++) {
         for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
             const char *text = v->env != NULL ? getenv(v->env) : NULL;
             if (text == NULL || (*text == '\0' && v->type != CONFIG_STRING))
                 continue;
             if (parse_value(v, v->env, text, tables[t].target, err, errlen) != 0)
-                goto out;
+                return -1;
             given[idx] = true;
         }
     }
+    return 0;
+}
 
-    if (props != NULL && props_from_env(props, err, errlen) != 0)
-        goto out;
+/* One "--name[=value]" at argv[*i]; *i moves past a separate value. */
+static int apply_flag(const config_table *tables, size_t ntables, int argc, char **argv, int *i,
+                      bool *given, char *err, size_t errlen)
+{
+    char label[160];
+    const char *name = argv[*i] + 2;
+    const char *eq = strchr(name, '=');
+    size_t namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+    const config_table *table = NULL;
+    size_t vi = 0;
+    const config_var *v = find_flag(tables, ntables, name, namelen, &table, &vi);
+    if (v == NULL) {
+        /* Only the name: text after '=' may be a secret typed under a wrong flag. */
+        error_set(err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
+        return -1;
+    }
+    snprintf(label, sizeof label, "--%s", v->flag);
+    const char *text;
+    if (eq != NULL)
+        text = eq + 1;
+    else if (v->type == CONFIG_BOOL)
+        text = "true";
+    else if (*i + 1 < argc)
+        text = argv[++*i]; /* may start with '-': "--from -15m" */
+    else {
+        error_set(err, errlen, "%s: expected a value", label);
+        return -1;
+    }
+    if (parse_value(v, label, text, table->target, err, errlen) != 0)
+        return -1;
+    given[vi] = true;
+    return 0;
+}
 
+/* Step 3: the flags, over the environment, up to the first positional
+ * argument, whose index goes to *next. */
+static config_status apply_args(const config_table *tables, size_t ntables, int argc, char **argv,
+                                config_kafka_props *props, const char *usage, bool *given,
+                                int *next, char *err, size_t errlen)
+{
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -638,62 +723,38 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             print_help(stdout, usage, tables, ntables, props != NULL);
             fflush(stdout);
-            status = CONFIG_HELP;
-            goto out;
+            return CONFIG_HELP;
         }
         if (a[0] == '-' && a[1] == 'X' && props != NULL) {
             const char *pair = a[2] != '\0' ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (pair == NULL) {
                 error_set(err, errlen, "-X: expected key=value (a librdkafka property)");
-                goto out;
+                return CONFIG_ERROR;
             }
             if (props_add_pair(props, pair, strlen(pair), "-X", err, errlen) != 0)
-                goto out;
+                return CONFIG_ERROR;
             continue;
         }
         if (a[0] == '-' && a[1] == '-') {
-            const char *name = a + 2;
-            const char *eq = strchr(name, '=');
-            size_t namelen = eq != NULL ? (size_t)(eq - name) : strlen(name);
-            const config_table *table = NULL;
-            size_t vi = 0;
-            const config_var *v = find_flag(tables, ntables, name, namelen, &table, &vi);
-            if (v == NULL) {
-                /* Only the name: text after '=' may be a secret typed under a wrong flag. */
-                error_set(err, errlen, "unknown flag --%.*s (see --help)", (int)namelen, name);
-                goto out;
-            }
-            snprintf(label, sizeof label, "--%s", v->flag);
-            const char *text;
-            if (eq != NULL)
-                text = eq + 1;
-            else if (v->type == CONFIG_BOOL)
-                text = "true";
-            else if (i + 1 < argc)
-                text = argv[++i]; /* may start with '-': "--from -15m" */
-            else {
-                error_set(err, errlen, "%s: expected a value", label);
-                goto out;
-            }
-            if (parse_value(v, label, text, table->target, err, errlen) != 0)
-                goto out;
-            given[vi] = true;
+            if (apply_flag(tables, ntables, argc, argv, &i, given, err, errlen) != 0)
+                return CONFIG_ERROR;
             continue;
         }
         if (a[0] == '-' && a[1] != '\0') {
             error_set(err, errlen, "unknown flag %.*s (see --help)", 64, a);
-            goto out;
+            return CONFIG_ERROR;
         }
         break; /* the first positional argument ("-" included: it conventionally means stdin) */
     }
-    if (first_positional != NULL) {
-        *first_positional = i;
-    } else if (i < argc) {
-        error_set(err, errlen, "unexpected argument \"%.*s\" (see --help)", 64, argv[i]);
-        goto out;
-    }
+    *next = i;
+    return CONFIG_OK;
+}
 
-    idx = 0;
+/* Step 4: every CONFIG_REQUIRED setting was given, and not empty. */
+static int check_required(const config_table *tables, size_t ntables, const bool *given, char *err,
+                          size_t errlen)
+{
+    size_t idx = 0;
     for (size_t t = 0; t < ntables; t++) {
         for (const config_var *v = tables[t].vars; !var_is_end(v); v++, idx++) {
             if (!(v->flags & CONFIG_REQUIRED))
@@ -709,9 +770,45 @@ config_status config_load(const config_table *tables, size_t ntables, int argc, 
                 error_set(err, errlen, "%s: required", v->env);
             else
                 error_set(err, errlen, "--%s: required", v->flag);
-            goto out;
+            return -1;
         }
     }
+    return 0;
+}
+
+config_status config_load(const config_table *tables, size_t ntables, int argc, char **argv,
+                          int *first_positional, config_kafka_props *props, const char *usage,
+                          char *err, size_t errlen)
+{
+    config_status status = CONFIG_ERROR;
+    size_t nvars = 0;
+    for (size_t t = 0; t < ntables; t++)
+        for (const config_var *v = tables[t].vars; !var_is_end(v); v++)
+            nvars++;
+    /* Which settings some source gave, for CONFIG_REQUIRED. */
+    bool *given = calloc(nvars + 1, sizeof *given);
+    if (given == NULL) {
+        error_set(err, errlen, "out of memory");
+        goto out;
+    }
+    if (apply_defaults(tables, ntables, given, err, errlen) != 0 ||
+        apply_env(tables, ntables, given, err, errlen) != 0)
+        goto out;
+    if (props != NULL && props_from_env(props, err, errlen) != 0)
+        goto out;
+    int next;
+    status = apply_args(tables, ntables, argc, argv, props, usage, given, &next, err, errlen);
+    if (status != CONFIG_OK)
+        goto out;
+    status = CONFIG_ERROR;
+    if (first_positional != NULL) {
+        *first_positional = next;
+    } else if (next < argc) {
+        error_set(err, errlen, "unexpected argument \"%.*s\" (see --help)", 64, argv[next]);
+        goto out;
+    }
+    if (check_required(tables, ntables, given, err, errlen) != 0)
+        goto out;
     status = CONFIG_OK;
 
 out:

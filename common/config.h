@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum {
@@ -114,6 +115,24 @@ void config_free(const config_table *tables, size_t ntables, config_kafka_props 
  */
 int config_parse_value(const config_var *var, const char *text, void *target, char *err,
                        size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * An address "host:port", or "[v6]:port" with an IPv6 literal: the one
+ * syntax of every CONFIG_ADDR setting and of every listener.  The host is
+ * non-empty, without blanks or '/', and not resolved here; the port is
+ * decimal 0..65535, 0 meaning any free port.
+ */
+typedef struct config_addr {
+    const char *host; /* into the parsed text, hostlen bytes, brackets excluded */
+    size_t hostlen;
+    uint16_t port;
+    bool bracketed; /* given as "[v6]:port" */
+} config_addr;
+
+/* Returns 0 and fills *out, or -1 with a message quoting text in err (err
+ * may be NULL). */
+int config_parse_addr(const char *text, config_addr *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * Settings every Herald program shares.  Programs list config_common_vars

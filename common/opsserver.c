@@ -8,6 +8,7 @@
  * body is rendered per request and handed to libmicrohttpd to free.
  */
 #include "opsserver.h"
+#include "config.h"
 #include "error.h"
 
 #include "log.h"
@@ -44,94 +45,34 @@ struct opsserver {
     char start_err[256];
 };
 
-#define ADDR_HINT "expected host:port, e.g. 127.0.0.1:9100 or [::1]:9100"
-
-static int parse_port(const char *s, uint16_t *out)
-{
-    unsigned long v = 0;
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        if (s[n] < '0' || s[n] > '9' || n >= 5)
-            return -1;
-        v = v * 10 + (unsigned long)(s[n] - '0');
-    }
-    if (n == 0 || v > 65535)
-        return -1;
-    *out = (uint16_t)v;
-    return 0;
-}
-
 int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen_t *outlen,
                          char *err, size_t errlen)
 {
     char host[INET6_ADDRSTRLEN];
-    const char *portstr;
-    uint16_t port;
-    size_t hostlen;
+    config_addr a;
 
-    if (addr == NULL || addr[0] == '\0') {
-        error_set(err, errlen, "empty listen address: " ADDR_HINT);
+    if (config_parse_addr(addr, &a, err, errlen) != 0)
+        return -1;
+    memset(out, 0, sizeof(*out));
+    if (a.hostlen >= sizeof(host)) {
+        error_set(err, errlen, "invalid listen address \"%s\": host too long", addr);
         return -1;
     }
-    memset(out, 0, sizeof(*out));
+    memcpy(host, a.host, a.hostlen);
+    host[a.hostlen] = '\0';
 
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (close == NULL || close[1] != ':') {
-            error_set(err, errlen, "invalid listen address \"%s\": " ADDR_HINT, addr);
-            return -1;
-        }
-        hostlen = (size_t)(close - addr - 1);
-        portstr = close + 2;
-        if (hostlen == 0 || hostlen >= sizeof(host)) {
-            error_set(err, errlen, "invalid listen address \"%s\": bad IPv6 address", addr);
-            return -1;
-        }
-        memcpy(host, addr + 1, hostlen);
-        host[hostlen] = '\0';
+    if (a.bracketed) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
         if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
             error_set(err, errlen, "invalid listen address \"%s\": \"%s\" is not an IPv6 address",
                       addr, host);
             return -1;
         }
-        if (parse_port(portstr, &port) != 0) {
-            error_set(err, errlen, "invalid listen address \"%s\": port must be 0..65535", addr);
-            return -1;
-        }
         sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(port);
+        sin6->sin6_port = htons(a.port);
         *outlen = sizeof(*sin6);
         return 0;
     }
-
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL) {
-        error_set(err, errlen, "invalid listen address \"%s\": missing port; " ADDR_HINT, addr);
-        return -1;
-    }
-    hostlen = (size_t)(colon - addr);
-    portstr = colon + 1;
-    if (memchr(addr, ':', hostlen) != NULL) {
-        error_set(err, errlen,
-                  "invalid listen address \"%s\": put an IPv6 address in brackets, "
-                  "e.g. [::1]:9100",
-                  addr);
-        return -1;
-    }
-    if (hostlen == 0) {
-        error_set(err, errlen,
-                  "invalid listen address \"%s\": missing host (0.0.0.0 listens on "
-                  "all interfaces)",
-                  addr);
-        return -1;
-    }
-    if (hostlen >= sizeof(host)) {
-        error_set(err, errlen, "invalid listen address \"%s\": host too long", addr);
-        return -1;
-    }
-    memcpy(host, addr, hostlen);
-    host[hostlen] = '\0';
     struct sockaddr_in *sin = (struct sockaddr_in *)out;
     if (strcmp(host, "localhost") == 0) {
         sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -142,12 +83,8 @@ int opsserver_parse_addr(const char *addr, struct sockaddr_storage *out, socklen
                   addr, host);
         return -1;
     }
-    if (parse_port(portstr, &port) != 0) {
-        error_set(err, errlen, "invalid listen address \"%s\": port must be 0..65535", addr);
-        return -1;
-    }
     sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
+    sin->sin_port = htons(a.port);
     *outlen = sizeof(*sin);
     return 0;
 }

@@ -33,7 +33,8 @@ typedef struct opsserver opsserver;
 typedef bool (*opsserver_check_fn)(void *ctx, char *reason, size_t reasonlen);
 
 /*
- * Parses a listen address: "host:port" with host an IPv4 literal or
+ * Parses a listen address (syntax: config_parse_addr) into a socket
+ * address: "host:port" with host an IPv4 literal or
  * "localhost" (127.0.0.1), or "[v6]:port" with an IPv6 literal.  The port is
  * decimal 0..65535, 0 meaning any free port.  No name resolution.  Returns 0
  * and fills *out and *outlen, or -1 with a message naming addr in err.

@@ -3,21 +3,13 @@
  * dispatcher.h, docs/dispatcher.md).
  */
 #include <malloc.h>
-#include <signal.h>
 #include <stdio.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "dispatcher.h"
 #include "dispatcher_config.h"
 #include "log.h"
-
-static volatile sig_atomic_t stop = 0;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
 
 int main(int argc, char **argv)
 {
@@ -30,37 +22,26 @@ int main(int argc, char **argv)
     int rc = 2, config_error = 0;
     dispatcher *d = NULL;
 
-    config_status st = config_load(
-        tables, ntables, argc, argv, NULL, &props,
-        "usage: herald-dispatcher [flags] [-X librdkafka.property=value ...]", err, sizeof err);
-    if (st == CONFIG_HELP) {
-        rc = 0;
+    rc = daemon_load_config("herald-dispatcher", tables, ntables, argc, argv, &props,
+                            "usage: herald-dispatcher [flags] [-X librdkafka.property=value ...]",
+                            &common);
+    if (rc >= 0)
         goto out;
-    }
-    if (st == CONFIG_ERROR) {
-        fprintf(stderr, "herald-dispatcher: %s\n", err);
-        goto out;
-    }
-    log_init("herald-dispatcher", (log_level)common.log_level, (log_format)common.log_format);
     /*
      * glibc gives each of librdkafka's threads its own malloc arena (up to 8
      * per core), each keeping freed memory; two arenas keep the footprint
      * close to what is in use, at no measurable cost here.
      */
     mallopt(M_ARENA_MAX, 2);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    daemon_signals_init();
 
-    d = dispatcher_new(&cfg, &common, &props, &stop, &config_error, err, sizeof err);
+    d = dispatcher_new(&cfg, &common, &props, &daemon_stop, &config_error, err, sizeof err);
     if (d == NULL) {
         if (config_error)
             fprintf(stderr, "herald-dispatcher: %s\n", err);
         else
             LOG_ERROR(NULL, "cannot start: %s", err);
-        rc = config_error ? 2 : (stop ? 0 : 1);
+        rc = config_error ? 2 : (daemon_stop ? 0 : 1);
         goto out;
     }
     rc = dispatcher_run(d);

@@ -402,7 +402,7 @@ static inline void e2e_start_daemon(e2e_env *e, int which)
         snprintf(url, sizeof url, "%s/readyz", e->base);
     } else {
         p->port = e2e_port_from_log(p, "opsserver 127.0.0.1:", 30000);
-        snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", p->port);
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", p->port);
     }
     int64_t deadline = timeutil_monotonic_ms() + 60000;
     long st = 0;
