@@ -7,21 +7,16 @@
 
 #include "timeutil.h"
 
-/* Copies hdrs without the failure headers and, unless keep_original, herald.original.*. */
+/* Drops the failure headers and, unless *keep_original, herald.original.*. */
+static bool drop_failure(const char *name, void *arg)
+{
+    const bool *keep_original = arg;
+    return hdr_is_failure(name) || (!*keep_original && hdr_has_prefix(name, HDR_ORIGINAL_PREFIX));
+}
+
 static rd_kafka_headers_t *copy_without(const rd_kafka_headers_t *hdrs, bool keep_original)
 {
-    rd_kafka_headers_t *out = rd_kafka_headers_new(hdrs ? rd_kafka_header_cnt(hdrs) + 12 : 12);
-    const char *name;
-    const void *val;
-    size_t size;
-    for (size_t i = 0;
-         hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-         i++) {
-        if (hdr_is_failure(name) || (!keep_original && hdr_has_prefix(name, HDR_ORIGINAL_PREFIX)))
-            continue;
-        rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
-    }
-    return out;
+    return hdr_copy_filtered(hdrs, 12, drop_failure, &keep_original);
 }
 
 static int add_original(rd_kafka_headers_t *h, const dlq_origin *o)

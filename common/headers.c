@@ -75,8 +75,7 @@ int hdr_get_int64(const rd_kafka_headers_t *hdrs, const char *name, int64_t *out
     return 0;
 }
 
-/* The message's headers, or NULL when it has none. */
-static rd_kafka_headers_t *message_headers(rd_kafka_message_t *msg)
+rd_kafka_headers_t *kafka_message_headers(rd_kafka_message_t *msg)
 {
     rd_kafka_headers_t *hdrs = NULL;
     if (msg == NULL || rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -86,18 +85,35 @@ static rd_kafka_headers_t *message_headers(rd_kafka_message_t *msg)
 
 int kafka_header_get(rd_kafka_message_t *msg, const char *name, char *buf, size_t buflen)
 {
-    return hdr_get(message_headers(msg), name, buf, buflen);
+    return hdr_get(kafka_message_headers(msg), name, buf, buflen);
 }
 
 int kafka_header_get_int64(rd_kafka_message_t *msg, const char *name, int64_t *out)
 {
-    return hdr_get_int64(message_headers(msg), name, out);
+    return hdr_get_int64(kafka_message_headers(msg), name, out);
 }
 
 rd_kafka_headers_t *kafka_headers_copy(rd_kafka_message_t *msg)
 {
-    rd_kafka_headers_t *hdrs = message_headers(msg);
+    rd_kafka_headers_t *hdrs = kafka_message_headers(msg);
     if (hdrs == NULL)
         return rd_kafka_headers_new(8);
     return rd_kafka_headers_copy(hdrs);
+}
+
+rd_kafka_headers_t *hdr_copy_filtered(const rd_kafka_headers_t *hdrs, size_t extra,
+                                      bool (*drop)(const char *name, void *arg), void *arg)
+{
+    rd_kafka_headers_t *out = rd_kafka_headers_new((hdrs ? rd_kafka_header_cnt(hdrs) : 0) + extra);
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0;
+         hdrs && rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        if (drop != NULL && drop(name, arg))
+            continue;
+        rd_kafka_header_add(out, name, -1, val, (ssize_t)size);
+    }
+    return out;
 }

@@ -89,6 +89,20 @@ int hdr_get(const rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t 
 int hdr_get_int64(const rd_kafka_headers_t *hdrs, const char *name, int64_t *out);
 
 /*
+ * A new list (the caller owns it) with the headers of hdrs (may be NULL) that
+ * drop(name, arg) does not reject, in order, with room for extra more.
+ */
+rd_kafka_headers_t *hdr_copy_filtered(const rd_kafka_headers_t *hdrs, size_t extra,
+                                      bool (*drop)(const char *name, void *arg), void *arg)
+    __attribute__((warn_unused_result));
+
+/*
+ * The message's headers (owned by msg), or NULL when it has none.  msg is not
+ * const because librdkafka parses headers lazily.
+ */
+rd_kafka_headers_t *kafka_message_headers(rd_kafka_message_t *msg);
+
+/*
  * hdr_get() and hdr_get_int64() on a message's headers.  msg is not const
  * because librdkafka parses headers lazily.
  */

@@ -4,13 +4,12 @@
 #include "deadletter.h"
 
 #include "dlq.h"
+#include "headers.h"
 
 rd_kafka_headers_t *deadletter_headers(rd_kafka_message_t *msg, const char *reason,
                                        const char *error, int64_t failed_at_ms)
 {
-    rd_kafka_headers_t *hdrs = NULL;
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        hdrs = NULL;
+    rd_kafka_headers_t *hdrs = kafka_message_headers(msg);
     dlq_origin o = {
         .topic = msg->rkt != NULL ? rd_kafka_topic_name(msg->rkt) : "",
         .partition = msg->partition,

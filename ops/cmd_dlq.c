@@ -14,6 +14,7 @@
 #include "cmd.h"
 #include "cmdutil.h"
 #include "dlqrec.h"
+#include "headers.h"
 #include "kafka.h"
 #include "ledger.h"
 #include "partread.h"
@@ -144,9 +145,7 @@ static int dlq_scan(const ctl_context *ctx, const char *cmd, const char *topic,
             cmdutil_kafka_error(ctx, cmd, "reading the DLQ failed", err);
             goto out;
         }
-        rd_kafka_headers_t *hdrs = NULL;
-        if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            hdrs = NULL;
+        rd_kafka_headers_t *hdrs = kafka_message_headers(m);
         dlqrec rec;
         int ok = dlqrec_init(&rec, m->partition, m->offset, rd_kafka_message_timestamp(m, NULL),
                              m->key, m->key_len, m->payload, m->len, hdrs, err, sizeof(err));

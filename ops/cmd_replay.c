@@ -87,24 +87,17 @@ static void replay_report(void *opaque, const kafka_delivery_report *dr)
     }
 }
 
+static bool drop_replayed(const char *name, void *arg)
+{
+    (void)arg;
+    return strcmp(name, HDR_REPLAYED) == 0 || strcmp(name, HDR_REPLAYED_AT) == 0;
+}
+
 /* The record's headers plus herald.replayed=1 and herald.replayed_at. */
 static rd_kafka_headers_t *replay_headers(rd_kafka_message_t *m, int64_t now_ms)
 {
-    rd_kafka_headers_t *src = NULL, *h = NULL;
-    const char *name;
-    const void *val;
-    size_t size;
     char at[TIMEUTIL_RFC3339_SIZE];
-    if (rd_kafka_message_headers(m, &src) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        src = NULL;
-    h = rd_kafka_headers_new(src != NULL ? rd_kafka_header_cnt(src) + 2 : 2);
-    for (size_t i = 0; src != NULL && rd_kafka_header_get_all(src, i, &name, &val, &size) ==
-                                          RD_KAFKA_RESP_ERR_NO_ERROR;
-         i++) {
-        if (strcmp(name, HDR_REPLAYED) == 0 || strcmp(name, HDR_REPLAYED_AT) == 0)
-            continue;
-        rd_kafka_header_add(h, name, -1, val, (ssize_t)size);
-    }
+    rd_kafka_headers_t *h = hdr_copy_filtered(kafka_message_headers(m), 2, drop_replayed, NULL);
     if (kafka_header_add_str(h, HDR_REPLAYED, "1") != 0 ||
         kafka_header_add_str(h, HDR_REPLAYED_AT, timeutil_format_rfc3339(now_ms, at, sizeof(at))) !=
             0) {
