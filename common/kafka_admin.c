@@ -41,15 +41,35 @@ static rd_kafka_t *admin_new(const char *brokers, const config_kafka_props *prop
     return rk;
 }
 
-static rd_kafka_AdminOptions_t *admin_options(rd_kafka_t *rk, rd_kafka_admin_op_t op,
-                                              int timeout_ms)
+/* One admin request: its handle, options, reply queue and reply. */
+typedef struct {
+    rd_kafka_t *rk;
+    rd_kafka_AdminOptions_t *opts;
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+} admin_call;
+
+/* Options and a reply queue for op on c->rk, bounded by timeout_ms. */
+static void admin_prepare(admin_call *c, rd_kafka_admin_op_t op, int timeout_ms)
 {
     char why[256];
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, op);
+    c->opts = rd_kafka_AdminOptions_new(c->rk, op);
     /* Both bounded: the broker's wait for the operation and ours for the reply. */
-    (void)rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, why, sizeof(why));
-    (void)rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, why, sizeof(why));
-    return opts;
+    (void)rd_kafka_AdminOptions_set_request_timeout(c->opts, timeout_ms, why, sizeof(why));
+    (void)rd_kafka_AdminOptions_set_operation_timeout(c->opts, timeout_ms, why, sizeof(why));
+    c->q = rd_kafka_queue_new(c->rk);
+}
+
+static void admin_end(admin_call *c)
+{
+    if (c->ev != NULL)
+        rd_kafka_event_destroy(c->ev);
+    if (c->q != NULL)
+        rd_kafka_queue_destroy(c->q);
+    if (c->opts != NULL)
+        rd_kafka_AdminOptions_destroy(c->opts);
+    if (c->rk != NULL)
+        rd_kafka_destroy(c->rk);
 }
 
 /*
@@ -76,11 +96,8 @@ kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *
                                  const kafka_topic_spec *specs, size_t n, int timeout_ms,
                                  kafka_topic_result *results, char *err, size_t errlen)
 {
-    rd_kafka_t *rk = NULL;
+    admin_call c = {0};
     rd_kafka_NewTopic_t **nts = NULL;
-    rd_kafka_AdminOptions_t *opts = NULL;
-    rd_kafka_queue_t *q = NULL;
-    rd_kafka_event_t *ev = NULL;
     bool *answered = NULL;
     size_t nnt = 0;
     kafka_status st = KAFKA_ERR;
@@ -100,8 +117,8 @@ kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *
         error_set(err, errlen, "out of memory");
         goto out;
     }
-    rk = admin_new(brokers, props, err, errlen);
-    if (rk == NULL)
+    c.rk = admin_new(brokers, props, err, errlen);
+    if (c.rk == NULL)
         goto out;
 
     /* A spec librdkafka rejects fails alone; the others are still created. */
@@ -131,18 +148,17 @@ kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *
     st = KAFKA_OK;
     if (nnt == 0)
         goto out;
-    opts = admin_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms);
-    q = rd_kafka_queue_new(rk);
-    rd_kafka_CreateTopics(rk, nts, nnt, opts, q);
-    ev = admin_wait(q, timeout_ms, "create topics", err, errlen);
-    if (ev == NULL) {
+    admin_prepare(&c, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms);
+    rd_kafka_CreateTopics(c.rk, nts, nnt, c.opts, c.q);
+    c.ev = admin_wait(c.q, timeout_ms, "create topics", err, errlen);
+    if (c.ev == NULL) {
         st = KAFKA_ERR;
         goto out;
     }
 
     size_t cnt = 0;
     const rd_kafka_topic_result_t **trs =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(c.ev), &cnt);
     for (size_t t = 0; t < cnt; t++) {
         const char *name = rd_kafka_topic_result_name(trs[t]);
         /* Results need not come in request order; match them by name. */
@@ -167,19 +183,12 @@ kafka_status kafka_topics_create(const char *brokers, const config_kafka_props *
         }
     }
 out:
-    if (ev != NULL)
-        rd_kafka_event_destroy(ev);
-    if (q != NULL)
-        rd_kafka_queue_destroy(q);
-    if (opts != NULL)
-        rd_kafka_AdminOptions_destroy(opts);
     if (nts != NULL) {
         rd_kafka_NewTopic_destroy_array(nts, nnt);
         free(nts);
     }
     free(answered);
-    if (rk != NULL)
-        rd_kafka_destroy(rk);
+    admin_end(&c);
     return st;
 }
 
@@ -272,11 +281,8 @@ kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *
                                  const char *const *topics, size_t n, int timeout_ms, char *err,
                                  size_t errlen)
 {
-    rd_kafka_t *rk = NULL;
+    admin_call c = {0};
     rd_kafka_DeleteTopic_t **dts = NULL;
-    rd_kafka_AdminOptions_t *opts = NULL;
-    rd_kafka_queue_t *q = NULL;
-    rd_kafka_event_t *ev = NULL;
     kafka_status st = KAFKA_ERR;
 
     if (n == 0)
@@ -286,21 +292,20 @@ kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *
         error_set(err, errlen, "out of memory");
         goto out;
     }
-    rk = admin_new(brokers, props, err, errlen);
-    if (rk == NULL)
+    c.rk = admin_new(brokers, props, err, errlen);
+    if (c.rk == NULL)
         goto out;
     for (size_t i = 0; i < n; i++)
         dts[i] = rd_kafka_DeleteTopic_new(topics[i]);
-    opts = admin_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout_ms);
-    q = rd_kafka_queue_new(rk);
-    rd_kafka_DeleteTopics(rk, dts, n, opts, q);
-    ev = admin_wait(q, timeout_ms, "delete topics", err, errlen);
-    if (ev == NULL)
+    admin_prepare(&c, RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout_ms);
+    rd_kafka_DeleteTopics(c.rk, dts, n, c.opts, c.q);
+    c.ev = admin_wait(c.q, timeout_ms, "delete topics", err, errlen);
+    if (c.ev == NULL)
         goto out;
 
     size_t cnt = 0;
     const rd_kafka_topic_result_t **trs =
-        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
+        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(c.ev), &cnt);
     st = KAFKA_OK;
     for (size_t t = 0; t < cnt; t++) {
         rd_kafka_resp_err_t e = rd_kafka_topic_result_error(trs[t]);
@@ -314,17 +319,10 @@ kafka_status kafka_topics_delete(const char *brokers, const config_kafka_props *
         st = KAFKA_ERR;
     }
 out:
-    if (ev != NULL)
-        rd_kafka_event_destroy(ev);
-    if (q != NULL)
-        rd_kafka_queue_destroy(q);
-    if (opts != NULL)
-        rd_kafka_AdminOptions_destroy(opts);
     if (dts != NULL) {
         rd_kafka_DeleteTopic_destroy_array(dts, n);
         free(dts);
     }
-    if (rk != NULL)
-        rd_kafka_destroy(rk);
+    admin_end(&c);
     return st;
 }
