@@ -2,51 +2,52 @@
  * herald-worker --channel email|sms|push: delivers one channel's
  * notifications through its provider (see worker.h, docs/channels.md).
  */
-#include <stdio.h>
-#include <string.h>
-
 #include <curl/curl.h>
 
-#include "config.h"
 #include "daemon.h"
-#include "log.h"
 #include "worker.h"
 #include "worker_config.h"
+
+static void curl_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void *start(const void *cfg, const herald_common_config *common,
+                   const config_kafka_props *props, int *config_error, char *err, size_t errlen)
+{
+    return worker_new(cfg, common, props, &daemon_stop, config_error, err, errlen);
+}
+
+static int run(void *w)
+{
+    return worker_run(w);
+}
+
+static void free_worker(void *w)
+{
+    worker_free(w);
+}
 
 int main(int argc, char **argv)
 {
     herald_common_config common = {0};
     worker_config cfg = {.channel = -1};
     config_kafka_props props = {0};
-    const config_table tables[] = {{config_common_vars, &common}, {worker_config_vars, &cfg}};
-    const size_t ntables = sizeof tables / sizeof tables[0];
-    char err[512];
-    int rc, config_error = 0;
-    worker *w = NULL;
-
-    rc = daemon_load_config("herald-worker", tables, ntables, argc, argv, &props,
-                            "usage: herald-worker --channel email|sms|push [flags] "
-                            "[-X librdkafka.property=value ...]",
-                            &common);
-    if (rc >= 0)
-        goto out;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    daemon_signals_init();
-
-    w = worker_new(&cfg, &common, &props, &daemon_stop, &config_error, err, sizeof err);
-    if (w == NULL) {
-        if (config_error)
-            fprintf(stderr, "herald-worker: %s\n", err);
-        else
-            LOG_ERROR(NULL, "cannot start: %s", err);
-        rc = config_error ? 2 : 1;
-        goto cleanup;
-    }
-    rc = worker_run(w);
-cleanup:
-    worker_free(w);
-    curl_global_cleanup();
-out:
-    config_free(tables, ntables, &props);
-    return rc;
+    const daemon_spec spec = {
+        .prog = "herald-worker",
+        .usage = "usage: herald-worker --channel email|sms|push [flags] "
+                 "[-X librdkafka.property=value ...]",
+        .vars = worker_config_vars,
+        .cfg = &cfg,
+        .common = &common,
+        .props = &props,
+        .heartbeat = true,
+        .process_init = curl_init,
+        .process_cleanup = curl_global_cleanup,
+        .start = start,
+        .run = run,
+        .free = free_worker,
+    };
+    return daemon_main(&spec, argc, argv);
 }

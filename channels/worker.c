@@ -38,6 +38,7 @@
 #include "backoff.h"
 #include "bgtask.h"
 #include "breaker.h"
+#include "daemon.h"
 #include "delivery.h"
 #include "dlq.h"
 #include "dueq.h"
@@ -62,8 +63,7 @@
 #define DB_RETRY_MS        1000
 #define PRODUCE_RETRY_MS   1000
 #define IDLE_WAIT_MS       100
-#define PAUSE_MIN_MS       50    /* shorter blocks are waited out without pausing */
-#define WORKER_STALL_MS    30000 /* /healthz fails once the loop has not turned this long */
+#define PAUSE_MIN_MS       50 /* shorter blocks are waited out without pausing */
 
 enum { TOPIC_DELIVERIES = 0, TOPIC_RETRY = 1, NTOPICS = 2 };
 enum { PROV_PRIMARY = 0, PROV_FALLBACK = 1, NPROV = 2 };
@@ -194,7 +194,7 @@ struct worker {
     metrics_registry *reg;
     worker_metrics m;
     opsserver *ops;
-    _Atomic int64_t heartbeat_ms;
+    daemon_heartbeat heartbeat; /* beaten each loop pass */
     atomic_bool db_up;
 };
 
@@ -1125,12 +1125,7 @@ static void on_rebalance(void *ctx, bool assigned_now, const rd_kafka_topic_part
 static bool health_check(void *ctx, char *reason, size_t reasonlen)
 {
     worker *w = ctx;
-    int64_t age = timeutil_monotonic_ms() - atomic_load(&w->heartbeat_ms);
-    if (age > WORKER_STALL_MS) {
-        snprintf(reason, reasonlen, "worker loop stalled for %" PRId64 " ms", age);
-        return false;
-    }
-    return true;
+    return daemon_alive(&w->heartbeat, "worker loop", reason, reasonlen);
 }
 
 /* Readiness: alive, and PostgreSQL reachable. */
@@ -1244,7 +1239,7 @@ static void update_gauges(worker *w, int64_t now)
     for (int p = 0; p < NPROV; p++)
         if (w->brk[p])
             metrics_gauge_set(w->m.breaker[p], breaker_get_state(w->brk[p], now));
-    atomic_store(&w->heartbeat_ms, now);
+    daemon_beat(&w->heartbeat);
 }
 
 /* ----------------------------------------------------------------- build */
@@ -1318,7 +1313,7 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     w->channel = (delivery_channel)cfg->channel;
     w->chname = delivery_channel_name(w->channel);
     atomic_store(&w->db_up, true);
-    atomic_store(&w->heartbeat_ms, timeutil_monotonic_ms());
+    daemon_heartbeat_init(&w->heartbeat, common->stall_ms);
     snprintf(w->stage, sizeof w->stage, "worker.%s", w->chname);
     config_topic(common, topics_deliveries(w->chname, name, sizeof name),
                  w->topics[TOPIC_DELIVERIES], sizeof w->topics[0]);

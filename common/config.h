@@ -144,6 +144,7 @@ typedef struct herald_common_config {
     char *topic_prefix;
     int log_level;  /* log_level */
     int log_format; /* log_format */
+    long stall_ms;  /* daemons only (daemon_config_vars): liveness threshold */
 } herald_common_config;
 
 extern const config_var config_common_vars[];

@@ -8,15 +8,55 @@
 #include "daemon.h"
 #include "log.h"
 
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <time.h>
 
+#include "timeutil.h"
+
 volatile sig_atomic_t daemon_stop = 0;
 
-int daemon_load_config(const char *prog, const config_table *tables, size_t ntables, int argc,
-                       char **argv, config_kafka_props *props, const char *usage,
-                       const herald_common_config *common)
+const config_var daemon_config_vars[] = {
+    {.env = "HERALD_STALL_TIMEOUT",
+     .flag = "stall-timeout",
+     .type = CONFIG_DURATION,
+     .def = "60s",
+     .offset = offsetof(herald_common_config, stall_ms),
+     .min = 1000,
+     .max = 3600000,
+     .help = "/healthz fails once the main loop has not turned for this long"},
+    {0},
+};
+
+void daemon_heartbeat_init(daemon_heartbeat *hb, long stall_ms)
+{
+    hb->stall_ms = stall_ms > 0 ? stall_ms : DAEMON_STALL_DEFAULT_MS;
+    daemon_beat(hb);
+}
+
+void daemon_beat(daemon_heartbeat *hb)
+{
+    atomic_store(&hb->beat_ms, timeutil_monotonic_ms());
+}
+
+bool daemon_alive(daemon_heartbeat *hb, const char *what, char *reason, size_t reasonlen)
+{
+    int64_t age = timeutil_monotonic_ms() - atomic_load(&hb->beat_ms);
+    if (age <= hb->stall_ms)
+        return true;
+    snprintf(reason, reasonlen, "%s stalled for %" PRId64 " ms", what, age);
+    return false;
+}
+
+/*
+ * Loads prog's tables (see config_load), then starts logging as common
+ * says.  Returns -1 when the daemon is to go on, otherwise the exit code: 0
+ * after --help, 2 after printing "prog: <error>" to stderr.
+ */
+static int daemon_load_config(const char *prog, const config_table *tables, size_t ntables,
+                              int argc, char **argv, config_kafka_props *props, const char *usage,
+                              const herald_common_config *common)
 {
     char err[1024];
     config_status st =
@@ -53,4 +93,40 @@ void daemon_wait_stop(void)
     const struct timespec tick = {0, DAEMON_STOP_POLL_MS * 1000000L};
     while (!daemon_stop)
         nanosleep(&tick, NULL);
+}
+
+int daemon_main(const daemon_spec *spec, int argc, char **argv)
+{
+    config_table tables[3] = {{config_common_vars, spec->common}, {spec->vars, spec->cfg}};
+    size_t ntables = 2;
+    if (spec->heartbeat)
+        tables[ntables++] = (config_table){daemon_config_vars, spec->common};
+    char err[1024];
+    int config_error = 0;
+    void *d = NULL;
+
+    int rc = daemon_load_config(spec->prog, tables, ntables, argc, argv, spec->props, spec->usage,
+                                spec->common);
+    if (rc >= 0)
+        goto out;
+    if (spec->process_init != NULL)
+        spec->process_init();
+    daemon_signals_init();
+
+    d = spec->start(spec->cfg, spec->common, spec->props, &config_error, err, sizeof err);
+    if (d == NULL) {
+        if (config_error)
+            fprintf(stderr, "%s: %s\n", spec->prog, err);
+        else
+            LOG_ERROR(NULL, "cannot start: %s", err);
+        rc = config_error ? 2 : (daemon_stop ? 0 : 1);
+    } else {
+        rc = spec->run(d);
+        spec->free(d);
+    }
+    if (spec->process_cleanup != NULL)
+        spec->process_cleanup();
+out:
+    config_free(tables, ntables, spec->props);
+    return rc;
 }

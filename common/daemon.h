@@ -9,6 +9,14 @@
  * Configuration: a daemon takes flags and no positional arguments; a bad
  * value stops startup with one line naming the variable or flag, and exit
  * code 2 (docs/interface.md, "Exit codes").
+ *
+ * Liveness: a daemon whose main loop must keep turning beats a
+ * daemon_heartbeat each pass; its /healthz fails once the last beat is older
+ * than HERALD_STALL_TIMEOUT (docs/configuration.md, "Health and shutdown").
+ *
+ * daemon_main() is the whole life of a daemon process in that order:
+ * configuration, logging, process-wide setup, signals, start, run until
+ * asked to stop, free.  A daemon's main() fills in a daemon_spec.
  */
 #ifndef HERALD_DAEMON_H
 #define HERALD_DAEMON_H
@@ -16,16 +24,9 @@
 #include "config.h"
 
 #include <signal.h>
-
-/*
- * Loads prog's tables (see config_load), then starts logging as common
- * says (common is the target of the config_common_vars table).  Returns -1
- * when the daemon is to go on, otherwise the exit code: 0 after --help, 2
- * after printing "prog: <error>" to stderr.
- */
-int daemon_load_config(const char *prog, const config_table *tables, size_t ntables, int argc,
-                       char **argv, config_kafka_props *props, const char *usage,
-                       const herald_common_config *common);
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 /* Set to 1 by SIGTERM or SIGINT once daemon_signals_init() has run. */
 extern volatile sig_atomic_t daemon_stop;
@@ -37,5 +38,50 @@ void daemon_signals_init(void);
  * is set (within DAEMON_STOP_POLL_MS). */
 #define DAEMON_STOP_POLL_MS 100
 void daemon_wait_stop(void);
+
+/* HERALD_STALL_TIMEOUT, into herald_common_config.stall_ms. */
+extern const config_var daemon_config_vars[];
+
+typedef struct {
+    _Atomic int64_t beat_ms; /* monotonic ms of the last beat */
+    long stall_ms;
+} daemon_heartbeat;
+
+/* Starts the clock: the loop counts as alive from now.  stall_ms 0 (not
+ * configured): HERALD_STALL_TIMEOUT's default. */
+#define DAEMON_STALL_DEFAULT_MS 60000
+void daemon_heartbeat_init(daemon_heartbeat *hb, long stall_ms);
+void daemon_beat(daemon_heartbeat *hb);
+
+/* false, with "<what> stalled for N ms" in reason, once the last beat is
+ * older than the threshold. */
+bool daemon_alive(daemon_heartbeat *hb, const char *what, char *reason, size_t reasonlen);
+
+typedef struct {
+    const char *prog;  /* "herald-dispatcher": log and error prefix */
+    const char *usage; /* first line of --help */
+    /* The program's own settings and where they go. */
+    const config_var *vars;
+    void *cfg;
+    /* Where the shared settings go (config_common_vars; daemon_config_vars
+     * too when heartbeat is set). */
+    herald_common_config *common;
+    config_kafka_props *props;
+    bool heartbeat; /* the daemon has a main loop and takes HERALD_STALL_TIMEOUT */
+    /* Optional process-wide setup after logging starts, and its undoing. */
+    void (*process_init)(void);
+    void (*process_cleanup)(void);
+    /*
+     * Builds the daemon.  On failure: NULL, err set and *config_error set when
+     * err is about a setting (exit 2; otherwise 1, or 0 when asked to stop
+     * while starting).
+     */
+    void *(*start)(const void *cfg, const herald_common_config *common,
+                   const config_kafka_props *props, int *config_error, char *err, size_t errlen);
+    int (*run)(void *daemon); /* until daemon_stop; the exit code */
+    void (*free)(void *daemon);
+} daemon_spec;
+
+int daemon_main(const daemon_spec *spec, int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "backoff.h"
 #include "broadcast.h"
+#include "daemon.h"
 #include "deadletter.h"
 #include "error.h"
 #include "event.h"
@@ -37,7 +38,6 @@
 #define LAG_EVERY_MS       5000
 #define SEEK_TIMEOUT_MS    10000
 #define PRODUCE_WAIT_MS    60000
-#define HEARTBEAT_STALE_MS 60000
 #define STATUS_BYTES_CAP   (256u * 1024 * 1024)
 #define TEMPLATE_TYPES_MAX 4096 /* event types the template cache holds */
 
@@ -103,7 +103,7 @@ struct dispatcher {
     metrics_registry *reg;
     opsserver *ops;
     dmetrics m;
-    _Atomic int64_t heartbeat_ms; /* monotonic ms of the last loop pass */
+    daemon_heartbeat heartbeat; /* beaten each loop pass */
     atomic_bool pg_up, fatal;
 };
 
@@ -284,11 +284,7 @@ static bool health_check(void *ctx, char *reason, size_t reasonlen)
         snprintf(reason, reasonlen, "fatal Kafka error");
         return false;
     }
-    if (timeutil_monotonic_ms() - atomic_load(&d->heartbeat_ms) > HEARTBEAT_STALE_MS) {
-        snprintf(reason, reasonlen, "main loop stalled");
-        return false;
-    }
-    return true;
+    return daemon_alive(&d->heartbeat, "main loop", reason, reasonlen);
 }
 
 static bool ready_check(void *ctx, char *reason, size_t reasonlen)
@@ -861,7 +857,7 @@ static void pg_maybe_resume(dispatcher *d)
 static void housekeeping(dispatcher *d)
 {
     int64_t now = timeutil_monotonic_ms();
-    atomic_store(&d->heartbeat_ms, now);
+    daemon_beat(&d->heartbeat);
     atomic_store(&d->outq, kafka_producer_outq_len(d->producer));
     poll_notifications(d);
     pg_maybe_resume(d);
@@ -1089,7 +1085,7 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
     d->stop = stop;
     d->fo.sms_max_segments = (int)cfg->sms_max_segments;
     d->rng = (uint64_t)timeutil_now_ms() ^ ((uint64_t)getpid() << 32);
-    atomic_store(&d->heartbeat_ms, timeutil_monotonic_ms());
+    daemon_heartbeat_init(&d->heartbeat, common->stall_ms);
     atomic_store(&d->pg_up, true);
     if (cfg->transactional_id != NULL && *cfg->transactional_id != '\0')
         snprintf(d->tid, sizeof d->tid, "%s", cfg->transactional_id);

@@ -20,7 +20,7 @@
 
 #define GW(field) offsetof(gateway_config, field)
 
-static const config_var gateway_vars[] = {
+const config_var gateway_config_vars[] = {
     {.env = "HERALD_HTTP_ADDR",
      .flag = "http-addr",
      .type = CONFIG_ADDR,
@@ -132,7 +132,7 @@ static const config_var gateway_vars[] = {
     {0},
 };
 
-static const char gateway_usage[] =
+const char gateway_usage[] =
     "usage: herald-gateway [flags] [-X librdkafka.property=value ...]\n"
     "\n"
     "The HTTP API of Herald: publishes events to Kafka and manages users,\n"
@@ -141,7 +141,7 @@ static const char gateway_usage[] =
 config_status gateway_config_load(gateway_config *cfg, int argc, char **argv, char *err,
                                   size_t errlen)
 {
-    const config_table tables[] = {{config_common_vars, &cfg->common}, {gateway_vars, cfg}};
+    const config_table tables[] = {{config_common_vars, &cfg->common}, {gateway_config_vars, cfg}};
     int first = argc;
     config_status st =
         config_load(tables, 2, argc, argv, &first, &cfg->kafka_props, gateway_usage, err, errlen);
@@ -154,7 +154,7 @@ config_status gateway_config_load(gateway_config *cfg, int argc, char **argv, ch
 
 void gateway_config_free(gateway_config *cfg)
 {
-    const config_table tables[] = {{config_common_vars, &cfg->common}, {gateway_vars, cfg}};
+    const config_table tables[] = {{config_common_vars, &cfg->common}, {gateway_config_vars, cfg}};
     config_free(tables, 2, &cfg->kafka_props);
 }
 

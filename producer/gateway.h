@@ -41,6 +41,10 @@ typedef struct gateway_config {
  * the variable or flag: exit 2).  gateway_config_free() releases cfg in
  * every case.
  */
+/* The gateway's own settings (beside config_common_vars) and --help's first line. */
+extern const config_var gateway_config_vars[];
+extern const char gateway_usage[];
+
 config_status gateway_config_load(gateway_config *cfg, int argc, char **argv, char *err,
                                   size_t errlen) __attribute__((warn_unused_result));
 void gateway_config_free(gateway_config *cfg);

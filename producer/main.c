@@ -1,41 +1,47 @@
 /*
- * herald-gateway: parse the configuration, start the gateway, wait for
- * SIGTERM or SIGINT, stop gracefully.
+ * herald-gateway: the HTTP API that takes events in (see gateway.h,
+ * docs/gateway.md).
  */
 #include "daemon.h"
 #include "gateway.h"
 #include "log.h"
 
-#include <stdio.h>
+static void *start(const void *cfg, const herald_common_config *common,
+                   const config_kafka_props *props, int *config_error, char *err, size_t errlen)
+{
+    (void)common; /* inside cfg */
+    (void)props;
+    *config_error = 0;
+    return gateway_start(cfg, err, errlen);
+}
+
+/* The gateway serves on its own threads until asked to stop. */
+static int run(void *gw)
+{
+    (void)gw;
+    daemon_wait_stop();
+    LOG_INFO("gateway", "stopping");
+    return 0;
+}
+
+static void stop(void *gw)
+{
+    (void)gateway_stop(gw); /* leftovers were answered 503 and logged */
+}
 
 int main(int argc, char **argv)
 {
     gateway_config cfg = {0};
-    gateway *gw = NULL;
-    char err[512];
-    int rc = 1;
-
-    config_status st = gateway_config_load(&cfg, argc, argv, err, sizeof err);
-    if (st != CONFIG_OK) {
-        if (st == CONFIG_ERROR)
-            fprintf(stderr, "herald-gateway: %s\n", err);
-        rc = st == CONFIG_HELP ? 0 : 2;
-        goto out;
-    }
-    log_init("herald-gateway", (log_level)cfg.common.log_level, (log_format)cfg.common.log_format);
-
-    daemon_signals_init();
-
-    gw = gateway_start(&cfg, err, sizeof err);
-    if (gw == NULL) {
-        LOG_ERROR("gateway", "%s", err);
-        goto out;
-    }
-    daemon_wait_stop();
-    LOG_INFO("gateway", "stopping");
-    (void)gateway_stop(gw); /* leftovers were answered 503 and logged */
-    rc = 0;
-out:
-    gateway_config_free(&cfg);
-    return rc;
+    const daemon_spec spec = {
+        .prog = "herald-gateway",
+        .usage = gateway_usage,
+        .vars = gateway_config_vars,
+        .cfg = &cfg,
+        .common = &cfg.common,
+        .props = &cfg.kafka_props,
+        .start = start,
+        .run = run,
+        .free = stop,
+    };
+    return daemon_main(&spec, argc, argv);
 }
