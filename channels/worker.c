@@ -1568,7 +1568,7 @@ int worker_run(worker *w)
     while (!*w->stop && !w->fatal)
         pass(w, true);
 
-    /* 1. stop intake */
+    daemon_shutdown(DAEMON_SHUTDOWN_INTAKE);
     LOG_INFO(NULL, "stopping: %d sends in flight, %zu records held", sender_in_flight(w->snd),
              dueq_size(w->held));
     w->shutting_down = true;
@@ -1577,7 +1577,7 @@ int worker_run(worker *w)
     collect_claims(w, timeutil_monotonic_ms());
     give_back_claims(w);
 
-    /* 2. let in-flight sends finish, within the deadline */
+    daemon_shutdown(DAEMON_SHUTDOWN_DRAIN); /* in-flight sends, within the deadline */
     int64_t deadline = timeutil_monotonic_ms() + w->cfg->drain_ms;
     while ((sender_in_flight(w->snd) > 0 || w->syncq.n) && !w->fatal &&
            timeutil_monotonic_ms() < deadline) {
@@ -1590,7 +1590,7 @@ int worker_run(worker *w)
     w->aborting = false;
     give_back_claims(w);
 
-    /* 3. outcomes: produce acknowledgements, then rows */
+    daemon_shutdown(DAEMON_SHUTDOWN_DURABLE); /* produce acknowledgements, then rows */
     int64_t flush_deadline = timeutil_monotonic_ms() + 10000;
     while ((w->producing || w->producewait.n || w->recordq.n || bgtask_busy(w->record_task)) &&
            !w->fatal && timeutil_monotonic_ms() < flush_deadline) {
@@ -1603,14 +1603,14 @@ int worker_run(worker *w)
             usleep(2000);
     }
 
-    /* 4. commit what is durable */
+    daemon_shutdown(DAEMON_SHUTDOWN_COMMIT);
     store_offsets(w, timeutil_monotonic_ms(), false);
     char err[256];
     if (kafka_consumer_close(w->consumer, err, sizeof err) != KAFKA_OK)
         LOG_WARN(NULL, "closing the consumer: %s", err);
-    int left = kafka_producer_flush(w->producer, 5000);
 
-    /* 5. report what was left */
+    daemon_shutdown(DAEMON_SHUTDOWN_RELEASE);
+    int left = kafka_producer_flush(w->producer, 5000);
     LOG_INFO(NULL,
              "stopped: %d sends aborted (leased, will be retried with the same key), "
              "%zu outcomes unrecorded, %d messages unflushed, %zu records left for redelivery",

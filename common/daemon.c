@@ -130,3 +130,16 @@ out:
     config_free(tables, ntables, spec->props);
     return rc;
 }
+
+void daemon_shutdown(daemon_shutdown_stage stage)
+{
+    static const char *const what[] = {
+        [DAEMON_SHUTDOWN_INTAKE] = "stop intake",
+        [DAEMON_SHUTDOWN_DRAIN] = "finish work in flight",
+        [DAEMON_SHUTDOWN_DURABLE] = "make outcomes durable",
+        [DAEMON_SHUTDOWN_COMMIT] = "commit offsets, leave the group",
+        [DAEMON_SHUTDOWN_RELEASE] = "flush, report, release",
+    };
+    if (stage >= DAEMON_SHUTDOWN_INTAKE && stage <= DAEMON_SHUTDOWN_RELEASE)
+        LOG_INFO(NULL, "shutdown %d/%d: %s", (int)stage, (int)DAEMON_SHUTDOWN_RELEASE, what[stage]);
+}

@@ -84,4 +84,20 @@ typedef struct {
 
 int daemon_main(const daemon_spec *spec, int argc, char **argv);
 
+/*
+ * The stages of a graceful stop, in the order every daemon goes through
+ * the ones it has (docs/interface.md section 4).  Each is logged as
+ * "shutdown N/5: <what>" when it starts, so an operator reading one
+ * daemon's log knows where a slow stop is.
+ */
+typedef enum {
+    DAEMON_SHUTDOWN_INTAKE = 1, /* take no new work */
+    DAEMON_SHUTDOWN_DRAIN,      /* finish or hand back the work in flight, within a deadline */
+    DAEMON_SHUTDOWN_DURABLE,    /* make outcomes durable: produce them, write their rows */
+    DAEMON_SHUTDOWN_COMMIT,     /* commit the offsets of durable work, leave the group */
+    DAEMON_SHUTDOWN_RELEASE,    /* flush what is left, report it, free */
+} daemon_shutdown_stage;
+
+void daemon_shutdown(daemon_shutdown_stage stage);
+
 #endif

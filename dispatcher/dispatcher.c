@@ -1007,12 +1007,19 @@ int dispatcher_run(dispatcher *d)
         }
     }
 
-    /* Shutdown: the batch in hand has been committed or rewound. */
+    /*
+     * The loop takes no new batch; the batch in hand has been committed
+     * (its offsets in its transaction) or rewound, so nothing in flight is
+     * left to make durable.
+     */
+    daemon_shutdown(DAEMON_SHUTDOWN_INTAKE);
+    daemon_shutdown(DAEMON_SHUTDOWN_DRAIN);
     drop_batch(d);
     drop_held(d);
-    LOG_INFO(NULL, "leaving the consumer group");
+    daemon_shutdown(DAEMON_SHUTDOWN_COMMIT);
     if (kafka_consumer_close(d->consumer, err, sizeof err) != KAFKA_OK)
         LOG_WARN("consumer", "%s", err);
+    daemon_shutdown(DAEMON_SHUTDOWN_RELEASE);
     int left =
         d->producer != NULL ? kafka_producer_flush(d->producer, (int)d->cfg->shutdown_ms) : 0;
     if (left > 0) {

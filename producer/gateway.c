@@ -4,6 +4,7 @@
 #include "gateway.h"
 
 #include "api.h"
+#include "daemon.h"
 #include "error.h"
 #include "events_api.h"
 #include "http.h"
@@ -277,12 +278,15 @@ int gateway_stop(gateway *g)
      * remove the listening socket from a worker's epoll set, and the loser
      * aborts the process), so it is not called.
      */
+    daemon_shutdown(DAEMON_SHUTDOWN_INTAKE);
     atomic_store(&g->env.draining, true);
 
     /* Requests in flight finish: each waits at most the publish timeout. */
+    daemon_shutdown(DAEMON_SHUTDOWN_DRAIN);
     unsigned busy;
     while ((busy = http_server_in_flight(g->http)) > 0 && timeutil_monotonic_ms() < deadline)
         sleep_ms(10);
+    daemon_shutdown(DAEMON_SHUTDOWN_DURABLE);
     int64_t left_ms = deadline - timeutil_monotonic_ms();
     int unflushed = publisher_flush(g->env.pub, left_ms > 0 ? (int)left_ms : 0);
     if (busy > 0 || unflushed > 0)
@@ -290,6 +294,7 @@ int gateway_stop(gateway *g)
                  unflushed);
 
     /* Purging resumes whatever still waits, with a 503; give those a moment. */
+    daemon_shutdown(DAEMON_SHUTDOWN_RELEASE);
     publisher_free(g->env.pub);
     g->env.pub = NULL;
     for (int i = 0; i < 200 && http_server_in_flight(g->http) > 0; i++)
