@@ -13,21 +13,7 @@ static void curl_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static void *start(const void *cfg, const herald_common_config *common,
-                   const config_kafka_props *props, int *config_error, char *err, size_t errlen)
-{
-    return worker_new(cfg, common, props, &daemon_stop, config_error, err, errlen);
-}
-
-static int run(void *w)
-{
-    return worker_run(w);
-}
-
-static void free_worker(void *w)
-{
-    worker_free(w);
-}
+DAEMON_ADAPTERS(worker_new, worker_run, worker_free)
 
 int main(int argc, char **argv)
 {
@@ -45,9 +31,9 @@ int main(int argc, char **argv)
         .heartbeat = true,
         .process_init = curl_init,
         .process_cleanup = curl_global_cleanup,
-        .start = start,
-        .run = run,
-        .free = free_worker,
+        .start = spec_start,
+        .run = spec_run,
+        .free = spec_free,
     };
     return daemon_main(&spec, argc, argv);
 }

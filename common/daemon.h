@@ -85,6 +85,29 @@ typedef struct {
 int daemon_main(const daemon_spec *spec, int argc, char **argv);
 
 /*
+ * The start, run and free of a daemon_spec, named spec_start, spec_run and
+ * spec_free, for a daemon built as
+ *     T *new_fn(const C *cfg, const herald_common_config *, const config_kafka_props *,
+ *               const volatile sig_atomic_t *stop, int *config_error, char *err, size_t);
+ *     int run_fn(T *);  void free_fn(T *);
+ */
+#define DAEMON_ADAPTERS(new_fn, run_fn, free_fn)                                                   \
+    static void *spec_start(const void *cfg, const herald_common_config *common,                   \
+                            const config_kafka_props *props, int *config_error, char *err,         \
+                            size_t errlen)                                                         \
+    {                                                                                              \
+        return new_fn(cfg, common, props, &daemon_stop, config_error, err, errlen);                \
+    }                                                                                              \
+    static int spec_run(void *d)                                                                   \
+    {                                                                                              \
+        return run_fn(d);                                                                          \
+    }                                                                                              \
+    static void spec_free(void *d)                                                                 \
+    {                                                                                              \
+        free_fn(d);                                                                                \
+    }
+
+/*
  * The stages of a graceful stop, in the order every daemon goes through
  * the ones it has (docs/interface.md section 4).  Each is logged as
  * "shutdown N/5: <what>" when it starts, so an operator reading one

@@ -18,21 +18,7 @@ static void two_arenas(void)
     mallopt(M_ARENA_MAX, 2);
 }
 
-static void *start(const void *cfg, const herald_common_config *common,
-                   const config_kafka_props *props, int *config_error, char *err, size_t errlen)
-{
-    return dispatcher_new(cfg, common, props, &daemon_stop, config_error, err, errlen);
-}
-
-static int run(void *d)
-{
-    return dispatcher_run(d);
-}
-
-static void free_dispatcher(void *d)
-{
-    dispatcher_free(d);
-}
+DAEMON_ADAPTERS(dispatcher_new, dispatcher_run, dispatcher_free)
 
 int main(int argc, char **argv)
 {
@@ -48,9 +34,9 @@ int main(int argc, char **argv)
         .props = &props,
         .heartbeat = true,
         .process_init = two_arenas,
-        .start = start,
-        .run = run,
-        .free = free_dispatcher,
+        .start = spec_start,
+        .run = spec_run,
+        .free = spec_free,
     };
     return daemon_main(&spec, argc, argv);
 }
