@@ -7,6 +7,7 @@
  */
 #include "event.h"
 
+#include "jsonw.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -358,157 +359,53 @@ out:
     return result;
 }
 
-/* The record by way of jansson: for strings outside printable ASCII. */
-static int event_dump(const event *ev, char **out, size_t *outlen)
-{
-    json_t *o = event_to_json(ev);
-    char *s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    *out = s;
-    if (outlen != NULL)
-        *outlen = s != NULL ? strlen(s) : 0;
-    return s != NULL ? 0 : -1;
-}
-
 /*
- * The record written without a JSON tree: building a jansson object of
- * the envelope and dumping it is a dozen allocations and a second walk
- * per event, which profiling showed to be the gateway's largest cost per
- * publish after the kernel's.  An event that passed event_from_request()
- * has an envelope of printable ASCII, so only its "data" needs jansson's
- * dumper; the rest is copied with the two escapes printable ASCII can
- * need.  The bytes are those of event_dump() (same members, order and
- * escaping); an event outside that path is handed to event_dump().
+ * The record written without a JSON tree (common/jsonw): building a jansson
+ * object of the envelope and dumping it is a dozen allocations and a second
+ * walk per event, which profiling showed to be the gateway's largest cost
+ * per publish after the kernel's.  The bytes are those of jansson's compact
+ * dump of event_to_json() (same members, order and escaping).
  */
-
-/* Big enough for the data of a typical event, so one dump suffices. */
-#define EVENT_DATA_STACK 2048
-
-/* Bytes s takes as a JSON string body, or -1 when it is not printable ASCII. */
-static long escaped_len(const char *s)
-{
-    long n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p < 0x20 || *p > 0x7e)
-            return -1;
-        n += (*p == '"' || *p == '\\') ? 2 : 1;
-    }
-    return n;
-}
-
-typedef struct out_buf {
-    char *p;
-    size_t len;
-} out_buf;
-
-static void put_raw(out_buf *o, const char *s, size_t n)
-{
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-}
-
-#define PUT_LIT(o, lit) put_raw((o), (lit), sizeof(lit) - 1)
-
-static void put_escaped(out_buf *o, const char *s)
-{
-    for (const char *c = s; *c != '\0'; c++) {
-        if (*c == '"' || *c == '\\')
-            o->p[o->len++] = '\\';
-        o->p[o->len++] = *c;
-    }
-}
-
-/* ,"name":"value" (no comma when first). */
-static void put_member(out_buf *o, const char *name, const char *value, bool first)
-{
-    if (!first)
-        o->p[o->len++] = ',';
-    o->p[o->len++] = '"';
-    put_raw(o, name, strlen(name));
-    PUT_LIT(o, "\":\"");
-    put_escaped(o, value);
-    o->p[o->len++] = '"';
-}
-
 int event_serialize_at(const event *ev, const char *created_at, char **out, size_t *outlen)
 {
-    char stack[EVENT_DATA_STACK], ts[TIMEUTIL_RFC3339_SIZE];
-    char *heap = NULL, *buf = NULL;
-    const char *data = "{}";
-    size_t dlen = 2;
-    int rc = -1;
+    char ts[TIMEUTIL_RFC3339_SIZE];
+    buf b;
+    jsonw w;
 
     *out = NULL;
     if (outlen != NULL)
         *outlen = 0;
-    /* The fields only Herald's own producers set take the general path. */
-    if (ev->broadcast_id[0] != '\0' || ev->generation != 0 || ev->type == NULL ||
-        (ev->user_id == NULL) == (ev->topic == NULL))
-        return event_dump(ev, out, outlen);
-
-    const char *strs[] = {ev->event_id,
-                          ev->type,
-                          ev->user_id != NULL ? ev->user_id : ev->topic,
-                          event_priority_name(ev->priority),
-                          ev->category,
-                          ev->idempotency_key};
-    size_t need = 0;
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        if (strs[i] == NULL)
-            continue;
-        long n = escaped_len(strs[i]);
-        if (n < 0)
-            return event_dump(ev, out, outlen);
-        need += (size_t)n;
-    }
-    if (ev->data != NULL) {
-        dlen = json_dumpb(ev->data, stack, sizeof stack, JSON_COMPACT);
-        if (dlen == 0)
-            goto out; /* not UTF-8, or no memory: as event_dump() fails */
-        if (dlen > sizeof stack) {
-            if ((heap = malloc(dlen)) == NULL ||
-                json_dumpb(ev->data, heap, dlen, JSON_COMPACT) != dlen)
-                goto out;
-            data = heap;
-        } else {
-            data = stack;
-        }
-    }
     if (created_at == NULL)
         created_at = timeutil_format_rfc3339(ev->created_at, ts, sizeof ts);
-    /* Member names, quotes, separators and "generation":0 fit in 160 bytes. */
-    need += dlen + strlen(created_at) + 160;
-    if ((buf = malloc(need + 1)) == NULL)
-        goto out;
-
-    out_buf o = {buf, 0};
-    o.p[o.len++] = '{';
-    put_member(&o, "event_id", ev->event_id, true);
-    put_member(&o, "type", ev->type, false);
-    if (ev->user_id != NULL)
-        put_member(&o, "user_id", ev->user_id, false);
-    else
-        put_member(&o, "topic", ev->topic, false);
-    PUT_LIT(&o, ",\"data\":");
-    put_raw(&o, data, dlen);
-    put_member(&o, "priority", event_priority_name(ev->priority), false);
-    if (ev->category != NULL)
-        put_member(&o, "category", ev->category, false);
-    put_member(&o, "created_at", created_at, false);
-    if (ev->idempotency_key != NULL)
-        put_member(&o, "idempotency_key", ev->idempotency_key, false);
-    PUT_LIT(&o, ",\"generation\":0}");
-    o.p[o.len] = '\0';
-
-    *out = buf;
-    buf = NULL;
-    if (outlen != NULL)
-        *outlen = o.len;
-    rc = 0;
-out:
-    free(heap);
-    free(buf);
-    return rc;
+    /* One allocation for a typical event: its strings, the member names and
+     * a small data. */
+    size_t est = 512 + strlen(created_at);
+    const char *strs[] = {ev->event_id, ev->type,     ev->user_id,
+                          ev->topic,    ev->category, ev->idempotency_key};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        est += strs[i] != NULL ? strlen(strs[i]) : 0;
+    buf_init(&b, 0);
+    if (buf_reserve(&b, est) != 0)
+        return -1;
+    jsonw_begin(&w, &b);
+    jsonw_str(&w, JSONW_NAME("event_id"), ev->event_id);
+    jsonw_str(&w, JSONW_NAME("type"), ev->type);
+    jsonw_str(&w, JSONW_NAME("user_id"), ev->user_id);
+    jsonw_str(&w, JSONW_NAME("topic"), ev->topic);
+    jsonw_json(&w, JSONW_NAME("data"), ev->data, true);
+    jsonw_str(&w, JSONW_NAME("priority"), event_priority_name(ev->priority));
+    jsonw_str(&w, JSONW_NAME("category"), ev->category);
+    jsonw_str(&w, JSONW_NAME("created_at"), created_at);
+    jsonw_str(&w, JSONW_NAME("idempotency_key"), ev->idempotency_key);
+    jsonw_str(&w, JSONW_NAME("broadcast_id"),
+              ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL);
+    jsonw_int(&w, JSONW_NAME("generation"), ev->generation);
+    if (jsonw_end(&w) != 0) {
+        buf_free(&b);
+        return -1;
+    }
+    *out = buf_steal(&b, outlen);
+    return 0;
 }
 
 int event_serialize(const event *ev, char **out, size_t *outlen)

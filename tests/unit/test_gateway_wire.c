@@ -71,6 +71,53 @@ START_TEST(test_wire_escapes_like_jansson)
 }
 END_TEST
 
+/* An event as Herald's own producers make it (broadcast fan-out, replay). */
+static void check_serialize_matches_jansson(const event *ev)
+{
+    json_t *tree = event_to_json(ev);
+    ck_assert_ptr_nonnull(tree);
+    char *want = json_dumps(tree, JSON_COMPACT), *got = NULL;
+    json_decref(tree);
+    ck_assert_ptr_nonnull(want);
+    size_t glen = 0;
+    ck_assert_int_eq(event_serialize(ev, &got, &glen), 0);
+    ck_assert_msg(glen == strlen(want) && memcmp(got, want, glen) == 0,
+                  "\nserialize: %s\njansson:   %s", got, want);
+    free(want);
+    free(got);
+}
+
+START_TEST(test_serialize_matches_jansson_for_producer_made_events)
+{
+    event ev = {.type = strdup("news.posted"),
+                .user_id = strdup("u\xc3\xa9\x01\"7"),
+                .category = strdup("caf\xc3\xa9\ttab"),
+                .idempotency_key = strdup("k\\\n"),
+                .priority = EVENT_PRIORITY_HIGH,
+                .created_at = 1795000000456,
+                .generation = 3};
+    snprintf(ev.event_id, sizeof ev.event_id, "0b6f3c1e-8d1f-4a51-9a43-1d9f0b1b2c3d");
+    snprintf(ev.broadcast_id, sizeof ev.broadcast_id, "5d1e9a7c-2b4f-4c8e-8f00-aa11bb22cc33");
+    check_serialize_matches_jansson(&ev); /* no data: written as {} */
+
+    /* A data bigger than the first allocation: dumped a second time. */
+    ev.data = json_object();
+    char big[5000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(json_object_set_new(ev.data, "big", json_string(big)), 0);
+    check_serialize_matches_jansson(&ev);
+    event_free(&ev);
+
+    /* Not UTF-8: refused, as jansson refuses it. */
+    event bad = {.type = strdup("a.b"), .user_id = strdup("u\xff")};
+    char *out = NULL;
+    ck_assert_int_eq(event_serialize(&bad, &out, NULL), -1);
+    ck_assert_ptr_null(out);
+    event_free(&bad);
+}
+END_TEST
+
 START_TEST(test_wire_timestamps_across_second_boundaries)
 {
     const int64_t t[] = {1795000000999, 1795000001000, 1795000001001, 1795000000500, 1795000061000};
@@ -102,6 +149,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_wire_matches_serialize_for_every_envelope_field),
     TEST_ENTRY(test_wire_escapes_like_jansson),
+    TEST_ENTRY(test_serialize_matches_jansson_for_producer_made_events),
     TEST_ENTRY(test_wire_timestamps_across_second_boundaries),
     TEST_ENTRY(test_wire_ids_are_distinct_v4_uuids),
 };
