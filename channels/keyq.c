@@ -1,12 +1,16 @@
 /*
- * keyq: see keyq.h.  A chained hash table of held keys, each with a FIFO
- * of waiting items; the table doubles when it gets dense.
+ * keyq: see keyq.h.  common/dict's table of held keys, each with a FIFO
+ * of waiting items.
  */
 #include "keyq.h"
+#include "dict.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A worker holds a batch's worth of keys at once; start past the churn. */
+#define KEYQ_INITIAL_BUCKETS 256
 
 typedef struct waiter {
     void *item;
@@ -14,37 +18,22 @@ typedef struct waiter {
 } waiter;
 
 typedef struct slot {
-    uint64_t hash;
+    dict_node node;
     waiter *head, *tail;
-    struct slot *next;
     char key[]; /* in the same allocation: one malloc per held key, not two */
 } slot;
 
 struct keyq {
-    slot **buckets;
-    size_t nbuckets; /* power of two */
-    size_t held;
+    dict held;
     size_t waiting;
 };
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 keyq *keyq_new(void)
 {
     keyq *q = calloc(1, sizeof *q);
     if (q == NULL)
         return NULL;
-    q->nbuckets = 256;
-    q->buckets = calloc(q->nbuckets, sizeof *q->buckets);
-    if (q->buckets == NULL) {
+    if (dict_init(&q->held, KEYQ_INITIAL_BUCKETS) < 0) {
         free(q);
         return NULL;
     }
@@ -55,51 +44,27 @@ void keyq_free(keyq *q)
 {
     if (q == NULL)
         return;
-    for (size_t i = 0; i < q->nbuckets; i++) {
-        slot *s = q->buckets[i];
-        while (s) {
-            slot *n = s->next;
-            for (waiter *w = s->head; w;) {
-                waiter *wn = w->next;
-                free(w);
-                w = wn;
-            }
-            free(s);
-            s = n;
+    dict_iter it;
+    dict_iter_init(&it, &q->held);
+    for (dict_node *n; (n = dict_iter_next(&it)) != NULL;) {
+        slot *s = dict_record(n, slot, node);
+        for (waiter *w = s->head; w;) {
+            waiter *wn = w->next;
+            free(w);
+            w = wn;
         }
+        free(s);
     }
-    free(q->buckets);
+    dict_fini(&q->held);
     free(q);
-}
-
-static void grow(keyq *q)
-{
-    size_t nb = q->nbuckets * 2;
-    slot **b = calloc(nb, sizeof *b);
-    if (b == NULL)
-        return; /* stay denser: still correct */
-    for (size_t i = 0; i < q->nbuckets; i++) {
-        slot *s = q->buckets[i];
-        while (s) {
-            slot *n = s->next;
-            size_t j = s->hash & (nb - 1);
-            s->next = b[j];
-            b[j] = s;
-            s = n;
-        }
-    }
-    free(q->buckets);
-    q->buckets = b;
-    q->nbuckets = nb;
 }
 
 int keyq_acquire(keyq *q, const char *key, void *item)
 {
-    uint64_t h = hash_str(key);
-    slot **bp = &q->buckets[h & (q->nbuckets - 1)];
-    for (slot *s = *bp; s; s = s->next) {
-        if (s->hash != h || strcmp(s->key, key) != 0)
-            continue;
+    uint64_t h = dict_hash(key);
+    dict_node *n = dict_find_hashed(&q->held, key, h);
+    if (n != NULL) {
+        slot *s = dict_record(n, slot, node);
         waiter *w = malloc(sizeof *w);
         if (w == NULL)
             return -1;
@@ -119,44 +84,34 @@ int keyq_acquire(keyq *q, const char *key, void *item)
         return -1;
     memcpy(s->key, key, klen + 1);
     s->head = s->tail = NULL;
-    s->hash = h;
-    s->next = *bp;
-    *bp = s;
-    q->held++;
-    if (q->held > q->nbuckets)
-        grow(q);
+    dict_add_hashed(&q->held, &s->node, s->key, h);
     return 1;
 }
 
 void *keyq_release(keyq *q, const char *key)
 {
-    uint64_t h = hash_str(key);
-    slot **bp = &q->buckets[h & (q->nbuckets - 1)];
-    for (slot **pp = bp; *pp; pp = &(*pp)->next) {
-        slot *s = *pp;
-        if (s->hash != h || strcmp(s->key, key) != 0)
-            continue;
-        if (s->head) {
-            waiter *w = s->head;
-            void *item = w->item;
-            s->head = w->next;
-            if (s->head == NULL)
-                s->tail = NULL;
-            free(w);
-            q->waiting--;
-            return item;
-        }
-        *pp = s->next;
-        free(s);
-        q->held--;
+    dict_node *n = dict_find(&q->held, key);
+    if (n == NULL)
         return NULL;
+    slot *s = dict_record(n, slot, node);
+    if (s->head) {
+        waiter *w = s->head;
+        void *item = w->item;
+        s->head = w->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        free(w);
+        q->waiting--;
+        return item;
     }
+    dict_remove(&q->held, &s->node);
+    free(s);
     return NULL;
 }
 
 size_t keyq_held(const keyq *q)
 {
-    return q->held;
+    return dict_count(&q->held);
 }
 
 size_t keyq_waiting(const keyq *q)

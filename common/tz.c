@@ -9,6 +9,7 @@
  * same way for table and rule without special cases.
  */
 #include "tz.h"
+#include "dict.h"
 #include "error.h"
 
 #include "timeutil.h"
@@ -810,37 +811,27 @@ out:
 /* ---- cache ------------------------------------------------------------- */
 
 typedef struct cache_entry {
-    struct cache_entry *next;
+    dict_node node;
     tz_zone *zone; /* NULL: the name failed to load, error says why */
     char *error;
     char name[];
 } cache_entry;
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static cache_entry *cache[CACHE_BUCKETS];
+static dict cache; /* zeroed until the first insert */
 static size_t cache_negative;
 
-static size_t name_hash(const char *s)
+static cache_entry *cache_find(const char *name)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % CACHE_BUCKETS;
-}
-
-static cache_entry *cache_find(const char *name, size_t bucket)
-{
-    for (cache_entry *e = cache[bucket]; e != NULL; e = e->next)
-        if (strcmp(e->name, name) == 0)
-            return e;
-    return NULL;
+    dict_node *n = dict_find(&cache, name);
+    return n != NULL ? dict_record(n, cache_entry, node) : NULL;
 }
 
 /* True when name is cached, as a zone or as a failure (then err says why). */
 static bool cache_lookup(const char *name, const tz_zone **zone, char *err, size_t errlen)
 {
     pthread_mutex_lock(&cache_lock);
-    cache_entry *e = cache_find(name, name_hash(name));
+    cache_entry *e = cache_find(name);
     if (e != NULL) {
         *zone = e->zone;
         if (e->zone == NULL)
@@ -858,16 +849,18 @@ static bool cache_lookup(const char *name, const tz_zone **zone, char *err, size
 static const tz_zone *cache_insert(const char *name, tz_zone *zone, const char *error)
 {
     const tz_zone *result = NULL;
-    size_t bucket = name_hash(name), n = strlen(name);
+    size_t n = strlen(name);
     cache_entry *e = NULL;
 
     pthread_mutex_lock(&cache_lock);
-    if ((e = cache_find(name, bucket)) != NULL) {
+    if ((e = cache_find(name)) != NULL) {
         result = e->zone;
         goto out;
     }
     /* Invalid names fail without I/O; other failures are bounded. */
     if (zone == NULL && (cache_negative >= CACHE_MAX_NEGATIVE || !name_ok(name)))
+        goto out;
+    if (cache.nbuckets == 0 && dict_init(&cache, CACHE_BUCKETS) < 0)
         goto out;
     if ((e = calloc(1, sizeof(*e) + n + 1)) == NULL)
         goto out;
@@ -878,8 +871,7 @@ static const tz_zone *cache_insert(const char *name, tz_zone *zone, const char *
     memcpy(e->name, name, n + 1);
     e->zone = zone;
     zone = NULL;
-    e->next = cache[bucket];
-    cache[bucket] = e;
+    dict_add(&cache, &e->node, e->name);
     cache_negative += e->zone == NULL;
     result = e->zone;
 out:
@@ -912,17 +904,15 @@ bool tz_valid_name(const char *name)
 void tz_cache_clear(void)
 {
     pthread_mutex_lock(&cache_lock);
-    for (size_t b = 0; b < CACHE_BUCKETS; b++) {
-        cache_entry *e = cache[b];
-        while (e != NULL) {
-            cache_entry *next = e->next;
-            tz_free(e->zone);
-            free(e->error);
-            free(e);
-            e = next;
-        }
-        cache[b] = NULL;
+    dict_iter it;
+    dict_iter_init(&it, &cache);
+    for (dict_node *n; (n = dict_iter_next(&it)) != NULL;) {
+        cache_entry *e = dict_record(n, cache_entry, node);
+        tz_free(e->zone);
+        free(e->error);
+        free(e);
     }
+    dict_fini(&cache);
     cache_negative = 0;
     pthread_mutex_unlock(&cache_lock);
 }
