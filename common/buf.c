@@ -42,6 +42,8 @@ int buf_reserve(buf *b, size_t extra)
     size_t ncap = b->cap ? b->cap : 256;
     while (ncap < need)
         ncap *= 2;
+    if (ncap > b->limit + 1) /* need fits: never allocate past the cap */
+        ncap = b->limit + 1;
     char *p = realloc(b->data, ncap);
     if (p == NULL)
         return -1;

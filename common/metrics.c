@@ -13,6 +13,8 @@
  */
 #include "metrics.h"
 
+#include "buf.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -638,44 +640,17 @@ void metrics_histogram_observe(metrics_histogram *h, double value)
 
 /* ---- rendering ---- */
 
+/* The scrape text; the first failed append latches, so the render code
+ * appends unconditionally and metrics_render checks once at the end. */
 typedef struct render_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    bool failed; /* p has been freed; every later append is a no-op */
+    buf text;
+    bool failed;
 } render_buf;
-
-static void rb_fail(render_buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->failed = true;
-}
 
 static void rb_append(render_buf *b, const char *s, size_t n)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        if (ncap > METRICS_RENDER_MAX) {
-            rb_fail(b);
-            return;
-        }
-        char *p = realloc(b->p, ncap);
-        if (p == NULL) {
-            rb_fail(b);
-            return;
-        }
-        b->p = p;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    if (!b->failed && buf_append(&b->text, s, n) != 0)
+        b->failed = true;
 }
 
 static void rb_puts(render_buf *b, const char *s)
@@ -758,7 +733,8 @@ static void render_histogram(render_buf *b, const family *f, const series *s)
 int metrics_render(metrics_registry *reg, char **out, size_t *len)
 {
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
-    render_buf b = {0};
+    render_buf b = {.failed = false};
+    buf_init(&b.text, METRICS_RENDER_MAX);
     char val[32];
 
     pthread_mutex_lock(&reg->mu);
@@ -798,14 +774,13 @@ int metrics_render(metrics_registry *reg, char **out, size_t *len)
     }
     pthread_mutex_unlock(&reg->mu);
 
-    /* An empty registry still renders a valid (empty) string. */
-    rb_append(&b, "", 0);
     if (b.failed) {
+        buf_free(&b.text);
         *out = NULL;
         *len = 0;
         return -1;
     }
-    *out = b.p;
-    *len = b.len;
-    return 0;
+    /* An empty registry still renders a valid (empty) string. */
+    *out = buf_steal(&b.text, len);
+    return *out != NULL ? 0 : -1;
 }

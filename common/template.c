@@ -6,6 +6,7 @@
  * of the source).  Rendering walks the list once into a capped buffer.
  */
 #include "template.h"
+#include "buf.h"
 #include "error.h"
 
 #include <math.h>
@@ -316,38 +317,19 @@ out:
 
 /* ---- rendering --------------------------------------------------------- */
 
-/* Output that refuses to grow past TEMPLATE_MAX_OUTPUT and frees itself on failure. */
+/* The rendered text, bounded by TEMPLATE_MAX_OUTPUT, and the escaping it applies to values. */
 typedef struct outbuf {
-    char *data;
-    size_t len, cap;
+    buf text;
     template_escape esc;
-    bool too_large, no_memory;
+    bool too_large; /* the failure was the bound, not memory */
 } outbuf;
 
 static int out_raw(outbuf *b, const char *s, size_t n)
 {
-    if (n > TEMPLATE_MAX_OUTPUT - b->len) {
-        b->too_large = true;
-        return -1;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        if (cap > TEMPLATE_MAX_OUTPUT + 1)
-            cap = TEMPLATE_MAX_OUTPUT + 1;
-        char *d = realloc(b->data, cap);
-        if (d == NULL) {
-            b->no_memory = true;
-            return -1;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return 0;
+    if (buf_append(&b->text, s, n) == 0)
+        return 0;
+    b->too_large = n > b->text.limit - b->text.len;
+    return -1;
 }
 
 /* The HTML entity for c, or NULL when c is safe as is (in text and in quoted attributes). */
@@ -397,12 +379,12 @@ static int dump_cb(const char *buffer, size_t size, void *data)
  * so a subnormal value, like one needing 16 or 17 digits, takes the search
  * from 1.
  */
-static void format_real(double v, char *buf, size_t buflen)
+static void format_real(double v, char *out, size_t outlen)
 {
-    snprintf(buf, buflen, "%.15g", v);
-    if ((v == 0 || isnormal(v)) && strtod(buf, NULL) == v) {
+    snprintf(out, outlen, "%.15g", v);
+    if ((v == 0 || isnormal(v)) && strtod(out, NULL) == v) {
         int digits = 0, zeros = 0; /* significant digits so far, trailing zeros among them */
-        for (const char *p = buf; *p != '\0' && *p != 'e'; p++) {
+        for (const char *p = out; *p != '\0' && *p != 'e'; p++) {
             if (*p < '0' || *p > '9' || (*p == '0' && digits == 0))
                 continue;
             digits++;
@@ -410,12 +392,12 @@ static void format_real(double v, char *buf, size_t buflen)
         }
         int prec = digits - zeros > 0 ? digits - zeros : 1;
         if (prec != 15)
-            snprintf(buf, buflen, "%.*g", prec, v);
+            snprintf(out, outlen, "%.*g", prec, v);
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, buflen, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
+        snprintf(out, outlen, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
             return;
     }
 }
@@ -465,6 +447,7 @@ int template_render(const template *t, const json_t *context, template_escape es
 {
     int rc = -1;
     outbuf b = {.esc = esc};
+    buf_init(&b.text, TEMPLATE_MAX_OUTPUT);
     int holes = 0;
 
     *out = NULL;
@@ -485,10 +468,9 @@ int template_render(const template *t, const json_t *context, template_escape es
         if (render_value(&b, v) < 0)
             goto out;
     }
-    *out = b.data;
-    b.data = NULL;
     if (outlen != NULL)
-        *outlen = b.len;
+        *outlen = b.text.len;
+    *out = buf_steal(&b.text, NULL);
     if (missing != NULL)
         *missing = holes;
     rc = 0;
@@ -497,7 +479,7 @@ out:
         error_set(err, errlen, "rendered text exceeds %d bytes", TEMPLATE_MAX_OUTPUT);
     else if (rc < 0)
         error_set(err, errlen, "out of memory");
-    free(b.data);
+    buf_free(&b.text);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 #include "events_api.h"
 
 #include "apikey.h"
+#include "buf.h"
 #include "ids.h"
 #include "log.h"
 #include "timeutil.h"
@@ -303,34 +304,17 @@ static void send_items(api_env *env, pub_work *w, const prepared *pre)
     item_finished(&(pub_item){.work = w}); /* drops the count's extra one */
 }
 
-/* A growing answer text; on failure it is freed and marked, and stays empty.
- * Bounded by its use: API_MAX_BATCH items of a few hundred bytes each. */
+/* The batch answer; the first failed append latches (the answer becomes a
+ * 503).  Bounded by its use: API_MAX_BATCH items of a few hundred bytes each. */
 typedef struct text_buf {
-    char *p;
-    size_t len, cap;
+    buf text;
     bool failed;
 } text_buf;
 
 static void text_put(text_buf *b, const char *s, size_t n)
 {
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            free(b->p);
-            *b = (text_buf){.failed = true};
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    if (!b->failed && buf_append(&b->text, s, n) != 0)
+        b->failed = true;
 }
 
 /* Turns a finished item's outcome into an answer: 202 or an error. */
@@ -517,7 +501,8 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
         settle_claims(env, req, w);
         observe(env, req, w);
         size_t accepted = 0, unavailable = 0, in_flight = 0;
-        text_buf b = {0};
+        text_buf b = {.failed = false};
+        buf_init(&b.text, 0);
         static const char head[] = "{\"results\":[";
         text_put(&b, head, sizeof head - 1);
         for (size_t i = 0; i < w->n; i++) {
@@ -569,13 +554,15 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
         }
         text_put(&b, tail, strlen(tail));
         if (b.failed) {
-            free(b.p);
+            buf_free(&b.text);
             http_respond_retry(req, 503, "overloaded", "out of memory", 1);
             return;
         }
         if (status == 503 || status == 409)
             http_add_header(req, "Retry-After", "1");
-        http_respond_take(req, status, "application/json", b.p, b.len);
+        size_t len;
+        char *text = buf_steal(&b.text, &len);
+        http_respond_take(req, status, "application/json", text, len);
         return;
     }
 

@@ -9,6 +9,7 @@
  */
 #include "http.h"
 
+#include "buf.h"
 #include "error.h"
 #include "ids.h"
 #include "log.h"
@@ -65,8 +66,7 @@ struct http_request {
     char method[8];
     char *path;
     int64_t content_length;
-    char *body;
-    size_t body_len, body_cap;
+    buf body; /* the upload, limited to max_body_bytes */
     bool too_large;
     uint64_t discarded;
     char id[65];
@@ -144,8 +144,8 @@ const char *http_request_header(http_request *req, const char *name)
 
 const char *http_request_body(const http_request *req, size_t *len)
 {
-    *len = req->body_len;
-    return req->body != NULL ? req->body : "";
+    *len = req->body.len;
+    return req->body.data != NULL ? req->body.data : "";
 }
 
 int64_t http_request_content_length(const http_request *req)
@@ -408,6 +408,7 @@ static http_request *request_new(http_server *s, struct MHD_Connection *conn, co
         free(req);
         return NULL;
     }
+    buf_init(&req->body, s->cfg.max_body_bytes);
     req->content_length = -1;
     const char *cl =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -436,7 +437,7 @@ static void request_free(http_request *req)
         free(req->hdr_value[i]);
     }
     free(req->resp_body);
-    free(req->body);
+    buf_free(&req->body);
     free(req->path);
     free(req);
 }
@@ -445,32 +446,18 @@ static void request_free(http_request *req)
 static int append_body(http_request *req, const char *data, size_t len)
 {
     size_t max = req->srv->cfg.max_body_bytes;
-    if (req->too_large || req->body_len + len > max) {
+    if (req->too_large || len > max - req->body.len) {
         req->too_large = true;
         req->discarded += len;
         /* A client streaming far past the limit is not worth reading to the
          * end just to tell it so: drop the connection. */
         return req->discarded > 4 * (uint64_t)max + 65536 ? -1 : 0;
     }
-    if (req->body_len + len + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 1024;
-        if (req->content_length > 0 && (uint64_t)req->content_length + 1 > cap &&
-            (uint64_t)req->content_length <= max)
-            cap = (size_t)req->content_length + 1;
-        while (cap < req->body_len + len + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        char *nb = realloc(req->body, cap);
-        if (nb == NULL)
-            return -1;
-        req->body = nb;
-        req->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, data, len);
-    req->body_len += len;
-    req->body[req->body_len] = '\0';
-    return 0;
+    /* The announced length is allocated at once, not grown to by doubling. */
+    if (req->body.cap == 0 && req->content_length > 0 && (uint64_t)req->content_length <= max &&
+        buf_reserve(&req->body, (size_t)req->content_length) != 0)
+        return -1;
+    return buf_append(&req->body, data, len);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -544,7 +531,7 @@ static void write_access_log(http_server *s, http_request *req, enum MHD_Request
                      "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"%s\","
                      "\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"duration_ms\":%.3f,"
                      "\"bytes_in\":%zu,\"bytes_out\":%zu%s%s}\n",
-                     ts, req->id, req->method, path, req->status, ms, req->body_len, req->bytes_out,
+                     ts, req->id, req->method, path, req->status, ms, req->body.len, req->bytes_out,
                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : ",\"aborted\":true",
                      req->log_fields);
     (void)s;
@@ -584,12 +571,12 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    size_t n = strlen(buf);
-    while (n > 0 && buf[n - 1] == '\n')
-        buf[--n] = '\0';
-    LOG_DEBUG("http", "libmicrohttpd: %s", buf);
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    LOG_DEBUG("http", "libmicrohttpd: %s", line);
 }
 
 http_server *http_server_start(const http_server_config *cfg, char *err, size_t errlen)
