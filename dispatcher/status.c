@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "error.h"
 #include "timeutil.h"
 
@@ -21,10 +22,7 @@
  * Each column is a growing buffer holding "{v1,v2" (closed with "}" on
  * demand); the columns of one table share one byte budget.
  */
-typedef struct column {
-    char *p;
-    size_t len, cap;
-} column;
+typedef buf column;
 
 #define MAX_COLUMNS STATUS_EVENT_COLUMNS
 
@@ -57,24 +55,20 @@ static const char write_sql[] =
 
 #define STATUS_PARAMS (STATUS_EVENT_COLUMNS + STATUS_DELIVERY_COLUMNS)
 
-/* Room for more bytes plus the closing "}" and NUL; t (the budget) may be NULL. */
+/*
+ * Room for more bytes plus the closing "}" (buf keeps room for the NUL); t,
+ * whose budget the growth counts against, may be NULL.  Growing the table's
+ * columns past the budget fails.
+ */
 static int col_reserve(table *t, column *c, size_t more)
 {
-    if (c->len + more + 2 <= c->cap)
+    size_t cap = c->cap;
+    if (buf_reserve(c, more + 1) != 0)
+        return -1;
+    if (t == NULL || c->cap == cap)
         return 0;
-    size_t cap = c->cap ? c->cap : 1024;
-    while (cap < c->len + more + 2)
-        cap *= 2;
-    if (t != NULL && t->bytes - c->cap + cap > t->max)
-        return -1;
-    char *p = realloc(c->p, cap);
-    if (p == NULL)
-        return -1;
-    if (t != NULL)
-        t->bytes += cap - c->cap;
-    c->p = p;
-    c->cap = cap;
-    return 0;
+    t->bytes += c->cap - cap;
+    return t->bytes > t->max ? -1 : 0;
 }
 
 /*
@@ -109,13 +103,13 @@ static int col_add(table *t, column *c, const char *v)
 {
     if (col_reserve(t, c, elem_room(v)) != 0)
         return -1;
-    char *p = c->p + c->len;
+    char *p = c->data + c->len;
     if (c->len > 0 && p[-1] == '}')
         p--; /* reopen an array closed by status_*_column() */
     *p++ = c->len == 0 ? '{' : ',';
     p = put_elem(p, v);
     *p = '\0';
-    c->len = (size_t)(p - c->p);
+    c->len = (size_t)(p - c->data);
     return 0;
 }
 
@@ -129,8 +123,8 @@ static int table_add(table *t, const char *const v[])
         if (col_add(t, &t->col[i], v[i]) != 0) {
             for (size_t j = 0; j <= i; j++) {
                 t->col[j].len = mark[j];
-                if (t->col[j].p != NULL)
-                    t->col[j].p[mark[j]] = '\0';
+                if (t->col[j].data != NULL)
+                    t->col[j].data[mark[j]] = '\0';
             }
             return -1;
         }
@@ -147,29 +141,26 @@ static const char *table_column(table *t, size_t i)
     column *c = &t->col[i];
     if (t->rows == 0 || c->len == 0)
         return "{}";
-    if (c->p[c->len - 1] != '}') {
+    if (c->data[c->len - 1] != '}') {
         if (col_reserve(t, c, 1) != 0)
             return NULL;
-        c->p[c->len++] = '}';
-        c->p[c->len] = '\0';
+        c->data[c->len++] = '}';
+        c->data[c->len] = '\0';
     }
-    return c->p;
+    return c->data;
 }
 
 static void table_reset(table *t)
 {
-    for (size_t i = 0; i < t->ncols; i++) {
-        t->col[i].len = 0;
-        if (t->col[i].p != NULL)
-            t->col[i].p[0] = '\0';
-    }
+    for (size_t i = 0; i < t->ncols; i++)
+        buf_reset(&t->col[i]);
     t->rows = 0;
 }
 
 static void table_free(table *t)
 {
     for (size_t i = 0; i < t->ncols; i++)
-        free(t->col[i].p);
+        buf_free(&t->col[i]);
 }
 
 /* The statement's parameters; -1 when out of memory. */
@@ -191,6 +182,11 @@ status_batch *status_batch_new(size_t byte_cap)
         return NULL;
     b->ev.max = b->dl.max = byte_cap;
     b->ev.ncols = STATUS_EVENT_COLUMNS;
+    for (size_t i = 0; i < MAX_COLUMNS; i++) {
+        buf_init(&b->ev.col[i], byte_cap);
+        buf_init(&b->dl.col[i], byte_cap);
+    }
+    buf_init(&b->planned, byte_cap);
     b->dl.ncols = STATUS_DELIVERY_COLUMNS;
     return b;
 }
@@ -201,7 +197,7 @@ void status_batch_free(status_batch *b)
         return;
     table_free(&b->ev);
     table_free(&b->dl);
-    free(b->planned.p);
+    buf_free(&b->planned);
     free(b);
 }
 
@@ -221,7 +217,7 @@ void status_batch_reset(status_batch *b)
 static int planned_literal(status_batch *b, const fanout_item *items, size_t n, const char **out)
 {
     column *c = &b->planned;
-    c->len = 0;
+    buf_reset(c);
     *out = NULL;
     for (size_t i = 0; i < n; i++) {
         if (items[i].action != DECIDE_SEND)
@@ -230,7 +226,7 @@ static int planned_literal(status_batch *b, const fanout_item *items, size_t n, 
                             items[i].address};
         if (col_reserve(NULL, c, elem_room(v[0]) + elem_room(v[1]) + elem_room(v[2]) + 5) != 0)
             return -1;
-        char *p = c->p + c->len;
+        char *p = c->data + c->len;
         *p++ = c->len == 0 ? '{' : ',';
         *p++ = '{';
         for (size_t k = 0; k < 3; k++) {
@@ -240,13 +236,13 @@ static int planned_literal(status_batch *b, const fanout_item *items, size_t n, 
         }
         *p++ = '}';
         *p = '\0';
-        c->len = (size_t)(p - c->p);
+        c->len = (size_t)(p - c->data);
     }
     if (c->len == 0)
         return 0;
-    c->p[c->len++] = '}'; /* col_reserve left room for it */
-    c->p[c->len] = '\0';
-    *out = c->p;
+    c->data[c->len++] = '}'; /* col_reserve left room for it */
+    c->data[c->len] = '\0';
+    *out = c->data;
     return 0;
 }
 
