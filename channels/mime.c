@@ -170,19 +170,19 @@ static int append_body_7bit(buf *out, const char *s, size_t len)
 
 char *mime_format_date(int64_t ms, char *out, size_t outlen)
 {
-    static const char *const days[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    int64_t day = ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000;
+    int64_t day = timeutil_floor_div(ms, 86400000);
     int64_t sec = (ms - day * 86400000) / 1000; /* 0..86399 */
     int64_t y;
     int mo, d;
     timeutil_civil_from_days(day, &y, &mo, &d);
     if (mo < 1 || mo > 12)
         mo = 1;
-    int wd = (int)(((day % 7) + 7) % 7);
-    snprintf(out, outlen, "%s, %02d %s %04lld %02d:%02d:%02d +0000", days[wd], d, months[mo - 1],
-             (long long)y, (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
+    snprintf(out, outlen, "%s, %02d %s %04lld %02d:%02d:%02d +0000", days[timeutil_weekday(day)], d,
+             months[mo - 1], (long long)y, (int)(sec / 3600), (int)(sec / 60 % 60),
+             (int)(sec % 60));
     return out;
 }
 

@@ -67,7 +67,7 @@ void timeutil_civil_from_days(int64_t days, int64_t *year, int *month, int *day)
     *year = yoe + era * 400 + (*month <= 2);
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
+int64_t timeutil_floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     if ((a % b != 0) && ((a < 0) != (b < 0)))
@@ -75,11 +75,16 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q;
 }
 
+int timeutil_weekday(int64_t days)
+{
+    return (int)(((days + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday */
+}
+
 char *timeutil_format_rfc3339(int64_t ms, char *out, size_t outlen)
 {
     if (out == NULL || outlen == 0)
         return out;
-    int64_t days = floor_div(ms, MS_PER_DAY);
+    int64_t days = timeutil_floor_div(ms, MS_PER_DAY);
     int64_t rem = ms - days * MS_PER_DAY; /* 0 .. MS_PER_DAY-1 */
     int64_t year;
     int month, day;
@@ -107,15 +112,15 @@ char *timeutil_format_rfc3339(int64_t ms, char *out, size_t outlen)
     return out;
 }
 
-static bool is_leap(int64_t y)
+bool timeutil_is_leap_year(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int days_in_month(int64_t y, int m)
+int timeutil_days_in_month(int64_t y, int m)
 {
     static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
+    return m == 2 && timeutil_is_leap_year(y) ? 29 : dim[m - 1];
 }
 
 /* Reads exactly n decimal digits at s; -1 if any is not a digit. */
@@ -183,7 +188,7 @@ int timeutil_parse_rfc3339(const char *s, int64_t *out_ms, char *err, size_t err
         return error_set(err, errlen, "trailing characters in \"%.*s\": " RFC3339_EXPECTED,
                          QUOTE_MAX, s);
 
-    if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
+    if (month < 1 || month > 12 || day < 1 || day > timeutil_days_in_month(year, month))
         return error_set(err, errlen, "invalid date \"%.*s\": no such day", QUOTE_MAX, s);
     /* Second 60 (leap second) has no Unix-time representation: refuse it rather than guess. */
     if (hour > 23 || min > 59 || sec > 59)

@@ -15,6 +15,7 @@
 #ifndef HERALD_TIMEUTIL_H
 #define HERALD_TIMEUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,5 +52,16 @@ int64_t timeutil_days_from_civil(int64_t year, int month, int day);
 
 /* The inverse: the date of a day number (days since 1970-01-01). */
 void timeutil_civil_from_days(int64_t days, int64_t *year, int *month, int *day);
+
+/* a / b rounded toward minus infinity (b > 0): the day of an instant before 1970. */
+int64_t timeutil_floor_div(int64_t a, int64_t b);
+
+/* The day of the week of a day number: 0 = Sunday. */
+int timeutil_weekday(int64_t days);
+
+bool timeutil_is_leap_year(int64_t year);
+
+/* 28..31 days in month (1..12) of year. */
+int timeutil_days_in_month(int64_t year, int month);
 
 #endif

@@ -81,50 +81,12 @@ struct tz_zone {
     tz_rule rule;
 };
 
-/* ---- calendar ---------------------------------------------------------- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static bool is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* Inverse of timeutil_days_from_civil (Howard Hinnant's civil_from_days). */
-static void civil_from_days(int64_t z, int64_t *year, int *month, int *day)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *day = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *month = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *year = yoe + era * 400 + (*month <= 2);
-}
-
-/* 0 = Sunday; 1970-01-01 was a Thursday. */
-static int weekday(int64_t days)
-{
-    return (int)(((days + 4) % 7 + 7) % 7);
-}
-
+/* The year of t (seconds since the epoch, as UTC). */
 static int64_t year_of(int64_t t)
 {
     int64_t y;
     int m, d;
-    civil_from_days(floor_div(t, 86400), &y, &m, &d);
+    timeutil_civil_from_days(timeutil_floor_div(t, 86400), &y, &m, &d);
     return y;
 }
 
@@ -136,15 +98,16 @@ static int64_t rule_date_local(const rule_date *d, int64_t y)
     int64_t days = 0;
     switch (d->kind) {
     case RULE_JULIAN_NOLEAP:
-        days = timeutil_days_from_civil(y, 1, 1) + d->day - 1 + (is_leap(y) && d->day >= 60);
+        days = timeutil_days_from_civil(y, 1, 1) + d->day - 1 +
+               (timeutil_is_leap_year(y) && d->day >= 60);
         break;
     case RULE_JULIAN:
         days = timeutil_days_from_civil(y, 1, 1) + d->day;
         break;
     case RULE_MWD: {
         int64_t first = timeutil_days_from_civil(y, d->month, 1);
-        int mday = (d->wday - weekday(first) + 7) % 7 + (d->week - 1) * 7;
-        while (mday >= days_in_month(y, d->month))
+        int mday = (d->wday - timeutil_weekday(first) + 7) % 7 + (d->week - 1) * 7;
+        while (mday >= timeutil_days_in_month(y, d->month))
             mday -= 7;
         days = first + mday;
         break;
@@ -505,8 +468,8 @@ static int resolve_local(const tz_zone *z, int64_t naive, int fold, int64_t *out
 int tz_from_local(const tz_zone *zone, const tz_local *l, int64_t *utc_s)
 {
     if (l->year < -9999 || l->year > 9999 || l->month < 1 || l->month > 12 || l->day < 1 ||
-        l->day > days_in_month(l->year, l->month) || l->hour < 0 || l->hour > 23 || l->minute < 0 ||
-        l->minute > 59 || l->second < 0 || l->second > 59)
+        l->day > timeutil_days_in_month(l->year, l->month) || l->hour < 0 || l->hour > 23 ||
+        l->minute < 0 || l->minute > 59 || l->second < 0 || l->second > 59)
         return -1;
     int64_t naive = timeutil_days_from_civil(l->year, l->month, l->day) * 86400 + l->hour * 3600 +
                     l->minute * 60 + l->second;
@@ -519,16 +482,16 @@ int tz_to_local(const tz_zone *zone, int64_t utc_s, tz_local *out)
         return -1;
     const tz_type *type = zone_type_at(zone, utc_s);
     int64_t local = utc_s + type->utoff;
-    int64_t days = floor_div(local, 86400);
+    int64_t days = timeutil_floor_div(local, 86400);
     int64_t secs = local - days * 86400;
     int64_t year;
     memset(out, 0, sizeof(*out));
-    civil_from_days(days, &year, &out->month, &out->day);
+    timeutil_civil_from_days(days, &year, &out->month, &out->day);
     out->year = (int)year;
     out->hour = (int)(secs / 3600);
     out->minute = (int)(secs / 60 % 60);
     out->second = (int)(secs % 60);
-    out->wday = weekday(days);
+    out->wday = timeutil_weekday(days);
     out->yday = (int)(days - timeutil_days_from_civil(year, 1, 1));
     out->utc_offset = type->utoff;
     out->is_dst = type->isdst;

@@ -153,6 +153,21 @@ START_TEST(test_civil_from_days_inverts_days_from_civil)
     ck_assert_int_eq(day, 29);
 }
 
+START_TEST(test_calendar_helpers_match_known_dates)
+{
+    ck_assert_int_eq(timeutil_weekday(0), 4);                                     /* Thursday */
+    ck_assert_int_eq(timeutil_weekday(-1), 3);                                    /* Wednesday */
+    ck_assert_int_eq(timeutil_weekday(timeutil_days_from_civil(2026, 12, 7)), 1); /* Monday */
+    ck_assert_int_eq(timeutil_days_in_month(2024, 2), 29);
+    ck_assert_int_eq(timeutil_days_in_month(1900, 2), 28);
+    ck_assert_int_eq(timeutil_days_in_month(2000, 2), 29);
+    ck_assert_int_eq(timeutil_days_in_month(2023, 12), 31);
+    ck_assert(!timeutil_is_leap_year(2100));
+    ck_assert_int_eq(timeutil_floor_div(-1, 86400), -1);
+    ck_assert_int_eq(timeutil_floor_div(-86400, 86400), -1);
+    ck_assert_int_eq(timeutil_floor_div(86399, 86400), 0);
+}
+
 static int64_t rel(const char *s, int64_t now)
 {
     int64_t ms = 0;
@@ -228,6 +243,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_parse_error_quotes_the_input),
     TEST_ENTRY(test_days_from_civil_matches_known_dates),
     TEST_ENTRY(test_civil_from_days_inverts_days_from_civil),
+    TEST_ENTRY(test_calendar_helpers_match_known_dates),
     TEST_ENTRY(test_relative_times_count_back_from_now),
     TEST_ENTRY(test_relative_rejects_missing_sign_unit_or_number),
     TEST_ENTRY(test_parse_time_accepts_either_form),
