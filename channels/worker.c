@@ -1294,17 +1294,29 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
     return provider_new(kname, &s, err, errlen);
 }
 
-worker *worker_new(const worker_config *cfg, const herald_common_config *common,
-                   const config_kafka_props *props, const volatile sig_atomic_t *stop,
-                   int *config_error, char *err, size_t errlen)
+/* Names the worker's lease owner: HERALD_WORKER_ID, or host:pid:random. */
+static void set_owner(worker *w)
 {
-    char name[128], host[64] = "localhost";
-    worker *w = calloc(1, sizeof *w);
-    *config_error = 0;
-    if (w == NULL) {
-        error_set(err, errlen, "out of memory");
-        return NULL;
+    char host[64] = "localhost";
+    if (w->cfg->worker_id && *w->cfg->worker_id) {
+        snprintf(w->owner, sizeof w->owner, "%s", w->cfg->worker_id);
+        return;
     }
+    unsigned char r[3] = {0};
+    char hex[8];
+    (void)!id_random_bytes(r, sizeof r);
+    gethostname(host, sizeof host - 1);
+    snprintf(w->owner, sizeof w->owner, "%s:%d:%s", host, (int)getpid(), id_hex(r, 3, hex));
+}
+
+/* A worker holding its settings, names and topics; nothing opened yet. */
+static worker *worker_alloc(const worker_config *cfg, const herald_common_config *common,
+                            const config_kafka_props *props, const volatile sig_atomic_t *stop)
+{
+    char name[128];
+    worker *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
     w->wake[0] = w->wake[1] = -1;
     w->cfg = cfg;
     w->common = common;
@@ -1320,79 +1332,97 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     config_topic(common, topics_retry(w->chname, name, sizeof name), w->topics[TOPIC_RETRY],
                  sizeof w->topics[0]);
     config_topic(common, TOPICS_DLQ, w->dlq_topic, sizeof w->dlq_topic);
-    if (cfg->worker_id && *cfg->worker_id) {
-        snprintf(w->owner, sizeof w->owner, "%s", cfg->worker_id);
-    } else {
-        unsigned char r[3] = {0};
-        char hex[8];
-        (void)!id_random_bytes(r, sizeof r);
-        gethostname(host, sizeof host - 1);
-        snprintf(w->owner, sizeof w->owner, "%s:%d:%s", host, (int)getpid(), id_hex(r, 3, hex));
-    }
+    set_owner(w);
     w->policy =
         (retry_policy){(int)cfg->max_attempts[w->channel], cfg->retry_base_ms, cfg->retry_max_ms};
     w->rng = (uint64_t)timeutil_now_ms() ^ ((uint64_t)getpid() << 32);
+    return w;
+}
 
-    if (worker_config_check(cfg, err, errlen) != 0) {
-        *config_error = 1;
-        goto fail;
-    }
+/* The primary provider and any configured fallback, each with its breaker. */
+static int open_providers(worker *w, int *config_error, char *err, size_t errlen)
+{
+    const worker_config *cfg = w->cfg;
     for (int p = 0; p < NPROV; p++) {
         w->prov[p] = make_provider(w, p, err, errlen);
         if (w->prov[p] == NULL && (p == PROV_PRIMARY || cfg->fallback_provider[w->channel])) {
             *config_error = 1;
-            goto fail;
+            return -1;
         }
-        if (w->prov[p]) {
-            breaker_config bc = {.failure_threshold = (unsigned)cfg->breaker_failures,
-                                 .open_ms = cfg->breaker_open_ms,
-                                 .max_open_ms = cfg->breaker_open_ms * 8,
-                                 .half_open_max = 1};
-            w->brk[p] = breaker_new(&bc);
-            if (w->brk[p] == NULL)
-                goto oom;
+        if (w->prov[p] == NULL)
+            continue;
+        breaker_config bc = {.failure_threshold = (unsigned)cfg->breaker_failures,
+                             .open_ms = cfg->breaker_open_ms,
+                             .max_open_ms = cfg->breaker_open_ms * 8,
+                             .half_open_max = 1};
+        w->brk[p] = breaker_new(&bc);
+        if (w->brk[p] == NULL) {
+            error_set(err, errlen, "out of memory");
+            return -1;
         }
     }
-    w->bucket = ratelimit_new((double)cfg->rate[w->channel], 0, timeutil_monotonic_ms());
+    return 0;
+}
+
+/* The in-memory bookkeeping: rate limit, offsets, key queues, held retries, metrics. */
+static int alloc_state(worker *w, char *err, size_t errlen)
+{
+    w->bucket = ratelimit_new((double)w->cfg->rate[w->channel], 0, timeutil_monotonic_ms());
     w->offs = offsets_new();
     w->idem = keyq_new();
     w->users = keyq_new();
     w->held = dueq_new();
     w->reg = metrics_registry_new();
     if (w->bucket == NULL || w->offs == NULL || w->idem == NULL || w->users == NULL ||
-        w->held == NULL || w->reg == NULL || metrics_init(w) != 0)
-        goto oom;
-    /* Wakes the loop when librdkafka, a database thread or a pooled send has
-     * something for it. */
+        w->held == NULL || w->reg == NULL || metrics_init(w) != 0) {
+        error_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The pipe librdkafka, a database thread or a pooled send writes to, to wake the loop. */
+static int open_wake_pipe(worker *w, char *err, size_t errlen)
+{
     if (pipe(w->wake) != 0 || fcntl(w->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(w->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
         fcntl(w->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(w->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
         error_set(err, errlen, "pipe: %s", strerror(errno));
-        goto fail;
+        return -1;
     }
-    w->snd = sender_new((int)cfg->concurrency, on_send_done, w, w->wake[1], err, errlen);
-    if (w->snd == NULL)
-        goto fail;
+    return 0;
+}
 
-    w->db_claim =
-        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, stop, err, errlen);
+/* One PostgreSQL connection for each database thread: claims, outcomes. */
+static int open_stores(worker *w, char *err, size_t errlen)
+{
+    const char *url = w->common->database_url;
+    w->db_claim = store_new(url, w->chname, w->owner, w->cfg->lease_ms, w->stop, err, errlen);
     if (w->db_claim == NULL)
-        goto fail;
-    w->db_record =
-        store_new(common->database_url, w->chname, w->owner, cfg->lease_ms, stop, err, errlen);
-    if (w->db_record == NULL)
-        goto fail;
+        return -1;
+    w->db_record = store_new(url, w->chname, w->owner, w->cfg->lease_ms, w->stop, err, errlen);
+    return w->db_record == NULL ? -1 : 0;
+}
 
-    char group[600];
-    if (cfg->group_id && *cfg->group_id)
-        snprintf(group, sizeof group, "%s", cfg->group_id);
-    else
-        snprintf(group, sizeof group, "%sworker.%s", common->topic_prefix, w->chname);
-    w->producer = kafka_producer_new(common->kafka_brokers, NULL, props, NULL, err, errlen);
+/* The producer for retry and DLQ records, reporting to on_delivery_report. */
+static int open_producer(worker *w, char *err, size_t errlen)
+{
+    w->producer = kafka_producer_new(w->common->kafka_brokers, NULL, w->props, NULL, err, errlen);
     if (w->producer == NULL)
-        goto fail;
+        return -1;
     kafka_producer_set_delivery_cb(w->producer, on_delivery_report);
+    return 0;
+}
+
+/* The consumer, in HERALD_WORKER_GROUP or <prefix>worker.<channel>; subscribed last. */
+static int open_consumer(worker *w, char *err, size_t errlen)
+{
+    char group[600];
+    if (w->cfg->group_id && *w->cfg->group_id)
+        snprintf(group, sizeof group, "%s", w->cfg->group_id);
+    else
+        snprintf(group, sizeof group, "%sworker.%s", w->common->topic_prefix, w->chname);
     /* A short broker-side fetch wait: a partition resumed after a pause, or a
      * retry record produced a moment ago, is fetched within 100 ms instead of
      * waiting out a fetch parked on idle partitions (500 ms by default).
@@ -1411,11 +1441,16 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
     static const config_kafka_props consumer_props = {
         (config_kv *)consumer_defaults, sizeof consumer_defaults / sizeof consumer_defaults[0]};
     w->consumer =
-        kafka_consumer_new(common->kafka_brokers, group, &consumer_props, props, err, errlen);
+        kafka_consumer_new(w->common->kafka_brokers, group, &consumer_props, w->props, err, errlen);
     if (w->consumer == NULL)
-        goto fail;
+        return -1;
     kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
+    return 0;
+}
 
+/* Has the consumer's and the producer's queues write to the wake pipe. */
+static void wake_on_kafka(worker *w)
+{
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(kafka_consumer_rk(w->consumer));
     if (q) {
         rd_kafka_queue_io_event_enable(q, w->wake[1], "c", 1);
@@ -1426,32 +1461,85 @@ worker *worker_new(const worker_config *cfg, const herald_common_config *common,
         rd_kafka_queue_io_event_enable(q, w->wake[1], "p", 1);
         rd_kafka_queue_destroy(q);
     }
+}
+
+/* The two database threads, each on its own store. */
+static int start_tasks(worker *w, char *err, size_t errlen)
+{
     w->claim_task = bgtask_new(run_claim, w->db_claim, w->wake[1], err, errlen);
     if (w->claim_task == NULL)
-        goto fail;
+        return -1;
     w->record_task = bgtask_new(run_record, w->db_record, w->wake[1], err, errlen);
-    if (w->record_task == NULL)
-        goto fail;
-    const char *subs[NTOPICS] = {w->topics[TOPIC_DELIVERIES], w->topics[TOPIC_RETRY]};
-    if (kafka_consumer_subscribe(w->consumer, subs, NTOPICS, err, errlen) != KAFKA_OK)
-        goto fail;
+    return w->record_task == NULL ? -1 : 0;
+}
 
-    const char *addr = cfg->metrics_addr && *cfg->metrics_addr
-                           ? cfg->metrics_addr
+/* Joins the group on the deliveries and retry topics. */
+static int subscribe_topics(worker *w, char *err, size_t errlen)
+{
+    const char *subs[NTOPICS] = {w->topics[TOPIC_DELIVERIES], w->topics[TOPIC_RETRY]};
+    return kafka_consumer_subscribe(w->consumer, subs, NTOPICS, err, errlen) == KAFKA_OK ? 0 : -1;
+}
+
+/* Serves /metrics, /healthz and /readyz on HERALD_METRICS_ADDR or the channel's default. */
+static int start_ops(worker *w, char *err, size_t errlen)
+{
+    const char *addr = w->cfg->metrics_addr && *w->cfg->metrics_addr
+                           ? w->cfg->metrics_addr
                            : worker_config_default_metrics_addr(w->channel);
     w->ops = opsserver_start(addr, w->reg, health_check, ready_check, w, err, errlen);
-    if (w->ops == NULL)
-        goto fail;
+    return w->ops == NULL ? -1 : 0;
+}
+
+/* One line saying what this worker sends, through what, and where it is watched. */
+static void log_started(const worker *w)
+{
     LOG_INFO(NULL,
              "worker %s: channel %s via %s%s%s%s, concurrency %ld, rate %ld/s, max attempts %d, "
              "topics %s + %s, metrics on port %u",
              w->owner, w->chname, provider_name(w->prov[0]), w->prov[1] ? " (fallback " : "",
-             w->prov[1] ? provider_name(w->prov[1]) : "", w->prov[1] ? ")" : "", cfg->concurrency,
-             cfg->rate[w->channel], w->policy.max_attempts, w->topics[0], w->topics[1],
-             (unsigned)opsserver_port(w->ops));
+             w->prov[1] ? provider_name(w->prov[1]) : "", w->prov[1] ? ")" : "",
+             w->cfg->concurrency, w->cfg->rate[w->channel], w->policy.max_attempts, w->topics[0],
+             w->topics[1], (unsigned)opsserver_port(w->ops));
+}
+
+worker *worker_new(const worker_config *cfg, const herald_common_config *common,
+                   const config_kafka_props *props, const volatile sig_atomic_t *stop,
+                   int *config_error, char *err, size_t errlen)
+{
+    *config_error = 0;
+    worker *w = worker_alloc(cfg, common, props, stop);
+    if (w == NULL) {
+        error_set(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (worker_config_check(cfg, err, errlen) != 0) {
+        *config_error = 1;
+        goto fail;
+    }
+    if (open_providers(w, config_error, err, errlen) != 0)
+        goto fail;
+    if (alloc_state(w, err, errlen) != 0)
+        goto fail;
+    if (open_wake_pipe(w, err, errlen) != 0)
+        goto fail;
+    w->snd = sender_new((int)cfg->concurrency, on_send_done, w, w->wake[1], err, errlen);
+    if (w->snd == NULL)
+        goto fail;
+    if (open_stores(w, err, errlen) != 0)
+        goto fail;
+    if (open_producer(w, err, errlen) != 0)
+        goto fail;
+    if (open_consumer(w, err, errlen) != 0)
+        goto fail;
+    wake_on_kafka(w);
+    if (start_tasks(w, err, errlen) != 0)
+        goto fail;
+    if (subscribe_topics(w, err, errlen) != 0)
+        goto fail;
+    if (start_ops(w, err, errlen) != 0)
+        goto fail;
+    log_started(w);
     return w;
-oom:
-    error_set(err, errlen, "out of memory");
 fail:
     worker_free(w);
     return NULL;
