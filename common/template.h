@@ -1,5 +1,5 @@
 /*
- * template: placeholders in notification templates, and SMS sizing.
+ * template: placeholders in notification templates.
  *
  * A template is text with placeholders {{root.path}}:
  *   {{user.name}} {{user.email}}      the recipient (user row as JSON)
@@ -22,13 +22,6 @@
  * as nothing, counted in *missing so the caller can decide whether a message
  * with holes is worth sending.  The HTML mode escapes & < > " ' in inserted
  * values (never in the template's own text, which is trusted markup).
- *
- * SMS: template_sms_segments() counts what a carrier bills.  A body wholly in
- * the GSM 03.38 alphabet travels as GSM-7: 160 septets in one message, 153
- * per part once split (7 go to the concatenation header); characters of the
- * extension table (^ { } \ [ ~ ] | € and form feed) take two septets and are
- * never split across parts.  Anything else forces UCS-2: 70 UTF-16 code units
- * in one message, 67 per part, surrogate pairs never split.
  */
 #ifndef HERALD_TEMPLATE_H
 #define HERALD_TEMPLATE_H
@@ -47,11 +40,6 @@ typedef enum {
     TEMPLATE_ESCAPE_NONE = 0, /* plain text, SMS, push, subjects */
     TEMPLATE_ESCAPE_HTML = 1, /* HTML mail bodies */
 } template_escape;
-
-typedef enum {
-    TEMPLATE_SMS_GSM7 = 0,
-    TEMPLATE_SMS_UCS2 = 1,
-} template_sms_encoding;
 
 /*
  * Compiles src (NUL-terminated UTF-8, at most TEMPLATE_MAX_SOURCE bytes).
@@ -98,26 +86,5 @@ int template_render(const template *t, const json_t *context, template_escape es
  * Returns a new object (json_decref it), or NULL when out of memory.
  */
 json_t *template_context_new(json_t *event, json_t *user) __attribute__((warn_unused_result));
-
-/*
- * Number of SMS parts body needs (0 for an empty body), and its encoding in
- * *encoding (may be NULL).  Invalid UTF-8 bytes count as one UCS-2 unit each.
- */
-int template_sms_segments(const char *body, template_sms_encoding *encoding);
-
-/*
- * Fits body into max_segments SMS parts.  When it already fits, *out is a
- * copy of it.  Otherwise *out is the longest prefix that, followed by marker
- * (e.g. "…"; NULL for none), fits; trailing spaces are dropped before the
- * marker, and the cut never falls inside a UTF-8 character nor before a
- * combining mark, variation selector or zero-width joiner.  Note that a
- * marker outside GSM-7 ("…" is) turns the message into UCS-2 and so lowers
- * the capacity.  *truncated (may be NULL) says whether anything was cut.
- * The caller frees *out.  Returns -1 when max_segments < 1, the marker alone
- * does not fit, or memory runs out.
- */
-int template_sms_truncate(const char *body, int max_segments, const char *marker, char **out,
-                          bool *truncated, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
 
 #endif

@@ -39,22 +39,24 @@ static bool is_graph(unsigned char c)
     return c > 0x20 && c < 0x7f;
 }
 
-size_t validate_utf8_char(const char *s, size_t len)
+size_t validate_utf8_decode(const char *s, size_t len, int32_t *cp)
 {
     const unsigned char *p = (const unsigned char *)s;
     if (len == 0)
         return 0;
     unsigned char c = p[0];
-    if (c < 0x80)
+    if (c < 0x80) {
+        *cp = c;
         return 1;
+    }
     size_t n;
-    uint32_t cp, min;
+    uint32_t v, min;
     if ((c & 0xe0) == 0xc0) {
-        n = 2, cp = c & 0x1f, min = 0x80;
+        n = 2, v = c & 0x1f, min = 0x80;
     } else if ((c & 0xf0) == 0xe0) {
-        n = 3, cp = c & 0x0f, min = 0x800;
+        n = 3, v = c & 0x0f, min = 0x800;
     } else if ((c & 0xf8) == 0xf0) {
-        n = 4, cp = c & 0x07, min = 0x10000;
+        n = 4, v = c & 0x07, min = 0x10000;
     } else {
         return 0;
     }
@@ -63,11 +65,18 @@ size_t validate_utf8_char(const char *s, size_t len)
     for (size_t k = 1; k < n; k++) {
         if ((p[k] & 0xc0) != 0x80)
             return 0;
-        cp = cp << 6 | (p[k] & 0x3f);
+        v = v << 6 | (p[k] & 0x3f);
     }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
         return 0;
+    *cp = (int32_t)v;
     return n;
+}
+
+size_t validate_utf8_char(const char *s, size_t len)
+{
+    int32_t cp;
+    return validate_utf8_decode(s, len, &cp);
 }
 
 bool validate_utf8(const char *s, size_t len)

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define VALIDATE_NAME_MAX            128 /* event type, topic name */
 #define VALIDATE_CATEGORY_MAX        64
@@ -30,6 +31,9 @@ bool validate_utf8(const char *s, size_t len);
 
 /* Bytes (1..4) of the well-formed UTF-8 character at s[0..len), or 0 when there is none. */
 size_t validate_utf8_char(const char *s, size_t len);
+
+/* The same, storing the character's code point in *cp when there is one. */
+size_t validate_utf8_decode(const char *s, size_t len, int32_t *cp);
 
 /* Number of code points in well-formed UTF-8 s[0..len). */
 size_t validate_utf8_chars(const char *s, size_t len);

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "sms.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -125,8 +126,7 @@ static int render(const tplcache_channel *tc, delivery_channel ch, json_t *ctx,
     }
     if (ch == DELIVERY_SMS) {
         char *cut = NULL;
-        if (template_sms_truncate(c->body, opt->sms_max_segments, "…", &cut, NULL, err, errlen) !=
-            0)
+        if (sms_truncate(c->body, opt->sms_max_segments, "…", &cut, NULL, err, errlen) != 0)
             return -1;
         free(c->body);
         c->body = cut;

@@ -9,6 +9,7 @@
 #include "broadcast.h"
 #include "fanout.h"
 #include "prefs_cache.h"
+#include "sms.h"
 #include "status.h"
 #include "testutil.h"
 #include "tplcache.h"
@@ -247,7 +248,7 @@ START_TEST(test_fanout_truncates_sms_and_records_unknown_users)
     ck_assert_int_eq(s->action, DECIDE_SEND);
     delivery d = {0};
     ck_assert_int_eq(delivery_parse(s->value, s->vlen, &d, err, sizeof err), DELIVERY_OK);
-    ck_assert_int_eq(template_sms_segments(d.body, NULL), 1);
+    ck_assert_int_eq(sms_segments(d.body, NULL), 1);
     delivery_free(&d);
     fx_free(&f);
 
