@@ -288,13 +288,20 @@ static void uuid_set_version(unsigned char b[16], int version)
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 
+void id_uuid_v4_from(const unsigned char random[16], char *out)
+{
+    unsigned char b[16];
+    memcpy(b, random, sizeof b);
+    uuid_set_version(b, 4);
+    uuid_format(b, out);
+}
+
 int id_uuid_v4(char *out)
 {
     unsigned char b[16];
     if (id_random_bytes(b, sizeof b) != 0)
         return -1;
-    uuid_set_version(b, 4);
-    uuid_format(b, out);
+    id_uuid_v4_from(b, out);
     return 0;
 }
 

@@ -39,6 +39,9 @@ int id_random_bytes(void *buf, size_t n) __attribute__((warn_unused_result));
 /* Writes a random (version 4) UUID into out[ID_UUID_SIZE]; -1 without randomness. */
 int id_uuid_v4(char *out) __attribute__((warn_unused_result));
 
+/* The same from 16 random bytes the caller drew (a pool of them, say). */
+void id_uuid_v4_from(const unsigned char random[16], char *out);
+
 /*
  * Writes the name-based (version 5) UUID of name[0..namelen) in the given
  * namespace into out[ID_UUID_SIZE]; -1 if namespace_uuid is not a UUID.

@@ -135,7 +135,7 @@ static bool is_extender(int32_t cp)
 }
 
 int sms_truncate(const char *body, int max_segments, const char *marker, char **out,
-                          bool *truncated, char *err, size_t errlen)
+                 bool *truncated, char *err, size_t errlen)
 {
     int rc = -1;
     size_t *cuts = NULL;

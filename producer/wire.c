@@ -62,7 +62,6 @@ static _Thread_local struct {
 
 int wire_event_id(char out[ID_UUID_SIZE])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
     if (!pool.init || pool.generation != gen) {
         pthread_once(&fork_once, register_fork_handler);
@@ -75,19 +74,8 @@ int wire_event_id(char out[ID_UUID_SIZE])
             return -1;
         pool.used = 0;
     }
-    unsigned char b[16];
-    memcpy(b, pool.bytes + pool.used, sizeof b);
-    pool.used += sizeof b;
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = digits[b[i] >> 4];
-        out[o++] = digits[b[i] & 0xf];
-    }
-    out[o] = '\0';
+    id_uuid_v4_from(pool.bytes + pool.used, out);
+    pool.used += 16;
     return 0;
 }
 

@@ -28,7 +28,7 @@ static int segments(const char *s, sms_encoding *enc)
 #define ASSERT_SEGMENTS(unit, count, want_parts, want_enc)                                         \
     do {                                                                                           \
         char *body_ = repeat((unit), (count));                                                     \
-        sms_encoding enc_;                                                                \
+        sms_encoding enc_;                                                                         \
         ck_assert_msg(segments(body_, &enc_) == (want_parts), "%zu x \"%s\": %d parts",            \
                       (size_t)(count), (unit), segments(body_, NULL));                             \
         ck_assert_int_eq(enc_, (want_enc));                                                        \
@@ -100,8 +100,8 @@ static char *truncate_ok(const char *body, int max, const char *marker, bool *tr
 {
     char *out = NULL;
     char err[256];
-    ck_assert_msg(sms_truncate(body, max, marker, &out, truncated, err, sizeof(err)) == 0,
-                  "%s", err);
+    ck_assert_msg(sms_truncate(body, max, marker, &out, truncated, err, sizeof(err)) == 0, "%s",
+                  err);
     ck_assert(validate_utf8(out, strlen(out)));
     ck_assert_int_le(segments(out, NULL), max);
     return out;
