@@ -75,6 +75,19 @@ typedef struct replay_run {
     int64_t scanned, matched, published, failed, invalid;
 } replay_run;
 
+/* One run of the command: its window, where it reads and publishes, what it did. */
+typedef struct replay_job {
+    const replay_flags *f;
+    replay_filter filter;
+    int stamp; /* the generation stamp of --redeliver (replay.h) */
+    char topic[512];
+    partread *r;
+    kafka_producer *p; /* NULL on --dry-run */
+    cmdutil_progress progress;
+    replay_run run;
+} replay_job;
+
+/* Delivery reports: counts each re-published event as published or failed. */
 static void replay_report(void *opaque, const kafka_delivery_report *dr)
 {
     replay_run *run = opaque;
@@ -87,6 +100,7 @@ static void replay_report(void *opaque, const kafka_delivery_report *dr)
     }
 }
 
+/* The replay headers of an earlier replay, which this one sets afresh. */
 static bool drop_replayed(const char *name, void *arg)
 {
     (void)arg;
@@ -135,9 +149,9 @@ static int replay_publish(kafka_producer *p, const char *topic, rd_kafka_message
     return 0;
 }
 
+/* Two --redeliver runs must not share a stamp (replay.h): waits for the second to turn. */
 static void wait_for_next_second(int stamp)
 {
-    /* Two --redeliver runs must not share a stamp (replay.h). */
     for (int i = 0; i < 20 && replay_stamp(timeutil_now_ms()) == stamp; i++) {
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -161,6 +175,131 @@ static int parse_window(const replay_flags *f, int64_t *from_ms, int64_t *to_ms)
     return 0;
 }
 
+/* Flags into f and the events they select into filter.  Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, replay_flags *f, replay_filter *filter)
+{
+    int first = argc;
+    int64_t from_ms = -1, to_ms = -1;
+    config_status st = ctl_parse_flags("replay", REPLAY_USAGE, replay_vars, f, argc, argv, &first);
+    if (st != CONFIG_OK)
+        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "heraldctl replay: unexpected argument \"%s\"\n", argv[first]);
+        return CTL_EXIT_USAGE;
+    }
+    if (parse_window(f, &from_ms, &to_ms) != 0)
+        return CTL_EXIT_USAGE;
+    *filter = (replay_filter){f->user, f->type, from_ms, to_ms};
+    return -1;
+}
+
+/* Opens the events topic over the window, without a group; -1 with the error printed. */
+static int open_events(const ctl_context *ctx, replay_job *j)
+{
+    char err[512];
+    config_topic(&ctx->common, TOPICS_EVENTS, j->topic, sizeof(j->topic));
+    partread_range range = PARTREAD_ALL((int)j->f->timeout_ms);
+    range.from_ms = j->filter.from_ms;
+    range.to_ms = j->filter.to_ms;
+    partread_status pst = partread_open(ctx->common.kafka_brokers, &ctx->kafka_props, j->topic,
+                                        &range, &j->r, err, sizeof(err));
+    if (pst == PARTREAD_MISSING) {
+        fprintf(stderr, "heraldctl replay: %s\n", err);
+        return -1;
+    }
+    if (pst != PARTREAD_OK) {
+        cmdutil_kafka_error(ctx, "replay", "cannot read the events", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The producer that re-publishes, none on --dry-run; -1 with the error printed. */
+static int open_producer(const ctl_context *ctx, replay_job *j)
+{
+    if (j->f->dry_run)
+        return 0;
+    j->p = cmdutil_producer(ctx, "replay", (int)j->f->timeout_ms);
+    if (j->p == NULL)
+        return -1;
+    kafka_producer_set_delivery_cb(j->p, replay_report);
+    return 0;
+}
+
+/* Counts one record; a match is listed (--dry-run) or re-published.  -1 when the producer cannot go
+ * on. */
+static int replay_record(replay_job *j, rd_kafka_message_t *m)
+{
+    replay_info info;
+    char *value = NULL;
+    size_t vlen = 0;
+    int gen = 0, rc = 0;
+    j->run.scanned++;
+    replay_decision d =
+        replay_check(m->payload, m->len, rd_kafka_message_timestamp(m, NULL), &j->filter, &info);
+    if (d == REPLAY_INVALID)
+        j->run.invalid++;
+    if (d != REPLAY_MATCH)
+        return 0;
+    j->run.matched++;
+    if (replay_rewrite(m->payload, m->len, j->f->redeliver, j->stamp, &value, &vlen, &gen) != 0) {
+        j->run.invalid++;
+    } else if (j->f->dry_run) {
+        char when[TIMEUTIL_RFC3339_SIZE];
+        cmdutil_progress_done(&j->progress);
+        printf("would replay %s %-24s %-24s %s generation %d\n", info.event_id, info.type,
+               info.target, timeutil_format_rfc3339(info.created_at, when, sizeof(when)), gen);
+    } else {
+        rc = replay_publish(j->p, j->topic, m, value, vlen, &j->run);
+    }
+    free(value);
+    return rc;
+}
+
+/* Waits, bounded, for the broker to acknowledge what was published; clears the progress line. */
+static void await_acks(replay_job *j)
+{
+    if (j->p != NULL) {
+        cmdutil_progress_update(&j->progress, true, "waiting for %d acknowledgements",
+                                kafka_producer_outq_len(j->p));
+        int left = kafka_producer_flush(j->p, (int)j->f->timeout_ms + 5000);
+        if (left > 0)
+            fprintf(stderr, "heraldctl replay: %d event(s) not acknowledged in time\n", left);
+    }
+    cmdutil_progress_done(&j->progress);
+}
+
+/* Replays every record of the window; 0, or -1 with the error printed when it stopped early. */
+static int replay_window(const ctl_context *ctx, replay_job *j)
+{
+    char err[512];
+    cmdutil_progress_init(&j->progress);
+    int64_t total = partread_total(j->r);
+    for (;;) {
+        rd_kafka_message_t *m = NULL;
+        partread_status pst = partread_next(j->r, &m, err, sizeof(err));
+        if (pst == PARTREAD_END)
+            break;
+        if (pst != PARTREAD_OK) {
+            cmdutil_progress_done(&j->progress);
+            cmdutil_kafka_error(ctx, "replay", "reading the events failed", err);
+            return -1;
+        }
+        int rc = replay_record(j, m);
+        rd_kafka_message_destroy(m);
+        if (rc != 0) {
+            cmdutil_progress_done(&j->progress);
+            return -1;
+        }
+        cmdutil_progress_update(&j->progress, false,
+                                "scanned %" PRId64 "/%" PRId64 ", matched %" PRId64
+                                ", published %" PRId64,
+                                j->run.scanned, total, j->run.matched, j->run.published);
+    }
+    await_acks(j);
+    return 0;
+}
+
 /* What the run did, on stdout. */
 static void print_summary(const replay_flags *f, const replay_run *run)
 {
@@ -178,119 +317,36 @@ static void print_summary(const replay_flags *f, const replay_run *run)
                run->invalid);
 }
 
+/* Whether every matching event was published (on --dry-run: listed) and none failed. */
+static bool all_replayed(const replay_flags *f, const replay_run *run)
+{
+    return run->failed == 0 && run->published + (f->dry_run ? run->matched : 0) >= run->matched;
+}
+
 int cmd_replay(const ctl_context *ctx, int argc, char **argv)
 {
     replay_flags f = {0};
     const config_table table = {replay_vars, &f};
-    partread *r = NULL;
-    kafka_producer *p = NULL;
-    char topic[512], err[512];
-    int first = argc, rc = CTL_EXIT_USAGE;
-    replay_run run = {0};
-    replay_filter filter = {0};
-    cmdutil_progress progress;
-    int64_t from_ms = -1, to_ms = -1;
+    replay_job j = {.f = &f};
 
-    config_status st = ctl_parse_flags("replay", REPLAY_USAGE, replay_vars, &f, argc, argv, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    int rc = parse_args(argc, argv, &f, &j.filter);
+    if (rc >= 0)
         goto out;
-    }
-    if (first < argc) {
-        fprintf(stderr, "heraldctl replay: unexpected argument \"%s\"\n", argv[first]);
-        goto out;
-    }
-    if (parse_window(&f, &from_ms, &to_ms) != 0)
-        goto out;
-    filter = (replay_filter){f.user, f.type, from_ms, to_ms};
-    int stamp = replay_stamp(timeutil_now_ms());
-
+    j.stamp = replay_stamp(timeutil_now_ms());
     rc = CTL_EXIT_FAILURE;
-    config_topic(&ctx->common, TOPICS_EVENTS, topic, sizeof(topic));
-    partread_range range = PARTREAD_ALL((int)f.timeout_ms);
-    range.from_ms = from_ms;
-    range.to_ms = to_ms;
-    partread_status pst = partread_open(ctx->common.kafka_brokers, &ctx->kafka_props, topic, &range,
-                                        &r, err, sizeof(err));
-    if (pst == PARTREAD_MISSING) {
-        fprintf(stderr, "heraldctl replay: %s\n", err);
+    if (open_events(ctx, &j) != 0 || open_producer(ctx, &j) != 0)
         goto out;
-    }
-    if (pst != PARTREAD_OK) {
-        cmdutil_kafka_error(ctx, "replay", "cannot read the events", err);
-        goto out;
-    }
-    if (!f.dry_run) {
-        p = cmdutil_producer(ctx, "replay", (int)f.timeout_ms);
-        if (p == NULL)
-            goto out;
-        kafka_producer_set_delivery_cb(p, replay_report);
-    }
-    cmdutil_progress_init(&progress);
-    int64_t total = partread_total(r);
-    for (;;) {
-        rd_kafka_message_t *m = NULL;
-        pst = partread_next(r, &m, err, sizeof(err));
-        if (pst == PARTREAD_END)
-            break;
-        if (pst != PARTREAD_OK) {
-            cmdutil_progress_done(&progress);
-            cmdutil_kafka_error(ctx, "replay", "reading the events failed", err);
-            goto summary;
-        }
-        run.scanned++;
-        replay_info info;
-        replay_decision d =
-            replay_check(m->payload, m->len, rd_kafka_message_timestamp(m, NULL), &filter, &info);
-        if (d == REPLAY_INVALID)
-            run.invalid++;
-        if (d == REPLAY_MATCH) {
-            char *value = NULL;
-            size_t vlen = 0;
-            int gen = 0;
-            run.matched++;
-            if (replay_rewrite(m->payload, m->len, f.redeliver, stamp, &value, &vlen, &gen) != 0) {
-                run.invalid++;
-            } else if (f.dry_run) {
-                char when[TIMEUTIL_RFC3339_SIZE];
-                cmdutil_progress_done(&progress);
-                printf("would replay %s %-24s %-24s %s generation %d\n", info.event_id, info.type,
-                       info.target, timeutil_format_rfc3339(info.created_at, when, sizeof(when)),
-                       gen);
-            } else if (replay_publish(p, topic, m, value, vlen, &run) != 0) {
-                free(value);
-                rd_kafka_message_destroy(m);
-                cmdutil_progress_done(&progress);
-                goto summary;
-            }
-            free(value);
-        }
-        rd_kafka_message_destroy(m);
-        cmdutil_progress_update(&progress, false,
-                                "scanned %" PRId64 "/%" PRId64 ", matched %" PRId64
-                                ", published %" PRId64,
-                                run.scanned, total, run.matched, run.published);
-    }
-    if (p != NULL) {
-        cmdutil_progress_update(&progress, true, "waiting for %d acknowledgements",
-                                kafka_producer_outq_len(p));
-        int left = kafka_producer_flush(p, (int)f.timeout_ms + 5000);
-        if (left > 0)
-            fprintf(stderr, "heraldctl replay: %d event(s) not acknowledged in time\n", left);
-    }
-    cmdutil_progress_done(&progress);
-    rc = CTL_EXIT_OK;
-summary:
-    if (p != NULL)
-        kafka_producer_flush(p, 1000);
-    print_summary(&f, &run);
-    if (run.failed > 0 || run.published + (f.dry_run ? run.matched : 0) < run.matched)
+    rc = replay_window(ctx, &j) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+    if (j.p != NULL)
+        kafka_producer_flush(j.p, 1000); /* reports still due count in the summary */
+    print_summary(&f, &j.run);
+    if (!all_replayed(&f, &j.run))
         rc = CTL_EXIT_FAILURE;
     if (f.redeliver && !f.dry_run)
-        wait_for_next_second(stamp);
+        wait_for_next_second(j.stamp);
 out:
-    kafka_producer_destroy(p);
-    partread_close(r);
+    kafka_producer_destroy(j.p);
+    partread_close(j.r);
     config_free(&table, 1, NULL);
     return rc;
 }

@@ -116,6 +116,133 @@ typedef struct topic_marks {
     int64_t *low, *high;
 } topic_marks;
 
+/* One daemon's row: its name, the address asked and what /healthz said. */
+#define STATUS_DAEMONS 5
+typedef struct status_daemon {
+    const char *name;
+    const char *addr;
+    char health[256];
+} status_daemon;
+
+/*
+ * Where the report is gathered: with --json the objects of the document,
+ * else the lag table; the other side stays NULL.
+ */
+typedef struct status_out {
+    json_t *root, *rows, *group_lag, *retry_json;
+    table *lag;
+} status_out;
+
+/* Everything the report says, gathered before a line of it is printed. */
+typedef struct status_report {
+    status_group groups[STATUS_MAX_GROUPS];
+    size_t ngroups;
+    topic_marks marks[STATUS_MAX_TOPICS];
+    size_t nmarks;
+    int64_t retry_depth[STATUS_MAX_TOPICS]; /* -1: no reported group covers the topic */
+    int64_t dlq_size;
+    status_daemon daemons[STATUS_DAEMONS];
+    size_t ndaemons;
+    status_out out;
+} status_report;
+
+static const char *const status_channels[] = {"email", "sms", "push"};
+static const char *const status_deliveries[] = {"deliveries.email", "deliveries.sms",
+                                                "deliveries.push"};
+static const char *const status_retries[] = {"retry.email", "retry.sms", "retry.push"};
+
+/*
+ * The topics a group is expected to consume, so that a partition it has not
+ * committed yet counts whole: by its name, as the daemons name their groups
+ * (dispatcher: "...dispatcher..."; workers: "...worker.<channel>").
+ */
+static void infer_expects(status_group *g)
+{
+    size_t len = strlen(g->name);
+    for (size_t i = 0; i < 3; i++) {
+        char suffix[32];
+        size_t slen = (size_t)snprintf(suffix, sizeof(suffix), "worker.%s", status_channels[i]);
+        if (len >= slen && strcmp(g->name + len - slen, suffix) == 0) {
+            g->expects[0] = status_deliveries[i];
+            g->expects[1] = status_retries[i];
+            return;
+        }
+    }
+    if (strstr(g->name, "dispatcher") != NULL)
+        g->expects[0] = TOPICS_EVENTS;
+}
+
+/* Splits "a,b" into groups (NULL: the daemons' own); -1 (exit 2) on an empty name or too many. */
+static int parse_groups(const ctl_context *ctx, const char *list, status_group *out, size_t *n)
+{
+    *n = 0;
+    if (list == NULL) {
+        for (size_t i = 0; i < 4; i++)
+            out[i] = (status_group){0};
+        snprintf(out[0].name, sizeof(out[0].name), "herald-dispatcher");
+        /* The workers' default group (channels/worker.c). */
+        for (size_t i = 0; i < 3; i++)
+            snprintf(out[i + 1].name, sizeof(out[i + 1].name), "%sworker.%s",
+                     ctx->common.topic_prefix, status_channels[i]);
+        for (size_t i = 0; i < 4; i++)
+            infer_expects(&out[i]);
+        *n = 4;
+        return 0;
+    }
+    const char *s = list;
+    while (*s != '\0' || *n == 0) {
+        size_t len = strcspn(s, ",");
+        if (len == 0 || len >= sizeof(out[0].name) || *n == STATUS_MAX_GROUPS) {
+            fprintf(stderr,
+                    "heraldctl status: --group: expected comma-separated group names, "
+                    "got \"%.64s\"\n",
+                    list);
+            return -1;
+        }
+        out[*n] = (status_group){0};
+        memcpy(out[*n].name, s, len);
+        infer_expects(&out[*n]);
+        (*n)++;
+        s += len;
+        if (*s == ',')
+            s++;
+        if (*s == '\0')
+            break;
+    }
+    return 0;
+}
+
+/* Flags into f and the groups to report into r.  Returns -1 to go on, else the exit code. */
+static int parse_args(const ctl_context *ctx, int argc, char **argv, status_flags *f,
+                      status_report *r)
+{
+    int first = argc;
+    config_status st = ctl_parse_flags("status", STATUS_USAGE, status_vars, f, argc, argv, &first);
+    if (st != CONFIG_OK)
+        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "heraldctl status: unexpected argument \"%s\"\n", argv[first]);
+        return CTL_EXIT_USAGE;
+    }
+    if (parse_groups(ctx, f->groups, r->groups, &r->ngroups) != 0)
+        return CTL_EXIT_USAGE;
+    return -1;
+}
+
+/*
+ * A client of group, for committed offsets; it never joins the group.  The
+ * operator's -X pairs go in as the defaults so that auto-commit off, passed
+ * last, wins whatever they say.
+ */
+static kafka_consumer *client_for_group(const ctl_context *ctx, const char *group, char *err,
+                                        size_t errlen)
+{
+    static config_kv fixed_kv[] = {{(char *)"enable.auto.commit", (char *)"false"}};
+    static const config_kafka_props fixed = {fixed_kv, 1};
+    return kafka_consumer_new(ctx->common.kafka_brokers, group, &ctx->kafka_props, &fixed, err,
+                              errlen);
+}
+
 /* Reads every Herald topic's watermarks; -1 with err when the broker does not answer. */
 static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, topic_marks *out,
                       size_t *n, char *err, size_t errlen)
@@ -160,20 +287,87 @@ static int read_marks(rd_kafka_t *rk, const ctl_context *ctx, int timeout_ms, to
     return rc;
 }
 
-/*
- * A client of group, for committed offsets; it never joins the group.  The
- * operator's -X pairs go in as the defaults so that auto-commit off, passed
- * last, wins whatever they say.
- */
-static kafka_consumer *client_for_group(const ctl_context *ctx, const char *group, char *err,
-                                        size_t errlen)
+/* The watermarks of every topic into r, through a client of its own; -1 with the error printed. */
+static int read_topics(const ctl_context *ctx, const status_flags *f, status_report *r)
 {
-    static config_kv fixed_kv[] = {{(char *)"enable.auto.commit", (char *)"false"}};
-    static const config_kafka_props fixed = {fixed_kv, 1};
-    return kafka_consumer_new(ctx->common.kafka_brokers, group, &ctx->kafka_props, &fixed, err,
-                              errlen);
+    char err[512];
+    kafka_consumer *client = client_for_group(ctx, "heraldctl-status", err, sizeof(err));
+    rd_kafka_t *rk = client != NULL ? kafka_consumer_rk(client) : NULL;
+    int rc = 0;
+    if (rk == NULL ||
+        read_marks(rk, ctx, (int)f->timeout_ms, r->marks, &r->nmarks, err, sizeof(err)) != 0) {
+        cmdutil_kafka_error(ctx, "status", "cannot read the topics", err);
+        rc = -1;
+    }
+    kafka_consumer_destroy(client);
+    return rc;
 }
 
+/* The JSON objects or the lag table the groups are reported into; -1 when out of memory. */
+static int open_output(const status_flags *f, status_out *o)
+{
+    static const char *const lag_headers[] = {"GROUP",     "TOPIC", "PARTITION",
+                                              "COMMITTED", "END",   "LAG"};
+    if (f->json) {
+        o->root = json_object();
+        o->rows = json_array();
+        o->group_lag = json_object();
+        o->retry_json = json_object();
+        if (o->root != NULL && o->rows != NULL && o->group_lag != NULL && o->retry_json != NULL)
+            return 0;
+    } else if ((o->lag = table_new(6, lag_headers)) != NULL) {
+        return 0;
+    }
+    fprintf(stderr, "heraldctl status: out of memory\n");
+    return -1;
+}
+
+/* The committed offsets of group on every partition but the DLQ's; NULL with err. */
+static rd_kafka_topic_partition_list_t *committed_offsets(const ctl_context *ctx, const char *group,
+                                                          const status_report *r, int timeout_ms,
+                                                          char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    kafka_consumer *client = client_for_group(ctx, group, err, errlen);
+    rd_kafka_t *rk = client != NULL ? kafka_consumer_rk(client) : NULL;
+    size_t plen = strlen(ctx->common.topic_prefix);
+    if (rk == NULL)
+        goto out;
+    list = rd_kafka_topic_partition_list_new(64);
+    for (size_t i = 0; i < r->nmarks; i++) {
+        if (strcmp(r->marks[i].name + plen, TOPICS_DLQ) == 0)
+            continue;
+        for (int p = 0; p < r->marks[i].npart; p++)
+            rd_kafka_topic_partition_list_add(list, r->marks[i].name, p);
+    }
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk, list, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error_set(err, errlen, "committed offsets of group %s: %s", group, rd_kafka_err2str(e));
+        rd_kafka_topic_partition_list_destroy(list);
+        list = NULL;
+    }
+out:
+    kafka_consumer_destroy(client);
+    return list;
+}
+
+/* The offset committed on topic [p], or -1 when there is none. */
+static int64_t committed_at(const rd_kafka_topic_partition_list_t *list, const char *topic, int p)
+{
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, topic, p);
+    return tp != NULL && tp->offset >= 0 ? tp->offset : -1;
+}
+
+/* Whether the group committed on some partition of m. */
+static bool any_committed(const rd_kafka_topic_partition_list_t *list, const topic_marks *m)
+{
+    for (int p = 0; p < m->npart; p++)
+        if (committed_at(list, m->name, p) >= 0)
+            return true;
+    return false;
+}
+
+/* Whether g is expected to consume the topic named topic_suffix after the prefix. */
 static bool expected(const status_group *g, const char *topic_suffix)
 {
     for (size_t i = 0; i < 3 && g->expects[i] != NULL; i++)
@@ -182,80 +376,129 @@ static bool expected(const status_group *g, const char *topic_suffix)
     return false;
 }
 
-/* Adds one group's rows to rows (JSON array) and table; returns its total lag or -1. */
-static int64_t report_group(const ctl_context *ctx, const status_group *g, const topic_marks *marks,
-                            size_t nmarks, int timeout_ms, json_t *rows, table *t,
-                            int64_t *retry_depth, char *err, size_t errlen)
+/*
+ * One partition's row: always in the JSON; in the table only once the
+ * partition holds data or a commit.  -1 when out of memory.
+ */
+static int add_lag_row(status_out *o, const char *group, const char *topic, int p,
+                       int64_t committed, int64_t end, int64_t lag)
 {
-    rd_kafka_topic_partition_list_t *list = NULL;
-    kafka_consumer *client = client_for_group(ctx, g->name, err, errlen);
-    rd_kafka_t *rk = client != NULL ? kafka_consumer_rk(client) : NULL;
-    int64_t total = -1;
+    if (o->rows != NULL) {
+        json_t *row = json_pack("{s:s,s:s,s:i,s:o,s:I,s:I}", "group", group, "topic", topic,
+                                "partition", p, "committed",
+                                committed >= 0 ? json_integer((json_int_t)committed) : json_null(),
+                                "end", (json_int_t)end, "lag", (json_int_t)lag);
+        if (row != NULL)
+            json_array_append_new(o->rows, row);
+    }
+    if (o->lag == NULL || (end <= 0 && committed < 0))
+        return 0;
+    char part[16], com[24], endtxt[24], lagtxt[24];
+    snprintf(part, sizeof(part), "%d", p);
+    if (committed >= 0)
+        snprintf(com, sizeof(com), "%" PRId64, committed);
+    else
+        snprintf(com, sizeof(com), "-");
+    snprintf(endtxt, sizeof(endtxt), "%" PRId64, end);
+    snprintf(lagtxt, sizeof(lagtxt), "%" PRId64, lag);
+    const char *cells[] = {group, topic, part, com, endtxt, lagtxt};
+    return table_add(o->lag, cells);
+}
+
+/* Reports each partition of m for group; returns the topic's lag, or -1 with err. */
+static int64_t report_topic(const char *group, const topic_marks *m,
+                            const rd_kafka_topic_partition_list_t *list, status_out *o, char *err,
+                            size_t errlen)
+{
+    int64_t sum = 0;
+    for (int p = 0; p < m->npart; p++) {
+        int64_t committed = committed_at(list, m->name, p);
+        int64_t lag = committed >= 0 ? m->high[p] - committed : m->high[p] - m->low[p];
+        if (lag < 0)
+            lag = 0;
+        sum += lag;
+        if (add_lag_row(o, group, m->name, p, committed, m->high[p], lag) != 0) {
+            error_set(err, errlen, "out of memory");
+            return -1;
+        }
+    }
+    return sum;
+}
+
+/*
+ * Reports the topics g consumes or is expected to and adds its retry lag to
+ * r's retry depths; returns its total lag, or -1 with err.
+ */
+static int64_t report_group(const ctl_context *ctx, const status_group *g, status_report *r,
+                            int timeout_ms, char *err, size_t errlen)
+{
     size_t plen = strlen(ctx->common.topic_prefix);
-    if (rk == NULL)
-        goto out;
-    list = rd_kafka_topic_partition_list_new(64);
-    for (size_t i = 0; i < nmarks; i++) {
-        if (strcmp(marks[i].name + plen, TOPICS_DLQ) == 0)
+    rd_kafka_topic_partition_list_t *list =
+        committed_offsets(ctx, g->name, r, timeout_ms, err, errlen);
+    int64_t total = list != NULL ? 0 : -1;
+    for (size_t i = 0; i < r->nmarks && list != NULL; i++) {
+        const char *suffix = r->marks[i].name + plen;
+        if (!any_committed(list, &r->marks[i]) && !expected(g, suffix))
             continue;
-        for (int p = 0; p < marks[i].npart; p++)
-            rd_kafka_topic_partition_list_add(list, marks[i].name, p);
-    }
-    rd_kafka_resp_err_t e = rd_kafka_committed(rk, list, timeout_ms);
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        error_set(err, errlen, "committed offsets of group %s: %s", g->name, rd_kafka_err2str(e));
-        goto out;
-    }
-    total = 0;
-    for (size_t i = 0; i < nmarks; i++) {
-        const topic_marks *m = &marks[i];
-        const char *suffix = m->name + plen;
-        bool any = false;
-        for (int p = 0; p < m->npart; p++) {
-            rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, m->name, p);
-            if (tp != NULL && tp->offset >= 0)
-                any = true;
+        int64_t lag = report_topic(g->name, &r->marks[i], list, &r->out, err, errlen);
+        if (lag < 0) {
+            total = -1;
+            break;
         }
-        if (!any && !expected(g, suffix))
-            continue;
-        for (int p = 0; p < m->npart; p++) {
-            rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(list, m->name, p);
-            int64_t committed = tp != NULL && tp->offset >= 0 ? tp->offset : -1;
-            int64_t lag = committed >= 0 ? m->high[p] - committed : m->high[p] - m->low[p];
-            if (lag < 0)
-                lag = 0;
-            total += lag;
-            if (strncmp(suffix, "retry.", 6) == 0)
-                retry_depth[i] = (retry_depth[i] < 0 ? 0 : retry_depth[i]) + lag;
-            if (rows != NULL) {
-                json_t *row = json_pack(
-                    "{s:s,s:s,s:i,s:o,s:I,s:I}", "group", g->name, "topic", m->name, "partition", p,
-                    "committed", committed >= 0 ? json_integer((json_int_t)committed) : json_null(),
-                    "end", (json_int_t)m->high[p], "lag", (json_int_t)lag);
-                if (row != NULL)
-                    json_array_append_new(rows, row);
-            }
-            if (t != NULL && (m->high[p] > 0 || committed >= 0)) {
-                char part[16], com[24], end[24], lagtxt[24];
-                snprintf(part, sizeof(part), "%d", p);
-                snprintf(com, sizeof(com), "%" PRId64, committed);
-                if (committed < 0)
-                    snprintf(com, sizeof(com), "-");
-                snprintf(end, sizeof(end), "%" PRId64, m->high[p]);
-                snprintf(lagtxt, sizeof(lagtxt), "%" PRId64, lag);
-                const char *cells[] = {g->name, m->name, part, com, end, lagtxt};
-                if (table_add(t, cells) != 0)
-                    total = -1;
-            }
-        }
+        total += lag;
+        if (strncmp(suffix, "retry.", 6) == 0)
+            r->retry_depth[i] = (r->retry_depth[i] < 0 ? 0 : r->retry_depth[i]) + lag;
     }
-out:
     if (list != NULL)
         rd_kafka_topic_partition_list_destroy(list);
-    kafka_consumer_destroy(client);
     return total;
 }
 
+/* Every group's lag into r; -1 with the error printed when offsets cannot be read. */
+static int report_groups(const ctl_context *ctx, const status_flags *f, status_report *r)
+{
+    char err[512];
+    for (size_t i = 0; i < STATUS_MAX_TOPICS; i++)
+        r->retry_depth[i] = -1;
+    for (size_t i = 0; i < r->ngroups; i++) {
+        int64_t lag = report_group(ctx, &r->groups[i], r, (int)f->timeout_ms, err, sizeof(err));
+        if (lag < 0) {
+            cmdutil_kafka_error(ctx, "status", "cannot read consumer offsets", err);
+            return -1;
+        }
+        if (r->out.group_lag != NULL)
+            json_object_set_new(r->out.group_lag, r->groups[i].name, json_integer((json_int_t)lag));
+    }
+    return 0;
+}
+
+/*
+ * Returns the DLQ's size and completes retry_depth: a retry topic no
+ * reported group covers counts what it retains.  With retry_json non-NULL,
+ * adds each retry topic's depth to it.
+ */
+static int64_t backlog_depths(const ctl_context *ctx, const topic_marks *marks, size_t nmarks,
+                              int64_t *retry_depth, json_t *retry_json)
+{
+    int64_t dlq_size = 0;
+    size_t plen = strlen(ctx->common.topic_prefix);
+    for (size_t i = 0; i < nmarks; i++) {
+        const char *suffix = marks[i].name + plen;
+        if (strcmp(suffix, TOPICS_DLQ) == 0)
+            for (int p = 0; p < marks[i].npart; p++)
+                dlq_size += marks[i].high[p] - marks[i].low[p];
+        if (strncmp(suffix, "retry.", 6) == 0 && retry_depth[i] < 0) {
+            retry_depth[i] = 0;
+            for (int p = 0; p < marks[i].npart; p++)
+                retry_depth[i] += marks[i].high[p] - marks[i].low[p];
+        }
+        if (retry_json != NULL && strncmp(suffix, "retry.", 6) == 0)
+            json_object_set_new(retry_json, marks[i].name, json_integer(retry_depth[i]));
+    }
+    return dlq_size;
+}
+
+/* A curl write callback that keeps nothing: only the status code matters. */
 static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     (void)ptr;
@@ -298,80 +541,6 @@ static bool check_health(const char *addr, long timeout_ms, char *out, size_t ou
     return up;
 }
 
-/* Splits "a,b" into groups; -1 (exit 2) on an empty name or too many. */
-static const char *const status_channels[] = {"email", "sms", "push"};
-static const char *const status_deliveries[] = {"deliveries.email", "deliveries.sms",
-                                                "deliveries.push"};
-static const char *const status_retries[] = {"retry.email", "retry.sms", "retry.push"};
-
-/*
- * The topics a group is expected to consume, so that a partition it has not
- * committed yet counts whole: by its name, as the daemons name their groups
- * (dispatcher: "...dispatcher..."; workers: "...worker.<channel>").
- */
-static void infer_expects(status_group *g)
-{
-    size_t len = strlen(g->name);
-    for (size_t i = 0; i < 3; i++) {
-        char suffix[32];
-        size_t slen = (size_t)snprintf(suffix, sizeof(suffix), "worker.%s", status_channels[i]);
-        if (len >= slen && strcmp(g->name + len - slen, suffix) == 0) {
-            g->expects[0] = status_deliveries[i];
-            g->expects[1] = status_retries[i];
-            return;
-        }
-    }
-    if (strstr(g->name, "dispatcher") != NULL)
-        g->expects[0] = TOPICS_EVENTS;
-}
-
-static int parse_groups(const ctl_context *ctx, const char *list, status_group *out, size_t *n)
-{
-    *n = 0;
-    if (list == NULL) {
-        for (size_t i = 0; i < 4; i++)
-            out[i] = (status_group){0};
-        snprintf(out[0].name, sizeof(out[0].name), "herald-dispatcher");
-        /* The workers' default group (channels/worker.c). */
-        for (size_t i = 0; i < 3; i++)
-            snprintf(out[i + 1].name, sizeof(out[i + 1].name), "%sworker.%s",
-                     ctx->common.topic_prefix, status_channels[i]);
-        for (size_t i = 0; i < 4; i++)
-            infer_expects(&out[i]);
-        *n = 4;
-        return 0;
-    }
-    const char *s = list;
-    while (*s != '\0' || *n == 0) {
-        size_t len = strcspn(s, ",");
-        if (len == 0 || len >= sizeof(out[0].name) || *n == STATUS_MAX_GROUPS) {
-            fprintf(stderr,
-                    "heraldctl status: --group: expected comma-separated group names, "
-                    "got \"%.64s\"\n",
-                    list);
-            return -1;
-        }
-        out[*n] = (status_group){0};
-        memcpy(out[*n].name, s, len);
-        infer_expects(&out[*n]);
-        (*n)++;
-        s += len;
-        if (*s == ',')
-            s++;
-        if (*s == '\0')
-            break;
-    }
-    return 0;
-}
-
-/* One daemon's row: its name, the address asked and what /healthz said. */
-#define STATUS_DAEMONS 5
-typedef struct status_daemon {
-    const char *name;
-    const char *addr;
-    char health[256];
-} status_daemon;
-
 /* Asks every daemon's /healthz; returns how many rows out holds. */
 static size_t check_daemons(const status_flags *f, status_daemon *out)
 {
@@ -389,151 +558,93 @@ static size_t check_daemons(const status_flags *f, status_daemon *out)
     return STATUS_DAEMONS;
 }
 
-/*
- * Returns the DLQ's size and completes retry_depth: a retry topic no
- * reported group covers counts what it retains.  With retry_json non-NULL,
- * adds each retry topic's depth to it.
- */
-static int64_t backlog_depths(const ctl_context *ctx, const topic_marks *marks, size_t nmarks,
-                              int64_t *retry_depth, json_t *retry_json)
+/* The report as one JSON document on stdout; its parts move into the root. */
+static int print_json(status_report *r)
 {
-    int64_t dlq_size = 0;
+    status_out *o = &r->out;
+    json_t *daemons_json = json_array();
+    for (size_t i = 0; i < r->ndaemons; i++)
+        json_array_append_new(daemons_json,
+                              json_pack("{s:s,s:s,s:b,s:s}", "name", r->daemons[i].name, "addr",
+                                        r->daemons[i].addr, "healthy",
+                                        strcmp(r->daemons[i].health, "up") == 0, "status",
+                                        r->daemons[i].health));
+    json_object_set_new(o->root, "lag", o->rows);
+    json_object_set_new(o->root, "group_lag", o->group_lag);
+    json_object_set_new(o->root, "dlq_size", json_integer(r->dlq_size));
+    json_object_set_new(o->root, "retry_depth", o->retry_json);
+    json_object_set_new(o->root, "daemons", daemons_json);
+    o->rows = o->group_lag = o->retry_json = NULL;
+    char *s = json_dumps(o->root, JSON_INDENT(2));
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
+    return CTL_EXIT_OK;
+}
+
+/* The report as the lag table, the backlogs and the daemon table on stdout. */
+static int print_tables(const ctl_context *ctx, const status_report *r)
+{
+    static const char *const dh[] = {"DAEMON", "ADDRESS", "HEALTH"};
     size_t plen = strlen(ctx->common.topic_prefix);
-    for (size_t i = 0; i < nmarks; i++) {
-        const char *suffix = marks[i].name + plen;
-        if (strcmp(suffix, TOPICS_DLQ) == 0)
-            for (int p = 0; p < marks[i].npart; p++)
-                dlq_size += marks[i].high[p] - marks[i].low[p];
-        if (strncmp(suffix, "retry.", 6) == 0 && retry_depth[i] < 0) {
-            retry_depth[i] = 0;
-            for (int p = 0; p < marks[i].npart; p++)
-                retry_depth[i] += marks[i].high[p] - marks[i].low[p];
-        }
-        if (retry_json != NULL && strncmp(suffix, "retry.", 6) == 0)
-            json_object_set_new(retry_json, marks[i].name, json_integer(retry_depth[i]));
+    int rc = CTL_EXIT_FAILURE;
+    table *t = NULL;
+    printf("consumer lag:\n");
+    table_print(r->out.lag, stdout);
+    printf("\ndead letters: %" PRId64 " in %s%s\n", r->dlq_size, ctx->common.topic_prefix,
+           TOPICS_DLQ);
+    for (size_t i = 0; i < r->nmarks; i++)
+        if (strncmp(r->marks[i].name + plen, "retry.", 6) == 0)
+            printf("retry depth:  %" PRId64 " in %s\n", r->retry_depth[i], r->marks[i].name);
+    if ((t = table_new(3, dh)) == NULL)
+        goto out;
+    for (size_t i = 0; i < r->ndaemons; i++) {
+        const char *cells[] = {r->daemons[i].name, r->daemons[i].addr, r->daemons[i].health};
+        if (table_add(t, cells) != 0)
+            goto out;
     }
-    return dlq_size;
+    printf("\n");
+    table_print(t, stdout);
+    rc = CTL_EXIT_OK;
+out:
+    if (rc != CTL_EXIT_OK)
+        fprintf(stderr, "heraldctl status: out of memory\n");
+    table_free(t);
+    return rc;
+}
+
+/* Frees what r gathered; r may be partly filled. */
+static void status_report_free(status_report *r)
+{
+    for (size_t i = 0; i < STATUS_MAX_TOPICS; i++) {
+        free(r->marks[i].low);
+        free(r->marks[i].high);
+    }
+    table_free(r->out.lag);
+    json_decref(r->out.rows);
+    json_decref(r->out.group_lag);
+    json_decref(r->out.retry_json);
+    json_decref(r->out.root);
 }
 
 int cmd_status(const ctl_context *ctx, int argc, char **argv)
 {
     status_flags f = {0};
     const config_table ctable = {status_vars, &f};
-    status_group groups[STATUS_MAX_GROUPS];
-    topic_marks marks[STATUS_MAX_TOPICS] = {0};
-    int64_t retry_depth[STATUS_MAX_TOPICS];
-    size_t ngroups = 0, nmarks = 0;
-    kafka_consumer *client = NULL;
-    rd_kafka_t *rk = NULL;
-    table *lag_t = NULL, *t2 = NULL;
-    json_t *out = NULL, *rows = NULL;
-    char err[512];
-    int first = argc, rc = CTL_EXIT_USAGE;
+    status_report r = {0};
 
-    config_status st = ctl_parse_flags("status", STATUS_USAGE, status_vars, &f, argc, argv, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
-        goto out;
-    }
-    if (first < argc) {
-        fprintf(stderr, "heraldctl status: unexpected argument \"%s\"\n", argv[first]);
-        goto out;
-    }
-    if (parse_groups(ctx, f.groups, groups, &ngroups) != 0)
+    int rc = parse_args(ctx, argc, argv, &f, &r);
+    if (rc >= 0)
         goto out;
     rc = CTL_EXIT_FAILURE;
-    for (size_t i = 0; i < STATUS_MAX_TOPICS; i++)
-        retry_depth[i] = -1;
-
-    client = client_for_group(ctx, "heraldctl-status", err, sizeof(err));
-    rk = client != NULL ? kafka_consumer_rk(client) : NULL;
-    if (rk == NULL ||
-        read_marks(rk, ctx, (int)f.timeout_ms, marks, &nmarks, err, sizeof(err)) != 0) {
-        cmdutil_kafka_error(ctx, "status", "cannot read the topics", err);
+    if (read_topics(ctx, &f, &r) != 0 || open_output(&f, &r.out) != 0 ||
+        report_groups(ctx, &f, &r) != 0)
         goto out;
-    }
-
-    static const char *const lag_headers[] = {"GROUP",     "TOPIC", "PARTITION",
-                                              "COMMITTED", "END",   "LAG"};
-    if (f.json) {
-        out = json_object();
-        rows = json_array();
-        if (out == NULL || rows == NULL)
-            goto oom;
-    } else if ((lag_t = table_new(6, lag_headers)) == NULL) {
-        goto oom;
-    }
-    json_t *group_totals = f.json ? json_object() : NULL;
-    for (size_t i = 0; i < ngroups; i++) {
-        int64_t lag = report_group(ctx, &groups[i], marks, nmarks, (int)f.timeout_ms, rows, lag_t,
-                                   retry_depth, err, sizeof(err));
-        if (lag < 0) {
-            cmdutil_kafka_error(ctx, "status", "cannot read consumer offsets", err);
-            json_decref(group_totals);
-            goto out;
-        }
-        if (group_totals != NULL)
-            json_object_set_new(group_totals, groups[i].name, json_integer((json_int_t)lag));
-    }
-
-    size_t plen = strlen(ctx->common.topic_prefix);
-    json_t *retry_json = f.json ? json_object() : NULL;
-    int64_t dlq_size = backlog_depths(ctx, marks, nmarks, retry_depth, retry_json);
-
-    status_daemon daemons[STATUS_DAEMONS];
-    size_t ndaemons = check_daemons(&f, daemons);
-
-    if (f.json) {
-        json_t *daemons_json = json_array();
-        for (size_t i = 0; i < ndaemons; i++)
-            json_array_append_new(daemons_json,
-                                  json_pack("{s:s,s:s,s:b,s:s}", "name", daemons[i].name, "addr",
-                                            daemons[i].addr, "healthy",
-                                            strcmp(daemons[i].health, "up") == 0, "status",
-                                            daemons[i].health));
-        json_object_set_new(out, "lag", rows);
-        rows = NULL;
-        json_object_set_new(out, "group_lag", group_totals);
-        json_object_set_new(out, "dlq_size", json_integer(dlq_size));
-        json_object_set_new(out, "retry_depth", retry_json);
-        json_object_set_new(out, "daemons", daemons_json);
-        char *s = json_dumps(out, JSON_INDENT(2));
-        if (s != NULL)
-            printf("%s\n", s);
-        free(s);
-    } else {
-        printf("consumer lag:\n");
-        table_print(lag_t, stdout);
-        printf("\ndead letters: %" PRId64 " in %s%s\n", dlq_size, ctx->common.topic_prefix,
-               TOPICS_DLQ);
-        for (size_t i = 0; i < nmarks; i++)
-            if (strncmp(marks[i].name + plen, "retry.", 6) == 0)
-                printf("retry depth:  %" PRId64 " in %s\n", retry_depth[i], marks[i].name);
-        static const char *const dh[] = {"DAEMON", "ADDRESS", "HEALTH"};
-        if ((t2 = table_new(3, dh)) == NULL)
-            goto oom;
-        for (size_t i = 0; i < ndaemons; i++) {
-            const char *cells[] = {daemons[i].name, daemons[i].addr, daemons[i].health};
-            if (table_add(t2, cells) != 0)
-                goto oom;
-        }
-        printf("\n");
-        table_print(t2, stdout);
-    }
-    rc = CTL_EXIT_OK;
-    goto out;
-oom:
-    fprintf(stderr, "heraldctl status: out of memory\n");
+    r.dlq_size = backlog_depths(ctx, r.marks, r.nmarks, r.retry_depth, r.out.retry_json);
+    r.ndaemons = check_daemons(&f, r.daemons);
+    rc = f.json ? print_json(&r) : print_tables(ctx, &r);
 out:
-    for (size_t i = 0; i < STATUS_MAX_TOPICS; i++) {
-        free(marks[i].low);
-        free(marks[i].high);
-    }
-    kafka_consumer_destroy(client);
-    table_free(lag_t);
-    table_free(t2);
-    json_decref(rows);
-    json_decref(out);
+    status_report_free(&r);
     config_free(&ctable, 1, NULL);
     return rc;
 }
