@@ -6,6 +6,7 @@
 #include "delivery.h"
 #include "buf.h"
 #include "error.h"
+#include "record.h"
 
 #include "jsonw.h"
 #include "timeutil.h"
@@ -30,13 +31,11 @@ const char *delivery_channel_name(delivery_channel c)
 
 int delivery_channel_parse(const char *s, delivery_channel *out)
 {
-    for (int i = 0; s != NULL && i < DELIVERY_CHANNEL_COUNT; i++) {
-        if (strcmp(s, channel_names[i]) == 0) {
-            *out = (delivery_channel)i;
-            return 0;
-        }
-    }
-    return -1;
+    int i = record_name_index(channel_names, DELIVERY_CHANNEL_COUNT, s);
+    if (i < 0)
+        return -1;
+    *out = (delivery_channel)i;
+    return 0;
 }
 
 static bool has_line_break(const char *s)
@@ -254,23 +253,12 @@ delivery_status delivery_parse(const char *json, size_t len, delivery *out, char
 {
     delivery_status status = DELIVERY_INVALID;
     delivery d = {0};
-    json_error_t jerr;
-    json_t *root = json != NULL
-                       ? json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)
-                       : NULL;
+    bool not_json;
+    json_t *root = record_load(json, len, "a delivery", &not_json, err, errlen);
     memset(out, 0, sizeof *out);
 
     if (root == NULL) {
-        status = DELIVERY_INVALID_JSON;
-        if (json == NULL)
-            error_set(err, errlen, "invalid JSON: empty record");
-        else
-            error_set(err, errlen, "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                      jerr.column);
-        goto out;
-    }
-    if (!json_is_object(root)) {
-        error_set(err, errlen, "a delivery must be a JSON object");
+        status = not_json ? DELIVERY_INVALID_JSON : DELIVERY_INVALID;
         goto out;
     }
     if (extract(root, &d, err, errlen) != 0 || delivery_validate(&d, err, errlen) != 0)
@@ -285,35 +273,31 @@ out:
     return status;
 }
 
-static int put_string(json_t *o, const char *key, const char *value)
-{
-    if (value == NULL)
-        return 0;
-    json_t *s = json_string(value);
-    return s != NULL && json_object_set_new(o, key, s) == 0 ? 0 : -1;
-}
-
 json_t *delivery_to_json(const delivery *d)
 {
     char created[TIMEUTIL_RFC3339_SIZE], not_before[TIMEUTIL_RFC3339_SIZE];
     json_t *o = json_object();
     if (o == NULL)
         return NULL;
-    if (put_string(o, "idempotency_key", d->idempotency_key) != 0 ||
-        put_string(o, "event_id", d->event_id) != 0 || put_string(o, "user_id", d->user_id) != 0 ||
-        put_string(o, "channel", delivery_channel_name(d->channel)) != 0 ||
+    if (record_put_string(o, "idempotency_key", d->idempotency_key) != 0 ||
+        record_put_string(o, "event_id", d->event_id) != 0 ||
+        record_put_string(o, "user_id", d->user_id) != 0 ||
+        record_put_string(o, "channel", delivery_channel_name(d->channel)) != 0 ||
         json_object_set_new(o, "attempt", json_integer(d->attempt)) != 0 ||
-        put_string(o, "address", d->address) != 0 || put_string(o, "subject", d->subject) != 0 ||
-        put_string(o, "body", d->body) != 0 || put_string(o, "title", d->title) != 0 ||
+        record_put_string(o, "address", d->address) != 0 ||
+        record_put_string(o, "subject", d->subject) != 0 ||
+        record_put_string(o, "body", d->body) != 0 ||
+        record_put_string(o, "title", d->title) != 0 ||
         (d->data != NULL && json_object_set(o, "data", d->data) != 0) ||
-        put_string(o, "priority", event_priority_name(d->priority)) != 0 ||
-        put_string(o, "category", d->category) != 0 ||
-        put_string(o, "event_type", d->event_type) != 0 ||
-        put_string(o, "created_at",
-                   timeutil_format_rfc3339(d->created_at, created, sizeof created)) != 0 ||
+        record_put_string(o, "priority", event_priority_name(d->priority)) != 0 ||
+        record_put_string(o, "category", d->category) != 0 ||
+        record_put_string(o, "event_type", d->event_type) != 0 ||
+        record_put_string(o, "created_at",
+                          timeutil_format_rfc3339(d->created_at, created, sizeof created)) != 0 ||
         (d->not_before != 0 &&
-         put_string(o, "not_before",
-                    timeutil_format_rfc3339(d->not_before, not_before, sizeof not_before)) != 0) ||
+         record_put_string(o, "not_before",
+                           timeutil_format_rfc3339(d->not_before, not_before, sizeof not_before)) !=
+             0) ||
         json_object_set_new(o, "generation", json_integer(d->generation)) != 0) {
         json_decref(o);
         return NULL;

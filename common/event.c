@@ -8,6 +8,7 @@
 #include "event.h"
 
 #include "jsonw.h"
+#include "record.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -33,13 +34,11 @@ const char *event_priority_name(event_priority p)
 
 int event_priority_parse(const char *s, event_priority *out)
 {
-    for (int i = 0; s != NULL && i < EVENT_PRIORITY_COUNT; i++) {
-        if (strcmp(s, priority_names[i]) == 0) {
-            *out = (event_priority)i;
-            return 0;
-        }
-    }
-    return -1;
+    int i = record_name_index(priority_names, EVENT_PRIORITY_COUNT, s);
+    if (i < 0)
+        return -1;
+    *out = (event_priority)i;
+    return 0;
 }
 
 /* Where a failure is reported: the field name and the "<field>: <problem>" line. */
@@ -243,23 +242,12 @@ event_status event_parse(const char *json, size_t len, event *out, char *err, si
     event_status status = EVENT_INVALID;
     report r = {NULL, 0, err, errlen};
     event ev = {0};
-    json_error_t jerr;
-    json_t *root = json != NULL
-                       ? json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr)
-                       : NULL;
+    bool not_json;
+    json_t *root = record_load(json, len, "an event", &not_json, err, errlen);
     memset(out, 0, sizeof *out);
 
     if (root == NULL) {
-        status = EVENT_INVALID_JSON;
-        if (json == NULL)
-            fail(&r, "", "invalid JSON: empty record");
-        else
-            fail(&r, "", "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                 jerr.column);
-        goto out;
-    }
-    if (!json_is_object(root)) {
-        fail(&r, "", "an event must be a JSON object");
+        status = not_json ? EVENT_INVALID_JSON : EVENT_INVALID;
         goto out;
     }
     if (extract(root, &ev, true, &r) != 0)
@@ -319,15 +307,6 @@ out:
     return rc;
 }
 
-/* Adds a string member; a NULL value is left out.  -1 on failure (o unchanged). */
-static int put_string(json_t *o, const char *key, const char *value)
-{
-    if (value == NULL)
-        return 0;
-    json_t *s = json_string(value);
-    return s != NULL && json_object_set_new(o, key, s) == 0 ? 0 : -1;
-}
-
 json_t *event_to_json(const event *ev)
 {
     json_t *result = NULL;
@@ -336,18 +315,22 @@ json_t *event_to_json(const event *ev)
     json_t *data = ev->data != NULL ? json_incref(ev->data) : json_object();
     if (o == NULL || data == NULL)
         goto out;
-    if (put_string(o, "event_id", ev->event_id) != 0 || put_string(o, "type", ev->type) != 0 ||
-        put_string(o, "user_id", ev->user_id) != 0 || put_string(o, "topic", ev->topic) != 0)
+    if (record_put_string(o, "event_id", ev->event_id) != 0 ||
+        record_put_string(o, "type", ev->type) != 0 ||
+        record_put_string(o, "user_id", ev->user_id) != 0 ||
+        record_put_string(o, "topic", ev->topic) != 0)
         goto out;
     int rc = json_object_set_new(o, "data", data);
     data = NULL; /* taken even on failure */
     if (rc != 0)
         goto out;
-    if (put_string(o, "priority", event_priority_name(ev->priority)) != 0 ||
-        put_string(o, "category", ev->category) != 0 ||
-        put_string(o, "created_at", timeutil_format_rfc3339(ev->created_at, ts, sizeof ts)) != 0 ||
-        put_string(o, "idempotency_key", ev->idempotency_key) != 0 ||
-        put_string(o, "broadcast_id", ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL) != 0 ||
+    if (record_put_string(o, "priority", event_priority_name(ev->priority)) != 0 ||
+        record_put_string(o, "category", ev->category) != 0 ||
+        record_put_string(o, "created_at",
+                          timeutil_format_rfc3339(ev->created_at, ts, sizeof ts)) != 0 ||
+        record_put_string(o, "idempotency_key", ev->idempotency_key) != 0 ||
+        record_put_string(o, "broadcast_id",
+                          ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL) != 0 ||
         json_object_set_new(o, "generation", json_integer(ev->generation)) != 0)
         goto out;
     result = o;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "record.h"
 #include "log.h"
 #include "sms.h"
 #include "timeutil.h"
@@ -189,15 +190,6 @@ static int add_delivery(const event *ev, const prefs_user *user, delivery_channe
     return 0;
 }
 
-/* Adds a string member; a NULL value is left out.  -1 on failure. */
-static int put_string(json_t *o, const char *key, const char *value)
-{
-    if (value == NULL)
-        return 0;
-    json_t *v = json_string(value);
-    return v != NULL && json_object_set_new_nocheck(o, key, v) == 0 ? 0 : -1;
-}
-
 /*
  * The "event" object of the template context: what template_context_new()
  * keeps of event_to_json() (every member but data, plus "id"), built at once
@@ -208,14 +200,18 @@ static json_t *context_event(const event *ev, const char *created)
     json_t *o = json_object();
     if (o == NULL)
         return NULL;
-    if (put_string(o, "event_id", ev->event_id) != 0 || put_string(o, "type", ev->type) != 0 ||
-        put_string(o, "user_id", ev->user_id) != 0 || put_string(o, "topic", ev->topic) != 0 ||
-        put_string(o, "priority", event_priority_name(ev->priority)) != 0 ||
-        put_string(o, "category", ev->category) != 0 || put_string(o, "created_at", created) != 0 ||
-        put_string(o, "idempotency_key", ev->idempotency_key) != 0 ||
-        put_string(o, "broadcast_id", ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL) != 0 ||
+    if (record_put_string(o, "event_id", ev->event_id) != 0 ||
+        record_put_string(o, "type", ev->type) != 0 ||
+        record_put_string(o, "user_id", ev->user_id) != 0 ||
+        record_put_string(o, "topic", ev->topic) != 0 ||
+        record_put_string(o, "priority", event_priority_name(ev->priority)) != 0 ||
+        record_put_string(o, "category", ev->category) != 0 ||
+        record_put_string(o, "created_at", created) != 0 ||
+        record_put_string(o, "idempotency_key", ev->idempotency_key) != 0 ||
+        record_put_string(o, "broadcast_id",
+                          ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL) != 0 ||
         json_object_set_new_nocheck(o, "generation", json_integer(ev->generation)) != 0 ||
-        put_string(o, "id", ev->event_id) != 0) {
+        record_put_string(o, "id", ev->event_id) != 0) {
         json_decref(o);
         return NULL;
     }
