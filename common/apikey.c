@@ -179,25 +179,30 @@ out:
     return rc;
 }
 
-int apikey_db_revoke(PGconn *conn, int64_t id, char *err, size_t errlen)
+/* Runs an UPDATE of one key by id ($1); the rows it touched, or -1 with err saying doing what. */
+static long update_by_id(PGconn *conn, const char *sql, int64_t id, const char *doing, char *err,
+                         size_t errlen)
 {
-    PGresult *res = NULL;
-    int rc = -1;
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
     const char *values[1] = {idbuf};
-    res = PQexecParams(conn,
-                       "UPDATE api_keys SET revoked_at = now() "
-                       "WHERE id = $1 AND revoked_at IS NULL",
-                       1, NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        error_set(err, errlen, "revoking the key: %s", pq_msg(conn, res));
-        goto out;
-    }
-    rc = strcmp(PQcmdTuples(res), "0") == 0 ? 1 : 0;
-out:
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, values, NULL, NULL, 0);
+    long rows = -1;
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        rows = strtol(PQcmdTuples(res), NULL, 10);
+    else
+        error_set(err, errlen, "%s: %s", doing, pq_msg(conn, res));
     PQclear(res);
-    return rc;
+    return rows;
+}
+
+int apikey_db_revoke(PGconn *conn, int64_t id, char *err, size_t errlen)
+{
+    long rows = update_by_id(conn,
+                             "UPDATE api_keys SET revoked_at = now() "
+                             "WHERE id = $1 AND revoked_at IS NULL",
+                             id, "revoking the key", err, errlen);
+    return rows < 0 ? -1 : rows == 0 ? 1 : 0;
 }
 
 int apikey_db_lookup(PGconn *conn, const unsigned char hash[APIKEY_HASH_LEN],
@@ -242,19 +247,8 @@ out:
 
 int apikey_db_touch(PGconn *conn, int64_t id, char *err, size_t errlen)
 {
-    PGresult *res = NULL;
-    int rc = -1;
-    char idbuf[24];
-    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
-    const char *values[1] = {idbuf};
-    res = PQexecParams(conn, "UPDATE api_keys SET last_used_at = now() WHERE id = $1", 1, NULL,
-                       values, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        error_set(err, errlen, "stamping the key: %s", pq_msg(conn, res));
-        goto out;
-    }
-    rc = 0;
-out:
-    PQclear(res);
-    return rc;
+    return update_by_id(conn, "UPDATE api_keys SET last_used_at = now() WHERE id = $1", id,
+                        "stamping the key", err, errlen) < 0
+               ? -1
+               : 0;
 }

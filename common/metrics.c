@@ -295,13 +295,27 @@ void metrics_registry_free(metrics_registry *reg)
     free(reg);
 }
 
-/* Index of name in the sorted families, or where it would go (*found false). */
-static size_t family_index(const metrics_registry *reg, const char *name, bool *found)
+/* The sort key of element i of an array of families or of series. */
+typedef const char *(*key_at_fn)(const void *array, size_t i);
+
+static const char *family_name_at(const void *array, size_t i)
 {
-    size_t lo = 0, hi = reg->nfams;
+    return ((family *const *)array)[i]->name;
+}
+
+static const char *series_labels_at(const void *array, size_t i)
+{
+    return ((series *const *)array)[i]->labels;
+}
+
+/* Index of key in array[0..n) sorted by key_at, or where it would go (*found false). */
+static size_t sorted_index(const void *array, size_t n, key_at_fn key_at, const char *key,
+                           bool *found)
+{
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(reg->fams[mid]->name, name);
+        int c = strcmp(key_at(array, mid), key);
         if (c == 0) {
             *found = true;
             return mid;
@@ -315,23 +329,14 @@ static size_t family_index(const metrics_registry *reg, const char *name, bool *
     return lo;
 }
 
+static size_t family_index(const metrics_registry *reg, const char *name, bool *found)
+{
+    return sorted_index(reg->fams, reg->nfams, family_name_at, name, found);
+}
+
 static size_t series_index(const family *f, const char *labels, bool *found)
 {
-    size_t lo = 0, hi = f->nseries;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(f->series[mid]->labels, labels);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    return sorted_index(f->series, f->nseries, series_labels_at, labels, found);
 }
 
 static const family *family_lookup(const metrics_registry *reg, const char *name)
