@@ -29,6 +29,19 @@ static int find_value(const dict *d, const char *key)
     return n != NULL ? dict_record(n, item, node)->value : -1;
 }
 
+/* Adds n items keyed fmt % i with value i to an empty dict of that initial size hint. */
+static void fill(dict *d, size_t size_hint, const char *fmt, int n)
+{
+    ck_assert_int_eq(dict_init(d, size_hint), 0);
+    char key[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), fmt, i);
+        item *it = item_new(key, i);
+        ck_assert_ptr_null(dict_find(d, key));
+        dict_add(d, &it->node, it->key);
+    }
+}
+
 static void free_all(dict *d)
 {
     dict_iter it;
@@ -86,14 +99,8 @@ START_TEST(test_dict_keeps_every_key_across_growth)
 {
     enum { N = 5000 };
     dict d;
-    ck_assert_int_eq(dict_init(&d, 16), 0);
+    fill(&d, 16, "user-%d", N);
     char key[32];
-    for (int i = 0; i < N; i++) {
-        snprintf(key, sizeof(key), "user-%d", i);
-        item *it = item_new(key, i);
-        ck_assert_ptr_null(dict_find(&d, key));
-        dict_add(&d, &it->node, it->key);
-    }
     ck_assert_uint_eq(dict_count(&d), N);
     ck_assert_uint_ge(d.nbuckets, N / 2);
     for (int i = 0; i < N; i++) {
@@ -108,13 +115,7 @@ START_TEST(test_dict_iteration_visits_each_node_once)
 {
     enum { N = 300 };
     dict d;
-    ck_assert_int_eq(dict_init(&d, 0), 0);
-    char key[32];
-    for (int i = 0; i < N; i++) {
-        snprintf(key, sizeof(key), "%d", i);
-        item *it = item_new(key, i);
-        dict_add(&d, &it->node, it->key);
-    }
+    fill(&d, 0, "%d", N);
     int seen[N] = {0};
     dict_iter it;
     dict_iter_init(&it, &d);
