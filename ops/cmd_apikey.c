@@ -65,17 +65,10 @@ static int apikey_create(const ctl_context *ctx, int argc, char **argv)
     PGconn *conn = NULL;
     char key[APIKEY_SIZE], err[512];
     int64_t id = 0;
-    int first = argc, rc = CTL_EXIT_USAGE;
-    config_status st =
-        ctl_parse_flags("apikey create", APIKEY_USAGE, create_vars, &f, argc, argv, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    int rc = ctl_parse_only_flags("apikey create", APIKEY_USAGE, create_vars, &f, argc, argv);
+    if (rc >= 0)
         goto out;
-    }
-    if (first < argc) {
-        fprintf(stderr, "heraldctl apikey create: unexpected argument \"%s\"\n", argv[first]);
-        goto out;
-    }
+    rc = CTL_EXIT_USAGE;
     size_t namelen = f.name != NULL ? strlen(f.name) : 0;
     if (namelen == 0 || namelen > 128) {
         fprintf(stderr, "heraldctl apikey create: --name must be 1 to 128 bytes long\n");
@@ -108,17 +101,9 @@ static int apikey_list(const ctl_context *ctx, int argc, char **argv)
     apikey_record *rows = NULL;
     size_t n = 0;
     char err[512];
-    int first = argc, rc = CTL_EXIT_USAGE;
-    config_status st =
-        ctl_parse_flags("apikey list", APIKEY_USAGE, list_vars, &f, argc, argv, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    int rc = ctl_parse_only_flags("apikey list", APIKEY_USAGE, list_vars, &f, argc, argv);
+    if (rc >= 0)
         goto out;
-    }
-    if (first < argc) {
-        fprintf(stderr, "heraldctl apikey list: unexpected argument \"%s\"\n", argv[first]);
-        goto out;
-    }
     rc = CTL_EXIT_FAILURE;
     if ((conn = ctl_pg_connect(ctx)) == NULL)
         goto out;

@@ -56,19 +56,11 @@ int cmd_migrate(const ctl_context *ctx, int argc, char **argv)
     PGconn *conn = NULL;
     migrate_status *list = NULL;
     char err[1024];
-    int first = argc;
-    int rc = CTL_EXIT_USAGE;
-
-    config_status st = ctl_parse_flags("migrate", "usage: heraldctl migrate [--status] [--dir DIR]",
-                                       migrate_vars, &flags, argc, argv, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    int rc = ctl_parse_only_flags("migrate", "usage: heraldctl migrate [--status] [--dir DIR]",
+                                  migrate_vars, &flags, argc, argv);
+    if (rc >= 0)
         goto out;
-    }
-    if (first < argc) {
-        fprintf(stderr, "heraldctl migrate: unexpected argument \"%s\"\n", argv[first]);
-        goto out;
-    }
+    rc = CTL_EXIT_USAGE;
     set = flags.dir ? migrate_set_from_dir(flags.dir, err, sizeof(err))
                     : migrate_set_embedded(err, sizeof(err));
     if (set == NULL) {

@@ -178,15 +178,10 @@ static int parse_window(const replay_flags *f, int64_t *from_ms, int64_t *to_ms)
 /* Flags into f and the events they select into filter.  Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, replay_flags *f, replay_filter *filter)
 {
-    int first = argc;
     int64_t from_ms = -1, to_ms = -1;
-    config_status st = ctl_parse_flags("replay", REPLAY_USAGE, replay_vars, f, argc, argv, &first);
-    if (st != CONFIG_OK)
-        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
-    if (first < argc) {
-        fprintf(stderr, "heraldctl replay: unexpected argument \"%s\"\n", argv[first]);
-        return CTL_EXIT_USAGE;
-    }
+    int rc = ctl_parse_only_flags("replay", REPLAY_USAGE, replay_vars, f, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (parse_window(f, &from_ms, &to_ms) != 0)
         return CTL_EXIT_USAGE;
     *filter = (replay_filter){f->user, f->type, from_ms, to_ms};

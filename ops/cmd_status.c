@@ -216,14 +216,9 @@ static int parse_groups(const ctl_context *ctx, const char *list, status_group *
 static int parse_args(const ctl_context *ctx, int argc, char **argv, status_flags *f,
                       status_report *r)
 {
-    int first = argc;
-    config_status st = ctl_parse_flags("status", STATUS_USAGE, status_vars, f, argc, argv, &first);
-    if (st != CONFIG_OK)
-        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
-    if (first < argc) {
-        fprintf(stderr, "heraldctl status: unexpected argument \"%s\"\n", argv[first]);
-        return CTL_EXIT_USAGE;
-    }
+    int rc = ctl_parse_only_flags("status", STATUS_USAGE, status_vars, f, argc, argv);
+    if (rc >= 0)
+        return rc;
     if (parse_groups(ctx, f->groups, r->groups, &r->ngroups) != 0)
         return CTL_EXIT_USAGE;
     return -1;

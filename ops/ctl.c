@@ -33,6 +33,20 @@ config_status ctl_parse_flags(const char *name, const char *usage, const config_
     return st;
 }
 
+int ctl_parse_only_flags(const char *name, const char *usage, const config_var *vars, void *target,
+                         int argc, char **argv)
+{
+    int first = argc;
+    config_status st = ctl_parse_flags(name, usage, vars, target, argc, argv, &first);
+    if (st != CONFIG_OK)
+        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    if (first < argc) {
+        fprintf(stderr, "heraldctl %s: unexpected argument \"%s\"\n", name, argv[first]);
+        return CTL_EXIT_USAGE;
+    }
+    return -1;
+}
+
 PGconn *ctl_pg_connect(const ctl_context *ctx)
 {
     /* connect_timeout keeps an unreachable server from hanging the CLI. */

@@ -44,6 +44,14 @@ extern const ctl_command ctl_commands[];
 config_status ctl_parse_flags(const char *name, const char *usage, const config_var *vars,
                               void *target, int argc, char **argv, int *first_positional);
 
+/*
+ * ctl_parse_flags for a command that takes flags and no arguments.  Returns
+ * -1 to go on, or the exit code: CTL_EXIT_OK after --help, CTL_EXIT_USAGE
+ * after a bad flag or an argument (named on stderr).
+ */
+int ctl_parse_only_flags(const char *name, const char *usage, const config_var *vars, void *target,
+                         int argc, char **argv);
+
 /* Connects to ctx's database; NULL and one line on stderr on failure. */
 PGconn *ctl_pg_connect(const ctl_context *ctx);
 
