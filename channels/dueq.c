@@ -3,6 +3,7 @@
  * their order.
  */
 #include "dueq.h"
+#include "vec.h"
 
 #include <stdlib.h>
 
@@ -39,12 +40,10 @@ static int before(const node *a, const node *b)
 int dueq_push(dueq *q, int64_t due_ms, void *item)
 {
     if (q->n == q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 64;
-        node *nh = realloc(q->h, ncap * sizeof *nh);
+        node *nh = vec_grow(q->h, &q->cap, sizeof *nh);
         if (nh == NULL)
             return -1;
         q->h = nh;
-        q->cap = ncap;
     }
     size_t i = q->n++;
     node nd = {due_ms, q->seq++, item};

@@ -4,6 +4,7 @@
  * and advancing the position pops finished records off the front.
  */
 #include "offsets.h"
+#include "vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +64,10 @@ static part *find_or_add(offsets *t, const char *topic, int32_t partition)
     if (p)
         return p;
     if (t->nparts == t->capparts) {
-        size_t ncap = t->capparts ? t->capparts * 2 : 8;
-        part *np = realloc(t->parts, ncap * sizeof *np);
+        part *np = vec_grow(t->parts, &t->capparts, sizeof *np);
         if (np == NULL)
             return NULL;
         t->parts = np;
-        t->capparts = ncap;
     }
     p = &t->parts[t->nparts];
     memset(p, 0, sizeof *p);

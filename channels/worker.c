@@ -57,6 +57,7 @@
 #include "store.h"
 #include "timeutil.h"
 #include "topics.h"
+#include "vec.h"
 
 #define BATCH_MAX          1000 /* records per intake pass, rows per statement */
 #define COMMIT_INTERVAL_MS 1000
@@ -1098,14 +1099,12 @@ static void on_rebalance(void *ctx, bool assigned_now, const rd_kafka_topic_part
         if (assigned_now) {
             if (a == NULL) {
                 if (w->nparts == w->capparts) {
-                    size_t nc = w->capparts ? w->capparts * 2 : 16;
-                    assigned *np = realloc(w->parts, nc * sizeof *np);
+                    assigned *np = vec_grow(w->parts, &w->capparts, sizeof *np);
                     if (np == NULL) {
                         w->fatal = true;
                         return;
                     }
                     w->parts = np;
-                    w->capparts = nc;
                 }
                 a = &w->parts[w->nparts++];
             }

@@ -14,6 +14,7 @@
 #include "metrics.h"
 
 #include "buf.h"
+#include "vec.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -386,12 +387,10 @@ static bool family_name_clashes(const metrics_registry *reg, const char *name, f
 static int family_insert(metrics_registry *reg, size_t idx, family *f)
 {
     if (reg->nfams == reg->cap) {
-        size_t ncap = reg->cap ? reg->cap * 2 : 8;
-        family **a = realloc(reg->fams, ncap * sizeof(*a));
+        family **a = vec_grow(reg->fams, &reg->cap, sizeof(*a));
         if (a == NULL)
             return -1;
         reg->fams = a;
-        reg->cap = ncap;
     }
     memmove(reg->fams + idx + 1, reg->fams + idx, (reg->nfams - idx) * sizeof(*reg->fams));
     reg->fams[idx] = f;
@@ -402,12 +401,10 @@ static int family_insert(metrics_registry *reg, size_t idx, family *f)
 static int series_insert(family *f, size_t idx, series *s)
 {
     if (f->nseries == f->cap) {
-        size_t ncap = f->cap ? f->cap * 2 : 4;
-        series **a = realloc(f->series, ncap * sizeof(*a));
+        series **a = vec_grow(f->series, &f->cap, sizeof(*a));
         if (a == NULL)
             return -1;
         f->series = a;
-        f->cap = ncap;
     }
     memmove(f->series + idx + 1, f->series + idx, (f->nseries - idx) * sizeof(*f->series));
     f->series[idx] = s;

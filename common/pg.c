@@ -4,6 +4,7 @@
  */
 #include "pg.h"
 #include "error.h"
+#include "vec.h"
 
 #include <poll.h>
 #include <stdarg.h>
@@ -433,14 +434,12 @@ pg_status pg_prepare(pg_conn *c, const char *name, const char *sql, int nparams,
             return PG_OK;
     } else {
         if (c->nstmts == c->capstmts) {
-            size_t cap = c->capstmts != 0 ? c->capstmts * 2 : 16;
-            pg_stmt *grown = realloc(c->stmts, cap * sizeof(*grown));
+            pg_stmt *grown = vec_grow(c->stmts, &c->capstmts, sizeof(*grown));
             if (grown == NULL) {
                 error_set(err, errlen, "out of memory");
                 return PG_ERROR;
             }
             c->stmts = grown;
-            c->capstmts = cap;
         }
         s = &c->stmts[c->nstmts];
         s->name = strdup(name);

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "error.h"
 #include "validate.h"
+#include "vec.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -120,12 +121,10 @@ static part *add_part(compiler *c)
 {
     template *t = c->t;
     if (t->nparts == c->cap_parts) {
-        size_t cap = c->cap_parts ? c->cap_parts * 2 : 8;
-        part *p = realloc(t->parts, cap * sizeof(*p));
+        part *p = vec_grow(t->parts, &c->cap_parts, sizeof(*p));
         if (p == NULL)
             return NULL;
         t->parts = p;
-        c->cap_parts = cap;
     }
     part *p = &t->parts[t->nparts++];
     memset(p, 0, sizeof(*p));

@@ -32,6 +32,7 @@
 #include "topics.h"
 #include "tplcache.h"
 #include "txn.h"
+#include "vec.h"
 
 #define TOPIC_MAX          256
 #define IDLE_POLL_MS       100
@@ -323,12 +324,10 @@ static void poll_notifications(dispatcher *d)
 static int add_slot(dispatcher *d, const slot *s)
 {
     if (d->nslots == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 256;
-        slot *v = realloc(d->slots, cap * sizeof(*v));
+        slot *v = vec_grow(d->slots, &d->cap, sizeof(*v));
         if (v == NULL)
             return -1;
         d->slots = v;
-        d->cap = cap;
     }
     d->slots[d->nslots++] = *s;
     return 0;

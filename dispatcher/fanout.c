@@ -11,6 +11,7 @@
 #include "record.h"
 #include "log.h"
 #include "sms.h"
+#include "vec.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -59,12 +60,10 @@ static void one_line(char *s)
 static fanout_item *push_item(fanout_list *l)
 {
     if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        fanout_item *v = realloc(l->items, cap * sizeof(*v));
+        fanout_item *v = vec_grow(l->items, &l->cap, sizeof(*v));
         if (v == NULL)
             return NULL;
         l->items = v;
-        l->cap = cap;
     }
     fanout_item *it = &l->items[l->n++];
     memset(it, 0, sizeof(*it));

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "timeutil.h"
 #include "validate.h"
+#include "vec.h"
 
 static char *dup_bytes(const void *p, size_t n)
 {
@@ -396,12 +397,10 @@ int dlqrec_stats_add(dlqrec_stats *s, const dlqrec *r)
             lo = mid + 1;
     }
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        dlqrec_stats_row *rows = realloc(s->rows, cap * sizeof(*rows));
+        dlqrec_stats_row *rows = vec_grow(s->rows, &s->cap, sizeof(*rows));
         if (rows == NULL)
             return -1;
         s->rows = rows;
-        s->cap = cap;
     }
     char *stage = strdup(r->stage), *reason = strdup(r->reason);
     if (stage == NULL || reason == NULL) {
