@@ -100,7 +100,7 @@ static const char *flag_of(const char *field)
     return "the event";
 }
 
-/* Builds the request body a client would send; -1 with one line printed. */
+/* Builds the request body a client would send; NULL with one line printed. */
 static json_t *build_body(const publish_flags *f)
 {
     json_t *body = json_object();
@@ -167,85 +167,128 @@ static void publish_report(void *opaque, const kafka_delivery_report *dr)
     snprintf(o->errstr, sizeof(o->errstr), "%s", rd_kafka_err2str(dr->err));
 }
 
-int cmd_publish(const ctl_context *ctx, int argc, char **argv)
-{
-    publish_flags f = {0};
-    const config_table table = {publish_vars, &f};
-    json_t *body = NULL;
-    event ev = {0};
-    char *wire = NULL;
-    kafka_producer *p = NULL;
-    char field[64] = "", err[512], topic[512], key[EVENT_KAFKA_KEY_SIZE];
-    size_t wlen = 0;
-    int first = argc, rc = CTL_EXIT_USAGE;
-    publish_outcome outcome = {0};
+/* One run of the command: the flags, the event, its record and the producer that sends it. */
+typedef struct publish_job {
+    publish_flags f;
+    json_t *body;
+    event ev;
+    char *wire;
+    size_t wlen;
+    char key[EVENT_KAFKA_KEY_SIZE];
+    char topic[512];
+    kafka_producer *p;
+    publish_outcome outcome; /* the delivery report's; outlives p, whose destroy may report */
+} publish_job;
 
+/* Flags into f.  Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, publish_flags *f)
+{
+    int first = argc;
     config_status st =
-        ctl_parse_flags("publish", PUBLISH_USAGE, publish_vars, &f, argc, argv, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
-        goto out;
-    }
+        ctl_parse_flags("publish", PUBLISH_USAGE, publish_vars, f, argc, argv, &first);
+    if (st != CONFIG_OK)
+        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
     if (first < argc) {
         fprintf(stderr, "heraldctl publish: unexpected argument \"%s\"\n", argv[first]);
-        goto out;
+        return CTL_EXIT_USAGE;
     }
-    if ((body = build_body(&f)) == NULL)
-        goto out;
-    if (event_from_request(body, &ev, NULL, field, sizeof(field), err, sizeof(err)) != 0) {
+    return -1;
+}
+
+/* The event the flags describe, validated as the gateway does; -1 with one line printed. */
+static int build_event(publish_job *j)
+{
+    char field[64] = "", err[512];
+    if ((j->body = build_body(&j->f)) == NULL)
+        return -1;
+    if (event_from_request(j->body, &j->ev, NULL, field, sizeof(field), err, sizeof(err)) != 0) {
         fprintf(stderr, "heraldctl publish: %s: %s\n", flag_of(field), err);
-        goto out;
+        return -1;
     }
-    rc = CTL_EXIT_FAILURE;
-    if (f.idempotency_key != NULL) {
-        size_t n = strlen(PUBLISH_ID_NAME) + strlen(f.idempotency_key);
+    return 0;
+}
+
+/* The event id: derived from --idempotency-key, else random; -1 on failure. */
+static int assign_event_id(const publish_flags *f, event *ev)
+{
+    if (f->idempotency_key != NULL) {
+        size_t n = strlen(PUBLISH_ID_NAME) + strlen(f->idempotency_key);
         char *name = malloc(n + 1);
         if (name == NULL)
-            goto out;
-        snprintf(name, n + 1, "%s%s", PUBLISH_ID_NAME, f.idempotency_key);
-        int idrc = id_uuid_v5(ID_NAMESPACE_HERALD, name, n, ev.event_id);
+            return -1;
+        snprintf(name, n + 1, "%s%s", PUBLISH_ID_NAME, f->idempotency_key);
+        int idrc = id_uuid_v5(ID_NAMESPACE_HERALD, name, n, ev->event_id);
         free(name);
-        if (idrc != 0)
-            goto out;
-    } else if (id_uuid_v4(ev.event_id) != 0) {
+        return idrc != 0 ? -1 : 0;
+    }
+    if (id_uuid_v4(ev->event_id) != 0) {
         fprintf(stderr, "heraldctl publish: no randomness for an event id\n");
-        goto out;
+        return -1;
     }
-    ev.created_at = timeutil_now_ms();
-    if (event_serialize(&ev, &wire, &wlen) != 0) {
-        fprintf(stderr, "heraldctl publish: the event cannot be serialized\n");
-        goto out;
-    }
-    event_kafka_key(&ev, key, sizeof(key));
-    config_topic(&ctx->common, TOPICS_EVENTS, topic, sizeof(topic));
+    return 0;
+}
 
-    p = cmdutil_producer(ctx, "publish", (int)f.timeout_ms);
-    if (p == NULL)
-        goto out;
-    kafka_producer_set_delivery_cb(p, publish_report);
-    kafka_status kst =
-        kafka_produce(p, topic, key, strlen(key), wire, wlen, NULL, &outcome, err, sizeof(err));
+/* Stamps the event and encodes its record, key and topic; -1 with one line printed. */
+static int encode_event(const ctl_context *ctx, publish_job *j)
+{
+    j->ev.created_at = timeutil_now_ms();
+    if (event_serialize(&j->ev, &j->wire, &j->wlen) != 0) {
+        fprintf(stderr, "heraldctl publish: the event cannot be serialized\n");
+        return -1;
+    }
+    event_kafka_key(&j->ev, j->key, sizeof(j->key));
+    config_topic(&ctx->common, TOPICS_EVENTS, j->topic, sizeof(j->topic));
+    return 0;
+}
+
+/* Sends the record and waits, bounded, for the broker to accept it; -1 with the error printed. */
+static int send_event(const ctl_context *ctx, publish_job *j)
+{
+    char err[512];
+    j->p = cmdutil_producer(ctx, "publish", (int)j->f.timeout_ms);
+    if (j->p == NULL)
+        return -1;
+    kafka_producer_set_delivery_cb(j->p, publish_report);
+    kafka_status kst = kafka_produce(j->p, j->topic, j->key, strlen(j->key), j->wire, j->wlen, NULL,
+                                     &j->outcome, err, sizeof(err));
     if (kst != KAFKA_OK) {
         cmdutil_kafka_error(ctx, "publish", "cannot send the event", err);
-        goto out;
+        return -1;
     }
     /* message.timeout.ms bounds the wait; the margin lets its report arrive. */
-    kafka_producer_flush(p, (int)f.timeout_ms + 5000);
-    if (!outcome.reported) {
+    kafka_producer_flush(j->p, (int)j->f.timeout_ms + 5000);
+    if (!j->outcome.reported) {
         cmdutil_kafka_error(ctx, "publish", "no acknowledgement", "timed out");
-        goto out;
+        return -1;
     }
-    if (outcome.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        cmdutil_kafka_error(ctx, "publish", "the event was not accepted", outcome.errstr);
-        goto out;
+    if (j->outcome.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        cmdutil_kafka_error(ctx, "publish", "the event was not accepted", j->outcome.errstr);
+        return -1;
     }
-    printf("%s\n", ev.event_id);
+    return 0;
+}
+
+int cmd_publish(const ctl_context *ctx, int argc, char **argv)
+{
+    publish_job j = {0};
+    const config_table table = {publish_vars, &j.f};
+
+    int rc = parse_args(argc, argv, &j.f);
+    if (rc >= 0)
+        goto out;
+    rc = CTL_EXIT_USAGE;
+    if (build_event(&j) != 0)
+        goto out;
+    rc = CTL_EXIT_FAILURE;
+    if (assign_event_id(&j.f, &j.ev) != 0 || encode_event(ctx, &j) != 0 || send_event(ctx, &j) != 0)
+        goto out;
+    printf("%s\n", j.ev.event_id);
     rc = CTL_EXIT_OK;
 out:
-    kafka_producer_destroy(p);
-    free(wire);
-    event_free(&ev);
-    json_decref(body);
+    kafka_producer_destroy(j.p);
+    free(j.wire);
+    event_free(&j.ev);
+    json_decref(j.body);
     config_free(&table, 1, NULL);
     return rc;
 }

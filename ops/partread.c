@@ -118,99 +118,134 @@ out:
     return rc;
 }
 
-partread_status partread_open(const char *brokers, const config_kafka_props *props,
-                              const char *topic, const partread_range *range, partread **out,
-                              char *err, size_t errlen)
+/* A reader on topic with its consumer, nothing asked of the cluster yet; NULL with err. */
+static partread *reader_open(const char *brokers, const config_kafka_props *props,
+                             const char *topic, int timeout_ms, char *err, size_t errlen)
 {
-    partread_status st = PARTREAD_ERROR;
-    partread *r = NULL;
-    int64_t *low = NULL;
-    rd_kafka_topic_partition_list_t *assign = NULL;
-
-    *out = NULL;
-    r = calloc(1, sizeof(*r));
+    partread *r = calloc(1, sizeof(*r));
     if (r == NULL || (r->topic = strdup(topic)) == NULL) {
         error_set(err, errlen, "out of memory");
-        goto out;
+        goto fail;
     }
-    r->timeout_ms = range->timeout_ms > 0 ? range->timeout_ms : 10000;
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
     r->c = reader_new(brokers, props, err, errlen);
     if (r->c == NULL)
-        goto out;
+        goto fail;
     r->rk = kafka_consumer_rk(r->c);
-    r->npart = partition_count(r->rk, topic, r->timeout_ms, err, errlen);
-    if (r->npart == 0)
-        st = PARTREAD_MISSING;
+    return r;
+fail:
+    partread_close(r);
+    return NULL;
+}
+
+/* The partition count into r; MISSING when the topic, or the one partition asked, is not there. */
+static partread_status count_partitions(partread *r, int32_t only, char *err, size_t errlen)
+{
+    r->npart = partition_count(r->rk, r->topic, r->timeout_ms, err, errlen);
     if (r->npart <= 0)
-        goto out;
-    if (range->partition >= r->npart) {
-        error_set(err, errlen, "topic %s has no partition %d (it has %d)", topic,
-                  (int)range->partition, r->npart);
-        st = PARTREAD_MISSING;
-        goto out;
+        return r->npart == 0 ? PARTREAD_MISSING : PARTREAD_ERROR;
+    if (only >= r->npart) {
+        error_set(err, errlen, "topic %s has no partition %d (it has %d)", r->topic, (int)only,
+                  r->npart);
+        return PARTREAD_MISSING;
     }
+    return PARTREAD_OK;
+}
+
+/* The per-partition arrays of r, and *low for open's own use; -1 with err. */
+static int alloc_ranges(partread *r, int64_t **low, char *err, size_t errlen)
+{
     size_t n = (size_t)r->npart;
     r->start = calloc(n, sizeof(*r->start));
     r->end = calloc(n, sizeof(*r->end));
     r->done = calloc(n, sizeof(*r->done));
-    low = calloc(n, sizeof(*low));
-    if (r->start == NULL || r->end == NULL || r->done == NULL || low == NULL) {
+    *low = calloc(n, sizeof(**low));
+    if (r->start == NULL || r->end == NULL || r->done == NULL || *low == NULL) {
         error_set(err, errlen, "out of memory");
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+/*
+ * The watermarks of partition p, retried while the cluster settles (a leader
+ * moving, a topic just made), within the reader's timeout.
+ */
+static rd_kafka_resp_err_t query_watermarks(partread *r, int32_t p, int64_t *lo, int64_t *hi)
+{
+    int64_t deadline = timeutil_monotonic_ms() + r->timeout_ms;
+    rd_kafka_resp_err_t e;
+    for (int attempt = 0;; attempt++) {
+        int64_t left = deadline - timeutil_monotonic_ms();
+        e = rd_kafka_query_watermark_offsets(r->rk, r->topic, p, lo, hi, left > 0 ? (int)left : 1);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || attempt >= 50 ||
+            kafka_classify(e, NULL) != KAFKA_ERRCLASS_RETRIABLE ||
+            timeutil_monotonic_ms() + 200 >= deadline)
+            break;
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        (void)nanosleep(&ts, NULL);
+    }
+    return e;
+}
+
+/* Each partition's range set to its watermarks, low to the log starts; the others done. */
+static int read_watermarks(partread *r, int32_t only, int64_t *low, char *err, size_t errlen)
+{
     for (int p = 0; p < r->npart; p++) {
         int64_t lo = 0, hi = 0;
-        if (range->partition >= 0 && p != range->partition) {
+        if (only >= 0 && p != only) {
             r->done[p] = true;
             continue;
         }
-        /* Retried while the cluster settles (a leader moving, a topic just
-         * made), within the same timeout. */
-        int64_t deadline = timeutil_monotonic_ms() + r->timeout_ms;
-        rd_kafka_resp_err_t e;
-        for (int attempt = 0;; attempt++) {
-            int64_t left = deadline - timeutil_monotonic_ms();
-            e = rd_kafka_query_watermark_offsets(r->rk, topic, p, &lo, &hi,
-                                                 left > 0 ? (int)left : 1);
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR || attempt >= 50 ||
-                kafka_classify(e, NULL) != KAFKA_ERRCLASS_RETRIABLE ||
-                timeutil_monotonic_ms() + 200 >= deadline)
-                break;
-            struct timespec ts = {0, 200 * 1000 * 1000};
-            (void)nanosleep(&ts, NULL);
-        }
+        rd_kafka_resp_err_t e = query_watermarks(r, p, &lo, &hi);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            error_set(err, errlen, "watermarks of %s [%d]: %s", topic, p, rd_kafka_err2str(e));
-            goto out;
+            error_set(err, errlen, "watermarks of %s [%d]: %s", r->topic, p, rd_kafka_err2str(e));
+            return -1;
         }
         low[p] = lo;
         r->start[p] = lo;
         r->end[p] = hi;
     }
-    if (range->partition >= 0) {
-        int32_t p = range->partition;
-        if (range->offset < low[p] || range->offset >= r->end[p]) {
-            error_set(err, errlen,
-                      "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64 "..%" PRId64
-                      ")",
-                      (int)p, range->offset, topic, (int)p, low[p], r->end[p] - 1);
-            st = PARTREAD_MISSING;
-            goto out;
-        }
-        r->start[p] = range->offset;
-        r->end[p] = range->offset + 1;
-    } else {
-        /* The end first: it must be computed against the watermarks. */
-        int64_t *high = low; /* reuse: high watermarks, copied before end changes */
-        for (int p = 0; p < r->npart; p++)
-            high[p] = r->end[p];
-        if (range->to_ms >= 0 && apply_times(r, range->to_ms, r->end, high, err, errlen) != 0)
-            goto out;
-        if (range->from_ms >= 0 && apply_times(r, range->from_ms, r->start, high, err, errlen) != 0)
-            goto out;
-    }
+    return 0;
+}
 
-    assign = rd_kafka_topic_partition_list_new(r->npart);
+/* Narrows the asked partition to its one record at the asked offset; MISSING when it is not there.
+ */
+static partread_status narrow_to_record(partread *r, const partread_range *range,
+                                        const int64_t *low, char *err, size_t errlen)
+{
+    int32_t p = range->partition;
+    if (range->offset < low[p] || range->offset >= r->end[p]) {
+        error_set(err, errlen,
+                  "no record %d:%" PRId64 " in %s (partition %d holds %" PRId64 "..%" PRId64 ")",
+                  (int)p, range->offset, r->topic, (int)p, low[p], r->end[p] - 1);
+        return PARTREAD_MISSING;
+    }
+    r->start[p] = range->offset;
+    r->end[p] = range->offset + 1;
+    return PARTREAD_OK;
+}
+
+/* Narrows every range to from_ms..to_ms; high is npart entries of scratch for the watermarks. */
+static partread_status narrow_to_times(partread *r, const partread_range *range, int64_t *high,
+                                       char *err, size_t errlen)
+{
+    /* The end first: it must be computed against the watermarks. */
+    for (int p = 0; p < r->npart; p++)
+        high[p] = r->end[p];
+    if (range->to_ms >= 0 && apply_times(r, range->to_ms, r->end, high, err, errlen) != 0)
+        return PARTREAD_ERROR;
+    if (range->from_ms >= 0 && apply_times(r, range->from_ms, r->start, high, err, errlen) != 0)
+        return PARTREAD_ERROR;
+    return PARTREAD_OK;
+}
+
+/* Assigns every partition with records in its range, from its start, and counts them; -1 with err.
+ */
+static int assign_ranges(partread *r, char *err, size_t errlen)
+{
+    int rc = 0;
+    rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_new(r->npart);
     for (int p = 0; p < r->npart; p++) {
         if (r->done[p] || r->start[p] >= r->end[p]) {
             r->done[p] = true;
@@ -218,21 +253,51 @@ partread_status partread_open(const char *brokers, const config_kafka_props *pro
         }
         r->total += r->end[p] - r->start[p];
         r->remaining++;
-        rd_kafka_topic_partition_list_add(assign, topic, p)->offset = r->start[p];
+        rd_kafka_topic_partition_list_add(assign, r->topic, p)->offset = r->start[p];
     }
     if (assign->cnt > 0) {
         rd_kafka_resp_err_t e = rd_kafka_assign(r->rk, assign);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            error_set(err, errlen, "assign %s: %s", topic, rd_kafka_err2str(e));
-            goto out;
+            error_set(err, errlen, "assign %s: %s", r->topic, rd_kafka_err2str(e));
+            rc = -1;
         }
     }
+    rd_kafka_topic_partition_list_destroy(assign);
+    return rc;
+}
+
+partread_status partread_open(const char *brokers, const config_kafka_props *props,
+                              const char *topic, const partread_range *range, partread **out,
+                              char *err, size_t errlen)
+{
+    partread_status st = PARTREAD_ERROR;
+    partread *r = NULL;
+    int64_t *low = NULL; /* the log starts; then scratch for narrow_to_times */
+
+    *out = NULL;
+    r = reader_open(brokers, props, topic, range->timeout_ms, err, errlen);
+    if (r == NULL)
+        goto out;
+    st = count_partitions(r, range->partition, err, errlen);
+    if (st != PARTREAD_OK)
+        goto out;
+    st = PARTREAD_ERROR;
+    if (alloc_ranges(r, &low, err, errlen) != 0 ||
+        read_watermarks(r, range->partition, low, err, errlen) != 0)
+        goto out;
+    if (range->partition >= 0)
+        st = narrow_to_record(r, range, low, err, errlen);
+    else
+        st = narrow_to_times(r, range, low, err, errlen);
+    if (st != PARTREAD_OK)
+        goto out;
+    st = PARTREAD_ERROR;
+    if (assign_ranges(r, err, errlen) != 0)
+        goto out;
     *out = r;
     r = NULL;
     st = PARTREAD_OK;
 out:
-    if (assign != NULL)
-        rd_kafka_topic_partition_list_destroy(assign);
     free(low);
     partread_close(r);
     return st;
