@@ -180,21 +180,6 @@ typedef struct publish_job {
     publish_outcome outcome; /* the delivery report's; outlives p, whose destroy may report */
 } publish_job;
 
-/* Flags into f.  Returns -1 to go on, else the exit code. */
-static int parse_args(int argc, char **argv, publish_flags *f)
-{
-    int first = argc;
-    config_status st =
-        ctl_parse_flags("publish", PUBLISH_USAGE, publish_vars, f, argc, argv, &first);
-    if (st != CONFIG_OK)
-        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
-    if (first < argc) {
-        fprintf(stderr, "heraldctl publish: unexpected argument \"%s\"\n", argv[first]);
-        return CTL_EXIT_USAGE;
-    }
-    return -1;
-}
-
 /* The event the flags describe, validated as the gateway does; -1 with one line printed. */
 static int build_event(publish_job *j)
 {
@@ -273,7 +258,7 @@ int cmd_publish(const ctl_context *ctx, int argc, char **argv)
     publish_job j = {0};
     const config_table table = {publish_vars, &j.f};
 
-    int rc = parse_args(argc, argv, &j.f);
+    int rc = ctl_parse_only_flags("publish", PUBLISH_USAGE, publish_vars, &j.f, argc, argv);
     if (rc >= 0)
         goto out;
     rc = CTL_EXIT_USAGE;
