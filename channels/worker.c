@@ -195,8 +195,7 @@ struct worker {
     metrics_registry *reg;
     worker_metrics m;
     opsserver *ops;
-    daemon_heartbeat heartbeat; /* beaten each loop pass */
-    atomic_bool db_up;
+    daemon_health health; /* the loop's heartbeat, PostgreSQL */
 };
 
 /* ---------------------------------------------------------------- lists */
@@ -766,11 +765,11 @@ static void collect_claims(worker *w, int64_t now)
         for (size_t i = op->n; i-- > 0;)
             jobq_push_front(&w->claimq, op->jobs[i]);
         w->db_retry_at = now + (op->st == PG_RETRY ? 0 : DB_RETRY_MS);
-        atomic_store(&w->db_up, op->st == PG_RETRY);
+        atomic_store(&w->health.pg_up, op->st == PG_RETRY);
         claim_op_free(op);
         return;
     }
-    atomic_store(&w->db_up, true);
+    atomic_store(&w->health.pg_up, true);
     for (size_t i = 0; i < op->n; i++) {
         job *j = op->jobs[i];
         const store_claim_item *it = &op->items[i];
@@ -988,9 +987,9 @@ static void collect_records(worker *w, int64_t now)
         for (size_t i = op->n; i-- > 0;)
             jobq_push_front(&w->recordq, op->jobs[i]);
         w->db_retry_at = now + (op->st == PG_RETRY ? 0 : DB_RETRY_MS);
-        atomic_store(&w->db_up, op->st == PG_RETRY);
+        atomic_store(&w->health.pg_up, op->st == PG_RETRY);
     } else {
-        atomic_store(&w->db_up, true);
+        atomic_store(&w->health.pg_up, true);
         for (size_t i = 0; i < op->n; i++)
             job_done(w, op->jobs[i]);
     }
@@ -1119,25 +1118,6 @@ static void on_rebalance(void *ctx, bool assigned_now, const rd_kafka_topic_part
 
 /* --------------------------------------------------------------- metrics */
 
-/* Liveness: the loop turns.  A stalled loop is restarted by a restart, an
- * unreachable PostgreSQL is not, so that belongs to readiness only. */
-static bool health_check(void *ctx, char *reason, size_t reasonlen)
-{
-    worker *w = ctx;
-    return daemon_alive(&w->heartbeat, "worker loop", reason, reasonlen);
-}
-
-/* Readiness: alive, and PostgreSQL reachable. */
-static bool ready_check(void *ctx, char *reason, size_t reasonlen)
-{
-    worker *w = ctx;
-    if (!atomic_load(&w->db_up)) {
-        snprintf(reason, reasonlen, "PostgreSQL unavailable");
-        return false;
-    }
-    return health_check(ctx, reason, reasonlen);
-}
-
 static int metrics_init(worker *w)
 {
     static const char *const outcomes[] = {"sent", "transient", "permanent", "dead_token"};
@@ -1238,7 +1218,7 @@ static void update_gauges(worker *w, int64_t now)
     for (int p = 0; p < NPROV; p++)
         if (w->brk[p])
             metrics_gauge_set(w->m.breaker[p], breaker_get_state(w->brk[p], now));
-    daemon_beat(&w->heartbeat);
+    daemon_beat(&w->health.heartbeat);
 }
 
 /* ----------------------------------------------------------------- build */
@@ -1323,8 +1303,7 @@ static worker *worker_alloc(const worker_config *cfg, const herald_common_config
     w->stop = stop;
     w->channel = (delivery_channel)cfg->channel;
     w->chname = delivery_channel_name(w->channel);
-    atomic_store(&w->db_up, true);
-    daemon_heartbeat_init(&w->heartbeat, common->stall_ms);
+    daemon_health_init(&w->health, "worker loop", "", common->stall_ms);
     snprintf(w->stage, sizeof w->stage, "worker.%s", w->chname);
     config_topic(common, topics_deliveries(w->chname, name, sizeof name),
                  w->topics[TOPIC_DELIVERIES], sizeof w->topics[0]);
@@ -1485,7 +1464,7 @@ static int start_ops(worker *w, char *err, size_t errlen)
     const char *addr = w->cfg->metrics_addr && *w->cfg->metrics_addr
                            ? w->cfg->metrics_addr
                            : worker_config_default_metrics_addr(w->channel);
-    w->ops = opsserver_start(addr, w->reg, health_check, ready_check, w, err, errlen);
+    w->ops = daemon_ops_start(addr, w->reg, &w->health, err, errlen);
     return w->ops == NULL ? -1 : 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "daemon.h"
 #include "log.h"
+#include "opsserver.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -47,6 +48,41 @@ bool daemon_alive(daemon_heartbeat *hb, const char *what, char *reason, size_t r
         return true;
     snprintf(reason, reasonlen, "%s stalled for %" PRId64 " ms", what, age);
     return false;
+}
+
+void daemon_health_init(daemon_health *h, const char *loop, const char *fatal_what, long stall_ms)
+{
+    h->loop = loop;
+    h->fatal_what = fatal_what;
+    atomic_store(&h->fatal, false);
+    atomic_store(&h->pg_up, true);
+    daemon_heartbeat_init(&h->heartbeat, stall_ms);
+}
+
+static bool health_check(void *ctx, char *reason, size_t reasonlen)
+{
+    daemon_health *h = ctx;
+    if (atomic_load(&h->fatal)) {
+        snprintf(reason, reasonlen, "%s", h->fatal_what);
+        return false;
+    }
+    return daemon_alive(&h->heartbeat, h->loop, reason, reasonlen);
+}
+
+static bool ready_check(void *ctx, char *reason, size_t reasonlen)
+{
+    daemon_health *h = ctx;
+    if (!atomic_load(&h->pg_up)) {
+        snprintf(reason, reasonlen, "PostgreSQL unavailable");
+        return false;
+    }
+    return health_check(ctx, reason, reasonlen);
+}
+
+opsserver *daemon_ops_start(const char *addr, metrics_registry *reg, daemon_health *h, char *err,
+                            size_t errlen)
+{
+    return opsserver_start(addr, reg, health_check, ready_check, h, err, errlen);
 }
 
 /*

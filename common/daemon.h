@@ -57,6 +57,29 @@ void daemon_beat(daemon_heartbeat *hb);
  * older than the threshold. */
 bool daemon_alive(daemon_heartbeat *hb, const char *what, char *reason, size_t reasonlen);
 
+/*
+ * The health of a daemon with a main loop, as its metrics port reports it
+ * (docs/configuration.md, "Health and shutdown"): /healthz (liveness) fails
+ * on a fatal error or a stalled loop, and a restart is the cure; /readyz
+ * fails on those and also while PostgreSQL is down, which waiting cures.
+ */
+typedef struct {
+    daemon_heartbeat heartbeat; /* beaten each pass of the main loop */
+    const char *loop;           /* "main loop": named when it stalls */
+    const char *fatal_what;     /* "fatal Kafka error": said when fatal is set */
+    atomic_bool fatal;
+    atomic_bool pg_up;
+} daemon_health;
+
+/* Alive and ready from now; stall_ms as for daemon_heartbeat_init. */
+void daemon_health_init(daemon_health *h, const char *loop, const char *fatal_what, long stall_ms);
+
+/* The metrics, /healthz and /readyz server on addr, answering from h (see opsserver_start). */
+struct opsserver;
+struct metrics_registry;
+struct opsserver *daemon_ops_start(const char *addr, struct metrics_registry *reg, daemon_health *h,
+                                   char *err, size_t errlen) __attribute__((warn_unused_result));
+
 typedef struct {
     const char *prog;  /* "herald-dispatcher": log and error prefix */
     const char *usage; /* first line of --help */

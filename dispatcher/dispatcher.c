@@ -104,8 +104,7 @@ struct dispatcher {
     metrics_registry *reg;
     opsserver *ops;
     dmetrics m;
-    daemon_heartbeat heartbeat; /* beaten each loop pass */
-    atomic_bool pg_up, fatal;
+    daemon_health health; /* the loop's heartbeat, fatal errors, PostgreSQL */
 };
 
 /* --------------------------------------------------------------- slots */
@@ -276,26 +275,6 @@ static void update_lag(dispatcher *d)
         }
     rd_kafka_topic_partition_list_destroy(parts);
     metrics_gauge_set(d->m.lag, (double)lag);
-}
-
-static bool health_check(void *ctx, char *reason, size_t reasonlen)
-{
-    dispatcher *d = ctx;
-    if (atomic_load(&d->fatal)) {
-        snprintf(reason, reasonlen, "fatal Kafka error");
-        return false;
-    }
-    return daemon_alive(&d->heartbeat, "main loop", reason, reasonlen);
-}
-
-static bool ready_check(void *ctx, char *reason, size_t reasonlen)
-{
-    dispatcher *d = ctx;
-    if (!atomic_load(&d->pg_up)) {
-        snprintf(reason, reasonlen, "PostgreSQL unavailable");
-        return false;
-    }
-    return health_check(ctx, reason, reasonlen);
 }
 
 /* ----------------------------------------------------------- invalidation */
@@ -822,7 +801,7 @@ static void pg_outage(dispatcher *d)
     char err[256];
     d->pg_delay_ms = backoff_decorrelated_ms(100, d->cfg->pg_retry_max_ms, d->pg_delay_ms, &d->rng);
     d->resume_at_ms = timeutil_monotonic_ms() + d->pg_delay_ms;
-    atomic_store(&d->pg_up, false);
+    atomic_store(&d->health.pg_up, false);
     if (!d->pg_paused) {
         if (kafka_consumer_pause(d->consumer, err, sizeof err) != KAFKA_OK)
             LOG_WARN("consumer", "%s", err);
@@ -856,7 +835,7 @@ static void pg_maybe_resume(dispatcher *d)
 static void housekeeping(dispatcher *d)
 {
     int64_t now = timeutil_monotonic_ms();
-    daemon_beat(&d->heartbeat);
+    daemon_beat(&d->health.heartbeat);
     atomic_store(&d->outq, kafka_producer_outq_len(d->producer));
     poll_notifications(d);
     pg_maybe_resume(d);
@@ -980,7 +959,7 @@ int dispatcher_run(dispatcher *d)
                                       (double)(timeutil_monotonic_ms() - t0) / 1000.0);
             metrics_histogram_observe(d->m.batch_events, (double)n);
             d->pg_delay_ms = 0;
-            atomic_store(&d->pg_up, true);
+            atomic_store(&d->health.pg_up, true);
             drop_batch(d);
             continue;
         }
@@ -988,7 +967,7 @@ int dispatcher_run(dispatcher *d)
             r = BATCH_ABORTED;
         if (r == BATCH_FATAL) {
             LOG_ERROR(NULL, "stopping: %s", err);
-            atomic_store(&d->fatal, true);
+            atomic_store(&d->health.fatal, true);
             rc = 1;
             break;
         }
@@ -1091,8 +1070,7 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
     d->stop = stop;
     d->fo.sms_max_segments = (int)cfg->sms_max_segments;
     d->rng = (uint64_t)timeutil_now_ms() ^ ((uint64_t)getpid() << 32);
-    daemon_heartbeat_init(&d->heartbeat, common->stall_ms);
-    atomic_store(&d->pg_up, true);
+    daemon_health_init(&d->health, "main loop", "fatal Kafka error", common->stall_ms);
     if (cfg->transactional_id != NULL && *cfg->transactional_id != '\0')
         snprintf(d->tid, sizeof d->tid, "%s", cfg->transactional_id);
     else
@@ -1125,7 +1103,7 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
         error_set(err, errlen, "out of memory");
         goto out;
     }
-    d->ops = opsserver_start(cfg->metrics_addr, d->reg, health_check, ready_check, d, err, errlen);
+    d->ops = daemon_ops_start(cfg->metrics_addr, d->reg, &d->health, err, errlen);
     if (d->ops == NULL) {
         *config_error = 1; /* HERALD_METRICS_ADDR unusable */
         goto out;
