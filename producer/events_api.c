@@ -169,6 +169,109 @@ static int rebind_item(pub_item *it, prepared *pre, const char *event_id)
 }
 
 /*
+ * Opens the claims' transaction on a pooled connection.  Returns -1,
+ * answered, on failure; *c is set whenever a connection was taken.
+ */
+static int claims_begin(api_env *env, http_request *req, pg_conn **c)
+{
+    char err[256];
+    if ((*c = api_db(env, req)) == NULL)
+        return -1;
+    if (pg_begin(*c, err, sizeof err) != PG_OK) {
+        api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Claims one item's key in the open transaction: the item then holds the
+ * key, republishes an event in doubt, replays one or is refused while the
+ * key is in flight.  Returns -1, answered, when the claim cannot be made.
+ */
+static int claim_key(api_env *env, http_request *req, pg_conn *c, pub_item *it, prepared *pre)
+{
+    unsigned char hash[32];
+    id_sha256(pre->wire, pre->len, hash);
+    store_idem_state state;
+    char existing[ID_UUID_SIZE], err[256];
+    store_status st = store_idem_claim(c, it->work->key_id, pre->ev.idempotency_key, it->event_id,
+                                       hash, env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
+                                       existing, err, sizeof err);
+    if (st != STORE_OK) {
+        api_store_error(req, st, "idempotency key", err);
+        return -1;
+    }
+    switch (state) {
+    case STORE_IDEM_CLAIMED:
+        if ((it->idem_key = strdup(pre->ev.idempotency_key)) == NULL) {
+            http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+            return -1;
+        }
+        break;
+    case STORE_IDEM_RETAKEN:
+        /* The first publish under this key is in doubt: send its event
+         * again, under its own id. */
+        if (rebind_item(it, pre, existing) != 0) {
+            /* Left unconfirmed, as it was: a later retry takes it again. */
+            http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+            return -1;
+        }
+        break;
+    case STORE_IDEM_REPLAY:
+        it->state = ITEM_REPLAY;
+        snprintf(it->event_id, sizeof it->event_id, "%s", existing);
+        break;
+    case STORE_IDEM_IN_FLIGHT:
+        /* Its event id cannot be promised yet: that publish may still fail. */
+        item_fail(it, 409, "idempotency_in_progress", "idempotency_key",
+                  "a request with this idempotency key is still being published; retry "
+                  "shortly");
+        break;
+    }
+    return 0;
+}
+
+/*
+ * Commits the claims.  Returns -1, answered, when not committed, with
+ * *unknown set when the COMMIT's answer was lost with the connection.
+ */
+static int claims_commit(http_request *req, pg_conn *c, bool *unknown)
+{
+    char err[256];
+    pg_status ps = pg_commit(c, err, sizeof err);
+    if (ps == PG_OK)
+        return 0;
+    api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
+    *unknown = ps == PG_RETRY || ps == PG_DOWN;
+    return -1;
+}
+
+/*
+ * Undoes the claims of a request that will send nothing: a rollback while
+ * the transaction stands, else, after a COMMIT whose answer was lost,
+ * a release of each claim but those retaken, which stay in doubt.
+ */
+static void claims_undo(http_request *req, pub_work *w, pg_conn *c, bool unknown)
+{
+    char err[256];
+    if (c != NULL && pg_in_transaction(c)) {
+        if (pg_rollback(c, err, sizeof err) != PG_OK)
+            LOG_WARN(http_request_id(req), "idempotency claims not rolled back: %s", err);
+        return;
+    }
+    if (!unknown)
+        return;
+    for (size_t i = 0; i < w->n; i++) {
+        pub_item *it = &w->items[i];
+        if (it->idem_key != NULL && !it->retaken &&
+            store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
+                STORE_OK)
+            LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
+    }
+}
+
+/*
  * Claims the items' idempotency keys.  An item whose key was used before
  * becomes a replay of that event id.  Returns -1 (and answers 503) when the
  * database cannot be reached: no publish without its claim.
@@ -190,86 +293,16 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, prepared *pr
         pub_item *it = &w->items[i];
         if (it->state != ITEM_SENT || pre[i].ev.idempotency_key == NULL)
             continue;
-        if (c == NULL) {
-            char err[256];
-            if ((c = api_db(env, req)) == NULL) {
-                rc = -1;
-                goto out;
-            }
-            if (pg_begin(c, err, sizeof err) != PG_OK) {
-                api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
-                rc = -1;
-                goto out;
-            }
-        }
-        unsigned char hash[32];
-        id_sha256(pre[i].wire, pre[i].len, hash);
-        store_idem_state state;
-        char existing[ID_UUID_SIZE], err[256];
-        store_status st = store_idem_claim(c, w->key_id, pre[i].ev.idempotency_key, it->event_id,
-                                           hash, env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
-                                           existing, err, sizeof err);
-        if (st != STORE_OK) {
-            api_store_error(req, st, "idempotency key", err);
-            rc = -1;
+        if (c == NULL && (rc = claims_begin(env, req, &c)) != 0)
             goto out;
-        }
-        switch (state) {
-        case STORE_IDEM_CLAIMED:
-            it->idem_key = strdup(pre[i].ev.idempotency_key);
-            if (it->idem_key == NULL) {
-                http_respond_retry(req, 503, "overloaded", "out of memory", 1);
-                rc = -1;
-                goto out;
-            }
-            break;
-        case STORE_IDEM_RETAKEN:
-            /* The first publish under this key is in doubt: send its event
-             * again, under its own id. */
-            if (rebind_item(it, &pre[i], existing) != 0) {
-                /* Left unconfirmed, as it was: a later retry takes it again. */
-                http_respond_retry(req, 503, "overloaded", "out of memory", 1);
-                rc = -1;
-                goto out;
-            }
-            break;
-        case STORE_IDEM_REPLAY:
-            it->state = ITEM_REPLAY;
-            snprintf(it->event_id, sizeof it->event_id, "%s", existing);
-            break;
-        case STORE_IDEM_IN_FLIGHT:
-            /* Its event id cannot be promised yet: that publish may still fail. */
-            item_fail(it, 409, "idempotency_in_progress", "idempotency_key",
-                      "a request with this idempotency key is still being published; retry "
-                      "shortly");
-            break;
-        }
+        if ((rc = claim_key(env, req, c, it, &pre[i])) != 0)
+            goto out;
     }
-    if (c != NULL) {
-        char err[256];
-        pg_status ps = pg_commit(c, err, sizeof err);
-        if (ps != PG_OK) {
-            api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
-            unknown = ps == PG_RETRY || ps == PG_DOWN; /* lost with the connection */
-            rc = -1;
-        }
-    }
+    if (c != NULL)
+        rc = claims_commit(req, c, &unknown);
 out:
-    if (rc != 0 && c != NULL && pg_in_transaction(c)) {
-        /* Undo the claims already made: none of these events will be sent. */
-        char err[256];
-        if (pg_rollback(c, err, sizeof err) != PG_OK)
-            LOG_WARN(http_request_id(req), "idempotency claims not rolled back: %s", err);
-    } else if (rc != 0 && unknown) {
-        for (size_t i = 0; i < w->n; i++) {
-            pub_item *it = &w->items[i];
-            char err[256];
-            if (it->idem_key != NULL && !it->retaken &&
-                store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
-                    STORE_OK)
-                LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
-        }
-    }
+    if (rc != 0)
+        claims_undo(req, w, c, unknown);
     pgpool_release(env->pool, c);
     return rc;
 }
