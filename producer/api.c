@@ -167,17 +167,110 @@ static void refuse_if_publisher_busy(api_env *env, http_request *req)
     http_respond_retry(req, 503, "broker_unavailable", err, 1);
 }
 
-static void on_headers(api_env *env, http_request *req)
+/* Gives req a fresh call.  Returns NULL, answered, when out of memory. */
+static api_call *call_attach(api_env *env, http_request *req)
 {
     api_call *call = calloc(1, sizeof *call);
     if (call == NULL) {
         http_respond_error(req, 503, "overloaded", "out of memory", NULL);
-        return;
+        return NULL;
     }
     call->env = env;
     call->route = NROUTES;
     http_request_set_app(req, call, call_free);
+    return call;
+}
 
+/* Answers a path whose captures did not decode, naming the first that failed. */
+static void refuse_bad_param(http_request *req, const router_params *params)
+{
+    for (size_t i = 0; i < params->count; i++)
+        if (params->values[i][0] == '\0') {
+            char field[64];
+            snprintf(field, sizeof field, "%.*s", (int)params->name_len[i], params->names[i]);
+            api_bad_field(req, field, "a path segment is empty, too long or badly escaped");
+            return;
+        }
+    api_bad_field(req, "", "bad path");
+}
+
+/*
+ * Finds req's route, into call->route and call->params.  Returns -1,
+ * answered (404, 405 or 400), when no route takes the request.
+ */
+static int route_request(http_request *req, api_call *call)
+{
+    size_t idx = 0;
+    router_result rr = router_match(routes, NROUTES, http_request_method(req),
+                                    http_request_path(req), &idx, &call->params);
+    if (rr == ROUTER_NOT_FOUND) {
+        http_respond_error(req, 404, "not_found", "no such route", NULL);
+        return -1;
+    }
+    if (rr == ROUTER_BAD_METHOD) {
+        allow_header(req, http_request_path(req));
+        http_respond_error(req, 405, "method_not_allowed", "method not allowed on this route",
+                           NULL);
+        return -1;
+    }
+    call->route = idx;
+    if (rr == ROUTER_BAD_PARAM) {
+        refuse_bad_param(req, &call->params);
+        return -1;
+    }
+    return 0;
+}
+
+/* Takes one request from the key's rate limit.  Returns -1, answered 429, when spent. */
+static int take_rate(api_env *env, http_request *req, const char *kid)
+{
+    int64_t wait_ms = 0;
+    if (env->limits == NULL ||
+        ratelimit_table_take(env->limits, kid, timeutil_monotonic_ms(), 1, &wait_ms))
+        return 0;
+    metrics_counter_inc(env->rate_limited);
+    int64_t secs = wait_ms > 0 ? (wait_ms + 999) / 1000 : 1;
+    http_respond_retry(req, 429, "rate_limited", "too many requests for this API key", secs);
+    return -1;
+}
+
+/*
+ * Authenticates req's API key into call, checks that its scope allows the
+ * route's and takes the request from its rate limit.  Returns -1, answered
+ * (503, 401, 403 or 429), when the request may not go on.
+ */
+static int authorize(api_env *env, http_request *req, api_call *call, router_scope need)
+{
+    char err[160];
+    auth_result ar = auth_check(env->auth, http_request_header(req, "Authorization"), &call->key_id,
+                                &call->scope, err, sizeof err);
+    if (ar == AUTH_UNAVAILABLE) {
+        http_respond_retry(req, 503, "unavailable", err, 1);
+        return -1;
+    }
+    if (ar != AUTH_OK) {
+        http_add_header(req, "WWW-Authenticate", "Bearer");
+        http_respond_error(req, 401, "unauthorized", err, NULL);
+        return -1;
+    }
+    char kid[24];
+    snprintf(kid, sizeof kid, "%lld", (long long)call->key_id);
+    http_request_log_field(req, "api_key_id", kid);
+    router_scope have =
+        call->scope == APIKEY_SCOPE_ADMIN ? ROUTER_SCOPE_ADMIN : ROUTER_SCOPE_PUBLISH;
+    if (!router_scope_allows(have, need)) {
+        http_respond_error(req, 403, "forbidden", "this route needs an admin API key", NULL);
+        return -1;
+    }
+    return take_rate(env, req, kid);
+}
+
+/* Refuses in turn what can be refused before the body: see the file's comment. */
+static void on_headers(api_env *env, http_request *req)
+{
+    api_call *call = call_attach(env, req);
+    if (call == NULL)
+        return;
     /* Shutting down: requests arriving on kept-alive connections are sent
      * elsewhere, and the connection closes, so the drain ends promptly. */
     if (atomic_load(&env->draining)) {
@@ -185,70 +278,12 @@ static void on_headers(api_env *env, http_request *req)
         http_respond_retry(req, 503, "shutting_down", "the gateway is shutting down", 1);
         return;
     }
-
-    size_t idx = 0;
-    router_result rr = router_match(routes, NROUTES, http_request_method(req),
-                                    http_request_path(req), &idx, &call->params);
-    if (rr == ROUTER_NOT_FOUND) {
-        http_respond_error(req, 404, "not_found", "no such route", NULL);
+    if (route_request(req, call) != 0)
         return;
-    }
-    if (rr == ROUTER_BAD_METHOD) {
-        allow_header(req, http_request_path(req));
-        http_respond_error(req, 405, "method_not_allowed", "method not allowed on this route",
-                           NULL);
-        return;
-    }
-    call->route = idx;
-    if (rr == ROUTER_BAD_PARAM) {
-        /* Name the first capture that failed to decode. */
-        for (size_t i = 0; i < call->params.count; i++)
-            if (call->params.values[i][0] == '\0') {
-                char field[64];
-                snprintf(field, sizeof field, "%.*s", (int)call->params.name_len[i],
-                         call->params.names[i]);
-                api_bad_field(req, field, "a path segment is empty, too long or badly escaped");
-                return;
-            }
-        api_bad_field(req, "", "bad path");
-        return;
-    }
-
-    const router_route *r = &routes[idx];
+    const router_route *r = &routes[call->route];
     const api_endpoint *ep = r->handler;
-    if (r->scope != ROUTER_SCOPE_NONE) {
-        char err[160];
-        auth_result ar = auth_check(env->auth, http_request_header(req, "Authorization"),
-                                    &call->key_id, &call->scope, err, sizeof err);
-        if (ar == AUTH_UNAVAILABLE) {
-            http_respond_retry(req, 503, "unavailable", err, 1);
-            return;
-        }
-        if (ar != AUTH_OK) {
-            http_add_header(req, "WWW-Authenticate", "Bearer");
-            http_respond_error(req, 401, "unauthorized", err, NULL);
-            return;
-        }
-        char kid[24];
-        snprintf(kid, sizeof kid, "%lld", (long long)call->key_id);
-        http_request_log_field(req, "api_key_id", kid);
-        router_scope have =
-            call->scope == APIKEY_SCOPE_ADMIN ? ROUTER_SCOPE_ADMIN : ROUTER_SCOPE_PUBLISH;
-        if (!router_scope_allows(have, r->scope)) {
-            http_respond_error(req, 403, "forbidden", "this route needs an admin API key", NULL);
-            return;
-        }
-        if (env->limits != NULL) {
-            int64_t wait_ms = 0;
-            if (!ratelimit_table_take(env->limits, kid, timeutil_monotonic_ms(), 1, &wait_ms)) {
-                metrics_counter_inc(env->rate_limited);
-                int64_t secs = wait_ms > 0 ? (wait_ms + 999) / 1000 : 1;
-                http_respond_retry(req, 429, "rate_limited", "too many requests for this API key",
-                                   secs);
-                return;
-            }
-        }
-    }
+    if (r->scope != ROUTER_SCOPE_NONE && authorize(env, req, call, r->scope) != 0)
+        return;
     if (ep->json_body && http_request_expect_json(req) != 0)
         return;
     if (ep->produces)

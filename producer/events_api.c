@@ -169,6 +169,109 @@ static int rebind_item(pub_item *it, prepared *pre, const char *event_id)
 }
 
 /*
+ * Opens the claims' transaction on a pooled connection.  Returns -1,
+ * answered, on failure; *c is set whenever a connection was taken.
+ */
+static int claims_begin(api_env *env, http_request *req, pg_conn **c)
+{
+    char err[256];
+    if ((*c = api_db(env, req)) == NULL)
+        return -1;
+    if (pg_begin(*c, err, sizeof err) != PG_OK) {
+        api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Claims one item's key in the open transaction: the item then holds the
+ * key, republishes an event in doubt, replays one or is refused while the
+ * key is in flight.  Returns -1, answered, when the claim cannot be made.
+ */
+static int claim_key(api_env *env, http_request *req, pg_conn *c, pub_item *it, prepared *pre)
+{
+    unsigned char hash[32];
+    id_sha256(pre->wire, pre->len, hash);
+    store_idem_state state;
+    char existing[ID_UUID_SIZE], err[256];
+    store_status st = store_idem_claim(c, it->work->key_id, pre->ev.idempotency_key, it->event_id,
+                                       hash, env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
+                                       existing, err, sizeof err);
+    if (st != STORE_OK) {
+        api_store_error(req, st, "idempotency key", err);
+        return -1;
+    }
+    switch (state) {
+    case STORE_IDEM_CLAIMED:
+        if ((it->idem_key = strdup(pre->ev.idempotency_key)) == NULL) {
+            http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+            return -1;
+        }
+        break;
+    case STORE_IDEM_RETAKEN:
+        /* The first publish under this key is in doubt: send its event
+         * again, under its own id. */
+        if (rebind_item(it, pre, existing) != 0) {
+            /* Left unconfirmed, as it was: a later retry takes it again. */
+            http_respond_retry(req, 503, "overloaded", "out of memory", 1);
+            return -1;
+        }
+        break;
+    case STORE_IDEM_REPLAY:
+        it->state = ITEM_REPLAY;
+        snprintf(it->event_id, sizeof it->event_id, "%s", existing);
+        break;
+    case STORE_IDEM_IN_FLIGHT:
+        /* Its event id cannot be promised yet: that publish may still fail. */
+        item_fail(it, 409, "idempotency_in_progress", "idempotency_key",
+                  "a request with this idempotency key is still being published; retry "
+                  "shortly");
+        break;
+    }
+    return 0;
+}
+
+/*
+ * Commits the claims.  Returns -1, answered, when not committed, with
+ * *unknown set when the COMMIT's answer was lost with the connection.
+ */
+static int claims_commit(http_request *req, pg_conn *c, bool *unknown)
+{
+    char err[256];
+    pg_status ps = pg_commit(c, err, sizeof err);
+    if (ps == PG_OK)
+        return 0;
+    api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
+    *unknown = ps == PG_RETRY || ps == PG_DOWN;
+    return -1;
+}
+
+/*
+ * Undoes the claims of a request that will send nothing: a rollback while
+ * the transaction stands, else, after a COMMIT whose answer was lost,
+ * a release of each claim but those retaken, which stay in doubt.
+ */
+static void claims_undo(http_request *req, pub_work *w, pg_conn *c, bool unknown)
+{
+    char err[256];
+    if (c != NULL && pg_in_transaction(c)) {
+        if (pg_rollback(c, err, sizeof err) != PG_OK)
+            LOG_WARN(http_request_id(req), "idempotency claims not rolled back: %s", err);
+        return;
+    }
+    if (!unknown)
+        return;
+    for (size_t i = 0; i < w->n; i++) {
+        pub_item *it = &w->items[i];
+        if (it->idem_key != NULL && !it->retaken &&
+            store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
+                STORE_OK)
+            LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
+    }
+}
+
+/*
  * Claims the items' idempotency keys.  An item whose key was used before
  * becomes a replay of that event id.  Returns -1 (and answers 503) when the
  * database cannot be reached: no publish without its claim.
@@ -190,86 +293,16 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, prepared *pr
         pub_item *it = &w->items[i];
         if (it->state != ITEM_SENT || pre[i].ev.idempotency_key == NULL)
             continue;
-        if (c == NULL) {
-            char err[256];
-            if ((c = api_db(env, req)) == NULL) {
-                rc = -1;
-                goto out;
-            }
-            if (pg_begin(c, err, sizeof err) != PG_OK) {
-                api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
-                rc = -1;
-                goto out;
-            }
-        }
-        unsigned char hash[32];
-        id_sha256(pre[i].wire, pre[i].len, hash);
-        store_idem_state state;
-        char existing[ID_UUID_SIZE], err[256];
-        store_status st = store_idem_claim(c, w->key_id, pre[i].ev.idempotency_key, it->event_id,
-                                           hash, env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
-                                           existing, err, sizeof err);
-        if (st != STORE_OK) {
-            api_store_error(req, st, "idempotency key", err);
-            rc = -1;
+        if (c == NULL && (rc = claims_begin(env, req, &c)) != 0)
             goto out;
-        }
-        switch (state) {
-        case STORE_IDEM_CLAIMED:
-            it->idem_key = strdup(pre[i].ev.idempotency_key);
-            if (it->idem_key == NULL) {
-                http_respond_retry(req, 503, "overloaded", "out of memory", 1);
-                rc = -1;
-                goto out;
-            }
-            break;
-        case STORE_IDEM_RETAKEN:
-            /* The first publish under this key is in doubt: send its event
-             * again, under its own id. */
-            if (rebind_item(it, &pre[i], existing) != 0) {
-                /* Left unconfirmed, as it was: a later retry takes it again. */
-                http_respond_retry(req, 503, "overloaded", "out of memory", 1);
-                rc = -1;
-                goto out;
-            }
-            break;
-        case STORE_IDEM_REPLAY:
-            it->state = ITEM_REPLAY;
-            snprintf(it->event_id, sizeof it->event_id, "%s", existing);
-            break;
-        case STORE_IDEM_IN_FLIGHT:
-            /* Its event id cannot be promised yet: that publish may still fail. */
-            item_fail(it, 409, "idempotency_in_progress", "idempotency_key",
-                      "a request with this idempotency key is still being published; retry "
-                      "shortly");
-            break;
-        }
+        if ((rc = claim_key(env, req, c, it, &pre[i])) != 0)
+            goto out;
     }
-    if (c != NULL) {
-        char err[256];
-        pg_status ps = pg_commit(c, err, sizeof err);
-        if (ps != PG_OK) {
-            api_store_error(req, STORE_UNAVAILABLE, "idempotency key", err);
-            unknown = ps == PG_RETRY || ps == PG_DOWN; /* lost with the connection */
-            rc = -1;
-        }
-    }
+    if (c != NULL)
+        rc = claims_commit(req, c, &unknown);
 out:
-    if (rc != 0 && c != NULL && pg_in_transaction(c)) {
-        /* Undo the claims already made: none of these events will be sent. */
-        char err[256];
-        if (pg_rollback(c, err, sizeof err) != PG_OK)
-            LOG_WARN(http_request_id(req), "idempotency claims not rolled back: %s", err);
-    } else if (rc != 0 && unknown) {
-        for (size_t i = 0; i < w->n; i++) {
-            pub_item *it = &w->items[i];
-            char err[256];
-            if (it->idem_key != NULL && !it->retaken &&
-                store_idem_release(c, w->key_id, it->idem_key, it->event_id, err, sizeof err) !=
-                    STORE_OK)
-                LOG_WARN(http_request_id(req), "idempotency key not released: %s", err);
-        }
-    }
+    if (rc != 0)
+        claims_undo(req, w, c, unknown);
     pgpool_release(env->pool, c);
     return rc;
 }
@@ -494,82 +527,98 @@ void events_api_publish(api_env *env, http_request *req, api_call *call, http_ph
     json_decref(body);
 }
 
-void events_api_batch(api_env *env, http_request *req, api_call *call, http_phase phase)
+/* Appends one item's result to the batch answer; returns the item's status. */
+static int batch_put_result(text_buf *b, pub_item *it)
 {
-    pub_work *w = call->work;
-    if (phase == HTTP_PHASE_RESUMED) {
-        settle_claims(env, req, w);
-        observe(env, req, w);
-        size_t accepted = 0, unavailable = 0, in_flight = 0;
-        text_buf b = {.failed = false};
-        buf_init(&b.text, 0);
-        static const char head[] = "{\"results\":[";
-        text_put(&b, head, sizeof head - 1);
-        for (size_t i = 0; i < w->n; i++) {
-            int status;
-            const char *code, *message;
-            item_outcome(&w->items[i], &status, &code, &message);
-            if (i > 0)
-                text_put(&b, ",", 1);
-            if (status == 202) {
-                accepted++;
-                char item[WIRE_ACCEPTED_SIZE];
-                text_put(&b, item, wire_accepted(w->items[i].event_id, item));
-                continue;
-            }
-            if (status == 503)
-                unavailable++;
-            if (status == 409)
-                in_flight++;
-            /* Refusals are rare and carry free text: jansson escapes it. */
-            json_t *r = w->items[i].field[0] != '\0'
-                            ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
-                                        message, "field", w->items[i].field)
-                            : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
-            char *text = r != NULL ? json_dumps(r, JSON_COMPACT) : NULL;
-            json_decref(r);
-            if (text == NULL)
-                b.failed = true;
-            else
-                text_put(&b, text, strlen(text));
-            free(text);
-        }
-        int status = 202;
-        const char *tail = "]}";
-        if (accepted > 0) {
-            /* 202: the tail above */
-        } else if (unavailable > 0) {
-            status = 503;
-            tail = "],\"error\":{\"code\":\"broker_unavailable\",\"message\":\"no event of the "
-                   "batch was accepted; retry\"}}";
-        } else if (in_flight > 0) {
-            status = 409;
-            tail = "],\"error\":{\"code\":\"idempotency_in_progress\",\"message\":\"no event of "
-                   "the batch was accepted; some are still being published under their "
-                   "idempotency keys\"}}";
-        } else {
-            status = 400;
-            tail = "],\"error\":{\"code\":\"invalid_batch\",\"message\":\"no event of the batch "
-                   "is valid\"}}";
-        }
-        text_put(&b, tail, strlen(tail));
-        if (b.failed) {
-            buf_free(&b.text);
-            http_respond_retry(req, 503, "overloaded", "out of memory", 1);
-            return;
-        }
-        if (status == 503 || status == 409)
-            http_add_header(req, "Retry-After", "1");
-        size_t len;
-        char *text = buf_steal(&b.text, &len);
-        http_respond_take(req, status, "application/json", text, len);
+    int status;
+    const char *code, *message;
+    item_outcome(it, &status, &code, &message);
+    if (status == 202) {
+        char item[WIRE_ACCEPTED_SIZE];
+        text_put(b, item, wire_accepted(it->event_id, item));
+        return status;
+    }
+    /* Refusals are rare and carry free text: jansson escapes it. */
+    json_t *r = it->field[0] != '\0'
+                    ? json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message", message,
+                                "field", it->field)
+                    : json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    char *text = r != NULL ? json_dumps(r, JSON_COMPACT) : NULL;
+    json_decref(r);
+    if (text == NULL)
+        b->failed = true;
+    else
+        text_put(b, text, strlen(text));
+    free(text);
+    return status;
+}
+
+/*
+ * The batch's status and the tail that closes its answer: 202 when any item
+ * was accepted, else why none was: the broker, a key in flight, the items.
+ */
+static int batch_status(size_t accepted, size_t unavailable, size_t in_flight, const char **tail)
+{
+    if (accepted > 0) {
+        *tail = "]}";
+        return 202;
+    }
+    if (unavailable > 0) {
+        *tail = "],\"error\":{\"code\":\"broker_unavailable\",\"message\":\"no event of the "
+                "batch was accepted; retry\"}}";
+        return 503;
+    }
+    if (in_flight > 0) {
+        *tail = "],\"error\":{\"code\":\"idempotency_in_progress\",\"message\":\"no event of "
+                "the batch was accepted; some are still being published under their "
+                "idempotency keys\"}}";
+        return 409;
+    }
+    *tail = "],\"error\":{\"code\":\"invalid_batch\",\"message\":\"no event of the batch "
+            "is valid\"}}";
+    return 400;
+}
+
+/* Answers a finished batch: every item's result, then the batch's status. */
+static void batch_answer(http_request *req, pub_work *w)
+{
+    size_t accepted = 0, unavailable = 0, in_flight = 0;
+    text_buf b = {.failed = false};
+    buf_init(&b.text, 0);
+    static const char head[] = "{\"results\":[";
+    text_put(&b, head, sizeof head - 1);
+    for (size_t i = 0; i < w->n; i++) {
+        if (i > 0)
+            text_put(&b, ",", 1);
+        int status = batch_put_result(&b, &w->items[i]);
+        if (status == 202)
+            accepted++;
+        else if (status == 503)
+            unavailable++;
+        else if (status == 409)
+            in_flight++;
+    }
+    const char *tail;
+    int status = batch_status(accepted, unavailable, in_flight, &tail);
+    text_put(&b, tail, strlen(tail));
+    if (b.failed) {
+        buf_free(&b.text);
+        http_respond_retry(req, 503, "overloaded", "out of memory", 1);
         return;
     }
+    if (status == 503 || status == 409)
+        http_add_header(req, "Retry-After", "1");
+    size_t len;
+    char *text = buf_steal(&b.text, &len);
+    http_respond_take(req, status, "application/json", text, len);
+}
 
-    json_t *body = NULL;
-    if (api_body_object(req, &body) != 0)
-        return;
-    json_t *events = json_object_get(body, "events");
+/*
+ * The batch body's events: its only field, an array of 1 to API_MAX_BATCH.
+ * Returns the array (borrowed from body) or NULL, answered.
+ */
+static json_t *batch_events(http_request *req, json_t *body)
+{
     const char *k;
     json_t *v;
     json_object_foreach(body, k, v)
@@ -578,32 +627,56 @@ void events_api_batch(api_env *env, http_request *req, api_call *call, http_phas
             char msg[128];
             snprintf(msg, sizeof msg, "unknown field \"%.64s\"", k);
             api_bad_field(req, k, msg);
-            goto out;
+            return NULL;
         }
     }
+    json_t *events = json_object_get(body, "events");
     if (!json_is_array(events)) {
         api_bad_field(req, "events", "events must be an array of events");
-        goto out;
+        return NULL;
     }
     size_t n = json_array_size(events);
     if (n == 0 || n > API_MAX_BATCH) {
         char msg[96];
         snprintf(msg, sizeof msg, "events must hold 1 to %d events", API_MAX_BATCH);
         api_bad_field(req, "events", msg);
-        goto out;
+        return NULL;
     }
-    if ((w = work_new(req, call, n)) == NULL)
-        goto out;
+    return events;
+}
+
+/* Starts publishing a checked events array, one item per element. */
+static void batch_start(api_env *env, http_request *req, api_call *call, json_t *events)
+{
+    size_t n = json_array_size(events);
+    pub_work *w = work_new(req, call, n);
+    if (w == NULL)
+        return;
     json_t **objs = malloc(n * sizeof *objs);
     if (objs == NULL) {
         http_respond_retry(req, 503, "overloaded", "out of memory", 1);
-        goto out;
+        return;
     }
     for (size_t i = 0; i < n; i++)
         objs[i] = json_array_get(events, i);
     publish_start(env, req, w, objs, NULL);
     free(objs);
-out:
+}
+
+void events_api_batch(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    if (phase == HTTP_PHASE_RESUMED) {
+        settle_claims(env, req, call->work);
+        observe(env, req, call->work);
+        batch_answer(req, call->work);
+        return;
+    }
+    json_t *body = NULL;
+    if (api_body_object(req, &body) != 0)
+        return;
+    json_t *events = batch_events(req, body);
+    if (events != NULL)
+        batch_start(env, req, call, events);
     json_decref(body);
 }
 
