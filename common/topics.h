@@ -11,6 +11,8 @@
  *                          due time in the delivery's not_before
  *   dlq                    dead letters: original key, value and headers plus
  *                          the herald.dlq.* / herald.original.* headers
+ *   inbox.updates          in-app inbox changes, keyed by user_id
+ *                          (docs/inapp.md)
  */
 #ifndef HERALD_TOPICS_H
 #define HERALD_TOPICS_H
@@ -26,8 +28,9 @@ typedef struct topics_def {
 /* Every topic, terminated by an entry with name == NULL. */
 extern const topics_def topics_all[];
 
-#define TOPICS_EVENTS "events"
-#define TOPICS_DLQ    "dlq"
+#define TOPICS_EVENTS        "events"
+#define TOPICS_DLQ           "dlq"
+#define TOPICS_INBOX_UPDATES "inbox.updates"
 
 /* "deliveries.<channel>" / "retry.<channel>" into out; returns out. */
 char *topics_deliveries(const char *channel, char *out, size_t outlen);
