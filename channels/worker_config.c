@@ -262,13 +262,15 @@ const char *worker_config_default_metrics_addr(delivery_channel c)
         return "127.0.0.1:9103";
     case DELIVERY_PUSH:
         return "127.0.0.1:9104";
+    case DELIVERY_INAPP:
+        return "127.0.0.1:9105";
     case DELIVERY_EMAIL:
         break;
     }
     return "127.0.0.1:9102";
 }
 
-static const char *const channel_env[] = {"EMAIL", "SMS", "PUSH"};
+static const char *const channel_env[] = {"EMAIL", "SMS", "PUSH", "INAPP"};
 
 int worker_config_check(const worker_config *cfg, char *err, size_t errlen)
 {
