@@ -14,9 +14,9 @@
 
 #define F(field) offsetof(worker_config, field)
 
-static const char *const channel_choices[] = {"email", "sms", "push", NULL};
-const char *const worker_config_providers[] = {"none",   "file", "smtp", "http",
-                                               "twilio", "fcm",  NULL};
+static const char *const channel_choices[] = {"email", "sms", "push", "inapp", NULL};
+const char *const worker_config_providers[] = {"none",   "file", "smtp",  "http",
+                                               "twilio", "fcm",  "inbox", NULL};
 
 /* host:port where port 0 (any free port) is allowed, for tests and benchmarks. */
 static int check_listen_addr(const char *value, char *err, size_t errlen)
@@ -98,7 +98,8 @@ const config_var worker_config_vars[] = {
      .type = CONFIG_STRING,
      .offset = F(metrics_addr),
      .check = check_listen_addr,
-     .help = "/metrics and /healthz (default email 127.0.0.1:9102, sms :9103, push :9104)"},
+     .help = "/metrics and /healthz (default email 127.0.0.1:9102, sms :9103, push :9104, "
+             "inapp :9105)"},
     {.env = "HERALD_WORKER_ID",
      .type = CONFIG_STRING,
      .offset = F(worker_id),
@@ -178,6 +179,7 @@ const config_var worker_config_vars[] = {
     PER_CHANNEL("EMAIL", "email", DELIVERY_EMAIL, "file"),
     PER_CHANNEL("SMS", "SMS", DELIVERY_SMS, "file"),
     PER_CHANNEL("PUSH", "push", DELIVERY_PUSH, "file"),
+    PER_CHANNEL("INAPP", "in-app", DELIVERY_INAPP, "inbox"),
     {.env = "HERALD_SMTP_URL",
      .type = CONFIG_STRING,
      .offset = F(smtp_url),
