@@ -15,12 +15,20 @@
 #include "timeutil.h"
 
 static const provider_ops *const provider_kinds[] = {
-    &provider_smtp_ops, &provider_http_ops, &provider_twilio_ops,
-    &provider_fcm_ops,  &provider_file_ops, NULL,
+    &provider_smtp_ops,
+    &provider_http_ops,
+    &provider_twilio_ops,
+    &provider_fcm_ops,
+    &provider_file_ops,
+    &provider_inbox_ops,
+    NULL,
 };
 
 bool provider_kind_serves(const char *kind, const char *channel)
 {
+    /* The inbox is the in-app channel's one destination, and only its. */
+    if (strcmp(channel, "inapp") == 0)
+        return strcmp(kind, "inbox") == 0;
     if (strcmp(kind, "file") == 0)
         return true;
     if (strcmp(channel, "email") == 0)
@@ -48,6 +56,9 @@ static void settings_free(provider_settings *s)
     free((char *)s->project_id);
     free((char *)s->outbox_dir);
     free((char *)s->ca_file);
+    free((char *)s->database_url);
+    free((char *)s->kafka_brokers);
+    free((char *)s->updates_topic);
 }
 
 provider *provider_new(const char *kind, const provider_settings *s, char *err, size_t errlen)
@@ -76,6 +87,9 @@ provider *provider_new(const char *kind, const provider_settings *s, char *err, 
     p->s.project_id = dup_or_null(s->project_id);
     p->s.outbox_dir = dup_or_null(s->outbox_dir);
     p->s.ca_file = dup_or_null(s->ca_file);
+    p->s.database_url = dup_or_null(s->database_url);
+    p->s.kafka_brokers = dup_or_null(s->kafka_brokers);
+    p->s.updates_topic = dup_or_null(s->updates_topic);
     if (p->s.channel == NULL)
         goto oom;
     if (p->s.timeout_ms <= 0)
@@ -461,6 +475,32 @@ void provider_classify_http(CURLcode rc, long status, const char *retry_after, b
     }
     out->outcome = PROVIDER_PERMANENT;
     snprintf(out->message, sizeof out->message, "HTTP %ld: %s", status, ex);
+}
+
+void provider_classify_pg(const char *sqlstate, const char *user_id, const char *error,
+                          provider_result *out)
+{
+    out->status = 0;
+    out->retry_after_ms = 0;
+    out->provider_fault = false;
+    if (sqlstate == NULL)
+        sqlstate = "";
+    if (strcmp(sqlstate, "23503") == 0) {
+        out->outcome = PROVIDER_PERMANENT;
+        snprintf(out->message, sizeof out->message, "unknown user: no user %.100s for the inbox",
+                 user_id ? user_id : "");
+        return;
+    }
+    if (strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0) {
+        out->outcome = PROVIDER_PERMANENT;
+        snprintf(out->message, sizeof out->message, "inbox refused it (SQLSTATE %s): %.180s",
+                 sqlstate, error ? error : "");
+        return;
+    }
+    out->outcome = PROVIDER_TRANSIENT;
+    out->provider_fault = true;
+    snprintf(out->message, sizeof out->message, "inbox unavailable%s%s: %.180s",
+             *sqlstate ? " SQLSTATE " : "", sqlstate, error ? error : "");
 }
 
 void provider_classify_smtp(CURLcode rc, long reply, provider_result *out)

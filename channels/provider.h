@@ -13,15 +13,18 @@
  *
  * The file provider has no network: it delivers in send_now() and makes a
  * batch durable in flush() (one fsync per loop pass), and the worker records
- * its outcomes only after the flush.
+ * its outcomes only after the flush.  The inbox provider (the inapp
+ * channel) is synchronous too: send_now() commits the message to the
+ * user's inbox in PostgreSQL, so it is durable when it returns.
  *
  * The classification rules of docs/interface.md section 6 live in the pure
- * functions provider_classify_http() and provider_classify_smtp(), which
+ * functions provider_classify_http(), provider_classify_smtp() and
+ * provider_classify_pg(), which
  * the implementations call, so unit tests cover every status class without
  * a network.
  *
  * Implementations: provider_smtp.c, provider_http.c, provider_twilio.c,
- * provider_fcm.c, provider_file.c.  Ownership: a provider copies its
+ * provider_fcm.c, provider_file.c, provider_inbox.c.  Ownership: a provider copies its
  * settings; a transfer's buffers belong to the transfer (provider_xfer).
  */
 #ifndef HERALD_CHANNELS_PROVIDER_H
@@ -58,19 +61,23 @@ typedef struct provider_result {
 
 /* One delivery as providers see it; every string is borrowed for the call. */
 typedef struct provider_message {
-    const char *channel; /* "email", "sms" or "push" */
+    const char *channel; /* "email", "sms", "push" or "inapp" */
     const char *idempotency_key;
     const char *event_id;
     const char *user_id;
-    const char *to;      /* email address, E.164 number or device token */
-    const char *subject; /* email subject or push title; may be NULL */
+    const char *to;      /* email address, E.164 number, device token or (inapp) user id */
+    const char *subject; /* email subject, push or inapp title; may be NULL */
     const char *body;
-    const char *data_json; /* push: a JSON object as text; may be NULL */
+    const char *data_json;  /* push, inapp: a JSON object as text; may be NULL */
+    const char *event_type; /* the event's type */
+    const char *category;   /* the event's category; may be NULL */
 } provider_message;
+
+struct config_kafka_props;
 
 /* Settings of one provider instance (copied by provider_new). */
 typedef struct provider_settings {
-    const char *channel;    /* "email", "sms" or "push" */
+    const char *channel;    /* "email", "sms", "push" or "inapp" */
     const char *url;        /* endpoint, base URL or smtp(s):// URL */
     const char *auth_token; /* Bearer token (http, fcm) or Twilio auth token */
     const char *username;   /* SMTP user or Twilio account SID */
@@ -80,9 +87,14 @@ typedef struct provider_settings {
     const char *outbox_dir; /* file provider */
     long timeout_ms;        /* whole transfer */
     long connect_timeout_ms;
-    bool insecure_tls;   /* tests only: accept self-signed relays */
-    const char *ca_file; /* SMTP: PEM bundle of the CAs to trust; NULL: the system store */
-    bool require_tls;    /* SMTP: smtp:// refuses to go on without STARTTLS */
+    bool insecure_tls;         /* tests only: accept self-signed relays */
+    const char *ca_file;       /* SMTP: PEM bundle of the CAs to trust; NULL: the system store */
+    bool require_tls;          /* SMTP: smtp:// refuses to go on without STARTTLS */
+    const char *database_url;  /* inbox: where the inboxes are */
+    const char *kafka_brokers; /* inbox: where inbox.updates is */
+    const char *updates_topic; /* inbox: <prefix>inbox.updates */
+    /* inbox: librdkafka overrides; borrowed, must outlive the provider */
+    const struct config_kafka_props *kafka_props;
 } provider_settings;
 
 typedef struct provider provider;
@@ -102,7 +114,7 @@ typedef struct provider_xfer {
 } provider_xfer;
 
 typedef struct provider_ops {
-    const char *name; /* "smtp", "http", "twilio", "fcm", "file" */
+    const char *name; /* "smtp", "http", "twilio", "fcm", "file", "inbox" */
     /*
      * The transfer blocks its thread somewhere even under the multi
      * interface: libcurl 7.88 waits for the reply to SMTP's end of data
@@ -116,7 +128,7 @@ typedef struct provider_ops {
     int (*prepare)(provider *p, const provider_message *m, provider_xfer *x, char *err,
                    size_t errlen);
     void (*classify)(provider *p, provider_xfer *x, CURLcode rc, provider_result *out);
-    /* The file provider: deliver now; durable after flush(). */
+    /* The file and inbox providers: deliver now; durable after flush(). */
     void (*send_now)(provider *p, const provider_message *m, provider_result *out);
     int (*flush)(provider *p, char *err, size_t errlen);
     void (*destroy)(provider *p);
@@ -134,10 +146,11 @@ extern const provider_ops provider_http_ops;
 extern const provider_ops provider_twilio_ops;
 extern const provider_ops provider_fcm_ops;
 extern const provider_ops provider_file_ops;
+extern const provider_ops provider_inbox_ops;
 
 /*
  * Creates the provider called kind ("smtp", "http", "twilio", "fcm",
- * "file") for a channel.  Fails when the kind does not serve the channel or
+ * "file", "inbox") for a channel.  Fails when the kind does not serve the channel or
  * a required setting is missing (err names the variable's role, e.g. "url").
  */
 provider *provider_new(const char *kind, const provider_settings *s, char *err,
@@ -159,7 +172,7 @@ void provider_send_now(provider *p, const provider_message *m, provider_result *
 /* Makes what send_now() wrote durable; a no-op for network providers. */
 int provider_flush(provider *p, char *err, size_t errlen) PROVIDER_MUSTCHECK;
 
-/* Whether kind can deliver on channel (e.g. fcm only push). */
+/* Whether kind can deliver on channel (e.g. fcm only push, inbox only inapp). */
 bool provider_kind_serves(const char *kind, const char *channel);
 
 /* ---------------------------------------------------- helpers for prepare */
@@ -201,6 +214,17 @@ void provider_classify_http(CURLcode rc, long status, const char *retry_after, b
  * transport errors transient.
  */
 void provider_classify_smtp(CURLcode rc, long reply, provider_result *out);
+
+/*
+ * PostgreSQL (the inbox): a statement the server refused for the delivery's
+ * own sake is permanent — SQLSTATE 23503, a foreign key, means the user
+ * does not exist; other class 22 (data) and 23 (integrity) errors too.
+ * Anything else (a lost connection: sqlstate "" or class 08, a timeout, a
+ * serialisation failure, a shutdown) is transient and the database's fault.
+ * user_id and error go into the message.
+ */
+void provider_classify_pg(const char *sqlstate, const char *user_id, const char *error,
+                          provider_result *out);
 
 const char *provider_outcome_name(provider_outcome o);
 

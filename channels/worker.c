@@ -819,9 +819,11 @@ static void build_message(worker *w, job *j, provider_message *m, char **data_js
         .event_id = j->d.event_id,
         .user_id = j->d.user_id,
         .to = j->d.address,
-        .subject = w->channel == DELIVERY_PUSH ? j->d.title : j->d.subject,
+        .subject = j->d.subject != NULL ? j->d.subject : j->d.title,
         .body = j->d.body,
         .data_json = *data_json,
+        .event_type = j->d.event_type,
+        .category = j->d.category,
     };
 }
 
@@ -1232,6 +1234,7 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
     const char *kname = worker_config_providers[kind];
     const char *fb_url = c->fallback_url[w->channel];
     bool fb = role == PROV_FALLBACK;
+    char updates[256];
     provider_settings s = {
         .channel = w->chname,
         .timeout_ms = c->provider_timeout_ms,
@@ -1260,9 +1263,14 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
         s.url = fb ? fb_url : c->push_url;
         s.project_id = c->fcm_project_id;
         s.auth_token = c->fcm_access_token;
+    } else if (strcmp(kname, "inbox") == 0) {
+        s.database_url = w->common->database_url;
+        s.kafka_brokers = w->common->kafka_brokers;
+        s.updates_topic = config_topic(w->common, TOPICS_INBOX_UPDATES, updates, sizeof updates);
+        s.kafka_props = w->props;
     }
     if (fb && s.url == NULL && strcmp(kname, "file") != 0 && strcmp(kname, "twilio") != 0 &&
-        strcmp(kname, "fcm") != 0) {
+        strcmp(kname, "fcm") != 0 && strcmp(kname, "inbox") != 0) {
         error_set(err, errlen, "HERALD_%s_FALLBACK_URL: required with a %s fallback",
                   w->channel == DELIVERY_EMAIL ? "EMAIL"
                   : w->channel == DELIVERY_SMS ? "SMS"

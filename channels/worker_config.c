@@ -14,9 +14,9 @@
 
 #define F(field) offsetof(worker_config, field)
 
-static const char *const channel_choices[] = {"email", "sms", "push", NULL};
-const char *const worker_config_providers[] = {"none",   "file", "smtp", "http",
-                                               "twilio", "fcm",  NULL};
+static const char *const channel_choices[] = {"email", "sms", "push", "inapp", NULL};
+const char *const worker_config_providers[] = {"none",   "file", "smtp",  "http",
+                                               "twilio", "fcm",  "inbox", NULL};
 
 /* host:port where port 0 (any free port) is allowed, for tests and benchmarks. */
 static int check_listen_addr(const char *value, char *err, size_t errlen)
@@ -98,7 +98,8 @@ const config_var worker_config_vars[] = {
      .type = CONFIG_STRING,
      .offset = F(metrics_addr),
      .check = check_listen_addr,
-     .help = "/metrics and /healthz (default email 127.0.0.1:9102, sms :9103, push :9104)"},
+     .help = "/metrics and /healthz (default email 127.0.0.1:9102, sms :9103, push :9104, "
+             "inapp :9105)"},
     {.env = "HERALD_WORKER_ID",
      .type = CONFIG_STRING,
      .offset = F(worker_id),
@@ -178,6 +179,7 @@ const config_var worker_config_vars[] = {
     PER_CHANNEL("EMAIL", "email", DELIVERY_EMAIL, "file"),
     PER_CHANNEL("SMS", "SMS", DELIVERY_SMS, "file"),
     PER_CHANNEL("PUSH", "push", DELIVERY_PUSH, "file"),
+    PER_CHANNEL("INAPP", "in-app", DELIVERY_INAPP, "inbox"),
     {.env = "HERALD_SMTP_URL",
      .type = CONFIG_STRING,
      .offset = F(smtp_url),
@@ -262,13 +264,15 @@ const char *worker_config_default_metrics_addr(delivery_channel c)
         return "127.0.0.1:9103";
     case DELIVERY_PUSH:
         return "127.0.0.1:9104";
+    case DELIVERY_INAPP:
+        return "127.0.0.1:9105";
     case DELIVERY_EMAIL:
         break;
     }
     return "127.0.0.1:9102";
 }
 
-static const char *const channel_env[] = {"EMAIL", "SMS", "PUSH"};
+static const char *const channel_env[] = {"EMAIL", "SMS", "PUSH", "INAPP"};
 
 int worker_config_check(const worker_config *cfg, char *err, size_t errlen)
 {

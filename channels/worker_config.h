@@ -55,7 +55,7 @@ extern const config_var worker_config_vars[];
 /* Provider kind names, by the index stored in provider / fallback_provider. */
 extern const char *const worker_config_providers[];
 
-/* The default metrics address of a channel: email 9102, sms 9103, push 9104. */
+/* The default metrics address of a channel: email 9102, sms 9103, push 9104, inapp 9105. */
 const char *worker_config_default_metrics_addr(delivery_channel c);
 
 /*

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const channel_names[DELIVERY_CHANNEL_COUNT] = {"email", "sms", "push"};
+static const char *const channel_names[DELIVERY_CHANNEL_COUNT] = {"email", "sms", "push", "inapp"};
 
 const char *delivery_channel_name(delivery_channel c)
 {
@@ -55,6 +55,11 @@ static int check_address(const delivery *d, char *err, size_t errlen)
     case DELIVERY_SMS:
         rc = validate_phone(d->address, n, phrase, sizeof phrase);
         break;
+    case DELIVERY_INAPP:
+        /* The inbox is the user's own: an in-app delivery goes nowhere else. */
+        if (strcmp(d->address, d->user_id) != 0)
+            return error_set(err, errlen, "address: must be the user id for inapp");
+        return 0;
     default:
         rc = validate_push_token(d->address, n, phrase, sizeof phrase);
         break;
@@ -66,9 +71,10 @@ static int check_body(const delivery *d, char *err, size_t errlen)
 {
     char phrase[256];
     size_t n = strlen(d->body);
-    size_t max = d->channel == DELIVERY_EMAIL  ? DELIVERY_EMAIL_BODY_MAX
-                 : d->channel == DELIVERY_PUSH ? DELIVERY_PUSH_BODY_MAX
-                                               : SIZE_MAX;
+    size_t max = d->channel == DELIVERY_EMAIL   ? DELIVERY_EMAIL_BODY_MAX
+                 : d->channel == DELIVERY_PUSH  ? DELIVERY_PUSH_BODY_MAX
+                 : d->channel == DELIVERY_INAPP ? DELIVERY_INAPP_BODY_MAX
+                                                : SIZE_MAX;
     if (n == 0)
         return error_set(err, errlen, "body: must not be empty");
     if (validate_text(d->body, n, max, phrase, sizeof phrase) != 0)
@@ -96,7 +102,7 @@ int delivery_validate(const delivery *d, char *err, size_t errlen)
     if (validate_user_id(d->user_id, strlen(d->user_id), phrase, sizeof phrase) != 0)
         return error_set(err, errlen, "user_id: %s", phrase);
     if ((int)d->channel < 0 || (int)d->channel >= DELIVERY_CHANNEL_COUNT)
-        return error_set(err, errlen, "channel: must be one of email|sms|push");
+        return error_set(err, errlen, "channel: must be one of email|sms|push|inapp");
     const char *channel = delivery_channel_name(d->channel);
     if (d->attempt < 1)
         return error_set(err, errlen, "attempt: must be an integer in 1..%d", INT_MAX);
@@ -119,16 +125,20 @@ int delivery_validate(const delivery *d, char *err, size_t errlen)
         return error_set(err, errlen, "body: required");
     if (check_body(d, err, errlen) != 0)
         return -1;
+    bool titled = d->channel == DELIVERY_PUSH || d->channel == DELIVERY_INAPP;
     if (d->title != NULL) {
-        if (d->channel != DELIVERY_PUSH)
-            return error_set(err, errlen, "title: only for push, not %s", channel);
+        if (!titled)
+            return error_set(err, errlen, "title: only for push and inapp, not %s", channel);
         if (validate_text(d->title, strlen(d->title), DELIVERY_TITLE_MAX, phrase, sizeof phrase) !=
             0)
             return error_set(err, errlen, "title: %s", phrase);
+        /* An inbox lists titles as one line, like a mail client its subjects. */
+        if (d->channel == DELIVERY_INAPP && has_line_break(d->title))
+            return error_set(err, errlen, "title: must be a single line");
     }
     if (d->data != NULL) {
-        if (d->channel != DELIVERY_PUSH)
-            return error_set(err, errlen, "data: only for push, not %s", channel);
+        if (!titled)
+            return error_set(err, errlen, "data: only for push and inapp, not %s", channel);
         if (!json_is_object(d->data))
             return error_set(err, errlen, "data: must be an object");
         if (validate_json_size(d->data, "data", DELIVERY_DATA_MAX, err, errlen) != 0)
@@ -211,7 +221,8 @@ static int extract(json_t *o, delivery *d, char *err, size_t errlen)
                  errlen) != 0 ||
         required(validate_json_strdup(o, "user_id", &d->user_id, err, errlen), "user_id", err,
                  errlen) != 0 ||
-        take_name(o, "channel", "email|sms|push", parse_channel, &d->channel, err, errlen) < 0)
+        take_name(o, "channel", "email|sms|push|inapp", parse_channel, &d->channel, err, errlen) <
+            0)
         return -1;
     if (required(validate_json_int(o, "attempt", 1, INT_MAX, &n, err, errlen), "attempt", err,
                  errlen) != 0)

@@ -11,9 +11,11 @@
  *    "created_at":"2026-11-27T22:10:55.123Z",
  *    "not_before":"2026-11-28T07:00:00.000Z","generation":0}
  *
- * Push deliveries carry "title" and "data" (an object) as well; "subject"
- * is for email only, "title" and "data" for push only.  One delivery goes
- * to one address: a user with three device tokens gets three deliveries.
+ * Push and in-app deliveries carry "title" and "data" (an object) as well;
+ * "subject" is for email only, "title" and "data" for push and inapp only.
+ * One delivery goes to one address: a user with three device tokens gets
+ * three deliveries.  An in-app delivery's address is the user id itself:
+ * the user's inbox (docs/inapp.md).
  *
  * The idempotency key is UUID v5 (SHA-1, RFC 4122) in ID_NAMESPACE_HERALD of
  * the name "<event_id>|<channel>|<address>|<generation>".  So it is the same
@@ -42,9 +44,10 @@ typedef enum {
     DELIVERY_EMAIL = 0,
     DELIVERY_SMS = 1,
     DELIVERY_PUSH = 2,
+    DELIVERY_INAPP = 3,
 } delivery_channel;
 
-#define DELIVERY_CHANNEL_COUNT 3
+#define DELIVERY_CHANNEL_COUNT 4
 
 typedef enum {
     DELIVERY_OK = 0,
@@ -57,6 +60,7 @@ typedef enum {
 #define DELIVERY_EMAIL_BODY_MAX (1024 * 1024)
 #define DELIVERY_SMS_BODY_CHARS 1600 /* Twilio's cap, in characters */
 #define DELIVERY_PUSH_BODY_MAX  4096
+#define DELIVERY_INAPP_BODY_MAX (16 * 1024)
 #define DELIVERY_DATA_MAX       EVENT_DATA_MAX_DEFAULT
 
 typedef struct delivery {
@@ -65,11 +69,11 @@ typedef struct delivery {
     char *user_id;
     delivery_channel channel;
     int attempt;   /* 1 for the first attempt */
-    char *address; /* email address, E.164 phone number, or device token */
+    char *address; /* email address, E.164 phone number, device token, or (inapp) user id */
     char *subject; /* email only; NULL when absent */
     char *body;    /* rendered text, never empty */
-    char *title;   /* push only; NULL when absent */
-    json_t *data;  /* push only: an object, or NULL; owned reference */
+    char *title;   /* push and inapp only; NULL when absent */
+    json_t *data;  /* push and inapp only: an object, or NULL; owned reference */
     event_priority priority;
     char *category; /* NULL when absent */
     char *event_type;
@@ -78,7 +82,7 @@ typedef struct delivery {
     int generation;     /* of the event; see the idempotency key above */
 } delivery;
 
-/* "email", "sms", "push"; "email" for an out-of-range value. */
+/* "email", "sms", "push", "inapp"; "email" for an out-of-range value. */
 const char *delivery_channel_name(delivery_channel c);
 
 /* The inverse of delivery_channel_name; -1 for anything else. */

@@ -114,6 +114,18 @@ void jsonw_str(jsonw *w, const char *n, size_t namelen, const char *value)
     jsonw_string(w, value, strlen(value));
 }
 
+void jsonw_strs(jsonw *w, const char *n, size_t namelen, const char *const *v, size_t count)
+{
+    name(w, n, namelen);
+    raw(w, "[", 1);
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0)
+            raw(w, ",", 1);
+        jsonw_string(w, v[i], strlen(v[i]));
+    }
+    raw(w, "]", 1);
+}
+
 void jsonw_int(jsonw *w, const char *n, size_t namelen, long long v)
 {
     char num[24];

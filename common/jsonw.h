@@ -52,6 +52,9 @@ void jsonw_int(jsonw *w, const char *name, size_t namelen, long long v);
  * empty_object, else left out. */
 void jsonw_json(jsonw *w, const char *name, size_t namelen, const json_t *v, bool empty_object);
 
+/* "name":["v0","v1",...], the n strings of v in order (n 0: []). */
+void jsonw_strs(jsonw *w, const char *name, size_t namelen, const char *const *v, size_t n);
+
 /* A JSON string with jansson's escapes; NULL-safe only through jsonw_str. */
 void jsonw_string(jsonw *w, const char *s, size_t len);
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* The keys of the preference documents (migrations/001), indexed by decide_channel. */
-static const char *const channel_names[] = {"email", "sms", "push"};
+static const char *const channel_names[] = {"email", "sms", "push", "inapp"};
 
 static bool pref_disabled(const json_t *map, const char *key)
 {
@@ -38,6 +38,10 @@ static bool channel_addresses(const decide_user *u, decide_channel ch, decide_ou
         o->addresses = u->push_tokens;
         o->naddresses = u->push_tokens != NULL ? u->npush_tokens : 0;
         break;
+    case DECIDE_INAPP:
+        o->addresses = &u->user_id;
+        o->naddresses = u->user_id != NULL && u->user_id[0] != '\0';
+        break;
     case DECIDE_CHANNELS:
         break;
     }
@@ -67,6 +71,7 @@ void decide_for_user(const decide_event *event, const decide_user *user, const d
     for (int i = 0; i < DECIDE_CHANNELS; i++) {
         decide_channel ch = (decide_channel)i;
         decide_outcome *o = &out->channel[i];
+        bool hushed = quiet && ch != DECIDE_INAPP;
         o->category = event->category != NULL ? event->category : tpl->category[i];
 
         if (user == NULL) {
@@ -79,9 +84,9 @@ void decide_for_user(const decide_event *event, const decide_user *user, const d
             skip(o, DECIDE_REASON_CATEGORY_OPTED_OUT);
         } else if (!channel_addresses(user, ch, o)) {
             skip(o, DECIDE_REASON_NO_ADDRESS);
-        } else if (quiet && event->priority == DECIDE_PRIORITY_LOW) {
+        } else if (hushed && event->priority == DECIDE_PRIORITY_LOW) {
             skip(o, DECIDE_REASON_QUIET_HOURS_DROPPED);
-        } else if (quiet) {
+        } else if (hushed) {
             o->action = DECIDE_SCHEDULE;
             o->not_before_ms = quiet_end_ms;
         } else {

@@ -1,8 +1,9 @@
 /*
  * decide: what happens to one event for one user, per channel.
  *
- * For each of email, sms and push the answer is SEND now (to the listed
- * addresses: the email, the phone, or every push token), SCHEDULE for later
+ * For each of email, sms, push and inapp the answer is SEND now (to the
+ * listed addresses: the email, the phone, every push token, or the user's
+ * own inbox, addressed by the user id), SCHEDULE for later
  * (quiet hours), or SKIP with a reason.  The rules, in the order they are
  * checked, so the first that applies names the reason:
  *
@@ -25,7 +26,9 @@
  *                       it is dropped rather than piled up for the wake-up.
  * Otherwise: inside quiet hours, normal and high priority are SCHEDULEd for
  * the end of the window (on the user's wall clock, DST-correct, see quiet.h);
- * critical ignores quiet hours and is sent.  Outside them: SEND.
+ * critical ignores quiet hours and is sent.  Outside them: SEND.  In-app
+ * messages ignore quiet hours: an inbox is read when its owner looks, and
+ * disturbs no one when it fills (docs/inapp.md).
  *
  * Absent preferences mean enabled: a missing channel key, a missing category,
  * and any value other than JSON false.  Quiet hours apply to every channel
@@ -59,6 +62,7 @@ typedef enum {
     DECIDE_EMAIL = 0,
     DECIDE_SMS,
     DECIDE_PUSH,
+    DECIDE_INAPP,
     DECIDE_CHANNELS /* count */
 } decide_channel;
 
@@ -84,8 +88,9 @@ typedef struct decide_event {
 } decide_event;
 
 typedef struct decide_user {
-    const char *email; /* NULL or "" when none */
-    const char *phone; /* NULL or "" when none */
+    const char *user_id; /* the inbox's address */
+    const char *email;   /* NULL or "" when none */
+    const char *phone;   /* NULL or "" when none */
     const char *const *push_tokens;
     size_t npush_tokens;
     const tz_zone *zone; /* the user's time zone; NULL means UTC */

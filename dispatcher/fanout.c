@@ -17,6 +17,7 @@
 
 _Static_assert((int)DECIDE_EMAIL == (int)DELIVERY_EMAIL && (int)DECIDE_SMS == (int)DELIVERY_SMS &&
                    (int)DECIDE_PUSH == (int)DELIVERY_PUSH &&
+                   (int)DECIDE_INAPP == (int)DELIVERY_INAPP &&
                    (int)DECIDE_CHANNELS == DELIVERY_CHANNEL_COUNT,
                "decide and delivery number the channels alike");
 
@@ -132,6 +133,8 @@ static int render(const tplcache_channel *tc, delivery_channel ch, json_t *ctx,
         c->body = cut;
     } else if (ch == DELIVERY_PUSH) {
         fanout_utf8_cut(c->body, DELIVERY_PUSH_BODY_MAX);
+    } else if (ch == DELIVERY_INAPP) {
+        fanout_utf8_cut(c->body, DELIVERY_INAPP_BODY_MAX);
     }
     if (c->body[0] == '\0')
         c->fail = SKIP_RENDER_FAILED;
@@ -143,6 +146,7 @@ static int add_delivery(const event *ev, const prefs_user *user, delivery_channe
                         const char *created_at, fanout_list *out)
 {
     char why[256];
+    bool titled = ch == DELIVERY_PUSH || ch == DELIVERY_INAPP;
     delivery d = {
         .user_id = user->user_id,
         .channel = ch,
@@ -150,8 +154,8 @@ static int add_delivery(const event *ev, const prefs_user *user, delivery_channe
         .address = (char *)address,
         .subject = ch == DELIVERY_EMAIL ? c->subject : NULL,
         .body = c->body,
-        .title = ch == DELIVERY_PUSH ? c->subject : NULL,
-        .data = ch == DELIVERY_PUSH ? ev->data : NULL,
+        .title = titled ? c->subject : NULL,
+        .data = titled ? ev->data : NULL,
         .priority = ev->priority,
         .category = (char *)o->category,
         .event_type = ev->type,
@@ -255,6 +259,7 @@ int fanout_event(const event *ev, const prefs_user *user, const tplcache_type *t
     decide_user du = {0};
     decide_prefs dp = {0};
     if (known) {
+        du.user_id = user->user_id;
         du.email = user->email;
         du.phone = user->phone;
         du.push_tokens = (const char *const *)user->push_tokens;

@@ -21,10 +21,14 @@
  * content is empty or too large), so the worker never receives a record it
  * would only dead-letter.
  *
- * Limits: an email subject and a push title become one line (line breaks
- * turned into spaces) cut to their maximum length; an SMS body is cut to the
- * configured number of parts with "…"; a push body is cut to
- * DELIVERY_PUSH_BODY_MAX bytes.  Cuts never split a UTF-8 character.
+ * Limits: an email subject and a push or in-app title become one line (line
+ * breaks turned into spaces) cut to their maximum length; an SMS body is cut
+ * to the configured number of parts with "…"; a push body is cut to
+ * DELIVERY_PUSH_BODY_MAX bytes, an in-app body to DELIVERY_INAPP_BODY_MAX.
+ * Cuts never split a UTF-8 character.
+ *
+ * An in-app delivery is addressed to the user id (the user's inbox) and
+ * carries the event's data, like push.
  */
 #ifndef HERALD_DISPATCHER_FANOUT_H
 #define HERALD_DISPATCHER_FANOUT_H

@@ -10,7 +10,7 @@
  * whitespace it starts with '<' ("<!DOCTYPE html>", "<p>") or it contains a
  * closing tag "</".  Plain-text templates get values verbatim: escaping
  * "Tom & Jerry" into "Tom &amp; Jerry" in a text mail would be a visible bug.
- * Subjects, SMS and push are always plain text.
+ * Subjects, SMS, push and in-app are always plain text.
  *
  * Entries are reference counted like prefs_user.  Not thread-safe.
  */
@@ -29,7 +29,7 @@ typedef struct tplcache tplcache;
 
 typedef struct tplcache_channel {
     bool exists;
-    template *subject; /* email subject / push title; NULL when none */
+    template *subject; /* email subject / push or inapp title; NULL when none */
     template *body;
     char *category; /* NULL when none */
     bool html;      /* email body is HTML: escape inserted values */
@@ -51,7 +51,7 @@ void tplcache_type_unref(tplcache_type *t);
 
 /* The templates of one event type as read from the table. */
 typedef struct tplcache_row {
-    const char *channel; /* "email", "sms", "push" */
+    const char *channel; /* "email", "sms", "push", "inapp" */
     const char *subject; /* NULL when none */
     const char *body;
     const char *category;

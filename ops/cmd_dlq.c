@@ -59,7 +59,7 @@ typedef struct dlq_flags {
 #define FLAG_CHANNEL                                                                               \
     {                                                                                              \
         .flag = "channel", .type = CONFIG_STRING, .offset = offsetof(dlq_flags, channel),          \
-        .help = "only records of this channel (email, sms, push)"                                  \
+        .help = "only records of this channel (email, sms, push, inapp)"                           \
     }
 #define FLAG_SINCE                                                                                 \
     {                                                                                              \

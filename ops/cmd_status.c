@@ -1,6 +1,7 @@
 /*
  * heraldctl status [--group G[,G...]] [--gateway ADDR] [--dispatcher ADDR]
  *                  [--worker-email ADDR] [--worker-sms ADDR] [--worker-push ADDR]
+ *                  [--worker-inapp ADDR]
  *                  [--json]
  *
  * Consumer lag per group and partition, the DLQ's size, the retry topics'
@@ -32,7 +33,8 @@
 
 #define STATUS_USAGE                                                                               \
     "usage: heraldctl status [--group G[,G...]] [--gateway ADDR] [--dispatcher ADDR] "             \
-    "[--worker-email ADDR] [--worker-sms ADDR] [--worker-push ADDR] [--json]"
+    "[--worker-email ADDR] [--worker-sms ADDR] [--worker-push ADDR] [--worker-inapp ADDR] "        \
+    "[--json]"
 
 #define STATUS_MAX_GROUPS 32
 #define STATUS_MAX_TOPICS 16
@@ -44,6 +46,7 @@ typedef struct status_flags {
     char *worker_email;
     char *worker_sms;
     char *worker_push;
+    char *worker_inapp;
     bool json;
     long timeout_ms;
     long health_timeout_ms;
@@ -56,7 +59,7 @@ static const config_var status_vars[] = {
      .type = CONFIG_STRING,
      .offset = F(groups),
      .help = "consumer groups to report, comma-separated (default: herald-dispatcher and "
-             "<prefix>worker.email/sms/push)"},
+             "<prefix>worker.email/sms/push/inapp)"},
     {.flag = "gateway",
      .type = CONFIG_ADDR,
      .def = "127.0.0.1:8080",
@@ -82,6 +85,11 @@ static const config_var status_vars[] = {
      .def = "127.0.0.1:9104",
      .offset = F(worker_push),
      .help = "push worker metrics address"},
+    {.flag = "worker-inapp",
+     .type = CONFIG_ADDR,
+     .def = "127.0.0.1:9105",
+     .offset = F(worker_inapp),
+     .help = "in-app worker metrics address"},
     {.flag = "json",
      .type = CONFIG_BOOL,
      .def = "false",
@@ -117,7 +125,7 @@ typedef struct topic_marks {
 } topic_marks;
 
 /* One daemon's row: its name, the address asked and what /healthz said. */
-#define STATUS_DAEMONS 5
+#define STATUS_DAEMONS 6
 typedef struct status_daemon {
     const char *name;
     const char *addr;
@@ -146,10 +154,12 @@ typedef struct status_report {
     status_out out;
 } status_report;
 
-static const char *const status_channels[] = {"email", "sms", "push"};
-static const char *const status_deliveries[] = {"deliveries.email", "deliveries.sms",
-                                                "deliveries.push"};
-static const char *const status_retries[] = {"retry.email", "retry.sms", "retry.push"};
+#define STATUS_CHANNELS 4
+static const char *const status_channels[STATUS_CHANNELS] = {"email", "sms", "push", "inapp"};
+static const char *const status_deliveries[STATUS_CHANNELS] = {
+    "deliveries.email", "deliveries.sms", "deliveries.push", "deliveries.inapp"};
+static const char *const status_retries[STATUS_CHANNELS] = {"retry.email", "retry.sms",
+                                                            "retry.push", "retry.inapp"};
 
 /*
  * The topics a group is expected to consume, so that a partition it has not
@@ -159,7 +169,7 @@ static const char *const status_retries[] = {"retry.email", "retry.sms", "retry.
 static void infer_expects(status_group *g)
 {
     size_t len = strlen(g->name);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < STATUS_CHANNELS; i++) {
         char suffix[32];
         size_t slen = (size_t)snprintf(suffix, sizeof(suffix), "worker.%s", status_channels[i]);
         if (len >= slen && strcmp(g->name + len - slen, suffix) == 0) {
@@ -177,16 +187,16 @@ static int parse_groups(const ctl_context *ctx, const char *list, status_group *
 {
     *n = 0;
     if (list == NULL) {
-        for (size_t i = 0; i < 4; i++)
+        for (size_t i = 0; i < STATUS_CHANNELS + 1; i++)
             out[i] = (status_group){0};
         snprintf(out[0].name, sizeof(out[0].name), "herald-dispatcher");
         /* The workers' default group (channels/worker.c). */
-        for (size_t i = 0; i < 3; i++)
+        for (size_t i = 0; i < STATUS_CHANNELS; i++)
             snprintf(out[i + 1].name, sizeof(out[i + 1].name), "%sworker.%s",
                      ctx->common.topic_prefix, status_channels[i]);
-        for (size_t i = 0; i < 4; i++)
+        for (size_t i = 0; i < STATUS_CHANNELS + 1; i++)
             infer_expects(&out[i]);
-        *n = 4;
+        *n = STATUS_CHANNELS + 1;
         return 0;
     }
     const char *s = list;
@@ -539,10 +549,10 @@ static bool check_health(const char *addr, long timeout_ms, char *out, size_t ou
 /* Asks every daemon's /healthz; returns how many rows out holds. */
 static size_t check_daemons(const status_flags *f, status_daemon *out)
 {
-    const char *const names[STATUS_DAEMONS] = {"gateway", "dispatcher", "worker-email",
-                                               "worker-sms", "worker-push"};
-    const char *const addrs[STATUS_DAEMONS] = {f->gateway, f->dispatcher, f->worker_email,
-                                               f->worker_sms, f->worker_push};
+    const char *const names[STATUS_DAEMONS] = {"gateway",    "dispatcher",  "worker-email",
+                                               "worker-sms", "worker-push", "worker-inapp"};
+    const char *const addrs[STATUS_DAEMONS] = {f->gateway,    f->dispatcher,  f->worker_email,
+                                               f->worker_sms, f->worker_push, f->worker_inapp};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     for (size_t i = 0; i < STATUS_DAEMONS; i++) {
         out[i].name = names[i];

@@ -44,10 +44,10 @@ static int64_t header_int(const dlqrec *r, const char *name)
     return (int64_t)v;
 }
 
-/* The channel of "worker.email", "…deliveries.sms" or "…retry.push"; NULL if none. */
+/* The channel of "worker.email", "…deliveries.sms" or "…retry.inapp"; NULL if none. */
 static const char *channel_of(const char *stage, const char *topic)
 {
-    static const char *const channels[] = {"email", "sms", "push"};
+    static const char *const channels[] = {"email", "sms", "push", "inapp"};
     for (size_t i = 0; i < sizeof(channels) / sizeof(channels[0]); i++) {
         char want[32];
         snprintf(want, sizeof(want), "worker.%s", channels[i]);

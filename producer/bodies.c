@@ -179,7 +179,8 @@ int bodies_check_user(const json_t *body, bodies_error *e)
 
 static int is_channel_n(const char *s)
 {
-    return strcmp(s, "email") == 0 || strcmp(s, "sms") == 0 || strcmp(s, "push") == 0;
+    return strcmp(s, "email") == 0 || strcmp(s, "sms") == 0 || strcmp(s, "push") == 0 ||
+           strcmp(s, "inapp") == 0;
 }
 
 int bodies_is_channel(const char *s)
@@ -187,7 +188,7 @@ int bodies_is_channel(const char *s)
     return s != NULL && is_channel_n(s);
 }
 
-/* {"email":bool,"sms":bool,"push":bool}, any subset. */
+/* {"email":bool,"sms":bool,"push":bool,"inapp":bool}, any subset. */
 static int check_channel_map(const json_t *v, const char *path, bodies_error *e)
 {
     if (!json_is_object(v))
@@ -199,7 +200,7 @@ static int check_channel_map(const json_t *v, const char *path, bodies_error *e)
         char field[128];
         snprintf(field, sizeof field, "%s.%.64s", path, key);
         if (!is_channel_n(key))
-            return fail(e, field, "%s: the channels are email, sms and push", field);
+            return fail(e, field, "%s: the channels are email, sms, push and inapp", field);
         if (!json_is_boolean(b))
             return fail(e, field, "%s must be true or false", field);
     }

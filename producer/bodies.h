@@ -60,7 +60,7 @@ int bodies_parse_hhmm(const char *s, size_t len, int *minutes) __attribute__((wa
 /* A BCP 47-like tag: 2-3 letters, then "-" subtags of 1-8 letters or digits. */
 int bodies_check_locale(const char *s, size_t len) __attribute__((warn_unused_result));
 
-/* A delivery channel name: "email", "sms" or "push". */
+/* A delivery channel name: "email", "sms", "push" or "inapp". */
 int bodies_is_channel(const char *s);
 
 #endif

@@ -22,7 +22,7 @@ static int key_params(http_request *req, api_call *call, const char **type, cons
         return -1;
     }
     if (!bodies_is_channel(*channel)) {
-        api_bad_field(req, "channel", "channel must be email, sms or push");
+        api_bad_field(req, "channel", "channel must be email, sms, push or inapp");
         return -1;
     }
     return 0;

@@ -57,7 +57,7 @@
 #define E2E_SMTP_PASSWORD  "e2e-smtp-secret"
 
 /*
- * The children.  e2e_up() starts the first seven; the second instances of
+ * The children.  e2e_up() starts the first eight; the second instances of
  * the dispatcher and the workers (same groups, their own ids) run only when
  * a suite adds them with e2e_add_instance().
  */
@@ -68,6 +68,7 @@ enum {
     E2E_EMAIL,
     E2E_SMS,
     E2E_PUSH,
+    E2E_INAPP,
     E2E_GATEWAY,
     E2E_DISPATCHER_2,
     E2E_EMAIL_2,
@@ -77,8 +78,8 @@ enum {
 };
 
 static const char *const e2e_proc_names[E2E_NPROCS] = {
-    "smtp",    "http",         "dispatcher",     "worker-email", "worker-sms",   "worker-push",
-    "gateway", "dispatcher-2", "worker-email-2", "worker-sms-2", "worker-push-2"};
+    "smtp",         "http",    "dispatcher",   "worker-email",   "worker-sms",   "worker-push",
+    "worker-inapp", "gateway", "dispatcher-2", "worker-email-2", "worker-sms-2", "worker-push-2"};
 
 typedef struct e2e_proc {
     const char *name;
@@ -510,8 +511,8 @@ static inline void e2e_up_replicated(e2e_env *e, const char *tag, int replicas)
 
     /* The workers: a stable worker id, so a restarted worker takes over its
      * own leases at once, as a restarted pod with a stable name would. */
-    static const char *const chans[3] = {"email", "sms", "push"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const chans[4] = {"email", "sms", "push", "inapp"};
+    for (int k = 0; k < 4; k++) {
         e2e_proc *w = &e->procs[E2E_EMAIL + k];
         e2e_bin(w, "herald-worker");
         w->argv[1] = strdup("--channel");
@@ -672,7 +673,7 @@ static inline int e2e_down(e2e_env *e)
 {
     static const int order[] = {E2E_GATEWAY, E2E_DISPATCHER, E2E_DISPATCHER_2, E2E_EMAIL,
                                 E2E_EMAIL_2, E2E_SMS,        E2E_SMS_2,        E2E_PUSH,
-                                E2E_PUSH_2,  E2E_SMTP,       E2E_HTTP};
+                                E2E_PUSH_2,  E2E_INAPP,      E2E_SMTP,         E2E_HTTP};
     int bad = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         e2e_proc *p = &e->procs[order[i]];

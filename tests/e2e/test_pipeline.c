@@ -415,6 +415,46 @@ START_TEST(test_status_reports_permanent_failure_with_dead_letter_and_transient_
 }
 END_TEST
 
+/*
+ * An event type with an in-app template: the published event becomes one
+ * message in the user's inbox, with the user's first change number, and
+ * the API reports the in-app delivery sent.
+ */
+START_TEST(test_inapp_template_puts_a_message_in_the_users_inbox)
+{
+    ck_assert_msg(up, "the stack did not start");
+    char id[ID_UUID_SIZE];
+    e2e_put_template(&env, "e2e.inbox", "inapp", "Hi {{user.name}}", "Inbox {{data.n}}", NULL);
+    e2e_put_template(&env, "e2e.inbox", "email", "Mail", "Mail {{data.n}}", NULL);
+    e2e_put_user(&env, "inbox-ann", "inbox-ann@e2e.test", NULL, NULL);
+    e2e_publish(&env, "{\"type\":\"e2e.inbox\",\"user_id\":\"inbox-ann\",\"data\":{\"n\":5}}", id);
+
+    json_t *doc = e2e_wait_event(&env, id, 2, E2E_PHASE_MS);
+    ck_assert_msg(doc != NULL, "event %s never reported its in-app delivery sent", id);
+    char *dump = json_dumps(doc, JSON_COMPACT);
+    ck_assert_msg(e2e_count_deliveries(doc, "inapp", "sent") == 1, "%s", dump);
+    ck_assert_msg(e2e_count_deliveries(doc, "email", "sent") == 1, "%s", dump);
+    free(dump);
+    json_decref(doc);
+
+    PGconn *db = PQconnectdb(env.db_url);
+    ck_assert_msg(PQstatus(db) == CONNECTION_OK, "%s", PQerrorMessage(db));
+    char *row =
+        testsupport_sql_text(db, "SELECT count(*) || '|' || max(title) || '|' || max(body) || "
+                                 "'|' || max(seq) || '|' || max(event_id::text) "
+                                 "FROM inbox_messages WHERE user_id = 'inbox-ann'");
+    char want[256];
+    snprintf(want, sizeof want, "1|Hi inbox-ann|Inbox 5|1|%s", id);
+    ck_assert_str_eq(row, want);
+    free(row);
+    row = testsupport_sql_text(db, "SELECT seq || '/' || unread || '/' || unseen FROM inbox_state "
+                                   "WHERE user_id = 'inbox-ann'");
+    ck_assert_str_eq(row, "1/1/1");
+    free(row);
+    PQfinish(db);
+}
+END_TEST
+
 START_TEST(test_every_daemon_exits_0_on_sigterm)
 {
     e2e_expect_clean_stop(&env, up);
@@ -427,6 +467,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_topic_broadcast_reaches_every_subscriber_on_every_channel),
     TEST_ENTRY(test_preferences_skip_opted_out_channels_with_a_reason),
     TEST_ENTRY(test_status_reports_permanent_failure_with_dead_letter_and_transient_then_sent),
+    TEST_ENTRY(test_inapp_template_puts_a_message_in_the_users_inbox),
     TEST_ENTRY(test_every_daemon_exits_0_on_sigterm),
 };
 

@@ -124,6 +124,85 @@ START_TEST(test_preferences_decide_every_channel)
 }
 END_TEST
 
+START_TEST(test_inapp_template_fans_out_to_each_users_inbox)
+{
+    dh_env e;
+    dh_setup(&e);
+    /* notice.posted has an in-app template; promo.sale (every other channel) has none. */
+    dh_sql(&e, "INSERT INTO templates (event_type, channel, subject, body) VALUES "
+               "('notice.posted','email','Notice','Notice {{data.n}}'),"
+               "('notice.posted','inapp','Hi {{user.name}}','Notice {{data.n}} is up')");
+    templates_all_channels(&e, "promo.sale");
+    dh_sql(&e, "INSERT INTO users (user_id, email, name) VALUES "
+               "('ann','ann@example.com','Ann'),('bob','bob@example.com','Bob'),"
+               "('cid','cid@example.com','Cid')");
+    /* ann sleeps now (quiet hours all day), bob turned in-app off, cid opted out of news. */
+    dh_sql(&e, "INSERT INTO preferences (user_id, channels, categories, quiet_start, quiet_end) "
+               "VALUES ('ann','{}','{}', "
+               "date_trunc('minute', now() AT TIME ZONE 'UTC' - interval '1 hour')::time, "
+               "date_trunc('minute', now() AT TIME ZONE 'UTC' + interval '2 hours')::time),"
+               "('bob','{\"inapp\": false}','{}',NULL,NULL),"
+               "('cid','{}','{\"news\": {\"inapp\": false}}',NULL,NULL)");
+    dh_start(&e, NULL);
+    dh_wait_ready(&e, WAIT_MS);
+
+    char ann[ID_UUID_SIZE], bob[ID_UUID_SIZE], cid[ID_UUID_SIZE], cidc[ID_UUID_SIZE],
+        nobody[ID_UUID_SIZE], promo[ID_UUID_SIZE];
+    char *v[6] = {
+        dh_event("ann", "notice.posted", "{\"n\":7}", "normal", "news", ann),
+        dh_event("bob", "notice.posted", "{\"n\":8}", "normal", "news", bob),
+        dh_event("cid", "notice.posted", "{\"n\":9}", "normal", "news", cid),
+        dh_event("cid", "notice.posted", "{\"n\":10}", "critical", "news", cidc),
+        dh_event("nobody", "notice.posted", "{\"n\":11}", "normal", NULL, nobody),
+        dh_event("bob", "promo.sale", NULL, "normal", NULL, promo),
+    };
+    const char *keys[6] = {"ann", "bob", "cid", "cid", "nobody", "bob"};
+    for (int i = 0; i < 6; i++) {
+        dh_publish(&e, keys[i], v[i], NULL);
+        free(v[i]);
+    }
+    ck_assert_int_eq(dh_wait_count(&e, 6, WAIT_MS, "SELECT count(*) FROM events"), 6);
+
+    /* Quiet hours hold ann's email but not her inbox. */
+    ck_assert_int_eq(rows(&e, ann, "inapp", "pending", NULL), 1);
+    ck_assert_int_eq(rows(&e, ann, "email", "scheduled", NULL), 1);
+    /* Preferences hold for in-app as for any channel; critical overrides the category. */
+    ck_assert_int_eq(rows(&e, bob, "inapp", "skipped", "channel_disabled"), 1);
+    ck_assert_int_eq(rows(&e, bob, "email", "pending", NULL), 1);
+    ck_assert_int_eq(rows(&e, cid, "inapp", "skipped", "category_opted_out"), 1);
+    ck_assert_int_eq(rows(&e, cidc, "inapp", "pending", NULL), 1);
+    ck_assert_int_eq(rows(&e, nobody, "inapp", "skipped", "unknown_user"), 1);
+    /* An event type without an in-app template makes no in-app row at all. */
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
+                             "channel = 'inapp'",
+                             promo),
+                     0);
+    ck_assert_int_eq(
+        dh_long(&e, "SELECT count(*) FROM delivery_status WHERE event_id = '%s'", promo), 3);
+
+    /* One record per user on deliveries.inapp, addressed to the user's inbox. */
+    dh_records in;
+    dh_read(&e, "deliveries.inapp", 2, WAIT_MS, &in);
+    ck_assert_uint_eq(in.n, 2);
+    ck_assert_uint_eq(dh_count(&in, "event_id", promo), 0);
+    const dh_record *r = dh_find(&in, "event_id", ann);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->key, "ann");
+    ck_assert_str_eq(dh_str(r, "channel"), "inapp");
+    ck_assert_str_eq(dh_str(r, "address"), "ann");
+    ck_assert_str_eq(dh_str(r, "title"), "Hi Ann");
+    ck_assert_str_eq(dh_str(r, "body"), "Notice 7 is up");
+    ck_assert_str_eq(dh_str(r, "not_before"), "");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r->json, "data"), "n")), 7);
+    ck_assert_ptr_nonnull(dh_find(&in, "event_id", cidc));
+    dh_records_free(&in);
+
+    ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
+    dh_teardown(&e);
+}
+END_TEST
+
 START_TEST(test_quiet_hours_schedule_on_retry_topic)
 {
     dh_env e;
@@ -490,6 +569,7 @@ END_TEST
 
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_preferences_decide_every_channel),
+    TEST_ENTRY(test_inapp_template_fans_out_to_each_users_inbox),
     TEST_ENTRY(test_quiet_hours_schedule_on_retry_topic),
     TEST_ENTRY(test_template_renders_nested_data_and_escapes_html),
     TEST_ENTRY(test_poison_records_go_to_dlq_and_the_next_event_is_processed),

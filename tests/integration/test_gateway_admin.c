@@ -222,6 +222,17 @@ START_TEST(test_templates_put_get_delete)
     h_http(&g, "GET", "/v1/templates/order.shipped/sms", h_adminkey, NULL, NULL, NULL, &r);
     ck_assert_int_eq(r.status, 404);
     h_resp_clear(&r);
+    /* The in-app channel: subject is the inbox message's title. */
+    h_http(&g, "PUT", "/v1/templates/order.shipped/inapp", h_adminkey, NULL,
+           "{\"subject\":\"Order {{data.order.id}} shipped\",\"body\":\"On its way\"}", NULL, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "channel")), "inapp");
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/v1/templates/order.shipped/inapp", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "subject")),
+                     "Order {{data.order.id}} shipped");
+    h_resp_clear(&r);
     h_http(&g, "DELETE", "/v1/templates/order.shipped/email", h_adminkey, NULL, NULL, NULL, &r);
     ck_assert_int_eq(r.status, 204);
     h_resp_clear(&r);

@@ -57,7 +57,9 @@ typedef struct wh_env {
     char prefix[32];
     const char *brokers;
     char dir[128]; /* scratch directory for logs and outboxes */
-    char topics[3][128];
+    /* deliveries, retry, dlq; and inbox.updates for the inapp channel */
+    char topics[4][128];
+    int ntopics;
     PGconn *db;
     kafka_producer *producer;
     wh_proc *procs[WH_MAX_PROCS];
@@ -129,14 +131,16 @@ static inline void wh_setup(wh_env *e, const char *channel)
     snprintf(e->topics[0], sizeof e->topics[0], "%sdeliveries.%s", e->prefix, channel);
     snprintf(e->topics[1], sizeof e->topics[1], "%sretry.%s", e->prefix, channel);
     snprintf(e->topics[2], sizeof e->topics[2], "%sdlq", e->prefix);
-    kafka_topic_spec specs[3];
-    kafka_topic_result results[3];
-    for (int i = 0; i < 3; i++)
+    snprintf(e->topics[3], sizeof e->topics[3], "%sinbox.updates", e->prefix);
+    e->ntopics = strcmp(channel, "inapp") == 0 ? 4 : 3;
+    kafka_topic_spec specs[4];
+    kafka_topic_result results[4];
+    for (int i = 0; i < e->ntopics; i++)
         specs[i] = (kafka_topic_spec){e->topics[i], 3, 1, NULL, 0};
-    ck_assert_msg(kafka_topics_create(e->brokers, NULL, specs, 3, 30000, results, err,
-                                      sizeof err) == KAFKA_OK,
+    ck_assert_msg(kafka_topics_create(e->brokers, NULL, specs, (size_t)e->ntopics, 30000, results,
+                                      err, sizeof err) == KAFKA_OK,
                   "create topics: %s", err);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < e->ntopics; i++)
         ck_assert_msg(results[i].outcome == KAFKA_TOPIC_CREATED, "topic %s: %s", e->topics[i],
                       results[i].msg);
     e->producer = kafka_producer_new(e->brokers, NULL, NULL, NULL, err, sizeof err);
@@ -182,8 +186,9 @@ static inline void wh_teardown(wh_env *e)
         kafka_producer_flush(e->producer, 5000);
         kafka_producer_destroy(e->producer);
     }
-    const char *t[3] = {e->topics[0], e->topics[1], e->topics[2]};
-    if (kafka_topics_delete(e->brokers, NULL, t, 3, 30000, err, sizeof err) != KAFKA_OK)
+    const char *t[4] = {e->topics[0], e->topics[1], e->topics[2], e->topics[3]};
+    if (kafka_topics_delete(e->brokers, NULL, t, (size_t)e->ntopics, 30000, err, sizeof err) !=
+        KAFKA_OK)
         fprintf(stderr, "delete topics: %s\n", err);
     if (e->db)
         PQfinish(e->db);
@@ -346,14 +351,14 @@ static inline long wh_stat(const wh_proc *p, const char *name)
 /* --------------------------------------------------------------- produce */
 
 /*
- * Produces a delivery for e's channel to deliveries.<channel> and writes its
+ * A delivery for e's channel as the dispatcher writes it (malloc()ed), its
  * idempotency key into key (ID_UUID_SIZE).  subject is the email subject or
- * push title.
+ * the push or inapp title; push and inapp carry data.
  */
-static inline void wh_produce_delivery(wh_env *e, const char *user, const char *address,
-                                       const char *subject, const char *body, char *key)
+static inline char *wh_delivery_json(wh_env *e, const char *user, const char *address,
+                                     const char *subject, const char *body, char *key)
 {
-    char err[256], *json = NULL;
+    char *json = NULL;
     size_t len = 0;
     delivery d = {0};
     ck_assert_int_eq(id_uuid_v4(d.event_id), 0);
@@ -367,7 +372,7 @@ static inline void wh_produce_delivery(wh_env *e, const char *user, const char *
     d.body = (char *)body;
     if (d.channel == DELIVERY_EMAIL)
         d.subject = (char *)subject;
-    if (d.channel == DELIVERY_PUSH) {
+    if (d.channel == DELIVERY_PUSH || d.channel == DELIVERY_INAPP) {
         d.title = (char *)subject;
         d.data = json_pack("{s:s, s:i}", "order", "A-1", "n", 3);
     }
@@ -375,11 +380,20 @@ static inline void wh_produce_delivery(wh_env *e, const char *user, const char *
     d.created_at = timeutil_now_ms();
     ck_assert_int_eq(delivery_serialize(&d, &json, &len), 0);
     json_decref(d.data);
-    ck_assert(kafka_produce(e->producer, e->topics[0], user, strlen(user), json, len, NULL, NULL,
-                            err, sizeof err) == KAFKA_OK);
-    free(json);
     if (key)
         snprintf(key, ID_UUID_SIZE, "%s", d.idempotency_key);
+    return json;
+}
+
+/* Produces wh_delivery_json() to deliveries.<channel>, keyed by user. */
+static inline void wh_produce_delivery(wh_env *e, const char *user, const char *address,
+                                       const char *subject, const char *body, char *key)
+{
+    char err[256];
+    char *json = wh_delivery_json(e, user, address, subject, body, key);
+    ck_assert(kafka_produce(e->producer, e->topics[0], user, strlen(user), json, strlen(json), NULL,
+                            NULL, err, sizeof err) == KAFKA_OK);
+    free(json);
 }
 
 static inline void wh_produce_raw(wh_env *e, const char *topic, const char *key, const char *value)

@@ -22,7 +22,8 @@ static const char *const tokens[] = {"tok-phone", "tok-tablet", "tok-laptop"};
 
 static decide_user ada(void)
 {
-    decide_user u = {.email = "ada@example.com",
+    decide_user u = {.user_id = "ada",
+                     .email = "ada@example.com",
                      .phone = "+4915112345678",
                      .push_tokens = tokens,
                      .npush_tokens = 2,
@@ -32,7 +33,7 @@ static decide_user ada(void)
 
 static decide_templates all_templates(void)
 {
-    decide_templates t = {.exists = {true, true, true}};
+    decide_templates t = {.exists = {true, true, true, true}};
     return t;
 }
 
@@ -333,7 +334,7 @@ START_TEST(test_quiet_hours_delay_normal_and_high_and_drop_low)
     for (int pr = DECIDE_PRIORITY_HIGH; pr <= DECIDE_PRIORITY_NORMAL; pr++) {
         decide_event e = event((decide_priority)pr, NULL);
         decide_for_user(&e, &u, &p, &t, night, &r);
-        for (int ch = 0; ch < DECIDE_CHANNELS; ch++) {
+        for (int ch = 0; ch < DECIDE_INAPP; ch++) {
             ck_assert_int_eq(r.channel[ch].action, DECIDE_SCHEDULE);
             ck_assert_int_eq(r.channel[ch].not_before_ms, utc_ms(2026, 5, 13, 7, 0));
             ck_assert_uint_gt(r.channel[ch].naddresses, 0);
@@ -342,13 +343,52 @@ START_TEST(test_quiet_hours_delay_normal_and_high_and_drop_low)
     }
     decide_event low = event(DECIDE_PRIORITY_LOW, NULL);
     decide_for_user(&low, &u, &p, &t, night, &r);
-    for (int ch = 0; ch < DECIDE_CHANNELS; ch++)
+    for (int ch = 0; ch < DECIDE_INAPP; ch++)
         ASSERT_SKIP(r, ch, "quiet_hours_dropped");
 
     /* Outside the window low priority goes out. */
     decide_for_user(&low, &u, &p, &t, NOON, &r);
     for (int ch = 0; ch < DECIDE_CHANNELS; ch++)
         ASSERT_SEND(r, ch);
+}
+END_TEST
+
+START_TEST(test_inapp_goes_to_the_inbox_and_ignores_quiet_hours)
+{
+    decide_user u = ada();
+    decide_templates t = all_templates();
+    decide_prefs p = {0};
+    ck_assert_int_eq(quiet_parse("22:00", "07:00", &p.quiet, NULL, 0), 0);
+    int64_t night = utc_ms(2026, 5, 12, 23, 15);
+    decide_result r;
+
+    for (int pr = DECIDE_PRIORITY_CRITICAL; pr <= DECIDE_PRIORITY_LOW; pr++) {
+        decide_event e = event((decide_priority)pr, NULL);
+        decide_for_user(&e, &u, &p, &t, night, &r);
+        ASSERT_SEND(r, DECIDE_INAPP);
+        ck_assert_uint_eq(r.channel[DECIDE_INAPP].naddresses, 1);
+        ck_assert_str_eq(r.channel[DECIDE_INAPP].addresses[0], "ada");
+    }
+    /* The same preferences as every channel: switched off, or opted out of. */
+    json_t *holder;
+    decide_prefs off = prefs_from("{\"inapp\":false}", "{\"news\":{\"inapp\":false}}", &holder);
+    decide_event e = event(DECIDE_PRIORITY_CRITICAL, NULL);
+    decide_for_user(&e, &u, &off, &t, NOON, &r);
+    ASSERT_SKIP(r, DECIDE_INAPP, "channel_disabled");
+    ASSERT_SEND(r, DECIDE_EMAIL);
+    off.channels = NULL;
+    e = event(DECIDE_PRIORITY_NORMAL, "news");
+    decide_for_user(&e, &u, &off, &t, NOON, &r);
+    ASSERT_SKIP(r, DECIDE_INAPP, "category_opted_out");
+    ASSERT_SEND(r, DECIDE_PUSH);
+    e = event(DECIDE_PRIORITY_CRITICAL, "news");
+    decide_for_user(&e, &u, &off, &t, NOON, &r);
+    ASSERT_SEND(r, DECIDE_INAPP);
+    /* No inapp template: the inbox is not meant for this event type. */
+    t.exists[DECIDE_INAPP] = false;
+    decide_for_user(&e, &u, NULL, &t, NOON, &r);
+    ASSERT_SKIP(r, DECIDE_INAPP, "no_template");
+    json_decref(holder);
 }
 END_TEST
 
@@ -449,6 +489,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_missing_addresses_are_skipped),
     TEST_ENTRY(test_reasons_follow_the_documented_order),
     TEST_ENTRY(test_quiet_hours_delay_normal_and_high_and_drop_low),
+    TEST_ENTRY(test_inapp_goes_to_the_inbox_and_ignores_quiet_hours),
     TEST_ENTRY(test_quiet_hours_in_new_york_across_the_spring_change),
     TEST_ENTRY(test_quiet_hours_in_berlin_across_the_autumn_change),
     TEST_ENTRY(test_non_wrapping_quiet_hours_in_a_half_hour_zone),

@@ -28,6 +28,13 @@ static const char push_delivery[] =
     "\"priority\":\"normal\",\"event_type\":\"order.shipped\","
     "\"created_at\":\"2026-11-27T22:10:55.123Z\"}";
 
+static const char inapp_delivery[] =
+    "{\"idempotency_key\":\"" KEY_ID "\",\"event_id\":\"" EVENT_ID "\",\"user_id\":\"u-42\","
+    "\"channel\":\"inapp\",\"attempt\":1,\"address\":\"u-42\","
+    "\"title\":\"Shipped\",\"body\":\"Your order is on its way\",\"data\":{\"order_id\":\"o-1\"},"
+    "\"priority\":\"normal\",\"category\":\"orders\",\"event_type\":\"order.shipped\","
+    "\"created_at\":\"2026-11-27T22:10:55.123Z\",\"generation\":0}";
+
 static json_t *J(const char *text)
 {
     json_error_t jerr;
@@ -189,7 +196,8 @@ START_TEST(test_parse_rejects_wrong_types_and_values)
 {
     with_fails(email_delivery, "attempt", "\"1\"", "attempt: must be an integer in 1..2147483647");
     with_fails(email_delivery, "attempt", "0", "attempt: must be an integer in 1..2147483647");
-    with_fails(email_delivery, "channel", "\"fax\"", "channel: must be one of email|sms|push");
+    with_fails(email_delivery, "channel", "\"fax\"",
+               "channel: must be one of email|sms|push|inapp");
     with_fails(email_delivery, "channel", "1", "channel: must be a string");
     with_fails(email_delivery, "priority", "\"urgent\"",
                "priority: must be one of critical|high|normal|low");
@@ -257,10 +265,56 @@ START_TEST(test_subject_is_for_email_only_and_single_line)
     with_fails(email_delivery, "subject", subject, "subject: must be at most 998 bytes");
 }
 
-START_TEST(test_title_and_data_are_for_push_only)
+START_TEST(test_title_and_data_are_for_push_and_inapp_only)
 {
-    with_fails(email_delivery, "title", "\"T\"", "title: only for push, not email");
-    with_fails(email_delivery, "data", "{}", "data: only for push, not email");
+    with_fails(email_delivery, "title", "\"T\"", "title: only for push and inapp, not email");
+    with_fails(email_delivery, "data", "{}", "data: only for push and inapp, not email");
+}
+
+START_TEST(test_parse_reads_an_inapp_delivery)
+{
+    delivery d;
+    ck_assert_int_eq(delivery_parse(inapp_delivery, strlen(inapp_delivery), &d, err, sizeof err),
+                     DELIVERY_OK);
+    ck_assert_int_eq(d.channel, DELIVERY_INAPP);
+    ck_assert_str_eq(d.address, "u-42");
+    ck_assert_str_eq(d.title, "Shipped");
+    ck_assert_str_eq(d.body, "Your order is on its way");
+    ck_assert_str_eq(json_string_value(json_object_get(d.data, "order_id")), "o-1");
+    delivery_free(&d);
+    assert_roundtrip(inapp_delivery);
+
+    /* Title and data are optional: a message may be its text alone. */
+    char *bare = with(inapp_delivery, "title", NULL);
+    char *bare2 = with(bare, "data", NULL);
+    ck_assert_int_eq(delivery_parse(bare2, strlen(bare2), &d, err, sizeof err), DELIVERY_OK);
+    ck_assert_ptr_null(d.title);
+    ck_assert_ptr_null(d.data);
+    delivery_free(&d);
+    free(bare);
+    free(bare2);
+}
+
+START_TEST(test_inapp_delivery_goes_to_its_own_user_only)
+{
+    with_fails(inapp_delivery, "address", "\"u-43\"", "address: must be the user id for inapp");
+    with_fails(inapp_delivery, "address", "\"ann@example.com\"",
+               "address: must be the user id for inapp");
+    with_fails(inapp_delivery, "body", NULL, "body: required");
+    with_fails(inapp_delivery, "body", "\"\"", "body: must not be empty");
+    with_fails(inapp_delivery, "subject", "\"Hi\"", "subject: only for email, not inapp");
+    with_fails(inapp_delivery, "title", "\"Two\\nlines\"", "title: must be a single line");
+    with_fails(inapp_delivery, "data", "\"x\"", "data: must be an object");
+
+    /* An inbox body is capped, so one message cannot fill a user's inbox page. */
+    size_t n = DELIVERY_INAPP_BODY_MAX + 1;
+    char *big = malloc(n + 3);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'b', n + 2);
+    big[0] = big[n + 1] = '"';
+    big[n + 2] = '\0';
+    with_fails(inapp_delivery, "body", big, "body: must be at most 16384 bytes");
+    free(big);
 }
 
 START_TEST(test_body_limits_depend_on_the_channel)
@@ -422,8 +476,8 @@ START_TEST(test_utf8_validation_rejects_malformed_sequences)
 
 START_TEST(test_channel_names_roundtrip)
 {
-    static const char *const names[] = {"email", "sms", "push"};
-    for (size_t i = 0; i < 3; i++) {
+    static const char *const names[] = {"email", "sms", "push", "inapp"};
+    for (size_t i = 0; i < 4; i++) {
         delivery_channel c;
         ck_assert_int_eq(delivery_channel_parse(names[i], &c), 0);
         ck_assert_str_eq(delivery_channel_name(c), names[i]);
@@ -444,7 +498,9 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_parse_ignores_unknown_fields),
     TEST_ENTRY(test_address_is_checked_for_its_channel),
     TEST_ENTRY(test_subject_is_for_email_only_and_single_line),
-    TEST_ENTRY(test_title_and_data_are_for_push_only),
+    TEST_ENTRY(test_title_and_data_are_for_push_and_inapp_only),
+    TEST_ENTRY(test_parse_reads_an_inapp_delivery),
+    TEST_ENTRY(test_inapp_delivery_goes_to_its_own_user_only),
     TEST_ENTRY(test_body_limits_depend_on_the_channel),
     TEST_ENTRY(test_idempotency_key_is_deterministic_per_event_channel_address_generation),
     TEST_ENTRY(test_idempotency_key_rejects_bad_inputs),

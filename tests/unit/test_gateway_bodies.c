@@ -80,6 +80,12 @@ START_TEST(test_bodies_preferences_accept_channels_categories_and_quiet_hours)
                          &e),
                      0);
     ck_assert_int_eq(run(bodies_check_preferences, "{\"quiet_hours\":null}", &e), 0);
+    /* The in-app inbox is switched off and opted out of like any channel. */
+    ck_assert_int_eq(run(bodies_check_preferences,
+                         "{\"channels\":{\"inapp\":false},"
+                         "\"categories\":{\"news\":{\"inapp\":false}}}",
+                         &e),
+                     0);
 }
 END_TEST
 

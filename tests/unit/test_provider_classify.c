@@ -136,6 +136,35 @@ START_TEST(test_provider_kinds_serve_their_channels)
     ck_assert(provider_kind_serves("http", "push"));
     ck_assert(!provider_kind_serves("http", "email"));
     ck_assert(provider_kind_serves("file", "email"));
+    /* The inbox is the in-app channel's only destination. */
+    ck_assert(provider_kind_serves("inbox", "inapp"));
+    ck_assert(!provider_kind_serves("file", "inapp"));
+    ck_assert(!provider_kind_serves("http", "inapp"));
+    ck_assert(!provider_kind_serves("inbox", "push"));
+}
+END_TEST
+
+START_TEST(test_inbox_errors_unknown_user_permanent_outage_transient)
+{
+    provider_result r;
+    memset(&r, 0, sizeof r);
+    provider_classify_pg("23503", "ghost", "insert or update violates foreign key", &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
+    ck_assert(!r.provider_fault);
+    ck_assert_str_eq(r.message, "unknown user: no user ghost for the inbox");
+    provider_classify_pg("22P02", "u1", "invalid input syntax for type json", &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
+    ck_assert_ptr_nonnull(strstr(r.message, "22P02"));
+    /* The database's trouble, not the message's: retried, and counted against the breaker. */
+    static const char *const transient[] = {"", "08006", "40001", "40P01", "57014", "53300", NULL};
+    for (int i = 0; transient[i]; i++) {
+        provider_classify_pg(transient[i], "u1", "connection lost", &r);
+        ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+        ck_assert(r.provider_fault);
+        ck_assert_ptr_nonnull(strstr(r.message, "connection lost"));
+    }
+    provider_classify_pg(NULL, "u1", NULL, &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
 }
 END_TEST
 
@@ -229,6 +258,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_retry_after_forms),
     TEST_ENTRY(test_provider_kinds_serve_their_channels),
     TEST_ENTRY(test_provider_new_names_the_missing_variable),
+    TEST_ENTRY(test_inbox_errors_unknown_user_permanent_outage_transient),
     TEST_ENTRY(test_json_string_escapes),
     TEST_ENTRY(test_message_id_read_in_place_as_jansson_reads_it),
 };
