@@ -718,6 +718,69 @@ START_TEST(test_heraldctl_token_mints_a_token_the_gateway_takes)
 }
 END_TEST
 
+START_TEST(test_heraldctl_inbox_purge_keeps_counts_exact)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char user[64], fresh[64], sql[512], bin[512], out[512], errout[512], dburl[1024];
+    new_user("purge", user, sizeof user);
+    new_user("purge-new", fresh, sizeof fresh);
+    seed(user, 5);
+    seed(fresh, 2);
+    /* user: 5 old (one read, one archived) and 2 new; fresh: 2 new, no state row yet. */
+    snprintf(sql, sizeof sql,
+             "UPDATE inbox_messages SET created_at = now() - interval '100 days' "
+             "WHERE user_id = '%s'",
+             user);
+    h_sql(sql);
+    h_resp r;
+    mark(&g, h_pubkey, user, "{\"action\":\"read\",\"all\":true,\"filter\":{\"category\":\"c1\"}}",
+         &r);
+    h_resp_clear(&r);
+    char ids[5][ID_UUID_SIZE], body[256];
+    ids_of(user, ids, 5);
+    snprintf(body, sizeof body, "{\"action\":\"archived\",\"ids\":[\"%s\"]}", ids[4]);
+    mark(&g, h_pubkey, user, body, &r);
+    h_resp_clear(&r);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO inbox_messages (message_id, user_id, delivery_key, event_id, "
+             "event_type, body, seq) SELECT gen_random_uuid(), '%s', '%s:new' || i, "
+             "gen_random_uuid(), 't', 'b', 0 FROM generate_series(1, 2) i; "
+             "UPDATE inbox_state SET unread = unread + 2, unseen = unseen + 2 "
+             "WHERE user_id = '%s'",
+             user, user, user);
+    h_sql(sql);
+    assert_counts_exact(&g, user);
+
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    snprintf(dburl, sizeof dburl, "HERALD_DATABASE_URL=%s", h_dburl);
+    char *argv[] = {bin, "inbox", "purge", "--older-than", "720h", "--batch", "2", NULL};
+    const char *env[] = {dburl, NULL};
+    int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 30000);
+    ck_assert_msg(rc == 0, "heraldctl inbox purge: %d %s", rc, errout);
+    ck_assert_int_eq(atol(out), 5);
+    ck_assert_int_eq(db_long("SELECT count(*) FROM inbox_messages WHERE user_id = '%s'", user), 2);
+    ck_assert_int_eq(db_long("SELECT count(*) FROM inbox_messages WHERE user_id = '%s'", fresh), 2);
+    assert_counts_exact(&g, user);
+    assert_counts_exact(&g, fresh);
+    get(&g, h_pubkey, &r, "/v1/users/%s/inbox/counts", user);
+    ck_assert_int_eq(num(&r, "unread_count"), 2);
+    h_resp_clear(&r);
+
+    /* HERALD_INBOX_RETENTION is the default; nothing is left to delete. */
+    char *argv2[] = {bin, "inbox", "purge", NULL};
+    const char *env2[] = {dburl, "HERALD_INBOX_RETENTION=720h", NULL};
+    rc = testsupport_run(argv2, env2, out, sizeof out, errout, sizeof errout, 30000);
+    ck_assert_msg(rc == 0, "heraldctl inbox purge: %d %s", rc, errout);
+    ck_assert_int_eq(atol(out), 0);
+    char *argv3[] = {bin, "inbox", "purge", "--older-than", "5m", NULL};
+    rc = testsupport_run(argv3, env, out, sizeof out, errout, sizeof errout, 30000);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_ptr_nonnull(strstr(errout, "--older-than"));
+    h_stop(&g);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_inbox_pages_newest_first_without_gaps_or_duplicates),
     TEST_ENTRY(test_inbox_filters_take_what_they_name),
@@ -727,6 +790,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_user_token_opens_its_own_inbox_only),
     TEST_ENTRY(test_user_tokens_without_a_secret_are_refused),
     TEST_ENTRY(test_heraldctl_token_mints_a_token_the_gateway_takes),
+    TEST_ENTRY(test_heraldctl_inbox_purge_keeps_counts_exact),
 };
 
 TEST_MAIN("gateway_inbox", cases)
