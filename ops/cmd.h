@@ -13,5 +13,7 @@ int cmd_publish(const ctl_context *ctx, int argc, char **argv);
 int cmd_replay(const ctl_context *ctx, int argc, char **argv);
 int cmd_dlq(const ctl_context *ctx, int argc, char **argv);
 int cmd_status(const ctl_context *ctx, int argc, char **argv);
+int cmd_token(const ctl_context *ctx, int argc, char **argv);
+int cmd_inbox(const ctl_context *ctx, int argc, char **argv);
 
 #endif

@@ -9,12 +9,16 @@
 
 #include "bodies.h"
 #include "events_api.h"
+#include "inbox_api.h"
 #include "log.h"
 #include "ops_api.h"
 #include "templates_api.h"
 #include "timeutil.h"
+#include "tokens_api.h"
 #include "topics_api.h"
 #include "users_api.h"
+#include "usertoken.h"
+#include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,11 @@ static const api_endpoint ep_user_get = {.fn = users_api_get};
 static const api_endpoint ep_user_delete = {.fn = users_api_delete};
 static const api_endpoint ep_prefs_put = {.fn = users_api_prefs_put, .json_body = true};
 static const api_endpoint ep_prefs_get = {.fn = users_api_prefs_get};
+static const api_endpoint ep_token_post = {.fn = tokens_api_post};
+static const api_endpoint ep_inbox_get = {.fn = inbox_api_list, .user_token = true};
+static const api_endpoint ep_inbox_counts = {.fn = inbox_api_counts, .user_token = true};
+static const api_endpoint ep_inbox_mark = {
+    .fn = inbox_api_mark, .json_body = true, .user_token = true};
 static const api_endpoint ep_subscribe = {.fn = topics_api_subscribe};
 static const api_endpoint ep_unsubscribe = {.fn = topics_api_unsubscribe};
 static const api_endpoint ep_template_put = {.fn = templates_api_put, .json_body = true};
@@ -48,6 +57,10 @@ static const router_route routes[] = {
     {"DELETE", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_delete},
     {"PUT", "/v1/users/{user_id}/preferences", ROUTER_SCOPE_ADMIN, &ep_prefs_put},
     {"GET", "/v1/users/{user_id}/preferences", ROUTER_SCOPE_ADMIN, &ep_prefs_get},
+    {"POST", "/v1/users/{user_id}/tokens", ROUTER_SCOPE_PUBLISH, &ep_token_post},
+    {"GET", "/v1/users/{user_id}/inbox", ROUTER_SCOPE_PUBLISH, &ep_inbox_get},
+    {"GET", "/v1/users/{user_id}/inbox/counts", ROUTER_SCOPE_PUBLISH, &ep_inbox_counts},
+    {"POST", "/v1/users/{user_id}/inbox/mark", ROUTER_SCOPE_PUBLISH, &ep_inbox_mark},
     {"PUT", "/v1/topics/{topic}/subscribers/{user_id}", ROUTER_SCOPE_ADMIN, &ep_subscribe},
     {"DELETE", "/v1/topics/{topic}/subscribers/{user_id}", ROUTER_SCOPE_ADMIN, &ep_unsubscribe},
     {"PUT", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_put},
@@ -82,6 +95,9 @@ int api_env_init_metrics(api_env *env)
     env->published_events =
         metrics_counter_get(env->metrics, "herald_gateway_events_published_total",
                             "Events acknowledged by Kafka (batch items counted one by one)", NULL);
+    env->inbox_updates_failed = metrics_counter_get(
+        env->metrics, "herald_gateway_inbox_updates_failed_total",
+        "Inbox update records not produced after their change was committed", NULL);
     return 0;
 }
 
@@ -234,23 +250,73 @@ static int take_rate(api_env *env, http_request *req, const char *kid)
     return -1;
 }
 
+/* Answers 401 with the challenge every refused credential gets. */
+static void refuse_credential(http_request *req, const char *message)
+{
+    http_add_header(req, "WWW-Authenticate", "Bearer");
+    http_respond_error(req, 401, "unauthorized", message, NULL);
+}
+
 /*
- * Authenticates req's API key into call, checks that its scope allows the
- * route's and takes the request from its rate limit.  Returns -1, answered
- * (503, 401, 403 or 429), when the request may not go on.
+ * Authenticates a user token (docs/inapp.md): valid, unexpired, for the
+ * path's {user_id}, on a route that takes user tokens.  Everything else it
+ * might open is refused, so a browser holding one reaches its inbox only.
  */
-static int authorize(api_env *env, http_request *req, api_call *call, router_scope need)
+static int authorize_user(api_env *env, http_request *req, api_call *call, const api_endpoint *ep,
+                          const char *token, size_t len)
+{
+    if (env->user_token_secret == NULL) {
+        refuse_credential(req, "user tokens are not enabled on this gateway "
+                               "(HERALD_USER_TOKEN_SECRET is not set)");
+        return -1;
+    }
+    char user[VALIDATE_USER_ID_MAX + 1];
+    int64_t expires = 0;
+    usertoken_result ur = usertoken_verify(env->user_token_secret, env->user_token_secret_len,
+                                           token, len, timeutil_now_ms() / 1000, user, &expires);
+    if (ur != USERTOKEN_OK) {
+        refuse_credential(req, ur == USERTOKEN_EXPIRED ? "the user token has expired"
+                                                       : "invalid user token");
+        return -1;
+    }
+    http_request_log_field(req, "user_token", user);
+    if (!ep->user_token) {
+        http_respond_error(req, 403, "forbidden",
+                           "a user token grants only its own user's inbox, not this route", NULL);
+        return -1;
+    }
+    const char *path_user = router_param(&call->params, "user_id");
+    if (path_user == NULL || strcmp(path_user, user) != 0) {
+        http_respond_error(req, 403, "forbidden", "this user token is for another user", NULL);
+        return -1;
+    }
+    char bucket[VALIDATE_USER_ID_MAX + 8];
+    snprintf(bucket, sizeof bucket, "user:%s", user);
+    return take_rate(env, req, bucket);
+}
+
+/*
+ * Authenticates req's API key (or user token) into call, checks that its
+ * scope allows the route's and takes the request from its rate limit.
+ * Returns -1, answered (503, 401, 403 or 429), when the request may not go on.
+ */
+static int authorize(api_env *env, http_request *req, api_call *call, router_scope need,
+                     const api_endpoint *ep)
 {
     char err[160];
-    auth_result ar = auth_check(env->auth, http_request_header(req, "Authorization"), &call->key_id,
-                                &call->scope, err, sizeof err);
+    const char *authorization = http_request_header(req, "Authorization");
+    size_t len = 0;
+    const char *token = auth_bearer(authorization, &len);
+    if (token != NULL && usertoken_looks_like(token, len))
+        return authorize_user(env, req, call, ep, token, len);
+    auth_result ar =
+        auth_check(env->auth, authorization, &call->key_id, &call->scope, err, sizeof err);
     if (ar == AUTH_UNAVAILABLE) {
         http_respond_retry(req, 503, "unavailable", err, 1);
         return -1;
     }
     if (ar != AUTH_OK) {
-        http_add_header(req, "WWW-Authenticate", "Bearer");
-        http_respond_error(req, 401, "unauthorized", err, NULL);
+        refuse_credential(req, err);
         return -1;
     }
     char kid[24];
@@ -282,7 +348,7 @@ static void on_headers(api_env *env, http_request *req)
         return;
     const router_route *r = &routes[call->route];
     const api_endpoint *ep = r->handler;
-    if (r->scope != ROUTER_SCOPE_NONE && authorize(env, req, call, r->scope) != 0)
+    if (r->scope != ROUTER_SCOPE_NONE && authorize(env, req, call, r->scope, ep) != 0)
         return;
     if (ep->json_body && http_request_expect_json(req) != 0)
         return;
@@ -364,4 +430,16 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 void api_bad_field(http_request *req, const char *field, const char *message)
 {
     http_respond_error(req, 400, "invalid_field", message, field);
+}
+
+const char *api_user_id(http_request *req, api_call *call)
+{
+    const char *id = router_param(&call->params, "user_id");
+    char why[160], msg[200];
+    if (id == NULL || validate_user_id(id, strlen(id), why, sizeof why) != 0) {
+        snprintf(msg, sizeof msg, "user_id %s", id == NULL ? "is missing" : why);
+        api_bad_field(req, "user_id", msg);
+        return NULL;
+    }
+    return id;
 }

@@ -2,10 +2,12 @@
  * api: the gateway's route table and what every handler shares.
  *
  * api_dispatch() is the http server's dispatch function: it routes (404,
- * 405), authenticates (401, 403), rate-limits (429) and checks the body's
+ * 405), authenticates an API key or, on the inbox routes, a user token
+ * (401, 403), rate-limits (429) and checks the body's
  * headers (415, 413) before the body is read, then hands the request to the
  * route's handler.  Handlers live in one file per resource
- * (events_api.c, users_api.c, topics_api.c, templates_api.c, ops_api.c).
+ * (events_api.c, users_api.c, topics_api.c, templates_api.c, tokens_api.c,
+ * inbox_api.c, ops_api.c).
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct
@@ -39,8 +41,9 @@ typedef void (*api_handler)(api_env *env, http_request *req, api_call *call, htt
 
 typedef struct api_endpoint {
     api_handler fn;
-    bool json_body; /* the request must carry a JSON body */
-    bool produces;  /* it writes to Kafka: refused before its body while the publisher cannot */
+    bool json_body;  /* the request must carry a JSON body */
+    bool produces;   /* it writes to Kafka: refused before its body while the publisher cannot */
+    bool user_token; /* a user token for the path's {user_id} may call it (the inbox) */
 } api_endpoint;
 
 struct api_env {
@@ -50,6 +53,9 @@ struct api_env {
     ratelimit_table *limits; /* NULL: unlimited */
     metrics_registry *metrics;
     char events_topic[256];
+    char inbox_updates_topic[256];
+    char *user_token_secret; /* owned; NULL: user tokens are refused, minting is 503 */
+    size_t user_token_secret_len;
     event_limits ev_limits;
     int publish_timeout_ms;
     atomic_bool draining; /* shutting down: readiness fails */
@@ -57,6 +63,7 @@ struct api_env {
     metrics_histogram *publish_latency;
     metrics_counter *rate_limited;
     metrics_counter *published_events;
+    metrics_counter *inbox_updates_failed;
     /* requests by route (index in the table, last = unmatched) and status */
     _Atomic(metrics_counter *) *requests;
     size_t nroutes;
@@ -71,7 +78,7 @@ struct api_call {
     api_env *env;
     size_t route; /* index in the route table; nroutes when unmatched */
     router_params params;
-    int64_t key_id;
+    int64_t key_id; /* the API key's; 0 when a user token authorised the call */
     apikey_scope scope;
     void *work; /* the handler's own state */
     void (*work_free)(void *);
@@ -101,5 +108,8 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 
 /* Answers 400 naming field, with message. */
 void api_bad_field(http_request *req, const char *field, const char *message);
+
+/* The path's {user_id}, checked; NULL after answering 400. */
+const char *api_user_id(http_request *req, api_call *call);
 
 #endif

@@ -68,8 +68,7 @@ void auth_free(auth_cache *a)
     free(a);
 }
 
-/* Extracts the token of "Bearer <token>"; NULL when absent. */
-static const char *bearer(const char *h, size_t *len)
+const char *auth_bearer(const char *h, size_t *len)
 {
     if (h == NULL)
         return NULL;
@@ -126,7 +125,7 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
                        apikey_scope *scope, char *err, size_t errlen)
 {
     size_t len = 0;
-    const char *key = bearer(authorization, &len);
+    const char *key = auth_bearer(authorization, &len);
     if (key == NULL) {
         error_set(err, errlen, "missing \"Authorization: Bearer <api key>\"");
         return AUTH_MISSING;

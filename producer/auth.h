@@ -31,6 +31,10 @@ auth_cache *auth_new(pgpool *pool, int64_t ttl_ms, int64_t grace_ms)
     __attribute__((warn_unused_result));
 void auth_free(auth_cache *a);
 
+/* The token of an Authorization value "Bearer <token>" (blanks trimmed) and
+ * its length; NULL when absent or not a Bearer. */
+const char *auth_bearer(const char *authorization, size_t *len);
+
 /*
  * Checks an Authorization header value (may be NULL).  On AUTH_OK fills
  * *key_id and *scope.

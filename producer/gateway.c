@@ -12,6 +12,7 @@
 #include "opsserver.h"
 #include "timeutil.h"
 #include "topics.h"
+#include "usertoken.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -130,6 +131,13 @@ const config_var gateway_config_vars[] = {
      .def = "true",
      .offset = GW(access_log),
      .help = "one JSON line per request on stderr"},
+    {.env = "HERALD_USER_TOKEN_SECRET",
+     .type = CONFIG_STRING,
+     .offset = GW(user_token_secret),
+     .flags = CONFIG_SECRET,
+     .check = usertoken_check_secret,
+     .help = "key of the HMAC that signs user tokens (docs/inapp.md), at least 32 bytes; "
+             "unset: user tokens are refused and minting answers 503"},
     {0},
 };
 
@@ -180,6 +188,10 @@ static void free_parts(gateway *g)
     pgpool_free(g->env.pool);
     api_env_free_metrics(&g->env);
     metrics_registry_free(g->env.metrics);
+    if (g->env.user_token_secret != NULL) {
+        memset(g->env.user_token_secret, 0, g->env.user_token_secret_len);
+        free(g->env.user_token_secret);
+    }
     free(g);
 }
 
@@ -193,7 +205,17 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
     api_env *env = &g->env;
     g->shutdown_timeout_ms = cfg->shutdown_timeout_ms;
     config_topic(&cfg->common, TOPICS_EVENTS, env->events_topic, sizeof env->events_topic);
+    config_topic(&cfg->common, TOPICS_INBOX_UPDATES, env->inbox_updates_topic,
+                 sizeof env->inbox_updates_topic);
     env->publish_timeout_ms = (int)cfg->publish_timeout_ms;
+    if (cfg->user_token_secret != NULL) {
+        env->user_token_secret_len = strlen(cfg->user_token_secret);
+        env->user_token_secret = strdup(cfg->user_token_secret);
+        if (env->user_token_secret == NULL) {
+            error_set(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
 
     env->metrics = metrics_registry_new();
     if (env->metrics == NULL || api_env_init_metrics(env) != 0 ||

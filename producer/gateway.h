@@ -33,6 +33,7 @@ typedef struct gateway_config {
     long auth_cache_ms;
     long shutdown_timeout_ms;
     bool access_log;
+    char *user_token_secret; /* NULL: user tokens are refused */
 } gateway_config;
 
 /*

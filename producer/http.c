@@ -142,6 +142,11 @@ const char *http_request_header(http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const char *http_request_query(http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 const char *http_request_body(const http_request *req, size_t *len)
 {
     *len = req->body.len;

@@ -88,6 +88,9 @@ const char *http_request_method(const http_request *req);
 const char *http_request_path(const http_request *req);
 /* A request header (case-insensitive), or NULL; valid during dispatch only. */
 const char *http_request_header(http_request *req, const char *name);
+/* A query-string argument, percent-decoded; NULL when absent or given without
+ * "=".  Valid during dispatch only. */
+const char *http_request_query(http_request *req, const char *name);
 /* The body read so far (complete in HTTP_PHASE_BODY); never NULL, NUL-terminated. */
 const char *http_request_body(const http_request *req, size_t *len);
 /* Content-Length as announced, -1 when none (or chunked). */

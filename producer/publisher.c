@@ -44,10 +44,10 @@ struct publisher {
 
 static void on_delivery(void *opaque, const kafka_delivery_report *dr);
 
-/* The publisher whose delivery callback is running; one per process is the
- * norm, but tests start several gateways, so it is found per message. */
+/* Each record carries its own callback: events and inbox updates share the
+ * producer, and tests start several gateways in one process. */
 typedef struct msg_ctx {
-    publisher *pub;
+    publisher_done_fn done;
     void *opaque;
 } msg_ctx;
 
@@ -68,7 +68,7 @@ static void on_delivery(void *opaque, const kafka_delivery_report *dr)
     const char *why = r == PUBLISHER_OK ? "Success" : rd_kafka_err2str(dr->err);
     if (r != PUBLISHER_OK)
         LOG_DEBUG(dr->topic, "delivery failed: %s", why);
-    m->pub->done(m->opaque, r, why, dr->partition, dr->offset);
+    m->done(m->opaque, r, why, dr->partition, dr->offset);
     free(m);
 }
 
@@ -217,6 +217,13 @@ publisher_result publisher_send(publisher *p, const char *topic, const void *key
                                 const void *value, size_t vlen, void *opaque, char *err,
                                 size_t errlen)
 {
+    return publisher_send_with(p, p->done, topic, key, keylen, value, vlen, opaque, err, errlen);
+}
+
+publisher_result publisher_send_with(publisher *p, publisher_done_fn done, const char *topic,
+                                     const void *key, size_t keylen, const void *value, size_t vlen,
+                                     void *opaque, char *err, size_t errlen)
+{
     if (unreachable(p, err, errlen))
         return PUBLISHER_UNAVAILABLE;
     msg_ctx *m = malloc(sizeof *m);
@@ -224,7 +231,7 @@ publisher_result publisher_send(publisher *p, const char *topic, const void *key
         error_set(err, errlen, "out of memory");
         return PUBLISHER_QUEUE_FULL;
     }
-    m->pub = p;
+    m->done = done;
     m->opaque = opaque;
     kafka_status st = kafka_produce(p->kp, topic, key, keylen, value, vlen, NULL, m, err, errlen);
     if (st == KAFKA_OK)

@@ -62,6 +62,13 @@ publisher_result publisher_send(publisher *p, const char *topic, const void *key
                                 const void *value, size_t vlen, void *opaque, char *err,
                                 size_t errlen) __attribute__((warn_unused_result));
 
+/* publisher_send with another done callback for this record (records that
+ * are not events, such as inbox updates). */
+publisher_result publisher_send_with(publisher *p, publisher_done_fn done, const char *topic,
+                                     const void *key, size_t keylen, const void *value, size_t vlen,
+                                     void *opaque, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /*
  * Whether a record sent now could be taken, without sending one: PUBLISHER_OK,
  * PUBLISHER_UNAVAILABLE (the probe found no broker) or PUBLISHER_QUEUE_FULL

@@ -7,13 +7,83 @@
  * the way every Herald timestamp reads.
  */
 #include "error.h"
+#include "log.h"
 #include "store.h"
+#include "timeutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* To the microsecond, as PostgreSQL keeps it: the inbox cursor's position. */
+#define TS_US(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+/*
+ * The inbox filters (inbox.h) on the messages m: $2 status, $3 archived,
+ * $4 category, $5 since and $6 until, each NULL or a name inbox.c checked.
+ */
+#define INBOX_FILTER                                                                               \
+    "($2 = 'all' OR ($2 = 'unread' AND m.read_at IS NULL) "                                        \
+    "OR ($2 = 'read' AND m.read_at IS NOT NULL) OR ($2 = 'unseen' AND m.seen_at IS NULL) "         \
+    "OR ($2 = 'seen' AND m.seen_at IS NOT NULL)) "                                                 \
+    "AND ($3 = 'include' OR ($3 = 'exclude' AND m.archived_at IS NULL) "                           \
+    "OR ($3 = 'only' AND m.archived_at IS NOT NULL)) "                                             \
+    "AND ($4::text IS NULL OR m.category = $4) "                                                   \
+    "AND ($5::timestamptz IS NULL OR m.created_at >= $5::timestamptz) "                            \
+    "AND ($6::timestamptz IS NULL OR m.created_at < $6::timestamptz) "
+
+/* The columns of a message in the answer, and its cursor position last. */
+#define INBOX_TIMES  TS("m.created_at") ", " TS("m.seen_at") ", " TS("m.read_at") ", "
+#define INBOX_TIMES2 TS("m.archived_at") ", " TS("m.interacted_at") ", " TS_US("m.created_at")
+#define INBOX_COLUMNS                                                                              \
+    "m.message_id, m.event_id, m.event_type, m.category, m.title, m.body, m.data, " INBOX_TIMES    \
+        INBOX_TIMES2
+
+/* Unread and unseen count the messages that are not archived (docs/inapp.md);
+ * m is a message as it is, o as it was before an update. */
+#define UNREAD_M "(m.archived_at IS NULL AND m.read_at IS NULL)"
+#define UNSEEN_M "(m.archived_at IS NULL AND m.seen_at IS NULL)"
+#define UNREAD_O "(o.archived_at IS NULL AND o.read_at IS NULL)"
+#define UNSEEN_O "(o.archived_at IS NULL AND o.seen_at IS NULL)"
+
+/*
+ * A mark ($9 the action) of the ids $7, or of what the filter takes,
+ * moving only the rows it changes, each stamped with $8 = seq + 1; the
+ * counts move by the difference each row made (o is the row before the
+ * update).  seq and the counts change only when a row did.
+ */
+#define INBOX_MARK_SQL                                                                             \
+    "WITH upd AS (UPDATE inbox_messages m SET "                                                    \
+    "seen_at = CASE WHEN $9 IN ('seen', 'read', 'interacted') "                                    \
+    "THEN coalesce(m.seen_at, now()) ELSE m.seen_at END, "                                         \
+    "read_at = CASE WHEN $9 IN ('read', 'interacted') THEN coalesce(m.read_at, now()) "            \
+    "WHEN $9 = 'unread' THEN NULL ELSE m.read_at END, "                                            \
+    "archived_at = CASE WHEN $9 = 'archived' THEN coalesce(m.archived_at, now()) "                 \
+    "WHEN $9 = 'unarchived' THEN NULL ELSE m.archived_at END, "                                    \
+    "interacted_at = CASE WHEN $9 = 'interacted' THEN coalesce(m.interacted_at, now()) "           \
+    "ELSE m.interacted_at END, seq = $8 "                                                          \
+    "FROM inbox_messages o WHERE o.message_id = m.message_id AND m.user_id = $1 "                  \
+    "AND ($7::uuid[] IS NULL OR m.message_id = ANY ($7::uuid[])) AND " INBOX_FILTER                \
+    "AND CASE $9 WHEN 'seen' THEN m.seen_at IS NULL "                                              \
+    "WHEN 'read' THEN m.read_at IS NULL OR m.seen_at IS NULL "                                     \
+    "WHEN 'unread' THEN m.read_at IS NOT NULL "                                                    \
+    "WHEN 'archived' THEN m.archived_at IS NULL "                                                  \
+    "WHEN 'unarchived' THEN m.archived_at IS NOT NULL "                                            \
+    "WHEN 'interacted' THEN m.interacted_at IS NULL OR m.read_at IS NULL OR m.seen_at IS NULL "    \
+    "ELSE false END "                                                                              \
+    "RETURNING m.message_id, " UNREAD_M "::int - " UNREAD_O "::int AS du, " UNSEEN_M               \
+    "::int - " UNSEEN_O "::int AS ds), "                                                           \
+    "d AS (SELECT count(*) AS n, coalesce(sum(du), 0) AS du, coalesce(sum(ds), 0) AS ds "          \
+    "FROM upd), "                                                                                  \
+    "st AS (UPDATE inbox_state s SET seq = $8, unread = s.unread + d.du, "                         \
+    "unseen = s.unseen + d.ds, updated_at = now() FROM d WHERE s.user_id = $1 AND d.n > 0 "        \
+    "RETURNING s.seq, s.unread, s.unseen) "                                                        \
+    "SELECT d.n, coalesce(st.seq, cur.seq), coalesce(st.unread, cur.unread), "                     \
+    "coalesce(st.unseen, cur.unseen), (SELECT coalesce(json_agg(x.message_id), '[]') "             \
+    "FROM (SELECT message_id FROM upd LIMIT 201) x) "                                              \
+    "FROM d CROSS JOIN (SELECT seq, unread, unseen FROM inbox_state WHERE user_id = $1) cur "      \
+    "LEFT JOIN st ON true"
 
 typedef struct stmt {
     const char *name;
@@ -136,6 +206,42 @@ static const stmt statements[] = {
      "WHERE api_key_id = $1 AND idempotency_key = $2 AND event_id = $3::uuid",
      3},
     {"gw_ping", "SELECT 1", 0},
+    {"gw_user_exists", "SELECT 1 FROM users WHERE user_id = $1", 1},
+    /* A user whose inbox never changed has no inbox_state row yet: its
+     * counts are those of its messages (none, normally). */
+    {"gw_inbox_counts",
+     "SELECT coalesce(s.seq, (SELECT coalesce(max(m.seq), 0) FROM inbox_messages m "
+     "WHERE m.user_id = $1)), "
+     "coalesce(s.unread, (SELECT count(*) FROM inbox_messages m WHERE m.user_id = $1 "
+     "AND " UNREAD_M ")), "
+     "coalesce(s.unseen, (SELECT count(*) FROM inbox_messages m WHERE m.user_id = $1 "
+     "AND " UNSEEN_M ")) "
+     "FROM users u LEFT JOIN inbox_state s ON s.user_id = u.user_id WHERE u.user_id = $1",
+     1},
+    /* A page older than the cursor ($7, $8), or the newest page without one. */
+    {"gw_inbox_older",
+     "SELECT " INBOX_COLUMNS " FROM inbox_messages m WHERE m.user_id = $1 AND " INBOX_FILTER
+     "AND ($7::timestamptz IS NULL OR (m.created_at, m.message_id) < ($7::timestamptz, $8::uuid)) "
+     "ORDER BY m.created_at DESC, m.message_id DESC LIMIT $9",
+     9},
+    /* The page just newer than the cursor, nearest first (the caller reverses it). */
+    {"gw_inbox_newer",
+     "SELECT " INBOX_COLUMNS " FROM inbox_messages m WHERE m.user_id = $1 AND " INBOX_FILTER
+     "AND (m.created_at, m.message_id) > ($7::timestamptz, $8::uuid) "
+     "ORDER BY m.created_at, m.message_id LIMIT $9",
+     9},
+    /* The state row of an inbox that has none yet, from its messages; a
+     * missing user fails the foreign key. */
+    {"gw_inbox_state_create",
+     "INSERT INTO inbox_state (user_id, seq, unread, unseen) "
+     "SELECT $1, coalesce(max(m.seq), 0), count(*) FILTER (WHERE " UNREAD_M "), "
+     "count(*) FILTER (WHERE " UNSEEN_M ") FROM inbox_messages m WHERE m.user_id = $1 "
+     "HAVING NOT EXISTS (SELECT 1 FROM inbox_state WHERE user_id = $1) "
+     "ON CONFLICT (user_id) DO NOTHING",
+     1},
+    /* Every change of one inbox holds this lock until it commits. */
+    {"gw_inbox_state_lock", "SELECT seq FROM inbox_state WHERE user_id = $1 FOR UPDATE", 1},
+    {"gw_inbox_mark", INBOX_MARK_SQL, 9},
 };
 
 int store_prepare(pg_conn *c, char *err, size_t errlen)
@@ -607,4 +713,200 @@ store_status store_idem_release(pg_conn *c, int64_t api_key_id, const char *key,
 store_status store_ping(pg_conn *c, char *err, size_t errlen)
 {
     return run(c, "gw_ping", 0, NULL, NULL, NULL, NULL, err, errlen);
+}
+
+/* ---- users' inboxes (docs/inapp.md) ---- */
+
+store_status store_user_exists(pg_conn *c, const char *user_id, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *v[1] = {user_id};
+    store_status st = run(c, "gw_user_exists", 1, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && PQntuples(res) != 1)
+        st = STORE_NOT_FOUND;
+    PQclear(res);
+    return st;
+}
+
+static int64_t col_int(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+store_status store_inbox_counts(pg_conn *c, const char *user_id, store_inbox_state *out, char *err,
+                                size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *v[1] = {user_id};
+    store_status st = run(c, "gw_inbox_counts", 1, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && PQntuples(res) != 1)
+        st = STORE_NOT_FOUND;
+    if (st == STORE_OK) {
+        out->seq = col_int(res, 0, 0);
+        out->unread = col_int(res, 0, 1);
+        out->unseen = col_int(res, 0, 2);
+    }
+    PQclear(res);
+    return st;
+}
+
+/* The filter's SQL parameters $2..$6 into v[1..5], text kept in the caller's bufs. */
+static void filter_params(const inbox_filter *f, const char **v, char since[32], char until[32])
+{
+    v[1] = inbox_status_name(f->status);
+    v[2] = inbox_archived_name(f->archived);
+    v[3] = f->has_category ? f->category : NULL;
+    v[4] = f->has_since ? timeutil_format_rfc3339(f->since_ms, since, 32) : NULL;
+    v[5] = f->has_until ? timeutil_format_rfc3339(f->until_ms, until, 32) : NULL;
+}
+
+static json_t *inbox_message_json(PGresult *res, int row)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+                     col_str(res, row, 0), "event_id", col_str(res, row, 1), "event_type",
+                     col_str(res, row, 2), "category", col_str(res, row, 3), "title",
+                     col_str(res, row, 4), "body", col_str(res, row, 5), "data",
+                     col_json(res, row, 6, json_object()), "created_at", col_str(res, row, 7),
+                     "seen_at", col_str(res, row, 8), "read_at", col_str(res, row, 9),
+                     "archived_at", col_str(res, row, 10), "interacted_at", col_str(res, row, 11));
+}
+
+static void row_cursor(PGresult *res, int row, inbox_cursor *c)
+{
+    snprintf(c->created_at, sizeof c->created_at, "%s", PQgetvalue(res, row, 12));
+    snprintf(c->message_id, sizeof c->message_id, "%s", PQgetvalue(res, row, 0));
+}
+
+store_status store_inbox_page(pg_conn *c, const char *user_id, const inbox_query *q,
+                              store_inbox_page_result *out, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char since[32], until[32], limit[16];
+    const char *v[9] = {user_id};
+    bool newer = q->direction == INBOX_BEFORE;
+    memset(out, 0, sizeof *out);
+    filter_params(&q->filter, v, since, until);
+    v[6] = q->direction != INBOX_FROM_TOP ? q->cursor.created_at : NULL;
+    v[7] = q->direction != INBOX_FROM_TOP ? q->cursor.message_id : NULL;
+    /* One more than the page tells whether there is more that way. */
+    snprintf(limit, sizeof limit, "%d", q->page_size + 1);
+    v[8] = limit;
+    store_status st =
+        run(c, newer ? "gw_inbox_newer" : "gw_inbox_older", 9, v, NULL, NULL, &res, err, errlen);
+    if (st != STORE_OK)
+        goto out;
+    int rows = PQntuples(res);
+    out->more = rows > q->page_size;
+    if (out->more)
+        rows = q->page_size;
+    out->messages = json_array();
+    if (out->messages == NULL)
+        goto oom;
+    for (int i = 0; i < rows; i++) {
+        int row = newer ? rows - 1 - i : i;
+        if (json_array_append_new(out->messages, inbox_message_json(res, row)) != 0)
+            goto oom;
+    }
+    if (rows > 0) {
+        row_cursor(res, newer ? rows - 1 : 0, &out->first);
+        row_cursor(res, newer ? 0 : rows - 1, &out->last);
+    }
+    out->count = (size_t)rows;
+    goto out;
+oom:
+    json_decref(out->messages);
+    out->messages = NULL;
+    error_set(err, errlen, "out of memory");
+    st = STORE_ERROR;
+out:
+    PQclear(res);
+    return st;
+}
+
+/* "{id,id,...}", the uuid[] literal of the mark's ids, into a malloc'd string. */
+static char *uuid_array(const inbox_mark *m)
+{
+    char *s = malloc(m->nids * (ID_UUID_LEN + 1) + 3);
+    if (s == NULL)
+        return NULL;
+    size_t o = 0;
+    s[o++] = '{';
+    for (size_t i = 0; i < m->nids; i++) {
+        if (i > 0)
+            s[o++] = ',';
+        memcpy(s + o, m->ids[i], ID_UUID_LEN);
+        o += ID_UUID_LEN;
+    }
+    s[o++] = '}';
+    s[o] = '\0';
+    return s;
+}
+
+/* Creates the user's inbox_state row if needed and locks it; its seq into *seq. */
+static store_status lock_inbox(pg_conn *c, const char *user_id, int64_t *seq, char *err,
+                               size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *v[1] = {user_id};
+    store_status st = run(c, "gw_inbox_state_create", 1, v, NULL, NULL, NULL, err, errlen);
+    if (st == STORE_OK)
+        st = run(c, "gw_inbox_state_lock", 1, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && PQntuples(res) != 1)
+        st = STORE_NOT_FOUND;
+    if (st == STORE_OK)
+        *seq = col_int(res, 0, 0);
+    PQclear(res);
+    return st;
+}
+
+store_status store_inbox_mark(pg_conn *c, const char *user_id, const inbox_mark *m,
+                              store_inbox_change *out, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char *ids = NULL, since[32], until[32], next[24];
+    const char *v[9] = {user_id};
+    int64_t seq = 0;
+    memset(out, 0, sizeof *out);
+    if (!m->all && (ids = uuid_array(m)) == NULL) {
+        error_set(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    if (m->all) {
+        filter_params(&m->filter, v, since, until);
+    } else {
+        const inbox_filter any = {.status = INBOX_STATUS_ALL, .archived = INBOX_ARCHIVED_INCLUDE};
+        filter_params(&any, v, since, until);
+    }
+    v[6] = ids;
+    v[8] = inbox_action_name(m->action);
+    store_status st = classify(c, pg_begin(c, err, errlen));
+    if (st != STORE_OK)
+        goto out;
+    if ((st = lock_inbox(c, user_id, &seq, err, errlen)) != STORE_OK)
+        goto rollback;
+    snprintf(next, sizeof next, "%lld", (long long)(seq + 1));
+    v[7] = next;
+    if ((st = run(c, "gw_inbox_mark", 9, v, NULL, NULL, &res, err, errlen)) != STORE_OK)
+        goto rollback;
+    if (PQntuples(res) != 1) {
+        error_set(err, errlen, "the mark returned %d rows", PQntuples(res));
+        st = STORE_ERROR;
+        goto rollback;
+    }
+    if ((st = classify(c, pg_commit(c, err, errlen))) != STORE_OK)
+        goto out;
+    out->changed = col_int(res, 0, 0);
+    out->state.seq = col_int(res, 0, 1);
+    out->state.unread = col_int(res, 0, 2);
+    out->state.unseen = col_int(res, 0, 3);
+    out->message_ids = col_json(res, 0, 4, json_array());
+    goto out;
+rollback:;
+    char rerr[128];
+    if (pg_rollback(c, rerr, sizeof rerr) != PG_OK)
+        LOG_WARN("store", "rollback failed: %s", rerr);
+out:
+    PQclear(res);
+    free(ids);
+    return st;
 }

@@ -5,7 +5,8 @@
  * written here (dispatchers learn of changes through the schema's
  * pg_notify triggers); events and deliveries are only read, for
  * GET /v1/events/{id}; publish_idempotency is claimed and released around
- * publishes.  Statements are prepared once per connection (store_prepare,
+ * publishes; users' inboxes are read and marked (inbox_messages,
+ * inbox_state).  Statements are prepared once per connection (store_prepare,
  * the pool's setup hook).  The request bodies were checked by bodies.c
  * before they get here; the functions take borrowed JSON and return new
  * references for the caller to answer with.
@@ -13,6 +14,7 @@
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 
+#include "inbox.h"
 #include "pg.h"
 
 #include <jansson.h>
@@ -99,6 +101,50 @@ store_status store_idem_confirm(pg_conn *c, int64_t api_key_id, const char *key,
 /* Releases a claim whose publish failed, so that a retry can succeed. */
 store_status store_idem_release(pg_conn *c, int64_t api_key_id, const char *key,
                                 const char *event_id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* STORE_OK when the user exists, else STORE_NOT_FOUND. */
+store_status store_user_exists(pg_conn *c, const char *user_id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* A user's inbox counts and change number (inbox_state; docs/inapp.md). */
+typedef struct store_inbox_state {
+    int64_t seq;
+    int64_t unread;
+    int64_t unseen;
+} store_inbox_state;
+
+/* The counts of user_id's inbox (STORE_NOT_FOUND: no such user). */
+store_status store_inbox_counts(pg_conn *c, const char *user_id, store_inbox_state *out, char *err,
+                                size_t errlen) __attribute__((warn_unused_result));
+
+typedef struct store_inbox_page_result {
+    json_t *messages; /* array, newest first (owned by the caller) */
+    size_t count;
+    bool more;          /* more messages past the page, the way it was read */
+    inbox_cursor first; /* the newest and oldest message of the page (when count > 0) */
+    inbox_cursor last;
+} store_inbox_page_result;
+
+/* One page of user_id's inbox as q asks. */
+store_status store_inbox_page(pg_conn *c, const char *user_id, const inbox_query *q,
+                              store_inbox_page_result *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+typedef struct store_inbox_change {
+    int64_t changed;         /* messages the mark moved */
+    store_inbox_state state; /* after it */
+    json_t *message_ids;     /* the moved ids, at most 201 of them (owned by the caller) */
+} store_inbox_change;
+
+/*
+ * Applies a mark in one transaction that locks the user's inbox_state
+ * (creating it from the messages when missing), as docs/inapp.md says:
+ * seq + 1 stamped on the moved messages only when some moved, the counts
+ * adjusted by what moved.  STORE_NOT_FOUND: no such user.
+ */
+store_status store_inbox_mark(pg_conn *c, const char *user_id, const inbox_mark *m,
+                              store_inbox_change *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* SELECT 1, for readiness. */

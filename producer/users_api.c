@@ -9,19 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The {user_id} of the path, checked; NULL after answering 400. */
-static const char *user_id_param(http_request *req, api_call *call)
-{
-    const char *id = router_param(&call->params, "user_id");
-    char why[160], msg[200];
-    if (id == NULL || validate_user_id(id, strlen(id), why, sizeof why) != 0) {
-        snprintf(msg, sizeof msg, "user_id %s", id == NULL ? "is missing" : why);
-        api_bad_field(req, "user_id", msg);
-        return NULL;
-    }
-    return id;
-}
-
 typedef int (*body_check_fn)(const json_t *body, bodies_error *e);
 
 /* Parses and checks the body; NULL after answering 400. */
@@ -50,7 +37,7 @@ static void put_doc(api_env *env, http_request *req, api_call *call, body_check_
     json_t *body = NULL, *doc = NULL;
     pg_conn *c = NULL;
     char err[256];
-    const char *id = user_id_param(req, call);
+    const char *id = api_user_id(req, call);
     if (id == NULL)
         goto out;
     if ((body = checked_body(req, check)) == NULL)
@@ -72,7 +59,7 @@ static void get_doc(api_env *env, http_request *req, api_call *call, user_get_fn
 {
     json_t *doc = NULL;
     char err[256];
-    const char *id = user_id_param(req, call);
+    const char *id = api_user_id(req, call);
     if (id == NULL)
         return;
     pg_conn *c = api_db(env, req);
@@ -103,7 +90,7 @@ void users_api_delete(api_env *env, http_request *req, api_call *call, http_phas
 {
     (void)phase;
     char err[256];
-    const char *id = user_id_param(req, call);
+    const char *id = api_user_id(req, call);
     if (id == NULL)
         return;
     pg_conn *c = api_db(env, req);
