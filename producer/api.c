@@ -432,6 +432,25 @@ void api_bad_field(http_request *req, const char *field, const char *message)
     http_respond_error(req, 400, "invalid_field", message, field);
 }
 
+void api_user_get(api_env *env, http_request *req, api_call *call, api_user_get_fn get)
+{
+    json_t *doc = NULL;
+    char err[256];
+    const char *id = api_user_id(req, call);
+    if (id == NULL)
+        return;
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        return;
+    store_status st = get(c, id, &doc, err, sizeof err);
+    pgpool_release(env->pool, c);
+    if (st != STORE_OK) {
+        api_store_error(req, st, "user", err);
+        return;
+    }
+    http_respond_json(req, 200, doc);
+}
+
 const char *api_user_id(http_request *req, api_call *call)
 {
     const char *id = router_param(&call->params, "user_id");

@@ -112,4 +112,11 @@ void api_bad_field(http_request *req, const char *field, const char *message);
 /* The path's {user_id}, checked; NULL after answering 400. */
 const char *api_user_id(http_request *req, api_call *call);
 
+/* Reads one document of the path's user from the store. */
+typedef store_status (*api_user_get_fn)(pg_conn *c, const char *user_id, json_t **out, char *err,
+                                        size_t errlen);
+
+/* GET of a user's document: 200 with what get read, or the store's error (404 names the user). */
+void api_user_get(api_env *env, http_request *req, api_call *call, api_user_get_fn get);
+
 #endif

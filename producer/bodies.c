@@ -17,8 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-__attribute__((format(printf, 3, 4))) static int fail(bodies_error *e, const char *field,
-                                                      const char *fmt, ...)
+int bodies_fail(bodies_error *e, const char *field, const char *fmt, ...)
 {
     if (e == NULL)
         return -1;
@@ -35,7 +34,7 @@ static int rule(int rc, bodies_error *e, const char *field, const char *phrase)
 {
     if (rc == 0)
         return 0;
-    return fail(e, field, "%s %s", field, phrase);
+    return bodies_fail(e, field, "%s %s", field, phrase);
 }
 
 int bodies_parse_object(const char *buf, size_t len, json_t **out, bodies_error *e)
@@ -43,16 +42,16 @@ int bodies_parse_object(const char *buf, size_t len, json_t **out, bodies_error 
     json_error_t jerr;
     *out = NULL;
     if (len == 0)
-        return fail(e, "", "the request body is empty: a JSON object is expected");
+        return bodies_fail(e, "", "the request body is empty: a JSON object is expected");
     /* JSON_REJECT_DUPLICATES: {"email":"a","email":"b"} has no single meaning.
      * Without JSON_ALLOW_NUL, "\u0000" is refused too. */
     json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL)
-        return fail(e, "", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                    jerr.text);
+        return bodies_fail(e, "", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+                           jerr.text);
     if (!json_is_object(doc)) {
         json_decref(doc);
-        return fail(e, "", "the request body must be a JSON object");
+        return bodies_fail(e, "", "the request body must be a JSON object");
     }
     *out = doc;
     return 0;
@@ -73,7 +72,7 @@ static int only_keys(const json_t *obj, const char *const *allowed, const char *
         if (!known) {
             char field[128];
             snprintf(field, sizeof field, "%s%s", prefix, key);
-            return fail(e, field, "unknown field \"%.64s\"", key);
+            return bodies_fail(e, field, "unknown field \"%.64s\"", key);
         }
     }
     return 0;
@@ -87,7 +86,7 @@ static int opt_string(const json_t *obj, const char *name, const char **s, size_
     if (v == NULL || json_is_null(v))
         return 0;
     if (!json_is_string(v))
-        return fail(e, name, "%s must be a string or null", name);
+        return bodies_fail(e, name, "%s must be a string or null", name);
     *s = json_string_value(v);
     *len = json_string_length(v);
     return 1;
@@ -140,12 +139,13 @@ int bodies_check_user(const json_t *body, bodies_error *e)
     if ((r = opt_string(body, "timezone", &s, &len, e)) < 0)
         return -1;
     if (r == 1 && (len > BODIES_TIMEZONE_MAX || memchr(s, '\0', len) != NULL || !tz_valid_name(s)))
-        return fail(e, "timezone", "timezone must be an IANA time zone name like Europe/Paris");
+        return bodies_fail(e, "timezone",
+                           "timezone must be an IANA time zone name like Europe/Paris");
 
     if ((r = opt_string(body, "locale", &s, &len, e)) < 0)
         return -1;
     if (r == 1 && bodies_check_locale(s, len) != 0)
-        return fail(e, "locale", "locale must be a language tag like en or pt-BR");
+        return bodies_fail(e, "locale", "locale must be a language tag like en or pt-BR");
 
     if ((r = opt_string(body, "name", &s, &len, e)) < 0)
         return -1;
@@ -156,10 +156,10 @@ int bodies_check_user(const json_t *body, bodies_error *e)
     json_t *tokens = json_object_get(body, "push_tokens");
     if (tokens != NULL && !json_is_null(tokens)) {
         if (!json_is_array(tokens))
-            return fail(e, "push_tokens", "push_tokens must be an array of strings");
+            return bodies_fail(e, "push_tokens", "push_tokens must be an array of strings");
         if (json_array_size(tokens) > BODIES_MAX_PUSH_TOKENS)
-            return fail(e, "push_tokens", "push_tokens holds at most %d tokens",
-                        BODIES_MAX_PUSH_TOKENS);
+            return bodies_fail(e, "push_tokens", "push_tokens holds at most %d tokens",
+                               BODIES_MAX_PUSH_TOKENS);
         size_t i;
         json_t *t;
         json_array_foreach(tokens, i, t)
@@ -167,7 +167,7 @@ int bodies_check_user(const json_t *body, bodies_error *e)
             char field[48];
             snprintf(field, sizeof field, "push_tokens[%zu]", i);
             if (!json_is_string(t))
-                return fail(e, field, "%s must be a string", field);
+                return bodies_fail(e, field, "%s must be a string", field);
             if (rule(validate_push_token(json_string_value(t), json_string_length(t), why,
                                          sizeof why),
                      e, field, why) != 0)
@@ -192,7 +192,7 @@ int bodies_is_channel(const char *s)
 static int check_channel_map(const json_t *v, const char *path, bodies_error *e)
 {
     if (!json_is_object(v))
-        return fail(e, path, "%s must be an object of channel: true|false", path);
+        return bodies_fail(e, path, "%s must be an object of channel: true|false", path);
     const char *key;
     json_t *b;
     json_object_foreach((json_t *)v, key, b)
@@ -200,9 +200,9 @@ static int check_channel_map(const json_t *v, const char *path, bodies_error *e)
         char field[128];
         snprintf(field, sizeof field, "%s.%.64s", path, key);
         if (!is_channel_n(key))
-            return fail(e, field, "%s: the channels are email, sms, push and inapp", field);
+            return bodies_fail(e, field, "%s: the channels are email, sms, push and inapp", field);
         if (!json_is_boolean(b))
-            return fail(e, field, "%s must be true or false", field);
+            return bodies_fail(e, field, "%s must be true or false", field);
     }
     return 0;
 }
@@ -235,10 +235,11 @@ int bodies_check_preferences(const json_t *body, bodies_error *e)
     json_t *cats = json_object_get(body, "categories");
     if (cats != NULL) {
         if (!json_is_object(cats))
-            return fail(e, "categories", "categories must be an object of category: channels");
+            return bodies_fail(e, "categories",
+                               "categories must be an object of category: channels");
         if (json_object_size(cats) > BODIES_MAX_CATEGORIES)
-            return fail(e, "categories", "categories holds at most %d categories",
-                        BODIES_MAX_CATEGORIES);
+            return bodies_fail(e, "categories", "categories holds at most %d categories",
+                               BODIES_MAX_CATEGORIES);
         const char *key;
         json_t *m;
         json_object_foreach(cats, key, m)
@@ -246,7 +247,7 @@ int bodies_check_preferences(const json_t *body, bodies_error *e)
             char field[128], why[160];
             snprintf(field, sizeof field, "categories.%.64s", key);
             if (validate_name(key, strlen(key), VALIDATE_CATEGORY_MAX, why, sizeof why) != 0)
-                return fail(e, field, "a category name %s", why);
+                return bodies_fail(e, field, "a category name %s", why);
             if (check_channel_map(m, field, e) != 0)
                 return -1;
         }
@@ -256,21 +257,24 @@ int bodies_check_preferences(const json_t *body, bodies_error *e)
     if (qh != NULL && !json_is_null(qh)) {
         static const char *const qallowed[] = {"start", "end", NULL};
         if (!json_is_object(qh))
-            return fail(e, "quiet_hours",
-                        "quiet_hours must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"} or null");
+            return bodies_fail(
+                e, "quiet_hours",
+                "quiet_hours must be {\"start\":\"HH:MM\",\"end\":\"HH:MM\"} or null");
         if (only_keys(qh, qallowed, "quiet_hours.", e) != 0)
             return -1;
         int start = 0, end = 0;
         json_t *js = json_object_get(qh, "start"), *je = json_object_get(qh, "end");
         if (!json_is_string(js) ||
             bodies_parse_hhmm(json_string_value(js), json_string_length(js), &start) != 0)
-            return fail(e, "quiet_hours.start", "quiet_hours.start must be a time \"HH:MM\"");
+            return bodies_fail(e, "quiet_hours.start",
+                               "quiet_hours.start must be a time \"HH:MM\"");
         if (!json_is_string(je) ||
             bodies_parse_hhmm(json_string_value(je), json_string_length(je), &end) != 0)
-            return fail(e, "quiet_hours.end", "quiet_hours.end must be a time \"HH:MM\"");
+            return bodies_fail(e, "quiet_hours.end", "quiet_hours.end must be a time \"HH:MM\"");
         if (start == end)
-            return fail(e, "quiet_hours.end",
-                        "quiet_hours.end must differ from start (use null for no quiet hours)");
+            return bodies_fail(
+                e, "quiet_hours.end",
+                "quiet_hours.end must differ from start (use null for no quiet hours)");
     }
     return 0;
 }
@@ -305,13 +309,13 @@ static int check_template_text(const json_t *v, const char *field, size_t maxlen
 {
     char why[160];
     if (!json_is_string(v))
-        return fail(e, field, "%s must be a string", field);
+        return bodies_fail(e, field, "%s must be a string", field);
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (validate_text(s, len, maxlen, why, sizeof why) != 0)
-        return fail(e, field, "%s %s", field, why);
+        return bodies_fail(e, field, "%s %s", field, why);
     if (bodies_check_placeholders(s, len, why, sizeof why) != 0)
-        return fail(e, field, "%s: %s", field, why);
+        return bodies_fail(e, field, "%s: %s", field, why);
     return 0;
 }
 
@@ -322,26 +326,26 @@ int bodies_check_template(const json_t *body, bodies_error *e)
         return -1;
     json_t *b = json_object_get(body, "body");
     if (b == NULL || json_is_null(b))
-        return fail(e, "body", "body is required");
+        return bodies_fail(e, "body", "body is required");
     if (check_template_text(b, "body", BODIES_TEMPLATE_BODY_MAX, e) != 0)
         return -1;
     if (json_string_length(b) == 0)
-        return fail(e, "body", "body must not be empty");
+        return bodies_fail(e, "body", "body must not be empty");
     json_t *subject = json_object_get(body, "subject");
     if (subject != NULL && !json_is_null(subject) &&
         check_template_text(subject, "subject", BODIES_TEMPLATE_SUBJECT_MAX, e) != 0)
         return -1;
     if (subject != NULL && json_is_string(subject) &&
         strpbrk(json_string_value(subject), "\r\n") != NULL)
-        return fail(e, "subject", "subject must be a single line");
+        return bodies_fail(e, "subject", "subject must be a single line");
     json_t *cat = json_object_get(body, "category");
     if (cat != NULL && !json_is_null(cat)) {
         char why[160];
         if (!json_is_string(cat))
-            return fail(e, "category", "category must be a string or null");
+            return bodies_fail(e, "category", "category must be a string or null");
         if (validate_name(json_string_value(cat), json_string_length(cat), VALIDATE_CATEGORY_MAX,
                           why, sizeof why) != 0)
-            return fail(e, "category", "category %s", why);
+            return bodies_fail(e, "category", "category %s", why);
     }
     return 0;
 }

@@ -27,6 +27,10 @@ typedef struct bodies_error {
     char message[256]; /* what was expected, readable on its own */
 } bodies_error;
 
+/* Fills e (may be NULL) with the field and the message; returns -1. */
+int bodies_fail(bodies_error *e, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /*
  * Parses buf[0..len) as one JSON object: no trailing data, no duplicate
  * keys, no NUL inside strings.  On success *out is a new reference the

@@ -14,17 +14,6 @@ static const char *const archived_names[] = {"exclude", "include", "only", NULL}
 static const char *const action_names[] = {"seen",       "read",       "unread", "archived",
                                            "unarchived", "interacted", NULL};
 
-__attribute__((format(printf, 3, 4))) static int fail(inbox_error *e, const char *field,
-                                                      const char *fmt, ...)
-{
-    snprintf(e->field, sizeof e->field, "%s", field);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* The index of s in names, or -1. */
 static int choice(const char *s, const char *const *names)
 {
@@ -41,22 +30,22 @@ static int set_filter(inbox_filter *f, const char *name, const char *value, inbo
     int i;
     if (strcmp(name, "status") == 0) {
         if ((i = choice(value, status_names)) < 0)
-            return fail(e, name, "status must be unread, read, unseen, seen or all");
+            return bodies_fail(e, name, "status must be unread, read, unseen, seen or all");
         f->status = (inbox_status)i;
     } else if (strcmp(name, "archived") == 0) {
         if ((i = choice(value, archived_names)) < 0)
-            return fail(e, name, "archived must be exclude, include or only");
+            return bodies_fail(e, name, "archived must be exclude, include or only");
         f->archived = (inbox_archived)i;
     } else if (strcmp(name, "category") == 0) {
         if (validate_name(value, strlen(value), VALIDATE_CATEGORY_MAX, why, sizeof why) != 0)
-            return fail(e, name, "category %s", why);
+            return bodies_fail(e, name, "category %s", why);
         snprintf(f->category, sizeof f->category, "%s", value);
         f->has_category = true;
     } else {
         bool since = strcmp(name, "since") == 0;
         int64_t ms = 0;
         if (timeutil_parse_rfc3339(value, &ms, why, sizeof why) != 0)
-            return fail(e, name, "%s must be an RFC 3339 time: %s", name, why);
+            return bodies_fail(e, name, "%s must be an RFC 3339 time: %s", name, why);
         if (since) {
             f->since_ms = ms;
             f->has_since = true;
@@ -97,14 +86,15 @@ int inbox_parse_query(inbox_param_fn param, void *ctx, inbox_query *q, inbox_err
     }
     const char *ps = param(ctx, "page_size");
     if (ps != NULL && parse_page_size(ps, &q->page_size) != 0)
-        return fail(e, "page_size", "page_size must be an integer from 1 to %d", INBOX_PAGE_MAX);
+        return bodies_fail(e, "page_size", "page_size must be an integer from 1 to %d",
+                           INBOX_PAGE_MAX);
     const char *after = param(ctx, "after"), *before = param(ctx, "before");
     if (after != NULL && before != NULL)
-        return fail(e, "before", "after and before cannot be given together");
+        return bodies_fail(e, "before", "after and before cannot be given together");
     if (after != NULL || before != NULL) {
         const char *name = after != NULL ? "after" : "before";
         if (inbox_cursor_decode(after != NULL ? after : before, &q->cursor) != 0)
-            return fail(e, name, "%s is not a cursor this API returned", name);
+            return bodies_fail(e, name, "%s is not a cursor this API returned", name);
         q->direction = after != NULL ? INBOX_AFTER : INBOX_BEFORE;
     }
     return 0;
@@ -116,16 +106,16 @@ static int parse_mark_filter(const json_t *filter, inbox_filter *f, inbox_error 
     json_t *v;
     char field[40];
     if (!json_is_object(filter))
-        return fail(e, "filter", "filter must be an object");
+        return bodies_fail(e, "filter", "filter must be an object");
     json_object_foreach((json_t *)filter, key, v)
     {
         snprintf(field, sizeof field, "filter.%s", key);
         if (choice(key, filter_params) < 0)
-            return fail(e, field,
-                        "unknown field: filter takes status, archived, category, "
-                        "since and until");
+            return bodies_fail(e, field,
+                               "unknown field: filter takes status, archived, category, "
+                               "since and until");
         if (!json_is_string(v))
-            return fail(e, field, "%s must be a string", field);
+            return bodies_fail(e, field, "%s must be a string", field);
         if (set_filter(f, key, json_string_value(v), e) != 0) {
             snprintf(e->field, sizeof e->field, "%s", field);
             return -1;
@@ -138,11 +128,12 @@ static int parse_mark_ids(const json_t *ids, inbox_mark *m, inbox_error *e)
 {
     size_t n = json_array_size(ids);
     if (!json_is_array(ids) || n == 0 || n > INBOX_MARK_IDS_MAX)
-        return fail(e, "ids", "ids must be an array of 1 to %d message ids", INBOX_MARK_IDS_MAX);
+        return bodies_fail(e, "ids", "ids must be an array of 1 to %d message ids",
+                           INBOX_MARK_IDS_MAX);
     for (size_t i = 0; i < n; i++) {
         const char *id = json_string_value(json_array_get(ids, i));
         if (id == NULL || !id_is_uuid(id))
-            return fail(e, "ids", "ids[%zu] must be a lowercase UUID", i);
+            return bodies_fail(e, "ids", "ids[%zu] must be a lowercase UUID", i);
         snprintf(m->ids[i], sizeof m->ids[i], "%s", id);
     }
     m->nids = n;
@@ -158,23 +149,23 @@ int inbox_parse_mark(const json_t *body, inbox_mark *m, inbox_error *e)
     {
         if (strcmp(key, "action") != 0 && strcmp(key, "ids") != 0 && strcmp(key, "all") != 0 &&
             strcmp(key, "filter") != 0)
-            return fail(e, key, "unknown field: a mark takes action, ids, all and filter");
+            return bodies_fail(e, key, "unknown field: a mark takes action, ids, all and filter");
     }
     const char *action = json_string_value(json_object_get(body, "action"));
     int a = action != NULL ? choice(action, action_names) : -1;
     if (a < 0)
-        return fail(e, "action",
-                    "action must be seen, read, unread, archived, unarchived or interacted");
+        return bodies_fail(e, "action",
+                           "action must be seen, read, unread, archived, unarchived or interacted");
     m->action = (inbox_action)a;
     json_t *ids = json_object_get(body, "ids"), *all = json_object_get(body, "all"),
            *filter = json_object_get(body, "filter");
     if (all != NULL && !json_is_true(all))
-        return fail(e, "all", "all must be true when given");
+        return bodies_fail(e, "all", "all must be true when given");
     if ((ids != NULL) == (all != NULL))
-        return fail(e, "ids", "give either ids or \"all\": true");
+        return bodies_fail(e, "ids", "give either ids or \"all\": true");
     if (ids != NULL) {
         if (filter != NULL)
-            return fail(e, "filter", "filter goes with \"all\": true, not with ids");
+            return bodies_fail(e, "filter", "filter goes with \"all\": true, not with ids");
         return parse_mark_ids(ids, m, e);
     }
     m->all = true;

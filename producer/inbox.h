@@ -11,6 +11,7 @@
 #ifndef HERALD_INBOX_H
 #define HERALD_INBOX_H
 
+#include "bodies.h"
 #include "ids.h"
 #include "validate.h"
 
@@ -86,10 +87,8 @@ typedef struct inbox_mark {
 } inbox_mark;
 
 /* Where a request went wrong: the parameter or field, and why. */
-typedef struct inbox_error {
-    char field[32];
-    char message[160];
-} inbox_error;
+/* What is wrong with a query or a mark, and where: the gateway's one error shape. */
+typedef bodies_error inbox_error;
 
 /* Reads one query-string parameter (NULL when absent). */
 typedef const char *(*inbox_param_fn)(void *ctx, const char *name);

@@ -86,24 +86,21 @@ out:
     pgpool_release(env->pool, c);
 }
 
+/* The counts as a user document, for api_user_get. */
+static store_status counts_doc(pg_conn *c, const char *user_id, json_t **out, char *err,
+                               size_t errlen)
+{
+    store_inbox_state counts;
+    store_status st = store_inbox_counts(c, user_id, &counts, err, errlen);
+    if (st == STORE_OK)
+        *out = counts_json(&counts);
+    return st;
+}
+
 void inbox_api_counts(api_env *env, http_request *req, api_call *call, http_phase phase)
 {
     (void)phase;
-    store_inbox_state counts;
-    char err[256];
-    const char *id = api_user_id(req, call);
-    if (id == NULL)
-        return;
-    pg_conn *c = api_db(env, req);
-    if (c == NULL)
-        return;
-    store_status st = store_inbox_counts(c, id, &counts, err, sizeof err);
-    pgpool_release(env->pool, c);
-    if (st != STORE_OK) {
-        api_store_error(req, st, "user", err);
-        return;
-    }
-    http_respond_json(req, 200, counts_json(&counts));
+    api_user_get(env, req, call, counts_doc);
 }
 
 /* Runs on the producer's poll thread: a lost update is only counted. */

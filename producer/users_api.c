@@ -28,8 +28,6 @@ static json_t *checked_body(http_request *req, body_check_fn check)
 
 typedef store_status (*user_put_fn)(pg_conn *c, const char *user_id, const json_t *body,
                                     json_t **out, char *err, size_t errlen);
-typedef store_status (*user_get_fn)(pg_conn *c, const char *user_id, json_t **out, char *err,
-                                    size_t errlen);
 
 static void put_doc(api_env *env, http_request *req, api_call *call, body_check_fn check,
                     user_put_fn put)
@@ -55,25 +53,6 @@ out:
     json_decref(body);
 }
 
-static void get_doc(api_env *env, http_request *req, api_call *call, user_get_fn get)
-{
-    json_t *doc = NULL;
-    char err[256];
-    const char *id = api_user_id(req, call);
-    if (id == NULL)
-        return;
-    pg_conn *c = api_db(env, req);
-    if (c == NULL)
-        return;
-    store_status st = get(c, id, &doc, err, sizeof err);
-    pgpool_release(env->pool, c);
-    if (st != STORE_OK) {
-        api_store_error(req, st, "user", err);
-        return;
-    }
-    http_respond_json(req, 200, doc);
-}
-
 void users_api_put(api_env *env, http_request *req, api_call *call, http_phase phase)
 {
     (void)phase;
@@ -83,7 +62,7 @@ void users_api_put(api_env *env, http_request *req, api_call *call, http_phase p
 void users_api_get(api_env *env, http_request *req, api_call *call, http_phase phase)
 {
     (void)phase;
-    get_doc(env, req, call, store_user_get);
+    api_user_get(env, req, call, store_user_get);
 }
 
 void users_api_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -114,5 +93,5 @@ void users_api_prefs_put(api_env *env, http_request *req, api_call *call, http_p
 void users_api_prefs_get(api_env *env, http_request *req, api_call *call, http_phase phase)
 {
     (void)phase;
-    get_doc(env, req, call, store_prefs_get);
+    api_user_get(env, req, call, store_prefs_get);
 }
