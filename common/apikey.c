@@ -68,10 +68,7 @@ bool apikey_well_formed(const char *text, size_t len)
 bool apikey_hash_equal(const unsigned char a[APIKEY_HASH_LEN],
                        const unsigned char b[APIKEY_HASH_LEN])
 {
-    volatile unsigned char diff = 0;
-    for (size_t i = 0; i < APIKEY_HASH_LEN; i++)
-        diff |= (unsigned char)(a[i] ^ b[i]);
-    return diff == 0;
+    return id_equal_ct(a, b, APIKEY_HASH_LEN);
 }
 
 const char *apikey_scope_name(apikey_scope s)

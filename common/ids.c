@@ -181,6 +181,106 @@ void id_sha256(const void *data, size_t len, unsigned char out[ID_SHA256_LEN])
         store_be32(out + 4 * i, h[i]);
 }
 
+/* RFC 2104 over SHA-256: inner and outer hashes stream the padded key first. */
+void id_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[ID_SHA256_LEN])
+{
+    unsigned char k[64] = {0}, pad[64], inner[ID_SHA256_LEN];
+    if (keylen > sizeof k)
+        id_sha256(key, keylen, k);
+    else if (keylen > 0)
+        memcpy(k, key, keylen);
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+        md_ctx c = {.fn = sha256_block, .state = h};
+        for (size_t i = 0; i < sizeof pad; i++)
+            pad[i] = k[i] ^ (pass == 0 ? 0x36 : 0x5c);
+        md_update(&c, pad, sizeof pad);
+        if (pass == 0)
+            md_update(&c, data, len);
+        else
+            md_update(&c, inner, sizeof inner);
+        md_final(&c);
+        for (int i = 0; i < 8; i++)
+            store_be32((pass == 0 ? inner : out) + 4 * i, h[i]);
+    }
+    memset(k, 0, sizeof k);
+    memset(pad, 0, sizeof pad);
+}
+
+bool id_equal_ct(const void *a, const void *b, size_t n)
+{
+    const volatile unsigned char *x = a, *y = b;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(x[i] ^ y[i]);
+    return diff == 0;
+}
+
+/* ---- base64url ---- */
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int id_base64url_encode(const void *data, size_t n, char *out, size_t outlen)
+{
+    const unsigned char *raw = data;
+    size_t need = (n * 4 + 2) / 3;
+    if (out == NULL || outlen < need + 1)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)raw[i + 1] << 8;
+        if (i + 2 < n)
+            v |= raw[i + 2];
+        out[o++] = b64url[(v >> 18) & 63];
+        out[o++] = b64url[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = b64url[(v >> 6) & 63];
+        if (i + 2 < n)
+            out[o++] = b64url[v & 63];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int b64url_value(char c)
+{
+    const char *p = c != '\0' ? strchr(b64url, c) : NULL;
+    return p != NULL ? (int)(p - b64url) : -1;
+}
+
+int id_base64url_decode(const char *s, size_t len, void *out, size_t outlen, size_t *n)
+{
+    unsigned char *o = out;
+    size_t k = 0;
+    /* One leftover character carries 6 bits, less than a byte: never valid. */
+    if (len % 4 == 1)
+        return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        size_t chunk = len - i < 4 ? len - i : 4;
+        uint32_t v = 0;
+        for (size_t j = 0; j < 4; j++) {
+            int d = j < chunk ? b64url_value(s[i + j]) : 0;
+            if (d < 0)
+                return -1;
+            v = v << 6 | (uint32_t)d;
+        }
+        size_t bytes = chunk - 1;
+        if (k + bytes > outlen)
+            return -1;
+        /* Unused low bits must be zero: one text per byte string. */
+        if ((bytes == 1 && (v & 0xffff) != 0) || (bytes == 2 && (v & 0xff) != 0))
+            return -1;
+        for (size_t j = 0; j < bytes; j++)
+            o[k++] = (unsigned char)(v >> (16 - 8 * j));
+    }
+    *n = k;
+    return 0;
+}
+
 /* ---- randomness and identifiers ---- */
 
 static ssize_t urandom_read(void *buf, size_t n)
@@ -340,31 +440,15 @@ int id_uuid_v5(const char *namespace_uuid, const void *name, size_t namelen, cha
 
 int id_random_token(char *out, size_t outlen, size_t nbytes)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[256];
     size_t need = (nbytes * 4 + 2) / 3;
     if (out == NULL || nbytes == 0 || nbytes > sizeof raw || outlen < need + 1)
         return -1;
     if (id_random_bytes(raw, nbytes) != 0)
         return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < nbytes; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16;
-        if (i + 1 < nbytes)
-            v |= (uint32_t)raw[i + 1] << 8;
-        if (i + 2 < nbytes)
-            v |= raw[i + 2];
-        out[o++] = alphabet[(v >> 18) & 63];
-        out[o++] = alphabet[(v >> 12) & 63];
-        if (i + 1 < nbytes)
-            out[o++] = alphabet[(v >> 6) & 63];
-        if (i + 2 < nbytes)
-            out[o++] = alphabet[v & 63];
-    }
-    out[o] = '\0';
+    int rc = id_base64url_encode(raw, nbytes, out, outlen);
     memset(raw, 0, sizeof raw);
-    return 0;
+    return rc;
 }
 
 char *id_sha256_hex(const void *data, size_t len, char *out)

@@ -8,6 +8,7 @@
  *   idempotency keys.  ID_NAMESPACE_HERALD is Herald's own namespace.
  * - id_random_token: unguessable API keys, URL-safe base64 without padding.
  * - id_sha256: API keys are stored as their SHA-256 only.
+ * - id_hmac_sha256: signatures of user tokens (common/usertoken).
  *
  * The hashes are small self-contained implementations (FIPS 180-4), so the
  * common library does not depend on which TLS library libcurl was built with.
@@ -64,6 +65,24 @@ void id_sha1(const void *data, size_t len, unsigned char out[ID_SHA1_LEN]);
 
 /* FIPS 180-4 SHA-256 of data[0..len). */
 void id_sha256(const void *data, size_t len, unsigned char out[ID_SHA256_LEN]);
+
+/* RFC 2104 HMAC-SHA-256 of data[0..len) under key[0..keylen). */
+void id_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len,
+                    unsigned char out[ID_SHA256_LEN]);
+
+/* Whether a[0..n) equals b[0..n), in time that does not depend on where they differ. */
+bool id_equal_ct(const void *a, const void *b, size_t n);
+
+/*
+ * URL-safe base64 without padding (RFC 4648 section 5): encode writes
+ * ceil(n * 4 / 3) characters and a NUL (-1 if outlen is too small); decode
+ * accepts only the canonical text of some byte string (no padding, no
+ * stray bits) and fills *n, -1 otherwise or if it does not fit outlen.
+ */
+int id_base64url_encode(const void *data, size_t n, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+int id_base64url_decode(const char *s, size_t len, void *out, size_t outlen, size_t *n)
+    __attribute__((warn_unused_result));
 
 /* Lowercase hex SHA-256 into out[ID_SHA256_HEX_SIZE]; returns out. */
 char *id_sha256_hex(const void *data, size_t len, char *out);

@@ -13,5 +13,6 @@ int cmd_publish(const ctl_context *ctx, int argc, char **argv);
 int cmd_replay(const ctl_context *ctx, int argc, char **argv);
 int cmd_dlq(const ctl_context *ctx, int argc, char **argv);
 int cmd_status(const ctl_context *ctx, int argc, char **argv);
+int cmd_token(const ctl_context *ctx, int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ const ctl_command ctl_commands[] = {
     {"replay", cmd_replay, "re-publish the events of a time window"},
     {"dlq", cmd_dlq, "list, show, count and requeue dead letters"},
     {"status", cmd_status, "consumer lag, DLQ size and daemon health"},
+    {"token", cmd_token, "mint a user token for one user's inbox"},
     {NULL, NULL, NULL},
 };
 

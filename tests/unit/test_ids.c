@@ -1,4 +1,4 @@
-/* Unit tests of common/ids: UUIDs v4/v5, random tokens, SHA-1 and SHA-256 vectors. */
+/* Unit tests of common/ids: UUIDs v4/v5, random tokens, SHA-1, SHA-256 and HMAC vectors. */
 #include "testutil.h"
 
 #include "ids.h"
@@ -40,6 +40,72 @@ START_TEST(test_sha1_matches_fips_vectors)
     ck_assert_str_eq(id_hex(d, sizeof d, hex), "a9993e364706816aba3e25717850c26c9cd0d89d");
     id_sha1(fips_448, strlen(fips_448), d);
     ck_assert_str_eq(id_hex(d, sizeof d, hex), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+}
+
+static void hmac_is(const void *key, size_t keylen, const void *data, size_t len, const char *hex)
+{
+    unsigned char mac[ID_SHA256_LEN];
+    char out[ID_SHA256_HEX_SIZE];
+    id_hmac_sha256(key, keylen, data, len, mac);
+    ck_assert_str_eq(id_hex(mac, sizeof mac, out), hex);
+}
+
+START_TEST(test_hmac_sha256_matches_rfc4231_vectors)
+{
+    unsigned char k[131], d[50];
+    memset(k, 0x0b, 20);
+    hmac_is(k, 20, "Hi There", 8,
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    hmac_is("Jefe", 4, "what do ya want for nothing?", 28,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    memset(k, 0xaa, 20);
+    memset(d, 0xdd, sizeof d);
+    hmac_is(k, 20, d, sizeof d, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+    for (int i = 0; i < 25; i++)
+        k[i] = (unsigned char)(i + 1);
+    memset(d, 0xcd, sizeof d);
+    hmac_is(k, 25, d, sizeof d, "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b");
+}
+
+START_TEST(test_hmac_sha256_hashes_a_key_longer_than_a_block)
+{
+    static const char d6[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+    static const char d7[] = "This is a test using a larger than block-size key and a larger than "
+                             "block-size data. The key needs to be hashed before being used by "
+                             "the HMAC algorithm.";
+    unsigned char k[131];
+    memset(k, 0xaa, sizeof k);
+    hmac_is(k, sizeof k, d6, strlen(d6),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    hmac_is(k, sizeof k, d7, strlen(d7),
+            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
+START_TEST(test_base64url_round_trips_and_refuses_non_canonical_text)
+{
+    char text[16];
+    unsigned char raw[8];
+    size_t n = 0;
+    ck_assert_int_eq(id_base64url_encode("\xfb\xff", 2, text, sizeof text), 0);
+    ck_assert_str_eq(text, "-_8");
+    ck_assert_int_eq(id_base64url_decode(text, strlen(text), raw, sizeof raw, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(memcmp(raw, "\xfb\xff", 2), 0);
+    ck_assert_int_eq(id_base64url_decode("", 0, raw, sizeof raw, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(id_base64url_decode("-_9", 3, raw, sizeof raw, &n), -1); /* stray bits */
+    ck_assert_int_eq(id_base64url_decode("-_8=", 4, raw, sizeof raw, &n), -1);
+    ck_assert_int_eq(id_base64url_decode("a", 1, raw, sizeof raw, &n), -1);
+    ck_assert_int_eq(id_base64url_decode("a+b/", 4, raw, sizeof raw, &n), -1);
+    ck_assert_int_eq(id_base64url_decode("AAAAAAAAAAAA", 12, raw, sizeof raw, &n), -1);
+    ck_assert_int_eq(id_base64url_encode("abc", 3, text, 4), -1);
+}
+
+START_TEST(test_equal_ct_compares_every_byte)
+{
+    ck_assert(id_equal_ct("abcd", "abcd", 4));
+    ck_assert(!id_equal_ct("abcd", "abce", 4));
+    ck_assert(!id_equal_ct("xbcd", "abcd", 4));
 }
 
 START_TEST(test_uuid_v5_matches_known_vectors)
@@ -127,6 +193,10 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_sha256_matches_fips_vectors),
     TEST_ENTRY(test_sha256_pads_at_block_boundaries),
     TEST_ENTRY(test_sha1_matches_fips_vectors),
+    TEST_ENTRY(test_hmac_sha256_matches_rfc4231_vectors),
+    TEST_ENTRY(test_hmac_sha256_hashes_a_key_longer_than_a_block),
+    TEST_ENTRY(test_base64url_round_trips_and_refuses_non_canonical_text),
+    TEST_ENTRY(test_equal_ct_compares_every_byte),
     TEST_ENTRY(test_uuid_v5_matches_known_vectors),
     TEST_ENTRY(test_uuid_v5_hashes_long_names),
     TEST_ENTRY(test_uuid_v5_rejects_a_bad_namespace),
