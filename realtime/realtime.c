@@ -39,8 +39,12 @@ _Static_assert(RTFRAME_PRE == LWS_PRE, "rtframe headroom must be LWS_PRE");
 
 /* Events handed over but not yet queued on connections. */
 #define HANDOFF_CAP 8192
-/* Handed-over events queued per wake-up, so a burst does not starve writes. */
+/* Most handed-over events queued per wake-up. */
 #define TAKE_BATCH 256
+/* How long a connection being closed may take to take its close frame. */
+#define CLOSE_GRACE_S 5
+/* Most events written to one connection per writable callback. */
+#define WRITE_BATCH 64
 /* A client sends nothing this protocol needs; a message larger is abuse. */
 #define RX_MAX 4096
 /* The service loop's tick: heartbeat, stop flag. */
@@ -397,48 +401,55 @@ static void conn_release(realtime *rt, rt_conn *c)
     }
 }
 
-/* Closes c with code and reason at its next writable moment. */
+/*
+ * Closes c with code and reason at its next writable moment: after what
+ * the socket holds already, so a client that does not read may never get
+ * there, and is dropped CLOSE_GRACE_S later without its close frame.
+ */
 static void conn_close(rt_conn *c, int code, const char *reason)
 {
     if (c->close_code != 0)
         return;
     c->close_code = code;
     c->close_reason = reason;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
     lws_callback_on_writable(c->wsi);
 }
 
-/* Queues the handed-over events on their users' connections. */
+/*
+ * Queues handed-over events on their users' connections: at most half a
+ * connection's queue per wake-up, then back after the writes were served
+ * (libwebsockets services the connections' POLLOUT and this wake-up in
+ * one pass), so a burst for one user fills only the queue of a client
+ * that does not read.
+ */
 static void take_handoff(realtime *rt)
 {
     handoff_item items[TAKE_BATCH];
-    size_t n;
-    for (int rounds = 0; rounds < HANDOFF_CAP / TAKE_BATCH + 1; rounds++) {
-        n = handoff_take(&rt->ho, items, TAKE_BATCH);
-        for (size_t i = 0; i < n; i++) {
-            rt_user *u = find_user(rt, items[i].user_id);
-            for (rt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->next) {
-                if (c->close_code != 0)
-                    continue;
-                outq_result r = outq_offer(&c->q, items[i].frame);
-                if (r == OUTQ_QUEUED) {
-                    lws_callback_on_writable(c->wsi);
-                } else if (r != OUTQ_SKIPPED) {
-                    metrics_counter_inc(rt->m.slow);
-                    LOG_INFO(LOGCTX, "user %s: closing a connection: %s", u->id,
-                             outq_result_name(r));
-                    conn_close(c, CLOSE_TRY_AGAIN_LATER, "too slow");
-                }
+    size_t max = (size_t)rt->cfg->queue / 2;
+    max = max < 1 ? 1 : max > TAKE_BATCH ? TAKE_BATCH : max;
+    size_t n = handoff_take(&rt->ho, items, max);
+    for (size_t i = 0; i < n; i++) {
+        rt_user *u = find_user(rt, items[i].user_id);
+        for (rt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->next) {
+            if (c->close_code != 0)
+                continue;
+            outq_result r = outq_offer(&c->q, items[i].frame);
+            if (r == OUTQ_QUEUED) {
+                lws_callback_on_writable(c->wsi);
+            } else if (r != OUTQ_SKIPPED) {
+                metrics_counter_inc(rt->m.slow);
+                LOG_INFO(LOGCTX, "user %s: closing a connection: %s", u->id, outq_result_name(r));
+                conn_close(c, CLOSE_TRY_AGAIN_LATER, "too slow");
             }
-            rtframe_unref(items[i].frame);
         }
-        if (n < TAKE_BATCH)
-            break;
+        rtframe_unref(items[i].frame);
     }
-    if (n == TAKE_BATCH)
-        lws_cancel_service(rt->ctx); /* more waiting: come back after serving writes */
+    if (n == max)
+        lws_cancel_service(rt->ctx); /* more may wait */
 }
 
-/* Writes the next queued event, or the close. */
+/* Writes queued events while the socket takes them, or the close. */
 static int conn_writable(realtime *rt, rt_conn *c)
 {
     if (c->close_code != 0) {
@@ -446,14 +457,16 @@ static int conn_writable(realtime *rt, rt_conn *c)
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
     }
-    rtframe *f = outq_peek(&c->q);
-    if (f == NULL)
-        return 0;
-    int n = lws_write(c->wsi, (unsigned char *)rtframe_text(f), f->len, LWS_WRITE_TEXT);
-    if (n < (int)f->len)
-        return -1;
-    metrics_counter_inc(rt->m.pushed);
-    outq_pop(&c->q);
+    for (int i = 0; i < WRITE_BATCH && !outq_empty(&c->q); i++) {
+        rtframe *f = outq_peek(&c->q);
+        int n = lws_write(c->wsi, (unsigned char *)rtframe_text(f), f->len, LWS_WRITE_TEXT);
+        if (n < (int)f->len)
+            return -1;
+        metrics_counter_inc(rt->m.pushed);
+        outq_pop(&c->q);
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
     if (!outq_empty(&c->q))
         lws_callback_on_writable(c->wsi);
     return 0;

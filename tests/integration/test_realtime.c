@@ -5,7 +5,8 @@
  * every instance a user is connected to, no change seen twice, the
  * catch-up after last_event_id and the reset past a page, refused tokens,
  * garbage and oversized frames closed while the daemon keeps serving,
- * and 1012 for everyone at shutdown.
+ * 1012 for everyone at shutdown, and a delivery stored by herald-worker
+ * --channel inapp reaching the client.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -55,10 +56,16 @@ static void ws_write_all(int fd, const void *p, size_t n)
     }
 }
 
+/* SO_RCVBUF of the next connections (0: the system's): set before the
+ * handshake, so the window the server sees is small from the start. */
+static int tcp_rcvbuf;
+
 static int tcp_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
+    if (tcp_rcvbuf > 0)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &tcp_rcvbuf, sizeof tcp_rcvbuf), 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
@@ -204,7 +211,7 @@ static json_t *ws_next(ws *w, long timeout_ms)
 static int ws_wait_close(ws *w, long timeout_ms)
 {
     int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
-    for (int i = 0; i < 1000 && timeutil_monotonic_ms() < deadline; i++) {
+    for (int i = 0; i < 1000000 && timeutil_monotonic_ms() < deadline; i++) {
         json_t *j = ws_next(w, (long)(deadline - timeutil_monotonic_ms()));
         if (j == NULL)
             return w->close_code;
@@ -619,13 +626,121 @@ START_TEST(test_shutdown_closes_every_connection_with_1012)
 }
 END_TEST
 
+START_TEST(test_a_delivery_stored_by_the_inapp_worker_reaches_the_client)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_proc w = {0};
+    char key[ID_UUID_SIZE], mid[ID_UUID_SIZE];
+    wh_setup(&e, "inapp");
+    testsupport_sql(e.db, "INSERT INTO users (user_id) VALUES ('wes')");
+    rt_start(&e, &a, "realtime", NULL);
+    ws *c = connect_user(&a, "wes", NULL);
+    expect_counts(c, 0, 0, 0);
+
+    wh_start_worker(&e, &w, "worker", NULL);
+    wh_produce_delivery(&e, "wes", "wes", "Shipped", "Order A-1 is on its way", key);
+    wh_flush(&e);
+    ck_assert_int_eq(id_uuid_v5(ID_NAMESPACE_HERALD, key, strlen(key), mid), 0);
+    json_t *j = ws_next(c, 60000); /* the worker's first poll joins its group */
+    ck_assert_msg(j != NULL, "no event (close %d)", c->close_code);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "message");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "seq")), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)), mid);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unread_count")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unseen_count")), 1);
+    json_decref(j);
+    ws_close(c);
+
+    /* A reconnect from before it catches the same message up from the inbox. */
+    c = connect_user(&a, "wes", "last_event_id=0");
+    expect_counts(c, 1, 1, 1);
+    j = expect_event(c, "message", 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)), mid);
+    json_decref(j);
+    ws_close(c);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_a_client_that_does_not_read_is_closed_and_others_go_on)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "sly", 0, 0, 0);
+    const char *env[] = {"HERALD_REALTIME_QUEUE=4", NULL};
+    rt_start(&e, &a, "realtime", env);
+    tcp_rcvbuf = 1024; /* a small window, so the server's socket fills soon */
+    ws *slow = connect_user(&a, "sly", NULL);
+    tcp_rcvbuf = 0;
+    ws *fast = connect_user(&a, "sly", NULL);
+    expect_counts(slow, 0, 0, 0);
+    expect_counts(fast, 0, 0, 0);
+
+    /* Enough changes to fill both socket buffers and the queue; the fast
+     * client reads them all as they come. */
+    enum { N = 20000 };
+    char err[256], ids[64];
+    long long seen = 0;
+    for (int i = 1; i <= N; i++) {
+        buf b;
+        buf_init(&b, 0);
+        snprintf(ids, sizeof ids, "m-%d", i);
+        const char *idv[] = {ids};
+        inbox_update u = {.user_id = "sly",
+                          .seq = i,
+                          .message_ids = idv,
+                          .nmessage_ids = 1,
+                          .unread_count = i,
+                          .unseen_count = i,
+                          .at_ms = timeutil_now_ms()};
+        ck_assert_int_eq(inbox_update_write(&b, &u), 0);
+        for (int k = 0; k < 100; k++) {
+            kafka_status st = kafka_produce(e.producer, e.topics[3], "sly", 3, b.data, b.len, NULL,
+                                            NULL, err, sizeof err);
+            if (st != KAFKA_QUEUE_FULL) {
+                ck_assert_msg(st == KAFKA_OK, "%s", err);
+                break;
+            }
+            kafka_producer_poll(e.producer, 10);
+        }
+        buf_free(&b);
+        if (i % 1000 == 0)
+            kafka_producer_poll(e.producer, 0);
+    }
+    wh_flush(&e);
+    int64_t deadline = timeutil_monotonic_ms() + 60000;
+    for (int i = 0; i < 100000 && seen < N && timeutil_monotonic_ms() < deadline; i++) {
+        json_t *j = ws_next(fast, WAIT_MS);
+        ck_assert_msg(j != NULL, "after seq %lld: no event (close %d)", seen, fast->close_code);
+        long long seq = json_integer_value(json_object_get(j, "seq"));
+        ck_assert_int_gt(seq, seen); /* strictly rising */
+        seen = seq;
+        json_decref(j);
+    }
+    ck_assert_int_eq(seen, N);
+    ck_assert_int_eq(fast->close_code, 0);
+    ck_assert_int_eq(metric(&a, "herald_realtime_slow_disconnects_total"), 1);
+    /* The slow one, still not reading, is dropped within the grace. */
+    testsupport_sleep_ms(6000);
+    ck_assert_int_ne(ws_wait_close(slow, WAIT_MS), 0);
+    ck_assert_int_eq(metric(&a, "herald_realtime_connections"), 1);
+    ws_close(slow);
+    ws_close(fast);
+    wh_teardown(&e);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_both_instances_push_each_change_once_after_the_counts),
     TEST_ENTRY(test_catchup_replays_exactly_the_missed_changes),
     TEST_ENTRY(test_bad_and_other_users_tokens_are_refused_before_the_upgrade),
     TEST_ENTRY(test_garbage_and_oversized_frames_are_closed_and_serving_goes_on),
     TEST_ENTRY(test_a_client_that_never_answers_pings_is_closed),
+    TEST_ENTRY(test_a_client_that_does_not_read_is_closed_and_others_go_on),
     TEST_ENTRY(test_shutdown_closes_every_connection_with_1012),
+    TEST_ENTRY(test_a_delivery_stored_by_the_inapp_worker_reaches_the_client),
 };
 
 TEST_MAIN_TIMEOUT("realtime", cases, 300)
