@@ -18,10 +18,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "daemon.h"
 #include "dict.h"
 #include "error.h"
 #include "handoff.h"
+#include "jsonw.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -135,11 +137,11 @@ static int live_path_user(const char *path, char *user_out)
 }
 
 /*
- * The value of query argument name ("token=") into buf, or NULL.  By hand:
+ * The value of query argument name ("token=") into out, or NULL.  By hand:
  * lws_get_urlarg_by_name() of libwebsockets 4.1.6 gives up at the first
- * argument longer than buf, so a long token hides the arguments after it.
+ * argument longer than out, so a long token hides the arguments after it.
  */
-static const char *query_arg(struct lws *wsi, const char *name, char *buf, int len)
+static const char *query_arg(struct lws *wsi, const char *name, char *out, int len)
 {
     size_t nlen = strlen(name);
     for (int i = 0; i < 64; i++) {
@@ -148,31 +150,31 @@ static const char *query_arg(struct lws *wsi, const char *name, char *buf, int l
             return NULL;
         if (flen >= len)
             continue; /* not one this daemon reads */
-        int n = lws_hdr_copy_fragment(wsi, buf, len, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n >= 0 && (size_t)n >= nlen && strncmp(buf, name, nlen) == 0)
-            return buf + nlen;
+        int n = lws_hdr_copy_fragment(wsi, out, len, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n >= 0 && (size_t)n >= nlen && strncmp(out, name, nlen) == 0)
+            return out + nlen;
     }
     return NULL;
 }
 
 /* The token from ?token= or "Authorization: Bearer"; NULL when neither. */
-static const char *request_token(struct lws *wsi, char *buf, int len)
+static const char *request_token(struct lws *wsi, char *out, int len)
 {
-    const char *t = query_arg(wsi, "token=", buf, len);
+    const char *t = query_arg(wsi, "token=", out, len);
     if (t != NULL)
         return t;
-    if (lws_hdr_copy(wsi, buf, len, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
+    if (lws_hdr_copy(wsi, out, len, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
         return NULL;
-    if (strncasecmp(buf, "Bearer ", 7) != 0)
+    if (strncasecmp(out, "Bearer ", 7) != 0)
         return NULL;
-    return buf + 7;
+    return out + 7;
 }
 
 static int parse_last_event_id(struct lws *wsi, int64_t *out)
 {
-    char buf[64];
+    char text[64];
     *out = -1;
-    const char *v = query_arg(wsi, "last_event_id=", buf, sizeof buf);
+    const char *v = query_arg(wsi, "last_event_id=", text, sizeof text);
     if (v == NULL)
         return 0;
     char *end = NULL;
@@ -235,12 +237,52 @@ static unsigned admit(realtime *rt, struct lws *wsi, admission *a, bool count, c
     return 0;
 }
 
-/* Answers an upgrade request that is refused; returns what the callback returns. */
+static const char *refusal_code(unsigned status)
+{
+    switch (status) {
+    case HTTP_STATUS_UNAUTHORIZED:
+        return "unauthorized";
+    case HTTP_STATUS_FORBIDDEN:
+        return "forbidden";
+    case HTTP_STATUS_NOT_FOUND:
+        return "not_found";
+    case 429:
+        return "too_many_connections";
+    case HTTP_STATUS_SERVICE_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "bad_request";
+    }
+}
+
+/*
+ * Answers a refused upgrade request with status and the gateway's JSON
+ * error, {"error":{"code":...,"message":why}}; returns what the callback
+ * returns (1: answered, libwebsockets ends the transaction).
+ */
 static int refuse(realtime *rt, struct lws *wsi, unsigned status, const char *why)
 {
+    unsigned char out[LWS_PRE + 1024], *start = out + LWS_PRE, *p = start,
+                                       *end = out + sizeof out - 1;
+    char body[512];
+    buf b;
+    jsonw w;
     metrics_counter_inc(rt->m.refused);
     LOG_DEBUG(LOGCTX, "refused a connection: %u %s", status, why);
-    return lws_return_http_status(wsi, status, why) != 0 ? -1 : 1;
+    buf_init(&b, sizeof body);
+    jsonw_begin(&w, &b);
+    jsonw_str(&w, JSONW_NAME("code"), refusal_code(status));
+    jsonw_str(&w, JSONW_NAME("message"), why);
+    int n = jsonw_end(&w) == 0 ? snprintf(body, sizeof body, "{\"error\":%s}", b.data) : -1;
+    buf_free(&b);
+    if (n < 0 || (size_t)n >= sizeof body)
+        return -1;
+    if (lws_add_http_common_headers(wsi, status, "application/json", (lws_filepos_t)n, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (lws_write(wsi, (unsigned char *)body, (size_t)n, LWS_WRITE_HTTP_FINAL) != n)
+        return -1;
+    return 1;
 }
 
 /* ------------------------------------------------------------- snapshot */
@@ -526,7 +568,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return status != 0 ? refuse(rt, wsi, status, why) : 0;
     case LWS_CALLBACK_HTTP:
         /* A plain request on the live path: say it is a WebSocket. */
-        if (lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket upgrade required"))
+        if (refuse(rt, wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket upgrade required") < 0)
             return -1;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

@@ -72,6 +72,9 @@ static int tcp_connect(int port)
     return fd;
 }
 
+/* The body of the last refused upgrade. */
+static char last_refusal[1024];
+
 /*
  * Sends the upgrade request for target (path and query) with an optional
  * extra header line; returns the HTTP status.  On 101 *out is the open
@@ -108,6 +111,14 @@ static int ws_open(int port, const char *target, const char *header, ws **out)
         w->inlen -= hdr;
         *out = w;
     } else {
+        /* The refusal's body, read to the end (the server closes). */
+        for (int i = 0;
+             i < 1000 && w->inlen < sizeof w->in - 1 && timeutil_monotonic_ms() < deadline; i++)
+            if (ws_fill(w, 100) < 0)
+                break;
+        w->in[w->inlen] = '\0';
+        end = strstr((char *)w->in, "\r\n\r\n");
+        snprintf(last_refusal, sizeof last_refusal, "%s", end != NULL ? end + 4 : "");
         close(w->fd);
         free(w);
         *out = NULL;
@@ -502,6 +513,9 @@ START_TEST(test_bad_and_other_users_tokens_are_refused_before_the_upgrade)
     rt_start(&e, &a, "realtime", NULL);
 
     ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live", NULL, &w), 401);
+    ck_assert_str_eq(
+        last_refusal,
+        "{\"error\":{\"code\":\"unauthorized\",\"message\":\"a user token is required\"}}");
     ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live?token=v1.garbage", NULL, &w), 401);
     token_for("dan", now + 600, "another-secret-0123456789abcdefghij", tok);
     snprintf(target, sizeof target, "/v1/users/dan/live?token=%s", tok);
@@ -512,6 +526,7 @@ START_TEST(test_bad_and_other_users_tokens_are_refused_before_the_upgrade)
     token_for("eve", now + 600, SECRET, tok);
     snprintf(target, sizeof target, "/v1/users/dan/live?token=%s", tok);
     ck_assert_int_eq(ws_open(a.port, target, NULL, &w), 403);
+    ck_assert_msg(strstr(last_refusal, "\"code\":\"forbidden\"") != NULL, "%s", last_refusal);
     ck_assert_ptr_null(w);
     ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/other", NULL, &w), 404);
     ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live?last_event_id=x&token=x", NULL, &w), 401);
