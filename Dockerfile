@@ -7,7 +7,7 @@
 # The compose file (docker-compose.yml) chooses the program per service.
 # Stage 1 builds on Debian 12 with the -dev packages; stage 2 carries only
 # the shared libraries the programs link against (librdkafka, jansson, curl,
-# libpq, libmicrohttpd), CA certificates for TLS to brokers and providers,
+# libpq, libmicrohttpd, libwebsockets), CA certificates for TLS to brokers and providers,
 # the time zone database for quiet hours, and curl for health checks.
 
 # ---- build ----------------------------------------------------------------
@@ -18,7 +18,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
         librdkafka-dev libjansson-dev libcurl4-openssl-dev libpq-dev \
-        libmicrohttpd-dev check \
+        libmicrohttpd-dev libwebsockets-dev check \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -28,7 +28,7 @@ COPY . .
 
 RUN cmake -S . -B /build -DHERALD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
- && for p in herald-gateway herald-dispatcher herald-worker heraldctl; do \
+ && for p in herald-gateway herald-dispatcher herald-worker herald-realtime heraldctl; do \
         test -x "/build/bin/$p" || { echo "missing /build/bin/$p" >&2; exit 1; }; \
         "/build/bin/$p" --help >/dev/null || { echo "$p --help failed" >&2; exit 1; }; \
     done
@@ -39,7 +39,7 @@ FROM debian:bookworm-slim
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        librdkafka1 libjansson4 libcurl4 libpq5 libmicrohttpd12 \
+        librdkafka1 libjansson4 libcurl4 libpq5 libmicrohttpd12 libwebsockets17 \
         ca-certificates tzdata curl \
  && rm -rf /var/lib/apt/lists/*
 
@@ -51,7 +51,8 @@ RUN groupadd --system --gid 10001 herald \
  && chown -R herald:herald /var/lib/herald
 
 COPY --from=build /build/bin/herald-gateway /build/bin/herald-dispatcher \
-                  /build/bin/herald-worker /build/bin/heraldctl /usr/local/bin/
+                  /build/bin/herald-worker /build/bin/herald-realtime /build/bin/heraldctl \
+                  /usr/local/bin/
 
 # Inside a container the gateway must listen beyond loopback; the file
 # providers write under the herald user's directory (a volume in compose).

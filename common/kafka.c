@@ -817,6 +817,83 @@ out:
     return st;
 }
 
+/* The high watermark of topic [part], retrying within timeout_ms while a
+ * new topic's partitions are still electing their leaders. */
+static rd_kafka_resp_err_t watermark_high(rd_kafka_t *rk, const char *topic, int32_t part,
+                                          int timeout_ms, int64_t *high)
+{
+    int64_t low = 0, deadline = timeutil_monotonic_ms() + timeout_ms;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < 1000; i++) {
+        int64_t left = deadline - timeutil_monotonic_ms();
+        e = rd_kafka_query_watermark_offsets(rk, topic, part, &low, high, left > 0 ? (int)left : 1);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || left <= 0 ||
+            kafka_classify(e, NULL) != KAFKA_ERRCLASS_RETRIABLE)
+            break;
+        const struct timespec pause = {0, 100 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    return e;
+}
+
+kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int64_t offset,
+                                       int timeout_ms, char *err, size_t errlen)
+{
+    kafka_status st = KAFKA_ERR;
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    if (rkt == NULL) {
+        error_set(err, errlen, "%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        goto out;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error_set(err, errlen, "%s: metadata: %s", topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topics[0].partition_cnt == 0) {
+        e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        error_set(err, errlen, "%s: %s", topic,
+                  e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : "no partitions");
+        st = KAFKA_ERR_NOT_FOUND;
+        goto out;
+    }
+    list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        int64_t at = offset, high = 0;
+        /* The end as of now, not as of the first fetch: what is produced
+         * after this call returns is read. */
+        if (offset == RD_KAFKA_OFFSET_END) {
+            e = watermark_high(c->rk, topic, part, timeout_ms, &high);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                error_set(err, errlen, "%s [%" PRId32 "]: end offset: %s", topic, part,
+                          rd_kafka_err2str(e));
+                goto out;
+            }
+            at = high;
+        }
+        rd_kafka_topic_partition_list_add(list, topic, part)->offset = at;
+    }
+    e = rd_kafka_assign(c->rk, list);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error_set(err, errlen, "%s: assign: %s", topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    LOG_INFO(rd_kafka_name(c->rk), "reading all %d partition(s) of %s", list->cnt, topic);
+    st = KAFKA_OK;
+out:
+    if (list != NULL)
+        rd_kafka_topic_partition_list_destroy(list);
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    return st;
+}
+
 kafka_status kafka_consumer_pause(kafka_consumer *c, char *err, size_t errlen)
 {
     return set_paused(c, true, err, errlen);

@@ -207,6 +207,17 @@ kafka_status kafka_consumer_subscribe(kafka_consumer *c, const char *const *topi
                                       char *err, size_t errlen) KAFKA_MUSTCHECK;
 
 /*
+ * Reads every partition of topic from offset (RD_KAFKA_OFFSET_END: what
+ * is produced after this call returns; RD_KAFKA_OFFSET_BEGINNING) without joining a
+ * group: no rebalance ever moves a partition away, and nothing is
+ * committed.  For a reader that wants the whole stream on every instance.
+ * The partitions are those the topic has now.  KAFKA_ERR_NOT_FOUND when
+ * the topic does not exist.
+ */
+kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int64_t offset,
+                                       int timeout_ms, char *err, size_t errlen) KAFKA_MUSTCHECK;
+
+/*
  * Returns the next message or event, NULL when none came within timeout_ms.
  * The caller owns it: rd_kafka_message_destroy().  A message with err != 0 is
  * an event, not data: classify it (FATAL: stop; otherwise log and go on).

@@ -11,7 +11,7 @@ HERALD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 HERALD_DEB_PACKAGES=(
     build-essential cmake pkg-config
     librdkafka-dev libjansson-dev libcurl4-openssl-dev libpq-dev
-    libmicrohttpd-dev check libssl-dev openssl
+    libmicrohttpd-dev libwebsockets-dev check libssl-dev openssl
     postgresql maven kcat curl tzdata docker-compose
     clang libclang-rt-dev clang-format
 )

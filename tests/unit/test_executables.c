@@ -10,7 +10,7 @@
 #include "testutil.h"
 
 static const char *const programs[] = {"herald-gateway", "herald-dispatcher", "herald-worker",
-                                       "heraldctl"};
+                                       "herald-realtime", "heraldctl"};
 
 /* Every file in the build's bin directory, the benchmarks' and test providers' included. */
 START_TEST(test_every_executable_prints_help_and_exits_0)
@@ -33,7 +33,7 @@ START_TEST(test_every_executable_prints_help_and_exits_0)
         seen++;
     }
     closedir(d);
-    /* the four programs at least */
+    /* the five programs at least */
     ck_assert_int_ge(seen, (int)(sizeof(programs) / sizeof(programs[0])));
 }
 END_TEST

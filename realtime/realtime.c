@@ -1,0 +1,866 @@
+/*
+ * realtime: see realtime.h.
+ *
+ * Everything that touches a connection runs on the libwebsockets service
+ * thread: admission, the connect-time snapshot, the table of users,
+ * queueing and writing.  The Kafka thread only parses and hands over.
+ */
+#include "realtime.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "daemon.h"
+#include "dict.h"
+#include "error.h"
+#include "handoff.h"
+#include "jsonw.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "opsserver.h"
+#include "outq.h"
+#include "pg.h"
+#include "rtframe.h"
+#include "timeutil.h"
+#include "usertoken.h"
+#include "validate.h"
+
+_Static_assert(RTFRAME_PRE == LWS_PRE, "rtframe headroom must be LWS_PRE");
+
+#define LOGCTX "realtime"
+
+/* Events handed over but not yet queued on connections. */
+#define HANDOFF_CAP 8192
+/* Most handed-over events queued per wake-up. */
+#define TAKE_BATCH 256
+/* How long a connection being closed may take to take its close frame. */
+#define CLOSE_GRACE_S 5
+/* Most events written to one connection per writable callback. */
+#define WRITE_BATCH 64
+/* A client sends nothing this protocol needs; a message larger is abuse. */
+#define RX_MAX 4096
+/* The service loop's tick: heartbeat, stop flag. */
+#define TICK_US (100 * LWS_US_PER_MS)
+
+/* RFC 6455 close codes (IANA registry) that libwebsockets 4.1 does not name. */
+#define CLOSE_SERVICE_RESTART 1012 /* reconnect, to another instance if need be */
+#define CLOSE_TRY_AGAIN_LATER 1013 /* too slow: reconnect and catch up */
+
+#define LIVE_PREFIX "/v1/users/"
+#define LIVE_SUFFIX "/live"
+
+typedef struct rt_conn rt_conn;
+
+/* The connections of one user on this instance. */
+typedef struct rt_user {
+    dict_node node;
+    rt_conn *conns;
+    size_t nconns;
+    char id[];
+} rt_user;
+
+/* The per-session data of one WebSocket: zeroed by libwebsockets. */
+struct rt_conn {
+    struct lws *wsi;
+    rt_user *user; /* NULL until established */
+    rt_conn *prev, *next;
+    outq q;
+    bool snapshot; /* q holds the connect-time events */
+    int close_code;
+    const char *close_reason;
+    size_t rx_len; /* of the message being received */
+    char user_id[VALIDATE_USER_ID_MAX + 1];
+};
+
+struct realtime {
+    const realtime_config *cfg;
+    const volatile sig_atomic_t *stop;
+    char topic[256];
+    char iface[256];
+    struct lws_context *ctx;
+    uint16_t port;
+    lws_sorted_usec_list_t tick;
+    lws_retry_bo_t idle;
+    struct lws_protocols protocols[2];
+
+    pg_conn *pg;
+    kafka_consumer *consumer;
+    pthread_t kthread;
+    bool kthread_started;
+    atomic_bool kstop;
+    handoff ho;
+    bool ho_ready;
+
+    dict users;
+    size_t nconns;
+    bool draining; /* shutting down: admit no one */
+
+    metrics_registry *reg;
+    opsserver *ops;
+    daemon_health health;
+    struct {
+        metrics_gauge *connections;
+        metrics_counter *pushed, *slow, *auth_failures, *refused, *records, *bad_records;
+    } m;
+};
+
+/* ------------------------------------------------------------ admission */
+
+typedef struct admission {
+    char user_id[VALIDATE_USER_ID_MAX + 1];
+    int64_t last_event_id; /* -1: none given */
+} admission;
+
+/* The {id} of /v1/users/{id}/live into user_out; -1 when path is another. */
+static int live_path_user(const char *path, char *user_out)
+{
+    size_t plen = strlen(LIVE_PREFIX), slen = strlen(LIVE_SUFFIX), len = strlen(path);
+    if (len <= plen + slen || strncmp(path, LIVE_PREFIX, plen) != 0 ||
+        strcmp(path + len - slen, LIVE_SUFFIX) != 0)
+        return -1;
+    size_t ulen = len - plen - slen;
+    if (ulen > VALIDATE_USER_ID_MAX || validate_user_id(path + plen, ulen, NULL, 0) != 0)
+        return -1;
+    memcpy(user_out, path + plen, ulen);
+    user_out[ulen] = '\0';
+    return 0;
+}
+
+/*
+ * The value of query argument name ("token=") into out, or NULL.  By hand:
+ * lws_get_urlarg_by_name() of libwebsockets 4.1.6 gives up at the first
+ * argument longer than out, so a long token hides the arguments after it.
+ */
+static const char *query_arg(struct lws *wsi, const char *name, char *out, int len)
+{
+    size_t nlen = strlen(name);
+    for (int i = 0; i < 64; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0)
+            return NULL;
+        if (flen >= len)
+            continue; /* not one this daemon reads */
+        int n = lws_hdr_copy_fragment(wsi, out, len, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n >= 0 && (size_t)n >= nlen && strncmp(out, name, nlen) == 0)
+            return out + nlen;
+    }
+    return NULL;
+}
+
+/* The token from ?token= or "Authorization: Bearer"; NULL when neither. */
+static const char *request_token(struct lws *wsi, char *out, int len)
+{
+    const char *t = query_arg(wsi, "token=", out, len);
+    if (t != NULL)
+        return t;
+    if (lws_hdr_copy(wsi, out, len, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
+        return NULL;
+    if (strncasecmp(out, "Bearer ", 7) != 0)
+        return NULL;
+    return out + 7;
+}
+
+static int parse_last_event_id(struct lws *wsi, int64_t *out)
+{
+    char text[64];
+    *out = -1;
+    const char *v = query_arg(wsi, "last_event_id=", text, sizeof text);
+    if (v == NULL)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n < 0)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+static rt_user *find_user(realtime *rt, const char *id)
+{
+    dict_node *n = dict_find(&rt->users, id);
+    return n != NULL ? dict_record(n, rt_user, node) : NULL;
+}
+
+/*
+ * Whether the request may become a connection: 0, or the HTTP status that
+ * refuses it with why.  Counts auth failures when count is set (once per
+ * request: libwebsockets asks twice).
+ */
+static unsigned admit(realtime *rt, struct lws *wsi, admission *a, bool count, const char **why)
+{
+    char path[512], tokbuf[USERTOKEN_SIZE + 32], tokuser[VALIDATE_USER_ID_MAX + 1];
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
+        live_path_user(path, a->user_id) != 0) {
+        *why = "no such path: expected /v1/users/{id}/live";
+        return HTTP_STATUS_NOT_FOUND;
+    }
+    if (rt->draining || rt->nconns >= (size_t)rt->cfg->max_connections) {
+        *why = rt->draining ? "shutting down" : "too many connections on this instance";
+        return HTTP_STATUS_SERVICE_UNAVAILABLE;
+    }
+    const char *token = request_token(wsi, tokbuf, sizeof tokbuf);
+    int64_t expires = 0;
+    usertoken_result tr =
+        token == NULL
+            ? USERTOKEN_MALFORMED
+            : usertoken_verify(rt->cfg->token_secret, strlen(rt->cfg->token_secret), token,
+                               strlen(token), timeutil_now_ms() / 1000, tokuser, &expires);
+    if (tr != USERTOKEN_OK || strcmp(tokuser, a->user_id) != 0) {
+        if (count)
+            metrics_counter_inc(rt->m.auth_failures);
+        *why = token == NULL             ? "a user token is required"
+               : tr == USERTOKEN_OK      ? "the token is another user's"
+               : tr == USERTOKEN_EXPIRED ? "the token has expired"
+                                         : "the token is not valid";
+        return tr == USERTOKEN_OK ? HTTP_STATUS_FORBIDDEN : HTTP_STATUS_UNAUTHORIZED;
+    }
+    if (parse_last_event_id(wsi, &a->last_event_id) != 0) {
+        *why = "last_event_id: expected an integer >= 0";
+        return HTTP_STATUS_BAD_REQUEST;
+    }
+    rt_user *u = find_user(rt, a->user_id);
+    if (u != NULL && u->nconns >= (size_t)rt->cfg->max_per_user) {
+        *why = "too many connections of this user";
+        return 429;
+    }
+    return 0;
+}
+
+static const char *refusal_code(unsigned status)
+{
+    switch (status) {
+    case HTTP_STATUS_UNAUTHORIZED:
+        return "unauthorized";
+    case HTTP_STATUS_FORBIDDEN:
+        return "forbidden";
+    case HTTP_STATUS_NOT_FOUND:
+        return "not_found";
+    case 429:
+        return "too_many_connections";
+    case HTTP_STATUS_SERVICE_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "bad_request";
+    }
+}
+
+/*
+ * Answers a refused upgrade request with status and the gateway's JSON
+ * error, {"error":{"code":...,"message":why}}; returns what the callback
+ * returns (1: answered, libwebsockets ends the transaction).
+ */
+static int refuse(realtime *rt, struct lws *wsi, unsigned status, const char *why)
+{
+    unsigned char out[LWS_PRE + 1024], *start = out + LWS_PRE, *p = start,
+                                       *end = out + sizeof out - 1;
+    char body[512];
+    buf b;
+    jsonw w;
+    metrics_counter_inc(rt->m.refused);
+    LOG_DEBUG(LOGCTX, "refused a connection: %u %s", status, why);
+    buf_init(&b, sizeof body);
+    jsonw_begin(&w, &b);
+    jsonw_str(&w, JSONW_NAME("code"), refusal_code(status));
+    jsonw_str(&w, JSONW_NAME("message"), why);
+    int n = jsonw_end(&w) == 0 ? snprintf(body, sizeof body, "{\"error\":%s}", b.data) : -1;
+    buf_free(&b);
+    if (n < 0 || (size_t)n >= sizeof body)
+        return -1;
+    if (lws_add_http_common_headers(wsi, status, "application/json", (lws_filepos_t)n, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (lws_write(wsi, (unsigned char *)body, (size_t)n, LWS_WRITE_HTTP_FINAL) != n)
+        return -1;
+    return 1;
+}
+
+/* ------------------------------------------------------------- snapshot */
+
+static const char STATE_SQL[] = "SELECT seq, unread, unseen FROM inbox_state WHERE user_id = $1";
+
+/*
+ * What changed after $2, one row per change (seq) with its messages; the
+ * inner LIMIT reads one message more than a catch-up replays, so a larger
+ * gap shows without reading it.  A change is "message" when none of its
+ * messages has been marked since it arrived, otherwise "state".
+ */
+static const char CATCHUP_SQL[] =
+    "SELECT seq, count(*), json_agg(message_id::text ORDER BY message_id)::text, "
+    "bool_and(seen_at IS NULL AND read_at IS NULL AND archived_at IS NULL "
+    "AND interacted_at IS NULL) "
+    "FROM (SELECT seq, message_id, seen_at, read_at, archived_at, interacted_at "
+    "FROM inbox_messages WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT 201) m "
+    "GROUP BY seq ORDER BY seq";
+
+#define CATCHUP_MAX 200
+
+static int queue_initial(rt_conn *c, rtframe *f)
+{
+    if (f == NULL)
+        return -1;
+    outq_result r = outq_push_initial(&c->q, f);
+    rtframe_unref(f);
+    return r == OUTQ_QUEUED ? 0 : -1;
+}
+
+/* Queues the catch-up after a->last_event_id (or a reset): 0, or -1. */
+static int queue_catchup(realtime *rt, rt_conn *c, const admission *a, const rtframe_counts *now,
+                         char *err, size_t errlen)
+{
+    char since[24];
+    snprintf(since, sizeof since, "%" PRId64, a->last_event_id);
+    const char *params[] = {a->user_id, since};
+    PGresult *res = NULL;
+    int rc = -1;
+    if (pg_exec_prepared(rt->pg, "rt_catchup", 2, params, NULL, NULL, 0, &res, err, errlen) !=
+        PG_OK)
+        goto out;
+    long total = 0;
+    for (int i = 0; i < PQntuples(res); i++)
+        total += atol(PQgetvalue(res, i, 1));
+    if (total > CATCHUP_MAX) {
+        rc = queue_initial(c, rtframe_reset_new(now));
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *ids = json_loads(PQgetvalue(res, i, 2), 0, NULL);
+        const char *kind = PQgetvalue(res, i, 3)[0] == 't' ? "message" : "state";
+        rtframe *f = rtframe_change_new(kind, atoll(PQgetvalue(res, i, 0)), ids, now);
+        json_decref(ids);
+        if (queue_initial(c, f) != 0) {
+            error_set(err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * Queues what a new connection gets first, read in one snapshot: the
+ * counts, then the changes after the client's last event id.  The
+ * connection's seq becomes the inbox's, so a live record of a change the
+ * snapshot already holds is skipped.  0, or -1 with err set.
+ */
+static int queue_snapshot(realtime *rt, rt_conn *c, const admission *a, char *err, size_t errlen)
+{
+    char sql[160];
+    PGresult *res = NULL;
+    int rc = -1;
+    rtframe_counts now = {0};
+    const char *params[] = {a->user_id};
+    snprintf(sql, sizeof sql,
+             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = %ld",
+             rt->cfg->pg_statement_ms);
+    pg_status st = pg_exec(rt->pg, sql, err, errlen);
+    if (st == PG_OK)
+        st = pg_exec_prepared(rt->pg, "rt_state", 1, params, NULL, NULL, 0, &res, err, errlen);
+    atomic_store(&rt->health.pg_up, st != PG_DOWN);
+    if (st != PG_OK)
+        goto out;
+    if (PQntuples(res) == 1) {
+        now.seq = atoll(PQgetvalue(res, 0, 0));
+        now.unread = atoll(PQgetvalue(res, 0, 1));
+        now.unseen = atoll(PQgetvalue(res, 0, 2));
+    }
+    if (queue_initial(c, rtframe_counts_new(&now)) != 0) {
+        error_set(err, errlen, "out of memory");
+        goto out;
+    }
+    if (a->last_event_id >= 0 && a->last_event_id < now.seq &&
+        queue_catchup(rt, c, a, &now, err, errlen) != 0)
+        goto out;
+    rc = 0;
+out:
+    PQclear(res);
+    if (pg_in_transaction(rt->pg)) {
+        char why[256];
+        if (pg_rollback(rt->pg, why, sizeof why) != PG_OK)
+            LOG_WARN(LOGCTX, "rollback: %s", why);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------- connections */
+
+static void conn_register(realtime *rt, rt_conn *c)
+{
+    rt_user *u = find_user(rt, c->user_id);
+    if (u == NULL) {
+        size_t idlen = strlen(c->user_id);
+        u = calloc(1, sizeof *u + idlen + 1);
+        if (u == NULL)
+            return; /* the connection gets no live events; it still has its snapshot */
+        memcpy(u->id, c->user_id, idlen + 1);
+        dict_add(&rt->users, &u->node, u->id);
+    }
+    c->user = u;
+    c->next = u->conns;
+    if (u->conns != NULL)
+        u->conns->prev = c;
+    u->conns = c;
+    u->nconns++;
+    rt->nconns++;
+    metrics_gauge_set(rt->m.connections, (double)rt->nconns);
+}
+
+/* Takes c out of the table and drops its queue; safe to call twice. */
+static void conn_release(realtime *rt, rt_conn *c)
+{
+    rt_user *u = c->user;
+    if (u != NULL) {
+        if (c->prev != NULL)
+            c->prev->next = c->next;
+        else
+            u->conns = c->next;
+        if (c->next != NULL)
+            c->next->prev = c->prev;
+        c->user = NULL;
+        c->prev = c->next = NULL;
+        rt->nconns--;
+        metrics_gauge_set(rt->m.connections, (double)rt->nconns);
+        if (--u->nconns == 0) {
+            dict_remove(&rt->users, &u->node);
+            free(u);
+        }
+    }
+    if (c->snapshot) {
+        outq_fini(&c->q);
+        c->snapshot = false;
+    }
+}
+
+/*
+ * Closes c with code and reason at its next writable moment: after what
+ * the socket holds already, so a client that does not read may never get
+ * there, and is dropped CLOSE_GRACE_S later without its close frame.
+ */
+static void conn_close(rt_conn *c, int code, const char *reason)
+{
+    if (c->close_code != 0)
+        return;
+    c->close_code = code;
+    c->close_reason = reason;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+    lws_callback_on_writable(c->wsi);
+}
+
+/*
+ * Queues handed-over events on their users' connections: at most half a
+ * connection's queue per wake-up, then back after the writes were served
+ * (libwebsockets services the connections' POLLOUT and this wake-up in
+ * one pass), so a burst for one user fills only the queue of a client
+ * that does not read.
+ */
+static void take_handoff(realtime *rt)
+{
+    handoff_item items[TAKE_BATCH];
+    size_t max = (size_t)rt->cfg->queue / 2;
+    max = max < 1 ? 1 : max > TAKE_BATCH ? TAKE_BATCH : max;
+    size_t n = handoff_take(&rt->ho, items, max);
+    for (size_t i = 0; i < n; i++) {
+        rt_user *u = find_user(rt, items[i].user_id);
+        for (rt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->next) {
+            if (c->close_code != 0)
+                continue;
+            outq_result r = outq_offer(&c->q, items[i].frame);
+            if (r == OUTQ_QUEUED) {
+                lws_callback_on_writable(c->wsi);
+            } else if (r != OUTQ_SKIPPED) {
+                metrics_counter_inc(rt->m.slow);
+                LOG_INFO(LOGCTX, "user %s: closing a connection: %s", u->id, outq_result_name(r));
+                conn_close(c, CLOSE_TRY_AGAIN_LATER, "too slow");
+            }
+        }
+        rtframe_unref(items[i].frame);
+    }
+    if (n == max)
+        lws_cancel_service(rt->ctx); /* more may wait */
+}
+
+/* Writes queued events while the socket takes them, or the close. */
+static int conn_writable(realtime *rt, rt_conn *c)
+{
+    if (c->close_code != 0) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    for (int i = 0; i < WRITE_BATCH && !outq_empty(&c->q); i++) {
+        rtframe *f = outq_peek(&c->q);
+        int n = lws_write(c->wsi, (unsigned char *)rtframe_text(f), f->len, LWS_WRITE_TEXT);
+        if (n < (int)f->len)
+            return -1;
+        metrics_counter_inc(rt->m.pushed);
+        outq_pop(&c->q);
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (!outq_empty(&c->q))
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* A client sends nothing this protocol reads; a message too large is closed on. */
+static int conn_receive(rt_conn *c, size_t len)
+{
+    c->rx_len += len;
+    if (c->rx_len + lws_remaining_packet_payload(c->wsi) > RX_MAX) {
+        static const char why[] = "message too large";
+        lws_close_reason(c->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+                         sizeof why - 1);
+        return -1;
+    }
+    if (lws_is_final_fragment(c->wsi) && lws_remaining_packet_payload(c->wsi) == 0)
+        c->rx_len = 0;
+    return 0;
+}
+
+static int on_filter(realtime *rt, struct lws *wsi, rt_conn *c)
+{
+    admission a;
+    const char *why = NULL;
+    char err[512];
+    if (admit(rt, wsi, &a, false, &why) != 0) {
+        LOG_DEBUG(LOGCTX, "refused at the handshake: %s", why);
+        return -1;
+    }
+    LOG_DEBUG(LOGCTX, "user %s: connecting, last event id %" PRId64, a.user_id, a.last_event_id);
+    c->wsi = wsi;
+    snprintf(c->user_id, sizeof c->user_id, "%s", a.user_id);
+    outq_init(&c->q, (size_t)rt->cfg->queue);
+    c->snapshot = true;
+    if (queue_snapshot(rt, c, &a, err, sizeof err) != 0) {
+        LOG_WARN(LOGCTX, "user %s: cannot read the inbox, connection dropped: %s", a.user_id, err);
+        conn_release(rt, c);
+        return -1;
+    }
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    realtime *rt = ctx != NULL ? lws_context_user(ctx) : NULL;
+    rt_conn *c = user;
+    admission a;
+    const char *why = NULL;
+    unsigned status;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if (in == NULL || strcmp(in, "websocket") != 0)
+            return refuse(rt, wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket only");
+        status = admit(rt, wsi, &a, true, &why);
+        return status != 0 ? refuse(rt, wsi, status, why) : 0;
+    case LWS_CALLBACK_HTTP:
+        /* A plain request on the live path: say it is a WebSocket. */
+        if (refuse(rt, wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket upgrade required") < 0)
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return on_filter(rt, wsi, c);
+    case LWS_CALLBACK_ESTABLISHED:
+        c->wsi = wsi;
+        conn_register(rt, c);
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return conn_writable(rt, c);
+    case LWS_CALLBACK_RECEIVE:
+        return conn_receive(c, len);
+    case LWS_CALLBACK_CLOSED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (c != NULL && rt != NULL)
+            conn_release(rt, c);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (rt != NULL && rt->ho_ready)
+            take_handoff(rt);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- Kafka */
+
+/* Hands f to the service thread, waiting while the handoff is full. */
+static void hand_over(realtime *rt, const char *user, rtframe *f)
+{
+    const struct timespec pause = {0, 5 * 1000000L};
+    for (int i = 0; !handoff_push(&rt->ho, user, f); i++) {
+        if (atomic_load(&rt->kstop)) {
+            rtframe_unref(f);
+            return;
+        }
+        lws_cancel_service(rt->ctx);
+        nanosleep(&pause, NULL);
+    }
+    lws_cancel_service(rt->ctx);
+}
+
+static void consume(realtime *rt, const rd_kafka_message_t *m)
+{
+    char user[VALIDATE_USER_ID_MAX + 1], err[256];
+    rtframe *f = NULL;
+    metrics_counter_inc(rt->m.records);
+    if (rtframe_from_update(m->payload, m->len, user, &f, err, sizeof err) != 0) {
+        metrics_counter_inc(rt->m.bad_records);
+        LOG_WARN(LOGCTX, "%s [%" PRId32 "] at %" PRId64 ": skipped: %s",
+                 rd_kafka_topic_name(m->rkt), m->partition, m->offset, err);
+        return;
+    }
+    hand_over(rt, user, f);
+}
+
+static void *kafka_thread(void *arg)
+{
+    realtime *rt = arg;
+    char err[512];
+    while (!atomic_load(&rt->kstop)) {
+        rd_kafka_message_t *m = kafka_consumer_poll(rt->consumer, 100);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            consume(rt, m);
+        } else if (kafka_consumer_fatal(rt->consumer, err, sizeof err)) {
+            LOG_ERROR(LOGCTX, "fatal Kafka error: %s", err);
+            atomic_store(&rt->health.fatal, true);
+            rd_kafka_message_destroy(m);
+            lws_cancel_service(rt->ctx);
+            break;
+        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            LOG_WARN(LOGCTX, "Kafka: %s", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+static void kafka_thread_stop(realtime *rt)
+{
+    if (!rt->kthread_started)
+        return;
+    atomic_store(&rt->kstop, true);
+    pthread_join(rt->kthread, NULL);
+    rt->kthread_started = false;
+}
+
+/* --------------------------------------------------------------- daemon */
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    realtime *rt = lws_container_of(sul, realtime, tick);
+    daemon_beat(&rt->health.heartbeat);
+    lws_sul_schedule(rt->ctx, 0, &rt->tick, on_tick, TICK_US);
+}
+
+static void lws_to_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (level & LLL_ERR)
+        LOG_WARN("lws", "%.*s", (int)n, line);
+    else
+        LOG_DEBUG("lws", "%.*s", (int)n, line);
+}
+
+static int metrics_init(realtime *rt, char *err, size_t errlen)
+{
+    metrics_registry *r = rt->reg = metrics_registry_new();
+    if (r == NULL)
+        return error_set(err, errlen, "out of memory");
+    rt->m.connections =
+        metrics_gauge_get(r, "herald_realtime_connections", "open WebSocket connections", NULL);
+    rt->m.pushed = metrics_counter_get(r, "herald_realtime_events_pushed_total",
+                                       "events written to clients", NULL);
+    rt->m.slow = metrics_counter_get(r, "herald_realtime_slow_disconnects_total",
+                                     "connections closed because their queue was full", NULL);
+    rt->m.auth_failures = metrics_counter_get(r, "herald_realtime_auth_failures_total",
+                                              "connections refused for their token", NULL);
+    rt->m.refused = metrics_counter_get(r, "herald_realtime_refused_total",
+                                        "upgrade requests answered with an HTTP error", NULL);
+    rt->m.records =
+        metrics_counter_get(r, "herald_realtime_records_total", "inbox.updates records read", NULL);
+    rt->m.bad_records = metrics_counter_get(r, "herald_realtime_bad_records_total",
+                                            "inbox.updates records skipped as malformed", NULL);
+    return 0;
+}
+
+static int pg_init(realtime *rt, const herald_common_config *common, char *err, size_t errlen)
+{
+    pg_options opt = {.connect_timeout_s = 2,
+                      .max_wait_ms = (int)rt->cfg->pg_statement_ms,
+                      .application_name = "herald-realtime",
+                      .stop = rt->stop};
+    rt->pg = pg_connect(common->database_url, &opt, err, errlen);
+    if (rt->pg == NULL)
+        return -1;
+    if (pg_prepare(rt->pg, "rt_state", STATE_SQL, 1, err, errlen) != PG_OK ||
+        pg_prepare(rt->pg, "rt_catchup", CATCHUP_SQL, 2, err, errlen) != PG_OK)
+        return -1;
+    return 0;
+}
+
+static int kafka_init(realtime *rt, const herald_common_config *common,
+                      const config_kafka_props *props, char *err, size_t errlen)
+{
+    static const config_kv defaults_kv[] = {{(char *)"enable.partition.eof", (char *)"false"}};
+    const config_kafka_props defaults = {(config_kv *)defaults_kv, 1};
+    config_topic(common, "inbox.updates", rt->topic, sizeof rt->topic);
+    /* The group id is required by librdkafka and never joined: no subscribe. */
+    rt->consumer =
+        kafka_consumer_new(common->kafka_brokers, "herald-realtime", &defaults, props, err, errlen);
+    if (rt->consumer == NULL)
+        return -1;
+    return kafka_consumer_assign_all(rt->consumer, rt->topic, RD_KAFKA_OFFSET_END, 10000, err,
+                                     errlen) == KAFKA_OK
+               ? 0
+               : -1;
+}
+
+static int lws_init(realtime *rt, char *err, size_t errlen)
+{
+    config_addr addr;
+    if (config_parse_addr(rt->cfg->listen, &addr, err, errlen) != 0)
+        return -1;
+    snprintf(rt->iface, sizeof rt->iface, "%.*s", (int)addr.hostlen, addr.host);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_log);
+    long secs = rt->cfg->ping_interval_ms / 1000;
+    rt->idle = (lws_retry_bo_t){.secs_since_valid_ping = (uint16_t)secs,
+                                .secs_since_valid_hangup = (uint16_t)(2 * secs)};
+    rt->protocols[0] = (struct lws_protocols){
+        .name = "herald.v1",
+        .callback = callback,
+        .per_session_data_size = sizeof(rt_conn),
+        .rx_buffer_size = RX_MAX,
+    };
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = addr.port;
+    info.iface = rt->iface;
+    info.protocols = rt->protocols;
+    info.user = rt;
+    info.retry_and_idle_policy = &rt->idle;
+    info.timeout_secs = 10;
+    info.fd_limit_per_thread = (unsigned)rt->cfg->max_connections + 64;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    rt->ctx = lws_create_context(&info);
+    if (rt->ctx == NULL)
+        return error_set(err, errlen, "cannot listen on %s", rt->cfg->listen);
+    struct lws_vhost *vh = lws_get_vhost_by_name(rt->ctx, "default");
+    int port = vh != NULL ? lws_get_vhost_listen_port(vh) : -1;
+    if (port <= 0)
+        return error_set(err, errlen, "cannot listen on %s", rt->cfg->listen);
+    rt->port = (uint16_t)port;
+    lws_sul_schedule(rt->ctx, 0, &rt->tick, on_tick, TICK_US);
+    return 0;
+}
+
+realtime *realtime_new(const realtime_config *cfg, const herald_common_config *common,
+                       const config_kafka_props *props, const volatile sig_atomic_t *stop,
+                       int *config_error, char *err, size_t errlen)
+{
+    *config_error = 0;
+    realtime *rt = calloc(1, sizeof *rt);
+    if (rt == NULL) {
+        error_set(err, errlen, "out of memory");
+        return NULL;
+    }
+    rt->cfg = cfg;
+    rt->stop = stop;
+    daemon_health_init(&rt->health, "service loop", "fatal Kafka error", common->stall_ms);
+    if (metrics_init(rt, err, errlen) != 0 || dict_init(&rt->users, 0) != 0 ||
+        handoff_init(&rt->ho, HANDOFF_CAP) != 0) {
+        error_set(err, errlen, "out of memory");
+        goto fail;
+    }
+    rt->ho_ready = true;
+    if (pg_init(rt, common, err, errlen) != 0 || kafka_init(rt, common, props, err, errlen) != 0 ||
+        lws_init(rt, err, errlen) != 0)
+        goto fail;
+    if (pthread_create(&rt->kthread, NULL, kafka_thread, rt) != 0) {
+        error_set(err, errlen, "cannot start the Kafka thread");
+        goto fail;
+    }
+    rt->kthread_started = true;
+    rt->ops = daemon_ops_start(cfg->metrics_addr, rt->reg, &rt->health, err, errlen);
+    if (rt->ops == NULL)
+        goto fail;
+    LOG_INFO(LOGCTX, "listening on port %u, reading %s, metrics on port %u", (unsigned)rt->port,
+             rt->topic, (unsigned)opsserver_port(rt->ops));
+    return rt;
+fail:
+    realtime_free(rt);
+    return NULL;
+}
+
+/* Closes every connection with 1012, serving until they are gone or the deadline. */
+static void close_all(realtime *rt)
+{
+    dict_iter it;
+    dict_iter_init(&it, &rt->users);
+    for (dict_node *n; (n = dict_iter_next(&it)) != NULL;)
+        for (rt_conn *c = dict_record(n, rt_user, node)->conns; c != NULL; c = c->next)
+            conn_close(c, CLOSE_SERVICE_RESTART, "service restart");
+    int64_t deadline = timeutil_monotonic_ms() + rt->cfg->shutdown_ms;
+    for (int i = 0; i < 100000 && rt->nconns > 0 && timeutil_monotonic_ms() < deadline; i++)
+        if (lws_service(rt->ctx, 0) < 0)
+            break;
+    if (rt->nconns > 0)
+        LOG_WARN(LOGCTX, "%zu connection(s) did not close in time", rt->nconns);
+}
+
+int realtime_run(realtime *rt)
+{
+    while (!*rt->stop && !atomic_load(&rt->health.fatal))
+        if (lws_service(rt->ctx, 0) < 0)
+            break;
+    daemon_shutdown(DAEMON_SHUTDOWN_INTAKE);
+    rt->draining = true;
+    kafka_thread_stop(rt);
+    daemon_shutdown(DAEMON_SHUTDOWN_DRAIN);
+    size_t open = rt->nconns;
+    close_all(rt);
+    LOG_INFO(LOGCTX, "closed %zu connection(s) with 1012", open);
+    daemon_shutdown(DAEMON_SHUTDOWN_RELEASE);
+    return atomic_load(&rt->health.fatal) ? 1 : 0;
+}
+
+void realtime_free(realtime *rt)
+{
+    if (rt == NULL)
+        return;
+    kafka_thread_stop(rt);
+    if (rt->ctx != NULL) {
+        lws_sul_cancel(&rt->tick);
+        lws_context_destroy(rt->ctx); /* releases what connections are left */
+    }
+    opsserver_stop(rt->ops);
+    kafka_consumer_destroy(rt->consumer);
+    if (rt->ho_ready)
+        handoff_fini(&rt->ho);
+    dict_iter it;
+    dict_iter_init(&it, &rt->users);
+    for (dict_node *n; (n = dict_iter_next(&it)) != NULL;)
+        free(dict_record(n, rt_user, node));
+    dict_fini(&rt->users);
+    pg_close(rt->pg);
+    metrics_registry_free(rt->reg);
+    free(rt);
+}

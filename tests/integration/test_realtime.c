@@ -1,0 +1,761 @@
+/*
+ * herald-realtime against the real broker and database, through a small
+ * RFC 6455 client over a plain socket (so a test can also send what no
+ * well-behaved client would): the counts on connect, one live event on
+ * every instance a user is connected to, no change seen twice, the
+ * catch-up after last_event_id and the reset past a page, refused tokens,
+ * garbage and oversized frames closed while the daemon keeps serving,
+ * 1012 for everyone at shutdown, and a delivery stored by herald-worker
+ * --channel inapp reaching the client.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "inbox_update.h"
+#include "usertoken.h"
+#include "worker_harness.h"
+
+#define SECRET  "realtime-test-secret-0123456789abcdef"
+#define WAIT_MS 15000
+
+/* ------------------------------------------------------------ the client */
+
+typedef struct ws {
+    int fd;
+    unsigned char in[1 << 17];
+    size_t inlen;
+    int close_code; /* the server's close frame; 0 before it, -1 on EOF without one */
+} ws;
+
+/* Reads more into w->in within timeout_ms: 1, 0 on timeout, -1 on EOF. */
+static int ws_fill(ws *w, long timeout_ms)
+{
+    struct pollfd p = {.fd = w->fd, .events = POLLIN};
+    if (poll(&p, 1, (int)timeout_ms) <= 0)
+        return 0;
+    ssize_t n = read(w->fd, w->in + w->inlen, sizeof w->in - w->inlen);
+    if (n <= 0)
+        return -1;
+    w->inlen += (size_t)n;
+    return 1;
+}
+
+static void ws_write_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n > 0) {
+        ssize_t k = write(fd, s, n);
+        if (k <= 0)
+            return; /* the server hung up: what the caller checks next */
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+/* SO_RCVBUF of the next connections (0: the system's): set before the
+ * handshake, so the window the server sees is small from the start. */
+static int tcp_rcvbuf;
+
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    if (tcp_rcvbuf > 0)
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &tcp_rcvbuf, sizeof tcp_rcvbuf), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* The body of the last refused upgrade. */
+static char last_refusal[1024];
+
+/*
+ * Sends the upgrade request for target (path and query) with an optional
+ * extra header line; returns the HTTP status.  On 101 *out is the open
+ * client (free with ws_close), otherwise NULL.
+ */
+static int ws_open(int port, const char *target, const char *header, ws **out)
+{
+    ws *w = calloc(1, sizeof *w);
+    ck_assert_ptr_nonnull(w);
+    w->fd = tcp_connect(port);
+    char req[4096];
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\n%s%s\r\n",
+             target, port, header ? header : "", header ? "\r\n" : "");
+    ws_write_all(w->fd, req, strlen(req));
+    char *end = NULL;
+    int64_t deadline = timeutil_monotonic_ms() + WAIT_MS;
+    while (end == NULL && timeutil_monotonic_ms() < deadline) {
+        if (ws_fill(w, 100) < 0)
+            break;
+        w->in[w->inlen] = '\0';
+        end = strstr((char *)w->in, "\r\n\r\n");
+    }
+    int status = 0;
+    if (w->inlen > 12)
+        sscanf((char *)w->in, "HTTP/1.%*d %d", &status);
+    if (status == 101 && end != NULL) {
+        size_t hdr = (size_t)(end + 4 - (char *)w->in);
+        ck_assert_msg(strstr((char *)w->in, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != NULL,
+                      "bad accept: %s", w->in);
+        memmove(w->in, w->in + hdr, w->inlen - hdr);
+        w->inlen -= hdr;
+        *out = w;
+    } else {
+        /* The refusal's body, read to the end (the server closes). */
+        for (int i = 0;
+             i < 1000 && w->inlen < sizeof w->in - 1 && timeutil_monotonic_ms() < deadline; i++)
+            if (ws_fill(w, 100) < 0)
+                break;
+        w->in[w->inlen] = '\0';
+        end = strstr((char *)w->in, "\r\n\r\n");
+        snprintf(last_refusal, sizeof last_refusal, "%s", end != NULL ? end + 4 : "");
+        close(w->fd);
+        free(w);
+        *out = NULL;
+    }
+    return status;
+}
+
+static void ws_close(ws *w)
+{
+    if (w == NULL)
+        return;
+    close(w->fd);
+    free(w);
+}
+
+/* Sends one masked frame (fin set) of opcode with payload. */
+static void ws_send(ws *w, int opcode, const void *payload, size_t len)
+{
+    unsigned char *f = malloc(len + 14);
+    size_t n = 0;
+    f[n++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        f[n++] = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        f[n++] = 0x80 | 126;
+        f[n++] = (unsigned char)(len >> 8);
+        f[n++] = (unsigned char)len;
+    } else {
+        f[n++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            f[n++] = (unsigned char)((uint64_t)len >> (8 * i));
+    }
+    static const unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
+    memcpy(f + n, mask, 4);
+    n += 4;
+    for (size_t i = 0; i < len; i++)
+        f[n + i] = ((const unsigned char *)payload)[i] ^ mask[i % 4];
+    ws_write_all(w->fd, f, n + len);
+    free(f);
+}
+
+/*
+ * The next text message within timeout_ms, parsed; pings are answered
+ * (unless answer_pings is false) and skipped.  NULL on timeout or close
+ * (w->close_code says which).
+ */
+static json_t *ws_next_opt(ws *w, long timeout_ms, bool answer_pings)
+{
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 100000; i++) {
+        if (w->inlen >= 2) {
+            size_t len = w->in[1] & 0x7f, hdr = 2;
+            if (len == 126 && w->inlen >= 4) {
+                len = (size_t)w->in[2] << 8 | w->in[3];
+                hdr = 4;
+            } else if (len == 127) {
+                ck_abort_msg("the server sent a frame over 64 KiB");
+            }
+            if ((len < 126 || hdr == 4) && w->inlen >= hdr + len) {
+                int opcode = w->in[0] & 0x0f;
+                char *payload = strndup((char *)w->in + hdr, len);
+                memmove(w->in, w->in + hdr + len, w->inlen - hdr - len);
+                w->inlen -= hdr + len;
+                if (opcode == 0x1) {
+                    json_t *j = json_loads(payload, 0, NULL);
+                    ck_assert_msg(j != NULL, "not JSON: %s", payload);
+                    free(payload);
+                    return j;
+                }
+                if (opcode == 0x8) {
+                    w->close_code =
+                        len >= 2 ? ((unsigned char)payload[0] << 8 | (unsigned char)payload[1])
+                                 : 1005;
+                    free(payload);
+                    return NULL;
+                }
+                if (opcode == 0x9 && answer_pings)
+                    ws_send(w, 0xA, payload, len);
+                free(payload);
+                continue;
+            }
+        }
+        long left = (long)(deadline - timeutil_monotonic_ms());
+        if (left <= 0)
+            return NULL;
+        int r = ws_fill(w, left < 100 ? left : 100);
+        if (r < 0) {
+            w->close_code = -1;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static json_t *ws_next(ws *w, long timeout_ms)
+{
+    return ws_next_opt(w, timeout_ms, true);
+}
+
+/* Waits for the server's close: its code, or -1 on a bare EOF, 0 on timeout. */
+static int ws_wait_close(ws *w, long timeout_ms)
+{
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 1000000 && timeutil_monotonic_ms() < deadline; i++) {
+        json_t *j = ws_next(w, (long)(deadline - timeutil_monotonic_ms()));
+        if (j == NULL)
+            return w->close_code;
+        json_decref(j);
+    }
+    return 0;
+}
+
+/* The next event, asserting its type and seq; returned for more checks. */
+static json_t *expect_event(ws *w, const char *type, long long seq)
+{
+    json_t *j = ws_next(w, WAIT_MS);
+    ck_assert_msg(j != NULL, "no %s event at seq %lld (close %d)", type, seq, w->close_code);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "type")), type);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "seq")), seq);
+    return j;
+}
+
+static void expect_counts(ws *w, long long seq, long long unread, long long unseen)
+{
+    json_t *j = expect_event(w, "counts", seq);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unread_count")), unread);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unseen_count")), unseen);
+    json_decref(j);
+}
+
+/* Nothing more arrives within ms. */
+static void expect_quiet(ws *w, long ms)
+{
+    json_t *j = ws_next(w, ms);
+    char *s = j ? json_dumps(j, 0) : NULL;
+    ck_assert_msg(j == NULL && w->close_code == 0, "unexpected: %s (close %d)", s ? s : "",
+                  w->close_code);
+    free(s);
+}
+
+/* ------------------------------------------------------------ the daemon */
+
+typedef struct rt_inst {
+    wh_proc proc;
+    int port, metrics;
+} rt_inst;
+
+static int port_in_log(const wh_proc *p, const char *marker)
+{
+    for (int i = 0; i < 300; i++) {
+        char *s = testsupport_read_file(p->log, NULL);
+        const char *m = s ? strstr(s, marker) : NULL;
+        int port = m ? atoi(m + strlen(marker)) : 0;
+        free(s);
+        if (port > 0)
+            return port;
+        if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == p->pid)
+            break;
+        testsupport_sleep_ms(50);
+    }
+    char tail[2048];
+    ck_abort_msg("no \"%s\" in %s: %s", marker, p->log,
+                 testsupport_file_tail(p->log, tail, sizeof tail));
+    return 0;
+}
+
+static void rt_start(wh_env *e, rt_inst *r, const char *log, const char *const *extra)
+{
+    char url[700], prefix[64], brokers[300];
+    snprintf(url, sizeof url, "HERALD_DATABASE_URL=%s", e->db_url);
+    snprintf(prefix, sizeof prefix, "HERALD_TOPIC_PREFIX=%s", e->prefix);
+    snprintf(brokers, sizeof brokers, "HERALD_KAFKA_BROKERS=%s", e->brokers);
+    const char *env[24] = {url,
+                           prefix,
+                           brokers,
+                           "HERALD_USER_TOKEN_SECRET=" SECRET,
+                           "HERALD_REALTIME_LISTEN=127.0.0.1:0",
+                           "HERALD_METRICS_ADDR=127.0.0.1:0",
+                           "HERALD_LOG_LEVEL=info"};
+    int n = 7;
+    for (int i = 0; extra && extra[i] && n < 23; i++)
+        env[n++] = extra[i];
+    env[n] = NULL;
+    const char *argv[] = {"herald-realtime", NULL};
+    wh_spawn(e, &r->proc, log, argv, env, false);
+    r->port = port_in_log(&r->proc, "listening on port ");
+    r->metrics = port_in_log(&r->proc, "metrics on port ");
+}
+
+static void token_for(const char *user, int64_t expires, const char *secret, char *out)
+{
+    char err[256];
+    ck_assert_msg(usertoken_mint(secret, strlen(secret), user, expires, out, USERTOKEN_SIZE, err,
+                                 sizeof err) == 0,
+                  "%s", err);
+}
+
+/* Opens /v1/users/<user>/live with a valid token and the query extra (may be NULL). */
+static ws *connect_user(const rt_inst *r, const char *user, const char *extra)
+{
+    char tok[USERTOKEN_SIZE], target[1024];
+    token_for(user, timeutil_now_ms() / 1000 + 600, SECRET, tok);
+    snprintf(target, sizeof target, "/v1/users/%s/live?token=%s%s%s", user, tok, extra ? "&" : "",
+             extra ? extra : "");
+    ws *w = NULL;
+    int st = ws_open(r->port, target, NULL, &w);
+    ck_assert_msg(st == 101, "upgrade answered %d", st);
+    return w;
+}
+
+/* Produces one update record through the one writer. */
+static void produce_update(wh_env *e, const char *user, int64_t seq, inbox_update_kind kind,
+                           const char *message_id, long long unread, long long unseen)
+{
+    const char *ids[] = {message_id};
+    inbox_update u = {.user_id = user,
+                      .seq = seq,
+                      .kind = kind,
+                      .message_ids = ids,
+                      .nmessage_ids = 1,
+                      .unread_count = unread,
+                      .unseen_count = unseen,
+                      .at_ms = timeutil_now_ms()};
+    buf b;
+    buf_init(&b, 0);
+    ck_assert_int_eq(inbox_update_write(&b, &u), 0);
+    wh_produce_raw(e, e->topics[3], user, b.data);
+    buf_free(&b);
+    wh_flush(e);
+}
+
+static long metric(const rt_inst *r, const char *name)
+{
+    char url[128], *out = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", r->metrics);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wh_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    char want[160];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *m = out ? strstr(out, want) : NULL;
+    ck_assert_msg(m != NULL, "no %s in /metrics", name);
+    long v = atol(m + strlen(want));
+    free(out);
+    return v;
+}
+
+static void seed_user(wh_env *e, const char *user, long seq, long unread, long unseen)
+{
+    testsupport_sql(e->db, "INSERT INTO users (user_id) VALUES ('%s')", user);
+    testsupport_sql(e->db,
+                    "INSERT INTO inbox_state (user_id, seq, unread, unseen) "
+                    "VALUES ('%s', %ld, %ld, %ld)",
+                    user, seq, unread, unseen);
+}
+
+/* One inbox message of user changed last at seq, named by n; its id into id (ID_UUID_SIZE). */
+static void seed_message(wh_env *e, const char *user, long seq, int n, bool read, char *id)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s-%d", user, n);
+    ck_assert_int_eq(id_uuid_v5(ID_NAMESPACE_HERALD, key, strlen(key), id), 0);
+    testsupport_sql(e->db,
+                    "INSERT INTO inbox_messages (message_id, user_id, delivery_key, event_id, "
+                    "event_type, body, seq, read_at, seen_at) VALUES ('%s', '%s', '%s', "
+                    "gen_random_uuid(), 'order.shipped', 'hello', %ld, %s, %s)",
+                    id, user, key, seq, read ? "now()" : "NULL", read ? "now()" : "NULL");
+}
+
+/* ----------------------------------------------------------------- cases */
+
+START_TEST(test_both_instances_push_each_change_once_after_the_counts)
+{
+    wh_env e;
+    rt_inst a = {0}, b = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "ann", 3, 2, 3);
+    testsupport_sql(e.db, "INSERT INTO users (user_id) VALUES ('bob')");
+    rt_start(&e, &a, "realtime-a", NULL);
+    rt_start(&e, &b, "realtime-b", NULL);
+
+    ws *wa = connect_user(&a, "ann", NULL);
+    ws *wb = connect_user(&b, "ann", NULL);
+    ws *wbob = connect_user(&a, "bob", NULL);
+    expect_counts(wa, 3, 2, 3);
+    expect_counts(wb, 3, 2, 3);
+    expect_counts(wbob, 0, 0, 0); /* no inbox yet */
+
+    produce_update(&e, "ann", 4, INBOX_UPDATE_MESSAGE, "m-4", 3, 4);
+    produce_update(&e, "ann", 4, INBOX_UPDATE_MESSAGE, "m-4", 3, 4); /* read twice */
+    produce_update(&e, "ann", 3, INBOX_UPDATE_MESSAGE, "m-3", 2, 3); /* in the counts already */
+    produce_update(&e, "ann", 5, INBOX_UPDATE_STATE, "m-4", 2, 3);
+    ws *clients[] = {wa, wb};
+    for (int i = 0; i < 2; i++) {
+        json_t *j = expect_event(clients[i], "message", 4);
+        ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)),
+                         "m-4");
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "unread_count")), 3);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "unseen_count")), 4);
+        json_decref(j);
+        json_decref(expect_event(clients[i], "state", 5));
+    }
+    expect_quiet(wa, 500);
+    expect_quiet(wbob, 100); /* ann's changes are ann's */
+    ck_assert_int_eq(metric(&a, "herald_realtime_connections"), 2);
+    /* ann: the counts and two changes; bob: the counts */
+    ck_assert_int_eq(metric(&a, "herald_realtime_events_pushed_total"), 4);
+
+    ws_close(wa);
+    ws_close(wb);
+    ws_close(wbob);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_catchup_replays_exactly_the_missed_changes)
+{
+    wh_env e;
+    rt_inst a = {0};
+    char m[6][ID_UUID_SIZE];
+    wh_setup(&e, "inapp");
+    seed_user(&e, "cat", 6, 3, 3);
+    seed_message(&e, "cat", 2, 0, false, m[0]);
+    seed_message(&e, "cat", 3, 1, false, m[1]);
+    seed_message(&e, "cat", 4, 2, false, m[2]);
+    seed_message(&e, "cat", 6, 3, true, m[3]); /* two marked read in one change */
+    seed_message(&e, "cat", 6, 4, true, m[4]);
+    seed_message(&e, "cat", 5, 5, false, m[5]);
+    rt_start(&e, &a, "realtime", NULL);
+
+    ws *w = connect_user(&a, "cat", "last_event_id=3");
+    expect_counts(w, 6, 3, 3);
+    json_t *j = expect_event(w, "message", 4);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "message_ids")), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)), m[2]);
+    json_decref(j);
+    json_decref(expect_event(w, "message", 5));
+    j = expect_event(w, "state", 6);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "message_ids")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unread_count")), 3);
+    json_decref(j);
+    expect_quiet(w, 300);
+    /* A live record of a replayed change is not sent again; the next one is. */
+    produce_update(&e, "cat", 6, INBOX_UPDATE_STATE, m[3], 3, 3);
+    produce_update(&e, "cat", 7, INBOX_UPDATE_MESSAGE, "m-7", 4, 4);
+    json_decref(expect_event(w, "message", 7));
+    ws_close(w);
+
+    /* Up to date: the counts only. */
+    w = connect_user(&a, "cat", "last_event_id=6");
+    expect_counts(w, 6, 3, 3);
+    expect_quiet(w, 300);
+    ws_close(w);
+
+    /* More than a page behind: a reset. */
+    seed_user(&e, "far", 300, 250, 250);
+    testsupport_sql(e.db, "INSERT INTO inbox_messages (message_id, user_id, delivery_key, "
+                          "event_id, event_type, body, seq) SELECT gen_random_uuid(), 'far', "
+                          "'far-' || g, gen_random_uuid(), 'x', 'b', g FROM "
+                          "generate_series(1, 250) g");
+    w = connect_user(&a, "far", "last_event_id=0");
+    expect_counts(w, 300, 250, 250);
+    j = expect_event(w, "reset", 300);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unread_count")), 250);
+    json_decref(j);
+    expect_quiet(w, 300);
+    ws_close(w);
+    /* Exactly a page is still replayed. */
+    w = connect_user(&a, "far", "last_event_id=50");
+    expect_counts(w, 300, 250, 250);
+    for (long s = 51; s <= 250; s++)
+        json_decref(expect_event(w, "message", s));
+    expect_quiet(w, 300);
+    ws_close(w);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_bad_and_other_users_tokens_are_refused_before_the_upgrade)
+{
+    wh_env e;
+    rt_inst a = {0};
+    char tok[USERTOKEN_SIZE], target[1024], header[1200];
+    ws *w = NULL;
+    int64_t now = timeutil_now_ms() / 1000;
+    wh_setup(&e, "inapp");
+    seed_user(&e, "dan", 1, 1, 1);
+    rt_start(&e, &a, "realtime", NULL);
+
+    ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live", NULL, &w), 401);
+    ck_assert_str_eq(
+        last_refusal,
+        "{\"error\":{\"code\":\"unauthorized\",\"message\":\"a user token is required\"}}");
+    ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live?token=v1.garbage", NULL, &w), 401);
+    token_for("dan", now + 600, "another-secret-0123456789abcdefghij", tok);
+    snprintf(target, sizeof target, "/v1/users/dan/live?token=%s", tok);
+    ck_assert_int_eq(ws_open(a.port, target, NULL, &w), 401);
+    token_for("dan", now - 10, SECRET, tok);
+    snprintf(target, sizeof target, "/v1/users/dan/live?token=%s", tok);
+    ck_assert_int_eq(ws_open(a.port, target, NULL, &w), 401);
+    token_for("eve", now + 600, SECRET, tok);
+    snprintf(target, sizeof target, "/v1/users/dan/live?token=%s", tok);
+    ck_assert_int_eq(ws_open(a.port, target, NULL, &w), 403);
+    ck_assert_msg(strstr(last_refusal, "\"code\":\"forbidden\"") != NULL, "%s", last_refusal);
+    ck_assert_ptr_null(w);
+    ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/other", NULL, &w), 404);
+    ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live?last_event_id=x&token=x", NULL, &w), 401);
+    ck_assert_int_eq(metric(&a, "herald_realtime_auth_failures_total"), 6);
+
+    /* The header works as well as the query. */
+    token_for("dan", now + 600, SECRET, tok);
+    snprintf(header, sizeof header, "Authorization: Bearer %s", tok);
+    ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live", header, &w), 101);
+    expect_counts(w, 1, 1, 1);
+    ws_close(w);
+    snprintf(target, sizeof target, "/v1/users/dan/live?token=%s&last_event_id=-1", tok);
+    ck_assert_int_eq(ws_open(a.port, target, NULL, &w), 400);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_garbage_and_oversized_frames_are_closed_and_serving_goes_on)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "gus", 2, 1, 1);
+    rt_start(&e, &a, "realtime", NULL);
+
+    ws *w = connect_user(&a, "gus", NULL);
+    expect_counts(w, 2, 1, 1);
+    static const unsigned char garbage[] = {0xff, 0xff, 0xff, 0xff, 0xde, 0xad, 0xbe, 0xef,
+                                            0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
+    ws_write_all(w->fd, garbage, sizeof garbage);
+    int code = ws_wait_close(w, WAIT_MS);
+    ck_assert_msg(code != 0, "garbage was not closed on");
+    ws_close(w);
+
+    w = connect_user(&a, "gus", NULL);
+    expect_counts(w, 2, 1, 1);
+    size_t big = 100 * 1024;
+    char *payload = malloc(big);
+    memset(payload, 'a', big);
+    ws_send(w, 0x1, payload, big);
+    free(payload);
+    code = ws_wait_close(w, WAIT_MS);
+    ck_assert_msg(code == 1009 || code == -1, "oversized frame: close %d", code);
+    ws_close(w);
+
+    /* A small message is ignored; the connection stays and gets its events. */
+    w = connect_user(&a, "gus", NULL);
+    expect_counts(w, 2, 1, 1);
+    ws_send(w, 0x1, "hello", 5);
+    produce_update(&e, "gus", 3, INBOX_UPDATE_MESSAGE, "m-3", 2, 2);
+    json_decref(expect_event(w, "message", 3));
+    ck_assert(wh_all_alive(&e));
+    ws_close(w);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_a_client_that_never_answers_pings_is_closed)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "ivy", 0, 0, 0);
+    const char *env[] = {"HERALD_REALTIME_PING_INTERVAL=1s", NULL};
+    rt_start(&e, &a, "realtime", env);
+    ws *mute = connect_user(&a, "ivy", NULL);
+    ws *live = connect_user(&a, "ivy", NULL);
+    expect_counts(mute, 0, 0, 0);
+    expect_counts(live, 0, 0, 0);
+    /* The mute one reads but never pongs; the live one answers. */
+    int64_t deadline = timeutil_monotonic_ms() + 10000;
+    bool closed = false;
+    for (int i = 0; i < 200 && !closed && timeutil_monotonic_ms() < deadline; i++) {
+        json_t *j = ws_next_opt(mute, 50, false);
+        json_decref(j);
+        closed = mute->close_code != 0;
+        json_decref(ws_next(live, 50));
+    }
+    ck_assert_msg(closed, "a client without pongs stayed connected");
+    ck_assert_int_eq(live->close_code, 0);
+    produce_update(&e, "ivy", 1, INBOX_UPDATE_MESSAGE, "m-1", 1, 1);
+    json_decref(expect_event(live, "message", 1));
+    ws_close(mute);
+    ws_close(live);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_shutdown_closes_every_connection_with_1012)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "sam", 1, 0, 0);
+    rt_start(&e, &a, "realtime", NULL);
+    ws *w1 = connect_user(&a, "sam", NULL);
+    ws *w2 = connect_user(&a, "sam", NULL);
+    expect_counts(w1, 1, 0, 0);
+    expect_counts(w2, 1, 0, 0);
+    kill(a.proc.pid, SIGTERM);
+    ck_assert_int_eq(ws_wait_close(w1, WAIT_MS), 1012);
+    ck_assert_int_eq(ws_wait_close(w2, WAIT_MS), 1012);
+    int status = wh_stop(&a.proc, SIGTERM, WAIT_MS);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    char *log = testsupport_read_file(a.proc.log, NULL);
+    ck_assert_ptr_nonnull(strstr(log, "shutdown 1/5"));
+    ck_assert_ptr_nonnull(strstr(log, "closed 2 connection(s) with 1012"));
+    free(log);
+    ws_close(w1);
+    ws_close(w2);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_a_delivery_stored_by_the_inapp_worker_reaches_the_client)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_proc w = {0};
+    char key[ID_UUID_SIZE], mid[ID_UUID_SIZE];
+    wh_setup(&e, "inapp");
+    testsupport_sql(e.db, "INSERT INTO users (user_id) VALUES ('wes')");
+    rt_start(&e, &a, "realtime", NULL);
+    ws *c = connect_user(&a, "wes", NULL);
+    expect_counts(c, 0, 0, 0);
+
+    wh_start_worker(&e, &w, "worker", NULL);
+    wh_produce_delivery(&e, "wes", "wes", "Shipped", "Order A-1 is on its way", key);
+    wh_flush(&e);
+    ck_assert_int_eq(id_uuid_v5(ID_NAMESPACE_HERALD, key, strlen(key), mid), 0);
+    json_t *j = ws_next(c, 60000); /* the worker's first poll joins its group */
+    ck_assert_msg(j != NULL, "no event (close %d)", c->close_code);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "message");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "seq")), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)), mid);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unread_count")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unseen_count")), 1);
+    json_decref(j);
+    ws_close(c);
+
+    /* A reconnect from before it catches the same message up from the inbox. */
+    c = connect_user(&a, "wes", "last_event_id=0");
+    expect_counts(c, 1, 1, 1);
+    j = expect_event(c, "message", 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)), mid);
+    json_decref(j);
+    ws_close(c);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_a_client_that_does_not_read_is_closed_and_others_go_on)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "sly", 0, 0, 0);
+    const char *env[] = {"HERALD_REALTIME_QUEUE=4", NULL};
+    rt_start(&e, &a, "realtime", env);
+    tcp_rcvbuf = 1024; /* a small window, so the server's socket fills soon */
+    ws *slow = connect_user(&a, "sly", NULL);
+    tcp_rcvbuf = 0;
+    ws *fast = connect_user(&a, "sly", NULL);
+    expect_counts(slow, 0, 0, 0);
+    expect_counts(fast, 0, 0, 0);
+
+    /* Enough changes to fill both socket buffers and the queue; the fast
+     * client reads them all as they come. */
+    enum { N = 20000 };
+    char err[256], ids[64];
+    long long seen = 0;
+    for (int i = 1; i <= N; i++) {
+        buf b;
+        buf_init(&b, 0);
+        snprintf(ids, sizeof ids, "m-%d", i);
+        const char *idv[] = {ids};
+        inbox_update u = {.user_id = "sly",
+                          .seq = i,
+                          .message_ids = idv,
+                          .nmessage_ids = 1,
+                          .unread_count = i,
+                          .unseen_count = i,
+                          .at_ms = timeutil_now_ms()};
+        ck_assert_int_eq(inbox_update_write(&b, &u), 0);
+        for (int k = 0; k < 100; k++) {
+            kafka_status st = kafka_produce(e.producer, e.topics[3], "sly", 3, b.data, b.len, NULL,
+                                            NULL, err, sizeof err);
+            if (st != KAFKA_QUEUE_FULL) {
+                ck_assert_msg(st == KAFKA_OK, "%s", err);
+                break;
+            }
+            kafka_producer_poll(e.producer, 10);
+        }
+        buf_free(&b);
+        if (i % 1000 == 0)
+            kafka_producer_poll(e.producer, 0);
+    }
+    wh_flush(&e);
+    int64_t deadline = timeutil_monotonic_ms() + 60000;
+    for (int i = 0; i < 100000 && seen < N && timeutil_monotonic_ms() < deadline; i++) {
+        json_t *j = ws_next(fast, WAIT_MS);
+        ck_assert_msg(j != NULL, "after seq %lld: no event (close %d)", seen, fast->close_code);
+        long long seq = json_integer_value(json_object_get(j, "seq"));
+        ck_assert_int_gt(seq, seen); /* strictly rising */
+        seen = seq;
+        json_decref(j);
+    }
+    ck_assert_int_eq(seen, N);
+    ck_assert_int_eq(fast->close_code, 0);
+    ck_assert_int_eq(metric(&a, "herald_realtime_slow_disconnects_total"), 1);
+    /* The slow one, still not reading, is dropped within the grace. */
+    testsupport_sleep_ms(6000);
+    ck_assert_int_ne(ws_wait_close(slow, WAIT_MS), 0);
+    ck_assert_int_eq(metric(&a, "herald_realtime_connections"), 1);
+    ws_close(slow);
+    ws_close(fast);
+    wh_teardown(&e);
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_both_instances_push_each_change_once_after_the_counts),
+    TEST_ENTRY(test_catchup_replays_exactly_the_missed_changes),
+    TEST_ENTRY(test_bad_and_other_users_tokens_are_refused_before_the_upgrade),
+    TEST_ENTRY(test_garbage_and_oversized_frames_are_closed_and_serving_goes_on),
+    TEST_ENTRY(test_a_client_that_never_answers_pings_is_closed),
+    TEST_ENTRY(test_a_client_that_does_not_read_is_closed_and_others_go_on),
+    TEST_ENTRY(test_shutdown_closes_every_connection_with_1012),
+    TEST_ENTRY(test_a_delivery_stored_by_the_inapp_worker_reaches_the_client),
+};
+
+TEST_MAIN_TIMEOUT("realtime", cases, 300)
