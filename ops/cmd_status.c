@@ -1,7 +1,7 @@
 /*
  * heraldctl status [--group G[,G...]] [--gateway ADDR] [--dispatcher ADDR]
  *                  [--worker-email ADDR] [--worker-sms ADDR] [--worker-push ADDR]
- *                  [--worker-inapp ADDR]
+ *                  [--worker-inapp ADDR] [--realtime ADDR]
  *                  [--json]
  *
  * Consumer lag per group and partition, the DLQ's size, the retry topics'
@@ -34,7 +34,7 @@
 #define STATUS_USAGE                                                                               \
     "usage: heraldctl status [--group G[,G...]] [--gateway ADDR] [--dispatcher ADDR] "             \
     "[--worker-email ADDR] [--worker-sms ADDR] [--worker-push ADDR] [--worker-inapp ADDR] "        \
-    "[--json]"
+    "[--realtime ADDR] [--json]"
 
 #define STATUS_MAX_GROUPS 32
 #define STATUS_MAX_TOPICS 16
@@ -47,6 +47,7 @@ typedef struct status_flags {
     char *worker_sms;
     char *worker_push;
     char *worker_inapp;
+    char *realtime;
     bool json;
     long timeout_ms;
     long health_timeout_ms;
@@ -90,6 +91,11 @@ static const config_var status_vars[] = {
      .def = "127.0.0.1:9105",
      .offset = F(worker_inapp),
      .help = "in-app worker metrics address"},
+    {.flag = "realtime",
+     .type = CONFIG_ADDR,
+     .def = "127.0.0.1:9106",
+     .offset = F(realtime),
+     .help = "herald-realtime metrics address"},
     {.flag = "json",
      .type = CONFIG_BOOL,
      .def = "false",
@@ -125,7 +131,7 @@ typedef struct topic_marks {
 } topic_marks;
 
 /* One daemon's row: its name, the address asked and what /healthz said. */
-#define STATUS_DAEMONS 6
+#define STATUS_DAEMONS 7
 typedef struct status_daemon {
     const char *name;
     const char *addr;
@@ -550,9 +556,11 @@ static bool check_health(const char *addr, long timeout_ms, char *out, size_t ou
 static size_t check_daemons(const status_flags *f, status_daemon *out)
 {
     const char *const names[STATUS_DAEMONS] = {"gateway",    "dispatcher",  "worker-email",
-                                               "worker-sms", "worker-push", "worker-inapp"};
+                                               "worker-sms", "worker-push", "worker-inapp",
+                                               "realtime"};
     const char *const addrs[STATUS_DAEMONS] = {f->gateway,    f->dispatcher,  f->worker_email,
-                                               f->worker_sms, f->worker_push, f->worker_inapp};
+                                               f->worker_sms, f->worker_push, f->worker_inapp,
+                                               f->realtime};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     for (size_t i = 0; i < STATUS_DAEMONS; i++) {
         out[i].name = names[i];

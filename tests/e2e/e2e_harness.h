@@ -53,11 +53,13 @@
 #define E2E_PHASE_MS       120000L
 #define E2E_PARTITIONS     "6"
 #define E2E_PROVIDER_TOKEN "e2e-provider-token"
-#define E2E_SMTP_USER      "herald"
-#define E2E_SMTP_PASSWORD  "e2e-smtp-secret"
+/* Signs the user tokens the gateway mints and herald-realtime checks. */
+#define E2E_USER_TOKEN_SECRET "e2e-user-token-secret-of-32-bytes-or-more"
+#define E2E_SMTP_USER         "herald"
+#define E2E_SMTP_PASSWORD     "e2e-smtp-secret"
 
 /*
- * The children.  e2e_up() starts the first eight; the second instances of
+ * The children.  e2e_up() starts the first nine; the second instances of
  * the dispatcher and the workers (same groups, their own ids) run only when
  * a suite adds them with e2e_add_instance().
  */
@@ -70,6 +72,7 @@ enum {
     E2E_PUSH,
     E2E_INAPP,
     E2E_GATEWAY,
+    E2E_REALTIME,
     E2E_DISPATCHER_2,
     E2E_EMAIL_2,
     E2E_SMS_2,
@@ -78,8 +81,9 @@ enum {
 };
 
 static const char *const e2e_proc_names[E2E_NPROCS] = {
-    "smtp",         "http",    "dispatcher",   "worker-email",   "worker-sms",   "worker-push",
-    "worker-inapp", "gateway", "dispatcher-2", "worker-email-2", "worker-sms-2", "worker-push-2"};
+    "smtp",           "http",         "dispatcher",   "worker-email", "worker-sms",
+    "worker-push",    "worker-inapp", "gateway",      "realtime",     "dispatcher-2",
+    "worker-email-2", "worker-sms-2", "worker-push-2"};
 
 typedef struct e2e_proc {
     const char *name;
@@ -549,7 +553,17 @@ static inline void e2e_up_replicated(e2e_env *e, const char *tag, int replicas)
     g->env[n++] = e2e_printf("HERALD_ACCESS_LOG=false");
     g->env[n++] = e2e_printf("HERALD_AUTH_CACHE_TTL=1s");
     g->env[n++] = e2e_printf("HERALD_SHUTDOWN_TIMEOUT=5s");
+    g->env[n++] = e2e_printf("HERALD_USER_TOKEN_SECRET=%s", E2E_USER_TOKEN_SECRET);
     e2e_start_daemon(e, E2E_GATEWAY);
+
+    /* The live-update daemon, with the gateway's token secret. */
+    e2e_proc *rt = &e->procs[E2E_REALTIME];
+    e2e_bin(rt, "herald-realtime");
+    n = e2e_common_env(e, rt);
+    rt->env[n++] = e2e_printf("HERALD_REALTIME_LISTEN=127.0.0.1:0");
+    rt->env[n++] = e2e_printf("HERALD_USER_TOKEN_SECRET=%s", E2E_USER_TOKEN_SECRET);
+    rt->env[n++] = e2e_printf("HERALD_SHUTDOWN_TIMEOUT=5s");
+    e2e_start_daemon(e, E2E_REALTIME);
 }
 
 /* e2e_up_replicated() with one replica, for dev/services' broker. */
@@ -671,9 +685,10 @@ static inline void e2e_wait_assigned(e2e_env *e, int which, long timeout_ms)
  */
 static inline int e2e_down(e2e_env *e)
 {
-    static const int order[] = {E2E_GATEWAY, E2E_DISPATCHER, E2E_DISPATCHER_2, E2E_EMAIL,
-                                E2E_EMAIL_2, E2E_SMS,        E2E_SMS_2,        E2E_PUSH,
-                                E2E_PUSH_2,  E2E_INAPP,      E2E_SMTP,         E2E_HTTP};
+    static const int order[] = {E2E_GATEWAY, E2E_REALTIME, E2E_DISPATCHER, E2E_DISPATCHER_2,
+                                E2E_EMAIL,   E2E_EMAIL_2,  E2E_SMS,        E2E_SMS_2,
+                                E2E_PUSH,    E2E_PUSH_2,   E2E_INAPP,      E2E_SMTP,
+                                E2E_HTTP};
     int bad = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         e2e_proc *p = &e->procs[order[i]];

@@ -494,17 +494,17 @@ END_TEST
 /* heraldctl status --json for the email worker's group; returns its total lag. */
 static long email_lag(bool *healthy)
 {
-    char group[96], addr[6][64];
-    static const int procs[6] = {E2E_GATEWAY, E2E_DISPATCHER, E2E_EMAIL,
-                                 E2E_SMS,     E2E_PUSH,       E2E_INAPP};
+    char group[96], addr[7][64];
+    static const int procs[7] = {E2E_GATEWAY, E2E_DISPATCHER, E2E_EMAIL,   E2E_SMS,
+                                 E2E_PUSH,    E2E_INAPP,      E2E_REALTIME};
     snprintf(group, sizeof group, "%sworker.email", env.prefix);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%d", env.procs[procs[i]].port);
     /* The default groups: they include <prefix>worker.email, the workers' default.
      * The daemons asked are this env's. */
     CTL_OK("status", "--json", "--gateway", addr[0], "--dispatcher", addr[1], "--worker-email",
            addr[2], "--worker-sms", addr[3], "--worker-push", addr[4], "--worker-inapp", addr[5],
-           "--timeout", "10s");
+           "--realtime", addr[6], "--timeout", "10s");
     json_t *j = ctl_json();
     json_t *lag = json_object_get(json_object_get(j, "group_lag"), group);
     ck_assert_msg(json_is_integer(lag), "status --json has no group_lag.%s: %s", group, ctl_out);
