@@ -4,18 +4,25 @@
  * Everything that touches a connection runs on the libwebsockets service
  * thread: admission, the connect-time snapshot, the table of users,
  * queueing and writing.  The Kafka thread only parses and hands over.
+ *
+ * A connection is a WebSocket or a Server-Sent Events stream on the same
+ * path; both take the same admission, snapshot and queue, and differ only
+ * in how an event is written and how the connection is watched and closed.
  */
 #include "realtime.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <libwebsockets.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "buf.h"
@@ -78,7 +85,11 @@ struct rt_conn {
     bool snapshot; /* q holds the connect-time events */
     int close_code;
     const char *close_reason;
-    size_t rx_len; /* of the message being received */
+    size_t rx_len;     /* of the message being received */
+    bool sse;          /* a Server-Sent Events stream, not a WebSocket */
+    bool sse_started;  /* the stream's retry line is written */
+    bool sse_closing;  /* the close event is written: close at the next writable */
+    bool beat_pending; /* a heartbeat is asked for and not yet written */
     char user_id[VALIDATE_USER_ID_MAX + 1];
 };
 
@@ -102,14 +113,15 @@ struct realtime {
     bool ho_ready;
 
     dict users;
-    size_t nconns;
+    size_t nconns, nsse;
+    buf sse_out;   /* what one SSE writable callback writes, after LWS_PRE bytes */
     bool draining; /* shutting down: admit no one */
 
     metrics_registry *reg;
     opsserver *ops;
     daemon_health health;
     struct {
-        metrics_gauge *connections;
+        metrics_gauge *connections, *sse_connections;
         metrics_counter *pushed, *slow, *auth_failures, *refused, *records, *bad_records;
     } m;
 };
@@ -170,11 +182,20 @@ static const char *request_token(struct lws *wsi, char *out, int len)
     return out + 7;
 }
 
+/*
+ * The client's last event id: the Last-Event-ID header (what a browser's
+ * EventSource sends when it reconnects) before the last_event_id query
+ * argument (what a client gives on its first connect); -1 when neither.
+ */
 static int parse_last_event_id(struct lws *wsi, int64_t *out)
 {
     char text[64];
     *out = -1;
-    const char *v = query_arg(wsi, "last_event_id=", text, sizeof text);
+    const char *v = NULL;
+    if (lws_hdr_custom_copy(wsi, text, sizeof text, "last-event-id:", 14) > 0)
+        v = text;
+    else
+        v = query_arg(wsi, "last_event_id=", text, sizeof text);
     if (v == NULL)
         return 0;
     char *end = NULL;
@@ -226,7 +247,7 @@ static unsigned admit(realtime *rt, struct lws *wsi, admission *a, bool count, c
         return tr == USERTOKEN_OK ? HTTP_STATUS_FORBIDDEN : HTTP_STATUS_UNAUTHORIZED;
     }
     if (parse_last_event_id(wsi, &a->last_event_id) != 0) {
-        *why = "last_event_id: expected an integer >= 0";
+        *why = "last_event_id (or Last-Event-ID): expected an integer >= 0";
         return HTTP_STATUS_BAD_REQUEST;
     }
     rt_user *u = find_user(rt, a->user_id);
@@ -415,6 +436,8 @@ static void conn_register(realtime *rt, rt_conn *c)
     u->nconns++;
     rt->nconns++;
     metrics_gauge_set(rt->m.connections, (double)rt->nconns);
+    if (c->sse)
+        metrics_gauge_set(rt->m.sse_connections, (double)++rt->nsse);
 }
 
 /* Takes c out of the table and drops its queue; safe to call twice. */
@@ -432,6 +455,8 @@ static void conn_release(realtime *rt, rt_conn *c)
         c->prev = c->next = NULL;
         rt->nconns--;
         metrics_gauge_set(rt->m.connections, (double)rt->nconns);
+        if (c->sse)
+            metrics_gauge_set(rt->m.sse_connections, (double)--rt->nsse);
         if (--u->nconns == 0) {
             dict_remove(&rt->users, &u->node);
             free(u);
@@ -529,25 +554,176 @@ static int conn_receive(rt_conn *c, size_t len)
     return 0;
 }
 
+/*
+ * Makes c the connection of an admitted request: its queue, filled with
+ * the connect-time snapshot.  0, or -1 (logged) when the inbox cannot be
+ * read.
+ */
+static int conn_open(realtime *rt, struct lws *wsi, rt_conn *c, const admission *a)
+{
+    char err[512];
+    LOG_DEBUG(LOGCTX, "user %s: connecting (%s), last event id %" PRId64, a->user_id,
+              c->sse ? "SSE" : "WebSocket", a->last_event_id);
+    c->wsi = wsi;
+    snprintf(c->user_id, sizeof c->user_id, "%s", a->user_id);
+    outq_init(&c->q, (size_t)rt->cfg->queue);
+    c->snapshot = true;
+    if (queue_snapshot(rt, c, a, err, sizeof err) != 0) {
+        LOG_WARN(LOGCTX, "user %s: cannot read the inbox, connection dropped: %s", a->user_id, err);
+        conn_release(rt, c);
+        return -1;
+    }
+    return 0;
+}
+
 static int on_filter(realtime *rt, struct lws *wsi, rt_conn *c)
 {
     admission a;
     const char *why = NULL;
-    char err[512];
     if (admit(rt, wsi, &a, false, &why) != 0) {
         LOG_DEBUG(LOGCTX, "refused at the handshake: %s", why);
         return -1;
     }
-    LOG_DEBUG(LOGCTX, "user %s: connecting, last event id %" PRId64, a.user_id, a.last_event_id);
-    c->wsi = wsi;
-    snprintf(c->user_id, sizeof c->user_id, "%s", a.user_id);
-    outq_init(&c->q, (size_t)rt->cfg->queue);
-    c->snapshot = true;
-    if (queue_snapshot(rt, c, &a, err, sizeof err) != 0) {
-        LOG_WARN(LOGCTX, "user %s: cannot read the inbox, connection dropped: %s", a.user_id, err);
-        conn_release(rt, c);
+    return conn_open(rt, wsi, c, &a);
+}
+
+/* ---------------------------------------------------- Server-Sent Events */
+
+/* What an EventSource waits before it reconnects after the stream ends. */
+#define SSE_RETRY_MS 2000
+/* Most bytes of events one SSE writable callback gathers into one write. */
+#define SSE_WRITE_MAX 16384
+
+/* Ends an HTTP answer written by refuse() (its return value in rc). */
+static int http_done(struct lws *wsi, int rc)
+{
+    if (rc < 0)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static bool wants_event_stream(struct lws *wsi)
+{
+    char accept[256];
+    return lws_hdr_copy(wsi, accept, sizeof accept, WSI_TOKEN_HTTP_ACCEPT) > 0 &&
+           strstr(accept, "text/event-stream") != NULL;
+}
+
+/*
+ * A plain GET on the live path: with Accept: text/event-stream and the
+ * same admission as a WebSocket, a Server-Sent Events stream; otherwise
+ * a refusal.  The answer has no length: the stream ends when either side
+ * closes.  Any origin may read it (Access-Control-Allow-Origin: *): the
+ * token in the URL is the credential, and a WebSocket, which CORS does
+ * not cover, takes the same token from any page already.
+ */
+static int on_http(realtime *rt, struct lws *wsi, rt_conn *c)
+{
+    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
+                                       *end = hdr + sizeof hdr - 1;
+    admission a;
+    const char *why = NULL;
+    unsigned status = admit(rt, wsi, &a, true, &why);
+    if (status != 0)
+        return http_done(wsi, refuse(rt, wsi, status, why));
+    if (!wants_event_stream(wsi))
+        return http_done(wsi, refuse(rt, wsi, HTTP_STATUS_BAD_REQUEST,
+                                     "expected a WebSocket upgrade or Accept: text/event-stream"));
+    c->sse = true;
+    if (conn_open(rt, wsi, c, &a) != 0) {
+        c->sse = false;
+        return http_done(
+            wsi, refuse(rt, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "cannot read the inbox now"));
+    }
+    static const struct {
+        const char *name, *value;
+    } extra[] = {{"cache-control:", "no-store"},
+                 {"x-accel-buffering:", "no"}, /* a buffering proxy would hold events back */
+                 {"access-control-allow-origin:", "*"}};
+    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "text/event-stream",
+                                    LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end))
+        return -1;
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)extra[i].name,
+                                        (const unsigned char *)extra[i].value,
+                                        (int)strlen(extra[i].value), &p, end))
+            return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_http_mark_sse(wsi); /* no more HTTP timeouts: the stream is long-lived */
+    /*
+     * A peer that vanished without a FIN is noticed when data stays
+     * unacknowledged for twice the heartbeat interval.
+     */
+    unsigned user_timeout = (unsigned)(2 * rt->cfg->ping_interval_ms);
+    if (setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+                   sizeof user_timeout) != 0)
+        LOG_DEBUG(LOGCTX, "TCP_USER_TIMEOUT: %s", strerror(errno));
+    conn_register(rt, c);
+    lws_set_timer_usecs(wsi, rt->cfg->ping_interval_ms * LWS_US_PER_MS);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/*
+ * The heartbeat: a comment line every ping interval, which keeps proxies
+ * from idling the stream out and gives TCP data to find a dead peer by.
+ * One still unwritten at the next beat means the socket has taken nothing
+ * for a whole interval: the client is gone or not reading, and is dropped.
+ */
+static int sse_beat(realtime *rt, rt_conn *c)
+{
+    if (c->beat_pending) {
+        LOG_INFO(LOGCTX, "user %s: closing an SSE stream that took nothing for %ld ms", c->user_id,
+                 rt->cfg->ping_interval_ms);
         return -1;
     }
+    c->beat_pending = true;
+    lws_callback_on_writable(c->wsi);
+    lws_set_timer_usecs(c->wsi, rt->cfg->ping_interval_ms * LWS_US_PER_MS);
+    return 0;
+}
+
+/*
+ * Writes what the stream has: the retry line first, then queued events
+ * (id: seq, data: the same JSON as a WebSocket message), or the close
+ * event ({"code","reason"} with the WebSocket's close code), after which
+ * the next writable callback closes the connection.
+ */
+static int sse_writable(realtime *rt, rt_conn *c)
+{
+    if (c->sse_closing)
+        return -1;
+    buf *b = &rt->sse_out;
+    buf_reset(b);
+    int rc = buf_printf(b, "%*s", LWS_PRE, "");
+    if (!c->sse_started) {
+        rc |= buf_printf(b, "retry: %d\n\n", SSE_RETRY_MS);
+        c->sse_started = true;
+    }
+    size_t events = 0;
+    if (c->close_code != 0) {
+        rc |= buf_printf(b, "event: close\ndata: {\"code\":%d,\"reason\":\"%s\"}\n\n",
+                         c->close_code, c->close_reason);
+        c->sse_closing = true;
+    } else {
+        for (; events < WRITE_BATCH && !outq_empty(&c->q) && b->len < SSE_WRITE_MAX; events++) {
+            rtframe *f = outq_peek(&c->q);
+            rc |= buf_printf(b, "id: %" PRId64 "\ndata: %s\n\n", f->seq, rtframe_text(f));
+            outq_pop(&c->q);
+        }
+    }
+    if (c->beat_pending && b->len == LWS_PRE)
+        rc |= buf_append(b, ":\n\n", 3);
+    if (rc != 0)
+        return -1;
+    size_t n = b->len - LWS_PRE;
+    if (n > 0 && lws_write(c->wsi, (unsigned char *)b->data + LWS_PRE, n, LWS_WRITE_HTTP) < (int)n)
+        return -1;
+    c->beat_pending = false;
+    metrics_counter_add(rt->m.pushed, events);
+    if (c->sse_closing || !outq_empty(&c->q))
+        lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -567,10 +743,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         status = admit(rt, wsi, &a, true, &why);
         return status != 0 ? refuse(rt, wsi, status, why) : 0;
     case LWS_CALLBACK_HTTP:
-        /* A plain request on the live path: say it is a WebSocket. */
-        if (refuse(rt, wsi, HTTP_STATUS_BAD_REQUEST, "WebSocket upgrade required") < 0)
-            return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
+        return on_http(rt, wsi, c);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return c != NULL && c->sse ? sse_writable(rt, c) : 0;
+    case LWS_CALLBACK_TIMER:
+        return c != NULL && c->sse ? sse_beat(rt, c) : 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return on_filter(rt, wsi, c);
     case LWS_CALLBACK_ESTABLISHED:
@@ -583,6 +760,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         return conn_receive(c, len);
     case LWS_CALLBACK_CLOSED:
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_WSI_DESTROY:
         if (c != NULL && rt != NULL)
             conn_release(rt, c);
@@ -685,8 +864,10 @@ static int metrics_init(realtime *rt, char *err, size_t errlen)
     metrics_registry *r = rt->reg = metrics_registry_new();
     if (r == NULL)
         return error_set(err, errlen, "out of memory");
-    rt->m.connections =
-        metrics_gauge_get(r, "herald_realtime_connections", "open WebSocket connections", NULL);
+    rt->m.connections = metrics_gauge_get(r, "herald_realtime_connections",
+                                          "open connections (WebSocket and SSE)", NULL);
+    rt->m.sse_connections = metrics_gauge_get(r, "herald_realtime_sse_connections",
+                                              "open Server-Sent Events streams", NULL);
     rt->m.pushed = metrics_counter_get(r, "herald_realtime_events_pushed_total",
                                        "events written to clients", NULL);
     rt->m.slow = metrics_counter_get(r, "herald_realtime_slow_disconnects_total",
@@ -785,6 +966,7 @@ realtime *realtime_new(const realtime_config *cfg, const herald_common_config *c
     rt->cfg = cfg;
     rt->stop = stop;
     daemon_health_init(&rt->health, "service loop", "fatal Kafka error", common->stall_ms);
+    buf_init(&rt->sse_out, LWS_PRE + SSE_WRITE_MAX + 64 * 1024);
     if (metrics_init(rt, err, errlen) != 0 || dict_init(&rt->users, 0) != 0 ||
         handoff_init(&rt->ho, HANDOFF_CAP) != 0) {
         error_set(err, errlen, "out of memory");
@@ -862,5 +1044,6 @@ void realtime_free(realtime *rt)
     dict_fini(&rt->users);
     pg_close(rt->pg);
     metrics_registry_free(rt->reg);
+    buf_free(&rt->sse_out);
     free(rt);
 }

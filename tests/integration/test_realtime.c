@@ -5,8 +5,9 @@
  * every instance a user is connected to, no change seen twice, the
  * catch-up after last_event_id and the reset past a page, refused tokens,
  * garbage and oversized frames closed while the daemon keeps serving,
- * 1012 for everyone at shutdown, and a delivery stored by herald-worker
- * --channel inapp reaching the client.
+ * 1012 for everyone at shutdown, a killed instance's clients catching up
+ * on the other, a delivery stored by herald-worker --channel inapp
+ * reaching the client, and the same stream as Server-Sent Events.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -28,7 +29,12 @@ typedef struct ws {
     int fd;
     unsigned char in[1 << 17];
     size_t inlen;
-    int close_code; /* the server's close frame; 0 before it, -1 on EOF without one */
+    int close_code;    /* the server's close frame; 0 before it, -1 on EOF without one */
+    bool sse;          /* a Server-Sent Events stream: events parsed by sse_next */
+    long long last_id; /* SSE: the last id: line */
+    int beats;         /* SSE: heartbeat comments read */
+    int retry_ms;      /* SSE: the retry: line */
+    char head[2048];   /* the answer's status line and headers */
 } ws;
 
 /* Reads more into w->in within timeout_ms: 1, 0 on timeout, -1 on EOF. */
@@ -37,7 +43,7 @@ static int ws_fill(ws *w, long timeout_ms)
     struct pollfd p = {.fd = w->fd, .events = POLLIN};
     if (poll(&p, 1, (int)timeout_ms) <= 0)
         return 0;
-    ssize_t n = read(w->fd, w->in + w->inlen, sizeof w->in - w->inlen);
+    ssize_t n = read(w->fd, w->in + w->inlen, sizeof w->in - 1 - w->inlen);
     if (n <= 0)
         return -1;
     w->inlen += (size_t)n;
@@ -72,25 +78,25 @@ static int tcp_connect(int port)
     return fd;
 }
 
-/* The body of the last refused upgrade. */
+/* The body of the last refused request. */
 static char last_refusal[1024];
 
 /*
- * Sends the upgrade request for target (path and query) with an optional
- * extra header line; returns the HTTP status.  On 101 *out is the open
- * client (free with ws_close), otherwise NULL.
+ * Sends GET target with the header lines headers (each ending in CRLF,
+ * then extra, one line without its CRLF, when not NULL) and reads the
+ * answer's head; returns the HTTP status.  When it is ok, *out is the open
+ * stream, positioned after the head (free with ws_close), otherwise NULL
+ * and the body is in last_refusal.
  */
-static int ws_open(int port, const char *target, const char *header, ws **out)
+static int stream_open(int port, const char *target, const char *headers, const char *extra, int ok,
+                       ws **out)
 {
     ws *w = calloc(1, sizeof *w);
     ck_assert_ptr_nonnull(w);
     w->fd = tcp_connect(port);
     char req[4096];
-    snprintf(req, sizeof req,
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\n%s%s\r\n",
-             target, port, header ? header : "", header ? "\r\n" : "");
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s%s%s\r\n", target, port,
+             headers, extra ? extra : "", extra ? "\r\n" : "");
     ws_write_all(w->fd, req, strlen(req));
     char *end = NULL;
     int64_t deadline = timeutil_monotonic_ms() + WAIT_MS;
@@ -103,10 +109,9 @@ static int ws_open(int port, const char *target, const char *header, ws **out)
     int status = 0;
     if (w->inlen > 12)
         sscanf((char *)w->in, "HTTP/1.%*d %d", &status);
-    if (status == 101 && end != NULL) {
+    if (status == ok && end != NULL) {
         size_t hdr = (size_t)(end + 4 - (char *)w->in);
-        ck_assert_msg(strstr((char *)w->in, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != NULL,
-                      "bad accept: %s", w->in);
+        snprintf(w->head, sizeof w->head, "%.*s", (int)hdr, (char *)w->in);
         memmove(w->in, w->in + hdr, w->inlen - hdr);
         w->inlen -= hdr;
         *out = w;
@@ -122,6 +127,34 @@ static int ws_open(int port, const char *target, const char *header, ws **out)
         close(w->fd);
         free(w);
         *out = NULL;
+    }
+    return status;
+}
+
+/* The upgrade request for target; 101 gives the open client. */
+static int ws_open(int port, const char *target, const char *header, ws **out)
+{
+    int status = stream_open(port, target,
+                             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n",
+                             header, 101, out);
+    if (status == 101)
+        ck_assert_msg(strstr((*out)->head, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") != NULL,
+                      "bad accept: %s", (*out)->head);
+    return status;
+}
+
+/* An EventSource's request for target; 200 gives the open stream. */
+static int sse_open(int port, const char *target, const char *header, ws **out)
+{
+    int status = stream_open(port, target, "Accept: text/event-stream\r\n", header, 200, out);
+    if (status == 200) {
+        (*out)->sse = true;
+        (*out)->last_id = -1;
+        ck_assert_msg(strstr((*out)->head, "content-type: text/event-stream") != NULL ||
+                          strstr((*out)->head, "Content-Type: text/event-stream") != NULL,
+                      "%s", (*out)->head);
     }
     return status;
 }
@@ -213,9 +246,69 @@ static json_t *ws_next_opt(ws *w, long timeout_ms, bool answer_pings)
     return NULL;
 }
 
+/*
+ * The next event of an SSE stream within timeout_ms: its data parsed, its
+ * id in w->last_id.  Comments count as heartbeats; "event: close" sets
+ * w->close_code from its data and returns NULL, as EOF does (-1).
+ */
+static json_t *sse_next(ws *w, long timeout_ms)
+{
+    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
+    for (int i = 0; i < 100000; i++) {
+        w->in[w->inlen] = '\0';
+        char *end = strstr((char *)w->in, "\n\n");
+        if (end != NULL) {
+            *end = '\0';
+            char *block = strdup((char *)w->in), *data = NULL, *evname = NULL;
+            size_t used = (size_t)(end + 2 - (char *)w->in);
+            memmove(w->in, w->in + used, w->inlen - used);
+            w->inlen -= used;
+            char *save = NULL;
+            for (char *line = strtok_r(block, "\n", &save); line != NULL;
+                 line = strtok_r(NULL, "\n", &save)) {
+                if (line[0] == ':')
+                    w->beats++;
+                else if (strncmp(line, "id: ", 4) == 0)
+                    w->last_id = atoll(line + 4);
+                else if (strncmp(line, "retry: ", 7) == 0)
+                    w->retry_ms = atoi(line + 7);
+                else if (strncmp(line, "event: ", 7) == 0)
+                    evname = line + 7;
+                else if (strncmp(line, "data: ", 6) == 0)
+                    data = line + 6;
+                else
+                    ck_abort_msg("not an SSE line: %s", line);
+            }
+            json_t *j = data != NULL ? json_loads(data, 0, NULL) : NULL;
+            ck_assert_msg(data == NULL || j != NULL, "not JSON: %s", data);
+            bool close_event = evname != NULL && strcmp(evname, "close") == 0;
+            ck_assert_msg(evname == NULL || close_event, "unknown event %s", evname);
+            free(block);
+            if (close_event) {
+                w->close_code = (int)json_integer_value(json_object_get(j, "code"));
+                json_decref(j);
+                return NULL;
+            }
+            if (j != NULL)
+                return j;
+            continue;
+        }
+        long left = (long)(deadline - timeutil_monotonic_ms());
+        if (left <= 0)
+            return NULL;
+        if (w->inlen >= sizeof w->in - 1)
+            ck_abort_msg("an SSE event over 128 KiB");
+        if (ws_fill(w, left < 100 ? left : 100) < 0) {
+            w->close_code = -1;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
 static json_t *ws_next(ws *w, long timeout_ms)
 {
-    return ws_next_opt(w, timeout_ms, true);
+    return w->sse ? sse_next(w, timeout_ms) : ws_next_opt(w, timeout_ms, true);
 }
 
 /* Waits for the server's close: its code, or -1 on a bare EOF, 0 on timeout. */
@@ -238,6 +331,8 @@ static json_t *expect_event(ws *w, const char *type, long long seq)
     ck_assert_msg(j != NULL, "no %s event at seq %lld (close %d)", type, seq, w->close_code);
     ck_assert_str_eq(json_string_value(json_object_get(j, "type")), type);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "seq")), seq);
+    if (w->sse)
+        ck_assert_int_eq(w->last_id, seq); /* the id a reconnect gives back */
     return j;
 }
 
@@ -326,6 +421,21 @@ static ws *connect_user(const rt_inst *r, const char *user, const char *extra)
     ws *w = NULL;
     int st = ws_open(r->port, target, NULL, &w);
     ck_assert_msg(st == 101, "upgrade answered %d", st);
+    return w;
+}
+
+/* Opens an SSE stream of user with a valid token, the query extra and the header line (each may be
+ * NULL). */
+static ws *connect_user_sse(const rt_inst *r, const char *user, const char *extra,
+                            const char *header)
+{
+    char tok[USERTOKEN_SIZE], target[1024];
+    token_for(user, timeutil_now_ms() / 1000 + 600, SECRET, tok);
+    snprintf(target, sizeof target, "/v1/users/%s/live?token=%s%s%s", user, tok, extra ? "&" : "",
+             extra ? extra : "");
+    ws *w = NULL;
+    int st = sse_open(r->port, target, header, &w);
+    ck_assert_msg(st == 200, "SSE answered %d: %s", st, last_refusal);
     return w;
 }
 
@@ -747,6 +857,135 @@ START_TEST(test_a_client_that_does_not_read_is_closed_and_others_go_on)
 }
 END_TEST
 
+START_TEST(test_a_killed_instances_clients_catch_up_on_the_other)
+{
+    wh_env e;
+    rt_inst a = {0}, b = {0};
+    char m[4][ID_UUID_SIZE];
+    wh_setup(&e, "inapp");
+    seed_user(&e, "kim", 1, 1, 1);
+    seed_message(&e, "kim", 1, 0, false, m[0]);
+    rt_start(&e, &a, "realtime-a", NULL);
+    rt_start(&e, &b, "realtime-b", NULL);
+    ws *w = connect_user(&a, "kim", NULL);
+    expect_counts(w, 1, 1, 1);
+
+    /* a dies; two messages arrive while the client has no connection */
+    ck_assert_int_eq(kill(a.proc.pid, SIGKILL), 0);
+    ck_assert_int_ne(ws_wait_close(w, WAIT_MS), 0);
+    ws_close(w);
+    seed_message(&e, "kim", 2, 1, false, m[1]);
+    seed_message(&e, "kim", 3, 2, false, m[2]);
+    testsupport_sql(e.db, "UPDATE inbox_state SET seq = 3, unread = 3, unseen = 3 "
+                          "WHERE user_id = 'kim'");
+    produce_update(&e, "kim", 2, INBOX_UPDATE_MESSAGE, m[1], 2, 2);
+    produce_update(&e, "kim", 3, INBOX_UPDATE_MESSAGE, m[2], 3, 3);
+
+    /* The client reconnects, through any balancer, to b with its last id. */
+    w = connect_user(&b, "kim", "last_event_id=1");
+    expect_counts(w, 3, 3, 3);
+    json_t *j = expect_event(w, "message", 2);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)), m[1]);
+    json_decref(j);
+    j = expect_event(w, "message", 3);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "message_ids"), 0)), m[2]);
+    json_decref(j);
+    expect_quiet(w, 300); /* b read those records live, but the client has them */
+    seed_message(&e, "kim", 4, 3, false, m[3]);
+    produce_update(&e, "kim", 4, INBOX_UPDATE_MESSAGE, m[3], 4, 4);
+    json_decref(expect_event(w, "message", 4));
+    ws_close(w);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_sse_streams_the_same_events_and_catches_up_by_last_event_id)
+{
+    wh_env e;
+    rt_inst a = {0};
+    char m[3][ID_UUID_SIZE], tok[USERTOKEN_SIZE], target[1024];
+    wh_setup(&e, "inapp");
+    seed_user(&e, "sue", 3, 3, 3);
+    seed_message(&e, "sue", 1, 0, false, m[0]);
+    seed_message(&e, "sue", 2, 1, false, m[1]);
+    seed_message(&e, "sue", 3, 2, false, m[2]);
+    rt_start(&e, &a, "realtime", NULL);
+
+    ws *s = connect_user_sse(&a, "sue", NULL, NULL);
+    ws *w = connect_user(&a, "sue", NULL);
+    ck_assert_msg(strstr(s->head, "access-control-allow-origin: *") != NULL, "%s", s->head);
+    expect_counts(s, 3, 3, 3);
+    ck_assert_int_gt(s->retry_ms, 0);
+    expect_counts(w, 3, 3, 3);
+    ck_assert_int_eq(metric(&a, "herald_realtime_connections"), 2);
+    ck_assert_int_eq(metric(&a, "herald_realtime_sse_connections"), 1);
+
+    /* One update reaches the stream and the WebSocket alike. */
+    produce_update(&e, "sue", 4, INBOX_UPDATE_STATE, m[2], 2, 2);
+    json_t *j = expect_event(s, "state", 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "unread_count")), 2);
+    json_decref(j);
+    json_decref(expect_event(w, "state", 4));
+    ws_close(s);
+    ws_close(w);
+
+    /* EventSource's reconnect: the Last-Event-ID header, over the query. */
+    s = connect_user_sse(&a, "sue", "last_event_id=0", "Last-Event-ID: 1");
+    expect_counts(s, 3, 3, 3);
+    json_decref(expect_event(s, "message", 2));
+    json_decref(expect_event(s, "message", 3));
+    expect_quiet(s, 300);
+    ws_close(s);
+    s = connect_user_sse(&a, "sue", "last_event_id=2", NULL);
+    expect_counts(s, 3, 3, 3);
+    json_decref(expect_event(s, "message", 3));
+    ws_close(s);
+
+    /* Refusals are the same JSON errors as before an upgrade. */
+    ck_assert_int_eq(sse_open(a.port, "/v1/users/sue/live", NULL, &s), 401);
+    ck_assert_str_eq(
+        last_refusal,
+        "{\"error\":{\"code\":\"unauthorized\",\"message\":\"a user token is required\"}}");
+    token_for("sue", timeutil_now_ms() / 1000 + 600, SECRET, tok);
+    snprintf(target, sizeof target, "/v1/users/sue/live?token=%s", tok);
+    ck_assert_int_eq(sse_open(a.port, target, "Last-Event-ID: x", &s), 400);
+    ck_assert_int_eq(stream_open(a.port, target, "", NULL, 200, &s), 400); /* no Accept */
+    ck_assert_msg(strstr(last_refusal, "text/event-stream") != NULL, "%s", last_refusal);
+    token_for("tom", timeutil_now_ms() / 1000 + 600, SECRET, tok);
+    snprintf(target, sizeof target, "/v1/users/sue/live?token=%s", tok);
+    ck_assert_int_eq(sse_open(a.port, target, NULL, &s), 403);
+    ck_assert(wh_all_alive(&e));
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_sse_heartbeats_and_the_close_event_at_shutdown)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "hal", 0, 0, 0);
+    const char *env[] = {"HERALD_REALTIME_PING_INTERVAL=1s", NULL};
+    rt_start(&e, &a, "realtime", env);
+    ws *s = connect_user_sse(&a, "hal", NULL, NULL);
+    expect_counts(s, 0, 0, 0);
+    /* Nothing to send for 3.5 s: heartbeats keep the stream alive. */
+    expect_quiet(s, 3500);
+    ck_assert_int_ge(s->beats, 2);
+    produce_update(&e, "hal", 1, INBOX_UPDATE_MESSAGE, "m-1", 1, 1);
+    json_decref(expect_event(s, "message", 1));
+
+    kill(a.proc.pid, SIGTERM);
+    ck_assert_int_eq(ws_wait_close(s, WAIT_MS), 1012);
+    int status = wh_stop(&a.proc, SIGTERM, WAIT_MS);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    /* and then the stream ends, so the browser reconnects elsewhere */
+    ck_assert_int_eq(ws_wait_close(s, WAIT_MS), -1);
+    ws_close(s);
+    wh_teardown(&e);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_both_instances_push_each_change_once_after_the_counts),
     TEST_ENTRY(test_catchup_replays_exactly_the_missed_changes),
@@ -756,6 +995,9 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_a_client_that_does_not_read_is_closed_and_others_go_on),
     TEST_ENTRY(test_shutdown_closes_every_connection_with_1012),
     TEST_ENTRY(test_a_delivery_stored_by_the_inapp_worker_reaches_the_client),
+    TEST_ENTRY(test_a_killed_instances_clients_catch_up_on_the_other),
+    TEST_ENTRY(test_sse_streams_the_same_events_and_catches_up_by_last_event_id),
+    TEST_ENTRY(test_sse_heartbeats_and_the_close_event_at_shutdown),
 };
 
 TEST_MAIN_TIMEOUT("realtime", cases, 300)
