@@ -38,6 +38,7 @@
 #include "outq.h"
 #include "pg.h"
 #include "rtframe.h"
+#include "rtrequest.h"
 #include "timeutil.h"
 #include "usertoken.h"
 #include "validate.h"
@@ -62,9 +63,6 @@ _Static_assert(RTFRAME_PRE == LWS_PRE, "rtframe headroom must be LWS_PRE");
 /* RFC 6455 close codes (IANA registry) that libwebsockets 4.1 does not name. */
 #define CLOSE_SERVICE_RESTART 1012 /* reconnect, to another instance if need be */
 #define CLOSE_TRY_AGAIN_LATER 1013 /* too slow: reconnect and catch up */
-
-#define LIVE_PREFIX "/v1/users/"
-#define LIVE_SUFFIX "/live"
 
 typedef struct rt_conn rt_conn;
 
@@ -128,84 +126,10 @@ struct realtime {
 
 /* ------------------------------------------------------------ admission */
 
-typedef struct admission {
-    char user_id[VALIDATE_USER_ID_MAX + 1];
-    int64_t last_event_id; /* -1: none given */
-} admission;
-
-/* The {id} of /v1/users/{id}/live into user_out; -1 when path is another. */
-static int live_path_user(const char *path, char *user_out)
-{
-    size_t plen = strlen(LIVE_PREFIX), slen = strlen(LIVE_SUFFIX), len = strlen(path);
-    if (len <= plen + slen || strncmp(path, LIVE_PREFIX, plen) != 0 ||
-        strcmp(path + len - slen, LIVE_SUFFIX) != 0)
-        return -1;
-    size_t ulen = len - plen - slen;
-    if (ulen > VALIDATE_USER_ID_MAX || validate_user_id(path + plen, ulen, NULL, 0) != 0)
-        return -1;
-    memcpy(user_out, path + plen, ulen);
-    user_out[ulen] = '\0';
-    return 0;
-}
-
-/*
- * The value of query argument name ("token=") into out, or NULL.  By hand:
- * lws_get_urlarg_by_name() of libwebsockets 4.1.6 gives up at the first
- * argument longer than out, so a long token hides the arguments after it.
- */
-static const char *query_arg(struct lws *wsi, const char *name, char *out, int len)
-{
-    size_t nlen = strlen(name);
-    for (int i = 0; i < 64; i++) {
-        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (flen <= 0)
-            return NULL;
-        if (flen >= len)
-            continue; /* not one this daemon reads */
-        int n = lws_hdr_copy_fragment(wsi, out, len, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n >= 0 && (size_t)n >= nlen && strncmp(out, name, nlen) == 0)
-            return out + nlen;
-    }
-    return NULL;
-}
-
-/* The token from ?token= or "Authorization: Bearer"; NULL when neither. */
-static const char *request_token(struct lws *wsi, char *out, int len)
-{
-    const char *t = query_arg(wsi, "token=", out, len);
-    if (t != NULL)
-        return t;
-    if (lws_hdr_copy(wsi, out, len, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
-        return NULL;
-    if (strncasecmp(out, "Bearer ", 7) != 0)
-        return NULL;
-    return out + 7;
-}
-
-/*
- * The client's last event id: the Last-Event-ID header (what a browser's
- * EventSource sends when it reconnects) before the last_event_id query
- * argument (what a client gives on its first connect); -1 when neither.
- */
-static int parse_last_event_id(struct lws *wsi, int64_t *out)
-{
-    char text[64];
-    *out = -1;
-    const char *v = NULL;
-    if (lws_hdr_custom_copy(wsi, text, sizeof text, "last-event-id:", 14) > 0)
-        v = text;
-    else
-        v = query_arg(wsi, "last_event_id=", text, sizeof text);
-    if (v == NULL)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n < 0)
-        return -1;
-    *out = n;
-    return 0;
-}
+/* Most query arguments read from one request. */
+#define ARGS_MAX 16
+/* The longest query argument read: "token=" and a token. */
+#define ARG_LEN (USERTOKEN_SIZE + 16)
 
 static rt_user *find_user(realtime *rt, const char *id)
 {
@@ -215,40 +139,54 @@ static rt_user *find_user(realtime *rt, const char *id)
 
 /*
  * Whether the request may become a connection: 0, or the HTTP status that
- * refuses it with why.  Counts auth failures when count is set (once per
+ * refuses it with why.  The request's own checks are rtrequest's, from the
+ * parts libwebsockets parsed; the instance's (capacity, per-user limit,
+ * shutdown) are here.  Counts auth failures when count is set (once per
  * request: libwebsockets asks twice).
  */
-static unsigned admit(realtime *rt, struct lws *wsi, admission *a, bool count, const char **why)
+static unsigned admit(realtime *rt, struct lws *wsi, rtrequest_admission *a, bool count,
+                      const char **why)
 {
-    char path[512], tokbuf[USERTOKEN_SIZE + 32], tokuser[VALIDATE_USER_ID_MAX + 1];
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
-        live_path_user(path, a->user_id) != 0) {
-        *why = "no such path: expected /v1/users/{id}/live";
-        return HTTP_STATUS_NOT_FOUND;
+    char path[512], auth[ARG_LEN], last[64], argv[ARGS_MAX][ARG_LEN];
+    const char *args[ARGS_MAX];
+    rtrequest req = {.args = args};
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0)
+        req.path = path;
+    /*
+     * By hand: lws_get_urlarg_by_name() of libwebsockets 4.1.6 gives up at
+     * the first argument longer than its buffer, so a long argument would
+     * hide the ones after it.  One this long is not one this daemon reads.
+     */
+    for (int i = 0; i < 64 && req.nargs < ARGS_MAX; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0)
+            break;
+        if (flen < ARG_LEN &&
+            lws_hdr_copy_fragment(wsi, argv[req.nargs], ARG_LEN, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0) {
+            args[req.nargs] = argv[req.nargs];
+            req.nargs++;
+        }
     }
+    if (lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
+        req.authorization = auth;
+    int llen = lws_hdr_custom_length(wsi, "last-event-id:", 14);
+    if (llen >= (int)sizeof last)
+        req.last_event_header = "too long"; /* refused as malformed */
+    else if (llen > 0 && lws_hdr_custom_copy(wsi, last, sizeof last, "last-event-id:", 14) > 0)
+        req.last_event_header = last;
+
+    unsigned status =
+        rtrequest_admit(&req, rt->cfg->token_secret, timeutil_now_ms() / 1000, a, why);
+    if (status == 404)
+        return status;
     if (rt->draining || rt->nconns >= (size_t)rt->cfg->max_connections) {
         *why = rt->draining ? "shutting down" : "too many connections on this instance";
         return HTTP_STATUS_SERVICE_UNAVAILABLE;
     }
-    const char *token = request_token(wsi, tokbuf, sizeof tokbuf);
-    int64_t expires = 0;
-    usertoken_result tr =
-        token == NULL
-            ? USERTOKEN_MALFORMED
-            : usertoken_verify(rt->cfg->token_secret, strlen(rt->cfg->token_secret), token,
-                               strlen(token), timeutil_now_ms() / 1000, tokuser, &expires);
-    if (tr != USERTOKEN_OK || strcmp(tokuser, a->user_id) != 0) {
-        if (count)
+    if (status != 0) {
+        if (count && a->token_refused)
             metrics_counter_inc(rt->m.auth_failures);
-        *why = token == NULL             ? "a user token is required"
-               : tr == USERTOKEN_OK      ? "the token is another user's"
-               : tr == USERTOKEN_EXPIRED ? "the token has expired"
-                                         : "the token is not valid";
-        return tr == USERTOKEN_OK ? HTTP_STATUS_FORBIDDEN : HTTP_STATUS_UNAUTHORIZED;
-    }
-    if (parse_last_event_id(wsi, &a->last_event_id) != 0) {
-        *why = "last_event_id (or Last-Event-ID): expected an integer >= 0";
-        return HTTP_STATUS_BAD_REQUEST;
+        return status;
     }
     rt_user *u = find_user(rt, a->user_id);
     if (u != NULL && u->nconns >= (size_t)rt->cfg->max_per_user) {
@@ -336,8 +274,8 @@ static int queue_initial(rt_conn *c, rtframe *f)
 }
 
 /* Queues the catch-up after a->last_event_id (or a reset): 0, or -1. */
-static int queue_catchup(realtime *rt, rt_conn *c, const admission *a, const rtframe_counts *now,
-                         char *err, size_t errlen)
+static int queue_catchup(realtime *rt, rt_conn *c, const rtrequest_admission *a,
+                         const rtframe_counts *now, char *err, size_t errlen)
 {
     char since[24];
     snprintf(since, sizeof since, "%" PRId64, a->last_event_id);
@@ -376,7 +314,8 @@ out:
  * connection's seq becomes the inbox's, so a live record of a change the
  * snapshot already holds is skipped.  0, or -1 with err set.
  */
-static int queue_snapshot(realtime *rt, rt_conn *c, const admission *a, char *err, size_t errlen)
+static int queue_snapshot(realtime *rt, rt_conn *c, const rtrequest_admission *a, char *err,
+                          size_t errlen)
 {
     char sql[160];
     PGresult *res = NULL;
@@ -559,7 +498,7 @@ static int conn_receive(rt_conn *c, size_t len)
  * the connect-time snapshot.  0, or -1 (logged) when the inbox cannot be
  * read.
  */
-static int conn_open(realtime *rt, struct lws *wsi, rt_conn *c, const admission *a)
+static int conn_open(realtime *rt, struct lws *wsi, rt_conn *c, const rtrequest_admission *a)
 {
     char err[512];
     LOG_DEBUG(LOGCTX, "user %s: connecting (%s), last event id %" PRId64, a->user_id,
@@ -578,7 +517,7 @@ static int conn_open(realtime *rt, struct lws *wsi, rt_conn *c, const admission 
 
 static int on_filter(realtime *rt, struct lws *wsi, rt_conn *c)
 {
-    admission a;
+    rtrequest_admission a;
     const char *why = NULL;
     if (admit(rt, wsi, &a, false, &why) != 0) {
         LOG_DEBUG(LOGCTX, "refused at the handshake: %s", why);
@@ -621,7 +560,7 @@ static int on_http(realtime *rt, struct lws *wsi, rt_conn *c)
 {
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
                                        *end = hdr + sizeof hdr - 1;
-    admission a;
+    rtrequest_admission a;
     const char *why = NULL;
     unsigned status = admit(rt, wsi, &a, true, &why);
     if (status != 0)
@@ -733,7 +672,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct lws_context *ctx = lws_get_context(wsi);
     realtime *rt = ctx != NULL ? lws_context_user(ctx) : NULL;
     rt_conn *c = user;
-    admission a;
+    rtrequest_admission a;
     const char *why = NULL;
     unsigned status;
     switch (reason) {
