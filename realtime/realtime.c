@@ -39,6 +39,7 @@
 #include "pg.h"
 #include "rtframe.h"
 #include "rtrequest.h"
+#include "snapshot.h"
 #include "timeutil.h"
 #include "usertoken.h"
 #include "validate.h"
@@ -63,6 +64,7 @@ _Static_assert(RTFRAME_PRE == LWS_PRE, "rtframe headroom must be LWS_PRE");
 /* RFC 6455 close codes (IANA registry) that libwebsockets 4.1 does not name. */
 #define CLOSE_SERVICE_RESTART 1012 /* reconnect, to another instance if need be */
 #define CLOSE_TRY_AGAIN_LATER 1013 /* too slow: reconnect and catch up */
+#define CLOSE_INTERNAL_ERROR  1011 /* the inbox could not be read: reconnect later */
 
 typedef struct rt_conn rt_conn;
 
@@ -80,7 +82,10 @@ struct rt_conn {
     rt_user *user; /* NULL until established */
     rt_conn *prev, *next;
     outq q;
-    bool snapshot; /* q holds the connect-time events */
+    bool snapshot;         /* q and held are initialised */
+    snapshot_job *job;     /* the connect-time read, while the pool runs it */
+    outq held;             /* live events that arrived while job ran */
+    int64_t last_event_id; /* the client's, for the job */
     int close_code;
     const char *close_reason;
     size_t rx_len;     /* of the message being received */
@@ -102,7 +107,7 @@ struct realtime {
     lws_retry_bo_t idle;
     struct lws_protocols protocols[2];
 
-    pg_conn *pg;
+    snapshot_pool *pool;
     kafka_consumer *consumer;
     pthread_t kthread;
     bool kthread_started;
@@ -120,7 +125,8 @@ struct realtime {
     daemon_health health;
     struct {
         metrics_gauge *connections, *sse_connections;
-        metrics_counter *pushed, *slow, *auth_failures, *refused, *records, *bad_records;
+        metrics_counter *pushed, *slow, *auth_failures, *refused, *records, *bad_records,
+            *snapshot_failures;
     } m;
 };
 
@@ -244,116 +250,6 @@ static int refuse(realtime *rt, struct lws *wsi, unsigned status, const char *wh
     return 1;
 }
 
-/* ------------------------------------------------------------- snapshot */
-
-static const char STATE_SQL[] = "SELECT seq, unread, unseen FROM inbox_state WHERE user_id = $1";
-
-/*
- * What changed after $2, one row per change (seq) with its messages; the
- * inner LIMIT reads one message more than a catch-up replays, so a larger
- * gap shows without reading it.  A change is "message" when none of its
- * messages has been marked since it arrived, otherwise "state".
- */
-static const char CATCHUP_SQL[] =
-    "SELECT seq, count(*), json_agg(message_id::text ORDER BY message_id)::text, "
-    "bool_and(seen_at IS NULL AND read_at IS NULL AND archived_at IS NULL "
-    "AND interacted_at IS NULL) "
-    "FROM (SELECT seq, message_id, seen_at, read_at, archived_at, interacted_at "
-    "FROM inbox_messages WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT 201) m "
-    "GROUP BY seq ORDER BY seq";
-
-#define CATCHUP_MAX 200
-
-static int queue_initial(rt_conn *c, rtframe *f)
-{
-    if (f == NULL)
-        return -1;
-    outq_result r = outq_push_initial(&c->q, f);
-    rtframe_unref(f);
-    return r == OUTQ_QUEUED ? 0 : -1;
-}
-
-/* Queues the catch-up after a->last_event_id (or a reset): 0, or -1. */
-static int queue_catchup(realtime *rt, rt_conn *c, const rtrequest_admission *a,
-                         const rtframe_counts *now, char *err, size_t errlen)
-{
-    char since[24];
-    snprintf(since, sizeof since, "%" PRId64, a->last_event_id);
-    const char *params[] = {a->user_id, since};
-    PGresult *res = NULL;
-    int rc = -1;
-    if (pg_exec_prepared(rt->pg, "rt_catchup", 2, params, NULL, NULL, 0, &res, err, errlen) !=
-        PG_OK)
-        goto out;
-    long total = 0;
-    for (int i = 0; i < PQntuples(res); i++)
-        total += atol(PQgetvalue(res, i, 1));
-    if (total > CATCHUP_MAX) {
-        rc = queue_initial(c, rtframe_reset_new(now));
-        goto out;
-    }
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *ids = json_loads(PQgetvalue(res, i, 2), 0, NULL);
-        const char *kind = PQgetvalue(res, i, 3)[0] == 't' ? "message" : "state";
-        rtframe *f = rtframe_change_new(kind, atoll(PQgetvalue(res, i, 0)), ids, now);
-        json_decref(ids);
-        if (queue_initial(c, f) != 0) {
-            error_set(err, errlen, "out of memory");
-            goto out;
-        }
-    }
-    rc = 0;
-out:
-    PQclear(res);
-    return rc;
-}
-
-/*
- * Queues what a new connection gets first, read in one snapshot: the
- * counts, then the changes after the client's last event id.  The
- * connection's seq becomes the inbox's, so a live record of a change the
- * snapshot already holds is skipped.  0, or -1 with err set.
- */
-static int queue_snapshot(realtime *rt, rt_conn *c, const rtrequest_admission *a, char *err,
-                          size_t errlen)
-{
-    char sql[160];
-    PGresult *res = NULL;
-    int rc = -1;
-    rtframe_counts now = {0};
-    const char *params[] = {a->user_id};
-    snprintf(sql, sizeof sql,
-             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = %ld",
-             rt->cfg->pg_statement_ms);
-    pg_status st = pg_exec(rt->pg, sql, err, errlen);
-    if (st == PG_OK)
-        st = pg_exec_prepared(rt->pg, "rt_state", 1, params, NULL, NULL, 0, &res, err, errlen);
-    atomic_store(&rt->health.pg_up, st != PG_DOWN);
-    if (st != PG_OK)
-        goto out;
-    if (PQntuples(res) == 1) {
-        now.seq = atoll(PQgetvalue(res, 0, 0));
-        now.unread = atoll(PQgetvalue(res, 0, 1));
-        now.unseen = atoll(PQgetvalue(res, 0, 2));
-    }
-    if (queue_initial(c, rtframe_counts_new(&now)) != 0) {
-        error_set(err, errlen, "out of memory");
-        goto out;
-    }
-    if (a->last_event_id >= 0 && a->last_event_id < now.seq &&
-        queue_catchup(rt, c, a, &now, err, errlen) != 0)
-        goto out;
-    rc = 0;
-out:
-    PQclear(res);
-    if (pg_in_transaction(rt->pg)) {
-        char why[256];
-        if (pg_rollback(rt->pg, why, sizeof why) != PG_OK)
-            LOG_WARN(LOGCTX, "rollback: %s", why);
-    }
-    return rc;
-}
-
 /* ---------------------------------------------------------- connections */
 
 static void conn_register(realtime *rt, rt_conn *c)
@@ -401,8 +297,13 @@ static void conn_release(realtime *rt, rt_conn *c)
             free(u);
         }
     }
+    if (c->job != NULL) {
+        c->job->owner = NULL; /* freed when the pool hands it back */
+        c->job = NULL;
+    }
     if (c->snapshot) {
         outq_fini(&c->q);
+        outq_fini(&c->held);
         c->snapshot = false;
     }
 }
@@ -440,9 +341,11 @@ static void take_handoff(realtime *rt)
         for (rt_conn *c = u != NULL ? u->conns : NULL; c != NULL; c = c->next) {
             if (c->close_code != 0)
                 continue;
-            outq_result r = outq_offer(&c->q, items[i].frame);
+            /* Behind a connect-time read still running, held until it is queued. */
+            outq_result r = outq_offer(c->job != NULL ? &c->held : &c->q, items[i].frame);
             if (r == OUTQ_QUEUED) {
-                lws_callback_on_writable(c->wsi);
+                if (c->job == NULL)
+                    lws_callback_on_writable(c->wsi);
             } else if (r != OUTQ_SKIPPED) {
                 metrics_counter_inc(rt->m.slow);
                 LOG_INFO(LOGCTX, "user %s: closing a connection: %s", u->id, outq_result_name(r));
@@ -494,25 +397,34 @@ static int conn_receive(rt_conn *c, size_t len)
 }
 
 /*
- * Makes c the connection of an admitted request: its queue, filled with
- * the connect-time snapshot.  0, or -1 (logged) when the inbox cannot be
- * read.
+ * Makes c, admitted for a->user_id, a connection: its queues, its place
+ * in the table (so no live event passes it by from now on) and the
+ * connect-time read, which the pool runs; take_snapshots() queues its
+ * result ahead of what arrived meanwhile.  0, or -1 when out of memory.
  */
-static int conn_open(realtime *rt, struct lws *wsi, rt_conn *c, const rtrequest_admission *a)
+static int conn_open(realtime *rt, struct lws *wsi, rt_conn *c)
 {
-    char err[512];
-    LOG_DEBUG(LOGCTX, "user %s: connecting (%s), last event id %" PRId64, a->user_id,
-              c->sse ? "SSE" : "WebSocket", a->last_event_id);
+    LOG_DEBUG(LOGCTX, "user %s: connecting (%s), last event id %" PRId64, c->user_id,
+              c->sse ? "SSE" : "WebSocket", c->last_event_id);
     c->wsi = wsi;
-    snprintf(c->user_id, sizeof c->user_id, "%s", a->user_id);
     outq_init(&c->q, (size_t)rt->cfg->queue);
+    outq_init(&c->held, (size_t)rt->cfg->queue);
     c->snapshot = true;
-    if (queue_snapshot(rt, c, a, err, sizeof err) != 0) {
-        LOG_WARN(LOGCTX, "user %s: cannot read the inbox, connection dropped: %s", a->user_id, err);
+    c->job = snapshot_job_new(c, c->user_id, c->last_event_id);
+    if (c->job == NULL) {
         conn_release(rt, c);
         return -1;
     }
+    conn_register(rt, c);
+    snapshot_pool_submit(rt->pool, c->job);
     return 0;
+}
+
+/* Keeps what the admission found for ESTABLISHED, when the connection opens. */
+static void conn_admitted(rt_conn *c, const rtrequest_admission *a)
+{
+    snprintf(c->user_id, sizeof c->user_id, "%s", a->user_id);
+    c->last_event_id = a->last_event_id;
 }
 
 static int on_filter(realtime *rt, struct lws *wsi, rt_conn *c)
@@ -523,7 +435,48 @@ static int on_filter(realtime *rt, struct lws *wsi, rt_conn *c)
         LOG_DEBUG(LOGCTX, "refused at the handshake: %s", why);
         return -1;
     }
-    return conn_open(rt, wsi, c, &a);
+    conn_admitted(c, &a);
+    return 0;
+}
+
+/*
+ * Queues the finished connect-time reads on their connections, then what
+ * arrived while they ran (under the seq rule, so a change the read already
+ * holds is not sent twice).  A read that failed closes its connection with
+ * 1011: the client reconnects and tries again.
+ */
+static void take_snapshots(realtime *rt)
+{
+    snapshot_job *jobs[64];
+    size_t n = snapshot_pool_take(rt->pool, jobs, sizeof jobs / sizeof jobs[0]);
+    for (size_t i = 0; i < n; i++) {
+        snapshot_job *j = jobs[i];
+        rt_conn *c = j->owner;
+        if (c != NULL) {
+            c->job = NULL;
+            bool ok = j->ok;
+            for (size_t k = 0; ok && k < j->nframes; k++)
+                ok = outq_push_initial(&c->q, j->frames[k]) == OUTQ_QUEUED;
+            for (; ok && !outq_empty(&c->held); outq_pop(&c->held)) {
+                outq_result r = outq_offer(&c->q, outq_peek(&c->held));
+                if (r == OUTQ_FULL || r == OUTQ_NOMEM) {
+                    metrics_counter_inc(rt->m.slow);
+                    conn_close(c, CLOSE_TRY_AGAIN_LATER, "too slow");
+                    break;
+                }
+            }
+            if (!ok) {
+                metrics_counter_inc(rt->m.snapshot_failures);
+                LOG_WARN(LOGCTX, "user %s: cannot read the inbox, closing the connection: %s",
+                         c->user_id, j->err[0] ? j->err : "out of memory");
+                conn_close(c, CLOSE_INTERNAL_ERROR, "cannot read the inbox now");
+            }
+            lws_callback_on_writable(c->wsi);
+        }
+        snapshot_job_free(j);
+    }
+    if (n == sizeof jobs / sizeof jobs[0])
+        lws_cancel_service(rt->ctx); /* more may wait */
 }
 
 /* ---------------------------------------------------- Server-Sent Events */
@@ -568,12 +521,7 @@ static int on_http(realtime *rt, struct lws *wsi, rt_conn *c)
     if (!wants_event_stream(wsi))
         return http_done(wsi, refuse(rt, wsi, HTTP_STATUS_BAD_REQUEST,
                                      "expected a WebSocket upgrade or Accept: text/event-stream"));
-    c->sse = true;
-    if (conn_open(rt, wsi, c, &a) != 0) {
-        c->sse = false;
-        return http_done(
-            wsi, refuse(rt, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "cannot read the inbox now"));
-    }
+    conn_admitted(c, &a);
     static const struct {
         const char *name, *value;
     } extra[] = {{"cache-control:", "no-store"},
@@ -590,6 +538,9 @@ static int on_http(realtime *rt, struct lws *wsi, rt_conn *c)
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     lws_http_mark_sse(wsi); /* no more HTTP timeouts: the stream is long-lived */
+    c->sse = true;
+    if (conn_open(rt, wsi, c) != 0)
+        return -1;
     /*
      * A peer that vanished without a FIN is noticed when data stays
      * unacknowledged for twice the heartbeat interval.
@@ -598,7 +549,6 @@ static int on_http(realtime *rt, struct lws *wsi, rt_conn *c)
     if (setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
                    sizeof user_timeout) != 0)
         LOG_DEBUG(LOGCTX, "TCP_USER_TIMEOUT: %s", strerror(errno));
-    conn_register(rt, c);
     lws_set_timer_usecs(wsi, rt->cfg->ping_interval_ms * LWS_US_PER_MS);
     lws_callback_on_writable(wsi);
     return 0;
@@ -690,10 +640,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return on_filter(rt, wsi, c);
     case LWS_CALLBACK_ESTABLISHED:
-        c->wsi = wsi;
-        conn_register(rt, c);
-        lws_callback_on_writable(wsi);
-        return 0;
+        return conn_open(rt, wsi, c);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_writable(rt, c);
     case LWS_CALLBACK_RECEIVE:
@@ -706,6 +653,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             conn_release(rt, c);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (rt != NULL && rt->pool != NULL)
+            take_snapshots(rt);
         if (rt != NULL && rt->ho_ready)
             take_handoff(rt);
         return 0;
@@ -819,22 +768,29 @@ static int metrics_init(realtime *rt, char *err, size_t errlen)
         metrics_counter_get(r, "herald_realtime_records_total", "inbox.updates records read", NULL);
     rt->m.bad_records = metrics_counter_get(r, "herald_realtime_bad_records_total",
                                             "inbox.updates records skipped as malformed", NULL);
+    rt->m.snapshot_failures =
+        metrics_counter_get(r, "herald_realtime_snapshot_failures_total",
+                            "connections closed (1011) because the inbox could not be read", NULL);
     return 0;
 }
 
-static int pg_init(realtime *rt, const herald_common_config *common, char *err, size_t errlen)
+static void wake_service(void *ctx)
 {
-    pg_options opt = {.connect_timeout_s = 2,
-                      .max_wait_ms = (int)rt->cfg->pg_statement_ms,
-                      .application_name = "herald-realtime",
-                      .stop = rt->stop};
-    rt->pg = pg_connect(common->database_url, &opt, err, errlen);
-    if (rt->pg == NULL)
-        return -1;
-    if (pg_prepare(rt->pg, "rt_state", STATE_SQL, 1, err, errlen) != PG_OK ||
-        pg_prepare(rt->pg, "rt_catchup", CATCHUP_SQL, 2, err, errlen) != PG_OK)
-        return -1;
-    return 0;
+    realtime *rt = ctx;
+    lws_cancel_service(rt->ctx);
+}
+
+static int pool_init(realtime *rt, const herald_common_config *common, char *err, size_t errlen)
+{
+    snapshot_options opt = {.database_url = common->database_url,
+                            .threads = (int)rt->cfg->pg_pool,
+                            .statement_ms = rt->cfg->pg_statement_ms,
+                            .stop = rt->stop,
+                            .pg_up = &rt->health.pg_up,
+                            .wake = wake_service,
+                            .wake_ctx = rt};
+    rt->pool = snapshot_pool_new(&opt, err, errlen);
+    return rt->pool != NULL ? 0 : -1;
 }
 
 static int kafka_init(realtime *rt, const herald_common_config *common,
@@ -912,8 +868,9 @@ realtime *realtime_new(const realtime_config *cfg, const herald_common_config *c
         goto fail;
     }
     rt->ho_ready = true;
-    if (pg_init(rt, common, err, errlen) != 0 || kafka_init(rt, common, props, err, errlen) != 0 ||
-        lws_init(rt, err, errlen) != 0)
+    /* The pool's threads wake the service loop, so they start after it exists. */
+    if (kafka_init(rt, common, props, err, errlen) != 0 || lws_init(rt, err, errlen) != 0 ||
+        pool_init(rt, common, err, errlen) != 0)
         goto fail;
     if (pthread_create(&rt->kthread, NULL, kafka_thread, rt) != 0) {
         error_set(err, errlen, "cannot start the Kafka thread");
@@ -968,10 +925,12 @@ void realtime_free(realtime *rt)
     if (rt == NULL)
         return;
     kafka_thread_stop(rt);
+    snapshot_pool_stop(rt->pool); /* no more wake-ups of the service loop */
     if (rt->ctx != NULL) {
         lws_sul_cancel(&rt->tick);
         lws_context_destroy(rt->ctx); /* releases what connections are left */
     }
+    snapshot_pool_free(rt->pool); /* after: a connection released lets go of its job */
     opsserver_stop(rt->ops);
     kafka_consumer_destroy(rt->consumer);
     if (rt->ho_ready)
@@ -981,7 +940,6 @@ void realtime_free(realtime *rt)
     for (dict_node *n; (n = dict_iter_next(&it)) != NULL;)
         free(dict_record(n, rt_user, node));
     dict_fini(&rt->users);
-    pg_close(rt->pg);
     metrics_registry_free(rt->reg);
     buf_free(&rt->sse_out);
     free(rt);

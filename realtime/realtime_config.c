@@ -73,6 +73,14 @@ const config_var realtime_config_vars[] = {
      .min = 10,
      .max = 60000,
      .help = "longest connect-time query (counts and catch-up) before the connection is "
-             "refused with 503"},
+             "closed with 1011"},
+    {.env = "HERALD_REALTIME_PG_POOL",
+     .type = CONFIG_INT,
+     .def = "2",
+     .offset = F(pg_pool),
+     .min = 1,
+     .max = 64,
+     .help = "threads running the connect-time queries, each with its own PostgreSQL "
+             "connection"},
     {0},
 };

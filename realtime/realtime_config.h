@@ -18,6 +18,7 @@ typedef struct realtime_config {
     long ping_interval_ms; /* idle time before a ping; twice it without a pong closes */
     long shutdown_ms;      /* at exit, how long clients get to take their close */
     long pg_statement_ms;  /* longest connect-time query */
+    long pg_pool;          /* connect-time query threads, a connection each */
 } realtime_config;
 
 /* Terminated by an all-NULL entry; target a realtime_config. */

@@ -19,11 +19,11 @@
 #define RTREQUEST_SUFFIX "/live"
 
 typedef struct rtrequest {
-    const char *path;               /* the URI path */
-    const char *const *args;        /* query arguments, "name=value", decoded */
+    const char *path;        /* the URI path */
+    const char *const *args; /* query arguments, "name=value", decoded */
     size_t nargs;
-    const char *authorization;      /* the Authorization header, or NULL */
-    const char *last_event_header;  /* the Last-Event-ID header, or NULL */
+    const char *authorization;     /* the Authorization header, or NULL */
+    const char *last_event_header; /* the Last-Event-ID header, or NULL */
 } rtrequest;
 
 typedef struct rtrequest_admission {

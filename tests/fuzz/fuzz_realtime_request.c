@@ -72,8 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 ok = 1;
         if (!ok && req.authorization != NULL && strlen(req.authorization) > 7 &&
             usertoken_verify(SECRET, strlen(SECRET), req.authorization + 7,
-                             strlen(req.authorization + 7), NOW, user,
-                             &exp) == USERTOKEN_OK &&
+                             strlen(req.authorization + 7), NOW, user, &exp) == USERTOKEN_OK &&
             strcmp(user, a.user_id) == 0)
             ok = 1;
         if (!ok)

@@ -986,6 +986,56 @@ START_TEST(test_sse_heartbeats_and_the_close_event_at_shutdown)
 }
 END_TEST
 
+START_TEST(test_a_slow_inbox_read_holds_up_no_one_else)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "pat", 1, 1, 1);
+    seed_user(&e, "lou", 5, 2, 2);
+    const char *env[] = {"HERALD_REALTIME_PG_TIMEOUT=3s", NULL};
+    rt_start(&e, &a, "realtime", env);
+    ws *pat = connect_user(&a, "pat", NULL);
+    expect_counts(pat, 1, 1, 1);
+
+    /* Every connect-time read now waits on a lock another session holds. */
+    PGconn *locker = PQconnectdb(e.db_url);
+    ck_assert_int_eq(PQstatus(locker), CONNECTION_OK);
+    PGresult *r = PQexec(locker, "BEGIN; LOCK TABLE inbox_state IN ACCESS EXCLUSIVE MODE");
+    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    ws *lou = connect_user(&a, "lou", NULL); /* the upgrade is not held up either */
+    produce_update(&e, "pat", 2, INBOX_UPDATE_MESSAGE, "m-2", 2, 2);
+    /* pat's event comes while lou's read waits: were the service thread
+     * waiting with it, lou's read would time out first and close (1011). */
+    json_decref(expect_event(pat, "message", 2));
+    /* lou's live event waits behind its counts, and comes after them */
+    produce_update(&e, "lou", 6, INBOX_UPDATE_MESSAGE, "m-6", 3, 3);
+    expect_quiet(lou, 200);
+    r = PQexec(locker, "ROLLBACK");
+    PQclear(r);
+    expect_counts(lou, 5, 2, 2);
+    json_decref(expect_event(lou, "message", 6));
+    ws_close(lou);
+
+    /* A read that fails (the lock outlasts the timeout) closes with 1011. */
+    r = PQexec(locker, "BEGIN; LOCK TABLE inbox_state IN ACCESS EXCLUSIVE MODE");
+    PQclear(r);
+    lou = connect_user(&a, "lou", NULL);
+    ck_assert_int_eq(ws_wait_close(lou, WAIT_MS), 1011);
+    r = PQexec(locker, "ROLLBACK");
+    PQclear(r);
+    PQfinish(locker);
+    ws_close(lou);
+    ck_assert_int_eq(metric(&a, "herald_realtime_snapshot_failures_total"), 1);
+    lou = connect_user(&a, "lou", NULL);
+    expect_counts(lou, 5, 2, 2);
+    ws_close(lou);
+    ws_close(pat);
+    wh_teardown(&e);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_both_instances_push_each_change_once_after_the_counts),
     TEST_ENTRY(test_catchup_replays_exactly_the_missed_changes),
@@ -996,6 +1046,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_shutdown_closes_every_connection_with_1012),
     TEST_ENTRY(test_a_delivery_stored_by_the_inapp_worker_reaches_the_client),
     TEST_ENTRY(test_a_killed_instances_clients_catch_up_on_the_other),
+    TEST_ENTRY(test_a_slow_inbox_read_holds_up_no_one_else),
     TEST_ENTRY(test_sse_streams_the_same_events_and_catches_up_by_last_event_id),
     TEST_ENTRY(test_sse_heartbeats_and_the_close_event_at_shutdown),
 };

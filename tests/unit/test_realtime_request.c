@@ -21,10 +21,9 @@ static char arg_ann[USERTOKEN_SIZE + 16], arg_bob[USERTOKEN_SIZE + 16],
 static void mint(const char *secret, const char *user, int64_t expires, char *out)
 {
     char err[256];
-    ck_assert_msg(
-        usertoken_mint(secret, strlen(secret), user, expires, out, USERTOKEN_SIZE, err, sizeof err) ==
-            0,
-        "%s", err);
+    ck_assert_msg(usertoken_mint(secret, strlen(secret), user, expires, out, USERTOKEN_SIZE, err,
+                                 sizeof err) == 0,
+                  "%s", err);
 }
 
 static void setup(void)
@@ -47,11 +46,8 @@ static unsigned admit(const char *path, const char *a1, const char *a2, const ch
         args[n++] = a1;
     if (a2 != NULL)
         args[n++] = a2;
-    rtrequest req = {.path = path,
-                     .args = args,
-                     .nargs = n,
-                     .authorization = auth,
-                     .last_event_header = last};
+    rtrequest req = {
+        .path = path, .args = args, .nargs = n, .authorization = auth, .last_event_header = last};
     *why = NULL;
     return rtrequest_admit(&req, SECRET, NOW, out, why);
 }
@@ -64,8 +60,8 @@ START_TEST(test_the_users_token_admits_with_the_last_event_id)
     ck_assert_uint_eq(admit("/v1/users/ann/live", arg_ann, NULL, NULL, NULL, &a, &why), 0);
     ck_assert_str_eq(a.user_id, "ann");
     ck_assert_int_eq(a.last_event_id, -1);
-    ck_assert_uint_eq(admit("/v1/users/ann/live", arg_ann, "last_event_id=17", NULL, NULL, &a, &why),
-                      0);
+    ck_assert_uint_eq(
+        admit("/v1/users/ann/live", arg_ann, "last_event_id=17", NULL, NULL, &a, &why), 0);
     ck_assert_int_eq(a.last_event_id, 17);
     /* EventSource's header wins over the first connect's argument */
     ck_assert_uint_eq(
