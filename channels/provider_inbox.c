@@ -16,12 +16,16 @@
  *
  * A redelivered record (a crash after the commit, before the worker's row
  * said 'sent') finds its message and changes nothing: no second message,
- * no count moved, no update.  After the commit, and only for a new message,
- * the update record is produced, keyed by the user id.  Losing it (a crash
- * in between, a broker outage past the producer's timeout) delays a live
- * client until the next update or its reconnect and loses nothing, so it is
- * not part of the delivery's outcome: the message is.
- *
+ * no count moved.  After the commit the update record is produced, keyed
+ * by the user id: for a new message its change, for one found already
+ * the message's own seq and the counts as they are, in case the crash
+ * came before the first record was out (a client skips a seq it has, so
+ * ringing twice is harmless).  The records of one loop pass are flushed
+ * to the broker before the worker records the pass's outcomes: when one
+ * cannot be, those deliveries are retried, and the retry, finding its
+ * message, rings again.  So the doorbell is at least once, like the
+ * message.
+
  * Errors are classified by provider_classify_pg(): transient ones go round
  * the worker's retry topic with back-off (and through an outage the breaker
  * pauses intake instead of burning attempts), permanent ones to the DLQ.
@@ -50,6 +54,8 @@
 /* Reconnecting blocks the loop: give up soon, the retry topic waits instead. */
 #define INBOX_CONNECT_WAIT_MS 2000
 #define PRODUCE_TRIES         3
+/* How long a loop pass waits for its update records to reach the broker. */
+#define UPDATES_FLUSH_MS 5000
 
 /* Creates the user's state row or, when it exists, locks it till the commit. */
 static const char lock_sql[] = "INSERT INTO inbox_state (user_id) VALUES ($1) "
@@ -67,23 +73,37 @@ static const char store_sql[] =
     " updated_at = now() WHERE user_id = $2 AND EXISTS (SELECT 1 FROM ins) "
     "RETURNING seq, unread, unseen";
 
+/* A message that was there already: its last change, the counts now, and
+ * whether it is unmarked (so its change is still a "message"). */
+static const char existing_sql[] =
+    "SELECT m.seq, s.unread, s.unseen, (m.seen_at IS NULL AND m.read_at IS NULL "
+    "AND m.archived_at IS NULL AND m.interacted_at IS NULL) "
+    "FROM inbox_messages m JOIN inbox_state s ON s.user_id = m.user_id "
+    "WHERE m.delivery_key = $1";
+
 typedef struct inbox_state {
     pg_conn *db; /* NULL until the first delivery, and after it failed to connect */
     kafka_producer *producer;
+    long lost; /* update records the broker refused since the last flush */
 } inbox_state;
 
 /* What one delivery did to the inbox. */
 typedef struct stored {
     bool inserted; /* false: the message was there already */
+    bool found;    /* inserted, or there already and read back */
+    bool unmarked; /* no state set on the message yet */
     long long seq, unread, unseen;
 } stored;
 
 static void on_update_report(void *opaque, const kafka_delivery_report *dr)
 {
-    (void)opaque;
-    if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        LOG_WARN(dr->topic, "inbox update for user %.*s lost (clients catch up on reconnect): %s",
+    inbox_state *st = opaque;
+    if (dr->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        LOG_WARN(dr->topic, "inbox update for user %.*s not produced (the delivery is retried): %s",
                  (int)dr->keylen, (const char *)dr->key, dr->errstr);
+        if (st != NULL)
+            st->lost++;
+    }
 }
 
 static int inbox_init(provider *p, char *err, size_t errlen)
@@ -119,6 +139,8 @@ static pg_status inbox_db(provider *p, char *err, size_t errlen)
     pg_status rc = pg_prepare(st->db, "inbox_lock", lock_sql, 1, err, errlen);
     if (rc == PG_OK)
         rc = pg_prepare(st->db, "inbox_store", store_sql, 9, err, errlen);
+    if (rc == PG_OK)
+        rc = pg_prepare(st->db, "inbox_existing", existing_sql, 1, err, errlen);
     if (rc != PG_OK) {
         pg_close(st->db);
         st->db = NULL;
@@ -146,7 +168,18 @@ static pg_status store_message(pg_conn *db, const provider_message *m, const cha
     if (rc == PG_OK)
         rc = pg_exec_prepared(db, "inbox_store", 9, v, NULL, NULL, 0, &res, err, errlen);
     if (rc == PG_OK && PQntuples(res) == 1) {
-        out->inserted = true;
+        out->inserted = out->found = out->unmarked = true;
+    } else if (rc == PG_OK) {
+        PQclear(res);
+        res = NULL;
+        const char *key[1] = {m->idempotency_key};
+        rc = pg_exec_prepared(db, "inbox_existing", 1, key, NULL, NULL, 0, &res, err, errlen);
+        if (rc == PG_OK && PQntuples(res) == 1) {
+            out->found = true;
+            out->unmarked = PQgetvalue(res, 0, 3)[0] == 't';
+        }
+    }
+    if (out->found) {
         out->seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         out->unread = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
         out->unseen = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
@@ -160,7 +193,7 @@ static pg_status store_message(pg_conn *db, const provider_message *m, const cha
     return rc;
 }
 
-/* The doorbell: one update record for the new message, keyed by the user id. */
+/* The doorbell: one update record for the message's change, keyed by the user id. */
 static void ring(provider *p, const provider_message *m, const char *message_id, const stored *s)
 {
     inbox_state *st = p->impl;
@@ -168,7 +201,7 @@ static void ring(provider *p, const provider_message *m, const char *message_id,
     const char *ids[1] = {message_id};
     inbox_update u = {.user_id = m->user_id,
                       .seq = s->seq,
-                      .kind = INBOX_UPDATE_MESSAGE,
+                      .kind = s->unmarked ? INBOX_UPDATE_MESSAGE : INBOX_UPDATE_STATE,
                       .message_ids = ids,
                       .nmessage_ids = 1,
                       .unread_count = s->unread,
@@ -184,12 +217,14 @@ static void ring(provider *p, const provider_message *m, const char *message_id,
     kafka_status ks = KAFKA_QUEUE_FULL;
     for (int i = 0; i < PRODUCE_TRIES && ks == KAFKA_QUEUE_FULL; i++) {
         ks = kafka_produce(st->producer, p->s.updates_topic, m->user_id, strlen(m->user_id), b.data,
-                           b.len, NULL, NULL, err, sizeof err);
+                           b.len, NULL, st, err, sizeof err);
         if (ks == KAFKA_QUEUE_FULL)
             kafka_producer_poll(st->producer, 10);
     }
-    if (ks != KAFKA_OK)
+    if (ks != KAFKA_OK) {
         LOG_WARN(m->idempotency_key, "inbox update for user %s not produced: %s", m->user_id, err);
+        st->lost++;
+    }
 out:
     buf_free(&b);
 }
@@ -214,21 +249,29 @@ static void inbox_send_now(provider *p, const provider_message *m, provider_resu
     }
     out->outcome = PROVIDER_SENT;
     snprintf(out->message_id, sizeof out->message_id, "%s", message_id);
-    if (!s.inserted) {
+    if (s.inserted)
+        snprintf(out->message, sizeof out->message, "stored in the inbox at seq %lld", s.seq);
+    else
         snprintf(out->message, sizeof out->message, "already in the inbox");
-        return;
-    }
-    snprintf(out->message, sizeof out->message, "stored in the inbox at seq %lld", s.seq);
-    ring(p, m, message_id, &s);
+    if (s.found)
+        ring(p, m, message_id, &s);
 }
 
-/* The messages are durable at their commits; this serves the updates' reports. */
+/*
+ * The messages are durable at their commits; the pass's update records
+ * are durable here, before the worker records its outcomes.  -1 when one
+ * was refused or is still queued: the pass's deliveries are retried, and
+ * their retries ring again.
+ */
 static int inbox_flush(provider *p, char *err, size_t errlen)
 {
     inbox_state *st = p->impl;
-    (void)err;
-    (void)errlen;
-    kafka_producer_poll(st->producer, 0);
+    int left = kafka_producer_flush(st->producer, UPDATES_FLUSH_MS);
+    long lost = st->lost;
+    st->lost = 0;
+    if (left > 0 || lost > 0)
+        return error_set(err, errlen, "inbox update records not produced: %ld refused, %d queued",
+                         lost, left);
     return 0;
 }
 

@@ -882,7 +882,10 @@ static void start_sends(worker *w, int64_t now)
     }
 }
 
-/* The file provider's batch: one fsync, then the outcomes. */
+/*
+ * The synchronous providers' batch: made durable once (the file
+ * provider's fsync, the inbox's update records), then the outcomes.
+ */
 static void finish_sync(worker *w)
 {
     char err[256];
@@ -892,7 +895,7 @@ static void finish_sync(worker *w)
     for (int i = 0; i < NPROV; i++)
         if (w->prov[i] && !provider_is_async(w->prov[i]) &&
             provider_flush(w->prov[i], err, sizeof err) != 0) {
-            LOG_ERROR(NULL, "outbox: %s", err);
+            LOG_ERROR(NULL, "%s: %s", provider_name(w->prov[i]), err);
             ok = false;
         }
     job *j;
@@ -900,7 +903,7 @@ static void finish_sync(worker *w)
         if (!ok && j->res.outcome == PROVIDER_SENT) {
             j->res.outcome = PROVIDER_TRANSIENT;
             j->res.provider_fault = true;
-            snprintf(j->res.message, sizeof j->res.message, "outbox not durable: %.200s", err);
+            snprintf(j->res.message, sizeof j->res.message, "not durable: %.200s", err);
         }
         on_send_done(w, j, w->prov[j->prov], &j->res, 0);
     }

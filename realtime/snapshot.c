@@ -49,7 +49,7 @@ struct snapshot_pool {
         pthread_t thread;
         bool started;
         pg_conn *pg;
-    } *workers;
+    } * workers;
 };
 
 snapshot_job *snapshot_job_new(void *owner, const char *user_id, int64_t last_event_id)
@@ -90,8 +90,8 @@ static int read_catchup(pg_conn *pg, snapshot_job *j, const rtframe_counts *now)
     const char *params[] = {j->user_id, since};
     PGresult *res = NULL;
     int rc = -1;
-    if (pg_exec_prepared(pg, "rt_catchup", 2, params, NULL, NULL, 0, &res, j->err,
-                         sizeof j->err) != PG_OK)
+    if (pg_exec_prepared(pg, "rt_catchup", 2, params, NULL, NULL, 0, &res, j->err, sizeof j->err) !=
+        PG_OK)
         goto out;
     long total = 0;
     for (int i = 0; i < PQntuples(res); i++)
@@ -126,8 +126,8 @@ static void run_job(snapshot_pool *p, pg_conn *pg, snapshot_job *j)
              p->opt.statement_ms);
     pg_status st = pg_exec(pg, sql, j->err, sizeof j->err);
     if (st == PG_OK)
-        st = pg_exec_prepared(pg, "rt_state", 1, params, NULL, NULL, 0, &res, j->err,
-                              sizeof j->err);
+        st =
+            pg_exec_prepared(pg, "rt_state", 1, params, NULL, NULL, 0, &res, j->err, sizeof j->err);
     if (p->opt.pg_up != NULL)
         atomic_store(p->opt.pg_up, st != PG_DOWN);
     if (st == PG_OK) {
@@ -136,9 +136,9 @@ static void run_job(snapshot_pool *p, pg_conn *pg, snapshot_job *j)
             now.unread = atoll(PQgetvalue(res, 0, 1));
             now.unseen = atoll(PQgetvalue(res, 0, 2));
         }
-        j->ok = add_frame(j, rtframe_counts_new(&now)) == 0 &&
-                (j->last_event_id < 0 || j->last_event_id >= now.seq ||
-                 read_catchup(pg, j, &now) == 0);
+        j->ok =
+            add_frame(j, rtframe_counts_new(&now)) == 0 &&
+            (j->last_event_id < 0 || j->last_event_id >= now.seq || read_catchup(pg, j, &now) == 0);
     }
     PQclear(res);
     if (pg_in_transaction(pg)) {
