@@ -836,30 +836,52 @@ static rd_kafka_resp_err_t watermark_high(rd_kafka_t *rk, const char *topic, int
     return e;
 }
 
-kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int64_t offset,
-                                       int timeout_ms, char *err, size_t errlen)
+/*
+ * The metadata of topic into *md (rd_kafka_metadata_destroy), with at
+ * least one partition: KAFKA_OK, KAFKA_ERR_NOT_FOUND, or KAFKA_ERR.
+ */
+static kafka_status topic_metadata(kafka_consumer *c, const char *topic, int timeout_ms,
+                                   const rd_kafka_metadata_t **md, char *err, size_t errlen)
 {
     kafka_status st = KAFKA_ERR;
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_partition_list_t *list = NULL;
+    *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
     if (rkt == NULL) {
         error_set(err, errlen, "%s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
-        goto out;
+        return KAFKA_ERR;
     }
-    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, rkt, md, timeout_ms);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         error_set(err, errlen, "%s: metadata: %s", topic, rd_kafka_err2str(e));
+        *md = NULL;
         goto out;
     }
-    if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        md->topics[0].partition_cnt == 0) {
-        e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    const rd_kafka_metadata_t *m = *md;
+    if (m->topic_cnt != 1 || m->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        m->topics[0].partition_cnt == 0) {
+        e = m->topic_cnt == 1 ? m->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
         error_set(err, errlen, "%s: %s", topic,
                   e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : "no partitions");
+        rd_kafka_metadata_destroy(*md);
+        *md = NULL;
         st = KAFKA_ERR_NOT_FOUND;
         goto out;
     }
+    st = KAFKA_OK;
+out:
+    rd_kafka_topic_destroy(rkt);
+    return st;
+}
+
+kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int64_t offset,
+                                       int timeout_ms, char *err, size_t errlen)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    kafka_status st = topic_metadata(c, topic, timeout_ms, &md, err, errlen);
+    if (st != KAFKA_OK)
+        return st;
+    st = KAFKA_ERR;
     list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
     for (int i = 0; i < md->topics[0].partition_cnt; i++) {
         int32_t part = md->topics[0].partitions[i].id;
@@ -867,7 +889,7 @@ kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int
         /* The end as of now, not as of the first fetch: what is produced
          * after this call returns is read. */
         if (offset == RD_KAFKA_OFFSET_END) {
-            e = watermark_high(c->rk, topic, part, timeout_ms, &high);
+            rd_kafka_resp_err_t e = watermark_high(c->rk, topic, part, timeout_ms, &high);
             if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 error_set(err, errlen, "%s [%" PRId32 "]: end offset: %s", topic, part,
                           rd_kafka_err2str(e));
@@ -877,7 +899,7 @@ kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int
         }
         rd_kafka_topic_partition_list_add(list, topic, part)->offset = at;
     }
-    e = rd_kafka_assign(c->rk, list);
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, list);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         error_set(err, errlen, "%s: assign: %s", topic, rd_kafka_err2str(e));
         goto out;
@@ -885,12 +907,51 @@ kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int
     LOG_INFO(rd_kafka_name(c->rk), "reading all %d partition(s) of %s", list->cnt, topic);
     st = KAFKA_OK;
 out:
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_metadata_destroy(md);
+    return st;
+}
+
+kafka_status kafka_consumer_assign_added(kafka_consumer *c, const char *topic, int timeout_ms,
+                                         int *added, char *err, size_t errlen)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_partition_list_t *cur = NULL, *list = NULL;
+    *added = 0;
+    kafka_status st = topic_metadata(c, topic, timeout_ms, &md, err, errlen);
+    if (st != KAFKA_OK)
+        return st;
+    st = KAFKA_ERR;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &cur);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error_set(err, errlen, "%s: assignment: %s", topic, rd_kafka_err2str(e));
+        goto out;
+    }
+    list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        if (rd_kafka_topic_partition_list_find(cur, topic, part) == NULL)
+            rd_kafka_topic_partition_list_add(list, topic, part)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (list->cnt > 0) {
+        rd_kafka_error_t *ke = rd_kafka_incremental_assign(c->rk, list);
+        if (ke != NULL) {
+            error_set(err, errlen, "%s: assign: %s", topic, rd_kafka_error_string(ke));
+            rd_kafka_error_destroy(ke);
+            goto out;
+        }
+        LOG_INFO(rd_kafka_name(c->rk), "reading %d new partition(s) of %s from their beginning",
+                 list->cnt, topic);
+    }
+    *added = list->cnt;
+    st = KAFKA_OK;
+out:
     if (list != NULL)
         rd_kafka_topic_partition_list_destroy(list);
-    if (md != NULL)
-        rd_kafka_metadata_destroy(md);
-    if (rkt != NULL)
-        rd_kafka_topic_destroy(rkt);
+    if (cur != NULL)
+        rd_kafka_topic_partition_list_destroy(cur);
+    rd_kafka_metadata_destroy(md);
     return st;
 }
 

@@ -218,6 +218,15 @@ kafka_status kafka_consumer_assign_all(kafka_consumer *c, const char *topic, int
                                        int timeout_ms, char *err, size_t errlen) KAFKA_MUSTCHECK;
 
 /*
+ * After kafka_consumer_assign_all(): adds the partitions topic has gained
+ * since, read from their beginning (everything on a partition that did
+ * not exist at the assignment is new to this reader).  *added says how
+ * many; 0 and KAFKA_OK when none.
+ */
+kafka_status kafka_consumer_assign_added(kafka_consumer *c, const char *topic, int timeout_ms,
+                                         int *added, char *err, size_t errlen) KAFKA_MUSTCHECK;
+
+/*
  * Returns the next message or event, NULL when none came within timeout_ms.
  * The caller owns it: rd_kafka_message_destroy().  A message with err != 0 is
  * an event, not data: classify it (FATAL: stop; otherwise log and go on).

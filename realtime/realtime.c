@@ -694,11 +694,27 @@ static void consume(realtime *rt, const rd_kafka_message_t *m)
     hand_over(rt, user, f);
 }
 
+/* Reads the partitions inbox.updates gained since the last check. */
+static void check_partitions(realtime *rt, int64_t *next_ms)
+{
+    char err[512];
+    int added = 0;
+    int64_t now = timeutil_monotonic_ms();
+    if (now < *next_ms)
+        return;
+    *next_ms = now + rt->cfg->partition_check_ms;
+    if (kafka_consumer_assign_added(rt->consumer, rt->topic, 5000, &added, err, sizeof err) !=
+        KAFKA_OK)
+        LOG_WARN(LOGCTX, "checking %s for new partitions: %s", rt->topic, err);
+}
+
 static void *kafka_thread(void *arg)
 {
     realtime *rt = arg;
     char err[512];
+    int64_t next_check = timeutil_monotonic_ms() + rt->cfg->partition_check_ms;
     while (!atomic_load(&rt->kstop)) {
+        check_partitions(rt, &next_check);
         rd_kafka_message_t *m = kafka_consumer_poll(rt->consumer, 100);
         if (m == NULL)
             continue;

@@ -82,5 +82,13 @@ const config_var realtime_config_vars[] = {
      .max = 64,
      .help = "threads running the connect-time queries, each with its own PostgreSQL "
              "connection"},
+    {.env = "HERALD_REALTIME_PARTITION_CHECK",
+     .type = CONFIG_DURATION,
+     .def = "30s",
+     .offset = F(partition_check_ms),
+     .min = 1000,
+     .max = 3600000,
+     .help = "how often inbox.updates is checked for partitions added since startup, which "
+             "are then read from their beginning"},
     {0},
 };

@@ -1036,6 +1036,95 @@ START_TEST(test_a_slow_inbox_read_holds_up_no_one_else)
 }
 END_TEST
 
+/* The partitions topic has now, as the producer's client sees it. */
+static int partition_count(wh_env *e, const char *topic)
+{
+    rd_kafka_t *rk = kafka_producer_rk(e->producer);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const rd_kafka_metadata_t *md = NULL;
+    int n = -1;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1)
+        n = md->topics[0].partition_cnt;
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/* Grows topic to total partitions through the admin API. */
+static void add_partitions(wh_env *e, const char *topic, int total)
+{
+    rd_kafka_t *rk = kafka_producer_rk(e->producer);
+    char err[256];
+    rd_kafka_NewPartitions_t *np =
+        rd_kafka_NewPartitions_new(topic, (size_t)total, err, sizeof err);
+    ck_assert_msg(np != NULL, "%s", err);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    ck_assert_ptr_nonnull(ev);
+    const rd_kafka_CreatePartitions_result_t *res = rd_kafka_event_CreatePartitions_result(ev);
+    ck_assert_ptr_nonnull(res);
+    size_t n = 0;
+    const rd_kafka_topic_result_t **tr = rd_kafka_CreatePartitions_result_topics(res, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_msg(rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_NO_ERROR, "%s",
+                  rd_kafka_topic_result_error_string(tr[0]));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewPartitions_destroy(np);
+    for (int i = 0; i < 100 && partition_count(e, topic) < total; i++)
+        testsupport_sleep_ms(100);
+    ck_assert_int_eq(partition_count(e, topic), total);
+}
+
+START_TEST(test_partitions_added_to_the_topic_are_read_too)
+{
+    wh_env e;
+    rt_inst a = {0};
+    wh_setup(&e, "inapp");
+    seed_user(&e, "nia", 0, 0, 0);
+    const char *env[] = {"HERALD_REALTIME_PARTITION_CHECK=1s", NULL};
+    rt_start(&e, &a, "realtime", env);
+    ws *w = connect_user(&a, "nia", NULL);
+    expect_counts(w, 0, 0, 0);
+
+    int before = partition_count(&e, e.topics[3]);
+    ck_assert_int_gt(before, 0);
+    add_partitions(&e, e.topics[3], before + 2);
+    /* A record on a partition that did not exist when the instance started. */
+    char value[512];
+    buf b;
+    buf_init(&b, 0);
+    const char *ids[] = {"m-1"};
+    inbox_update u = {.user_id = "nia",
+                      .seq = 1,
+                      .kind = INBOX_UPDATE_MESSAGE,
+                      .message_ids = ids,
+                      .nmessage_ids = 1,
+                      .unread_count = 1,
+                      .unseen_count = 1,
+                      .at_ms = timeutil_now_ms()};
+    ck_assert_int_eq(inbox_update_write(&b, &u), 0);
+    snprintf(value, sizeof value, "%s", b.data);
+    buf_free(&b);
+    rd_kafka_t *rk = kafka_producer_rk(e.producer);
+    ck_assert_int_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(e.topics[3]),
+                                       RD_KAFKA_V_PARTITION(before + 1), RD_KAFKA_V_KEY("nia", 3),
+                                       RD_KAFKA_V_VALUE(value, strlen(value)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    wh_flush(&e);
+    json_decref(expect_event(w, "message", 1));
+    char *log = testsupport_read_file(a.proc.log, NULL);
+    ck_assert_ptr_nonnull(strstr(log, "new partition(s)"));
+    free(log);
+    ws_close(w);
+    wh_teardown(&e);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_both_instances_push_each_change_once_after_the_counts),
     TEST_ENTRY(test_catchup_replays_exactly_the_missed_changes),
@@ -1047,6 +1136,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_a_delivery_stored_by_the_inapp_worker_reaches_the_client),
     TEST_ENTRY(test_a_killed_instances_clients_catch_up_on_the_other),
     TEST_ENTRY(test_a_slow_inbox_read_holds_up_no_one_else),
+    TEST_ENTRY(test_partitions_added_to_the_topic_are_read_too),
     TEST_ENTRY(test_sse_streams_the_same_events_and_catches_up_by_last_event_id),
     TEST_ENTRY(test_sse_heartbeats_and_the_close_event_at_shutdown),
 };
