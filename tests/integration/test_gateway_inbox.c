@@ -470,15 +470,21 @@ static void *mark_loop(void *arg)
     return NULL;
 }
 
+/*
+ * Two devices of one user, each through its own gateway (its own pool of
+ * database connections, as two gateway processes have), marking
+ * overlapping messages at once.
+ */
 START_TEST(test_inbox_concurrent_marks_keep_counts_exact)
 {
-    h_gateway g;
+    h_gateway g, g2;
     h_start(&g, "--db-pool-size", "4", NULL);
+    h_start(&g2, "--db-pool-size", "4", NULL);
     char user[64], ids[10][ID_UUID_SIZE];
     new_user("race", user, sizeof user);
     seed(user, 10);
     ids_of(user, ids, 10);
-    marker a = {&g, user, ids, 0}, b = {&g, user, ids, 4};
+    marker a = {&g, user, ids, 0}, b = {&g2, user, ids, 4};
     pthread_t ta, tb;
     ck_assert_int_eq(pthread_create(&ta, NULL, mark_loop, &a), 0);
     ck_assert_int_eq(pthread_create(&tb, NULL, mark_loop, &b), 0);
@@ -492,6 +498,7 @@ START_TEST(test_inbox_concurrent_marks_keep_counts_exact)
     h_resp_clear(&r);
     ck_assert_int_eq(seq,
                      db_long("SELECT max(seq) FROM inbox_messages WHERE user_id = '%s'", user));
+    h_stop(&g2);
     h_stop(&g);
 }
 END_TEST
