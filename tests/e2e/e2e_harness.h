@@ -77,13 +77,14 @@ enum {
     E2E_EMAIL_2,
     E2E_SMS_2,
     E2E_PUSH_2,
+    E2E_REALTIME_2,
     E2E_NPROCS
 };
 
 static const char *const e2e_proc_names[E2E_NPROCS] = {
-    "smtp",           "http",         "dispatcher",   "worker-email", "worker-sms",
-    "worker-push",    "worker-inapp", "gateway",      "realtime",     "dispatcher-2",
-    "worker-email-2", "worker-sms-2", "worker-push-2"};
+    "smtp",           "http",         "dispatcher",    "worker-email", "worker-sms",
+    "worker-push",    "worker-inapp", "gateway",       "realtime",     "dispatcher-2",
+    "worker-email-2", "worker-sms-2", "worker-push-2", "realtime-2"};
 
 typedef struct e2e_proc {
     const char *name;
@@ -91,6 +92,7 @@ typedef struct e2e_proc {
     int starts;
     bool stopped; /* stopped on purpose (killed or terminated by the test), not crashed */
     int port;     /* SMTP / HTTP provider port, the gateway's HTTP port, a daemon's ops port */
+    int live;     /* herald-realtime: its WebSocket and SSE port */
     int control;  /* the provider's control port (HTTP provider: port) */
     char log[300];
     char *argv[16];
@@ -408,6 +410,8 @@ static inline void e2e_start_daemon(e2e_env *e, int which)
     } else {
         p->port = e2e_port_from_log(p, "opsserver 127.0.0.1:", 30000);
         snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", p->port);
+        if (which == E2E_REALTIME || which == E2E_REALTIME_2)
+            p->live = e2e_port_from_log(p, "listening on port ", 30000);
     }
     int64_t deadline = timeutil_monotonic_ms() + 60000;
     long st = 0;
@@ -603,10 +607,11 @@ static inline void e2e_restart(e2e_env *e, int which)
 }
 
 /*
- * Starts the second instance of the dispatcher or of a worker (which:
- * E2E_DISPATCHER_2, E2E_EMAIL_2, E2E_SMS_2 or E2E_PUSH_2) with the first
- * one's configuration: the same consumer group, but its own transactional id
- * or worker id, as a second pod of a deployment would have.  A restart after
+ * Starts the second instance of the dispatcher, of a worker or of
+ * herald-realtime (which: E2E_DISPATCHER_2, E2E_EMAIL_2, E2E_SMS_2,
+ * E2E_PUSH_2 or E2E_REALTIME_2) with the first one's configuration: the
+ * same consumer group, but its own transactional id or worker id, as a
+ * second pod of a deployment would have (herald-realtime has neither).  A restart after
  * e2e_kill() is e2e_restart(), as for the first instances.
  */
 static inline void e2e_add_instance(e2e_env *e, int which)
@@ -619,6 +624,7 @@ static inline void e2e_add_instance(e2e_env *e, int which)
         {E2E_EMAIL_2, E2E_EMAIL, "HERALD_WORKER_ID="},
         {E2E_SMS_2, E2E_SMS, "HERALD_WORKER_ID="},
         {E2E_PUSH_2, E2E_PUSH, "HERALD_WORKER_ID="},
+        {E2E_REALTIME_2, E2E_REALTIME, NULL},
     };
     size_t m = 0;
     while (m < sizeof map / sizeof map[0] && map[m].second != which)
@@ -630,17 +636,18 @@ static inline void e2e_add_instance(e2e_env *e, int which)
                   first->name);
     for (int i = 0; i < 16 && first->argv[i] != NULL; i++)
         p->argv[i] = strdup(first->argv[i]);
-    size_t idlen = strlen(map[m].id_var);
-    bool renamed = false;
+    const char *id_var = map[m].id_var;
+    size_t idlen = id_var != NULL ? strlen(id_var) : 0;
+    bool renamed = id_var == NULL;
     for (int i = 0; i < 48 && first->env[i] != NULL; i++) {
-        if (strncmp(first->env[i], map[m].id_var, idlen) == 0) {
+        if (id_var != NULL && strncmp(first->env[i], id_var, idlen) == 0) {
             p->env[i] = e2e_printf("%s-2", first->env[i]);
             renamed = true;
         } else {
             p->env[i] = strdup(first->env[i]);
         }
     }
-    ck_assert_msg(renamed, "%s has no %s", first->name, map[m].id_var);
+    ck_assert_msg(renamed, "%s has no %s", first->name, id_var);
     e2e_start_daemon(e, which);
 }
 
@@ -685,10 +692,10 @@ static inline void e2e_wait_assigned(e2e_env *e, int which, long timeout_ms)
  */
 static inline int e2e_down(e2e_env *e)
 {
-    static const int order[] = {E2E_GATEWAY, E2E_REALTIME, E2E_DISPATCHER, E2E_DISPATCHER_2,
-                                E2E_EMAIL,   E2E_EMAIL_2,  E2E_SMS,        E2E_SMS_2,
-                                E2E_PUSH,    E2E_PUSH_2,   E2E_INAPP,      E2E_SMTP,
-                                E2E_HTTP};
+    static const int order[] = {E2E_GATEWAY,      E2E_REALTIME, E2E_REALTIME_2, E2E_DISPATCHER,
+                                E2E_DISPATCHER_2, E2E_EMAIL,    E2E_EMAIL_2,    E2E_SMS,
+                                E2E_SMS_2,        E2E_PUSH,     E2E_PUSH_2,     E2E_INAPP,
+                                E2E_SMTP,         E2E_HTTP};
     int bad = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         e2e_proc *p = &e->procs[order[i]];
