@@ -129,8 +129,7 @@ START_TEST(test_cors_answers_carry_the_origin_refusals_included)
 
     /* A mark with the token, as the page makes it. */
     h_http(&g, "POST", path, tok, NULL,
-           "{\"action\":\"read\",\"ids\":[\"00000000-0000-5000-8000-000000000000\"]}", ALLOWED,
-           &r);
+           "{\"action\":\"read\",\"ids\":[\"00000000-0000-5000-8000-000000000000\"]}", ALLOWED, &r);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     assert_header(&r, "Access-Control-Allow-Origin", "https://app.example.com");
     h_resp_clear(&r);
