@@ -7,13 +7,15 @@ HERALD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 # What a fresh Debian machine needs to build, test and run Herald locally.
 # The JRE is chosen by herald_java_package.  docker-compose is what
 # dev/check-compose validates docker-compose.yml with; it needs no engine
-# (and none is installed: no recommends).
+# (and none is installed: no recommends).  chromium and python3-websocket
+# (websocket-client, for the DevTools protocol) run tests/browser.
 HERALD_DEB_PACKAGES=(
     build-essential cmake pkg-config
     librdkafka-dev libjansson-dev libcurl4-openssl-dev libpq-dev
     libmicrohttpd-dev libwebsockets-dev check libssl-dev openssl
     postgresql maven kcat curl tzdata docker-compose
     clang libclang-rt-dev clang-format
+    chromium python3-websocket
 )
 
 herald_log() {

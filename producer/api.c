@@ -3,7 +3,8 @@
  *
  * Everything that can refuse a request without its body does so in
  * HTTP_PHASE_HEADERS, so a client without a key, over its rate or with a
- * body too large never makes the gateway buffer that body.
+ * body too large never makes the gateway buffer that body.  CORS headers
+ * for the inbox routes are decided there too, before anything can refuse.
  */
 #include "api.h"
 
@@ -331,11 +332,52 @@ static int authorize(api_env *env, http_request *req, api_call *call, router_sco
     return take_rate(env, req, kid);
 }
 
+/* Whether path is that of a route a user token may call, by any method. */
+static bool takes_user_token(const char *path)
+{
+    static const char *const methods[] = {"GET", "POST"};
+    router_params params;
+    size_t idx = 0;
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
+        if (router_match(routes, NROUTES, methods[m], path, &idx, &params) == ROUTER_MATCH &&
+            ((const api_endpoint *)routes[idx].handler)->user_token)
+            return true;
+    return false;
+}
+
+/*
+ * CORS (docs/inapp-client.md): a page of an allowed origin may call the
+ * routes a user token opens, and nothing else, since a browser holds no
+ * API key.  Adds Access-Control-Allow-Origin to whatever the request is
+ * answered, refusals included, so the page can read why it was refused;
+ * answers a preflight (OPTIONS) at once, before any credential, as a
+ * browser sends none with it.  Returns true when req is answered.
+ */
+static bool cors_headers(api_env *env, http_request *req)
+{
+    if (env->cors == NULL)
+        return false;
+    const char *origin = http_request_header(req, "Origin");
+    if (!cors_policy_allows(env->cors, origin) || !takes_user_token(http_request_path(req)))
+        return false;
+    http_add_header(req, "Access-Control-Allow-Origin", origin);
+    http_add_header(req, "Vary", "Origin");
+    if (strcmp(http_request_method(req), "OPTIONS") != 0)
+        return false;
+    http_add_header(req, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+    http_add_header(req, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+    http_add_header(req, "Access-Control-Max-Age", CORS_MAX_AGE);
+    http_respond(req, 204, NULL, NULL, 0);
+    return true;
+}
+
 /* Refuses in turn what can be refused before the body: see the file's comment. */
 static void on_headers(api_env *env, http_request *req)
 {
     api_call *call = call_attach(env, req);
     if (call == NULL)
+        return;
+    if (cors_headers(env, req))
         return;
     /* Shutting down: requests arriving on kept-alive connections are sent
      * elsewhere, and the connection closes, so the drain ends promptly. */

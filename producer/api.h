@@ -17,6 +17,7 @@
 #define HERALD_API_H
 
 #include "auth.h"
+#include "cors.h"
 #include "event.h"
 #include "http.h"
 #include "metrics.h"
@@ -56,6 +57,7 @@ struct api_env {
     char inbox_updates_topic[256];
     char *user_token_secret; /* owned; NULL: user tokens are refused, minting is 503 */
     size_t user_token_secret_len;
+    cors_policy *cors; /* owned; NULL: no CORS headers */
     event_limits ev_limits;
     int publish_timeout_ms;
     atomic_bool draining; /* shutting down: readiness fails */

@@ -4,6 +4,7 @@
 #include "gateway.h"
 
 #include "api.h"
+#include "cors.h"
 #include "daemon.h"
 #include "error.h"
 #include "events_api.h"
@@ -138,6 +139,14 @@ const config_var gateway_config_vars[] = {
      .check = usertoken_check_secret,
      .help = "key of the HMAC that signs user tokens (docs/inapp.md), at least 32 bytes; "
              "unset: user tokens are refused and minting answers 503"},
+    {.env = "HERALD_GATEWAY_CORS_ORIGINS",
+     .flag = "cors-origins",
+     .type = CONFIG_STRING,
+     .offset = GW(cors_origins),
+     .check = cors_check_origins,
+     .help = "web origins whose pages may call the inbox routes from a browser: "
+             "comma-separated exact origins (https://app.example.com) or *; "
+             "unset: no CORS headers"},
     {0},
 };
 
@@ -186,6 +195,7 @@ static void free_parts(gateway *g)
     auth_free(g->env.auth);
     ratelimit_table_free(g->env.limits);
     pgpool_free(g->env.pool);
+    cors_policy_free(g->env.cors);
     api_env_free_metrics(&g->env);
     metrics_registry_free(g->env.metrics);
     if (g->env.user_token_secret != NULL) {
@@ -215,6 +225,12 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
             error_set(err, errlen, "out of memory");
             goto fail;
         }
+    }
+
+    if (cfg->cors_origins != NULL && cfg->cors_origins[0] != '\0') {
+        env->cors = cors_policy_new(cfg->cors_origins, err, errlen);
+        if (env->cors == NULL)
+            goto fail;
     }
 
     env->metrics = metrics_registry_new();

@@ -34,6 +34,7 @@ typedef struct gateway_config {
     long shutdown_timeout_ms;
     bool access_log;
     char *user_token_secret; /* NULL: user tokens are refused */
+    char *cors_origins;      /* NULL or "": no CORS headers (cors.h) */
 } gateway_config;
 
 /*

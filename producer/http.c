@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_MAX_EXTRA_HEADERS 4
+#define HTTP_MAX_EXTRA_HEADERS 8
 #define HTTP_LOG_FIELDS_SIZE   384
 /* Per-connection arena for headers (bodies are ours).  MHD zeroes all of it
  * for every request, a cost that grows with connections x size as the arenas
