@@ -88,7 +88,9 @@ int main(int argc, char **argv)
         }
     }
     struct lws_protocols protocols[] = {
-        {.name = "echo", .callback = callback, .per_session_data_size = sizeof(session),
+        {.name = "echo",
+         .callback = callback,
+         .per_session_data_size = sizeof(session),
          .rx_buffer_size = MSG_MAX},
         {0},
     };

@@ -30,13 +30,12 @@
  * (docs/inapp.md, "Live updates").  Measured: 65 MiB in the ordinary
  * build, from 11.5 MiB before the first connection, so about 5.3 MiB per
  * 1,000 connections (libwebsockets' state and buffers per connection,
- * Herald's own, the allocator's slack); the bound is twice that.  Under AddressSanitizer every allocation carries redzones and
- * the freed memory sits in quarantine, so the same run takes several times
- * as much; it gets its own bound, from its own measurement with the same
- * headroom.
+ * Herald's own, the allocator's slack); the bound is twice that.  Under AddressSanitizer every
+ * allocation carries redzones and the freed memory sits in quarantine, so the same run takes
+ * several times as much; it gets its own bound, from its own measurement with the same headroom.
  */
 #if defined(__SANITIZE_ADDRESS__)
-#define RSS_BOUND_MIB 600
+#define RSS_BOUND_MIB 430
 #else
 #define RSS_BOUND_MIB 130
 #endif
@@ -131,8 +130,8 @@ static void open_user(scale *s, size_t i)
 {
     char user[16], tok[USERTOKEN_SIZE], target[512], err[256];
     user_name(i, user, sizeof user);
-    ck_assert_msg(usertoken_mint(SECRET, strlen(SECRET), user, timeutil_now_ms() / 1000 + 3600,
-                                 tok, sizeof tok, err, sizeof err) == 0,
+    ck_assert_msg(usertoken_mint(SECRET, strlen(SECRET), user, timeutil_now_ms() / 1000 + 3600, tok,
+                                 sizeof tok, err, sizeof err) == 0,
                   "%s", err);
     snprintf(target, sizeof target, "/v1/users/%s/live?token=%s", user, tok);
     ck_assert_msg(wsfleet_open(s->fleet, i, s->port, target) == 0,
