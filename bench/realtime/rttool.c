@@ -188,8 +188,9 @@ static void open_all(bench *b, const char *secret)
     size_t next = 0;
     for (long pass = 0; pass < 100000000 && timeutil_monotonic_ms() < deadline; pass++) {
         size_t pending = wsfleet_count(b->fleet, WSFLEET_CONNECTING);
-        if (!b->echo) /* open but without its counts yet */
-            pending += wsfleet_count(b->fleet, WSFLEET_OPEN) - b->nready;
+        size_t nopen = wsfleet_count(b->fleet, WSFLEET_OPEN);
+        if (!b->echo && nopen > b->nready) /* open but without its counts yet */
+            pending += nopen - b->nready;
         for (; next < b->conns && pending < IN_FLIGHT; next++, pending++) {
             if (b->echo) {
                 snprintf(target, sizeof target, "/");
