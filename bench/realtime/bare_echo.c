@@ -13,6 +13,7 @@
 #include <libwebsockets.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,8 +84,10 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc)
             max_conns = (unsigned)strtoul(argv[++i], NULL, 10);
         else {
-            fprintf(stderr, "usage: %s [--port N] [--max-connections N]\n", argv[0]);
-            return 2;
+            bool help = strcmp(argv[i], "--help") == 0;
+            fprintf(help ? stdout : stderr, "usage: %s [--port N] [--max-connections N]\n",
+                    argv[0]);
+            return help ? 0 : 2;
         }
     }
     struct lws_protocols protocols[] = {

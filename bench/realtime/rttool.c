@@ -418,14 +418,15 @@ static long arg_long(const char *s, const char *what)
 int main(int argc, char **argv)
 {
     static bench b;
-    if (argc < 7 || (strcmp(argv[1], "herald") == 0 && argc != 8) ||
+    bool help = argc == 2 && strcmp(argv[1], "--help") == 0;
+    if (help || argc < 7 || (strcmp(argv[1], "herald") == 0 && argc != 8) ||
         (strcmp(argv[1], "echo") == 0 && argc != 7) ||
         (strcmp(argv[1], "herald") != 0 && strcmp(argv[1], "echo") != 0)) {
-        fprintf(stderr,
+        fprintf(help ? stdout : stderr,
                 "usage: %s herald PORT PID CONNS RATE SECONDS WRITERS\n"
                 "       %s echo PORT PID CONNS RATE SECONDS\n",
                 argv[0], argv[0]);
-        return 2;
+        return help ? 0 : 2;
     }
     b.echo = strcmp(argv[1], "echo") == 0;
     b.port = (int)arg_long(argv[2], "PORT");
