@@ -29,6 +29,9 @@ int64_t timeutil_now_ms(void);
 /* CLOCK_MONOTONIC in ms: for timeouts and intervals, never for timestamps. */
 int64_t timeutil_monotonic_ms(void);
 
+/* CLOCK_MONOTONIC in microseconds: for latencies below a millisecond. */
+int64_t timeutil_monotonic_us(void);
+
 /* Writes ms as "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC); returns out. */
 char *timeutil_format_rfc3339(int64_t ms, char *out, size_t outlen);
 
