@@ -29,7 +29,6 @@
 #define RTCLIENT_WAIT_MS 15000
 #endif
 
-
 typedef struct ws {
     int fd;
     unsigned char in[1 << 17];
@@ -93,8 +92,8 @@ static char last_refusal[1024];
  * stream, positioned after the head (free with ws_close), otherwise NULL
  * and the body is in last_refusal.
  */
-static inline int stream_open(int port, const char *target, const char *headers, const char *extra, int ok,
-                       ws **out)
+static inline int stream_open(int port, const char *target, const char *headers, const char *extra,
+                              int ok, ws **out)
 {
     ws *w = calloc(1, sizeof *w);
     ck_assert_ptr_nonnull(w);
