@@ -27,25 +27,6 @@ typedef struct rt_inst {
     int port, metrics;
 } rt_inst;
 
-static int port_in_log(const wh_proc *p, const char *marker)
-{
-    for (int i = 0; i < 300; i++) {
-        char *s = testsupport_read_file(p->log, NULL);
-        const char *m = s ? strstr(s, marker) : NULL;
-        int port = m ? atoi(m + strlen(marker)) : 0;
-        free(s);
-        if (port > 0)
-            return port;
-        if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == p->pid)
-            break;
-        testsupport_sleep_ms(50);
-    }
-    char tail[2048];
-    ck_abort_msg("no \"%s\" in %s: %s", marker, p->log,
-                 testsupport_file_tail(p->log, tail, sizeof tail));
-    return 0;
-}
-
 static void rt_start(wh_env *e, rt_inst *r, const char *log, const char *const *extra)
 {
     char url[700], prefix[64], brokers[300];
@@ -65,8 +46,8 @@ static void rt_start(wh_env *e, rt_inst *r, const char *log, const char *const *
     env[n] = NULL;
     const char *argv[] = {"herald-realtime", NULL};
     wh_spawn(e, &r->proc, log, argv, env, false);
-    r->port = port_in_log(&r->proc, "listening on port ");
-    r->metrics = port_in_log(&r->proc, "metrics on port ");
+    r->port = wh_port_in_log(&r->proc, "listening on port ");
+    r->metrics = wh_port_in_log(&r->proc, "metrics on port ");
 }
 
 static void token_for(const char *user, int64_t expires, const char *secret, char *out)
@@ -126,26 +107,6 @@ static void produce_update(wh_env *e, const char *user, int64_t seq, inbox_updat
     wh_flush(e);
 }
 
-static long metric(const rt_inst *r, const char *name)
-{
-    char url[128], *out = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", r->metrics);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wh_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_cleanup(c);
-    char want[160];
-    snprintf(want, sizeof want, "\n%s ", name);
-    const char *m = out ? strstr(out, want) : NULL;
-    ck_assert_msg(m != NULL, "no %s in /metrics", name);
-    long v = atol(m + strlen(want));
-    free(out);
-    return v;
-}
-
 static void seed_user(wh_env *e, const char *user, long seq, long unread, long unseen)
 {
     testsupport_sql(e->db, "INSERT INTO users (user_id) VALUES ('%s')", user);
@@ -203,9 +164,9 @@ START_TEST(test_both_instances_push_each_change_once_after_the_counts)
     }
     expect_quiet(wa, 500);
     expect_quiet(wbob, 100); /* ann's changes are ann's */
-    ck_assert_int_eq(metric(&a, "herald_realtime_connections"), 2);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_connections"), 2);
     /* ann: the counts and two changes; bob: the counts */
-    ck_assert_int_eq(metric(&a, "herald_realtime_events_pushed_total"), 4);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_events_pushed_total"), 4);
 
     ws_close(wa);
     ws_close(wb);
@@ -306,7 +267,7 @@ START_TEST(test_bad_and_other_users_tokens_are_refused_before_the_upgrade)
     ck_assert_ptr_null(w);
     ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/other", NULL, &w), 404);
     ck_assert_int_eq(ws_open(a.port, "/v1/users/dan/live?last_event_id=x&token=x", NULL, &w), 401);
-    ck_assert_int_eq(metric(&a, "herald_realtime_auth_failures_total"), 6);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_auth_failures_total"), 6);
 
     /* The header works as well as the query. */
     token_for("dan", now + 600, SECRET, tok);
@@ -512,11 +473,11 @@ START_TEST(test_a_client_that_does_not_read_is_closed_and_others_go_on)
     }
     ck_assert_int_eq(seen, N);
     ck_assert_int_eq(fast->close_code, 0);
-    ck_assert_int_eq(metric(&a, "herald_realtime_slow_disconnects_total"), 1);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_slow_disconnects_total"), 1);
     /* The slow one, still not reading, is dropped within the grace. */
     testsupport_sleep_ms(6000);
     ck_assert_int_ne(ws_wait_close(slow, WAIT_MS), 0);
-    ck_assert_int_eq(metric(&a, "herald_realtime_connections"), 1);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_connections"), 1);
     ws_close(slow);
     ws_close(fast);
     wh_teardown(&e);
@@ -583,8 +544,8 @@ START_TEST(test_sse_streams_the_same_events_and_catches_up_by_last_event_id)
     expect_counts(s, 3, 3, 3);
     ck_assert_int_gt(s->retry_ms, 0);
     expect_counts(w, 3, 3, 3);
-    ck_assert_int_eq(metric(&a, "herald_realtime_connections"), 2);
-    ck_assert_int_eq(metric(&a, "herald_realtime_sse_connections"), 1);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_connections"), 2);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_sse_connections"), 1);
 
     /* One update reaches the stream and the WebSocket alike. */
     produce_update(&e, "sue", 4, INBOX_UPDATE_STATE, m[2], 2, 2);
@@ -693,7 +654,7 @@ START_TEST(test_a_slow_inbox_read_holds_up_no_one_else)
     PQclear(r);
     PQfinish(locker);
     ws_close(lou);
-    ck_assert_int_eq(metric(&a, "herald_realtime_snapshot_failures_total"), 1);
+    ck_assert_int_eq(wh_metric(a.metrics, "herald_realtime_snapshot_failures_total"), 1);
     lou = connect_user(&a, "lou", NULL);
     expect_counts(lou, 5, 2, 2);
     ws_close(lou);

@@ -67,25 +67,6 @@ static void on_text(void *ctx, size_t i, const char *text, size_t len)
     json_decref(j);
 }
 
-static int port_in_log(const wh_proc *p, const char *marker)
-{
-    for (int i = 0; i < 600; i++) {
-        char *log = testsupport_read_file(p->log, NULL);
-        const char *m = log ? strstr(log, marker) : NULL;
-        int port = m ? atoi(m + strlen(marker)) : 0;
-        free(log);
-        if (port > 0)
-            return port;
-        if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
-            break;
-        testsupport_sleep_ms(50);
-    }
-    char tail[2048];
-    ck_abort_msg("no \"%s\" in %s: %s", marker, p->log,
-                 testsupport_file_tail(p->log, tail, sizeof tail));
-    return 0;
-}
-
 /* VmRSS of pid in KiB, from /proc. */
 static long rss_kib(pid_t pid)
 {
@@ -98,26 +79,6 @@ static long rss_kib(pid_t pid)
     free(st);
     ck_assert_int_gt(kib, 0);
     return kib;
-}
-
-static long metric(const scale *s, const char *name)
-{
-    char url[128], *out = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", s->metrics);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wh_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-    curl_easy_cleanup(c);
-    char want[160];
-    snprintf(want, sizeof want, "\n%s ", name);
-    const char *m = out ? strstr(out, want) : NULL;
-    ck_assert_msg(m != NULL, "no %s in /metrics", name);
-    long v = atol(m + strlen(want));
-    free(out);
-    return v;
 }
 
 static void user_name(size_t i, char *out, size_t outlen)
@@ -204,8 +165,8 @@ START_TEST(test_ten_thousand_connections_stay_under_the_memory_bound)
                          NULL};
     const char *argv[] = {"herald-realtime", NULL};
     wh_spawn(&s.e, &s.proc, "realtime", argv, env, false);
-    s.port = port_in_log(&s.proc, "listening on port ");
-    s.metrics = port_in_log(&s.proc, "metrics on port ");
+    s.port = wh_port_in_log(&s.proc, "listening on port ");
+    s.metrics = wh_port_in_log(&s.proc, "metrics on port ");
     long before = rss_kib(s.proc.pid);
 
     s.fleet = wsfleet_new(CONNS, on_text, &s);
@@ -222,7 +183,7 @@ START_TEST(test_ten_thousand_connections_stay_under_the_memory_bound)
     ck_assert_int_eq(wsfleet_count(s.fleet, WSFLEET_OPEN), CONNS);
     for (size_t i = 0; i < CONNS; i++)
         ck_assert_int_eq(s.counts_seq[i], i % SEED_EVERY == 0 ? SEEDED_SEQ : 0);
-    ck_assert_int_eq(metric(&s, "herald_realtime_connections"), CONNS);
+    ck_assert_int_eq(wh_metric(s.metrics, "herald_realtime_connections"), CONNS);
     long held = rss_kib(s.proc.pid);
     fprintf(stderr,
             "realtime_scale: %d connections in %lld ms; herald-realtime VmRSS %.1f MiB before, "
@@ -272,10 +233,10 @@ START_TEST(test_ten_thousand_connections_stay_under_the_memory_bound)
         wsfleet_close(s.fleet, i);
     deadline = timeutil_monotonic_ms() + WAIT_MS;
     for (int i = 0; i < 1000 && timeutil_monotonic_ms() < deadline &&
-                    metric(&s, "herald_realtime_connections") > 0;
+                    wh_metric(s.metrics, "herald_realtime_connections") > 0;
          i++)
         testsupport_sleep_ms(50);
-    ck_assert_int_eq(metric(&s, "herald_realtime_connections"), 0);
+    ck_assert_int_eq(wh_metric(s.metrics, "herald_realtime_connections"), 0);
     s.counts_seq[0] = -1;
     wait_counts(&s, 1, WAIT_MS);
     ck_assert_int_eq(s.counts_seq[0], SEEDED_SEQ);

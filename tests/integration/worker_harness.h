@@ -447,20 +447,54 @@ static inline int wh_read_topic(wh_env *e, const char *topic, int want, long tim
     return seen;
 }
 
-/* The ops port a worker started with HERALD_METRICS_ADDR=127.0.0.1:0 reported in its log. */
-static inline int wh_metrics_port(const wh_proc *p)
+/*
+ * The port after marker ("listening on port ") in p's log, waiting up to
+ * 30 s; fails the test with the log's tail when p exits or never says it.
+ */
+static inline int wh_port_in_log(const wh_proc *p, const char *marker)
 {
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 600; i++) {
         char *s = testsupport_read_file(p->log, NULL);
-        const char *m = s ? strstr(s, "[opsserver 127.0.0.1:") : NULL;
-        int port = m ? atoi(m + strlen("[opsserver 127.0.0.1:")) : 0;
+        const char *m = s ? strstr(s, marker) : NULL;
+        int port = m ? atoi(m + strlen(marker)) : 0;
         free(s);
         if (port > 0)
             return port;
-        testsupport_sleep_ms(100);
+        if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == p->pid)
+            break;
+        testsupport_sleep_ms(50);
     }
-    ck_abort_msg("no metrics port in %s", p->log);
+    char tail[2048];
+    ck_abort_msg("no \"%s\" in %s: %s", marker, p->log,
+                 testsupport_file_tail(p->log, tail, sizeof tail));
     return 0;
+}
+
+/* The ops port a worker started with HERALD_METRICS_ADDR=127.0.0.1:0 reported in its log. */
+static inline int wh_metrics_port(const wh_proc *p)
+{
+    return wh_port_in_log(p, "[opsserver 127.0.0.1:");
+}
+
+/* The value of the unlabelled series name on the /metrics of the ops port. */
+static inline long wh_metric(int port, const char *name)
+{
+    char url[128], *out = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, wh_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    char want[160];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *m = out ? strstr(out, want) : NULL;
+    ck_assert_msg(m != NULL, "no %s in /metrics", name);
+    long v = atol(m + strlen(want));
+    free(out);
+    return v;
 }
 
 /* A record's headers as a JSON object (last value wins). */
