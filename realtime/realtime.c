@@ -36,7 +36,6 @@
 #include "metrics.h"
 #include "opsserver.h"
 #include "outq.h"
-#include "pg.h"
 #include "rtframe.h"
 #include "rtrequest.h"
 #include "snapshot.h"

@@ -41,7 +41,6 @@ struct snapshot_pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     snapshot_job *todo, *todo_tail, *done;
-    size_t pending;
     bool stopping;
     int nthreads;
     struct worker {
@@ -230,7 +229,6 @@ void snapshot_pool_submit(snapshot_pool *p, snapshot_job *j)
     else
         p->todo = j;
     p->todo_tail = j;
-    p->pending++;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
 }
@@ -244,15 +242,6 @@ size_t snapshot_pool_take(snapshot_pool *p, snapshot_job **out, size_t max)
         p->done = p->done->next;
         out[n++]->next = NULL;
     }
-    p->pending -= n;
-    pthread_mutex_unlock(&p->lock);
-    return n;
-}
-
-size_t snapshot_pool_pending(snapshot_pool *p)
-{
-    pthread_mutex_lock(&p->lock);
-    size_t n = p->pending;
     pthread_mutex_unlock(&p->lock);
     return n;
 }

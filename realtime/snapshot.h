@@ -64,9 +64,6 @@ void snapshot_pool_submit(snapshot_pool *p, snapshot_job *j);
 /* Moves up to max finished jobs into out; returns how many. */
 size_t snapshot_pool_take(snapshot_pool *p, snapshot_job **out, size_t max);
 
-/* Jobs submitted and not yet taken back. */
-size_t snapshot_pool_pending(snapshot_pool *p);
-
 /*
  * Stops the threads (a query running ends within statement_ms): no wake()
  * after it returns.  Jobs not taken back stay until snapshot_pool_free.
