@@ -236,3 +236,16 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- The dispatchers cache the rules and reload them when told.
+CREATE FUNCTION herald_notify_rules_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('herald_rules_changed', TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER digest_rules_changed AFTER INSERT OR UPDATE OR DELETE ON digest_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION herald_notify_rules_changed();
+CREATE TRIGGER throttle_rules_changed AFTER INSERT OR UPDATE OR DELETE ON throttle_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION herald_notify_rules_changed();
