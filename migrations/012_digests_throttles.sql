@@ -84,30 +84,35 @@ CREATE TABLE digest_events (
 CREATE INDEX digest_events_window_idx ON digest_events (window_id, seq);
 
 -- Adds the events of one dispatcher batch to their windows, in order.
--- Each input row i is (rule, channel, user, key, partition, event, the
--- window id a new window gets, its close time and deadline, the sliding
--- extension in ms (0: fixed), max_events (0: none), send_first, actor,
--- item).  Returns each row's window and role.  An event already taken (a
--- batch redone) returns what it got the first time and changes nothing.  An
--- open window whose close time has passed is handed to the closer and a new
--- one opened, so an event never joins a window that is due.
-CREATE FUNCTION herald_digest_add(p_now timestamptz, p_rule text[], p_channel text[],
-                                  p_user text[], p_key text[], p_partition integer[],
-                                  p_event uuid[], p_new_id uuid[], p_closes timestamptz[],
-                                  p_deadline timestamptz[], p_slide_ms bigint[],
-                                  p_max_events integer[], p_first boolean[], p_actor jsonb[],
-                                  p_item jsonb[])
+-- p_items is a JSON array of objects {rule, channel, user, key, partition,
+-- event, new_id (the id a new window gets), closes, deadline (ms since the
+-- epoch), slide_ms (0: fixed), max_events (0: none), first (send the event
+-- that opens a window at once), actor, item}.  Returns each item's window
+-- and role.  An event already taken (a batch redone) returns what it got the
+-- first time and changes nothing.  An open window whose close time has
+-- passed is handed to the closer and a new one opened, so an event never
+-- joins a window that is due.
+CREATE FUNCTION herald_digest_add(p_now timestamptz, p_items jsonb)
 RETURNS TABLE (ord integer, window_id uuid, role text, closes_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     w digest_windows%ROWTYPE;
-    i integer;
+    it jsonb;
     r text;
+    v_event uuid;
+    v_channel text;
+    v_max integer;
+    v_slide bigint;
 BEGIN
-    FOR i IN 1 .. coalesce(array_length(p_event, 1), 0) LOOP
-        ord := i;
+    ord := 0;
+    FOR it IN SELECT value FROM jsonb_array_elements(p_items) LOOP
+        ord := ord + 1;
+        v_event := (it->>'event')::uuid;
+        v_channel := it->>'channel';
+        v_max := coalesce((it->>'max_events')::integer, 0);
+        v_slide := coalesce((it->>'slide_ms')::bigint, 0);
         SELECT de.window_id, de.role INTO window_id, role
-        FROM digest_events de WHERE de.event_id = p_event[i] AND de.channel = p_channel[i];
+        FROM digest_events de WHERE de.event_id = v_event AND de.channel = v_channel;
         IF FOUND THEN
             SELECT dw.closes_at INTO closes_at FROM digest_windows dw
             WHERE dw.window_id = herald_digest_add.window_id;
@@ -115,8 +120,8 @@ BEGIN
             CONTINUE;
         END IF;
         SELECT * INTO w FROM digest_windows dw
-        WHERE dw.rule_name = p_rule[i] AND dw.channel = p_channel[i] AND dw.user_id = p_user[i]
-          AND dw.group_key = p_key[i] AND dw.status = 'open'
+        WHERE dw.rule_name = it->>'rule' AND dw.channel = v_channel
+          AND dw.user_id = it->>'user' AND dw.group_key = it->>'key' AND dw.status = 'open'
         FOR UPDATE;
         IF FOUND AND w.closes_at <= p_now THEN
             UPDATE digest_windows dw SET status = 'closing', closed_at = p_now
@@ -124,30 +129,32 @@ BEGIN
             w := NULL;
         END IF;
         IF w.window_id IS NULL THEN
-            r := CASE WHEN p_first[i] THEN 'first' ELSE 'member' END;
+            r := CASE WHEN (it->>'first')::boolean THEN 'first' ELSE 'member' END;
             INSERT INTO digest_windows AS dw (window_id, rule_name, channel, user_id, group_key,
                                               kafka_partition, status, members, opened_at,
                                               last_event_at, closes_at, deadline)
-            VALUES (p_new_id[i], p_rule[i], p_channel[i], p_user[i], p_key[i], p_partition[i],
-                    'open', CASE WHEN r = 'member' THEN 1 ELSE 0 END, p_now, p_now,
-                    CASE WHEN r = 'member' AND p_max_events[i] = 1 THEN p_now
-                         ELSE p_closes[i] END,
-                    p_deadline[i])
+            VALUES ((it->>'new_id')::uuid, it->>'rule', v_channel, it->>'user', it->>'key',
+                    (it->>'partition')::integer, 'open',
+                    CASE WHEN r = 'member' THEN 1 ELSE 0 END, p_now, p_now,
+                    CASE WHEN r = 'member' AND v_max = 1 THEN p_now
+                         ELSE to_timestamp((it->>'closes')::bigint / 1000.0) END,
+                    to_timestamp((it->>'deadline')::bigint / 1000.0))
             RETURNING * INTO w;
         ELSE
             r := 'member';
             UPDATE digest_windows dw
             SET members = dw.members + 1, last_event_at = p_now,
                 closes_at = CASE
-                    WHEN p_max_events[i] > 0 AND dw.members + 1 >= p_max_events[i] THEN p_now
-                    WHEN p_slide_ms[i] > 0 THEN
-                        least(p_now + p_slide_ms[i] * interval '1 millisecond', dw.deadline)
+                    WHEN v_max > 0 AND dw.members + 1 >= v_max THEN p_now
+                    WHEN v_slide > 0 THEN
+                        least(p_now + v_slide * interval '1 millisecond', dw.deadline)
                     ELSE dw.closes_at END
             WHERE dw.window_id = w.window_id
             RETURNING * INTO w;
         END IF;
         INSERT INTO digest_events (event_id, channel, window_id, role, actor, item, added_at)
-        VALUES (p_event[i], p_channel[i], w.window_id, r, p_actor[i], p_item[i], p_now);
+        VALUES (v_event, v_channel, w.window_id, r, nullif(it->'actor', 'null'::jsonb),
+                it->'item', p_now);
         window_id := w.window_id;
         role := r;
         closes_at := w.closes_at;
@@ -181,57 +188,67 @@ CREATE TABLE throttle_sends (
 CREATE INDEX throttle_sends_user_idx ON throttle_sends (rule_name, user_id, channel, at)
     WHERE outcome <> 'drop';
 
--- Decides each input row (rule, channel, user, event, max, window ms,
--- action) in order, against the deliveries the rule counted for the same
--- user and channel in the rolling window: "pass" at p_now while fewer than
--- max went out in the window before it; otherwise "drop", or "defer" to the
--- first instant at which the window holds fewer than max again (after any
--- delivery already deferred: deferred ones keep their order).  An event
--- already decided returns its decision unchanged.
-CREATE FUNCTION herald_throttle_check(p_now timestamptz, p_rule text[], p_channel text[],
-                                      p_user text[], p_event uuid[], p_max integer[],
-                                      p_window_ms bigint[], p_action text[])
+-- Decides each item of p_items, a JSON array of objects {rule, channel,
+-- user, event, max, window_ms, action}, in order, against the deliveries the
+-- rule counted for the same user and channel in the rolling window: "pass"
+-- at p_now while fewer than max went out in the window before it;
+-- otherwise "drop", or "defer" to the first instant at which the window
+-- holds fewer than max again (after any delivery already deferred: deferred
+-- ones keep their order).  An event already decided returns its decision
+-- unchanged.
+CREATE FUNCTION herald_throttle_check(p_now timestamptz, p_items jsonb)
 RETURNS TABLE (ord integer, outcome text, at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
-    i integer;
+    it jsonb;
+    v_rule text;
+    v_channel text;
+    v_user text;
+    v_event uuid;
+    v_max integer;
     win interval;
     nth timestamptz;
     latest timestamptz;
     recent integer;
 BEGIN
-    FOR i IN 1 .. coalesce(array_length(p_event, 1), 0) LOOP
-        ord := i;
+    ord := 0;
+    FOR it IN SELECT value FROM jsonb_array_elements(p_items) LOOP
+        ord := ord + 1;
+        v_rule := it->>'rule';
+        v_channel := it->>'channel';
+        v_user := it->>'user';
+        v_event := (it->>'event')::uuid;
+        v_max := (it->>'max')::integer;
         SELECT ts.outcome, ts.at INTO outcome, at FROM throttle_sends ts
-        WHERE ts.rule_name = p_rule[i] AND ts.channel = p_channel[i] AND ts.event_id = p_event[i];
+        WHERE ts.rule_name = v_rule AND ts.channel = v_channel AND ts.event_id = v_event;
         IF FOUND THEN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        win := p_window_ms[i] * interval '1 millisecond';
+        win := (it->>'window_ms')::bigint * interval '1 millisecond';
         SELECT count(*) INTO recent FROM throttle_sends ts
-        WHERE ts.rule_name = p_rule[i] AND ts.user_id = p_user[i] AND ts.channel = p_channel[i]
+        WHERE ts.rule_name = v_rule AND ts.user_id = v_user AND ts.channel = v_channel
           AND ts.outcome <> 'drop' AND ts.at > p_now - win;
-        IF recent < p_max[i] THEN
+        IF recent < v_max THEN
             outcome := 'pass';
             at := p_now;
-        ELSIF p_action[i] = 'drop' THEN
+        ELSIF it->>'action' = 'drop' THEN
             outcome := 'drop';
             at := p_now;
         ELSE
             -- The max-th latest counted delivery leaves the window at nth + win.
             SELECT ts.at INTO nth FROM throttle_sends ts
-            WHERE ts.rule_name = p_rule[i] AND ts.user_id = p_user[i]
-              AND ts.channel = p_channel[i] AND ts.outcome <> 'drop'
-            ORDER BY ts.at DESC OFFSET p_max[i] - 1 LIMIT 1;
+            WHERE ts.rule_name = v_rule AND ts.user_id = v_user AND ts.channel = v_channel
+              AND ts.outcome <> 'drop'
+            ORDER BY ts.at DESC OFFSET v_max - 1 LIMIT 1;
             SELECT max(ts.at) INTO latest FROM throttle_sends ts
-            WHERE ts.rule_name = p_rule[i] AND ts.user_id = p_user[i]
-              AND ts.channel = p_channel[i] AND ts.outcome <> 'drop';
+            WHERE ts.rule_name = v_rule AND ts.user_id = v_user AND ts.channel = v_channel
+              AND ts.outcome <> 'drop';
             outcome := 'defer';
             at := greatest(p_now, nth + win, latest);
         END IF;
         INSERT INTO throttle_sends (rule_name, channel, event_id, user_id, at, outcome)
-        VALUES (p_rule[i], p_channel[i], p_event[i], p_user[i], at, outcome);
+        VALUES (v_rule, v_channel, v_event, v_user, at, outcome);
         RETURN NEXT;
     END LOOP;
 END
