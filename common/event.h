@@ -32,6 +32,7 @@
 #include "ids.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,7 @@ typedef struct event {
     char *idempotency_key;           /* NULL when absent */
     char broadcast_id[ID_UUID_SIZE]; /* the topic event this per-user event came from, or "" */
     int generation;                  /* bumped by replay --redeliver; 0 at first */
+    bool no_digest;                  /* "digest": false: digest rules do not apply */
 } event;
 
 /* "critical", "high", "normal", "low"; "normal" for an out-of-range value. */

@@ -125,6 +125,10 @@ const char *decide_action_status(decide_action a)
         return "scheduled";
     case DECIDE_SKIP:
         return "skipped";
+    case DECIDE_DIGESTED:
+        return "digested";
+    case DECIDE_THROTTLED:
+        return "throttled";
     }
     return "unknown";
 }

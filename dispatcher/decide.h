@@ -70,6 +70,13 @@ typedef enum {
     DECIDE_SEND = 0,
     DECIDE_SCHEDULE,
     DECIDE_SKIP,
+    /*
+     * Set by the dispatcher's rules step (digest.h) on what decide_for_user
+     * would send, never by decide_for_user itself: the delivery became part
+     * of a digest, or a throttle dropped or deferred it.
+     */
+    DECIDE_DIGESTED,
+    DECIDE_THROTTLED,
 } decide_action;
 
 typedef enum {
@@ -132,7 +139,10 @@ void decide_for_user(const decide_event *event, const decide_user *user, const d
 /* The skip_reason codes stored with a skipped delivery ("no_address", ...); "" for NONE. */
 const char *decide_reason_name(decide_reason r);
 
-/* The delivery status an outcome starts in: "pending", "scheduled" or "skipped". */
+/*
+ * The delivery status an outcome starts in: "pending", "scheduled",
+ * "skipped", "digested" or "throttled".
+ */
 const char *decide_action_status(decide_action a);
 
 #endif

@@ -13,8 +13,10 @@
 
 #include "backoff.h"
 #include "broadcast.h"
+#include "closer.h"
 #include "daemon.h"
 #include "deadletter.h"
+#include "digest.h"
 #include "error.h"
 #include "event.h"
 #include "fanout.h"
@@ -27,6 +29,7 @@
 #include "opsserver.h"
 #include "pg.h"
 #include "prefs_cache.h"
+#include "rules.h"
 #include "status.h"
 #include "timeutil.h"
 #include "topics.h"
@@ -57,6 +60,7 @@ typedef struct slot {
     char perr[256];
     prefs_user *user;
     tplcache_type *tpl;
+    size_t from, to; /* its items in the batch's fanout list */
 } slot;
 
 typedef struct dmetrics {
@@ -66,6 +70,8 @@ typedef struct dmetrics {
     metrics_counter *aborts, *pg_failures, *broadcast_events, *broadcasts;
     metrics_histogram *batch_seconds, *batch_events;
     metrics_gauge *lag, *cache_entries;
+    metrics_counter *windows_opened, *windows_closed[2], *digested, *throttled[2];
+    metrics_counter *digest_deliveries[DELIVERY_CHANNEL_COUNT], *close_failures;
 } dmetrics;
 
 struct dispatcher {
@@ -86,6 +92,7 @@ struct dispatcher {
     listener *lis;
     prefs_cache *users;
     tplcache *tpls;
+    rules *rules;
     status_batch *sb;
     fanout_list fl;
     fanout_options fo;
@@ -100,6 +107,11 @@ struct dispatcher {
     int64_t resume_at_ms, pg_delay_ms;
     uint64_t rng;
     int64_t next_lag_ms;
+
+    /* Digest windows: the events partitions owned, and when to look for due windows next. */
+    int32_t *parts;
+    size_t nparts, partcap;
+    int64_t next_close_ms; /* wall clock, as the windows' close times */
 
     metrics_registry *reg;
     opsserver *ops;
@@ -143,6 +155,44 @@ static bool slot_in(const slot *s, const rd_kafka_topic_partition_list_t *parts)
 }
 
 /*
+ * The partitions of the events topic this member owns, whose digest windows
+ * it closes: added when assigned, removed when revoked (or lost), and due
+ * windows of new ones looked for at once.
+ */
+static void own_partitions(dispatcher *d, bool assigned,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        if (strcmp(parts->elems[i].topic, d->t_events) != 0)
+            continue;
+        int32_t p = parts->elems[i].partition;
+        size_t k = 0;
+        while (k < d->nparts && d->parts[k] != p)
+            k++;
+        if (!assigned) {
+            if (k < d->nparts)
+                d->parts[k] = d->parts[--d->nparts];
+            continue;
+        }
+        if (k < d->nparts)
+            continue;
+        if (d->nparts == d->partcap) {
+            size_t cap = d->partcap ? d->partcap * 2 : 16;
+            int32_t *np = realloc(d->parts, cap * sizeof(*np));
+            if (np == NULL) {
+                LOG_ERROR("digest", "out of memory: partition %" PRId32 " not tracked", p);
+                continue;
+            }
+            d->parts = np;
+            d->partcap = cap;
+        }
+        d->parts[d->nparts++] = p;
+    }
+    if (assigned)
+        d->next_close_ms = 0;
+}
+
+/*
  * Rebalances happen inside kafka_consumer_poll(), so only while a batch is
  * filling: records of partitions taken away are dropped (their new owner
  * reads them from the committed offset), the rest of the batch stays.
@@ -152,6 +202,7 @@ static void on_rebalance(void *ctx, bool assigned, const rd_kafka_topic_partitio
 {
     dispatcher *d = ctx;
     (void)lost;
+    own_partitions(d, assigned, parts);
     if (assigned)
         return;
     size_t kept = 0;
@@ -238,6 +289,30 @@ static int metrics_init(dispatcher *d)
                                "events not yet consumed on the assigned partitions", NULL);
     m->cache_entries = metrics_gauge_get(r, "herald_dispatcher_cache_entries",
                                          "users held in the preferences cache", NULL);
+    m->windows_opened = metrics_counter_get(r, "herald_dispatcher_digest_windows_opened_total",
+                                            "digest windows opened", NULL);
+    for (int k = 0; k < 2; k++)
+        m->windows_closed[k] =
+            metrics_counter_get(r, "herald_dispatcher_digest_windows_closed_total",
+                                "digest windows closed (empty: only the event sent at once)",
+                                k == 0 ? "result=\"sent\"" : "result=\"empty\"");
+    m->digested = metrics_counter_get(r, "herald_dispatcher_digest_events_total",
+                                      "channel deliveries of events taken into a digest", NULL);
+    for (int k = 0; k < 2; k++)
+        m->throttled[k] = metrics_counter_get(r, "herald_dispatcher_throttled_total",
+                                              "channel deliveries a throttle rule held back",
+                                              k == 0 ? "action=\"drop\"" : "action=\"defer\"");
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++) {
+        if (metrics_labels(l, sizeof l, "channel", delivery_channel_name((delivery_channel)c),
+                           NULL) != 0)
+            return -1;
+        m->digest_deliveries[c] = metrics_counter_get(
+            r, "herald_dispatcher_digest_deliveries_total", "digest deliveries produced", l);
+    }
+    m->close_failures = metrics_counter_get(r, "herald_dispatcher_digest_close_retries_total",
+                                            "passes of the digest closer that failed and will be "
+                                            "redone",
+                                            NULL);
     if (metrics_gauge_fn(r, "herald_dispatcher_cache_hit_ratio",
                          "share of user lookups served from the cache", NULL, hit_ratio, d) != 0 ||
         metrics_gauge_fn(r, "herald_dispatcher_producer_queue",
@@ -286,6 +361,8 @@ static void on_notify(void *ctx, const char *channel, const char *payload)
         prefs_cache_invalidate(d->users, payload);
     else if (strcmp(channel, "herald_template_changed") == 0)
         tplcache_invalidate(d->tpls, payload);
+    else if (strcmp(channel, "herald_rules_changed") == 0)
+        rules_invalidate(d->rules);
     metrics_counter_inc(d->m.invalidations);
 }
 
@@ -295,6 +372,7 @@ static void poll_notifications(dispatcher *d)
         LOG_INFO("listen", "clearing the caches: change notifications may have been missed");
         prefs_cache_clear(d->users);
         tplcache_clear(d->tpls);
+        rules_invalidate(d->rules);
     }
 }
 
@@ -529,6 +607,9 @@ static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen
             tplcache_type_unref(tgot[t]);
     }
     metrics_counter_add(d->m.tpl_hits, thits);
+    if (rules_due(d->rules, timeutil_monotonic_ms()) &&
+        (st = rules_load(d->rules, d->db, timeutil_monotonic_ms(), err, errlen)) != PG_OK)
+        goto out;
     st = PG_OK;
 out:
     free(ids);
@@ -542,6 +623,7 @@ out:
 /* Counts of one batch, added to the metrics only once it has committed. */
 typedef struct batch_counts {
     uint64_t events, dead[2], deliveries[DELIVERY_CHANNEL_COUNT][2], skips[NSKIP];
+    uint64_t opened, digested, throttled[2];
 } batch_counts;
 
 static txn_result dead_letter(dispatcher *d, slot *s, batch_counts *bc, char *err, size_t errlen)
@@ -575,14 +657,14 @@ static rd_kafka_headers_t *replay_headers(const char *replayed_at)
 }
 
 static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const event *ev,
-                                size_t from, batch_counts *bc, char *err, size_t errlen)
+                                size_t from, size_t to, batch_counts *bc, char *err, size_t errlen)
 {
     size_t klen = strlen(ev->user_id);
     char at[64];
     const char *replayed_at = NULL;
     if (kafka_header_get(msg, HDR_REPLAYED_AT, at, sizeof at) >= 0)
         replayed_at = at;
-    for (size_t i = from; i < d->fl.n; i++) {
+    for (size_t i = from; i < to; i++) {
         fanout_item *it = &d->fl.items[i];
         if (it->action == DECIDE_SKIP) {
             int k = skip_index(it->skip_reason);
@@ -590,7 +672,10 @@ static txn_result produce_items(dispatcher *d, rd_kafka_message_t *msg, const ev
                 bc->skips[k]++;
             continue;
         }
-        bool later = it->action == DECIDE_SCHEDULE;
+        /* Digested, or throttled and dropped: a status row, nothing to produce. */
+        if (it->value == NULL)
+            continue;
+        bool later = it->action == DECIDE_SCHEDULE || it->action == DECIDE_THROTTLED;
         const char *topic = later ? d->t_retry[it->channel] : d->t_deliver[it->channel];
         rd_kafka_headers_t *h = NULL;
         if (replayed_at != NULL && (h = replay_headers(replayed_at)) == NULL) {
@@ -661,10 +746,180 @@ static void rows_abandon(rows_pipe *p)
     }
 }
 
-/* Fans every slot out into the open transaction and its rows into the pipe. */
+/* Whether slot s has a delivery to send or schedule on channel c, items[from, to). */
+static bool slot_sends(const dispatcher *d, const slot *s, delivery_channel c)
+{
+    for (size_t i = s->from; i < s->to; i++) {
+        const fanout_item *it = &d->fl.items[i];
+        if (it->channel == c && (it->action == DECIDE_SEND || it->action == DECIDE_SCHEDULE))
+            return true;
+    }
+    return false;
+}
+
+/* The category rules match: the event's own, else its templates'. */
+static const char *slot_category(const slot *s, int channel)
+{
+    if (s->ev.category != NULL || s->tpl == NULL)
+        return s->ev.category;
+    if (channel >= 0)
+        return s->tpl->ch[channel].category;
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++)
+        if (s->tpl->ch[c].exists && s->tpl->ch[c].category != NULL)
+            return s->tpl->ch[c].category;
+    return NULL;
+}
+
+/*
+ * Turns slot s's deliveries on channel c into status rows of action a
+ * (DIGESTED, or THROTTLED: dropped when not_before_ms is 0, else deferred
+ * to it and produced to the retry topic then).  -1 when out of memory.
+ */
+static int hold_back(dispatcher *d, const slot *s, delivery_channel c, decide_action a,
+                     const char *reason, int64_t not_before_ms)
+{
+    for (size_t i = s->from; i < s->to; i++) {
+        fanout_item *it = &d->fl.items[i];
+        if (it->channel != c || (it->action != DECIDE_SEND && it->action != DECIDE_SCHEDULE))
+            continue;
+        it->action = a;
+        it->skip_reason = reason;
+        if (a == DECIDE_THROTTLED && not_before_ms > 0) {
+            delivery dl;
+            char perr[128], *v = NULL;
+            size_t vlen = 0;
+            if (delivery_parse(it->value, it->vlen, &dl, perr, sizeof perr) != DELIVERY_OK)
+                return -1;
+            dl.not_before = not_before_ms;
+            int rc = delivery_serialize(&dl, &v, &vlen);
+            delivery_free(&dl);
+            if (rc != 0)
+                return -1;
+            free(it->value);
+            it->value = v;
+            it->vlen = vlen;
+            it->not_before_ms = not_before_ms;
+            continue;
+        }
+        free(it->value);
+        it->value = NULL;
+        it->vlen = 0;
+        it->not_before_ms = 0;
+    }
+    return 0;
+}
+
+/*
+ * The digest and throttle rules over the batch's fan-out (digest.h): what a
+ * digest takes becomes a "digested" row, what a throttle holds back a
+ * "throttled" one.  Critical events bypass both, and so do events published
+ * with "digest": false (digests only).
+ */
+static pg_status apply_rules(dispatcher *d, int64_t now_ms, batch_counts *bc, char *err,
+                             size_t errlen)
+{
+    bool digests = rules_have_digests(d->rules), throttles = rules_have_throttles(d->rules);
+    if (!digests && !throttles)
+        return PG_OK;
+    pg_status st = PG_ERROR;
+    size_t cap = d->nslots * DELIVERY_CHANNEL_COUNT + 1, nd = 0, nt = 0;
+    digest_cand *dc = calloc(cap, sizeof(*dc));
+    throttle_cand *tc = calloc(cap, sizeof(*tc));
+    size_t *dslot = calloc(cap, sizeof(*dslot)), *tslot = calloc(cap, sizeof(*tslot));
+    if (dc == NULL || tc == NULL || dslot == NULL || tslot == NULL) {
+        error_set(err, errlen, "rules: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; digests && i < d->nslots; i++) {
+        slot *s = &d->slots[i];
+        if (s->parsed != EVENT_OK || s->user == NULL || !s->user->known ||
+            s->ev.priority == EVENT_PRIORITY_CRITICAL || s->ev.no_digest)
+            continue;
+        const digest_rule *r = rules_digest_for(d->rules, s->ev.type, slot_category(s, -1));
+        for (int c = 0; r != NULL && c < DELIVERY_CHANNEL_COUNT; c++) {
+            if (!r->channel[c] || !slot_sends(d, s, (delivery_channel)c))
+                continue;
+            dc[nd] = (digest_cand){.ev = &s->ev,
+                                   .channel = (delivery_channel)c,
+                                   .rule = r,
+                                   .partition = s->msg->partition,
+                                   .zone = s->user->zone};
+            dslot[nd++] = i;
+        }
+    }
+    if ((st = digest_add(d->db, dc, nd, now_ms, err, errlen)) != PG_OK)
+        goto out;
+    for (size_t k = 0; k < nd; k++) {
+        char opened_id[ID_UUID_SIZE];
+        digest_window_id(dc[k].rule->name, dc[k].channel, dc[k].ev->event_id, opened_id);
+        bc->opened += strcmp(opened_id, dc[k].window_id) == 0;
+        if (dc[k].closes_ms < d->next_close_ms)
+            d->next_close_ms = dc[k].closes_ms;
+        if (dc[k].first)
+            continue;
+        bc->digested++;
+        if (hold_back(d, &d->slots[dslot[k]], dc[k].channel, DECIDE_DIGESTED, NULL, 0) != 0)
+            goto oom;
+    }
+    for (size_t i = 0; throttles && i < d->nslots; i++) {
+        slot *s = &d->slots[i];
+        if (s->parsed != EVENT_OK || s->user == NULL || !s->user->known ||
+            s->ev.priority == EVENT_PRIORITY_CRITICAL)
+            continue;
+        for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++) {
+            if (!slot_sends(d, s, (delivery_channel)c))
+                continue;
+            const throttle_rule *r =
+                rules_throttle_for(d->rules, slot_category(s, c), (delivery_channel)c);
+            if (r == NULL)
+                continue;
+            tc[nt] = (throttle_cand){.ev = &s->ev, .channel = (delivery_channel)c, .rule = r};
+            tslot[nt++] = i;
+        }
+    }
+    if ((st = throttle_check(d->db, tc, nt, now_ms, err, errlen)) != PG_OK)
+        goto out;
+    for (size_t k = 0; k < nt; k++) {
+        if (tc[k].outcome == THROTTLE_PASS)
+            continue;
+        bool defer = tc[k].outcome == THROTTLE_DEFER;
+        bc->throttled[defer ? 1 : 0]++;
+        if (hold_back(d, &d->slots[tslot[k]], tc[k].channel, DECIDE_THROTTLED,
+                      defer ? "throttle_deferred" : "throttle_dropped",
+                      defer ? tc[k].at_ms : 0) != 0)
+            goto oom;
+    }
+    st = PG_OK;
+    goto out;
+oom:
+    error_set(err, errlen, "rules: out of memory");
+    st = PG_ERROR;
+out:
+    free(dc);
+    free(tc);
+    free(dslot);
+    free(tslot);
+    return st;
+}
+
+/*
+ * Fans every slot out, applies the rules to the whole batch, then produces
+ * into the open transaction and sends the rows into the pipe.
+ */
 static batch_status fan_out(dispatcher *d, rows_pipe *p, batch_counts *bc, int64_t now_ms,
                             char *err, size_t errlen)
 {
+    for (size_t i = 0; i < d->nslots; i++) {
+        slot *s = &d->slots[i];
+        s->from = s->to = d->fl.n;
+        if (s->parsed != EVENT_OK)
+            continue;
+        if (fanout_event(&s->ev, s->user, s->tpl, &d->fo, now_ms, &d->fl, err, errlen) != 0)
+            return BATCH_FATAL;
+        s->to = d->fl.n;
+    }
+    if (apply_rules(d, now_ms, bc, err, errlen) != PG_OK)
+        return BATCH_RETRY_PG;
     txn_result tr;
     for (size_t i = 0; i < d->nslots; i++) {
         slot *s = &d->slots[i];
@@ -675,11 +930,9 @@ static batch_status fan_out(dispatcher *d, rows_pipe *p, batch_counts *bc, int64
                 return batch_from_txn(tr);
             continue;
         }
-        size_t from = d->fl.n;
-        if (fanout_event(&s->ev, s->user, s->tpl, &d->fo, now_ms, &d->fl, err, errlen) != 0 ||
-            status_add_event(d->sb, &s->ev, d->fl.items + from, d->fl.n - from) != 0)
+        if (status_add_event(d->sb, &s->ev, d->fl.items + s->from, s->to - s->from) != 0)
             return BATCH_FATAL;
-        if ((tr = produce_items(d, s->msg, &s->ev, from, bc, err, errlen)) != TXN_OK)
+        if ((tr = produce_items(d, s->msg, &s->ev, s->from, s->to, bc, err, errlen)) != TXN_OK)
             return batch_from_txn(tr);
         bc->events++;
     }
@@ -697,6 +950,10 @@ static void count_batch(dispatcher *d, const batch_counts *bc)
             metrics_counter_add(d->m.deliveries[c][k], bc->deliveries[c][k]);
     for (size_t k = 0; k < NSKIP; k++)
         metrics_counter_add(d->m.skips[k], bc->skips[k]);
+    metrics_counter_add(d->m.windows_opened, bc->opened);
+    metrics_counter_add(d->m.digested, bc->digested);
+    for (int k = 0; k < 2; k++)
+        metrics_counter_add(d->m.throttled[k], bc->throttled[k]);
 }
 
 /*
@@ -926,6 +1183,75 @@ static int renew_producer(dispatcher *d, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * Sends the digests of the windows due on the owned partitions (closer.h),
+ * between batches: a few passes while passes come back full, then again
+ * at the earliest open window's close or after HERALD_DIGEST_SCAN, whichever
+ * is first.  A failure is retried at the next scan; the windows it left
+ * closing are taken again then.
+ */
+static void close_windows(dispatcher *d)
+{
+    int64_t now = timeutil_now_ms();
+    if (d->pg_paused || now < d->next_close_ms)
+        return;
+    d->next_close_ms = now + d->cfg->digest_scan_ms;
+    if (d->nparts == 0)
+        return;
+    closer_ctx c = {
+        .producer = d->producer,
+        .consumer = d->consumer,
+        .db = d->db,
+        .users = d->users,
+        .tpls = d->tpls,
+        .rules = d->rules,
+        .sb = d->sb,
+        .fl = &d->fl,
+        .fo = &d->fo,
+        .parts = d->parts,
+        .nparts = d->nparts,
+        .limit = (int)d->cfg->digest_close_batch,
+        .produce_timeout_ms = PRODUCE_WAIT_MS,
+    };
+    for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++) {
+        c.deliver_topic[k] = d->t_deliver[k];
+        c.retry_topic[k] = d->t_retry[k];
+    }
+    char err[1024];
+    if (rules_due(d->rules, timeutil_monotonic_ms()) &&
+        rules_load(d->rules, d->db, timeutil_monotonic_ms(), err, sizeof err) != PG_OK) {
+        LOG_WARN("digest", "reading the rules: %s", err);
+        return;
+    }
+    for (int pass = 0; pass < 5 && !*d->stop; pass++) {
+        size_t taken = 0;
+        closer_counts n;
+        memset(&n, 0, sizeof n);
+        batch_status r = closer_run(&c, now, &taken, &n, err, sizeof err);
+        if (r != BATCH_OK) {
+            metrics_counter_inc(d->m.close_failures);
+            LOG_WARN("digest", "sending due digests failed, retrying in %ld ms: %s",
+                     d->cfg->digest_scan_ms, err);
+            return;
+        }
+        metrics_counter_add(d->m.windows_closed[0], n.sent);
+        metrics_counter_add(d->m.windows_closed[1], n.empty);
+        for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
+            metrics_counter_add(d->m.digest_deliveries[k], n.deliveries[k]);
+        if (taken > 0)
+            LOG_DEBUG("digest", "%zu window(s) closed: %" PRIu64 " sent, %" PRIu64 " empty", taken,
+                      n.sent, n.empty);
+        if (taken < (size_t)c.limit)
+            break;
+        now = timeutil_now_ms();
+    }
+    int64_t next = INT64_MAX;
+    if (digest_next_due(d->db, d->parts, d->nparts, &next, err, sizeof err) != PG_OK)
+        LOG_WARN("digest", "%s", err);
+    else if (next < d->next_close_ms)
+        d->next_close_ms = next;
+}
+
 int dispatcher_run(dispatcher *d)
 {
     char err[1024];
@@ -942,6 +1268,7 @@ int dispatcher_run(dispatcher *d)
                 rd_kafka_message_destroy(m);
             continue;
         }
+        close_windows(d);
         if (collect(d) != 0) {
             rc = 1;
             break;
@@ -1094,11 +1421,12 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
         .negative_ttl_ms = cfg->cache_negative_ttl_ms,
         .seed = d->rng,
     };
-    static const char *const channels[] = {"herald_user_changed", "herald_template_changed", NULL};
+    static const char *const channels[] = {"herald_user_changed", "herald_template_changed",
+                                           "herald_rules_changed", NULL};
     if ((d->reg = metrics_registry_new()) == NULL || metrics_init(d) != 0 ||
         (d->users = prefs_cache_new(&po)) == NULL ||
         (d->tpls = tplcache_new(TEMPLATE_TYPES_MAX, cfg->template_ttl_ms)) == NULL ||
-        (d->sb = status_batch_new(STATUS_BYTES_CAP)) == NULL ||
+        (d->rules = rules_new()) == NULL || (d->sb = status_batch_new(STATUS_BYTES_CAP)) == NULL ||
         (d->lis = listener_new(common->database_url, channels)) == NULL) {
         error_set(err, errlen, "out of memory");
         goto out;
@@ -1160,6 +1488,8 @@ void dispatcher_free(dispatcher *d)
     status_batch_free(d->sb);
     prefs_cache_free(d->users);
     tplcache_free(d->tpls);
+    rules_free(d->rules);
+    free(d->parts);
     metrics_registry_free(d->reg);
     free(d);
 }

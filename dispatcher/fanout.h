@@ -45,7 +45,7 @@
 typedef struct fanout_item {
     delivery_channel channel;
     decide_action action;
-    const char *skip_reason; /* static; SKIP only */
+    const char *skip_reason; /* static; SKIP and THROTTLED only */
     char idempotency_key[ID_UUID_SIZE];
     char *address; /* owned; NULL for SKIP */
     int64_t not_before_ms;

@@ -285,7 +285,7 @@ int status_add_event(status_batch *b, const event *ev, const fanout_item *items,
             delivery_channel_name(it->channel),
             it->address,
             decide_action_status(it->action),
-            it->action == DECIDE_SKIP ? it->skip_reason : NULL,
+            it->action == DECIDE_SKIP || it->action == DECIDE_THROTTLED ? it->skip_reason : NULL,
             it->not_before_ms > 0 ? timeutil_format_rfc3339(it->not_before_ms, nb, sizeof nb)
                                   : NULL,
         };
