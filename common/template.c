@@ -1,9 +1,11 @@
 /*
  * template: compiler and renderer (see template.h).
  *
- * A compiled template is a list of parts: literal text (a slice of the kept
- * source) or a placeholder (a root and a list of path segments, also slices
- * of the source).  Rendering walks the list once into a capped buffer.
+ * A compiled template is a flat list of parts: literal text (a slice of the
+ * kept source), a placeholder, or a section's opening or closing tag (each
+ * a path of segments, also slices of the source).  An opening tag knows
+ * where its section ends, so rendering walks the list into a capped buffer,
+ * going through a section's parts once per repetition or skipping them.
  */
 #include "template.h"
 #include "buf.h"
@@ -20,6 +22,7 @@
 
 #define SEGMENT_MAX       128 /* characters in one path segment */
 #define PATH_MAX_SEGMENTS 32
+#define SECTION_MAX_DEPTH 8
 
 typedef enum { ROOT_USER, ROOT_DATA, ROOT_EVENT } root_kind;
 
@@ -31,12 +34,21 @@ typedef struct segment {
     size_t index;
 } segment;
 
+typedef enum {
+    PART_TEXT,     /* literal text */
+    PART_VALUE,    /* {{path}} or {{.}} */
+    PART_SECTION,  /* {{#path}} */
+    PART_INVERTED, /* {{^path}} */
+    PART_END,      /* {{/path}} */
+} part_kind;
+
 typedef struct part {
-    bool is_var;
-    size_t off, len; /* text: slice of the source */
-    root_kind root;
-    size_t nsegs;
-    segment *segs;
+    part_kind kind;
+    size_t off, len; /* text: slice of the source; a tag: its path as written ("." alone) */
+    int root;        /* the root_kind the first segment names, or -1 */
+    size_t nsegs;    /* 0 for "." (the current element) */
+    segment *segs;   /* the whole path, first segment included */
+    size_t end;      /* a section: index of its PART_END */
 } part;
 
 struct template
@@ -44,7 +56,7 @@ struct template
     char *src;
     size_t nparts;
     part *parts;
-    size_t nvars;
+    size_t ntags;
 };
 
 /* ---- compiling --------------------------------------------------------- */
@@ -62,16 +74,21 @@ void template_free(template *t)
 
 size_t template_placeholder_count(const template *t)
 {
-    return t->nvars;
+    return t->ntags;
 }
 
 bool template_uses_root(const template *t, const char *root)
 {
     if (t == NULL || root == NULL)
         return false;
-    for (size_t i = 0; i < t->nparts; i++)
-        if (t->parts[i].is_var && strcmp(root_names[t->parts[i].root], root) == 0)
+    /* A path of two segments or more whose first names a root may read it, inside a
+     * section too, when no element has a key of that name. */
+    for (size_t i = 0; i < t->nparts; i++) {
+        const part *p = &t->parts[i];
+        if (p->kind != PART_TEXT && p->kind != PART_END && p->root >= 0 && p->nsegs >= 2 &&
+            strcmp(root_names[p->root], root) == 0)
             return true;
+    }
     return false;
 }
 
@@ -92,11 +109,20 @@ static char shown(char c)
     return (unsigned char)c >= 0x20 && (unsigned char)c < 0x7F ? c : '?';
 }
 
+/* A section opened and not yet closed. */
+typedef struct open_section {
+    size_t part; /* index of its PART_SECTION or PART_INVERTED */
+    size_t at;   /* offset of its "{{" */
+} open_section;
+
 typedef struct compiler {
     const char *src;
     size_t len;
     template *t;
     size_t cap_parts;
+    open_section open[SECTION_MAX_DEPTH];
+    size_t depth;     /* sections open */
+    size_t nelements; /* of them, those that are not inverted: elements a path may name */
     size_t err_at;
     char *err;
     size_t errlen;
@@ -143,18 +169,25 @@ static int add_text(compiler *c, size_t off, size_t len)
     return 0;
 }
 
-/* Parses the placeholder whose "{{" is at open; stores the offset past "}}". */
-static int compile_placeholder(compiler *c, size_t open, size_t *next)
+/*
+ * Parses the path that starts at *pos, "." or segments joined by '.', into
+ * segs (*nsegs of them, 0 for "."), and moves *pos past it.
+ */
+static int parse_path(compiler *c, size_t open, size_t *pos, segment *segs, size_t *nsegs)
 {
     const char *s = c->src;
-    segment segs[PATH_MAX_SEGMENTS];
-    size_t nsegs = 0;
-    size_t i = open + 2;
+    size_t i = *pos;
 
-    while (i < c->len && is_space(s[i]))
-        i++;
-    if (i + 1 < c->len && s[i] == '}' && s[i + 1] == '}')
-        return fail_at(c, open, "empty placeholder");
+    *nsegs = 0;
+    if (s[i] == '.') {
+        size_t k = i + 1;
+        while (k < c->len && is_space(s[k]))
+            k++;
+        if (k >= c->len || s[k] == '}') {
+            *pos = i + 1;
+            return 0;
+        }
+    }
     for (;;) {
         size_t start = i;
         while (i < c->len && is_segment_char(s[i]))
@@ -171,9 +204,9 @@ static int compile_placeholder(compiler *c, size_t open, size_t *next)
         }
         if (i - start > SEGMENT_MAX)
             return fail_at(c, start, "path segment longer than %d characters", SEGMENT_MAX);
-        if (nsegs == PATH_MAX_SEGMENTS)
+        if (*nsegs == PATH_MAX_SEGMENTS)
             return fail_at(c, start, "path deeper than %d segments", PATH_MAX_SEGMENTS);
-        segment *g = &segs[nsegs++];
+        segment *g = &segs[(*nsegs)++];
         g->off = start;
         g->len = i - start;
         g->is_index = true;
@@ -189,38 +222,126 @@ static int compile_placeholder(compiler *c, size_t open, size_t *next)
             i++;
             continue;
         }
-        break;
+        *pos = i;
+        return 0;
     }
+}
+
+/*
+ * Stores in *root the root a path's first segment names, or -1.  Outside
+ * sections a path must start with a root and go further, so that no tag
+ * dumps a whole record; inside one any first segment may be a key of an
+ * element, and "." is the element.
+ */
+static int check_root(compiler *c, size_t open, const segment *segs, size_t nsegs, int *root)
+{
+    const char *s = c->src;
+
+    *root = -1;
+    if (nsegs == 0) {
+        if (c->nelements == 0)
+            return fail_at(c, open, "'{{.}}' is only valid inside a section");
+        return 0;
+    }
+    for (int r = 0; r < 3; r++)
+        if (segs[0].len == strlen(root_names[r]) &&
+            memcmp(s + segs[0].off, root_names[r], segs[0].len) == 0)
+            *root = r;
+    if (c->nelements > 0)
+        return 0;
+    if (*root < 0)
+        return fail_at(c, segs[0].off, "unknown root '%.*s' (expected user, data or event)",
+                       (int)segs[0].len, s + segs[0].off);
+    if (nsegs == 1)
+        return fail_at(c, segs[0].off, "'%s' needs a field, e.g. {{%s.%s}}", root_names[*root],
+                       root_names[*root],
+                       *root == ROOT_DATA   ? "id"
+                       : *root == ROOT_USER ? "name"
+                                            : "type");
+    return 0;
+}
+
+/* Closes the innermost section with the {{/...}} at open, whose path is name. */
+static int close_section(compiler *c, size_t open, size_t name_off, size_t name_len)
+{
+    const char *s = c->src;
+
+    if (c->depth == 0)
+        return fail_at(c, open, "'{{/%.*s}}' closes no open section", (int)name_len, s + name_off);
+    open_section *o = &c->open[c->depth - 1];
+    const part *sec = &c->t->parts[o->part];
+    if (sec->len != name_len || memcmp(s + sec->off, s + name_off, name_len) != 0)
+        return fail_at(c, open, "'{{/%.*s}}' closes '%.*s' (opened at offset %zu)", (int)name_len,
+                       s + name_off, (int)sec->len, s + sec->off, o->at);
+    part *p = add_part(c);
+    if (p == NULL)
+        return fail_at(c, open, "out of memory");
+    p->kind = PART_END;
+    p->off = name_off;
+    p->len = name_len;
+    c->t->parts[o->part].end = c->t->nparts - 1;
+    if (c->t->parts[o->part].kind == PART_SECTION)
+        c->nelements--;
+    c->depth--;
+    return 0;
+}
+
+/* Parses the tag whose "{{" is at open; stores the offset past "}}". */
+static int compile_tag(compiler *c, size_t open, size_t *next)
+{
+    const char *s = c->src;
+    segment segs[PATH_MAX_SEGMENTS];
+    size_t nsegs = 0;
+    part_kind kind = PART_VALUE;
+    size_t i = open + 2;
+    int root;
+
+    while (i < c->len && is_space(s[i]))
+        i++;
+    if (i < c->len && (s[i] == '#' || s[i] == '^' || s[i] == '/')) {
+        kind = s[i] == '#' ? PART_SECTION : s[i] == '^' ? PART_INVERTED : PART_END;
+        i++;
+        while (i < c->len && is_space(s[i]))
+            i++;
+    }
+    if (i + 1 < c->len && s[i] == '}' && s[i + 1] == '}')
+        return fail_at(c, open, kind == PART_VALUE ? "empty placeholder" : "empty section name");
+    size_t name_off = i;
+    if (parse_path(c, open, &i, segs, &nsegs) < 0)
+        return -1;
+    size_t name_len = i - name_off;
     while (i < c->len && is_space(s[i]))
         i++;
     if (i >= c->len || (s[i] == '}' && (i + 1 >= c->len || s[i + 1] != '}')))
         return fail_at(c, open, "'{{' is never closed");
     if (s[i] != '}')
         return fail_at(c, i, "unexpected character '%c' in placeholder", shown(s[i]));
-
-    int root = -1;
-    for (int r = 0; r < 3; r++)
-        if (segs[0].len == strlen(root_names[r]) &&
-            memcmp(s + segs[0].off, root_names[r], segs[0].len) == 0)
-            root = r;
-    if (root < 0)
-        return fail_at(c, segs[0].off, "unknown root '%.*s' (expected user, data or event)",
-                       (int)segs[0].len, s + segs[0].off);
-    if (nsegs == 1)
-        return fail_at(c, segs[0].off, "'%s' needs a field, e.g. {{%s.%s}}", root_names[root],
-                       root_names[root],
-                       root == ROOT_DATA   ? "id"
-                       : root == ROOT_USER ? "name"
-                                           : "type");
-    part *p = add_part(c);
-    if (p == NULL || (p->segs = malloc((nsegs - 1) * sizeof(segment))) == NULL)
-        return fail_at(c, open, "out of memory");
-    p->is_var = true;
-    p->root = (root_kind)root;
-    p->nsegs = nsegs - 1;
-    memcpy(p->segs, segs + 1, p->nsegs * sizeof(segment));
-    c->t->nvars++;
     *next = i + 2;
+    c->t->ntags++;
+
+    if (kind == PART_END)
+        return close_section(c, open, name_off, name_len);
+    if (check_root(c, open, segs, nsegs, &root) < 0)
+        return -1;
+    if (kind != PART_VALUE && c->depth == SECTION_MAX_DEPTH)
+        return fail_at(c, open, "sections nested deeper than %d", SECTION_MAX_DEPTH);
+    part *p = add_part(c);
+    if (p == NULL || (nsegs > 0 && (p->segs = malloc(nsegs * sizeof(segment))) == NULL))
+        return fail_at(c, open, "out of memory");
+    p->kind = kind;
+    p->off = name_off;
+    p->len = name_len;
+    p->root = root;
+    p->nsegs = nsegs;
+    if (nsegs > 0)
+        memcpy(p->segs, segs, nsegs * sizeof(segment));
+    if (kind != PART_VALUE) {
+        c->open[c->depth].part = c->t->nparts - 1;
+        c->open[c->depth].at = open;
+        c->depth++;
+        if (kind == PART_SECTION)
+            c->nelements++;
+    }
     return 0;
 }
 
@@ -241,8 +362,7 @@ int template_compile(const char *src, template **out, size_t *err_offset, char *
     }
     while (i < c.len) {
         if (src[i] == '{' && i + 1 < c.len && src[i + 1] == '{') {
-            if (add_text(&c, text_start, i - text_start) < 0 ||
-                compile_placeholder(&c, i, &text_start) < 0)
+            if (add_text(&c, text_start, i - text_start) < 0 || compile_tag(&c, i, &text_start) < 0)
                 goto out;
             i = text_start;
             continue;
@@ -253,6 +373,12 @@ int template_compile(const char *src, template **out, size_t *err_offset, char *
             goto out;
         }
         i += n;
+    }
+    if (c.depth > 0) {
+        const open_section *o = &c.open[c.depth - 1];
+        const part *p = &c.t->parts[o->part];
+        fail_at(&c, o->at, "section '%.*s' is never closed", (int)p->len, src + p->off);
+        goto out;
     }
     if (add_text(&c, text_start, c.len - text_start) < 0)
         goto out;
@@ -353,11 +479,22 @@ static void format_real(double v, char *out, size_t outlen)
     }
 }
 
-static const json_t *lookup(const template *t, const part *p, const json_t *context)
+/* A rendering in progress: the output and the elements of the sections being rendered. */
+typedef struct renderer {
+    const template *t;
+    const json_t *context;
+    outbuf out;
+    const json_t *elements[SECTION_MAX_DEPTH]; /* innermost last */
+    size_t depth;
+    size_t steps; /* parts and section repetitions rendered so far */
+    int holes;
+} renderer;
+
+/* v's value at segs: an object's member by name, an array's element by index. */
+static const json_t *walk(const template *t, const json_t *v, const segment *segs, size_t nsegs)
 {
-    const json_t *v = json_object_get(context, root_names[p->root]);
-    for (size_t i = 0; i < p->nsegs && v != NULL; i++) {
-        const segment *g = &p->segs[i];
+    for (size_t i = 0; i < nsegs && v != NULL; i++) {
+        const segment *g = &segs[i];
         if (json_is_object(v))
             v = json_object_getn(v, t->src + g->off, g->len);
         else if (json_is_array(v) && g->is_index)
@@ -366,6 +503,53 @@ static const json_t *lookup(const template *t, const part *p, const json_t *cont
             v = NULL;
     }
     return v;
+}
+
+/*
+ * The value p's path names.  The first segment is a key of the innermost
+ * element that is an object having it, else of the next one out, else a
+ * root; the rest of the path is followed from there.  A single segment
+ * names no whole root.
+ */
+static const json_t *lookup(const renderer *r, const part *p)
+{
+    const template *t = r->t;
+    if (p->nsegs == 0)
+        return r->depth > 0 ? r->elements[r->depth - 1] : NULL;
+    const segment *first = &p->segs[0];
+    for (size_t d = r->depth; d-- > 0;) {
+        const json_t *v = json_object_getn(r->elements[d], t->src + first->off, first->len);
+        if (v != NULL)
+            return walk(t, v, p->segs + 1, p->nsegs - 1);
+    }
+    if (p->root < 0 || p->nsegs < 2)
+        return NULL;
+    return walk(t, json_object_get(r->context, root_names[p->root]), p->segs + 1, p->nsegs - 1);
+}
+
+/* Whether a section over v renders: not missing, null, false, 0, "", [] or {}. */
+static bool is_truthy(const json_t *v)
+{
+    if (v == NULL)
+        return false;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return json_object_size(v) > 0;
+    case JSON_ARRAY:
+        return json_array_size(v) > 0;
+    case JSON_STRING:
+        return json_string_length(v) > 0;
+    case JSON_INTEGER:
+        return json_integer_value(v) != 0;
+    case JSON_REAL:
+        return json_real_value(v) != 0;
+    case JSON_TRUE:
+        return true;
+    case JSON_FALSE:
+    case JSON_NULL:
+        break;
+    }
+    return false;
 }
 
 static int render_value(outbuf *b, const json_t *v)
@@ -393,44 +577,108 @@ static int render_value(outbuf *b, const json_t *v)
     return 0;
 }
 
+/*
+ * Counts one step of work.  The output bound alone does not bound the
+ * work: nested sections over large arrays can repeat, many times over,
+ * parts that render nothing.
+ */
+static int step(renderer *r)
+{
+    return ++r->steps > TEMPLATE_MAX_STEPS ? -1 : 0;
+}
+
+static int render_parts(renderer *r, size_t from, size_t to);
+
+/* Renders the parts [from, to) once with element as the innermost one. */
+static int render_with(renderer *r, const json_t *element, size_t from, size_t to)
+{
+    if (step(r) < 0)
+        return -1;
+    /* template_compile refuses sections nested deeper than the stack. */
+    r->elements[r->depth++] = element;
+    int rc = render_parts(r, from, to);
+    r->depth--;
+    return rc;
+}
+
+/* Renders the section whose opening tag is parts[at]. */
+static int render_section(renderer *r, size_t at)
+{
+    const part *p = &r->t->parts[at];
+    const json_t *v = lookup(r, p);
+
+    if (p->kind == PART_INVERTED)
+        return is_truthy(v) ? 0 : render_parts(r, at + 1, p->end);
+    if (!is_truthy(v))
+        return 0;
+    if (!json_is_array(v))
+        return render_with(r, v, at + 1, p->end);
+    for (size_t i = 0; i < json_array_size(v); i++)
+        if (render_with(r, json_array_get(v, i), at + 1, p->end) < 0)
+            return -1;
+    return 0;
+}
+
+static int render_parts(renderer *r, size_t from, size_t to)
+{
+    const template *t = r->t;
+    for (size_t i = from; i < to; i++) {
+        const part *p = &t->parts[i];
+        if (step(r) < 0)
+            return -1;
+        switch (p->kind) {
+        case PART_TEXT:
+            if (out_raw(&r->out, t->src + p->off, p->len) < 0)
+                return -1;
+            break;
+        case PART_VALUE: {
+            const json_t *v = lookup(r, p);
+            if (v == NULL || json_is_null(v))
+                r->holes++;
+            else if (render_value(&r->out, v) < 0)
+                return -1;
+            break;
+        }
+        case PART_SECTION:
+        case PART_INVERTED:
+            if (render_section(r, i) < 0)
+                return -1;
+            i = p->end;
+            break;
+        case PART_END: /* skipped with its section */
+            break;
+        }
+    }
+    return 0;
+}
+
 int template_render(const template *t, const json_t *context, template_escape esc, char **out,
                     size_t *outlen, int *missing, char *err, size_t errlen)
 {
     int rc = -1;
-    outbuf b = {.esc = esc};
-    buf_init(&b.text, TEMPLATE_MAX_OUTPUT);
-    int holes = 0;
+    renderer r = {.t = t, .context = context, .out = {.esc = esc}};
+    buf_init(&r.out.text, TEMPLATE_MAX_OUTPUT);
 
     *out = NULL;
-    if (out_raw(&b, "", 0) < 0) /* an empty result is "", not NULL */
+    if (out_raw(&r.out, "", 0) < 0) /* an empty result is "", not NULL */
         goto out;
-    for (size_t i = 0; i < t->nparts; i++) {
-        const part *p = &t->parts[i];
-        if (!p->is_var) {
-            if (out_raw(&b, t->src + p->off, p->len) < 0)
-                goto out;
-            continue;
-        }
-        const json_t *v = lookup(t, p, context);
-        if (v == NULL || json_is_null(v)) {
-            holes++;
-            continue;
-        }
-        if (render_value(&b, v) < 0)
-            goto out;
-    }
+    if (render_parts(&r, 0, t->nparts) < 0)
+        goto out;
     if (outlen != NULL)
-        *outlen = b.text.len;
-    *out = buf_steal(&b.text, NULL);
+        *outlen = r.out.text.len;
+    *out = buf_steal(&r.out.text, NULL);
     if (missing != NULL)
-        *missing = holes;
+        *missing = r.holes;
     rc = 0;
 out:
-    if (rc < 0 && b.too_large)
+    if (rc < 0 && r.steps > TEMPLATE_MAX_STEPS)
+        error_set(err, errlen, "rendering takes more than %d steps (sections repeated too often)",
+                  TEMPLATE_MAX_STEPS);
+    else if (rc < 0 && r.out.too_large)
         error_set(err, errlen, "rendered text exceeds %d bytes", TEMPLATE_MAX_OUTPUT);
     else if (rc < 0)
         error_set(err, errlen, "out of memory");
-    buf_free(&b.text);
+    buf_free(&r.out.text);
     return rc;
 }
 

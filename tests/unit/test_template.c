@@ -236,6 +236,281 @@ START_TEST(test_output_and_source_sizes_are_capped)
 }
 END_TEST
 
+/* A digest: the events it gathers, each as the event JSON, in its data. */
+static json_t *digest_context(void)
+{
+    json_error_t jerr;
+    json_t *ctx = json_loads(
+        "{\"user\":{\"name\":\"Ada\"},"
+        " \"data\":{\"count\":2,\"author\":\"nobody\",\"tags\":[\"outer\"],"
+        "  \"events\":["
+        "   "
+        "{\"event_id\":\"e-1\",\"type\":\"comment.created\",\"created_at\":\"2026-12-07T09:00:"
+        "00Z\","
+        "    \"data\":{\"author\":\"Grace\",\"text\":\"Looks good\",\"tags\":[\"ui\",\"css\"]}},"
+        "   "
+        "{\"event_id\":\"e-2\",\"type\":\"comment.created\",\"created_at\":\"2026-12-07T09:05:"
+        "00Z\","
+        "    \"data\":{\"author\":\"Linus\",\"text\":\"<b>No</b> & \\\"why\\\"\",\"tags\":[]}}]},"
+        " \"event\":{\"id\":\"d-1\",\"type\":\"comment.digest\"}}",
+        0, &jerr);
+    ck_assert_msg(ctx != NULL, "%s", jerr.text);
+    return ctx;
+}
+
+START_TEST(test_section_renders_once_per_array_element)
+{
+    json_t *ctx = digest_context();
+    int missing = -1;
+    char *s = render("{{data.count}} new comments:{{#data.events}} - {{data.author}}: "
+                     "{{data.text}}{{/data.events}}",
+                     ctx, TEMPLATE_ESCAPE_NONE, &missing);
+    ck_assert_str_eq(s, "2 new comments: - Grace: Looks good - Linus: <b>No</b> & \"why\"");
+    ck_assert_int_eq(missing, 0);
+    free(s);
+    ASSERT_RENDERS("{{# data.events }}[{{event_id}} {{ type }}]{{/ data.events }}", ctx,
+                   TEMPLATE_ESCAPE_NONE, "[e-1 comment.created][e-2 comment.created]");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_dot_renders_each_element_of_an_array)
+{
+    json_t *ctx = json_pack("{s:{s:[s,s,s],s:[i,f,b,n]}}", "data", "tags", "red", "green", "blue",
+                            "mixed", 7, 2.5, 1);
+    int missing = -1;
+    char *s = render("{{#data.tags}}<{{.}}>{{/data.tags}} {{#data.mixed}}{{ . }};{{/data.mixed}}",
+                     ctx, TEMPLATE_ESCAPE_NONE, &missing);
+    ck_assert_str_eq(s, "<red><green><blue> 7;2.5;true;;");
+    ck_assert_int_eq(missing, 1); /* the null element */
+    free(s);
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_section_over_a_value_renders_once_with_it_as_context)
+{
+    json_t *ctx = context();
+    ASSERT_RENDERS("{{#data.order}}{{id}} to {{address.city}}, {{count}} items{{/data.order}}", ctx,
+                   TEMPLATE_ESCAPE_NONE, "A-17 to Berlin, 3 items");
+    ASSERT_RENDERS("{{#data.gift}}gift: {{.}}{{/data.gift}}|{{#data.order.count}}{{.}} "
+                   "items{{/data.order.count}}|{{#data.order.id}}#{{.}}{{/data.order.id}}|"
+                   "{{#data.order.total}}{{.}}{{/data.order.total}}",
+                   ctx, TEMPLATE_ESCAPE_NONE, "gift: true|3 items|#A-17|19.99");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_empty_values_render_no_section_and_only_inverted_ones)
+{
+    json_t *ctx = json_pack("{s:{s:n,s:b,s:i,s:f,s:s,s:[],s:{},s:b,s:i,s:[n]}}", "data", "null",
+                            "false", 0, "zero", 0, "zero_real", 0.0, "empty", "", "none", "nothing",
+                            "true", 1, "minus", -1, "nulls");
+    static const char *const empty[] = {"absent",    "null",  "false", "zero",
+                                        "zero_real", "empty", "none",  "nothing"};
+    static const char *const shown_[] = {"true", "minus", "nulls"};
+    char src[200];
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        int missing = -1;
+        snprintf(src, sizeof(src), "a{{#data.%s}}X{{/data.%s}}b{{^data.%s}}Y{{/data.%s}}c",
+                 empty[i], empty[i], empty[i], empty[i]);
+        char *s = render(src, ctx, TEMPLATE_ESCAPE_NONE, &missing);
+        ck_assert_msg(strcmp(s, "abYc") == 0, "%s: %s", src, s);
+        ck_assert_int_eq(missing, 0);
+        free(s);
+    }
+    for (size_t i = 0; i < sizeof(shown_) / sizeof(shown_[0]); i++) {
+        snprintf(src, sizeof(src), "a{{#data.%s}}X{{/data.%s}}b{{^data.%s}}Y{{/data.%s}}c",
+                 shown_[i], shown_[i], shown_[i], shown_[i]);
+        char *s = render(src, ctx, TEMPLATE_ESCAPE_NONE, NULL);
+        ck_assert_msg(strcmp(s, "aXbc") == 0, "%s: %s", src, s);
+        free(s);
+    }
+    /* An inverted section pushes no element: names inside resolve as around it. */
+    ASSERT_RENDERS("{{^data.none}}{{data.minus}}{{/data.none}}", ctx, TEMPLATE_ESCAPE_NONE, "-1");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_names_resolve_in_the_innermost_element_then_outwards)
+{
+    json_t *ctx = digest_context();
+    json_t *events = json_object_get(json_object_get(ctx, "data"), "events");
+    /* The first event has its own user; the second has no data.text. */
+    json_object_set_new(json_array_get(events, 0), "user", json_pack("{s:s}", "name", "Bob"));
+    json_object_del(json_object_get(json_array_get(events, 1), "data"), "text");
+    int missing = -1;
+    char *s = render("{{#data.events}}{{user.name}}:{{data.text}}:{{event.type}};{{/data.events}}",
+                     ctx, TEMPLATE_ESCAPE_NONE, &missing);
+    /* The second event's data hides the digest's: no fallback once "data" is found. */
+    ck_assert_str_eq(s, "Bob:Looks good:comment.digest;Ada::comment.digest;");
+    ck_assert_int_eq(missing, 1);
+    free(s);
+
+    /* One segment names an element's key, never a whole root. */
+    s = render("{{#data.events}}[{{type}}|{{data}}|{{user}}|{{event}}]{{/data.events}}", ctx,
+               TEMPLATE_ESCAPE_NONE, &missing);
+    ck_assert_str_eq(s, "[comment.created|{\"author\":\"Grace\",\"text\":\"Looks good\",\"tags\":"
+                        "[\"ui\",\"css\"]}|{\"name\":\"Bob\"}|][comment.created|{\"author\":"
+                        "\"Linus\",\"tags\":[]}||]");
+    ck_assert_int_eq(missing, 3);
+    free(s);
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_nested_sections_resolve_in_their_elements)
+{
+    json_t *ctx = digest_context();
+    ASSERT_RENDERS("{{#data.events}}{{event_id}}:{{#data.tags}} {{.}}@{{event_id}}"
+                   "{{/data.tags}}{{^data.tags}} untagged{{/data.tags}};{{/data.events}}",
+                   ctx, TEMPLATE_ESCAPE_NONE, "e-1: ui@e-1 css@e-1;e-2: untagged;");
+    /* Elements that are not objects let a name through to the roots. */
+    ASSERT_RENDERS("{{#data.tags}}{{#data.tags}}{{.}}/{{data.count}}{{/data.tags}}{{/data.tags}}",
+                   ctx, TEMPLATE_ESCAPE_NONE, "outer/2");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_html_mode_escapes_values_inside_sections)
+{
+    json_t *ctx = digest_context();
+    ASSERT_RENDERS("<ul>{{#data.events}}<li title=\"{{data.author}}\">{{data.text}}</li>"
+                   "{{/data.events}}</ul>",
+                   ctx, TEMPLATE_ESCAPE_HTML,
+                   "<ul><li title=\"Grace\">Looks good</li><li title=\"Linus\">&lt;b&gt;No&lt;"
+                   "/b&gt; &amp; &quot;why&quot;</li></ul>");
+    ASSERT_RENDERS("{{#data.events}}{{#data.text}}{{.}}|{{/data.text}}{{/data.events}}", ctx,
+                   TEMPLATE_ESCAPE_HTML, "Looks good|&lt;b&gt;No&lt;/b&gt; &amp; &quot;why&quot;|");
+    json_decref(ctx);
+}
+END_TEST
+
+START_TEST(test_section_compile_errors_name_the_problem_and_its_offset)
+{
+    static const struct {
+        const char *src;
+        size_t offset;
+        const char *message;
+    } cases[] = {
+        {"Hi {{#data.events}}x", 3, "offset 3: section 'data.events' is never closed"},
+        {"{{#data.a}}{{#data.b}}{{/data.b}}", 0, "offset 0: section 'data.a' is never closed"},
+        {"{{#data.events}}{{#data.tags}}{{/data.events}}", 30,
+         "offset 30: '{{/data.events}}' closes 'data.tags' (opened at offset 16)"},
+        {"{{#data.events}}{{/data.event}}", 16,
+         "offset 16: '{{/data.event}}' closes 'data.events'"},
+        {"x{{/data.events}}", 1, "offset 1: '{{/data.events}}' closes no open section"},
+        {"{{#data.a}}{{/data.a}}{{/data.a}}", 22,
+         "offset 22: '{{/data.a}}' closes no open section"},
+        {"a {{.}}", 2, "offset 2: '{{.}}' is only valid inside a section"},
+        {"{{^data.a}}{{.}}{{/data.a}}", 11, "offset 11: '{{.}}' is only valid inside a section"},
+        {"{{#.}}{{/.}}", 0, "offset 0: '{{.}}' is only valid inside a section"},
+        {"{{#}}", 0, "offset 0: empty section name"},
+        {"{{/ }}", 0, "offset 0: empty section name"},
+        {"{{#data}}{{/data}}", 3, "offset 3: 'data' needs a field, e.g. {{data.id}}"},
+        {"{{^usr.x}}{{/usr.x}}", 3, "offset 3: unknown root 'usr'"},
+        {"{{#data.a}}{{/data.a}}{{events}}", 24, "offset 24: unknown root 'events'"},
+        {"{{#data.a}}{{#.x}}", 14, "offset 14: empty path segment"},
+        {"{{#data.a", 0, "offset 0: '{{' is never closed"},
+        {"{{#data.a}}{{/data.a}", 11, "offset 11: '{{' is never closed"},
+        {"{{#data.a b}}", 10, "offset 10: unexpected character 'b' in placeholder"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        template *t = (template *)1;
+        char err[256] = "";
+        size_t off = 999;
+        ck_assert_int_eq(template_compile(cases[i].src, &t, &off, err, sizeof(err)), -1);
+        ck_assert_ptr_null(t);
+        ck_assert_msg(strncmp(err, cases[i].message, strlen(cases[i].message)) == 0,
+                      "\"%s\": got \"%s\", want \"%s\"", cases[i].src, err, cases[i].message);
+        ck_assert_uint_eq(off, cases[i].offset);
+    }
+}
+END_TEST
+
+START_TEST(test_sections_nest_at_most_eight_deep)
+{
+    char src[512] = "";
+    for (int i = 0; i < 8; i++)
+        strcat(src, "{{#data.a}}");
+    strcat(src, "{{.}}");
+    for (int i = 0; i < 8; i++)
+        strcat(src, "{{/data.a}}");
+    json_t *ctx = json_pack("{s:{s:[i]}}", "data", "a", 5);
+    ASSERT_RENDERS(src, ctx, TEMPLATE_ESCAPE_NONE, "5");
+    json_decref(ctx);
+
+    template *t = (template *)1;
+    char err[256];
+    size_t off = 0;
+    char deeper[512] = "";
+    for (int i = 0; i < 9; i++)
+        strcat(deeper, "{{^data.a}}");
+    ck_assert_int_eq(template_compile(deeper, &t, &off, err, sizeof(err)), -1);
+    ck_assert_ptr_null(t);
+    ck_assert_str_eq(err, "offset 88: sections nested deeper than 8");
+    ck_assert_uint_eq(off, 88);
+}
+END_TEST
+
+START_TEST(test_sections_count_as_tags_and_report_the_roots_they_read)
+{
+    template *t = NULL;
+    char err[256];
+    ck_assert_int_eq(template_compile("{{#data.events}}{{type}} {{user}} {{.}}{{/data.events}}", &t,
+                                      NULL, err, sizeof(err)),
+                     0);
+    ck_assert_uint_eq(template_placeholder_count(t), 5);
+    ck_assert(template_uses_root(t, "data"));
+    ck_assert(!template_uses_root(t, "user"));
+    ck_assert(!template_uses_root(t, "event"));
+    template_free(t);
+
+    /* A path inside a section may fall through to a root. */
+    ck_assert_int_eq(template_compile("{{^event.x}}{{#data.e}}{{#user.tags}}{{/user.tags}}"
+                                      "{{/data.e}}{{/event.x}}",
+                                      &t, NULL, err, sizeof(err)),
+                     0);
+    ck_assert(template_uses_root(t, "user"));
+    ck_assert(template_uses_root(t, "event"));
+    ck_assert(template_uses_root(t, "data"));
+    template_free(t);
+}
+END_TEST
+
+START_TEST(test_sections_stay_within_the_output_and_work_bounds)
+{
+    json_t *items = json_array();
+    for (int i = 0; i < 10000; i++)
+        json_array_append_new(items, json_integer(i));
+    json_t *ctx = json_pack("{s:{s:o}}", "data", "items", items);
+    template *t = NULL;
+    char err[256];
+    char *out = (char *)1;
+    ck_assert_int_eq(
+        template_compile("{{#data.items}}item {{.}} {{/data.items}}", &t, NULL, err, sizeof(err)),
+        0);
+    ck_assert_int_eq(
+        template_render(t, ctx, TEMPLATE_ESCAPE_NONE, &out, NULL, NULL, err, sizeof(err)), -1);
+    ck_assert_ptr_null(out);
+    ck_assert_str_eq(err, "rendered text exceeds 65536 bytes");
+    template_free(t);
+
+    /* Nested sections that render nothing would repeat 10^12 times. */
+    ck_assert_int_eq(template_compile("{{#data.items}}{{#data.items}}{{#data.items}}{{data.x}}"
+                                      "{{/data.items}}{{/data.items}}{{/data.items}}",
+                                      &t, NULL, err, sizeof(err)),
+                     0);
+    out = (char *)1;
+    ck_assert_int_eq(
+        template_render(t, ctx, TEMPLATE_ESCAPE_NONE, &out, NULL, NULL, err, sizeof(err)), -1);
+    ck_assert_ptr_null(out);
+    ck_assert_str_eq(err, "rendering takes more than 1048576 steps (sections repeated too often)");
+    template_free(t);
+    json_decref(ctx);
+}
+END_TEST
+
 /* The rule reals are rendered by: the first precision of %g, from 1 up, that reads back. */
 static void shortest_by_search(double v, char *buf, size_t buflen)
 {
@@ -311,6 +586,17 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_compile_errors_name_the_problem_and_its_offset),
     TEST_ENTRY(test_stray_closing_braces_and_single_braces_are_text),
     TEST_ENTRY(test_output_and_source_sizes_are_capped),
+    TEST_ENTRY(test_section_renders_once_per_array_element),
+    TEST_ENTRY(test_dot_renders_each_element_of_an_array),
+    TEST_ENTRY(test_section_over_a_value_renders_once_with_it_as_context),
+    TEST_ENTRY(test_empty_values_render_no_section_and_only_inverted_ones),
+    TEST_ENTRY(test_names_resolve_in_the_innermost_element_then_outwards),
+    TEST_ENTRY(test_nested_sections_resolve_in_their_elements),
+    TEST_ENTRY(test_html_mode_escapes_values_inside_sections),
+    TEST_ENTRY(test_section_compile_errors_name_the_problem_and_its_offset),
+    TEST_ENTRY(test_sections_nest_at_most_eight_deep),
+    TEST_ENTRY(test_sections_count_as_tags_and_report_the_roots_they_read),
+    TEST_ENTRY(test_sections_stay_within_the_output_and_work_bounds),
 };
 
 TEST_MAIN("template", cases)
