@@ -10,6 +10,7 @@
 #include "digest.h"
 #include "error.h"
 #include "event.h"
+#include "followup.h"
 #include "log.h"
 #include "timeutil.h"
 #include "txn.h"
@@ -209,5 +210,165 @@ out:
     fanout_list_reset(c->fl);
     status_batch_reset(c->sb);
     digest_due_list_free(&due);
+    return ret;
+}
+
+/*
+ * Renders one follow-up into the open transaction: the event for the
+ * rule's channel only, with the rule's template (or the event's own), for
+ * the user as they are now.  o gets the outcome.
+ */
+static batch_status follow_one(closer_ctx *c, const followup_due *f, int64_t now_ms,
+                               followup_outcome *o, closer_counts *n, char *err, size_t errlen)
+{
+    event ev;
+    char perr[256];
+    o->status = "skipped";
+    o->reason = NULL;
+    if (event_parse(f->event_json, strlen(f->event_json), &ev, perr, sizeof perr) != EVENT_OK) {
+        LOG_WARN("followup", "follow-up of %s: the stored event does not parse (%s): skipped",
+                 f->event_id, perr);
+        o->reason = "invalid_event";
+        return BATCH_OK;
+    }
+    const followup_rule *r = rules_followup_named(c->rules, f->rule);
+    const char *type = r != NULL && r->template_type != NULL ? r->template_type : ev.type;
+    prefs_user *user = NULL;
+    tplcache_type *tpl = NULL;
+    batch_status ret = BATCH_RETRY_PG;
+    if (user_of(c, f->user_id, now_ms, &user, err, errlen) != PG_OK ||
+        templates_of(c, type, now_ms, &tpl, err, errlen) != PG_OK)
+        goto out;
+    tplcache_type one;
+    memset(&one, 0, sizeof one);
+    if (tpl != NULL) {
+        one = *tpl;
+        for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
+            if (k != (int)f->channel)
+                one.ch[k].exists = false;
+    }
+    if (tpl == NULL || !tpl->ch[f->channel].exists) {
+        LOG_WARN("followup", "follow-up of %s: no %s template for %s: skipped", f->event_id,
+                 delivery_channel_name(f->channel), type);
+        o->reason = "no_template";
+        ret = BATCH_OK;
+        goto out;
+    }
+    size_t from = c->fl->n;
+    ret = BATCH_FATAL;
+    if (fanout_event(&ev, user, &one, c->fo, now_ms, c->fl, err, errlen) != 0 ||
+        status_add_deliveries(c->sb, &ev, c->fl->items + from, c->fl->n - from) != 0 ||
+        (o->keys = json_array()) == NULL)
+        goto out;
+    ret = BATCH_OK;
+    for (size_t i = from; i < c->fl->n && ret == BATCH_OK; i++) {
+        fanout_item *it = &c->fl->items[i];
+        if (it->action == DECIDE_SKIP) {
+            if (o->reason == NULL)
+                o->reason = it->skip_reason;
+            n->skipped++;
+            continue;
+        }
+        const char *topic = it->action == DECIDE_SCHEDULE ? c->retry_topic[it->channel]
+                                                          : c->deliver_topic[it->channel];
+        txn_result tr = txn_produce(c->producer, topic, ev.user_id, strlen(ev.user_id), it->value,
+                                    it->vlen, NULL, c->produce_timeout_ms, err, errlen);
+        if (tr != TXN_OK) {
+            ret = batch_from_txn(tr);
+        } else if (json_array_append_new(o->keys, json_string(it->idempotency_key)) != 0) {
+            error_set(err, errlen, "follow-up: out of memory");
+            ret = BATCH_FATAL;
+        } else {
+            n->deliveries[it->channel]++;
+        }
+    }
+    if (json_array_size(o->keys) > 0) {
+        o->status = "sent";
+        o->reason = NULL;
+    }
+out:
+    event_free(&ev);
+    if (user != NULL)
+        prefs_user_unref(user);
+    tplcache_type_unref(tpl);
+    return ret;
+}
+
+batch_status closer_followups(closer_ctx *c, int64_t now_ms, size_t *taken, closer_counts *counts,
+                              char *err, size_t errlen)
+{
+    followup_due_list due;
+    *taken = 0;
+    if (followup_take_due(c->db, c->parts, c->nparts, now_ms, c->limit, &due, err, errlen) != PG_OK)
+        return BATCH_RETRY_PG;
+    *taken = due.n;
+    if (due.n == 0)
+        return BATCH_OK;
+    closer_counts n;
+    memset(&n, 0, sizeof n);
+    batch_status ret = BATCH_OK;
+    bool in_txn = false;
+    followup_outcome *o = calloc(due.n, sizeof(*o));
+    if (o == NULL) {
+        error_set(err, errlen, "follow-up: out of memory");
+        ret = BATCH_FATAL;
+        goto out;
+    }
+    txn_result tr = txn_begin(c->producer, err, errlen);
+    if (tr != TXN_OK) {
+        ret = batch_from_txn(tr);
+        goto out;
+    }
+    in_txn = true;
+    fanout_list_reset(c->fl);
+    status_batch_reset(c->sb);
+    for (size_t i = 0; i < due.n && ret == BATCH_OK; i++) {
+        if (due.f[i].read != NULL) {
+            o[i].status = "cancelled";
+            o[i].reason = due.f[i].read;
+            n.cancelled++;
+            continue;
+        }
+        ret = follow_one(c, &due.f[i], now_ms, &o[i], &n, err, errlen);
+        if (ret == BATCH_OK && strcmp(o[i].status, "sent") == 0)
+            n.followups++;
+    }
+    if (ret != BATCH_OK)
+        goto out;
+    /* Rows first: a delivery visible in Kafka must have its row. */
+    if (status_write(c->sb, c->db, err, errlen) != PG_OK ||
+        followup_resolve_held(c->db, &due, o, err, errlen) != PG_OK) {
+        ret = BATCH_RETRY_PG;
+        goto out;
+    }
+    tr = txn_commit(c->producer, c->consumer, NULL, err, errlen);
+    in_txn = false;
+    if (tr != TXN_OK) {
+        ret = batch_from_txn(tr);
+        goto out;
+    }
+    if (followup_done(c->db, &due, o, err, errlen) != PG_OK) {
+        ret = BATCH_RETRY_PG;
+        goto out;
+    }
+    counts->followups += n.followups;
+    counts->cancelled += n.cancelled;
+    counts->skipped += n.skipped;
+    for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
+        counts->deliveries[k] += n.deliveries[k];
+out:
+    if (in_txn) {
+        char why[256];
+        if (txn_abort(c->producer, why, sizeof why) != TXN_OK) {
+            LOG_ERROR("followup", "abort failed: %s", why);
+            ret = BATCH_FATAL;
+        }
+    }
+    for (size_t i = 0; o != NULL && i < due.n; i++)
+        json_decref(o[i].keys);
+    free(o);
+    fanout_list_reset(c->fl);
+    status_batch_reset(c->sb);
+    followup_due_list_free(&due);
     return ret;
 }

@@ -56,8 +56,9 @@ typedef struct closer_ctx {
 } closer_ctx;
 
 typedef struct closer_counts {
-    uint64_t sent, empty;                                 /* windows */
-    uint64_t deliveries[DELIVERY_CHANNEL_COUNT], skipped; /* of the digests */
+    uint64_t sent, empty;          /* digest windows */
+    uint64_t followups, cancelled; /* follow-ups sent, and cancelled because read */
+    uint64_t deliveries[DELIVERY_CHANNEL_COUNT], skipped; /* produced; skipped by settings */
 } closer_counts;
 
 /*
@@ -67,5 +68,16 @@ typedef struct closer_counts {
  */
 batch_status closer_run(closer_ctx *c, int64_t now_ms, size_t *taken, closer_counts *counts,
                         char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * The same for due follow-ups (followup.h): cancelled when the in-app
+ * message was read or archived, otherwise the event rendered for the rule's
+ * channel (the rule's template, else the event's own) and produced in one
+ * transaction for the pass; the rows held back at dispatch become pending
+ * (or skipped, with the reason), and the follow-ups are marked done after
+ * the commit.
+ */
+batch_status closer_followups(closer_ctx *c, int64_t now_ms, size_t *taken, closer_counts *counts,
+                              char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -129,6 +129,8 @@ const char *decide_action_status(decide_action a)
         return "digested";
     case DECIDE_THROTTLED:
         return "throttled";
+    case DECIDE_FOLLOWUP:
+        return "scheduled";
     }
     return "unknown";
 }

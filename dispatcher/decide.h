@@ -73,10 +73,12 @@ typedef enum {
     /*
      * Set by the dispatcher's rules step (digest.h) on what decide_for_user
      * would send, never by decide_for_user itself: the delivery became part
-     * of a digest, or a throttle dropped or deferred it.
+     * of a digest, a throttle dropped or deferred it, or it waits for a
+     * follow-up ("scheduled", skip_reason "followup").
      */
     DECIDE_DIGESTED,
     DECIDE_THROTTLED,
+    DECIDE_FOLLOWUP,
 } decide_action;
 
 typedef enum {

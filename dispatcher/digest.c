@@ -302,8 +302,7 @@ oom:
     return PG_ERROR;
 }
 
-/* "{1,2,3}" of the partitions into b; -1 when out of memory. */
-static int parts_literal(buf *b, const int32_t *parts, size_t n)
+int digest_parts_literal(buf *b, const int32_t *parts, size_t n)
 {
     if (buf_append_str(b, "{") != 0)
         return -1;
@@ -321,7 +320,7 @@ pg_status digest_take_due(pg_conn *db, const int32_t *parts, size_t nparts, int6
         return PG_OK;
     buf b;
     buf_init(&b, 0);
-    if (parts_literal(&b, parts, nparts) != 0) {
+    if (digest_parts_literal(&b, parts, nparts) != 0) {
         buf_free(&b);
         error_set(err, errlen, "digest: out of memory");
         return PG_ERROR;
@@ -413,7 +412,7 @@ pg_status digest_next_due(pg_conn *db, const int32_t *parts, size_t nparts, int6
         return PG_OK;
     buf b;
     buf_init(&b, 0);
-    if (parts_literal(&b, parts, nparts) != 0) {
+    if (digest_parts_literal(&b, parts, nparts) != 0) {
         buf_free(&b);
         error_set(err, errlen, "digest: out of memory");
         return PG_ERROR;

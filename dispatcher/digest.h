@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "delivery.h"
 #include "event.h"
 #include "ids.h"
@@ -142,6 +143,10 @@ void digest_due_list_free(digest_due_list *l);
 
 /* Marks the windows sent (or empty, with no members), after their deliveries committed. */
 pg_status digest_done(pg_conn *db, const digest_due_list *l, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Appends "{1,2,3}", the partitions as an int[] literal, to b; -1 when out of memory. */
+int digest_parts_literal(buf *b, const int32_t *parts, size_t n)
     __attribute__((warn_unused_result));
 
 /* The earliest close time of an open window of the partitions, or INT64_MAX. */

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "deadletter.h"
 #include "digest.h"
+#include "followup.h"
 #include "error.h"
 #include "event.h"
 #include "fanout.h"
@@ -72,6 +73,7 @@ typedef struct dmetrics {
     metrics_gauge *lag, *cache_entries;
     metrics_counter *windows_opened, *windows_closed[2], *digested, *throttled[2];
     metrics_counter *digest_deliveries[DELIVERY_CHANNEL_COUNT], *close_failures;
+    metrics_counter *followups[2], *followup_deliveries[DELIVERY_CHANNEL_COUNT], *followups_planned;
 } dmetrics;
 
 struct dispatcher {
@@ -308,6 +310,19 @@ static int metrics_init(dispatcher *d)
             return -1;
         m->digest_deliveries[c] = metrics_counter_get(
             r, "herald_dispatcher_digest_deliveries_total", "digest deliveries produced", l);
+    }
+    for (int k = 0; k < 2; k++)
+        m->followups[k] =
+            metrics_counter_get(r, "herald_dispatcher_followups_total", "follow-ups that came due",
+                                k == 0 ? "result=\"sent\"" : "result=\"cancelled\"");
+    m->followups_planned = metrics_counter_get(r, "herald_dispatcher_followups_planned_total",
+                                               "follow-ups recorded for in-app deliveries", NULL);
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++) {
+        if (metrics_labels(l, sizeof l, "channel", delivery_channel_name((delivery_channel)c),
+                           NULL) != 0)
+            return -1;
+        m->followup_deliveries[c] = metrics_counter_get(
+            r, "herald_dispatcher_followup_deliveries_total", "follow-up deliveries produced", l);
     }
     m->close_failures = metrics_counter_get(r, "herald_dispatcher_digest_close_retries_total",
                                             "passes of the digest closer that failed and will be "
@@ -623,7 +638,7 @@ out:
 /* Counts of one batch, added to the metrics only once it has committed. */
 typedef struct batch_counts {
     uint64_t events, dead[2], deliveries[DELIVERY_CHANNEL_COUNT][2], skips[NSKIP];
-    uint64_t opened, digested, throttled[2];
+    uint64_t opened, digested, throttled[2], followups;
 } batch_counts;
 
 static txn_result dead_letter(dispatcher *d, slot *s, batch_counts *bc, char *err, size_t errlen)
@@ -771,9 +786,10 @@ static const char *slot_category(const slot *s, int channel)
 }
 
 /*
- * Turns slot s's deliveries on channel c into status rows of action a
- * (DIGESTED, or THROTTLED: dropped when not_before_ms is 0, else deferred
- * to it and produced to the retry topic then).  -1 when out of memory.
+ * Turns slot s's deliveries on channel c into status rows of action a:
+ * DIGESTED; THROTTLED, dropped when not_before_ms is 0, else deferred to it
+ * and produced to the retry topic; or FOLLOWUP, held until not_before_ms.
+ * -1 when out of memory.
  */
 static int hold_back(dispatcher *d, const slot *s, delivery_channel c, decide_action a,
                      const char *reason, int64_t not_before_ms)
@@ -804,7 +820,7 @@ static int hold_back(dispatcher *d, const slot *s, delivery_channel c, decide_ac
         free(it->value);
         it->value = NULL;
         it->vlen = 0;
-        it->not_before_ms = 0;
+        it->not_before_ms = a == DECIDE_FOLLOWUP ? not_before_ms : 0;
     }
     return 0;
 }
@@ -818,15 +834,17 @@ static int hold_back(dispatcher *d, const slot *s, delivery_channel c, decide_ac
 static pg_status apply_rules(dispatcher *d, int64_t now_ms, batch_counts *bc, char *err,
                              size_t errlen)
 {
-    bool digests = rules_have_digests(d->rules), throttles = rules_have_throttles(d->rules);
-    if (!digests && !throttles)
+    bool digests = rules_have_digests(d->rules), throttles = rules_have_throttles(d->rules),
+         followups = rules_have_followups(d->rules);
+    if (!digests && !throttles && !followups)
         return PG_OK;
     pg_status st = PG_ERROR;
-    size_t cap = d->nslots * DELIVERY_CHANNEL_COUNT + 1, nd = 0, nt = 0;
+    size_t cap = d->nslots * DELIVERY_CHANNEL_COUNT + 1, nd = 0, nt = 0, nf = 0;
     digest_cand *dc = calloc(cap, sizeof(*dc));
     throttle_cand *tc = calloc(cap, sizeof(*tc));
+    followup_cand *fc = calloc(cap, sizeof(*fc));
     size_t *dslot = calloc(cap, sizeof(*dslot)), *tslot = calloc(cap, sizeof(*tslot));
-    if (dc == NULL || tc == NULL || dslot == NULL || tslot == NULL) {
+    if (dc == NULL || tc == NULL || fc == NULL || dslot == NULL || tslot == NULL) {
         error_set(err, errlen, "rules: out of memory");
         goto out;
     }
@@ -861,6 +879,27 @@ static pg_status apply_rules(dispatcher *d, int64_t now_ms, batch_counts *bc, ch
         if (hold_back(d, &d->slots[dslot[k]], dc[k].channel, DECIDE_DIGESTED, NULL, 0) != 0)
             goto oom;
     }
+    /* Follow-ups of what goes to the inbox; the follow-up channel waits for them. */
+    for (size_t i = 0; followups && i < d->nslots; i++) {
+        slot *s = &d->slots[i];
+        if (s->parsed != EVENT_OK || s->user == NULL || !s->user->known)
+            continue;
+        const followup_rule *fr[DELIVERY_CHANNEL_COUNT];
+        size_t k = rules_followups_for(d->rules, s->ev.type, slot_category(s, -1), fr);
+        for (size_t j = 0; j < k; j++) {
+            if (!slot_sends(d, s, fr[j]->after_channel))
+                continue;
+            fc[nf++] = (followup_cand){.ev = &s->ev, .rule = fr[j], .partition = s->msg->partition};
+            bc->followups++;
+            int64_t due = now_ms + fr[j]->delay_ms;
+            if (due < d->next_close_ms)
+                d->next_close_ms = due;
+            if (hold_back(d, s, fr[j]->channel, DECIDE_FOLLOWUP, "followup", due) != 0)
+                goto oom;
+        }
+    }
+    if ((st = followup_plan(d->db, fc, nf, now_ms, err, errlen)) != PG_OK)
+        goto out;
     for (size_t i = 0; throttles && i < d->nslots; i++) {
         slot *s = &d->slots[i];
         if (s->parsed != EVENT_OK || s->user == NULL || !s->user->known ||
@@ -897,6 +936,7 @@ oom:
 out:
     free(dc);
     free(tc);
+    free(fc);
     free(dslot);
     free(tslot);
     return st;
@@ -952,6 +992,7 @@ static void count_batch(dispatcher *d, const batch_counts *bc)
         metrics_counter_add(d->m.skips[k], bc->skips[k]);
     metrics_counter_add(d->m.windows_opened, bc->opened);
     metrics_counter_add(d->m.digested, bc->digested);
+    metrics_counter_add(d->m.followups_planned, bc->followups);
     for (int k = 0; k < 2; k++)
         metrics_counter_add(d->m.throttled[k], bc->throttled[k]);
 }
@@ -1245,10 +1286,32 @@ static void close_windows(dispatcher *d)
             break;
         now = timeutil_now_ms();
     }
-    int64_t next = INT64_MAX;
-    if (digest_next_due(d->db, d->parts, d->nparts, &next, err, sizeof err) != PG_OK)
+    for (int pass = 0; pass < 5 && !*d->stop; pass++) {
+        size_t taken = 0;
+        closer_counts n;
+        memset(&n, 0, sizeof n);
+        now = timeutil_now_ms();
+        batch_status r = closer_followups(&c, now, &taken, &n, err, sizeof err);
+        if (r != BATCH_OK) {
+            metrics_counter_inc(d->m.close_failures);
+            LOG_WARN("followup", "sending due follow-ups failed, retrying in %ld ms: %s",
+                     d->cfg->digest_scan_ms, err);
+            return;
+        }
+        metrics_counter_add(d->m.followups[0], n.followups);
+        metrics_counter_add(d->m.followups[1], n.cancelled);
+        for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
+            metrics_counter_add(d->m.followup_deliveries[k], n.deliveries[k]);
+        if (taken < (size_t)c.limit)
+            break;
+    }
+    int64_t next = INT64_MAX, fnext = INT64_MAX;
+    if (digest_next_due(d->db, d->parts, d->nparts, &next, err, sizeof err) != PG_OK ||
+        followup_next_due(d->db, d->parts, d->nparts, &fnext, err, sizeof err) != PG_OK)
         LOG_WARN("digest", "%s", err);
-    else if (next < d->next_close_ms)
+    if (fnext < next)
+        next = fnext;
+    if (next < d->next_close_ms)
         d->next_close_ms = next;
 }
 

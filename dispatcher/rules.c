@@ -16,14 +16,18 @@ struct rules {
     size_t ndigest;
     throttle_rule *throttle;
     size_t nthrottle;
+    followup_rule *followup;
+    size_t nfollowup;
     bool loaded;
     int64_t loaded_at_ms;
 };
 
 static const char load_sql[] =
     "SELECT (SELECT coalesce(json_agg(row_to_json(d) ORDER BY d.name), '[]') FROM digest_rules d),"
-    "       (SELECT coalesce(json_agg(row_to_json(t) ORDER BY t.name), '[]') FROM throttle_rules "
-    "t)";
+    "       (SELECT coalesce(json_agg(row_to_json(t) ORDER BY t.name), '[]') "
+    "        FROM throttle_rules t),"
+    "       (SELECT coalesce(json_agg(row_to_json(f) ORDER BY f.name), '[]') "
+    "        FROM followup_rules f)";
 
 static void digest_rule_clear(digest_rule *d)
 {
@@ -40,17 +44,29 @@ static void throttle_rule_clear(throttle_rule *t)
     free(t->category);
 }
 
+static void followup_rule_clear(followup_rule *f)
+{
+    free(f->name);
+    free(f->event_type);
+    free(f->category);
+    free(f->template_type);
+}
+
 static void clear(rules *r)
 {
     for (size_t i = 0; i < r->ndigest; i++)
         digest_rule_clear(&r->digest[i]);
     for (size_t i = 0; i < r->nthrottle; i++)
         throttle_rule_clear(&r->throttle[i]);
+    for (size_t i = 0; i < r->nfollowup; i++)
+        followup_rule_clear(&r->followup[i]);
     free(r->digest);
     free(r->throttle);
+    free(r->followup);
     r->digest = NULL;
     r->throttle = NULL;
-    r->ndigest = r->nthrottle = 0;
+    r->followup = NULL;
+    r->ndigest = r->nthrottle = r->nfollowup = 0;
 }
 
 rules *rules_new(void)
@@ -177,23 +193,60 @@ static int parse_throttle(const json_t *row, throttle_rule *t)
     return 0;
 }
 
-int rules_set(rules *r, const char *digest_rows, const char *throttle_rows, char *err,
-              size_t errlen)
+static int parse_followup(const json_t *row, followup_rule *f)
+{
+    memset(f, 0, sizeof *f);
+    bool oom = false;
+    f->name = dup_member(row, "name", &oom);
+    f->event_type = dup_member(row, "event_type", &oom);
+    f->category = dup_member(row, "category", &oom);
+    f->template_type = dup_member(row, "template", &oom);
+    if (oom) {
+        followup_rule_clear(f);
+        return -2;
+    }
+    const char *after = json_string_value(json_object_get(row, "after_channel"));
+    const char *ch = json_string_value(json_object_get(row, "channel"));
+    f->delay_ms = json_integer_value(json_object_get(row, "delay_ms"));
+    const char *why = NULL;
+    if (f->name == NULL || f->event_type == NULL)
+        why = "name or event_type missing";
+    else if (after == NULL || delivery_channel_parse(after, &f->after_channel) != 0 ||
+             f->after_channel != DELIVERY_INAPP)
+        why = "after_channel is not inapp";
+    else if (ch == NULL || delivery_channel_parse(ch, &f->channel) != 0 ||
+             f->channel == DELIVERY_INAPP)
+        why = "channel is not email, sms or push";
+    else if (f->delay_ms <= 0)
+        why = "delay_ms missing";
+    if (why != NULL) {
+        LOG_WARN("rules", "follow-up rule %s left out: %s", f->name ? f->name : "?", why);
+        followup_rule_clear(f);
+        return -1;
+    }
+    return 0;
+}
+
+int rules_set(rules *r, const char *digest_rows, const char *throttle_rows,
+              const char *followup_rows, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *dj = json_loads(digest_rows, 0, &jerr);
     json_t *tj = json_loads(throttle_rows, 0, &jerr);
+    json_t *fj = json_loads(followup_rows, 0, &jerr);
     digest_rule *dv = NULL;
     throttle_rule *tv = NULL;
-    size_t nd = 0, nt = 0;
+    followup_rule *fv = NULL;
+    size_t nd = 0, nt = 0, nf = 0;
     int rc = -1;
-    if (!json_is_array(dj) || !json_is_array(tj)) {
+    if (!json_is_array(dj) || !json_is_array(tj) || !json_is_array(fj)) {
         error_set(err, errlen, "rules: the tables' rows are not JSON arrays");
         goto out;
     }
     dv = calloc(json_array_size(dj) + 1, sizeof(*dv));
     tv = calloc(json_array_size(tj) + 1, sizeof(*tv));
-    if (dv == NULL || tv == NULL)
+    fv = calloc(json_array_size(fj) + 1, sizeof(*fv));
+    if (dv == NULL || tv == NULL || fv == NULL)
         goto oom;
     size_t i;
     json_t *row;
@@ -211,14 +264,24 @@ int rules_set(rules *r, const char *digest_rows, const char *throttle_rows, char
             goto oom;
         nt += p == 0;
     }
+    json_array_foreach(fj, i, row)
+    {
+        int p = parse_followup(row, &fv[nf]);
+        if (p == -2)
+            goto oom;
+        nf += p == 0;
+    }
     clear(r);
     r->digest = dv;
     r->ndigest = nd;
     r->throttle = tv;
     r->nthrottle = nt;
+    r->followup = fv;
+    r->nfollowup = nf;
     dv = NULL;
     tv = NULL;
-    nd = nt = 0;
+    fv = NULL;
+    nd = nt = nf = 0;
     rc = 0;
     goto out;
 oom:
@@ -228,10 +291,14 @@ out:
         digest_rule_clear(&dv[k]);
     for (size_t k = 0; tv != NULL && k < nt; k++)
         throttle_rule_clear(&tv[k]);
+    for (size_t k = 0; fv != NULL && k < nf; k++)
+        followup_rule_clear(&fv[k]);
     free(dv);
     free(tv);
+    free(fv);
     json_decref(dj);
     json_decref(tj);
+    json_decref(fj);
     return rc;
 }
 
@@ -246,7 +313,8 @@ pg_status rules_load(rules *r, pg_conn *db, int64_t now_ms, char *err, size_t er
         error_set(err, errlen, "rules: unexpected result");
         return PG_ERROR;
     }
-    int rc = rules_set(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), err, errlen);
+    int rc = rules_set(r, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), err,
+                       errlen);
     PQclear(res);
     if (rc != 0)
         return PG_ERROR;
@@ -273,6 +341,11 @@ bool rules_have_digests(const rules *r)
 bool rules_have_throttles(const rules *r)
 {
     return r->nthrottle > 0;
+}
+
+bool rules_have_followups(const rules *r)
+{
+    return r->nfollowup > 0;
 }
 
 const digest_rule *rules_digest_for(const rules *r, const char *event_type, const char *category)
@@ -316,4 +389,34 @@ const throttle_rule *rules_throttle_for(const rules *r, const char *category,
         }
     }
     return best;
+}
+
+size_t rules_followups_for(const rules *r, const char *event_type, const char *category,
+                           const followup_rule *out[DELIVERY_CHANNEL_COUNT])
+{
+    const followup_rule *pick[DELIVERY_CHANNEL_COUNT] = {0};
+    for (size_t i = 0; i < r->nfollowup; i++) {
+        const followup_rule *f = &r->followup[i];
+        if (strcmp(f->event_type, event_type) != 0)
+            continue;
+        if (f->category == NULL) {
+            if (pick[f->channel] == NULL)
+                pick[f->channel] = f;
+        } else if (category != NULL && strcmp(f->category, category) == 0) {
+            pick[f->channel] = f;
+        }
+    }
+    size_t n = 0;
+    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++)
+        if (pick[c] != NULL)
+            out[n++] = pick[c];
+    return n;
+}
+
+const followup_rule *rules_followup_named(const rules *r, const char *name)
+{
+    for (size_t i = 0; i < r->nfollowup; i++)
+        if (strcmp(r->followup[i].name, name) == 0)
+            return &r->followup[i];
+    return NULL;
 }

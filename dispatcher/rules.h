@@ -14,6 +14,9 @@
  * - A throttle rule names a category, a channel, both or neither.  For a
  *   delivery the most specific rule applies: category and channel, then
  *   category, then channel, then neither.  Only that one rule counts it.
+ * - A follow-up rule names an event type, optionally a category, and the
+ *   channel it follows up on; per follow-up channel the rule with the
+ *   event's category wins over the type's rule without one.
  *
  * The parsing from the tables' JSON (rules_set) is pure; rules_load does
  * the I/O.
@@ -60,21 +63,32 @@ typedef struct throttle_rule {
     bool defer; /* false: drop */
 } throttle_rule;
 
+typedef struct followup_rule {
+    char *name;
+    char *event_type;
+    char *category;                 /* NULL: any category no other rule names */
+    delivery_channel after_channel; /* whose read state decides (inapp) */
+    int64_t delay_ms;
+    delivery_channel channel; /* sent when still unread */
+    char *template_type;      /* NULL: the event's own type */
+} followup_rule;
+
 typedef struct rules rules;
 
 rules *rules_new(void) __attribute__((warn_unused_result));
 void rules_free(rules *r);
 
 /*
- * Replaces the rules with those of two JSON arrays of table rows (as
- * row_to_json gives them).  A row that does not parse is logged and left
- * out.  0, or -1 when out of memory or a text is not a JSON array (the
- * rules are then unchanged).
+ * Replaces the rules with those of three JSON arrays of table rows (as
+ * row_to_json gives them): digest, throttle and follow-up rules.  A row that does not parse is
+ * logged and left out.  0, or -1 when out of memory or a text is not a JSON array (the rules are
+ * then unchanged).
  */
-int rules_set(rules *r, const char *digest_rows, const char *throttle_rows, char *err,
-              size_t errlen) __attribute__((warn_unused_result));
+int rules_set(rules *r, const char *digest_rows, const char *throttle_rows,
+              const char *followup_rows, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
-/* Reads both tables (rules_set) and marks the rules fresh as of now_ms (monotonic). */
+/* Reads the tables (rules_set) and marks the rules fresh as of now_ms (monotonic). */
 pg_status rules_load(rules *r, pg_conn *db, int64_t now_ms, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -87,10 +101,16 @@ bool rules_due(const rules *r, int64_t now_ms);
 /* Whether any rule of the kind exists (the batch step is skipped otherwise). */
 bool rules_have_digests(const rules *r);
 bool rules_have_throttles(const rules *r);
+bool rules_have_followups(const rules *r);
 
 const digest_rule *rules_digest_for(const rules *r, const char *event_type, const char *category);
 const digest_rule *rules_digest_named(const rules *r, const char *name);
 const throttle_rule *rules_throttle_for(const rules *r, const char *category,
                                         delivery_channel channel);
+
+/* The follow-up rules of an event, at most one per follow-up channel: how many went to out. */
+size_t rules_followups_for(const rules *r, const char *event_type, const char *category,
+                           const followup_rule *out[DELIVERY_CHANNEL_COUNT]);
+const followup_rule *rules_followup_named(const rules *r, const char *name);
 
 #endif

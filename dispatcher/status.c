@@ -246,6 +246,32 @@ static int planned_literal(status_batch *b, const fanout_item *items, size_t n, 
     return 0;
 }
 
+/* Deliveries rows for items[0..n) of ev; SEND items only when all is set. */
+static int add_deliveries(status_batch *b, const event *ev, const fanout_item *items, size_t n,
+                          bool all)
+{
+    for (size_t i = 0; i < n; i++) {
+        const fanout_item *it = &items[i];
+        if (it->action == DECIDE_SEND && !all)
+            continue;
+        char nb[TIMEUTIL_RFC3339_SIZE];
+        const char *d[STATUS_DELIVERY_COLUMNS] = {
+            it->idempotency_key,
+            ev->event_id,
+            ev->user_id,
+            delivery_channel_name(it->channel),
+            it->address,
+            decide_action_status(it->action),
+            it->action == DECIDE_SEND || it->action == DECIDE_SCHEDULE ? NULL : it->skip_reason,
+            it->not_before_ms > 0 ? timeutil_format_rfc3339(it->not_before_ms, nb, sizeof nb)
+                                  : NULL,
+        };
+        if (table_add(&b->dl, d) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int status_add_event(status_batch *b, const event *ev, const fanout_item *items, size_t n)
 {
     char created[TIMEUTIL_RFC3339_SIZE];
@@ -273,26 +299,12 @@ int status_add_event(status_batch *b, const event *ev, const fanout_item *items,
     };
     if (table_add(&b->ev, v) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const fanout_item *it = &items[i];
-        if (it->action == DECIDE_SEND && in_row)
-            continue;
-        char nb[TIMEUTIL_RFC3339_SIZE];
-        const char *d[STATUS_DELIVERY_COLUMNS] = {
-            it->idempotency_key,
-            ev->event_id,
-            ev->user_id,
-            delivery_channel_name(it->channel),
-            it->address,
-            decide_action_status(it->action),
-            it->action == DECIDE_SKIP || it->action == DECIDE_THROTTLED ? it->skip_reason : NULL,
-            it->not_before_ms > 0 ? timeutil_format_rfc3339(it->not_before_ms, nb, sizeof nb)
-                                  : NULL,
-        };
-        if (table_add(&b->dl, d) != 0)
-            return -1;
-    }
-    return 0;
+    return add_deliveries(b, ev, items, n, !in_row);
+}
+
+int status_add_deliveries(status_batch *b, const event *ev, const fanout_item *items, size_t n)
+{
+    return add_deliveries(b, ev, items, n, true);
 }
 
 size_t status_event_count(const status_batch *b)

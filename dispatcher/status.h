@@ -56,6 +56,13 @@ void status_batch_reset(status_batch *b);
 int status_add_event(status_batch *b, const event *ev, const fanout_item *items, size_t n)
     __attribute__((warn_unused_result));
 
+/*
+ * Adds deliveries rows for items[0..n) of an event whose events row exists
+ * already (a follow-up sent later): planned ones as pending rows.
+ */
+int status_add_deliveries(status_batch *b, const event *ev, const fanout_item *items, size_t n)
+    __attribute__((warn_unused_result));
+
 size_t status_event_count(const status_batch *b);
 size_t status_delivery_count(const status_batch *b);
 

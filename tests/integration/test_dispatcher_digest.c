@@ -14,8 +14,8 @@ static void comment_templates(dh_env *e)
               "('comment.created','email','New comment','{{data.text}}'),"
               "('comment.created','push','New comment','{{data.text}}'),"
               "('comment.digest','email','{{data.count}} new comments',"
-              "'First: {{data.events.0.data.text}}; last: {{data.last_events.0.data.text}}; "
-              "by {{data.actor_count}}')");
+              "'{{#data.events}}[{{data.text}}]{{/data.events}} ... "
+              "latest: {{data.last_events.0.data.text}}; by {{data.actor_count}}')");
     dh_sql(e, "INSERT INTO users (user_id, email, name) VALUES "
               "('ann','ann@example.com','Ann'),('bob','bob@example.com','Bob')");
     dh_sql(e,
@@ -80,7 +80,11 @@ START_TEST(test_a_fixed_window_sends_one_email_while_push_goes_every_time)
     ck_assert_uint_eq(email.n, 1);
     ck_assert_uint_eq(of_type(&email, "comment.digest"), 1);
     ck_assert_str_eq(dh_str(&email.v[0], "subject"), "20 new comments");
-    ck_assert_str_eq(dh_str(&email.v[0], "body"), "First: comment 1; last: comment 20; by 3");
+    /* The first ten listed (the rule's default events_shown), the latest, three actors. */
+    ck_assert_str_eq(dh_str(&email.v[0], "body"),
+                     "[comment 1][comment 2][comment 3][comment 4][comment 5][comment 6]"
+                     "[comment 7][comment 8][comment 9][comment 10] ... latest: comment 20; "
+                     "by 3");
     ck_assert_str_eq(dh_str(&email.v[0], "address"), "ann@example.com");
 
     /* Every event is a member of that one window, and the digest has its own status. */
@@ -346,12 +350,100 @@ START_TEST(test_throttles_drop_or_defer_and_say_so)
 }
 END_TEST
 
+/* herald-worker --channel inapp on e's database and prefix: it writes the inbox messages. */
+static pid_t start_inapp_worker(dh_env *e)
+{
+    char bin[512], url[1024], prefix[80], brokers[300], log[256];
+    snprintf(url, sizeof url, "HERALD_DATABASE_URL=%s", e->db_url);
+    snprintf(prefix, sizeof prefix, "HERALD_TOPIC_PREFIX=%s", e->prefix);
+    snprintf(brokers, sizeof brokers, "HERALD_KAFKA_BROKERS=%s", e->brokers);
+    snprintf(log, sizeof log, "%s.inapp", e->log);
+    const char *env[] = {
+        url, prefix, brokers, "HERALD_METRICS_ADDR=127.0.0.1:0", "HERALD_LOG_LEVEL=info", NULL};
+    char *argv[] = {testsupport_bin("herald-worker", bin, sizeof bin), "--channel", "inapp", NULL};
+    pid_t pid = testsupport_spawn(argv, env, NULL, log);
+    ck_assert_msg(pid > 0, "cannot start herald-worker");
+    return pid;
+}
+
+START_TEST(test_a_follow_up_email_goes_only_for_an_unread_inbox_message)
+{
+    dh_env e;
+    dh_setup(&e);
+    dh_sql(&e, "INSERT INTO templates (event_type, channel, subject, body) VALUES "
+               "('comment.created','inapp','New comment','{{data.text}}'),"
+               "('comment.created','email','New comment','At once: {{data.text}}'),"
+               "('comment.reminder','email','Unread comment','Reminder: {{data.text}}')");
+    dh_sql(&e, "INSERT INTO users (user_id, email) VALUES ('ann','ann@example.com')");
+    dh_sql(&e, "INSERT INTO followup_rules (name, event_type, after_channel, delay_ms, channel, "
+               "template) VALUES ('remind','comment.created','inapp',5000,'email',"
+               "'comment.reminder')");
+    pid_t worker = start_inapp_worker(&e);
+    dh_start(&e, NULL);
+    dh_wait_ready(&e, WAIT_MS);
+    char read[ID_UUID_SIZE], unread[ID_UUID_SIZE];
+    char *v = dh_event("ann", "comment.created", "{\"text\":\"first\"}", "normal", NULL, read);
+    dh_publish(&e, "ann", v, NULL);
+    free(v);
+    v = dh_event("ann", "comment.created", "{\"text\":\"second\"}", "normal", NULL, unread);
+    dh_publish(&e, "ann", v, NULL);
+    free(v);
+    ck_assert_int_eq(dh_wait_count(&e, 2, WAIT_MS, "SELECT count(*) FROM inbox_messages"), 2);
+    /* The email waits for the follow-up; ann reads the first message before it is due. */
+    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM delivery_status WHERE channel = 'email' "
+                                 "AND status = 'scheduled' AND skip_reason = 'followup'"),
+                     2);
+    dh_sql(&e, "UPDATE inbox_messages SET read_at = now() WHERE event_id = '%s'", read);
+    ck_assert_msg(dh_long(&e,
+                          "SELECT count(*) FROM followups WHERE event_id = '%s' AND "
+                          "status = 'pending' AND due_at > now()",
+                          read) == 1,
+                  "the inbox message was read only after its follow-up was due");
+    ck_assert_int_eq(dh_wait_count(&e, 2, WAIT_MS,
+                                   "SELECT count(*) FROM followups WHERE status IN "
+                                   "('sent', 'cancelled')"),
+                     2);
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM followups WHERE event_id = '%s' AND "
+                             "status = 'cancelled' AND reason = 'read'",
+                             read),
+                     1);
+    ck_assert_int_eq(
+        dh_long(&e, "SELECT count(*) FROM followups WHERE event_id = '%s' AND status = 'sent'",
+                unread),
+        1);
+    dh_records email;
+    dh_read(&e, "deliveries.email", 1, WAIT_MS, &email);
+    ck_assert_uint_eq(email.n, 1);
+    ck_assert_str_eq(dh_str(&email.v[0], "event_id"), unread);
+    ck_assert_str_eq(dh_str(&email.v[0], "body"), "Reminder: second");
+    ck_assert_str_eq(dh_str(&email.v[0], "subject"), "Unread comment");
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
+                             "channel = 'email' AND status = 'skipped' AND "
+                             "skip_reason = 'followup_read'",
+                             read),
+                     1);
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
+                             "channel = 'email' AND status = 'pending' AND skip_reason IS NULL",
+                             unread),
+                     1);
+    dh_records_free(&email);
+    kill(worker, SIGTERM);
+    (void)testsupport_wait(worker, 20000);
+    ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
+    dh_teardown(&e);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_a_fixed_window_sends_one_email_while_push_goes_every_time),
     TEST_ENTRY(test_keys_max_events_and_bypasses),
     TEST_ENTRY(test_a_sliding_window_extends_and_stops_at_its_maximum),
     TEST_ENTRY(test_send_first_and_a_daily_schedule_on_the_users_clock),
     TEST_ENTRY(test_throttles_drop_or_defer_and_say_so),
+    TEST_ENTRY(test_a_follow_up_email_goes_only_for_an_unread_inbox_message),
 };
 
 TEST_MAIN_TIMEOUT("dispatcher_digest", cases, 240)

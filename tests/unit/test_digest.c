@@ -159,7 +159,17 @@ START_TEST(test_rule_matching)
         "{\"name\":\"mktmail\",\"category\":\"marketing\",\"channel\":\"email\",\"max_count\":1,"
         "\"window_ms\":1000,\"action\":\"defer\"},"
         "{\"name\":\"bad\",\"max_count\":0,\"window_ms\":1000,\"action\":\"drop\"}]";
-    ck_assert_msg(rules_set(r, digests, throttles, err, sizeof err) == 0, "%s", err);
+    const char *followups =
+        "[{\"name\":\"mail\",\"event_type\":\"comment.created\",\"category\":null,"
+        "\"after_channel\":\"inapp\",\"delay_ms\":60000,\"channel\":\"email\","
+        "\"template\":\"comment.reminder\"},"
+        "{\"name\":\"mail-social\",\"event_type\":\"comment.created\",\"category\":\"social\","
+        "\"after_channel\":\"inapp\",\"delay_ms\":1000,\"channel\":\"email\"},"
+        "{\"name\":\"sms\",\"event_type\":\"comment.created\",\"after_channel\":\"inapp\","
+        "\"delay_ms\":5000,\"channel\":\"sms\"},"
+        "{\"name\":\"nope\",\"event_type\":\"x\",\"after_channel\":\"email\","
+        "\"delay_ms\":5000,\"channel\":\"sms\"}]";
+    ck_assert_msg(rules_set(r, digests, throttles, followups, err, sizeof err) == 0, "%s", err);
     ck_assert(rules_have_digests(r) && rules_have_throttles(r));
     ck_assert_str_eq(rules_digest_for(r, "comment.created", NULL)->name, "any");
     ck_assert_str_eq(rules_digest_for(r, "comment.created", "billing")->name, "any");
@@ -179,10 +189,22 @@ START_TEST(test_rule_matching)
     ck_assert_str_eq(rules_throttle_for(r, NULL, DELIVERY_PUSH)->name, "all");
     ck_assert(rules_throttle_for(r, "marketing", DELIVERY_EMAIL)->defer);
 
+    const followup_rule *f[DELIVERY_CHANNEL_COUNT];
+    ck_assert_uint_eq(rules_followups_for(r, "comment.created", NULL, f), 2);
+    ck_assert_str_eq(f[0]->name, "mail");
+    ck_assert_str_eq(f[0]->template_type, "comment.reminder");
+    ck_assert_str_eq(f[1]->name, "sms");
+    ck_assert_uint_eq(rules_followups_for(r, "comment.created", "social", f), 2);
+    ck_assert_str_eq(f[0]->name, "mail-social");
+    ck_assert_ptr_null(f[0]->template_type);
+    ck_assert_int_eq(f[0]->delay_ms, 1000);
+    ck_assert_uint_eq(rules_followups_for(r, "x", NULL, f), 0); /* watches email: left out */
+    ck_assert(rules_have_followups(r));
+
     /* Not arrays: refused, the rules kept. */
-    ck_assert_int_eq(rules_set(r, "{}", "[]", err, sizeof err), -1);
+    ck_assert_int_eq(rules_set(r, "{}", "[]", "[]", err, sizeof err), -1);
     ck_assert_ptr_nonnull(rules_digest_named(r, "daily"));
-    ck_assert_int_eq(rules_set(r, "[]", "[]", err, sizeof err), 0);
+    ck_assert_int_eq(rules_set(r, "[]", "[]", "[]", err, sizeof err), 0);
     ck_assert(!rules_have_digests(r) && !rules_have_throttles(r));
     rules_free(r);
 }
