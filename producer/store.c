@@ -6,6 +6,7 @@
  * running it again.  Times are returned as RFC 3339 UTC with milliseconds,
  * the way every Herald timestamp reads.
  */
+#include "bodies.h"
 #include "error.h"
 #include "log.h"
 #include "store.h"
@@ -85,6 +86,15 @@
     "FROM d CROSS JOIN (SELECT seq, unread, unseen FROM inbox_state WHERE user_id = $1) cur "      \
     "LEFT JOIN st ON true"
 
+/* A digest rule's columns as the API names them (digest_json reads them in order). */
+#define DIGEST_RULE_COLUMNS                                                                        \
+    "name, event_type, category, to_json(channels), window_kind, window_ms, max_window_ms, "       \
+    "max_events, send_first, to_char(schedule_at, 'HH24:MI'), group_by, template, "                \
+    "events_shown, " TS("created_at") ", " TS("updated_at")
+#define THROTTLE_RULE_COLUMNS                                                                      \
+    "name, category, channel, max_count, window_ms, action, " TS("created_at") ", " TS("updated_"  \
+                                                                                       "at")
+
 typedef struct stmt {
     const char *name;
     const char *sql;
@@ -154,6 +164,41 @@ static const stmt statements[] = {
          "updated_at") " FROM templates WHERE event_type = $1 AND channel = $2",
      2},
     {"gw_template_delete", "DELETE FROM templates WHERE event_type = $1 AND channel = $2", 2},
+    {"gw_digest_rule_put",
+     "INSERT INTO digest_rules (name, event_type, category, channels, window_kind, window_ms, "
+     "max_window_ms, max_events, send_first, schedule_at, group_by, template, events_shown) "
+     "VALUES ($1, $2, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), $5, $6::bigint, "
+     "$7::bigint, $8::integer, $9::boolean, $10::time, $11, $12, $13::integer) "
+     "ON CONFLICT (name) DO UPDATE SET event_type = EXCLUDED.event_type, "
+     "category = EXCLUDED.category, channels = EXCLUDED.channels, "
+     "window_kind = EXCLUDED.window_kind, window_ms = EXCLUDED.window_ms, "
+     "max_window_ms = EXCLUDED.max_window_ms, max_events = EXCLUDED.max_events, "
+     "send_first = EXCLUDED.send_first, schedule_at = EXCLUDED.schedule_at, "
+     "group_by = EXCLUDED.group_by, template = EXCLUDED.template, "
+     "events_shown = EXCLUDED.events_shown, updated_at = now() "
+     "RETURNING " DIGEST_RULE_COLUMNS,
+     13},
+    /* The rule that already has this (event_type, category), for the 409. */
+    {"gw_digest_rule_rival",
+     "SELECT name FROM digest_rules WHERE event_type = $2 "
+     "AND coalesce(category, '') = coalesce($3, '') AND name <> $1",
+     3},
+    {"gw_digest_rule_get", "SELECT " DIGEST_RULE_COLUMNS " FROM digest_rules WHERE name = $1", 1},
+    {"gw_digest_rule_list", "SELECT " DIGEST_RULE_COLUMNS " FROM digest_rules ORDER BY name", 0},
+    {"gw_digest_rule_delete", "DELETE FROM digest_rules WHERE name = $1", 1},
+    {"gw_throttle_rule_put",
+     "INSERT INTO throttle_rules (name, category, channel, max_count, window_ms, action) "
+     "VALUES ($1, $2, $3, $4::integer, $5::bigint, $6) "
+     "ON CONFLICT (name) DO UPDATE SET category = EXCLUDED.category, "
+     "channel = EXCLUDED.channel, max_count = EXCLUDED.max_count, "
+     "window_ms = EXCLUDED.window_ms, action = EXCLUDED.action, updated_at = now() "
+     "RETURNING " THROTTLE_RULE_COLUMNS,
+     6},
+    {"gw_throttle_rule_get", "SELECT " THROTTLE_RULE_COLUMNS " FROM throttle_rules WHERE name = $1",
+     1},
+    {"gw_throttle_rule_list", "SELECT " THROTTLE_RULE_COLUMNS " FROM throttle_rules ORDER BY name",
+     0},
+    {"gw_throttle_rule_delete", "DELETE FROM throttle_rules WHERE name = $1", 1},
     {"gw_event_get",
      "SELECT event_id, type, user_id, topic, priority, category, " TS("created_at") ", " TS(
          "dispatched_at") " FROM events WHERE event_id = $1::uuid",
@@ -267,6 +312,8 @@ static store_status classify(pg_conn *c, pg_status st)
         break;
     }
     const char *state = pg_last_sqlstate(c);
+    if (strcmp(state, "23505") == 0)
+        return STORE_CONFLICT;
     if (strcmp(state, "23503") == 0)
         return STORE_NOT_FOUND; /* foreign key: the user is not there */
     if (strncmp(state, "22", 2) == 0 || strcmp(state, "23514") == 0 || strcmp(state, "23502") == 0)
@@ -538,6 +585,218 @@ store_status store_template_delete(pg_conn *c, const char *event_type, const cha
         st = STORE_NOT_FOUND;
     PQclear(res);
     return st;
+}
+
+/* ---- digest and throttle rules (docs/digests.md) ---- */
+
+static json_t *col_int_or_null(PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    return json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10));
+}
+
+static json_t *digest_json(PGresult *res, int row)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:o}", "name",
+                     col_str(res, row, 0), "event_type", col_str(res, row, 1), "category",
+                     col_str(res, row, 2), "channels", col_json(res, row, 3, json_array()),
+                     "window", col_str(res, row, 4), "window_ms", col_int_or_null(res, row, 5),
+                     "max_window_ms", col_int_or_null(res, row, 6), "max_events",
+                     col_int_or_null(res, row, 7), "send_first",
+                     strcmp(PQgetvalue(res, row, 8), "t") == 0, "schedule_at", col_str(res, row, 9),
+                     "group_by", col_str(res, row, 10), "template", col_str(res, row, 11),
+                     "events_shown", col_int_or_null(res, row, 12), "created_at",
+                     col_str(res, row, 13), "updated_at", col_str(res, row, 14));
+}
+
+static json_t *throttle_json(PGresult *res, int row)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "name", col_str(res, row, 0), "category",
+                     col_str(res, row, 1), "channel", col_str(res, row, 2), "max_count",
+                     col_int_or_null(res, row, 3), "window_ms", col_int_or_null(res, row, 4),
+                     "action", col_str(res, row, 5), "created_at", col_str(res, row, 6),
+                     "updated_at", col_str(res, row, 7));
+}
+
+typedef json_t *(*row_json_fn)(PGresult *res, int row);
+
+/* The one row of res as JSON into *out: STORE_NOT_FOUND without one. */
+static store_status one_row(PGresult *res, row_json_fn fn, json_t **out, char *err, size_t errlen)
+{
+    if (PQntuples(res) != 1)
+        return STORE_NOT_FOUND;
+    if ((*out = fn(res, 0)) == NULL) {
+        error_set(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+/* Runs a 1-row statement (v its parameters) and answers its row. */
+static store_status rule_row(pg_conn *c, const char *stmt_name, int n, const char *const *v,
+                             row_json_fn fn, json_t **out, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    *out = NULL;
+    store_status st = run(c, stmt_name, n, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK)
+        st = one_row(res, fn, out, err, errlen);
+    PQclear(res);
+    return st;
+}
+
+/* {"rules":[...]} of a list statement. */
+static store_status rule_list(pg_conn *c, const char *stmt_name, row_json_fn fn, json_t **out,
+                              char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    json_t *list = NULL;
+    *out = NULL;
+    store_status st = run(c, stmt_name, 0, NULL, NULL, NULL, &res, err, errlen);
+    if (st != STORE_OK)
+        goto out;
+    if ((list = json_array()) == NULL)
+        goto oom;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (json_array_append_new(list, fn(res, i)) != 0)
+            goto oom;
+    if ((*out = json_pack("{s:O}", "rules", list)) == NULL)
+        goto oom;
+    goto out;
+oom:
+    error_set(err, errlen, "out of memory");
+    st = STORE_ERROR;
+out:
+    json_decref(list);
+    PQclear(res);
+    return st;
+}
+
+static store_status rule_delete(pg_conn *c, const char *stmt_name, const char *name, char *err,
+                                size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *v[1] = {name};
+    store_status st = run(c, stmt_name, 1, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && strcmp(PQcmdTuples(res), "0") == 0)
+        st = STORE_NOT_FOUND;
+    PQclear(res);
+    return st;
+}
+
+/* An integer member as text into buf, or NULL (absent, null). */
+static const char *int_member(const json_t *body, const char *field, char *buf, size_t len)
+{
+    json_t *v = json_object_get(body, field);
+    if (!json_is_integer(v))
+        return NULL;
+    snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+    return buf;
+}
+
+store_status store_digest_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                   char other[129], char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char *channels = NULL, window_ms[24], max_window_ms[24], max_events[24], shown[24];
+    char tmpl[160];
+    store_status st = STORE_ERROR;
+    *out = NULL;
+    if (other != NULL)
+        other[0] = '\0';
+    const char *type = member(body, "event_type");
+    const char *category = member(body, "category");
+    if ((channels = json_dumps(json_object_get(body, "channels"), JSON_COMPACT)) == NULL) {
+        error_set(err, errlen, "out of memory");
+        goto out;
+    }
+    const char *t = member(body, "template");
+    if (t == NULL) {
+        snprintf(tmpl, sizeof tmpl, "%s%s", type, BODIES_DIGEST_SUFFIX);
+        t = tmpl;
+    }
+    const char *shown_v = int_member(body, "events_shown", shown, sizeof shown);
+    const char *v[13] = {name,
+                         type,
+                         category,
+                         channels,
+                         member(body, "window"),
+                         int_member(body, "window_ms", window_ms, sizeof window_ms),
+                         int_member(body, "max_window_ms", max_window_ms, sizeof max_window_ms),
+                         int_member(body, "max_events", max_events, sizeof max_events),
+                         json_is_true(json_object_get(body, "send_first")) ? "true" : "false",
+                         member(body, "schedule_at"),
+                         member(body, "group_by"),
+                         t,
+                         shown_v != NULL ? shown_v : "10"};
+    /* Name the rule in the way, so the client knows which one to change;
+     * the unique index still decides when two PUTs race. */
+    const char *rv[3] = {name, type, category};
+    if ((st = run(c, "gw_digest_rule_rival", 3, rv, NULL, NULL, &res, err, errlen)) != STORE_OK)
+        goto out;
+    if (PQntuples(res) > 0) {
+        if (other != NULL)
+            snprintf(other, 129, "%s", PQgetvalue(res, 0, 0));
+        st = STORE_CONFLICT;
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    st = run(c, "gw_digest_rule_put", 13, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK)
+        st = one_row(res, digest_json, out, err, errlen);
+out:
+    PQclear(res);
+    free(channels);
+    return st;
+}
+
+store_status store_digest_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                   size_t errlen)
+{
+    const char *v[1] = {name};
+    return rule_row(c, "gw_digest_rule_get", 1, v, digest_json, out, err, errlen);
+}
+
+store_status store_digest_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+{
+    return rule_list(c, "gw_digest_rule_list", digest_json, out, err, errlen);
+}
+
+store_status store_digest_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+{
+    return rule_delete(c, "gw_digest_rule_delete", name, err, errlen);
+}
+
+store_status store_throttle_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                     char *err, size_t errlen)
+{
+    char max_count[24], window_ms[24];
+    const char *v[6] = {name,
+                        member(body, "category"),
+                        member(body, "channel"),
+                        int_member(body, "max_count", max_count, sizeof max_count),
+                        int_member(body, "window_ms", window_ms, sizeof window_ms),
+                        member(body, "action")};
+    return rule_row(c, "gw_throttle_rule_put", 6, v, throttle_json, out, err, errlen);
+}
+
+store_status store_throttle_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                     size_t errlen)
+{
+    const char *v[1] = {name};
+    return rule_row(c, "gw_throttle_rule_get", 1, v, throttle_json, out, err, errlen);
+}
+
+store_status store_throttle_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+{
+    return rule_list(c, "gw_throttle_rule_list", throttle_json, out, err, errlen);
+}
+
+store_status store_throttle_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+{
+    return rule_delete(c, "gw_throttle_rule_delete", name, err, errlen);
 }
 
 /*
