@@ -22,7 +22,6 @@ void rules_api_digest_delete(api_env *env, http_request *req, api_call *call, ht
 void rules_api_throttle_put(api_env *env, http_request *req, api_call *call, http_phase phase);
 void rules_api_throttle_get(api_env *env, http_request *req, api_call *call, http_phase phase);
 void rules_api_throttle_list(api_env *env, http_request *req, api_call *call, http_phase phase);
-void rules_api_throttle_delete(api_env *env, http_request *req, api_call *call,
-                               http_phase phase);
+void rules_api_throttle_delete(api_env *env, http_request *req, api_call *call, http_phase phase);
 
 #endif

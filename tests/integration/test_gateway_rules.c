@@ -123,7 +123,8 @@ START_TEST(test_digest_rules_refuse_bad_input_naming_the_field)
          "window_ms", "integer"},
         {"{\"event_type\":\"a\",\"channels\":[\"email\"],\"window\":\"fixed\",\"window_ms\":\"9\"}",
          "window_ms", "integer"},
-        {"{\"event_type\":\"a\",\"channels\":[\"email\"],\"window\":\"sliding\",\"window_ms\":1000}",
+        {"{\"event_type\":\"a\",\"channels\":[\"email\"],\"window\":\"sliding\",\"window_ms\":"
+         "1000}",
          "max_window_ms", "required"},
         {"{\"event_type\":\"a\",\"channels\":[\"email\"],\"window\":\"sliding\",\"window_ms\":1000,"
          "\"max_window_ms\":999}",
