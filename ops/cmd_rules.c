@@ -80,12 +80,12 @@ typedef struct rules_kind {
     const char *const *fields; /* the JSON member of each column */
 } rules_kind;
 
-static const char *const digest_headers[] = {"NAME",   "EVENT_TYPE", "CATEGORY", "CHANNELS",
-                                             "WINDOW", "WINDOW_MS",  "AT",       "GROUP_BY",
-                                             "TEMPLATE"};
-static const char *const digest_fields[] = {"name",   "event_type", "category",    "channels",
-                                            "window", "window_ms",  "schedule_at", "group_by",
-                                            "template"};
+static const char *const digest_headers[] = {"NAME",     "EVENT_TYPE", "CATEGORY",
+                                             "CHANNELS", "WINDOW",     "WINDOW_MS",
+                                             "AT",       "GROUP_BY",   "TEMPLATE"};
+static const char *const digest_fields[] = {"name",        "event_type", "category",
+                                            "channels",    "window",     "window_ms",
+                                            "schedule_at", "group_by",   "template"};
 static const char *const throttle_headers[] = {"NAME",      "CATEGORY",  "CHANNEL",
                                                "MAX_COUNT", "WINDOW_MS", "ACTION"};
 static const char *const throttle_fields[] = {"name",      "category",  "channel",
@@ -253,8 +253,9 @@ static int cmd_rules(const rules_kind *k, int argc, char **argv)
     const char *sub = argv[1];
     bool named = strcmp(sub, "get") == 0 || strcmp(sub, "put") == 0 || strcmp(sub, "delete") == 0;
     if (!named && strcmp(sub, "list") != 0) {
-        fprintf(stderr, "heraldctl %s: unknown subcommand \"%s\" (expected list, get, put or "
-                        "delete)\n",
+        fprintf(stderr,
+                "heraldctl %s: unknown subcommand \"%s\" (expected list, get, put or "
+                "delete)\n",
                 k->cmd, sub);
         return CTL_EXIT_USAGE;
     }

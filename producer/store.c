@@ -207,10 +207,40 @@ static const stmt statements[] = {
      * claimed or only planned (migration 010). */
     {"gw_event_deliveries",
      "SELECT channel, status, attempts, last_error, " TS(
-         "updated_at") ", user_id, skip_reason FROM delivery_status "
-                       "WHERE event_id = $1::uuid OR event_id = ANY (ARRAY("
-                       "SELECT e.event_id FROM events e WHERE e.broadcast_id = $1::uuid)) "
-                       "ORDER BY created_at, user_id, channel LIMIT 1000",
+         "updated_at") ", user_id, skip_reason, " TS("not_before") " FROM delivery_status "
+                                                                   "WHERE event_id = $1::uuid OR "
+                                                                   "event_id = ANY (ARRAY("
+                                                                   "SELECT e.event_id FROM events "
+                                                                   "e WHERE e.broadcast_id = "
+                                                                   "$1::uuid)) "
+                                                                   "ORDER BY created_at, user_id, "
+                                                                   "channel LIMIT 1000",
+     1},
+    /* The digest windows that took the event (a broadcast's: its subscribers' events'). */
+    {"gw_event_digests",
+     "SELECT de.channel, de.window_id, w.rule_name, de.role, w.status, " TS("w.closes_at") ", " TS(
+         "w.sent_at") ", w.user_id FROM digest_events de "
+                      "JOIN digest_windows w ON w.window_id = de.window_id "
+                      "WHERE de.event_id = $1::uuid OR de.event_id = ANY "
+                      "(ARRAY(SELECT e.event_id FROM events e "
+                      "WHERE e.broadcast_id = $1::uuid)) "
+                      "ORDER BY de.seq LIMIT 1000",
+     1},
+    /* The digest whose delivery is the event: the dispatcher records it
+     * under the window's id. */
+    {"gw_event_digest",
+     "SELECT w.rule_name, w.channel, w.user_id, w.group_key, w.members, w.status, " TS(
+         "w.opened_at") ", " TS("w.closes_at") ", " TS("w.sent_at") ", "
+                                                                    "(SELECT coalesce(json_agg("
+                                                                    "m.event_id ORDER BY m.seq), "
+                                                                    "'[]') FROM (SELECT "
+                                                                    "event_id, seq FROM "
+                                                                    "digest_events WHERE "
+                                                                    "window_id = w.window_id AND "
+                                                                    "role = 'member' ORDER BY seq "
+                                                                    "LIMIT 100) m) "
+                                                                    "FROM digest_windows w WHERE "
+                                                                    "w.window_id = $1::uuid",
      1},
     /* A key older than 24 hours is free again: the row is taken over. */
     {"gw_idem_claim",
@@ -344,6 +374,11 @@ static json_t *col_str(PGresult *res, int row, int col)
     if (PQgetisnull(res, row, col))
         return json_null();
     return json_stringn(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+}
+
+static int64_t col_int(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 static json_t *col_json(PGresult *res, int row, int col, json_t *dflt)
@@ -802,15 +837,17 @@ store_status store_throttle_rule_delete(pg_conn *c, const char *name, char *err,
 /*
  * One word for where an event stands, from its deliveries:
  * "processing" while any is pending, scheduled or retrying; otherwise
- * "failed" if any failed, "delivered" if any was sent, "skipped" when every
- * channel was skipped, and "dispatched" when the dispatcher planned none.
- * "accepted": deliveries exist but the events row is not written yet.
+ * "failed" if any failed, "delivered" if any was sent, "digested" when
+ * the rest went into digests, "throttled" when a throttle rule held them,
+ * "skipped" when every channel was skipped, and "dispatched" when the
+ * dispatcher planned none.  "accepted": deliveries exist but the events
+ * row is not written yet.
  */
 static const char *overall_status(json_t *deliveries, bool have_event)
 {
     size_t i;
     json_t *d;
-    bool active = false, failed = false, sent = false;
+    bool active = false, failed = false, sent = false, digested = false, throttled = false;
     if (json_array_size(deliveries) == 0)
         return have_event ? "dispatched" : "accepted";
     json_array_foreach(deliveries, i, d)
@@ -824,19 +861,63 @@ static const char *overall_status(json_t *deliveries, bool have_event)
             failed = true;
         else if (strcmp(s, "sent") == 0)
             sent = true;
+        else if (strcmp(s, "digested") == 0)
+            digested = true;
+        else if (strcmp(s, "throttled") == 0)
+            throttled = true;
     }
     if (active)
         return "processing";
     if (failed)
         return "failed";
-    return sent ? "delivered" : "skipped";
+    if (sent)
+        return "delivered";
+    if (digested)
+        return "digested";
+    return throttled ? "throttled" : "skipped";
+}
+
+/* What the API calls a window's status: an open window is waiting for more events. */
+static json_t *window_status(PGresult *res, int row, int col)
+{
+    const char *s = PQgetvalue(res, row, col);
+    return json_string(strcmp(s, "open") == 0 ? "waiting" : s);
+}
+
+/* The "digests" of an event: each channel a digest rule took it on. */
+static json_t *event_digests(PGresult *res)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+        json_t *d = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "channel", col_str(res, i, 0),
+                              "digest_id", col_str(res, i, 1), "rule", col_str(res, i, 2), "role",
+                              col_str(res, i, 3), "status", window_status(res, i, 4), "closes_at",
+                              col_str(res, i, 5), "sent_at", col_str(res, i, 6), "user_id",
+                              col_str(res, i, 7));
+        if (d == NULL || json_array_append_new(list, d) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return list;
+}
+
+/* The "digest" of an event that is a digest's own delivery (its id a window's). */
+static json_t *event_digest(PGresult *res)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o}", "rule", col_str(res, 0, 0),
+                     "channel", col_str(res, 0, 1), "user_id", col_str(res, 0, 2), "group_key",
+                     col_str(res, 0, 3), "members", (json_int_t)col_int(res, 0, 4), "status",
+                     window_status(res, 0, 5), "opened_at", col_str(res, 0, 6), "closes_at",
+                     col_str(res, 0, 7), "sent_at", col_str(res, 0, 8), "events",
+                     col_json(res, 0, 9, json_array()));
 }
 
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen)
 {
-    PGresult *ev = NULL, *dl = NULL;
-    json_t *doc = NULL, *list = NULL;
+    PGresult *ev = NULL, *dl = NULL, *dg = NULL, *win = NULL;
+    json_t *doc = NULL, *list = NULL, *digests = NULL;
     const char *v[1] = {event_id};
     *out = NULL;
     store_status st = run(c, "gw_event_get", 1, v, NULL, NULL, &ev, err, errlen);
@@ -845,8 +926,12 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
     st = run(c, "gw_event_deliveries", 1, v, NULL, NULL, &dl, err, errlen);
     if (st != STORE_OK)
         goto out;
+    if ((st = run(c, "gw_event_digests", 1, v, NULL, NULL, &dg, err, errlen)) != STORE_OK ||
+        (st = run(c, "gw_event_digest", 1, v, NULL, NULL, &win, err, errlen)) != STORE_OK)
+        goto out;
     bool have_event = PQntuples(ev) == 1;
-    if (!have_event && PQntuples(dl) == 0) {
+    /* An open digest has no events row yet, but its id answers. */
+    if (!have_event && PQntuples(dl) == 0 && PQntuples(dg) == 0 && PQntuples(win) == 0) {
         st = STORE_NOT_FOUND;
         goto out;
     }
@@ -858,6 +943,8 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
             col_str(dl, i, 3), "updated_at", col_str(dl, i, 4), "user_id", col_str(dl, i, 5));
         if (d != NULL && !PQgetisnull(dl, i, 6))
             json_object_set_new(d, "skip_reason", col_str(dl, i, 6));
+        if (d != NULL && !PQgetisnull(dl, i, 7))
+            json_object_set_new(d, "not_before", col_str(dl, i, 7));
         if (d == NULL || json_array_append_new(list, d) != 0) {
             json_decref(list);
             list = NULL;
@@ -878,7 +965,10 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
         json_object_set_new(doc, "created_at", col_str(ev, 0, 6));
         json_object_set_new(doc, "dispatched_at", col_str(ev, 0, 7));
     }
-    if (doc == NULL || json_object_set(doc, "deliveries", list) != 0) {
+    digests = event_digests(dg);
+    if (doc == NULL || json_object_set(doc, "deliveries", list) != 0 || digests == NULL ||
+        json_object_set(doc, "digests", digests) != 0 ||
+        (PQntuples(win) == 1 && json_object_set_new(doc, "digest", event_digest(win)) != 0)) {
         error_set(err, errlen, "out of memory");
         st = STORE_ERROR;
         goto out;
@@ -888,8 +978,11 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
 out:
     json_decref(doc);
     json_decref(list);
+    json_decref(digests);
     PQclear(ev);
     PQclear(dl);
+    PQclear(dg);
+    PQclear(win);
     return st;
 }
 
@@ -985,11 +1078,6 @@ store_status store_user_exists(pg_conn *c, const char *user_id, char *err, size_
         st = STORE_NOT_FOUND;
     PQclear(res);
     return st;
-}
-
-static int64_t col_int(PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 store_status store_inbox_counts(pg_conn *c, const char *user_id, store_inbox_state *out, char *err,

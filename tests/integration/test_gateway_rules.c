@@ -1,7 +1,8 @@
 /*
  * The gateway's digest and throttle rule routes (docs/digests.md) against
- * a real PostgreSQL: round trips, every refusal naming its field, and the
- * one rule per event type and category.
+ * a real PostgreSQL: round trips, every refusal naming its field, the one
+ * rule per event type and category, and what GET /v1/events/{id} tells of
+ * digests (windows written here as the dispatcher would write them).
  */
 #include "gateway_harness.h"
 
@@ -336,11 +337,106 @@ START_TEST(test_throttle_rules_put_get_list_delete)
 }
 END_TEST
 
+START_TEST(test_event_status_shows_its_digests_and_a_digest_its_events)
+{
+#define EV   "aaaaaaaa-0000-4000-8000-000000000001"
+#define EV2  "aaaaaaaa-0000-4000-8000-000000000002"
+#define WIN  "bbbbbbbb-0000-4000-8000-000000000001"
+#define WIN2 "bbbbbbbb-0000-4000-8000-000000000002"
+    h_sql("INSERT INTO events (event_id, type, user_id, priority, created_at) VALUES "
+          "('" EV "', 'comment.created', 'u-dg', 'normal', now()), "
+          "('" EV2 "', 'comment.created', 'u-dg', 'normal', now());"
+          "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, status, "
+          "skip_reason) VALUES ('" EV "/email', '" EV "', 'u-dg', 'email', 'digested', 'digest'), "
+          "('" EV "/push', '" EV "', 'u-dg', 'push', 'sent', NULL);"
+          "INSERT INTO digest_windows (window_id, rule_name, channel, user_id, group_key, "
+          "kafka_partition, status, members, opened_at, last_event_at, closes_at, deadline) "
+          "VALUES ('" WIN "', 'comments-email', 'email', 'u-dg', 't-1', 0, 'open', 2, now(), "
+          "now(), now() + interval '10 minutes', now() + interval '1 hour'), "
+          "('" WIN2 "', 'comments-push', 'push', 'u-dg', '', 0, 'sent', 0, now(), now(), now(), "
+          "now());"
+          "UPDATE digest_windows SET sent_at = now(), closed_at = now() WHERE window_id = '" WIN2
+          "';"
+          "INSERT INTO digest_events (event_id, channel, window_id, role, item, added_at) VALUES "
+          "('" EV "', 'email', '" WIN "', 'member', '{}', now()), "
+          "('" EV2 "', 'email', '" WIN "', 'member', '{}', now()), "
+          "('" EV "', 'push', '" WIN2 "', 'first', '{}', now())");
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    h_http(&g, "GET", "/v1/events/" EV, h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(str(r.json, "status"), "delivered");
+    json_t *ds = json_object_get(r.json, "digests");
+    ck_assert_uint_eq(json_array_size(ds), 2);
+    json_t *d = json_array_get(ds, 0);
+    ck_assert_str_eq(str(d, "channel"), "email");
+    ck_assert_str_eq(str(d, "digest_id"), WIN);
+    ck_assert_str_eq(str(d, "rule"), "comments-email");
+    ck_assert_str_eq(str(d, "role"), "member");
+    ck_assert_str_eq(str(d, "status"), "waiting");
+    ck_assert_ptr_nonnull(str(d, "closes_at"));
+    ck_assert(json_is_null(json_object_get(d, "sent_at")));
+    d = json_array_get(ds, 1);
+    ck_assert_str_eq(str(d, "channel"), "push");
+    ck_assert_str_eq(str(d, "role"), "first");
+    ck_assert_str_eq(str(d, "status"), "sent");
+    ck_assert_ptr_nonnull(str(d, "sent_at"));
+    /* The digested delivery is listed with its reason. */
+    json_t *dl = json_object_get(r.json, "deliveries");
+    int digested = 0;
+    for (size_t i = 0; i < json_array_size(dl); i++)
+        if (strcmp(str(json_array_get(dl, i), "status"), "digested") == 0) {
+            ck_assert_str_eq(str(json_array_get(dl, i), "skip_reason"), "digest");
+            digested++;
+        }
+    ck_assert_int_eq(digested, 1);
+    ck_assert_ptr_null(json_object_get(r.json, "digest"));
+    h_resp_clear(&r);
+
+    /* The window's own id: the digest, its members in order, before any events row. */
+    h_http(&g, "GET", "/v1/events/" WIN, h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    json_t *dg = json_object_get(r.json, "digest");
+    ck_assert_str_eq(str(dg, "rule"), "comments-email");
+    ck_assert_str_eq(str(dg, "channel"), "email");
+    ck_assert_str_eq(str(dg, "user_id"), "u-dg");
+    ck_assert_str_eq(str(dg, "group_key"), "t-1");
+    ck_assert_int_eq(num(dg, "members"), 2);
+    ck_assert_str_eq(str(dg, "status"), "waiting");
+    ck_assert_ptr_nonnull(str(dg, "opened_at"));
+    json_t *evs = json_object_get(dg, "events");
+    ck_assert_uint_eq(json_array_size(evs), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(evs, 0)), EV);
+    ck_assert_str_eq(json_string_value(json_array_get(evs, 1)), EV2);
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "digests")), 0);
+    h_resp_clear(&r);
+
+    /* Once the dispatcher recorded the digest's delivery as an event. */
+    h_sql("INSERT INTO events (event_id, type, user_id, priority, created_at) VALUES "
+          "('" WIN2 "', 'comment.created.digest', 'u-dg', 'normal', now())");
+    h_http(&g, "GET", "/v1/events/" WIN2, h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(str(r.json, "type"), "comment.created.digest");
+    ck_assert_str_eq(str(json_object_get(r.json, "digest"), "status"), "sent");
+    ck_assert_uint_eq(json_array_size(json_object_get(json_object_get(r.json, "digest"), "events")),
+                      0);
+    h_resp_clear(&r);
+    h_stop(&g);
+    h_sql("DELETE FROM digest_windows; DELETE FROM deliveries; DELETE FROM events");
+#undef EV
+#undef EV2
+#undef WIN
+#undef WIN2
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_digest_rules_put_get_list_delete),
     TEST_ENTRY(test_digest_rules_refuse_bad_input_naming_the_field),
     TEST_ENTRY(test_digest_rules_one_per_event_type_and_category),
     TEST_ENTRY(test_throttle_rules_put_get_list_delete),
+    TEST_ENTRY(test_event_status_shows_its_digests_and_a_digest_its_events),
 };
 
 TEST_MAIN_TIMEOUT("gateway_rules", cases, 120)
