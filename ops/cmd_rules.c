@@ -225,14 +225,13 @@ static int run_sub(const rules_kind *k, const rules_flags *f, const char *sub, c
         cmdutil_gateway_error(k->cmd, status, answer);
         goto out;
     }
+    rc = CTL_EXIT_OK;
     if (strcmp(sub, "delete") == 0)
         printf("deleted %s\n", name);
     else if (strcmp(sub, "list") == 0 && !f->json)
         rc = print_list(k, answer);
     else
         cmdutil_print_json(answer);
-    if (strcmp(sub, "list") != 0 || f->json)
-        rc = CTL_EXIT_OK;
 out:
     json_decref(answer);
     free(body);
