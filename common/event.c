@@ -22,8 +22,8 @@ static const char *const priority_names[EVENT_PRIORITY_COUNT] = {"normal", "low"
                                                                  "critical"};
 
 /* The fields a client may send in POST /v1/events. */
-static const char *const request_fields[] = {"type",     "user_id",  "topic",           "data",
-                                             "priority", "category", "idempotency_key", NULL};
+static const char *const request_fields[] = {
+    "type", "user_id", "topic", "data", "priority", "category", "idempotency_key", "digest", NULL};
 
 const char *event_priority_name(event_priority p)
 {
@@ -98,6 +98,18 @@ static int take_priority(json_t *obj, event_priority *dst, const report *r)
         return 0;
     if (strlen(s) != n || event_priority_parse(s, dst) != 0)
         return fail(r, "priority", "priority: must be one of critical|high|normal|low");
+    return 1;
+}
+
+/* "digest": true (the default) or false, which lets the event bypass digest rules. */
+static int take_digest(json_t *obj, bool *no_digest, const report *r)
+{
+    json_t *v = json_object_get(obj, "digest");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return fail(r, "digest", "digest: must be true or false");
+    *no_digest = json_is_false(v);
     return 1;
 }
 
@@ -212,7 +224,8 @@ static int extract(json_t *obj, event *ev, bool kafka, const report *r)
     if (rc == 0 && kafka)
         return fail(r, "priority", "priority: required");
     if (take_string(obj, "category", &ev->category, r) < 0 ||
-        take_string(obj, "idempotency_key", &ev->idempotency_key, r) < 0)
+        take_string(obj, "idempotency_key", &ev->idempotency_key, r) < 0 ||
+        take_digest(obj, &ev->no_digest, r) < 0)
         return -1;
     if (!kafka)
         return 0;
@@ -284,7 +297,7 @@ int event_from_request(json_t *body, event *out, const event_limits *lim, char *
     if (unknown != NULL) {
         fail(&r, unknown,
              "%.64s: unknown field (allowed: type, user_id, topic, data, priority, category, "
-             "idempotency_key)",
+             "idempotency_key, digest)",
              unknown);
         goto out;
     }
@@ -331,7 +344,8 @@ json_t *event_to_json(const event *ev)
         record_put_string(o, "idempotency_key", ev->idempotency_key) != 0 ||
         record_put_string(o, "broadcast_id",
                           ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL) != 0 ||
-        json_object_set_new(o, "generation", json_integer(ev->generation)) != 0)
+        json_object_set_new(o, "generation", json_integer(ev->generation)) != 0 ||
+        (ev->no_digest && json_object_set_new(o, "digest", json_false()) != 0))
         goto out;
     result = o;
     o = NULL;
@@ -383,6 +397,8 @@ int event_serialize_at(const event *ev, const char *created_at, char **out, size
     jsonw_str(&w, JSONW_NAME("broadcast_id"),
               ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL);
     jsonw_int(&w, JSONW_NAME("generation"), ev->generation);
+    if (ev->no_digest)
+        jsonw_bool(&w, JSONW_NAME("digest"), false);
     if (jsonw_end(&w) != 0) {
         buf_free(&b);
         return -1;
@@ -424,6 +440,7 @@ int event_copy(event *dst, const event *src)
     dst->priority = src->priority;
     dst->created_at = src->created_at;
     dst->generation = src->generation;
+    dst->no_digest = src->no_digest;
     dst->data = src->data != NULL ? json_incref(src->data) : NULL;
     if (dup_opt(&dst->type, src->type) != 0 || dup_opt(&dst->user_id, src->user_id) != 0 ||
         dup_opt(&dst->topic, src->topic) != 0 || dup_opt(&dst->category, src->category) != 0 ||

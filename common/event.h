@@ -7,7 +7,7 @@
  *   {"event_id":"<uuid>","type":"order.shipped","user_id":"u-42",
  *    "data":{...},"priority":"normal","category":"billing",
  *    "created_at":"2026-11-27T22:10:55.123Z","idempotency_key":"k-1",
- *    "broadcast_id":"<uuid>","generation":0}
+ *    "broadcast_id":"<uuid>","generation":0,"digest":false}
  *
  * with "topic":"<name>" instead of "user_id" for a topic broadcast (its
  * Kafka key is then "topic:<name>", see event_kafka_key).
@@ -76,7 +76,7 @@ typedef struct event {
     char *idempotency_key;           /* NULL when absent */
     char broadcast_id[ID_UUID_SIZE]; /* the topic event this per-user event came from, or "" */
     int generation;                  /* bumped by replay --redeliver; 0 at first */
-    bool no_digest;                  /* "digest": false: digest rules do not apply */
+    bool no_digest;                  /* "digest":false: digest rules pass it by (docs/digests.md) */
 } event;
 
 /* "critical", "high", "normal", "low"; "normal" for an out-of-range value. */
@@ -94,7 +94,7 @@ event_status event_parse(const char *json, size_t len, event *out, char *err, si
 
 /*
  * Validates an API request body {"type", "user_id" | "topic", "data"?,
- * "priority"?, "category"?, "idempotency_key"?} into *out (event_id and
+ * "priority"?, "category"?, "idempotency_key"?, "digest"?} into *out (event_id and
  * created_at left for the caller).  body is borrowed; out->data takes its
  * own reference to body's "data".  On failure returns -1, *out is left
  * empty, field receives the offending field name ("" for the body itself)

@@ -141,6 +141,15 @@ void jsonw_int(jsonw *w, const char *n, size_t namelen, long long v)
     raw(w, num + sizeof num - len, len);
 }
 
+void jsonw_bool(jsonw *w, const char *n, size_t namelen, bool v)
+{
+    name(w, n, namelen);
+    if (v)
+        raw(w, "true", 4);
+    else
+        raw(w, "false", 5);
+}
+
 void jsonw_json(jsonw *w, const char *n, size_t namelen, const json_t *v, bool empty_object)
 {
     if (v == NULL) {

@@ -48,6 +48,9 @@ void jsonw_str(jsonw *w, const char *name, size_t namelen, const char *value);
 /* "name":v */
 void jsonw_int(jsonw *w, const char *name, size_t namelen, long long v);
 
+/* "name":true or "name":false */
+void jsonw_bool(jsonw *w, const char *name, size_t namelen, bool v);
+
 /* "name":<v as jansson's compact dump>; a NULL v is written as {} when
  * empty_object, else left out. */
 void jsonw_json(jsonw *w, const char *name, size_t namelen, const json_t *v, bool empty_object);

@@ -15,5 +15,8 @@ int cmd_dlq(const ctl_context *ctx, int argc, char **argv);
 int cmd_status(const ctl_context *ctx, int argc, char **argv);
 int cmd_token(const ctl_context *ctx, int argc, char **argv);
 int cmd_inbox(const ctl_context *ctx, int argc, char **argv);
+int cmd_digest_rules(const ctl_context *ctx, int argc, char **argv);
+int cmd_throttle_rules(const ctl_context *ctx, int argc, char **argv);
+int cmd_digests(const ctl_context *ctx, int argc, char **argv);
 
 #endif

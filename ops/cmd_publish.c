@@ -1,6 +1,7 @@
 /*
  * heraldctl publish --type T (--user U | --topic NAME) [--data JSON]
  *                   [--priority P] [--category C] [--idempotency-key K]
+ *                   [--no-digest]
  *
  * Publishes one event the way the gateway does: the same validation
  * (event_from_request on a body built from the flags), the same key on the
@@ -28,7 +29,7 @@
 
 #define PUBLISH_USAGE                                                                              \
     "usage: heraldctl publish --type T (--user U | --topic NAME) [--data JSON] [--priority P] "    \
-    "[--category C] [--idempotency-key K]"
+    "[--category C] [--idempotency-key K] [--no-digest]"
 
 /* The event id of an idempotency key: "heraldctl.publish|<key>" in Herald's namespace. */
 #define PUBLISH_ID_NAME "heraldctl.publish|"
@@ -41,6 +42,7 @@ typedef struct publish_flags {
     char *priority;
     char *category;
     char *idempotency_key;
+    bool no_digest;
     long timeout_ms;
 } publish_flags;
 
@@ -72,6 +74,11 @@ static const config_var publish_vars[] = {
      .type = CONFIG_STRING,
      .offset = F(idempotency_key),
      .help = "the same key always gives the same event id (never delivered twice)"},
+    {.flag = "no-digest",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = F(no_digest),
+     .help = "send at once, past any digest rule (\"digest\": false)"},
     {.flag = "timeout",
      .type = CONFIG_DURATION,
      .def = "10s",
@@ -144,6 +151,8 @@ static json_t *build_body(const publish_flags *f)
         if (json_object_set_new(body, "data", data) != 0)
             goto oom;
     }
+    if (f->no_digest && json_object_set_new(body, "digest", json_false()) != 0)
+        goto oom;
     return body;
 oom:
     fprintf(stderr, "heraldctl publish: out of memory\n");

@@ -5,7 +5,8 @@
  *                  [--json]
  *
  * Consumer lag per group and partition, the DLQ's size, the retry topics'
- * depth and whether each daemon's /healthz answers.
+ * depth, whether each daemon's /healthz answers and, when a database is
+ * configured, how many digest windows are open and how many are due.
  *
  * Committed offsets are read with a consumer of the group's id that never
  * subscribes (rd_kafka_committed is an OffsetFetch request), so asking
@@ -148,6 +149,14 @@ typedef struct status_out {
 } status_out;
 
 /* Everything the report says, gathered before a line of it is printed. */
+/* The digest windows (docs/digests.md), when a database is configured. */
+typedef struct status_digests {
+    bool asked;
+    bool read; /* false: the database did not answer (why holds it) */
+    long long open, closing, due;
+    char why[256];
+} status_digests;
+
 typedef struct status_report {
     status_group groups[STATUS_MAX_GROUPS];
     size_t ngroups;
@@ -157,6 +166,7 @@ typedef struct status_report {
     int64_t dlq_size;
     status_daemon daemons[STATUS_DAEMONS];
     size_t ndaemons;
+    status_digests digests;
     status_out out;
 } status_report;
 
@@ -571,6 +581,39 @@ static size_t check_daemons(const status_flags *f, status_daemon *out)
     return STATUS_DAEMONS;
 }
 
+/*
+ * Counts the open and closing digest windows, and those due (closes_at
+ * passed: a dispatcher should be closing them), when the operator named a
+ * database; the rest of the report does not need one.
+ */
+static void count_digests(const ctl_context *ctx, status_digests *d)
+{
+    static const char sql[] =
+        "SELECT count(*) FILTER (WHERE status = 'open'), "
+        "count(*) FILTER (WHERE status = 'closing'), count(*) FILTER (WHERE closes_at <= now()) "
+        "FROM digest_windows WHERE status IN ('open', 'closing')";
+    if (!ctl_database_configured(ctx))
+        return;
+    d->asked = true;
+    PGconn *conn = ctl_pg_connect(ctx);
+    if (conn == NULL) {
+        snprintf(d->why, sizeof d->why, "database unreachable");
+        return;
+    }
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        d->open = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        d->closing = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        d->due = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        d->read = true;
+    } else {
+        const char *msg = PQerrorMessage(conn);
+        snprintf(d->why, sizeof d->why, "%.*s", (int)strcspn(msg, "\n"), msg);
+    }
+    PQclear(res);
+    PQfinish(conn);
+}
+
 /* The report as one JSON document on stdout; its parts move into the root. */
 static int print_json(status_report *r)
 {
@@ -587,6 +630,13 @@ static int print_json(status_report *r)
     json_object_set_new(o->root, "dlq_size", json_integer(r->dlq_size));
     json_object_set_new(o->root, "retry_depth", o->retry_json);
     json_object_set_new(o->root, "daemons", daemons_json);
+    if (r->digests.asked)
+        json_object_set_new(o->root, "digest_windows",
+                            r->digests.read
+                                ? json_pack("{s:I,s:I,s:I}", "open", (json_int_t)r->digests.open,
+                                            "closing", (json_int_t)r->digests.closing, "due",
+                                            (json_int_t)r->digests.due)
+                                : json_pack("{s:s}", "error", r->digests.why));
     o->rows = o->group_lag = o->retry_json = NULL;
     char *s = json_dumps(o->root, JSON_INDENT(2));
     if (s != NULL)
@@ -609,6 +659,11 @@ static int print_tables(const ctl_context *ctx, const status_report *r)
     for (size_t i = 0; i < r->nmarks; i++)
         if (strncmp(r->marks[i].name + plen, "retry.", 6) == 0)
             printf("retry depth:  %" PRId64 " in %s\n", r->retry_depth[i], r->marks[i].name);
+    if (r->digests.asked && r->digests.read)
+        printf("digest windows: %lld open, %lld closing, %lld due\n", r->digests.open,
+               r->digests.closing, r->digests.due);
+    else if (r->digests.asked)
+        printf("digest windows: unknown (%s)\n", r->digests.why);
     if ((t = table_new(3, dh)) == NULL)
         goto out;
     for (size_t i = 0; i < r->ndaemons; i++) {
@@ -655,6 +710,7 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
         goto out;
     r.dlq_size = backlog_depths(ctx, r.marks, r.nmarks, r.retry_depth, r.out.retry_json);
     r.ndaemons = check_daemons(&f, r.daemons);
+    count_digests(ctx, &r.digests);
     rc = f.json ? print_json(&r) : print_tables(ctx, &r);
 out:
     status_report_free(&r);

@@ -3,6 +3,7 @@
  */
 #include "cmdutil.h"
 
+#include <curl/curl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,4 +82,101 @@ void cmdutil_kafka_error(const ctl_context *ctx, const char *cmd, const char *wh
 {
     fprintf(stderr, "heraldctl %s: %s (Kafka at %s): %s\n", cmd, what, ctx->common.kafka_brokers,
             err);
+}
+
+/* The answer's bytes, capped: a gateway answer larger than any rule listing is refused. */
+typedef struct http_answer {
+    char *data;
+    size_t len;
+    bool over;
+} http_answer;
+
+static size_t keep_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    http_answer *a = userdata;
+    size_t n = size * nmemb;
+    if (a->over || a->len + n > CMDUTIL_GATEWAY_MAX_BODY) {
+        a->over = true;
+        return 0;
+    }
+    char *grown = realloc(a->data, a->len + n + 1);
+    if (grown == NULL) {
+        a->over = true;
+        return 0;
+    }
+    memcpy(grown + a->len, ptr, n);
+    a->data = grown;
+    a->len += n;
+    a->data[a->len] = '\0';
+    return n;
+}
+
+int cmdutil_gateway_call(const cmdutil_gateway *g, const char *cmd, const char *method,
+                         const char *path, const char *body, size_t body_len, long *status,
+                         json_t **out)
+{
+    char url[1024], auth[512];
+    http_answer a = {0};
+    struct curl_slist *headers = NULL;
+    int rc = -1;
+    *status = 0;
+    *out = NULL;
+    size_t ulen = strlen(g->url);
+    while (ulen > 0 && g->url[ulen - 1] == '/')
+        ulen--;
+    snprintf(url, sizeof(url), "%.*s%s", (int)ulen, g->url, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", g->api_key != NULL ? g->api_key : "");
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        fprintf(stderr, "heraldctl %s: cannot create an HTTP client\n", cmd);
+        return -1;
+    }
+    headers = curl_slist_append(headers, auth);
+    headers = curl_slist_append(headers, "Accept: application/json");
+    if (body != NULL) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, g->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+    CURLcode cc = curl_easy_perform(c);
+    if (cc != CURLE_OK) {
+        fprintf(stderr, "heraldctl %s: cannot reach the gateway at %.*s: %s\n", cmd, (int)ulen,
+                g->url, a.over ? "the answer is too large" : curl_easy_strerror(cc));
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    if (a.len > 0)
+        *out = json_loadb(a.data, a.len, 0, NULL);
+    rc = 0;
+out:
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    free(a.data);
+    return rc;
+}
+
+void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer)
+{
+    json_t *e = json_object_get(answer, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *field = json_string_value(json_object_get(e, "field"));
+    fprintf(stderr, "heraldctl %s: HTTP %ld: %s", cmd, status, msg != NULL ? msg : "no message");
+    if (field != NULL && field[0] != '\0')
+        fprintf(stderr, " (field %s)", field);
+    fprintf(stderr, "\n");
+}
+
+void cmdutil_print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
 }

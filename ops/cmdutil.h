@@ -1,6 +1,7 @@
 /*
  * cmdutil: small pieces the operator commands share — TIME flags, a
- * producer with a bounded wait, and the progress line of long scans.
+ * producer with a bounded wait, the progress line of long scans, and
+ * requests to the gateway's HTTP API.
  */
 #ifndef HERALD_OPS_CMDUTIL_H
 #define HERALD_OPS_CMDUTIL_H
@@ -11,6 +12,8 @@
 
 #include "ctl.h"
 #include "kafka.h"
+
+#include <jansson.h>
 
 /*
  * Parses the TIME argument of a flag (RFC 3339 or relative, timeutil.h).
@@ -50,5 +53,30 @@ void cmdutil_progress_done(cmdutil_progress *p);
 /* Prints "heraldctl CMD: cannot reach Kafka at BROKERS: ERR" (exit 1). */
 void cmdutil_kafka_error(const ctl_context *ctx, const char *cmd, const char *what,
                          const char *err);
+
+/* Where the gateway's API is and the admin key to call it with (flags of a command). */
+typedef struct cmdutil_gateway {
+    const char *url; /* "http://127.0.0.1:8080" */
+    const char *api_key;
+    long timeout_ms;
+} cmdutil_gateway;
+
+#define CMDUTIL_GATEWAY_MAX_BODY (4 * 1024 * 1024)
+
+/*
+ * One request to the gateway: method, path ("/v1/digest-rules"), an
+ * optional JSON body.  0 when it answered: *status, and *out its JSON
+ * body (NULL when empty or not JSON; the caller decrefs).  -1 after one
+ * line "heraldctl CMD: cannot reach the gateway at URL: ..." (exit 1).
+ */
+int cmdutil_gateway_call(const cmdutil_gateway *g, const char *cmd, const char *method,
+                         const char *path, const char *body, size_t body_len, long *status,
+                         json_t **out) __attribute__((warn_unused_result));
+
+/* Prints "heraldctl CMD: HTTP STATUS: message (field F)" from the gateway's error body. */
+void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer);
+
+/* Prints j indented on stdout. */
+void cmdutil_print_json(const json_t *j);
 
 #endif

@@ -4,6 +4,7 @@
 #include "ctl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -20,6 +21,10 @@ const ctl_command ctl_commands[] = {
     {"status", cmd_status, "consumer lag, DLQ size and daemon health"},
     {"token", cmd_token, "mint a user token for one user's inbox"},
     {"inbox", cmd_inbox, "purge inbox messages past their retention"},
+    {"digest-rules", cmd_digest_rules, "list, get, put and delete digest rules (gateway API)"},
+    {"throttle-rules", cmd_throttle_rules,
+     "list, get, put and delete throttle rules (gateway API)"},
+    {"digests", cmd_digests, "the open and closing digest windows"},
     {NULL, NULL, NULL},
 };
 
@@ -47,6 +52,18 @@ int ctl_parse_only_flags(const char *name, const char *usage, const config_var *
         return CTL_EXIT_USAGE;
     }
     return -1;
+}
+
+bool ctl_database_configured(const ctl_context *ctx)
+{
+    const char *env = getenv("HERALD_DATABASE_URL");
+    if (env != NULL && env[0] != '\0')
+        return true;
+    for (const config_var *v = config_common_vars; v->env != NULL || v->flag != NULL; v++)
+        if (v->env != NULL && strcmp(v->env, "HERALD_DATABASE_URL") == 0)
+            return ctx->common.database_url != NULL && v->def != NULL &&
+                   strcmp(ctx->common.database_url, v->def) != 0;
+    return false;
 }
 
 PGconn *ctl_pg_connect(const ctl_context *ctx)

@@ -9,6 +9,7 @@
 #define HERALD_CTL_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -51,6 +52,13 @@ config_status ctl_parse_flags(const char *name, const char *usage, const config_
  */
 int ctl_parse_only_flags(const char *name, const char *usage, const config_var *vars, void *target,
                          int argc, char **argv);
+
+/*
+ * Whether the operator pointed heraldctl at a database (HERALD_DATABASE_URL
+ * or --database-url), rather than it holding the built-in default: commands
+ * that only add to their report from the database skip it otherwise.
+ */
+bool ctl_database_configured(const ctl_context *ctx);
 
 /* Connects to ctx's database; NULL and one line on stderr on failure. */
 PGconn *ctl_pg_connect(const ctl_context *ctx);

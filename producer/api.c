@@ -13,6 +13,7 @@
 #include "inbox_api.h"
 #include "log.h"
 #include "ops_api.h"
+#include "rules_api.h"
 #include "templates_api.h"
 #include "timeutil.h"
 #include "tokens_api.h"
@@ -44,6 +45,14 @@ static const api_endpoint ep_unsubscribe = {.fn = topics_api_unsubscribe};
 static const api_endpoint ep_template_put = {.fn = templates_api_put, .json_body = true};
 static const api_endpoint ep_template_get = {.fn = templates_api_get};
 static const api_endpoint ep_template_delete = {.fn = templates_api_delete};
+static const api_endpoint ep_digest_rule_put = {.fn = rules_api_digest_put, .json_body = true};
+static const api_endpoint ep_digest_rule_get = {.fn = rules_api_digest_get};
+static const api_endpoint ep_digest_rule_list = {.fn = rules_api_digest_list};
+static const api_endpoint ep_digest_rule_delete = {.fn = rules_api_digest_delete};
+static const api_endpoint ep_throttle_rule_put = {.fn = rules_api_throttle_put, .json_body = true};
+static const api_endpoint ep_throttle_rule_get = {.fn = rules_api_throttle_get};
+static const api_endpoint ep_throttle_rule_list = {.fn = rules_api_throttle_list};
+static const api_endpoint ep_throttle_rule_delete = {.fn = rules_api_throttle_delete};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -67,6 +76,14 @@ static const router_route routes[] = {
     {"PUT", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_put},
     {"GET", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_get},
     {"DELETE", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_delete},
+    {"GET", "/v1/digest-rules", ROUTER_SCOPE_ADMIN, &ep_digest_rule_list},
+    {"PUT", "/v1/digest-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_digest_rule_put},
+    {"GET", "/v1/digest-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_digest_rule_get},
+    {"DELETE", "/v1/digest-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_digest_rule_delete},
+    {"GET", "/v1/throttle-rules", ROUTER_SCOPE_ADMIN, &ep_throttle_rule_list},
+    {"PUT", "/v1/throttle-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_throttle_rule_put},
+    {"GET", "/v1/throttle-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_throttle_rule_get},
+    {"DELETE", "/v1/throttle-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_throttle_rule_delete},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
@@ -457,6 +474,10 @@ void api_store_error(http_request *req, store_status st, const char *what, const
         return;
     case STORE_INVALID:
         http_respond_error(req, 400, "invalid_field", "the database refused a value", NULL);
+        return;
+    case STORE_CONFLICT:
+        snprintf(msg, sizeof msg, "%s conflicts with one that exists", what);
+        http_respond_error(req, 409, "conflict", msg, NULL);
         return;
     case STORE_UNAVAILABLE:
         LOG_WARN(http_request_id(req), "database unavailable: %s", err);

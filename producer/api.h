@@ -6,8 +6,8 @@
  * (401, 403), rate-limits (429) and checks the body's
  * headers (415, 413) before the body is read, then hands the request to the
  * route's handler.  Handlers live in one file per resource
- * (events_api.c, users_api.c, topics_api.c, templates_api.c, tokens_api.c,
- * inbox_api.c, ops_api.c).
+ * (events_api.c, users_api.c, topics_api.c, templates_api.c, rules_api.c,
+ * tokens_api.c, inbox_api.c, ops_api.c).
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct
@@ -105,7 +105,7 @@ int api_body_object(http_request *req, json_t **out) __attribute__((warn_unused_
 /* Borrows a database connection, or answers 503 and returns NULL. */
 pg_conn *api_db(api_env *env, http_request *req) __attribute__((warn_unused_result));
 
-/* Answers a store failure: 404 (with what), 400, 503 or 500. */
+/* Answers a store failure: 404 or 409 (with what), 400, 503 or 500. */
 void api_store_error(http_request *req, store_status st, const char *what, const char *err);
 
 /* Answers 400 naming field, with message. */

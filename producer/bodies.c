@@ -13,6 +13,8 @@
 #include "validate.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,5 +349,220 @@ int bodies_check_template(const json_t *body, bodies_error *e)
                           why, sizeof why) != 0)
             return bodies_fail(e, "category", "category %s", why);
     }
+    return 0;
+}
+
+/* ---- digest and throttle rules (docs/digests.md) ---- */
+
+/* The read-only and path-given members a rule body may repeat. */
+static int check_rule_name(const json_t *body, const char *name, bodies_error *e)
+{
+    json_t *v = json_object_get(body, "name");
+    if (v != NULL && (!json_is_string(v) || strcmp(json_string_value(v), name) != 0))
+        return bodies_fail(e, "name", "name must be the rule's name in the path, \"%.128s\"", name);
+    return 0;
+}
+
+/* An optional integer member in min..max: 0 absent or null, 1 present, -1 reported. */
+static int opt_int(const json_t *body, const char *field, long long min, long long max,
+                   long long *out, bodies_error *e)
+{
+    json_t *v = json_object_get(body, field);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return bodies_fail(e, field, "%s must be an integer in %lld..%lld", field, min, max);
+    *out = json_integer_value(v);
+    return 1;
+}
+
+/* An optional category: a name of 1..64 characters. */
+static int opt_category(const json_t *body, bodies_error *e)
+{
+    json_t *cat = json_object_get(body, "category");
+    char why[160];
+    if (cat == NULL || json_is_null(cat))
+        return 0;
+    if (!json_is_string(cat))
+        return bodies_fail(e, "category", "category must be a string or null");
+    if (validate_name(json_string_value(cat), json_string_length(cat), VALIDATE_CATEGORY_MAX, why,
+                      sizeof why) != 0)
+        return bodies_fail(e, "category", "category %s", why);
+    return 0;
+}
+
+/* A required or optional event type name (event_type, template). */
+static int check_type_name(const json_t *body, const char *field, int required, bodies_error *e)
+{
+    json_t *v = json_object_get(body, field);
+    char why[160];
+    if (v == NULL || json_is_null(v))
+        return required ? bodies_fail(e, field, "%s is required", field) : 0;
+    if (!json_is_string(v))
+        return bodies_fail(e, field, "%s must be a string", field);
+    if (validate_name(json_string_value(v), json_string_length(v), VALIDATE_NAME_MAX, why,
+                      sizeof why) != 0)
+        return bodies_fail(e, field, "%s %s", field, why);
+    return 0;
+}
+
+int bodies_check_group_by(const char *s, size_t len)
+{
+    if (len < 5 || memcmp(s, "data.", 5) != 0)
+        return -1;
+    size_t i = 4, segments = 0;
+    while (i < len) {
+        if (s[i] != '.')
+            return -1;
+        size_t start = ++i;
+        while (i < len && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                           (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+            i++;
+        if (i - start < 1 || i - start > BODIES_GROUP_BY_SEGMENT_MAX ||
+            ++segments > BODIES_GROUP_BY_SEGMENTS)
+            return -1;
+    }
+    return 0;
+}
+
+/* channels: a non-empty array of distinct channel names. */
+static int check_rule_channels(const json_t *body, bodies_error *e)
+{
+    json_t *ch = json_object_get(body, "channels");
+    size_t i;
+    json_t *c;
+    if (ch == NULL || json_is_null(ch))
+        return bodies_fail(e, "channels",
+                           "channels is required: an array of email, sms, push, "
+                           "inapp");
+    if (!json_is_array(ch) || json_array_size(ch) == 0)
+        return bodies_fail(e, "channels",
+                           "channels must be a non-empty array of email, sms, push, inapp");
+    json_array_foreach(ch, i, c)
+    {
+        if (!json_is_string(c))
+            return bodies_fail(e, "channels", "channels must hold strings only");
+        const char *name = json_string_value(c);
+        if (strlen(name) != json_string_length(c) || !is_channel_n(name))
+            return bodies_fail(e, "channels",
+                               "channels: \"%.32s\" is not a channel (email, sms, push, inapp)",
+                               name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(json_string_value(json_array_get(ch, j)), name) == 0)
+                return bodies_fail(e, "channels", "channels lists \"%s\" twice", name);
+    }
+    return 0;
+}
+
+/* The window members: kind, lengths and schedule, each only where it means something. */
+static int check_rule_window(const json_t *body, bodies_error *e)
+{
+    json_t *w = json_object_get(body, "window");
+    long long window_ms = 0, max_window_ms = 0;
+    int have_window, have_max;
+    if (w == NULL || json_is_null(w))
+        return bodies_fail(e, "window", "window is required: fixed, sliding or scheduled");
+    const char *kind = json_is_string(w) ? json_string_value(w) : "";
+    bool scheduled = strcmp(kind, "scheduled") == 0, sliding = strcmp(kind, "sliding") == 0;
+    if (!scheduled && !sliding && strcmp(kind, "fixed") != 0)
+        return bodies_fail(e, "window", "window must be fixed, sliding or scheduled");
+    if ((have_window = opt_int(body, "window_ms", 1, BODIES_RULE_WINDOW_MS_MAX, &window_ms, e)) < 0)
+        return -1;
+    if (!have_window && !scheduled)
+        return bodies_fail(e, "window_ms",
+                           "window_ms is required for a %s window: an integer "
+                           "number of milliseconds > 0",
+                           kind);
+    if ((have_max =
+             opt_int(body, "max_window_ms", 1, BODIES_RULE_WINDOW_MS_MAX, &max_window_ms, e)) < 0)
+        return -1;
+    if (sliding && !have_max)
+        return bodies_fail(e, "max_window_ms",
+                           "max_window_ms is required for a sliding window: how long the window "
+                           "may grow");
+    if (!sliding && have_max)
+        return bodies_fail(e, "max_window_ms", "max_window_ms is only for sliding windows");
+    if (sliding && max_window_ms < window_ms)
+        return bodies_fail(e, "max_window_ms", "max_window_ms must be at least window_ms");
+    json_t *at = json_object_get(body, "schedule_at");
+    int minutes = 0;
+    if (scheduled &&
+        (!json_is_string(at) ||
+         bodies_parse_hhmm(json_string_value(at), json_string_length(at), &minutes) != 0))
+        return bodies_fail(e, "schedule_at",
+                           "schedule_at must be a time \"HH:MM\" (00:00..23:59) for a "
+                           "scheduled window");
+    if (!scheduled && at != NULL && !json_is_null(at))
+        return bodies_fail(e, "schedule_at", "schedule_at is only for scheduled windows");
+    return 0;
+}
+
+int bodies_check_digest_rule(const json_t *body, const char *name, bodies_error *e)
+{
+    static const char *const allowed[] = {
+        "name",          "event_type", "category",   "channels",    "window",   "window_ms",
+        "max_window_ms", "max_events", "send_first", "schedule_at", "group_by", "template",
+        "events_shown",  "created_at", "updated_at", NULL};
+    long long n = 0;
+    if (only_keys(body, allowed, "", e) != 0 || check_rule_name(body, name, e) != 0)
+        return -1;
+    if (check_type_name(body, "event_type", 1, e) != 0 || opt_category(body, e) != 0 ||
+        check_rule_channels(body, e) != 0 || check_rule_window(body, e) != 0)
+        return -1;
+    if (opt_int(body, "max_events", 1, INT32_MAX, &n, e) < 0)
+        return -1;
+    json_t *first = json_object_get(body, "send_first");
+    if (first != NULL && !json_is_null(first) && !json_is_boolean(first))
+        return bodies_fail(e, "send_first", "send_first must be true or false");
+    json_t *g = json_object_get(body, "group_by");
+    if (g != NULL && !json_is_null(g) &&
+        (!json_is_string(g) ||
+         bodies_check_group_by(json_string_value(g), json_string_length(g)) != 0))
+        return bodies_fail(e, "group_by",
+                           "group_by must name a field under data, like \"data.thread_id\": "
+                           "data. then 1..16 dot-separated names of 1..128 A-Z a-z 0-9 _ -");
+    json_t *t = json_object_get(body, "template");
+    if (check_type_name(body, "template", 0, e) != 0)
+        return -1;
+    /* The default template's name must be a valid name too. */
+    if ((t == NULL || json_is_null(t)) &&
+        json_string_length(json_object_get(body, "event_type")) + strlen(BODIES_DIGEST_SUFFIX) >
+            VALIDATE_NAME_MAX)
+        return bodies_fail(e, "template",
+                           "template is required when event_type is longer than %zu characters",
+                           VALIDATE_NAME_MAX - strlen(BODIES_DIGEST_SUFFIX));
+    if (opt_int(body, "events_shown", 1, BODIES_EVENTS_SHOWN_MAX, &n, e) < 0)
+        return -1;
+    return 0;
+}
+
+int bodies_check_throttle_rule(const json_t *body, const char *name, bodies_error *e)
+{
+    static const char *const allowed[] = {"name",       "category",   "channel",
+                                          "max_count",  "window_ms",  "action",
+                                          "created_at", "updated_at", NULL};
+    long long n = 0;
+    if (only_keys(body, allowed, "", e) != 0 || check_rule_name(body, name, e) != 0 ||
+        opt_category(body, e) != 0)
+        return -1;
+    json_t *ch = json_object_get(body, "channel");
+    if (ch != NULL && !json_is_null(ch) &&
+        (!json_is_string(ch) || strlen(json_string_value(ch)) != json_string_length(ch) ||
+         !is_channel_n(json_string_value(ch))))
+        return bodies_fail(e, "channel", "channel must be email, sms, push, inapp or null (all)");
+    int r = opt_int(body, "max_count", 1, INT32_MAX, &n, e);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return bodies_fail(e, "max_count", "max_count is required: an integer >= 1");
+    if ((r = opt_int(body, "window_ms", 1, BODIES_RULE_WINDOW_MS_MAX, &n, e)) < 0)
+        return -1;
+    if (r == 0)
+        return bodies_fail(e, "window_ms",
+                           "window_ms is required: an integer number of milliseconds > 0");
+    json_t *a = json_object_get(body, "action");
+    const char *action = json_is_string(a) ? json_string_value(a) : "";
+    if (strcmp(action, "drop") != 0 && strcmp(action, "defer") != 0)
+        return bodies_fail(e, "action", "action must be drop or defer");
     return 0;
 }

@@ -20,7 +20,12 @@
 #define BODIES_TIMEZONE_MAX         64
 #define BODIES_LOCALE_MAX           35
 #define BODIES_TEMPLATE_BODY_MAX    65536
-#define BODIES_TEMPLATE_SUBJECT_MAX 998 /* an RFC 5322 line */
+#define BODIES_TEMPLATE_SUBJECT_MAX 998                        /* an RFC 5322 line */
+#define BODIES_RULE_WINDOW_MS_MAX   (366LL * 24 * 3600 * 1000) /* a year and a day */
+#define BODIES_EVENTS_SHOWN_MAX     100
+#define BODIES_GROUP_BY_SEGMENTS    16
+#define BODIES_GROUP_BY_SEGMENT_MAX 128
+#define BODIES_DIGEST_SUFFIX        ".digest" /* the default template: <event_type>.digest */
 
 typedef struct bodies_error {
     char field[128];   /* JSON path of the offending value; "" for the body itself */
@@ -48,6 +53,27 @@ int bodies_check_preferences(const json_t *body, bodies_error *e)
 
 /* PUT /v1/templates/{type}/{channel}: {"subject"?,"body","category"?}. */
 int bodies_check_template(const json_t *body, bodies_error *e) __attribute__((warn_unused_result));
+
+/*
+ * PUT /v1/digest-rules/{name} (docs/digests.md): {"event_type","category"?,
+ * "channels","window","window_ms"?,"max_window_ms"?,"max_events"?,
+ * "send_first"?,"schedule_at"?,"group_by"?,"template"?,"events_shown"?}.
+ * "name" may be given and must then be the path's name; "created_at" and
+ * "updated_at" are read-only and ignored, so that a rule as GET answers it
+ * can be PUT back.
+ */
+int bodies_check_digest_rule(const json_t *body, const char *name, bodies_error *e)
+    __attribute__((warn_unused_result));
+
+/*
+ * PUT /v1/throttle-rules/{name}: {"category"?,"channel"?,"max_count",
+ * "window_ms","action"}, with "name", "created_at", "updated_at" as above.
+ */
+int bodies_check_throttle_rule(const json_t *body, const char *name, bodies_error *e)
+    __attribute__((warn_unused_result));
+
+/* "data.<seg>[.<seg>...]": 1..16 segments of 1..128 [A-Za-z0-9_-]. */
+int bodies_check_group_by(const char *s, size_t len) __attribute__((warn_unused_result));
 
 /*
  * Checks the {{placeholders}} of a template text with the template compiler

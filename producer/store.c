@@ -6,6 +6,7 @@
  * running it again.  Times are returned as RFC 3339 UTC with milliseconds,
  * the way every Herald timestamp reads.
  */
+#include "bodies.h"
 #include "error.h"
 #include "log.h"
 #include "store.h"
@@ -85,6 +86,15 @@
     "FROM d CROSS JOIN (SELECT seq, unread, unseen FROM inbox_state WHERE user_id = $1) cur "      \
     "LEFT JOIN st ON true"
 
+/* A digest rule's columns as the API names them (digest_json reads them in order). */
+#define DIGEST_RULE_COLUMNS                                                                        \
+    "name, event_type, category, to_json(channels), window_kind, window_ms, max_window_ms, "       \
+    "max_events, send_first, to_char(schedule_at, 'HH24:MI'), group_by, template, "                \
+    "events_shown, " TS("created_at") ", " TS("updated_at")
+#define THROTTLE_RULE_COLUMNS                                                                      \
+    "name, category, channel, max_count, window_ms, action, " TS("created_at") ", " TS("updated_"  \
+                                                                                       "at")
+
 typedef struct stmt {
     const char *name;
     const char *sql;
@@ -154,6 +164,41 @@ static const stmt statements[] = {
          "updated_at") " FROM templates WHERE event_type = $1 AND channel = $2",
      2},
     {"gw_template_delete", "DELETE FROM templates WHERE event_type = $1 AND channel = $2", 2},
+    {"gw_digest_rule_put",
+     "INSERT INTO digest_rules (name, event_type, category, channels, window_kind, window_ms, "
+     "max_window_ms, max_events, send_first, schedule_at, group_by, template, events_shown) "
+     "VALUES ($1, $2, $3, ARRAY(SELECT jsonb_array_elements_text($4::jsonb)), $5, $6::bigint, "
+     "$7::bigint, $8::integer, $9::boolean, $10::time, $11, $12, $13::integer) "
+     "ON CONFLICT (name) DO UPDATE SET event_type = EXCLUDED.event_type, "
+     "category = EXCLUDED.category, channels = EXCLUDED.channels, "
+     "window_kind = EXCLUDED.window_kind, window_ms = EXCLUDED.window_ms, "
+     "max_window_ms = EXCLUDED.max_window_ms, max_events = EXCLUDED.max_events, "
+     "send_first = EXCLUDED.send_first, schedule_at = EXCLUDED.schedule_at, "
+     "group_by = EXCLUDED.group_by, template = EXCLUDED.template, "
+     "events_shown = EXCLUDED.events_shown, updated_at = now() "
+     "RETURNING " DIGEST_RULE_COLUMNS,
+     13},
+    /* The rule that already has this (event_type, category), for the 409. */
+    {"gw_digest_rule_rival",
+     "SELECT name FROM digest_rules WHERE event_type = $2 "
+     "AND coalesce(category, '') = coalesce($3, '') AND name <> $1",
+     3},
+    {"gw_digest_rule_get", "SELECT " DIGEST_RULE_COLUMNS " FROM digest_rules WHERE name = $1", 1},
+    {"gw_digest_rule_list", "SELECT " DIGEST_RULE_COLUMNS " FROM digest_rules ORDER BY name", 0},
+    {"gw_digest_rule_delete", "DELETE FROM digest_rules WHERE name = $1", 1},
+    {"gw_throttle_rule_put",
+     "INSERT INTO throttle_rules (name, category, channel, max_count, window_ms, action) "
+     "VALUES ($1, $2, $3, $4::integer, $5::bigint, $6) "
+     "ON CONFLICT (name) DO UPDATE SET category = EXCLUDED.category, "
+     "channel = EXCLUDED.channel, max_count = EXCLUDED.max_count, "
+     "window_ms = EXCLUDED.window_ms, action = EXCLUDED.action, updated_at = now() "
+     "RETURNING " THROTTLE_RULE_COLUMNS,
+     6},
+    {"gw_throttle_rule_get", "SELECT " THROTTLE_RULE_COLUMNS " FROM throttle_rules WHERE name = $1",
+     1},
+    {"gw_throttle_rule_list", "SELECT " THROTTLE_RULE_COLUMNS " FROM throttle_rules ORDER BY name",
+     0},
+    {"gw_throttle_rule_delete", "DELETE FROM throttle_rules WHERE name = $1", 1},
     {"gw_event_get",
      "SELECT event_id, type, user_id, topic, priority, category, " TS("created_at") ", " TS(
          "dispatched_at") " FROM events WHERE event_id = $1::uuid",
@@ -162,10 +207,40 @@ static const stmt statements[] = {
      * claimed or only planned (migration 010). */
     {"gw_event_deliveries",
      "SELECT channel, status, attempts, last_error, " TS(
-         "updated_at") ", user_id, skip_reason FROM delivery_status "
-                       "WHERE event_id = $1::uuid OR event_id = ANY (ARRAY("
-                       "SELECT e.event_id FROM events e WHERE e.broadcast_id = $1::uuid)) "
-                       "ORDER BY created_at, user_id, channel LIMIT 1000",
+         "updated_at") ", user_id, skip_reason, " TS("not_before") " FROM delivery_status "
+                                                                   "WHERE event_id = $1::uuid OR "
+                                                                   "event_id = ANY (ARRAY("
+                                                                   "SELECT e.event_id FROM events "
+                                                                   "e WHERE e.broadcast_id = "
+                                                                   "$1::uuid)) "
+                                                                   "ORDER BY created_at, user_id, "
+                                                                   "channel LIMIT 1000",
+     1},
+    /* The digest windows that took the event (a broadcast's: its subscribers' events'). */
+    {"gw_event_digests",
+     "SELECT de.channel, de.window_id, w.rule_name, de.role, w.status, " TS("w.closes_at") ", " TS(
+         "w.sent_at") ", w.user_id FROM digest_events de "
+                      "JOIN digest_windows w ON w.window_id = de.window_id "
+                      "WHERE de.event_id = $1::uuid OR de.event_id = ANY "
+                      "(ARRAY(SELECT e.event_id FROM events e "
+                      "WHERE e.broadcast_id = $1::uuid)) "
+                      "ORDER BY de.seq LIMIT 1000",
+     1},
+    /* The digest whose delivery is the event: the dispatcher records it
+     * under the window's id. */
+    {"gw_event_digest",
+     "SELECT w.rule_name, w.channel, w.user_id, w.group_key, w.members, w.status, " TS(
+         "w.opened_at") ", " TS("w.closes_at") ", " TS("w.sent_at") ", "
+                                                                    "(SELECT coalesce(json_agg("
+                                                                    "m.event_id ORDER BY m.seq), "
+                                                                    "'[]') FROM (SELECT "
+                                                                    "event_id, seq FROM "
+                                                                    "digest_events WHERE "
+                                                                    "window_id = w.window_id AND "
+                                                                    "role = 'member' ORDER BY seq "
+                                                                    "LIMIT 100) m) "
+                                                                    "FROM digest_windows w WHERE "
+                                                                    "w.window_id = $1::uuid",
      1},
     /* A key older than 24 hours is free again: the row is taken over. */
     {"gw_idem_claim",
@@ -267,6 +342,8 @@ static store_status classify(pg_conn *c, pg_status st)
         break;
     }
     const char *state = pg_last_sqlstate(c);
+    if (strcmp(state, "23505") == 0)
+        return STORE_CONFLICT;
     if (strcmp(state, "23503") == 0)
         return STORE_NOT_FOUND; /* foreign key: the user is not there */
     if (strncmp(state, "22", 2) == 0 || strcmp(state, "23514") == 0 || strcmp(state, "23502") == 0)
@@ -297,6 +374,11 @@ static json_t *col_str(PGresult *res, int row, int col)
     if (PQgetisnull(res, row, col))
         return json_null();
     return json_stringn(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+}
+
+static int64_t col_int(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 static json_t *col_json(PGresult *res, int row, int col, json_t *dflt)
@@ -540,18 +622,232 @@ store_status store_template_delete(pg_conn *c, const char *event_type, const cha
     return st;
 }
 
+/* ---- digest and throttle rules (docs/digests.md) ---- */
+
+static json_t *col_int_or_null(PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        return json_null();
+    return json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10));
+}
+
+static json_t *digest_json(PGresult *res, int row)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:o}", "name",
+                     col_str(res, row, 0), "event_type", col_str(res, row, 1), "category",
+                     col_str(res, row, 2), "channels", col_json(res, row, 3, json_array()),
+                     "window", col_str(res, row, 4), "window_ms", col_int_or_null(res, row, 5),
+                     "max_window_ms", col_int_or_null(res, row, 6), "max_events",
+                     col_int_or_null(res, row, 7), "send_first",
+                     strcmp(PQgetvalue(res, row, 8), "t") == 0, "schedule_at", col_str(res, row, 9),
+                     "group_by", col_str(res, row, 10), "template", col_str(res, row, 11),
+                     "events_shown", col_int_or_null(res, row, 12), "created_at",
+                     col_str(res, row, 13), "updated_at", col_str(res, row, 14));
+}
+
+static json_t *throttle_json(PGresult *res, int row)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "name", col_str(res, row, 0), "category",
+                     col_str(res, row, 1), "channel", col_str(res, row, 2), "max_count",
+                     col_int_or_null(res, row, 3), "window_ms", col_int_or_null(res, row, 4),
+                     "action", col_str(res, row, 5), "created_at", col_str(res, row, 6),
+                     "updated_at", col_str(res, row, 7));
+}
+
+typedef json_t *(*row_json_fn)(PGresult *res, int row);
+
+/* The one row of res as JSON into *out: STORE_NOT_FOUND without one. */
+static store_status one_row(PGresult *res, row_json_fn fn, json_t **out, char *err, size_t errlen)
+{
+    if (PQntuples(res) != 1)
+        return STORE_NOT_FOUND;
+    if ((*out = fn(res, 0)) == NULL) {
+        error_set(err, errlen, "out of memory");
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+/* Runs a 1-row statement (v its parameters) and answers its row. */
+static store_status rule_row(pg_conn *c, const char *stmt_name, int n, const char *const *v,
+                             row_json_fn fn, json_t **out, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    *out = NULL;
+    store_status st = run(c, stmt_name, n, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK)
+        st = one_row(res, fn, out, err, errlen);
+    PQclear(res);
+    return st;
+}
+
+/* {"rules":[...]} of a list statement. */
+static store_status rule_list(pg_conn *c, const char *stmt_name, row_json_fn fn, json_t **out,
+                              char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    json_t *list = NULL;
+    *out = NULL;
+    store_status st = run(c, stmt_name, 0, NULL, NULL, NULL, &res, err, errlen);
+    if (st != STORE_OK)
+        goto out;
+    if ((list = json_array()) == NULL)
+        goto oom;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (json_array_append_new(list, fn(res, i)) != 0)
+            goto oom;
+    if ((*out = json_pack("{s:O}", "rules", list)) == NULL)
+        goto oom;
+    goto out;
+oom:
+    error_set(err, errlen, "out of memory");
+    st = STORE_ERROR;
+out:
+    json_decref(list);
+    PQclear(res);
+    return st;
+}
+
+static store_status rule_delete(pg_conn *c, const char *stmt_name, const char *name, char *err,
+                                size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *v[1] = {name};
+    store_status st = run(c, stmt_name, 1, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && strcmp(PQcmdTuples(res), "0") == 0)
+        st = STORE_NOT_FOUND;
+    PQclear(res);
+    return st;
+}
+
+/* An integer member as text into buf, or NULL (absent, null). */
+static const char *int_member(const json_t *body, const char *field, char *buf, size_t len)
+{
+    json_t *v = json_object_get(body, field);
+    if (!json_is_integer(v))
+        return NULL;
+    snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+    return buf;
+}
+
+store_status store_digest_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                   char other[129], char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char *channels = NULL, window_ms[24], max_window_ms[24], max_events[24], shown[24];
+    char tmpl[160];
+    store_status st = STORE_ERROR;
+    *out = NULL;
+    if (other != NULL)
+        other[0] = '\0';
+    const char *type = member(body, "event_type");
+    const char *category = member(body, "category");
+    if ((channels = json_dumps(json_object_get(body, "channels"), JSON_COMPACT)) == NULL) {
+        error_set(err, errlen, "out of memory");
+        goto out;
+    }
+    const char *t = member(body, "template");
+    if (t == NULL) {
+        snprintf(tmpl, sizeof tmpl, "%s%s", type, BODIES_DIGEST_SUFFIX);
+        t = tmpl;
+    }
+    const char *shown_v = int_member(body, "events_shown", shown, sizeof shown);
+    const char *v[13] = {name,
+                         type,
+                         category,
+                         channels,
+                         member(body, "window"),
+                         int_member(body, "window_ms", window_ms, sizeof window_ms),
+                         int_member(body, "max_window_ms", max_window_ms, sizeof max_window_ms),
+                         int_member(body, "max_events", max_events, sizeof max_events),
+                         json_is_true(json_object_get(body, "send_first")) ? "true" : "false",
+                         member(body, "schedule_at"),
+                         member(body, "group_by"),
+                         t,
+                         shown_v != NULL ? shown_v : "10"};
+    /* Name the rule in the way, so the client knows which one to change;
+     * the unique index still decides when two PUTs race. */
+    const char *rv[3] = {name, type, category};
+    if ((st = run(c, "gw_digest_rule_rival", 3, rv, NULL, NULL, &res, err, errlen)) != STORE_OK)
+        goto out;
+    if (PQntuples(res) > 0) {
+        if (other != NULL)
+            snprintf(other, 129, "%s", PQgetvalue(res, 0, 0));
+        st = STORE_CONFLICT;
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    st = run(c, "gw_digest_rule_put", 13, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK)
+        st = one_row(res, digest_json, out, err, errlen);
+out:
+    PQclear(res);
+    free(channels);
+    return st;
+}
+
+store_status store_digest_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                   size_t errlen)
+{
+    const char *v[1] = {name};
+    return rule_row(c, "gw_digest_rule_get", 1, v, digest_json, out, err, errlen);
+}
+
+store_status store_digest_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+{
+    return rule_list(c, "gw_digest_rule_list", digest_json, out, err, errlen);
+}
+
+store_status store_digest_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+{
+    return rule_delete(c, "gw_digest_rule_delete", name, err, errlen);
+}
+
+store_status store_throttle_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                     char *err, size_t errlen)
+{
+    char max_count[24], window_ms[24];
+    const char *v[6] = {name,
+                        member(body, "category"),
+                        member(body, "channel"),
+                        int_member(body, "max_count", max_count, sizeof max_count),
+                        int_member(body, "window_ms", window_ms, sizeof window_ms),
+                        member(body, "action")};
+    return rule_row(c, "gw_throttle_rule_put", 6, v, throttle_json, out, err, errlen);
+}
+
+store_status store_throttle_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                     size_t errlen)
+{
+    const char *v[1] = {name};
+    return rule_row(c, "gw_throttle_rule_get", 1, v, throttle_json, out, err, errlen);
+}
+
+store_status store_throttle_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+{
+    return rule_list(c, "gw_throttle_rule_list", throttle_json, out, err, errlen);
+}
+
+store_status store_throttle_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+{
+    return rule_delete(c, "gw_throttle_rule_delete", name, err, errlen);
+}
+
 /*
  * One word for where an event stands, from its deliveries:
  * "processing" while any is pending, scheduled or retrying; otherwise
- * "failed" if any failed, "delivered" if any was sent, "skipped" when every
- * channel was skipped, and "dispatched" when the dispatcher planned none.
- * "accepted": deliveries exist but the events row is not written yet.
+ * "failed" if any failed, "delivered" if any was sent, "digested" when
+ * the rest went into digests, "throttled" when a throttle rule held them,
+ * "skipped" when every channel was skipped, and "dispatched" when the
+ * dispatcher planned none.  "accepted": deliveries exist but the events
+ * row is not written yet.
  */
 static const char *overall_status(json_t *deliveries, bool have_event)
 {
     size_t i;
     json_t *d;
-    bool active = false, failed = false, sent = false;
+    bool active = false, failed = false, sent = false, digested = false, throttled = false;
     if (json_array_size(deliveries) == 0)
         return have_event ? "dispatched" : "accepted";
     json_array_foreach(deliveries, i, d)
@@ -565,19 +861,63 @@ static const char *overall_status(json_t *deliveries, bool have_event)
             failed = true;
         else if (strcmp(s, "sent") == 0)
             sent = true;
+        else if (strcmp(s, "digested") == 0)
+            digested = true;
+        else if (strcmp(s, "throttled") == 0)
+            throttled = true;
     }
     if (active)
         return "processing";
     if (failed)
         return "failed";
-    return sent ? "delivered" : "skipped";
+    if (sent)
+        return "delivered";
+    if (digested)
+        return "digested";
+    return throttled ? "throttled" : "skipped";
+}
+
+/* What the API calls a window's status: an open window is waiting for more events. */
+static json_t *window_status(PGresult *res, int row, int col)
+{
+    const char *s = PQgetvalue(res, row, col);
+    return json_string(strcmp(s, "open") == 0 ? "waiting" : s);
+}
+
+/* The "digests" of an event: each channel a digest rule took it on. */
+static json_t *event_digests(PGresult *res)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+        json_t *d = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "channel", col_str(res, i, 0),
+                              "digest_id", col_str(res, i, 1), "rule", col_str(res, i, 2), "role",
+                              col_str(res, i, 3), "status", window_status(res, i, 4), "closes_at",
+                              col_str(res, i, 5), "sent_at", col_str(res, i, 6), "user_id",
+                              col_str(res, i, 7));
+        if (d == NULL || json_array_append_new(list, d) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return list;
+}
+
+/* The "digest" of an event that is a digest's own delivery (its id a window's). */
+static json_t *event_digest(PGresult *res)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:o}", "rule", col_str(res, 0, 0),
+                     "channel", col_str(res, 0, 1), "user_id", col_str(res, 0, 2), "group_key",
+                     col_str(res, 0, 3), "members", (json_int_t)col_int(res, 0, 4), "status",
+                     window_status(res, 0, 5), "opened_at", col_str(res, 0, 6), "closes_at",
+                     col_str(res, 0, 7), "sent_at", col_str(res, 0, 8), "events",
+                     col_json(res, 0, 9, json_array()));
 }
 
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen)
 {
-    PGresult *ev = NULL, *dl = NULL;
-    json_t *doc = NULL, *list = NULL;
+    PGresult *ev = NULL, *dl = NULL, *dg = NULL, *win = NULL;
+    json_t *doc = NULL, *list = NULL, *digests = NULL;
     const char *v[1] = {event_id};
     *out = NULL;
     store_status st = run(c, "gw_event_get", 1, v, NULL, NULL, &ev, err, errlen);
@@ -586,8 +926,12 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
     st = run(c, "gw_event_deliveries", 1, v, NULL, NULL, &dl, err, errlen);
     if (st != STORE_OK)
         goto out;
+    if ((st = run(c, "gw_event_digests", 1, v, NULL, NULL, &dg, err, errlen)) != STORE_OK ||
+        (st = run(c, "gw_event_digest", 1, v, NULL, NULL, &win, err, errlen)) != STORE_OK)
+        goto out;
     bool have_event = PQntuples(ev) == 1;
-    if (!have_event && PQntuples(dl) == 0) {
+    /* An open digest has no events row yet, but its id answers. */
+    if (!have_event && PQntuples(dl) == 0 && PQntuples(dg) == 0 && PQntuples(win) == 0) {
         st = STORE_NOT_FOUND;
         goto out;
     }
@@ -599,6 +943,8 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
             col_str(dl, i, 3), "updated_at", col_str(dl, i, 4), "user_id", col_str(dl, i, 5));
         if (d != NULL && !PQgetisnull(dl, i, 6))
             json_object_set_new(d, "skip_reason", col_str(dl, i, 6));
+        if (d != NULL && !PQgetisnull(dl, i, 7))
+            json_object_set_new(d, "not_before", col_str(dl, i, 7));
         if (d == NULL || json_array_append_new(list, d) != 0) {
             json_decref(list);
             list = NULL;
@@ -619,7 +965,10 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
         json_object_set_new(doc, "created_at", col_str(ev, 0, 6));
         json_object_set_new(doc, "dispatched_at", col_str(ev, 0, 7));
     }
-    if (doc == NULL || json_object_set(doc, "deliveries", list) != 0) {
+    digests = event_digests(dg);
+    if (doc == NULL || json_object_set(doc, "deliveries", list) != 0 || digests == NULL ||
+        json_object_set(doc, "digests", digests) != 0 ||
+        (PQntuples(win) == 1 && json_object_set_new(doc, "digest", event_digest(win)) != 0)) {
         error_set(err, errlen, "out of memory");
         st = STORE_ERROR;
         goto out;
@@ -629,8 +978,11 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
 out:
     json_decref(doc);
     json_decref(list);
+    json_decref(digests);
     PQclear(ev);
     PQclear(dl);
+    PQclear(dg);
+    PQclear(win);
     return st;
 }
 
@@ -726,11 +1078,6 @@ store_status store_user_exists(pg_conn *c, const char *user_id, char *err, size_
         st = STORE_NOT_FOUND;
     PQclear(res);
     return st;
-}
-
-static int64_t col_int(PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 store_status store_inbox_counts(pg_conn *c, const char *user_id, store_inbox_state *out, char *err,

@@ -1,8 +1,8 @@
 /*
  * store: every SQL statement the gateway runs, and the JSON it answers with.
  *
- * Users, push tokens, preferences, topic subscriptions and templates are
- * written here (dispatchers learn of changes through the schema's
+ * Users, push tokens, preferences, topic subscriptions, templates and
+ * digest and throttle rules are written here (dispatchers learn of changes through the schema's
  * pg_notify triggers); events and deliveries are only read, for
  * GET /v1/events/{id}; publish_idempotency is claimed and released around
  * publishes; users' inboxes are read and marked (inbox_messages,
@@ -26,6 +26,7 @@ typedef enum {
     STORE_OK = 0,
     STORE_NOT_FOUND,   /* the user, template or event does not exist */
     STORE_INVALID,     /* the database refused a value (a CHECK constraint) */
+    STORE_CONFLICT,    /* another row already holds a unique key: 409 */
     STORE_UNAVAILABLE, /* the database could not be reached in time: 503 */
     STORE_ERROR,       /* anything else: 500, err has the detail */
 } store_status;
@@ -63,6 +64,32 @@ store_status store_template_get(pg_conn *c, const char *event_type, const char *
     __attribute__((warn_unused_result));
 store_status store_template_delete(pg_conn *c, const char *event_type, const char *channel,
                                    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * Digest rules (docs/digests.md), as JSON with the API's field names.  put
+ * upserts by name: STORE_CONFLICT, with the other rule's name in other
+ * (NULL: not wanted), when another rule has the same event type and
+ * category.  list: {"rules":[...]} ordered by name.
+ */
+store_status store_digest_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                   char other[129], char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_digest_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                   size_t errlen) __attribute__((warn_unused_result));
+store_status store_digest_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_digest_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Throttle rules, the same way (no conflicts but the name). */
+store_status store_throttle_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                     char *err, size_t errlen) __attribute__((warn_unused_result));
+store_status store_throttle_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                     size_t errlen) __attribute__((warn_unused_result));
+store_status store_throttle_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_throttle_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * {"event_id","status","type"?,...,"deliveries":[...]} from events and

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned which = data[0] % 6;
+    unsigned which = data[0] % 8;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     bodies_error e;
@@ -60,6 +60,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 2:
         (void)bodies_check_template(doc, &e);
+        break;
+    case 6:
+        (void)bodies_check_digest_rule(doc, "r", &e);
+        break;
+    case 7:
+        (void)bodies_check_throttle_rule(doc, "r", &e);
         break;
     default: {
         event ev = {0};

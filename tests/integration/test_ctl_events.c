@@ -26,6 +26,7 @@ typedef struct events_seen {
     char ids[32][40];
     int gens[32];
     int replayed_flags[32];
+    int no_digest[32];
     char keys[32][64];
 } events_seen;
 
@@ -39,6 +40,7 @@ static void collect_events(rd_kafka_message_t *m, void *opaque)
     ck_assert_msg(event_parse(m->payload, m->len, &ev, err, sizeof(err)) == EVENT_OK, "%s", err);
     snprintf(s->ids[s->n], sizeof(s->ids[0]), "%s", ev.event_id);
     s->gens[s->n] = ev.generation;
+    s->no_digest[s->n] = ev.no_digest;
     snprintf(s->keys[s->n], sizeof(s->keys[0]), "%.*s", (int)m->key_len, (const char *)m->key);
     char key[EVENT_KAFKA_KEY_SIZE];
     ck_assert_str_eq(s->keys[s->n], event_kafka_key(&ev, key, sizeof(key)));
@@ -67,14 +69,18 @@ START_TEST(test_publish_produces_a_valid_event_keyed_like_the_gateway)
         ctl_run(&h, "publish", "--type", "a.b", "--user", "u-2", "--idempotency-key", "k-1", NULL),
         0);
     ck_assert(strncmp(h.out, id2, 36) == 0); /* same key, same event id */
+    ck_assert_int_eq(ctl_run(&h, "publish", "--type", "a.b", "--user", "u-3", "--no-digest", NULL),
+                     0);
     events_seen s = {0};
-    ck_assert_int_eq(ctl_read_all(&h, events, collect_events, &s), 4);
-    int found = 0;
+    ck_assert_int_eq(ctl_read_all(&h, events, collect_events, &s), 5);
+    int found = 0, undigested = 0;
     for (int i = 0; i < s.n; i++) {
         found += strcmp(s.ids[i], id) == 0 && strcmp(s.keys[i], "u-1") == 0;
         found += strcmp(s.keys[i], "topic:news") == 0;
+        undigested += s.no_digest[i] && strcmp(s.keys[i], "u-3") == 0;
     }
     ck_assert_int_eq(found, 2);
+    ck_assert_int_eq(undigested, 1);
 
     ck_assert_int_eq(ctl_run(&h, "publish", "--type", "Not Valid", "--user", "u", NULL), 2);
     ck_assert_msg(strstr(h.err, "--type") != NULL, "%s", h.err);
@@ -83,7 +89,7 @@ START_TEST(test_publish_produces_a_valid_event_keyed_like_the_gateway)
                      2);
     ck_assert_int_eq(ctl_run(&h, "publish", "--type", "a.b", "--user", "u", "--data", "[1]", NULL),
                      2);
-    ck_assert_int_eq(ctl_read_all(&h, events, NULL, NULL), 4);
+    ck_assert_int_eq(ctl_read_all(&h, events, NULL, NULL), 5);
     ctl_teardown(&h);
 }
 END_TEST

@@ -54,6 +54,31 @@ START_TEST(test_topic_broadcast_is_keyed_by_topic)
 }
 END_TEST
 
+START_TEST(test_digest_false_reaches_the_record_and_bad_values_are_400)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char id1[ID_UUID_SIZE], id2[ID_UUID_SIZE];
+    h_publish(&g, "{\"type\":\"comment.created\",\"user_id\":\"u-dg\",\"digest\":false}", NULL,
+              id1);
+    h_publish(&g, "{\"type\":\"comment.created\",\"user_id\":\"u-dg\",\"digest\":true}", NULL, id2);
+    h_record r1 = {0}, r2 = {0};
+    ck_assert(h_find_record(id1, 20000, &r1, NULL, NULL));
+    ck_assert(h_find_record(id2, 20000, &r2, NULL, NULL));
+    ck_assert(json_is_false(json_object_get(r1.value, "digest")));
+    ck_assert_ptr_null(json_object_get(r2.value, "digest")); /* the default is not written */
+    json_decref(r1.value);
+    json_decref(r2.value);
+    h_resp r;
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL,
+           "{\"type\":\"comment.created\",\"user_id\":\"u-dg\",\"digest\":\"no\"}", NULL, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_str_eq(h_error_field(&r), "digest");
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
 START_TEST(test_auth_answers_401_and_403)
 {
     h_gateway g;
@@ -628,6 +653,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_publish_is_acknowledged_and_keyed_by_user),
     TEST_ENTRY(test_topic_broadcast_is_keyed_by_topic),
+    TEST_ENTRY(test_digest_false_reaches_the_record_and_bad_values_are_400),
     TEST_ENTRY(test_auth_answers_401_and_403),
     TEST_ENTRY(test_revoked_key_stops_working_within_the_cache_ttl),
     TEST_ENTRY(test_bad_requests_name_the_field),

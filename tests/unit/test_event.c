@@ -92,10 +92,10 @@ START_TEST(test_request_rejects_unknown_fields)
 {
     request_fails(body_with("usr", json_integer(1)), "usr",
                   "usr: unknown field (allowed: type, user_id, topic, data, priority, category, "
-                  "idempotency_key)");
+                  "idempotency_key, digest)");
     request_fails(body_with("event_id", json_string(EVENT_ID)), "event_id",
                   "event_id: unknown field (allowed: type, user_id, topic, data, priority, "
-                  "category, idempotency_key)");
+                  "category, idempotency_key, digest)");
 }
 
 START_TEST(test_request_reports_missing_type)
@@ -407,6 +407,7 @@ static void assert_events_equal(const event *a, const event *b)
     ck_assert_pstr_eq(a->idempotency_key, b->idempotency_key);
     ck_assert_str_eq(a->broadcast_id, b->broadcast_id);
     ck_assert_int_eq(a->generation, b->generation);
+    ck_assert_int_eq(a->no_digest, b->no_digest);
 }
 
 START_TEST(test_serialize_then_parse_roundtrips)
@@ -452,6 +453,62 @@ START_TEST(test_serialize_writes_contract_fields_and_omits_absent_ones)
                         "\"created_at\":\"1970-01-01T00:00:00.000Z\",\"generation\":0}");
     free(s);
     event_free(&ev);
+}
+
+START_TEST(test_digest_defaults_to_true_and_false_opts_out)
+{
+    event ev;
+    ck_assert_int_eq(request(J("{\"type\":\"a\",\"user_id\":\"u\"}"), &ev, NULL), 0);
+    ck_assert(!ev.no_digest);
+    event_free(&ev);
+    ck_assert_int_eq(request(body_with("digest", json_true()), &ev, NULL), 0);
+    ck_assert(!ev.no_digest);
+    event_free(&ev);
+    ck_assert_int_eq(request(body_with("digest", json_false()), &ev, NULL), 0);
+    ck_assert(ev.no_digest);
+    event_free(&ev);
+    ck_assert_int_eq(request(body_with("digest", json_null()), &ev, NULL), 0);
+    ck_assert(!ev.no_digest);
+    event_free(&ev);
+}
+
+START_TEST(test_digest_must_be_a_boolean)
+{
+    request_fails(body_with("digest", json_string("false")), "digest",
+                  "digest: must be true or false");
+    request_fails(body_with("digest", json_integer(0)), "digest", "digest: must be true or false");
+}
+
+START_TEST(test_digest_false_is_written_read_and_copied)
+{
+    event a, b, c;
+    ck_assert_int_eq(request(body_with("digest", json_false()), &a, NULL), 0);
+    memcpy(a.event_id, EVENT_ID, sizeof a.event_id);
+    a.created_at = 0;
+    char *s;
+    size_t n;
+    ck_assert_int_eq(event_serialize(&a, &s, &n), 0);
+    ck_assert_str_eq(s, "{\"event_id\":\"" EVENT_ID "\",\"type\":\"order.shipped\","
+                        "\"user_id\":\"u-42\",\"data\":{},\"priority\":\"normal\","
+                        "\"created_at\":\"1970-01-01T00:00:00.000Z\",\"generation\":0,"
+                        "\"digest\":false}");
+    /* The tree writer and the direct writer make the same bytes. */
+    json_t *tree = event_to_json(&a);
+    char *dumped = json_dumps(tree, JSON_COMPACT);
+    ck_assert_str_eq(dumped, s);
+    free(dumped);
+    json_decref(tree);
+    a.created_at = 1795817455123LL;
+    free(s);
+    ck_assert_int_eq(event_serialize(&a, &s, &n), 0);
+    ck_assert_int_eq(event_parse(s, n, &b, err, sizeof err), EVENT_OK);
+    ck_assert(b.no_digest);
+    ck_assert_int_eq(event_copy(&c, &b), 0);
+    ck_assert(c.no_digest);
+    free(s);
+    event_free(&a);
+    event_free(&b);
+    event_free(&c);
 }
 
 START_TEST(test_serialize_fails_on_invalid_utf8)
@@ -558,6 +615,9 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_parse_rejects_broadcast_id_on_a_topic_event),
     TEST_ENTRY(test_serialize_then_parse_roundtrips),
     TEST_ENTRY(test_serialize_writes_contract_fields_and_omits_absent_ones),
+    TEST_ENTRY(test_digest_defaults_to_true_and_false_opts_out),
+    TEST_ENTRY(test_digest_must_be_a_boolean),
+    TEST_ENTRY(test_digest_false_is_written_read_and_copied),
     TEST_ENTRY(test_serialize_fails_on_invalid_utf8),
     TEST_ENTRY(test_kafka_key_is_user_id_or_topic_prefixed),
     TEST_ENTRY(test_copy_is_independent_of_the_original),

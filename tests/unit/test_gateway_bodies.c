@@ -191,6 +191,50 @@ START_TEST(test_bodies_locale_shapes)
 }
 END_TEST
 
+START_TEST(test_bodies_group_by_names_a_field_under_data)
+{
+    static const char *const good[] = {"data.thread_id", "data.a.b-c.D_9", "data.x"};
+    static const char *const bad[] = {
+        "",          "data",    "data.",
+        "thread_id", "data..a", "data.a.",
+        "data.a b",  "user.id", "data.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(bodies_check_group_by(good[i], strlen(good[i])) == 0, "%s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(bodies_check_group_by(bad[i], strlen(bad[i])) != 0, "%s", bad[i]);
+    char seg[200];
+    memset(seg, 'a', sizeof seg);
+    memcpy(seg, "data.", 5);
+    ck_assert_int_eq(bodies_check_group_by(seg, 5 + 128), 0);
+    ck_assert_int_eq(bodies_check_group_by(seg, 5 + 129), -1);
+}
+
+START_TEST(test_bodies_digest_rule_default_template_must_fit_a_name)
+{
+    char text[400];
+    bodies_error e;
+    char type[130];
+    memset(type, 'a', 121);
+    type[121] = '\0';
+    snprintf(text, sizeof text,
+             "{\"event_type\":\"%s\",\"channels\":[\"sms\"],\"window\":\"fixed\","
+             "\"window_ms\":5}",
+             type);
+    json_t *body = json_loads(text, 0, NULL);
+    ck_assert_int_eq(bodies_check_digest_rule(body, "r", &e), 0);
+    json_decref(body);
+    memset(type, 'a', 122);
+    type[122] = '\0';
+    snprintf(text, sizeof text,
+             "{\"event_type\":\"%s\",\"channels\":[\"sms\"],\"window\":\"fixed\","
+             "\"window_ms\":5}",
+             type);
+    body = json_loads(text, 0, NULL);
+    ck_assert_int_eq(bodies_check_digest_rule(body, "r", &e), -1);
+    ck_assert_str_eq(e.field, "template");
+    json_decref(body);
+}
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_bodies_parse_rejects_non_objects_duplicates_and_trailing_data),
     TEST_ENTRY(test_bodies_user_accepts_a_full_user),
@@ -201,6 +245,8 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_bodies_placeholders_must_parse),
     TEST_ENTRY(test_bodies_template_requires_a_body_and_checks_each_text),
     TEST_ENTRY(test_bodies_locale_shapes),
+    TEST_ENTRY(test_bodies_group_by_names_a_field_under_data),
+    TEST_ENTRY(test_bodies_digest_rule_default_template_must_fit_a_name),
 };
 
 TEST_MAIN("gateway_bodies", cases)

@@ -1,0 +1,205 @@
+/*
+ * rules_api: store, read, list and delete digest and throttle rules.
+ *
+ * Both kinds are handled alike; a rule_kind says which checks and which
+ * store functions apply, so the handlers exist once.
+ */
+#include "rules_api.h"
+
+#include "bodies.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef store_status (*rule_get_fn)(pg_conn *c, const char *name, json_t **out, char *err,
+                                    size_t errlen);
+typedef store_status (*rule_list_fn)(pg_conn *c, json_t **out, char *err, size_t errlen);
+typedef store_status (*rule_delete_fn)(pg_conn *c, const char *name, char *err, size_t errlen);
+
+typedef struct rule_kind {
+    const char *what; /* "digest rule": in 404 and 409 messages */
+    rule_get_fn get;
+    rule_list_fn list;
+    rule_delete_fn del;
+} rule_kind;
+
+static const rule_kind digest_kind = {"digest rule", store_digest_rule_get, store_digest_rule_list,
+                                      store_digest_rule_delete};
+static const rule_kind throttle_kind = {"throttle rule", store_throttle_rule_get,
+                                        store_throttle_rule_list, store_throttle_rule_delete};
+
+/* The path's {name}, checked; NULL after answering 400. */
+static const char *rule_name(http_request *req, api_call *call)
+{
+    char why[160], msg[200];
+    const char *name = router_param(&call->params, "name");
+    if (name == NULL ||
+        validate_name(name, strlen(name), VALIDATE_NAME_MAX, why, sizeof why) != 0) {
+        snprintf(msg, sizeof msg, "name %s", name == NULL ? "is missing" : why);
+        api_bad_field(req, "name", msg);
+        return NULL;
+    }
+    return name;
+}
+
+static void rule_get(const rule_kind *k, api_env *env, http_request *req, api_call *call)
+{
+    json_t *doc = NULL;
+    char err[256];
+    const char *name = rule_name(req, call);
+    if (name == NULL)
+        return;
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        return;
+    store_status st = k->get(c, name, &doc, err, sizeof err);
+    pgpool_release(env->pool, c);
+    if (st != STORE_OK) {
+        api_store_error(req, st, k->what, err);
+        return;
+    }
+    http_respond_json(req, 200, doc);
+}
+
+static void rule_list(const rule_kind *k, api_env *env, http_request *req)
+{
+    json_t *doc = NULL;
+    char err[256];
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        return;
+    store_status st = k->list(c, &doc, err, sizeof err);
+    pgpool_release(env->pool, c);
+    if (st != STORE_OK) {
+        api_store_error(req, st, k->what, err);
+        return;
+    }
+    http_respond_json(req, 200, doc);
+}
+
+static void rule_delete(const rule_kind *k, api_env *env, http_request *req, api_call *call)
+{
+    char err[256];
+    const char *name = rule_name(req, call);
+    if (name == NULL)
+        return;
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        return;
+    store_status st = k->del(c, name, err, sizeof err);
+    pgpool_release(env->pool, c);
+    if (st != STORE_OK) {
+        api_store_error(req, st, k->what, err);
+        return;
+    }
+    http_respond_json(req, 204, NULL);
+}
+
+void rules_api_digest_put(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    json_t *body = NULL, *doc = NULL;
+    pg_conn *c = NULL;
+    bodies_error e;
+    char err[256], other[129], msg[400];
+    const char *name = rule_name(req, call);
+    if (name == NULL)
+        goto out;
+    if (api_body_object(req, &body) != 0)
+        goto out;
+    if (bodies_check_digest_rule(body, name, &e) != 0) {
+        api_bad_field(req, e.field, e.message);
+        goto out;
+    }
+    if ((c = api_db(env, req)) == NULL)
+        goto out;
+    store_status st = store_digest_rule_put(c, name, body, &doc, other, err, sizeof err);
+    if (st == STORE_CONFLICT) {
+        const char *cat = json_string_value(json_object_get(body, "category"));
+        snprintf(msg, sizeof msg,
+                 "digest rule \"%s\" already covers event_type \"%s\" and %s%s%s: one rule per "
+                 "event type and category",
+                 other[0] != '\0' ? other : "?",
+                 json_string_value(json_object_get(body, "event_type")),
+                 cat != NULL ? "category \"" : "no category", cat != NULL ? cat : "",
+                 cat != NULL ? "\"" : "");
+        http_respond_error(req, 409, "conflict", msg, "event_type");
+        goto out;
+    }
+    if (st != STORE_OK) {
+        api_store_error(req, st, "digest rule", err);
+        goto out;
+    }
+    http_respond_json(req, 200, doc);
+out:
+    pgpool_release(env->pool, c);
+    json_decref(body);
+}
+
+void rules_api_digest_get(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_get(&digest_kind, env, req, call);
+}
+
+void rules_api_digest_list(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)call;
+    (void)phase;
+    rule_list(&digest_kind, env, req);
+}
+
+void rules_api_digest_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_delete(&digest_kind, env, req, call);
+}
+
+void rules_api_throttle_put(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    json_t *body = NULL, *doc = NULL;
+    pg_conn *c = NULL;
+    bodies_error e;
+    char err[256];
+    const char *name = rule_name(req, call);
+    if (name == NULL)
+        goto out;
+    if (api_body_object(req, &body) != 0)
+        goto out;
+    if (bodies_check_throttle_rule(body, name, &e) != 0) {
+        api_bad_field(req, e.field, e.message);
+        goto out;
+    }
+    if ((c = api_db(env, req)) == NULL)
+        goto out;
+    store_status st = store_throttle_rule_put(c, name, body, &doc, err, sizeof err);
+    if (st != STORE_OK) {
+        api_store_error(req, st, "throttle rule", err);
+        goto out;
+    }
+    http_respond_json(req, 200, doc);
+out:
+    pgpool_release(env->pool, c);
+    json_decref(body);
+}
+
+void rules_api_throttle_get(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_get(&throttle_kind, env, req, call);
+}
+
+void rules_api_throttle_list(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)call;
+    (void)phase;
+    rule_list(&throttle_kind, env, req);
+}
+
+void rules_api_throttle_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_delete(&throttle_kind, env, req, call);
+}

@@ -1,0 +1,177 @@
+/*
+ * heraldctl digest-rules, throttle-rules, digests and the digest line of
+ * status, against a gateway started in-process on the scratch database and
+ * against that database directly.
+ */
+#include "gateway_harness.h"
+
+static char out[65536], errout[65536];
+
+/* Runs heraldctl with the gateway's URL, the admin key and the scratch database. */
+static int ctl(const h_gateway *g, const char *key, ...)
+{
+    char bin[1024], env_url[128], env_key[128], env_db[1024];
+    char *argv[32];
+    int n = 0;
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    argv[n++] = bin;
+    va_list ap;
+    va_start(ap, key);
+    for (char *a; n < 31 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g != NULL ? g->base : "");
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", key);
+    snprintf(env_db, sizeof env_db, "HERALD_DATABASE_URL=%s", h_dburl);
+    const char *env[] = {env_url, env_key, env_db, NULL};
+    return testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
+}
+
+/* Writes text to a new temporary file; its path into path. */
+static void temp_file(const char *text, char *path, size_t len)
+{
+    snprintf(path, len, "/tmp/herald-ctl-rule-XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+START_TEST(test_digest_rules_put_list_get_delete_through_the_gateway)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char file[64];
+    temp_file("{\"event_type\":\"comment.created\",\"channels\":[\"email\"],\"window\":\"fixed\","
+              "\"window_ms\":600000,\"group_by\":\"data.thread_id\"}",
+              file, sizeof file);
+    int rc = ctl(&g, h_adminkey, "digest-rules", "put", "comments-email", "--file", file, NULL);
+    ck_assert_msg(rc == 0, "put: %d %s %s", rc, out, errout);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "template")), "comment.created.digest");
+    json_decref(j);
+    unlink(file);
+
+    rc = ctl(&g, h_adminkey, "digest-rules", "list", NULL);
+    ck_assert_msg(rc == 0, "list: %d %s", rc, errout);
+    ck_assert_ptr_nonnull(strstr(out, "NAME"));
+    ck_assert_msg(strstr(out, "comments-email") != NULL && strstr(out, "data.thread_id") != NULL &&
+                      strstr(out, "600000") != NULL,
+                  "%s", out);
+    rc = ctl(&g, h_adminkey, "digest-rules", "list", "--json", NULL);
+    ck_assert_int_eq(rc, 0);
+    j = json_loads(out, 0, NULL);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "rules")), 1);
+    json_decref(j);
+    rc = ctl(&g, h_adminkey, "digest-rules", "get", "comments-email", NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"window\": \"fixed\""));
+
+    /* The gateway's refusal reaches the operator with its field. */
+    temp_file("{\"event_type\":\"comment.created\",\"channels\":[\"fax\"],\"window\":\"fixed\","
+              "\"window_ms\":1}",
+              file, sizeof file);
+    rc = ctl(&g, h_adminkey, "digest-rules", "put", "bad", "--file", file, NULL);
+    unlink(file);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(errout, "HTTP 400") != NULL && strstr(errout, "field channels") != NULL,
+                  "%s", errout);
+    /* A publish key is refused; no key at all is a usage error. */
+    rc = ctl(&g, h_pubkey, "digest-rules", "list", NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_nonnull(strstr(errout, "HTTP 403"));
+    rc = ctl(&g, "", "digest-rules", "list", NULL);
+    ck_assert_int_eq(rc, 2);
+    rc = ctl(&g, h_adminkey, "digest-rules", "get", NULL);
+    ck_assert_int_eq(rc, 2);
+
+    rc = ctl(&g, h_adminkey, "digest-rules", "delete", "comments-email", NULL);
+    ck_assert_msg(rc == 0, "%s", errout);
+    rc = ctl(&g, h_adminkey, "digest-rules", "get", "comments-email", NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_nonnull(strstr(errout, "HTTP 404"));
+
+    temp_file("{\"category\":\"marketing\",\"max_count\":3,\"window_ms\":86400000,"
+              "\"action\":\"defer\"}",
+              file, sizeof file);
+    rc = ctl(&g, h_adminkey, "throttle-rules", "put", "marketing-cap", "--file", file, NULL);
+    unlink(file);
+    ck_assert_msg(rc == 0, "%s", errout);
+    rc = ctl(&g, h_adminkey, "throttle-rules", "list", NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(strstr(out, "marketing-cap") != NULL && strstr(out, "defer") != NULL, "%s", out);
+    h_sql("DELETE FROM throttle_rules");
+    h_stop(&g);
+
+    /* No gateway there: exit 1, saying so. */
+    h_gateway none = {0};
+    snprintf(none.base, sizeof none.base, "http://127.0.0.1:%d", h_free_port());
+    rc = ctl(&none, h_adminkey, "digest-rules", "list", NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_nonnull(strstr(errout, "cannot reach the gateway"));
+}
+END_TEST
+
+START_TEST(test_digests_lists_open_windows_and_status_counts_them)
+{
+    h_sql("INSERT INTO digest_windows (window_id, rule_name, channel, user_id, group_key, "
+          "kafka_partition, status, members, opened_at, last_event_at, closes_at, deadline) VALUES "
+          "('11111111-1111-4111-8111-111111111111', 'comments-email', 'email', 'u-dig', 't-7', 0, "
+          "'open', 3, now() - interval '20 minutes', now(), now() - interval '1 minute', "
+          "now() + interval '1 hour'), "
+          "('22222222-2222-4222-8222-222222222222', 'comments-email', 'email', 'u-other', '', 1, "
+          "'open', 1, now(), now(), now() + interval '10 minutes', now() + interval '1 hour'), "
+          "('33333333-3333-4333-8333-333333333333', 'comments-email', 'email', 'u-dig', 't-8', 0, "
+          "'sent', 2, now() - interval '1 day', now(), now() - interval '1 day', now())");
+    int rc = ctl(NULL, h_adminkey, "digests", NULL);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    ck_assert_msg(strstr(out, "WINDOW_ID") != NULL &&
+                      strstr(out, "11111111-1111-4111-8111-111111111111") != NULL &&
+                      strstr(out, "22222222-2222-4222-8222-222222222222") != NULL &&
+                      strstr(out, "33333333") == NULL,
+                  "%s", out);
+    /* Soonest to close first. */
+    ck_assert(strstr(out, "11111111") < strstr(out, "22222222"));
+
+    rc = ctl(NULL, h_adminkey, "digests", "--user", "u-dig", "--json", NULL);
+    ck_assert_msg(rc == 0, "%s", errout);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *ws = json_object_get(j, "windows");
+    ck_assert_uint_eq(json_array_size(ws), 1);
+    json_t *w = json_array_get(ws, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(w, "window_id")),
+                     "11111111-1111-4111-8111-111111111111");
+    ck_assert_str_eq(json_string_value(json_object_get(w, "rule")), "comments-email");
+    ck_assert_str_eq(json_string_value(json_object_get(w, "key")), "t-7");
+    ck_assert_str_eq(json_string_value(json_object_get(w, "status")), "open");
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "members")), 3);
+    ck_assert_ptr_nonnull(json_object_get(w, "closes_at"));
+    json_decref(j);
+
+    rc = ctl(NULL, h_adminkey, "digests", "--user", "topic:x", NULL);
+    ck_assert_int_eq(rc, 2);
+
+    rc = ctl(NULL, h_adminkey, "status", "--json", "--health-timeout", "100ms", NULL);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    j = json_loads(out, 0, NULL);
+    ck_assert_msg(j != NULL, "%s", out);
+    json_t *d = json_object_get(j, "digest_windows");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "open")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "closing")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "due")), 1);
+    json_decref(j);
+    rc = ctl(NULL, h_adminkey, "status", "--health-timeout", "100ms", NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(strstr(out, "digest windows: 2 open, 0 closing, 1 due") != NULL, "%s", out);
+    h_sql("DELETE FROM digest_windows");
+}
+END_TEST
+
+static const test_case_entry cases[] = {
+    TEST_ENTRY(test_digest_rules_put_list_get_delete_through_the_gateway),
+    TEST_ENTRY(test_digests_lists_open_windows_and_status_counts_them),
+};
+
+TEST_MAIN_TIMEOUT("ctl_digests", cases, 180)
