@@ -69,6 +69,30 @@ static const char done_sql[] =
     "       sent_at = CASE WHEN members > 0 THEN now() END "
     "WHERE window_id = ANY($1::uuid[]) AND status = 'closing'";
 
+/*
+ * What no decision needs any more, at most $2 rows of each table per call:
+ * windows (with their events) and follow-ups finished more than $1 ms ago,
+ * and throttle counts that left their rule's window more than $1 ms ago (a
+ * count without its rule went with it).
+ */
+static const char purge_sql[] =
+    "WITH w AS (DELETE FROM digest_windows WHERE window_id IN ("
+    "             SELECT window_id FROM digest_windows WHERE status IN ('sent', 'empty') "
+    "               AND closed_at < now() - $1::bigint * interval '1 millisecond' LIMIT $2) "
+    "           RETURNING 1), "
+    "f AS (DELETE FROM followups WHERE (event_id, rule_name) IN ("
+    "        SELECT event_id, rule_name FROM followups "
+    "        WHERE status IN ('sent', 'skipped', 'cancelled') "
+    "          AND decided_at < now() - $1::bigint * interval '1 millisecond' LIMIT $2) "
+    "      RETURNING 1), "
+    "t AS (DELETE FROM throttle_sends WHERE (rule_name, channel, event_id) IN ("
+    "        SELECT s.rule_name, s.channel, s.event_id FROM throttle_sends s "
+    "        JOIN throttle_rules r ON r.name = s.rule_name "
+    "        WHERE s.at < now() - (r.window_ms + $1::bigint) * interval '1 millisecond' "
+    "        LIMIT $2) "
+    "      RETURNING 1) "
+    "SELECT (SELECT count(*) FROM w) + (SELECT count(*) FROM f) + (SELECT count(*) FROM t)";
+
 static const char next_sql[] =
     "SELECT (extract(epoch FROM min(closes_at)) * 1000)::bigint FROM digest_windows "
     "WHERE status IN ('open', 'closing') AND kafka_partition = ANY($1::int[])";
@@ -427,4 +451,20 @@ pg_status digest_next_due(pg_conn *db, const int32_t *parts, size_t nparts, int6
         *out_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return PG_OK;
+}
+
+pg_status digest_purge(pg_conn *db, int64_t retention_ms, int limit, long *deleted, char *err,
+                       size_t errlen)
+{
+    char ret[32], lim[32];
+    snprintf(ret, sizeof ret, "%" PRId64, retention_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *params[2] = {ret, lim};
+    PGresult *res = NULL;
+    *deleted = 0;
+    pg_status st = pg_query(db, purge_sql, 2, params, &res, err, errlen);
+    if (st == PG_OK && PQntuples(res) == 1)
+        *deleted = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return st;
 }

@@ -153,4 +153,13 @@ int digest_parts_literal(buf *b, const int32_t *parts, size_t n)
 pg_status digest_next_due(pg_conn *db, const int32_t *parts, size_t nparts, int64_t *out_ms,
                           char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * Deletes what no decision needs any more: windows and follow-ups finished
+ * more than retention_ms ago, throttle counts that left their window more
+ * than retention_ms ago; at most limit rows of each.  *deleted: how many.
+ * An event consumed again after that (a replay) is decided afresh.
+ */
+pg_status digest_purge(pg_conn *db, int64_t retention_ms, int limit, long *deleted, char *err,
+                       size_t errlen) __attribute__((warn_unused_result));
+
 #endif

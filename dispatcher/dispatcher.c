@@ -45,6 +45,8 @@
 #define PRODUCE_WAIT_MS    60000
 #define STATUS_BYTES_CAP   (256u * 1024 * 1024)
 #define TEMPLATE_TYPES_MAX 4096 /* event types the template cache holds */
+#define PURGE_EVERY_MS     60000  /* finished windows and follow-ups: deleted this often */
+#define PURGE_LIMIT        10000  /* rows per table and purge */
 
 /* The skip reasons counted in metrics: decide.h's and fanout.h's. */
 static const char *const skip_reasons[] = {
@@ -114,6 +116,7 @@ struct dispatcher {
     int32_t *parts;
     size_t nparts, partcap;
     int64_t next_close_ms; /* wall clock, as the windows' close times */
+    int64_t next_purge_ms; /* monotonic */
 
     metrics_registry *reg;
     opsserver *ops;
@@ -1304,6 +1307,16 @@ static void close_windows(dispatcher *d)
             metrics_counter_add(d->m.followup_deliveries[k], n.deliveries[k]);
         if (taken < (size_t)c.limit)
             break;
+    }
+    if (timeutil_monotonic_ms() >= d->next_purge_ms) {
+        long deleted = 0;
+        d->next_purge_ms = timeutil_monotonic_ms() + PURGE_EVERY_MS;
+        if (digest_purge(d->db, d->cfg->digest_retention_ms, PURGE_LIMIT, &deleted, err,
+                         sizeof err) != PG_OK)
+            LOG_WARN("digest", "purge: %s", err);
+        else if (deleted > 0)
+            LOG_INFO("digest", "purged %ld finished window(s), follow-up(s) and throttle count(s)",
+                     deleted);
     }
     int64_t next = INT64_MAX, fnext = INT64_MAX;
     if (digest_next_due(d->db, d->parts, d->nparts, &next, err, sizeof err) != PG_OK ||

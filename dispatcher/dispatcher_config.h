@@ -28,6 +28,7 @@ typedef struct dispatcher_config {
     long pg_retry_max_ms;    /* longest pause between PostgreSQL retries */
     long digest_scan_ms;     /* interval between looks for due digest windows */
     long digest_close_batch; /* windows per closing transaction */
+    long digest_retention_ms; /* finished windows and follow-ups kept this long */
     long shutdown_ms;        /* deadline for the producer flush at exit */
 } dispatcher_config;
 

@@ -350,6 +350,96 @@ START_TEST(test_throttles_drop_or_defer_and_say_so)
 }
 END_TEST
 
+START_TEST(test_settings_at_send_time_bypass_and_retention)
+{
+    dh_env e;
+    dh_setup(&e);
+    comment_templates(&e);
+    dh_sql(&e, "INSERT INTO users (user_id, email) VALUES ('cid','cid@example.com')");
+    dh_sql(&e, "INSERT INTO digest_rules (name, event_type, channels, window_kind, window_ms, "
+               "template) VALUES ('comments','comment.created','{email}','fixed',4000,"
+               "'comment.digest')");
+    /* Finished long ago: a window, its event, and a throttle count. */
+    dh_sql(&e, "INSERT INTO digest_windows (window_id, rule_name, channel, user_id, "
+               "kafka_partition, status, members, opened_at, last_event_at, closes_at, deadline, "
+               "closed_at, sent_at) VALUES ('00000000-0000-4000-8000-000000000001','comments',"
+               "'email','cid',0,'sent',1,now() - interval '3 min',now() - interval '3 min',"
+               "now() - interval '2 min',now() - interval '2 min',now() - interval '2 min',"
+               "now() - interval '2 min')");
+    dh_sql(&e, "INSERT INTO digest_events (event_id, channel, window_id, role, item, added_at) "
+               "VALUES ('00000000-0000-4000-8000-0000000000e1','email',"
+               "'00000000-0000-4000-8000-000000000001','member','{}',now() - interval '3 min')");
+    dh_sql(&e, "INSERT INTO throttle_rules (name, max_count, window_ms, action) VALUES "
+               "('few',100,1000,'drop')");
+    dh_sql(&e, "INSERT INTO throttle_sends (rule_name, channel, event_id, user_id, at, outcome) "
+               "VALUES ('few','sms','00000000-0000-4000-8000-0000000000e2','cid',"
+               "now() - interval '5 min','pass')");
+    const char *extra[] = {"HERALD_DIGEST_RETENTION=1m", NULL};
+    dh_start(&e, extra);
+    dh_wait_ready(&e, WAIT_MS);
+    char a[2][ID_UUID_SIZE], b[2][ID_UUID_SIZE], own[ID_UUID_SIZE];
+    for (int i = 0; i < 2; i++) {
+        publish_comment(&e, "ann", "for ann", "cy", "normal", a[i]);
+        publish_comment(&e, "bob", "for bob", "cy", "normal", b[i]);
+    }
+    /* "digest": false goes out at once. */
+    ck_assert_int_eq(id_uuid_v4(own), 0);
+    char v[512], ts[TIMEUTIL_RFC3339_SIZE];
+    snprintf(v, sizeof v,
+             "{\"event_id\":\"%s\",\"type\":\"comment.created\",\"user_id\":\"cid\","
+             "\"data\":{\"text\":\"alone\"},\"priority\":\"normal\",\"digest\":false,"
+             "\"created_at\":\"%s\"}",
+             own, timeutil_format_rfc3339(timeutil_now_ms(), ts, sizeof ts));
+    dh_publish(&e, "cid", v, NULL);
+    ck_assert_int_eq(dh_wait_count(&e, 5, WAIT_MS,
+                                   "SELECT count(*) FROM events WHERE type NOT LIKE '%.digest'"),
+                     5);
+    /* While the windows are open, ann turns email off and bob is deleted. */
+    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM digest_windows WHERE status = 'open'"), 2);
+    dh_sql(&e, "INSERT INTO preferences (user_id, channels) VALUES ('ann','{\"email\": false}')");
+    dh_sql(&e, "DELETE FROM users WHERE user_id = 'bob'");
+    ck_assert_int_eq(dh_wait_count(&e, 2, WAIT_MS,
+                                   "SELECT count(*) FROM digest_windows WHERE status = 'sent' "
+                                   "AND user_id IN ('ann', 'bob')"),
+                     2);
+    char *wa = dh_text(&e, "SELECT window_id FROM digest_windows WHERE user_id = 'ann'");
+    char *wb = dh_text(&e, "SELECT window_id FROM digest_windows WHERE user_id = 'bob'");
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
+                             "status = 'skipped' AND skip_reason = 'channel_disabled'",
+                             wa),
+                     1);
+    ck_assert_int_eq(dh_long(&e,
+                             "SELECT count(*) FROM delivery_status WHERE event_id = '%s' AND "
+                             "status = 'skipped' AND skip_reason = 'unknown_user'",
+                             wb),
+                     1);
+    dh_records email;
+    dh_read(&e, "deliveries.email", 1, WAIT_MS, &email);
+    ck_assert_uint_eq(email.n, 1);
+    ck_assert_str_eq(dh_str(&email.v[0], "event_id"), own);
+    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM digest_events WHERE event_id = '%s'", own),
+                     0);
+    /* The old window, its event and the old count were purged; the new ones kept. */
+    ck_assert_int_eq(dh_wait_count(&e, 0, WAIT_MS,
+                                   "SELECT count(*) FROM digest_windows WHERE user_id = 'cid'"),
+                     0);
+    ck_assert_int_eq(
+        dh_long(&e, "SELECT count(*) FROM digest_events WHERE event_id = "
+                    "'00000000-0000-4000-8000-0000000000e1'"),
+        0);
+    ck_assert_int_eq(dh_wait_count(&e, 0, WAIT_MS, "SELECT count(*) FROM throttle_sends WHERE "
+                                                   "user_id = 'cid' AND channel = 'sms'"),
+                     0);
+    ck_assert_int_eq(dh_long(&e, "SELECT count(*) FROM digest_windows"), 2);
+    free(wa);
+    free(wb);
+    dh_records_free(&email);
+    ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
+    dh_teardown(&e);
+}
+END_TEST
+
 /* herald-worker --channel inapp on e's database and prefix: it writes the inbox messages. */
 static pid_t start_inapp_worker(dh_env *e)
 {
@@ -444,6 +534,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_send_first_and_a_daily_schedule_on_the_users_clock),
     TEST_ENTRY(test_throttles_drop_or_defer_and_say_so),
     TEST_ENTRY(test_a_follow_up_email_goes_only_for_an_unread_inbox_message),
+    TEST_ENTRY(test_settings_at_send_time_bypass_and_retention),
 };
 
 TEST_MAIN_TIMEOUT("dispatcher_digest", cases, 240)
