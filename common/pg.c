@@ -6,6 +6,7 @@
 #include "error.h"
 #include "vec.h"
 
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -513,6 +514,72 @@ pg_status pg_query(pg_conn *c, const char *sql, int nparams, const char *const *
 {
     send_args a = {.kind = SEND_PARAMS, .sql = sql, .nparams = nparams, .values = values};
     return run(c, "query", &a, out, err, errlen);
+}
+
+static bool params_room(pg_params *p)
+{
+    if (p->n < PG_PARAMS_MAX)
+        return true;
+    p->failed = true;
+    return false;
+}
+
+void pg_params_text(pg_params *p, const char *s)
+{
+    if (params_room(p))
+        p->v[p->n++] = s;
+}
+
+void pg_params_own(pg_params *p, char *s)
+{
+    if (s == NULL || !params_room(p)) {
+        free(s);
+        p->failed = true;
+        return;
+    }
+    p->owned[p->n] = s;
+    p->v[p->n++] = s;
+}
+
+void pg_params_int(pg_params *p, int64_t v)
+{
+    if (!params_room(p))
+        return;
+    snprintf(p->num[p->n], sizeof p->num[p->n], "%" PRId64, v);
+    p->v[p->n] = p->num[p->n];
+    p->n++;
+}
+
+void pg_params_int_array(pg_params *p, const int32_t *v, size_t n)
+{
+    char *s = malloc(n * 12 + 3), *w = s;
+    if (s != NULL) {
+        *w++ = '{';
+        for (size_t i = 0; i < n; i++)
+            w += sprintf(w, "%s%" PRId32, i > 0 ? "," : "", v[i]);
+        *w++ = '}';
+        *w = '\0';
+    }
+    pg_params_own(p, s);
+}
+
+void pg_params_free(pg_params *p)
+{
+    for (int i = 0; i < p->n; i++)
+        free(p->owned[i]);
+    memset(p, 0, sizeof *p);
+}
+
+pg_status pg_query_params(pg_conn *c, const char *sql, const pg_params *p, PGresult **out,
+                          char *err, size_t errlen)
+{
+    if (p->failed) {
+        if (out != NULL)
+            *out = NULL;
+        error_set(err, errlen, "query parameters: out of memory");
+        return PG_ERROR;
+    }
+    return pg_query(c, sql, p->n, p->v, out, err, errlen);
 }
 
 pg_status pg_begin(pg_conn *c, char *err, size_t errlen)

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -88,6 +89,32 @@ pg_status pg_exec(pg_conn *c, const char *sql, char *err, size_t errlen) PG_MUST
  */
 pg_status pg_query(pg_conn *c, const char *sql, int nparams, const char *const *values,
                    PGresult **out, char *err, size_t errlen) PG_MUSTCHECK;
+
+/*
+ * Text parameters of one statement, built in order ($1, $2, ...) and run
+ * with pg_query_params.  A failed addition (out of memory, or more than
+ * PG_PARAMS_MAX) is remembered and reported by the run, so callers add
+ * without checking each step.  `pg_params p = {0};` is empty; free with
+ * pg_params_free.
+ */
+#define PG_PARAMS_MAX 8
+typedef struct pg_params {
+    const char *v[PG_PARAMS_MAX];
+    char *owned[PG_PARAMS_MAX];
+    char num[PG_PARAMS_MAX][24];
+    int n;
+    bool failed;
+} pg_params;
+
+void pg_params_text(pg_params *p, const char *s); /* borrowed: must outlive the run */
+void pg_params_own(pg_params *p, char *s);        /* a malloc()ed string, freed with p; NULL fails */
+void pg_params_int(pg_params *p, int64_t v);
+void pg_params_int_array(pg_params *p, const int32_t *v, size_t n); /* "{1,2,3}" for int[] */
+void pg_params_free(pg_params *p);
+
+/* pg_query with p's parameters; PG_ERROR ("out of memory") when an addition failed. */
+pg_status pg_query_params(pg_conn *c, const char *sql, const pg_params *p, PGresult **out,
+                          char *err, size_t errlen) PG_MUSTCHECK;
 
 /*
  * Transactions.  After PG_ERROR inside a transaction it is aborted: roll

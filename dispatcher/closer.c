@@ -82,60 +82,68 @@ static int digest_event(const closer_ctx *c, const digest_due *w, const char *ty
     return 0;
 }
 
-/* Renders and produces one window's digest into the open transaction. */
-static batch_status close_one(closer_ctx *c, const digest_due *w, int64_t now_ms, closer_counts *n,
-                              char *err, size_t errlen)
+/*
+ * Renders ev for channel ch alone, with the templates of type, for its user
+ * as the caches have them now; adds its status rows (with its events row
+ * when event_row, else deliveries rows only) and produces its deliveries
+ * into the open transaction.  keys (may be NULL) gets the idempotency keys
+ * produced, *skip the first reason nothing went ("no_template" when type
+ * has no template for ch).
+ */
+static batch_status render_one(closer_ctx *c, const event *ev, const char *type,
+                               delivery_channel ch, bool event_row, int64_t now_ms, json_t *keys,
+                               const char **skip, closer_counts *n, char *err, size_t errlen)
 {
-    char type[160];
-    template_type(c, w, type, sizeof type);
     prefs_user *user = NULL;
     tplcache_type *tpl = NULL;
-    event ev;
     batch_status ret = BATCH_RETRY_PG;
-    if (user_of(c, w->user_id, now_ms, &user, err, errlen) != PG_OK ||
+    *skip = NULL;
+    if (user_of(c, ev->user_id, now_ms, &user, err, errlen) != PG_OK ||
         templates_of(c, type, now_ms, &tpl, err, errlen) != PG_OK)
         goto out;
-    ret = BATCH_FATAL;
-    if (digest_event(c, w, type, &ev) != 0) {
-        error_set(err, errlen, "digest %s: out of memory", w->window_id);
-        goto out;
-    }
-    /* Only the window's own channel: the rule digests each channel apart. */
+    ret = BATCH_OK;
     tplcache_type one;
     memset(&one, 0, sizeof one);
-    if (tpl != NULL) {
+    if (tpl == NULL || !tpl->ch[ch].exists) {
+        LOG_WARN("digest", "%s: no %s template for %s: nothing sent", ev->event_id,
+                 delivery_channel_name(ch), type);
+        *skip = "no_template";
+        if (!event_row)
+            goto out;
+    } else {
         one = *tpl;
         for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
-            if (k != (int)w->channel)
+            if (k != (int)ch)
                 one.ch[k].exists = false;
     }
-    if (tpl == NULL || !tpl->ch[w->channel].exists)
-        LOG_WARN("digest", "digest %s: no %s template for %s: not sent", w->window_id,
-                 delivery_channel_name(w->channel), type);
     size_t from = c->fl->n;
-    if (fanout_event(&ev, user, tpl != NULL ? &one : NULL, c->fo, now_ms, c->fl, err, errlen) !=
-            0 ||
-        status_add_event(c->sb, &ev, c->fl->items + from, c->fl->n - from) != 0) {
-        event_free(&ev);
+    ret = BATCH_FATAL;
+    if (fanout_event(ev, user, &one, c->fo, now_ms, c->fl, err, errlen) != 0 ||
+        (event_row ? status_add_event(c->sb, ev, c->fl->items + from, c->fl->n - from)
+                   : status_add_deliveries(c->sb, ev, c->fl->items + from, c->fl->n - from)) != 0)
         goto out;
-    }
     ret = BATCH_OK;
     for (size_t i = from; i < c->fl->n && ret == BATCH_OK; i++) {
         fanout_item *it = &c->fl->items[i];
         if (it->action == DECIDE_SKIP) {
+            if (*skip == NULL)
+                *skip = it->skip_reason;
             n->skipped++;
             continue;
         }
         const char *topic = it->action == DECIDE_SCHEDULE ? c->retry_topic[it->channel]
                                                           : c->deliver_topic[it->channel];
-        txn_result tr = txn_produce(c->producer, topic, ev.user_id, strlen(ev.user_id), it->value,
+        txn_result tr = txn_produce(c->producer, topic, ev->user_id, strlen(ev->user_id), it->value,
                                     it->vlen, NULL, c->produce_timeout_ms, err, errlen);
-        if (tr != TXN_OK)
+        if (tr != TXN_OK) {
             ret = batch_from_txn(tr);
-        else
+        } else if (keys != NULL && json_array_append_new(keys, json_string(it->idempotency_key))) {
+            error_set(err, errlen, "out of memory");
+            ret = BATCH_FATAL;
+        } else {
             n->deliveries[it->channel]++;
+        }
     }
-    event_free(&ev);
 out:
     if (user != NULL)
         prefs_user_unref(user);
@@ -143,18 +151,25 @@ out:
     return ret;
 }
 
-batch_status closer_run(closer_ctx *c, int64_t now_ms, size_t *taken, closer_counts *counts,
-                        char *err, size_t errlen)
+/*
+ * One pass over n taken items: in one Kafka transaction, one() renders and
+ * produces item i; the status rows are written and before_commit (may be
+ * NULL) runs before the commit, after_commit after it.  counts are added to
+ * only when all of it succeeded; a failure aborts, and the items, still
+ * taken, are taken again by the next pass.
+ */
+typedef struct pass_ops {
+    batch_status (*one)(closer_ctx *c, void *items, size_t i, int64_t now_ms, closer_counts *n,
+                        char *err, size_t errlen);
+    pg_status (*before_commit)(closer_ctx *c, void *items, char *err, size_t errlen);
+    pg_status (*after_commit)(closer_ctx *c, void *items, char *err, size_t errlen);
+} pass_ops;
+
+static batch_status run_pass(closer_ctx *c, const pass_ops *ops, void *items, size_t n,
+                             int64_t now_ms, closer_counts *counts, char *err, size_t errlen)
 {
-    digest_due_list due;
-    *taken = 0;
-    if (digest_take_due(c->db, c->parts, c->nparts, now_ms, c->limit, &due, err, errlen) != PG_OK)
-        return BATCH_RETRY_PG;
-    *taken = due.n;
-    if (due.n == 0)
-        return BATCH_OK;
-    closer_counts n;
-    memset(&n, 0, sizeof n);
+    closer_counts k;
+    memset(&k, 0, sizeof k);
     batch_status ret = BATCH_OK;
     bool in_txn = false;
     txn_result tr = txn_begin(c->producer, err, errlen);
@@ -165,18 +180,13 @@ batch_status closer_run(closer_ctx *c, int64_t now_ms, size_t *taken, closer_cou
     in_txn = true;
     fanout_list_reset(c->fl);
     status_batch_reset(c->sb);
-    for (size_t i = 0; i < due.n && ret == BATCH_OK; i++) {
-        if (due.w[i].members == 0) {
-            n.empty++;
-            continue;
-        }
-        if ((ret = close_one(c, &due.w[i], now_ms, &n, err, errlen)) == BATCH_OK)
-            n.sent++;
-    }
+    for (size_t i = 0; i < n && ret == BATCH_OK; i++)
+        ret = ops->one(c, items, i, now_ms, &k, err, errlen);
     if (ret != BATCH_OK)
         goto out;
     /* Rows first: a delivery visible in Kafka must have its row. */
-    if (status_write(c->sb, c->db, err, errlen) != PG_OK) {
+    if (status_write(c->sb, c->db, err, errlen) != PG_OK ||
+        (ops->before_commit != NULL && ops->before_commit(c, items, err, errlen) != PG_OK)) {
         ret = BATCH_RETRY_PG;
         goto out;
     }
@@ -187,18 +197,20 @@ batch_status closer_run(closer_ctx *c, int64_t now_ms, size_t *taken, closer_cou
         goto out;
     }
     /*
-     * Committed.  Should this fail, the windows stay closing and the next
-     * pass produces them again: same keys, so still sent once.
+     * Committed.  Should this fail, the items stay taken and the next pass
+     * produces them again: the same keys, so still sent once.
      */
-    if (digest_done(c->db, &due, err, errlen) != PG_OK) {
+    if (ops->after_commit(c, items, err, errlen) != PG_OK) {
         ret = BATCH_RETRY_PG;
         goto out;
     }
-    counts->sent += n.sent;
-    counts->empty += n.empty;
-    counts->skipped += n.skipped;
-    for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
-        counts->deliveries[k] += n.deliveries[k];
+    counts->sent += k.sent;
+    counts->empty += k.empty;
+    counts->followups += k.followups;
+    counts->cancelled += k.cancelled;
+    counts->skipped += k.skipped;
+    for (int ch = 0; ch < DELIVERY_CHANNEL_COUNT; ch++)
+        counts->deliveries[ch] += k.deliveries[ch];
 out:
     if (in_txn) {
         char why[256];
@@ -209,22 +221,82 @@ out:
     }
     fanout_list_reset(c->fl);
     status_batch_reset(c->sb);
-    digest_due_list_free(&due);
     return ret;
 }
 
-/*
- * Renders one follow-up into the open transaction: the event for the
- * rule's channel only, with the rule's template (or the event's own), for
- * the user as they are now.  o gets the outcome.
- */
-static batch_status follow_one(closer_ctx *c, const followup_due *f, int64_t now_ms,
-                               followup_outcome *o, closer_counts *n, char *err, size_t errlen)
+/* ---------------------------------------------------------------- digests */
+
+static batch_status close_one(closer_ctx *c, void *items, size_t i, int64_t now_ms,
+                              closer_counts *n, char *err, size_t errlen)
 {
+    const digest_due *w = &((digest_due_list *)items)->w[i];
+    if (w->members == 0) {
+        n->empty++;
+        return BATCH_OK;
+    }
+    char type[160];
+    template_type(c, w, type, sizeof type);
     event ev;
-    char perr[256];
+    if (digest_event(c, w, type, &ev) != 0) {
+        error_set(err, errlen, "digest %s: out of memory", w->window_id);
+        return BATCH_FATAL;
+    }
+    const char *skip;
+    batch_status r = render_one(c, &ev, type, w->channel, true, now_ms, NULL, &skip, n, err, errlen);
+    event_free(&ev);
+    if (r == BATCH_OK)
+        n->sent++;
+    return r;
+}
+
+static pg_status windows_done(closer_ctx *c, void *items, char *err, size_t errlen)
+{
+    return digest_done(c->db, items, err, errlen);
+}
+
+batch_status closer_run(closer_ctx *c, int64_t now_ms, size_t *taken, closer_counts *counts,
+                        char *err, size_t errlen)
+{
+    static const pass_ops ops = {.one = close_one, .after_commit = windows_done};
+    digest_due_list due;
+    *taken = 0;
+    if (digest_take_due(c->db, c->parts, c->nparts, now_ms, c->limit, &due, err, errlen) != PG_OK)
+        return BATCH_RETRY_PG;
+    *taken = due.n;
+    batch_status r =
+        due.n == 0 ? BATCH_OK : run_pass(c, &ops, &due, due.n, now_ms, counts, err, errlen);
+    digest_due_list_free(&due);
+    return r;
+}
+
+/* -------------------------------------------------------------- follow-ups */
+
+typedef struct followup_pass {
+    followup_due_list due;
+    followup_outcome *o;
+} followup_pass;
+
+/*
+ * A follow-up: cancelled when its in-app message was read or archived;
+ * otherwise the stored event rendered for the rule's channel with the
+ * rule's template (else the event's own).
+ */
+static batch_status follow_one(closer_ctx *c, void *items, size_t i, int64_t now_ms,
+                               closer_counts *n, char *err, size_t errlen)
+{
+    followup_pass *p = items;
+    const followup_due *f = &p->due.f[i];
+    followup_outcome *o = &p->o[i];
     o->status = "skipped";
     o->reason = NULL;
+    if (f->read != NULL) {
+        o->status = "cancelled";
+        o->reason = f->read;
+        n->cancelled++;
+        return BATCH_OK;
+    }
+    event ev;
+    char perr[256];
     if (event_parse(f->event_json, strlen(f->event_json), &ev, perr, sizeof perr) != EVENT_OK) {
         LOG_WARN("followup", "follow-up of %s: the stored event does not parse (%s): skipped",
                  f->event_id, perr);
@@ -233,142 +305,55 @@ static batch_status follow_one(closer_ctx *c, const followup_due *f, int64_t now
     }
     const followup_rule *r = rules_followup_named(c->rules, f->rule);
     const char *type = r != NULL && r->template_type != NULL ? r->template_type : ev.type;
-    prefs_user *user = NULL;
-    tplcache_type *tpl = NULL;
-    batch_status ret = BATCH_RETRY_PG;
-    if (user_of(c, f->user_id, now_ms, &user, err, errlen) != PG_OK ||
-        templates_of(c, type, now_ms, &tpl, err, errlen) != PG_OK)
-        goto out;
-    tplcache_type one;
-    memset(&one, 0, sizeof one);
-    if (tpl != NULL) {
-        one = *tpl;
-        for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
-            if (k != (int)f->channel)
-                one.ch[k].exists = false;
+    batch_status ret = BATCH_FATAL;
+    if ((o->keys = json_array()) == NULL) {
+        error_set(err, errlen, "follow-up: out of memory");
+    } else {
+        ret = render_one(c, &ev, type, f->channel, false, now_ms, o->keys, &o->reason, n, err,
+                         errlen);
     }
-    if (tpl == NULL || !tpl->ch[f->channel].exists) {
-        LOG_WARN("followup", "follow-up of %s: no %s template for %s: skipped", f->event_id,
-                 delivery_channel_name(f->channel), type);
-        o->reason = "no_template";
-        ret = BATCH_OK;
-        goto out;
-    }
-    size_t from = c->fl->n;
-    ret = BATCH_FATAL;
-    if (fanout_event(&ev, user, &one, c->fo, now_ms, c->fl, err, errlen) != 0 ||
-        status_add_deliveries(c->sb, &ev, c->fl->items + from, c->fl->n - from) != 0 ||
-        (o->keys = json_array()) == NULL)
-        goto out;
-    ret = BATCH_OK;
-    for (size_t i = from; i < c->fl->n && ret == BATCH_OK; i++) {
-        fanout_item *it = &c->fl->items[i];
-        if (it->action == DECIDE_SKIP) {
-            if (o->reason == NULL)
-                o->reason = it->skip_reason;
-            n->skipped++;
-            continue;
-        }
-        const char *topic = it->action == DECIDE_SCHEDULE ? c->retry_topic[it->channel]
-                                                          : c->deliver_topic[it->channel];
-        txn_result tr = txn_produce(c->producer, topic, ev.user_id, strlen(ev.user_id), it->value,
-                                    it->vlen, NULL, c->produce_timeout_ms, err, errlen);
-        if (tr != TXN_OK) {
-            ret = batch_from_txn(tr);
-        } else if (json_array_append_new(o->keys, json_string(it->idempotency_key)) != 0) {
-            error_set(err, errlen, "follow-up: out of memory");
-            ret = BATCH_FATAL;
-        } else {
-            n->deliveries[it->channel]++;
-        }
-    }
-    if (json_array_size(o->keys) > 0) {
+    if (ret == BATCH_OK && json_array_size(o->keys) > 0) {
         o->status = "sent";
         o->reason = NULL;
+        n->followups++;
     }
-out:
     event_free(&ev);
-    if (user != NULL)
-        prefs_user_unref(user);
-    tplcache_type_unref(tpl);
     return ret;
+}
+
+static pg_status followups_held(closer_ctx *c, void *items, char *err, size_t errlen)
+{
+    followup_pass *p = items;
+    return followup_resolve_held(c->db, &p->due, p->o, err, errlen);
+}
+
+static pg_status followups_done(closer_ctx *c, void *items, char *err, size_t errlen)
+{
+    followup_pass *p = items;
+    return followup_done(c->db, &p->due, p->o, err, errlen);
 }
 
 batch_status closer_followups(closer_ctx *c, int64_t now_ms, size_t *taken, closer_counts *counts,
                               char *err, size_t errlen)
 {
-    followup_due_list due;
+    static const pass_ops ops = {
+        .one = follow_one, .before_commit = followups_held, .after_commit = followups_done};
+    followup_pass p = {0};
     *taken = 0;
-    if (followup_take_due(c->db, c->parts, c->nparts, now_ms, c->limit, &due, err, errlen) != PG_OK)
+    if (followup_take_due(c->db, c->parts, c->nparts, now_ms, c->limit, &p.due, err, errlen) !=
+        PG_OK)
         return BATCH_RETRY_PG;
-    *taken = due.n;
-    if (due.n == 0)
-        return BATCH_OK;
-    closer_counts n;
-    memset(&n, 0, sizeof n);
-    batch_status ret = BATCH_OK;
-    bool in_txn = false;
-    followup_outcome *o = calloc(due.n, sizeof(*o));
-    if (o == NULL) {
+    *taken = p.due.n;
+    batch_status r = BATCH_OK;
+    if (p.due.n > 0 && (p.o = calloc(p.due.n, sizeof(*p.o))) == NULL) {
         error_set(err, errlen, "follow-up: out of memory");
-        ret = BATCH_FATAL;
-        goto out;
+        r = BATCH_FATAL;
+    } else if (p.due.n > 0) {
+        r = run_pass(c, &ops, &p, p.due.n, now_ms, counts, err, errlen);
     }
-    txn_result tr = txn_begin(c->producer, err, errlen);
-    if (tr != TXN_OK) {
-        ret = batch_from_txn(tr);
-        goto out;
-    }
-    in_txn = true;
-    fanout_list_reset(c->fl);
-    status_batch_reset(c->sb);
-    for (size_t i = 0; i < due.n && ret == BATCH_OK; i++) {
-        if (due.f[i].read != NULL) {
-            o[i].status = "cancelled";
-            o[i].reason = due.f[i].read;
-            n.cancelled++;
-            continue;
-        }
-        ret = follow_one(c, &due.f[i], now_ms, &o[i], &n, err, errlen);
-        if (ret == BATCH_OK && strcmp(o[i].status, "sent") == 0)
-            n.followups++;
-    }
-    if (ret != BATCH_OK)
-        goto out;
-    /* Rows first: a delivery visible in Kafka must have its row. */
-    if (status_write(c->sb, c->db, err, errlen) != PG_OK ||
-        followup_resolve_held(c->db, &due, o, err, errlen) != PG_OK) {
-        ret = BATCH_RETRY_PG;
-        goto out;
-    }
-    tr = txn_commit(c->producer, c->consumer, NULL, err, errlen);
-    in_txn = false;
-    if (tr != TXN_OK) {
-        ret = batch_from_txn(tr);
-        goto out;
-    }
-    if (followup_done(c->db, &due, o, err, errlen) != PG_OK) {
-        ret = BATCH_RETRY_PG;
-        goto out;
-    }
-    counts->followups += n.followups;
-    counts->cancelled += n.cancelled;
-    counts->skipped += n.skipped;
-    for (int k = 0; k < DELIVERY_CHANNEL_COUNT; k++)
-        counts->deliveries[k] += n.deliveries[k];
-out:
-    if (in_txn) {
-        char why[256];
-        if (txn_abort(c->producer, why, sizeof why) != TXN_OK) {
-            LOG_ERROR("followup", "abort failed: %s", why);
-            ret = BATCH_FATAL;
-        }
-    }
-    for (size_t i = 0; o != NULL && i < due.n; i++)
-        json_decref(o[i].keys);
-    free(o);
-    fanout_list_reset(c->fl);
-    status_batch_reset(c->sb);
-    followup_due_list_free(&due);
-    return ret;
+    for (size_t i = 0; p.o != NULL && i < p.due.n; i++)
+        json_decref(p.o[i].keys);
+    free(p.o);
+    followup_due_list_free(&p.due);
+    return r;
 }

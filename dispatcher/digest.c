@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
 #include "error.h"
 #include "timeutil.h"
 
@@ -23,22 +22,31 @@ static const char throttle_sql[] =
     "FROM herald_throttle_check(to_timestamp($1::bigint / 1000.0), $2::jsonb)";
 
 /*
- * The due windows of the partitions, taken (status closing) and summarised
- * in one statement.  SKIP LOCKED: a window another dispatcher is adding to
- * or closing right now is left for the next pass.  Each window lists its
- * rule's events_shown first and last members (10 when the rule is gone).
+ * The due windows of the partitions, taken: status closing, after which no
+ * event joins them.  SKIP LOCKED: a window another dispatcher is adding to
+ * or closing right now is left for the next pass.
  */
 static const char take_sql[] =
     "WITH due AS (SELECT window_id FROM digest_windows "
     "             WHERE status IN ('open', 'closing') AND kafka_partition = ANY($1::int[]) "
     "               AND closes_at <= to_timestamp($2::bigint / 1000.0) "
-    "             ORDER BY closes_at LIMIT $3 FOR UPDATE SKIP LOCKED), "
-    "t AS (UPDATE digest_windows w SET status = 'closing', "
-    "             closed_at = coalesce(w.closed_at, to_timestamp($2::bigint / 1000.0)) "
-    "      FROM due WHERE w.window_id = due.window_id RETURNING w.*) "
+    "             ORDER BY closes_at LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "UPDATE digest_windows w SET status = 'closing', "
+    "       closed_at = coalesce(w.closed_at, to_timestamp($2::bigint / 1000.0)) "
+    "FROM due WHERE w.window_id = due.window_id RETURNING w.window_id";
+
+/*
+ * The taken windows' contents, read by a statement of its own once the take
+ * has committed, so that its snapshot holds every event that joined them:
+ * each window's rule's events_shown first and last members (10 when the
+ * rule is gone) and its actors.
+ */
+static const char summary_sql[] =
     "SELECT t.window_id, t.rule_name, t.channel, t.user_id, t.group_key, "
     "       (extract(epoch FROM t.opened_at) * 1000)::bigint, "
-    "       (extract(epoch FROM t.closed_at) * 1000)::bigint, t.members, "
+    "       (extract(epoch FROM t.closed_at) * 1000)::bigint, "
+    "       (SELECT count(*) FROM digest_events e "
+    "        WHERE e.window_id = t.window_id AND e.role = 'member'), "
     "       json_build_object("
     "         'count', (SELECT count(*) FROM digest_events e "
     "                   WHERE e.window_id = t.window_id AND e.role = 'member'), "
@@ -60,14 +68,18 @@ static const char take_sql[] =
     "                          GROUP BY e.actor ORDER BY min(e.seq) LIMIT 100) a), "
     "         'actor_count', (SELECT count(DISTINCT e.actor) FROM digest_events e "
     "                         WHERE e.window_id = t.window_id AND e.role = 'member'))::text "
-    "FROM t CROSS JOIN LATERAL (SELECT coalesce((SELECT r.events_shown FROM digest_rules r "
-    "                                            WHERE r.name = t.rule_name), 10) AS n) k "
+    "FROM digest_windows t "
+    "CROSS JOIN LATERAL (SELECT coalesce((SELECT r.events_shown FROM digest_rules r "
+    "                                     WHERE r.name = t.rule_name), 10) AS n) k "
+    "WHERE t.window_id IN (SELECT (jsonb_array_elements_text($1::jsonb))::uuid) "
+    "  AND t.status = 'closing' "
     "ORDER BY t.closes_at";
 
 static const char done_sql[] =
     "UPDATE digest_windows SET status = CASE WHEN members > 0 THEN 'sent' ELSE 'empty' END, "
     "       sent_at = CASE WHEN members > 0 THEN now() END "
-    "WHERE window_id = ANY($1::uuid[]) AND status = 'closing'";
+    "WHERE window_id IN (SELECT (jsonb_array_elements_text($1::jsonb))::uuid) "
+    "  AND status = 'closing'";
 
 /*
  * What no decision needs any more, at most $2 rows of each table per call:
@@ -210,14 +222,73 @@ json_t *digest_item(const event *ev)
 
 /* ------------------------------------------------------------------ I/O */
 
+void digest_rows_push(json_t **rows, json_t *row)
+{
+    if (*rows == NULL) {
+        json_decref(row);
+    } else if (json_array_append_new(*rows, row) != 0) { /* row is released */
+        json_decref(*rows);
+        *rows = NULL;
+    }
+}
+
+pg_status digest_rows_query(pg_conn *db, const char *sql, int64_t now_ms, json_t *rows,
+                            PGresult **res, char *err, size_t errlen)
+{
+    pg_params p = {0};
+    if (now_ms >= 0)
+        pg_params_int(&p, now_ms);
+    pg_params_own(&p, rows != NULL ? json_dumps(rows, JSON_COMPACT) : NULL);
+    json_decref(rows);
+    pg_status st = pg_query_params(db, sql, &p, res, err, errlen);
+    pg_params_free(&p);
+    return st;
+}
+
+pg_status digest_take(pg_conn *db, const char *sql, const int32_t *parts, size_t nparts,
+                      int64_t now_ms, int limit, PGresult **res, char *err, size_t errlen)
+{
+    pg_params p = {0};
+    pg_params_int_array(&p, parts, nparts);
+    pg_params_int(&p, now_ms);
+    pg_params_int(&p, limit);
+    pg_status st = pg_query_params(db, sql, &p, res, err, errlen);
+    pg_params_free(&p);
+    return st;
+}
+
+pg_status digest_earliest(pg_conn *db, const char *sql, const int32_t *parts, size_t nparts,
+                          int64_t *out_ms, char *err, size_t errlen)
+{
+    *out_ms = INT64_MAX;
+    if (nparts == 0)
+        return PG_OK;
+    pg_params p = {0};
+    pg_params_int_array(&p, parts, nparts);
+    PGresult *res = NULL;
+    pg_status st = pg_query_params(db, sql, &p, &res, err, errlen);
+    pg_params_free(&p);
+    if (st != PG_OK)
+        return st;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+        *out_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return PG_OK;
+}
+
+/* The 1-based ord of row r, or 0 when it is not one of n. */
+static size_t ord_of(const PGresult *res, int r, size_t n)
+{
+    long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
+    return ord >= 1 && (size_t)ord <= n ? (size_t)ord : 0;
+}
+
 pg_status digest_add(pg_conn *db, digest_cand *c, size_t n, int64_t now_ms, char *err,
                      size_t errlen)
 {
     if (n == 0)
         return PG_OK;
-    json_t *items = json_array();
-    if (items == NULL)
-        goto oom;
+    json_t *rows = json_array();
     for (size_t i = 0; i < n; i++) {
         digest_plan plan;
         char key[DIGEST_KEY_MAX + 1], wid[ID_UUID_SIZE];
@@ -227,7 +298,8 @@ pg_status digest_add(pg_conn *db, digest_cand *c, size_t n, int64_t now_ms, char
         digest_window_id(c[i].rule->name, c[i].channel, c[i].ev->event_id, wid);
         const json_t *actor = json_object_get(c[i].ev->data, "actor");
         json_t *item = digest_item(c[i].ev);
-        json_t *o =
+        digest_rows_push(
+            &rows,
             item == NULL
                 ? NULL
                 : json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:I, s:I, s:i, s:b, s:O, "
@@ -238,32 +310,20 @@ pg_status digest_add(pg_conn *db, digest_cand *c, size_t n, int64_t now_ms, char
                             (json_int_t)plan.closes_ms, "deadline", (json_int_t)plan.deadline_ms,
                             "slide_ms", (json_int_t)plan.slide_ms, "max_events",
                             c[i].rule->max_events, "first", c[i].rule->send_first, "actor",
-                            actor != NULL ? (json_t *)actor : json_null(), "item", item);
-        if (o == NULL || json_array_append_new(items, o) != 0) {
-            json_decref(items);
-            goto oom;
-        }
+                            actor != NULL ? (json_t *)actor : json_null(), "item", item));
     }
-    char *text = json_dumps(items, JSON_COMPACT);
-    json_decref(items);
-    if (text == NULL)
-        goto oom;
-    char now[32];
-    snprintf(now, sizeof now, "%" PRId64, now_ms);
-    const char *params[2] = {now, text};
     PGresult *res = NULL;
-    pg_status st = pg_query(db, add_sql, 2, params, &res, err, errlen);
-    free(text);
+    pg_status st = digest_rows_query(db, add_sql, now_ms, rows, &res, err, errlen);
     if (st != PG_OK)
         return st;
     if ((size_t)PQntuples(res) != n) {
-        PQclear(res);
         error_set(err, errlen, "digest: %d answers for %zu events", PQntuples(res), n);
+        PQclear(res);
         return PG_ERROR;
     }
     for (int r = 0; r < PQntuples(res); r++) {
-        long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
-        if (ord < 1 || (size_t)ord > n)
+        size_t ord = ord_of(res, r, n);
+        if (ord == 0)
             continue;
         digest_cand *k = &c[ord - 1];
         snprintf(k->window_id, sizeof k->window_id, "%s", PQgetvalue(res, r, 1));
@@ -272,9 +332,6 @@ pg_status digest_add(pg_conn *db, digest_cand *c, size_t n, int64_t now_ms, char
     }
     PQclear(res);
     return PG_OK;
-oom:
-    error_set(err, errlen, "digest: out of memory");
-    return PG_ERROR;
 }
 
 pg_status throttle_check(pg_conn *db, throttle_cand *c, size_t n, int64_t now_ms, char *err,
@@ -282,35 +339,22 @@ pg_status throttle_check(pg_conn *db, throttle_cand *c, size_t n, int64_t now_ms
 {
     if (n == 0)
         return PG_OK;
-    json_t *items = json_array();
-    if (items == NULL)
-        goto oom;
-    for (size_t i = 0; i < n; i++) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "rule", c[i].rule->name,
-                              "channel", delivery_channel_name(c[i].channel), "user",
-                              c[i].ev->user_id, "event", c[i].ev->event_id, "max",
-                              c[i].rule->max_count, "window_ms", (json_int_t)c[i].rule->window_ms,
-                              "action", c[i].rule->defer ? "defer" : "drop");
-        if (o == NULL || json_array_append_new(items, o) != 0) {
-            json_decref(items);
-            goto oom;
-        }
-    }
-    char *text = json_dumps(items, JSON_COMPACT);
-    json_decref(items);
-    if (text == NULL)
-        goto oom;
-    char now[32];
-    snprintf(now, sizeof now, "%" PRId64, now_ms);
-    const char *params[2] = {now, text};
+    json_t *rows = json_array();
+    for (size_t i = 0; i < n; i++)
+        digest_rows_push(&rows, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "rule",
+                                          c[i].rule->name, "channel",
+                                          delivery_channel_name(c[i].channel), "user",
+                                          c[i].ev->user_id, "event", c[i].ev->event_id, "max",
+                                          c[i].rule->max_count, "window_ms",
+                                          (json_int_t)c[i].rule->window_ms, "action",
+                                          c[i].rule->defer ? "defer" : "drop"));
     PGresult *res = NULL;
-    pg_status st = pg_query(db, throttle_sql, 2, params, &res, err, errlen);
-    free(text);
+    pg_status st = digest_rows_query(db, throttle_sql, now_ms, rows, &res, err, errlen);
     if (st != PG_OK)
         return st;
     for (int r = 0; r < PQntuples(res); r++) {
-        long ord = strtol(PQgetvalue(res, r, 0), NULL, 10);
-        if (ord < 1 || (size_t)ord > n)
+        size_t ord = ord_of(res, r, n);
+        if (ord == 0)
             continue;
         throttle_cand *k = &c[ord - 1];
         const char *o = PQgetvalue(res, r, 1);
@@ -321,19 +365,15 @@ pg_status throttle_check(pg_conn *db, throttle_cand *c, size_t n, int64_t now_ms
     }
     PQclear(res);
     return PG_OK;
-oom:
-    error_set(err, errlen, "throttle: out of memory");
-    return PG_ERROR;
 }
 
-int digest_parts_literal(buf *b, const int32_t *parts, size_t n)
+/* The window ids of a take's result, as a JSON array; NULL when out of memory. */
+static json_t *taken_ids(const PGresult *res)
 {
-    if (buf_append_str(b, "{") != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (buf_printf(b, "%s%" PRId32, i > 0 ? "," : "", parts[i]) != 0)
-            return -1;
-    return buf_append_str(b, "}");
+    json_t *ids = json_array();
+    for (int r = 0; r < PQntuples(res); r++)
+        digest_rows_push(&ids, json_string(PQgetvalue(res, r, 0)));
+    return ids;
 }
 
 pg_status digest_take_due(pg_conn *db, const int32_t *parts, size_t nparts, int64_t now_ms,
@@ -342,29 +382,23 @@ pg_status digest_take_due(pg_conn *db, const int32_t *parts, size_t nparts, int6
     memset(out, 0, sizeof *out);
     if (nparts == 0)
         return PG_OK;
-    buf b;
-    buf_init(&b, 0);
-    if (digest_parts_literal(&b, parts, nparts) != 0) {
-        buf_free(&b);
-        error_set(err, errlen, "digest: out of memory");
-        return PG_ERROR;
-    }
-    char now[32], lim[32];
-    snprintf(now, sizeof now, "%" PRId64, now_ms);
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *params[3] = {b.data, now, lim};
     PGresult *res = NULL;
-    pg_status st = pg_query(db, take_sql, 3, params, &res, err, errlen);
-    buf_free(&b);
+    pg_status st = digest_take(db, take_sql, parts, nparts, now_ms, limit, &res, err, errlen);
     if (st != PG_OK)
         return st;
-    int rows = PQntuples(res);
-    if (rows == 0) {
-        PQclear(res);
+    int taken = PQntuples(res);
+    json_t *ids = taken > 0 ? taken_ids(res) : NULL;
+    PQclear(res);
+    if (taken == 0)
         return PG_OK;
-    }
-    out->w = calloc((size_t)rows, sizeof(*out->w));
-    if (out->w == NULL)
+    /*
+     * A window taken but not read (a failure here) stays closing: the next
+     * pass takes it again.
+     */
+    if ((st = digest_rows_query(db, summary_sql, -1, ids, &res, err, errlen)) != PG_OK)
+        return st;
+    int rows = PQntuples(res);
+    if (rows > 0 && (out->w = calloc((size_t)rows, sizeof(*out->w))) == NULL)
         goto oom;
     for (int r = 0; r < rows; r++) {
         digest_due *w = &out->w[out->n];
@@ -408,22 +442,11 @@ pg_status digest_done(pg_conn *db, const digest_due_list *l, char *err, size_t e
 {
     if (l->n == 0)
         return PG_OK;
-    buf b;
-    buf_init(&b, 0);
-    int rc = buf_append_str(&b, "{");
-    for (size_t i = 0; rc == 0 && i < l->n; i++)
-        rc = buf_printf(&b, "%s%s", i > 0 ? "," : "", l->w[i].window_id);
-    if (rc == 0)
-        rc = buf_append_str(&b, "}");
-    if (rc != 0) {
-        buf_free(&b);
-        error_set(err, errlen, "digest: out of memory");
-        return PG_ERROR;
-    }
-    const char *params[1] = {b.data};
+    json_t *ids = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        digest_rows_push(&ids, json_string(l->w[i].window_id));
     PGresult *res = NULL;
-    pg_status st = pg_query(db, done_sql, 1, params, &res, err, errlen);
-    buf_free(&b);
+    pg_status st = digest_rows_query(db, done_sql, -1, ids, &res, err, errlen);
     PQclear(res);
     return st;
 }
@@ -431,38 +454,19 @@ pg_status digest_done(pg_conn *db, const digest_due_list *l, char *err, size_t e
 pg_status digest_next_due(pg_conn *db, const int32_t *parts, size_t nparts, int64_t *out_ms,
                           char *err, size_t errlen)
 {
-    *out_ms = INT64_MAX;
-    if (nparts == 0)
-        return PG_OK;
-    buf b;
-    buf_init(&b, 0);
-    if (digest_parts_literal(&b, parts, nparts) != 0) {
-        buf_free(&b);
-        error_set(err, errlen, "digest: out of memory");
-        return PG_ERROR;
-    }
-    const char *params[1] = {b.data};
-    PGresult *res = NULL;
-    pg_status st = pg_query(db, next_sql, 1, params, &res, err, errlen);
-    buf_free(&b);
-    if (st != PG_OK)
-        return st;
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-        *out_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return PG_OK;
+    return digest_earliest(db, next_sql, parts, nparts, out_ms, err, errlen);
 }
 
 pg_status digest_purge(pg_conn *db, int64_t retention_ms, int limit, long *deleted, char *err,
                        size_t errlen)
 {
-    char ret[32], lim[32];
-    snprintf(ret, sizeof ret, "%" PRId64, retention_ms);
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *params[2] = {ret, lim};
+    pg_params p = {0};
+    pg_params_int(&p, retention_ms);
+    pg_params_int(&p, limit);
     PGresult *res = NULL;
     *deleted = 0;
-    pg_status st = pg_query(db, purge_sql, 2, params, &res, err, errlen);
+    pg_status st = pg_query_params(db, purge_sql, &p, &res, err, errlen);
+    pg_params_free(&p);
     if (st == PG_OK && PQntuples(res) == 1)
         *deleted = strtol(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);

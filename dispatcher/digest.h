@@ -35,7 +35,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
 #include "delivery.h"
 #include "event.h"
 #include "ids.h"
@@ -145,8 +144,25 @@ void digest_due_list_free(digest_due_list *l);
 pg_status digest_done(pg_conn *db, const digest_due_list *l, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Appends "{1,2,3}", the partitions as an int[] literal, to b; -1 when out of memory. */
-int digest_parts_literal(buf *b, const int32_t *parts, size_t n)
+/*
+ * The statements' plumbing, shared with followup.c.  digest_rows_push
+ * appends row (stolen) to the JSON array *rows; a failure drops the array
+ * (*rows NULL), which digest_rows_query then reports as out of memory.
+ * digest_rows_query runs sql with the rows (stolen) as $1, or with now_ms
+ * as $1 and the rows as $2 when now_ms >= 0.  digest_take runs a "take the
+ * due ones" statement with ($1 partitions, $2 now_ms, $3 limit);
+ * digest_earliest a "when is the next one due" statement with ($1
+ * partitions), giving INT64_MAX when nothing is.
+ */
+void digest_rows_push(json_t **rows, json_t *row);
+pg_status digest_rows_query(pg_conn *db, const char *sql, int64_t now_ms, json_t *rows,
+                            PGresult **res, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+pg_status digest_take(pg_conn *db, const char *sql, const int32_t *parts, size_t nparts,
+                      int64_t now_ms, int limit, PGresult **res, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+pg_status digest_earliest(pg_conn *db, const char *sql, const int32_t *parts, size_t nparts,
+                          int64_t *out_ms, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* The earliest close time of an open window of the partitions, or INT64_MAX. */

@@ -44,9 +44,9 @@
 #define SEEK_TIMEOUT_MS    10000
 #define PRODUCE_WAIT_MS    60000
 #define STATUS_BYTES_CAP   (256u * 1024 * 1024)
-#define TEMPLATE_TYPES_MAX 4096 /* event types the template cache holds */
-#define PURGE_EVERY_MS     60000  /* finished windows and follow-ups: deleted this often */
-#define PURGE_LIMIT        10000  /* rows per table and purge */
+#define TEMPLATE_TYPES_MAX 4096  /* event types the template cache holds */
+#define PURGE_EVERY_MS     60000 /* finished windows and follow-ups: deleted this often */
+#define PURGE_LIMIT        10000 /* rows per table and purge */
 
 /* The skip reasons counted in metrics: decide.h's and fanout.h's. */
 static const char *const skip_reasons[] = {

@@ -25,11 +25,11 @@ typedef struct dispatcher_config {
     long broadcast_page;  /* subscribers per keyset query */
     long broadcast_chunk; /* per-user events per broadcast transaction */
     long sms_max_segments;
-    long pg_retry_max_ms;    /* longest pause between PostgreSQL retries */
-    long digest_scan_ms;     /* interval between looks for due digest windows */
-    long digest_close_batch; /* windows per closing transaction */
+    long pg_retry_max_ms;     /* longest pause between PostgreSQL retries */
+    long digest_scan_ms;      /* interval between looks for due digest windows */
+    long digest_close_batch;  /* windows per closing transaction */
     long digest_retention_ms; /* finished windows and follow-ups kept this long */
-    long shutdown_ms;        /* deadline for the producer flush at exit */
+    long shutdown_ms;         /* deadline for the producer flush at exit */
 } dispatcher_config;
 
 /* Terminated by an all-NULL entry; target a dispatcher_config. */

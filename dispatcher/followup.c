@@ -3,12 +3,10 @@
  */
 #include "followup.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
 #include "digest.h"
 #include "error.h"
 
@@ -58,43 +56,34 @@ static const char next_sql[] =
     "SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint FROM followups "
     "WHERE status IN ('pending', 'running') AND kafka_partition = ANY($1::int[])";
 
-/* Runs sql with one parameter, the compact text of j (stolen); PG_ERROR when out of memory. */
-static pg_status exec_json(pg_conn *db, const char *sql, json_t *j, char *err, size_t errlen)
+/* Runs sql over rows (stolen) as $1, for a statement without an answer. */
+static pg_status exec_rows(pg_conn *db, const char *sql, json_t *rows, char *err, size_t errlen)
 {
-    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL) {
-        error_set(err, errlen, "follow-up: out of memory");
-        return PG_ERROR;
-    }
-    const char *params[1] = {text};
     PGresult *res = NULL;
-    pg_status st = pg_query(db, sql, 1, params, &res, err, errlen);
-    free(text);
+    pg_status st = digest_rows_query(db, sql, -1, rows, &res, err, errlen);
     PQclear(res);
     return st;
 }
 
-pg_status followup_plan(pg_conn *db, const followup_cand *c, size_t n, int64_t now_ms, char *err,
-                        size_t errlen)
+pg_status followup_plan(pg_conn *db, const followup_cand *c, size_t n, int64_t now_ms,
+                        char *err, size_t errlen)
 {
     if (n == 0)
         return PG_OK;
     json_t *rows = json_array();
-    for (size_t i = 0; rows != NULL && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         json_t *ev = event_to_json(c[i].ev);
-        json_t *o = ev == NULL ? NULL
-                               : json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:o}", "event_id",
-                                           c[i].ev->event_id, "rule", c[i].rule->name, "channel",
-                                           delivery_channel_name(c[i].rule->channel), "user_id",
-                                           c[i].ev->user_id, "part", (int)c[i].partition, "due",
-                                           (json_int_t)(now_ms + c[i].rule->delay_ms), "event", ev);
-        if (o == NULL || json_array_append_new(rows, o) != 0) {
-            json_decref(rows);
-            rows = NULL;
-        }
+        digest_rows_push(&rows, ev == NULL ? NULL
+                                           : json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:o}",
+                                                       "event_id", c[i].ev->event_id, "rule",
+                                                       c[i].rule->name, "channel",
+                                                       delivery_channel_name(c[i].rule->channel),
+                                                       "user_id", c[i].ev->user_id, "part",
+                                                       (int)c[i].partition, "due",
+                                                       (json_int_t)(now_ms + c[i].rule->delay_ms),
+                                                       "event", ev));
     }
-    return exec_json(db, plan_sql, rows, err, errlen);
+    return exec_rows(db, plan_sql, rows, err, errlen);
 }
 
 pg_status followup_take_due(pg_conn *db, const int32_t *parts, size_t nparts, int64_t now_ms,
@@ -103,20 +92,8 @@ pg_status followup_take_due(pg_conn *db, const int32_t *parts, size_t nparts, in
     memset(out, 0, sizeof *out);
     if (nparts == 0)
         return PG_OK;
-    buf b;
-    buf_init(&b, 0);
-    if (digest_parts_literal(&b, parts, nparts) != 0) {
-        buf_free(&b);
-        error_set(err, errlen, "follow-up: out of memory");
-        return PG_ERROR;
-    }
-    char now[32], lim[32];
-    snprintf(now, sizeof now, "%" PRId64, now_ms);
-    snprintf(lim, sizeof lim, "%d", limit);
-    const char *params[3] = {b.data, now, lim};
     PGresult *res = NULL;
-    pg_status st = pg_query(db, take_sql, 3, params, &res, err, errlen);
-    buf_free(&b);
+    pg_status st = digest_take(db, take_sql, parts, nparts, now_ms, limit, &res, err, errlen);
     if (st != PG_OK)
         return st;
     int rows = PQntuples(res);
@@ -169,24 +146,21 @@ static const char *held_reason(const followup_outcome *o, char *out, size_t len)
     return "followup_readdressed";
 }
 
-pg_status followup_resolve_held(pg_conn *db, const followup_due_list *l, const followup_outcome *o,
-                                char *err, size_t errlen)
+pg_status followup_resolve_held(pg_conn *db, const followup_due_list *l,
+                                const followup_outcome *o, char *err, size_t errlen)
 {
     if (l->n == 0)
         return PG_OK;
     json_t *rows = json_array();
-    for (size_t i = 0; rows != NULL && i < l->n; i++) {
+    for (size_t i = 0; i < l->n; i++) {
         char why[64];
         json_t *keys = o[i].keys != NULL ? json_incref(o[i].keys) : json_array();
-        json_t *r = json_pack("{s:s, s:s, s:o, s:s}", "event_id", l->f[i].event_id, "channel",
-                              delivery_channel_name(l->f[i].channel), "keys", keys, "reason",
-                              held_reason(&o[i], why, sizeof why));
-        if (r == NULL || json_array_append_new(rows, r) != 0) {
-            json_decref(rows);
-            rows = NULL;
-        }
+        digest_rows_push(&rows, json_pack("{s:s, s:s, s:o, s:s}", "event_id", l->f[i].event_id,
+                                          "channel", delivery_channel_name(l->f[i].channel),
+                                          "keys", keys, "reason",
+                                          held_reason(&o[i], why, sizeof why)));
     }
-    return exec_json(db, held_sql, rows, err, errlen);
+    return exec_rows(db, held_sql, rows, err, errlen);
 }
 
 pg_status followup_done(pg_conn *db, const followup_due_list *l, const followup_outcome *o,
@@ -195,38 +169,15 @@ pg_status followup_done(pg_conn *db, const followup_due_list *l, const followup_
     if (l->n == 0)
         return PG_OK;
     json_t *rows = json_array();
-    for (size_t i = 0; rows != NULL && i < l->n; i++) {
-        json_t *r = json_pack("{s:s, s:s, s:s, s:s?}", "event_id", l->f[i].event_id, "rule",
-                              l->f[i].rule, "status", o[i].status, "reason", o[i].reason);
-        if (r == NULL || json_array_append_new(rows, r) != 0) {
-            json_decref(rows);
-            rows = NULL;
-        }
-    }
-    return exec_json(db, done_sql, rows, err, errlen);
+    for (size_t i = 0; i < l->n; i++)
+        digest_rows_push(&rows, json_pack("{s:s, s:s, s:s, s:s?}", "event_id", l->f[i].event_id,
+                                          "rule", l->f[i].rule, "status", o[i].status, "reason",
+                                          o[i].reason));
+    return exec_rows(db, done_sql, rows, err, errlen);
 }
 
 pg_status followup_next_due(pg_conn *db, const int32_t *parts, size_t nparts, int64_t *out_ms,
                             char *err, size_t errlen)
 {
-    *out_ms = INT64_MAX;
-    if (nparts == 0)
-        return PG_OK;
-    buf b;
-    buf_init(&b, 0);
-    if (digest_parts_literal(&b, parts, nparts) != 0) {
-        buf_free(&b);
-        error_set(err, errlen, "follow-up: out of memory");
-        return PG_ERROR;
-    }
-    const char *params[1] = {b.data};
-    PGresult *res = NULL;
-    pg_status st = pg_query(db, next_sql, 1, params, &res, err, errlen);
-    buf_free(&b);
-    if (st != PG_OK)
-        return st;
-    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-        *out_ms = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return PG_OK;
+    return digest_earliest(db, next_sql, parts, nparts, out_ms, err, errlen);
 }
