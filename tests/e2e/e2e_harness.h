@@ -128,6 +128,22 @@ static inline char *e2e_printf(const char *fmt, ...)
     return s;
 }
 
+/*
+ * A suite's size from the environment (the soak variables, such as
+ * HERALD_E2E_CRASH_EVENTS): a positive integer, or def when unset or
+ * empty; anything outside [1, max] fails the case.
+ */
+static inline int e2e_env_count(const char *name, int def, int max)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return def;
+    char *end;
+    long n = strtol(v, &end, 10);
+    ck_assert_msg(*end == '\0' && n >= 1 && n <= max, "%s must be 1..%d, got \"%s\"", name, max, v);
+    return (int)n;
+}
+
 /* Prints the last bytes of a child's log (for failure messages). */
 static inline void e2e_dump_log(const e2e_proc *p)
 {
@@ -359,6 +375,43 @@ static inline json_t *e2e_records(e2e_env *e, int which)
             break;
     }
     return all;
+}
+
+/* A daemon's counter from its /metrics (sum over label sets); -1 if absent. */
+static inline double e2e_metric(e2e_env *e, int which, const char *name)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", e->procs[which].port);
+    e2e_buf b = {0};
+    CURL *c = curl_easy_init();
+    ck_assert_ptr_nonnull(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, e2e_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    ck_assert_msg(rc == CURLE_OK && b.s != NULL, "GET %s: %s", url, curl_easy_strerror(rc));
+    double sum = -1;
+    size_t nl = strlen(name);
+    for (char *line = b.s; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (line[0] != '#' && strncmp(line, name, nl) == 0 &&
+            (line[nl] == '{' || line[nl] == ' ')) {
+            const char *v = strrchr(line, ' ');
+            if (v) {
+                if (sum < 0)
+                    sum = 0;
+                sum += strtod(v + 1, NULL);
+            }
+        }
+        line = next;
+    }
+    free(b.s);
+    return sum;
 }
 
 /* ------------------------------------------------------------ start and stop */

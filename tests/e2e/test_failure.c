@@ -35,18 +35,6 @@ static bool up;
 #define DOWN_MS        1000L  /* how long a killed daemon stays down */
 #define KILL_PHASE_MS  400    /* a kill comes up to this long after a batch */
 
-/* A positive integer from the environment, or def; out of [1, max] fails. */
-static int env_count(const char *name, int def, int max)
-{
-    const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    ck_assert_msg(*end == '\0' && n >= 1 && n <= max, "%s must be 1..%d, got \"%s\"", name, max, v);
-    return (int)n;
-}
-
 START_TEST(test_whole_stack_starts)
 {
     e2e_up(&env, "e2e_failure");
@@ -87,8 +75,9 @@ static void restart_victim(victim *v, int published)
 START_TEST(test_killing_every_daemon_repeatedly_mid_run_loses_nothing)
 {
     ck_assert_msg(up, "the stack did not start");
-    int events = env_count("HERALD_E2E_CRASH_EVENTS", DEFAULT_EVENTS, MAX_EVENTS);
-    int rounds = env_count("HERALD_E2E_CRASH_ROUNDS", events / 1000 > 3 ? events / 1000 : 3, 1000);
+    int events = e2e_env_count("HERALD_E2E_CRASH_EVENTS", DEFAULT_EVENTS, MAX_EVENTS);
+    int rounds =
+        e2e_env_count("HERALD_E2E_CRASH_ROUNDS", events / 1000 > 3 ? events / 1000 : 3, 1000);
     int batches = (events + BATCH - 1) / BATCH;
     int users = events < MAX_USERS ? events : MAX_USERS;
     long interval_ms = ROUND_MS * rounds / batches;

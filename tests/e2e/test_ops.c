@@ -146,43 +146,6 @@ static size_t wait_http_records(const char *protocol, const char *prefix, size_t
     return n;
 }
 
-/* A worker's counter from its /metrics (sum over label sets); -1 if absent. */
-static double worker_metric(int which, const char *name)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", env.procs[which].port);
-    e2e_buf b = {0};
-    CURL *c = curl_easy_init();
-    ck_assert_ptr_nonnull(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, e2e_collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    ck_assert_msg(rc == CURLE_OK && b.s != NULL, "GET %s: %s", url, curl_easy_strerror(rc));
-    double sum = -1;
-    size_t nl = strlen(name);
-    for (char *line = b.s; line && *line;) {
-        char *next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        if (line[0] != '#' && strncmp(line, name, nl) == 0 &&
-            (line[nl] == '{' || line[nl] == ' ')) {
-            const char *v = strrchr(line, ' ');
-            if (v) {
-                if (sum < 0)
-                    sum = 0;
-                sum += strtod(v + 1, NULL);
-            }
-        }
-        line = next;
-    }
-    free(b.s);
-    return sum;
-}
-
 static void rfc3339(int64_t ms, char *out, size_t len)
 {
     timeutil_format_rfc3339(ms, out, len);
@@ -419,7 +382,7 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
     ck_assert_msg(strstr(ctl_out, "matched 10 (dry run"), "replay --dry-run:\n%s", ctl_out);
 
     /* The replay: the lost ones go out, the sent ones are skipped. */
-    double dup0 = worker_metric(E2E_PUSH, "herald_worker_duplicates_skipped_total");
+    double dup0 = e2e_metric(&env, E2E_PUSH, "herald_worker_duplicates_skipped_total");
     CTL_OK("replay", "--from", from, "--to", to);
     ck_assert_msg(strstr(ctl_out, "matched 10, published 10"), "replay:\n%s", ctl_out);
     got = wait_http_records("push", "opsrep-", REPLAY_EVENTS, E2E_PHASE_MS);
@@ -428,7 +391,7 @@ START_TEST(test_replay_delivers_the_lost_once_and_redeliver_sends_again)
     double dup = dup0;
     int64_t deadline = timeutil_monotonic_ms() + 30000;
     for (int i = 0; i < 300 && timeutil_monotonic_ms() < deadline; i++) {
-        dup = worker_metric(E2E_PUSH, "herald_worker_duplicates_skipped_total");
+        dup = e2e_metric(&env, E2E_PUSH, "herald_worker_duplicates_skipped_total");
         if (dup - (dup0 < 0 ? 0 : dup0) >= REPLAY_OK)
             break;
         testsupport_sleep_ms(200);
