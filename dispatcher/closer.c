@@ -67,6 +67,9 @@ static int digest_event(const closer_ctx *c, const digest_due *w, const char *ty
         json_decref(data);
         return -1;
     }
+    if (digest_fit(data, DELIVERY_DATA_MAX) != 0)
+        LOG_WARN("digest", "digest %s: its data is over %d bytes even without its lists",
+                 w->window_id, DELIVERY_DATA_MAX);
     snprintf(ev->event_id, sizeof ev->event_id, "%s", w->window_id);
     ev->type = strdup(type);
     ev->user_id = strdup(w->user_id);
@@ -80,6 +83,41 @@ static int digest_event(const closer_ctx *c, const digest_due *w, const char *ty
         return -1;
     }
     return 0;
+}
+
+/*
+ * Reads the users and template types of a pass that the caches lack, one
+ * query each, so that a pass over many windows does not query per window.
+ * Names may repeat.  A user or type evicted again before its turn is read
+ * alone then.
+ */
+static pg_status prefetch(closer_ctx *c, const char **users, size_t nu, const char **types,
+                          size_t nt, int64_t now_ms, char *err, size_t errlen)
+{
+    size_t um = 0, tm = 0;
+    for (size_t i = 0; i < nu; i++) {
+        prefs_user *u = prefs_cache_get(c->users, users[i], now_ms);
+        if (u != NULL)
+            prefs_user_unref(u);
+        else
+            users[um++] = users[i];
+    }
+    for (size_t i = 0; i < nt; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < tm && !seen; k++)
+            seen = strcmp(types[k], types[i]) == 0;
+        tplcache_type *t = seen ? NULL : tplcache_get(c->tpls, types[i], now_ms);
+        if (t != NULL)
+            tplcache_type_unref(t);
+        else if (!seen)
+            types[tm++] = types[i];
+    }
+    pg_status st = PG_OK;
+    if (um > 0)
+        st = prefs_cache_load(c->users, c->db, users, um, now_ms, NULL, err, errlen);
+    if (st == PG_OK && tm > 0)
+        st = tplcache_load(c->tpls, c->db, types, tm, now_ms, NULL, err, errlen);
+    return st;
 }
 
 /*
@@ -242,7 +280,8 @@ static batch_status close_one(closer_ctx *c, void *items, size_t i, int64_t now_
         return BATCH_FATAL;
     }
     const char *skip;
-    batch_status r = render_one(c, &ev, type, w->channel, true, now_ms, NULL, &skip, n, err, errlen);
+    batch_status r =
+        render_one(c, &ev, type, w->channel, true, now_ms, NULL, &skip, n, err, errlen);
     event_free(&ev);
     if (r == BATCH_OK)
         n->sent++;
@@ -263,8 +302,27 @@ batch_status closer_run(closer_ctx *c, int64_t now_ms, size_t *taken, closer_cou
     if (digest_take_due(c->db, c->parts, c->nparts, now_ms, c->limit, &due, err, errlen) != PG_OK)
         return BATCH_RETRY_PG;
     *taken = due.n;
-    batch_status r =
-        due.n == 0 ? BATCH_OK : run_pass(c, &ops, &due, due.n, now_ms, counts, err, errlen);
+    batch_status r = BATCH_OK;
+    const char **users = calloc(due.n + 1, sizeof(*users));
+    const char **types = calloc(due.n + 1, sizeof(*types));
+    char(*names)[160] = calloc(due.n + 1, sizeof(*names));
+    if (users == NULL || types == NULL || names == NULL) {
+        error_set(err, errlen, "digest: out of memory");
+        r = BATCH_FATAL;
+    } else if (due.n > 0) {
+        for (size_t i = 0; i < due.n; i++) {
+            users[i] = due.w[i].user_id;
+            template_type(c, &due.w[i], names[i], sizeof names[i]);
+            types[i] = names[i];
+        }
+        if (prefetch(c, users, due.n, types, due.n, now_ms, err, errlen) != PG_OK)
+            r = BATCH_RETRY_PG;
+        else
+            r = run_pass(c, &ops, &due, due.n, now_ms, counts, err, errlen);
+    }
+    free(users);
+    free(types);
+    free(names);
     digest_due_list_free(&due);
     return r;
 }
@@ -349,7 +407,18 @@ batch_status closer_followups(closer_ctx *c, int64_t now_ms, size_t *taken, clos
         error_set(err, errlen, "follow-up: out of memory");
         r = BATCH_FATAL;
     } else if (p.due.n > 0) {
-        r = run_pass(c, &ops, &p, p.due.n, now_ms, counts, err, errlen);
+        const char **users = calloc(p.due.n, sizeof(*users));
+        for (size_t i = 0; users != NULL && i < p.due.n; i++)
+            users[i] = p.due.f[i].user_id;
+        if (users == NULL) {
+            error_set(err, errlen, "follow-up: out of memory");
+            r = BATCH_FATAL;
+        } else if (prefetch(c, users, p.due.n, NULL, 0, now_ms, err, errlen) != PG_OK) {
+            r = BATCH_RETRY_PG;
+        } else {
+            r = run_pass(c, &ops, &p, p.due.n, now_ms, counts, err, errlen);
+        }
+        free(users);
     }
     for (size_t i = 0; p.o != NULL && i < p.due.n; i++)
         json_decref(p.o[i].keys);

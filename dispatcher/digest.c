@@ -220,6 +220,33 @@ json_t *digest_item(const event *ev)
                      "created_at", at, "data", data);
 }
 
+static size_t json_size(const json_t *j)
+{
+    return json_dumpb(j, NULL, 0, JSON_COMPACT);
+}
+
+int digest_fit(json_t *data, size_t max)
+{
+    json_t *lists[3] = {json_object_get(data, "events"), json_object_get(data, "last_events"),
+                        json_object_get(data, "actors")};
+    for (int guard = 0; guard < 1000 && json_size(data) > max; guard++) {
+        /* Shorten the longest list by a quarter (at least one). */
+        json_t *longest = NULL;
+        for (int k = 0; k < 3; k++)
+            if (json_is_array(lists[k]) &&
+                (longest == NULL || json_array_size(lists[k]) > json_array_size(longest)))
+                longest = lists[k];
+        size_t n = longest != NULL ? json_array_size(longest) : 0;
+        if (n == 0)
+            return -1;
+        size_t drop = n / 4 > 0 ? n / 4 : 1;
+        for (size_t i = 0; i < drop; i++)
+            if (json_array_remove(longest, json_array_size(longest) - 1) != 0)
+                return -1;
+    }
+    return json_size(data) <= max ? 0 : -1;
+}
+
 /* ------------------------------------------------------------------ I/O */
 
 void digest_rows_push(json_t **rows, json_t *row)
@@ -341,13 +368,12 @@ pg_status throttle_check(pg_conn *db, throttle_cand *c, size_t n, int64_t now_ms
         return PG_OK;
     json_t *rows = json_array();
     for (size_t i = 0; i < n; i++)
-        digest_rows_push(&rows, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "rule",
-                                          c[i].rule->name, "channel",
-                                          delivery_channel_name(c[i].channel), "user",
-                                          c[i].ev->user_id, "event", c[i].ev->event_id, "max",
-                                          c[i].rule->max_count, "window_ms",
-                                          (json_int_t)c[i].rule->window_ms, "action",
-                                          c[i].rule->defer ? "defer" : "drop"));
+        digest_rows_push(
+            &rows, json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "rule", c[i].rule->name,
+                             "channel", delivery_channel_name(c[i].channel), "user",
+                             c[i].ev->user_id, "event", c[i].ev->event_id, "max",
+                             c[i].rule->max_count, "window_ms", (json_int_t)c[i].rule->window_ms,
+                             "action", c[i].rule->defer ? "defer" : "drop"));
     PGresult *res = NULL;
     pg_status st = digest_rows_query(db, throttle_sql, now_ms, rows, &res, err, errlen);
     if (st != PG_OK)

@@ -77,6 +77,15 @@ void digest_window_id(const char *rule, delivery_channel ch, const char *event_i
 /* What a digest lists of one event: {"event_id","type","created_at","data"}; NULL: no memory. */
 json_t *digest_item(const event *ev) __attribute__((warn_unused_result));
 
+/*
+ * Shortens a digest's data (its events, last_events and actors lists,
+ * longest first, newest-listed entries dropped) until its compact JSON is
+ * at most max bytes, so that a digest of large events still fits a
+ * delivery; count and actor_count keep the real figures.  0, or -1 when it
+ * cannot fit even with the lists empty.
+ */
+int digest_fit(json_t *data, size_t max);
+
 /* One (event, channel) for digest_add. */
 typedef struct digest_cand {
     const event *ev;

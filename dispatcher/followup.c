@@ -65,23 +65,21 @@ static pg_status exec_rows(pg_conn *db, const char *sql, json_t *rows, char *err
     return st;
 }
 
-pg_status followup_plan(pg_conn *db, const followup_cand *c, size_t n, int64_t now_ms,
-                        char *err, size_t errlen)
+pg_status followup_plan(pg_conn *db, const followup_cand *c, size_t n, int64_t now_ms, char *err,
+                        size_t errlen)
 {
     if (n == 0)
         return PG_OK;
     json_t *rows = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *ev = event_to_json(c[i].ev);
-        digest_rows_push(&rows, ev == NULL ? NULL
-                                           : json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:o}",
-                                                       "event_id", c[i].ev->event_id, "rule",
-                                                       c[i].rule->name, "channel",
-                                                       delivery_channel_name(c[i].rule->channel),
-                                                       "user_id", c[i].ev->user_id, "part",
-                                                       (int)c[i].partition, "due",
-                                                       (json_int_t)(now_ms + c[i].rule->delay_ms),
-                                                       "event", ev));
+        digest_rows_push(
+            &rows, ev == NULL ? NULL
+                              : json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:o}", "event_id",
+                                          c[i].ev->event_id, "rule", c[i].rule->name, "channel",
+                                          delivery_channel_name(c[i].rule->channel), "user_id",
+                                          c[i].ev->user_id, "part", (int)c[i].partition, "due",
+                                          (json_int_t)(now_ms + c[i].rule->delay_ms), "event", ev));
     }
     return exec_rows(db, plan_sql, rows, err, errlen);
 }
@@ -146,8 +144,8 @@ static const char *held_reason(const followup_outcome *o, char *out, size_t len)
     return "followup_readdressed";
 }
 
-pg_status followup_resolve_held(pg_conn *db, const followup_due_list *l,
-                                const followup_outcome *o, char *err, size_t errlen)
+pg_status followup_resolve_held(pg_conn *db, const followup_due_list *l, const followup_outcome *o,
+                                char *err, size_t errlen)
 {
     if (l->n == 0)
         return PG_OK;
@@ -156,9 +154,8 @@ pg_status followup_resolve_held(pg_conn *db, const followup_due_list *l,
         char why[64];
         json_t *keys = o[i].keys != NULL ? json_incref(o[i].keys) : json_array();
         digest_rows_push(&rows, json_pack("{s:s, s:s, s:o, s:s}", "event_id", l->f[i].event_id,
-                                          "channel", delivery_channel_name(l->f[i].channel),
-                                          "keys", keys, "reason",
-                                          held_reason(&o[i], why, sizeof why)));
+                                          "channel", delivery_channel_name(l->f[i].channel), "keys",
+                                          keys, "reason", held_reason(&o[i], why, sizeof why)));
     }
     return exec_rows(db, held_sql, rows, err, errlen);
 }
@@ -170,9 +167,9 @@ pg_status followup_done(pg_conn *db, const followup_due_list *l, const followup_
         return PG_OK;
     json_t *rows = json_array();
     for (size_t i = 0; i < l->n; i++)
-        digest_rows_push(&rows, json_pack("{s:s, s:s, s:s, s:s?}", "event_id", l->f[i].event_id,
-                                          "rule", l->f[i].rule, "status", o[i].status, "reason",
-                                          o[i].reason));
+        digest_rows_push(&rows,
+                         json_pack("{s:s, s:s, s:s, s:s?}", "event_id", l->f[i].event_id, "rule",
+                                   l->f[i].rule, "status", o[i].status, "reason", o[i].reason));
     return exec_rows(db, done_sql, rows, err, errlen);
 }
 

@@ -210,12 +210,49 @@ START_TEST(test_rule_matching)
 }
 END_TEST
 
+START_TEST(test_a_large_digest_is_shortened_to_fit)
+{
+    json_t *events = json_array(), *last = json_array(), *actors = json_array();
+    char text[2001];
+    memset(text, 'x', 2000);
+    text[2000] = '\0';
+    for (int i = 0; i < 50; i++) {
+        json_array_append_new(events, json_pack("{s:i, s:{s:s}}", "n", i, "data", "t", text));
+        json_array_append_new(last, json_pack("{s:i, s:{s:s}}", "n", 99 - i, "data", "t", text));
+    }
+    for (int i = 0; i < 100; i++)
+        json_array_append_new(actors, json_sprintf("actor-%d", i));
+    json_t *d = json_pack("{s:i, s:o, s:o, s:o, s:i}", "count", 100, "events", events,
+                          "last_events", last, "actors", actors, "actor_count", 100);
+    ck_assert_int_eq(digest_fit(d, 65536), 0);
+    ck_assert_uint_le(json_dumpb(d, NULL, 0, JSON_COMPACT), 65536);
+    /* The oldest events and the newest last events are kept; the figures stay. */
+    size_t ne = json_array_size(json_object_get(d, "events"));
+    ck_assert_uint_gt(ne, 5);
+    ck_assert_uint_lt(ne, 50);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(d, "events"), 0), "n")),
+                     0);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(d, "last_events"), 0), "n")),
+                     99);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "count")), 100);
+    /* A small one is left alone; one that cannot fit says so. */
+    size_t before = json_dumpb(d, NULL, 0, JSON_COMPACT);
+    ck_assert_int_eq(digest_fit(d, 1 << 20), 0);
+    ck_assert_uint_eq(json_dumpb(d, NULL, 0, JSON_COMPACT), before);
+    ck_assert_int_eq(digest_fit(d, 10), -1);
+    json_decref(d);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_next_local_time_follows_the_clock_across_dst),
     TEST_ENTRY(test_plans_of_each_kind),
     TEST_ENTRY(test_group_keys),
     TEST_ENTRY(test_window_ids_are_stable_and_per_channel),
     TEST_ENTRY(test_rule_matching),
+    TEST_ENTRY(test_a_large_digest_is_shortened_to_fit),
 };
 
 TEST_MAIN("digest", cases)
