@@ -265,6 +265,15 @@ static const stmt statements[] = {
                                                                     "FROM digest_windows w WHERE "
                                                                     "w.window_id = $1::uuid",
      1},
+    /* The event's follow-ups (a broadcast's: its subscribers' events'). */
+    {"gw_event_followups",
+     "SELECT rule_name, channel, status, reason, " TS("due_at") ", " TS(
+         "decided_at") ", user_id FROM followups "
+                       "WHERE event_id = $1::uuid OR event_id = ANY "
+                       "(ARRAY(SELECT e.event_id FROM events e "
+                       "WHERE e.broadcast_id = $1::uuid)) "
+                       "ORDER BY due_at, user_id, rule_name LIMIT 1000",
+     1},
     /* A key older than 24 hours is free again: the row is taken over. */
     {"gw_idem_claim",
      "INSERT INTO publish_idempotency (api_key_id, idempotency_key, event_id, request_hash) "
@@ -989,11 +998,28 @@ static json_t *event_digest(PGresult *res)
                      col_json(res, 0, 9, json_array()));
 }
 
+/* The "followups" of an event: each follow-up a rule planned for it. */
+static json_t *event_followups(PGresult *res)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+        json_t *f = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "rule", col_str(res, i, 0),
+                              "channel", col_str(res, i, 1), "status", col_str(res, i, 2), "reason",
+                              col_str(res, i, 3), "due_at", col_str(res, i, 4), "decided_at",
+                              col_str(res, i, 5), "user_id", col_str(res, i, 6));
+        if (f == NULL || json_array_append_new(list, f) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return list;
+}
+
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen)
 {
-    PGresult *ev = NULL, *dl = NULL, *dg = NULL, *win = NULL;
-    json_t *doc = NULL, *list = NULL, *digests = NULL;
+    PGresult *ev = NULL, *dl = NULL, *dg = NULL, *win = NULL, *fu = NULL;
+    json_t *doc = NULL, *list = NULL, *digests = NULL, *followups = NULL;
     const char *v[1] = {event_id};
     *out = NULL;
     store_status st = run(c, "gw_event_get", 1, v, NULL, NULL, &ev, err, errlen);
@@ -1003,7 +1029,8 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
     if (st != STORE_OK)
         goto out;
     if ((st = run(c, "gw_event_digests", 1, v, NULL, NULL, &dg, err, errlen)) != STORE_OK ||
-        (st = run(c, "gw_event_digest", 1, v, NULL, NULL, &win, err, errlen)) != STORE_OK)
+        (st = run(c, "gw_event_digest", 1, v, NULL, NULL, &win, err, errlen)) != STORE_OK ||
+        (st = run(c, "gw_event_followups", 1, v, NULL, NULL, &fu, err, errlen)) != STORE_OK)
         goto out;
     bool have_event = PQntuples(ev) == 1;
     /* An open digest has no events row yet, but its id answers. */
@@ -1042,8 +1069,10 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
         json_object_set_new(doc, "dispatched_at", col_str(ev, 0, 7));
     }
     digests = event_digests(dg);
+    followups = event_followups(fu);
     if (doc == NULL || json_object_set(doc, "deliveries", list) != 0 || digests == NULL ||
-        json_object_set(doc, "digests", digests) != 0 ||
+        json_object_set(doc, "digests", digests) != 0 || followups == NULL ||
+        json_object_set(doc, "followups", followups) != 0 ||
         (PQntuples(win) == 1 && json_object_set_new(doc, "digest", event_digest(win)) != 0)) {
         error_set(err, errlen, "out of memory");
         st = STORE_ERROR;
@@ -1055,10 +1084,12 @@ out:
     json_decref(doc);
     json_decref(list);
     json_decref(digests);
+    json_decref(followups);
     PQclear(ev);
     PQclear(dl);
     PQclear(dg);
     PQclear(win);
+    PQclear(fu);
     return st;
 }
 

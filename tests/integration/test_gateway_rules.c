@@ -2,8 +2,8 @@
  * The gateway's digest, throttle and follow-up rule routes
  * (docs/digests.md) against a real PostgreSQL: round trips, every refusal
  * naming its field, the one rule per match, and what GET /v1/events/{id}
- * tells of digests (windows written here as the dispatcher would write
- * them).
+ * tells of digests and follow-ups (rows written here as the dispatcher
+ * would write them).
  */
 #include "gateway_harness.h"
 
@@ -592,6 +592,69 @@ START_TEST(test_event_status_shows_its_digests_and_a_digest_its_events)
 }
 END_TEST
 
+/* Follow-ups as the dispatcher records them (migration 014), with the delivery held for one. */
+START_TEST(test_event_status_shows_its_followups)
+{
+#define EV1 "cccccccc-0000-4000-8000-000000000001"
+#define EV2 "cccccccc-0000-4000-8000-000000000002"
+    h_sql("INSERT INTO events (event_id, type, user_id, priority, created_at) VALUES "
+          "('" EV1 "', 'comment.created', 'u-fu', 'normal', now()), "
+          "('" EV2 "', 'comment.created', 'u-fu', 'normal', now());"
+          "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, status, "
+          "skip_reason) VALUES ('" EV1 "/inapp', '" EV1 "', 'u-fu', 'inapp', 'sent', NULL), "
+          "('" EV1 "/email', '" EV1 "', 'u-fu', 'email', 'scheduled', 'followup'), "
+          "('" EV2 "/inapp', '" EV2 "', 'u-fu', 'inapp', 'sent', NULL);"
+          "INSERT INTO followups (event_id, rule_name, channel, user_id, kafka_partition, due_at, "
+          "status, reason, event, decided_at) VALUES "
+          "('" EV1 "', 'comment-reminder', 'email', 'u-fu', 0, now() + interval '1 hour', "
+          "'pending', NULL, '{}', NULL), "
+          "('" EV1 "', 'comment-sms', 'sms', 'u-fu', 0, now() + interval '2 hours', "
+          "'cancelled', 'read', '{}', now())");
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    /* The event tells of its follow-ups and of the delivery held for them. */
+    h_http(&g, "GET", "/v1/events/" EV1, h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    json_t *fs = json_object_get(r.json, "followups");
+    ck_assert_uint_eq(json_array_size(fs), 2);
+    json_t *f = json_array_get(fs, 0);
+    ck_assert_str_eq(str(f, "rule"), "comment-reminder");
+    ck_assert_str_eq(str(f, "channel"), "email");
+    ck_assert_str_eq(str(f, "status"), "pending");
+    ck_assert(json_is_null(json_object_get(f, "reason")));
+    ck_assert_ptr_nonnull(str(f, "due_at"));
+    ck_assert(json_is_null(json_object_get(f, "decided_at")));
+    f = json_array_get(fs, 1);
+    ck_assert_str_eq(str(f, "rule"), "comment-sms");
+    ck_assert_str_eq(str(f, "status"), "cancelled");
+    ck_assert_str_eq(str(f, "reason"), "read");
+    ck_assert_ptr_nonnull(str(f, "decided_at"));
+    json_t *dl = json_object_get(r.json, "deliveries");
+    int held = 0;
+    for (size_t i = 0; i < json_array_size(dl); i++) {
+        json_t *d = json_array_get(dl, i);
+        if (strcmp(str(d, "status"), "scheduled") == 0) {
+            ck_assert_str_eq(str(d, "skip_reason"), "followup");
+            held++;
+        }
+    }
+    ck_assert_int_eq(held, 1);
+    ck_assert_str_eq(str(r.json, "status"), "processing");
+    h_resp_clear(&r);
+    /* None: an empty list, as for digests. */
+    h_http(&g, "GET", "/v1/events/" EV2, h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_is_array(json_object_get(r.json, "followups")));
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "followups")), 0);
+    h_resp_clear(&r);
+    h_stop(&g);
+    h_sql("DELETE FROM followups; DELETE FROM deliveries; DELETE FROM events");
+#undef EV1
+#undef EV2
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_digest_rules_put_get_list_delete),
     TEST_ENTRY(test_digest_rules_refuse_bad_input_naming_the_field),
@@ -600,6 +663,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_followup_rules_put_get_list_delete),
     TEST_ENTRY(test_followup_rules_refuse_bad_input_and_a_second_rule_for_a_channel),
     TEST_ENTRY(test_event_status_shows_its_digests_and_a_digest_its_events),
+    TEST_ENTRY(test_event_status_shows_its_followups),
 };
 
 TEST_MAIN_TIMEOUT("gateway_rules", cases, 120)
