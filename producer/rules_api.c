@@ -133,17 +133,17 @@ static void rule_delete(const rule_kind *k, api_env *env, http_request *req, api
 static void rule_conflict(const rule_kind *k, http_request *req, const json_t *body,
                           const char *other)
 {
-    char msg[512];
-    const char *cat = json_string_value(json_object_get(body, "category"));
-    const char *ch = json_string_value(json_object_get(body, "channel"));
+    char cat[96] = "no category", ch[48] = "", msg[512];
+    const char *c = json_string_value(json_object_get(body, "category"));
+    if (c != NULL)
+        snprintf(cat, sizeof cat, "category \"%s\"", c);
+    if (k->by_channel)
+        snprintf(ch, sizeof ch, " and channel \"%s\"",
+                 json_string_value(json_object_get(body, "channel")));
     snprintf(msg, sizeof msg,
-             "%s \"%s\" already covers event_type \"%s\" and %s%s%s%s%s%s: one rule per "
-             "event type%s",
-             k->what, other[0] != '\0' ? other : "?",
-             json_string_value(json_object_get(body, "event_type")),
-             cat != NULL ? "category \"" : "no category", cat != NULL ? cat : "",
-             cat != NULL ? "\"" : "", k->by_channel ? " and channel \"" : "",
-             k->by_channel ? ch : "", k->by_channel ? "\"" : "",
+             "%s \"%s\" already covers event_type \"%s\"%s%s%s: one rule per event type%s", k->what,
+             other, json_string_value(json_object_get(body, "event_type")),
+             k->by_channel ? ", " : " and ", cat, ch,
              k->by_channel ? ", category and channel" : " and category");
     http_respond_error(req, 409, "conflict", msg, "event_type");
 }
