@@ -17,6 +17,8 @@ int cmd_token(const ctl_context *ctx, int argc, char **argv);
 int cmd_inbox(const ctl_context *ctx, int argc, char **argv);
 int cmd_digest_rules(const ctl_context *ctx, int argc, char **argv);
 int cmd_throttle_rules(const ctl_context *ctx, int argc, char **argv);
+int cmd_followup_rules(const ctl_context *ctx, int argc, char **argv);
 int cmd_digests(const ctl_context *ctx, int argc, char **argv);
+int cmd_followups(const ctl_context *ctx, int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * heraldctl digest-rules | throttle-rules: the rules of docs/digests.md,
+ * heraldctl digest-rules | throttle-rules | followup-rules: the rules of
+ * docs/digests.md,
  * through the gateway's API (so they are checked exactly as a client's
  * PUT is, and the dispatchers hear of the change the same way).
  *
@@ -8,7 +9,7 @@
  *   heraldctl digest-rules put NAME --file F.json     (- reads stdin)
  *   heraldctl digest-rules delete NAME
  *
- * and the same for throttle-rules.  The gateway is HERALD_GATEWAY_URL
+ * and the same for throttle-rules and followup-rules.  The gateway is HERALD_GATEWAY_URL
  * (--gateway-url) and the admin key HERALD_API_KEY (--api-key).  Exit 1
  * when the gateway refuses (its message and field on stderr) or cannot
  * be reached, 2 for a usage error.
@@ -24,7 +25,7 @@
 #include <string.h>
 
 #define RULES_USAGE                                                                                \
-    "usage: heraldctl digest-rules|throttle-rules list [--json] | get NAME | "                     \
+    "usage: heraldctl digest-rules|throttle-rules|followup-rules list [--json] | get NAME | "      \
     "put NAME --file F.json | delete NAME   [--gateway-url URL] [--api-key KEY]"
 
 #define RULES_MAX_FILE CMDUTIL_GATEWAY_MAX_BODY
@@ -91,10 +92,18 @@ static const char *const throttle_headers[] = {"NAME",      "CATEGORY",  "CHANNE
 static const char *const throttle_fields[] = {"name",      "category",  "channel",
                                               "max_count", "window_ms", "action"};
 
+static const char *const followup_headers[] = {"NAME",     "EVENT_TYPE", "CATEGORY", "AFTER",
+                                               "DELAY_MS", "CHANNEL",    "TEMPLATE"};
+static const char *const followup_fields[] = {"name",     "event_type", "category", "after_channel",
+                                              "delay_ms", "channel",    "template"};
+
 static const rules_kind digest_rules = {"digest-rules", "/v1/digest-rules", 9, digest_headers,
                                         digest_fields};
 static const rules_kind throttle_rules = {"throttle-rules", "/v1/throttle-rules", 6,
                                           throttle_headers, throttle_fields};
+
+static const rules_kind followup_rules = {"followup-rules", "/v1/followup-rules", 7,
+                                          followup_headers, followup_fields};
 
 /* A cell of the list table: strings as they are, numbers, arrays joined by commas. */
 static void cell_text(const json_t *v, char *out, size_t outlen)
@@ -304,4 +313,10 @@ int cmd_throttle_rules(const ctl_context *ctx, int argc, char **argv)
 {
     (void)ctx;
     return cmd_rules(&throttle_rules, argc, argv);
+}
+
+int cmd_followup_rules(const ctl_context *ctx, int argc, char **argv)
+{
+    (void)ctx;
+    return cmd_rules(&followup_rules, argc, argv);
 }

@@ -6,7 +6,8 @@
  *
  * Consumer lag per group and partition, the DLQ's size, the retry topics'
  * depth, whether each daemon's /healthz answers and, when a database is
- * configured, how many digest windows are open and how many are due.
+ * configured, how many digest windows are open and follow-ups pending, and
+ * how many of each are due.
  *
  * Committed offsets are read with a consumer of the group's id that never
  * subscribes (rd_kafka_committed is an OffsetFetch request), so asking
@@ -149,13 +150,13 @@ typedef struct status_out {
 } status_out;
 
 /* Everything the report says, gathered before a line of it is printed. */
-/* The digest windows (docs/digests.md), when a database is configured. */
-typedef struct status_digests {
+/* The digest windows or the follow-ups (docs/digests.md), when a database is configured. */
+typedef struct status_held {
     bool asked;
-    bool read; /* false: the database did not answer (why holds it) */
-    long long open, closing, due;
+    bool read;                       /* false: the database did not answer (why holds it) */
+    long long waiting, running, due; /* windows: open, closing; follow-ups: pending, running */
     char why[256];
-} status_digests;
+} status_held;
 
 typedef struct status_report {
     status_group groups[STATUS_MAX_GROUPS];
@@ -166,7 +167,8 @@ typedef struct status_report {
     int64_t dlq_size;
     status_daemon daemons[STATUS_DAEMONS];
     size_t ndaemons;
-    status_digests digests;
+    status_held digests;
+    status_held followups;
     status_out out;
 } status_report;
 
@@ -581,37 +583,67 @@ static size_t check_daemons(const status_flags *f, status_daemon *out)
     return STATUS_DAEMONS;
 }
 
-/*
- * Counts the open and closing digest windows, and those due (closes_at
- * passed: a dispatcher should be closing them), when the operator named a
- * database; the rest of the report does not need one.
- */
-static void count_digests(const ctl_context *ctx, status_digests *d)
+/* One row of three counts (sql) into h; why says what failed. */
+static void count_held(PGconn *conn, const char *sql, status_held *h)
 {
-    static const char sql[] =
-        "SELECT count(*) FILTER (WHERE status = 'open'), "
-        "count(*) FILTER (WHERE status = 'closing'), count(*) FILTER (WHERE closes_at <= now()) "
-        "FROM digest_windows WHERE status IN ('open', 'closing')";
-    if (!ctl_database_configured(ctx))
-        return;
-    d->asked = true;
-    PGconn *conn = ctl_pg_connect(ctx);
+    h->asked = true;
     if (conn == NULL) {
-        snprintf(d->why, sizeof d->why, "database unreachable");
+        snprintf(h->why, sizeof h->why, "database unreachable");
         return;
     }
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        d->open = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        d->closing = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        d->due = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-        d->read = true;
+        h->waiting = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        h->running = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        h->due = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+        h->read = true;
     } else {
         const char *msg = PQerrorMessage(conn);
-        snprintf(d->why, sizeof d->why, "%.*s", (int)strcspn(msg, "\n"), msg);
+        snprintf(h->why, sizeof h->why, "%.*s", (int)strcspn(msg, "\n"), msg);
     }
     PQclear(res);
+}
+
+/*
+ * Counts the open and closing digest windows and the pending and running
+ * follow-ups, and those due (their time passed: a dispatcher should be
+ * closing or sending them), when the operator named a database; the rest
+ * of the report does not need one.
+ */
+static void count_held_work(const ctl_context *ctx, status_held *windows, status_held *followups)
+{
+    static const char windows_sql[] =
+        "SELECT count(*) FILTER (WHERE status = 'open'), "
+        "count(*) FILTER (WHERE status = 'closing'), count(*) FILTER (WHERE closes_at <= now()) "
+        "FROM digest_windows WHERE status IN ('open', 'closing')";
+    static const char followups_sql[] =
+        "SELECT count(*) FILTER (WHERE status = 'pending'), "
+        "count(*) FILTER (WHERE status = 'running'), count(*) FILTER (WHERE due_at <= now()) "
+        "FROM followups WHERE status IN ('pending', 'running')";
+    if (!ctl_database_configured(ctx))
+        return;
+    PGconn *conn = ctl_pg_connect(ctx);
+    count_held(conn, windows_sql, windows);
+    count_held(conn, followups_sql, followups);
     PQfinish(conn);
+}
+
+/* {"<a>": n, "<b>": n, "due": n}, or {"error": why}. */
+static json_t *held_json(const status_held *h, const char *a, const char *b)
+{
+    if (!h->read)
+        return json_pack("{s:s}", "error", h->why);
+    return json_pack("{s:I,s:I,s:I}", a, (json_int_t)h->waiting, b, (json_int_t)h->running, "due",
+                     (json_int_t)h->due);
+}
+
+/* "<what>: N <a>, N <b>, N due", when asked. */
+static void print_held(const status_held *h, const char *what, const char *a, const char *b)
+{
+    if (h->asked && h->read)
+        printf("%s: %lld %s, %lld %s, %lld due\n", what, h->waiting, a, h->running, b, h->due);
+    else if (h->asked)
+        printf("%s: unknown (%s)\n", what, h->why);
 }
 
 /* The report as one JSON document on stdout; its parts move into the root. */
@@ -631,12 +663,9 @@ static int print_json(status_report *r)
     json_object_set_new(o->root, "retry_depth", o->retry_json);
     json_object_set_new(o->root, "daemons", daemons_json);
     if (r->digests.asked)
-        json_object_set_new(o->root, "digest_windows",
-                            r->digests.read
-                                ? json_pack("{s:I,s:I,s:I}", "open", (json_int_t)r->digests.open,
-                                            "closing", (json_int_t)r->digests.closing, "due",
-                                            (json_int_t)r->digests.due)
-                                : json_pack("{s:s}", "error", r->digests.why));
+        json_object_set_new(o->root, "digest_windows", held_json(&r->digests, "open", "closing"));
+    if (r->followups.asked)
+        json_object_set_new(o->root, "followups", held_json(&r->followups, "pending", "running"));
     o->rows = o->group_lag = o->retry_json = NULL;
     char *s = json_dumps(o->root, JSON_INDENT(2));
     if (s != NULL)
@@ -659,11 +688,8 @@ static int print_tables(const ctl_context *ctx, const status_report *r)
     for (size_t i = 0; i < r->nmarks; i++)
         if (strncmp(r->marks[i].name + plen, "retry.", 6) == 0)
             printf("retry depth:  %" PRId64 " in %s\n", r->retry_depth[i], r->marks[i].name);
-    if (r->digests.asked && r->digests.read)
-        printf("digest windows: %lld open, %lld closing, %lld due\n", r->digests.open,
-               r->digests.closing, r->digests.due);
-    else if (r->digests.asked)
-        printf("digest windows: unknown (%s)\n", r->digests.why);
+    print_held(&r->digests, "digest windows", "open", "closing");
+    print_held(&r->followups, "follow-ups", "pending", "running");
     if ((t = table_new(3, dh)) == NULL)
         goto out;
     for (size_t i = 0; i < r->ndaemons; i++) {
@@ -710,7 +736,7 @@ int cmd_status(const ctl_context *ctx, int argc, char **argv)
         goto out;
     r.dlq_size = backlog_depths(ctx, r.marks, r.nmarks, r.retry_depth, r.out.retry_json);
     r.ndaemons = check_daemons(&f, r.daemons);
-    count_digests(ctx, &r.digests);
+    count_held_work(ctx, &r.digests, &r.followups);
     rc = f.json ? print_json(&r) : print_tables(ctx, &r);
 out:
     status_report_free(&r);

@@ -24,7 +24,10 @@ const ctl_command ctl_commands[] = {
     {"digest-rules", cmd_digest_rules, "list, get, put and delete digest rules (gateway API)"},
     {"throttle-rules", cmd_throttle_rules,
      "list, get, put and delete throttle rules (gateway API)"},
+    {"followup-rules", cmd_followup_rules,
+     "list, get, put and delete follow-up rules (gateway API)"},
     {"digests", cmd_digests, "the open and closing digest windows"},
+    {"followups", cmd_followups, "the pending follow-ups, soonest due first"},
     {NULL, NULL, NULL},
 };
 

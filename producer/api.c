@@ -53,6 +53,10 @@ static const api_endpoint ep_throttle_rule_put = {.fn = rules_api_throttle_put, 
 static const api_endpoint ep_throttle_rule_get = {.fn = rules_api_throttle_get};
 static const api_endpoint ep_throttle_rule_list = {.fn = rules_api_throttle_list};
 static const api_endpoint ep_throttle_rule_delete = {.fn = rules_api_throttle_delete};
+static const api_endpoint ep_followup_rule_put = {.fn = rules_api_followup_put, .json_body = true};
+static const api_endpoint ep_followup_rule_get = {.fn = rules_api_followup_get};
+static const api_endpoint ep_followup_rule_list = {.fn = rules_api_followup_list};
+static const api_endpoint ep_followup_rule_delete = {.fn = rules_api_followup_delete};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -84,6 +88,10 @@ static const router_route routes[] = {
     {"PUT", "/v1/throttle-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_throttle_rule_put},
     {"GET", "/v1/throttle-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_throttle_rule_get},
     {"DELETE", "/v1/throttle-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_throttle_rule_delete},
+    {"GET", "/v1/followup-rules", ROUTER_SCOPE_ADMIN, &ep_followup_rule_list},
+    {"PUT", "/v1/followup-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_followup_rule_put},
+    {"GET", "/v1/followup-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_followup_rule_get},
+    {"DELETE", "/v1/followup-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_followup_rule_delete},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},

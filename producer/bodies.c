@@ -352,7 +352,7 @@ int bodies_check_template(const json_t *body, bodies_error *e)
     return 0;
 }
 
-/* ---- digest and throttle rules (docs/digests.md) ---- */
+/* ---- digest, throttle and follow-up rules (docs/digests.md) ---- */
 
 /* The read-only and path-given members a rule body may repeat. */
 static int check_rule_name(const json_t *body, const char *name, bodies_error *e)
@@ -565,4 +565,37 @@ int bodies_check_throttle_rule(const json_t *body, const char *name, bodies_erro
     if (strcmp(action, "drop") != 0 && strcmp(action, "defer") != 0)
         return bodies_fail(e, "action", "action must be drop or defer");
     return 0;
+}
+
+int bodies_check_followup_rule(const json_t *body, const char *name, bodies_error *e)
+{
+    static const char *const allowed[] = {"name",       "event_type", "category", "after_channel",
+                                          "delay_ms",   "channel",    "template", "created_at",
+                                          "updated_at", NULL};
+    long long n = 0;
+    if (only_keys(body, allowed, "", e) != 0 || check_rule_name(body, name, e) != 0 ||
+        check_type_name(body, "event_type", 1, e) != 0 || opt_category(body, e) != 0)
+        return -1;
+    /* The dispatcher learns that a message was read only from the inbox. */
+    json_t *after = json_object_get(body, "after_channel");
+    if (after != NULL && !json_is_null(after) &&
+        (!json_is_string(after) || strcmp(json_string_value(after), "inapp") != 0))
+        return bodies_fail(e, "after_channel",
+                           "after_channel must be inapp: only the in-app channel has a read state");
+    int r = opt_int(body, "delay_ms", 1, BODIES_RULE_WINDOW_MS_MAX, &n, e);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return bodies_fail(e, "delay_ms",
+                           "delay_ms is required: an integer number of milliseconds > 0");
+    json_t *ch = json_object_get(body, "channel");
+    const char *channel = json_is_string(ch) ? json_string_value(ch) : "";
+    if (ch == NULL || json_is_null(ch))
+        return bodies_fail(e, "channel",
+                           "channel is required: email, sms or push, the channel the follow-up "
+                           "is sent on");
+    if (strcmp(channel, "email") != 0 && strcmp(channel, "sms") != 0 &&
+        strcmp(channel, "push") != 0)
+        return bodies_fail(e, "channel", "channel must be email, sms or push");
+    return check_type_name(body, "template", 0, e);
 }

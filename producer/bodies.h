@@ -72,6 +72,14 @@ int bodies_check_digest_rule(const json_t *body, const char *name, bodies_error 
 int bodies_check_throttle_rule(const json_t *body, const char *name, bodies_error *e)
     __attribute__((warn_unused_result));
 
+/*
+ * PUT /v1/followup-rules/{name}: {"event_type","category"?,"after_channel"?
+ * (inapp, the default),"delay_ms","channel" (email, sms or push),
+ * "template"?}, with "name", "created_at", "updated_at" as above.
+ */
+int bodies_check_followup_rule(const json_t *body, const char *name, bodies_error *e)
+    __attribute__((warn_unused_result));
+
 /* "data.<seg>[.<seg>...]": 1..16 segments of 1..128 [A-Za-z0-9_-]. */
 int bodies_check_group_by(const char *s, size_t len) __attribute__((warn_unused_result));
 

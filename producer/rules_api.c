@@ -1,7 +1,8 @@
 /*
- * rules_api: store, read, list and delete digest and throttle rules.
+ * rules_api: store, read, list and delete digest, throttle and follow-up
+ * rules.
  *
- * Both kinds are handled alike; a rule_kind says which checks and which
+ * Every kind is handled alike; a rule_kind says which checks and which
  * store functions apply, so the handlers exist once.
  */
 #include "rules_api.h"
@@ -9,9 +10,13 @@
 #include "bodies.h"
 #include "validate.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+typedef int (*rule_check_fn)(const json_t *body, const char *name, bodies_error *e);
+typedef store_status (*rule_put_fn)(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                    char other[129], char *err, size_t errlen);
 typedef store_status (*rule_get_fn)(pg_conn *c, const char *name, json_t **out, char *err,
                                     size_t errlen);
 typedef store_status (*rule_list_fn)(pg_conn *c, json_t **out, char *err, size_t errlen);
@@ -19,15 +24,43 @@ typedef store_status (*rule_delete_fn)(pg_conn *c, const char *name, char *err, 
 
 typedef struct rule_kind {
     const char *what; /* "digest rule": in 404 and 409 messages */
+    bool by_channel;  /* one rule per event type, category and channel, not type and category */
+    rule_check_fn check;
+    rule_put_fn put;
     rule_get_fn get;
     rule_list_fn list;
     rule_delete_fn del;
 } rule_kind;
 
-static const rule_kind digest_kind = {"digest rule", store_digest_rule_get, store_digest_rule_list,
-                                      store_digest_rule_delete};
-static const rule_kind throttle_kind = {"throttle rule", store_throttle_rule_get,
-                                        store_throttle_rule_list, store_throttle_rule_delete};
+/* Throttle rules never conflict but by name, which a PUT replaces. */
+static store_status throttle_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                 char other[129], char *err, size_t errlen)
+{
+    other[0] = '\0';
+    return store_throttle_rule_put(c, name, body, out, err, errlen);
+}
+
+static const rule_kind digest_kind = {.what = "digest rule",
+                                      .by_channel = false,
+                                      .check = bodies_check_digest_rule,
+                                      .put = store_digest_rule_put,
+                                      .get = store_digest_rule_get,
+                                      .list = store_digest_rule_list,
+                                      .del = store_digest_rule_delete};
+static const rule_kind throttle_kind = {.what = "throttle rule",
+                                        .by_channel = false,
+                                        .check = bodies_check_throttle_rule,
+                                        .put = throttle_put,
+                                        .get = store_throttle_rule_get,
+                                        .list = store_throttle_rule_list,
+                                        .del = store_throttle_rule_delete};
+static const rule_kind followup_kind = {.what = "follow-up rule",
+                                        .by_channel = true,
+                                        .check = bodies_check_followup_rule,
+                                        .put = store_followup_rule_put,
+                                        .get = store_followup_rule_get,
+                                        .list = store_followup_rule_list,
+                                        .del = store_followup_rule_delete};
 
 /* The path's {name}, checked; NULL after answering 400. */
 static const char *rule_name(http_request *req, api_call *call)
@@ -96,45 +129,61 @@ static void rule_delete(const rule_kind *k, api_env *env, http_request *req, api
     http_respond_json(req, 204, NULL);
 }
 
-void rules_api_digest_put(api_env *env, http_request *req, api_call *call, http_phase phase)
+/* The 409 of a PUT whose match another rule (other) already has. */
+static void rule_conflict(const rule_kind *k, http_request *req, const json_t *body,
+                          const char *other)
 {
-    (void)phase;
+    char cat[96] = "no category", ch[48] = "", msg[512];
+    const char *c = json_string_value(json_object_get(body, "category"));
+    if (c != NULL)
+        snprintf(cat, sizeof cat, "category \"%s\"", c);
+    if (k->by_channel)
+        snprintf(ch, sizeof ch, " and channel \"%s\"",
+                 json_string_value(json_object_get(body, "channel")));
+    snprintf(msg, sizeof msg,
+             "%s \"%s\" already covers event_type \"%s\"%s%s%s: one rule per event type%s", k->what,
+             other, json_string_value(json_object_get(body, "event_type")),
+             k->by_channel ? ", " : " and ", cat, ch,
+             k->by_channel ? ", category and channel" : " and category");
+    http_respond_error(req, 409, "conflict", msg, "event_type");
+}
+
+static void rule_put(const rule_kind *k, api_env *env, http_request *req, api_call *call)
+{
     json_t *body = NULL, *doc = NULL;
     pg_conn *c = NULL;
     bodies_error e;
-    char err[256], other[129], msg[400];
+    char err[256], other[129];
     const char *name = rule_name(req, call);
     if (name == NULL)
         goto out;
     if (api_body_object(req, &body) != 0)
         goto out;
-    if (bodies_check_digest_rule(body, name, &e) != 0) {
+    if (k->check(body, name, &e) != 0) {
         api_bad_field(req, e.field, e.message);
         goto out;
     }
     if ((c = api_db(env, req)) == NULL)
         goto out;
-    store_status st = store_digest_rule_put(c, name, body, &doc, other, err, sizeof err);
-    if (st == STORE_CONFLICT) {
-        const char *cat = json_string_value(json_object_get(body, "category"));
-        snprintf(msg, sizeof msg,
-                 "digest rule \"%s\" already covers event_type \"%s\" and %s%s%s: one rule per "
-                 "event type and category",
-                 other[0] != '\0' ? other : "?",
-                 json_string_value(json_object_get(body, "event_type")),
-                 cat != NULL ? "category \"" : "no category", cat != NULL ? cat : "",
-                 cat != NULL ? "\"" : "");
-        http_respond_error(req, 409, "conflict", msg, "event_type");
+    store_status st = k->put(c, name, body, &doc, other, err, sizeof err);
+    if (st == STORE_CONFLICT && other[0] != '\0') {
+        rule_conflict(k, req, body, other);
         goto out;
     }
     if (st != STORE_OK) {
-        api_store_error(req, st, "digest rule", err);
+        api_store_error(req, st, k->what, err);
         goto out;
     }
     http_respond_json(req, 200, doc);
 out:
     pgpool_release(env->pool, c);
     json_decref(body);
+}
+
+void rules_api_digest_put(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_put(&digest_kind, env, req, call);
 }
 
 void rules_api_digest_get(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -159,30 +208,7 @@ void rules_api_digest_delete(api_env *env, http_request *req, api_call *call, ht
 void rules_api_throttle_put(api_env *env, http_request *req, api_call *call, http_phase phase)
 {
     (void)phase;
-    json_t *body = NULL, *doc = NULL;
-    pg_conn *c = NULL;
-    bodies_error e;
-    char err[256];
-    const char *name = rule_name(req, call);
-    if (name == NULL)
-        goto out;
-    if (api_body_object(req, &body) != 0)
-        goto out;
-    if (bodies_check_throttle_rule(body, name, &e) != 0) {
-        api_bad_field(req, e.field, e.message);
-        goto out;
-    }
-    if ((c = api_db(env, req)) == NULL)
-        goto out;
-    store_status st = store_throttle_rule_put(c, name, body, &doc, err, sizeof err);
-    if (st != STORE_OK) {
-        api_store_error(req, st, "throttle rule", err);
-        goto out;
-    }
-    http_respond_json(req, 200, doc);
-out:
-    pgpool_release(env->pool, c);
-    json_decref(body);
+    rule_put(&throttle_kind, env, req, call);
 }
 
 void rules_api_throttle_get(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -202,4 +228,29 @@ void rules_api_throttle_delete(api_env *env, http_request *req, api_call *call, 
 {
     (void)phase;
     rule_delete(&throttle_kind, env, req, call);
+}
+
+void rules_api_followup_put(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_put(&followup_kind, env, req, call);
+}
+
+void rules_api_followup_get(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_get(&followup_kind, env, req, call);
+}
+
+void rules_api_followup_list(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)call;
+    (void)phase;
+    rule_list(&followup_kind, env, req);
+}
+
+void rules_api_followup_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    rule_delete(&followup_kind, env, req, call);
 }

@@ -1,10 +1,12 @@
 /*
- * rules_api: digest and throttle rules (docs/digests.md).
+ * rules_api: digest, throttle and follow-up rules (docs/digests.md).
  *
  *   GET                /v1/digest-rules            every rule, by name
  *   PUT/GET/DELETE     /v1/digest-rules/{name}
  *   GET                /v1/throttle-rules
  *   PUT/GET/DELETE     /v1/throttle-rules/{name}
+ *   GET                /v1/followup-rules
+ *   PUT/GET/DELETE     /v1/followup-rules/{name}
  *
  * A PUT creates or replaces the rule and answers it as stored.  The
  * dispatchers reload their rules when the tables change (pg_notify).
@@ -23,5 +25,10 @@ void rules_api_throttle_put(api_env *env, http_request *req, api_call *call, htt
 void rules_api_throttle_get(api_env *env, http_request *req, api_call *call, http_phase phase);
 void rules_api_throttle_list(api_env *env, http_request *req, api_call *call, http_phase phase);
 void rules_api_throttle_delete(api_env *env, http_request *req, api_call *call, http_phase phase);
+
+void rules_api_followup_put(api_env *env, http_request *req, api_call *call, http_phase phase);
+void rules_api_followup_get(api_env *env, http_request *req, api_call *call, http_phase phase);
+void rules_api_followup_list(api_env *env, http_request *req, api_call *call, http_phase phase);
+void rules_api_followup_delete(api_env *env, http_request *req, api_call *call, http_phase phase);
 
 #endif

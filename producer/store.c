@@ -95,6 +95,10 @@
     "name, category, channel, max_count, window_ms, action, " TS("created_at") ", " TS("updated_"  \
                                                                                        "at")
 
+#define FOLLOWUP_RULE_COLUMNS                                                                      \
+    "name, event_type, category, after_channel, delay_ms, channel, template, " TS(                 \
+        "created_at") ", " TS("updated_at")
+
 typedef struct stmt {
     const char *name;
     const char *sql;
@@ -199,6 +203,25 @@ static const stmt statements[] = {
     {"gw_throttle_rule_list", "SELECT " THROTTLE_RULE_COLUMNS " FROM throttle_rules ORDER BY name",
      0},
     {"gw_throttle_rule_delete", "DELETE FROM throttle_rules WHERE name = $1", 1},
+    {"gw_followup_rule_put",
+     "INSERT INTO followup_rules (name, event_type, category, channel, after_channel, delay_ms, "
+     "template) VALUES ($1, $2, $3, $4, coalesce($5, 'inapp'), $6::bigint, $7) "
+     "ON CONFLICT (name) DO UPDATE SET event_type = EXCLUDED.event_type, "
+     "category = EXCLUDED.category, after_channel = EXCLUDED.after_channel, "
+     "delay_ms = EXCLUDED.delay_ms, channel = EXCLUDED.channel, template = EXCLUDED.template, "
+     "updated_at = now() "
+     "RETURNING " FOLLOWUP_RULE_COLUMNS,
+     7},
+    /* The rule that already has this (event_type, category, channel), for the 409. */
+    {"gw_followup_rule_rival",
+     "SELECT name FROM followup_rules WHERE event_type = $2 "
+     "AND coalesce(category, '') = coalesce($3, '') AND channel = $4 AND name <> $1",
+     4},
+    {"gw_followup_rule_get", "SELECT " FOLLOWUP_RULE_COLUMNS " FROM followup_rules WHERE name = $1",
+     1},
+    {"gw_followup_rule_list", "SELECT " FOLLOWUP_RULE_COLUMNS " FROM followup_rules ORDER BY name",
+     0},
+    {"gw_followup_rule_delete", "DELETE FROM followup_rules WHERE name = $1", 1},
     {"gw_event_get",
      "SELECT event_id, type, user_id, topic, priority, category, " TS("created_at") ", " TS(
          "dispatched_at") " FROM events WHERE event_id = $1::uuid",
@@ -241,6 +264,15 @@ static const stmt statements[] = {
                                                                     "LIMIT 100) m) "
                                                                     "FROM digest_windows w WHERE "
                                                                     "w.window_id = $1::uuid",
+     1},
+    /* The event's follow-ups (a broadcast's: its subscribers' events'). */
+    {"gw_event_followups",
+     "SELECT rule_name, channel, status, reason, " TS("due_at") ", " TS(
+         "decided_at") ", user_id FROM followups "
+                       "WHERE event_id = $1::uuid OR event_id = ANY "
+                       "(ARRAY(SELECT e.event_id FROM events e "
+                       "WHERE e.broadcast_id = $1::uuid)) "
+                       "ORDER BY due_at, user_id, rule_name LIMIT 1000",
      1},
     /* A key older than 24 hours is free again: the row is taken over. */
     {"gw_idem_claim",
@@ -654,6 +686,16 @@ static json_t *throttle_json(PGresult *res, int row)
                      "updated_at", col_str(res, row, 7));
 }
 
+static json_t *followup_json(PGresult *res, int row)
+{
+    return json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "name", col_str(res, row, 0),
+                     "event_type", col_str(res, row, 1), "category", col_str(res, row, 2),
+                     "after_channel", col_str(res, row, 3), "delay_ms",
+                     col_int_or_null(res, row, 4), "channel", col_str(res, row, 5), "template",
+                     col_str(res, row, 6), "created_at", col_str(res, row, 7), "updated_at",
+                     col_str(res, row, 8));
+}
+
 typedef json_t *(*row_json_fn)(PGresult *res, int row);
 
 /* The one row of res as JSON into *out: STORE_NOT_FOUND without one. */
@@ -730,16 +772,41 @@ static const char *int_member(const json_t *body, const char *field, char *buf, 
     return buf;
 }
 
+/*
+ * Runs the put statement (n parameters v) unless the rival statement (the
+ * first nrival of v) finds another rule with the same match: then
+ * STORE_CONFLICT with that rule's name in other (NULL: not wanted).  The
+ * client learns which rule to change; the unique index still decides when
+ * two PUTs race.
+ */
+static store_status rule_put_unless_rival(pg_conn *c, const char *rival_stmt, int nrival,
+                                          const char *put_stmt, int n, const char *const *v,
+                                          row_json_fn fn, json_t **out, char other[129], char *err,
+                                          size_t errlen)
+{
+    PGresult *res = NULL;
+    *out = NULL;
+    if (other != NULL)
+        other[0] = '\0';
+    store_status st = run(c, rival_stmt, nrival, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && PQntuples(res) > 0) {
+        if (other != NULL)
+            snprintf(other, 129, "%s", PQgetvalue(res, 0, 0));
+        st = STORE_CONFLICT;
+    }
+    PQclear(res);
+    if (st != STORE_OK)
+        return st;
+    return rule_row(c, put_stmt, n, v, fn, out, err, errlen);
+}
+
 store_status store_digest_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
                                    char other[129], char *err, size_t errlen)
 {
-    PGresult *res = NULL;
     char *channels = NULL, window_ms[24], max_window_ms[24], max_events[24], shown[24];
     char tmpl[160];
     store_status st = STORE_ERROR;
     *out = NULL;
-    if (other != NULL)
-        other[0] = '\0';
     const char *type = member(body, "event_type");
     const char *category = member(body, "category");
     if ((channels = json_dumps(json_object_get(body, "channels"), JSON_COMPACT)) == NULL) {
@@ -765,24 +832,9 @@ store_status store_digest_rule_put(pg_conn *c, const char *name, const json_t *b
                          member(body, "group_by"),
                          t,
                          shown_v != NULL ? shown_v : "10"};
-    /* Name the rule in the way, so the client knows which one to change;
-     * the unique index still decides when two PUTs race. */
-    const char *rv[3] = {name, type, category};
-    if ((st = run(c, "gw_digest_rule_rival", 3, rv, NULL, NULL, &res, err, errlen)) != STORE_OK)
-        goto out;
-    if (PQntuples(res) > 0) {
-        if (other != NULL)
-            snprintf(other, 129, "%s", PQgetvalue(res, 0, 0));
-        st = STORE_CONFLICT;
-        goto out;
-    }
-    PQclear(res);
-    res = NULL;
-    st = run(c, "gw_digest_rule_put", 13, v, NULL, NULL, &res, err, errlen);
-    if (st == STORE_OK)
-        st = one_row(res, digest_json, out, err, errlen);
+    st = rule_put_unless_rival(c, "gw_digest_rule_rival", 3, "gw_digest_rule_put", 13, v,
+                               digest_json, out, other, err, errlen);
 out:
-    PQclear(res);
     free(channels);
     return st;
 }
@@ -832,6 +884,39 @@ store_status store_throttle_rule_list(pg_conn *c, json_t **out, char *err, size_
 store_status store_throttle_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
 {
     return rule_delete(c, "gw_throttle_rule_delete", name, err, errlen);
+}
+
+store_status store_followup_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                     char other[129], char *err, size_t errlen)
+{
+    char delay_ms[24];
+    /* The rival statement takes the first four: name, type, category, channel. */
+    const char *v[7] = {name,
+                        member(body, "event_type"),
+                        member(body, "category"),
+                        member(body, "channel"),
+                        member(body, "after_channel"),
+                        int_member(body, "delay_ms", delay_ms, sizeof delay_ms),
+                        member(body, "template")};
+    return rule_put_unless_rival(c, "gw_followup_rule_rival", 4, "gw_followup_rule_put", 7, v,
+                                 followup_json, out, other, err, errlen);
+}
+
+store_status store_followup_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                     size_t errlen)
+{
+    const char *v[1] = {name};
+    return rule_row(c, "gw_followup_rule_get", 1, v, followup_json, out, err, errlen);
+}
+
+store_status store_followup_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+{
+    return rule_list(c, "gw_followup_rule_list", followup_json, out, err, errlen);
+}
+
+store_status store_followup_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+{
+    return rule_delete(c, "gw_followup_rule_delete", name, err, errlen);
 }
 
 /*
@@ -913,11 +998,28 @@ static json_t *event_digest(PGresult *res)
                      col_json(res, 0, 9, json_array()));
 }
 
+/* The "followups" of an event: each follow-up a rule planned for it. */
+static json_t *event_followups(PGresult *res)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+        json_t *f = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "rule", col_str(res, i, 0),
+                              "channel", col_str(res, i, 1), "status", col_str(res, i, 2), "reason",
+                              col_str(res, i, 3), "due_at", col_str(res, i, 4), "decided_at",
+                              col_str(res, i, 5), "user_id", col_str(res, i, 6));
+        if (f == NULL || json_array_append_new(list, f) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return list;
+}
+
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen)
 {
-    PGresult *ev = NULL, *dl = NULL, *dg = NULL, *win = NULL;
-    json_t *doc = NULL, *list = NULL, *digests = NULL;
+    PGresult *ev = NULL, *dl = NULL, *dg = NULL, *win = NULL, *fu = NULL;
+    json_t *doc = NULL, *list = NULL, *digests = NULL, *followups = NULL;
     const char *v[1] = {event_id};
     *out = NULL;
     store_status st = run(c, "gw_event_get", 1, v, NULL, NULL, &ev, err, errlen);
@@ -927,7 +1029,8 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
     if (st != STORE_OK)
         goto out;
     if ((st = run(c, "gw_event_digests", 1, v, NULL, NULL, &dg, err, errlen)) != STORE_OK ||
-        (st = run(c, "gw_event_digest", 1, v, NULL, NULL, &win, err, errlen)) != STORE_OK)
+        (st = run(c, "gw_event_digest", 1, v, NULL, NULL, &win, err, errlen)) != STORE_OK ||
+        (st = run(c, "gw_event_followups", 1, v, NULL, NULL, &fu, err, errlen)) != STORE_OK)
         goto out;
     bool have_event = PQntuples(ev) == 1;
     /* An open digest has no events row yet, but its id answers. */
@@ -966,8 +1069,10 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
         json_object_set_new(doc, "dispatched_at", col_str(ev, 0, 7));
     }
     digests = event_digests(dg);
+    followups = event_followups(fu);
     if (doc == NULL || json_object_set(doc, "deliveries", list) != 0 || digests == NULL ||
-        json_object_set(doc, "digests", digests) != 0 ||
+        json_object_set(doc, "digests", digests) != 0 || followups == NULL ||
+        json_object_set(doc, "followups", followups) != 0 ||
         (PQntuples(win) == 1 && json_object_set_new(doc, "digest", event_digest(win)) != 0)) {
         error_set(err, errlen, "out of memory");
         st = STORE_ERROR;
@@ -979,10 +1084,12 @@ out:
     json_decref(doc);
     json_decref(list);
     json_decref(digests);
+    json_decref(followups);
     PQclear(ev);
     PQclear(dl);
     PQclear(dg);
     PQclear(win);
+    PQclear(fu);
     return st;
 }
 

@@ -2,14 +2,14 @@
  * store: every SQL statement the gateway runs, and the JSON it answers with.
  *
  * Users, push tokens, preferences, topic subscriptions, templates and
- * digest and throttle rules are written here (dispatchers learn of changes through the schema's
- * pg_notify triggers); events and deliveries are only read, for
- * GET /v1/events/{id}; publish_idempotency is claimed and released around
- * publishes; users' inboxes are read and marked (inbox_messages,
- * inbox_state).  Statements are prepared once per connection (store_prepare,
- * the pool's setup hook).  The request bodies were checked by bodies.c
- * before they get here; the functions take borrowed JSON and return new
- * references for the caller to answer with.
+ * digest, throttle and follow-up rules are written here (dispatchers learn
+ * of changes through the schema's pg_notify triggers); events and
+ * deliveries are only read, for GET /v1/events/{id}; publish_idempotency
+ * is claimed and released around publishes; users' inboxes are read and
+ * marked (inbox_messages, inbox_state).  Statements are prepared once per
+ * connection (store_prepare, the pool's setup hook).  The request bodies
+ * were checked by bodies.c before they get here; the functions take
+ * borrowed JSON and return new references for the caller to answer with.
  */
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
@@ -89,6 +89,21 @@ store_status store_throttle_rule_get(pg_conn *c, const char *name, json_t **out,
 store_status store_throttle_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 store_status store_throttle_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Follow-up rules, the same way: STORE_CONFLICT, with the other rule's
+ * name in other, when another rule has the same event type, category and
+ * channel.
+ */
+store_status store_followup_rule_put(pg_conn *c, const char *name, const json_t *body, json_t **out,
+                                     char other[129], char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_followup_rule_get(pg_conn *c, const char *name, json_t **out, char *err,
+                                     size_t errlen) __attribute__((warn_unused_result));
+store_status store_followup_rule_list(pg_conn *c, json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_followup_rule_delete(pg_conn *c, const char *name, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /*

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned which = data[0] % 8;
+    unsigned which = data[0] % 9;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     bodies_error e;
@@ -66,6 +66,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 7:
         (void)bodies_check_throttle_rule(doc, "r", &e);
+        break;
+    case 8:
+        (void)bodies_check_followup_rule(doc, "r", &e);
         break;
     default: {
         event ev = {0};

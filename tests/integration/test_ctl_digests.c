@@ -1,7 +1,8 @@
 /*
- * heraldctl digest-rules, throttle-rules, digests and the digest line of
- * status, against a gateway started in-process on the scratch database and
- * against that database directly.
+ * heraldctl digest-rules, throttle-rules, followup-rules, digests,
+ * followups and the digest and follow-up lines of status, against a
+ * gateway started in-process on the scratch database and against that
+ * database directly.
  */
 #include "gateway_harness.h"
 
@@ -169,9 +170,129 @@ START_TEST(test_digests_lists_open_windows_and_status_counts_them)
 }
 END_TEST
 
+START_TEST(test_followup_rules_put_list_get_delete_through_the_gateway)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char file[64];
+    temp_file("{\"event_type\":\"comment.created\",\"delay_ms\":3600000,\"channel\":\"email\","
+              "\"template\":\"comment.reminder\"}",
+              file, sizeof file);
+    int rc = ctl(&g, h_adminkey, "followup-rules", "put", "comment-reminder", "--file", file, NULL);
+    unlink(file);
+    ck_assert_msg(rc == 0, "put: %d %s %s", rc, out, errout);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "after_channel")), "inapp");
+    json_decref(j);
+
+    rc = ctl(&g, h_adminkey, "followup-rules", "list", NULL);
+    ck_assert_msg(rc == 0, "list: %d %s", rc, errout);
+    ck_assert_msg(strstr(out, "DELAY_MS") != NULL && strstr(out, "comment-reminder") != NULL &&
+                      strstr(out, "3600000") != NULL && strstr(out, "comment.reminder") != NULL,
+                  "%s", out);
+    rc = ctl(&g, h_adminkey, "followup-rules", "get", "comment-reminder", NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"channel\": \"email\""));
+
+    /* A second rule for the same event type and channel: the gateway's 409 reaches the operator. */
+    temp_file("{\"event_type\":\"comment.created\",\"delay_ms\":60000,\"channel\":\"email\"}", file,
+              sizeof file);
+    rc = ctl(&g, h_adminkey, "followup-rules", "put", "other", "--file", file, NULL);
+    unlink(file);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(errout, "HTTP 409") != NULL && strstr(errout, "comment-reminder") != NULL,
+                  "%s", errout);
+    temp_file("{\"event_type\":\"comment.created\",\"delay_ms\":60000,\"channel\":\"inapp\"}", file,
+              sizeof file);
+    rc = ctl(&g, h_adminkey, "followup-rules", "put", "other", "--file", file, NULL);
+    unlink(file);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(errout, "HTTP 400") != NULL && strstr(errout, "field channel") != NULL,
+                  "%s", errout);
+
+    rc = ctl(&g, h_adminkey, "followup-rules", "delete", "comment-reminder", NULL);
+    ck_assert_msg(rc == 0, "%s", errout);
+    rc = ctl(&g, h_adminkey, "followup-rules", "get", "comment-reminder", NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_ptr_nonnull(strstr(errout, "HTTP 404"));
+    h_sql("DELETE FROM followup_rules");
+    h_stop(&g);
+}
+END_TEST
+
+/* Follow-ups as the dispatcher records them (migration 014). */
+START_TEST(test_followups_lists_pending_ones_and_status_counts_them)
+{
+#define EV1 "cccccccc-0000-4000-8000-000000000001"
+#define EV2 "cccccccc-0000-4000-8000-000000000002"
+#define EV3 "cccccccc-0000-4000-8000-000000000003"
+    h_sql("INSERT INTO events (event_id, type, user_id, priority, created_at) VALUES "
+          "('" EV1 "', 'comment.created', 'u-fu', 'normal', now()), "
+          "('" EV2 "', 'comment.created', 'u-fu', 'normal', now()), "
+          "('" EV3 "', 'comment.created', 'u-other', 'normal', now());"
+          "INSERT INTO followups (event_id, rule_name, channel, user_id, kafka_partition, due_at, "
+          "status, reason, event, decided_at) VALUES "
+          "('" EV1 "', 'comment-reminder', 'email', 'u-fu', 0, now() - interval '1 minute', "
+          "'pending', NULL, '{}', NULL), "
+          "('" EV1 "', 'comment-sms', 'sms', 'u-fu', 0, now() + interval '1 hour', "
+          "'cancelled', 'read', '{}', now()), "
+          "('" EV2 "', 'comment-reminder', 'email', 'u-fu', 0, now() + interval '2 hours', "
+          "'running', NULL, '{}', NULL), "
+          "('" EV3 "', 'comment-reminder', 'email', 'u-other', 1, now() + interval '30 minutes', "
+          "'pending', NULL, '{}', NULL)");
+
+    int rc = ctl(NULL, h_adminkey, "followups", NULL);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    ck_assert_msg(strstr(out, "DUE_AT") != NULL && strstr(out, EV1) != NULL &&
+                      strstr(out, EV2) != NULL && strstr(out, EV3) != NULL &&
+                      strstr(out, "comment-sms") == NULL,
+                  "%s", out);
+    /* Soonest due first. */
+    ck_assert(strstr(out, EV1) < strstr(out, EV3) && strstr(out, EV3) < strstr(out, EV2));
+
+    rc = ctl(NULL, h_adminkey, "followups", "--user", "u-fu", "--json", NULL);
+    ck_assert_msg(rc == 0, "%s", errout);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *fs = json_object_get(j, "followups");
+    ck_assert_uint_eq(json_array_size(fs), 2);
+    json_t *f = json_array_get(fs, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(f, "event_id")), EV1);
+    ck_assert_str_eq(json_string_value(json_object_get(f, "rule")), "comment-reminder");
+    ck_assert_str_eq(json_string_value(json_object_get(f, "channel")), "email");
+    ck_assert_str_eq(json_string_value(json_object_get(f, "status")), "pending");
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(f, "due_at")));
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(fs, 1), "status")),
+                     "running");
+    json_decref(j);
+    rc = ctl(NULL, h_adminkey, "followups", "--user", "topic:x", NULL);
+    ck_assert_int_eq(rc, 2);
+
+    rc = ctl(NULL, h_adminkey, "status", "--json", "--health-timeout", "100ms", NULL);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    j = json_loads(out, 0, NULL);
+    ck_assert_msg(j != NULL, "%s", out);
+    json_t *c = json_object_get(j, "followups");
+    ck_assert_int_eq(json_integer_value(json_object_get(c, "pending")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(c, "running")), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(c, "due")), 1);
+    json_decref(j);
+    rc = ctl(NULL, h_adminkey, "status", "--health-timeout", "100ms", NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(strstr(out, "follow-ups: 2 pending, 1 running, 1 due") != NULL, "%s", out);
+
+    h_sql("DELETE FROM followups; DELETE FROM events");
+#undef EV1
+#undef EV2
+#undef EV3
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_digest_rules_put_list_get_delete_through_the_gateway),
     TEST_ENTRY(test_digests_lists_open_windows_and_status_counts_them),
+    TEST_ENTRY(test_followup_rules_put_list_get_delete_through_the_gateway),
+    TEST_ENTRY(test_followups_lists_pending_ones_and_status_counts_them),
 };
 
 TEST_MAIN_TIMEOUT("ctl_digests", cases, 180)

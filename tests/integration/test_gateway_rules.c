@@ -1,8 +1,9 @@
 /*
- * The gateway's digest and throttle rule routes (docs/digests.md) against
- * a real PostgreSQL: round trips, every refusal naming its field, the one
- * rule per event type and category, and what GET /v1/events/{id} tells of
- * digests (windows written here as the dispatcher would write them).
+ * The gateway's digest, throttle and follow-up rule routes
+ * (docs/digests.md) against a real PostgreSQL: round trips, every refusal
+ * naming its field, the one rule per match, and what GET /v1/events/{id}
+ * tells of digests and follow-ups (rows written here as the dispatcher
+ * would write them).
  */
 #include "gateway_harness.h"
 
@@ -337,6 +338,166 @@ START_TEST(test_throttle_rules_put_get_list_delete)
 }
 END_TEST
 
+START_TEST(test_followup_rules_put_get_list_delete)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    put(&g, "/v1/followup-rules/comment-reminder",
+        "{\"event_type\":\"comment.created\",\"after_channel\":\"inapp\",\"delay_ms\":3600000,"
+        "\"channel\":\"email\",\"template\":\"comment.reminder\"}",
+        200, &r);
+    ck_assert_str_eq(str(r.json, "name"), "comment-reminder");
+    ck_assert_str_eq(str(r.json, "event_type"), "comment.created");
+    ck_assert_str_eq(str(r.json, "after_channel"), "inapp");
+    ck_assert_int_eq(num(r.json, "delay_ms"), 3600000);
+    ck_assert_str_eq(str(r.json, "channel"), "email");
+    ck_assert_str_eq(str(r.json, "template"), "comment.reminder");
+    ck_assert(json_is_null(json_object_get(r.json, "category")));
+    char created[40];
+    snprintf(created, sizeof created, "%s", str(r.json, "created_at"));
+    ck_assert_str_eq(str(r.json, "updated_at"), created);
+    h_resp_clear(&r);
+
+    /* after_channel defaults to inapp, template to the event's own (null). */
+    put(&g, "/v1/followup-rules/mention-push",
+        "{\"event_type\":\"mention.created\",\"category\":\"social\",\"delay_ms\":600000,"
+        "\"channel\":\"push\"}",
+        200, &r);
+    ck_assert_str_eq(str(r.json, "after_channel"), "inapp");
+    ck_assert_str_eq(str(r.json, "category"), "social");
+    ck_assert(json_is_null(json_object_get(r.json, "template")));
+    h_resp_clear(&r);
+
+    /* A GET answer can be PUT back; replacing keeps created_at. */
+    testsupport_sleep_ms(20);
+    h_http(&g, "GET", "/v1/followup-rules/comment-reminder", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_object_set_new(r.json, "delay_ms", json_integer(7200000));
+    char *again = json_dumps(r.json, JSON_COMPACT);
+    h_resp_clear(&r);
+    put(&g, "/v1/followup-rules/comment-reminder", again, 200, &r);
+    free(again);
+    ck_assert_int_eq(num(r.json, "delay_ms"), 7200000);
+    ck_assert_str_eq(str(r.json, "created_at"), created);
+    ck_assert_str_ne(str(r.json, "updated_at"), created);
+    h_resp_clear(&r);
+
+    h_http(&g, "GET", "/v1/followup-rules", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    json_t *rules = json_object_get(r.json, "rules");
+    ck_assert_uint_eq(json_array_size(rules), 2);
+    ck_assert_str_eq(str(json_array_get(rules, 0), "name"), "comment-reminder");
+    ck_assert_str_eq(str(json_array_get(rules, 1), "name"), "mention-push");
+    h_resp_clear(&r);
+
+    h_http(&g, "GET", "/v1/followup-rules", h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 403);
+    h_resp_clear(&r);
+
+    h_http(&g, "DELETE", "/v1/followup-rules/mention-push", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 204);
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/v1/followup-rules/mention-push", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_str_eq(h_error_code(&r), "not_found");
+    h_resp_clear(&r);
+    h_http(&g, "DELETE", "/v1/followup-rules/mention-push", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 404);
+    h_resp_clear(&r);
+    h_sql("DELETE FROM followup_rules");
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_followup_rules_refuse_bad_input_and_a_second_rule_for_a_channel)
+{
+    static const struct {
+        const char *body, *field, *says;
+    } bad[] = {
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"email\",\"when\":\"unread\"}", "when",
+         "unknown field"},
+        {"{\"event_type\":\"A b\",\"delay_ms\":1,\"channel\":\"email\"}", "event_type",
+         "event_type"},
+        {"{\"delay_ms\":1,\"channel\":\"email\"}", "event_type", "required"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"email\",\"template\":\"Reminder\"}",
+         "template", "template"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"email\",\"category\":\"\"}",
+         "category", "category"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"email\",\"category\":"
+         "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+         "category", "category"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"sms\",\"after_channel\":\"email\"}",
+         "after_channel", "only the in-app channel has a read state"},
+        {"{\"event_type\":\"a\",\"channel\":\"email\"}", "delay_ms", "required"},
+        {"{\"event_type\":\"a\",\"delay_ms\":0,\"channel\":\"email\"}", "delay_ms", "integer"},
+        {"{\"event_type\":\"a\",\"delay_ms\":-1000,\"channel\":\"email\"}", "delay_ms", "integer"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1.5,\"channel\":\"email\"}", "delay_ms", "integer"},
+        {"{\"event_type\":\"a\",\"delay_ms\":\"60000\",\"channel\":\"email\"}", "delay_ms",
+         "integer"},
+        {"{\"event_type\":\"a\",\"delay_ms\":31622400001,\"channel\":\"email\"}", "delay_ms",
+         "31622400000"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1}", "channel", "required"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"inapp\"}", "channel",
+         "email, sms or push"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"fax\"}", "channel",
+         "email, sms or push"},
+        {"{\"name\":\"other\",\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"email\"}", "name",
+         "name"},
+    };
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        put(&g, "/v1/followup-rules/f1", bad[i].body, 400, &r);
+        ck_assert_str_eq(h_error_code(&r), "invalid_field");
+        ck_assert_msg(strcmp(h_error_field(&r), bad[i].field) == 0, "%s: field %s, not %s",
+                      bad[i].body, h_error_field(&r), bad[i].field);
+        const char *msg = str(json_object_get(r.json, "error"), "message");
+        ck_assert_msg(strstr(msg, bad[i].says) != NULL, "%s: \"%s\" does not say %s", bad[i].body,
+                      msg, bad[i].says);
+        h_resp_clear(&r);
+    }
+    put(&g, "/v1/followup-rules/Bad%20Name",
+        "{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"email\"}", 400, &r);
+    ck_assert_str_eq(h_error_field(&r), "name");
+    h_resp_clear(&r);
+
+    /* One rule per event type, category and channel: 409 naming the rule in the way. */
+    const char *email = "{\"event_type\":\"comment.created\",\"delay_ms\":3600000,"
+                        "\"channel\":\"email\"}";
+    put(&g, "/v1/followup-rules/first", email, 200, &r);
+    h_resp_clear(&r);
+    put(&g, "/v1/followup-rules/second", email, 409, &r);
+    ck_assert_str_eq(h_error_code(&r), "conflict");
+    const char *msg = str(json_object_get(r.json, "error"), "message");
+    ck_assert_msg(strstr(msg, "\"first\"") != NULL && strstr(msg, "channel \"email\"") != NULL,
+                  "%s", msg);
+    h_resp_clear(&r);
+    /* Another channel or category is another rule; the same name replaces itself. */
+    put(&g, "/v1/followup-rules/second",
+        "{\"event_type\":\"comment.created\",\"delay_ms\":3600000,\"channel\":\"sms\"}", 200, &r);
+    h_resp_clear(&r);
+    put(&g, "/v1/followup-rules/third",
+        "{\"event_type\":\"comment.created\",\"category\":\"social\",\"delay_ms\":60000,"
+        "\"channel\":\"email\"}",
+        200, &r);
+    h_resp_clear(&r);
+    put(&g, "/v1/followup-rules/first", email, 200, &r);
+    h_resp_clear(&r);
+    /* Moving "second" onto "first"'s match is refused too. */
+    put(&g, "/v1/followup-rules/second", email, 409, &r);
+    h_resp_clear(&r);
+    char n[16];
+    h_sql_value("SELECT count(*) FROM followup_rules", n, sizeof n);
+    ck_assert_str_eq(n, "3");
+    h_sql_value("SELECT channel FROM followup_rules WHERE name = 'second'", n, sizeof n);
+    ck_assert_str_eq(n, "sms");
+    h_sql("DELETE FROM followup_rules");
+    h_stop(&g);
+}
+END_TEST
+
 START_TEST(test_event_status_shows_its_digests_and_a_digest_its_events)
 {
 #define EV   "aaaaaaaa-0000-4000-8000-000000000001"
@@ -431,12 +592,78 @@ START_TEST(test_event_status_shows_its_digests_and_a_digest_its_events)
 }
 END_TEST
 
+/* Follow-ups as the dispatcher records them (migration 014), with the delivery held for one. */
+START_TEST(test_event_status_shows_its_followups)
+{
+#define EV1 "cccccccc-0000-4000-8000-000000000001"
+#define EV2 "cccccccc-0000-4000-8000-000000000002"
+    h_sql("INSERT INTO events (event_id, type, user_id, priority, created_at) VALUES "
+          "('" EV1 "', 'comment.created', 'u-fu', 'normal', now()), "
+          "('" EV2 "', 'comment.created', 'u-fu', 'normal', now());"
+          "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, status, "
+          "skip_reason) VALUES ('" EV1 "/inapp', '" EV1 "', 'u-fu', 'inapp', 'sent', NULL), "
+          "('" EV1 "/email', '" EV1 "', 'u-fu', 'email', 'scheduled', 'followup'), "
+          "('" EV2 "/inapp', '" EV2 "', 'u-fu', 'inapp', 'sent', NULL);"
+          "INSERT INTO followups (event_id, rule_name, channel, user_id, kafka_partition, due_at, "
+          "status, reason, event, decided_at) VALUES "
+          "('" EV1 "', 'comment-reminder', 'email', 'u-fu', 0, now() + interval '1 hour', "
+          "'pending', NULL, '{}', NULL), "
+          "('" EV1 "', 'comment-sms', 'sms', 'u-fu', 0, now() + interval '2 hours', "
+          "'cancelled', 'read', '{}', now())");
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    /* The event tells of its follow-ups and of the delivery held for them. */
+    h_http(&g, "GET", "/v1/events/" EV1, h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    json_t *fs = json_object_get(r.json, "followups");
+    ck_assert_uint_eq(json_array_size(fs), 2);
+    json_t *f = json_array_get(fs, 0);
+    ck_assert_str_eq(str(f, "rule"), "comment-reminder");
+    ck_assert_str_eq(str(f, "channel"), "email");
+    ck_assert_str_eq(str(f, "status"), "pending");
+    ck_assert(json_is_null(json_object_get(f, "reason")));
+    ck_assert_ptr_nonnull(str(f, "due_at"));
+    ck_assert(json_is_null(json_object_get(f, "decided_at")));
+    f = json_array_get(fs, 1);
+    ck_assert_str_eq(str(f, "rule"), "comment-sms");
+    ck_assert_str_eq(str(f, "status"), "cancelled");
+    ck_assert_str_eq(str(f, "reason"), "read");
+    ck_assert_ptr_nonnull(str(f, "decided_at"));
+    json_t *dl = json_object_get(r.json, "deliveries");
+    int held = 0;
+    for (size_t i = 0; i < json_array_size(dl); i++) {
+        json_t *d = json_array_get(dl, i);
+        if (strcmp(str(d, "status"), "scheduled") == 0) {
+            ck_assert_str_eq(str(d, "skip_reason"), "followup");
+            held++;
+        }
+    }
+    ck_assert_int_eq(held, 1);
+    ck_assert_str_eq(str(r.json, "status"), "processing");
+    h_resp_clear(&r);
+    /* None: an empty list, as for digests. */
+    h_http(&g, "GET", "/v1/events/" EV2, h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_is_array(json_object_get(r.json, "followups")));
+    ck_assert_uint_eq(json_array_size(json_object_get(r.json, "followups")), 0);
+    h_resp_clear(&r);
+    h_stop(&g);
+    h_sql("DELETE FROM followups; DELETE FROM deliveries; DELETE FROM events");
+#undef EV1
+#undef EV2
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_digest_rules_put_get_list_delete),
     TEST_ENTRY(test_digest_rules_refuse_bad_input_naming_the_field),
     TEST_ENTRY(test_digest_rules_one_per_event_type_and_category),
     TEST_ENTRY(test_throttle_rules_put_get_list_delete),
+    TEST_ENTRY(test_followup_rules_put_get_list_delete),
+    TEST_ENTRY(test_followup_rules_refuse_bad_input_and_a_second_rule_for_a_channel),
     TEST_ENTRY(test_event_status_shows_its_digests_and_a_digest_its_events),
+    TEST_ENTRY(test_event_status_shows_its_followups),
 };
 
 TEST_MAIN_TIMEOUT("gateway_rules", cases, 120)

@@ -235,6 +235,40 @@ START_TEST(test_bodies_digest_rule_default_template_must_fit_a_name)
     json_decref(body);
 }
 
+START_TEST(test_bodies_followup_rule_delay_bounds_and_read_state)
+{
+    static const struct {
+        const char *body, *field; /* field NULL: accepted */
+    } cases[] = {
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"sms\"}", NULL},
+        {"{\"event_type\":\"a\",\"delay_ms\":31622400000,\"channel\":\"push\","
+         "\"after_channel\":null,\"template\":null,\"category\":null}",
+         NULL},
+        {"{\"event_type\":\"a\",\"delay_ms\":31622400001,\"channel\":\"push\"}", "delay_ms"},
+        {"{\"event_type\":\"a\",\"delay_ms\":null,\"channel\":\"push\"}", "delay_ms"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"push\",\"after_channel\":\"push\"}",
+         "after_channel"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"push\",\"after_channel\":1}",
+         "after_channel"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":null}", "channel"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":[\"email\"]}", "channel"},
+        {"{\"event_type\":\"a\",\"delay_ms\":1,\"channel\":\"email\",\"template\":7}", "template"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bodies_error e = {0};
+        json_t *body = json_loads(cases[i].body, 0, NULL);
+        ck_assert_ptr_nonnull(body);
+        int rc = bodies_check_followup_rule(body, "r", &e);
+        if (cases[i].field == NULL)
+            ck_assert_msg(rc == 0, "%s: %s %s", cases[i].body, e.field, e.message);
+        else
+            ck_assert_msg(rc == -1 && strcmp(e.field, cases[i].field) == 0, "%s: %d %s",
+                          cases[i].body, rc, e.field);
+        json_decref(body);
+    }
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_bodies_parse_rejects_non_objects_duplicates_and_trailing_data),
     TEST_ENTRY(test_bodies_user_accepts_a_full_user),
@@ -247,6 +281,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_bodies_locale_shapes),
     TEST_ENTRY(test_bodies_group_by_names_a_field_under_data),
     TEST_ENTRY(test_bodies_digest_rule_default_template_must_fit_a_name),
+    TEST_ENTRY(test_bodies_followup_rule_delay_bounds_and_read_state),
 };
 
 TEST_MAIN("gateway_bodies", cases)
