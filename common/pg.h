@@ -107,7 +107,7 @@ typedef struct pg_params {
 } pg_params;
 
 void pg_params_text(pg_params *p, const char *s); /* borrowed: must outlive the run */
-void pg_params_own(pg_params *p, char *s);        /* a malloc()ed string, freed with p; NULL fails */
+void pg_params_own(pg_params *p, char *s); /* a malloc()ed string, freed with p; NULL fails */
 void pg_params_int(pg_params *p, int64_t v);
 void pg_params_int_array(pg_params *p, const int32_t *v, size_t n); /* "{1,2,3}" for int[] */
 void pg_params_free(pg_params *p);

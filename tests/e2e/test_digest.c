@@ -55,12 +55,10 @@ START_TEST(test_stack_with_two_dispatchers_and_a_digest_rule)
     /* A digest's event id is its window's: the subject names both. */
     e2e_put_template(&env, DIGEST_TYPE, "email", DIGEST_PREFIX "{{event.id}} of {{data.count}}",
                      "{{data.count}} comments, the first {{data.events.0.data.n}}", NULL);
-    PGconn *db = PQconnectdb(env.db_url);
-    ck_assert_msg(PQstatus(db) == CONNECTION_OK, "%s", PQerrorMessage(db));
-    testsupport_sql(db, "INSERT INTO digest_rules (name, event_type, channels, window_kind, "
-                        "window_ms, template) VALUES ('comments','" TYPE "','{email}','fixed',"
-                        "2000,'" DIGEST_TYPE "')");
-    PQfinish(db);
+    /* The operator's way: the rule through the gateway's admin API. */
+    e2e_api_expect(&env, 200, "PUT", "/v1/digest-rules/comments",
+                   "{\"event_type\":\"" TYPE "\",\"channels\":[\"email\"],"
+                   "\"window\":\"fixed\",\"window_ms\":2000,\"template\":\"" DIGEST_TYPE "\"}");
     /* The rule must hold from the first event on: a restart reads it for
      * certain, where a notification could come after the first batch. */
     ck_assert_int_eq(e2e_stop(&env.procs[E2E_DISPATCHER], SIGTERM, 30000), 0);

@@ -230,9 +230,9 @@ START_TEST(test_a_large_digest_is_shortened_to_fit)
     size_t ne = json_array_size(json_object_get(d, "events"));
     ck_assert_uint_gt(ne, 5);
     ck_assert_uint_lt(ne, 50);
-    ck_assert_int_eq(json_integer_value(json_object_get(
-                         json_array_get(json_object_get(d, "events"), 0), "n")),
-                     0);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_array_get(json_object_get(d, "events"), 0), "n")),
+        0);
     ck_assert_int_eq(json_integer_value(json_object_get(
                          json_array_get(json_object_get(d, "last_events"), 0), "n")),
                      99);
