@@ -8,6 +8,8 @@
  *    and the message it names is in the inbox the devices read;
  *  - marks from the two devices (seen, read, archived) reach both, with
  *    counts that equal the gateway's at every step;
+ *  - a follow-up rule made through the admin API emails the message left
+ *    unread after its delay, and not the one the user read meanwhile;
  *  - the first instance is killed: its device reconnects to the second
  *    with its last event id and misses nothing published meanwhile.
  *
@@ -174,6 +176,107 @@ START_TEST(test_marks_from_two_devices_keep_both_counts_right)
 }
 END_TEST
 
+/* The next event of type on both devices, whatever its counts. */
+static void next_on_both(const char *type)
+{
+    ws *devs[] = {dev_a, dev_b};
+    last_seq++;
+    for (int i = 0; i < 2; i++)
+        json_decref(expect_event(devs[i], type, last_seq));
+}
+
+/* A mark whose change (if any) both devices see. */
+static void mark_seen_by_both(const char *action, const char *id)
+{
+    char path[256], body[256];
+    snprintf(path, sizeof path, "/v1/users/%s/inbox/mark", USER);
+    snprintf(body, sizeof body, "{\"action\":\"%s\",\"ids\":[\"%s\"]}", action, id);
+    json_t *j = as_user("POST", path, body, 200);
+    if (num(j, "changed") > 0)
+        next_on_both("state");
+    json_decref(j);
+}
+
+/* How many emails the SMTP server has with this subject. */
+static size_t emails_with_subject(const char *subject)
+{
+    json_t *all = e2e_records(&env, E2E_SMTP), *r;
+    size_t i, n = 0;
+    json_array_foreach(all, i, r)
+    {
+        const char *s = json_string_value(json_object_get(r, "subject"));
+        n += s != NULL && strcmp(s, subject) == 0;
+    }
+    json_decref(all);
+    return n;
+}
+
+START_TEST(test_a_follow_up_email_goes_for_the_unread_message_only)
+{
+    ck_assert_msg(up, "the stack did not start");
+    e2e_put_user(&env, USER, USER "@example.com", NULL, NULL);
+    e2e_put_template(&env, "e2e.remind", "inapp", "Remind {{data.n}}", "Unread {{data.n}}", NULL);
+    e2e_put_template(&env, "e2e.remind", "email", "Still unread: {{data.n}}",
+                     "Note {{data.n}} is waiting in your inbox", NULL);
+    e2e_api_expect(&env, 200, "PUT", "/v1/followup-rules/remind",
+                   "{\"event_type\":\"e2e.remind\",\"after_channel\":\"inapp\","
+                   "\"delay_ms\":5000,\"channel\":\"email\"}");
+    /* The dispatchers reload their rules on the change's notification. */
+    testsupport_sleep_ms(1000);
+    char ev[2][ID_UUID_SIZE], body[256];
+    for (int n = 1; n <= 2; n++) {
+        snprintf(body, sizeof body,
+                 "{\"type\":\"e2e.remind\",\"user_id\":\"%s\",\"data\":{\"n\":%d}}", USER, n);
+        e2e_publish(&env, body, ev[n - 1]);
+        next_on_both("message");
+    }
+    /* The user opens the first on a device; the second stays unread. */
+    char path[256], first[ID_UUID_SIZE], second[ID_UUID_SIZE];
+    snprintf(path, sizeof path, "/v1/users/%s/inbox?page_size=2", USER);
+    json_t *page = as_user("GET", path, NULL, 200);
+    json_t *msgs = json_object_get(page, "messages");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(msgs, 1), "title")),
+                     "Remind 1");
+    snprintf(first, sizeof first, "%s",
+             json_string_value(json_object_get(json_array_get(msgs, 1), "id")));
+    snprintf(second, sizeof second, "%s",
+             json_string_value(json_object_get(json_array_get(msgs, 0), "id")));
+    json_decref(page);
+    mark_seen_by_both("read", first);
+    /* The reminder for the second arrives, for the first never. */
+    int64_t deadline = timeutil_monotonic_ms() + E2E_PHASE_MS;
+    for (int i = 0; i < 600 && emails_with_subject("Still unread: 2") == 0 &&
+                    timeutil_monotonic_ms() < deadline;
+         i++)
+        testsupport_sleep_ms(100);
+    ck_assert_uint_eq(emails_with_subject("Still unread: 2"), 1);
+    testsupport_sleep_ms(2000);
+    ck_assert_uint_eq(emails_with_subject("Still unread: 1"), 0);
+    ck_assert_uint_eq(emails_with_subject("Still unread: 2"), 1);
+    /* The event status says what became of each. */
+    for (int k = 0; k < 2; k++) {
+        char epath[128];
+        snprintf(epath, sizeof epath, "/v1/events/%s", ev[k]);
+        json_t *j = NULL;
+        ck_assert_int_eq(e2e_api(&env, "GET", epath, NULL, &j), 200);
+        json_t *f = json_array_get(json_object_get(j, "followups"), 0);
+        ck_assert_ptr_nonnull(f);
+        ck_assert_str_eq(json_string_value(json_object_get(f, "status")),
+                         k == 0 ? "cancelled" : "sent");
+        json_decref(j);
+    }
+    /* Both read and seen again, as the next cases expect the inbox. */
+    const char *ids[2] = {first, second};
+    for (int k = 0; k < 2; k++) {
+        mark_seen_by_both("seen", ids[k]);
+        mark_seen_by_both("read", ids[k]);
+    }
+    e2e_api_expect(&env, 204, "DELETE", "/v1/followup-rules/remind", NULL);
+    expect_quiet(dev_a, 300);
+    expect_quiet(dev_b, 300);
+}
+END_TEST
+
 START_TEST(test_a_killed_instances_device_reconnects_to_the_other_and_misses_nothing)
 {
     ck_assert_msg(up, "the stack did not start");
@@ -218,6 +321,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_two_live_instances_and_a_users_token),
     TEST_ENTRY(test_a_published_event_reaches_both_devices),
     TEST_ENTRY(test_marks_from_two_devices_keep_both_counts_right),
+    TEST_ENTRY(test_a_follow_up_email_goes_for_the_unread_message_only),
     TEST_ENTRY(test_a_killed_instances_device_reconnects_to_the_other_and_misses_nothing),
     TEST_ENTRY(test_every_daemon_exits_0_on_sigterm),
 };
