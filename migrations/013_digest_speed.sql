@@ -1,0 +1,15 @@
+-- Cheaper joins of an open digest window.  herald_digest_add updates the
+-- window once for every event that joins it (members, last_event_at, and
+-- closes_at only for sliding windows or max_events), none of which changes
+-- an indexed value for a fixed window, so the update can be HOT -- but only
+-- when the page has room for the new row version.  The events that open
+-- the windows fill each page to the brim with the default fillfactor of
+-- 100, and almost every join moved its window to another page and inserted
+-- into the primary key, the open-window index and the due index again.
+-- Half a page kept free, as for deliveries (007), holds the extra versions
+-- until page pruning reclaims them.  Applies to pages written from now on.
+--
+-- Measured with 100,000 open windows (bench/dispatcher/run): one
+-- herald_digest_add call of 2,000 joins took 130-140 ms before, 105 ms
+-- after; 3,605 of the phase's 204,500 window updates had been HOT.
+ALTER TABLE digest_windows SET (fillfactor = 50);
