@@ -112,9 +112,7 @@ struct dispatcher {
     uint64_t rng;
     int64_t next_lag_ms;
 
-    /* Digest windows: the events partitions owned, and when to look for due windows next. */
-    int32_t *parts;
-    size_t nparts, partcap;
+    /* Digest windows and follow-ups: when to look for due ones next. */
     int64_t next_close_ms; /* wall clock, as the windows' close times */
     int64_t next_purge_ms; /* monotonic */
 
@@ -160,44 +158,6 @@ static bool slot_in(const slot *s, const rd_kafka_topic_partition_list_t *parts)
 }
 
 /*
- * The partitions of the events topic this member owns, whose digest windows
- * it closes: added when assigned, removed when revoked (or lost), and due
- * windows of new ones looked for at once.
- */
-static void own_partitions(dispatcher *d, bool assigned,
-                           const rd_kafka_topic_partition_list_t *parts)
-{
-    for (int i = 0; i < parts->cnt; i++) {
-        if (strcmp(parts->elems[i].topic, d->t_events) != 0)
-            continue;
-        int32_t p = parts->elems[i].partition;
-        size_t k = 0;
-        while (k < d->nparts && d->parts[k] != p)
-            k++;
-        if (!assigned) {
-            if (k < d->nparts)
-                d->parts[k] = d->parts[--d->nparts];
-            continue;
-        }
-        if (k < d->nparts)
-            continue;
-        if (d->nparts == d->partcap) {
-            size_t cap = d->partcap ? d->partcap * 2 : 16;
-            int32_t *np = realloc(d->parts, cap * sizeof(*np));
-            if (np == NULL) {
-                LOG_ERROR("digest", "out of memory: partition %" PRId32 " not tracked", p);
-                continue;
-            }
-            d->parts = np;
-            d->partcap = cap;
-        }
-        d->parts[d->nparts++] = p;
-    }
-    if (assigned)
-        d->next_close_ms = 0;
-}
-
-/*
  * Rebalances happen inside kafka_consumer_poll(), so only while a batch is
  * filling: records of partitions taken away are dropped (their new owner
  * reads them from the committed offset), the rest of the batch stays.
@@ -207,9 +167,10 @@ static void on_rebalance(void *ctx, bool assigned, const rd_kafka_topic_partitio
 {
     dispatcher *d = ctx;
     (void)lost;
-    own_partitions(d, assigned, parts);
-    if (assigned)
+    if (assigned) {
+        d->next_close_ms = 0; /* due windows of the new partitions: look at once */
         return;
+    }
     size_t kept = 0;
     for (size_t i = 0; i < d->nslots; i++) {
         if (slot_in(&d->slots[i], parts))
@@ -1228,6 +1189,28 @@ static int renew_producer(dispatcher *d, char *err, size_t errlen)
 }
 
 /*
+ * The events topic's partitions this member owns now, from the consumer's
+ * assignment: the digest windows and follow-ups it closes.  *out is
+ * malloc()ed (NULL when none).
+ */
+static size_t owned_partitions(dispatcher *d, int32_t **out)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    size_t n = 0;
+    *out = NULL;
+    if (rd_kafka_assignment(kafka_consumer_rk(d->consumer), &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    if (a->cnt > 0 && (*out = malloc((size_t)a->cnt * sizeof(**out))) != NULL)
+        for (int i = 0; i < a->cnt; i++)
+            if (strcmp(a->elems[i].topic, d->t_events) == 0)
+                (*out)[n++] = a->elems[i].partition;
+    rd_kafka_topic_partition_list_destroy(a);
+    return n;
+}
+
+static void close_due(dispatcher *d, const int32_t *parts, size_t nparts, int64_t now);
+
+/*
  * Sends the digests of the windows due on the owned partitions (closer.h),
  * between batches: a few passes while passes come back full, then again
  * at the earliest open window's close or after HERALD_DIGEST_SCAN, whichever
@@ -1240,8 +1223,16 @@ static void close_windows(dispatcher *d)
     if (d->pg_paused || now < d->next_close_ms)
         return;
     d->next_close_ms = now + d->cfg->digest_scan_ms;
-    if (d->nparts == 0)
-        return;
+    int32_t *parts = NULL;
+    size_t nparts = owned_partitions(d, &parts);
+    if (nparts > 0)
+        close_due(d, parts, nparts, now);
+    free(parts);
+}
+
+/* close_windows() for the events partitions parts[0..nparts) at now (wall clock). */
+static void close_due(dispatcher *d, const int32_t *parts, size_t nparts, int64_t now)
+{
     closer_ctx c = {
         .producer = d->producer,
         .consumer = d->consumer,
@@ -1252,8 +1243,8 @@ static void close_windows(dispatcher *d)
         .sb = d->sb,
         .fl = &d->fl,
         .fo = &d->fo,
-        .parts = d->parts,
-        .nparts = d->nparts,
+        .parts = parts,
+        .nparts = nparts,
         .limit = (int)d->cfg->digest_close_batch,
         .produce_timeout_ms = PRODUCE_WAIT_MS,
     };
@@ -1319,8 +1310,8 @@ static void close_windows(dispatcher *d)
                      deleted);
     }
     int64_t next = INT64_MAX, fnext = INT64_MAX;
-    if (digest_next_due(d->db, d->parts, d->nparts, &next, err, sizeof err) != PG_OK ||
-        followup_next_due(d->db, d->parts, d->nparts, &fnext, err, sizeof err) != PG_OK)
+    if (digest_next_due(d->db, parts, nparts, &next, err, sizeof err) != PG_OK ||
+        followup_next_due(d->db, parts, nparts, &fnext, err, sizeof err) != PG_OK)
         LOG_WARN("digest", "%s", err);
     if (fnext < next)
         next = fnext;
@@ -1565,7 +1556,6 @@ void dispatcher_free(dispatcher *d)
     prefs_cache_free(d->users);
     tplcache_free(d->tpls);
     rules_free(d->rules);
-    free(d->parts);
     metrics_registry_free(d->reg);
     free(d);
 }
