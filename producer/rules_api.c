@@ -180,77 +180,35 @@ out:
     json_decref(body);
 }
 
-void rules_api_digest_put(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_put(&digest_kind, env, req, call);
-}
+/*
+ * The four routes of one kind of rule (rules_api.h): rules_api_<kind>_put,
+ * _get, _list and _delete, each handing its kind to the shared handler.
+ */
+#define RULE_ROUTES(kind)                                                                          \
+    void rules_api_##kind##_put(api_env *env, http_request *req, api_call *call, http_phase phase) \
+    {                                                                                              \
+        (void)phase;                                                                               \
+        rule_put(&kind##_kind, env, req, call);                                                    \
+    }                                                                                              \
+    void rules_api_##kind##_get(api_env *env, http_request *req, api_call *call, http_phase phase) \
+    {                                                                                              \
+        (void)phase;                                                                               \
+        rule_get(&kind##_kind, env, req, call);                                                    \
+    }                                                                                              \
+    void rules_api_##kind##_list(api_env *env, http_request *req, api_call *call,                  \
+                                 http_phase phase)                                                 \
+    {                                                                                              \
+        (void)call;                                                                                \
+        (void)phase;                                                                               \
+        rule_list(&kind##_kind, env, req);                                                         \
+    }                                                                                              \
+    void rules_api_##kind##_delete(api_env *env, http_request *req, api_call *call,                \
+                                   http_phase phase)                                               \
+    {                                                                                              \
+        (void)phase;                                                                               \
+        rule_delete(&kind##_kind, env, req, call);                                                 \
+    }
 
-void rules_api_digest_get(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_get(&digest_kind, env, req, call);
-}
-
-void rules_api_digest_list(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)call;
-    (void)phase;
-    rule_list(&digest_kind, env, req);
-}
-
-void rules_api_digest_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_delete(&digest_kind, env, req, call);
-}
-
-void rules_api_throttle_put(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_put(&throttle_kind, env, req, call);
-}
-
-void rules_api_throttle_get(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_get(&throttle_kind, env, req, call);
-}
-
-void rules_api_throttle_list(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)call;
-    (void)phase;
-    rule_list(&throttle_kind, env, req);
-}
-
-void rules_api_throttle_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_delete(&throttle_kind, env, req, call);
-}
-
-void rules_api_followup_put(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_put(&followup_kind, env, req, call);
-}
-
-void rules_api_followup_get(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_get(&followup_kind, env, req, call);
-}
-
-void rules_api_followup_list(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)call;
-    (void)phase;
-    rule_list(&followup_kind, env, req);
-}
-
-void rules_api_followup_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
-{
-    (void)phase;
-    rule_delete(&followup_kind, env, req, call);
-}
+RULE_ROUTES(digest)
+RULE_ROUTES(throttle)
+RULE_ROUTES(followup)
