@@ -586,8 +586,7 @@ static pg_status resolve(dispatcher *d, int64_t now_ms, char *err, size_t errlen
             tplcache_type_unref(tgot[t]);
     }
     metrics_counter_add(d->m.tpl_hits, thits);
-    if (rules_due(d->rules, timeutil_monotonic_ms()) &&
-        (st = rules_load(d->rules, d->db, timeutil_monotonic_ms(), err, errlen)) != PG_OK)
+    if ((st = rules_refresh(d->rules, d->db, timeutil_monotonic_ms(), err, errlen)) != PG_OK)
         goto out;
     st = PG_OK;
 out:
@@ -1253,8 +1252,7 @@ static void close_due(dispatcher *d, const int32_t *parts, size_t nparts, int64_
         c.retry_topic[k] = d->t_retry[k];
     }
     char err[1024];
-    if (rules_due(d->rules, timeutil_monotonic_ms()) &&
-        rules_load(d->rules, d->db, timeutil_monotonic_ms(), err, sizeof err) != PG_OK) {
+    if (rules_refresh(d->rules, d->db, timeutil_monotonic_ms(), err, sizeof err) != PG_OK) {
         LOG_WARN("digest", "reading the rules: %s", err);
         return;
     }

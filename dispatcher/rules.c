@@ -302,8 +302,10 @@ out:
     return rc;
 }
 
-pg_status rules_load(rules *r, pg_conn *db, int64_t now_ms, char *err, size_t errlen)
+pg_status rules_refresh(rules *r, pg_conn *db, int64_t now_ms, char *err, size_t errlen)
 {
+    if (r->loaded && now_ms - r->loaded_at_ms < RULES_TTL_MS)
+        return PG_OK;
     PGresult *res = NULL;
     pg_status st = pg_query(db, load_sql, 0, NULL, &res, err, errlen);
     if (st != PG_OK)
@@ -326,11 +328,6 @@ pg_status rules_load(rules *r, pg_conn *db, int64_t now_ms, char *err, size_t er
 void rules_invalidate(rules *r)
 {
     r->loaded = false;
-}
-
-bool rules_due(const rules *r, int64_t now_ms)
-{
-    return !r->loaded || now_ms - r->loaded_at_ms >= RULES_TTL_MS;
 }
 
 bool rules_have_digests(const rules *r)

@@ -18,7 +18,7 @@
  *   channel it follows up on; per follow-up channel the rule with the
  *   event's category wins over the type's rule without one.
  *
- * The parsing from the tables' JSON (rules_set) is pure; rules_load does
+ * The parsing from the tables' JSON (rules_set) is pure; rules_refresh does
  * the I/O.
  */
 #ifndef HERALD_DISPATCHER_RULES_H
@@ -88,15 +88,16 @@ int rules_set(rules *r, const char *digest_rows, const char *throttle_rows,
               const char *followup_rows, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Reads the tables (rules_set) and marks the rules fresh as of now_ms (monotonic). */
-pg_status rules_load(rules *r, pg_conn *db, int64_t now_ms, char *err, size_t errlen)
+/*
+ * Reads the tables (rules_set) when the rules have never been read, were
+ * invalidated, or are older than RULES_TTL_MS at now_ms (monotonic); PG_OK
+ * without I/O otherwise.  On failure the rules in hand are kept.
+ */
+pg_status rules_refresh(rules *r, pg_conn *db, int64_t now_ms, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* Marks the rules stale: the next rules_due() says so. */
+/* Marks the rules stale: the next rules_refresh() reads them. */
 void rules_invalidate(rules *r);
-
-/* True when the rules have never been loaded, were invalidated, or are older than RULES_TTL_MS. */
-bool rules_due(const rules *r, int64_t now_ms);
 
 /* Whether any rule of the kind exists (the batch step is skipped otherwise). */
 bool rules_have_digests(const rules *r);
