@@ -445,6 +445,7 @@ void provider_classify_http(CURLcode rc, long status, const char *retry_after, b
     out->status = status;
     out->retry_after_ms = 0;
     out->provider_fault = false;
+    out->recipient_refused = false;
     if (rc != CURLE_OK) {
         /* Timeouts, refused or reset connections, TLS trouble: the provider's side. */
         out->outcome = PROVIDER_TRANSIENT;
@@ -503,11 +504,12 @@ void provider_classify_pg(const char *sqlstate, const char *user_id, const char 
              *sqlstate ? " SQLSTATE " : "", sqlstate, error ? error : "");
 }
 
-void provider_classify_smtp(CURLcode rc, long reply, provider_result *out)
+void provider_classify_smtp(CURLcode rc, long reply, const char *curl_error, provider_result *out)
 {
     out->status = reply;
     out->retry_after_ms = 0;
     out->provider_fault = false;
+    out->recipient_refused = false;
     if (rc == CURLE_OK) {
         out->outcome = PROVIDER_SENT;
         snprintf(out->message, sizeof out->message, "SMTP %ld", reply ? reply : 250);
@@ -527,6 +529,12 @@ void provider_classify_smtp(CURLcode rc, long reply, provider_result *out)
     }
     if (reply >= 500 && reply <= 599) {
         out->outcome = PROVIDER_PERMANENT;
+        if (curl_error != NULL && strncmp(curl_error, "RCPT failed", 11) == 0) {
+            out->recipient_refused = true;
+            snprintf(out->message, sizeof out->message,
+                     "SMTP %ld at RCPT TO: the relay refused the address", reply);
+            return;
+        }
         snprintf(out->message, sizeof out->message, "SMTP %ld: %s", reply, curl_easy_strerror(rc));
         return;
     }

@@ -55,6 +55,7 @@ typedef struct provider_result {
     int64_t retry_after_ms; /* TRANSIENT: the provider's minimum wait (0: none given) */
     long status;            /* HTTP or SMTP reply code; 0 when there was none */
     bool provider_fault;    /* counts against the breaker (outage, throttling) */
+    bool recipient_refused; /* PERMANENT: the address itself was refused (a hard bounce) */
     char message[256];      /* human-readable, for last_error and the DLQ */
     char message_id[128];   /* the provider's id for a sent message, "" when none */
 } provider_result;
@@ -102,12 +103,13 @@ typedef struct provider provider;
 /* One transfer in flight.  The sender owns it; prepare() fills it. */
 typedef struct provider_xfer {
     CURL *easy;
-    struct curl_slist *headers; /* request headers */
-    struct curl_slist *rcpt;    /* SMTP RCPT TO list */
-    buf request;                /* body uploaded or posted */
-    size_t upload_pos;          /* read position for uploads */
-    buf response;               /* at most PROVIDER_RESPONSE_MAX */
-    char retry_after[128];      /* the Retry-After header, "" when absent */
+    struct curl_slist *headers;       /* request headers */
+    struct curl_slist *rcpt;          /* SMTP RCPT TO list */
+    buf request;                      /* body uploaded or posted */
+    size_t upload_pos;                /* read position for uploads */
+    buf response;                     /* at most PROVIDER_RESPONSE_MAX */
+    char curl_error[CURL_ERROR_SIZE]; /* libcurl's text for a failed transfer (SMTP) */
+    char retry_after[128];            /* the Retry-After header, "" when absent */
     provider *prov;
     void *opaque; /* the caller's job */
     int64_t started_ms;
@@ -211,9 +213,12 @@ void provider_classify_http(CURLcode rc, long status, const char *retry_after, b
  * SMTP: success sent; a 4xx reply transient; a 5xx reply permanent, except
  * that an authentication failure is the relay's configuration, not the
  * message's, and stays transient (the breaker stops the flood instead);
- * transport errors transient.
+ * transport errors transient.  A 5xx reply to RCPT TO (libcurl's error
+ * text, curl_error, says "RCPT failed") is a hard bounce: the relay refused
+ * the address itself, so out->recipient_refused is set.  curl_error may
+ * be NULL.
  */
-void provider_classify_smtp(CURLcode rc, long reply, provider_result *out);
+void provider_classify_smtp(CURLcode rc, long reply, const char *curl_error, provider_result *out);
 
 /*
  * PostgreSQL (the inbox): a statement the server refused for the delivery's
@@ -225,6 +230,10 @@ void provider_classify_smtp(CURLcode rc, long reply, provider_result *out);
  */
 void provider_classify_pg(const char *sqlstate, const char *user_id, const char *error,
                           provider_result *out);
+
+/* Whether a Twilio error answer says the number itself refuses messages
+ * (a hard bounce: invalid, unsubscribed by STOP, not a mobile). */
+bool provider_twilio_refuses(const char *body);
 
 const char *provider_outcome_name(provider_outcome o);
 

@@ -83,6 +83,8 @@ static int smtp_prepare(provider *p, const provider_message *m, provider_xfer *x
     }
     x->rcpt = l;
     CURL *e = x->easy;
+    x->curl_error[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_error);
     curl_easy_setopt(e, CURLOPT_URL, p->s.url);
     curl_easy_setopt(e, CURLOPT_USE_SSL,
                      p->s.require_tls ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_TRY);
@@ -107,7 +109,7 @@ static void smtp_classify(provider *p, provider_xfer *x, CURLcode rc, provider_r
     (void)p;
     long reply = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &reply);
-    provider_classify_smtp(rc, reply, out);
+    provider_classify_smtp(rc, reply, x->curl_error, out);
     /* TLS trouble is the relay's or the trust settings', never the
      * message's: the outcome stays transient, with a message that points
      * the operator at the setting to check. */

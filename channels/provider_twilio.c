@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "error.h"
+#include <jansson.h>
 #include "timeutil.h"
 
 #define TWILIO_DEFAULT_BASE "https://api.twilio.com"
@@ -86,7 +87,20 @@ static void twilio_classify(provider *p, provider_xfer *x, CURLcode rc, provider
         /* Bad credentials are the account's problem, not this message's. */
         out->outcome = PROVIDER_TRANSIENT;
         out->provider_fault = true;
+    } else if (out->outcome == PROVIDER_PERMANENT && provider_twilio_refuses(x->response.data)) {
+        out->recipient_refused = true;
     }
+}
+
+bool provider_twilio_refuses(const char *body)
+{
+    /* Twilio's error codes for a number that can never take the message:
+     * 21211 not a valid number, 21610 the recipient replied STOP, 21614
+     * not a mobile number. */
+    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_int_t code = json_integer_value(json_object_get(j, "code"));
+    json_decref(j);
+    return code == 21211 || code == 21610 || code == 21614;
 }
 
 const provider_ops provider_twilio_ops = {

@@ -12,6 +12,11 @@
 #include "buf.h"
 #include "error.h"
 
+/* Statuses after which a delivery is never sent again: it was sent (and
+ * perhaps more is known since), or it was suppressed. */
+#define DONE_STATUSES                                                                              \
+    "ARRAY['sent', 'delivered', 'undelivered', 'bounced', 'complained', 'suppressed']"
+
 struct store {
     pg_conn *pg;
     char channel[16];
@@ -41,11 +46,14 @@ static const char claim_sql[] =
     "                            ELSE d.attempts + 1 END, "
     "            lease_owner = EXCLUDED.lease_owner, "
     "            lease_until = EXCLUDED.lease_until, updated_at = now() "
-    "        WHERE d.status <> 'sent' "
+    "        WHERE d.status <> ALL (" DONE_STATUSES ") "
     "          AND (d.lease_until IS NULL OR d.lease_until < now() "
     "               OR d.lease_owner = EXCLUDED.lease_owner) "
     "      RETURNING idempotency_key, attempts) "
-    "SELECT t.k, c.attempts, x.status, x.lease_ms "
+    "SELECT t.k, c.attempts, x.status, x.lease_ms, "
+    "       (SELECT s.reason || coalesce(': ' || s.detail, '') FROM suppressions s "
+    "        WHERE c.idempotency_key IS NOT NULL AND s.channel = $5 "
+    "          AND s.address = herald_address_key($5, t.a)) "
     "FROM t LEFT JOIN c ON c.idempotency_key = t.k "
     "LEFT JOIN LATERAL (SELECT d.status, (extract(epoch FROM d.lease_until) * 1000)::bigint "
     "                          AS lease_ms "
@@ -53,24 +61,55 @@ static const char claim_sql[] =
     "                   WHERE c.idempotency_key IS NULL AND d.idempotency_key = t.k "
     "                   OFFSET 0) x ON true";
 
+/*
+ * The outcome.  A status never goes backwards (migrations/016): a receipt
+ * may have moved the row past 'sent' before the worker recorded its send,
+ * and then the row keeps what the receipt said.  The same statement writes
+ * the history of the statuses it set, the provider's message id for the
+ * receipts to come (a receipt that came first waits in receipts and is
+ * applied by the insert's trigger) and, for an address the provider refused
+ * outright, its suppression.
+ */
 static const char record_sql[] =
-    "UPDATE deliveries AS d "
-    "SET status = t.s, last_error = t.err, provider = coalesce(t.p, d.provider), "
-    "    provider_message_id = coalesce(t.pid, d.provider_message_id), "
-    "    not_before = CASE WHEN t.nb > 0 THEN to_timestamp(t.nb / 1000.0) END, "
-    "    lease_owner = NULL, lease_until = NULL, updated_at = now() "
-    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) "
-    "     AS t(k, s, err, p, pid, nb) "
-    "WHERE d.idempotency_key = t.k AND (d.status <> 'sent' OR t.s = 'sent')";
+    "WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "                                $5::text[], $6::bigint[]) AS t(k, s, err, p, pid, nb)), "
+    "u AS (UPDATE deliveries AS d "
+    "      SET status = CASE WHEN d.status = ANY (" DONE_STATUSES ") THEN d.status ELSE t.s END, "
+    "          last_error = CASE WHEN d.status = ANY (" DONE_STATUSES ") AND d.status <> 'sent' "
+    "                            THEN d.last_error ELSE t.err END, "
+    "          provider = coalesce(t.p, d.provider), "
+    "          provider_message_id = coalesce(t.pid, d.provider_message_id), "
+    "          not_before = CASE WHEN t.nb > 0 THEN to_timestamp(t.nb / 1000.0) END, "
+    "          lease_owner = NULL, lease_until = NULL, updated_at = now() "
+    "      FROM t "
+    "      WHERE d.idempotency_key = t.k "
+    "        AND (d.status <> ALL (" DONE_STATUSES ") OR t.s = 'sent') "
+    "      RETURNING d.idempotency_key, d.event_id, d.user_id, d.channel, d.address, d.status, "
+    "                d.last_error, d.provider, t.s AS recorded, t.pid), "
+    "h AS (INSERT INTO delivery_history (idempotency_key, event_id, user_id, channel, address, "
+    "                                    status, reason, provider, source) "
+    "      SELECT idempotency_key, event_id, user_id, channel, address, recorded, last_error, "
+    "             provider, 'worker' FROM u "
+    "      WHERE (status = recorded OR recorded = 'sent') "
+    "        AND recorded IN ('sent', 'failed', 'bounced', 'undelivered', 'suppressed')), "
+    "m AS (INSERT INTO delivery_messages (provider, message_id, idempotency_key) "
+    "      SELECT provider, pid, idempotency_key FROM u "
+    "      WHERE pid IS NOT NULL AND provider IS NOT NULL "
+    "      ON CONFLICT (provider, message_id) DO NOTHING) "
+    "INSERT INTO suppressions (channel, address, reason, detail, idempotency_key, event_id) "
+    "SELECT channel, herald_address_key(channel, address), 'hard_bounce', left(last_error, 1024), "
+    "       idempotency_key, event_id "
+    "FROM u WHERE recorded = 'bounced' AND status = 'bounced' AND address IS NOT NULL "
+    "ON CONFLICT (channel, address) DO NOTHING";
 
 static const char tokens_sql[] =
     "DELETE FROM push_tokens p USING unnest($1::text[], $2::text[]) AS t(u, tok) "
     "WHERE p.user_id = t.u AND p.token = t.tok";
 
-static const char release_sql[] =
-    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, "
-    "       attempts = greatest(attempts - 1, 0), updated_at = now() "
-    "WHERE idempotency_key = ANY($1::text[]) AND lease_owner = $2 AND status <> 'sent'";
+static const char release_sql[] = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, "
+                                  "       attempts = greatest(attempts - 1, 0), updated_at = now() "
+                                  "WHERE idempotency_key = ANY($1::text[]) AND lease_owner = $2 "
+                                  "  AND status <> ALL (" DONE_STATUSES ")";
 
 store *store_new(const char *url, const char *channel, const char *owner, int64_t lease_ms,
                  const volatile sig_atomic_t *stop, char *err, size_t errlen)
@@ -133,6 +172,16 @@ static int array_i64(buf *b, int64_t v)
     return buf_printf(b, "%s%" PRId64, b->len > 1 ? "," : "", v);
 }
 
+bool store_status_done(const char *status)
+{
+    static const char *const done[] = {"sent",    "delivered",  "undelivered",
+                                       "bounced", "complained", "suppressed"};
+    for (size_t i = 0; i < sizeof done / sizeof done[0]; i++)
+        if (strcmp(status, done[i]) == 0)
+            return true;
+    return false;
+}
+
 pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, size_t errlen)
 {
     buf a[5]; /* keys, event ids, users, addresses; the keys of fresh items */
@@ -174,7 +223,11 @@ pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, si
         if (!PQgetisnull(res, r, 1)) {
             it->result = STORE_CLAIMED;
             it->attempts = atoi(PQgetvalue(res, r, 1));
-        } else if (strcmp(PQgetvalue(res, r, 2), "sent") == 0) {
+            if (!PQgetisnull(res, r, 4)) {
+                it->result = STORE_SUPPRESSED;
+                snprintf(it->suppressed, sizeof it->suppressed, "%s", PQgetvalue(res, r, 4));
+            }
+        } else if (store_status_done(PQgetvalue(res, r, 2))) {
             it->result = STORE_ALREADY_SENT;
         } else {
             it->result = STORE_LEASED;

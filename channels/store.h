@@ -4,15 +4,20 @@
  *
  * Claim: one statement per poll batch inserts the deliveries that have no
  * row yet and takes a lease (lease_owner, lease_until) on those whose row is
- * not 'sent' and whose lease is free, expired or already ours, bumping
- * attempts.  It answers for every key: claimed (send it), already sent
+ * not done (sent or past it, or suppressed: store_status_done) and whose
+ * lease is free, expired or already ours, bumping attempts.  It answers for
+ * every key: claimed (send it), claimed but suppressed (the address is on
+ * the suppression list: record 'suppressed', do not send), already sent
  * (never send it again) or leased by another worker (someone is sending it
  * now; look again when that lease ends).  The idempotency key is the
  * primary key, so two workers can never both hold the same lease.
  *
  * Record: one statement per batch of outcomes writes status, last_error,
- * provider and provider_message_id and drops the lease.  A row already
- * 'sent' is never moved back to another status.
+ * provider and provider_message_id and drops the lease, and with them the
+ * delivery's history, the provider's message id for receipts, and the
+ * suppression of an address the provider refused ('bounced').  A done row
+ * never moves back: recording 'sent' on a row a receipt already moved on
+ * keeps the receipt's status.
  *
  * Every call is idempotent, so after PG_RETRY (connection lost and back) or
  * PG_DOWN the caller simply runs it again later.  Not thread-safe.
@@ -32,7 +37,8 @@ typedef struct store store;
 typedef enum {
     STORE_CLAIMED = 0,
     STORE_ALREADY_SENT,
-    STORE_LEASED, /* by another worker, until lease_until_ms */
+    STORE_LEASED,     /* by another worker, until lease_until_ms */
+    STORE_SUPPRESSED, /* claimed, but the address is suppressed (why: suppressed) */
 } store_claim_result;
 
 typedef struct store_claim_item {
@@ -46,11 +52,13 @@ typedef struct store_claim_item {
     store_claim_result result;
     int attempts;           /* CLAIMED: attempts including this one */
     int64_t lease_until_ms; /* LEASED: when the other worker's lease ends */
+    char suppressed[160];   /* SUPPRESSED: the entry's reason and detail */
 } store_claim_item;
 
 typedef struct store_outcome {
     const char *key;
-    const char *status;      /* "sent", "retrying" or "failed" */
+    const char *status;      /* "sent", "retrying", "failed", "bounced", "undelivered" or
+                                "suppressed" */
     const char *error;       /* last_error; NULL to clear */
     const char *provider;    /* provider that handled the attempt; may be NULL */
     const char *provider_id; /* provider_message_id; may be NULL */
@@ -66,6 +74,9 @@ store *store_new(const char *url, const char *channel, const char *owner, int64_
                  const volatile sig_atomic_t *stop, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void store_free(store *s);
+
+/* Whether a delivery in this status is never to be sent again. */
+bool store_status_done(const char *status);
 
 /* Claims items[0..n) (keys must be distinct) and fills their out fields. */
 pg_status store_claim(store *s, store_claim_item *items, size_t n, char *err, size_t errlen)

@@ -101,7 +101,8 @@ struct job {
     int prov; /* PROV_PRIMARY / PROV_FALLBACK */
     provider_result res;
     /* the outcome */
-    const char *status; /* for the row: "sent", "retrying", "failed"; NULL: no row */
+    const char *status; /* for the row: "sent", "retrying", "failed", "bounced",
+                           "undelivered", "suppressed"; NULL: no row */
     char error[300];
     const char *provider_name;
     char provider_id[128];
@@ -129,6 +130,7 @@ typedef struct worker_metrics {
     metrics_counter *dlq_invalid_json, *dlq_invalid_delivery, *dlq_permanent, *dlq_max_attempts;
     metrics_counter *duplicates;
     metrics_counter *dead_tokens;
+    metrics_counter *suppressed, *bounced;
     metrics_counter *consumed;
     metrics_gauge *in_flight;
     metrics_gauge *held;
@@ -486,12 +488,23 @@ static void handle_result(worker *w, job *j, const provider_result *res)
     case PROVIDER_DEAD_TOKEN:
         LOG_INFO(ctx, "push token of %s is dead: removing it (%s)", j->d.user_id, res->message);
         metrics_counter_inc(w->m.dead_tokens);
-        j->status = "failed";
+        j->status = "undelivered";
         j->dead_token = true;
         snprintf(j->error, sizeof j->error, "dead_token: %s", res->message);
         record_outcome(w, j);
         return;
     case PROVIDER_PERMANENT:
+        if (res->recipient_refused) {
+            /* A hard bounce: the address is suppressed with the outcome;
+             * nothing to retry or requeue, so no dead letter either. */
+            LOG_INFO(ctx, "bounced: %s refused by %s: %s", j->d.address, j->provider_name,
+                     res->message);
+            metrics_counter_inc(w->m.bounced);
+            j->status = "bounced";
+            snprintf(j->error, sizeof j->error, "%s", res->message);
+            record_outcome(w, j);
+            return;
+        }
         dead_letter(w, j, "permanent_failure", res->message, true);
         return;
     case PROVIDER_TRANSIENT:
@@ -785,6 +798,14 @@ static void collect_claims(worker *w, int64_t now)
             }
             break;
         }
+        case STORE_SUPPRESSED:
+            job_ctx(j, ctx, sizeof ctx);
+            LOG_INFO(ctx, "%s is suppressed (%s): not sending", j->d.address, it->suppressed);
+            metrics_counter_inc(w->m.suppressed);
+            j->status = "suppressed";
+            snprintf(j->error, sizeof j->error, "suppressed: %s", it->suppressed);
+            record_outcome(w, j);
+            break;
         case STORE_ALREADY_SENT:
             job_ctx(j, ctx, sizeof ctx);
             LOG_INFO(ctx, "already sent: not sending again");
@@ -1159,6 +1180,10 @@ static int metrics_init(worker *w)
                                           "deliveries found already sent", l);
     w->m.dead_tokens =
         metrics_counter_get(r, "herald_worker_dead_tokens_total", "push tokens removed as dead", l);
+    w->m.suppressed = metrics_counter_get(r, "herald_worker_suppressed_total",
+                                          "deliveries not sent: address suppressed", l);
+    w->m.bounced = metrics_counter_get(r, "herald_worker_bounced_total",
+                                       "deliveries whose address the provider refused", l);
     w->m.consumed = metrics_counter_get(r, "herald_worker_records_consumed_total",
                                         "records read from deliveries and retry topics", l);
     w->m.in_flight =

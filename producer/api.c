@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ops_api.h"
 #include "rules_api.h"
+#include "suppressions_api.h"
 #include "templates_api.h"
 #include "timeutil.h"
 #include "tokens_api.h"
@@ -30,6 +31,10 @@ static const api_endpoint ep_publish = {
     .fn = events_api_publish, .json_body = true, .produces = true};
 static const api_endpoint ep_batch = {.fn = events_api_batch, .json_body = true, .produces = true};
 static const api_endpoint ep_event_get = {.fn = events_api_get};
+static const api_endpoint ep_suppression_list = {.fn = suppressions_api_list};
+static const api_endpoint ep_suppression_add = {.fn = suppressions_api_add, .json_body = true};
+static const api_endpoint ep_suppression_get = {.fn = suppressions_api_get};
+static const api_endpoint ep_suppression_delete = {.fn = suppressions_api_delete};
 static const api_endpoint ep_user_put = {.fn = users_api_put, .json_body = true};
 static const api_endpoint ep_user_get = {.fn = users_api_get};
 static const api_endpoint ep_user_delete = {.fn = users_api_delete};
@@ -92,6 +97,10 @@ static const router_route routes[] = {
     {"PUT", "/v1/followup-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_followup_rule_put},
     {"GET", "/v1/followup-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_followup_rule_get},
     {"DELETE", "/v1/followup-rules/{name}", ROUTER_SCOPE_ADMIN, &ep_followup_rule_delete},
+    {"GET", "/v1/suppressions", ROUTER_SCOPE_ADMIN, &ep_suppression_list},
+    {"POST", "/v1/suppressions", ROUTER_SCOPE_ADMIN, &ep_suppression_add},
+    {"GET", "/v1/suppressions/{channel}/{address}", ROUTER_SCOPE_ADMIN, &ep_suppression_get},
+    {"DELETE", "/v1/suppressions/{channel}/{address}", ROUTER_SCOPE_ADMIN, &ep_suppression_delete},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},

@@ -17,6 +17,12 @@
 #include <string.h>
 
 #define TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* One suppression list entry as the API shows it. */
+#define SUPPRESSION_JSON                                                                           \
+    "json_build_object('channel', channel, 'address', address, 'reason', reason, 'detail', "       \
+    "detail, 'idempotency_key', idempotency_key, 'event_id', event_id, 'created_at', " TS(         \
+        "created_at") ")"
 /* To the microsecond, as PostgreSQL keeps it: the inbox cursor's position. */
 #define TS_US(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
@@ -228,16 +234,104 @@ static const stmt statements[] = {
      1},
     /* The event's deliveries (a broadcast's: its subscribers' events'),
      * claimed or only planned (migration 010). */
+    /* Each with its history (migration 016): the statuses it reached,
+     * when, why and who said so. */
     {"gw_event_deliveries",
-     "SELECT channel, status, attempts, last_error, " TS(
-         "updated_at") ", user_id, skip_reason, " TS("not_before") " FROM delivery_status "
-                                                                   "WHERE event_id = $1::uuid OR "
-                                                                   "event_id = ANY (ARRAY("
-                                                                   "SELECT e.event_id FROM events "
-                                                                   "e WHERE e.broadcast_id = "
-                                                                   "$1::uuid)) "
-                                                                   "ORDER BY created_at, user_id, "
-                                                                   "channel LIMIT 1000",
+     "SELECT ds.channel, ds.status, ds.attempts, ds.last_error, " TS(
+         "ds.updated_at") ", ds.user_id, ds.skip_reason, " TS("ds.not_before") ", "
+                                                                               "ds.idempotency_key,"
+                                                                               " ds.address, "
+                                                                               "ds.provider, "
+                                                                               "ds.provider_"
+                                                                               "message_id, "
+                                                                               "(SELECT "
+                                                                               "json_agg(json_"
+                                                                               "build_object('"
+                                                                               "status', h.status, "
+                                                                               "'at', " TS(
+                                                                                   "h.at") ", "
+                                                                                           "'reason"
+                                                                                           "', "
+                                                                                           "h."
+                                                                                           "reason,"
+                                                                                           " '"
+                                                                                           "source'"
+                                                                                           ", "
+                                                                                           "h."
+                                                                                           "source,"
+                                                                                           " '"
+                                                                                           "provide"
+                                                                                           "r', "
+                                                                                           "h."
+                                                                                           "provide"
+                                                                                           "r) "
+                                                                                           "ORDER "
+                                                                                           "BY "
+                                                                                           "h.id) "
+                                                                                           "FROM "
+                                                                                           "deliver"
+                                                                                           "y_"
+                                                                                           "history"
+                                                                                           " h "
+                                                                                           "WHERE "
+                                                                                           "h."
+                                                                                           "event_"
+                                                                                           "id = "
+                                                                                           "ds."
+                                                                                           "event_"
+                                                                                           "id "
+                                                                                           "AND "
+                                                                                           "h."
+                                                                                           "idempot"
+                                                                                           "ency_"
+                                                                                           "key = "
+                                                                                           "ds."
+                                                                                           "idempot"
+                                                                                           "ency_"
+                                                                                           "key) "
+                                                                                           "FROM "
+                                                                                           "deliver"
+                                                                                           "y_"
+                                                                                           "status "
+                                                                                           "ds "
+                                                                                           "WHERE "
+                                                                                           "ds."
+                                                                                           "event_"
+                                                                                           "id = "
+                                                                                           "$1::"
+                                                                                           "uuid "
+                                                                                           "OR "
+                                                                                           "ds."
+                                                                                           "event_"
+                                                                                           "id = "
+                                                                                           "ANY "
+                                                                                           "(ARRAY("
+                                                                                           "SELECT "
+                                                                                           "e."
+                                                                                           "event_"
+                                                                                           "id "
+                                                                                           "FROM "
+                                                                                           "events "
+                                                                                           "e "
+                                                                                           "WHERE "
+                                                                                           "e."
+                                                                                           "broadca"
+                                                                                           "st_id "
+                                                                                           "= "
+                                                                                           "$1::"
+                                                                                           "uuid)) "
+                                                                                           "ORDER "
+                                                                                           "BY "
+                                                                                           "ds."
+                                                                                           "created"
+                                                                                           "_at, "
+                                                                                           "ds."
+                                                                                           "user_"
+                                                                                           "id, "
+                                                                                           "ds."
+                                                                                           "channel"
+                                                                                           " LIMIT "
+                                                                                           "1000",
      1},
     /* The digest windows that took the event (a broadcast's: its subscribers' events'). */
     {"gw_event_digests",
@@ -312,6 +406,30 @@ static const stmt statements[] = {
      "DELETE FROM publish_idempotency "
      "WHERE api_key_id = $1 AND idempotency_key = $2 AND event_id = $3::uuid",
      3},
+    /* The suppression list (migration 016), in (channel, address) order. */
+    {"gw_suppression_list",
+     "SELECT " SUPPRESSION_JSON " FROM suppressions "
+     "WHERE ($1::text IS NULL OR channel = $1) AND ($2::text IS NULL OR reason = $2) "
+     "AND ($3::text IS NULL OR (channel, address) > ($3, $4)) "
+     "ORDER BY channel, address LIMIT $5",
+     5},
+    {"gw_suppression_get",
+     "SELECT " SUPPRESSION_JSON " FROM suppressions "
+     "WHERE channel = $1 AND address = herald_address_key($1, $2)",
+     2},
+    {"gw_suppression_add",
+     "INSERT INTO suppressions (channel, address, reason, detail) "
+     "VALUES ($1, herald_address_key($1, $2), 'manual', $3) "
+     "ON CONFLICT (channel, address) DO NOTHING RETURNING " SUPPRESSION_JSON,
+     3},
+    /* Removing an entry forgets its transient bounces too: the count starts again. */
+    {"gw_suppression_delete",
+     "WITH d AS (DELETE FROM suppressions WHERE channel = $1 "
+     "           AND address = herald_address_key($1, $2) RETURNING 1), "
+     "b AS (DELETE FROM soft_bounces WHERE channel = $1 "
+     "      AND address = herald_address_key($1, $2)) "
+     "SELECT count(*) FROM d",
+     2},
     {"gw_ping", "SELECT 1", 0},
     {"gw_user_exists", "SELECT 1 FROM users WHERE user_id = $1", 1},
     /* A user whose inbox never changed has no inbox_state row yet: its
@@ -942,9 +1060,11 @@ static const char *overall_status(json_t *deliveries, bool have_event)
             continue;
         if (strcmp(s, "pending") == 0 || strcmp(s, "scheduled") == 0 || strcmp(s, "retrying") == 0)
             active = true;
-        else if (strcmp(s, "failed") == 0)
+        else if (strcmp(s, "failed") == 0 || strcmp(s, "undelivered") == 0 ||
+                 strcmp(s, "bounced") == 0)
             failed = true;
-        else if (strcmp(s, "sent") == 0)
+        else if (strcmp(s, "sent") == 0 || strcmp(s, "delivered") == 0 ||
+                 strcmp(s, "complained") == 0)
             sent = true;
         else if (strcmp(s, "digested") == 0)
             digested = true;
@@ -1048,6 +1168,18 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
             json_object_set_new(d, "skip_reason", col_str(dl, i, 6));
         if (d != NULL && !PQgetisnull(dl, i, 7))
             json_object_set_new(d, "not_before", col_str(dl, i, 7));
+        if (d != NULL) {
+            json_object_set_new(d, "idempotency_key", col_str(dl, i, 8));
+            if (!PQgetisnull(dl, i, 9))
+                json_object_set_new(d, "address", col_str(dl, i, 9));
+            if (!PQgetisnull(dl, i, 10))
+                json_object_set_new(d, "provider", col_str(dl, i, 10));
+            if (!PQgetisnull(dl, i, 11))
+                json_object_set_new(d, "provider_message_id", col_str(dl, i, 11));
+            json_t *h =
+                PQgetisnull(dl, i, 12) ? json_array() : json_loads(PQgetvalue(dl, i, 12), 0, NULL);
+            json_object_set_new(d, "history", h != NULL ? h : json_array());
+        }
         if (d == NULL || json_array_append_new(list, d) != 0) {
             json_decref(list);
             list = NULL;
@@ -1362,5 +1494,78 @@ rollback:;
 out:
     PQclear(res);
     free(ids);
+    return st;
+}
+
+/* ------------------------------------------------------------ suppressions */
+
+/* The JSON objects of res's first column as an array (new reference). */
+static json_t *json_rows(PGresult *res)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++)
+        if (json_array_append_new(list, col_json(res, i, 0, json_null())) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    return list;
+}
+
+store_status store_suppression_list(pg_conn *c, const char *channel, const char *reason,
+                                    const char *after_channel, const char *after_address, int limit,
+                                    json_t **out, char *err, size_t errlen)
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *v[5] = {channel, reason, after_channel, after_address, lim};
+    PGresult *res = NULL;
+    store_status st = run(c, "gw_suppression_list", 5, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && (*out = json_rows(res)) == NULL) {
+        error_set(err, errlen, "out of memory");
+        st = STORE_ERROR;
+    }
+    PQclear(res);
+    return st;
+}
+
+store_status store_suppression_get(pg_conn *c, const char *channel, const char *address,
+                                   json_t **out, char *err, size_t errlen)
+{
+    const char *v[2] = {channel, address};
+    PGresult *res = NULL;
+    store_status st = run(c, "gw_suppression_get", 2, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && PQntuples(res) == 0)
+        st = STORE_NOT_FOUND;
+    else if (st == STORE_OK)
+        *out = col_json(res, 0, 0, json_null());
+    PQclear(res);
+    return st;
+}
+
+store_status store_suppression_add(pg_conn *c, const char *channel, const char *address,
+                                   const char *detail, json_t **out, bool *created, char *err,
+                                   size_t errlen)
+{
+    const char *v[3] = {channel, address, detail};
+    PGresult *res = NULL;
+    store_status st = run(c, "gw_suppression_add", 3, v, NULL, NULL, &res, err, errlen);
+    *created = st == STORE_OK && PQntuples(res) == 1;
+    if (*created)
+        *out = col_json(res, 0, 0, json_null());
+    PQclear(res);
+    if (st == STORE_OK && !*created)
+        st = store_suppression_get(c, channel, address, out, err, errlen);
+    return st;
+}
+
+store_status store_suppression_delete(pg_conn *c, const char *channel, const char *address,
+                                      char *err, size_t errlen)
+{
+    const char *v[2] = {channel, address};
+    PGresult *res = NULL;
+    store_status st = run(c, "gw_suppression_delete", 2, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && col_int(res, 0, 0) == 0)
+        st = STORE_NOT_FOUND;
+    PQclear(res);
     return st;
 }

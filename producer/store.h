@@ -192,4 +192,26 @@ store_status store_inbox_mark(pg_conn *c, const char *user_id, const inbox_mark 
 /* SELECT 1, for readiness. */
 store_status store_ping(pg_conn *c, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * The suppression list (docs/receipts.md).  Addresses are compared as the
+ * database keeps them (email lowercased).  list: a page in (channel,
+ * address) order after the cursor (after_channel, after_address; NULL for
+ * the first page), optionally of one channel or reason; *out an array.
+ * add: a manual entry; *created is false when the address was already
+ * suppressed, and *out is then the entry that was there.  delete:
+ * STORE_NOT_FOUND when the address was not suppressed.
+ */
+store_status store_suppression_list(pg_conn *c, const char *channel, const char *reason,
+                                    const char *after_channel, const char *after_address, int limit,
+                                    json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_suppression_get(pg_conn *c, const char *channel, const char *address,
+                                   json_t **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+store_status store_suppression_add(pg_conn *c, const char *channel, const char *address,
+                                   const char *detail, json_t **out, bool *created, char *err,
+                                   size_t errlen) __attribute__((warn_unused_result));
+store_status store_suppression_delete(pg_conn *c, const char *channel, const char *address,
+                                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
 #endif

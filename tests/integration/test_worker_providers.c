@@ -112,8 +112,8 @@ START_TEST(test_push_http_provider_and_dead_token_removed)
     wh_produce_delivery(&e, "u-1", "tok-live", "Shipped", "Your order is on its way", live);
     wh_produce_delivery(&e, "u-1", "tok-dead", "Shipped", "Your order is on its way", dead);
     wh_flush(&e);
-    long done = wh_wait_count(&e, 2, 30000,
-                              "SELECT count(*) FROM deliveries WHERE status IN ('sent','failed')");
+    long done = wh_wait_count(
+        &e, 2, 30000, "SELECT count(*) FROM deliveries WHERE status IN ('sent','undelivered')");
     if (done != 2)
         wh_dump_log(&w);
     ck_assert_int_eq(done, 2);
@@ -121,7 +121,7 @@ START_TEST(test_push_http_provider_and_dead_token_removed)
                           "SELECT status || ' ' || attempts || ' ' || last_error FROM "
                           "deliveries WHERE idempotency_key = '%s'",
                           dead);
-    ck_assert_msg(strncmp(st, "failed 1 dead_token", 19) == 0, "%s", st);
+    ck_assert_msg(strncmp(st, "undelivered 1 dead_token", 24) == 0, "%s", st);
     free(st);
     ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM push_tokens WHERE token='tok-dead'"), 0);
     ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM push_tokens WHERE token='tok-live'"), 1);
@@ -158,8 +158,8 @@ START_TEST(test_push_fcm_provider_and_unregistered_token)
     wh_produce_delivery(&e, "u-9", "fcm-live", "Hi", "Body", live);
     wh_produce_delivery(&e, "u-9", "fcm-dead", "Hi", "Body", dead);
     wh_flush(&e);
-    long done = wh_wait_count(&e, 2, 30000,
-                              "SELECT count(*) FROM deliveries WHERE status IN ('sent','failed')");
+    long done = wh_wait_count(
+        &e, 2, 30000, "SELECT count(*) FROM deliveries WHERE status IN ('sent','undelivered')");
     if (done != 2)
         wh_dump_log(&w);
     ck_assert_int_eq(done, 2);
@@ -230,13 +230,13 @@ START_TEST(test_email_smtp_with_auth_utf8_subject_and_message_id)
 }
 END_TEST
 
-START_TEST(test_email_smtp_5xx_is_permanent_4xx_transient)
+START_TEST(test_email_smtp_550_at_rcpt_bounces_and_suppresses)
 {
     wh_env e;
     wh_proc smtp = {0}, w = {0};
-    char url[128];
+    char url[128], key[ID_UUID_SIZE], again[ID_UUID_SIZE];
     wh_setup(&e, "email");
-    /* the first message is refused for good at RCPT, the second once for now */
+    /* the first message is refused for good at RCPT: a hard bounce */
     const char *sargs[] = {"--fail-status", "550", "--fail-count", "1", "--fail-stage",
                            "rcpt",          NULL};
     wh_start_smtp(&e, &smtp, sargs);
@@ -244,7 +244,67 @@ START_TEST(test_email_smtp_5xx_is_permanent_4xx_transient)
     const char *env[] = {"HERALD_EMAIL_PROVIDER=smtp", url, "HERALD_EMAIL_FROM=noreply@example.com",
                          NULL};
     wh_start_worker(&e, &w, "worker", env);
-    wh_produce_delivery(&e, "u-1", "gone@example.com", "s", "b", NULL);
+    wh_produce_delivery(&e, "u-1", "gone@example.com", "s", "b", key);
+    wh_flush(&e);
+    long bounced = wh_wait_count(
+        &e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='bounced' AND attempts=1");
+    if (bounced != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(bounced, 1);
+    char *sup = wh_db_text(&e, "SELECT reason || ' ' || idempotency_key || ' ' || detail "
+                               "FROM suppressions WHERE channel='email' AND "
+                               "address='gone@example.com'");
+    ck_assert_msg(strncmp(sup, "hard_bounce ", 12) == 0 && strstr(sup, key) != NULL &&
+                      strstr(sup, "SMTP 550 at RCPT TO") != NULL,
+                  "%s", sup);
+    free(sup);
+    ck_assert_int_eq(wh_db_long(&e,
+                                "SELECT count(*) FROM delivery_history WHERE "
+                                "idempotency_key='%s' AND status='bounced'",
+                                key),
+                     1);
+
+    /* The next message to that address (in any case) is suppressed: not sent,
+     * not retried, not dead-lettered. */
+    wh_produce_delivery(&e, "u-1", "Gone@Example.com", "s2", "b2", again);
+    wh_flush(&e);
+    long suppressed = wh_wait_count(&e, 1, 30000,
+                                    "SELECT count(*) FROM deliveries WHERE status='suppressed' "
+                                    "AND idempotency_key='%s'",
+                                    again);
+    if (suppressed != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(suppressed, 1);
+    char *why =
+        wh_db_text(&e, "SELECT last_error FROM deliveries WHERE idempotency_key='%s'", again);
+    ck_assert_msg(strncmp(why, "suppressed: hard_bounce", 23) == 0, "%s", why);
+    free(why);
+    json_t *recs = wh_records(&smtp);
+    ck_assert_int_eq(json_array_size(recs), 0);
+    json_decref(recs);
+    ck_assert_int_eq(
+        wh_metric(wh_metrics_port(&w), "herald_worker_suppressed_total{channel=\"email\"}"), 1);
+    wh_stop(&w, SIGTERM, 15000);
+    wh_teardown(&e);
+}
+END_TEST
+
+START_TEST(test_email_smtp_5xx_at_data_is_permanent_4xx_transient)
+{
+    wh_env e;
+    wh_proc smtp = {0}, w = {0};
+    char url[128];
+    wh_setup(&e, "email");
+    /* the first message is refused for good after DATA (the message, not
+     * the address: dead-lettered), the second once for now */
+    const char *sargs[] = {"--fail-status", "554", "--fail-count", "1", "--fail-stage",
+                           "data",          NULL};
+    wh_start_smtp(&e, &smtp, sargs);
+    snprintf(url, sizeof url, "HERALD_SMTP_URL=smtp://127.0.0.1:%d", smtp.port);
+    const char *env[] = {"HERALD_EMAIL_PROVIDER=smtp", url, "HERALD_EMAIL_FROM=noreply@example.com",
+                         NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "rejected@example.com", "s", "b", NULL);
     wh_flush(&e);
     long failed =
         wh_wait_count(&e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='failed'");
@@ -252,8 +312,9 @@ START_TEST(test_email_smtp_5xx_is_permanent_4xx_transient)
         wh_dump_log(&w);
     ck_assert_int_eq(failed, 1);
     char *err = wh_db_text(&e, "SELECT attempts || ' ' || last_error FROM deliveries");
-    ck_assert_msg(strncmp(err, "1 SMTP 550", 10) == 0, "%s", err);
+    ck_assert_msg(strncmp(err, "1 SMTP 554", 10) == 0, "%s", err);
     free(err);
+    ck_assert_int_eq(wh_db_long(&e, "SELECT count(*) FROM suppressions"), 0);
     wh_control(&smtp, "{\"fail_status\":451,\"fail_count\":1,\"fail_stage\":\"data\"}");
     wh_produce_delivery(&e, "u-2", "later@example.com", "s", "b", NULL);
     wh_flush(&e);
@@ -300,7 +361,8 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_push_http_provider_and_dead_token_removed),
     TEST_ENTRY(test_push_fcm_provider_and_unregistered_token),
     TEST_ENTRY(test_email_smtp_with_auth_utf8_subject_and_message_id),
-    TEST_ENTRY(test_email_smtp_5xx_is_permanent_4xx_transient),
+    TEST_ENTRY(test_email_smtp_550_at_rcpt_bounces_and_suppresses),
+    TEST_ENTRY(test_email_smtp_5xx_at_data_is_permanent_4xx_transient),
     TEST_ENTRY(test_email_file_provider_appends_jsonl),
 };
 

@@ -84,22 +84,44 @@ END_TEST
 START_TEST(test_smtp_reply_classes)
 {
     provider_result r;
-    provider_classify_smtp(CURLE_OK, 250, &r);
+    provider_classify_smtp(CURLE_OK, 250, NULL, &r);
     ck_assert_int_eq(r.outcome, PROVIDER_SENT);
-    provider_classify_smtp(CURLE_SEND_ERROR, 451, &r);
+    provider_classify_smtp(CURLE_SEND_ERROR, 451, NULL, &r);
     ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
-    provider_classify_smtp(CURLE_SEND_ERROR, 421, &r);
+    provider_classify_smtp(CURLE_SEND_ERROR, 421, NULL, &r);
     ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
-    provider_classify_smtp(CURLE_SEND_ERROR, 550, &r);
+    provider_classify_smtp(CURLE_SEND_ERROR, 550, NULL, &r);
     ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
     ck_assert_ptr_nonnull(strstr(r.message, "550"));
-    provider_classify_smtp(CURLE_SEND_ERROR, 554, &r);
+    ck_assert(!r.recipient_refused);
+    provider_classify_smtp(CURLE_SEND_ERROR, 554, NULL, &r);
     ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
-    provider_classify_smtp(CURLE_LOGIN_DENIED, 535, &r);
+    /* Refused at RCPT TO: a hard bounce of the address, not the message. */
+    provider_classify_smtp(CURLE_SEND_ERROR, 550, "RCPT failed: 550", &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_PERMANENT);
+    ck_assert(r.recipient_refused);
+    ck_assert_ptr_nonnull(strstr(r.message, "RCPT"));
+    provider_classify_smtp(CURLE_SEND_ERROR, 451, "RCPT failed: 451", &r);
+    ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+    ck_assert(!r.recipient_refused);
+    provider_classify_smtp(CURLE_SEND_ERROR, 554, "MAIL failed: 554", &r);
+    ck_assert(!r.recipient_refused);
+    provider_classify_smtp(CURLE_LOGIN_DENIED, 535, NULL, &r);
     ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
     ck_assert(r.provider_fault);
-    provider_classify_smtp(CURLE_COULDNT_CONNECT, 0, &r);
+    provider_classify_smtp(CURLE_COULDNT_CONNECT, 0, NULL, &r);
     ck_assert_int_eq(r.outcome, PROVIDER_TRANSIENT);
+}
+END_TEST
+
+START_TEST(test_twilio_codes_of_a_refusing_number)
+{
+    ck_assert(provider_twilio_refuses("{\"code\": 21211, \"message\": \"not a valid number\"}"));
+    ck_assert(provider_twilio_refuses("{\"code\": 21610}"));
+    ck_assert(provider_twilio_refuses("{\"code\": 21614}"));
+    ck_assert(!provider_twilio_refuses("{\"code\": 20003}"));
+    ck_assert(!provider_twilio_refuses("not json"));
+    ck_assert(!provider_twilio_refuses(NULL));
 }
 END_TEST
 
@@ -253,6 +275,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_http_429_honours_retry_after_seconds_and_date),
     TEST_ENTRY(test_http_transport_errors_are_transient),
     TEST_ENTRY(test_http_push_404_410_are_dead_tokens_sms_permanent),
+    TEST_ENTRY(test_twilio_codes_of_a_refusing_number),
     TEST_ENTRY(test_http_other_4xx_and_unexpected_are_permanent),
     TEST_ENTRY(test_smtp_reply_classes),
     TEST_ENTRY(test_retry_after_forms),
