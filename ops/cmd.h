@@ -20,5 +20,7 @@ int cmd_throttle_rules(const ctl_context *ctx, int argc, char **argv);
 int cmd_followup_rules(const ctl_context *ctx, int argc, char **argv);
 int cmd_digests(const ctl_context *ctx, int argc, char **argv);
 int cmd_followups(const ctl_context *ctx, int argc, char **argv);
+int cmd_suppress(const ctl_context *ctx, int argc, char **argv);
+int cmd_event(const ctl_context *ctx, int argc, char **argv);
 
 #endif

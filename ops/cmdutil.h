@@ -79,4 +79,8 @@ void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer);
 /* Prints j indented on stdout. */
 void cmdutil_print_json(const json_t *j);
 
+/* A table cell of a JSON value: strings as they are, numbers, booleans,
+ * arrays joined by commas, "-" for null or absent. */
+void cmdutil_cell_text(const json_t *v, char *out, size_t outlen);
+
 #endif

@@ -28,6 +28,8 @@ const ctl_command ctl_commands[] = {
      "list, get, put and delete follow-up rules (gateway API)"},
     {"digests", cmd_digests, "the open and closing digest windows"},
     {"followups", cmd_followups, "the pending follow-ups, soonest due first"},
+    {"event", cmd_event, "one event's deliveries and their history (gateway API)"},
+    {"suppress", cmd_suppress, "list, add and remove suppressed addresses (gateway API)"},
     {NULL, NULL, NULL},
 };
 

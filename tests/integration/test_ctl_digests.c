@@ -1,6 +1,6 @@
 /*
  * heraldctl digest-rules, throttle-rules, followup-rules, digests,
- * followups and the digest and follow-up lines of status, against a
+ * followups, the digest and follow-up lines of status, and suppress, against a
  * gateway started in-process on the scratch database and against that
  * database directly.
  */
@@ -288,11 +288,59 @@ START_TEST(test_followups_lists_pending_ones_and_status_counts_them)
 }
 END_TEST
 
+START_TEST(test_suppress_add_list_remove_through_the_gateway)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    int rc = ctl(&g, h_adminkey, "suppress", "add", "email", "Kim@Example.com", "--detail",
+                 "asked to stop", NULL);
+    ck_assert_msg(rc == 0, "add: %d %s %s", rc, out, errout);
+    ck_assert_msg(strstr(out, "suppressed email kim@example.com (manual)") != NULL, "%s", out);
+    rc = ctl(&g, h_adminkey, "suppress", "add", "email", "kim@example.com", NULL);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(strstr(out, "already suppressed") != NULL, "%s", out);
+    ck_assert_int_eq(ctl(&g, h_adminkey, "suppress", "add", "sms", "+15550103", NULL), 0);
+    /* Entries the receipts made are listed alike. */
+    h_sql("INSERT INTO suppressions (channel, address, reason, detail) VALUES "
+          "('push', 'tok-1', 'hard_bounce', 'unregistered')");
+    rc = ctl(&g, h_adminkey, "suppress", "list", NULL);
+    ck_assert_msg(rc == 0, "list: %d %s", rc, errout);
+    ck_assert_msg(strstr(out, "CHANNEL") != NULL && strstr(out, "kim@example.com") != NULL &&
+                      strstr(out, "asked to stop") != NULL && strstr(out, "+15550103") != NULL &&
+                      strstr(out, "tok-1") != NULL && strstr(out, "hard_bounce") != NULL,
+                  "%s", out);
+    rc = ctl(&g, h_adminkey, "suppress", "list", "--reason", "manual", "--json", NULL);
+    ck_assert_int_eq(rc, 0);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_uint_eq(json_array_size(j), 2);
+    json_decref(j);
+    rc = ctl(&g, h_adminkey, "suppress", "list", "--max", "1", "--json", NULL);
+    j = json_loads(out, 0, NULL);
+    ck_assert_uint_eq(json_array_size(j), 1);
+    json_decref(j);
+
+    ck_assert_int_eq(ctl(&g, h_adminkey, "suppress", "remove", "email", "kim@example.com", NULL),
+                     0);
+    ck_assert_msg(strstr(out, "removed email kim@example.com") != NULL, "%s", out);
+    rc = ctl(&g, h_adminkey, "suppress", "remove", "email", "kim@example.com", NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(errout, "HTTP 404") != NULL, "%s", errout);
+    /* The gateway's refusal, with its field; usage errors exit 2. */
+    rc = ctl(&g, h_adminkey, "suppress", "add", "email", "not-an-address", NULL);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_msg(strstr(errout, "field address") != NULL, "%s", errout);
+    ck_assert_int_eq(ctl(&g, h_adminkey, "suppress", "add", "email", NULL), 2);
+    ck_assert_int_eq(ctl(&g, h_adminkey, "suppress", "forget", NULL), 2);
+    h_stop(&g);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_digest_rules_put_list_get_delete_through_the_gateway),
     TEST_ENTRY(test_digests_lists_open_windows_and_status_counts_them),
     TEST_ENTRY(test_followup_rules_put_list_get_delete_through_the_gateway),
     TEST_ENTRY(test_followups_lists_pending_ones_and_status_counts_them),
+    TEST_ENTRY(test_suppress_add_list_remove_through_the_gateway),
 };
 
 TEST_MAIN_TIMEOUT("ctl_digests", cases, 180)

@@ -196,6 +196,20 @@ START_TEST(test_event_status_shows_receipts_in_precedence_order)
     }
     h_resp_clear(&r);
 
+    /* heraldctl tells the same story. */
+    char bin[1024], env_url[128], env_key[128], story[16384], errout[4096];
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_pubkey);
+    char *argv[] = {bin, "event", EV, NULL};
+    const char *env[] = {env_url, env_key, NULL};
+    int rc = testsupport_run(argv, env, story, sizeof story, errout, sizeof errout, 60000);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    ck_assert_msg(strstr(story, "status failed") != NULL && strstr(story, "bounced") != NULL &&
+                      strstr(story, "Rc@Example.com") != NULL &&
+                      strstr(story, "receipt  ses") != NULL && strstr(story, "complained") != NULL,
+                  "%s", story);
+
     /* The permanent bounce and the complaint suppressed both addresses. */
     call(&g, "GET", "/v1/suppressions/email/rc@example.com", h_adminkey, NULL, 200, &r);
     ck_assert_str_eq(str(r.json, "reason"), "hard_bounce");
