@@ -14,8 +14,8 @@
  *
  * Record: one statement per batch of outcomes writes status, last_error,
  * provider and provider_message_id and drops the lease, and with them the
- * delivery's history, the provider's message id for receipts, and the
- * suppression of an address the provider refused ('bounced').  A done row
+ * delivery's history and the suppression of an address the provider
+ * refused ('bounced').  A done row
  * never moves back: recording 'sent' on a row a receipt already moved on
  * keeps the receipt's status.
  *

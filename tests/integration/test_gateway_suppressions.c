@@ -251,39 +251,11 @@ START_TEST(test_transient_bounces_suppress_only_at_the_limit)
 }
 END_TEST
 
-START_TEST(test_a_receipt_before_the_message_id_waits_for_it)
-{
-    char out[64];
-    h_sql("INSERT INTO events (event_id, type, user_id, priority, created_at) VALUES "
-          "('5a0c7f4e-8a4b-4f55-9f0e-2f1d6c1b0a03', 'order.shipped', 'u-w', 'normal', now());"
-          "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, address, status, "
-          "lease_owner, lease_until) VALUES ('5a0c7f4e-0000-4000-8000-000000000201', "
-          "'5a0c7f4e-8a4b-4f55-9f0e-2f1d6c1b0a03', 'u-w', 'sms', '+15550102', 'pending', 'w1', "
-          "now() + interval '1 minute')");
-    /* Twilio's callback comes before the worker recorded the message's sid. */
-    h_sql_value("SELECT herald_receipt_apply('twilio', 'SMwait/delivered', 'SMwait', NULL, "
-                "'delivered', NULL, NULL, NULL, now(), 3)",
-                out, sizeof out);
-    ck_assert_str_eq(out, "unknown");
-    /* The worker records the send, as channels/store.c does. */
-    h_sql("INSERT INTO delivery_messages (provider, message_id, idempotency_key) VALUES "
-          "('twilio', 'SMwait', '5a0c7f4e-0000-4000-8000-000000000201')");
-    h_sql_value("SELECT status FROM deliveries WHERE "
-                "idempotency_key = '5a0c7f4e-0000-4000-8000-000000000201'",
-                out, sizeof out);
-    ck_assert_str_eq(out, "delivered");
-    h_sql_value("SELECT outcome FROM receipts WHERE receipt_id = 'SMwait/delivered'", out,
-                sizeof out);
-    ck_assert_str_eq(out, "applied");
-}
-END_TEST
-
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_manual_entries_add_read_page_and_remove),
     TEST_ENTRY(test_bad_input_is_refused_naming_the_field),
     TEST_ENTRY(test_event_status_shows_receipts_in_precedence_order),
     TEST_ENTRY(test_transient_bounces_suppress_only_at_the_limit),
-    TEST_ENTRY(test_a_receipt_before_the_message_id_waits_for_it),
 };
 
 TEST_MAIN("gateway_suppressions", cases)

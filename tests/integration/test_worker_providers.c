@@ -95,6 +95,59 @@ START_TEST(test_sms_twilio_provider_gets_form_with_basic_auth)
 }
 END_TEST
 
+/*
+ * A provider's receipt may come before the worker recorded the send (a
+ * fast callback): the delivery keeps the receipt's status and its history
+ * has both, the worker's 'sent' after the receipt's 'delivered'.
+ */
+START_TEST(test_a_receipt_during_the_send_is_kept_by_the_record)
+{
+    wh_env e;
+    wh_proc prov = {0}, w = {0};
+    char k[ID_UUID_SIZE], url[128];
+    wh_setup(&e, "sms");
+    const char *pargs[] = {"--auth-token", "s3cret", "--latency-ms", "1500", NULL};
+    wh_start_http_provider(&e, &prov, "provider", pargs);
+    snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d/sms", prov.port);
+    const char *env[] = {"HERALD_SMS_PROVIDER=http", url, "HERALD_SMS_AUTH_TOKEN=s3cret", NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "+14155550101", NULL, "hello", k);
+    wh_flush(&e);
+    /* Claimed: the send is in flight for 1.5 s. */
+    long claimed = wh_wait_count(&e, 1, 30000,
+                                 "SELECT count(*) FROM deliveries WHERE idempotency_key='%s' AND "
+                                 "lease_owner IS NOT NULL",
+                                 k);
+    ck_assert_int_eq(claimed, 1);
+    char *out = wh_db_text(&e,
+                           "SELECT herald_receipt_apply('http', 'r-early', NULL, '%s', "
+                           "'delivered', NULL, NULL, NULL, now(), 3)",
+                           k);
+    ck_assert_str_eq(out, "applied");
+    free(out);
+    long recorded = wh_wait_count(&e, 1, 30000,
+                                  "SELECT count(*) FROM deliveries WHERE idempotency_key='%s' AND "
+                                  "lease_owner IS NULL AND provider_message_id IS NOT NULL",
+                                  k);
+    if (recorded != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(recorded, 1);
+    char *st = wh_db_text(&e, "SELECT status FROM deliveries WHERE idempotency_key='%s'", k);
+    ck_assert_str_eq(st, "delivered");
+    free(st);
+    char *hist = wh_db_text(&e,
+                            "SELECT string_agg(status || '/' || source, ' ' ORDER BY id) FROM "
+                            "delivery_history WHERE idempotency_key='%s'",
+                            k);
+    ck_assert_str_eq(hist, "delivered/receipt sent/worker");
+    free(hist);
+    /* Sent once. */
+    ck_assert_int_eq(wh_stat(&prov, "accepted"), 1);
+    wh_stop(&w, SIGTERM, 15000);
+    wh_teardown(&e);
+}
+END_TEST
+
 START_TEST(test_push_http_provider_and_dead_token_removed)
 {
     wh_env e;
@@ -358,6 +411,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_sms_http_provider_gets_json_with_idempotency_and_bearer),
     TEST_ENTRY(test_sms_twilio_provider_gets_form_with_basic_auth),
+    TEST_ENTRY(test_a_receipt_during_the_send_is_kept_by_the_record),
     TEST_ENTRY(test_push_http_provider_and_dead_token_removed),
     TEST_ENTRY(test_push_fcm_provider_and_unregistered_token),
     TEST_ENTRY(test_email_smtp_with_auth_utf8_subject_and_message_id),
