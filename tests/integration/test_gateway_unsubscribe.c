@@ -98,8 +98,8 @@ static void put_prefs(h_gateway *g, const char *user, const char *body)
 /* POSTs the one-click body as a mailbox provider does: no key, a form. */
 static void one_click(h_gateway *g, const char *path, h_resp *r)
 {
-    h_http(g, "POST", path, NULL, "application/x-www-form-urlencoded",
-           "List-Unsubscribe=One-Click", NULL, r);
+    h_http(g, "POST", path, NULL, "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click",
+           NULL, r);
 }
 
 static long metric(h_gateway *g, const char *series)
@@ -133,8 +133,8 @@ START_TEST(test_one_click_post_of_the_email_link_turns_only_that_category_off)
     ck_assert_str_eq(cats, "{\"billing\":{\"email\":false},"
                            "\"marketing\":{\"email\":false,\"sms\":false}}");
     /* the rest of the preferences stays */
-    snprintf(prefs, sizeof prefs,
-             "SELECT channels::text FROM preferences WHERE user_id = '%s'", user);
+    snprintf(prefs, sizeof prefs, "SELECT channels::text FROM preferences WHERE user_id = '%s'",
+             user);
     char channels[128];
     h_sql_value(prefs, channels, sizeof channels);
     ck_assert_str_eq(channels, "{\"push\": false}");
@@ -190,8 +190,7 @@ START_TEST(test_the_page_of_a_link_changes_nothing_and_posts_back)
         ck_assert_ptr_null(strstr(r.body, "<script"));
         ck_assert_ptr_nonnull(strstr(r.body, "marketing messages by email"));
         ck_assert_ptr_nonnull(strstr(r.body, "<form method=\"post\" action=\"\">"));
-        ck_assert_ptr_nonnull(
-            strstr(r.body, "name=\"List-Unsubscribe\" value=\"One-Click\""));
+        ck_assert_ptr_nonnull(strstr(r.body, "name=\"List-Unsubscribe\" value=\"One-Click\""));
         h_resp_clear(&r);
     }
     categories(&g, user, cats, sizeof cats);
@@ -255,13 +254,13 @@ START_TEST(test_forged_expired_and_missing_tokens_are_refused)
     one_click(&g, "/v1/unsubscribe", &r);
     ck_assert_int_eq(r.status, 400);
     h_resp_clear(&r);
-    h_http(&g, "POST", path, NULL, "application/x-www-form-urlencoded", "List-Unsubscribe=No",
-           NULL, &r);
+    h_http(&g, "POST", path, NULL, "application/x-www-form-urlencoded", "List-Unsubscribe=No", NULL,
+           &r);
     ck_assert_int_eq(r.status, 400);
     ck_assert_str_eq(h_error_field(&r), "List-Unsubscribe");
     h_resp_clear(&r);
-    h_http(&g, "POST", path, NULL, "application/json", "{\"List-Unsubscribe\":\"One-Click\"}",
-           NULL, &r);
+    h_http(&g, "POST", path, NULL, "application/json", "{\"List-Unsubscribe\":\"One-Click\"}", NULL,
+           &r);
     ck_assert_int_eq(r.status, 415);
     h_resp_clear(&r);
     categories(&g, user, cats, sizeof cats);
