@@ -152,7 +152,9 @@ typedef struct form_search {
     char *out;
     size_t outlen;
     size_t len;
-    int found; /* 1 found, -1 found but longer than out */
+    bool seen;     /* the first field of the name has started */
+    bool done;     /* and another one began: it is ignored */
+    bool too_long; /* the value did not fit out */
 } form_search;
 
 static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -162,12 +164,19 @@ static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const c
 {
     (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
     form_search *f = cls;
-    if (key == NULL || strcmp(key, f->name) != 0 || f->found != 0)
+    if (key == NULL || strcmp(key, f->name) != 0 || f->done)
         return MHD_YES;
-    /* A value arrives in pieces at increasing offsets; the first field of
-     * the name is the one taken. */
+    /* A value arrives in pieces at increasing offsets; a piece at offset 0
+     * after the first starts another field of the name, and the first field
+     * is the one taken. */
+    if (off == 0 && f->seen) {
+        f->done = true;
+        return MHD_YES;
+    }
+    f->seen = true;
     if (off + size >= f->outlen) {
-        f->found = -1;
+        f->too_long = true;
+        f->done = true;
         return MHD_YES;
     }
     memcpy(f->out + off, data, size);
@@ -192,10 +201,9 @@ int http_request_form_value(http_request *req, const char *name, char *out, size
     enum MHD_Result d = MHD_destroy_post_processor(pp);
     if (r != MHD_YES || d != MHD_YES)
         return -1;
-    if (f.found < 0)
+    if (f.too_long)
         return -1;
     out[f.len] = '\0';
-    /* An empty value counts as present only if the iterator saw the key. */
     return f.len > 0 ? 1 : 0;
 }
 

@@ -95,8 +95,8 @@ const char *http_request_query(http_request *req, const char *name);
  * The value of form field name in the complete body, when it is
  * application/x-www-form-urlencoded or multipart/form-data (libmicrohttpd
  * decodes both): 1 with the value in out, 0 when the form has no such
- * field, -1 when the body is not such a form, is malformed, or the value
- * does not fit outlen.
+ * field or its value is empty, -1 when the body is not such a form, is
+ * malformed, or the value does not fit outlen.
  */
 int http_request_form_value(http_request *req, const char *name, char *out, size_t outlen)
     __attribute__((warn_unused_result));

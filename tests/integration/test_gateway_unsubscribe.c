@@ -167,6 +167,11 @@ START_TEST(test_one_click_as_multipart_and_for_a_user_without_preferences)
     h_resp_clear(&r);
     categories(&g, user, cats, sizeof cats);
     ck_assert_str_eq(cats, "{\"news.weekly\":{\"email\":false}}");
+    /* other fields around it, and the first of two fields of the name */
+    h_http(&g, "POST", path, NULL, "application/x-www-form-urlencoded; charset=utf-8",
+           "x=1&List-Unsubscribe=One-Click&List-Unsubscribe=No", NULL, &r);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_clear(&r);
     h_stop(&g);
 }
 END_TEST
