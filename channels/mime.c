@@ -223,6 +223,41 @@ static bool has_line_break(const char *s)
     return strpbrk(s, "\r\n") != NULL;
 }
 
+#define HEADER_LINE_SOFT 78  /* RFC 5322 2.1.1: SHOULD */
+#define HEADER_LINE_HARD 998 /* and MUST */
+
+int mime_list_unsubscribe(buf *out, const char *const *links)
+{
+    static const char name[] = "List-Unsubscribe:";
+    size_t col = sizeof name - 1;
+    if (buf_append_str(out, name) != 0)
+        return -1;
+    for (size_t i = 0; links[i] != NULL; i++) {
+        const char *l = links[i];
+        size_t n = strlen(l);
+        /* RFC 2369: a URI between angle brackets, so no space, CTL or
+         * bracket inside it, and no encoding a reader would have to undo. */
+        for (const char *c = l; *c; c++)
+            if (*c <= ' ' || *c > '~' || *c == '<' || *c == '>')
+                return -1;
+        bool last = links[i + 1] == NULL;
+        size_t w = 1 + n + 2 + (last ? 0 : 1); /* " <" link ">" and "," */
+        /* Fold (CRLF before the space) rather than pass the soft limit;
+         * the first link stays on the name's line, where folding gains nothing. */
+        if (i > 0 && col + w > HEADER_LINE_SOFT) {
+            if (buf_append(out, "\r\n", 2) != 0)
+                return -1;
+            col = 0;
+        }
+        if (col + w > HEADER_LINE_HARD)
+            return -1;
+        if (buf_printf(out, " <%s>%s", l, last ? "" : ",") != 0)
+            return -1;
+        col += w;
+    }
+    return buf_append(out, "\r\n", 2);
+}
+
 /* From: "addr" or "Display Name <addr>", the name encoded or quoted as needed. */
 static int append_mailbox(buf *out, const char *mbox, char *err, size_t errlen)
 {
@@ -300,14 +335,31 @@ int mime_build(const mime_message *m, buf *out, char *err, size_t errlen)
     mime_message_id(m->message_id ? m->message_id : "", mid, sizeof mid);
     bool seven = body_is_7bit(body, blen);
 
+    const char *links[3] = {NULL, NULL, NULL};
+    size_t nlinks = 0;
+    if (m->unsubscribe_https != NULL)
+        links[nlinks++] = m->unsubscribe_https;
+    if (m->unsubscribe_mailto != NULL)
+        links[nlinks++] = m->unsubscribe_mailto;
+
     if (buf_append_str(out, "From: ") != 0 || append_mailbox(out, m->from, err, errlen) != 0 ||
         buf_printf(out, "\r\nTo: <%s>\r\nSubject: ", m->to) != 0 ||
         mime_encode_header(out, subject, 9) != 0 ||
-        buf_printf(out,
-                   "\r\nDate: %s\r\nMessage-ID: <%s@herald>\r\nMIME-Version: 1.0\r\n"
+        buf_printf(out, "\r\nDate: %s\r\nMessage-ID: <%s@herald>\r\n", date, mid) != 0)
+        goto toolong;
+    if (nlinks > 0 && mime_list_unsubscribe(out, links) != 0) {
+        error_set(err, errlen, "a List-Unsubscribe link cannot go into a header");
+        return -1;
+    }
+    /* RFC 8058: one-click is a POST to the https link. */
+    if (m->unsubscribe_https != NULL &&
+        buf_append_str(out, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") != 0)
+        goto toolong;
+    if (buf_printf(out,
+                   "MIME-Version: 1.0\r\n"
                    "Content-Type: text/plain; charset=UTF-8\r\n"
                    "Content-Transfer-Encoding: %s\r\n\r\n",
-                   date, mid, seven ? "7bit" : "quoted-printable") != 0)
+                   seven ? "7bit" : "quoted-printable") != 0)
         goto toolong;
     if ((seven ? append_body_7bit(out, body, blen) : mime_encode_qp(out, body, blen)) != 0)
         goto toolong;

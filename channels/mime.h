@@ -9,7 +9,9 @@
  * 7bit when it is ASCII with short lines and as quoted-printable otherwise:
  * quoted-printable passes every relay (no 8BITMIME needed) and keeps mostly
  * Latin text readable.  Line ends are normalised to CRLF.  Dot-stuffing is
- * left to libcurl, which does it while uploading.
+ * left to libcurl, which does it while uploading.  An email may carry
+ * List-Unsubscribe links (RFC 2369) and, with an http(s) link, the
+ * List-Unsubscribe-Post header of one-click unsubscribe (RFC 8058).
  *
  * Pure: no I/O, no clock (the caller passes the Date).
  */
@@ -28,6 +30,10 @@ typedef struct mime_message {
     const char *body;       /* UTF-8 */
     const char *message_id; /* the id-left part; "@herald" is appended */
     int64_t date_ms;        /* the Date header, ms since the epoch */
+    /* List-Unsubscribe links (RFC 2369), each NULL when absent; an http(s)
+     * one adds List-Unsubscribe-Post for one-click (RFC 8058). */
+    const char *unsubscribe_https;
+    const char *unsubscribe_mailto;
 } mime_message;
 
 /*
@@ -37,6 +43,16 @@ typedef struct mime_message {
  */
 int mime_build(const mime_message *m, buf *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/*
+ * Appends the List-Unsubscribe header of the links (NULL-terminated) and
+ * CRLF: each link in angle brackets, a comma
+ * between them, folded before a link whenever the line would pass 78
+ * characters.  A link is never broken, so a line holds at most one link
+ * and its punctuation; -1 when a link has characters a header cannot
+ * carry or makes a line longer than RFC 5322's 998.
+ */
+int mime_list_unsubscribe(buf *out, const char *const *links) __attribute__((warn_unused_result));
 
 /*
  * Appends the value of a header as it must appear after "Name: ":

@@ -59,6 +59,7 @@ static void settings_free(provider_settings *s)
     free((char *)s->database_url);
     free((char *)s->kafka_brokers);
     free((char *)s->updates_topic);
+    free((char *)s->bounce_address);
 }
 
 provider *provider_new(const char *kind, const provider_settings *s, char *err, size_t errlen)
@@ -90,6 +91,7 @@ provider *provider_new(const char *kind, const provider_settings *s, char *err, 
     p->s.database_url = dup_or_null(s->database_url);
     p->s.kafka_brokers = dup_or_null(s->kafka_brokers);
     p->s.updates_topic = dup_or_null(s->updates_topic);
+    p->s.bounce_address = dup_or_null(s->bounce_address);
     if (p->s.channel == NULL)
         goto oom;
     if (p->s.timeout_ms <= 0)

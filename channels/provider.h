@@ -37,6 +37,7 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "event.h"
 
 #define PROVIDER_MUSTCHECK __attribute__((warn_unused_result))
 
@@ -69,12 +70,14 @@ typedef struct provider_message {
     const char *to;      /* email address, E.164 number, device token or (inapp) user id */
     const char *subject; /* email subject, push or inapp title; may be NULL */
     const char *body;
-    const char *data_json;  /* push, inapp: a JSON object as text; may be NULL */
-    const char *event_type; /* the event's type */
-    const char *category;   /* the event's category; may be NULL */
+    const char *data_json;   /* push, inapp: a JSON object as text; may be NULL */
+    const char *event_type;  /* the event's type */
+    const char *category;    /* the event's category; may be NULL */
+    event_priority priority; /* the event's */
 } provider_message;
 
 struct config_kafka_props;
+struct list_unsubscribe;
 
 /* Settings of one provider instance (copied by provider_new). */
 typedef struct provider_settings {
@@ -96,6 +99,10 @@ typedef struct provider_settings {
     const char *updates_topic; /* inbox: <prefix>inbox.updates */
     /* inbox: librdkafka overrides; borrowed, must outlive the provider */
     const struct config_kafka_props *kafka_props;
+    /* SMTP: which emails carry List-Unsubscribe; NULL: none.  Borrowed,
+     * must outlive the provider. */
+    const struct list_unsubscribe *list_unsubscribe;
+    const char *bounce_address; /* SMTP: LOCAL@DOMAIN of the VERP return path; NULL: From */
 } provider_settings;
 
 typedef struct provider provider;
@@ -236,5 +243,9 @@ void provider_classify_pg(const char *sqlstate, const char *user_id, const char 
 bool provider_twilio_refuses(const char *body);
 
 const char *provider_outcome_name(provider_outcome o);
+
+/* The config check of HERALD_EMAIL_BOUNCE_ADDRESS (provider_smtp.c): LOCAL@DOMAIN
+ * whose LOCAL leaves room for "+<idempotency key>" in 64 bytes. */
+int provider_smtp_check_bounce_address(const char *value, char *err, size_t errlen);
 
 #endif

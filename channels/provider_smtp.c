@@ -16,6 +16,12 @@
  * 7.88 waits for the reply to the end of DATA synchronously, so the sender
  * runs these transfers on its threads (provider_ops.blocking); each pooled
  * easy handle keeps its SMTP session open between messages.
+ *
+ * An email whose category allows it carries List-Unsubscribe links
+ * (list_unsubscribe.c).  With HERALD_EMAIL_BOUNCE_ADDRESS=LOCAL@DOMAIN the
+ * envelope sender is the VERP address LOCAL+<idempotency key>@DOMAIN, so a
+ * bounce names the delivery it is about (docs/channels.md "Return path");
+ * the From header stays HERALD_EMAIL_FROM.
  */
 #include "provider.h"
 
@@ -24,12 +30,33 @@
 #include <string.h>
 
 #include "error.h"
+#include "ids.h"
+#include "list_unsubscribe.h"
 #include "mime.h"
 #include "timeutil.h"
+#include "validate.h"
 
 typedef struct smtp_state {
     char envelope_from[320]; /* the bare address of HERALD_EMAIL_FROM */
+    /* HERALD_EMAIL_BOUNCE_ADDRESS split at its @; bounce_local "" when unset */
+    char bounce_local[VALIDATE_EMAIL_MAX + 1];
+    char bounce_domain[VALIDATE_EMAIL_MAX + 1];
 } smtp_state;
+
+int provider_smtp_check_bounce_address(const char *value, char *err, size_t errlen)
+{
+    char why[160];
+    const char *at = strrchr(value, '@');
+    if (validate_email(value, strlen(value), why, sizeof why) != 0 || at == NULL)
+        return error_set(err, errlen, "expected LOCAL@DOMAIN: %s", why);
+    /* LOCAL+<uuid> must stay within the 64 bytes of a local part. */
+    if ((size_t)(at - value) + 1 + ID_UUID_LEN > 64)
+        return error_set(err, errlen,
+                         "expected a local part of at most %d bytes (a + and a "
+                         "%d-character key are added to it)",
+                         64 - 1 - ID_UUID_LEN, ID_UUID_LEN);
+    return 0;
+}
 
 static int smtp_init(provider *p, char *err, size_t errlen)
 {
@@ -45,10 +72,21 @@ static int smtp_init(provider *p, char *err, size_t errlen)
         error_set(err, errlen, "HERALD_EMAIL_FROM: required with the smtp provider");
         return -1;
     }
+    if (p->s.bounce_address != NULL) {
+        char why[200];
+        if (provider_smtp_check_bounce_address(p->s.bounce_address, why, sizeof why) != 0)
+            return error_set(err, errlen, "HERALD_EMAIL_BOUNCE_ADDRESS: %s", why);
+    }
     smtp_state *st = calloc(1, sizeof *st);
     if (st == NULL) {
         error_set(err, errlen, "out of memory");
         return -1;
+    }
+    if (p->s.bounce_address != NULL) {
+        const char *at = strrchr(p->s.bounce_address, '@');
+        snprintf(st->bounce_local, sizeof st->bounce_local, "%.*s", (int)(at - p->s.bounce_address),
+                 p->s.bounce_address);
+        snprintf(st->bounce_domain, sizeof st->bounce_domain, "%s", at + 1);
     }
     const char *lt = strchr(p->s.from, '<');
     const char *gt = lt ? strchr(lt, '>') : NULL;
@@ -64,14 +102,22 @@ static int smtp_prepare(provider *p, const provider_message *m, provider_xfer *x
                         size_t errlen)
 {
     smtp_state *st = p->impl;
-    char rcpt[320];
+    char rcpt[320], envelope[VALIDATE_EMAIL_MAX + ID_UUID_LEN + 8];
+    list_unsubscribe_links links;
+    int64_t now = timeutil_now_ms();
+    int nlinks = list_unsubscribe_links_for(p->s.list_unsubscribe, m->user_id, m->category,
+                                            m->priority, DELIVERY_EMAIL, now, &links, err, errlen);
+    if (nlinks < 0)
+        return -1;
     mime_message mm = {
         .from = p->s.from,
         .to = m->to,
         .subject = m->subject,
         .body = m->body,
         .message_id = m->idempotency_key,
-        .date_ms = timeutil_now_ms(),
+        .date_ms = now,
+        .unsubscribe_https = nlinks > 0 ? links.https : NULL,
+        .unsubscribe_mailto = nlinks > 0 && links.mailto[0] != '\0' ? links.mailto : NULL,
     };
     if (mime_build(&mm, &x->request, err, errlen) != 0)
         return -1;
@@ -94,7 +140,14 @@ static int smtp_prepare(provider *p, const provider_message *m, provider_xfer *x
         curl_easy_setopt(e, CURLOPT_CAINFO, p->s.ca_file);
         curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     }
-    curl_easy_setopt(e, CURLOPT_MAIL_FROM, st->envelope_from);
+    /* libcurl copies the string: envelope may go when this returns. */
+    if (st->bounce_local[0] != '\0') {
+        snprintf(envelope, sizeof envelope, "<%s+%s@%s>", st->bounce_local, m->idempotency_key,
+                 st->bounce_domain);
+        curl_easy_setopt(e, CURLOPT_MAIL_FROM, envelope);
+    } else {
+        curl_easy_setopt(e, CURLOPT_MAIL_FROM, st->envelope_from);
+    }
     curl_easy_setopt(e, CURLOPT_MAIL_RCPT, x->rcpt);
     if (p->s.username) {
         curl_easy_setopt(e, CURLOPT_USERNAME, p->s.username);

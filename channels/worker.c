@@ -46,6 +46,7 @@
 #include "ids.h"
 #include "kafka.h"
 #include "keyq.h"
+#include "list_unsubscribe.h"
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
@@ -152,6 +153,7 @@ struct worker {
     char owner[128];
 
     provider *prov[NPROV];
+    list_unsubscribe *unsub; /* email: NULL when List-Unsubscribe is off */
     breaker *brk[NPROV];
     ratelimit_bucket *bucket;
     retry_policy policy;
@@ -845,6 +847,7 @@ static void build_message(worker *w, job *j, provider_message *m, char **data_js
         .data_json = *data_json,
         .event_type = j->d.event_type,
         .category = j->d.category,
+        .priority = j->d.priority,
     };
 }
 
@@ -1277,6 +1280,8 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
         s.from = c->email_from;
         s.ca_file = c->smtp_ca_file;
         s.require_tls = c->smtp_require_tls;
+        s.list_unsubscribe = w->unsub;
+        s.bounce_address = c->email_bounce_address;
     } else if (strcmp(kname, "http") == 0) {
         bool push = w->channel == DELIVERY_PUSH;
         s.url = fb ? fb_url : (push ? c->push_url : c->sms_url);
@@ -1357,6 +1362,19 @@ static worker *worker_alloc(const worker_config *cfg, const herald_common_config
 static int open_providers(worker *w, int *config_error, char *err, size_t errlen)
 {
     const worker_config *cfg = w->cfg;
+    if (w->channel == DELIVERY_EMAIL) {
+        const list_unsubscribe_config lc = {
+            .secret = cfg->unsubscribe_secret,
+            .url = cfg->unsubscribe_url,
+            .mailto = cfg->unsubscribe_mailto,
+            .exempt = cfg->unsubscribe_exempt,
+            .ttl_ms = cfg->unsubscribe_ttl_ms,
+        };
+        if (list_unsubscribe_new(&lc, &w->unsub, err, errlen) != 0) {
+            *config_error = 1;
+            return -1;
+        }
+    }
     for (int p = 0; p < NPROV; p++) {
         w->prov[p] = make_provider(w, p, err, errlen);
         if (w->prov[p] == NULL && (p == PROV_PRIMARY || cfg->fallback_provider[w->channel])) {
@@ -1747,6 +1765,7 @@ void worker_free(worker *w)
         provider_free(w->prov[p]);
         breaker_free(w->brk[p]);
     }
+    list_unsubscribe_free(w->unsub);
     ratelimit_free(w->bucket);
     offsets_free(w->offs);
     keyq_free(w->idem);

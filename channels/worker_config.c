@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "error.h"
+#include "list_unsubscribe.h"
 #include "opsserver.h"
 #include "provider.h"
+#include "signedtoken.h"
 
 #define F(field) offsetof(worker_config, field)
 
@@ -209,6 +211,44 @@ const config_var worker_config_vars[] = {
      .type = CONFIG_STRING,
      .offset = F(email_from),
      .help = "From of every email, addr@host or Name <addr@host>"},
+    {.env = "HERALD_EMAIL_BOUNCE_ADDRESS",
+     .type = CONFIG_STRING,
+     .offset = F(email_bounce_address),
+     .check = provider_smtp_check_bounce_address,
+     .help = "LOCAL@DOMAIN: the SMTP envelope sender becomes LOCAL+<idempotency key>@DOMAIN "
+             "(VERP), so bounces name their delivery; unset: the From address"},
+    {.env = "HERALD_UNSUBSCRIBE_SECRET",
+     .type = CONFIG_STRING,
+     .offset = F(unsubscribe_secret),
+     .flags = CONFIG_SECRET,
+     .check = signedtoken_check_secret,
+     .help = "key of the HMAC that signs unsubscribe links, at least 32 bytes, the same as "
+             "the gateway's; with HERALD_UNSUBSCRIBE_URL it turns List-Unsubscribe on"},
+    {.env = "HERALD_UNSUBSCRIBE_URL",
+     .type = CONFIG_STRING,
+     .offset = F(unsubscribe_url),
+     .check = list_unsubscribe_check_url,
+     .help = "the gateway's public base URL (https://notify.example.com): links go to "
+             "<url>/v1/unsubscribe?token=..."},
+    {.env = "HERALD_UNSUBSCRIBE_MAILTO",
+     .type = CONFIG_STRING,
+     .offset = F(unsubscribe_mailto),
+     .help = "an address List-Unsubscribe also offers as mailto: (the token as subject); "
+             "unset: the https link only"},
+    {.env = "HERALD_UNSUBSCRIBE_EXEMPT",
+     .type = CONFIG_STRING,
+     .def = LIST_UNSUBSCRIBE_EXEMPT_DEFAULT,
+     .offset = F(unsubscribe_exempt),
+     .check = list_unsubscribe_check_exempt,
+     .help = "comma-separated categories whose emails carry no List-Unsubscribe (besides "
+             "events without a category and critical ones)"},
+    {.env = "HERALD_UNSUBSCRIBE_TTL",
+     .type = CONFIG_DURATION,
+     .def = LIST_UNSUBSCRIBE_TTL_DEFAULT,
+     .offset = F(unsubscribe_ttl_ms),
+     .min = 3600000,
+     .max = 31622400000,
+     .help = "how long an unsubscribe link works after its email was sent (1h..366 days)"},
     {.env = "HERALD_SMS_URL",
      .type = CONFIG_STRING,
      .offset = F(sms_url),

@@ -47,6 +47,11 @@ typedef struct worker_config {
     char *push_url, *push_auth_token;
     char *fcm_project_id, *fcm_access_token;
     char *outbox_dir;
+
+    /* email: List-Unsubscribe (list_unsubscribe.h) and the VERP return path */
+    char *unsubscribe_secret, *unsubscribe_url, *unsubscribe_mailto, *unsubscribe_exempt;
+    long unsubscribe_ttl_ms;
+    char *email_bounce_address;
 } worker_config;
 
 /* Terminated by an all-NULL entry; target a worker_config. */

@@ -8,7 +8,8 @@
  *   idempotency keys.  ID_NAMESPACE_HERALD is Herald's own namespace.
  * - id_random_token: unguessable API keys, URL-safe base64 without padding.
  * - id_sha256: API keys are stored as their SHA-256 only.
- * - id_hmac_sha256: signatures of user tokens (common/usertoken).
+ * - id_hmac_sha256: signed tokens (common/signedtoken) and the
+ *   Herald-Signature header (common/hsig).
  *
  * The hashes are small self-contained implementations (FIPS 180-4), so the
  * common library does not depend on which TLS library libcurl was built with.

@@ -5,8 +5,9 @@
  *
  *     v1.<user id, base64url>.<expiry, Unix seconds>.<signature, base64url>
  *
- * The signature is HMAC-SHA-256 (common/ids) under the deployment's secret
- * over the text before the last dot, compared in constant time.  Pure
+ * The signature is HMAC-SHA-256 under the deployment's secret over the
+ * text before the last dot, compared in constant time (common/signedtoken
+ * owns the shape and the signing).  Pure
  * logic: the caller passes the clock, so tests need no sleeping.  Used by
  * the gateway (verify, mint) and heraldctl token (mint).
  */

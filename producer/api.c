@@ -19,6 +19,7 @@
 #include "timeutil.h"
 #include "tokens_api.h"
 #include "topics_api.h"
+#include "unsubscribe_api.h"
 #include "users_api.h"
 #include "usertoken.h"
 #include "validate.h"
@@ -62,6 +63,8 @@ static const api_endpoint ep_followup_rule_put = {.fn = rules_api_followup_put, 
 static const api_endpoint ep_followup_rule_get = {.fn = rules_api_followup_get};
 static const api_endpoint ep_followup_rule_list = {.fn = rules_api_followup_list};
 static const api_endpoint ep_followup_rule_delete = {.fn = rules_api_followup_delete};
+static const api_endpoint ep_unsubscribe_page = {.fn = unsubscribe_api_page};
+static const api_endpoint ep_unsubscribe_post = {.fn = unsubscribe_api_post};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -101,6 +104,9 @@ static const router_route routes[] = {
     {"POST", "/v1/suppressions", ROUTER_SCOPE_ADMIN, &ep_suppression_add},
     {"GET", "/v1/suppressions/{channel}/{address}", ROUTER_SCOPE_ADMIN, &ep_suppression_get},
     {"DELETE", "/v1/suppressions/{channel}/{address}", ROUTER_SCOPE_ADMIN, &ep_suppression_delete},
+    /* The token in the query is the credential (unsubscribe_api.h). */
+    {"GET", "/v1/unsubscribe", ROUTER_SCOPE_NONE, &ep_unsubscribe_page},
+    {"POST", "/v1/unsubscribe", ROUTER_SCOPE_NONE, &ep_unsubscribe_post},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
@@ -133,6 +139,16 @@ int api_env_init_metrics(api_env *env)
     env->inbox_updates_failed = metrics_counter_get(
         env->metrics, "herald_gateway_inbox_updates_failed_total",
         "Inbox update records not produced after their change was committed", NULL);
+    static const char *const unsubscribe_results[API_UNSUBSCRIBE_RESULTS] = {
+        "unsubscribed", "already", "unknown_user"};
+    for (int i = 0; i < API_UNSUBSCRIBE_RESULTS; i++) {
+        char labels[64];
+        if (metrics_labels(labels, sizeof labels, "result", unsubscribe_results[i], NULL) != 0)
+            return -1;
+        env->unsubscribes[i] = metrics_counter_get(
+            env->metrics, "herald_gateway_unsubscribes_total",
+            "One-click unsubscribe requests accepted, by what they changed", labels);
+    }
     return 0;
 }
 

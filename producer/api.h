@@ -7,7 +7,7 @@
  * headers (415, 413) before the body is read, then hands the request to the
  * route's handler.  Handlers live in one file per resource
  * (events_api.c, users_api.c, topics_api.c, templates_api.c, rules_api.c,
- * tokens_api.c, inbox_api.c, ops_api.c).
+ * tokens_api.c, inbox_api.c, unsubscribe_api.c, ops_api.c).
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct
@@ -34,6 +34,15 @@
 #define API_DB_WAIT_MS   2000
 #define API_STATUS_SLOTS 500 /* HTTP statuses 100..599 */
 
+/* What a one-click unsubscribe did (unsubscribe_api.c), for its metric. */
+typedef enum {
+    API_UNSUBSCRIBED = 0,    /* the category was on and is now off */
+    API_UNSUBSCRIBE_ALREADY, /* it was off already: nothing changed */
+    API_UNSUBSCRIBE_NO_USER, /* the user was deleted since: nothing to change */
+} api_unsubscribe_result;
+
+#define API_UNSUBSCRIBE_RESULTS 3
+
 typedef struct api_env api_env;
 typedef struct api_call api_call;
 
@@ -57,6 +66,8 @@ struct api_env {
     char inbox_updates_topic[256];
     char *user_token_secret; /* owned; NULL: user tokens are refused, minting is 503 */
     size_t user_token_secret_len;
+    char *unsubscribe_secret; /* owned; NULL: /v1/unsubscribe answers 503 */
+    size_t unsubscribe_secret_len;
     cors_policy *cors; /* owned; NULL: no CORS headers */
     event_limits ev_limits;
     int publish_timeout_ms;
@@ -66,6 +77,7 @@ struct api_env {
     metrics_counter *rate_limited;
     metrics_counter *published_events;
     metrics_counter *inbox_updates_failed;
+    metrics_counter *unsubscribes[API_UNSUBSCRIBE_RESULTS]; /* by api_unsubscribe_result */
     /* requests by route (index in the table, last = unmatched) and status */
     _Atomic(metrics_counter *) *requests;
     size_t nroutes;

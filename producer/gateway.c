@@ -13,6 +13,7 @@
 #include "opsserver.h"
 #include "timeutil.h"
 #include "topics.h"
+#include "signedtoken.h"
 #include "usertoken.h"
 
 #include <stddef.h>
@@ -139,6 +140,13 @@ const config_var gateway_config_vars[] = {
      .check = usertoken_check_secret,
      .help = "key of the HMAC that signs user tokens (docs/inapp.md), at least 32 bytes; "
              "unset: user tokens are refused and minting answers 503"},
+    {.env = "HERALD_UNSUBSCRIBE_SECRET",
+     .type = CONFIG_STRING,
+     .offset = GW(unsubscribe_secret),
+     .flags = CONFIG_SECRET,
+     .check = signedtoken_check_secret,
+     .help = "key of the HMAC that signs the email workers' unsubscribe links (the same "
+             "value as theirs), at least 32 bytes; unset: /v1/unsubscribe answers 503"},
     {.env = "HERALD_GATEWAY_CORS_ORIGINS",
      .flag = "cors-origins",
      .type = CONFIG_STRING,
@@ -202,6 +210,10 @@ static void free_parts(gateway *g)
         memset(g->env.user_token_secret, 0, g->env.user_token_secret_len);
         free(g->env.user_token_secret);
     }
+    if (g->env.unsubscribe_secret != NULL) {
+        memset(g->env.unsubscribe_secret, 0, g->env.unsubscribe_secret_len);
+        free(g->env.unsubscribe_secret);
+    }
     free(g);
 }
 
@@ -222,6 +234,14 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
         env->user_token_secret_len = strlen(cfg->user_token_secret);
         env->user_token_secret = strdup(cfg->user_token_secret);
         if (env->user_token_secret == NULL) {
+            error_set(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    if (cfg->unsubscribe_secret != NULL) {
+        env->unsubscribe_secret_len = strlen(cfg->unsubscribe_secret);
+        env->unsubscribe_secret = strdup(cfg->unsubscribe_secret);
+        if (env->unsubscribe_secret == NULL) {
             error_set(err, errlen, "out of memory");
             goto fail;
         }

@@ -33,8 +33,9 @@ typedef struct gateway_config {
     long auth_cache_ms;
     long shutdown_timeout_ms;
     bool access_log;
-    char *user_token_secret; /* NULL: user tokens are refused */
-    char *cors_origins;      /* NULL or "": no CORS headers (cors.h) */
+    char *user_token_secret;  /* NULL: user tokens are refused */
+    char *unsubscribe_secret; /* NULL: /v1/unsubscribe answers 503 */
+    char *cors_origins;       /* NULL or "": no CORS headers (cors.h) */
 } gateway_config;
 
 /*

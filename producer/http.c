@@ -147,6 +147,66 @@ const char *http_request_query(http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+typedef struct form_search {
+    const char *name;
+    char *out;
+    size_t outlen;
+    size_t len;
+    bool seen;     /* the first field of the name has started */
+    bool done;     /* and another one began: it is ignored */
+    bool too_long; /* the value did not fit out */
+} form_search;
+
+static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *filename, const char *content_type,
+                                     const char *transfer_encoding, const char *data, uint64_t off,
+                                     size_t size)
+{
+    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
+    form_search *f = cls;
+    if (key == NULL || strcmp(key, f->name) != 0 || f->done)
+        return MHD_YES;
+    /* A value arrives in pieces at increasing offsets; a piece at offset 0
+     * after the first starts another field of the name, and the first field
+     * is the one taken. */
+    if (off == 0 && f->seen) {
+        f->done = true;
+        return MHD_YES;
+    }
+    f->seen = true;
+    if (off + size >= f->outlen) {
+        f->too_long = true;
+        f->done = true;
+        return MHD_YES;
+    }
+    memcpy(f->out + off, data, size);
+    if (off + size > f->len)
+        f->len = (size_t)(off + size);
+    return MHD_YES;
+}
+
+int http_request_form_value(http_request *req, const char *name, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return -1;
+    form_search f = {.name = name, .out = out, .outlen = outlen};
+    out[0] = '\0';
+    /* libmicrohttpd's parser of both form encodings; it reads Content-Type
+     * from the connection and refuses (NULL) any other type. */
+    struct MHD_PostProcessor *pp = MHD_create_post_processor(req->conn, 1024, on_form_field, &f);
+    if (pp == NULL)
+        return -1;
+    enum MHD_Result r =
+        MHD_post_process(pp, req->body.data != NULL ? req->body.data : "", req->body.len);
+    enum MHD_Result d = MHD_destroy_post_processor(pp);
+    if (r != MHD_YES || d != MHD_YES)
+        return -1;
+    if (f.too_long)
+        return -1;
+    out[f.len] = '\0';
+    return f.len > 0 ? 1 : 0;
+}
+
 const char *http_request_body(const http_request *req, size_t *len)
 {
     *len = req->body.len;

@@ -91,6 +91,16 @@ const char *http_request_header(http_request *req, const char *name);
 /* A query-string argument, percent-decoded; NULL when absent or given without
  * "=".  Valid during dispatch only. */
 const char *http_request_query(http_request *req, const char *name);
+/*
+ * The value of form field name in the complete body, when it is
+ * application/x-www-form-urlencoded or multipart/form-data (libmicrohttpd
+ * decodes both): 1 with the value in out, 0 when the form has no such
+ * field or its value is empty, -1 when the body is not such a form, is
+ * malformed, or the value does not fit outlen.
+ */
+int http_request_form_value(http_request *req, const char *name, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
 /* The body read so far (complete in HTTP_PHASE_BODY); never NULL, NUL-terminated. */
 const char *http_request_body(const http_request *req, size_t *len);
 /* Content-Length as announced, -1 when none (or chunked). */

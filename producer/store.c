@@ -152,6 +152,22 @@ static const stmt statements[] = {
                          "FROM users u LEFT JOIN preferences p ON p.user_id = u.user_id WHERE "
                          "u.user_id = $1",
      1},
+    /* One-click unsubscribe: categories.$2.$3 becomes false, merged into
+     * what is there (other categories and channels stay), written only when
+     * it was not false already, so a repeat changes nothing.  The first
+     * column says whether the user exists, the second whether a row changed. */
+    {"gw_prefs_unsubscribe",
+     "WITH up AS (INSERT INTO preferences (user_id, categories) "
+     "SELECT user_id, jsonb_build_object($2::text, jsonb_build_object($3::text, false)) "
+     "FROM users WHERE user_id = $1 "
+     "ON CONFLICT (user_id) DO UPDATE SET categories = preferences.categories || "
+     "jsonb_build_object($2::text, CASE WHEN jsonb_typeof(preferences.categories -> $2::text) = "
+     "'object' THEN preferences.categories -> $2::text ELSE '{}'::jsonb END || "
+     "jsonb_build_object($3::text, false)), updated_at = now() "
+     "WHERE preferences.categories -> $2::text -> $3::text IS DISTINCT FROM 'false'::jsonb "
+     "RETURNING 1) "
+     "SELECT EXISTS (SELECT 1 FROM users WHERE user_id = $1), (SELECT count(*) FROM up)",
+     3},
     /* One statement: the topic exists exactly when a subscription needs it,
      * and a missing user (foreign key) leaves no topic behind. */
     {"gw_subscribe",
@@ -693,6 +709,21 @@ store_status store_prefs_put(pg_conn *c, const char *user_id, const json_t *body
 out:
     free(channels);
     free(categories);
+    return st;
+}
+
+store_status store_prefs_unsubscribe(pg_conn *c, const char *user_id, const char *category,
+                                     const char *channel, bool *changed, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    const char *v[3] = {user_id, category, channel};
+    *changed = false;
+    store_status st = run(c, "gw_prefs_unsubscribe", 3, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK && (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0))
+        st = STORE_NOT_FOUND;
+    else if (st == STORE_OK)
+        *changed = strcmp(PQgetvalue(res, 0, 1), "0") != 0;
+    PQclear(res);
     return st;
 }
 

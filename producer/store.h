@@ -49,6 +49,16 @@ store_status store_prefs_put(pg_conn *c, const char *user_id, const json_t *body
 store_status store_prefs_get(pg_conn *c, const char *user_id, json_t **out, char *err,
                              size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * Turns category off on channel in the user's preferences, keeping every
+ * other category and channel: one-click unsubscribe.  *changed says
+ * whether it was on before (false: already off).  STORE_NOT_FOUND: no
+ * such user.
+ */
+store_status store_prefs_unsubscribe(pg_conn *c, const char *user_id, const char *category,
+                                     const char *channel, bool *changed, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Subscribes user_id to topic, creating the topic (STORE_NOT_FOUND: no such user). */
 store_status store_subscribe(pg_conn *c, const char *topic, const char *user_id, char *err,
                              size_t errlen) __attribute__((warn_unused_result));

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/wait.h>
@@ -513,4 +514,53 @@ int testsupport_read_listen_line(int fd, int timeout_ms, int *port, int *control
     const char *c = strstr(line, control_at);
     *control = c ? atoi(c + strlen(control_at)) : *port;
     return 0;
+}
+
+int testsupport_mail_header(const char *raw, const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name);
+    const char *end = strstr(raw, "\r\n\r\n");
+    if (end == NULL)
+        end = raw + strlen(raw);
+    for (const char *p = raw; p < end;) {
+        const char *eol = strstr(p, "\r\n");
+        if (eol == NULL || eol > end)
+            eol = end;
+        if ((size_t)(eol - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            const char *v = p + n + 1;
+            size_t o = 0;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            /* Unfold: a line break followed by white space is white space. */
+            for (; v < end; v++) {
+                if (v[0] == '\r' && v[1] == '\n') {
+                    if (v[2] != ' ' && v[2] != '\t')
+                        break;
+                    v++;
+                    continue;
+                }
+                if (o + 1 >= outlen)
+                    return -1;
+                out[o++] = *v;
+            }
+            out[o] = '\0';
+            return 0;
+        }
+        p = eol + 2;
+    }
+    return -1;
+}
+
+int testsupport_unsubscribe_link(const char *value, char *out, size_t outlen)
+{
+    for (const char *p = strchr(value, '<'); p != NULL; p = strchr(p + 1, '<')) {
+        const char *gt = strchr(p, '>');
+        if (gt == NULL)
+            return -1;
+        if (strncmp(p + 1, "http", 4) == 0 && (size_t)(gt - p - 1) < outlen) {
+            snprintf(out, outlen, "%.*s", (int)(gt - p - 1), p + 1);
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -104,4 +104,14 @@ void testsupport_sql(PGconn *db, const char *fmt, ...) __attribute__((format(pri
 char *testsupport_sql_text(PGconn *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 long testsupport_sql_long(PGconn *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * The value of header name (case-insensitive) in the header block of the
+ * RFC 5322 message raw, unfolded (each CRLF before a space or tab
+ * removed) into out; -1 when the header is absent or does not fit.
+ */
+int testsupport_mail_header(const char *raw, const char *name, char *out, size_t outlen);
+
+/* The first <http...> link of a List-Unsubscribe value into out; -1 when none fits. */
+int testsupport_unsubscribe_link(const char *value, char *out, size_t outlen);
+
 #endif

@@ -154,6 +154,105 @@ START_TEST(test_mime_date_format)
 }
 END_TEST
 
+/* The message of build() with List-Unsubscribe links (either may be NULL). */
+static char *build_unsub(const char *https, const char *mailto)
+{
+    buf b;
+    char err[256];
+    buf_init(&b, 0);
+    mime_message m = {.from = "noreply@example.com",
+                      .to = "ann@example.com",
+                      .subject = "News",
+                      .body = "x",
+                      .message_id = "1b4e28ba-2fa1-5d32-a0c4-1f9a1e0e2c3d",
+                      .date_ms = 1795817455000,
+                      .unsubscribe_https = https,
+                      .unsubscribe_mailto = mailto};
+    ck_assert_msg(mime_build(&m, &b, err, sizeof err) == 0, "%s", err);
+    return buf_steal(&b, NULL);
+}
+
+/* The header block's lines: each at most max characters, continuations start with a space. */
+static void assert_header_lines(const char *msg, size_t max)
+{
+    const char *end = strstr(msg, "\r\n\r\n");
+    ck_assert_ptr_nonnull(end);
+    for (const char *p = msg; p < end;) {
+        const char *eol = strstr(p, "\r\n");
+        ck_assert_msg((size_t)(eol - p) <= max, "line of %zu: %.*s", (size_t)(eol - p),
+                      (int)(eol - p), p);
+        ck_assert_msg(memchr(p, '\n', (size_t)(eol - p)) == NULL, "bare LF");
+        p = eol + 2;
+    }
+}
+
+START_TEST(test_mime_list_unsubscribe_short_links_share_one_line)
+{
+    char *s = build_unsub("https://n.example/u?t=1", "mailto:u@example.com?subject=1");
+    ck_assert_ptr_nonnull(strstr(s, "\r\nList-Unsubscribe: <https://n.example/u?t=1>, "
+                                    "<mailto:u@example.com?subject=1>\r\n"
+                                    "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    free(s);
+}
+END_TEST
+
+START_TEST(test_mime_list_unsubscribe_folds_between_links_never_inside)
+{
+    char https[400], mailto[400];
+    snprintf(https, sizeof https, "https://notify.example.com/v1/unsubscribe?token=u1.%0200d.x", 7);
+    snprintf(mailto, sizeof mailto, "mailto:unsub@example.com?subject=u1.%0200d.x", 7);
+    char *s = build_unsub(https, mailto);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "\r\nList-Unsubscribe: <%s>,\r\n <%s>\r\nList-Unsubscribe-Post: ", https, mailto);
+    ck_assert_msg(strstr(s, want) != NULL, "%s", s);
+    /* a link longer than 78 makes its line longer, never a broken link */
+    assert_header_lines(s, 998);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_mime_list_unsubscribe_mailto_alone_has_no_one_click)
+{
+    char *s = build_unsub(NULL, "mailto:u@example.com");
+    ck_assert_ptr_nonnull(strstr(s, "List-Unsubscribe: <mailto:u@example.com>\r\n"));
+    ck_assert_ptr_null(strstr(s, "List-Unsubscribe-Post"));
+    free(s);
+    s = build_unsub(NULL, NULL);
+    ck_assert_ptr_null(strstr(s, "List-Unsubscribe"));
+    assert_header_lines(s, 78);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_mime_list_unsubscribe_refuses_what_a_header_cannot_carry)
+{
+    buf b;
+    char err[256];
+    buf_init(&b, 0);
+    mime_message m = {.from = "noreply@example.com",
+                      .to = "ann@example.com",
+                      .body = "x",
+                      .message_id = "k",
+                      .unsubscribe_https = "https://a.example/x\r\nBcc: eve@example.com"};
+    ck_assert_int_eq(mime_build(&m, &b, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "List-Unsubscribe"));
+    buf_free(&b);
+    buf_init(&b, 0);
+    m.unsubscribe_https = "https://a.example/x>, <https://evil.example/";
+    ck_assert_int_eq(mime_build(&m, &b, err, sizeof err), -1);
+    buf_free(&b);
+    char huge[1200];
+    memset(huge, 'a', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    memcpy(huge, "https://", 8);
+    buf_init(&b, 0);
+    m.unsubscribe_https = huge;
+    ck_assert_int_eq(mime_build(&m, &b, err, sizeof err), -1);
+    buf_free(&b);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_mime_ascii_message_has_every_header_and_7bit_body),
     TEST_ENTRY(test_mime_utf8_subject_becomes_encoded_words),
@@ -165,6 +264,10 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_mime_subject_with_newline_is_encoded_not_injected),
     TEST_ENTRY(test_mime_message_id_from_any_key),
     TEST_ENTRY(test_mime_date_format),
+    TEST_ENTRY(test_mime_list_unsubscribe_short_links_share_one_line),
+    TEST_ENTRY(test_mime_list_unsubscribe_folds_between_links_never_inside),
+    TEST_ENTRY(test_mime_list_unsubscribe_mailto_alone_has_no_one_click),
+    TEST_ENTRY(test_mime_list_unsubscribe_refuses_what_a_header_cannot_carry),
 };
 
 TEST_MAIN("worker_mime", cases)
