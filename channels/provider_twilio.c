@@ -4,7 +4,9 @@
  * From and Body, basic auth with the account SID and auth token.  The base
  * is https://api.twilio.com unless HERALD_SMS_URL overrides it (tests, a
  * regional edge).  The idempotency key goes in I-Twilio-Idempotency-Token,
- * which Twilio honours for retried requests.
+ * which Twilio honours for retried requests.  With a status callback URL
+ * (HERALD_TWILIO_STATUS_CALLBACK_URL) every message carries it as
+ * StatusCallback, and Twilio posts the message's status changes there.
  */
 #include "provider.h"
 
@@ -58,6 +60,8 @@ static int twilio_prepare(provider *p, const provider_message *m, provider_xfer 
     rc |= form_field(&x->request, x->easy, "To", m->to);
     rc |= form_field(&x->request, x->easy, "From", p->s.from);
     rc |= form_field(&x->request, x->easy, "Body", m->body);
+    if (p->s.status_callback != NULL)
+        rc |= form_field(&x->request, x->easy, "StatusCallback", p->s.status_callback);
     rc |= provider_xfer_header(x, "I-Twilio-Idempotency-Token", m->idempotency_key);
     if (rc != 0) {
         error_set(err, errlen, "request too large or out of memory");
