@@ -1204,7 +1204,8 @@ static const char usage[] =
     "A local SMS/push provider for Herald's tests: generic JSON on POST /sms and\n"
     "POST /push, Twilio on POST /2010-04-01/Accounts/{sid}/Messages.json, FCM HTTP v1\n"
     "on POST /v1/projects/{project}/messages:send; control API on /_control,\n"
-    "/_records and /_stats.  Prints \"listening on HOST:PORT\" once ready.";
+    "/_records, /_callbacks and /_stats.  A Twilio message with StatusCallback gets\n"
+    "Twilio's signed status callbacks.  Prints \"listening on HOST:PORT\" once ready.";
 
 /*
  * Tears down in order: stop parking requests, answer every suspended one,
@@ -1383,7 +1384,10 @@ int main(int argc, char **argv)
     p->callbacks =
         callbacks_start(&cfg->callbacks, cfg->callback_queue, p->callback_log, err, sizeof(err));
     if (p->callbacks == NULL) {
-        /* The settings are the flags': a bad one is named by its control field. */
+        /* The settings are the flags': err names the control field
+         * ("callback_statuses: ..."), which is the flag with dashes. */
+        for (char *ch = err; *ch != '\0' && *ch != ':'; ch++)
+            *ch = *ch == '_' ? '-' : *ch;
         fprintf(stderr, PROGRAM ": --%s\n", err);
         exit_code = 2;
         goto out;
