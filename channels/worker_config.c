@@ -68,7 +68,8 @@ static int check_ca_file(const char *value, char *err, size_t errlen)
 /*
  * A URL a provider will call back: http:// or https://, then a host, with
  * no spaces or control characters (the provider would refuse it, and then
- * every send).
+ * every send), and no fragment, since each message's key is added to the
+ * query.
  */
 static int check_callback_url(const char *value, char *err, size_t errlen)
 {
@@ -77,10 +78,10 @@ static int check_callback_url(const char *value, char *err, size_t errlen)
                                                       : 0;
     bool ok = skip > 0 && value[skip] != '\0' && value[skip] != '/' && value[skip] != ':';
     for (const unsigned char *c = (const unsigned char *)value; ok && *c; c++)
-        ok = *c > ' ' && *c != 0x7f;
+        ok = *c > ' ' && *c != 0x7f && *c != '#';
     if (ok)
         return 0;
-    error_set(err, errlen, "expected an http:// or https:// URL with a host");
+    error_set(err, errlen, "expected an http:// or https:// URL with a host and no fragment");
     return -1;
 }
 

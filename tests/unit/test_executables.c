@@ -60,7 +60,7 @@ END_TEST
 START_TEST(test_worker_refuses_a_status_callback_url_that_is_not_http)
 {
     static const char *const bad[] = {"ftp://example.com/cb", "example.com/cb", "https://",
-                                      "https://example.com/a b"};
+                                      "https://example.com/a b", "https://example.com/cb#frag"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char bin[1024], out[4096], err[4096], var[256];
         testsupport_bin("herald-worker", bin, sizeof(bin));
