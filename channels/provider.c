@@ -54,6 +54,7 @@ static void settings_free(provider_settings *s)
     free((char *)s->password);
     free((char *)s->from);
     free((char *)s->project_id);
+    free((char *)s->status_callback);
     free((char *)s->outbox_dir);
     free((char *)s->ca_file);
     free((char *)s->database_url);
@@ -86,6 +87,7 @@ provider *provider_new(const char *kind, const provider_settings *s, char *err, 
     p->s.password = dup_or_null(s->password);
     p->s.from = dup_or_null(s->from);
     p->s.project_id = dup_or_null(s->project_id);
+    p->s.status_callback = dup_or_null(s->status_callback);
     p->s.outbox_dir = dup_or_null(s->outbox_dir);
     p->s.ca_file = dup_or_null(s->ca_file);
     p->s.database_url = dup_or_null(s->database_url);

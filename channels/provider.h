@@ -81,15 +81,16 @@ struct list_unsubscribe;
 
 /* Settings of one provider instance (copied by provider_new). */
 typedef struct provider_settings {
-    const char *channel;    /* "email", "sms", "push" or "inapp" */
-    const char *url;        /* endpoint, base URL or smtp(s):// URL */
-    const char *auth_token; /* Bearer token (http, fcm) or Twilio auth token */
-    const char *username;   /* SMTP user or Twilio account SID */
-    const char *password;   /* SMTP password */
-    const char *from;       /* email From or SMS sender */
-    const char *project_id; /* FCM project */
-    const char *outbox_dir; /* file provider */
-    long timeout_ms;        /* whole transfer */
+    const char *channel;         /* "email", "sms", "push" or "inapp" */
+    const char *url;             /* endpoint, base URL or smtp(s):// URL */
+    const char *auth_token;      /* Bearer token (http, fcm) or Twilio auth token */
+    const char *username;        /* SMTP user or Twilio account SID */
+    const char *password;        /* SMTP password */
+    const char *from;            /* email From or SMS sender */
+    const char *project_id;      /* FCM project */
+    const char *status_callback; /* Twilio: StatusCallback URL of every message; may be NULL */
+    const char *outbox_dir;      /* file provider */
+    long timeout_ms;             /* whole transfer */
     long connect_timeout_ms;
     bool insecure_tls;         /* tests only: accept self-signed relays */
     const char *ca_file;       /* SMTP: PEM bundle of the CAs to trust; NULL: the system store */

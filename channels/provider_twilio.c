@@ -4,7 +4,11 @@
  * From and Body, basic auth with the account SID and auth token.  The base
  * is https://api.twilio.com unless HERALD_SMS_URL overrides it (tests, a
  * regional edge).  The idempotency key goes in I-Twilio-Idempotency-Token,
- * which Twilio honours for retried requests.
+ * which Twilio honours for retried requests.  With a status callback URL
+ * (HERALD_TWILIO_STATUS_CALLBACK_URL) every message carries it as
+ * StatusCallback, with key=<idempotency key> added to its query, and
+ * Twilio posts the message's status changes to exactly that URL: the
+ * receiver knows the delivery from the URL alone (docs/receipts.md).
  */
 #include "provider.h"
 
@@ -44,6 +48,17 @@ static int form_field(buf *b, CURL *e, const char *name, const char *value)
     return rc;
 }
 
+/* The configured callback URL with this message's key=<idempotency key>. */
+static int status_callback_url(buf *out, CURL *e, const char *base, const char *key)
+{
+    char *esc = curl_easy_escape(e, key ? key : "", 0);
+    if (esc == NULL)
+        return -1;
+    int rc = buf_printf(out, "%s%skey=%s", base, strchr(base, '?') ? "&" : "?", esc);
+    curl_free(esc);
+    return rc;
+}
+
 static int twilio_prepare(provider *p, const provider_message *m, provider_xfer *x, char *err,
                           size_t errlen)
 {
@@ -58,6 +73,13 @@ static int twilio_prepare(provider *p, const provider_message *m, provider_xfer 
     rc |= form_field(&x->request, x->easy, "To", m->to);
     rc |= form_field(&x->request, x->easy, "From", p->s.from);
     rc |= form_field(&x->request, x->easy, "Body", m->body);
+    if (p->s.status_callback != NULL) {
+        buf cb;
+        buf_init(&cb, 8192);
+        rc |= status_callback_url(&cb, x->easy, p->s.status_callback, m->idempotency_key);
+        rc |= form_field(&x->request, x->easy, "StatusCallback", cb.data);
+        buf_free(&cb);
+    }
     rc |= provider_xfer_header(x, "I-Twilio-Idempotency-Token", m->idempotency_key);
     if (rc != 0) {
         error_set(err, errlen, "request too large or out of memory");

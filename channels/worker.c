@@ -1292,6 +1292,7 @@ static provider *make_provider(worker *w, int role, char *err, size_t errlen)
         s.username = c->twilio_account_sid;
         s.auth_token = c->twilio_auth_token;
         s.from = c->sms_from;
+        s.status_callback = c->twilio_status_callback_url;
     } else if (strcmp(kname, "fcm") == 0) {
         s.url = fb ? fb_url : c->push_url;
         s.project_id = c->fcm_project_id;

@@ -67,6 +67,26 @@ static int check_ca_file(const char *value, char *err, size_t errlen)
     return ret;
 }
 
+/*
+ * A URL a provider will call back: http:// or https://, then a host, with
+ * no spaces or control characters (the provider would refuse it, and then
+ * every send), and no fragment, since each message's key is added to the
+ * query.
+ */
+static int check_callback_url(const char *value, char *err, size_t errlen)
+{
+    size_t skip = strncmp(value, "https://", 8) == 0  ? 8
+                  : strncmp(value, "http://", 7) == 0 ? 7
+                                                      : 0;
+    bool ok = skip > 0 && value[skip] != '\0' && value[skip] != '/' && value[skip] != ':';
+    for (const unsigned char *c = (const unsigned char *)value; ok && *c; c++)
+        ok = *c > ' ' && *c != 0x7f && *c != '#';
+    if (ok)
+        return 0;
+    error_set(err, errlen, "expected an http:// or https:// URL with a host and no fragment");
+    return -1;
+}
+
 /* Per-channel variables, written out so that each name greps. */
 /* clang-format off */
 #define PER_CHANNEL(CH, ch, idx, defprov)                                                          \
@@ -271,6 +291,12 @@ const config_var worker_config_vars[] = {
      .offset = F(twilio_auth_token),
      .flags = CONFIG_SECRET,
      .help = "Twilio auth token"},
+    {.env = "HERALD_TWILIO_STATUS_CALLBACK_URL",
+     .type = CONFIG_STRING,
+     .offset = F(twilio_status_callback_url),
+     .check = check_callback_url,
+     .help = "where Twilio posts each message's status callbacks (StatusCallback); "
+             "http(s) URL, checked at startup"},
     {.env = "HERALD_PUSH_URL",
      .type = CONFIG_STRING,
      .offset = F(push_url),

@@ -43,7 +43,7 @@ typedef struct worker_config {
     char *smtp_ca_file;
     bool smtp_require_tls;
     char *sms_url, *sms_auth_token, *sms_from;
-    char *twilio_account_sid, *twilio_auth_token;
+    char *twilio_account_sid, *twilio_auth_token, *twilio_status_callback_url;
     char *push_url, *push_auth_token;
     char *fcm_project_id, *fcm_access_token;
     char *outbox_dir;

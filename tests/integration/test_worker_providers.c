@@ -408,6 +408,74 @@ START_TEST(test_email_file_provider_appends_jsonl)
 }
 END_TEST
 
+/* With a status callback URL, Twilio is asked for callbacks naming the
+ * delivery, and sends them there. */
+START_TEST(test_sms_twilio_asks_for_status_callbacks_at_the_configured_url)
+{
+    wh_env e;
+    wh_proc prov = {0}, w = {0};
+    char k[ID_UUID_SIZE], url[128], cb_env[160], cb_url[128];
+    wh_setup(&e, "sms");
+    /* The stand-in posts the callback to its own port, which answers 404:
+     * one attempt, no retry, enough to see where it went and what it said. */
+    const char *pargs[] = {"--twilio-sid",
+                           "AC123",
+                           "--twilio-token",
+                           "tok",
+                           "--callback-statuses",
+                           "sent",
+                           "--callback-retries",
+                           "0",
+                           NULL};
+    wh_start_http_provider(&e, &prov, "provider", pargs);
+    snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d", prov.port);
+    snprintf(cb_url, sizeof cb_url, "http://127.0.0.1:%d/v1/receipts/twilio?src=herald", prov.port);
+    snprintf(cb_env, sizeof cb_env, "HERALD_TWILIO_STATUS_CALLBACK_URL=%s", cb_url);
+    const char *env[] = {"HERALD_SMS_PROVIDER=twilio",
+                         url,
+                         "HERALD_TWILIO_ACCOUNT_SID=AC123",
+                         "HERALD_TWILIO_AUTH_TOKEN=tok",
+                         "HERALD_SMS_FROM=+15005550006",
+                         cb_env,
+                         NULL};
+    wh_start_worker(&e, &w, "worker", env);
+    wh_produce_delivery(&e, "u-1", "+14155550100", NULL, "status please", k);
+    wh_flush(&e);
+    long sent = wh_wait_count(&e, 1, 30000, "SELECT count(*) FROM deliveries WHERE status='sent'");
+    if (sent != 1)
+        wh_dump_log(&w);
+    ck_assert_int_eq(sent, 1);
+    json_t *recs = wh_records(&prov);
+    ck_assert_int_eq(json_array_size(recs), 1);
+    json_t *r = json_array_get(recs, 0);
+    /* The configured URL, with this delivery's key added to its query. */
+    char want[256];
+    snprintf(want, sizeof want, "%s&key=%s", cb_url, k);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "status_callback")), want);
+    json_decref(recs);
+
+    char *sid = wh_db_text(&e, "SELECT provider_message_id FROM deliveries");
+    json_t *cbs = NULL;
+    for (int i = 0; i < 200; i++) {
+        json_decref(cbs);
+        cbs = wh_http_json(prov.control, "/_callbacks", NULL);
+        if (json_array_size(cbs) >= 1)
+            break;
+        testsupport_sleep_ms(50);
+    }
+    ck_assert_int_eq(json_array_size(cbs), 1);
+    json_t *c = json_array_get(cbs, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "url")), want);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "message_sid")), sid);
+    ck_assert_str_eq(json_string_value(json_object_get(c, "message_status")), "sent");
+    ck_assert_int_eq(json_integer_value(json_object_get(c, "response_status")), 404);
+    json_decref(cbs);
+    free(sid);
+    wh_stop(&w, SIGTERM, 15000);
+    wh_teardown(&e);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_sms_http_provider_gets_json_with_idempotency_and_bearer),
     TEST_ENTRY(test_sms_twilio_provider_gets_form_with_basic_auth),
@@ -418,6 +486,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_email_smtp_550_at_rcpt_bounces_and_suppresses),
     TEST_ENTRY(test_email_smtp_5xx_at_data_is_permanent_4xx_transient),
     TEST_ENTRY(test_email_file_provider_appends_jsonl),
+    TEST_ENTRY(test_sms_twilio_asks_for_status_callbacks_at_the_configured_url),
 };
 
 TEST_MAIN_TIMEOUT("worker_providers", cases, 120)

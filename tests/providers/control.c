@@ -85,6 +85,8 @@ static void counters_reset(control_counters *k)
 static enum MHD_Result control_state(const control_api *api, struct MHD_Connection *c)
 {
     json_t *settings = fault_to_json(api->fault);
+    if (settings != NULL && api->extra_settings != NULL)
+        api->extra_settings(settings, api->arg);
     json_t *stats = control_stats_json(api);
     return reply_json_new(c, 200, json_pack("{s:o?, s:o?}", "settings", settings, "stats", stats));
 }
@@ -100,7 +102,33 @@ static enum MHD_Result control_post(const control_api *api, struct MHD_Connectio
         snprintf(err, sizeof(err), "invalid JSON: %s", jerr.text);
         return control_reply_error(c, 400, "invalid_json", err);
     }
-    int rc = fault_apply_json(api->fault, req, &reset, err, sizeof(err));
+    /* fault sees the fields that are not the server's own. */
+    json_t *fault_req = NULL;
+    bool extra = api->extra_prefix != NULL && api->extra_apply != NULL && json_is_object(req);
+    if (extra) {
+        size_t plen = strlen(api->extra_prefix);
+        const char *key;
+        json_t *v;
+        fault_req = json_object();
+        json_object_foreach(req, key, v)
+        {
+            if (fault_req != NULL && strncmp(key, api->extra_prefix, plen) != 0)
+                json_object_set(fault_req, key, v);
+        }
+        if (fault_req == NULL) {
+            json_decref(req);
+            return control_reply_error(c, 500, "internal", "out of memory");
+        }
+    }
+    bool asks_reset = json_is_true(json_object_get(req, "reset"));
+    int rc = 0;
+    if (extra)
+        rc = api->extra_apply(api->arg, req, asks_reset, true, err, sizeof(err));
+    if (rc == 0)
+        rc = fault_apply_json(api->fault, extra ? fault_req : req, &reset, err, sizeof(err));
+    if (rc == 0 && extra)
+        rc = api->extra_apply(api->arg, req, reset, false, err, sizeof(err));
+    json_decref(fault_req);
     json_decref(req);
     if (rc != 0)
         return control_reply_error(c, 400, "invalid_setting", err);
@@ -129,7 +157,7 @@ static bool arg_long(struct MHD_Connection *c, const char *name, long def, long 
     return true;
 }
 
-static enum MHD_Result control_records(const control_api *api, struct MHD_Connection *c)
+static enum MHD_Result control_records(record_log *log, struct MHD_Connection *c)
 {
     long since = 0, limit = 0;
     if (!arg_long(c, "since", 0, &since) ||
@@ -139,7 +167,7 @@ static enum MHD_Result control_records(const control_api *api, struct MHD_Connec
     if (limit > CONTROL_RECORDS_MAX_LIMIT)
         limit = CONTROL_RECORDS_MAX_LIMIT;
     long first_kept = 0;
-    char *text = record_log_range(api->records, since, limit, &first_kept);
+    char *text = record_log_range(log, since, limit, &first_kept);
     if (text == NULL && first_kept < 0)
         return control_reply_error(c, 500, "internal", "out of memory");
     if (text == NULL) {
@@ -164,11 +192,13 @@ enum MHD_Result control_handle(const control_api *api, struct MHD_Connection *c,
     if (strcmp(url, "/_control") == 0 && get)
         return control_state(api, c);
     if (strcmp(url, "/_records") == 0 && get)
-        return control_records(api, c);
+        return control_records(api->records, c);
+    if (strcmp(url, "/_callbacks") == 0 && get && api->callbacks != NULL)
+        return control_records(api->callbacks, c);
     if (strcmp(url, "/_stats") == 0 && get)
         return reply_json_new(c, 200, control_stats_json(api));
     if (strcmp(url, "/_control") == 0 || strcmp(url, "/_records") == 0 ||
-        strcmp(url, "/_stats") == 0)
+        strcmp(url, "/_stats") == 0 || (strcmp(url, "/_callbacks") == 0 && api->callbacks != NULL))
         return control_reply_error(c, 405, "method_not_allowed", "method not allowed here");
     return control_reply_error(c, 404, "not_found", "no such control path");
 }

@@ -5,6 +5,8 @@
  *   GET  /_control  {"settings":{...},"stats":{...}}
  *   GET  /_records?since=N&limit=M  JSON array of record lines from seq N
  *   GET  /_stats    counters: received, accepted, rejected, ...
+ *   GET  /_callbacks?since=N&limit=M  as /_records, for the status
+ *                   callbacks the HTTP provider sent (callbacks.h)
  *
  * The HTTP provider serves these paths beside its message paths
  * (control_handle); the SMTP server has no HTTP port of its own, so it runs
@@ -42,6 +44,18 @@ typedef struct control_api {
     control_counters *counters;   /* borrowed */
     void (*on_change)(void *arg); /* after every applied POST /_control; may be NULL */
     void (*add_stats)(json_t *stats, void *arg); /* server's own counters; may be NULL */
+    record_log *callbacks;                       /* GET /_callbacks; may be NULL */
+    /*
+     * Settings a server keeps beside fault's, in the fields whose names
+     * start with extra_prefix (may be NULL: none).  extra_apply is called
+     * with check_only before fault applies the other fields and for real
+     * after, so a request changes all or nothing; extra_settings adds them
+     * to the settings GET /_control shows.
+     */
+    const char *extra_prefix;
+    int (*extra_apply)(void *arg, const json_t *req, bool reset, bool check_only, char *err,
+                       size_t errlen);
+    void (*extra_settings)(json_t *settings, void *arg);
     void *arg;
 } control_api;
 

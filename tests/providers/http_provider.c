@@ -12,6 +12,9 @@
  * way the contract describes them; accepted ones are recorded (record_log)
  * and counted; misbehaviour is scripted through fault.
  *
+ * A Twilio message with a StatusCallback gets its status callbacks
+ * (callbacks.h) once its 201 is out.
+ *
  * Latency and hangs never block a server thread: the connection is
  * suspended and resumed later, by the delay thread when its deadline
  * passes or by a control request that lifts the hang.  So a 50 ms latency
@@ -35,6 +38,7 @@
 
 #include "ptime.h"
 #include "base64.h"
+#include "callbacks.h"
 #include "control.h"
 #include "fault.h"
 #include "flags.h"
@@ -46,6 +50,8 @@
 
 /* How long shutdown waits for suspended requests to be answered. */
 #define SHUTDOWN_DRAIN_MS 5000
+/* How long shutdown goes on sending the status callbacks already due. */
+#define SHUTDOWN_CALLBACKS_MS 2000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -73,6 +79,10 @@ typedef struct provider_config {
     const char *dead_tokens;
     const char *match;
     fault_settings fault;
+    const char *callback_statuses;
+    const char *callback_record;
+    long callback_queue;
+    callbacks_settings callbacks;
 } provider_config;
 
 /* A connection waiting for its deadline (latency injection). */
@@ -94,6 +104,8 @@ typedef struct provider {
     provider_config cfg;
     fault *fault;
     record_log *records;
+    record_log *callback_log; /* one record per status callback attempt */
+    callbacks *callbacks;
     control_counters counters;
     control_api api;
     struct MHD_Daemon *daemon;
@@ -129,6 +141,7 @@ typedef struct request {
     long retry_after_s;
     const char *www_authenticate;
     long delay_ms;
+    callbacks_job *callback; /* submitted once the answer is out */
 } request;
 
 /* What one message request carried; strings are borrowed from the parsed
@@ -139,7 +152,9 @@ typedef struct message {
     const char *idem_header;
     const char *to, *from, *body, *title, *token;
     const char *body_idem, *event_id, *user_id;
-    json_t *data; /* borrowed */
+    json_t *data;                          /* borrowed */
+    const char *status_callback, *service; /* Twilio StatusCallback, MessagingServiceSid */
+    char auth_token[256];                  /* Twilio: the one the request carried */
 } message;
 
 typedef struct form_field {
@@ -275,11 +290,12 @@ static void reject(provider *p, request *rq, const message *m, unsigned status, 
     switch (m->proto) {
     case PROTO_TWILIO: {
         /* Twilio's own codes where it has one, else 20000 + status. */
-        int tcode = status == 401               ? 20003
-                    : strcmp(code, "to") == 0   ? 21604
-                    : strcmp(code, "from") == 0 ? 21603
-                    : strcmp(code, "body") == 0 ? 21602
-                                                : 20000 + (int)status;
+        int tcode = status == 401                          ? 20003
+                    : strcmp(code, "to") == 0              ? 21604
+                    : strcmp(code, "from") == 0            ? 21603
+                    : strcmp(code, "body") == 0            ? 21602
+                    : strcmp(code, "status_callback") == 0 ? 21609
+                                                           : 20000 + (int)status;
         if (status == 401)
             rq->www_authenticate = "Basic realm=\"Twilio API\"";
         set_answer(rq, status, twilio_error(tcode, status, why));
@@ -517,8 +533,9 @@ static int parse_fcm(message *m, const json_t *o, char *why, size_t whylen)
 }
 
 /* Checks Twilio basic auth: the user must be the path's AccountSid and,
- * when configured, the SID and token must match. */
-static bool twilio_auth_ok(provider *p, struct MHD_Connection *c, const message *m)
+ * when configured, the SID and token must match.  The token is kept: it
+ * signs the message's status callbacks. */
+static bool twilio_auth_ok(provider *p, struct MHD_Connection *c, message *m)
 {
     bool ok = false;
     const char *auth = header(c, "Authorization");
@@ -541,6 +558,7 @@ static bool twilio_auth_ok(provider *p, struct MHD_Connection *c, const message 
     if (p->cfg.twilio_token != NULL && strcmp(pass, p->cfg.twilio_token) != 0)
         goto out;
     ok = *pass != '\0';
+    snprintf(m->auth_token, sizeof(m->auth_token), "%s", pass);
 
 out:
     free(dec);
@@ -601,15 +619,21 @@ static void answer_injected(request *rq, const message *m, const fault_decision 
     rq->retry_after_s = d->retry_after_s;
 }
 
+/* The Twilio message SID of the record seq: "SM" and 32 hex digits. */
+static void twilio_sid(const provider *p, long seq, char sid[40])
+{
+    uint64_t a = mix64(p->id_seed ^ (uint64_t)seq), b = mix64(a ^ 0x5bd1e995ull);
+    snprintf(sid, 40, "SM%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
 static void answer_success(provider *p, request *rq, const message *m, long seq, bool duplicate)
 {
     char id[64];
-    uint64_t a = mix64(p->id_seed ^ (uint64_t)seq), b = mix64(a ^ 0x5bd1e995ull);
+    uint64_t a = mix64(p->id_seed ^ (uint64_t)seq);
     switch (m->proto) {
     case PROTO_TWILIO: {
         char sid[40], uri[256], media[288], date[64];
-        snprintf(sid, sizeof(sid), "SM%016llx%016llx", (unsigned long long)a,
-                 (unsigned long long)b);
+        twilio_sid(p, seq, sid);
         snprintf(uri, sizeof(uri), "/2010-04-01/Accounts/%s/Messages/%s.json", m->account, sid);
         snprintf(media, sizeof(media), "/2010-04-01/Accounts/%s/Messages/%s/Media.json", m->account,
                  sid);
@@ -679,6 +703,7 @@ static int record_text(const request *rq, const message *m, const char *url, uns
     text_member(t, "body", m->body);
     text_member(t, "event_id", m->event_id);
     text_member(t, "user_id", m->user_id);
+    text_member(t, "status_callback", m->status_callback);
     if (m->data != NULL) {
         char *data = json_dumps(m->data, JSON_COMPACT);
         if (data == NULL)
@@ -795,6 +820,8 @@ static void process(provider *p, struct MHD_Connection *c, const char *url, cons
         m.from = form_get(&f, "From");
         m.body = form_get(&f, "Body");
         const char *service = form_get(&f, "MessagingServiceSid");
+        m.service = service != NULL && *service != '\0' ? service : NULL;
+        m.status_callback = form_get(&f, "StatusCallback");
         if (m.to == NULL || *m.to == '\0') {
             reject(p, rq, &m, 400, "to", "A 'To' phone number is required.");
             goto out;
@@ -805,6 +832,11 @@ static void process(provider *p, struct MHD_Connection *c, const char *url, cons
         }
         if (m.body == NULL || *m.body == '\0') {
             reject(p, rq, &m, 400, "body", "Message body is required.");
+            goto out;
+        }
+        if (m.status_callback != NULL && strncmp(m.status_callback, "http://", 7) != 0 &&
+            strncmp(m.status_callback, "https://", 8) != 0) {
+            reject(p, rq, &m, 400, "status_callback", "The StatusCallback URL is not valid.");
             goto out;
         }
         /* Twilio's own header for idempotent retries stands in for ours. */
@@ -870,6 +902,20 @@ static void process(provider *p, struct MHD_Connection *c, const char *url, cons
     }
     atomic_fetch_add(&p->counters.accepted, 1);
     answer_success(p, rq, &m, seq, duplicate);
+    if (m.proto == PROTO_TWILIO && m.status_callback != NULL && *m.status_callback != '\0') {
+        char sid[40];
+        twilio_sid(p, seq, sid);
+        callbacks_message cm = {.url = m.status_callback,
+                                .auth_token = m.auth_token,
+                                .message_sid = sid,
+                                .account_sid = m.account,
+                                .from = m.from != NULL && *m.from != '\0' ? m.from : NULL,
+                                .to = m.to,
+                                .messaging_service_sid = m.service};
+        rq->callback = callbacks_job_new(&cm);
+        if (rq->callback == NULL)
+            fprintf(stderr, PROGRAM ": out of memory: no status callbacks for %s\n", sid);
+    }
 
 out:
     json_decref(body);
@@ -1015,12 +1061,26 @@ static void hang_release_all(void *arg)
 static void add_stats(json_t *stats, void *arg)
 {
     provider *p = arg;
+    callbacks_stats_to_json(p->callbacks, stats);
     pthread_mutex_lock(&p->hang_lock);
     json_object_set_new(stats, "hung", json_integer((json_int_t)p->hung_count));
     pthread_mutex_unlock(&p->hang_lock);
     pthread_mutex_lock(&p->delays.lock);
     json_object_set_new(stats, "delayed", json_integer((json_int_t)p->delays.count));
     pthread_mutex_unlock(&p->delays.lock);
+}
+
+static int callbacks_apply(void *arg, const json_t *req, bool reset, bool check_only, char *err,
+                           size_t errlen)
+{
+    provider *p = arg;
+    return callbacks_apply_json(p->callbacks, req, reset, check_only, err, errlen);
+}
+
+static void callbacks_settings_shown(json_t *settings, void *arg)
+{
+    provider *p = arg;
+    callbacks_settings_to_json(p->callbacks, settings);
 }
 
 /* ---- libmicrohttpd callbacks ---- */
@@ -1121,6 +1181,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
      * resume without another call of on_request: account for it here. */
     if (rq->state == RQ_HUNG || rq->state == RQ_DELAYED)
         atomic_fetch_sub(&p->suspended, 1);
+    /* Twilio reports on a message it took, whether or not its client read the 201. */
+    if (rq->callback != NULL)
+        callbacks_submit(p->callbacks, &rq->callback);
     free(rq->body);
     free(rq->answer);
     free(rq);
@@ -1141,11 +1204,13 @@ static const char usage[] =
     "A local SMS/push provider for Herald's tests: generic JSON on POST /sms and\n"
     "POST /push, Twilio on POST /2010-04-01/Accounts/{sid}/Messages.json, FCM HTTP v1\n"
     "on POST /v1/projects/{project}/messages:send; control API on /_control,\n"
-    "/_records and /_stats.  Prints \"listening on HOST:PORT\" once ready.";
+    "/_records, /_callbacks and /_stats.  A Twilio message with StatusCallback gets\n"
+    "Twilio's signed status callbacks.  Prints \"listening on HOST:PORT\" once ready.";
 
 /*
  * Tears down in order: stop parking requests, answer every suspended one,
- * stop the daemon, write the last records.  From the stopping flag on,
+ * stop the daemon, send the status callbacks already due (for a bounded
+ * time), write the last records.  From the stopping flag on,
  * every request is answered at once (no delay, no hang), new connections
  * included, so the drain below ends.  The listening socket stays open until
  * MHD_stop_daemon(): MHD_quiesce_daemon() races libmicrohttpd's own epoll
@@ -1173,6 +1238,8 @@ static void provider_stop(provider *p)
     if (p->daemon != NULL)
         MHD_stop_daemon(p->daemon);
     p->daemon = NULL;
+    callbacks_stop(p->callbacks, SHUTDOWN_CALLBACKS_MS);
+    p->callbacks = NULL;
 }
 
 int main(int argc, char **argv)
@@ -1181,6 +1248,7 @@ int main(int argc, char **argv)
     int lfd = -1;
     int port = 0;
     bool delay_started = false;
+    bool locks_made = false;
     char err[256];
     provider *p = calloc(1, sizeof(*p));
     if (p == NULL) {
@@ -1195,6 +1263,9 @@ int main(int argc, char **argv)
     cfg->success_status = 202;
     cfg->match = "";
     fault_settings_defaults(FAULT_HTTP, &cfg->fault);
+    callbacks_settings_defaults(&cfg->callbacks);
+    cfg->callback_statuses = "sent,delivered";
+    cfg->callback_queue = 100000;
 
     const flag_spec flags[] = {
         {"listen", FLAG_STRING, &cfg->listen, "ADDR", "listen on HOST:PORT (port 0: any free port)",
@@ -1236,6 +1307,30 @@ int main(int argc, char **argv)
          "status for a dead token on /push (404 or 410)", 404, 410},
         {"match", FLAG_STRING, &cfg->match, "PREFIX",
          "apply injected behaviour only to paths with this prefix", 0, 0},
+        {"callback-statuses", FLAG_STRING, &cfg->callback_statuses, "LIST",
+         "Twilio status callbacks sent per message, in order (\"\": none)", 0, 0},
+        {"callback-error-code", FLAG_LONG, &cfg->callbacks.error_code, "N",
+         "ErrorCode of undelivered and failed callbacks", 0, 99999},
+        {"callback-delay-ms", FLAG_LONG, &cfg->callbacks.delay_ms, "N",
+         "wait before each status callback", 0, 600000},
+        {"callback-duplicate-count", FLAG_LONG, &cfg->callbacks.duplicate_count, "N",
+         "send the first N status callbacks twice", 0, 1000000000},
+        {"callback-duplicate-rate", FLAG_DOUBLE, &cfg->callbacks.duplicate_rate, "R",
+         "then send each one twice with this probability", 0, 1},
+        {"callback-reorder-count", FLAG_LONG, &cfg->callbacks.reorder_count, "N",
+         "reverse the status callbacks of the first N messages", 0, 1000000000},
+        {"callback-reorder-rate", FLAG_DOUBLE, &cfg->callbacks.reorder_rate, "R",
+         "then reverse each message's with this probability", 0, 1},
+        {"callback-retries", FLAG_LONG, &cfg->callbacks.retries, "N",
+         "attempts after a callback not answered 2xx", 0, 10},
+        {"callback-retry-ms", FLAG_LONG, &cfg->callbacks.retry_ms, "N",
+         "wait before the first retry, doubled for each next", 1, 600000},
+        {"callback-timeout-ms", FLAG_LONG, &cfg->callbacks.timeout_ms, "N",
+         "limit of one callback attempt", 1, 600000},
+        {"callback-queue", FLAG_LONG, &cfg->callback_queue, "N",
+         "status callbacks waiting at most (more are dropped)", 1, 10000000},
+        {"callback-record", FLAG_STRING, &cfg->callback_record, "FILE",
+         "append each status callback attempt to FILE as JSON lines", 0, 0},
         {NULL, FLAG_BOOL, NULL, NULL, NULL, 0, 0},
     };
     flags_status fs = flags_parse(flags, argc, argv, usage, err, sizeof(err));
@@ -1260,18 +1355,14 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto out;
     }
-    p->records = record_log_open(cfg->record, cfg->keep, err, sizeof(err));
-    if (p->records == NULL) {
-        fprintf(stderr, PROGRAM ": --record: %s\n", err);
+    if (strlen(cfg->callback_statuses) >= sizeof(cfg->callbacks.statuses)) {
+        fprintf(stderr, PROGRAM ": --callback-statuses: at most %zu bytes\n",
+                sizeof(cfg->callbacks.statuses) - 1);
+        exit_code = 2;
         goto out;
     }
-    p->api = (control_api){.fault = p->fault,
-                           .records = p->records,
-                           .counters = &p->counters,
-                           .on_change = hang_release_all,
-                           .add_stats = add_stats,
-                           .arg = p};
-    p->id_seed = (uint64_t)ptime_realtime_ms() ^ ((uint64_t)getpid() << 40);
+    snprintf(cfg->callbacks.statuses, sizeof(cfg->callbacks.statuses), "%s",
+             cfg->callback_statuses);
     pthread_mutex_init(&p->hang_lock, NULL);
     pthread_mutex_init(&p->delays.lock, NULL);
     pthread_condattr_t ca;
@@ -1279,6 +1370,39 @@ int main(int argc, char **argv)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->delays.wake, &ca);
     pthread_condattr_destroy(&ca);
+    locks_made = true;
+    p->records = record_log_open(cfg->record, cfg->keep, err, sizeof(err));
+    if (p->records == NULL) {
+        fprintf(stderr, PROGRAM ": --record: %s\n", err);
+        goto out;
+    }
+    p->callback_log = record_log_open(cfg->callback_record, cfg->keep, err, sizeof(err));
+    if (p->callback_log == NULL) {
+        fprintf(stderr, PROGRAM ": --callback-record: %s\n", err);
+        goto out;
+    }
+    p->callbacks =
+        callbacks_start(&cfg->callbacks, cfg->callback_queue, p->callback_log, err, sizeof(err));
+    if (p->callbacks == NULL) {
+        /* The settings are the flags': err names the control field
+         * ("callback_statuses: ..."), which is the flag with dashes. */
+        for (char *ch = err; *ch != '\0' && *ch != ':'; ch++)
+            *ch = *ch == '_' ? '-' : *ch;
+        fprintf(stderr, PROGRAM ": --%s\n", err);
+        exit_code = 2;
+        goto out;
+    }
+    p->api = (control_api){.fault = p->fault,
+                           .records = p->records,
+                           .counters = &p->counters,
+                           .on_change = hang_release_all,
+                           .add_stats = add_stats,
+                           .callbacks = p->callback_log,
+                           .extra_prefix = CALLBACKS_FIELD_PREFIX,
+                           .extra_apply = callbacks_apply,
+                           .extra_settings = callbacks_settings_shown,
+                           .arg = p};
+    p->id_seed = (uint64_t)ptime_realtime_ms() ^ ((uint64_t)getpid() << 40);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -1321,17 +1445,21 @@ int main(int argc, char **argv)
         ptime_sleep_ms(50);
         if (record_log_flush(p->records) != 0)
             fprintf(stderr, PROGRAM ": writing %s: %s\n", cfg->record, strerror(errno));
+        if (record_log_flush(p->callback_log) != 0)
+            fprintf(stderr, PROGRAM ": writing %s: %s\n", cfg->callback_record, strerror(errno));
     }
     exit_code = 0;
 
 out:
     if (delay_started)
         provider_stop(p);
+    callbacks_stop(p->callbacks, 0); /* not started that far */
     if (lfd >= 0)
         close(lfd);
     record_log_close(p->records);
+    record_log_close(p->callback_log);
     fault_free(p->fault);
-    if (delay_started || p->records != NULL) {
+    if (locks_made) {
         pthread_mutex_destroy(&p->hang_lock);
         pthread_mutex_destroy(&p->delays.lock);
         pthread_cond_destroy(&p->delays.wake);

@@ -10,8 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -227,6 +230,18 @@ static long stat_of(int port, const char *name)
     long n = (long)json_integer_value(v);
     json_decref(s);
     return n;
+}
+
+/* Waits up to 5 s for a counter to reach want; returns its last value. */
+static long wait_stat(int port, const char *name, long want)
+{
+    long v = stat_of(port, name);
+    for (long deadline = ptime_monotonic_ms() + 5000;
+         v < want && ptime_monotonic_ms() < deadline;) {
+        ptime_sleep_ms(20);
+        v = stat_of(port, name);
+    }
+    return v;
 }
 
 static const char *str_of(const json_t *o, const char *key)
@@ -493,6 +508,439 @@ START_TEST(test_twilio_wrong_auth_is_401_with_twilio_error)
     ck_assert_int_eq(r.status, 400);
     ck_assert_int_eq(stat_of(sp.port, "records"), 0);
     finish_server(&sp);
+}
+END_TEST
+
+/* ---- HTTP provider: Twilio status callbacks ---- */
+
+/*
+ * The receiver of status callbacks: a libmicrohttpd server on 127.0.0.1
+ * that keeps every request it gets and answers 500 to the first fail_first
+ * of them, 200 to the rest.
+ */
+#define RECEIVER_MAX 32
+
+typedef struct received_callback {
+    char path[256];
+    char content_type[128];
+    char signature[64];
+    char body[4096];
+} received_callback;
+
+typedef struct receiver {
+    struct MHD_Daemon *daemon;
+    int port;
+    pthread_mutex_t lock;
+    received_callback got[RECEIVER_MAX];
+    size_t count;
+    long fail_first;
+} receiver;
+
+typedef struct receiver_body {
+    char buf[4096];
+    size_t len;
+} receiver_body;
+
+static enum MHD_Result receiver_request(void *cls, struct MHD_Connection *c, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **con_cls)
+{
+    (void)version;
+    receiver *rv = cls;
+    receiver_body *b = *con_cls;
+    if (b == NULL) {
+        b = calloc(1, sizeof(*b));
+        *con_cls = b;
+        return b != NULL ? MHD_YES : MHD_NO;
+    }
+    if (*upload_data_size > 0) {
+        size_t room = sizeof(b->buf) - 1 - b->len;
+        size_t n = *upload_data_size < room ? *upload_data_size : room;
+        memcpy(b->buf + b->len, upload_data, n);
+        b->len += n;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    unsigned status = 200;
+    pthread_mutex_lock(&rv->lock);
+    if (strcmp(method, "POST") == 0 && rv->count < RECEIVER_MAX) {
+        received_callback *g = &rv->got[rv->count++];
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+        const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Twilio-Signature");
+        snprintf(g->path, sizeof(g->path), "%s", url);
+        snprintf(g->content_type, sizeof(g->content_type), "%s", ct != NULL ? ct : "");
+        snprintf(g->signature, sizeof(g->signature), "%s", sig != NULL ? sig : "");
+        memcpy(g->body, b->buf, b->len);
+        g->body[b->len] = '\0';
+        if (rv->fail_first > 0) {
+            rv->fail_first--;
+            status = 500;
+        }
+    }
+    pthread_mutex_unlock(&rv->lock);
+    static const char answer[] = "<Response/>";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof(answer) - 1, (void *)answer, MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void receiver_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                               enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static void receiver_start(receiver *rv, long fail_first)
+{
+    memset(rv, 0, sizeof(*rv));
+    pthread_mutex_init(&rv->lock, NULL);
+    rv->fail_first = fail_first;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, receiver_request,
+                                  rv, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_NOTIFY_COMPLETED,
+                                  receiver_completed, rv, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(rv->daemon);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(rv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    ck_assert_ptr_nonnull(info);
+    rv->port = info->port;
+}
+
+static void receiver_stop(receiver *rv)
+{
+    MHD_stop_daemon(rv->daemon);
+    pthread_mutex_destroy(&rv->lock);
+}
+
+/* Waits up to 5 s for want callbacks; returns how many came. */
+static size_t receiver_wait(receiver *rv, size_t want)
+{
+    size_t n = 0;
+    for (long deadline = ptime_monotonic_ms() + 5000;; ptime_sleep_ms(10)) {
+        pthread_mutex_lock(&rv->lock);
+        n = rv->count;
+        pthread_mutex_unlock(&rv->lock);
+        if (n >= want || ptime_monotonic_ms() > deadline)
+            return n;
+    }
+}
+
+/* A form body as a JSON object of its decoded fields (caller decrefs). */
+static json_t *form_fields(const char *body)
+{
+    json_t *o = json_object();
+    char *copy = strdup(body), *save = NULL;
+    for (char *pair = strtok_r(copy, "&", &save); pair != NULL; pair = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(pair, '=');
+        ck_assert_ptr_nonnull(eq);
+        *eq = '\0';
+        for (char *q = eq + 1; *q != '\0'; q++)
+            if (*q == '+')
+                *q = ' ';
+        char *name = curl_easy_unescape(NULL, pair, 0, NULL);
+        char *value = curl_easy_unescape(NULL, eq + 1, 0, NULL);
+        ck_assert_msg(json_object_get(o, name) == NULL, "%s twice in %s", name, body);
+        json_object_set_new(o, name, json_string(value));
+        curl_free(name);
+        curl_free(value);
+    }
+    free(copy);
+    return o;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Twilio's signature as its security documentation describes it, written
+ * here apart from the provider's: the URL, then each POST parameter sorted
+ * by name, name immediately followed by value; HMAC-SHA1 under the auth
+ * token; base64.
+ */
+static void twilio_sign(const char *token, const char *url, const json_t *params, char *out,
+                        size_t outlen)
+{
+    const char *names[32];
+    size_t n = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)params, key, v)
+    {
+        ck_assert_uint_lt(n, 32);
+        names[n++] = key;
+    }
+    qsort(names, n, sizeof(names[0]), name_cmp);
+    char data[8192];
+    size_t len = (size_t)snprintf(data, sizeof(data), "%s", url);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(data + len, sizeof(data) - len, "%s%s", names[i],
+                                json_string_value(json_object_get(params, names[i])));
+    ck_assert_uint_lt(len, sizeof(data));
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    ck_assert_ptr_nonnull(
+        HMAC(EVP_sha1(), token, (int)strlen(token), (unsigned char *)data, len, mac, &maclen));
+    ck_assert_uint_lt((size_t)(4 * ((maclen + 2) / 3)), outlen);
+    EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
+}
+
+START_TEST(test_twilio_signature_algorithm_matches_twilios_examples)
+{
+    static const char url[] = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    char sig[64];
+    /* The example of Twilio's request validation documentation. */
+    json_t *p =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "CallSid", "CA1234567890ABCDE", "Caller",
+                  "+12349013030", "Digits", "1234", "From", "+12349013030", "To", "+18005551212");
+    twilio_sign("12345", url, p, sig, sizeof(sig));
+    ck_assert_str_eq(sig, "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+    json_decref(p);
+    /* The same request with the numbers of twilio-python's validator tests. */
+    p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "CallSid", "CA1234567890ABCDE", "Caller",
+                  "+14158675309", "Digits", "1234", "From", "+14158675309", "To", "+18005551212");
+    twilio_sign("12345", url, p, sig, sizeof(sig));
+    ck_assert_str_eq(sig, "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    json_decref(p);
+}
+END_TEST
+
+static const char *const twilio_args[] = {"--twilio-sid", "AC0123", "--twilio-token", "tw-token",
+                                          NULL};
+
+/* Sends one Twilio message, with StatusCallback when callback is not NULL;
+ * returns its SID (caller frees). */
+static char *twilio_send(int port, const char *to, const char *callback)
+{
+    char body[1024];
+    http_result r;
+    json_error_t jerr;
+    char *esc = callback != NULL ? curl_easy_escape(NULL, callback, 0) : NULL;
+    snprintf(body, sizeof(body), "To=%s&From=%%2B15559990000&Body=Your+code+is+1234%s%s", to,
+             esc != NULL ? "&StatusCallback=" : "", esc != NULL ? esc : "");
+    curl_free(esc);
+    http_do(&r, "POST", port, twilio_path, body, form_headers, "AC0123:tw-token", 5000);
+    ck_assert_int_eq(r.rc, CURLE_OK);
+    ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
+    json_t *resp = json_loads(r.body, 0, &jerr);
+    ck_assert_ptr_nonnull(resp);
+    char *sid = strdup(str_of(resp, "sid"));
+    json_decref(resp);
+    return sid;
+}
+
+/* Checks one received callback: where it went, its fields, its signature;
+ * returns its fields (caller decrefs). */
+static json_t *check_callback(const received_callback *g, const char *url, const char *sid,
+                              const char *status)
+{
+    char sig[64];
+    ck_assert_str_eq(g->path, "/status");
+    ck_assert_str_eq(g->content_type, "application/x-www-form-urlencoded");
+    json_t *f = form_fields(g->body);
+    ck_assert_str_eq(str_of(f, "MessageSid"), sid);
+    ck_assert_str_eq(str_of(f, "SmsSid"), sid);
+    ck_assert_str_eq(str_of(f, "MessageStatus"), status);
+    ck_assert_str_eq(str_of(f, "SmsStatus"), status);
+    ck_assert_str_eq(str_of(f, "AccountSid"), "AC0123");
+    ck_assert_str_eq(str_of(f, "From"), "+15559990000");
+    ck_assert_str_eq(str_of(f, "ApiVersion"), "2010-04-01");
+    twilio_sign("tw-token", url, f, sig, sizeof(sig));
+    ck_assert_msg(strcmp(g->signature, sig) == 0, "X-Twilio-Signature %s, expected %s for %s",
+                  g->signature, sig, g->body);
+    return f;
+}
+
+START_TEST(test_twilio_status_callbacks_come_in_order_and_signed)
+{
+    static const char *const args[] = {
+        "--twilio-sid", "AC0123", "--twilio-token", "tw-token", "--callback-delay-ms", "20", NULL};
+    server_proc sp;
+    receiver rv;
+    char url[128];
+    receiver_start(&rv, 0);
+    start_server(&sp, false, args);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/status?tenant=t1&x=a%%20b", rv.port);
+
+    char *sid = twilio_send(sp.port, "%2B15550001111", url);
+    ck_assert_uint_eq(receiver_wait(&rv, 2), 2);
+    json_t *f = check_callback(&rv.got[0], url, sid, "sent");
+    ck_assert_str_eq(str_of(f, "To"), "+15550001111");
+    ck_assert_ptr_null(json_object_get(f, "ErrorCode"));
+    json_decref(f);
+    json_decref(check_callback(&rv.got[1], url, sid, "delivered"));
+
+    /* What the stand-in recorded of each attempt, and its counters. */
+    json_t *recs = get_json(sp.port, "/_records");
+    ck_assert_str_eq(str_of(json_array_get(recs, 0), "status_callback"), url);
+    json_decref(recs);
+    ck_assert_int_eq(wait_stat(sp.port, "callbacks_answered_2xx", 2), 2);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_sent"), 2);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_failed"), 0);
+    json_t *att = get_json(sp.port, "/_callbacks");
+    ck_assert_int_eq(json_array_size(att), 2);
+    json_t *a = json_array_get(att, 1);
+    ck_assert_str_eq(str_of(a, "message_sid"), sid);
+    ck_assert_str_eq(str_of(a, "message_status"), "delivered");
+    ck_assert_str_eq(str_of(a, "url"), url);
+    ck_assert_str_eq(str_of(a, "signature"), rv.got[1].signature);
+    ck_assert_int_eq(json_integer_value(json_object_get(a, "response_status")), 200);
+    ck_assert_str_eq(str_of(a, "outcome"), "answered_2xx");
+    json_decref(att);
+    free(sid);
+    finish_server(&sp);
+    receiver_stop(&rv);
+}
+END_TEST
+
+START_TEST(test_twilio_status_callbacks_duplicate_and_reorder_when_asked)
+{
+    server_proc sp;
+    receiver rv;
+    char url[128];
+    receiver_start(&rv, 0);
+    start_server(&sp, false, twilio_args);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/status", rv.port);
+    post_control(sp.port, "{\"callback_duplicate_count\":1,\"callback_reorder_count\":1}");
+
+    /* The first message: reversed, and its first callback twice. */
+    char *sid = twilio_send(sp.port, "%2B15550001111", url);
+    ck_assert_uint_eq(receiver_wait(&rv, 3), 3);
+    json_decref(check_callback(&rv.got[0], url, sid, "delivered"));
+    json_decref(check_callback(&rv.got[1], url, sid, "delivered"));
+    ck_assert_str_eq(rv.got[0].body, rv.got[1].body);
+    ck_assert_str_eq(rv.got[0].signature, rv.got[1].signature);
+    json_decref(check_callback(&rv.got[2], url, sid, "sent"));
+    free(sid);
+
+    /* The counts are used up: the next message is told as it happened. */
+    sid = twilio_send(sp.port, "%2B15550001111", url);
+    ck_assert_uint_eq(receiver_wait(&rv, 5), 5);
+    json_decref(check_callback(&rv.got[3], url, sid, "sent"));
+    json_decref(check_callback(&rv.got[4], url, sid, "delivered"));
+    free(sid);
+    json_t *att = get_json(sp.port, "/_callbacks");
+    ck_assert(json_is_true(json_object_get(json_array_get(att, 1), "repeat")));
+    ck_assert(json_is_true(json_object_get(json_array_get(att, 2), "reordered")));
+    ck_assert(json_is_false(json_object_get(json_array_get(att, 3), "reordered")));
+    json_decref(att);
+    finish_server(&sp);
+    receiver_stop(&rv);
+}
+END_TEST
+
+START_TEST(test_twilio_status_callback_answered_500_is_retried)
+{
+    static const char *const args[] = {"--twilio-sid",
+                                       "AC0123",
+                                       "--twilio-token",
+                                       "tw-token",
+                                       "--callback-statuses",
+                                       "undelivered",
+                                       "--callback-error-code",
+                                       "30005",
+                                       "--callback-retries",
+                                       "3",
+                                       "--callback-retry-ms",
+                                       "50",
+                                       NULL};
+    server_proc sp;
+    receiver rv;
+    char url[128];
+    receiver_start(&rv, 2);
+    start_server(&sp, false, args);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/status", rv.port);
+
+    char *sid = twilio_send(sp.port, "%2B15550001111", url);
+    ck_assert_uint_eq(receiver_wait(&rv, 3), 3);
+    for (int i = 0; i < 3; i++) {
+        json_t *f = check_callback(&rv.got[i], url, sid, "undelivered");
+        ck_assert_str_eq(str_of(f, "ErrorCode"), "30005");
+        ck_assert_str_eq(str_of(f, "ErrorMessage"), "Unknown destination handset");
+        json_decref(f);
+        ck_assert_str_eq(rv.got[i].body, rv.got[0].body);
+    }
+    ck_assert_int_eq(wait_stat(sp.port, "callbacks_answered_2xx", 1), 1);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_sent"), 3);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_failed"), 2);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_retried"), 2);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_given_up"), 0);
+    json_t *att = get_json(sp.port, "/_callbacks");
+    ck_assert_int_eq(json_array_size(att), 3);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *a = json_array_get(att, i);
+        ck_assert_int_eq(json_integer_value(json_object_get(a, "attempt")), (long)i + 1);
+        ck_assert_int_eq(json_integer_value(json_object_get(a, "response_status")),
+                         i < 2 ? 500 : 200);
+        ck_assert(json_is_boolean(json_object_get(a, "will_retry")) &&
+                  json_is_true(json_object_get(a, "will_retry")) == (i < 2));
+    }
+    json_decref(att);
+    free(sid);
+    finish_server(&sp);
+    receiver_stop(&rv);
+}
+END_TEST
+
+START_TEST(test_twilio_message_without_status_callback_gets_none)
+{
+    server_proc sp;
+    receiver rv;
+    char url[128];
+    http_result r;
+    receiver_start(&rv, 0);
+    start_server(&sp, false, twilio_args);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/status", rv.port);
+
+    char *quiet = twilio_send(sp.port, "%2B15550001111", NULL);
+    /* A later message that asks for callbacks: once its have come, any for
+     * the first would have come before them (one sender, in order). */
+    char *loud = twilio_send(sp.port, "%2B15550002222", url);
+    ck_assert_uint_eq(receiver_wait(&rv, 2), 2);
+    json_decref(check_callback(&rv.got[0], url, loud, "sent"));
+    json_decref(check_callback(&rv.got[1], url, loud, "delivered"));
+    ck_assert_int_eq(wait_stat(sp.port, "callbacks_answered_2xx", 2), 2);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_sent"), 2);
+    free(quiet);
+    free(loud);
+
+    /* A StatusCallback Twilio could not call is refused with the message. */
+    http_do(&r, "POST", sp.port, twilio_path,
+            "To=%2B1555&From=%2B1666&Body=x&StatusCallback=ftp%3A%2F%2Fexample.com", form_headers,
+            "AC0123:tw-token", 5000);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "21609"));
+
+    /* Bad callback settings change nothing, fault's included. */
+    http_do(&r, "POST", sp.port, "/_control",
+            "{\"latency_ms\":500,\"callback_statuses\":\"sent,posted\"}", NULL, NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "callback_statuses"));
+    http_do(&r, "POST", sp.port, "/_control", "{\"latency_ms\":500,\"callback_nope\":1}", NULL,
+            NULL, 5000);
+    ck_assert_int_eq(r.status, 400);
+    json_t *st = get_json(sp.port, "/_control");
+    json_t *set = json_object_get(st, "settings");
+    ck_assert_int_eq(json_integer_value(json_object_get(set, "latency_ms")), 0);
+    ck_assert_str_eq(str_of(set, "callback_statuses"), "sent,delivered");
+    json_decref(st);
+
+    /* Callbacks far off at shutdown are dropped: the stop stays prompt. */
+    post_control(sp.port, "{\"callback_delay_ms\":600000}");
+    free(twilio_send(sp.port, "%2B15550001111", url));
+    long t0 = ptime_monotonic_ms();
+    finish_server(&sp);
+    ck_assert_int_lt(ptime_monotonic_ms() - t0, 5000);
+    ck_assert_uint_eq(receiver_wait(&rv, 2), 2);
+    receiver_stop(&rv);
 }
 END_TEST
 
@@ -1071,18 +1519,6 @@ static void make_certs(test_certs *c)
     ck_assert_msg(test_certs_make(dir, c, err, sizeof(err)) == 0, "certificates: %s", err);
 }
 
-/* Waits up to 5 s for a counter to reach want; returns its last value. */
-static long wait_stat(int port, const char *name, long want)
-{
-    long v = stat_of(port, name);
-    for (long deadline = ptime_monotonic_ms() + 5000;
-         v < want && ptime_monotonic_ms() < deadline;) {
-        ptime_sleep_ms(20);
-        v = stat_of(port, name);
-    }
-    return v;
-}
-
 /* Runs the SMTP server with args and returns its exit status (it must exit
  * within 5 s: these are flag errors). */
 static int run_server_expecting_exit(const char *const *args)
@@ -1398,6 +1834,11 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_push_is_accepted_and_dead_token_gets_404),
     TEST_ENTRY(test_twilio_form_with_basic_auth_is_accepted),
     TEST_ENTRY(test_twilio_wrong_auth_is_401_with_twilio_error),
+    TEST_ENTRY(test_twilio_signature_algorithm_matches_twilios_examples),
+    TEST_ENTRY(test_twilio_status_callbacks_come_in_order_and_signed),
+    TEST_ENTRY(test_twilio_status_callbacks_duplicate_and_reorder_when_asked),
+    TEST_ENTRY(test_twilio_status_callback_answered_500_is_retried),
+    TEST_ENTRY(test_twilio_message_without_status_callback_gets_none),
     TEST_ENTRY(test_fcm_message_is_accepted),
     TEST_ENTRY(test_fcm_dead_token_is_unregistered),
     TEST_ENTRY(test_injected_latency_delays_the_answer),

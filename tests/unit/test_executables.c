@@ -56,6 +56,26 @@ START_TEST(test_bad_env_value_exits_2_naming_the_variable)
 }
 END_TEST
 
+/* A callback URL Twilio could not call stops the worker before it sends anything. */
+START_TEST(test_worker_refuses_a_status_callback_url_that_is_not_http)
+{
+    static const char *const bad[] = {"ftp://example.com/cb", "example.com/cb", "https://",
+                                      "https://example.com/a b", "https://example.com/cb#frag"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char bin[1024], out[4096], err[4096], var[256];
+        testsupport_bin("herald-worker", bin, sizeof(bin));
+        char *argv[] = {bin, "--channel", "sms", NULL};
+        snprintf(var, sizeof(var), "HERALD_TWILIO_STATUS_CALLBACK_URL=%s", bad[i]);
+        const char *env[] = {var, NULL};
+        int rc = testsupport_run(argv, env, out, sizeof(out), err, sizeof(err), 10000);
+        ck_assert_msg(rc == 2, "%s: exited %d: %s", bad[i], rc, err);
+        ck_assert_msg(strstr(err, "HERALD_TWILIO_STATUS_CALLBACK_URL") != NULL &&
+                          strstr(err, "http") != NULL,
+                      "%s: %s", bad[i], err);
+    }
+}
+END_TEST
+
 START_TEST(test_unknown_flag_exits_2_naming_it)
 {
     for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
@@ -72,6 +92,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_every_executable_prints_help_and_exits_0),
     TEST_ENTRY(test_bad_env_value_exits_2_naming_the_variable),
+    TEST_ENTRY(test_worker_refuses_a_status_callback_url_that_is_not_http),
     TEST_ENTRY(test_unknown_flag_exits_2_naming_it),
 };
 
