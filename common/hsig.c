@@ -40,17 +40,6 @@ int hsig_sign(const void *secret, size_t secretlen, int64_t t_ms, const void *bo
     return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 hsig_result hsig_verify(const char *header, const void *secret, size_t secretlen, const void *body,
                         size_t len, int64_t now_ms, int64_t tolerance_ms)
 {
@@ -78,7 +67,7 @@ hsig_result hsig_verify(const char *header, const void *secret, size_t secretlen
                 bad_v1 = true;
             } else {
                 for (size_t i = 0; i < ID_SHA256_LEN; i++) {
-                    int hi = hexval(p[3 + 2 * i]), lo = hexval(p[4 + 2 * i]);
+                    int hi = id_hex_digit(p[3 + 2 * i]), lo = id_hex_digit(p[4 + 2 * i]);
                     if (hi < 0 || lo < 0)
                         bad_v1 = true;
                     given[ngiven][i] = (unsigned char)(hi << 4 | lo);

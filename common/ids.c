@@ -354,6 +354,13 @@ static int hex_value(char c)
     return -1;
 }
 
+int id_hex_digit(char c)
+{
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return hex_value(c);
+}
+
 bool id_is_uuid(const char *s)
 {
     if (s == NULL)

@@ -88,6 +88,9 @@ int id_base64url_decode(const char *s, size_t len, void *out, size_t outlen, siz
 /* Lowercase hex SHA-256 into out[ID_SHA256_HEX_SIZE]; returns out. */
 char *id_sha256_hex(const void *data, size_t len, char *out);
 
+/* The value of one hex digit, either case; -1 for anything else. */
+int id_hex_digit(char c);
+
 /* Lowercase hex of n bytes into out (2n + 1 bytes); returns out. */
 char *id_hex(const unsigned char *bytes, size_t n, char *out);
 

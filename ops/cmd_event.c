@@ -31,30 +31,13 @@ typedef struct event_flags {
 #define F(field) offsetof(event_flags, field)
 
 static const config_var event_vars[] = {
-    {.env = "HERALD_GATEWAY_URL",
-     .flag = "gateway-url",
-     .type = CONFIG_STRING,
-     .def = "http://127.0.0.1:8080",
-     .offset = F(gateway_url),
-     .help = "the gateway's base URL"},
-    {.env = "HERALD_API_KEY",
-     .flag = "api-key",
-     .type = CONFIG_STRING,
-     .offset = F(api_key),
-     .flags = CONFIG_SECRET,
-     .help = "a publish or admin API key"},
+    CMDUTIL_GATEWAY_FLAGS(event_flags, gateway_url, api_key, timeout_ms,
+                          "a publish or admin API key"),
     {.flag = "json",
      .type = CONFIG_BOOL,
      .def = "false",
      .offset = F(json),
      .help = "print the gateway's JSON instead of the story"},
-    {.flag = "timeout",
-     .type = CONFIG_DURATION,
-     .def = "10s",
-     .offset = F(timeout_ms),
-     .min = 100,
-     .max = 600000,
-     .help = "longest wait for the gateway"},
     {0},
 };
 

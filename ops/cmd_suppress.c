@@ -42,18 +42,8 @@ typedef struct suppress_flags {
 #define F(field) offsetof(suppress_flags, field)
 
 static const config_var suppress_vars[] = {
-    {.env = "HERALD_GATEWAY_URL",
-     .flag = "gateway-url",
-     .type = CONFIG_STRING,
-     .def = "http://127.0.0.1:8080",
-     .offset = F(gateway_url),
-     .help = "the gateway's base URL"},
-    {.env = "HERALD_API_KEY",
-     .flag = "api-key",
-     .type = CONFIG_STRING,
-     .offset = F(api_key),
-     .flags = CONFIG_SECRET,
-     .help = "an admin API key (heraldctl apikey create --scope admin)"},
+    CMDUTIL_GATEWAY_FLAGS(suppress_flags, gateway_url, api_key, timeout_ms,
+                          "an admin API key (heraldctl apikey create --scope admin)"),
     {.flag = "channel",
      .type = CONFIG_STRING,
      .offset = F(channel),
@@ -78,13 +68,6 @@ static const config_var suppress_vars[] = {
      .def = "false",
      .offset = F(json),
      .help = "list: print the entries as a JSON array instead of a table"},
-    {.flag = "timeout",
-     .type = CONFIG_DURATION,
-     .def = "10s",
-     .offset = F(timeout_ms),
-     .min = 100,
-     .max = 600000,
-     .help = "longest wait for the gateway"},
     {0},
 };
 

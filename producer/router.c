@@ -6,18 +6,9 @@
  */
 #include "router.h"
 
-#include <string.h>
+#include "ids.h"
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include <string.h>
 
 /* Decodes one path segment; rejects NUL bytes, which no identifier may hold. */
 static int decode_segment(const char *s, size_t len, char *out, size_t outlen)
@@ -28,7 +19,7 @@ static int decode_segment(const char *s, size_t len, char *out, size_t outlen)
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = id_hex_digit(s[i + 1]), lo = id_hex_digit(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi * 16 + lo);
