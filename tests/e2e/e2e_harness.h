@@ -645,6 +645,27 @@ static inline bool e2e_all_alive(e2e_env *e)
     return ok;
 }
 
+/*
+ * Sets "NAME=value" in the environment the next start of p gets: replaces
+ * the variable's entry when p has one (the first of duplicates is the one
+ * a program reads), appends it otherwise.
+ */
+static inline void e2e_set_env(e2e_proc *p, const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    ck_assert_ptr_nonnull(eq);
+    size_t nlen = (size_t)(eq - kv) + 1;
+    int n = 0;
+    for (; n < 47 && p->env[n] != NULL; n++)
+        if (strncmp(p->env[n], kv, nlen) == 0) {
+            free(p->env[n]);
+            p->env[n] = e2e_printf("%s", kv);
+            return;
+        }
+    ck_assert_int_lt(n, 47);
+    p->env[n] = e2e_printf("%s", kv);
+}
+
 /* SIGKILL, as a crash would. */
 static inline void e2e_kill(e2e_env *e, int which)
 {

@@ -17,16 +17,6 @@ static e2e_env env;
 static bool up;
 static char first_marketing[ID_UUID_SIZE];
 
-/* Appends "NAME=value" to the environment the next start of p gets. */
-static void add_env(e2e_proc *p, const char *kv)
-{
-    int n = 0;
-    while (n < 47 && p->env[n] != NULL)
-        n++;
-    ck_assert_int_lt(n, 47);
-    p->env[n] = e2e_printf("%s", kv);
-}
-
 /* The SMTP stand-in's record of the email whose subject names event id, or NULL. */
 static json_t *email_of(const char *id)
 {
@@ -75,15 +65,15 @@ START_TEST(test_stack_starts_with_unsubscribe_links)
      * the gateway's own address: both restarted with the settings. */
     e2e_proc *g = &env.procs[E2E_GATEWAY];
     ck_assert_int_eq(e2e_stop(g, SIGTERM, 20000), 0);
-    add_env(g, "HERALD_UNSUBSCRIBE_SECRET=" UNSUB_SECRET);
+    e2e_set_env(g, "HERALD_UNSUBSCRIBE_SECRET=" UNSUB_SECRET);
     e2e_restart(&env, E2E_GATEWAY);
     e2e_proc *w = &env.procs[E2E_EMAIL];
     ck_assert_int_eq(e2e_stop(w, SIGTERM, 20000), 0);
-    add_env(w, "HERALD_UNSUBSCRIBE_SECRET=" UNSUB_SECRET);
+    e2e_set_env(w, "HERALD_UNSUBSCRIBE_SECRET=" UNSUB_SECRET);
     char url[128];
     snprintf(url, sizeof url, "HERALD_UNSUBSCRIBE_URL=%s", env.base);
-    add_env(w, url);
-    add_env(w, "HERALD_EMAIL_BOUNCE_ADDRESS=bounces@herald.test");
+    e2e_set_env(w, url);
+    e2e_set_env(w, "HERALD_EMAIL_BOUNCE_ADDRESS=bounces@herald.test");
     e2e_restart(&env, E2E_EMAIL);
     e2e_put_user(&env, USER, ADDRESS, NULL, NULL);
     e2e_put_template(&env, "promo.sent", "email", "Offer {{event.id}}", "Our offers", NULL);
