@@ -13,6 +13,7 @@
 #include "inbox_api.h"
 #include "log.h"
 #include "ops_api.h"
+#include "receipts_api.h"
 #include "rules_api.h"
 #include "suppressions_api.h"
 #include "templates_api.h"
@@ -65,6 +66,11 @@ static const api_endpoint ep_followup_rule_list = {.fn = rules_api_followup_list
 static const api_endpoint ep_followup_rule_delete = {.fn = rules_api_followup_delete};
 static const api_endpoint ep_unsubscribe_page = {.fn = unsubscribe_api_page};
 static const api_endpoint ep_unsubscribe_post = {.fn = unsubscribe_api_post};
+static const api_endpoint ep_receipts_twilio = {.fn = receipts_api_twilio,
+                                                .body_type = "application/x-www-form-urlencoded"};
+static const api_endpoint ep_receipts_ses = {.fn = receipts_api_ses, .body_type = "*"};
+static const api_endpoint ep_receipts_http = {.fn = receipts_api_http, .json_body = true};
+static const api_endpoint ep_receipts_smtp = {.fn = receipts_api_smtp, .body_type = "*"};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -107,6 +113,11 @@ static const router_route routes[] = {
     /* The token in the query is the credential (unsubscribe_api.h). */
     {"GET", "/v1/unsubscribe", ROUTER_SCOPE_NONE, &ep_unsubscribe_page},
     {"POST", "/v1/unsubscribe", ROUTER_SCOPE_NONE, &ep_unsubscribe_post},
+    /* Providers sign their receipts; receipts_api.c checks each signature. */
+    {"POST", "/v1/receipts/twilio", ROUTER_SCOPE_NONE, &ep_receipts_twilio},
+    {"POST", "/v1/receipts/ses", ROUTER_SCOPE_NONE, &ep_receipts_ses},
+    {"POST", "/v1/receipts/http", ROUTER_SCOPE_NONE, &ep_receipts_http},
+    {"POST", "/v1/receipts/smtp", ROUTER_SCOPE_ADMIN, &ep_receipts_smtp},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
@@ -443,6 +454,8 @@ static void on_headers(api_env *env, http_request *req)
     if (r->scope != ROUTER_SCOPE_NONE && authorize(env, req, call, r->scope, ep) != 0)
         return;
     if (ep->json_body && http_request_expect_json(req) != 0)
+        return;
+    if (ep->body_type != NULL && http_request_expect_body(req, ep->body_type) != 0)
         return;
     if (ep->produces)
         refuse_if_publisher_busy(env, req);

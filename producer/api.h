@@ -7,7 +7,7 @@
  * headers (415, 413) before the body is read, then hands the request to the
  * route's handler.  Handlers live in one file per resource
  * (events_api.c, users_api.c, topics_api.c, templates_api.c, rules_api.c,
- * tokens_api.c, inbox_api.c, unsubscribe_api.c, ops_api.c).
+ * tokens_api.c, inbox_api.c, unsubscribe_api.c, receipts_api.c, ops_api.c).
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct
@@ -44,6 +44,7 @@ typedef enum {
 #define API_UNSUBSCRIBE_RESULTS 3
 
 typedef struct api_env api_env;
+typedef struct receipts_env receipts_env; /* receipts_api.h */
 typedef struct api_call api_call;
 
 /* A route's handler: called for HTTP_PHASE_BODY and HTTP_PHASE_RESUMED. */
@@ -54,6 +55,7 @@ typedef struct api_endpoint {
     bool json_body;  /* the request must carry a JSON body */
     bool produces;   /* it writes to Kafka: refused before its body while the publisher cannot */
     bool user_token; /* a user token for the path's {user_id} may call it (the inbox) */
+    const char *body_type; /* not JSON: the body's Content-Type ("*": any), checked like JSON */
 } api_endpoint;
 
 struct api_env {
@@ -68,7 +70,8 @@ struct api_env {
     size_t user_token_secret_len;
     char *unsubscribe_secret; /* owned; NULL: /v1/unsubscribe answers 503 */
     size_t unsubscribe_secret_len;
-    cors_policy *cors; /* owned; NULL: no CORS headers */
+    cors_policy *cors;      /* owned; NULL: no CORS headers */
+    receipts_env *receipts; /* owned: the providers' receipts */
     event_limits ev_limits;
     int publish_timeout_ms;
     atomic_bool draining; /* shutting down: readiness fails */

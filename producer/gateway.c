@@ -10,7 +10,10 @@
 #include "events_api.h"
 #include "http.h"
 #include "log.h"
+#include "mailkey.h"
 #include "opsserver.h"
+#include "receipts_api.h"
+#include "receipts_verify.h"
 #include "timeutil.h"
 #include "topics.h"
 #include "signedtoken.h"
@@ -155,6 +158,63 @@ const config_var gateway_config_vars[] = {
      .help = "web origins whose pages may call the inbox routes from a browser: "
              "comma-separated exact origins (https://app.example.com) or *; "
              "unset: no CORS headers"},
+    {.env = "HERALD_RECEIPTS_BASE_URL",
+     .flag = "receipts-base-url",
+     .type = CONFIG_STRING,
+     .offset = GW(receipts_base_url),
+     .check = receipts_check_base_url,
+     .help = "the gateway's public URL as providers call it (https://herald.example.com, "
+             "behind any proxy): what Twilio signs; required with HERALD_TWILIO_AUTH_TOKEN"},
+    {.env = "HERALD_TWILIO_AUTH_TOKEN",
+     .type = CONFIG_STRING,
+     .offset = GW(twilio_auth_token),
+     .flags = CONFIG_SECRET,
+     .help = "Twilio auth token that signs status callbacks (X-Twilio-Signature); "
+             "unset: POST /v1/receipts/twilio answers 404"},
+    {.env = "HERALD_SNS_CERT_FILE",
+     .flag = "sns-cert-file",
+     .type = CONFIG_STRING,
+     .offset = GW(sns_cert_file),
+     .check = receipts_sns_check_cert_file,
+     .help = "PEM file of the certificates Amazon SNS signs with (one or more); "
+             "unset: POST /v1/receipts/ses answers 404"},
+    {.env = "HERALD_SNS_TOPIC_ARNS",
+     .flag = "sns-topic-arns",
+     .type = CONFIG_STRING,
+     .offset = GW(sns_topic_arns),
+     .check = receipts_check_topic_arns,
+     .help = "comma-separated SNS topic ARNs whose SES notifications are taken; "
+             "required with HERALD_SNS_CERT_FILE"},
+    {.env = "HERALD_SNS_CONFIRM_HOSTS",
+     .flag = "sns-confirm-hosts",
+     .type = CONFIG_STRING,
+     .def = "*.amazonaws.com",
+     .offset = GW(sns_confirm_hosts),
+     .help = "comma-separated hosts a SubscribeURL may point to (*.example.com takes "
+             "subdomains); https only, http also on loopback"},
+    {.env = "HERALD_HTTP_CALLBACK_SECRET",
+     .type = CONFIG_STRING,
+     .offset = GW(http_callback_secret),
+     .flags = CONFIG_SECRET,
+     .check = usertoken_check_secret,
+     .help = "secret of the Herald-Signature on the generic HTTP provider's callbacks, at "
+             "least 32 bytes; unset: POST /v1/receipts/http answers 404"},
+    {.env = "HERALD_EMAIL_BOUNCE_ADDRESS",
+     .flag = "email-bounce-address",
+     .type = CONFIG_STRING,
+     .offset = GW(email_bounce_address),
+     .check = mailkey_check_bounce_address,
+     .help = "LOCAL@DOMAIN whose LOCAL+<key>@DOMAIN addresses bounces come back to (VERP); "
+             "unset: bounces are matched by Message-ID only"},
+    {.env = "HERALD_SOFT_BOUNCE_LIMIT",
+     .flag = "soft-bounce-limit",
+     .type = CONFIG_INT,
+     .def = "3",
+     .offset = GW(soft_bounce_limit),
+     .min = 1,
+     .max = 1000,
+     .help = "transient bounces of an address, without a delivery between, before it is "
+             "suppressed"},
     {0},
 };
 
@@ -204,6 +264,7 @@ static void free_parts(gateway *g)
     ratelimit_table_free(g->env.limits);
     pgpool_free(g->env.pool);
     cors_policy_free(g->env.cors);
+    receipts_env_free(g->env.receipts);
     api_env_free_metrics(&g->env);
     metrics_registry_free(g->env.metrics);
     if (g->env.user_token_secret != NULL) {
@@ -261,6 +322,19 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
         error_set(err, errlen, "cannot set up metrics: out of memory");
         goto fail;
     }
+    const receipts_config rc = {
+        .base_url = cfg->receipts_base_url,
+        .twilio_auth_token = cfg->twilio_auth_token,
+        .sns_cert_file = cfg->sns_cert_file,
+        .sns_topic_arns = cfg->sns_topic_arns,
+        .sns_confirm_hosts = cfg->sns_confirm_hosts,
+        .http_callback_secret = cfg->http_callback_secret,
+        .bounce_address = cfg->email_bounce_address,
+        .soft_bounce_limit = cfg->soft_bounce_limit,
+    };
+    env->receipts = receipts_env_new(&rc, env->metrics, err, errlen);
+    if (env->receipts == NULL)
+        goto fail;
     env->pool = pgpool_new(cfg->common.database_url, (size_t)cfg->db_pool_size, 1000, store_prepare,
                            err, errlen);
     if (env->pool == NULL)

@@ -36,6 +36,15 @@ typedef struct gateway_config {
     char *user_token_secret;  /* NULL: user tokens are refused */
     char *unsubscribe_secret; /* NULL: /v1/unsubscribe answers 503 */
     char *cors_origins;       /* NULL or "": no CORS headers (cors.h) */
+    /* delivery receipts (receipts_api.h) */
+    char *receipts_base_url;
+    char *twilio_auth_token;
+    char *sns_cert_file;
+    char *sns_topic_arns;
+    char *sns_confirm_hosts;
+    char *http_callback_secret;
+    char *email_bounce_address;
+    long soft_bounce_limit;
 } gateway_config;
 
 /*

@@ -264,26 +264,32 @@ void http_request_log_field(http_request *req, const char *key, const char *valu
         req->log_fields[req->log_fields_len] = '\0';
 }
 
-static bool is_json_type(const char *ct)
+/* Whether the Content-Type ct is want, parameters such as charset allowed. */
+static bool is_type(const char *ct, const char *want)
 {
-    static const char want[] = "application/json";
+    size_t n = strlen(want);
     if (ct == NULL)
         return false;
     while (*ct == ' ' || *ct == '\t')
         ct++;
-    if (strncasecmp(ct, want, sizeof want - 1) != 0)
+    if (strncasecmp(ct, want, n) != 0)
         return false;
-    ct += sizeof want - 1;
+    ct += n;
     while (*ct == ' ' || *ct == '\t')
         ct++;
     return *ct == '\0' || *ct == ';';
 }
 
-int http_request_expect_json(http_request *req)
+int http_request_expect_body(http_request *req, const char *type)
 {
-    if (!is_json_type(http_request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-        http_respond_error(req, 415, "unsupported_media_type",
-                           "the body must be JSON: send Content-Type: application/json", NULL);
+    if (strcmp(type, "*") != 0 &&
+        !is_type(http_request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE), type)) {
+        char msg[160];
+        if (strcmp(type, "application/json") == 0)
+            snprintf(msg, sizeof msg, "the body must be JSON: send Content-Type: %s", type);
+        else
+            snprintf(msg, sizeof msg, "send Content-Type: %s", type);
+        http_respond_error(req, 415, "unsupported_media_type", msg, NULL);
         return -1;
     }
     if (req->content_length >= 0 && (uint64_t)req->content_length > req->srv->cfg.max_body_bytes) {
@@ -294,6 +300,46 @@ int http_request_expect_json(http_request *req)
         return -1;
     }
     return 0;
+}
+
+int http_request_expect_json(http_request *req)
+{
+    return http_request_expect_body(req, "application/json");
+}
+
+typedef struct query_text {
+    char *out;
+    size_t outlen, len;
+    bool overflow;
+} query_text;
+
+static enum MHD_Result add_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    query_text *q = cls;
+    int n = snprintf(q->out + q->len, q->outlen - q->len, "%s%s%s%s", q->len > 0 ? "&" : "", key,
+                     value != NULL ? "=" : "", value != NULL ? value : "");
+    if (n < 0 || (size_t)n >= q->outlen - q->len) {
+        q->overflow = true;
+        return MHD_NO;
+    }
+    /* MHD turned '+' into ' ' before the (no-op) unescaping: turn it back. */
+    for (char *p = q->out + q->len; *p != '\0'; p++)
+        if (*p == ' ')
+            *p = '+';
+    q->len += (size_t)n;
+    return MHD_YES;
+}
+
+int http_request_query_string(http_request *req, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return -1;
+    out[0] = '\0';
+    query_text q = {.out = out, .outlen = outlen};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, add_query_arg, &q);
+    return q.overflow ? -1 : 0;
 }
 
 void http_request_suspend(http_request *req)

@@ -88,8 +88,8 @@ const char *http_request_method(const http_request *req);
 const char *http_request_path(const http_request *req);
 /* A request header (case-insensitive), or NULL; valid during dispatch only. */
 const char *http_request_header(http_request *req, const char *name);
-/* A query-string argument, percent-decoded; NULL when absent or given without
- * "=".  Valid during dispatch only. */
+/* A query-string argument as sent (the server leaves it percent-encoded);
+ * NULL when absent or given without "=".  Valid during dispatch only. */
 const char *http_request_query(http_request *req, const char *name);
 /*
  * The value of form field name in the complete body, when it is
@@ -126,6 +126,16 @@ void http_request_log_field(http_request *req, const char *key, const char *valu
  * Returns 0 when the body may be read, -1 when an answer was made.
  */
 int http_request_expect_json(http_request *req);
+/* The same for a body of another Content-Type ("*": any). */
+int http_request_expect_body(http_request *req, const char *type);
+
+/*
+ * The query string as the client sent it, without the '?', into out ("":
+ * none), rebuilt from the arguments in their order (values stay escaped:
+ * the server does not unescape them).  -1 when it does not fit.
+ */
+int http_request_query_string(http_request *req, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
 
 /* Frees the worker; http_request_resume() must follow exactly once. */
 void http_request_suspend(http_request *req);

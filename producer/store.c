@@ -446,6 +446,10 @@ static const stmt statements[] = {
      "      AND address = herald_address_key($1, $2)) "
      "SELECT count(*) FROM d",
      2},
+    {"gw_receipt_apply",
+     "SELECT herald_receipt_apply($1, $2, $3, $4, $5, $6, $7, $8, "
+     "coalesce($9::timestamptz, now()), $10::integer)",
+     10},
     {"gw_ping", "SELECT 1", 0},
     {"gw_user_exists", "SELECT 1 FROM users WHERE user_id = $1", 1},
     /* A user whose inbox never changed has no inbox_state row yet: its
@@ -1335,6 +1339,50 @@ store_status store_idem_release(pg_conn *c, int64_t api_key_id, const char *key,
 store_status store_ping(pg_conn *c, char *err, size_t errlen)
 {
     return run(c, "gw_ping", 0, NULL, NULL, NULL, NULL, err, errlen);
+}
+
+/* ---- delivery receipts (docs/receipts.md) ---- */
+
+static const char *null_if_empty(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+store_status store_receipt_apply(pg_conn *c, const char *provider, const receipt *r, int soft_limit,
+                                 store_receipt_outcome *out, char *err, size_t errlen)
+{
+    PGresult *res = NULL;
+    char at[TIMEUTIL_RFC3339_SIZE], limit[16];
+    snprintf(limit, sizeof limit, "%d", soft_limit);
+    const char *v[10] = {
+        provider,
+        r->receipt_id,
+        null_if_empty(r->message_id),
+        null_if_empty(r->key),
+        r->status,
+        r->bounce_kind,
+        null_if_empty(r->reason),
+        null_if_empty(r->address),
+        r->occurred_ms != 0 ? timeutil_format_rfc3339(r->occurred_ms, at, sizeof at) : NULL,
+        limit};
+    store_status st = run(c, "gw_receipt_apply", 10, v, NULL, NULL, &res, err, errlen);
+    if (st == STORE_OK) {
+        const char *o = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
+        if (strcmp(o, "applied") == 0)
+            *out = STORE_RECEIPT_APPLIED;
+        else if (strcmp(o, "stale") == 0)
+            *out = STORE_RECEIPT_STALE;
+        else if (strcmp(o, "unknown") == 0)
+            *out = STORE_RECEIPT_UNKNOWN;
+        else if (strcmp(o, "duplicate") == 0)
+            *out = STORE_RECEIPT_DUPLICATE;
+        else {
+            error_set(err, errlen, "herald_receipt_apply answered \"%s\"", o);
+            st = STORE_ERROR;
+        }
+    }
+    PQclear(res);
+    return st;
 }
 
 /* ---- users' inboxes (docs/inapp.md) ---- */

@@ -16,6 +16,7 @@
 
 #include "inbox.h"
 #include "pg.h"
+#include "receipts_parse.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -123,6 +124,22 @@ store_status store_followup_rule_delete(pg_conn *c, const char *name, char *err,
  */
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen) __attribute__((warn_unused_result));
+
+typedef enum {
+    STORE_RECEIPT_APPLIED = 0, /* the delivery's status moved */
+    STORE_RECEIPT_STALE,       /* recorded; the delivery already has a later status */
+    STORE_RECEIPT_UNKNOWN,     /* recorded; no delivery (yet) for its message */
+    STORE_RECEIPT_DUPLICATE,   /* recorded before: nothing changed */
+} store_receipt_outcome;
+
+/*
+ * Records and applies one receipt of provider (herald_receipt_apply,
+ * migration 016: status precedence, history, suppressions) with
+ * soft_limit transient bounces before an address is suppressed.
+ */
+store_status store_receipt_apply(pg_conn *c, const char *provider, const receipt *r, int soft_limit,
+                                 store_receipt_outcome *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 typedef enum {
     STORE_IDEM_CLAIMED = 0, /* this call took the key: publish, then confirm or release */
