@@ -121,8 +121,8 @@ static void twilio_header(const char *url, const char *const *sorted_pairs, size
         strncat(text, sorted_pairs[i], sizeof text - strlen(text) - 1);
     unsigned char mac[20];
     unsigned int len = 0;
-    HMAC(EVP_sha1(), TWILIO_TOKEN, (int)strlen(TWILIO_TOKEN), (unsigned char *)text,
-         strlen(text), mac, &len);
+    HMAC(EVP_sha1(), TWILIO_TOKEN, (int)strlen(TWILIO_TOKEN), (unsigned char *)text, strlen(text),
+         mac, &len);
     char b64[64];
     EVP_EncodeBlock((unsigned char *)b64, mac, (int)len);
     snprintf(out, outlen, "X-Twilio-Signature: %s", b64);
@@ -136,13 +136,13 @@ static void twilio_post(h_gateway *g, const char *sid, const char *status, bool 
              "2010-04-01",
              sid, status);
     /* sorted by name: AccountSid, ApiVersion, MessageSid, MessageStatus, To */
-    const char *pairs[] = {"AccountSid", "AC1",    "ApiVersion", "2010-04-01", "MessageSid", sid,
+    const char *pairs[] = {"AccountSid",    "AC1",  "ApiVersion", "2010-04-01",  "MessageSid", sid,
                            "MessageStatus", status, "To",         "+15550001111"};
     twilio_header(good ? BASE_URL "/v1/receipts/twilio?tenant=a%20b"
                        : BASE_URL "/v1/receipts/twilio",
                   pairs, 5, sig, sizeof sig);
-    h_http(g, "POST", "/v1/receipts/twilio?tenant=a%20b", NULL,
-           "application/x-www-form-urlencoded", body, sig, r);
+    h_http(g, "POST", "/v1/receipts/twilio?tenant=a%20b", NULL, "application/x-www-form-urlencoded",
+           body, sig, r);
 }
 
 START_TEST(test_twilio_signed_callback_moves_the_delivery_and_a_forged_one_does_not)
@@ -232,8 +232,7 @@ static void ses_start(h_gateway *g, const char *confirm_hosts)
     other_sns = make_signer(other_cert_path);
     h_start(g, "--sns-cert-file", cert_path, "--sns-topic-arns",
             "arn:aws:sns:eu-west-1:123456789012:other," TOPIC, "--soft-bounce-limit", "2",
-            "--sns-confirm-hosts", confirm_hosts != NULL ? confirm_hosts : "*.amazonaws.com",
-            NULL);
+            "--sns-confirm-hosts", confirm_hosts != NULL ? confirm_hosts : "*.amazonaws.com", NULL);
 }
 
 static void ses_stop(h_gateway *g)
@@ -465,8 +464,8 @@ static enum MHD_Result on_confirm(void *cls, struct MHD_Connection *c, const cha
     if (strcmp(method, "GET") == 0 && strcmp(url, "/confirm") == 0)
         atomic_fetch_add(&confirm_gets, 1);
     static const char body[] = "<ConfirmSubscriptionResponse/>";
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -474,12 +473,11 @@ static enum MHD_Result on_confirm(void *cls, struct MHD_Connection *c, const cha
 
 START_TEST(test_sns_subscription_is_confirmed_for_an_allowed_host_only)
 {
-    struct MHD_Daemon *d =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_confirm, NULL,
-                         MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&(struct sockaddr_in){
-                             .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
-                         MHD_OPTION_END);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, on_confirm, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&(struct sockaddr_in){.sin_family = AF_INET,
+                                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+        MHD_OPTION_END);
     ck_assert_ptr_nonnull(d);
     unsigned port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
     h_gateway g;
