@@ -55,15 +55,15 @@ static void seed_message(const seeded *s, const char *provider, const char *mess
     h_sql(sql);
 }
 
-/* The status of s's delivery as GET /v1/events/{id} shows it. */
-static const char *status_of(h_gateway *g, const seeded *s, char *out, size_t outlen)
+/* The status of s's delivery (event: of the event) as GET /v1/events/{id} shows it. */
+static const char *status_of(h_gateway *g, const seeded *s, bool event, char *out, size_t outlen)
 {
     h_resp r;
     char path[128];
     snprintf(path, sizeof path, "/v1/events/%s", s->event_id);
     h_http(g, "GET", path, h_pubkey, NULL, NULL, NULL, &r);
     ck_assert_msg(r.status == 200, "%s: %ld %s", path, r.status, r.body);
-    json_t *d = json_array_get(json_object_get(r.json, "deliveries"), 0);
+    json_t *d = event ? r.json : json_array_get(json_object_get(r.json, "deliveries"), 0);
     snprintf(out, outlen, "%s", json_string_value(json_object_get(d, "status")));
     h_resp_clear(&r);
     return out;
@@ -72,7 +72,12 @@ static const char *status_of(h_gateway *g, const seeded *s, char *out, size_t ou
 #define ck_status(g, s, want)                                                                      \
     do {                                                                                           \
         char st_[32];                                                                              \
-        ck_assert_str_eq(status_of(g, s, st_, sizeof st_), want);                                  \
+        ck_assert_str_eq(status_of(g, s, false, st_, sizeof st_), want);                           \
+    } while (0)
+#define ck_event_status(g, s, want)                                                                \
+    do {                                                                                           \
+        char st_[32];                                                                              \
+        ck_assert_str_eq(status_of(g, s, true, st_, sizeof st_), want);                            \
     } while (0)
 
 /* The suppression reason of (channel, address), "" when it is not suppressed. */
@@ -174,6 +179,7 @@ START_TEST(test_twilio_signed_callback_moves_the_delivery_and_a_forged_one_does_
     ck_assert_str_eq(outcome(&r), "applied");
     h_resp_clear(&r);
     ck_status(&g, &s, "delivered");
+    ck_event_status(&g, &s, "delivered");
     /* Twilio's retry of it, and a late "sent" */
     twilio_post(&g, "SMtw1", "delivered", true, &r);
     ck_assert_str_eq(outcome(&r), "duplicate");
@@ -303,6 +309,7 @@ START_TEST(test_ses_permanent_bounce_and_complaint_suppress_with_v1_and_v2)
     ck_assert_str_eq(outcome(&r), "applied");
     h_resp_clear(&r);
     ck_status(&g, &a, "bounced");
+    ck_event_status(&g, &a, "failed");
     suppression("email", "hard@example.com", why, sizeof why);
     ck_assert_str_eq(why, "hard_bounce");
 
@@ -311,6 +318,7 @@ START_TEST(test_ses_permanent_bounce_and_complaint_suppress_with_v1_and_v2)
     ck_assert_str_eq(outcome(&r), "applied");
     h_resp_clear(&r);
     ck_status(&g, &b, "complained");
+    ck_event_status(&g, &b, "delivered");
     suppression("email", "angry@example.com", why, sizeof why);
     ck_assert_str_eq(why, "complaint");
     ses_stop(&g);
