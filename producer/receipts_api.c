@@ -181,14 +181,14 @@ void receipts_env_free(receipts_env *r)
 
 /* ---- shared by the routes ---- */
 
-static void count(receipts_env *r, provider p, outcome o, size_t n)
+static void count(receipts_env *r, provider p, outcome o)
 {
-    metrics_counter_add(r->counts[p][o], n);
+    metrics_counter_inc(r->counts[p][o]);
 }
 
 static void refuse_forged(receipts_env *r, http_request *req, provider p, const char *why)
 {
-    count(r, p, OUTCOME_FORGED, 1);
+    count(r, p, OUTCOME_FORGED);
     LOG_WARN(http_request_id(req), "%s receipt refused: %s", provider_names[p], why);
     http_respond_error(req, 403, "forbidden", why, NULL);
 }
@@ -229,7 +229,7 @@ static void apply(api_env *env, http_request *req, provider p, const receipt *rs
             }
             o = (outcome)so;
         }
-        count(r, p, o, 1);
+        count(r, p, o);
         json_array_append_new(
             list, json_pack("{s:s,s:s}", "id", rs[i].receipt_id, "outcome", outcome_names[o]));
     }
@@ -415,7 +415,7 @@ void receipts_api_ses(api_env *env, http_request *req, api_call *call, http_phas
         goto out;
     }
     if (n == 0) { /* another kind of SES event */
-        count(r, PROVIDER_SES, OUTCOME_IGNORED, 1);
+        count(r, PROVIDER_SES, OUTCOME_IGNORED);
         http_respond_json(req, 200, json_pack("{s:[]}", "receipts"));
         goto out;
     }
