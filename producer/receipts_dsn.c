@@ -297,7 +297,8 @@ int receipts_dsn(const char *msg, size_t len, const char *bounce, const char *re
         classify(action, status, r);
         const char *addr = after_type(rcpt);
         snprintf(r->address, sizeof r->address, "%s", addr);
-        snprintf(r->receipt_id, sizeof r->receipt_id, "%s:%s", digest, addr);
+        /* The key too: the same text may reach two VERP addresses. */
+        snprintf(r->receipt_id, sizeof r->receipt_id, "%s:%s:%s", digest, st.key, addr);
         memcpy(r->key, st.key, sizeof st.key);
         memcpy(r->message_id, st.message_id, sizeof st.message_id);
         char diag[RECEIPTS_REASON_MAX + 1];

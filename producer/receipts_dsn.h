@@ -30,8 +30,8 @@
  * VERP), recipient the address the MTA delivered the bounce to (NULL when
  * it did not say).  Fills out[0..*n), one receipt per recipient, each
  * with the key when one was found and the returned Message-ID as its
- * message id, receipt ids "<SHA-256 of msg>:<recipient>" so that the
- * same bounce piped twice is a duplicate.  -1, with err, when msg is
+ * message id, receipt ids "<SHA-256 of msg>:<key>:<recipient>" so that
+ * the same bounce piped twice is a duplicate.  -1, with err, when msg is
  * not a delivery status notification.
  */
 int receipts_dsn(const char *msg, size_t len, const char *bounce, const char *recipient,

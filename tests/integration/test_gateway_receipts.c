@@ -611,6 +611,14 @@ START_TEST(test_smtp_bounce_found_by_verp_and_by_message_id)
     ck_assert_str_eq(outcome(&r), "applied");
     h_resp_clear(&r);
     ck_status(&g, &c, "bounced");
+    /* an MTA that does not escape the address's '+' */
+    seeded d;
+    seed("email", "gone4@example.org", &d);
+    snprintf(path, sizeof path, "/v1/receipts/smtp?recipient=bounces+%s@mail.example.com", d.key);
+    h_http(&g, "POST", path, h_adminkey, "message/rfc822", msg, NULL, &r);
+    ck_assert_str_eq(outcome(&r), "applied");
+    h_resp_clear(&r);
+    ck_status(&g, &d, "bounced");
 
     /* a publish key may not, nor anyone without a key */
     h_http(&g, "POST", "/v1/receipts/smtp", h_pubkey, "message/rfc822", msg, NULL, &r);

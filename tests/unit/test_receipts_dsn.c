@@ -82,7 +82,7 @@ START_TEST(test_failed_5xx_is_a_permanent_bounce_found_by_verp)
     /* the folded Diagnostic-Code, unfolded, without its type */
     ck_assert_str_eq(r[0].reason,
                      "550 5.1.1 <user@example.org>: Recipient address rejected: User unknown");
-    ck_assert_uint_eq(strlen(r[0].receipt_id), 64 + 1 + strlen("user@example.org"));
+    ck_assert_uint_eq(strlen(r[0].receipt_id), 64 + 1 + 36 + 1 + strlen("user@example.org"));
 }
 
 START_TEST(test_the_message_id_is_the_fallback)
