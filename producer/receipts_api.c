@@ -43,7 +43,7 @@ typedef enum {
     OUTCOME_COUNT,
 } outcome;
 
-/* As delivery_messages.provider and receipts.provider spell them. */
+/* As receipts.provider spells them. */
 static const char *const provider_names[PROVIDER_COUNT] = {"twilio", "ses", "http", "smtp"};
 static const char *const outcome_names[OUTCOME_COUNT] = {"applied",   "stale",   "unknown",
                                                          "duplicate", "ignored", "forged"};
@@ -271,7 +271,7 @@ void receipts_api_twilio(api_env *env, http_request *req, api_call *call, http_p
         refuse_forged(r, req, PROVIDER_TWILIO, "X-Twilio-Signature is missing or does not match");
         goto out;
     }
-    if (receipts_twilio(&form, &rec, err, sizeof err) != 0) {
+    if (receipts_twilio(&form, http_request_query(req, "key"), &rec, err, sizeof err) != 0) {
         api_bad_field(req, "", err);
         goto out;
     }

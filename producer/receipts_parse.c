@@ -105,7 +105,7 @@ const char *receipts_form_get(const receipts_form *f, const char *name)
 
 /* ---- Twilio ---- */
 
-int receipts_twilio(const receipts_form *f, receipt *r, char *err, size_t errlen)
+int receipts_twilio(const receipts_form *f, const char *key, receipt *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     const char *sid = receipts_form_get(f, "MessageSid");
@@ -134,6 +134,8 @@ int receipts_twilio(const receipts_form *f, receipt *r, char *err, size_t errlen
     if (i == sizeof map / sizeof map[0])
         return error_set(err, errlen, "MessageStatus \"%.32s\" is not one Twilio sends", st);
     r->status = map[i].status;
+    if (key != NULL && id_is_uuid(key))
+        copy(r->key, sizeof r->key, key);
     copy(r->message_id, sizeof r->message_id, sid);
     /* Twilio calls once per status change, and again only as a retry. */
     snprintf(r->receipt_id, sizeof r->receipt_id, "%s:%s", sid, st);
@@ -174,9 +176,10 @@ static int opt_string(const json_t *doc, const char *name, const char **out)
 
 int receipts_http(const json_t *doc, receipt *r, char *err, size_t errlen)
 {
-    static const char *const fields[] = {"id",     "message_id", "status",      "bounce_kind",
-                                         "reason", "address",    "occurred_at", NULL};
-    const char *v[7];
+    static const char *const fields[] = {"id",          "message_id",      "status",
+                                         "bounce_kind", "reason",          "address",
+                                         "occurred_at", "idempotency_key", NULL};
+    const char *v[8];
     memset(r, 0, sizeof *r);
     if (!json_is_object(doc))
         return error_set(err, errlen, "the body must be a JSON object");
@@ -193,9 +196,10 @@ int receipts_http(const json_t *doc, receipt *r, char *err, size_t errlen)
             return error_set(err, errlen, "%s must be a string", fields[i]);
     if (v[0] == NULL || v[0][0] == '\0' || strlen(v[0]) > RECEIPTS_ID_MAX)
         return error_set(err, errlen, "id is required, at most %d bytes", RECEIPTS_ID_MAX);
-    if (v[1] == NULL || v[1][0] == '\0' || strlen(v[1]) > RECEIPTS_MESSAGE_MAX)
-        return error_set(err, errlen, "message_id is required, at most %d bytes",
-                         RECEIPTS_MESSAGE_MAX);
+    if (v[7] == NULL || !id_is_uuid(v[7]))
+        return error_set(err, errlen, "idempotency_key is required: the one Herald sent");
+    if (v[1] != NULL && strlen(v[1]) > RECEIPTS_MESSAGE_MAX)
+        return error_set(err, errlen, "message_id is at most %d bytes", RECEIPTS_MESSAGE_MAX);
     r->status = one_of(statuses, v[2]);
     if (r->status == NULL)
         return error_set(err, errlen,
@@ -212,6 +216,7 @@ int receipts_http(const json_t *doc, receipt *r, char *err, size_t errlen)
     if (v[6] != NULL && timeutil_parse_rfc3339(v[6], &r->occurred_ms, NULL, 0) != 0)
         return error_set(err, errlen, "occurred_at must be an RFC 3339 time");
     copy(r->receipt_id, sizeof r->receipt_id, v[0]);
+    copy(r->key, sizeof r->key, v[7]);
     copy(r->message_id, sizeof r->message_id, v[1]);
     copy(r->reason, sizeof r->reason, v[4]);
     copy(r->address, sizeof r->address, v[5]);

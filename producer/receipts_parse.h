@@ -76,17 +76,20 @@ int receipts_url_decode(const char *s, size_t n, bool plus, char *out, size_t ou
 /*
  * The receipt of a Twilio status callback: MessageSid and MessageStatus
  * are required; queued, accepted, sending and scheduled are ignored,
- * failed is undelivered (ErrorCode becomes the reason).
+ * failed is undelivered (ErrorCode becomes the reason).  key is the
+ * delivery's idempotency key, from the key= of the callback URL the
+ * worker gave the message (NULL, or not a UUID: none).
  */
-int receipts_twilio(const receipts_form *f, receipt *r, char *err, size_t errlen)
+int receipts_twilio(const receipts_form *f, const char *key, receipt *r, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* ---- the generic HTTP provider ---- */
 
 /*
- * The receipt of a callback {"id","message_id","status","bounce_kind",
- * "reason","address","occurred_at"} (docs/channels.md): id, message_id
- * and status required, bounce_kind only with bounced, occurred_at RFC 3339.
+ * The receipt of a callback {"id","idempotency_key","message_id","status",
+ * "bounce_kind","reason","address","occurred_at"} (docs/channels.md): id,
+ * idempotency_key (the one Herald sent, a UUID) and status required,
+ * bounce_kind only with bounced, occurred_at RFC 3339.
  */
 int receipts_http(const json_t *doc, receipt *r, char *err, size_t errlen)
     __attribute__((warn_unused_result));

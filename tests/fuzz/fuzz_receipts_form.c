@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] % 2 == 0) {
         receipts_form f;
         if (receipts_form_parse(body, len, &f, err, sizeof err) == 0)
-            (void)receipts_twilio(&f, &r, err, sizeof err);
+            (void)receipts_twilio(&f, "1b4e28ba-2fa1-41d2-883f-0016d3cca427", &r, err, sizeof err);
         receipts_form_free(&f);
         return 0;
     }

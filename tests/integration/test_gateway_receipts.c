@@ -1,9 +1,9 @@
 /*
  * The providers' delivery receipts through herald-gateway against a real
- * database: deliveries are inserted as a worker leaves them ('sent', with
- * the provider's message id in delivery_messages), then each provider's
- * callback is posted, signed as that provider signs, and what a user sees
- * is checked: the delivery's status from GET /v1/events/{id}, the
+ * database: deliveries are inserted as a worker leaves them ('sent'), then
+ * each provider's callback, naming the delivery's key as that provider
+ * does, is posted signed as that provider signs, and what a user sees is
+ * checked: the delivery's status from GET /v1/events/{id}, the
  * suppression list, and /metrics.
  */
 #include "gateway_harness.h"
@@ -41,17 +41,6 @@ static void seed(const char *channel, const char *address, seeded *s)
              "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, address, "
              "status, attempts) VALUES ('%s', '%s', 'u-receipts', '%s', '%s', 'sent', 1)",
              s->event_id, s->key, s->event_id, channel, address);
-    h_sql(sql);
-}
-
-/* The provider's id of s's message, as the worker records it. */
-static void seed_message(const seeded *s, const char *provider, const char *message_id)
-{
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO delivery_messages (provider, message_id, idempotency_key) "
-             "VALUES ('%s', '%s', '%s')",
-             provider, message_id, s->key);
     h_sql(sql);
 }
 
@@ -133,9 +122,11 @@ static void twilio_header(const char *url, const char *const *sorted_pairs, size
     snprintf(out, outlen, "X-Twilio-Signature: %s", b64);
 }
 
-static void twilio_post(h_gateway *g, const char *sid, const char *status, bool good, h_resp *r)
+/* A status callback to the URL the worker gave the message: key= its delivery's key. */
+static void twilio_post(h_gateway *g, const seeded *s, const char *sid, const char *status,
+                        bool good, h_resp *r)
 {
-    char body[512], sig[128];
+    char body[512], sig[128], path[160], url[256];
     snprintf(body, sizeof body,
              "AccountSid=AC1&MessageSid=%s&MessageStatus=%s&To=%%2B15550001111&ApiVersion="
              "2010-04-01",
@@ -143,11 +134,10 @@ static void twilio_post(h_gateway *g, const char *sid, const char *status, bool 
     /* sorted by name: AccountSid, ApiVersion, MessageSid, MessageStatus, To */
     const char *pairs[] = {"AccountSid",    "AC1",  "ApiVersion", "2010-04-01",  "MessageSid", sid,
                            "MessageStatus", status, "To",         "+15550001111"};
-    twilio_header(good ? BASE_URL "/v1/receipts/twilio?tenant=a%20b"
-                       : BASE_URL "/v1/receipts/twilio",
-                  pairs, 5, sig, sizeof sig);
-    h_http(g, "POST", "/v1/receipts/twilio?tenant=a%20b", NULL, "application/x-www-form-urlencoded",
-           body, sig, r);
+    snprintf(path, sizeof path, "/v1/receipts/twilio?tenant=a%%20b&key=%s", s->key);
+    snprintf(url, sizeof url, "%s%s", good ? BASE_URL : "https://elsewhere.example.com", path);
+    twilio_header(url, pairs, 5, sig, sizeof sig);
+    h_http(g, "POST", path, NULL, "application/x-www-form-urlencoded", body, sig, r);
 }
 
 START_TEST(test_twilio_signed_callback_moves_the_delivery_and_a_forged_one_does_not)
@@ -157,11 +147,10 @@ START_TEST(test_twilio_signed_callback_moves_the_delivery_and_a_forged_one_does_
     h_start(&g, "--receipts-base-url", BASE_URL "/", NULL);
     seeded s;
     seed("sms", "+15550001111", &s);
-    seed_message(&s, "twilio", "SMtw1");
     h_resp r;
 
     /* signed for another URL: refused, nothing moves */
-    twilio_post(&g, "SMtw1", "delivered", false, &r);
+    twilio_post(&g, &s, "SMtw1", "delivered", false, &r);
     ck_assert_int_eq(r.status, 403);
     ck_assert_str_eq(h_error_code(&r), "forbidden");
     h_resp_clear(&r);
@@ -172,19 +161,19 @@ START_TEST(test_twilio_signed_callback_moves_the_delivery_and_a_forged_one_does_
     ck_status(&g, &s, "sent");
 
     /* queued and sending say nothing new */
-    twilio_post(&g, "SMtw1", "sending", true, &r);
+    twilio_post(&g, &s, "SMtw1", "sending", true, &r);
     ck_assert_str_eq(outcome(&r), "ignored");
     h_resp_clear(&r);
-    twilio_post(&g, "SMtw1", "delivered", true, &r);
+    twilio_post(&g, &s, "SMtw1", "delivered", true, &r);
     ck_assert_str_eq(outcome(&r), "applied");
     h_resp_clear(&r);
     ck_status(&g, &s, "delivered");
     ck_event_status(&g, &s, "delivered");
     /* Twilio's retry of it, and a late "sent" */
-    twilio_post(&g, "SMtw1", "delivered", true, &r);
+    twilio_post(&g, &s, "SMtw1", "delivered", true, &r);
     ck_assert_str_eq(outcome(&r), "duplicate");
     h_resp_clear(&r);
-    twilio_post(&g, "SMtw1", "sent", true, &r);
+    twilio_post(&g, &s, "SMtw1", "sent", true, &r);
     ck_assert_str_eq(outcome(&r), "stale");
     h_resp_clear(&r);
     ck_status(&g, &s, "delivered");
@@ -205,9 +194,8 @@ START_TEST(test_twilio_failed_is_undelivered)
     h_start(&g, "--receipts-base-url", BASE_URL, NULL);
     seeded s;
     seed("sms", "+15550002222", &s);
-    seed_message(&s, "twilio", "SMtw2");
     h_resp r;
-    twilio_post(&g, "SMtw2", "failed", true, &r);
+    twilio_post(&g, &s, "SMtw2", "failed", true, &r);
     ck_assert_str_eq(outcome(&r), "applied");
     h_resp_clear(&r);
     ck_status(&g, &s, "undelivered");
@@ -655,9 +643,11 @@ START_TEST(test_http_provider_callback_good_and_forged)
     h_start(&g, NULL);
     seeded s;
     seed("sms", "+15550003333", &s);
-    seed_message(&s, "http", "hp-1");
-    static const char body[] = "{\"id\":\"cb-1\",\"message_id\":\"hp-1\",\"status\":\"delivered\","
-                               "\"occurred_at\":\"2026-12-07T12:00:00Z\"}";
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"id\":\"cb-1\",\"idempotency_key\":\"%s\",\"message_id\":\"hp-1\","
+             "\"status\":\"delivered\",\"occurred_at\":\"2026-12-07T12:00:00Z\"}",
+             s.key);
     h_resp r;
     http_post(&g, body, "some-other-secret-0123456789abcdef", &r);
     ck_assert_int_eq(r.status, 403);

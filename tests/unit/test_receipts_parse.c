@@ -44,7 +44,7 @@ static void twilio(const char *st, const char *code, receipt *r, int want)
              code ? "&ErrorCode=" : "", code ? code : "");
     receipts_form f;
     ck_assert_int_eq(receipts_form_parse(body, strlen(body), &f, err, sizeof err), 0);
-    ck_assert_int_eq(receipts_twilio(&f, r, err, sizeof err), want);
+    ck_assert_int_eq(receipts_twilio(&f, KEY, r, err, sizeof err), want);
     receipts_form_free(&f);
 }
 
@@ -55,6 +55,7 @@ START_TEST(test_twilio_statuses_map_to_receipts)
     ck_assert_str_eq(r.status, "delivered");
     ck_assert_str_eq(r.message_id, "SM123");
     ck_assert_str_eq(r.receipt_id, "SM123:delivered");
+    ck_assert_str_eq(r.key, KEY);
     ck_assert_str_eq(r.address, "+15550001111");
     twilio("failed", "30003", &r, 0);
     ck_assert_str_eq(r.status, "undelivered");
@@ -71,13 +72,27 @@ START_TEST(test_twilio_statuses_map_to_receipts)
     twilio("exploded", NULL, &r, -1);
 }
 
+START_TEST(test_twilio_key_is_taken_only_when_it_is_a_uuid)
+{
+    receipts_form f;
+    receipt r;
+    static const char body[] = "MessageSid=SM1&MessageStatus=delivered";
+    ck_assert_int_eq(receipts_form_parse(body, strlen(body), &f, NULL, 0), 0);
+    ck_assert_int_eq(receipts_twilio(&f, NULL, &r, NULL, 0), 0);
+    ck_assert_str_eq(r.key, "");
+    ck_assert_int_eq(receipts_twilio(&f, "not-a-key", &r, NULL, 0), 0);
+    ck_assert_str_eq(r.key, "");
+    ck_assert_str_eq(r.message_id, "SM1");
+    receipts_form_free(&f);
+}
+
 START_TEST(test_twilio_needs_a_sid_and_status)
 {
     receipts_form f;
     receipt r;
     static const char body[] = "MessageStatus=delivered";
     ck_assert_int_eq(receipts_form_parse(body, strlen(body), &f, NULL, 0), 0);
-    ck_assert_int_eq(receipts_twilio(&f, &r, NULL, 0), -1);
+    ck_assert_int_eq(receipts_twilio(&f, KEY, &r, NULL, 0), -1);
     receipts_form_free(&f);
 }
 
@@ -94,36 +109,40 @@ static int http_cb(const char *json, receipt *r)
 START_TEST(test_http_callback_fields)
 {
     receipt r;
-    ck_assert_int_eq(http_cb("{\"id\":\"cb1\",\"message_id\":\"m1\",\"status\":\"bounced\","
+    ck_assert_int_eq(http_cb("{\"id\":\"cb1\",\"idempotency_key\":\"" KEY
+                             "\",\"message_id\":\"m1\",\"status\":\"bounced\","
                              "\"bounce_kind\":\"permanent\",\"reason\":\"no such user\","
                              "\"occurred_at\":\"2026-12-07T10:00:00Z\"}",
                              &r),
                      0);
     ck_assert_str_eq(r.receipt_id, "cb1");
     ck_assert_str_eq(r.message_id, "m1");
+    ck_assert_str_eq(r.key, KEY);
     ck_assert_str_eq(r.status, "bounced");
     ck_assert_str_eq(r.bounce_kind, "permanent");
     ck_assert_str_eq(r.reason, "no such user");
     ck_assert(r.occurred_ms > 0);
-    ck_assert_int_eq(http_cb("{\"id\":\"cb2\",\"message_id\":\"m1\",\"status\":\"bounced\"}", &r),
-                     0);
+    ck_assert_int_eq(
+        http_cb("{\"id\":\"cb2\",\"idempotency_key\":\"" KEY "\",\"status\":\"bounced\"}", &r), 0);
     ck_assert_str_eq(r.bounce_kind, "undetermined");
 }
 
 START_TEST(test_http_callback_refuses_what_it_does_not_know)
 {
+#define K "\"idempotency_key\":\"" KEY "\""
     receipt r;
     static const char *const bad[] = {
-        "{\"message_id\":\"m1\",\"status\":\"delivered\"}",
+        "{" K ",\"status\":\"delivered\"}",
         "{\"id\":\"c\",\"status\":\"delivered\"}",
-        "{\"id\":\"c\",\"message_id\":\"m1\",\"status\":\"opened\"}",
-        "{\"id\":\"c\",\"message_id\":\"m1\",\"status\":\"delivered\",\"bounce_kind\":\"hard\"}",
-        "{\"id\":\"c\",\"message_id\":\"m1\",\"status\":\"delivered\","
-        "\"bounce_kind\":\"permanent\"}",
-        "{\"id\":\"c\",\"message_id\":\"m1\",\"status\":\"delivered\",\"occurred_at\":\"then\"}",
-        "{\"id\":\"c\",\"message_id\":\"m1\",\"status\":\"delivered\",\"extra\":1}",
-        "{\"id\":7,\"message_id\":\"m1\",\"status\":\"delivered\"}",
+        "{\"id\":\"c\",\"idempotency_key\":\"k1\",\"status\":\"delivered\"}",
+        "{\"id\":\"c\"," K ",\"status\":\"opened\"}",
+        "{\"id\":\"c\"," K ",\"status\":\"delivered\",\"bounce_kind\":\"hard\"}",
+        "{\"id\":\"c\"," K ",\"status\":\"delivered\",\"bounce_kind\":\"permanent\"}",
+        "{\"id\":\"c\"," K ",\"status\":\"delivered\",\"occurred_at\":\"then\"}",
+        "{\"id\":\"c\"," K ",\"status\":\"delivered\",\"extra\":1}",
+        "{\"id\":7," K ",\"status\":\"delivered\"}",
     };
+#undef K
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(http_cb(bad[i], &r) != 0, "took %s", bad[i]);
 }
@@ -265,6 +284,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_form_decodes_plus_and_escapes_in_order),
     TEST_ENTRY(test_form_refuses_bad_escapes_and_nul),
     TEST_ENTRY(test_twilio_statuses_map_to_receipts),
+    TEST_ENTRY(test_twilio_key_is_taken_only_when_it_is_a_uuid),
     TEST_ENTRY(test_twilio_needs_a_sid_and_status),
     TEST_ENTRY(test_http_callback_fields),
     TEST_ENTRY(test_http_callback_refuses_what_it_does_not_know),
