@@ -245,8 +245,4 @@ bool provider_twilio_refuses(const char *body);
 
 const char *provider_outcome_name(provider_outcome o);
 
-/* The config check of HERALD_EMAIL_BOUNCE_ADDRESS (provider_smtp.c): LOCAL@DOMAIN
- * whose LOCAL leaves room for "+<idempotency key>" in 64 bytes. */
-int provider_smtp_check_bounce_address(const char *value, char *err, size_t errlen);
-
 #endif

@@ -32,31 +32,14 @@
 #include "error.h"
 #include "ids.h"
 #include "list_unsubscribe.h"
+#include "mailkey.h"
 #include "mime.h"
 #include "timeutil.h"
 #include "validate.h"
 
 typedef struct smtp_state {
     char envelope_from[320]; /* the bare address of HERALD_EMAIL_FROM */
-    /* HERALD_EMAIL_BOUNCE_ADDRESS split at its @; bounce_local "" when unset */
-    char bounce_local[VALIDATE_EMAIL_MAX + 1];
-    char bounce_domain[VALIDATE_EMAIL_MAX + 1];
 } smtp_state;
-
-int provider_smtp_check_bounce_address(const char *value, char *err, size_t errlen)
-{
-    char why[160];
-    const char *at = strrchr(value, '@');
-    if (validate_email(value, strlen(value), why, sizeof why) != 0 || at == NULL)
-        return error_set(err, errlen, "expected LOCAL@DOMAIN: %s", why);
-    /* LOCAL+<uuid> must stay within the 64 bytes of a local part. */
-    if ((size_t)(at - value) + 1 + ID_UUID_LEN > 64)
-        return error_set(err, errlen,
-                         "expected a local part of at most %d bytes (a + and a "
-                         "%d-character key are added to it)",
-                         64 - 1 - ID_UUID_LEN, ID_UUID_LEN);
-    return 0;
-}
 
 static int smtp_init(provider *p, char *err, size_t errlen)
 {
@@ -74,19 +57,13 @@ static int smtp_init(provider *p, char *err, size_t errlen)
     }
     if (p->s.bounce_address != NULL) {
         char why[200];
-        if (provider_smtp_check_bounce_address(p->s.bounce_address, why, sizeof why) != 0)
+        if (mailkey_check_bounce_address(p->s.bounce_address, why, sizeof why) != 0)
             return error_set(err, errlen, "HERALD_EMAIL_BOUNCE_ADDRESS: %s", why);
     }
     smtp_state *st = calloc(1, sizeof *st);
     if (st == NULL) {
         error_set(err, errlen, "out of memory");
         return -1;
-    }
-    if (p->s.bounce_address != NULL) {
-        const char *at = strrchr(p->s.bounce_address, '@');
-        snprintf(st->bounce_local, sizeof st->bounce_local, "%.*s", (int)(at - p->s.bounce_address),
-                 p->s.bounce_address);
-        snprintf(st->bounce_domain, sizeof st->bounce_domain, "%s", at + 1);
     }
     const char *lt = strchr(p->s.from, '<');
     const char *gt = lt ? strchr(lt, '>') : NULL;
@@ -141,9 +118,10 @@ static int smtp_prepare(provider *p, const provider_message *m, provider_xfer *x
         curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     }
     /* libcurl copies the string: envelope may go when this returns. */
-    if (st->bounce_local[0] != '\0') {
-        snprintf(envelope, sizeof envelope, "<%s+%s@%s>", st->bounce_local, m->idempotency_key,
-                 st->bounce_domain);
+    char verp[MAILKEY_ADDRESS_MAX + 1];
+    if (p->s.bounce_address != NULL &&
+        mailkey_verp_address(p->s.bounce_address, m->idempotency_key, verp, sizeof verp) == 0) {
+        snprintf(envelope, sizeof envelope, "<%s>", verp);
         curl_easy_setopt(e, CURLOPT_MAIL_FROM, envelope);
     } else {
         curl_easy_setopt(e, CURLOPT_MAIL_FROM, st->envelope_from);

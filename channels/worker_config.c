@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "list_unsubscribe.h"
+#include "mailkey.h"
 #include "opsserver.h"
 #include "provider.h"
 #include "signedtoken.h"
@@ -234,7 +235,7 @@ const config_var worker_config_vars[] = {
     {.env = "HERALD_EMAIL_BOUNCE_ADDRESS",
      .type = CONFIG_STRING,
      .offset = F(email_bounce_address),
-     .check = provider_smtp_check_bounce_address,
+     .check = mailkey_check_bounce_address,
      .help = "LOCAL@DOMAIN: the SMTP envelope sender becomes LOCAL+<idempotency key>@DOMAIN "
              "(VERP), so bounces name their delivery; unset: the From address"},
     {.env = "HERALD_UNSUBSCRIBE_SECRET",

@@ -2,6 +2,7 @@
 #include "mailkey.h"
 
 #include "error.h"
+#include "validate.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -64,12 +65,17 @@ static const char *at_sign(const char *s, size_t n)
 
 int mailkey_check_bounce_address(const char *value, char *err, size_t errlen)
 {
+    char why[160] = "";
     size_t n = strlen(value);
     const char *at = at_sign(value, n);
-    if (at == NULL || n > MAILKEY_ADDRESS_MAX - ID_UUID_LEN - 1 || strchr(value, '+') != NULL ||
-        strpbrk(value, " \t<>\"") != NULL || memchr(value, '@', (size_t)(at - value)) != NULL)
+    if (validate_email(value, n, why, sizeof why) != 0 || at == NULL)
+        return error_set(err, errlen, "expected LOCAL@DOMAIN: %s", why);
+    /* LOCAL+<uuid> must stay within the 64 bytes of a local part. */
+    if ((size_t)(at - value) + 1 + ID_UUID_LEN > MAILKEY_LOCAL_MAX)
         return error_set(err, errlen,
-                         "expected an address LOCAL@DOMAIN without '+', blanks or brackets");
+                         "expected a local part of at most %d bytes (a + and a "
+                         "%d-character key are added to it)",
+                         MAILKEY_LOCAL_MAX - 1 - ID_UUID_LEN, ID_UUID_LEN);
     return 0;
 }
 

@@ -18,6 +18,7 @@
 
 #define MAILKEY_MESSAGE_ID_DOMAIN "herald"
 #define MAILKEY_ADDRESS_MAX       254 /* RFC 5321's path limit, less the brackets */
+#define MAILKEY_LOCAL_MAX         64  /* RFC 5321's local part */
 
 /*
  * The key of a Message-ID "<key@herald>" (angle brackets and surrounding
@@ -26,7 +27,11 @@
 int mailkey_from_message_id(const char *s, size_t n, char key[ID_UUID_SIZE])
     __attribute__((warn_unused_result));
 
-/* A config check (config_var.check) of a bounce address LOCAL@DOMAIN. */
+/*
+ * The config check (config_var.check) of HERALD_EMAIL_BOUNCE_ADDRESS, for
+ * the workers and the gateway alike: an address LOCAL@DOMAIN whose LOCAL
+ * leaves room for "+<idempotency key>" in a local part's 64 bytes.
+ */
 int mailkey_check_bounce_address(const char *value, char *err, size_t errlen);
 
 /* Writes the VERP address LOCAL+key@DOMAIN of bounce (LOCAL@DOMAIN); -1 if it does not fit. */
