@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "mailkey.h"
 #include "timeutil.h"
 #include "validate.h"
 
@@ -345,7 +346,8 @@ int mime_build(const mime_message *m, buf *out, char *err, size_t errlen)
     if (buf_append_str(out, "From: ") != 0 || append_mailbox(out, m->from, err, errlen) != 0 ||
         buf_printf(out, "\r\nTo: <%s>\r\nSubject: ", m->to) != 0 ||
         mime_encode_header(out, subject, 9) != 0 ||
-        buf_printf(out, "\r\nDate: %s\r\nMessage-ID: <%s@herald>\r\n", date, mid) != 0)
+        buf_printf(out, "\r\nDate: %s\r\nMessage-ID: <%s@" MAILKEY_MESSAGE_ID_DOMAIN ">\r\n", date,
+                   mid) != 0)
         goto toolong;
     if (nlinks > 0 && mime_list_unsubscribe(out, links) != 0) {
         error_set(err, errlen, "a List-Unsubscribe link cannot go into a header");
