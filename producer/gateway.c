@@ -196,7 +196,7 @@ const config_var gateway_config_vars[] = {
      .type = CONFIG_STRING,
      .offset = GW(http_callback_secret),
      .flags = CONFIG_SECRET,
-     .check = usertoken_check_secret,
+     .check = signedtoken_check_secret,
      .help = "secret of the Herald-Signature on the generic HTTP provider's callbacks, at "
              "least 32 bytes; unset: POST /v1/receipts/http answers 404"},
     {.env = "HERALD_EMAIL_BOUNCE_ADDRESS",
