@@ -213,8 +213,8 @@ const config_var gateway_config_vars[] = {
      .offset = GW(soft_bounce_limit),
      .min = 1,
      .max = 1000,
-     .help = "transient bounces of an address, without a delivery between, before it is "
-             "suppressed"},
+     .help = "transient or undetermined bounces of an address, without a delivery between, "
+             "before it is suppressed"},
     {0},
 };
 
