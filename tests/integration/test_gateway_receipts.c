@@ -14,6 +14,7 @@
 #include <microhttpd.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #define TWILIO_TOKEN "twilio-auth-token-for-tests"
@@ -199,6 +200,103 @@ START_TEST(test_twilio_failed_is_undelivered)
     ck_assert_str_eq(outcome(&r), "applied");
     h_resp_clear(&r);
     ck_status(&g, &s, "undelivered");
+    h_stop(&g);
+    unsetenv("HERALD_TWILIO_AUTH_TOKEN");
+}
+END_TEST
+
+/* herald-test-http-provider as Twilio: it takes a message and posts its
+ * signed status callbacks to the StatusCallback the message gave. */
+static pid_t start_twilio_stand_in(int *port)
+{
+    char bin[512], line[256];
+    int fd = -1, control = 0;
+    testsupport_bin("herald-test-http-provider", bin, sizeof bin);
+    char *const argv[] = {"herald-test-http-provider",
+                          "--listen",
+                          "127.0.0.1:0",
+                          "--twilio-sid",
+                          "AC1",
+                          "--twilio-token",
+                          TWILIO_TOKEN,
+                          "--callback-statuses",
+                          "sent,delivered",
+                          "--callback-duplicate-count",
+                          "1",
+                          "--callback-reorder-count",
+                          "1",
+                          NULL};
+    pid_t pid = testsupport_spawn_logged(bin, argv, NULL, NULL, &fd, true);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(testsupport_read_listen_line(fd, 10000, port, &control, line, sizeof line), 0);
+    close(fd);
+    return pid;
+}
+
+/* Sends an SMS through the stand-in as the worker does, asking for callbacks at callback. */
+static void twilio_send(int port, const char *callback)
+{
+    char url[128], body[512];
+    CURL *c = curl_easy_init();
+    char *esc = curl_easy_escape(c, callback, 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/2010-04-01/Accounts/AC1/Messages.json", port);
+    snprintf(body, sizeof body, "To=%%2B15550009999&From=%%2B15005550006&Body=hi&StatusCallback=%s",
+             esc);
+    curl_free(esc);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_USERPWD, "AC1:" TWILIO_TOKEN);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_body_cb);
+    h_resp r = {0};
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    ck_assert_msg(status == 201, "Twilio stand-in: %ld %s", status, r.body);
+}
+
+START_TEST(test_twilio_stand_in_callbacks_duplicated_and_reordered_end_delivered)
+{
+    setenv("HERALD_TWILIO_AUTH_TOKEN", TWILIO_TOKEN, 1);
+    /* The public URL is the gateway's own address: no proxy in between. */
+    char addr[32], base[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", h_free_port());
+    snprintf(base, sizeof base, "http://%s", addr);
+    h_gateway g;
+    h_start(&g, "--http-addr", addr, "--receipts-base-url", base, NULL);
+    snprintf(g.base, sizeof g.base, "%s", base);
+    int port = 0;
+    pid_t stand_in = start_twilio_stand_in(&port);
+    seeded s;
+    seed("sms", "+15550009999", &s);
+    char callback[256];
+    snprintf(callback, sizeof callback, "%s/v1/receipts/twilio?src=herald&key=%s", base, s.key);
+    twilio_send(port, callback);
+
+    /* delivered, delivered again (the duplicate), then the overtaken sent */
+    const char *series[] = {
+        "herald_gateway_receipts_total{provider=\"twilio\",outcome=\"applied\"}",
+        "herald_gateway_receipts_total{provider=\"twilio\",outcome=\"duplicate\"}",
+        "herald_gateway_receipts_total{provider=\"twilio\",outcome=\"stale\"}"};
+    long got[3] = {0};
+    for (int i = 0; i < 200; i++) {
+        for (int k = 0; k < 3; k++)
+            got[k] = metric(&g, series[k]);
+        if (got[0] == 1 && got[1] == 1 && got[2] == 1)
+            break;
+        testsupport_sleep_ms(50);
+    }
+    ck_assert_int_eq(got[0], 1);
+    ck_assert_int_eq(got[1], 1);
+    ck_assert_int_eq(got[2], 1);
+    ck_assert_int_eq(
+        metric(&g, "herald_gateway_receipts_total{provider=\"twilio\",outcome=\"forged\"}"), 0);
+    ck_status(&g, &s, "delivered");
+    kill(stand_in, SIGTERM);
+    testsupport_wait(stand_in, 10000);
     h_stop(&g);
     unsetenv("HERALD_TWILIO_AUTH_TOKEN");
 }
@@ -724,6 +822,7 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_twilio_signed_callback_moves_the_delivery_and_a_forged_one_does_not),
     TEST_ENTRY(test_twilio_failed_is_undelivered),
+    TEST_ENTRY(test_twilio_stand_in_callbacks_duplicated_and_reordered_end_delivered),
     TEST_ENTRY(test_ses_permanent_bounce_and_complaint_suppress_with_v1_and_v2),
     TEST_ENTRY(test_ses_forged_other_certificate_or_topic_is_refused),
     TEST_ENTRY(test_ses_transient_bounces_suppress_at_the_limit),
