@@ -68,8 +68,10 @@ hsig_result hsig_verify(const char *header, const void *secret, size_t secretlen
             } else {
                 for (size_t i = 0; i < ID_SHA256_LEN; i++) {
                     int hi = id_hex_digit(p[3 + 2 * i]), lo = id_hex_digit(p[4 + 2 * i]);
-                    if (hi < 0 || lo < 0)
+                    if (hi < 0 || lo < 0) {
                         bad_v1 = true;
+                        break;
+                    }
                     given[ngiven][i] = (unsigned char)(hi << 4 | lo);
                 }
                 if (!bad_v1)
