@@ -136,17 +136,6 @@ __attribute__((destructor)) static void h_down(void)
 
 /* ------------------------------------------------------------ gateways */
 
-static inline int h_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 typedef struct h_gateway {
     gateway *gw;
     gateway_config cfg;
@@ -157,7 +146,7 @@ typedef struct h_gateway {
 static inline void h_start(h_gateway *h, ...)
 {
     char addr[32];
-    int port = h_free_port();
+    int port = testsupport_free_port();
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     snprintf(h->base, sizeof h->base, "http://%s", addr);
     char *argv[64] = {"herald-gateway",

@@ -108,7 +108,7 @@ START_TEST(test_digest_rules_put_list_get_delete_through_the_gateway)
 
     /* No gateway there: exit 1, saying so. */
     h_gateway none = {0};
-    snprintf(none.base, sizeof none.base, "http://127.0.0.1:%d", h_free_port());
+    snprintf(none.base, sizeof none.base, "http://127.0.0.1:%d", testsupport_free_port());
     rc = ctl(&none, h_adminkey, "digest-rules", "list", NULL);
     ck_assert_int_eq(rc, 1);
     ck_assert_ptr_nonnull(strstr(errout, "cannot reach the gateway"));

@@ -322,7 +322,7 @@ START_TEST(test_unreachable_database_gets_503)
 {
     h_gateway g;
     char url[128];
-    snprintf(url, sizeof url, "postgresql://herald@127.0.0.1:%d/none", h_free_port());
+    snprintf(url, sizeof url, "postgresql://herald@127.0.0.1:%d/none", testsupport_free_port());
     h_start(&g, "--database-url", url, NULL);
     h_resp r;
     h_http(&g, "GET", "/v1/users/u1", h_adminkey, NULL, NULL, NULL, &r);

@@ -242,7 +242,7 @@ END_TEST
 START_TEST(test_unreachable_broker_gets_503_quickly)
 {
     char brokers[32];
-    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", h_free_port());
+    snprintf(brokers, sizeof brokers, "127.0.0.1:%d", testsupport_free_port());
     h_gateway g;
     h_start(&g, "--brokers", brokers, "--publish-timeout", "1000", NULL);
     h_resp r;
@@ -622,7 +622,7 @@ START_TEST(test_executable_stops_gracefully_on_sigterm)
                      2);
     ck_assert_ptr_nonnull(strstr(errout, "HERALD_MAX_BODY_BYTES"));
 
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", h_free_port());
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", testsupport_free_port());
     snprintf(addr_env, sizeof addr_env, "HERALD_HTTP_ADDR=%s", addr);
     snprintf(prefix_env, sizeof prefix_env, "HERALD_TOPIC_PREFIX=%s", h_prefix);
     snprintf(db_env, sizeof db_env, "HERALD_DATABASE_URL=%s", h_dburl);

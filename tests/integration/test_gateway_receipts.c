@@ -263,7 +263,7 @@ START_TEST(test_twilio_stand_in_callbacks_duplicated_and_reordered_end_delivered
     setenv("HERALD_TWILIO_AUTH_TOKEN", TWILIO_TOKEN, 1);
     /* The public URL is the gateway's own address: no proxy in between. */
     char addr[32], base[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", h_free_port());
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", testsupport_free_port());
     snprintf(base, sizeof base, "http://%s", addr);
     h_gateway g;
     h_start(&g, "--http-addr", addr, "--receipts-base-url", base, NULL);

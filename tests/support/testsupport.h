@@ -53,6 +53,11 @@ pid_t testsupport_spawn(char *const argv[], const char *const env[], const char 
 /* Waits up to timeout_ms for pid; returns as testsupport_run() does. */
 int testsupport_wait(pid_t pid, int timeout_ms);
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed):
+ * for a daemon whose address must be known before it starts.  Fails the
+ * test when no port can be had. */
+int testsupport_free_port(void);
+
 /*
  * Starts path with argv in its own process group, env entries "K=V" put
  * into its environment as given (NULL-terminated, may be NULL), stderr
