@@ -77,3 +77,19 @@ CREATE TABLE webhook_cursor (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO webhook_cursor (name, history_id) VALUES ('delivery_history', 0);
+
+-- Replays asked for through the API: the feeder sends the recorded calls
+-- of the endpoint made in [from_at, to_at) again, with their ids, a page
+-- at a time (after_at, after_id: where the last page stopped).
+CREATE TABLE webhook_replays (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint_id  uuid NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    from_at      timestamptz NOT NULL,
+    to_at        timestamptz NOT NULL CHECK (to_at > from_at),
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    after_at     timestamptz,
+    after_id     uuid,
+    calls        integer NOT NULL DEFAULT 0,
+    done_at      timestamptz
+);
+CREATE INDEX webhook_replays_pending_idx ON webhook_replays (id) WHERE done_at IS NULL;
