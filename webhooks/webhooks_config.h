@@ -1,0 +1,38 @@
+/*
+ * webhooks_config: the settings of herald-webhooks, in one table that
+ * drives parsing, validation and --help (config.h, docs/configuration.md).
+ */
+#ifndef HERALD_WEBHOOKS_CONFIG_H
+#define HERALD_WEBHOOKS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+typedef struct webhooks_config {
+    char *metrics_addr;
+    char *group_id;
+    int role;            /* webhooks_role */
+    long feed_batch;     /* delivery_history rows read per pass */
+    long feed_idle_ms;   /* pause of the feeder when there was nothing new */
+    long timeout_ms;     /* one POST */
+    long max_attempts;   /* of one call, the first included */
+    long retry_base_ms;  /* first retry's delay ceiling */
+    long retry_max_ms;   /* no delay above this (a Retry-After may exceed it) */
+    long retry_hold_max; /* retry records held until due before the retry topic pauses */
+    long disable_after;  /* consecutive failed calls that disable an endpoint ... */
+    long disable_min_ms; /* ... when they span at least this long */
+    long drain_ms;       /* at shutdown, how long the call in progress may take */
+} webhooks_config;
+
+typedef enum {
+    WEBHOOKS_ROLE_ALL = 0, /* feeder (when it holds the lock) and sender */
+    WEBHOOKS_ROLE_FEEDER,
+    WEBHOOKS_ROLE_SENDER,
+} webhooks_role;
+
+/* Terminated by an all-NULL entry; target a webhooks_config. */
+extern const config_var webhooks_config_vars[];
+
+#endif
