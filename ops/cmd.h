@@ -20,5 +20,6 @@ int cmd_throttle_rules(const ctl_context *ctx, int argc, char **argv);
 int cmd_followup_rules(const ctl_context *ctx, int argc, char **argv);
 int cmd_digests(const ctl_context *ctx, int argc, char **argv);
 int cmd_followups(const ctl_context *ctx, int argc, char **argv);
+int cmd_webhooks(const ctl_context *ctx, int argc, char **argv);
 
 #endif

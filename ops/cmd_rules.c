@@ -105,32 +105,6 @@ static const rules_kind throttle_rules = {"throttle-rules", "/v1/throttle-rules"
 static const rules_kind followup_rules = {"followup-rules", "/v1/followup-rules", 7,
                                           followup_headers, followup_fields};
 
-/* A cell of the list table: strings as they are, numbers, arrays joined by commas. */
-static void cell_text(const json_t *v, char *out, size_t outlen)
-{
-    out[0] = '\0';
-    if (json_is_string(v)) {
-        snprintf(out, outlen, "%s", json_string_value(v));
-    } else if (json_is_integer(v)) {
-        snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
-    } else if (json_is_array(v)) {
-        size_t i, o = 0;
-        json_t *x;
-        json_array_foreach(v, i, x)
-        {
-            int n = snprintf(out + o, outlen - o, "%s%s", i > 0 ? "," : "",
-                             json_is_string(x) ? json_string_value(x) : "?");
-            if (n < 0 || (size_t)n >= outlen - o)
-                break;
-            o += (size_t)n;
-        }
-    } else if (json_is_boolean(v)) {
-        snprintf(out, outlen, "%s", json_is_true(v) ? "true" : "false");
-    } else {
-        snprintf(out, outlen, "-");
-    }
-}
-
 static int print_list(const rules_kind *k, const json_t *answer)
 {
     table *t = table_new(k->ncols, k->headers);
@@ -145,7 +119,7 @@ static int print_list(const rules_kind *k, const json_t *answer)
         char cells[16][256];
         const char *ptrs[16];
         for (size_t c = 0; c < k->ncols; c++) {
-            cell_text(json_object_get(r, k->fields[c]), cells[c], sizeof cells[c]);
+            cmdutil_json_cell(json_object_get(r, k->fields[c]), cells[c], sizeof cells[c]);
             ptrs[c] = cells[c];
         }
         if (table_add(t, ptrs) != 0)

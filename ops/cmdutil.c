@@ -180,3 +180,28 @@ void cmdutil_print_json(const json_t *j)
         printf("%s\n", s);
     free(s);
 }
+
+void cmdutil_json_cell(const json_t *v, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (json_is_string(v)) {
+        snprintf(out, outlen, "%s", json_string_value(v));
+    } else if (json_is_integer(v)) {
+        snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
+    } else if (json_is_array(v)) {
+        size_t i, o = 0;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            int n = snprintf(out + o, outlen - o, "%s%s", i > 0 ? "," : "",
+                             json_is_string(x) ? json_string_value(x) : "?");
+            if (n < 0 || (size_t)n >= outlen - o)
+                break;
+            o += (size_t)n;
+        }
+    } else if (json_is_boolean(v)) {
+        snprintf(out, outlen, "%s", json_is_true(v) ? "true" : "false");
+    } else {
+        snprintf(out, outlen, "-");
+    }
+}

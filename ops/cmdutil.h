@@ -79,4 +79,10 @@ void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer);
 /* Prints j indented on stdout. */
 void cmdutil_print_json(const json_t *j);
 
+/*
+ * A table cell of a gateway answer's member: strings as they are, numbers,
+ * booleans, arrays of strings joined by commas, "-" for null or absent.
+ */
+void cmdutil_json_cell(const json_t *v, char *out, size_t outlen);
+
 #endif

@@ -28,6 +28,8 @@ const ctl_command ctl_commands[] = {
      "list, get, put and delete follow-up rules (gateway API)"},
     {"digests", cmd_digests, "the open and closing digest windows"},
     {"followups", cmd_followups, "the pending follow-ups, soonest due first"},
+    {"webhooks", cmd_webhooks,
+     "list, add, remove, enable status webhooks; their attempt log, replays (gateway API)"},
     {NULL, NULL, NULL},
 };
 
