@@ -26,7 +26,6 @@ const topics_def topics_all[] = {
     {TOPICS_INBOX_UPDATES, DAY_MS, "in-app inbox changes, the doorbell of live clients"},
     {TOPICS_WEBHOOKS, WEEK_MS, "status webhook calls, keyed by endpoint"},
     {TOPICS_WEBHOOKS_RETRY, WEEK_MS, "status webhook calls waiting for their next attempt"},
-    {TOPICS_WEBHOOKS_DLQ, MONTH_MS, "status webhook calls given up on"},
     {NULL, NULL, NULL},
 };
 

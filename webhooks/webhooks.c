@@ -561,7 +561,7 @@ webhooks *webhooks_new(const webhooks_config *cfg, const herald_common_config *c
     w->rng = (uint64_t)timeutil_now_ms() ^ ((uint64_t)getpid() << 32);
     config_topic(common, TOPICS_WEBHOOKS, w->topics[TOPIC_CALLS], sizeof w->topics[0]);
     config_topic(common, TOPICS_WEBHOOKS_RETRY, w->topics[TOPIC_RETRY], sizeof w->topics[0]);
-    config_topic(common, TOPICS_WEBHOOKS_DLQ, w->dlq_topic, sizeof w->dlq_topic);
+    config_topic(common, TOPICS_DLQ, w->dlq_topic, sizeof w->dlq_topic);
     daemon_health_init(&w->health, "main loop", "fatal Kafka error", common->stall_ms);
     w->reg = metrics_registry_new();
     w->offs = offsets_new();

@@ -9,7 +9,7 @@
  *     a transient failure goes round webhooks.retry, due later by the
  *     common retry policy (retry.h), held in a dueq meanwhile so the
  *     calls behind it keep going; a permanent failure, the last attempt
- *     or a call to a disabled endpoint goes to webhooks.dlq with the
+ *     or a call to a disabled endpoint goes to the dlq topic with the
  *     herald.dlq.* headers (dlq.h).  Every attempt is logged
  *     (endpoints.h).  A record's offset is committed once its outcome is
  *     durable: the attempt row written and the retry or dead letter

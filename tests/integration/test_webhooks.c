@@ -208,7 +208,7 @@ static void wk_setup(wk_env *w)
 
     snprintf(e->topics[0], sizeof e->topics[0], "%s" TOPICS_WEBHOOKS, e->prefix);
     snprintf(e->topics[1], sizeof e->topics[1], "%s" TOPICS_WEBHOOKS_RETRY, e->prefix);
-    snprintf(e->topics[2], sizeof e->topics[2], "%s" TOPICS_WEBHOOKS_DLQ, e->prefix);
+    snprintf(e->topics[2], sizeof e->topics[2], "%s" TOPICS_DLQ, e->prefix);
     e->ntopics = 3;
     kafka_topic_spec specs[3];
     kafka_topic_result results[3];
