@@ -1,8 +1,9 @@
 /*
- * post: one signed POST of a status webhook call, and what its answer
- * means (docs/webhooks.md, "Retries").
+ * post: the signed POSTs of status webhook calls, many in flight at once
+ * on one libcurl multi handle, and what an answer means
+ * (docs/webhooks.md, "Retries").
  *
- * The request carries the call's body as application/json, the
+ * A request carries the call's body as application/json, the
  * Herald-Signature header (common/hsig.h) under the endpoint's secret,
  * Herald-Webhook-Id (the call's id, the same on every attempt) and
  * Herald-Webhook-Attempt.  Redirects are not followed: a webhook URL that
@@ -12,8 +13,9 @@
  * and 5xx are worth retrying (with a Retry-After as the least wait); any
  * other answer will not change by retrying and ends the call.
  *
- * The easy handle is reused, so calls to one endpoint keep their
- * connection.  Blocking, bounded by the timeout.
+ * The multi handle keeps a connection cache, so calls to one endpoint
+ * reuse their connection.  Only the loop thread calls these; each
+ * finished request is reported once, from post_poll().
  */
 #ifndef HERALD_WEBHOOKS_POST_H
 #define HERALD_WEBHOOKS_POST_H
@@ -39,13 +41,30 @@ typedef struct post_result {
 /* What an answer means: status 0 is no answer. */
 post_outcome post_classify(long status);
 
-typedef struct post post;
+typedef struct post_pool post_pool;
 
-post *post_new(long timeout_ms, char *err, size_t errlen) __attribute__((warn_unused_result));
-void post_free(post *p);
+/* Called from post_poll() for each finished request with the opaque given to post_start(). */
+typedef void (*post_done_cb)(void *ctx, void *opaque, const post_result *r);
 
-/* POSTs body to url, signed at now_ms (Unix ms); the outcome in *out. */
-void post_call(post *p, const char *url, const char *secret, const char *id, int attempt,
-               const char *body, size_t len, int64_t now_ms, post_result *out);
+post_pool *post_pool_new(int max_in_flight, long timeout_ms, post_done_cb cb, void *ctx, char *err,
+                         size_t errlen) __attribute__((warn_unused_result));
+
+/* Ends what is in flight without reporting it, and frees p.  NULL is a no-op. */
+void post_pool_free(post_pool *p);
+
+/*
+ * Starts POSTing body (which must stay valid until reported) to url,
+ * signed at now_ms (Unix ms).  -1 with err when it cannot start (the pool
+ * is full, or out of memory): the caller tries again later.
+ */
+int post_start(post_pool *p, void *opaque, const char *url, const char *secret, const char *id,
+               int attempt, const void *body, size_t len, int64_t now_ms, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+int post_in_flight(const post_pool *p);
+bool post_full(const post_pool *p);
+
+/* Moves the requests along, waiting up to timeout_ms for their sockets; reports the finished. */
+void post_poll(post_pool *p, int timeout_ms);
 
 #endif

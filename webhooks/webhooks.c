@@ -1,10 +1,13 @@
 /*
  * webhooks: see webhooks.h.
  *
- * The sender settles one call at a time on the loop thread: the POST is
- * bounded by HERALD_WEBHOOKS_TIMEOUT, and a call that failed leaves the
- * webhooks topic for webhooks.retry at once, so an endpoint that is down
- * costs the others one timeout per call, not its whole backoff.
+ * The sender runs on the loop thread: up to HERALD_WEBHOOKS_CONCURRENCY
+ * POSTs in flight (post.h), at most one per endpoint (keyq.h), the calls
+ * of a busy endpoint waiting in order behind its current one.  An
+ * endpoint slow to answer thus holds one request slot, and a call that
+ * failed leaves for webhooks.retry at once, so its backoff holds none.
+ * What follows an answer (the attempt row, the retry or dead letter and
+ * its acknowledgement) is quick and done inline.
  */
 #include "webhooks.h"
 
@@ -24,6 +27,7 @@
 #include "headers.h"
 #include "ids.h"
 #include "kafka.h"
+#include "keyq.h"
 #include "log.h"
 #include "metrics.h"
 #include "offsets.h"
@@ -40,6 +44,8 @@
 #define DB_RETRY_MS        1000 /* a call whose rows could not be written waits this long */
 #define ACK_WAIT_MS        30000
 #define DLQ_STAGE          "webhooks"
+#define INTAKE_PER_PASS    100 /* records taken from the consumer per pass */
+#define POST_WAIT_MS       20  /* wait on the requests' sockets per pass */
 
 enum { TOPIC_CALLS = 0, TOPIC_RETRY, NTOPICS };
 
@@ -50,12 +56,24 @@ typedef struct assigned {
     uint64_t epoch;
 } assigned;
 
-/* One call being settled, or held until its retry is due. */
+/*
+ * One call: held until its retry is due, waiting behind its endpoint's
+ * call in flight, or in flight.  Every job is on the all list.
+ */
 typedef struct job {
     rd_kafka_message_t *msg;
     int topic;
     uint64_t epoch;
+    char id[ID_UUID_SIZE], endpoint[ID_UUID_SIZE], type[64];
+    int attempt; /* this one; the first is 1 */
+    struct job *all_prev, *all_next;
 } job;
+
+/* What start() did with a job that holds its endpoint's key. */
+typedef enum {
+    START_IN_FLIGHT, /* the POST is on its way; the key stays held */
+    START_FINISHED,  /* settled, or put back for later: the key is free to pass on */
+} start_result;
 
 struct webhooks {
     const webhooks_config *cfg;
@@ -70,7 +88,10 @@ struct webhooks {
     pg_conn *db;
     kafka_consumer *consumer;
     kafka_producer *producer;
-    post *post;
+    post_pool *posts;
+    keyq *endpoints; /* one call in flight per endpoint */
+    job *all;
+    size_t njobs;
     char topics[NTOPICS][256];
     char dlq_topic[256];
     offsets *offs;
@@ -148,10 +169,17 @@ static bool job_live(webhooks *w, const job *j)
     return a != NULL && a->epoch == j->epoch;
 }
 
-static void job_free(job *j)
+static void job_free(webhooks *w, job *j)
 {
     if (j == NULL)
         return;
+    if (j->all_prev)
+        j->all_prev->all_next = j->all_next;
+    else
+        w->all = j->all_next;
+    if (j->all_next)
+        j->all_next->all_prev = j->all_prev;
+    w->njobs--;
     rd_kafka_message_destroy(j->msg);
     free(j);
 }
@@ -159,7 +187,7 @@ static void job_free(job *j)
 static void job_done(webhooks *w, job *j)
 {
     offsets_done(w->offs, w->topics[j->topic], j->msg->partition, j->msg->offset);
-    job_free(j);
+    job_free(w, j);
 }
 
 static void job_ctx(const webhooks *w, const job *j, char *out, size_t outlen)
@@ -278,99 +306,168 @@ static int record_attempt(webhooks *w, const endpoints_attempt *a, const char *c
     return 0;
 }
 
-/*
- * Settles one call: 0 when its outcome is durable (the job is then done),
- * -1 when it must be tried again later (the job is then the caller's).
- */
-static int settle(webhooks *w, job *j)
+/* Puts j back to be tried again in a moment (its outcome could not be made durable). */
+static void try_later(webhooks *w, job *j)
 {
-    char ctx[160], err[256], id[ID_UUID_SIZE] = "", type[64] = "", endpoint[ID_UUID_SIZE] = "";
-    int64_t before = 0;
-    endpoints_info ep;
-    job_ctx(w, j, ctx, sizeof ctx);
+    if (dueq_push(w->held, timeutil_now_ms() + DB_RETRY_MS, j) != 0) {
+        w->fatal = true;
+        job_free(w, j);
+    }
+}
 
-    if (j->msg->key_len == ID_UUID_LEN)
-        memcpy(endpoint, j->msg->key, ID_UUID_LEN);
-    if (kafka_header_get(j->msg, HDR_WEBHOOK_ID, id, sizeof id) < 0 || !id_is_uuid(id) ||
-        kafka_header_get(j->msg, HDR_WEBHOOK_TYPE, type, sizeof type) < 0 ||
-        !id_is_uuid(endpoint)) {
-        return dead_letter(w, j, "invalid_call", "no endpoint id key or herald.webhook.* headers",
-                           0, ctx);
+/*
+ * Reads the call's endpoint and id from its key and headers: 0, or -1
+ * when the record is not a call (it is then dead-lettered, or put back).
+ */
+static int parse_call(webhooks *w, job *j, const char *ctx)
+{
+    int64_t before = 0;
+    j->endpoint[0] = j->id[0] = j->type[0] = '\0';
+    if (j->msg->key_len == ID_UUID_LEN) {
+        memcpy(j->endpoint, j->msg->key, ID_UUID_LEN);
+        j->endpoint[ID_UUID_LEN] = '\0';
+    }
+    if (kafka_header_get(j->msg, HDR_WEBHOOK_ID, j->id, sizeof j->id) < 0 || !id_is_uuid(j->id) ||
+        kafka_header_get(j->msg, HDR_WEBHOOK_TYPE, j->type, sizeof j->type) < 0 ||
+        !id_is_uuid(j->endpoint)) {
+        if (dead_letter(w, j, "invalid_call", "no endpoint id key or herald.webhook.* headers", 0,
+                        ctx) == 0)
+            job_done(w, j);
+        else
+            try_later(w, j);
+        return -1;
     }
     if (kafka_header_get_int64(j->msg, HDR_RETRY_ATTEMPTS, &before) != 0)
         before = 0;
-    int attempt = (int)before + 1;
-
-    int found = endpoints_load(w->db, endpoint, &ep, err, sizeof err);
-    if (found < 0) {
-        atomic_store(&w->health.pg_up, false);
-        LOG_WARN(ctx, "reading endpoint %s: %s", endpoint, err);
-        return -1;
-    }
-    atomic_store(&w->health.pg_up, true);
-    if (found == 0) {
-        LOG_INFO(ctx, "call %s: endpoint %s was deleted; dropped", id, endpoint);
-        metrics_counter_inc(w->m.skipped);
-        return 0;
-    }
-    endpoints_attempt a = {
-        .call_id = id, .endpoint_id = endpoint, .type = type, .attempt = attempt};
-    if (!ep.enabled) {
-        a.outcome = "skipped";
-        a.error = "endpoint disabled";
-        if (record_attempt(w, &a, ctx) != 0)
-            return -1;
-        return dead_letter(w, j, "endpoint_disabled", "the endpoint is disabled", (int)before, ctx);
-    }
-
-    post_result r;
-    post_call(w->post, ep.url, ep.secret, id, attempt, j->msg->payload, j->msg->len,
-              timeutil_now_ms(), &r);
-    metrics_histogram_observe(w->m.latency, (double)r.latency_ms / 1000.0);
-    int64_t not_before = 0;
-    bool retry = r.outcome == POST_RETRY &&
-                 retry_decide(&w->policy, attempt, r.retry_after_ms, timeutil_now_ms(), &w->rng,
-                              &not_before) == RETRY_SCHEDULE;
-    a.http_status = r.status;
-    a.latency_ms = r.latency_ms;
-    a.outcome = r.outcome == POST_OK ? "ok" : retry ? "retry" : "dead";
-    a.error = r.outcome == POST_OK ? NULL : r.error;
-    LOG_DEBUG(ctx, "call %s to %s attempt %d: %s (%ld, %" PRId64 " ms)", id, endpoint, attempt,
-              a.outcome, r.status, r.latency_ms);
-    if (record_attempt(w, &a, ctx) != 0)
-        return -1;
-    if (r.outcome == POST_OK) {
-        metrics_counter_inc(w->m.ok);
-        return 0;
-    }
-    if (retry)
-        return schedule_retry(w, j, attempt, not_before, ctx);
-    return dead_letter(w, j, r.outcome == POST_DEAD ? "permanent_failure" : "max_attempts", r.error,
-                       attempt, ctx);
+    j->attempt = (int)before + 1;
+    return 0;
 }
 
-/* Settles j now or puts it back in the heap for a later try. */
+/* Starts the POST of j, which holds its endpoint's key, or settles j without one. */
+static start_result start(webhooks *w, job *j)
+{
+    char ctx[160], err[256];
+    endpoints_info ep;
+    job_ctx(w, j, ctx, sizeof ctx);
+    if (!job_live(w, j)) {
+        job_free(w, j); /* its partition moved: the new owner reads it again */
+        return START_FINISHED;
+    }
+    int found = endpoints_load(w->db, j->endpoint, &ep, err, sizeof err);
+    atomic_store(&w->health.pg_up, found >= 0);
+    if (found < 0) {
+        LOG_WARN(ctx, "reading endpoint %s: %s", j->endpoint, err);
+        try_later(w, j);
+        return START_FINISHED;
+    }
+    if (found == 0) {
+        LOG_INFO(ctx, "call %s: endpoint %s was deleted; dropped", j->id, j->endpoint);
+        metrics_counter_inc(w->m.skipped);
+        job_done(w, j);
+        return START_FINISHED;
+    }
+    if (!ep.enabled) {
+        endpoints_attempt a = {.call_id = j->id,
+                               .endpoint_id = j->endpoint,
+                               .type = j->type,
+                               .attempt = j->attempt,
+                               .outcome = "skipped",
+                               .error = "endpoint disabled"};
+        if (record_attempt(w, &a, ctx) == 0 &&
+            dead_letter(w, j, "endpoint_disabled", "the endpoint is disabled", j->attempt - 1,
+                        ctx) == 0)
+            job_done(w, j);
+        else
+            try_later(w, j);
+        return START_FINISHED;
+    }
+    if (post_start(w->posts, j, ep.url, ep.secret, j->id, j->attempt, j->msg->payload, j->msg->len,
+                   timeutil_now_ms(), err, sizeof err) != 0) {
+        LOG_WARN(ctx, "call %s: %s", j->id, err);
+        try_later(w, j);
+        return START_FINISHED;
+    }
+    return START_IN_FLIGHT;
+}
+
+/* The endpoint's call finished: the next one waiting behind it starts. */
+static void pass_key(webhooks *w, const char *endpoint)
+{
+    char key[ID_UUID_SIZE];
+    job *next;
+    snprintf(key, sizeof key, "%s", endpoint); /* the job that held it may be gone */
+    while ((next = keyq_release(w->endpoints, key)) != NULL)
+        if (start(w, next) == START_IN_FLIGHT)
+            break;
+}
+
+/* Takes j's endpoint's key and starts j, or queues it behind the call holding the key. */
 static void run_job(webhooks *w, job *j)
 {
+    char ctx[160];
+    job_ctx(w, j, ctx, sizeof ctx);
     if (!job_live(w, j)) {
-        job_free(j); /* its partition moved: the new owner reads it again */
+        job_free(w, j);
         return;
     }
-    if (settle(w, j) == 0) {
-        job_done(w, j);
+    if (parse_call(w, j, ctx) != 0)
         return;
-    }
-    if (dueq_push(w->held, timeutil_now_ms() + DB_RETRY_MS, j) != 0) {
+    char endpoint[ID_UUID_SIZE];
+    memcpy(endpoint, j->endpoint, sizeof endpoint);
+    int got = keyq_acquire(w->endpoints, endpoint, j);
+    if (got < 0) {
         w->fatal = true;
-        job_free(j);
+        job_free(w, j);
+    } else if (got == 1 && start(w, j) == START_FINISHED) {
+        pass_key(w, endpoint);
     }
+}
+
+/* The answer to j's POST (post.h): logs it, then retries, dead-letters or is done. */
+static void on_answer(void *ctx_, void *opaque, const post_result *r)
+{
+    webhooks *w = ctx_;
+    job *j = opaque;
+    char ctx[160], endpoint[ID_UUID_SIZE];
+    job_ctx(w, j, ctx, sizeof ctx);
+    memcpy(endpoint, j->endpoint, sizeof endpoint);
+    metrics_histogram_observe(w->m.latency, (double)r->latency_ms / 1000.0);
+    int64_t not_before = 0;
+    bool retry = r->outcome == POST_RETRY &&
+                 retry_decide(&w->policy, j->attempt, r->retry_after_ms, timeutil_now_ms(), &w->rng,
+                              &not_before) == RETRY_SCHEDULE;
+    endpoints_attempt a = {.call_id = j->id,
+                           .endpoint_id = j->endpoint,
+                           .type = j->type,
+                           .attempt = j->attempt,
+                           .http_status = r->status,
+                           .latency_ms = r->latency_ms,
+                           .outcome = r->outcome == POST_OK ? "ok"
+                                      : retry               ? "retry"
+                                                            : "dead",
+                           .error = r->outcome == POST_OK ? NULL : r->error};
+    LOG_DEBUG(ctx, "call %s to %s attempt %d: %s (%ld, %" PRId64 " ms)", j->id, j->endpoint,
+              j->attempt, a.outcome, r->status, r->latency_ms);
+    int durable = record_attempt(w, &a, ctx);
+    if (durable == 0 && r->outcome == POST_OK)
+        metrics_counter_inc(w->m.ok);
+    else if (durable == 0 && retry)
+        durable = schedule_retry(w, j, j->attempt, not_before, ctx);
+    else if (durable == 0)
+        durable = dead_letter(w, j, r->outcome == POST_DEAD ? "permanent_failure" : "max_attempts",
+                              r->error, j->attempt, ctx);
+    if (durable == 0)
+        job_done(w, j);
+    else
+        try_later(w, j); /* posted again later, with the same id */
+    pass_key(w, endpoint);
 }
 
 static void accept_record(webhooks *w, rd_kafka_message_t *msg)
 {
     int t = topic_index(w, rd_kafka_topic_name(msg->rkt));
     assigned *a = t < 0 ? NULL : find_part(w, t, msg->partition);
-    job *j = a == NULL ? NULL : malloc(sizeof *j);
+    job *j = a == NULL ? NULL : calloc(1, sizeof *j);
     if (j == NULL || offsets_track(w->offs, w->topics[t], msg->partition, msg->offset) != 0) {
         if (a != NULL)
             w->fatal = true;
@@ -378,13 +475,20 @@ static void accept_record(webhooks *w, rd_kafka_message_t *msg)
         rd_kafka_message_destroy(msg);
         return;
     }
-    *j = (job){msg, t, a->epoch};
+    j->msg = msg;
+    j->topic = t;
+    j->epoch = a->epoch;
+    j->all_next = w->all;
+    if (w->all)
+        w->all->all_prev = j;
+    w->all = j;
+    w->njobs++;
     int64_t due = 0;
     if (t == TOPIC_RETRY && kafka_header_get_int64(msg, HDR_RETRY_NOT_BEFORE, &due) == 0 &&
         due > timeutil_now_ms()) {
         if (dueq_push(w->held, due, j) != 0) {
             w->fatal = true;
-            job_free(j);
+            job_free(w, j);
         }
         return;
     }
@@ -433,29 +537,35 @@ static void pass(webhooks *w)
     }
     int64_t now = timeutil_now_ms();
     int64_t due = dueq_next_due(w->held);
-    int timeout = due <= now ? 0 : due - now < POLL_MS ? (int)(due - now) : POLL_MS;
-    /* A full heap takes no new records until some come due. */
-    bool full = dueq_size(w->held) >= (size_t)w->cfg->retry_hold_max;
-    rd_kafka_message_t *msg = full ? NULL : kafka_consumer_poll(w->consumer, timeout);
-    if (msg != NULL && msg->err) {
-        char err[256];
-        if (kafka_consumer_fatal(w->consumer, err, sizeof err)) {
-            LOG_ERROR(NULL, "fatal consumer error: %s", err);
-            w->fatal = true;
-            atomic_store(&w->health.fatal, true);
-        } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            LOG_DEBUG(NULL, "consumer: %s", rd_kafka_message_errstr(msg));
+    bool busy = post_in_flight(w->posts) > 0;
+    int timeout = busy || due <= now ? 0 : due - now < POLL_MS ? (int)(due - now) : POLL_MS;
+    /* Intake stops while every request slot is taken or the jobs held in
+     * memory reach their bound; the records wait in the broker. */
+    for (int i = 0; i < INTAKE_PER_PASS && !post_full(w->posts) &&
+                    w->njobs < (size_t)w->cfg->retry_hold_max && !w->fatal;
+         i++) {
+        rd_kafka_message_t *msg = kafka_consumer_poll(w->consumer, i == 0 ? timeout : 0);
+        if (msg == NULL)
+            break;
+        if (msg->err) {
+            char err[256];
+            if (kafka_consumer_fatal(w->consumer, err, sizeof err)) {
+                LOG_ERROR(NULL, "fatal consumer error: %s", err);
+                w->fatal = true;
+                atomic_store(&w->health.fatal, true);
+            } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                LOG_DEBUG(NULL, "consumer: %s", rd_kafka_message_errstr(msg));
+            }
+            rd_kafka_message_destroy(msg);
+            continue;
         }
-        rd_kafka_message_destroy(msg);
-    } else if (msg != NULL) {
         accept_record(w, msg);
-    } else if (full && timeout > 0) {
-        const struct timespec tick = {0, (long)timeout * 1000000L};
-        nanosleep(&tick, NULL);
     }
     job *j;
-    while (!*w->stop && (j = dueq_pop_due(w->held, timeutil_now_ms())) != NULL)
+    while (!*w->stop && !post_full(w->posts) &&
+           (j = dueq_pop_due(w->held, timeutil_now_ms())) != NULL)
         run_job(w, j);
+    post_poll(w->posts, post_in_flight(w->posts) > 0 ? POST_WAIT_MS : 0);
     metrics_gauge_set(w->m.held, (double)dueq_size(w->held));
     kafka_producer_poll(w->producer, 0);
     store_offsets(w, false);
@@ -470,11 +580,15 @@ int webhooks_run(webhooks *w)
     feeder_stop(w->feeder); /* its last pass ends with its produces acknowledged */
     w->feeder = NULL;
     if (w->consumer != NULL) {
-        /* The call in progress finished inside pass(); held retries are
-         * not done, so their offsets stay uncommitted and they are read
-         * again by whoever owns the partition next. */
+        /* The answers still coming are awaited until the deadline.  What
+         * is not settled by then (no answer yet, retries held, calls
+         * waiting behind their endpoint's) keeps its offset uncommitted
+         * and is read again by whoever owns the partition next. */
         daemon_shutdown(DAEMON_SHUTDOWN_DRAIN);
-        size_t held = dueq_size(w->held);
+        int64_t deadline = timeutil_monotonic_ms() + w->cfg->drain_ms;
+        while (post_in_flight(w->posts) > 0 && !w->fatal && timeutil_monotonic_ms() < deadline)
+            post_poll(w->posts, POST_WAIT_MS);
+        int unanswered = post_in_flight(w->posts);
         daemon_shutdown(DAEMON_SHUTDOWN_COMMIT);
         store_offsets(w, true);
         char err[256];
@@ -482,8 +596,10 @@ int webhooks_run(webhooks *w)
             LOG_WARN(NULL, "closing the consumer: %s", err);
         daemon_shutdown(DAEMON_SHUTDOWN_RELEASE);
         int left = kafka_producer_flush(w->producer, (int)w->cfg->drain_ms);
-        LOG_INFO(NULL, "stopped: %zu retries held (read again later), %d messages unflushed", held,
-                 left);
+        LOG_INFO(NULL,
+                 "stopped: %d calls unanswered, %zu calls left for redelivery, %d messages "
+                 "unflushed",
+                 unanswered, w->njobs, left);
     }
     return w->fatal ? 1 : 0;
 }
@@ -524,8 +640,10 @@ static int open_sender(webhooks *w, char *err, size_t errlen)
     if (w->producer == NULL)
         return -1;
     kafka_producer_set_delivery_cb(w->producer, on_ack);
-    w->post = post_new(w->cfg->timeout_ms, err, errlen);
-    if (w->post == NULL)
+    w->posts =
+        post_pool_new((int)w->cfg->concurrency, w->cfg->timeout_ms, on_answer, w, err, errlen);
+    w->endpoints = keyq_new();
+    if (w->posts == NULL || w->endpoints == NULL)
         return -1;
     /* Fetched soon after a retry is produced, as the channel workers do. */
     static const config_kv consumer_defaults[] = {
@@ -600,11 +718,11 @@ void webhooks_free(webhooks *w)
     opsserver_stop(w->ops);
     feeder_stop(w->feeder);
     kafka_consumer_destroy(w->consumer);
-    job *j;
-    while (w->held != NULL && (j = dueq_pop(w->held)) != NULL)
-        job_free(j);
+    post_pool_free(w->posts); /* before the jobs: it points at them */
+    while (w->all != NULL)
+        job_free(w, w->all);
+    keyq_free(w->endpoints);
     kafka_producer_destroy(w->producer);
-    post_free(w->post);
     pg_close(w->db);
     offsets_free(w->offs);
     dueq_free(w->held);

@@ -5,7 +5,8 @@
  *   - the feeder (feeder.h) makes the calls from delivery_history, in one
  *     process of the deployment at a time;
  *   - the sender, a consumer group on the webhooks and webhooks.retry
- *     topics, POSTs each call (post.h) and settles it: a success is done;
+ *     topics, POSTs the calls (post.h), many at once but one per
+ *     endpoint, and settles each: a success is done;
  *     a transient failure goes round webhooks.retry, due later by the
  *     common retry policy (retry.h), held in a dueq meanwhile so the
  *     calls behind it keep going; a permanent failure, the last attempt

@@ -17,6 +17,7 @@ typedef struct webhooks_config {
     long feed_batch;     /* delivery_history rows read per pass */
     long feed_idle_ms;   /* pause of the feeder when there was nothing new */
     long timeout_ms;     /* one POST */
+    long concurrency;    /* POSTs in flight at once, at most one per endpoint */
     long max_attempts;   /* of one call, the first included */
     long retry_base_ms;  /* first retry's delay ceiling */
     long retry_max_ms;   /* no delay above this (a Retry-After may exceed it) */

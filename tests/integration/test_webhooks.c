@@ -484,10 +484,36 @@ START_TEST(test_only_one_feeder_feeds_and_another_takes_over)
 }
 END_TEST
 
+START_TEST(test_an_endpoint_that_does_not_answer_holds_up_no_other)
+{
+    wk_env w;
+    wk_setup(&w);
+    wh_proc d = {0};
+    wk_endpoint(&w, EP_A, w.key_a, 0, "/a", SECRET_A);
+    wk_endpoint(&w, EP_B, w.key_a, 1, "/slow", SECRET_B);
+    receiver_set(&w.rc, 1, MODE_HANG);
+    wk_start(&w, &d, "webhooks", NULL);
+    wk_history(&w, w.key_a, 20);
+    /* Every call to /a arrives while the slow endpoint is on its first few
+     * timeouts: its calls wait behind its one request in flight, or for
+     * their retries, and take no other endpoint's turn. */
+    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 20, 30000), 20);
+    long slow =
+        wh_db_long(&w.e, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = '" EP_B "'");
+    ck_assert_msg(slow < 10, "%ld attempts at the slow endpoint before the other got its 20", slow);
+    receiver_set(&w.rc, 1, MODE_OK);
+    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 1, 20, 60000), 20);
+    wk_assert_exactly(&w, w.key_a, EP_A, 0);
+    wk_assert_exactly(&w, w.key_a, EP_B, 1);
+    wk_teardown(&w);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_each_status_change_arrives_once_through_outages_and_a_kill),
     TEST_ENTRY(test_failing_endpoint_is_disabled_and_its_calls_dead_lettered),
     TEST_ENTRY(test_only_one_feeder_feeds_and_another_takes_over),
+    TEST_ENTRY(test_an_endpoint_that_does_not_answer_holds_up_no_other),
 };
 
 TEST_MAIN_TIMEOUT("webhooks", cases, 240)
