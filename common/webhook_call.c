@@ -43,10 +43,19 @@ const char *webhook_type_of_status(const char *status)
     return NULL;
 }
 
-int webhook_call_id(int64_t history_id, const char *endpoint_id, char *out)
+const char *webhook_type_of_inbox(const char *change)
 {
-    char name[128];
-    int n = snprintf(name, sizeof name, "webhook:%" PRId64 ":%s", history_id, endpoint_id);
+    if (change != NULL && strcmp(change, "read") == 0)
+        return "inbox.read";
+    if (change != NULL && strcmp(change, "seen") == 0)
+        return "inbox.seen";
+    return NULL;
+}
+
+int webhook_call_id(const char *source, int64_t row_id, const char *endpoint_id, char *out)
+{
+    char name[192];
+    int n = snprintf(name, sizeof name, "webhook:%s:%" PRId64 ":%s", source, row_id, endpoint_id);
     if (n < 0 || (size_t)n >= sizeof name)
         return -1;
     return id_uuid_v5(ID_NAMESPACE_HERALD, name, (size_t)n, out);

@@ -8,12 +8,14 @@
  *      "data":{...the delivery...}}
  *
  * keyed by the endpoint's id, with the call's id and type in the
- * herald.webhook.* headers.  The id is a UUIDv5 of the delivery_history
- * row and the endpoint, so a call made again (after a crash, by a replay)
- * has the id it had: receivers deduplicate by it.
+ * herald.webhook.* headers.  The id is a UUIDv5 of the row the call was
+ * made from (delivery_history, webhook_inbox_history) and the endpoint, so
+ * a call made again (after a crash, by a replay) has the id it had:
+ * receivers deduplicate by it.
  *
  * Also the list of event types an endpoint may subscribe to, which the
- * gateway checks and the schema's CHECK repeats.  No I/O.
+ * gateway checks and the schema's CHECK repeats, and which row makes which
+ * type.  No I/O.
  */
 #ifndef HERALD_WEBHOOK_CALL_H
 #define HERALD_WEBHOOK_CALL_H
@@ -44,8 +46,14 @@ bool webhook_type_valid(const char *s);
  */
 const char *webhook_type_of_status(const char *status);
 
-/* The id of the call for history row history_id to endpoint_id, into out[37]. */
-int webhook_call_id(int64_t history_id, const char *endpoint_id, char *out)
+/* "inbox.read" for "read", "inbox.seen" for "seen" (webhook_inbox_history); NULL otherwise. */
+const char *webhook_type_of_inbox(const char *change);
+
+/*
+ * The id of the call for row row_id of source (the table the feeder read:
+ * "delivery_history", "webhook_inbox_history") to endpoint_id, into out[37].
+ */
+int webhook_call_id(const char *source, int64_t row_id, const char *endpoint_id, char *out)
     __attribute__((warn_unused_result));
 
 /*

@@ -56,11 +56,13 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_endpoint_idx ON webhook_attempts (endpoint_id, id);
 
--- The calls made, one row per (history row, endpoint): what a replay
--- re-sends, with the same id and body.
+-- The calls made, one row per (source row, endpoint): what a replay
+-- re-sends, with the same id and body.  source is the stream the row is
+-- of: delivery_history, or webhook_inbox_history.
 CREATE TABLE webhook_calls (
     id          uuid PRIMARY KEY,
     endpoint_id uuid NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    source      text NOT NULL,
     history_id  bigint NOT NULL,
     type        text NOT NULL,
     body        text NOT NULL,
@@ -68,15 +70,58 @@ CREATE TABLE webhook_calls (
 );
 CREATE INDEX webhook_calls_endpoint_idx ON webhook_calls (endpoint_id, created_at);
 
--- The feeder's position in delivery_history: the last id whose calls the
--- broker acknowledged.  One row; the feeder holding the advisory lock
+-- The feeder's position in each stream it reads: the last id whose calls
+-- the broker acknowledged.  The feeder holding the advisory lock
 -- (docs/webhooks.md) is the only writer.
 CREATE TABLE webhook_cursor (
     name       text PRIMARY KEY,
     history_id bigint NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO webhook_cursor (name, history_id) VALUES ('delivery_history', 0);
+INSERT INTO webhook_cursor (name, history_id)
+VALUES ('delivery_history', 0), ('webhook_inbox_history', 0);
+
+-- In-app messages first seen and first read (again, after an unread), in
+-- id order: what the inbox.seen and inbox.read webhooks are made from.
+-- inbox_messages is updated in place, so a trigger keeps the changes, and
+-- only while some enabled endpoint subscribes to them: without one, a mark
+-- writes nothing more than it did.
+CREATE TABLE webhook_inbox_history (
+    id         bigserial PRIMARY KEY,
+    message_id uuid NOT NULL,
+    user_id    text NOT NULL,
+    event_id   uuid NOT NULL,
+    event_type text NOT NULL,
+    change     text NOT NULL CHECK (change IN ('seen', 'read')),
+    at         timestamptz NOT NULL
+);
+
+CREATE FUNCTION herald_inbox_history() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM webhook_endpoints
+                   WHERE enabled AND event_types && ARRAY['inbox.read', 'inbox.seen']) THEN
+        RETURN NULL;
+    END IF;
+    IF OLD.seen_at IS NULL AND NEW.seen_at IS NOT NULL THEN
+        INSERT INTO webhook_inbox_history (message_id, user_id, event_id, event_type, change, at)
+        VALUES (NEW.message_id, NEW.user_id, NEW.event_id, NEW.event_type, 'seen', NEW.seen_at);
+    END IF;
+    IF OLD.read_at IS NULL AND NEW.read_at IS NOT NULL THEN
+        INSERT INTO webhook_inbox_history (message_id, user_id, event_id, event_type, change, at)
+        VALUES (NEW.message_id, NEW.user_id, NEW.event_id, NEW.event_type, 'read', NEW.read_at);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- The WHEN keeps the trigger off the marks that change neither (archive,
+-- unread, a message read before).
+CREATE TRIGGER inbox_messages_webhooks AFTER UPDATE OF seen_at, read_at ON inbox_messages
+    FOR EACH ROW
+    WHEN ((OLD.seen_at IS NULL AND NEW.seen_at IS NOT NULL)
+          OR (OLD.read_at IS NULL AND NEW.read_at IS NOT NULL))
+    EXECUTE FUNCTION herald_inbox_history();
 
 -- Replays asked for through the API: the feeder sends the recorded calls
 -- of the endpoint made in [from_at, to_at) again, with their ids, a page

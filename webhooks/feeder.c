@@ -191,27 +191,70 @@ static bool subscribed(const char *subs, const char *type)
     return false;
 }
 
-/* The last history id a pass may take, 0 when there is none; -1 on error. */
-static int64_t settled_upto(feeder *f, int64_t cursor, int64_t *hi)
+/*
+ * A table the feeder makes calls from, in id order: its cursor, what one
+ * row makes (type_of its type column) and how far a pass may read it.
+ */
+typedef struct stream {
+    const char *table; /* the cursor's name and the calls' source too */
+    const char *settled_sql;
+    const char *calls_sql; /* columns: id, endpoint id, type column, types, at, data */
+    const char *(*type_of)(const char *);
+} stream;
+
+/* The last id a pass may take ($1 the cursor, $2 the batch), 0 when there is
+ * none; xids compared modulo 2^32, as the server does. */
+#define SETTLED_SQL(table)                                                                         \
+    "WITH c AS (SELECT id, xmin::text::bigint AS x FROM " table                                    \
+    "           WHERE id > $1::bigint ORDER BY id LIMIT $2::int),"                                 \
+    " s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296 AS x)"       \
+    " SELECT coalesce(min(c.id) FILTER (WHERE ((s.x - c.x) % 4294967296 + 4294967296)"             \
+    "                                   % 4294967296 NOT BETWEEN 1 AND 2147483647) - 1,"           \
+    "                 max(c.id), 0)"                                                               \
+    " FROM c, s"
+
+#define AT_UTC(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The endpoints that hear of the event of row h: enabled, and its key's or every event's. */
+#define LISTENERS                                                                                  \
+    " LEFT JOIN events ev ON ev.event_id = h.event_id"                                             \
+    " JOIN webhook_endpoints e ON e.enabled"                                                       \
+    "      AND (e.all_events OR e.api_key_id = ev.api_key_id)"                                     \
+    " WHERE h.id > $1::bigint AND h.id <= $2::bigint"                                              \
+    " ORDER BY h.id, e.id"
+
+static const stream deliveries = {
+    "delivery_history", SETTLED_SQL("delivery_history"),
+    "SELECT h.id, e.id, h.status, e.event_types::text, " AT_UTC(
+        "h.at") ","
+                "       json_build_object('event_id', h.event_id, 'event_type', ev.type,"
+                "           'user_id', h.user_id, 'channel', h.channel, 'address', h.address,"
+                "           'status', h.status, 'reason', h.reason, 'provider', h.provider,"
+                "           'source', h.source, 'idempotency_key', h.idempotency_key,"
+                "           'at', " AT_UTC("h.at") ", 'history_id', h.id)::text"
+                                                   " FROM delivery_history h" LISTENERS,
+    webhook_type_of_status};
+
+static const stream inbox = {
+    "webhook_inbox_history", SETTLED_SQL("webhook_inbox_history"),
+    "SELECT h.id, e.id, h.change, e.event_types::text, " AT_UTC(
+        "h.at") ","
+                "       json_build_object('message_id', h.message_id, 'event_id', h.event_id,"
+                "           'event_type', h.event_type, 'user_id', h.user_id, 'change', h.change,"
+                "           'at', " AT_UTC("h.at") ", 'history_id', h.id)::text"
+                                                   " FROM webhook_inbox_history h" LISTENERS,
+    webhook_type_of_inbox};
+
+static int64_t settled_upto(feeder *f, const stream *s, int64_t cursor, int64_t *hi)
 {
     char err[256];
     PGresult *res = NULL;
     pg_params p = {0};
     pg_params_int(&p, cursor);
     pg_params_int(&p, f->cfg->feed_batch);
-    /* xids compared modulo 2^32, as the server does. */
-    pg_status st = pg_query_params(
-        f->db,
-        "WITH c AS (SELECT id, xmin::text::bigint AS x FROM delivery_history"
-        "           WHERE id > $1::bigint ORDER BY id LIMIT $2::int),"
-        " s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296 AS x)"
-        " SELECT coalesce(min(c.id) FILTER (WHERE ((s.x - c.x) % 4294967296 + 4294967296)"
-        "                                   % 4294967296 NOT BETWEEN 1 AND 2147483647) - 1,"
-        "                 max(c.id), 0)"
-        " FROM c, s",
-        &p, &res, err, sizeof err);
+    pg_status st = pg_query_params(f->db, s->settled_sql, &p, &res, err, sizeof err);
     pg_params_free(&p);
-    if (failed(st, "reading delivery_history", err))
+    if (failed(st, s->table, err))
         return -1;
     *hi = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
@@ -236,7 +279,7 @@ static void add_row(jsonw *w, buf *rows, const char *id, const char *endpoint, c
  * Records the calls (a JSON array) and moves the cursor from `from` to
  * `to`, in one transaction: -1 when another feeder moved it first.
  */
-static int commit_pass(feeder *f, const char *rows, int64_t from, int64_t to)
+static int commit_pass(feeder *f, const stream *s, const char *rows, int64_t from, int64_t to)
 {
     char err[256];
     PGresult *res = NULL;
@@ -245,10 +288,11 @@ static int commit_pass(feeder *f, const char *rows, int64_t from, int64_t to)
     if (failed(pg_begin(f->db, err, sizeof err), "begin", err))
         return -1;
     pg_params_text(&p, rows);
+    pg_params_text(&p, s->table);
     pg_status st = pg_query_params(
         f->db,
-        "INSERT INTO webhook_calls (id, endpoint_id, history_id, type, body)"
-        " SELECT r.id, r.endpoint_id, r.history_id, r.type, r.body"
+        "INSERT INTO webhook_calls (id, endpoint_id, source, history_id, type, body)"
+        " SELECT r.id, r.endpoint_id, $2, r.history_id, r.type, r.body"
         " FROM json_to_recordset($1::json)"
         "      AS r(id uuid, endpoint_id uuid, history_id bigint, type text, body text)"
         " WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = r.endpoint_id)"
@@ -259,9 +303,10 @@ static int commit_pass(feeder *f, const char *rows, int64_t from, int64_t to)
         goto out;
     pg_params_int(&p, to);
     pg_params_int(&p, from);
+    pg_params_text(&p, s->table);
     st = pg_query_params(f->db,
                          "UPDATE webhook_cursor SET history_id = $1::bigint, updated_at = now()"
-                         " WHERE name = 'delivery_history' AND history_id = $2::bigint",
+                         " WHERE name = $3 AND history_id = $2::bigint",
                          &p, &res, err, sizeof err);
     pg_params_free(&p);
     if (failed(st, "moving the cursor", err))
@@ -280,8 +325,8 @@ out:
     return ret;
 }
 
-/* One pass over delivery_history: the number of rows passed, 0 when none, -1 on error. */
-static int64_t feed_history(feeder *f)
+/* One pass over a stream: the number of rows passed, 0 when none, -1 on error. */
+static int64_t feed(feeder *f, const stream *s)
 {
     char err[256];
     PGresult *cur = NULL, *res = NULL;
@@ -293,14 +338,14 @@ static int64_t feed_history(feeder *f)
     buf_init(&body, BODY_MAX);
     buf_init(&rows, 0);
 
-    pg_status st =
-        pg_query(f->db, "SELECT history_id FROM webhook_cursor WHERE name = 'delivery_history'", 0,
-                 NULL, &cur, err, sizeof err);
+    pg_params_text(&p, s->table);
+    pg_status st = pg_query_params(f->db, "SELECT history_id FROM webhook_cursor WHERE name = $1",
+                                   &p, &cur, err, sizeof err);
+    pg_params_free(&p);
     if (failed(st, "reading the cursor", err) || PQntuples(cur) != 1)
         goto out;
     cursor = strtoll(PQgetvalue(cur, 0, 0), NULL, 10);
-    metrics_gauge_set(f->cursor_gauge, (double)cursor);
-    if (settled_upto(f, cursor, &hi) != 0)
+    if (settled_upto(f, s, cursor, &hi) != 0)
         goto out;
     if (hi <= cursor) {
         ret = 0;
@@ -308,23 +353,7 @@ static int64_t feed_history(feeder *f)
     }
     pg_params_int(&p, cursor);
     pg_params_int(&p, hi);
-    st = pg_query_params(
-        f->db,
-        "SELECT h.id, e.id, h.status, e.event_types::text,"
-        "       to_char(h.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-        "       json_build_object('event_id', h.event_id, 'event_type', ev.type,"
-        "           'user_id', h.user_id, 'channel', h.channel, 'address', h.address,"
-        "           'status', h.status, 'reason', h.reason, 'provider', h.provider,"
-        "           'source', h.source, 'idempotency_key', h.idempotency_key,"
-        "           'at', to_char(h.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-        "           'history_id', h.id)::text"
-        " FROM delivery_history h"
-        " LEFT JOIN events ev ON ev.event_id = h.event_id"
-        " JOIN webhook_endpoints e ON e.enabled"
-        "      AND (e.all_events OR e.api_key_id = ev.api_key_id)"
-        " WHERE h.id > $1::bigint AND h.id <= $2::bigint"
-        " ORDER BY h.id, e.id",
-        &p, &res, err, sizeof err);
+    st = pg_query_params(f->db, s->calls_sql, &p, &res, err, sizeof err);
     pg_params_free(&p);
     if (failed(st, "reading the calls", err))
         goto out;
@@ -334,12 +363,12 @@ static int64_t feed_history(feeder *f)
         goto out;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *history = PQgetvalue(res, i, 0), *endpoint = PQgetvalue(res, i, 1);
-        const char *type = webhook_type_of_status(PQgetvalue(res, i, 2));
+        const char *type = s->type_of(PQgetvalue(res, i, 2));
         char id[ID_UUID_SIZE];
         if (type == NULL || !subscribed(PQgetvalue(res, i, 3), type))
             continue;
         buf_reset(&body);
-        if (webhook_call_id(strtoll(history, NULL, 10), endpoint, id) != 0 ||
+        if (webhook_call_id(s->table, strtoll(history, NULL, 10), endpoint, id) != 0 ||
             webhook_call_body(&body, id, type, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5)) != 0)
             goto out;
         if (produce_call(f, endpoint, id, type, body.data, body.len) != 0)
@@ -351,11 +380,12 @@ static int64_t feed_history(feeder *f)
     }
     if (buf_append_str(&rows, "]") != 0 || wait_acks(f, n) != 0)
         goto out;
-    if (commit_pass(f, rows.data, cursor, hi) != 0)
+    if (commit_pass(f, s, rows.data, cursor, hi) != 0)
         goto out;
     metrics_counter_add(f->fed, (uint64_t)n);
-    metrics_gauge_set(f->cursor_gauge, (double)hi);
-    LOG_DEBUG("feeder", "history %" PRId64 "..%" PRId64 ": %d calls", cursor + 1, hi, n);
+    if (s == &deliveries)
+        metrics_gauge_set(f->cursor_gauge, (double)hi);
+    LOG_DEBUG("feeder", "%s %" PRId64 "..%" PRId64 ": %d calls", s->table, cursor + 1, hi, n);
     ret = hi - cursor;
 out:
     PQclear(cur);
@@ -443,11 +473,12 @@ static void *feeder_main(void *arg)
             pause_ms(f, held < 0 ? ERROR_PAUSE_MS : f->cfg->feed_idle_ms);
             continue;
         }
-        int64_t fed = feed_history(f);
-        int replayed = fed < 0 ? -1 : feed_replay(f);
-        if (fed < 0 || replayed < 0)
+        int64_t fed = feed(f, &deliveries);
+        int64_t read = fed < 0 ? -1 : feed(f, &inbox);
+        int replayed = read < 0 ? -1 : feed_replay(f);
+        if (replayed < 0)
             pause_ms(f, ERROR_PAUSE_MS);
-        else if (fed == 0 && replayed == 0)
+        else if (fed == 0 && read == 0 && replayed == 0)
             pause_ms(f, f->cfg->feed_idle_ms);
     }
     kafka_producer_flush(f->producer, 5000);
@@ -465,8 +496,9 @@ feeder *feeder_start(const webhooks_config *cfg, const herald_common_config *com
     }
     *f = (feeder){.cfg = cfg, .common = common, .props = props, .health = health, .stop = stop};
     config_topic(common, TOPICS_WEBHOOKS, f->topic, sizeof f->topic);
-    f->fed = metrics_counter_get(reg, "herald_webhooks_calls_made_total",
-                                 "calls made from delivery_history", NULL);
+    f->fed =
+        metrics_counter_get(reg, "herald_webhooks_calls_made_total",
+                            "calls made from delivery_history and webhook_inbox_history", NULL);
     f->replayed = metrics_counter_get(reg, "herald_webhooks_calls_replayed_total",
                                       "calls sent again by replay requests", NULL);
     f->produce_errors =

@@ -302,7 +302,8 @@ static void wk_assert_exactly(wk_env *w, long key, const char *endpoint, int pat
         if (strtol(PQgetvalue(res, i, 1), NULL, 10) != key)
             continue;
         char id[ID_UUID_SIZE];
-        ck_assert_int_eq(webhook_call_id(strtoll(PQgetvalue(res, i, 0), NULL, 10), endpoint, id),
+        ck_assert_int_eq(webhook_call_id("delivery_history",
+                                         strtoll(PQgetvalue(res, i, 0), NULL, 10), endpoint, id),
                          0);
         pthread_mutex_lock(&w->rc.lock);
         bool seen = has_id(&w->rc.paths[path], id);
@@ -509,11 +510,69 @@ START_TEST(test_an_endpoint_that_does_not_answer_holds_up_no_other)
 }
 END_TEST
 
+/* inbox.seen and inbox.read when the user first sees, then reads, an in-app message. */
+START_TEST(test_inbox_seen_and_read_reach_a_subscribed_endpoint)
+{
+    wk_env w;
+    wk_setup(&w);
+    wh_proc d = {0};
+    w.rc.paths[0].path = "/inbox";
+    w.rc.paths[0].secret = SECRET_A;
+    testsupport_sql(w.e.db,
+                    "INSERT INTO webhook_endpoints (id, api_key_id, url, secret, event_types)"
+                    " VALUES ('" EP_A "', %ld, 'http://127.0.0.1:%d/inbox', '" SECRET_A "',"
+                    " ARRAY['inbox.read', 'inbox.seen'])",
+                    w.key_a, w.rc.port);
+    wk_start(&w, &d, "webhooks", NULL);
+    char ev[ID_UUID_SIZE], msg[ID_UUID_SIZE];
+    ck_assert_int_eq(id_uuid_v4(ev), 0);
+    ck_assert_int_eq(id_uuid_v4(msg), 0);
+    testsupport_sql(w.e.db, "INSERT INTO users (user_id) VALUES ('u1')");
+    testsupport_sql(w.e.db,
+                    "INSERT INTO events (event_id, type, user_id, priority, created_at, api_key_id)"
+                    " VALUES ('%s', 'order.shipped', 'u1', 'normal', now(), %ld)",
+                    ev, w.key_a);
+    testsupport_sql(w.e.db,
+                    "INSERT INTO inbox_messages (message_id, user_id, delivery_key, event_id,"
+                    " event_type, body, seq) VALUES ('%s', 'u1', 'k-%s', '%s', 'order.shipped',"
+                    " 'Shipped', 1)",
+                    msg, ev, ev);
+    testsupport_sql(w.e.db, "UPDATE inbox_messages SET seen_at = now() WHERE message_id = '%s'",
+                    msg);
+    testsupport_sql(w.e.db, "UPDATE inbox_messages SET read_at = now() WHERE message_id = '%s'",
+                    msg);
+    /* Archived, or read again: nothing new. */
+    testsupport_sql(w.e.db,
+                    "UPDATE inbox_messages SET archived_at = now(), read_at = read_at"
+                    " WHERE message_id = '%s'",
+                    msg);
+    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 2, 30000), 2);
+    PGresult *res = PQexec(w.e.db, "SELECT id, change FROM webhook_inbox_history ORDER BY id");
+    ck_assert_int_eq(PQntuples(res), 2);
+    ck_assert_str_eq(PQgetvalue(res, 0, 1), "seen");
+    ck_assert_str_eq(PQgetvalue(res, 1, 1), "read");
+    for (int i = 0; i < 2; i++) {
+        char id[ID_UUID_SIZE];
+        ck_assert_int_eq(webhook_call_id("webhook_inbox_history",
+                                         strtoll(PQgetvalue(res, i, 0), NULL, 10), EP_A, id),
+                         0);
+        ck_assert(has_id(&w.rc.paths[0], id));
+    }
+    PQclear(res);
+    ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM webhook_calls"
+                                      " WHERE type IN ('inbox.seen', 'inbox.read')"),
+                     2);
+    ck_assert_int_eq(w.rc.paths[0].bad_signatures, 0);
+    wk_teardown(&w);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_each_status_change_arrives_once_through_outages_and_a_kill),
     TEST_ENTRY(test_failing_endpoint_is_disabled_and_its_calls_dead_lettered),
     TEST_ENTRY(test_only_one_feeder_feeds_and_another_takes_over),
     TEST_ENTRY(test_an_endpoint_that_does_not_answer_holds_up_no_other),
+    TEST_ENTRY(test_inbox_seen_and_read_reach_a_subscribed_endpoint),
 };
 
 TEST_MAIN_TIMEOUT("webhooks", cases, 240)

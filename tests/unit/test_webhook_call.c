@@ -27,6 +27,9 @@ START_TEST(test_every_reported_status_has_a_type_and_failed_is_undelivered)
     ck_assert_ptr_null(webhook_type_of_status("pending"));
     ck_assert_ptr_null(webhook_type_of_status("skipped"));
     ck_assert_ptr_null(webhook_type_of_status(NULL));
+    ck_assert_str_eq(webhook_type_of_inbox("read"), "inbox.read");
+    ck_assert_str_eq(webhook_type_of_inbox("seen"), "inbox.seen");
+    ck_assert_ptr_null(webhook_type_of_inbox("archived"));
     for (size_t i = 0; webhook_types[i] != NULL; i++)
         ck_assert(webhook_type_valid(webhook_types[i]));
     ck_assert(webhook_type_valid("inbox.read"));
@@ -38,10 +41,14 @@ END_TEST
 START_TEST(test_call_id_is_the_same_every_time_and_differs_per_row_and_endpoint)
 {
     char a[ID_UUID_SIZE], b[ID_UUID_SIZE], c[ID_UUID_SIZE], d[ID_UUID_SIZE];
-    ck_assert_int_eq(webhook_call_id(42, ENDPOINT, a), 0);
-    ck_assert_int_eq(webhook_call_id(42, ENDPOINT, b), 0);
-    ck_assert_int_eq(webhook_call_id(43, ENDPOINT, c), 0);
-    ck_assert_int_eq(webhook_call_id(42, "bbbbbbbb-0000-4000-8000-000000000002", d), 0);
+    ck_assert_int_eq(webhook_call_id("delivery_history", 42, ENDPOINT, a), 0);
+    ck_assert_int_eq(webhook_call_id("delivery_history", 42, ENDPOINT, b), 0);
+    ck_assert_int_eq(webhook_call_id("delivery_history", 43, ENDPOINT, c), 0);
+    ck_assert_int_eq(
+        webhook_call_id("delivery_history", 42, "bbbbbbbb-0000-4000-8000-000000000002", d), 0);
+    char e[ID_UUID_SIZE];
+    ck_assert_int_eq(webhook_call_id("webhook_inbox_history", 42, ENDPOINT, e), 0);
+    ck_assert_str_ne(a, e); /* row 42 of another table */
     ck_assert(id_is_uuid(a));
     ck_assert_str_eq(a, b);
     ck_assert_str_ne(a, c);
