@@ -2,7 +2,8 @@
  * Integration tests of the gateway's /v1/webhooks routes against the real
  * database: an endpoint belongs to the key that registered it, its secret
  * is shown once, a disabled one is enabled again, the attempt log pages,
- * a replay is queued; and a published event names its key.
+ * a replay is queued; heraldctl webhooks does the same through them; and a
+ * published event names its key.
  */
 #include "gateway_harness.h"
 
@@ -213,11 +214,84 @@ START_TEST(test_a_published_event_names_its_key)
 }
 END_TEST
 
+static char out[65536], errout[65536];
+
+/* Runs heraldctl webhooks with the gateway's URL and key. */
+static int ctl(const h_gateway *g, const char *key, ...)
+{
+    char bin[1024], env_url[128], env_key[128];
+    char *argv[32];
+    int n = 0;
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    argv[n++] = bin;
+    argv[n++] = "webhooks";
+    va_list ap;
+    va_start(ap, key);
+    for (char *a; n < 31 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g->base);
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", key);
+    const char *env[] = {env_url, env_key, NULL};
+    return testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
+}
+
+START_TEST(test_heraldctl_webhooks_add_list_log_replay_enable_remove)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    int rc = ctl(&g, h_pubkey, "add", "--url", "http://127.0.0.1:9/ctl", "--types",
+                 "delivery.sent,delivery.bounced", "--secret", "ctl-secret-0123456789", NULL);
+    ck_assert_msg(rc == 0, "add: %d %s", rc, errout);
+    json_t *doc = json_loads(out, 0, NULL);
+    ck_assert_ptr_nonnull(doc);
+    char id[ID_UUID_SIZE];
+    snprintf(id, sizeof id, "%s", str(doc, "id"));
+    ck_assert_str_eq(str(doc, "secret"), "ctl-secret-0123456789");
+    json_decref(doc);
+
+    ck_assert_int_eq(ctl(&g, h_pubkey, "list", NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out, id));
+    ck_assert_ptr_nonnull(strstr(out, "delivery.sent,delivery.bounced"));
+    ck_assert_ptr_null(strstr(out, "ctl-secret"));
+
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO webhook_attempts (call_id, endpoint_id, type, attempt, http_status,"
+             " latency_ms, outcome, error) VALUES (gen_random_uuid(), '%s', 'delivery.sent', 1,"
+             " 503, 12, 'retry', 'HTTP 503')",
+             id);
+    h_sql(sql);
+    ck_assert_int_eq(ctl(&g, h_pubkey, "log", id, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(out, "503"));
+    ck_assert_ptr_nonnull(strstr(out, "retry"));
+
+    rc = ctl(&g, h_pubkey, "replay", id, "--from", "-1h", "--to", "now", NULL);
+    ck_assert_msg(rc == 0, "replay: %d %s", rc, errout);
+    ck_assert_ptr_nonnull(strstr(out, "replay_id"));
+    ck_assert_int_eq(ctl(&g, h_pubkey, "replay", id, "--from", "now", "--to", "-1h", NULL), 2);
+    ck_assert_int_eq(ctl(&g, h_pubkey, "enable", id, NULL), 0);
+
+    /* An unknown endpoint is the gateway's 404, a bad URL its 400, a bad ID a usage error. */
+    ck_assert_int_eq(ctl(&g, h_pubkey, "remove", "00000000-0000-4000-8000-000000000000", NULL), 1);
+    ck_assert_ptr_nonnull(strstr(errout, "404"));
+    ck_assert_int_eq(ctl(&g, h_pubkey, "add", "--url", "ftp://x", NULL), 1);
+    ck_assert_ptr_nonnull(strstr(errout, "field url"));
+    ck_assert_int_eq(ctl(&g, h_pubkey, "remove", "not-an-id", NULL), 2);
+    ck_assert_int_eq(ctl(&g, h_pubkey, "remove", id, NULL), 0);
+    ck_assert_int_eq(ctl(&g, h_pubkey, "list", "--json", NULL), 0);
+    ck_assert_ptr_null(strstr(out, id));
+    h_stop(&g);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_endpoints_belong_to_their_key_and_show_the_secret_once),
     TEST_ENTRY(test_bad_endpoints_are_refused_naming_the_field),
     TEST_ENTRY(test_enable_attempt_log_pages_and_replay),
     TEST_ENTRY(test_a_published_event_names_its_key),
+    TEST_ENTRY(test_heraldctl_webhooks_add_list_log_replay_enable_remove),
 };
 
 TEST_MAIN("gateway_webhooks", cases)
