@@ -145,14 +145,20 @@ static int produce_call(feeder *f, const char *endpoint, const char *id, const c
     return -1;
 }
 
-/* Waits until the queue is empty, ACK_WAIT_MS at most (less when asked to stop). */
+/*
+ * Waits until the queue is empty, ACK_WAIT_MS at most, or the drain
+ * timeout once asked to stop: a pass acknowledged in time still moves the
+ * cursor, so a restart does not make its calls again.
+ */
 static int flush(feeder *f)
 {
-    int64_t deadline = timeutil_monotonic_ms() + ACK_WAIT_MS;
+    int64_t start = timeutil_monotonic_ms();
     int left;
-    while ((left = kafka_producer_flush(f->producer, 100)) > 0 && !stopping(f) &&
-           timeutil_monotonic_ms() < deadline)
-        ;
+    while ((left = kafka_producer_flush(f->producer, 100)) > 0) {
+        int64_t waited = timeutil_monotonic_ms() - start;
+        if (waited >= ACK_WAIT_MS || (stopping(f) && waited >= f->cfg->drain_ms))
+            break;
+    }
     return left;
 }
 

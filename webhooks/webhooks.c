@@ -207,14 +207,15 @@ static void on_ack(void *opaque, const kafka_delivery_report *dr)
 
 /*
  * Produces one record and waits for the broker: 0 once acknowledged.  Takes
- * hdrs in every case.  Retried while the broker refuses, until asked to stop.
+ * hdrs in every case.  Tried once even while stopping (the drain makes
+ * outcomes durable), and again while the broker refuses unless stopping.
  */
 static int produce_wait(webhooks *w, const char *topic, const rd_kafka_message_t *msg,
                         rd_kafka_headers_t *hdrs, const char *ctx)
 {
-    char err[256];
+    char err[256] = "out of memory";
     int ret = -1;
-    for (int tries = 0; !*w->stop && !w->fatal; tries++) {
+    for (int tries = 0; !w->fatal; tries++) {
         rd_kafka_headers_t *h = rd_kafka_headers_copy(hdrs);
         w->ack_done = false;
         kafka_status st = h == NULL ? KAFKA_ERR
@@ -231,10 +232,13 @@ static int produce_wait(webhooks *w, const char *topic, const rd_kafka_message_t
             snprintf(err, sizeof err, "%s",
                      w->ack_done ? rd_kafka_err2str(w->ack_err) : "not acknowledged in time");
         } else {
-            rd_kafka_headers_destroy(h);
+            if (h != NULL)
+                rd_kafka_headers_destroy(h);
             if (st == KAFKA_ERR_FATAL)
                 w->fatal = true;
         }
+        if (*w->stop)
+            break; /* left for redelivery */
         if (tries % 10 == 0)
             LOG_WARN(ctx, "producing to %s: %s; trying again", topic, err);
         kafka_producer_poll(w->producer, 200);
@@ -281,7 +285,8 @@ static int record_attempt(webhooks *w, const endpoints_attempt *a, const char *c
 {
     char err[256];
     bool disabled_now = false;
-    for (int tries = 0; !*w->stop; tries++) {
+    /* Tried once even while stopping (the drain makes outcomes durable). */
+    for (int tries = 0;; tries++) {
         pg_status st = endpoints_record(w->db, a, w->cfg->disable_after, w->cfg->disable_min_ms,
                                         &disabled_now, err, sizeof err);
         atomic_store(&w->health.pg_up, st != PG_DOWN);
@@ -291,13 +296,13 @@ static int record_attempt(webhooks *w, const endpoints_attempt *a, const char *c
             LOG_ERROR(ctx, "logging the attempt: %s", err);
             return -1;
         }
+        if (*w->stop)
+            return -1; /* left for redelivery */
         if (tries % 10 == 0)
             LOG_WARN(ctx, "logging the attempt: %s; trying again", err);
         daemon_beat(&w->health.heartbeat);
         usleep(200 * 1000);
     }
-    if (*w->stop)
-        return -1;
     if (disabled_now) {
         LOG_WARN(ctx, "endpoint %s disabled: %ld attempts in a row failed, the last: %s",
                  a->endpoint_id, w->cfg->disable_after, a->error ? a->error : "");

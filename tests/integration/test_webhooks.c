@@ -381,6 +381,12 @@ START_TEST(test_each_status_change_arrives_once_through_outages_and_a_kill)
     }
     ck_assert_int_ge(posts, posts_before + 30);
     wk_assert_exactly(&w, w.key_a, EP_A, 0);
+    /* SIGTERM: the stages of a graceful stop, and exit 0. */
+    ck_assert_int_eq(wh_stop(&d2, SIGTERM, 15000), 0);
+    char *log = testsupport_read_file(d2.log, NULL);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_ptr_nonnull(strstr(log, "shutdown 5/5"));
+    free(log);
     wk_teardown(&w);
 }
 END_TEST
