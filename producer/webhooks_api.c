@@ -29,8 +29,9 @@
     " 'consecutive_failures', e.consecutive_failures, 'last_status', e.last_status,"               \
     " 'last_attempt_at', e.last_attempt_at, 'created_at', e.created_at)"
 
-/* Admin keys own every endpoint: their owner parameter is NULL. */
-#define OWNED "($2::bigint IS NULL OR e.api_key_id = $2::bigint)"
+/* Admin keys own every endpoint: their owner parameter ($n) is NULL. */
+#define OWNED_BY(n) "($" n "::bigint IS NULL OR e.api_key_id = $" n "::bigint)"
+#define OWNED       OWNED_BY("2")
 
 static void owner_param(pg_params *p, const api_call *call)
 {
@@ -227,12 +228,11 @@ void webhooks_api_list(api_env *env, http_request *req, api_call *call, http_pha
 {
     (void)phase;
     pg_params p = {0};
-    pg_params_text(&p, "");
     owner_param(&p, call);
     answer(env, req, 200,
            "SELECT json_build_object('webhooks', coalesce(json_agg(" ENDPOINT_JSON
            " ORDER BY e.created_at, e.id), '[]'))::text"
-           " FROM webhook_endpoints e WHERE $1 = '' AND " OWNED,
+           " FROM webhook_endpoints e WHERE " OWNED_BY("1"),
            &p);
 }
 
