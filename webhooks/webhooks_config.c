@@ -34,7 +34,8 @@ const config_var webhooks_config_vars[] = {
      .offset = F(feed_batch),
      .min = 1,
      .max = 100000,
-     .help = "delivery_history rows the feeder turns into calls per pass"},
+     .help = "rows of delivery_history (and of webhook_inbox_history) the feeder turns into "
+             "calls per pass"},
     {.env = "HERALD_WEBHOOKS_FEED_IDLE",
      .type = CONFIG_DURATION,
      .def = "200ms",
@@ -84,7 +85,8 @@ const config_var webhooks_config_vars[] = {
      .offset = F(retry_hold_max),
      .min = 1,
      .max = 1000000,
-     .help = "retry records held in memory until due before the retry topic pauses"},
+     .help = "calls held in memory (retries not due yet, calls waiting behind their "
+             "endpoint's) before no more records are read"},
     {.env = "HERALD_WEBHOOKS_DISABLE_AFTER",
      .type = CONFIG_INT,
      .def = "20",
@@ -106,6 +108,6 @@ const config_var webhooks_config_vars[] = {
      .offset = F(drain_ms),
      .min = 0,
      .max = 600000,
-     .help = "at shutdown, how long the produces in flight may take to be acknowledged"},
+     .help = "at shutdown, how long the answers and acknowledgements still due may take"},
     {0},
 };

@@ -14,17 +14,17 @@ typedef struct webhooks_config {
     char *metrics_addr;
     char *group_id;
     int role;            /* webhooks_role */
-    long feed_batch;     /* delivery_history rows read per pass */
+    long feed_batch;     /* rows of a stream read per pass */
     long feed_idle_ms;   /* pause of the feeder when there was nothing new */
     long timeout_ms;     /* one POST */
     long concurrency;    /* POSTs in flight at once, at most one per endpoint */
     long max_attempts;   /* of one call, the first included */
     long retry_base_ms;  /* first retry's delay ceiling */
     long retry_max_ms;   /* no delay above this (a Retry-After may exceed it) */
-    long retry_hold_max; /* retry records held until due before the retry topic pauses */
-    long disable_after;  /* consecutive failed calls that disable an endpoint ... */
+    long retry_hold_max; /* calls held in memory (retries not due, waiting) before intake stops */
+    long disable_after;  /* failed attempts in a row that disable an endpoint ... */
     long disable_min_ms; /* ... when they span at least this long */
-    long drain_ms;       /* at shutdown, how long the call in progress may take */
+    long drain_ms;       /* at shutdown, how long answers and acknowledgements may take */
 } webhooks_config;
 
 typedef enum {
