@@ -55,6 +55,8 @@ CREATE TABLE webhook_attempts (
     at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX webhook_attempts_endpoint_idx ON webhook_attempts (endpoint_id, id);
+-- Retention (HERALD_WEBHOOKS_RETENTION) deletes the oldest first.
+CREATE INDEX webhook_attempts_at_idx ON webhook_attempts (at);
 
 -- The calls made, one row per (source row, endpoint): what a replay
 -- re-sends, with the same id and body.  source is the stream the row is
@@ -69,6 +71,7 @@ CREATE TABLE webhook_calls (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX webhook_calls_endpoint_idx ON webhook_calls (endpoint_id, created_at);
+CREATE INDEX webhook_calls_created_idx ON webhook_calls (created_at);
 
 -- The feeder's position in each stream it reads: the last id whose calls
 -- the broker acknowledged.  The feeder holding the advisory lock

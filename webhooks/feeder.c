@@ -32,7 +32,9 @@
 
 #define ACK_WAIT_MS       30000 /* longest wait for the broker to acknowledge a pass */
 #define ERROR_PAUSE_MS    1000  /* after a failed pass */
-#define REPLAY_BATCH      500   /* calls of a replay produced per pass */
+#define PURGE_EVERY_MS    60000 /* how often the feeder deletes what is past retention */
+#define PURGE_BATCH       "10000"
+#define REPLAY_BATCH      500 /* calls of a replay produced per pass */
 #define REPLAY_BATCH_TEXT "500"
 #define BODY_MAX          (1024 * 1024)
 
@@ -470,14 +472,50 @@ out:
     return ret;
 }
 
+/*
+ * Deletes, a bounded batch per table, what is older than the retention:
+ * attempts, recorded calls, and inbox changes the cursor has passed.
+ * The rows of delivery_history are not the feeder's to delete.
+ */
+static void purge(feeder *f)
+{
+    static const char *const sql[] = {
+        "DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts"
+        " WHERE at < now() - $1::bigint * interval '1 millisecond' ORDER BY at"
+        " LIMIT " PURGE_BATCH ")",
+        "DELETE FROM webhook_calls WHERE id IN (SELECT id FROM webhook_calls"
+        " WHERE created_at < now() - $1::bigint * interval '1 millisecond' ORDER BY created_at"
+        " LIMIT " PURGE_BATCH ")",
+        "DELETE FROM webhook_inbox_history WHERE id IN (SELECT id FROM webhook_inbox_history"
+        " WHERE at < now() - $1::bigint * interval '1 millisecond'"
+        " AND id <= (SELECT history_id FROM webhook_cursor WHERE name = 'webhook_inbox_history')"
+        " ORDER BY id LIMIT " PURGE_BATCH ")",
+        "DELETE FROM webhook_replays WHERE done_at < now() - $1::bigint * interval '1 millisecond'",
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        pg_params p = {0};
+        pg_params_int(&p, f->cfg->retention_ms);
+        pg_status st = pg_query_params(f->db, sql[i], &p, NULL, err, sizeof err);
+        pg_params_free(&p);
+        if (failed(st, "deleting rows past retention", err))
+            return;
+    }
+}
+
 static void *feeder_main(void *arg)
 {
     feeder *f = arg;
+    int64_t purged_at = 0;
     while (!stopping(f)) {
         int held = hold_lock(f);
         if (held <= 0) {
             pause_ms(f, held < 0 ? ERROR_PAUSE_MS : f->cfg->feed_idle_ms);
             continue;
+        }
+        if (timeutil_monotonic_ms() - purged_at >= PURGE_EVERY_MS) {
+            purge(f);
+            purged_at = timeutil_monotonic_ms();
         }
         int64_t fed = feed(f, &deliveries);
         int64_t read = fed < 0 ? -1 : feed(f, &inbox);

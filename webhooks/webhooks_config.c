@@ -109,5 +109,13 @@ const config_var webhooks_config_vars[] = {
      .min = 0,
      .max = 600000,
      .help = "at shutdown, how long the answers and acknowledgements still due may take"},
+    {.env = "HERALD_WEBHOOKS_RETENTION",
+     .type = CONFIG_DURATION,
+     .def = "720h",
+     .offset = F(retention_ms),
+     .min = 60000,
+     .max = 315360000000L,
+     .help = "attempts, recorded calls (what a replay can send) and inbox changes older than "
+             "this are deleted by the feeder"},
     {0},
 };

@@ -25,6 +25,7 @@ typedef struct webhooks_config {
     long disable_after;  /* failed attempts in a row that disable an endpoint ... */
     long disable_min_ms; /* ... when they span at least this long */
     long drain_ms;       /* at shutdown, how long answers and acknowledgements may take */
+    long retention_ms;   /* attempts, calls and inbox changes older than this are deleted */
 } webhooks_config;
 
 typedef enum {

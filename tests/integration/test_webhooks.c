@@ -573,12 +573,46 @@ START_TEST(test_inbox_seen_and_read_reach_a_subscribed_endpoint)
 }
 END_TEST
 
+/* Attempts and recorded calls past HERALD_WEBHOOKS_RETENTION go; newer ones stay. */
+START_TEST(test_attempts_and_calls_past_retention_are_deleted)
+{
+    wk_env w;
+    wk_setup(&w);
+    wh_proc d = {0};
+    wk_endpoint(&w, EP_A, w.key_a, 0, "/a", SECRET_A);
+    testsupport_sql(w.e.db, "INSERT INTO webhook_attempts (call_id, endpoint_id, type, attempt,"
+                            " latency_ms, outcome, at) SELECT gen_random_uuid(), '" EP_A "',"
+                            " 'delivery.sent', 1, 5, 'ok', now() - n * interval '1 hour'"
+                            " FROM generate_series(0, 3) n");
+    testsupport_sql(w.e.db,
+                    "INSERT INTO webhook_calls (id, endpoint_id, source, history_id, type, body,"
+                    " created_at) SELECT gen_random_uuid(), '" EP_A "', 'delivery_history', n,"
+                    " 'delivery.sent', '{}', now() - n * interval '1 hour'"
+                    " FROM generate_series(0, 3) n");
+    const char *env[] = {"HERALD_WEBHOOKS_RETENTION=90m", NULL};
+    wk_start(&w, &d, "webhooks", env);
+    /* Waits for none of the old rows to be left. */
+    ck_assert_int_eq(wh_wait_count(&w.e, 1, 30000,
+                                   "SELECT (count(*) = 0)::int FROM webhook_attempts"
+                                   " WHERE at < now() - interval '90 minutes'"),
+                     1);
+    ck_assert_int_eq(wh_wait_count(&w.e, 1, 30000,
+                                   "SELECT (count(*) = 0)::int FROM webhook_calls"
+                                   " WHERE created_at < now() - interval '90 minutes'"),
+                     1);
+    ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM webhook_attempts"), 2);
+    ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM webhook_calls"), 2);
+    wk_teardown(&w);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_each_status_change_arrives_once_through_outages_and_a_kill),
     TEST_ENTRY(test_failing_endpoint_is_disabled_and_its_calls_dead_lettered),
     TEST_ENTRY(test_only_one_feeder_feeds_and_another_takes_over),
     TEST_ENTRY(test_an_endpoint_that_does_not_answer_holds_up_no_other),
     TEST_ENTRY(test_inbox_seen_and_read_reach_a_subscribed_endpoint),
+    TEST_ENTRY(test_attempts_and_calls_past_retention_are_deleted),
 };
 
 TEST_MAIN_TIMEOUT("webhooks", cases, 240)
