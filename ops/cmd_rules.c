@@ -41,18 +41,8 @@ typedef struct rules_flags {
 #define F(field) offsetof(rules_flags, field)
 
 static const config_var rules_vars[] = {
-    {.env = "HERALD_GATEWAY_URL",
-     .flag = "gateway-url",
-     .type = CONFIG_STRING,
-     .def = "http://127.0.0.1:8080",
-     .offset = F(gateway_url),
-     .help = "the gateway's base URL"},
-    {.env = "HERALD_API_KEY",
-     .flag = "api-key",
-     .type = CONFIG_STRING,
-     .offset = F(api_key),
-     .flags = CONFIG_SECRET,
-     .help = "an admin API key (heraldctl apikey create --scope admin)"},
+    CMDUTIL_GATEWAY_FLAGS(rules_flags, gateway_url, api_key, timeout_ms,
+                          "an admin API key (heraldctl apikey create --scope admin)"),
     {.flag = "file",
      .type = CONFIG_STRING,
      .offset = F(file),
@@ -62,13 +52,6 @@ static const config_var rules_vars[] = {
      .def = "false",
      .offset = F(json),
      .help = "list: print the gateway's JSON instead of a table"},
-    {.flag = "timeout",
-     .type = CONFIG_DURATION,
-     .def = "10s",
-     .offset = F(timeout_ms),
-     .min = 100,
-     .max = 600000,
-     .help = "longest wait for the gateway"},
     {0},
 };
 
@@ -119,7 +102,7 @@ static int print_list(const rules_kind *k, const json_t *answer)
         char cells[16][256];
         const char *ptrs[16];
         for (size_t c = 0; c < k->ncols; c++) {
-            cmdutil_json_cell(json_object_get(r, k->fields[c]), cells[c], sizeof cells[c]);
+            cmdutil_cell_text(json_object_get(r, k->fields[c]), cells[c], sizeof cells[c]);
             ptrs[c] = cells[c];
         }
         if (table_add(t, ptrs) != 0)

@@ -53,18 +53,8 @@ typedef struct webhooks_flags {
 #define F(field) offsetof(webhooks_flags, field)
 
 static const config_var webhooks_vars[] = {
-    {.env = "HERALD_GATEWAY_URL",
-     .flag = "gateway-url",
-     .type = CONFIG_STRING,
-     .def = "http://127.0.0.1:8080",
-     .offset = F(gateway_url),
-     .help = "the gateway's base URL"},
-    {.env = "HERALD_API_KEY",
-     .flag = "api-key",
-     .type = CONFIG_STRING,
-     .offset = F(api_key),
-     .flags = CONFIG_SECRET,
-     .help = "the API key the endpoints belong to (an admin key: every endpoint)"},
+    CMDUTIL_GATEWAY_FLAGS(webhooks_flags, gateway_url, api_key, timeout_ms,
+                          "the API key the endpoints belong to (an admin key: every endpoint)"),
     {.flag = "url", .type = CONFIG_STRING, .offset = F(url), .help = "add: where to POST"},
     {.flag = "types",
      .type = CONFIG_STRING,
@@ -111,13 +101,6 @@ static const config_var webhooks_vars[] = {
      .def = "false",
      .offset = F(json),
      .help = "list, log: print the gateway's JSON instead of a table"},
-    {.flag = "timeout",
-     .type = CONFIG_DURATION,
-     .def = "10s",
-     .offset = F(timeout_ms),
-     .min = 100,
-     .max = 600000,
-     .help = "longest wait for the gateway"},
     {0},
 };
 
@@ -145,7 +128,7 @@ static int print_table(const json_t *rows, size_t ncols, const char *const *head
         char cells[8][512];
         const char *ptrs[8];
         for (size_t c = 0; c < ncols; c++) {
-            cmdutil_json_cell(json_object_get(r, fields[c]), cells[c], sizeof cells[c]);
+            cmdutil_cell_text(json_object_get(r, fields[c]), cells[c], sizeof cells[c]);
             ptrs[c] = cells[c];
         }
         if (table_add(t, ptrs) != 0)

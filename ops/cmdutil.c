@@ -181,7 +181,7 @@ void cmdutil_print_json(const json_t *j)
     free(s);
 }
 
-void cmdutil_json_cell(const json_t *v, char *out, size_t outlen)
+void cmdutil_cell_text(const json_t *v, char *out, size_t outlen)
 {
     out[0] = '\0';
     if (json_is_string(v)) {

@@ -64,6 +64,31 @@ typedef struct cmdutil_gateway {
 #define CMDUTIL_GATEWAY_MAX_BODY (4 * 1024 * 1024)
 
 /*
+ * The flags of a command that talks to the gateway, as entries of its
+ * config_var table: --gateway-url (HERALD_GATEWAY_URL), --api-key
+ * (HERALD_API_KEY, described by key_help) and --timeout, into the
+ * members url_member, key_member and timeout_member of flags_type.
+ */
+#define CMDUTIL_GATEWAY_FLAGS(flags_type, url_member, key_member, timeout_member, key_help)        \
+    {.env = "HERALD_GATEWAY_URL",                                                                  \
+     .flag = "gateway-url",                                                                        \
+     .type = CONFIG_STRING,                                                                        \
+     .def = "http://127.0.0.1:8080",                                                               \
+     .offset = offsetof(flags_type, url_member),                                                   \
+     .help = "the gateway's base URL"},                                                            \
+        {.env = "HERALD_API_KEY",                                                                  \
+         .flag = "api-key",                                                                        \
+         .type = CONFIG_STRING,                                                                    \
+         .offset = offsetof(flags_type, key_member),                                               \
+         .flags = CONFIG_SECRET,                                                                   \
+         .help = key_help},                                                                        \
+    {                                                                                              \
+        .flag = "timeout", .type = CONFIG_DURATION, .def = "10s",                                  \
+        .offset = offsetof(flags_type, timeout_member), .min = 100, .max = 600000,                 \
+        .help = "longest wait for the gateway"                                                     \
+    }
+
+/*
  * One request to the gateway: method, path ("/v1/digest-rules"), an
  * optional JSON body.  0 when it answered: *status, and *out its JSON
  * body (NULL when empty or not JSON; the caller decrefs).  -1 after one
@@ -79,10 +104,8 @@ void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer);
 /* Prints j indented on stdout. */
 void cmdutil_print_json(const json_t *j);
 
-/*
- * A table cell of a gateway answer's member: strings as they are, numbers,
- * booleans, arrays of strings joined by commas, "-" for null or absent.
- */
-void cmdutil_json_cell(const json_t *v, char *out, size_t outlen);
+/* A table cell of a JSON value: strings as they are, numbers, booleans,
+ * arrays joined by commas, "-" for null or absent. */
+void cmdutil_cell_text(const json_t *v, char *out, size_t outlen);
 
 #endif
