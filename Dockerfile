@@ -28,7 +28,8 @@ COPY . .
 
 RUN cmake -S . -B /build -DHERALD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
- && for p in herald-gateway herald-dispatcher herald-worker herald-realtime heraldctl; do \
+ && for p in herald-gateway herald-dispatcher herald-worker herald-realtime herald-webhooks \
+            heraldctl; do \
         test -x "/build/bin/$p" || { echo "missing /build/bin/$p" >&2; exit 1; }; \
         "/build/bin/$p" --help >/dev/null || { echo "$p --help failed" >&2; exit 1; }; \
     done
@@ -51,7 +52,8 @@ RUN groupadd --system --gid 10001 herald \
  && chown -R herald:herald /var/lib/herald
 
 COPY --from=build /build/bin/herald-gateway /build/bin/herald-dispatcher \
-                  /build/bin/herald-worker /build/bin/herald-realtime /build/bin/heraldctl \
+                  /build/bin/herald-worker /build/bin/herald-realtime \
+                  /build/bin/herald-webhooks /build/bin/heraldctl \
                   /usr/local/bin/
 
 # Inside a container the gateway must listen beyond loopback; the file

@@ -192,6 +192,8 @@ static int check_fields(const event *ev, size_t max_data, bool identity, size_t 
         return fail(r, "broadcast_id", "broadcast_id: only for per-user events, not a topic");
     if (ev->generation < 0)
         return fail(r, "generation", "generation: must be an integer in 0..%d", INT_MAX);
+    if (ev->api_key_id < 0)
+        return fail(r, "api_key_id", "api_key_id: must be a positive integer");
     return 0;
 }
 
@@ -247,6 +249,10 @@ static int extract(json_t *obj, event *ev, bool kafka, const report *r)
     if (validate_json_int(obj, "generation", 0, INT_MAX, &generation, msg, sizeof msg) < 0)
         return fail_with(r, "generation", msg);
     ev->generation = (int)generation;
+    long long key = 0;
+    if (validate_json_int(obj, "api_key_id", 1, INT64_MAX, &key, msg, sizeof msg) < 0)
+        return fail_with(r, "api_key_id", msg);
+    ev->api_key_id = key;
     return 0;
 }
 
@@ -345,6 +351,8 @@ json_t *event_to_json(const event *ev)
         record_put_string(o, "broadcast_id",
                           ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL) != 0 ||
         json_object_set_new(o, "generation", json_integer(ev->generation)) != 0 ||
+        (ev->api_key_id > 0 &&
+         json_object_set_new(o, "api_key_id", json_integer(ev->api_key_id)) != 0) ||
         (ev->no_digest && json_object_set_new(o, "digest", json_false()) != 0))
         goto out;
     result = o;
@@ -397,6 +405,8 @@ int event_serialize_at(const event *ev, const char *created_at, char **out, size
     jsonw_str(&w, JSONW_NAME("broadcast_id"),
               ev->broadcast_id[0] != '\0' ? ev->broadcast_id : NULL);
     jsonw_int(&w, JSONW_NAME("generation"), ev->generation);
+    if (ev->api_key_id > 0)
+        jsonw_int(&w, JSONW_NAME("api_key_id"), ev->api_key_id);
     if (ev->no_digest)
         jsonw_bool(&w, JSONW_NAME("digest"), false);
     if (jsonw_end(&w) != 0) {
@@ -441,6 +451,7 @@ int event_copy(event *dst, const event *src)
     dst->created_at = src->created_at;
     dst->generation = src->generation;
     dst->no_digest = src->no_digest;
+    dst->api_key_id = src->api_key_id;
     dst->data = src->data != NULL ? json_incref(src->data) : NULL;
     if (dup_opt(&dst->type, src->type) != 0 || dup_opt(&dst->user_id, src->user_id) != 0 ||
         dup_opt(&dst->topic, src->topic) != 0 || dup_opt(&dst->category, src->category) != 0 ||

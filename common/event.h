@@ -7,10 +7,12 @@
  *   {"event_id":"<uuid>","type":"order.shipped","user_id":"u-42",
  *    "data":{...},"priority":"normal","category":"billing",
  *    "created_at":"2026-11-27T22:10:55.123Z","idempotency_key":"k-1",
- *    "broadcast_id":"<uuid>","generation":0,"digest":false}
+ *    "broadcast_id":"<uuid>","generation":0,"api_key_id":7,"digest":false}
  *
  * with "topic":"<name>" instead of "user_id" for a topic broadcast (its
- * Kafka key is then "topic:<name>", see event_kafka_key).
+ * Kafka key is then "topic:<name>", see event_kafka_key).  api_key_id is
+ * the API key that published the event, set by the gateway (never taken
+ * from a request body): the status webhooks of that key hear of it.
  *
  * Two ways in, with different strictness:
  * - event_from_request validates an API request body: only the fields a
@@ -77,6 +79,7 @@ typedef struct event {
     char broadcast_id[ID_UUID_SIZE]; /* the topic event this per-user event came from, or "" */
     int generation;                  /* bumped by replay --redeliver; 0 at first */
     bool no_digest;                  /* "digest":false: digest rules pass it by (docs/digests.md) */
+    int64_t api_key_id;              /* the publishing key (docs/webhooks.md); 0: none */
 } event;
 
 /* "critical", "high", "normal", "low"; "normal" for an out-of-range value. */

@@ -46,6 +46,10 @@
 #define HDR_REPLAYED    "herald.replayed"
 #define HDR_REPLAYED_AT "herald.replayed_at"
 
+/* A status webhook call (common/webhook_call.h): its id and type. */
+#define HDR_WEBHOOK_ID   "herald.webhook.id"
+#define HDR_WEBHOOK_TYPE "herald.webhook.type"
+
 static inline bool hdr_has_prefix(const char *name, const char *prefix)
 {
     return strncmp(name, prefix, strlen(prefix)) == 0;

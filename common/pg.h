@@ -97,7 +97,7 @@ pg_status pg_query(pg_conn *c, const char *sql, int nparams, const char *const *
  * without checking each step.  `pg_params p = {0};` is empty; free with
  * pg_params_free.
  */
-#define PG_PARAMS_MAX 8
+#define PG_PARAMS_MAX 12
 typedef struct pg_params {
     const char *v[PG_PARAMS_MAX];
     char *owned[PG_PARAMS_MAX];

@@ -1,7 +1,7 @@
 /*
  * topics: see topics.h.  Retention: events and deliveries a week (enough to
  * replay an incident window), retries a week, dead letters 30 days so an
- * operator has time to inspect and requeue them; inbox updates a day (a
+ * operator has time to inspect and requeue them (webhook calls alike); inbox updates a day (a
  * doorbell for live clients, not a history: docs/inapp.md).
  */
 #include "topics.h"
@@ -24,6 +24,8 @@ const topics_def topics_all[] = {
     {"retry.inapp", WEEK_MS, "in-app deliveries waiting for their next attempt"},
     {TOPICS_DLQ, MONTH_MS, "dead letters from every stage"},
     {TOPICS_INBOX_UPDATES, DAY_MS, "in-app inbox changes, the doorbell of live clients"},
+    {TOPICS_WEBHOOKS, WEEK_MS, "status webhook calls, keyed by endpoint"},
+    {TOPICS_WEBHOOKS_RETRY, WEEK_MS, "status webhook calls waiting for their next attempt"},
     {NULL, NULL, NULL},
 };
 

@@ -9,10 +9,15 @@
  *   retry.<channel>        deliveries waiting for a later attempt (or for the
  *                          end of the user's quiet hours), keyed by user_id,
  *                          due time in the delivery's not_before
- *   dlq                    dead letters: original key, value and headers plus
+ *   dlq                    dead letters of every stage, webhook calls too:
+ *                          original key, value and headers plus
  *                          the herald.dlq.* / herald.original.* headers
  *   inbox.updates          in-app inbox changes, keyed by user_id
  *                          (docs/inapp.md)
+ *   webhooks               status webhook calls, keyed by endpoint id
+ *                          (docs/webhooks.md)
+ *   webhooks.retry         calls waiting for a later attempt, due time in
+ *                          herald.retry.not_before
  */
 #ifndef HERALD_TOPICS_H
 #define HERALD_TOPICS_H
@@ -28,9 +33,11 @@ typedef struct topics_def {
 /* Every topic, terminated by an entry with name == NULL. */
 extern const topics_def topics_all[];
 
-#define TOPICS_EVENTS        "events"
-#define TOPICS_DLQ           "dlq"
-#define TOPICS_INBOX_UPDATES "inbox.updates"
+#define TOPICS_EVENTS         "events"
+#define TOPICS_DLQ            "dlq"
+#define TOPICS_INBOX_UPDATES  "inbox.updates"
+#define TOPICS_WEBHOOKS       "webhooks"
+#define TOPICS_WEBHOOKS_RETRY "webhooks.retry"
 
 /* "deliveries.<channel>" / "retry.<channel>" into out; returns out. */
 char *topics_deliveries(const char *channel, char *out, size_t outlen);

@@ -3,6 +3,7 @@
  */
 #include "status.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,16 +42,16 @@ struct status_batch {
 static const char write_sql[] =
     "WITH e AS ("
     "  INSERT INTO events (event_id, type, user_id, topic, priority, category, broadcast_id, "
-    "                      created_at, planned) "
-    "  SELECT e, t, u, tp, p, c, b, ca, pl::text[] "
+    "                      created_at, planned, api_key_id) "
+    "  SELECT e, t, u, tp, p, c, b, ca, pl::text[], k "
     "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
-    "              $6::text[], $7::uuid[], $8::timestamptz[], $9::text[]) "
-    "       AS x(e, t, u, tp, p, c, b, ca, pl) "
+    "              $6::text[], $7::uuid[], $8::timestamptz[], $9::text[], $10::bigint[]) "
+    "       AS x(e, t, u, tp, p, c, b, ca, pl, k) "
     "  ON CONFLICT (event_id) DO NOTHING) "
     "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, address, status, "
     "                        skip_reason, not_before) "
-    "SELECT * FROM unnest($10::text[], $11::uuid[], $12::text[], $13::text[], $14::text[], "
-    "                     $15::text[], $16::text[], $17::timestamptz[]) "
+    "SELECT * FROM unnest($11::text[], $12::uuid[], $13::text[], $14::text[], $15::text[], "
+    "                     $16::text[], $17::text[], $18::timestamptz[]) "
     "ON CONFLICT (idempotency_key) DO NOTHING";
 
 #define STATUS_PARAMS (STATUS_EVENT_COLUMNS + STATUS_DELIVERY_COLUMNS)
@@ -274,8 +275,9 @@ static int add_deliveries(status_batch *b, const event *ev, const fanout_item *i
 
 int status_add_event(status_batch *b, const event *ev, const fanout_item *items, size_t n)
 {
-    char created[TIMEUTIL_RFC3339_SIZE];
+    char created[TIMEUTIL_RFC3339_SIZE], key[24];
     timeutil_format_rfc3339(ev->created_at, created, sizeof created);
+    snprintf(key, sizeof key, "%" PRId64, ev->api_key_id);
     /*
      * An event redelivered on purpose (replay --redeliver, generation > 0)
      * finds its events row already there (ON CONFLICT DO NOTHING keeps the
@@ -296,6 +298,7 @@ int status_add_event(status_batch *b, const event *ev, const fanout_item *items,
         ev->broadcast_id[0] ? ev->broadcast_id : NULL,
         created,
         planned,
+        ev->api_key_id > 0 ? key : NULL,
     };
     if (table_add(&b->ev, v) != 0)
         return -1;

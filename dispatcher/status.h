@@ -70,10 +70,10 @@ size_t status_delivery_count(const status_batch *b);
  * The accumulated array literal of one column, for tests: "{...}", or NULL
  * when col is out of range or out of memory.  Events columns: event_id,
  * type, user_id, topic, priority, category, broadcast_id, created_at,
- * planned.  Deliveries columns: idempotency_key, event_id, user_id, channel,
+ * planned, api_key_id.  Deliveries columns: idempotency_key, event_id, user_id, channel,
  * address, status, skip_reason, not_before.
  */
-#define STATUS_EVENT_COLUMNS    9
+#define STATUS_EVENT_COLUMNS    10
 #define STATUS_DELIVERY_COLUMNS 8
 const char *status_events_column(status_batch *b, size_t col);
 const char *status_deliveries_column(status_batch *b, size_t col);

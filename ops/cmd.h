@@ -22,5 +22,6 @@ int cmd_digests(const ctl_context *ctx, int argc, char **argv);
 int cmd_followups(const ctl_context *ctx, int argc, char **argv);
 int cmd_suppress(const ctl_context *ctx, int argc, char **argv);
 int cmd_event(const ctl_context *ctx, int argc, char **argv);
+int cmd_webhooks(const ctl_context *ctx, int argc, char **argv);
 
 #endif

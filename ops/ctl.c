@@ -30,6 +30,8 @@ const ctl_command ctl_commands[] = {
     {"followups", cmd_followups, "the pending follow-ups, soonest due first"},
     {"event", cmd_event, "one event's deliveries and their history (gateway API)"},
     {"suppress", cmd_suppress, "list, add and remove suppressed addresses (gateway API)"},
+    {"webhooks", cmd_webhooks,
+     "list, add, remove, enable status webhooks; their attempt log, replays (gateway API)"},
     {NULL, NULL, NULL},
 };
 

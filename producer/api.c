@@ -24,6 +24,7 @@
 #include "users_api.h"
 #include "usertoken.h"
 #include "validate.h"
+#include "webhooks_api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,13 @@ static const api_endpoint ep_receipts_twilio = {.fn = receipts_api_twilio,
 static const api_endpoint ep_receipts_ses = {.fn = receipts_api_ses, .body_type = "*"};
 static const api_endpoint ep_receipts_http = {.fn = receipts_api_http, .json_body = true};
 static const api_endpoint ep_receipts_smtp = {.fn = receipts_api_smtp, .body_type = "*"};
+static const api_endpoint ep_webhook_create = {.fn = webhooks_api_create, .json_body = true};
+static const api_endpoint ep_webhook_list = {.fn = webhooks_api_list};
+static const api_endpoint ep_webhook_get = {.fn = webhooks_api_get};
+static const api_endpoint ep_webhook_delete = {.fn = webhooks_api_delete};
+static const api_endpoint ep_webhook_enable = {.fn = webhooks_api_enable};
+static const api_endpoint ep_webhook_attempts = {.fn = webhooks_api_attempts};
+static const api_endpoint ep_webhook_replay = {.fn = webhooks_api_replay, .json_body = true};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -118,6 +126,13 @@ static const router_route routes[] = {
     {"POST", "/v1/receipts/ses", ROUTER_SCOPE_NONE, &ep_receipts_ses},
     {"POST", "/v1/receipts/http", ROUTER_SCOPE_NONE, &ep_receipts_http},
     {"POST", "/v1/receipts/smtp", ROUTER_SCOPE_ADMIN, &ep_receipts_smtp},
+    {"POST", "/v1/webhooks", ROUTER_SCOPE_PUBLISH, &ep_webhook_create},
+    {"GET", "/v1/webhooks", ROUTER_SCOPE_PUBLISH, &ep_webhook_list},
+    {"GET", "/v1/webhooks/{webhook_id}", ROUTER_SCOPE_PUBLISH, &ep_webhook_get},
+    {"DELETE", "/v1/webhooks/{webhook_id}", ROUTER_SCOPE_PUBLISH, &ep_webhook_delete},
+    {"POST", "/v1/webhooks/{webhook_id}/enable", ROUTER_SCOPE_PUBLISH, &ep_webhook_enable},
+    {"GET", "/v1/webhooks/{webhook_id}/attempts", ROUTER_SCOPE_PUBLISH, &ep_webhook_attempts},
+    {"POST", "/v1/webhooks/{webhook_id}/replay", ROUTER_SCOPE_PUBLISH, &ep_webhook_replay},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},

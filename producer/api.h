@@ -7,7 +7,8 @@
  * headers (415, 413) before the body is read, then hands the request to the
  * route's handler.  Handlers live in one file per resource
  * (events_api.c, users_api.c, topics_api.c, templates_api.c, rules_api.c,
- * tokens_api.c, inbox_api.c, unsubscribe_api.c, receipts_api.c, ops_api.c).
+ * tokens_api.c, inbox_api.c, unsubscribe_api.c, receipts_api.c, webhooks_api.c,
+ * ops_api.c).
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct

@@ -141,6 +141,7 @@ static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
         return NULL;
     }
     ev->created_at = timeutil_now_ms();
+    ev->api_key_id = it->work->key_id; /* whose status webhooks hear of it */
     if (wire_event(ev, &wire, wlen) != 0) {
         item_fail(it, 400, "invalid_field", "", "the event cannot be serialized");
         return NULL;

@@ -5,6 +5,7 @@
  * poison records, cache invalidation, a PostgreSQL outage and shutdown.
  */
 #include "dispatcher_harness.h"
+#include "event.h"
 #include "kafka_txn.h"
 
 #define WAIT_MS 30000
@@ -554,6 +555,41 @@ START_TEST(test_two_dispatchers_share_the_work_and_hand_over_on_shutdown)
 }
 END_TEST
 
+/* The events row names the key that published the event, for its status webhooks. */
+START_TEST(test_events_row_keeps_the_publishing_api_key)
+{
+    dh_env e;
+    dh_setup(&e);
+    templates_all_channels(&e, "promo.sale");
+    dh_sql(&e, "INSERT INTO users (user_id, email) VALUES ('ann','ann@example.com')");
+    dh_start(&e, NULL);
+    dh_wait_ready(&e, WAIT_MS);
+    event keyed = {.type = "promo.sale", .user_id = "ann", .api_key_id = 42};
+    event plain = {.type = "promo.sale", .user_id = "ann"};
+    event *evs[2] = {&keyed, &plain};
+    for (int i = 0; i < 2; i++) {
+        char *wire;
+        size_t len;
+        ck_assert_int_eq(id_uuid_v4(evs[i]->event_id), 0);
+        evs[i]->created_at = timeutil_now_ms();
+        ck_assert_int_eq(event_serialize(evs[i], &wire, &len), 0);
+        dh_publish(&e, "ann", wire, NULL);
+        free(wire);
+    }
+    ck_assert_int_eq(dh_wait_count(&e, 2, WAIT_MS, "SELECT count(*) FROM events"), 2);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT api_key_id FROM events WHERE event_id = '%s'",
+             keyed.event_id);
+    ck_assert_int_eq(testsupport_sql_long(e.db, "%s", sql), 42);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM events WHERE event_id = '%s'"
+             " AND api_key_id IS NULL",
+             plain.event_id);
+    ck_assert_int_eq(testsupport_sql_long(e.db, "%s", sql), 1);
+    dh_teardown(&e);
+}
+END_TEST
+
 START_TEST(test_bad_configuration_exits_2_naming_the_variable)
 {
     char bin[512], out[4096], err[4096];
@@ -577,6 +613,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_user_change_invalidates_the_cache_within_a_second),
     TEST_ENTRY(test_postgres_connection_loss_loses_nothing),
     TEST_ENTRY(test_two_dispatchers_share_the_work_and_hand_over_on_shutdown),
+    TEST_ENTRY(test_events_row_keeps_the_publishing_api_key),
     TEST_ENTRY(test_bad_configuration_exits_2_naming_the_variable),
 };
 

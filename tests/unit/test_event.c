@@ -511,6 +511,36 @@ START_TEST(test_digest_false_is_written_read_and_copied)
     event_free(&c);
 }
 
+START_TEST(test_api_key_id_is_written_read_and_copied_but_never_requested)
+{
+    event a, b, c;
+    /* Only the gateway says which key published an event. */
+    ck_assert_int_eq(request(body_with("api_key_id", json_integer(7)), &a, NULL), -1);
+    ck_assert_str_eq(field, "api_key_id");
+    ck_assert_int_eq(request(body_with("digest", json_true()), &a, NULL), 0);
+    memcpy(a.event_id, EVENT_ID, sizeof a.event_id);
+    a.created_at = 1795817455123LL;
+    a.api_key_id = 7;
+    char *s;
+    size_t n;
+    ck_assert_int_eq(event_serialize(&a, &s, &n), 0);
+    ck_assert_ptr_nonnull(strstr(s, ",\"generation\":0,\"api_key_id\":7}"));
+    json_t *tree = event_to_json(&a);
+    char *dumped = json_dumps(tree, JSON_COMPACT);
+    ck_assert_str_eq(dumped, s);
+    free(dumped);
+    json_decref(tree);
+    ck_assert_int_eq(event_parse(s, n, &b, err, sizeof err), EVENT_OK);
+    ck_assert_int_eq(b.api_key_id, 7);
+    ck_assert_int_eq(event_copy(&c, &b), 0);
+    ck_assert_int_eq(c.api_key_id, 7);
+    free(s);
+    event_free(&a);
+    event_free(&b);
+    event_free(&c);
+}
+END_TEST
+
 START_TEST(test_serialize_fails_on_invalid_utf8)
 {
     event ev = {0};
@@ -618,6 +648,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_digest_defaults_to_true_and_false_opts_out),
     TEST_ENTRY(test_digest_must_be_a_boolean),
     TEST_ENTRY(test_digest_false_is_written_read_and_copied),
+    TEST_ENTRY(test_api_key_id_is_written_read_and_copied_but_never_requested),
     TEST_ENTRY(test_serialize_fails_on_invalid_utf8),
     TEST_ENTRY(test_kafka_key_is_user_id_or_topic_prefixed),
     TEST_ENTRY(test_copy_is_independent_of_the_original),

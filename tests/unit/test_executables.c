@@ -9,8 +9,8 @@
 #include "testsupport.h"
 #include "testutil.h"
 
-static const char *const programs[] = {"herald-gateway", "herald-dispatcher", "herald-worker",
-                                       "herald-realtime", "heraldctl"};
+static const char *const programs[] = {"herald-gateway",  "herald-dispatcher", "herald-worker",
+                                       "herald-realtime", "herald-webhooks",   "heraldctl"};
 
 /* Every file in the build's bin directory, the benchmarks' and test providers' included. */
 START_TEST(test_every_executable_prints_help_and_exits_0)
@@ -33,7 +33,7 @@ START_TEST(test_every_executable_prints_help_and_exits_0)
         seen++;
     }
     closedir(d);
-    /* the five programs at least */
+    /* the six programs at least */
     ck_assert_int_ge(seen, (int)(sizeof(programs) / sizeof(programs[0])));
 }
 END_TEST
@@ -89,11 +89,33 @@ START_TEST(test_unknown_flag_exits_2_naming_it)
 }
 END_TEST
 
+/* herald-webhooks' own settings, each refused before anything connects. */
+START_TEST(test_bad_webhooks_setting_exits_2_naming_the_variable)
+{
+    static const char *const bad[] = {"HERALD_WEBHOOKS_TIMEOUT=soon", "HERALD_WEBHOOKS_ROLE=both",
+                                      "HERALD_WEBHOOKS_DISABLE_AFTER=0",
+                                      "HERALD_WEBHOOKS_MAX_ATTEMPTS=101",
+                                      "HERALD_WEBHOOKS_DISABLE_MIN_SPAN=-1m"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char bin[1024], out[4096], err[4096], name[64];
+        testsupport_bin("herald-webhooks", bin, sizeof(bin));
+        char *argv[] = {bin, NULL};
+        const char *env[] = {bad[i], NULL};
+        int rc = testsupport_run(argv, env, out, sizeof(out), err, sizeof(err), 10000);
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(bad[i], "="), bad[i]);
+        ck_assert_msg(rc == 2, "%s: exited %d: %s", bad[i], rc, err);
+        ck_assert_msg(strncmp(err, "herald-webhooks: ", 17) == 0 && strstr(err, name) != NULL,
+                      "%s: %s", bad[i], err);
+    }
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_every_executable_prints_help_and_exits_0),
     TEST_ENTRY(test_bad_env_value_exits_2_naming_the_variable),
     TEST_ENTRY(test_worker_refuses_a_status_callback_url_that_is_not_http),
     TEST_ENTRY(test_unknown_flag_exits_2_naming_it),
+    TEST_ENTRY(test_bad_webhooks_setting_exits_2_naming_the_variable),
 };
 
 TEST_MAIN("executables", cases)

@@ -2,21 +2,21 @@
  * offsets: which offset of each partition may be committed, when records
  * finish out of order.
  *
- * The worker has many records of a partition in progress at once (sends in
- * flight, retries being produced, rows being written) and they finish in
- * any order.  Committing offset N+1 says every record up to N is done, so
- * the committable position is the first record still in progress, or one
- * past the last record seen when none is.  This is the "contiguous
- * completion" rule: a record is done when its outcome is durable (the
- * produce to the retry topic or the DLQ was acknowledged, or the row
- * saying sent/failed was written).
+ * The worker and the webhook sender have many records of a partition in
+ * progress at once (sends in flight, retries being produced, rows being
+ * written) and they finish in any order.  Committing offset N+1 says every
+ * record up to N is done, so the committable position is the first record
+ * still in progress, or one past the last record seen when none is.  This
+ * is the "contiguous completion" rule: a record is done when its outcome
+ * is durable (the produce to the retry topic or the DLQ was acknowledged,
+ * or the row saying sent/failed was written).
  *
  * Offsets of a partition are tracked in the order they were consumed
  * (increasing); tracking a lower offset means the partition was rewound
  * (seek, reassignment) and starts it afresh.  Pure: no I/O.
  */
-#ifndef HERALD_CHANNELS_OFFSETS_H
-#define HERALD_CHANNELS_OFFSETS_H
+#ifndef HERALD_OFFSETS_H
+#define HERALD_OFFSETS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,13 +1,14 @@
 /*
  * dueq: items ordered by the time they become due (a binary min-heap).
  *
- * The worker holds retry records that are not due yet here rather than
- * blocking their partition: records behind a far-off one (a delivery held
- * for the end of quiet hours) still go out on time.  Items are the
- * caller's; ties come out in insertion order.  Pure.
+ * The worker and the webhook sender hold retry records that are not due
+ * yet here rather than blocking their partition: records behind a far-off
+ * one (a delivery held for the end of quiet hours, a webhook endpoint's
+ * long backoff) still go out on time.  Items are the caller's; ties come
+ * out in insertion order.  Pure.
  */
-#ifndef HERALD_CHANNELS_DUEQ_H
-#define HERALD_CHANNELS_DUEQ_H
+#ifndef HERALD_DUEQ_H
+#define HERALD_DUEQ_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -4,12 +4,14 @@
  * The worker keys jobs by user_id: a user's deliveries are sent one after
  * the other, in the order they were consumed, while different users' go
  * out concurrently.  That keeps per-user order (what Kafka's keying by
- * user_id promised) without serialising a whole partition.
+ * user_id promised) without serialising a whole partition.  The webhook
+ * sender keys calls by endpoint, so an endpoint that is slow to answer
+ * holds one request slot, not all of them.
  *
  * Pure, single-threaded.  Items are the caller's; keys are copied.
  */
-#ifndef HERALD_CHANNELS_KEYQ_H
-#define HERALD_CHANNELS_KEYQ_H
+#ifndef HERALD_KEYQ_H
+#define HERALD_KEYQ_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,8 +1,8 @@
 /*
- * retry: when a delivery that failed transiently is tried again, and when
- * it is not tried again.
+ * retry: when something that failed transiently is tried again, and when
+ * it is not tried again: a worker's delivery, a status webhook's call.
  *
- * Delays grow exponentially from HERALD_RETRY_BASE_MS with "equal jitter":
+ * Delays grow exponentially from the policy's base with "equal jitter":
  * uniform in [ceiling/2, ceiling] where ceiling = min(cap, base * 2^(n-1))
  * for the n-th retry.  Half of the delay is fixed, so successive retries of
  * one delivery really do wait longer and longer, and the other half spreads
@@ -12,8 +12,8 @@
  *
  * Pure: the caller passes now_ms and a PRNG state (see backoff.h).
  */
-#ifndef HERALD_CHANNELS_RETRY_H
-#define HERALD_CHANNELS_RETRY_H
+#ifndef HERALD_RETRY_H
+#define HERALD_RETRY_H
 
 #include <stdbool.h>
 #include <stdint.h>

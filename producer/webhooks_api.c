@@ -1,0 +1,366 @@
+/*
+ * webhooks_api: see webhooks_api.h.  The answers are built as JSON by
+ * PostgreSQL and sent as they come.
+ */
+#include "webhooks_api.h"
+
+#include "ids.h"
+#include "log.h"
+#include "timeutil.h"
+#include "webhook_call.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define URL_MAX         2048
+#define SECRET_MIN      16
+#define SECRET_MAX      256
+#define DESCRIPTION_MAX 256
+#define PAGE_DEFAULT    50
+#define PAGE_MAX        500
+
+/* An endpoint as every answer shows it (never its secret). */
+#define ENDPOINT_JSON                                                                              \
+    "json_build_object('id', e.id, 'url', e.url, 'event_types', e.event_types,"                    \
+    " 'all_events', e.all_events, 'description', e.description, 'enabled', e.enabled,"             \
+    " 'disabled_at', e.disabled_at, 'disabled_reason', e.disabled_reason,"                         \
+    " 'calls_ok', e.calls_ok, 'calls_failed', e.calls_failed,"                                     \
+    " 'consecutive_failures', e.consecutive_failures, 'last_status', e.last_status,"               \
+    " 'last_attempt_at', e.last_attempt_at, 'created_at', e.created_at)"
+
+/* Admin keys own every endpoint: their owner parameter ($n) is NULL. */
+#define OWNED_BY(n) "($" n "::bigint IS NULL OR e.api_key_id = $" n "::bigint)"
+#define OWNED       OWNED_BY("2")
+
+static void owner_param(pg_params *p, const api_call *call)
+{
+    if (call->scope == APIKEY_SCOPE_ADMIN)
+        pg_params_text(p, NULL);
+    else
+        pg_params_int(p, call->key_id);
+}
+
+/* Runs a query whose one row and column is the JSON answer, and sends it. */
+static void answer(api_env *env, http_request *req, int status, const char *sql, pg_params *p)
+{
+    char err[256];
+    PGresult *res = NULL;
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        goto out;
+    pg_status st = pg_query_params(c, sql, p, &res, err, sizeof err);
+    bool conflict = st == PG_ERROR && strncmp(pg_last_sqlstate(c), "23", 2) == 0;
+    pgpool_release(env->pool, c);
+    if (conflict) {
+        http_respond_error(req, 409, "conflict", "the webhook conflicts with the database", NULL);
+        goto out;
+    }
+    if (st != PG_OK) {
+        LOG_WARN(http_request_id(req), "webhooks: %s", err);
+        http_respond_retry(req, 503, "database_unavailable", "the database is not reachable", 1);
+        goto out;
+    }
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+        http_respond_error(req, 404, "not_found", "webhook not found", NULL);
+        goto out;
+    }
+    if (status == 204)
+        http_respond_json(req, 204, NULL);
+    else
+        http_respond(req, status, "application/json", PQgetvalue(res, 0, 0),
+                     (size_t)PQgetlength(res, 0, 0));
+out:
+    PQclear(res);
+    pg_params_free(p);
+}
+
+/* The path's {webhook_id}; NULL after answering 400. */
+static const char *webhook_id(http_request *req, api_call *call)
+{
+    const char *id = router_param(&call->params, "webhook_id");
+    if (id == NULL || !id_is_uuid(id)) {
+        api_bad_field(req, "webhook_id", "webhook_id must be a lowercase UUID");
+        return NULL;
+    }
+    return id;
+}
+
+/* A URL Herald may POST to: http(s), no blanks or control characters. */
+static bool url_ok(const char *url)
+{
+    size_t n = strlen(url);
+    if (n > URL_MAX || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= ' ' || url[i] == 0x7f)
+            return false;
+    return n > 8;
+}
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < ' ' || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* "{a,b}" of the body's event_types, all delivery.* types when absent; -1 after a 400. */
+static int event_types_param(http_request *req, json_t *v, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[o++] = '{';
+    if (v == NULL) {
+        for (size_t i = 0; webhook_types[i] != NULL; i++)
+            if (strncmp(webhook_types[i], "delivery.", 9) == 0)
+                o += (size_t)snprintf(out + o, outlen - o, "%s%s", o > 1 ? "," : "",
+                                      webhook_types[i]);
+    } else if (!json_is_array(v) || json_array_size(v) == 0) {
+        api_bad_field(req, "event_types", "event_types must be a non-empty array of types");
+        return -1;
+    } else {
+        size_t i;
+        json_t *t;
+        json_array_foreach(v, i, t)
+        {
+            const char *s = json_string_value(t);
+            if (!webhook_type_valid(s)) {
+                api_bad_field(req, "event_types",
+                              "event_types: each must be delivery.sent, delivery.delivered, "
+                              "delivery.bounced, delivery.complained, delivery.undelivered, "
+                              "delivery.suppressed, inbox.read or inbox.seen");
+                return -1;
+            }
+            o += (size_t)snprintf(out + o, outlen - o, "%s%s", o > 1 ? "," : "", s);
+            if (o >= outlen - 2) {
+                api_bad_field(req, "event_types", "event_types has too many entries");
+                return -1;
+            }
+        }
+    }
+    snprintf(out + o, outlen - o, "}");
+    return 0;
+}
+
+void webhooks_api_create(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    json_t *body = NULL;
+    pg_params p = {0};
+    char id[ID_UUID_SIZE], secret[SECRET_MAX + 1], types[512];
+    if (api_body_object(req, &body) != 0)
+        goto out;
+    const char *key;
+    json_t *v;
+    json_object_foreach(body, key, v)
+    {
+        if (strcmp(key, "url") != 0 && strcmp(key, "event_types") != 0 &&
+            strcmp(key, "secret") != 0 && strcmp(key, "description") != 0 &&
+            strcmp(key, "all_events") != 0) {
+            api_bad_field(req, key, "unknown field");
+            goto out;
+        }
+    }
+    const char *url = json_string_value(json_object_get(body, "url"));
+    if (url == NULL || !url_ok(url)) {
+        api_bad_field(req, "url", "url must be an http:// or https:// URL of at most 2048 bytes");
+        goto out;
+    }
+    if (event_types_param(req, json_object_get(body, "event_types"), types, sizeof types) != 0)
+        goto out;
+    json_t *s = json_object_get(body, "secret");
+    if (s != NULL) {
+        const char *given = json_string_value(s);
+        size_t n = given ? strlen(given) : 0;
+        if (n < SECRET_MIN || n > SECRET_MAX || !printable(given)) {
+            api_bad_field(req, "secret", "secret must be 16 to 256 printable characters");
+            goto out;
+        }
+        snprintf(secret, sizeof secret, "%s", given);
+    } else {
+        memcpy(secret, "whsec_", 6);
+        if (id_random_token(secret + 6, sizeof secret - 6, 32) != 0) {
+            http_respond_error(req, 500, "internal", "no randomness for the secret", NULL);
+            goto out;
+        }
+    }
+    json_t *d = json_object_get(body, "description");
+    const char *description = json_string_value(d);
+    if (d != NULL && (description == NULL || strlen(description) > DESCRIPTION_MAX)) {
+        api_bad_field(req, "description", "description must be a string of at most 256 bytes");
+        goto out;
+    }
+    json_t *all = json_object_get(body, "all_events");
+    if (all != NULL && !json_is_boolean(all)) {
+        api_bad_field(req, "all_events", "all_events must be true or false");
+        goto out;
+    }
+    if (json_is_true(all) && call->scope != APIKEY_SCOPE_ADMIN) {
+        http_respond_error(req, 403, "forbidden", "only an admin key may receive every event",
+                           "all_events");
+        goto out;
+    }
+    if (id_uuid_v4(id) != 0) {
+        http_respond_error(req, 500, "internal", "no randomness for the id", NULL);
+        goto out;
+    }
+    pg_params_text(&p, id);
+    pg_params_int(&p, call->key_id);
+    pg_params_text(&p, url);
+    pg_params_text(&p, secret);
+    pg_params_text(&p, types);
+    pg_params_text(&p, json_is_true(all) ? "true" : "false");
+    pg_params_text(&p, description);
+    answer(env, req, 201,
+           "WITH e AS (INSERT INTO webhook_endpoints (id, api_key_id, url, secret, event_types,"
+           "               all_events, description)"
+           "           VALUES ($1::uuid, $2::bigint, $3, $4, $5::text[], $6::boolean, $7)"
+           "           RETURNING *)"
+           " SELECT (" ENDPOINT_JSON "::jsonb || jsonb_build_object('secret', e.secret))::text"
+           " FROM e",
+           &p);
+out:
+    json_decref(body);
+}
+
+void webhooks_api_list(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    pg_params p = {0};
+    owner_param(&p, call);
+    answer(env, req, 200,
+           "SELECT json_build_object('webhooks', coalesce(json_agg(" ENDPOINT_JSON
+           " ORDER BY e.created_at, e.id), '[]'))::text"
+           " FROM webhook_endpoints e WHERE " OWNED_BY("1"),
+           &p);
+}
+
+void webhooks_api_get(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    pg_params p = {0};
+    const char *id = webhook_id(req, call);
+    if (id == NULL)
+        return;
+    pg_params_text(&p, id);
+    owner_param(&p, call);
+    answer(env, req, 200,
+           "SELECT " ENDPOINT_JSON "::text FROM webhook_endpoints e"
+           " WHERE e.id = $1::uuid AND " OWNED,
+           &p);
+}
+
+void webhooks_api_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    pg_params p = {0};
+    const char *id = webhook_id(req, call);
+    if (id == NULL)
+        return;
+    pg_params_text(&p, id);
+    owner_param(&p, call);
+    answer(env, req, 204,
+           "DELETE FROM webhook_endpoints e WHERE e.id = $1::uuid AND " OWNED
+           " RETURNING e.id::text",
+           &p);
+}
+
+void webhooks_api_enable(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    pg_params p = {0};
+    const char *id = webhook_id(req, call);
+    if (id == NULL)
+        return;
+    pg_params_text(&p, id);
+    owner_param(&p, call);
+    answer(env, req, 200,
+           "UPDATE webhook_endpoints e SET enabled = true, disabled_at = NULL,"
+           " disabled_reason = NULL, consecutive_failures = 0, failing_since = NULL"
+           " WHERE e.id = $1::uuid AND " OWNED " RETURNING " ENDPOINT_JSON "::text",
+           &p);
+}
+
+/* A positive integer query argument, def when absent; -1 after a 400. */
+static long query_long(http_request *req, const char *name, long def, long max)
+{
+    const char *s = http_request_query(req, name);
+    if (s == NULL)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 1 || v > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be an integer from 1 to %ld", name, max);
+        api_bad_field(req, name, msg);
+        return -1;
+    }
+    return v;
+}
+
+void webhooks_api_attempts(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    pg_params p = {0};
+    const char *id = webhook_id(req, call);
+    long limit, before;
+    if (id == NULL || (limit = query_long(req, "limit", PAGE_DEFAULT, PAGE_MAX)) < 0 ||
+        (before = query_long(req, "before", 0, INT64_MAX)) < 0)
+        return;
+    pg_params_text(&p, id);
+    owner_param(&p, call);
+    pg_params_int(&p, limit);
+    if (before > 0)
+        pg_params_int(&p, before);
+    else
+        pg_params_text(&p, NULL);
+    /* next_before: the id to pass as ?before= for the page after this one. */
+    answer(env, req, 200,
+           "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM webhook_endpoints e"
+           "                              WHERE e.id = $1::uuid AND " OWNED ") THEN NULL"
+           " ELSE json_build_object('attempts', coalesce(json_agg(json_build_object("
+           "     'id', a.id, 'call_id', a.call_id, 'type', a.type, 'attempt', a.attempt,"
+           "     'http_status', a.http_status, 'latency_ms', a.latency_ms,"
+           "     'outcome', a.outcome, 'error', a.error, 'at', a.at) ORDER BY a.id DESC), '[]'),"
+           "   'next_before', CASE WHEN count(*) = $3::int THEN min(a.id) END)::text END"
+           " FROM (SELECT * FROM webhook_attempts WHERE endpoint_id = $1::uuid"
+           "       AND ($4::bigint IS NULL OR id < $4::bigint) ORDER BY id DESC LIMIT $3::int) a",
+           &p);
+}
+
+void webhooks_api_replay(api_env *env, http_request *req, api_call *call, http_phase phase)
+{
+    (void)phase;
+    json_t *body = NULL;
+    pg_params p = {0};
+    char err[160];
+    int64_t from_ms, to_ms;
+    const char *id = webhook_id(req, call);
+    if (id == NULL || api_body_object(req, &body) != 0)
+        goto out;
+    const char *from = json_string_value(json_object_get(body, "from"));
+    const char *to = json_string_value(json_object_get(body, "to"));
+    if (from == NULL || timeutil_parse_rfc3339(from, &from_ms, err, sizeof err) != 0) {
+        api_bad_field(req, "from", "from must be an RFC 3339 time");
+        goto out;
+    }
+    if (to == NULL || timeutil_parse_rfc3339(to, &to_ms, err, sizeof err) != 0 ||
+        to_ms <= from_ms) {
+        api_bad_field(req, "to", "to must be an RFC 3339 time after from");
+        goto out;
+    }
+    pg_params_text(&p, id);
+    owner_param(&p, call);
+    pg_params_text(&p, from);
+    pg_params_text(&p, to);
+    answer(env, req, 202,
+           "WITH r AS (INSERT INTO webhook_replays (endpoint_id, from_at, to_at)"
+           "           SELECT e.id, $3::timestamptz, $4::timestamptz FROM webhook_endpoints e"
+           "           WHERE e.id = $1::uuid AND " OWNED " RETURNING *)"
+           " SELECT json_build_object('replay_id', r.id, 'webhook_id', r.endpoint_id,"
+           "     'from', r.from_at, 'to', r.to_at, 'requested_at', r.requested_at)::text FROM r",
+           &p);
+out:
+    json_decref(body);
+}
