@@ -288,9 +288,11 @@ static int cmd_analyze(int argc, char **argv)
                 dups++;
                 continue;
             }
-            char ch = strstr(line, "\"protocol\":\"smtp\"")  ? 'e'
-                      : strstr(line, "\"protocol\":\"sms\"") ? 's'
-                                                             : 'p';
+            char ch =
+                strstr(line, "\"protocol\":\"smtp\"") ? 'e'
+                : strstr(line, "\"protocol\":\"sms\"") || strstr(line, "\"protocol\":\"twilio\"")
+                    ? 's'
+                    : 'p';
             if (n == cap) {
                 cap *= 2;
                 sample *t = realloc(s, cap * sizeof *s);
