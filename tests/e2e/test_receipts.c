@@ -122,8 +122,7 @@ START_TEST(test_sms_is_delivered_by_its_status_callbacks)
     json_t *doc = wait_for(id, "sms", "delivered");
     json_t *d = e2e_delivery(doc, "sms");
     history(d, h, sizeof h);
-    /* The callback's 'sent' moves nothing: the worker's was first, or
-     * 'delivered' had already come. */
+    /* The callback's 'sent' moves nothing: the worker records its own. */
     ck_assert_msg(sent_and_delivered(h), "%s", h);
     ck_assert_str_eq(json_string_value(json_object_get(d, "provider")), "twilio");
     ck_assert_int_eq(strncmp(json_string_value(json_object_get(d, "provider_message_id")), "SM", 2),
