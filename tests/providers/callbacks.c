@@ -45,16 +45,30 @@ typedef struct cb_item {
     bool reordered; /* of a message whose statuses were reversed */
 } cb_item;
 
-struct callbacks {
-    pthread_mutex_t lock; /* everything below but the atomics */
-    pthread_cond_t wake;
+/*
+ * One sending thread and the callbacks it owns.  A message's callbacks all
+ * go to the shard its MessageSid hashes to, so one thread sends them, one
+ * after the other in due order, as a single sender would.
+ */
+typedef struct cb_shard {
+    callbacks *cb;
     pthread_t thread;
+    bool started;
+    CURL *easy;
+    pthread_cond_t wake;
+    cb_item *heap; /* min-heap on (due_ms, order) */
+    size_t count, cap;
+} cb_shard;
+
+struct callbacks {
+    pthread_mutex_t lock; /* everything below but the atomics, the shards' heaps too */
     record_log *log;
     callbacks_settings initial, cur;
     uint64_t rng;
 
-    cb_item *heap; /* min-heap on (due_ms, order) */
-    size_t count, cap, max;
+    cb_shard *shards;
+    long nshards;
+    size_t count, max; /* waiting in all the shards; at most max */
     uint64_t next_order;
     uint64_t generation; /* bumped by a reset: attempts in flight are not retried */
 
@@ -173,46 +187,66 @@ static void item_swap(cb_item *a, cb_item *b)
     *b = t;
 }
 
-/* Caller holds the lock; -1 when the queue is full. */
-static int heap_push(callbacks *cb, cb_item *it)
+/* Caller holds the lock; -1 when the queue (all shards together) is full. */
+static int heap_push(callbacks *cb, cb_shard *sh, cb_item *it)
 {
-    if (cb->count == (size_t)cb->max)
+    if (cb->count >= cb->max)
         return -1;
-    if (cb->count == cb->cap) {
-        size_t ncap = cb->cap == 0 ? 256 : cb->cap * 2;
-        cb_item *nh = realloc(cb->heap, ncap * sizeof(*nh));
+    if (sh->count == sh->cap) {
+        size_t ncap = sh->cap == 0 ? 256 : sh->cap * 2;
+        cb_item *nh = realloc(sh->heap, ncap * sizeof(*nh));
         if (nh == NULL)
             return -1;
-        cb->heap = nh;
-        cb->cap = ncap;
+        sh->heap = nh;
+        sh->cap = ncap;
     }
     it->order = cb->next_order++;
-    size_t i = cb->count++;
-    cb->heap[i] = *it;
-    while (i > 0 && item_before(&cb->heap[i], &cb->heap[(i - 1) / 2])) {
-        item_swap(&cb->heap[i], &cb->heap[(i - 1) / 2]);
+    cb->count++;
+    size_t i = sh->count++;
+    sh->heap[i] = *it;
+    while (i > 0 && item_before(&sh->heap[i], &sh->heap[(i - 1) / 2])) {
+        item_swap(&sh->heap[i], &sh->heap[(i - 1) / 2]);
         i = (i - 1) / 2;
     }
     return 0;
 }
 
-static cb_item heap_pop(callbacks *cb)
+/* Caller holds the lock; sh is not empty. */
+static cb_item heap_pop(callbacks *cb, cb_shard *sh)
 {
-    cb_item top = cb->heap[0];
-    cb->heap[0] = cb->heap[--cb->count];
+    cb_item top = sh->heap[0];
+    cb->count--;
+    sh->heap[0] = sh->heap[--sh->count];
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < cb->count && item_before(&cb->heap[l], &cb->heap[m]))
+        if (l < sh->count && item_before(&sh->heap[l], &sh->heap[m]))
             m = l;
-        if (r < cb->count && item_before(&cb->heap[r], &cb->heap[m]))
+        if (r < sh->count && item_before(&sh->heap[r], &sh->heap[m]))
             m = r;
         if (m == i)
             break;
-        item_swap(&cb->heap[m], &cb->heap[i]);
+        item_swap(&sh->heap[m], &sh->heap[i]);
         i = m;
     }
     return top;
+}
+
+/* The shard of a message: a hash (FNV-1a, folded) of its MessageSid. */
+static cb_shard *shard_of(callbacks *cb, const callbacks_job *job)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)job->message_sid; *p != '\0'; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    h ^= h >> 32; /* the low bits alone mix poorly */
+    return &cb->shards[h % (uint64_t)cb->nshards];
+}
+
+/* Caller holds the lock. */
+static void wake_all(callbacks *cb)
+{
+    for (long i = 0; i < cb->nshards; i++)
+        pthread_cond_signal(&cb->shards[i].wake);
 }
 
 /* ---- jobs ---- */
@@ -258,8 +292,12 @@ static void queue_clear(callbacks *cb, bool count_dropped)
 {
     if (count_dropped)
         cb->dropped += (long)cb->count;
-    for (size_t i = 0; i < cb->count; i++)
-        callbacks_job_free(cb->heap[i].job);
+    for (long s = 0; s < cb->nshards; s++) {
+        cb_shard *sh = &cb->shards[s];
+        for (size_t i = 0; i < sh->count; i++)
+            callbacks_job_free(sh->heap[i].job);
+        sh->count = 0;
+    }
     cb->count = 0;
 }
 
@@ -272,6 +310,7 @@ void callbacks_submit(callbacks *cb, callbacks_job **jobp)
     char err[160];
 
     pthread_mutex_lock(&cb->lock);
+    cb_shard *sh = shard_of(cb, job);
     if (parse_statuses(cb->cur.statuses, idx, &n, err, sizeof(err)) != 0)
         n = 0; /* cannot happen: checked when set */
     if (atomic_load(&cb->stopping)) {
@@ -289,14 +328,14 @@ void callbacks_submit(callbacks *cb, callbacks_job **jobp)
         bool twice = decide(cb, &cb->cur.duplicate_count, cb->cur.duplicate_rate);
         for (int copy = 0; copy < (twice ? 2 : 1); copy++) {
             it.repeat = copy == 1;
-            if (heap_push(cb, &it) != 0) {
+            if (heap_push(cb, sh, &it) != 0) {
                 cb->dropped++;
                 continue;
             }
             atomic_fetch_add(&job->refs, 1);
         }
     }
-    pthread_cond_signal(&cb->wake);
+    pthread_cond_signal(&sh->wake);
     pthread_mutex_unlock(&cb->lock);
     callbacks_job_free(job);
 }
@@ -519,34 +558,37 @@ static long send_one(callbacks *cb, CURL *easy, const cb_item *it, const callbac
     return status;
 }
 
-/* ---- the thread ---- */
+/* ---- the threads ---- */
 
-static void wait_until(callbacks *cb, int64_t due_ms)
+static void wait_until(callbacks *cb, cb_shard *sh, int64_t due_ms)
 {
     struct timespec ts = {.tv_sec = (time_t)(due_ms / 1000),
                           .tv_nsec = (long)(due_ms % 1000) * 1000000L};
-    (void)pthread_cond_timedwait(&cb->wake, &cb->lock, &ts);
+    (void)pthread_cond_timedwait(&sh->wake, &cb->lock, &ts);
 }
 
+/* Sends the callbacks of one shard with a curl handle of its own (its
+ * connections kept alive from one callback to the next). */
 static void *callbacks_thread(void *arg)
 {
-    callbacks *cb = arg;
-    CURL *easy = curl_easy_init();
+    cb_shard *sh = arg;
+    callbacks *cb = sh->cb;
+    CURL *easy = sh->easy;
     pthread_mutex_lock(&cb->lock);
-    while (easy != NULL) {
+    for (;;) {
         int64_t now = ptime_monotonic_ms();
-        if (atomic_load(&cb->stopping) && (cb->count == 0 || cb->heap[0].due_ms > now ||
+        if (atomic_load(&cb->stopping) && (sh->count == 0 || sh->heap[0].due_ms > now ||
                                            now >= atomic_load(&cb->drain_deadline_ms)))
             break;
-        if (cb->count == 0) {
-            pthread_cond_wait(&cb->wake, &cb->lock);
+        if (sh->count == 0) {
+            pthread_cond_wait(&sh->wake, &cb->lock);
             continue;
         }
-        if (cb->heap[0].due_ms > now) {
-            wait_until(cb, cb->heap[0].due_ms);
+        if (sh->heap[0].due_ms > now) {
+            wait_until(cb, sh, sh->heap[0].due_ms);
             continue;
         }
-        cb_item it = heap_pop(cb);
+        cb_item it = heap_pop(cb, sh);
         callbacks_settings s = cb->cur;
         uint64_t generation = cb->generation;
         bool may_retry = it.attempt <= s.retries;
@@ -577,31 +619,57 @@ static void *callbacks_thread(void *arg)
         it.due_ms = ptime_monotonic_ms() +
                     (wait < CALLBACKS_MAX_BACKOFF_MS ? wait : CALLBACKS_MAX_BACKOFF_MS);
         it.attempt++;
-        if (heap_push(cb, &it) == 0) {
+        if (heap_push(cb, sh, &it) == 0) {
             cb->retried++;
         } else {
             cb->dropped++;
             callbacks_job_free(it.job);
         }
     }
-    if (cb->count > 0)
-        fprintf(stderr, "callbacks: %zu status callbacks dropped at shutdown\n", cb->count);
-    queue_clear(cb, true);
     pthread_mutex_unlock(&cb->lock);
-    curl_easy_cleanup(easy);
     return NULL;
 }
 
 /* ---- lifecycle, control ---- */
 
-callbacks *callbacks_start(const callbacks_settings *initial, long queue_max, record_log *log,
-                           char *err, size_t errlen)
+/* Joins the started threads, drops what is left and frees. */
+static void callbacks_free(callbacks *cb)
+{
+    for (long i = 0; i < cb->nshards; i++)
+        if (cb->shards[i].started)
+            pthread_join(cb->shards[i].thread, NULL);
+    pthread_mutex_lock(&cb->lock);
+    if (cb->count > 0)
+        fprintf(stderr, "callbacks: %zu status callbacks dropped at shutdown\n", cb->count);
+    queue_clear(cb, true);
+    pthread_mutex_unlock(&cb->lock);
+    for (long i = 0; i < cb->nshards; i++) {
+        cb_shard *sh = &cb->shards[i];
+        if (sh->easy != NULL)
+            curl_easy_cleanup(sh->easy);
+        free(sh->heap);
+        pthread_cond_destroy(&sh->wake);
+    }
+    free(cb->shards);
+    pthread_mutex_destroy(&cb->lock);
+    free(cb);
+}
+
+callbacks *callbacks_start(const callbacks_settings *initial, long queue_max, long threads,
+                           record_log *log, char *err, size_t errlen)
 {
     if (settings_check(initial, err, errlen) != 0)
         return NULL;
+    if (threads < 1 || threads > CALLBACKS_MAX_THREADS) {
+        snprintf(err, errlen, "callback_threads: expected 1..%d", CALLBACKS_MAX_THREADS);
+        return NULL;
+    }
     callbacks *cb = calloc(1, sizeof(*cb));
-    if (cb == NULL) {
+    cb_shard *shards = calloc((size_t)threads, sizeof(*shards));
+    if (cb == NULL || shards == NULL) {
         snprintf(err, errlen, "out of memory");
+        free(cb);
+        free(shards);
         return NULL;
     }
     cb->initial = cb->cur = *initial;
@@ -611,19 +679,39 @@ callbacks *callbacks_start(const callbacks_settings *initial, long queue_max, re
     atomic_init(&cb->stopping, false);
     atomic_init(&cb->drain_deadline_ms, 0);
     pthread_mutex_init(&cb->lock, NULL);
+    cb->shards = shards;
+    cb->nshards = threads;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cb->wake, &ca);
+    for (long i = 0; i < threads; i++) {
+        shards[i].cb = cb;
+        pthread_cond_init(&shards[i].wake, &ca);
+    }
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&cb->thread, NULL, callbacks_thread, cb) != 0) {
-        snprintf(err, errlen, "cannot start the status callback thread");
-        pthread_cond_destroy(&cb->wake);
-        pthread_mutex_destroy(&cb->lock);
-        free(cb);
-        return NULL;
+    for (long i = 0; i < threads; i++) {
+        shards[i].easy = curl_easy_init();
+        if (shards[i].easy == NULL) {
+            snprintf(err, errlen, "cannot make a curl handle for the status callbacks");
+            goto fail;
+        }
+    }
+    for (long i = 0; i < threads; i++) {
+        if (pthread_create(&shards[i].thread, NULL, callbacks_thread, &shards[i]) != 0) {
+            snprintf(err, errlen, "cannot start the status callback threads");
+            goto fail;
+        }
+        shards[i].started = true;
     }
     return cb;
+
+fail:
+    pthread_mutex_lock(&cb->lock);
+    atomic_store(&cb->stopping, true);
+    wake_all(cb);
+    pthread_mutex_unlock(&cb->lock);
+    callbacks_free(cb);
+    return NULL;
 }
 
 void callbacks_stop(callbacks *cb, long drain_ms)
@@ -633,13 +721,9 @@ void callbacks_stop(callbacks *cb, long drain_ms)
     pthread_mutex_lock(&cb->lock);
     atomic_store(&cb->drain_deadline_ms, ptime_monotonic_ms() + drain_ms);
     atomic_store(&cb->stopping, true);
-    pthread_cond_signal(&cb->wake);
+    wake_all(cb);
     pthread_mutex_unlock(&cb->lock);
-    pthread_join(cb->thread, NULL);
-    free(cb->heap);
-    pthread_cond_destroy(&cb->wake);
-    pthread_mutex_destroy(&cb->lock);
-    free(cb);
+    callbacks_free(cb);
 }
 
 static int field_long(const json_t *v, const char *key, long *out, char *err, size_t errlen)
@@ -742,7 +826,7 @@ int callbacks_apply_json(callbacks *cb, const json_t *req, bool reset, bool chec
         cb->generation++;
         cb->sent = cb->answered_2xx = cb->failed = cb->retried = cb->given_up = cb->dropped = 0;
     }
-    pthread_cond_signal(&cb->wake);
+    wake_all(cb);
 
 out:
     pthread_mutex_unlock(&cb->lock);

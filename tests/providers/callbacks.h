@@ -6,10 +6,11 @@
  * URL, form-encoded, signed with X-Twilio-Signature = base64(HMAC-SHA1(auth
  * token, the URL followed by every POST parameter sorted by name, each name
  * immediately followed by its value)).  The HTTP provider hands each such
- * message to this module once its answer is out; one background thread
- * (never a request thread) sends the callbacks in due order, retries a
+ * message to this module once its answer is out; background threads
+ * (never a request thread) send the callbacks, each message's by one of
+ * them (by a hash of its MessageSid) in due order, retry a
  * receiver that answers non-2xx or not at all with doubling waits, and
- * writes one record per attempt (what was sent, what came back) to a
+ * write one record per attempt (what was sent, what came back) to a
  * record_log of its own, served as GET /_callbacks.
  *
  * What is sent is scripted like fault: the statuses ("sent,delivered" by
@@ -35,6 +36,9 @@
 
 /* The prefix of the control fields this module owns. */
 #define CALLBACKS_FIELD_PREFIX "callback_"
+
+/* The sending threads at most; each keeps its own connections alive. */
+#define CALLBACKS_MAX_THREADS 64
 
 typedef struct callbacks_settings {
     char statuses[128];    /* comma-separated MessageStatus values, in order; "" = none */
@@ -67,16 +71,18 @@ typedef struct callbacks_job callbacks_job;
 void callbacks_settings_defaults(callbacks_settings *s);
 
 /*
- * Validates initial (copied) and starts the sending thread; queue_max
- * bounds the callbacks waiting.  Attempts are recorded to log (borrowed;
- * must outlive the module).  NULL with err naming the bad setting.
+ * Validates initial (copied) and starts threads (1..CALLBACKS_MAX_THREADS)
+ * sending threads; queue_max bounds the callbacks waiting, all threads'
+ * together.  Attempts are recorded to log (borrowed; must outlive the
+ * module).  NULL with err naming the bad setting.
  */
-callbacks *callbacks_start(const callbacks_settings *initial, long queue_max, record_log *log,
-                           char *err, size_t errlen) __attribute__((warn_unused_result));
+callbacks *callbacks_start(const callbacks_settings *initial, long queue_max, long threads,
+                           record_log *log, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /*
  * Stops taking callbacks, sends those already due for up to drain_ms,
- * drops the rest (counted, and said on stderr), joins the thread and
+ * drops the rest (counted, and said on stderr), joins the threads and
  * frees.  NULL is a no-op.
  */
 void callbacks_stop(callbacks *cb, long drain_ms);
@@ -89,7 +95,7 @@ void callbacks_job_free(callbacks_job *job);
 /*
  * Queues the callbacks of a message whose answer went out, with the
  * settings of now (takes ownership of *job and sets it to NULL).  Never
- * waits for the sending thread.
+ * waits for the sending threads.
  */
 void callbacks_submit(callbacks *cb, callbacks_job **job);
 
@@ -97,7 +103,8 @@ void callbacks_submit(callbacks *cb, callbacks_job **job);
  * Applies the "callback_*" fields of a control request (other fields are
  * ignored): with reset, first back to the start settings, the counters
  * zeroed and the queue emptied.  All or nothing; with check_only nothing
- * changes either way.  -1 with err naming the field.
+ * changes either way.  -1 with err naming the field.  The number of
+ * threads is not a setting: it is fixed at start.
  */
 int callbacks_apply_json(callbacks *cb, const json_t *req, bool reset, bool check_only, char *err,
                          size_t errlen) __attribute__((warn_unused_result));

@@ -82,6 +82,7 @@ typedef struct provider_config {
     const char *callback_statuses;
     const char *callback_record;
     long callback_queue;
+    long callback_threads;
     callbacks_settings callbacks;
 } provider_config;
 
@@ -1266,6 +1267,7 @@ int main(int argc, char **argv)
     callbacks_settings_defaults(&cfg->callbacks);
     cfg->callback_statuses = "sent,delivered";
     cfg->callback_queue = 100000;
+    cfg->callback_threads = 4;
 
     const flag_spec flags[] = {
         {"listen", FLAG_STRING, &cfg->listen, "ADDR", "listen on HOST:PORT (port 0: any free port)",
@@ -1329,6 +1331,9 @@ int main(int argc, char **argv)
          "limit of one callback attempt", 1, 600000},
         {"callback-queue", FLAG_LONG, &cfg->callback_queue, "N",
          "status callbacks waiting at most (more are dropped)", 1, 10000000},
+        {"callback-threads", FLAG_LONG, &cfg->callback_threads, "N",
+         "threads sending status callbacks (a message's all by one, in order)", 1,
+         CALLBACKS_MAX_THREADS},
         {"callback-record", FLAG_STRING, &cfg->callback_record, "FILE",
          "append each status callback attempt to FILE as JSON lines", 0, 0},
         {NULL, FLAG_BOOL, NULL, NULL, NULL, 0, 0},
@@ -1381,8 +1386,8 @@ int main(int argc, char **argv)
         fprintf(stderr, PROGRAM ": --callback-record: %s\n", err);
         goto out;
     }
-    p->callbacks =
-        callbacks_start(&cfg->callbacks, cfg->callback_queue, p->callback_log, err, sizeof(err));
+    p->callbacks = callbacks_start(&cfg->callbacks, cfg->callback_queue, cfg->callback_threads,
+                                   p->callback_log, err, sizeof(err));
     if (p->callbacks == NULL) {
         /* The settings are the flags': err names the control field
          * ("callback_statuses: ..."), which is the flag with dashes. */

@@ -518,7 +518,7 @@ END_TEST
  * that keeps every request it gets and answers 500 to the first fail_first
  * of them, 200 to the rest.
  */
-#define RECEIVER_MAX 32
+#define RECEIVER_MAX 4096
 
 typedef struct received_callback {
     char path[256];
@@ -531,7 +531,7 @@ typedef struct receiver {
     struct MHD_Daemon *daemon;
     int port;
     pthread_mutex_t lock;
-    received_callback got[RECEIVER_MAX];
+    received_callback *got; /* RECEIVER_MAX of them */
     size_t count;
     long fail_first;
 } receiver;
@@ -600,13 +600,16 @@ static void receiver_completed(void *cls, struct MHD_Connection *c, void **con_c
 static void receiver_start(receiver *rv, long fail_first)
 {
     memset(rv, 0, sizeof(*rv));
+    rv->got = calloc(RECEIVER_MAX, sizeof(*rv->got));
+    ck_assert_ptr_nonnull(rv->got);
     pthread_mutex_init(&rv->lock, NULL);
     rv->fail_first = fail_first;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, receiver_request,
-                                  rv, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_NOTIFY_COMPLETED,
-                                  receiver_completed, rv, MHD_OPTION_END);
+    rv->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, receiver_request, rv,
+                         MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_NOTIFY_COMPLETED,
+                         receiver_completed, rv, MHD_OPTION_THREAD_POOL_SIZE, 4U, MHD_OPTION_END);
     ck_assert_ptr_nonnull(rv->daemon);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(rv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     ck_assert_ptr_nonnull(info);
@@ -617,19 +620,26 @@ static void receiver_stop(receiver *rv)
 {
     MHD_stop_daemon(rv->daemon);
     pthread_mutex_destroy(&rv->lock);
+    free(rv->got);
 }
 
-/* Waits up to 5 s for want callbacks; returns how many came. */
-static size_t receiver_wait(receiver *rv, size_t want)
+/* Waits up to timeout_ms for want callbacks; returns how many came. */
+static size_t receiver_wait_ms(receiver *rv, size_t want, long timeout_ms)
 {
     size_t n = 0;
-    for (long deadline = ptime_monotonic_ms() + 5000;; ptime_sleep_ms(10)) {
+    for (long deadline = ptime_monotonic_ms() + timeout_ms;; ptime_sleep_ms(10)) {
         pthread_mutex_lock(&rv->lock);
         n = rv->count;
         pthread_mutex_unlock(&rv->lock);
         if (n >= want || ptime_monotonic_ms() > deadline)
             return n;
     }
+}
+
+/* Waits up to 5 s for want callbacks; returns how many came. */
+static size_t receiver_wait(receiver *rv, size_t want)
+{
+    return receiver_wait_ms(rv, want, 5000);
 }
 
 /* A form body as a JSON object of its decoded fields (caller decrefs). */
@@ -890,6 +900,72 @@ START_TEST(test_twilio_status_callback_answered_500_is_retried)
 }
 END_TEST
 
+#define MANY_MESSAGES 2000
+
+/* Many messages' callbacks, sent by several threads, still arrive each
+ * message's in order (sent before delivered), all signed, none lost, and
+ * at about the rate the messages are accepted. */
+START_TEST(test_twilio_status_callbacks_of_many_messages_keep_order_per_message)
+{
+    static const char *const args[] = {
+        "--twilio-sid", "AC0123", "--twilio-token", "tw-token", "--callback-threads", "8", NULL};
+    server_proc sp;
+    receiver rv;
+    char url[128];
+    receiver_start(&rv, 0);
+    start_server(&sp, false, args);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/status", rv.port);
+
+    json_t *seen = json_object(); /* MessageSid -> statuses received so far */
+    long t0 = ptime_monotonic_ms();
+    for (int i = 0; i < MANY_MESSAGES; i++) {
+        char *sid = twilio_send(sp.port, "%2B15550001111", url);
+        json_object_set_new(seen, sid, json_integer(0));
+        free(sid);
+    }
+    long sent_ms = ptime_monotonic_ms() - t0;
+    ck_assert_uint_eq(receiver_wait_ms(&rv, 2 * MANY_MESSAGES, 20000), 2 * MANY_MESSAGES);
+    long all_ms = ptime_monotonic_ms() - t0;
+    fprintf(stderr, "%d messages accepted in %ld ms, their %d callbacks in by %ld ms\n",
+            MANY_MESSAGES, sent_ms, 2 * MANY_MESSAGES, all_ms);
+
+    pthread_mutex_lock(&rv.lock);
+    ck_assert_uint_eq(rv.count, 2 * MANY_MESSAGES);
+    for (size_t i = 0; i < rv.count; i++) {
+        json_t *raw = form_fields(rv.got[i].body);
+        const char *sid = str_of(raw, "MessageSid");
+        json_t *n = json_object_get(seen, sid);
+        ck_assert_msg(n != NULL, "a callback for %s, never sent", sid);
+        /* Checks the signature too. */
+        json_t *f =
+            check_callback(&rv.got[i], url, sid, json_integer_value(n) == 0 ? "sent" : "delivered");
+        json_decref(f);
+        json_integer_set(n, json_integer_value(n) + 1);
+        json_decref(raw);
+    }
+    pthread_mutex_unlock(&rv.lock);
+    const char *key;
+    json_t *n;
+    json_object_foreach(seen, key, n)
+    {
+        ck_assert_msg(json_integer_value(n) == 2, "%s: %lld callbacks", key,
+                      (long long)json_integer_value(n));
+    }
+    json_decref(seen);
+
+    /* Bounded: the callbacks kept up with the messages (a lone sender at
+     * 1 ms per callback would lag far behind). */
+    ck_assert_int_lt(all_ms, sent_ms + 10000);
+    ck_assert_int_eq(wait_stat(sp.port, "callbacks_answered_2xx", 2 * MANY_MESSAGES),
+                     2 * MANY_MESSAGES);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_sent"), 2 * MANY_MESSAGES);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_dropped"), 0);
+    ck_assert_int_eq(stat_of(sp.port, "callbacks_pending"), 0);
+    finish_server(&sp);
+    receiver_stop(&rv);
+}
+END_TEST
+
 START_TEST(test_twilio_message_without_status_callback_gets_none)
 {
     server_proc sp;
@@ -902,7 +978,7 @@ START_TEST(test_twilio_message_without_status_callback_gets_none)
 
     char *quiet = twilio_send(sp.port, "%2B15550001111", NULL);
     /* A later message that asks for callbacks: once its have come, any for
-     * the first would have come before them (one sender, in order). */
+     * the first would have been queued before them, at its 201. */
     char *loud = twilio_send(sp.port, "%2B15550002222", url);
     ck_assert_uint_eq(receiver_wait(&rv, 2), 2);
     json_decref(check_callback(&rv.got[0], url, loud, "sent"));
@@ -1838,6 +1914,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_twilio_status_callbacks_come_in_order_and_signed),
     TEST_ENTRY(test_twilio_status_callbacks_duplicate_and_reorder_when_asked),
     TEST_ENTRY(test_twilio_status_callback_answered_500_is_retried),
+    TEST_ENTRY(test_twilio_status_callbacks_of_many_messages_keep_order_per_message),
     TEST_ENTRY(test_twilio_message_without_status_callback_gets_none),
     TEST_ENTRY(test_fcm_message_is_accepted),
     TEST_ENTRY(test_fcm_dead_token_is_unregistered),
