@@ -15,7 +15,7 @@
 #include "webhook_call.h"
 #include "whreceiver.h"
 
-#define HOOK_PATH  "/hooks"
+#define HOOK_PATH   "/hooks"
 #define BATCH_USERS 20
 
 static e2e_env env;
@@ -186,8 +186,7 @@ START_TEST(test_a_batch_arrives_once_through_an_outage_and_a_kill)
     int posts0 = 0;
     (void)whreceiver_ids(rc, 0, &posts0);
     whreceiver_set_mode(rc, 0, WHRECEIVER_503);
-    (void)e2e_publish_events(&env, "order.shipped", "whb", BATCH_USERS, 0, half, ids,
-                             E2E_PHASE_MS);
+    (void)e2e_publish_events(&env, "order.shipped", "whb", BATCH_USERS, 0, half, ids, E2E_PHASE_MS);
     int posts = posts0;
     int64_t deadline = timeutil_monotonic_ms() + E2E_PHASE_MS;
     while (posts < posts0 + 50 && timeutil_monotonic_ms() < deadline && e2e_all_alive(&env)) {
@@ -201,6 +200,7 @@ START_TEST(test_a_batch_arrives_once_through_an_outage_and_a_kill)
     whreceiver_set_mode(rc, 0, WHRECEIVER_OK);
     ck_assert_int_gt(whreceiver_wait(rc, 0, have0 + 1, E2E_PHASE_MS, alive, &env), have0);
     e2e_kill(&env, E2E_WEBHOOKS);
+    int at_kill = whreceiver_ids(rc, 0, NULL);
     (void)e2e_publish_events(&env, "order.shipped", "whb", BATCH_USERS, half, n - half, ids,
                              E2E_PHASE_MS);
     e2e_restart(&env, E2E_WEBHOOKS);
@@ -213,8 +213,8 @@ START_TEST(test_a_batch_arrives_once_through_an_outage_and_a_kill)
     ck_assert_int_ge(want, 3 * n);
     int total = 0;
     (void)whreceiver_ids(rc, 0, &total);
-    printf("e2e_webhooks: %d status changes, %d distinct ids, %d requests\n", want,
-           whreceiver_ids(rc, 0, NULL), total);
+    printf("e2e_webhooks: %d status changes, %d distinct ids (%d at the kill), %d requests\n", want,
+           whreceiver_ids(rc, 0, NULL), at_kill, total);
 }
 END_TEST
 
