@@ -61,7 +61,8 @@
 /*
  * The children.  e2e_up() starts the first nine; the second instances of
  * the dispatcher and the workers (same groups, their own ids) run only when
- * a suite adds them with e2e_add_instance().
+ * a suite adds them with e2e_add_instance(), and herald-webhooks only when
+ * it calls e2e_add_webhooks().
  */
 enum {
     E2E_SMTP,
@@ -78,13 +79,14 @@ enum {
     E2E_SMS_2,
     E2E_PUSH_2,
     E2E_REALTIME_2,
+    E2E_WEBHOOKS,
     E2E_NPROCS
 };
 
 static const char *const e2e_proc_names[E2E_NPROCS] = {
     "smtp",           "http",         "dispatcher",    "worker-email", "worker-sms",
     "worker-push",    "worker-inapp", "gateway",       "realtime",     "dispatcher-2",
-    "worker-email-2", "worker-sms-2", "worker-push-2", "realtime-2"};
+    "worker-email-2", "worker-sms-2", "worker-push-2", "realtime-2",   "webhooks"};
 
 typedef struct e2e_proc {
     const char *name;
@@ -681,6 +683,29 @@ static inline void e2e_restart(e2e_env *e, int which)
 }
 
 /*
+ * Starts herald-webhooks (E2E_WEBHOOKS) on the env's database and topics,
+ * for the suites that test status webhooks; e2e_up() leaves it out.  Short
+ * timeouts and retry delays, so that an outage of the receiver costs a
+ * suite seconds, and a group of its own for the senders.  A restart after
+ * e2e_kill() is e2e_restart(), as for the other daemons.
+ */
+static inline void e2e_add_webhooks(e2e_env *e)
+{
+    e2e_proc *p = &e->procs[E2E_WEBHOOKS];
+    ck_assert_msg(p->starts == 0, "%s: already added", p->name);
+    e2e_bin(p, "herald-webhooks");
+    int n = e2e_common_env(e, p);
+    p->env[n++] = e2e_printf("HERALD_WEBHOOKS_GROUP=%swebhooks", e->prefix);
+    p->env[n++] = e2e_printf("HERALD_WEBHOOKS_TIMEOUT=2s");
+    p->env[n++] = e2e_printf("HERALD_WEBHOOKS_RETRY_BASE=100ms");
+    p->env[n++] = e2e_printf("HERALD_WEBHOOKS_RETRY_MAX=1s");
+    p->env[n++] = e2e_printf("HERALD_WEBHOOKS_FEED_IDLE=100ms");
+    p->env[n++] = e2e_printf("HERALD_WEBHOOKS_DRAIN_TIMEOUT=5s");
+    e2e_set_env(p, E2E_CONSUMER_OPTS);
+    e2e_start_daemon(e, E2E_WEBHOOKS);
+}
+
+/*
  * Starts the second instance of the dispatcher, of a worker or of
  * herald-realtime (which: E2E_DISPATCHER_2, E2E_EMAIL_2, E2E_SMS_2,
  * E2E_PUSH_2 or E2E_REALTIME_2) with the first one's configuration: the
@@ -766,10 +791,10 @@ static inline void e2e_wait_assigned(e2e_env *e, int which, long timeout_ms)
  */
 static inline int e2e_down(e2e_env *e)
 {
-    static const int order[] = {E2E_GATEWAY,      E2E_REALTIME, E2E_REALTIME_2, E2E_DISPATCHER,
-                                E2E_DISPATCHER_2, E2E_EMAIL,    E2E_EMAIL_2,    E2E_SMS,
-                                E2E_SMS_2,        E2E_PUSH,     E2E_PUSH_2,     E2E_INAPP,
-                                E2E_SMTP,         E2E_HTTP};
+    static const int order[] = {E2E_GATEWAY,    E2E_WEBHOOKS,     E2E_REALTIME, E2E_REALTIME_2,
+                                E2E_DISPATCHER, E2E_DISPATCHER_2, E2E_EMAIL,    E2E_EMAIL_2,
+                                E2E_SMS,        E2E_SMS_2,        E2E_PUSH,     E2E_PUSH_2,
+                                E2E_INAPP,      E2E_SMTP,         E2E_HTTP};
     int bad = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         e2e_proc *p = &e->procs[order[i]];

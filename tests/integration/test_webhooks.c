@@ -1,188 +1,25 @@
 /*
  * Integration tests of herald-webhooks against the real broker and
  * database: delivery_history rows written as the worker writes them, a
- * receiver in this process (libmicrohttpd on 127.0.0.1) that checks every
- * Herald-Signature with hsig_verify and records call ids, and the daemon
+ * receiver in this process (tests/support/whreceiver) that checks every
+ * Herald-Signature and records call ids, and the daemon
  * as a child process that is stopped, killed and started again.
  */
 #include "worker_harness.h"
 
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <pthread.h>
-
 #include "headers.h"
-#include "hsig.h"
 #include "topics.h"
 #include "webhook_call.h"
+#include "whreceiver.h"
 
 #define SECRET_A "receiver-secret-aaaaaaaa"
 #define SECRET_B "receiver-secret-bbbbbbbb"
-#define MAX_IDS  1024
-#define HANG_MS  1500 /* a "timeout" answer: longer than the daemon's 500 ms limit */
-
-typedef enum { MODE_OK = 0, MODE_503, MODE_HANG, MODE_500 } recv_mode;
-
-/* One endpoint's side of the receiver, by URL path. */
-typedef struct recv_path {
-    const char *path;
-    const char *secret;
-    recv_mode mode;
-    int posts;          /* every request */
-    int bad_signatures; /* requests whose signature did not verify */
-    int nids;           /* distinct call ids answered 2xx */
-    char ids[MAX_IDS][ID_UUID_SIZE];
-} recv_path;
-
-typedef struct receiver {
-    struct MHD_Daemon *daemon;
-    int port;
-    pthread_mutex_t lock;
-    recv_path paths[3];
-} receiver;
-
-typedef struct upload {
-    char *body;
-    size_t len;
-} upload;
-
-static bool has_id(const recv_path *p, const char *id)
-{
-    for (int i = 0; i < p->nids; i++)
-        if (strcmp(p->ids[i], id) == 0)
-            return true;
-    return false;
-}
-
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *data,
-                                  size_t *size, void **state)
-{
-    receiver *rc = cls;
-    (void)version;
-    upload *u = *state;
-    if (u == NULL) {
-        u = calloc(1, sizeof *u);
-        *state = u;
-        return u ? MHD_YES : MHD_NO;
-    }
-    if (*size > 0) {
-        char *nb = realloc(u->body, u->len + *size + 1);
-        if (nb == NULL)
-            return MHD_NO;
-        memcpy(nb + u->len, data, *size);
-        u->body = nb;
-        u->len += *size;
-        u->body[u->len] = '\0';
-        *size = 0;
-        return MHD_YES;
-    }
-    recv_path *p = NULL;
-    for (int i = 0; i < 3; i++)
-        if (rc->paths[i].path && strcmp(url, rc->paths[i].path) == 0)
-            p = &rc->paths[i];
-    if (p == NULL || strcmp(method, "POST") != 0)
-        return answer(conn, 404);
-    const char *sig = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, HSIG_HEADER);
-    const char *hid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, WEBHOOK_HTTP_ID);
-    bool ok = sig && hid &&
-              hsig_verify(sig, p->secret, strlen(p->secret), u->body ? u->body : "", u->len,
-                          timeutil_now_ms(), HSIG_TOLERANCE_MS) == HSIG_OK;
-    /* The body's id is the header's. */
-    json_t *doc = ok ? json_loadb(u->body, u->len, 0, NULL) : NULL;
-    const char *bid = json_string_value(json_object_get(doc, "id"));
-    ok = ok && bid && strcmp(bid, hid) == 0;
-    pthread_mutex_lock(&rc->lock);
-    recv_mode mode = p->mode;
-    p->posts++;
-    if (!ok)
-        p->bad_signatures++;
-    else if (mode == MODE_OK && !has_id(p, hid) && p->nids < MAX_IDS)
-        snprintf(p->ids[p->nids++], ID_UUID_SIZE, "%s", hid);
-    pthread_mutex_unlock(&rc->lock);
-    json_decref(doc);
-    switch (mode) {
-    case MODE_OK:
-        return answer(conn, ok ? 204 : 401);
-    case MODE_503:
-        return answer(conn, 503);
-    case MODE_HANG:
-        testsupport_sleep_ms(HANG_MS);
-        return answer(conn, 503);
-    case MODE_500:
-        return answer(conn, 500);
-    }
-    return answer(conn, 500);
-}
-
-static void on_done(void *cls, struct MHD_Connection *conn, void **state,
-                    enum MHD_RequestTerminationCode why)
-{
-    (void)cls, (void)conn, (void)why;
-    upload *u = *state;
-    if (u) {
-        free(u->body);
-        free(u);
-    }
-    *state = NULL;
-}
-
-static void receiver_start(receiver *rc)
-{
-    pthread_mutex_init(&rc->lock, NULL);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    rc->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                                  0, NULL, NULL, on_request, rc, MHD_OPTION_SOCK_ADDR, &sa,
-                                  MHD_OPTION_NOTIFY_COMPLETED, on_done, rc, MHD_OPTION_END);
-    ck_assert_ptr_nonnull(rc->daemon);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(rc->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    rc->port = info->port;
-}
-
-static void receiver_set(receiver *rc, int path, recv_mode mode)
-{
-    pthread_mutex_lock(&rc->lock);
-    rc->paths[path].mode = mode;
-    pthread_mutex_unlock(&rc->lock);
-}
-
-static int receiver_read(receiver *rc, int path, int *posts)
-{
-    pthread_mutex_lock(&rc->lock);
-    int n = rc->paths[path].nids;
-    if (posts)
-        *posts = rc->paths[path].posts;
-    pthread_mutex_unlock(&rc->lock);
-    return n;
-}
-
-/* Waits up to timeout_ms for path to have want distinct ids; returns how many it has. */
-static int receiver_wait(wh_env *e, receiver *rc, int path, int want, long timeout_ms)
-{
-    int64_t deadline = timeutil_monotonic_ms() + timeout_ms;
-    int n = receiver_read(rc, path, NULL);
-    for (int i = 0; i < 10000 && n < want && timeutil_monotonic_ms() < deadline && wh_all_alive(e);
-         i++) {
-        testsupport_sleep_ms(50);
-        n = receiver_read(rc, path, NULL);
-    }
-    return n;
-}
 
 /* ------------------------------------------------------------- harness */
 
 typedef struct wk_env {
     wh_env e;
-    receiver rc;
+    whreceiver *rc;
     long key_a, key_b;
 } wk_env;
 
@@ -224,28 +61,28 @@ static void wk_setup(wk_env *w)
     w->key_b =
         testsupport_sql_long(e->db, "INSERT INTO api_keys (name, scope, key_hash, key_prefix)"
                                     " VALUES ('b', 'publish', sha256('b'), 'b') RETURNING id");
-    receiver_start(&w->rc);
+    w->rc = whreceiver_start();
+    ck_assert_ptr_nonnull(w->rc);
 }
 
 static void wk_teardown(wk_env *w)
 {
     wh_teardown(&w->e);
-    if (w->rc.daemon)
-        MHD_stop_daemon(w->rc.daemon);
+    whreceiver_stop(w->rc);
+    w->rc = NULL;
 }
 
 /* Registers an endpoint of key for path (index into the receiver's paths). */
 static void wk_endpoint(wk_env *w, const char *id, long key, int path, const char *url_path,
                         const char *secret)
 {
-    w->rc.paths[path].path = url_path;
-    w->rc.paths[path].secret = secret;
+    whreceiver_path(w->rc, path, url_path, secret);
     testsupport_sql(w->e.db,
                     "INSERT INTO webhook_endpoints (id, api_key_id, url, secret, event_types)"
                     " VALUES ('%s', %ld, 'http://127.0.0.1:%d%s', '%s',"
                     " ARRAY['delivery.sent', 'delivery.delivered', 'delivery.undelivered',"
                     "       'delivery.bounced', 'delivery.complained', 'delivery.suppressed'])",
-                    id, key, w->rc.port, url_path, secret);
+                    id, key, whreceiver_port(w->rc), url_path, secret);
 }
 
 /* An event of key and n status changes of its delivery, as the dispatcher and worker write. */
@@ -305,15 +142,13 @@ static void wk_assert_exactly(wk_env *w, long key, const char *endpoint, int pat
         ck_assert_int_eq(webhook_call_id("delivery_history",
                                          strtoll(PQgetvalue(res, i, 0), NULL, 10), endpoint, id),
                          0);
-        pthread_mutex_lock(&w->rc.lock);
-        bool seen = has_id(&w->rc.paths[path], id);
-        pthread_mutex_unlock(&w->rc.lock);
+        bool seen = whreceiver_has(w->rc, path, id, NULL, 0);
         ck_assert_msg(seen, "history row %s never reached %s", PQgetvalue(res, i, 0), endpoint);
         want++;
     }
     PQclear(res);
-    ck_assert_int_eq(receiver_read(&w->rc, path, NULL), want);
-    ck_assert_int_eq(w->rc.paths[path].bad_signatures, 0);
+    ck_assert_int_eq(whreceiver_ids(w->rc, path, NULL), want);
+    ck_assert_int_eq(whreceiver_bad_signatures(w->rc, path), 0);
 }
 
 #define EP_A "aaaaaaaa-0000-4000-8000-000000000001"
@@ -334,16 +169,16 @@ START_TEST(test_each_status_change_arrives_once_through_outages_and_a_kill)
     /* Up: every status change of key a's events reaches a's endpoint, none b's. */
     wk_history(&w, w.key_a, 10);
     wk_history(&w, w.key_b, 2);
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 10, 30000), 10);
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 1, 2, 30000), 2);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 0, 10, 30000, wh_alive, &w.e), 10);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 1, 2, 30000, wh_alive, &w.e), 2);
 
     /* 503 for a while, then no answer in time, then the daemon killed mid-run. */
-    receiver_set(&w.rc, 0, MODE_503);
+    whreceiver_set_mode(w.rc, 0, WHRECEIVER_503);
     wk_history(&w, w.key_a, 10);
     ck_assert_int_ge(wh_wait_count(&w.e, 5, 30000,
                                    "SELECT count(*) FROM webhook_attempts WHERE http_status = 503"),
                      5);
-    receiver_set(&w.rc, 0, MODE_HANG);
+    whreceiver_set_mode(w.rc, 0, WHRECEIVER_HANG);
     wk_history(&w, w.key_a, 5);
     ck_assert_int_ge(wh_wait_count(&w.e, 2, 30000,
                                    "SELECT count(*) FROM webhook_attempts"
@@ -351,10 +186,10 @@ START_TEST(test_each_status_change_arrives_once_through_outages_and_a_kill)
                      2);
     wh_stop(&d1, SIGKILL, 5000);
     wk_history(&w, w.key_a, 5);
-    receiver_set(&w.rc, 0, MODE_OK);
+    whreceiver_set_mode(w.rc, 0, WHRECEIVER_OK);
     wk_start(&w, &d2, "webhooks2", NULL);
 
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 30, 60000), 30);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 0, 30, 60000, wh_alive, &w.e), 30);
     wk_assert_exactly(&w, w.key_a, EP_A, 0);
     wk_assert_exactly(&w, w.key_b, EP_B, 1);
     /* The attempt log shows what the receiver answered. */
@@ -367,7 +202,7 @@ START_TEST(test_each_status_change_arrives_once_through_outages_and_a_kill)
 
     /* A replay of the whole window sends the same ids again: nothing new arrives. */
     int posts_before;
-    receiver_read(&w.rc, 0, &posts_before);
+    whreceiver_ids(w.rc, 0, &posts_before);
     testsupport_sql(w.e.db, "INSERT INTO webhook_replays (endpoint_id, from_at, to_at)"
                             " VALUES ('" EP_A "', now() - interval '1 hour', now())");
     ck_assert_int_eq(
@@ -376,7 +211,7 @@ START_TEST(test_each_status_change_arrives_once_through_outages_and_a_kill)
         1);
     int posts = 0;
     for (int i = 0; i < 200 && posts < posts_before + 30; i++) {
-        receiver_read(&w.rc, 0, &posts);
+        whreceiver_ids(w.rc, 0, &posts);
         testsupport_sleep_ms(50);
     }
     ck_assert_int_ge(posts, posts_before + 30);
@@ -411,7 +246,7 @@ START_TEST(test_failing_endpoint_is_disabled_and_its_calls_dead_lettered)
     wk_setup(&w);
     wh_proc d = {0};
     wk_endpoint(&w, EP_C, w.key_a, 2, "/c", SECRET_A);
-    receiver_set(&w.rc, 2, MODE_500);
+    whreceiver_set_mode(w.rc, 2, WHRECEIVER_500);
     const char *env[] = {"HERALD_WEBHOOKS_MAX_ATTEMPTS=3", "HERALD_WEBHOOKS_DISABLE_AFTER=4",
                          "HERALD_WEBHOOKS_DISABLE_MIN_SPAN=0", NULL};
     wk_start(&w, &d, "webhooks", env);
@@ -446,14 +281,14 @@ START_TEST(test_failing_endpoint_is_disabled_and_its_calls_dead_lettered)
 
     /* A disabled endpoint gets nothing more: the feeder passes its rows by. */
     int posts_before;
-    receiver_read(&w.rc, 2, &posts_before);
+    whreceiver_ids(w.rc, 2, &posts_before);
     wk_history(&w, w.key_a, 3);
     long last = wh_db_long(&w.e, "SELECT max(id) FROM delivery_history");
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM webhook_cursor WHERE history_id = %ld", last);
     ck_assert_int_eq(testsupport_wait_count(w.e.db, sql, 1, 30000, wh_alive, &w.e), 1);
     int posts_after;
-    receiver_read(&w.rc, 2, &posts_after);
+    whreceiver_ids(w.rc, 2, &posts_after);
     ck_assert_int_eq(posts_after, posts_before);
     ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM webhook_calls"), 3);
     wk_teardown(&w);
@@ -469,7 +304,7 @@ START_TEST(test_only_one_feeder_feeds_and_another_takes_over)
     wk_start(&w, &d1, "webhooks1", NULL);
     wk_start(&w, &d2, "webhooks2", NULL);
     wk_history(&w, w.key_a, 5);
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 5, 30000), 5);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 0, 5, 30000, wh_alive, &w.e), 5);
     /* One session holds the lock; the other waits. */
     ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
                                       " AND database = (SELECT oid FROM pg_database"
@@ -485,7 +320,7 @@ START_TEST(test_only_one_feeder_feeds_and_another_takes_over)
     testsupport_sql(w.e.db, "SELECT pg_terminate_backend(%ld)", pid);
     wh_stop(&d1, SIGKILL, 5000);
     wk_history(&w, w.key_a, 5);
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 10, 30000), 10);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 0, 10, 30000, wh_alive, &w.e), 10);
     wk_assert_exactly(&w, w.key_a, EP_A, 0);
     wk_teardown(&w);
 }
@@ -498,18 +333,18 @@ START_TEST(test_an_endpoint_that_does_not_answer_holds_up_no_other)
     wh_proc d = {0};
     wk_endpoint(&w, EP_A, w.key_a, 0, "/a", SECRET_A);
     wk_endpoint(&w, EP_B, w.key_a, 1, "/slow", SECRET_B);
-    receiver_set(&w.rc, 1, MODE_HANG);
+    whreceiver_set_mode(w.rc, 1, WHRECEIVER_HANG);
     wk_start(&w, &d, "webhooks", NULL);
     wk_history(&w, w.key_a, 20);
     /* Every call to /a arrives while the slow endpoint is on its first few
      * timeouts: its calls wait behind its one request in flight, or for
      * their retries, and take no other endpoint's turn. */
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 20, 30000), 20);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 0, 20, 30000, wh_alive, &w.e), 20);
     long slow =
         wh_db_long(&w.e, "SELECT count(*) FROM webhook_attempts WHERE endpoint_id = '" EP_B "'");
     ck_assert_msg(slow < 10, "%ld attempts at the slow endpoint before the other got its 20", slow);
-    receiver_set(&w.rc, 1, MODE_OK);
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 1, 20, 60000), 20);
+    whreceiver_set_mode(w.rc, 1, WHRECEIVER_OK);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 1, 20, 60000, wh_alive, &w.e), 20);
     wk_assert_exactly(&w, w.key_a, EP_A, 0);
     wk_assert_exactly(&w, w.key_a, EP_B, 1);
     wk_teardown(&w);
@@ -522,13 +357,12 @@ START_TEST(test_inbox_seen_and_read_reach_a_subscribed_endpoint)
     wk_env w;
     wk_setup(&w);
     wh_proc d = {0};
-    w.rc.paths[0].path = "/inbox";
-    w.rc.paths[0].secret = SECRET_A;
+    whreceiver_path(w.rc, 0, "/inbox", SECRET_A);
     testsupport_sql(w.e.db,
                     "INSERT INTO webhook_endpoints (id, api_key_id, url, secret, event_types)"
                     " VALUES ('" EP_A "', %ld, 'http://127.0.0.1:%d/inbox', '" SECRET_A "',"
                     " ARRAY['inbox.read', 'inbox.seen'])",
-                    w.key_a, w.rc.port);
+                    w.key_a, whreceiver_port(w.rc));
     wk_start(&w, &d, "webhooks", NULL);
     char ev[ID_UUID_SIZE], msg[ID_UUID_SIZE];
     ck_assert_int_eq(id_uuid_v4(ev), 0);
@@ -552,7 +386,7 @@ START_TEST(test_inbox_seen_and_read_reach_a_subscribed_endpoint)
                     "UPDATE inbox_messages SET archived_at = now(), read_at = read_at"
                     " WHERE message_id = '%s'",
                     msg);
-    ck_assert_int_eq(receiver_wait(&w.e, &w.rc, 0, 2, 30000), 2);
+    ck_assert_int_eq(whreceiver_wait(w.rc, 0, 2, 30000, wh_alive, &w.e), 2);
     PGresult *res = PQexec(w.e.db, "SELECT id, change FROM webhook_inbox_history ORDER BY id");
     ck_assert_int_eq(PQntuples(res), 2);
     ck_assert_str_eq(PQgetvalue(res, 0, 1), "seen");
@@ -562,13 +396,13 @@ START_TEST(test_inbox_seen_and_read_reach_a_subscribed_endpoint)
         ck_assert_int_eq(webhook_call_id("webhook_inbox_history",
                                          strtoll(PQgetvalue(res, i, 0), NULL, 10), EP_A, id),
                          0);
-        ck_assert(has_id(&w.rc.paths[0], id));
+        ck_assert(whreceiver_has(w.rc, 0, id, NULL, 0));
     }
     PQclear(res);
     ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM webhook_calls"
                                       " WHERE type IN ('inbox.seen', 'inbox.read')"),
                      2);
-    ck_assert_int_eq(w.rc.paths[0].bad_signatures, 0);
+    ck_assert_int_eq(whreceiver_bad_signatures(w.rc, 0), 0);
     wk_teardown(&w);
 }
 END_TEST
