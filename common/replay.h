@@ -23,8 +23,8 @@
  * replayed broadcast and its replayed per-user expansions agree on their
  * keys.  Seconds fit the int generation until 2092.
  */
-#ifndef HERALD_OPS_REPLAY_H
-#define HERALD_OPS_REPLAY_H
+#ifndef HERALD_REPLAY_H
+#define HERALD_REPLAY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -18,8 +18,8 @@
  * All calls take a plain libpq connection in autocommit mode; every
  * statement commits on its own.
  */
-#ifndef HERALD_OPS_LEDGER_H
-#define HERALD_OPS_LEDGER_H
+#ifndef HERALD_LEDGER_H
+#define HERALD_LEDGER_H
 
 #include <stddef.h>
 #include <stdint.h>

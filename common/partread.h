@@ -18,8 +18,8 @@
  * every partition reported end-of-partition (transaction markers make the
  * high watermark unreachable), or no progress within the timeout.
  */
-#ifndef HERALD_OPS_PARTREAD_H
-#define HERALD_OPS_PARTREAD_H
+#ifndef HERALD_PARTREAD_H
+#define HERALD_PARTREAD_H
 
 #include <stdint.h>
 

@@ -17,8 +17,8 @@
  * - the stage x reason statistics,
  * - PARTITION:OFFSET parsing.
  */
-#ifndef HERALD_OPS_DLQREC_H
-#define HERALD_OPS_DLQREC_H
+#ifndef HERALD_DLQREC_H
+#define HERALD_DLQREC_H
 
 #include <stdbool.h>
 #include <stddef.h>
