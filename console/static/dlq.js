@@ -47,7 +47,8 @@ function row(r) {
       tr.classList.toggle("selected", box.checked);
       updateButtons();
     } });
-  const tr = el("tr", { "data-id": r.id, class: selected.has(r.id) ? "selected" : null },
+  const tr = el("tr", { "data-id": r.id, "data-event-id": r.event_id || null,
+                        class: selected.has(r.id) ? "selected" : null },
                 el("td", {}, box),
                 el("td", {}, el("button", { type: "button", class: "link mono open", text: r.id,
                                             onclick: () => openRecord(r.id) })),
