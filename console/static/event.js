@@ -33,7 +33,10 @@ async function runSearch(more) {
   if (!more) {
     const rows = events.map(eventRow);
     if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "no events found" })));
-    fill($("events"), table(headings, rows, { id: "events-table" }));
+    fill($("events"),
+         el("p", { class: "muted", id: "events-caption",
+                   text: "Events with " + search.by.replace("_", " ") + " " + search.value }),
+         table(headings, rows, { id: "events-table" }));
   } else {
     $("events").querySelector("tbody").append(...events.map(eventRow));
   }
@@ -47,6 +50,13 @@ function detail(d) {
   return String(d);
 }
 
+// The members of an entry that have no column of their own.
+const COLUMNS = new Set(["at", "kind", "channel", "attempt", "status", "reason", "detail"]);
+function extras(e) {
+  return Object.entries(e).filter(([k]) => !COLUMNS.has(k))
+    .map(([k, v]) => k + "=" + (k === "not_before" ? time(v) : text(v))).join(" ");
+}
+
 async function openTimeline(id) {
   showError(null);
   const doc = await api("GET", "/v1/events/" + encodeURIComponent(id) + "/timeline");
@@ -58,17 +68,19 @@ async function openTimeline(id) {
        el("td", { class: "time", text: time(e.at) }),
        el("td", { class: "kind", text: e.kind }),
        el("td", { class: "channel", text: text(e.channel) }),
+       numCell(e.attempt, { class: "num attempt" }),
        el("td", { class: "status", text: text(e.status) }),
        el("td", { class: "reason", text: text(e.reason) }),
-       el("td", { class: "detail", text: detail(e.detail) })));
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "nothing recorded" })));
+       el("td", { class: "detail", text: [detail(e.detail), extras(e)].filter(Boolean).join(" · ") })));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "nothing recorded" })));
   const skipped = (doc.entries || []).filter((e) => e.kind === "skipped").length;
   fill(box,
        el("h2", { text: "Timeline of " + (doc.event_id || id) }),
        el("table", { class: "kv" }, el("tbody", {}, head.map(([k, v]) =>
          el("tr", { "data-field": k }, el("th", { text: k }), el("td", { class: "mono", text: text(v) }))))),
        skipped ? el("p", { class: "muted", text: skipped + " skipped (see the reason column)" }) : null,
-       table(["at (UTC)", "kind", "channel", "status", "reason", "detail"], rows, { id: "timeline-table" }),
+       table(["at (UTC)", "kind", "channel", { class: "num", text: "attempt" }, "status", "reason",
+              "detail"], rows, { id: "timeline-table" }),
        data ? [el("h2", { text: "Data" }), el("pre", { id: "event-data", text: data })] : null);
   box.dataset.eventId = doc.event_id || id;
   box.hidden = false;
