@@ -26,6 +26,7 @@
 #include "validate.h"
 #include "webhooks_api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,6 +555,23 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 void api_bad_field(http_request *req, const char *field, const char *message)
 {
     http_respond_error(req, 400, "invalid_field", message, field);
+}
+
+long api_query_long(http_request *req, const char *name, long def, long max)
+{
+    const char *s = http_request_query(req, name);
+    if (s == NULL)
+        return def;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || v < 1 || v > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be an integer from 1 to %ld", name, max);
+        api_bad_field(req, name, msg);
+        return -1;
+    }
+    return v;
 }
 
 void api_user_get(api_env *env, http_request *req, api_call *call, api_user_get_fn get)

@@ -127,6 +127,12 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 /* Answers 400 naming field, with message. */
 void api_bad_field(http_request *req, const char *field, const char *message);
 
+/*
+ * The query argument name as an integer from 1 to max, def when absent;
+ * -1 after answering 400 naming it.
+ */
+long api_query_long(http_request *req, const char *name, long def, long max);
+
 /* The path's {user_id}, checked; NULL after answering 400. */
 const char *api_user_id(http_request *req, api_call *call);
 
