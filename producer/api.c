@@ -442,7 +442,8 @@ static int authorize_session(api_env *env, http_request *req, api_call *call, ro
 /*
  * Authenticates req's API key (or user token, or console session) into
  * call, checks that its scope allows the route's and takes the request
- * from its rate limit.  An Authorization header wins over a cookie.
+ * from its rate limit.  An Authorization header wins over a cookie, except
+ * on the session's own routes.
  * Returns -1, answered (503, 401, 403 or 429), when the request may not go on.
  */
 static int authorize(api_env *env, http_request *req, api_call *call, router_scope need,
@@ -450,7 +451,7 @@ static int authorize(api_env *env, http_request *req, api_call *call, router_sco
 {
     char err[160];
     const char *authorization = http_request_header(req, "Authorization");
-    if (authorization == NULL && console_api_has_cookie(env, req))
+    if ((authorization == NULL || ep->session_only) && console_api_has_cookie(env, req))
         return authorize_session(env, req, call, need);
     if (ep->session_only) {
         http_respond_error(req, 401, "unauthorized", "no console session", NULL);

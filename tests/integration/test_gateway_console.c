@@ -82,6 +82,10 @@ START_TEST(test_admin_login_sets_a_strict_http_only_cookie)
     ck_assert_str_eq(str(r.json, "csrf_token"), s.csrf);
     ck_assert_str_eq(str(r.json, "key_id"), n);
     h_resp_clear(&r);
+    /* The session's own route reads the cookie even beside a Bearer key. */
+    call(&g, "GET", "/v1/console/session", h_pubkey, NULL, s.cookie, 200, &r);
+    ck_assert_str_eq(str(r.json, "key_id"), n);
+    h_resp_clear(&r);
     h_stop(&g);
 }
 END_TEST
