@@ -38,6 +38,7 @@
 #include "backoff.h"
 #include "bgtask.h"
 #include "breaker.h"
+#include "assignment.h"
 #include "daemon.h"
 #include "delivery.h"
 #include "dlq.h"
@@ -115,13 +116,6 @@ struct job {
     int64_t produce_at; /* monotonic, for a produce that must wait */
 };
 
-typedef struct assigned {
-    int topic;
-    int32_t partition;
-    uint64_t epoch;
-    bool paused;
-} assigned;
-
 typedef struct worker_metrics {
     metrics_counter *sends[NPROV][4]; /* by provider_outcome */
     metrics_histogram *latency[NPROV];
@@ -177,9 +171,7 @@ struct worker {
     size_t njobs;     /* every live job */
     size_t producing; /* handed to the producer, report pending */
 
-    assigned *parts;
-    size_t nparts, capparts;
-    uint64_t epoch_seq;
+    assignment parts;
     bool pause_dirty;
 
     int64_t blocked_until; /* monotonic: rate limit or breakers */
@@ -305,19 +297,10 @@ static void job_ctx(const job *j, char *out, size_t outlen)
              j->offset, j->parsed ? " " : "", j->parsed ? j->d.idempotency_key : "");
 }
 
-static assigned *find_part(worker *w, int topic, int32_t partition)
-{
-    for (size_t i = 0; i < w->nparts; i++)
-        if (w->parts[i].topic == topic && w->parts[i].partition == partition)
-            return &w->parts[i];
-    return NULL;
-}
-
 /* Still ours: the partition was not revoked since the record was read. */
 static bool job_live(worker *w, const job *j)
 {
-    const assigned *a = find_part(w, j->topic, j->partition);
-    return a != NULL && a->epoch == j->epoch;
+    return assignment_live(&w->parts, j->topic, j->partition, j->epoch);
 }
 
 static void enter_claim(worker *w, job *j);
@@ -589,7 +572,7 @@ static void enter_claim(worker *w, job *j)
 static void accept_record(worker *w, int topic, rd_kafka_message_t *msg)
 {
     char err[512], ctx[128];
-    const assigned *a = find_part(w, topic, msg->partition);
+    const assignment_part *a = assignment_find(&w->parts, topic, msg->partition);
     job *j = job_new(w, topic, msg, a ? a->epoch : 0);
     if (j == NULL || offsets_track(w->offs, w->topics[topic], msg->partition, msg->offset) != 0) {
         LOG_ERROR(NULL, "out of memory taking a record");
@@ -618,14 +601,6 @@ static void accept_record(worker *w, int topic, rd_kafka_message_t *msg)
         LOG_DEBUG(ctx, "consumed (attempt field %d)", j->d.attempt);
     }
     hold_or_claim(w, j);
-}
-
-static int topic_index(worker *w, const char *name)
-{
-    for (int i = 0; i < NTOPICS; i++)
-        if (strcmp(w->topics[i], name) == 0)
-            return i;
-    return -1;
 }
 
 static size_t pending_jobs(const worker *w);
@@ -685,7 +660,7 @@ static void intake(worker *w, int64_t now)
             rd_kafka_message_destroy(msg);
             continue;
         }
-        int t = msg->rkt ? topic_index(w, rd_kafka_topic_name(msg->rkt)) : -1;
+        int t = msg->rkt ? assignment_topic(&w->parts, rd_kafka_topic_name(msg->rkt)) : -1;
         if (t >= 0)
             accept_record(w, t, msg);
         rd_kafka_message_destroy(msg);
@@ -1030,11 +1005,12 @@ static void collect_records(worker *w, int64_t now)
 /* Lets idle partitions' positions pass the transaction markers at their end. */
 static void advance_idle_partitions(worker *w, rd_kafka_t *rk)
 {
-    if (w->nparts == 0)
+    if (w->parts.nparts == 0)
         return;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)w->nparts);
-    for (size_t i = 0; i < w->nparts; i++)
-        rd_kafka_topic_partition_list_add(l, w->topics[w->parts[i].topic], w->parts[i].partition);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)w->parts.nparts);
+    for (size_t i = 0; i < w->parts.nparts; i++)
+        rd_kafka_topic_partition_list_add(l, w->topics[w->parts.parts[i].topic],
+                                          w->parts.parts[i].partition);
     if (rd_kafka_position(rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < l->cnt; i++)
             if (l->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[i].offset >= 0)
@@ -1096,8 +1072,8 @@ static void set_pause(worker *w, int64_t now)
     bool hold_full = dueq_size(w->held) >= (size_t)w->cfg->retry_hold_max;
     rd_kafka_topic_partition_list_t *pause = rd_kafka_topic_partition_list_new(4);
     rd_kafka_topic_partition_list_t *resume = rd_kafka_topic_partition_list_new(4);
-    for (size_t i = 0; i < w->nparts; i++) {
-        assigned *a = &w->parts[i];
+    for (size_t i = 0; i < w->parts.nparts; i++) {
+        assignment_part *a = &w->parts.parts[i];
         bool p = w->intake_paused || (a->topic == TOPIC_RETRY && hold_full);
         if (p == a->paused)
             continue;
@@ -1119,29 +1095,8 @@ static void on_rebalance(void *ctx, bool assigned_now, const rd_kafka_topic_part
 {
     worker *w = ctx;
     (void)lost;
-    for (int i = 0; i < l->cnt; i++) {
-        int t = topic_index(w, l->elems[i].topic);
-        if (t < 0)
-            continue;
-        assigned *a = find_part(w, t, l->elems[i].partition);
-        if (assigned_now) {
-            if (a == NULL) {
-                if (w->nparts == w->capparts) {
-                    assigned *np = vec_grow(w->parts, &w->capparts, sizeof *np);
-                    if (np == NULL) {
-                        w->fatal = true;
-                        return;
-                    }
-                    w->parts = np;
-                }
-                a = &w->parts[w->nparts++];
-            }
-            *a = (assigned){t, l->elems[i].partition, ++w->epoch_seq, false};
-        } else if (a != NULL) {
-            offsets_forget(w->offs, w->topics[t], a->partition);
-            *a = w->parts[--w->nparts];
-        }
-    }
+    if (assignment_rebalance(&w->parts, assigned_now, l, w->offs) != 0)
+        w->fatal = true;
     w->pause_dirty = true;
 }
 
@@ -1222,8 +1177,8 @@ static double retry_lag(worker *w)
 {
     rd_kafka_t *rk = kafka_consumer_rk(w->consumer);
     double lag = 0;
-    for (size_t i = 0; i < w->nparts; i++) {
-        const assigned *a = &w->parts[i];
+    for (size_t i = 0; i < w->parts.nparts; i++) {
+        const assignment_part *a = &w->parts.parts[i];
         int64_t lo = 0, hi = 0;
         if (a->topic != TOPIC_RETRY ||
             rd_kafka_get_watermark_offsets(rk, w->topics[TOPIC_RETRY], a->partition, &lo, &hi) !=
@@ -1352,6 +1307,8 @@ static worker *worker_alloc(const worker_config *cfg, const herald_common_config
     config_topic(common, topics_retry(w->chname, name, sizeof name), w->topics[TOPIC_RETRY],
                  sizeof w->topics[0]);
     config_topic(common, TOPICS_DLQ, w->dlq_topic, sizeof w->dlq_topic);
+    const char *names[NTOPICS] = {w->topics[TOPIC_DELIVERIES], w->topics[TOPIC_RETRY]};
+    assignment_init(&w->parts, names, NTOPICS);
     set_owner(w);
     w->policy =
         (retry_policy){(int)cfg->max_attempts[w->channel], cfg->retry_base_ms, cfg->retry_max_ms};
@@ -1773,7 +1730,7 @@ void worker_free(worker *w)
     keyq_free(w->users);
     dueq_free(w->held);
     metrics_registry_free(w->reg);
-    free(w->parts);
+    assignment_free(&w->parts);
     if (w->wake[0] >= 0)
         close(w->wake[0]);
     if (w->wake[1] >= 0)

@@ -242,6 +242,31 @@ out:
     return rc;
 }
 
+int apikey_db_lookup_id(PGconn *conn, int64_t id, apikey_lookup_result *out, char *err,
+                        size_t errlen)
+{
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
+    const char *values[1] = {idbuf};
+    memset(out, 0, sizeof *out);
+    PGresult *res =
+        PQexecParams(conn, "SELECT scope FROM api_keys WHERE id = $1 AND revoked_at IS NULL", 1,
+                     NULL, values, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        error_set(err, errlen, "looking up the key: %s", pq_msg(conn, res));
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        out->found = true;
+        out->id = id;
+        out->scope =
+            strcmp(PQgetvalue(res, 0, 0), "admin") == 0 ? APIKEY_SCOPE_ADMIN : APIKEY_SCOPE_PUBLISH;
+    }
+    PQclear(res);
+    return 0;
+}
+
 int apikey_db_touch(PGconn *conn, int64_t id, char *err, size_t errlen)
 {
     return update_by_id(conn, "UPDATE api_keys SET last_used_at = now() WHERE id = $1", id,

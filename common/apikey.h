@@ -96,6 +96,10 @@ int apikey_db_lookup(PGconn *conn, const unsigned char hash[APIKEY_HASH_LEN],
                      apikey_lookup_result *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* Finds the active key whose id is `id`.  Returns 0 (see out->found) or -1. */
+int apikey_db_lookup_id(PGconn *conn, int64_t id, apikey_lookup_result *out, char *err,
+                        size_t errlen) __attribute__((warn_unused_result));
+
 /* Stamps last_used_at (best effort, done at most once per cache refresh). */
 int apikey_db_touch(PGconn *conn, int64_t id, char *err, size_t errlen)
     __attribute__((warn_unused_result));

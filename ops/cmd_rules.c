@@ -169,7 +169,6 @@ static int run_sub(const rules_kind *k, const rules_flags *f, const char *sub, c
     char path[1024], *body = NULL;
     size_t body_len = 0;
     const char *method = "GET";
-    long status = 0;
     json_t *answer = NULL;
     int rc = CTL_EXIT_FAILURE;
     if (name == NULL)
@@ -185,12 +184,8 @@ static int run_sub(const rules_kind *k, const rules_flags *f, const char *sub, c
     } else if (strcmp(sub, "delete") == 0) {
         method = "DELETE";
     }
-    if (cmdutil_gateway_call(&g, k->cmd, method, path, body, body_len, &status, &answer) != 0)
+    if (cmdutil_gateway_request(&g, k->cmd, method, path, body, body_len, &answer) != 0)
         goto out;
-    if (status < 200 || status > 299) {
-        cmdutil_gateway_error(k->cmd, status, answer);
-        goto out;
-    }
     rc = CTL_EXIT_OK;
     if (strcmp(sub, "delete") == 0)
         printf("deleted %s\n", name);
@@ -206,54 +201,30 @@ out:
 
 static int cmd_rules(const rules_kind *k, int argc, char **argv)
 {
+    /* A named subcommand's NAME comes first; its flags follow. */
+    static const cmdutil_sub subs[] = {
+        {"list", 0, NULL, NULL},
+        {"get", 1, "a rule NAME", NULL},
+        {"put", 1, "a rule NAME", NULL},
+        {"delete", 1, "a rule NAME", NULL},
+    };
     rules_flags f = {0};
     const config_table ctable = {rules_vars, &f};
-    char name[64];
-    int rc = CTL_EXIT_USAGE, first = 0;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        FILE *out = argc < 2 ? stderr : stdout;
-        fprintf(out, "%s\n", RULES_USAGE);
-        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-    }
-    const char *sub = argv[1];
-    bool named = strcmp(sub, "get") == 0 || strcmp(sub, "put") == 0 || strcmp(sub, "delete") == 0;
-    if (!named && strcmp(sub, "list") != 0) {
-        fprintf(stderr,
-                "heraldctl %s: unknown subcommand \"%s\" (expected list, get, put or "
-                "delete)\n",
-                k->cmd, sub);
-        return CTL_EXIT_USAGE;
-    }
-    snprintf(name, sizeof name, "%s %s", k->cmd, sub);
-    /* A named subcommand's NAME comes first; its flags follow. */
-    if (named && (argc < 3 || argv[2][0] == '-')) {
-        fprintf(stderr, "heraldctl %s: expected a rule NAME\n", name);
-        return CTL_EXIT_USAGE;
-    }
-    int skip = named ? 2 : 1;
-    /* argv[skip] (the subcommand or NAME) stands where the parser expects a program name. */
-    config_status st =
-        ctl_parse_flags(name, RULES_USAGE, rules_vars, &f, argc - skip, argv + skip, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    cmdutil_subcmd c;
+    int rc = cmdutil_parse_sub(k->cmd, RULES_USAGE, subs, 4, rules_vars, &f, argc, argv, &c);
+    if (rc >= 0)
         goto out;
-    }
-    if (first < argc - skip) {
-        fprintf(stderr, "heraldctl %s: unexpected argument \"%s\"\n", name, argv[skip + first]);
+    rc = CTL_EXIT_USAGE;
+    const char *sub = c.sub->name;
+    if (!cmdutil_have_key(c.name, f.api_key, "an admin API key"))
         goto out;
-    }
-    if (f.api_key == NULL || f.api_key[0] == '\0') {
-        fprintf(stderr, "heraldctl %s: an admin API key is needed (HERALD_API_KEY or --api-key)\n",
-                name);
-        goto out;
-    }
     if ((strcmp(sub, "put") == 0) != (f.file != NULL)) {
-        fprintf(stderr, "heraldctl %s: --file %s\n", name,
+        fprintf(stderr, "heraldctl %s: --file %s\n", c.name,
                 f.file == NULL ? "is required" : "is only for put");
         goto out;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = run_sub(k, &f, sub, named ? argv[2] : NULL);
+    rc = run_sub(k, &f, sub, c.sub->nargs ? c.args[0] : NULL);
     curl_global_cleanup();
 out:
     config_free(&ctable, 1, NULL);

@@ -102,7 +102,7 @@ static int run_list(const cmdutil_gateway *g, const suppress_flags *f)
     }
     while ((long)json_array_size(all) < f->max) {
         char path[2048];
-        long want = f->max - (long)json_array_size(all), status = 0;
+        long want = f->max - (long)json_array_size(all);
         snprintf(path, sizeof path, "/v1/suppressions?limit=%ld", want < PAGE ? want : PAGE);
         if (add_query(path, sizeof path, "channel", f->channel) != 0 ||
             add_query(path, sizeof path, "reason", f->reason) != 0 ||
@@ -112,13 +112,8 @@ static int run_list(const cmdutil_gateway *g, const suppress_flags *f)
             goto out;
         }
         json_t *answer = NULL;
-        if (cmdutil_gateway_call(g, "suppress list", "GET", path, NULL, 0, &status, &answer) != 0)
+        if (cmdutil_gateway_request(g, "suppress list", "GET", path, NULL, 0, &answer) != 0)
             goto out;
-        if (status != 200) {
-            cmdutil_gateway_error("suppress list", status, answer);
-            json_decref(answer);
-            goto out;
-        }
         json_array_extend(all, json_object_get(answer, "suppressions"));
         const char *next = json_string_value(json_object_get(answer, "next_after"));
         free(after);
@@ -199,70 +194,39 @@ static int run_remove(const cmdutil_gateway *g, const char *channel, const char 
         fprintf(stderr, "heraldctl suppress remove: the address is too long\n");
         return CTL_EXIT_USAGE;
     }
-    long status = 0;
     json_t *answer = NULL;
-    int rc = CTL_EXIT_FAILURE;
-    if (cmdutil_gateway_call(g, "suppress remove", "DELETE", path, NULL, 0, &status, &answer) != 0)
-        goto out;
-    if (status != 204) {
-        cmdutil_gateway_error("suppress remove", status, answer);
-        goto out;
-    }
-    printf("removed %s %s\n", channel, address);
-    rc = CTL_EXIT_OK;
-out:
+    if (cmdutil_gateway_request(g, "suppress remove", "DELETE", path, NULL, 0, &answer) != 0)
+        return CTL_EXIT_FAILURE;
     json_decref(answer);
-    return rc;
+    printf("removed %s %s\n", channel, address);
+    return CTL_EXIT_OK;
 }
 
 int cmd_suppress(const ctl_context *ctx, int argc, char **argv)
 {
     (void)ctx;
+    static const cmdutil_sub subs[] = {
+        {"list", 0, NULL, NULL},
+        {"add", 2, "CHANNEL ADDRESS", NULL},
+        {"remove", 2, "CHANNEL ADDRESS", NULL},
+    };
     suppress_flags f = {0};
     const config_table ctable = {suppress_vars, &f};
-    char name[64];
-    int rc = CTL_EXIT_USAGE, first = 0;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        FILE *out = argc < 2 ? stderr : stdout;
-        fprintf(out, "%s\n", SUPPRESS_USAGE);
-        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-    }
-    const char *sub = argv[1];
-    bool entry = strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0;
-    if (!entry && strcmp(sub, "list") != 0) {
-        fprintf(stderr,
-                "heraldctl suppress: unknown subcommand \"%s\" (expected list, add or remove)\n",
-                sub);
-        return CTL_EXIT_USAGE;
-    }
-    snprintf(name, sizeof name, "suppress %s", sub);
-    /* add and remove take CHANNEL ADDRESS first; flags follow. */
-    if (entry && (argc < 4 || argv[2][0] == '-' || argv[3][0] == '-')) {
-        fprintf(stderr, "heraldctl %s: expected CHANNEL ADDRESS\n", name);
-        return CTL_EXIT_USAGE;
-    }
-    int skip = entry ? 3 : 1;
-    config_status st =
-        ctl_parse_flags(name, SUPPRESS_USAGE, suppress_vars, &f, argc - skip, argv + skip, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    cmdutil_subcmd c;
+    int rc =
+        cmdutil_parse_sub("suppress", SUPPRESS_USAGE, subs, 3, suppress_vars, &f, argc, argv, &c);
+    if (rc >= 0)
         goto out;
-    }
-    if (first < argc - skip) {
-        fprintf(stderr, "heraldctl %s: unexpected argument \"%s\"\n", name, argv[skip + first]);
+    rc = CTL_EXIT_USAGE;
+    const char *sub = c.sub->name;
+    if (!cmdutil_have_key(c.name, f.api_key, "an admin API key"))
         goto out;
-    }
-    if (f.api_key == NULL || f.api_key[0] == '\0') {
-        fprintf(stderr, "heraldctl %s: an admin API key is needed (HERALD_API_KEY or --api-key)\n",
-                name);
-        goto out;
-    }
     if (f.detail != NULL && strcmp(sub, "add") != 0) {
-        fprintf(stderr, "heraldctl %s: --detail is only for add\n", name);
+        fprintf(stderr, "heraldctl %s: --detail is only for add\n", c.name);
         goto out;
     }
     if ((f.channel != NULL || f.reason != NULL || f.json) && strcmp(sub, "list") != 0) {
-        fprintf(stderr, "heraldctl %s: --channel, --reason and --json are only for list\n", name);
+        fprintf(stderr, "heraldctl %s: --channel, --reason and --json are only for list\n", c.name);
         goto out;
     }
     cmdutil_gateway g = {.url = f.gateway_url, .api_key = f.api_key, .timeout_ms = f.timeout_ms};
@@ -270,9 +234,9 @@ int cmd_suppress(const ctl_context *ctx, int argc, char **argv)
     if (strcmp(sub, "list") == 0)
         rc = run_list(&g, &f);
     else if (strcmp(sub, "add") == 0)
-        rc = run_add(&g, &f, argv[2], argv[3]);
+        rc = run_add(&g, &f, c.args[0], c.args[1]);
     else
-        rc = run_remove(&g, argv[2], argv[3]);
+        rc = run_remove(&g, c.args[0], c.args[1]);
     curl_global_cleanup();
 out:
     config_free(&ctable, 1, NULL);

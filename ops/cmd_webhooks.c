@@ -198,7 +198,6 @@ static int run_sub(const webhooks_flags *f, const char *sub, const char *id)
     char path[256], name[64];
     char *body = NULL;
     const char *method = "GET";
-    long status = 0;
     json_t *answer = NULL;
     int rc = CTL_EXIT_FAILURE;
     snprintf(name, sizeof name, "webhooks %s", sub);
@@ -225,13 +224,9 @@ static int run_sub(const webhooks_flags *f, const char *sub, const char *id)
         if ((body = replay_body(f)) == NULL)
             return CTL_EXIT_USAGE;
     }
-    if (cmdutil_gateway_call(&g, name, method, path, body, body ? strlen(body) : 0, &status,
-                             &answer) != 0)
+    if (cmdutil_gateway_request(&g, name, method, path, body, body ? strlen(body) : 0, &answer) !=
+        0)
         goto out;
-    if (status < 200 || status > 299) {
-        cmdutil_gateway_error(name, status, answer);
-        goto out;
-    }
     rc = CTL_EXIT_OK;
     if (strcmp(sub, "remove") == 0)
         printf("removed %s\n", id);
@@ -250,58 +245,37 @@ out:
     return rc;
 }
 
+static bool is_endpoint_id(const char *s)
+{
+    return id_is_uuid(s);
+}
+
 int cmd_webhooks(const ctl_context *ctx, int argc, char **argv)
 {
     (void)ctx;
+    /* A subcommand about one endpoint takes its ID first; its flags follow. */
+    static const char id[] = "an endpoint ID (a lowercase UUID)";
+    static const cmdutil_sub subs[] = {
+        {"list", 0, NULL, NULL},           {"add", 0, NULL, NULL},
+        {"remove", 1, id, is_endpoint_id}, {"enable", 1, id, is_endpoint_id},
+        {"log", 1, id, is_endpoint_id},    {"replay", 1, id, is_endpoint_id},
+    };
     webhooks_flags f = {0};
     const config_table ctable = {webhooks_vars, &f};
-    char name[64];
-    int rc = CTL_EXIT_USAGE, first = 0;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        FILE *out = argc < 2 ? stderr : stdout;
-        fprintf(out, "%s\n", WEBHOOKS_USAGE);
-        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-    }
-    const char *sub = argv[1];
-    static const char *const subs[] = {"list", "add", "remove", "enable", "log", "replay"};
-    bool known = false;
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
-        known = known || strcmp(sub, subs[i]) == 0;
-    if (!known) {
-        fprintf(stderr,
-                "heraldctl webhooks: unknown subcommand \"%s\" (expected list, add, remove, "
-                "enable, log or replay)\n",
-                sub);
-        return CTL_EXIT_USAGE;
-    }
-    snprintf(name, sizeof name, "webhooks %s", sub);
-    /* A subcommand about one endpoint takes its ID first; its flags follow. */
-    bool named = strcmp(sub, "list") != 0 && strcmp(sub, "add") != 0;
-    if (named && (argc < 3 || !id_is_uuid(argv[2]))) {
-        fprintf(stderr, "heraldctl %s: expected an endpoint ID (a lowercase UUID)\n", name);
-        return CTL_EXIT_USAGE;
-    }
-    int skip = named ? 2 : 1;
-    config_status st =
-        ctl_parse_flags(name, WEBHOOKS_USAGE, webhooks_vars, &f, argc - skip, argv + skip, &first);
-    if (st != CONFIG_OK) {
-        rc = st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    cmdutil_subcmd c;
+    int rc = cmdutil_parse_sub("webhooks", WEBHOOKS_USAGE, subs, sizeof subs / sizeof subs[0],
+                               webhooks_vars, &f, argc, argv, &c);
+    if (rc >= 0)
         goto out;
-    }
-    if (first < argc - skip) {
-        fprintf(stderr, "heraldctl %s: unexpected argument \"%s\"\n", name, argv[skip + first]);
+    rc = CTL_EXIT_USAGE;
+    if (!cmdutil_have_key(c.name, f.api_key, "an API key"))
         goto out;
-    }
-    if (f.api_key == NULL || f.api_key[0] == '\0') {
-        fprintf(stderr, "heraldctl %s: an API key is needed (HERALD_API_KEY or --api-key)\n", name);
-        goto out;
-    }
-    if (strcmp(sub, "add") == 0 && f.url == NULL) {
-        fprintf(stderr, "heraldctl %s: --url is required\n", name);
+    if (strcmp(c.sub->name, "add") == 0 && f.url == NULL) {
+        fprintf(stderr, "heraldctl %s: --url is required\n", c.name);
         goto out;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = run_sub(&f, sub, named ? argv[2] : NULL);
+    rc = run_sub(&f, c.sub->name, c.sub->nargs ? c.args[0] : NULL);
     curl_global_cleanup();
 out:
     config_free(&ctable, 1, NULL);

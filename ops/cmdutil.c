@@ -173,6 +173,86 @@ void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer)
     fprintf(stderr, "\n");
 }
 
+int cmdutil_gateway_request(const cmdutil_gateway *g, const char *cmd, const char *method,
+                            const char *path, const char *body, size_t body_len, json_t **out)
+{
+    long status = 0;
+    *out = NULL;
+    if (cmdutil_gateway_call(g, cmd, method, path, body, body_len, &status, out) != 0)
+        return -1;
+    if (status >= 200 && status <= 299)
+        return 0;
+    cmdutil_gateway_error(cmd, status, *out);
+    json_decref(*out);
+    *out = NULL;
+    return -1;
+}
+
+/* "list, add or remove" */
+static void sub_names(const cmdutil_sub *subs, size_t nsubs, char *out, size_t outlen)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < nsubs && n < outlen; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == nsubs ? " or " : ", ";
+        int w = snprintf(out + n, outlen - n, "%s%s", sep, subs[i].name);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+int cmdutil_parse_sub(const char *cmd, const char *usage, const cmdutil_sub *subs, size_t nsubs,
+                      const config_var *vars, void *flags, int argc, char **argv,
+                      cmdutil_subcmd *out)
+{
+    char names[256];
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fprintf(argc < 2 ? stderr : stdout, "%s\n", usage);
+        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
+    }
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < nsubs && out->sub == NULL; i++)
+        if (strcmp(argv[1], subs[i].name) == 0)
+            out->sub = &subs[i];
+    if (out->sub == NULL) {
+        sub_names(subs, nsubs, names, sizeof names);
+        fprintf(stderr, "heraldctl %s: unknown subcommand \"%s\" (expected %s)\n", cmd, argv[1],
+                names);
+        return CTL_EXIT_USAGE;
+    }
+    snprintf(out->name, sizeof out->name, "%s %s", cmd, out->sub->name);
+    int nargs = out->sub->nargs;
+    for (int i = 0; i < nargs; i++) {
+        const char *a = 2 + i < argc ? argv[2 + i] : NULL;
+        if (a == NULL || a[0] == '-' || (out->sub->valid != NULL && !out->sub->valid(a))) {
+            fprintf(stderr, "heraldctl %s: expected %s\n", out->name, out->sub->args);
+            return CTL_EXIT_USAGE;
+        }
+    }
+    out->args = argv + 2;
+    /* The last positional (or the subcommand) stands where the parser expects a program name. */
+    int skip = 1 + nargs, first = 0;
+    config_status st =
+        ctl_parse_flags(out->name, usage, vars, flags, argc - skip, argv + skip, &first);
+    if (st != CONFIG_OK)
+        return st == CONFIG_HELP ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+    if (first < argc - skip) {
+        fprintf(stderr, "heraldctl %s: unexpected argument \"%s\"\n", out->name,
+                argv[skip + first]);
+        return CTL_EXIT_USAGE;
+    }
+    return -1;
+}
+
+bool cmdutil_have_key(const char *name, const char *api_key, const char *what)
+{
+    if (api_key != NULL && api_key[0] != '\0')
+        return true;
+    fprintf(stderr, "heraldctl %s: %s is needed (HERALD_API_KEY or --api-key)\n", name, what);
+    return false;
+}
+
 void cmdutil_print_json(const json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2));

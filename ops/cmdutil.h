@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "ctl.h"
 #include "kafka.h"
 
@@ -100,6 +101,49 @@ int cmdutil_gateway_call(const cmdutil_gateway *g, const char *cmd, const char *
 
 /* Prints "heraldctl CMD: HTTP STATUS: message (field F)" from the gateway's error body. */
 void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer);
+
+/*
+ * One gateway call for a command, and its error line: 0 for a 2xx answer
+ * (*out its JSON body, may be NULL; the caller decrefs), -1 after one line
+ * on stderr (the gateway unreachable, or its error message).
+ */
+int cmdutil_gateway_request(const cmdutil_gateway *g, const char *cmd, const char *method,
+                            const char *path, const char *body, size_t body_len, json_t **out)
+    __attribute__((warn_unused_result));
+
+/*
+ * The subcommands of a "heraldctl CMD SUB [ARGS...] [flags]" command.  A
+ * subcommand takes nargs positional arguments before its flags, described
+ * by args ("CHANNEL ADDRESS", "a rule NAME") and, when valid is set,
+ * checked by it.
+ */
+typedef struct cmdutil_sub {
+    const char *name;
+    int nargs;
+    const char *args;
+    bool (*valid)(const char *arg);
+} cmdutil_sub;
+
+/* What cmdutil_parse_sub found. */
+typedef struct cmdutil_subcmd {
+    const cmdutil_sub *sub;
+    char name[64]; /* "CMD SUB", the prefix of the command's messages */
+    char **args;   /* the sub's nargs positional arguments */
+} cmdutil_subcmd;
+
+/*
+ * Parses argv (argv[0] is CMD) into out and the flags of vars into flags.
+ * Returns -1 to go on, or the exit code: CTL_EXIT_OK after --help (usage on
+ * stdout), CTL_EXIT_USAGE after one line on stderr naming what is wrong (no
+ * or an unknown subcommand, missing arguments, a bad flag, an extra
+ * argument).  The caller frees flags with config_free either way.
+ */
+int cmdutil_parse_sub(const char *cmd, const char *usage, const cmdutil_sub *subs, size_t nsubs,
+                      const config_var *vars, void *flags, int argc, char **argv,
+                      cmdutil_subcmd *out);
+
+/* Whether the command has its API key; else one line naming what (e.g. "an admin API key"). */
+bool cmdutil_have_key(const char *name, const char *api_key, const char *what);
 
 /* Prints j indented on stdout. */
 void cmdutil_print_json(const json_t *j);

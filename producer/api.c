@@ -9,6 +9,8 @@
 #include "api.h"
 
 #include "bodies.h"
+#include "console.h"
+#include "console_api.h"
 #include "events_api.h"
 #include "inbox_api.h"
 #include "log.h"
@@ -26,6 +28,7 @@
 #include "validate.h"
 #include "webhooks_api.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +82,12 @@ static const api_endpoint ep_webhook_delete = {.fn = webhooks_api_delete};
 static const api_endpoint ep_webhook_enable = {.fn = webhooks_api_enable};
 static const api_endpoint ep_webhook_attempts = {.fn = webhooks_api_attempts};
 static const api_endpoint ep_webhook_replay = {.fn = webhooks_api_replay, .json_body = true};
+static const api_endpoint ep_console_login = {
+    .fn = console_api_login, .json_body = true, .console = true};
+static const api_endpoint ep_console_session = {
+    .fn = console_api_session, .console = true, .session_only = true};
+static const api_endpoint ep_console_logout = {
+    .fn = console_api_logout, .console = true, .session_only = true};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -133,6 +142,10 @@ static const router_route routes[] = {
     {"POST", "/v1/webhooks/{webhook_id}/enable", ROUTER_SCOPE_PUBLISH, &ep_webhook_enable},
     {"GET", "/v1/webhooks/{webhook_id}/attempts", ROUTER_SCOPE_PUBLISH, &ep_webhook_attempts},
     {"POST", "/v1/webhooks/{webhook_id}/replay", ROUTER_SCOPE_PUBLISH, &ep_webhook_replay},
+    /* The key in the body is the credential (console_api.h). */
+    {"POST", "/v1/console/session", ROUTER_SCOPE_NONE, &ep_console_login},
+    {"GET", "/v1/console/session", ROUTER_SCOPE_ADMIN, &ep_console_session},
+    {"DELETE", "/v1/console/session", ROUTER_SCOPE_ADMIN, &ep_console_logout},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
@@ -373,8 +386,65 @@ static int authorize_user(api_env *env, http_request *req, api_call *call, const
 }
 
 /*
- * Authenticates req's API key (or user token) into call, checks that its
- * scope allows the route's and takes the request from its rate limit.
+ * What every API key's request goes through once the key is known: the log
+ * line names it, its scope must allow the route's, and it takes one
+ * request from the key's rate limit.  Returns -1, answered (403 or 429).
+ */
+static int admit_key(api_env *env, http_request *req, api_call *call, router_scope need)
+{
+    char kid[24];
+    snprintf(kid, sizeof kid, "%lld", (long long)call->key_id);
+    http_request_log_field(req, "api_key_id", kid);
+    router_scope have =
+        call->scope == APIKEY_SCOPE_ADMIN ? ROUTER_SCOPE_ADMIN : ROUTER_SCOPE_PUBLISH;
+    if (!router_scope_allows(have, need)) {
+        http_respond_error(req, 403, "forbidden", "this route needs an admin API key", NULL);
+        return -1;
+    }
+    return take_rate(env, req, kid);
+}
+
+/*
+ * Authenticates the console's session cookie (docs/console.md): a session
+ * may call what its admin key could, and every request that may change
+ * something (not GET or HEAD) must prove with X-CSRF-Token that it comes
+ * from a console page, since a browser sends the cookie with any request
+ * to the gateway.  Checked before the body, so a refused request changes
+ * nothing.
+ */
+static int authorize_session(api_env *env, http_request *req, api_call *call, router_scope need)
+{
+    char err[160];
+    switch (console_api_authenticate(env, req, call, err, sizeof err)) {
+    case CONSOLE_AUTH_OK:
+        break;
+    case CONSOLE_AUTH_UNAVAILABLE:
+        http_respond_retry(req, 503, "unavailable", err, 1);
+        return -1;
+    case CONSOLE_AUTH_NONE:
+    case CONSOLE_AUTH_INVALID:
+        http_respond_error(req, 401, "unauthorized", err, NULL);
+        return -1;
+    }
+    http_request_log_field(req, "auth", "console");
+    const char *method = http_request_method(req);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+        !console_session_csrf_ok(env->console_secret, env->console_secret_len, call->session,
+                                 strlen(call->session), http_request_header(req, "X-CSRF-Token"))) {
+        http_respond_error(req, 403, "csrf_failed",
+                           "a request with the console's session cookie needs the session's "
+                           "X-CSRF-Token header",
+                           "X-CSRF-Token");
+        return -1;
+    }
+    return admit_key(env, req, call, need);
+}
+
+/*
+ * Authenticates req's API key (or user token, or console session) into
+ * call, checks that its scope allows the route's and takes the request
+ * from its rate limit.  An Authorization header wins over a cookie, except
+ * on the session's own routes.
  * Returns -1, answered (503, 401, 403 or 429), when the request may not go on.
  */
 static int authorize(api_env *env, http_request *req, api_call *call, router_scope need,
@@ -382,6 +452,12 @@ static int authorize(api_env *env, http_request *req, api_call *call, router_sco
 {
     char err[160];
     const char *authorization = http_request_header(req, "Authorization");
+    if ((authorization == NULL || ep->session_only) && console_api_has_cookie(env, req))
+        return authorize_session(env, req, call, need);
+    if (ep->session_only) {
+        http_respond_error(req, 401, "unauthorized", "no console session", NULL);
+        return -1;
+    }
     size_t len = 0;
     const char *token = auth_bearer(authorization, &len);
     if (token != NULL && usertoken_looks_like(token, len))
@@ -396,16 +472,7 @@ static int authorize(api_env *env, http_request *req, api_call *call, router_sco
         refuse_credential(req, err);
         return -1;
     }
-    char kid[24];
-    snprintf(kid, sizeof kid, "%lld", (long long)call->key_id);
-    http_request_log_field(req, "api_key_id", kid);
-    router_scope have =
-        call->scope == APIKEY_SCOPE_ADMIN ? ROUTER_SCOPE_ADMIN : ROUTER_SCOPE_PUBLISH;
-    if (!router_scope_allows(have, need)) {
-        http_respond_error(req, 403, "forbidden", "this route needs an admin API key", NULL);
-        return -1;
-    }
-    return take_rate(env, req, kid);
+    return admit_key(env, req, call, need);
 }
 
 /* Whether path is that of a route a user token may call, by any method. */
@@ -462,10 +529,19 @@ static void on_headers(api_env *env, http_request *req)
         http_respond_retry(req, 503, "shutting_down", "the gateway is shutting down", 1);
         return;
     }
+    if (console_owns(http_request_path(req))) {
+        console_serve(env, req, call);
+        return;
+    }
     if (route_request(req, call) != 0)
         return;
     const router_route *r = &routes[call->route];
     const api_endpoint *ep = r->handler;
+    if (ep->console && env->console_secret == NULL) {
+        http_respond_error(req, 404, "not_found",
+                           "the console is disabled (HERALD_CONSOLE_SECRET is not set)", NULL);
+        return;
+    }
     if (r->scope != ROUTER_SCOPE_NONE && authorize(env, req, call, r->scope, ep) != 0)
         return;
     if (ep->json_body && http_request_expect_json(req) != 0)
@@ -554,6 +630,23 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 void api_bad_field(http_request *req, const char *field, const char *message)
 {
     http_respond_error(req, 400, "invalid_field", message, field);
+}
+
+long api_query_long(http_request *req, const char *name, long def, long max)
+{
+    const char *s = http_request_query(req, name);
+    if (s == NULL)
+        return def;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0 || v < 1 || v > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be an integer from 1 to %ld", name, max);
+        api_bad_field(req, name, msg);
+        return -1;
+    }
+    return v;
 }
 
 void api_user_get(api_env *env, http_request *req, api_call *call, api_user_get_fn get)

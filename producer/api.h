@@ -8,7 +8,7 @@
  * route's handler.  Handlers live in one file per resource
  * (events_api.c, users_api.c, topics_api.c, templates_api.c, rules_api.c,
  * tokens_api.c, inbox_api.c, unsubscribe_api.c, receipts_api.c, webhooks_api.c,
- * ops_api.c).
+ * ops_api.c, console_api.c); the console's pages are console.c's.
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct
@@ -18,6 +18,7 @@
 #define HERALD_API_H
 
 #include "auth.h"
+#include "console_session.h"
 #include "cors.h"
 #include "event.h"
 #include "http.h"
@@ -57,6 +58,8 @@ typedef struct api_endpoint {
     bool produces;   /* it writes to Kafka: refused before its body while the publisher cannot */
     bool user_token; /* a user token for the path's {user_id} may call it (the inbox) */
     const char *body_type; /* not JSON: the body's Content-Type ("*": any), checked like JSON */
+    bool console;          /* a console route: 404 while the console is disabled */
+    bool session_only;     /* only the console's session cookie authenticates it */
 } api_endpoint;
 
 struct api_env {
@@ -71,8 +74,12 @@ struct api_env {
     size_t user_token_secret_len;
     char *unsubscribe_secret; /* owned; NULL: /v1/unsubscribe answers 503 */
     size_t unsubscribe_secret_len;
-    cors_policy *cors;      /* owned; NULL: no CORS headers */
-    receipts_env *receipts; /* owned: the providers' receipts */
+    char *console_secret; /* owned; NULL: the console is disabled (docs/console.md) */
+    size_t console_secret_len;
+    int64_t console_ttl_s;      /* how long a console session lasts */
+    bool console_cookie_secure; /* the session cookie says Secure */
+    cors_policy *cors;          /* owned; NULL: no CORS headers */
+    receipts_env *receipts;     /* owned: the providers' receipts */
     event_limits ev_limits;
     int publish_timeout_ms;
     atomic_bool draining; /* shutting down: readiness fails */
@@ -98,7 +105,11 @@ struct api_call {
     router_params params;
     int64_t key_id; /* the API key's; 0 when a user token authorised the call */
     apikey_scope scope;
-    void *work; /* the handler's own state */
+    /* set when the console's session cookie authorised the call */
+    bool by_session;
+    char session[CONSOLE_TOKEN_SIZE];
+    int64_t session_expires; /* Unix seconds */
+    void *work;              /* the handler's own state */
     void (*work_free)(void *);
 };
 
@@ -126,6 +137,12 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 
 /* Answers 400 naming field, with message. */
 void api_bad_field(http_request *req, const char *field, const char *message);
+
+/*
+ * The query argument name as an integer from 1 to max, def when absent;
+ * -1 after answering 400 naming it.
+ */
+long api_query_long(http_request *req, const char *name, long def, long max);
 
 /* The path's {user_id}, checked; NULL after answering 400. */
 const char *api_user_id(http_request *req, api_call *call);

@@ -88,18 +88,21 @@ const char *auth_bearer(const char *h, size_t *len)
     return h;
 }
 
-/* Looks the key up in the database; 0 with *e filled, -1 when it could not. */
-static int lookup(auth_cache *a, const unsigned char hash[APIKEY_HASH_LEN], entry *e, char *err,
-                  size_t errlen)
+/*
+ * Looks a key up in the database, by hash (hash != NULL) or by id; 0 with
+ * *r filled, -1 when it could not.
+ */
+static int lookup(auth_cache *a, const unsigned char *hash, int64_t id, apikey_lookup_result *r,
+                  char *err, size_t errlen)
 {
     pg_conn *c = pgpool_acquire(a->pool, AUTH_POOL_WAIT_MS, err, errlen);
     if (c == NULL)
         return -1;
-    apikey_lookup_result r;
     int rc = -1;
     for (int attempt = 0; attempt < 2 && rc != 0; attempt++) {
         PGconn *raw = pg_raw(c);
-        if (raw != NULL && apikey_db_lookup(raw, hash, &r, err, errlen) == 0) {
+        if (raw != NULL && (hash != NULL ? apikey_db_lookup(raw, hash, r, err, errlen)
+                                         : apikey_db_lookup_id(raw, id, r, err, errlen)) == 0) {
             rc = 0;
             break;
         }
@@ -107,15 +110,10 @@ static int lookup(auth_cache *a, const unsigned char hash[APIKEY_HASH_LEN], entr
         if (pg_ok(c) || pg_reset(c, err, errlen) != PG_OK)
             break;
     }
-    if (rc == 0) {
-        e->found = r.found;
-        e->id = r.id;
-        e->scope = r.scope;
-        if (r.found) {
-            char terr[128];
-            if (apikey_db_touch(pg_raw(c), r.id, terr, sizeof terr) != 0)
-                LOG_DEBUG("auth", "last_used_at not updated: %s", terr);
-        }
+    if (rc == 0 && r->found) {
+        char terr[128];
+        if (apikey_db_touch(pg_raw(c), r->id, terr, sizeof terr) != 0)
+            LOG_DEBUG("auth", "last_used_at not updated: %s", terr);
     }
     pgpool_release(a->pool, c);
     return rc;
@@ -130,6 +128,12 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
         error_set(err, errlen, "missing \"Authorization: Bearer <api key>\"");
         return AUTH_MISSING;
     }
+    return auth_check_key(a, key, len, key_id, scope, err, errlen);
+}
+
+auth_result auth_check_key(auth_cache *a, const char *key, size_t len, int64_t *key_id,
+                           apikey_scope *scope, char *err, size_t errlen)
+{
     if (!apikey_well_formed(key, len)) {
         error_set(err, errlen, "invalid API key");
         return AUTH_INVALID;
@@ -154,7 +158,11 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
         entry fresh = {0};
         memcpy(fresh.hash, hash, sizeof hash);
         char lerr[256];
-        if (lookup(a, hash, &fresh, lerr, sizeof lerr) == 0) {
+        apikey_lookup_result r;
+        if (lookup(a, hash, 0, &r, lerr, sizeof lerr) == 0) {
+            fresh.found = r.found;
+            fresh.id = r.id;
+            fresh.scope = r.scope;
             fresh.fresh_until = now + (fresh.found ? a->ttl_ms : AUTH_NEGATIVE_TTL);
             fresh.usable_until = fresh.found ? now + a->ttl_ms + a->grace_ms : fresh.fresh_until;
             entry *copy = malloc(sizeof *copy);
@@ -179,5 +187,23 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
     }
     *key_id = cached.id;
     *scope = cached.scope;
+    return AUTH_OK;
+}
+
+auth_result auth_check_id(auth_cache *a, int64_t key_id, apikey_scope *scope, char *err,
+                          size_t errlen)
+{
+    apikey_lookup_result r;
+    char lerr[256];
+    if (lookup(a, NULL, key_id, &r, lerr, sizeof lerr) != 0) {
+        LOG_WARN("auth", "cannot check API key %lld: %s", (long long)key_id, lerr);
+        error_set(err, errlen, "the API key cannot be checked right now");
+        return AUTH_UNAVAILABLE;
+    }
+    if (!r.found) {
+        error_set(err, errlen, "the session's API key was revoked");
+        return AUTH_INVALID;
+    }
+    *scope = r.scope;
     return AUTH_OK;
 }

@@ -43,4 +43,17 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
                        apikey_scope *scope, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* The same for a key given as such (a login form's), key[0..len). */
+auth_result auth_check_key(auth_cache *a, const char *key, size_t len, int64_t *key_id,
+                           apikey_scope *scope, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Whether the key of id key_id is still active, asking the database every
+ * time (no cache: a console session must end with its key's revocation,
+ * and a person clicking costs little).  On AUTH_OK fills *scope.
+ */
+auth_result auth_check_id(auth_cache *a, int64_t key_id, apikey_scope *scope, char *err,
+                          size_t errlen) __attribute__((warn_unused_result));
+
 #endif

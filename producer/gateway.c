@@ -150,6 +150,30 @@ const config_var gateway_config_vars[] = {
      .check = signedtoken_check_secret,
      .help = "key of the HMAC that signs the email workers' unsubscribe links (the same "
              "value as theirs), at least 32 bytes; unset: /v1/unsubscribe answers 503"},
+    {.env = "HERALD_CONSOLE_SECRET",
+     .type = CONFIG_STRING,
+     .offset = GW(console_secret),
+     .flags = CONFIG_SECRET,
+     .check = signedtoken_check_secret,
+     .help = "key of the HMAC that signs the ops console's session cookies (docs/console.md), "
+             "at least 32 bytes; unset: the console is disabled and /console/ answers 404"},
+    {.env = "HERALD_CONSOLE_SESSION_TTL",
+     .flag = "console-session-ttl",
+     .type = CONFIG_DURATION,
+     .def = "8h",
+     .offset = GW(console_session_ms),
+     .min = 60000,
+     .max = 604800000,
+     .help = "how long a console login lasts (its cookie's Max-Age), from 1m to 7 days"},
+    /* The gateway speaks plain HTTP (TLS ends in front of it), so the
+     * default is false; a deployment behind an HTTPS proxy sets it. */
+    {.env = "HERALD_CONSOLE_COOKIE_SECURE",
+     .flag = "console-cookie-secure",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = GW(console_cookie_secure),
+     .help = "mark the console's session cookie Secure (sent over HTTPS only): set it when "
+             "browsers reach the gateway through an HTTPS proxy"},
     {.env = "HERALD_GATEWAY_CORS_ORIGINS",
      .flag = "cors-origins",
      .type = CONFIG_STRING,
@@ -275,6 +299,10 @@ static void free_parts(gateway *g)
         memset(g->env.unsubscribe_secret, 0, g->env.unsubscribe_secret_len);
         free(g->env.unsubscribe_secret);
     }
+    if (g->env.console_secret != NULL) {
+        memset(g->env.console_secret, 0, g->env.console_secret_len);
+        free(g->env.console_secret);
+    }
     free(g);
 }
 
@@ -307,6 +335,16 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
             goto fail;
         }
     }
+    if (cfg->console_secret != NULL) {
+        env->console_secret_len = strlen(cfg->console_secret);
+        env->console_secret = strdup(cfg->console_secret);
+        if (env->console_secret == NULL) {
+            error_set(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
+    env->console_ttl_s = cfg->console_session_ms / 1000;
+    env->console_cookie_secure = cfg->console_cookie_secure;
 
     if (cfg->cors_origins != NULL && cfg->cors_origins[0] != '\0') {
         env->cors = cors_policy_new(cfg->cors_origins, err, errlen);

@@ -36,6 +36,9 @@ typedef struct gateway_config {
     char *user_token_secret;  /* NULL: user tokens are refused */
     char *unsubscribe_secret; /* NULL: /v1/unsubscribe answers 503 */
     char *cors_origins;       /* NULL or "": no CORS headers (cors.h) */
+    char *console_secret;     /* NULL: the console is disabled (docs/console.md) */
+    long console_session_ms;
+    bool console_cookie_secure;
     /* delivery receipts (receipts_api.h) */
     char *receipts_base_url;
     char *twilio_auth_token;

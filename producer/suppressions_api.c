@@ -63,7 +63,6 @@ void suppressions_api_list(api_env *env, http_request *req, api_call *call, http
     (void)phase;
     const char *channel = http_request_query(req, "channel");
     const char *reason = http_request_query(req, "reason");
-    const char *limit_s = http_request_query(req, "limit");
     const char *after = http_request_query(req, "after");
     char cursor[16 + ADDRESS_MAX + 1], *after_address = NULL, err[256];
     const char *after_channel = NULL;
@@ -74,15 +73,9 @@ void suppressions_api_list(api_env *env, http_request *req, api_call *call, http
                       "reason must be hard_bounce, complaint, soft_bounces or manual");
         return;
     }
-    long limit = PAGE_DEFAULT;
-    if (limit_s != NULL) {
-        char *end = NULL;
-        limit = strtol(limit_s, &end, 10);
-        if (*limit_s == '\0' || *end != '\0' || limit < 1 || limit > PAGE_MAX) {
-            api_bad_field(req, "limit", "limit must be an integer from 1 to 1000");
-            return;
-        }
-    }
+    long limit = api_query_long(req, "limit", PAGE_DEFAULT, PAGE_MAX);
+    if (limit < 0)
+        return;
     if (after != NULL) {
         size_t n = 0;
         if (strlen(after) > CURSOR_MAX ||

@@ -75,15 +75,20 @@ out:
     pg_params_free(p);
 }
 
-/* The path's {webhook_id}; NULL after answering 400. */
-static const char *webhook_id(http_request *req, api_call *call)
+/*
+ * The path's {webhook_id} as $1 and the caller's owner as $2 (OWNED) of p;
+ * false after answering 400.
+ */
+static bool endpoint_params(http_request *req, api_call *call, pg_params *p)
 {
     const char *id = router_param(&call->params, "webhook_id");
     if (id == NULL || !id_is_uuid(id)) {
         api_bad_field(req, "webhook_id", "webhook_id must be a lowercase UUID");
-        return NULL;
+        return false;
     }
-    return id;
+    pg_params_text(p, id);
+    owner_param(p, call);
+    return true;
 }
 
 /* A URL Herald may POST to: http(s), no blanks or control characters. */
@@ -240,11 +245,8 @@ void webhooks_api_get(api_env *env, http_request *req, api_call *call, http_phas
 {
     (void)phase;
     pg_params p = {0};
-    const char *id = webhook_id(req, call);
-    if (id == NULL)
+    if (!endpoint_params(req, call, &p))
         return;
-    pg_params_text(&p, id);
-    owner_param(&p, call);
     answer(env, req, 200,
            "SELECT " ENDPOINT_JSON "::text FROM webhook_endpoints e"
            " WHERE e.id = $1::uuid AND " OWNED,
@@ -255,11 +257,8 @@ void webhooks_api_delete(api_env *env, http_request *req, api_call *call, http_p
 {
     (void)phase;
     pg_params p = {0};
-    const char *id = webhook_id(req, call);
-    if (id == NULL)
+    if (!endpoint_params(req, call, &p))
         return;
-    pg_params_text(&p, id);
-    owner_param(&p, call);
     answer(env, req, 204,
            "DELETE FROM webhook_endpoints e WHERE e.id = $1::uuid AND " OWNED
            " RETURNING e.id::text",
@@ -270,11 +269,8 @@ void webhooks_api_enable(api_env *env, http_request *req, api_call *call, http_p
 {
     (void)phase;
     pg_params p = {0};
-    const char *id = webhook_id(req, call);
-    if (id == NULL)
+    if (!endpoint_params(req, call, &p))
         return;
-    pg_params_text(&p, id);
-    owner_param(&p, call);
     answer(env, req, 200,
            "UPDATE webhook_endpoints e SET enabled = true, disabled_at = NULL,"
            " disabled_reason = NULL, consecutive_failures = 0, failing_since = NULL"
@@ -282,34 +278,17 @@ void webhooks_api_enable(api_env *env, http_request *req, api_call *call, http_p
            &p);
 }
 
-/* A positive integer query argument, def when absent; -1 after a 400. */
-static long query_long(http_request *req, const char *name, long def, long max)
-{
-    const char *s = http_request_query(req, name);
-    if (s == NULL)
-        return def;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 1 || v > max) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "%s must be an integer from 1 to %ld", name, max);
-        api_bad_field(req, name, msg);
-        return -1;
-    }
-    return v;
-}
-
 void webhooks_api_attempts(api_env *env, http_request *req, api_call *call, http_phase phase)
 {
     (void)phase;
     pg_params p = {0};
-    const char *id = webhook_id(req, call);
     long limit, before;
-    if (id == NULL || (limit = query_long(req, "limit", PAGE_DEFAULT, PAGE_MAX)) < 0 ||
-        (before = query_long(req, "before", 0, INT64_MAX)) < 0)
+    if ((limit = api_query_long(req, "limit", PAGE_DEFAULT, PAGE_MAX)) < 0 ||
+        (before = api_query_long(req, "before", 0, INT64_MAX)) < 0 ||
+        !endpoint_params(req, call, &p)) {
+        pg_params_free(&p);
         return;
-    pg_params_text(&p, id);
-    owner_param(&p, call);
+    }
     pg_params_int(&p, limit);
     if (before > 0)
         pg_params_int(&p, before);
@@ -336,8 +315,7 @@ void webhooks_api_replay(api_env *env, http_request *req, api_call *call, http_p
     pg_params p = {0};
     char err[160];
     int64_t from_ms, to_ms;
-    const char *id = webhook_id(req, call);
-    if (id == NULL || api_body_object(req, &body) != 0)
+    if (api_body_object(req, &body) != 0)
         goto out;
     const char *from = json_string_value(json_object_get(body, "from"));
     const char *to = json_string_value(json_object_get(body, "to"));
@@ -350,8 +328,8 @@ void webhooks_api_replay(api_env *env, http_request *req, api_call *call, http_p
         api_bad_field(req, "to", "to must be an RFC 3339 time after from");
         goto out;
     }
-    pg_params_text(&p, id);
-    owner_param(&p, call);
+    if (!endpoint_params(req, call, &p))
+        goto out;
     pg_params_text(&p, from);
     pg_params_text(&p, to);
     answer(env, req, 202,

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "assignment.h"
 #include "daemon.h"
 #include "dlq.h"
 #include "dueq.h"
@@ -48,13 +49,6 @@
 #define POST_WAIT_MS       20  /* wait on the requests' sockets per pass */
 
 enum { TOPIC_CALLS = 0, TOPIC_RETRY, NTOPICS };
-
-/* A partition of the assignment; epoch tells a job of an earlier one. */
-typedef struct assigned {
-    int topic;
-    int32_t partition;
-    uint64_t epoch;
-} assigned;
 
 /*
  * One call: held until its retry is due, waiting behind its endpoint's
@@ -96,9 +90,7 @@ struct webhooks {
     char dlq_topic[256];
     offsets *offs;
     dueq *held;
-    assigned *parts;
-    size_t nparts, capparts;
-    uint64_t epoch_seq;
+    assignment parts;
     retry_policy policy;
     uint64_t rng;
     bool stored_since_commit;
@@ -116,57 +108,19 @@ struct webhooks {
 
 /* ------------------------------------------------------------ partitions */
 
-static int topic_index(const webhooks *w, const char *name)
-{
-    for (int t = 0; t < NTOPICS; t++)
-        if (strcmp(w->topics[t], name) == 0)
-            return t;
-    return -1;
-}
-
-static assigned *find_part(webhooks *w, int topic, int32_t partition)
-{
-    for (size_t i = 0; i < w->nparts; i++)
-        if (w->parts[i].topic == topic && w->parts[i].partition == partition)
-            return &w->parts[i];
-    return NULL;
-}
-
 static void on_rebalance(void *ctx, bool assigned_now, const rd_kafka_topic_partition_list_t *l,
                          bool lost)
 {
     webhooks *w = ctx;
     (void)lost;
-    for (int i = 0; i < l->cnt; i++) {
-        int t = topic_index(w, l->elems[i].topic);
-        if (t < 0)
-            continue;
-        assigned *a = find_part(w, t, l->elems[i].partition);
-        if (assigned_now) {
-            if (a == NULL) {
-                if (w->nparts == w->capparts) {
-                    assigned *np = vec_grow(w->parts, &w->capparts, sizeof *np);
-                    if (np == NULL) {
-                        w->fatal = true;
-                        return;
-                    }
-                    w->parts = np;
-                }
-                a = &w->parts[w->nparts++];
-            }
-            *a = (assigned){t, l->elems[i].partition, ++w->epoch_seq};
-        } else if (a != NULL) {
-            offsets_forget(w->offs, w->topics[t], a->partition);
-            *a = w->parts[--w->nparts];
-        }
-    }
+    if (assignment_rebalance(&w->parts, assigned_now, l, w->offs) != 0)
+        w->fatal = true;
 }
 
 /* Whether the job's partition is still this member's, as when it was read. */
 static bool job_live(webhooks *w, const job *j)
 {
-    assigned *a = find_part(w, j->topic, j->msg->partition);
-    return a != NULL && a->epoch == j->epoch;
+    return assignment_live(&w->parts, j->topic, j->msg->partition, j->epoch);
 }
 
 static void job_free(webhooks *w, job *j)
@@ -470,8 +424,8 @@ static void on_answer(void *ctx_, void *opaque, const post_result *r)
 
 static void accept_record(webhooks *w, rd_kafka_message_t *msg)
 {
-    int t = topic_index(w, rd_kafka_topic_name(msg->rkt));
-    assigned *a = t < 0 ? NULL : find_part(w, t, msg->partition);
+    int t = assignment_topic(&w->parts, rd_kafka_topic_name(msg->rkt));
+    assignment_part *a = t < 0 ? NULL : assignment_find(&w->parts, t, msg->partition);
     job *j = a == NULL ? NULL : calloc(1, sizeof *j);
     if (j == NULL || offsets_track(w->offs, w->topics[t], msg->partition, msg->offset) != 0) {
         if (a != NULL)
@@ -685,6 +639,8 @@ webhooks *webhooks_new(const webhooks_config *cfg, const herald_common_config *c
     config_topic(common, TOPICS_WEBHOOKS, w->topics[TOPIC_CALLS], sizeof w->topics[0]);
     config_topic(common, TOPICS_WEBHOOKS_RETRY, w->topics[TOPIC_RETRY], sizeof w->topics[0]);
     config_topic(common, TOPICS_DLQ, w->dlq_topic, sizeof w->dlq_topic);
+    const char *names[NTOPICS] = {w->topics[TOPIC_CALLS], w->topics[TOPIC_RETRY]};
+    assignment_init(&w->parts, names, NTOPICS);
     daemon_health_init(&w->health, "main loop", "fatal Kafka error", common->stall_ms);
     w->reg = metrics_registry_new();
     w->offs = offsets_new();
@@ -732,6 +688,6 @@ void webhooks_free(webhooks *w)
     offsets_free(w->offs);
     dueq_free(w->held);
     metrics_registry_free(w->reg);
-    free(w->parts);
+    assignment_free(&w->parts);
     free(w);
 }

@@ -229,7 +229,7 @@ static inline void h_resp_clear(h_resp *r)
 /*
  * One request.  key may be NULL (no Authorization); body NULL sends none;
  * ctype NULL defaults to application/json when there is a body; extra is
- * one more header line or NULL.  r->json is the parsed body when JSON.
+ * more header lines, separated by '\n', or NULL.  r->json is the parsed body when JSON.
  */
 static inline void h_http(h_gateway *h, const char *method, const char *path, const char *key,
                           const char *ctype, const char *body, const char *extra, h_resp *r)
@@ -260,8 +260,12 @@ static inline void h_http(h_gateway *h, const char *method, const char *path, co
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     }
-    if (extra != NULL)
-        hs = curl_slist_append(hs, extra);
+    for (const char *x = extra; x != NULL && *x != '\0';) {
+        size_t n = strcspn(x, "\n");
+        snprintf(line, sizeof line, "%.*s", (int)n, x);
+        hs = curl_slist_append(hs, line);
+        x += n + (x[n] == '\n');
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
     CURLcode rc = curl_easy_perform(c);
     ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
