@@ -102,6 +102,7 @@ class Stack:
         self.db_url = None
         self.topics_made = False
         self.procs = []  # (name, Popen), in start order
+        self.ops = {}  # daemon name -> the port of its ops server (/metrics, /readyz)
         self.tmp = tempfile.mkdtemp(prefix="herald-browser-")
         self.static = None
 
@@ -182,6 +183,7 @@ class Stack:
         p = self.spawn(name, [os.path.join(self.bin, argv[0])] + argv[1:], self.env(**env))
         ops = self.from_log(name, p, r"opsserver 127\.0\.0\.1:(\d+)")
         self.ready(name, p, ops)
+        self.ops[name] = ops
         return p
 
     def start_static(self, root):
