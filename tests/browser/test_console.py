@@ -216,6 +216,11 @@ def run(stack):
         key = XSS_KEY + secrets.token_hex(4)
         poison = publish(stack, user, {"note": XSS}, key)
         wait_delivery(stack, poison, "failed")
+        # The worker writes the dead letter around when it records the status.
+        wait_until("the poison event in GET /v1/dlq",
+                   lambda: any(r.get("event_id") == poison for r in
+                               stack.api("GET", "/v1/dlq?stage=worker.sms&limit=500")["records"]),
+                   SETTLE_S)
         go("/console/dlq?stage=worker.sms")
         row = "document.querySelector('#records-table tr' + %s)" % attr("data-event-id", poison)
         until("the poison event in the DLQ page",
