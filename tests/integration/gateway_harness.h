@@ -242,7 +242,10 @@ static inline void h_http(h_gateway *h, const char *method, const char *path, co
     char url[1024], line[512];
     snprintf(url, sizeof url, "%s%s", h->base, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L); /* else curl waits for a body */
+    else
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_body_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);

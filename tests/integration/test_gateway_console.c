@@ -248,6 +248,7 @@ START_TEST(test_pages_need_a_session_and_carry_the_csp)
     }
     call(&g, "POST", "/console/login", NULL, "{}", NULL, 405, &r);
     assert_console_headers(&r);
+    ck_assert_str_eq(h_header(&r, "Allow", v, sizeof v), "GET, HEAD");
     h_resp_clear(&r);
 
     /* With one: the overview. */
@@ -256,6 +257,12 @@ START_TEST(test_pages_need_a_session_and_carry_the_csp)
     call(&g, "GET", "/console/", NULL, NULL, s.cookie, 200, &r);
     assert_console_headers(&r);
     ck_assert_str_eq(h_header(&r, "Content-Type", v, sizeof v), "text/html; charset=utf-8");
+    h_resp_clear(&r);
+    call(&g, "HEAD", "/console/", NULL, NULL, s.cookie, 200, &r);
+    assert_console_headers(&r);
+    ck_assert_int_eq(r.len, 0);
+    h_resp_clear(&r);
+    call(&g, "HEAD", "/console/", NULL, NULL, NULL, 302, &r);
     h_resp_clear(&r);
     h_stop(&g);
 }
