@@ -82,12 +82,16 @@ START_TEST(test_dlqrec_filters_by_stage_reason_channel_and_time)
 {
     dlqrec r;
     make(&r, 5000);
-    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1}));
-    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){"worker.email", "max_attempts", "email", 5000}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){"dispatcher", NULL, NULL, -1}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, "invalid_json", NULL, -1}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, "sms", -1}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, 5001}));
+    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1, 0}));
+    ck_assert(
+        dlqrec_matches(&r, &(dlqrec_filter){"worker.email", "max_attempts", "email", 5000, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){"dispatcher", NULL, NULL, -1, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, "invalid_json", NULL, -1, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, "sms", -1, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, 5001, 0}));
+    /* until is exclusive; 0 means no bound. */
+    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1, 5001}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1, 5000}));
     dlqrec_free(&r);
 }
 END_TEST
