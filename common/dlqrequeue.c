@@ -243,7 +243,11 @@ static int requeue_visit(dlqrec *rec, void *opaque)
     return requeue_produce(s, rec);
 }
 
-/* Reads range of the DLQ through requeue_visit; -1 after fail(). */
+/*
+ * Reads range of the DLQ through requeue_visit; -1 after fail().  A named
+ * record (range->partition >= 0) that is not in the DLQ is skipped, not a
+ * failure: the others are still requeued.
+ */
 static int requeue_scan(requeue_state *s, const partread_range *range, const dlqrec_filter *f)
 {
     char err[512];
@@ -252,6 +256,10 @@ static int requeue_scan(requeue_state *s, const partread_range *range, const dlq
     case DLQSCAN_OK:
         return 0;
     case DLQSCAN_MISSING:
+        if (range->partition >= 0 && s->redo_n == 0) {
+            report(s, range->partition, range->offset, DLQREQUEUE_SKIPPED, NULL, err, NULL);
+            return 0;
+        }
         return fail(s, DLQREQUEUE_ERR_MISSING, NULL, err);
     case DLQSCAN_UNREACHABLE:
         return fail(s, DLQREQUEUE_ERR_KAFKA, "cannot read the DLQ", err);
