@@ -40,9 +40,10 @@ int main(int argc, char **argv)
     const char *origin = arg(argc, argv, "--origin", "deliveries.email");
     long count = atol(arg(argc, argv, "--count", "100000"));
     char err[512];
-    if (brokers == NULL || topic == NULL || count <= 0) {
+    bool help = argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+    if (help || brokers == NULL || topic == NULL || count <= 0) {
         printf("usage: herald-bench-dlq-fill --brokers B --topic T [--count N] [--origin O]\n");
-        return 2;
+        return help ? 0 : 2;
     }
     log_init("herald-bench-dlq-fill", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
     config_kv kv[] = {{(char *)"linger.ms", (char *)"20"},
