@@ -71,7 +71,7 @@ typedef struct dlqrequeue_counts {
 typedef enum {
     DLQREQUEUE_OK = 0,
     DLQREQUEUE_ERR_KAFKA = 1, /* err: "<what failed>: <the client's reason>" */
-    DLQREQUEUE_ERR_MISSING,   /* the DLQ, or a named position, is not there */
+    DLQREQUEUE_ERR_MISSING,   /* the DLQ is not there (a named record that is not: SKIPPED) */
     DLQREQUEUE_ERR_DB,        /* the ledger failed */
     DLQREQUEUE_ERR_OTHER,     /* out of memory */
 } dlqrequeue_status;
