@@ -461,6 +461,17 @@ START_TEST(test_dlq_requeue_sends_a_record_back_once_and_skips_invalid_json)
     h_resp_clear(&r);
     ck_assert_int_eq(count_requeued(email_topic, from), 1);
 
+    /* heraldctl keeps the same ledger: it too finds the record requeued. */
+    char bin[1024], out[8192], err[8192], env_prefix[128], env_db[1024];
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    snprintf(env_prefix, sizeof env_prefix, "HERALD_TOPIC_PREFIX=%s", h_prefix);
+    snprintf(env_db, sizeof env_db, "HERALD_DATABASE_URL=%s", h_dburl);
+    char *argv[] = {bin, "dlq", "requeue", id[0], NULL};
+    const char *env[] = {env_prefix, env_db, NULL};
+    ck_assert_int_eq(testsupport_run(argv, env, out, sizeof out, err, sizeof err, 60000), 0);
+    ck_assert_msg(strstr(out, "0 requeued, 1 already requeued") != NULL, "%s %s", out, err);
+    ck_assert_int_eq(count_requeued(email_topic, from), 1);
+
     /* invalid_json is never requeued; an absent id is skipped too. */
     snprintf(body, sizeof body, "{\"ids\":[\"%s\",\"0:99999999\"]}", id[3]);
     requeue(&g, body, &r);
