@@ -11,6 +11,7 @@
 #include "bodies.h"
 #include "console.h"
 #include "console_api.h"
+#include "dlq_api.h"
 #include "events_api.h"
 #include "inbox_api.h"
 #include "log.h"
@@ -37,6 +38,10 @@ static const api_endpoint ep_publish = {
     .fn = events_api_publish, .json_body = true, .produces = true};
 static const api_endpoint ep_batch = {.fn = events_api_batch, .json_body = true, .produces = true};
 static const api_endpoint ep_event_get = {.fn = events_api_get};
+static const api_endpoint ep_dlq_list = {.fn = dlq_api_list};
+static const api_endpoint ep_dlq_stats = {.fn = dlq_api_stats};
+static const api_endpoint ep_dlq_get = {.fn = dlq_api_get};
+static const api_endpoint ep_dlq_requeue = {.fn = dlq_api_requeue, .json_body = true};
 static const api_endpoint ep_suppression_list = {.fn = suppressions_api_list};
 static const api_endpoint ep_suppression_add = {.fn = suppressions_api_add, .json_body = true};
 static const api_endpoint ep_suppression_get = {.fn = suppressions_api_get};
@@ -146,6 +151,11 @@ static const router_route routes[] = {
     {"POST", "/v1/console/session", ROUTER_SCOPE_NONE, &ep_console_login},
     {"GET", "/v1/console/session", ROUTER_SCOPE_ADMIN, &ep_console_session},
     {"DELETE", "/v1/console/session", ROUTER_SCOPE_ADMIN, &ep_console_logout},
+    /* stats and requeue before {position}, which would match them */
+    {"GET", "/v1/dlq", ROUTER_SCOPE_ADMIN, &ep_dlq_list},
+    {"GET", "/v1/dlq/stats", ROUTER_SCOPE_ADMIN, &ep_dlq_stats},
+    {"POST", "/v1/dlq/requeue", ROUTER_SCOPE_ADMIN, &ep_dlq_requeue},
+    {"GET", "/v1/dlq/{position}", ROUTER_SCOPE_ADMIN, &ep_dlq_get},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},

@@ -8,7 +8,7 @@
  * route's handler.  Handlers live in one file per resource
  * (events_api.c, users_api.c, topics_api.c, templates_api.c, rules_api.c,
  * tokens_api.c, inbox_api.c, unsubscribe_api.c, receipts_api.c, webhooks_api.c,
- * ops_api.c, console_api.c); the console's pages are console.c's.
+ * dlq_api.c, ops_api.c, console_api.c); the console's pages are console.c's.
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct
@@ -47,6 +47,7 @@ typedef enum {
 
 typedef struct api_env api_env;
 typedef struct receipts_env receipts_env; /* receipts_api.h */
+typedef struct dlq_env dlq_env;           /* dlq_api.h */
 typedef struct api_call api_call;
 
 /* A route's handler: called for HTTP_PHASE_BODY and HTTP_PHASE_RESUMED. */
@@ -80,6 +81,7 @@ struct api_env {
     bool console_cookie_secure; /* the session cookie says Secure */
     cors_policy *cors;          /* owned; NULL: no CORS headers */
     receipts_env *receipts;     /* owned: the providers' receipts */
+    dlq_env *dlq;               /* owned: where the DLQ is (dlq_api.h) */
     event_limits ev_limits;
     int publish_timeout_ms;
     atomic_bool draining; /* shutting down: readiness fails */

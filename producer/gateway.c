@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mailkey.h"
 #include "opsserver.h"
+#include "dlq_api.h"
 #include "receipts_api.h"
 #include "receipts_verify.h"
 #include "timeutil.h"
@@ -289,6 +290,7 @@ static void free_parts(gateway *g)
     pgpool_free(g->env.pool);
     cors_policy_free(g->env.cors);
     receipts_env_free(g->env.receipts);
+    dlq_env_free(g->env.dlq);
     api_env_free_metrics(&g->env);
     metrics_registry_free(g->env.metrics);
     if (g->env.user_token_secret != NULL) {
@@ -372,6 +374,10 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
     };
     env->receipts = receipts_env_new(&rc, env->metrics, err, errlen);
     if (env->receipts == NULL)
+        goto fail;
+    env->dlq =
+        dlq_env_new(&cfg->common, &cfg->kafka_props, (int)cfg->publish_timeout_ms, err, errlen);
+    if (env->dlq == NULL)
         goto fail;
     env->pool = pgpool_new(cfg->common.database_url, (size_t)cfg->db_pool_size, 1000, store_prepare,
                            err, errlen);
