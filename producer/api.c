@@ -9,6 +9,7 @@
 #include "api.h"
 
 #include "bodies.h"
+#include "console_ops_api.h"
 #include "events_api.h"
 #include "inbox_api.h"
 #include "log.h"
@@ -79,6 +80,8 @@ static const api_endpoint ep_webhook_delete = {.fn = webhooks_api_delete};
 static const api_endpoint ep_webhook_enable = {.fn = webhooks_api_enable};
 static const api_endpoint ep_webhook_attempts = {.fn = webhooks_api_attempts};
 static const api_endpoint ep_webhook_replay = {.fn = webhooks_api_replay, .json_body = true};
+static const api_endpoint ep_ops_status = {.fn = console_ops_api_status};
+static const api_endpoint ep_ops_history = {.fn = console_ops_api_history};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -133,6 +136,8 @@ static const router_route routes[] = {
     {"POST", "/v1/webhooks/{webhook_id}/enable", ROUTER_SCOPE_PUBLISH, &ep_webhook_enable},
     {"GET", "/v1/webhooks/{webhook_id}/attempts", ROUTER_SCOPE_PUBLISH, &ep_webhook_attempts},
     {"POST", "/v1/webhooks/{webhook_id}/replay", ROUTER_SCOPE_PUBLISH, &ep_webhook_replay},
+    {"GET", "/v1/ops/status", ROUTER_SCOPE_ADMIN, &ep_ops_status},
+    {"GET", "/v1/ops/history", ROUTER_SCOPE_ADMIN, &ep_ops_history},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
@@ -554,6 +559,22 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 void api_bad_field(http_request *req, const char *field, const char *message)
 {
     http_respond_error(req, 400, "invalid_field", message, field);
+}
+
+long api_query_long(http_request *req, const char *name, long def, long max)
+{
+    const char *s = http_request_query(req, name);
+    if (s == NULL)
+        return def;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 1 || v > max) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be an integer from 1 to %ld", name, max);
+        api_bad_field(req, name, msg);
+        return -1;
+    }
+    return v;
 }
 
 void api_user_get(api_env *env, http_request *req, api_call *call, api_user_get_fn get)

@@ -283,30 +283,14 @@ void webhooks_api_enable(api_env *env, http_request *req, api_call *call, http_p
 }
 
 /* A positive integer query argument, def when absent; -1 after a 400. */
-static long query_long(http_request *req, const char *name, long def, long max)
-{
-    const char *s = http_request_query(req, name);
-    if (s == NULL)
-        return def;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 1 || v > max) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "%s must be an integer from 1 to %ld", name, max);
-        api_bad_field(req, name, msg);
-        return -1;
-    }
-    return v;
-}
-
 void webhooks_api_attempts(api_env *env, http_request *req, api_call *call, http_phase phase)
 {
     (void)phase;
     pg_params p = {0};
     const char *id = webhook_id(req, call);
     long limit, before;
-    if (id == NULL || (limit = query_long(req, "limit", PAGE_DEFAULT, PAGE_MAX)) < 0 ||
-        (before = query_long(req, "before", 0, INT64_MAX)) < 0)
+    if (id == NULL || (limit = api_query_long(req, "limit", PAGE_DEFAULT, PAGE_MAX)) < 0 ||
+        (before = api_query_long(req, "before", 0, INT64_MAX)) < 0)
         return;
     pg_params_text(&p, id);
     owner_param(&p, call);
