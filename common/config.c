@@ -827,15 +827,40 @@ void config_free(const config_table *tables, size_t ntables, config_kafka_props 
             *slot = NULL;
         }
     }
-    if (props != NULL) {
-        for (size_t i = 0; i < props->count; i++) {
-            free(props->items[i].key);
-            free(props->items[i].value);
-        }
-        free(props->items);
-        props->items = NULL;
-        props->count = 0;
+    config_kafka_props_free(props);
+}
+
+void config_kafka_props_free(config_kafka_props *props)
+{
+    if (props == NULL)
+        return;
+    for (size_t i = 0; i < props->count; i++) {
+        free(props->items[i].key);
+        free(props->items[i].value);
     }
+    free(props->items);
+    props->items = NULL;
+    props->count = 0;
+}
+
+int config_kafka_props_copy(const config_kafka_props *src, config_kafka_props *dst)
+{
+    *dst = (config_kafka_props){0};
+    if (src == NULL || src->count == 0)
+        return 0;
+    dst->items = calloc(src->count, sizeof *dst->items);
+    if (dst->items == NULL)
+        return -1;
+    for (size_t i = 0; i < src->count; i++) {
+        dst->count++;
+        dst->items[i].key = strdup(src->items[i].key);
+        dst->items[i].value = strdup(src->items[i].value);
+        if (dst->items[i].key == NULL || dst->items[i].value == NULL) {
+            config_kafka_props_free(dst);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 char *config_topic(const herald_common_config *c, const char *name, char *out, size_t outlen)

@@ -182,8 +182,11 @@ replayrun_result replayrun_run(const replayrun_job *job, kafka_producer *p,
             error_set(err, errlen, "the producer cannot go on");
             goto out;
         }
-        if (hooks != NULL && hooks->progress != NULL)
-            hooks->progress(hooks->opaque, c);
+        if (hooks != NULL && hooks->progress != NULL && !hooks->progress(hooks->opaque, c)) {
+            rc = REPLAYRUN_STOPPED;
+            error_set(err, errlen, "stopped");
+            goto out;
+        }
     }
     await_acks(&s);
 out:

@@ -27,8 +27,8 @@ typedef struct replayrun_counts {
 
 typedef struct replayrun_hooks {
     void *opaque;
-    /* After each record (may be NULL). */
-    void (*progress)(void *opaque, const replayrun_counts *c);
+    /* After each record (may be NULL); false stops the run (REPLAYRUN_STOPPED). */
+    bool (*progress)(void *opaque, const replayrun_counts *c);
     /* Each match of a dry run (may be NULL). */
     void (*listed)(void *opaque, const replay_info *info, int generation);
     /* Before waiting for the broker's acknowledgement of n events (may be NULL). */

@@ -74,13 +74,14 @@ typedef struct replay_cli {
     cmdutil_progress progress;
 } replay_cli;
 
-static void on_progress(void *opaque, const replayrun_counts *c)
+static bool on_progress(void *opaque, const replayrun_counts *c)
 {
     replay_cli *cli = opaque;
     cmdutil_progress_update(&cli->progress, false,
                             "scanned %" PRId64 "/%" PRId64 ", matched %" PRId64
                             ", published %" PRId64,
                             c->scanned, c->total, c->matched, c->published);
+    return true;
 }
 
 /* A match of --dry-run, listed on stdout. */

@@ -69,17 +69,6 @@ struct console_ops {
 
 /* ------------------------------------------------------------- settings */
 
-static void free_props(config_kafka_props *p)
-{
-    for (size_t i = 0; i < p->count; i++) {
-        free(p->items[i].key);
-        free(p->items[i].value);
-    }
-    free(p->items);
-    p->items = NULL;
-    p->count = 0;
-}
-
 /* A copy of s (NULL stays NULL) into *out; -1 when out of memory. */
 static int copy_str(const char *s, char **out)
 {
@@ -97,15 +86,8 @@ static int copy_settings(console_ops *o, const console_ops_config *cfg)
     for (size_t i = 0; i < OPSSTATUS_DAEMONS; i++)
         if (copy_str(cfg->addrs[i], &o->addrs[i]) != 0)
             return -1;
-    size_t n = cfg->kafka_props != NULL ? cfg->kafka_props->count : 0;
-    if (n > 0 && (o->props.items = calloc(n, sizeof *o->props.items)) == NULL)
+    if (config_kafka_props_copy(cfg->kafka_props, &o->props) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        o->props.count++;
-        if (copy_str(cfg->kafka_props->items[i].key, &o->props.items[i].key) != 0 ||
-            copy_str(cfg->kafka_props->items[i].value, &o->props.items[i].value) != 0)
-            return -1;
-    }
     o->timeout_ms = cfg->timeout_ms;
     o->health_timeout_ms = cfg->health_timeout_ms;
     o->interval_s = cfg->sample_interval_s;
@@ -359,7 +341,7 @@ void console_ops_free(console_ops *o)
     free(o->ring);
     json_decref(o->prev_totals);
     pthread_mutex_destroy(&o->mu);
-    free_props(&o->props);
+    config_kafka_props_free(&o->props);
     free(o->common.kafka_brokers);
     free(o->common.topic_prefix);
     free(o->groups);

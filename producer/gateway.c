@@ -15,6 +15,7 @@
 #include "opsserver.h"
 #include "receipts_api.h"
 #include "receipts_verify.h"
+#include "replays.h"
 #include "timeutil.h"
 #include "topics.h"
 #include "signedtoken.h"
@@ -273,7 +274,7 @@ const config_var gateway_config_vars[] = {
      .offset = GW(status_timeout_ms),
      .min = 100,
      .max = 600000,
-     .help = "longest wait for the broker while gathering the status"},
+     .help = "longest wait for the broker while gathering the status or replaying"},
     {.env = "HERALD_STATUS_HEALTH_TIMEOUT",
      .flag = "status-health-timeout",
      .type = CONFIG_DURATION,
@@ -337,6 +338,7 @@ static void free_parts(gateway *g)
     publisher_free(g->env.pub);
     http_server_stop(g->http);
     console_ops_free(g->env.ops); /* after the requests that read it */
+    replays_free(g->env.replays);
     auth_free(g->env.auth);
     ratelimit_table_free(g->env.limits);
     pgpool_free(g->env.pool);
@@ -355,7 +357,7 @@ static void free_parts(gateway *g)
     free(g);
 }
 
-/* The status settings and the history sampler, once the listener's port is known. */
+/* The status settings, the history sampler and the replays, once the listener's port is known. */
 static int start_console_ops(gateway *g, const gateway_config *cfg, char *err, size_t errlen)
 {
     char own[32];
@@ -373,7 +375,21 @@ static int start_console_ops(gateway *g, const gateway_config *cfg, char *err, s
         oc.addrs[0] = own;
     }
     g->env.ops = console_ops_start(&oc, err, errlen);
-    return g->env.ops != NULL ? 0 : -1;
+    if (g->env.ops == NULL)
+        return -1;
+    const replays_config rc = {
+        .brokers = cfg->common.kafka_brokers,
+        .props = &cfg->kafka_props,
+        .database_url = cfg->common.database_url,
+        .events_topic = g->env.events_topic,
+        .timeout_ms = (int)cfg->status_timeout_ms,
+    };
+    g->env.replays = replays_new(&rc);
+    if (g->env.replays == NULL) {
+        error_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)

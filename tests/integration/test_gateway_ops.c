@@ -5,6 +5,8 @@
  * opens without an admin key.
  */
 #include "gateway_harness.h"
+#include "headers.h"
+#include "partread.h"
 
 #define DOWN "127.0.0.1:1" /* nothing listens there: a daemon that is down */
 
@@ -205,17 +207,164 @@ START_TEST(test_history_keeps_samples_and_the_rate_of_a_publish_burst)
 }
 END_TEST
 
-START_TEST(test_ops_routes_need_an_admin_key)
+/* How many records of the events topic carry event id, and how many of those are replays. */
+static void count_copies(const char *id, int *copies, int *replayed)
 {
-    static const char *const paths[] = {"/v1/ops/status", "/v1/ops/history"};
+    char err[512];
+    partread *pr = NULL;
+    partread_range range = PARTREAD_ALL(10000);
+    ck_assert_int_eq(partread_open(getenv("HERALD_KAFKA_BROKERS"), NULL, h_events_topic, &range,
+                                   &pr, err, sizeof err),
+                     PARTREAD_OK);
+    *copies = *replayed = 0;
+    rd_kafka_message_t *m = NULL;
+    partread_status st;
+    while ((st = partread_next(pr, &m, err, sizeof err)) == PARTREAD_OK) {
+        json_t *v = json_loadb(m->payload, m->len, 0, NULL);
+        const char *eid = json_string_value(json_object_get(v, "event_id"));
+        if (eid != NULL && strcmp(eid, id) == 0) {
+            rd_kafka_headers_t *h = NULL;
+            const void *val = NULL;
+            size_t len = 0;
+            (*copies)++;
+            if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                rd_kafka_header_get_last(h, HDR_REPLAYED, &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                (*replayed)++;
+        }
+        json_decref(v);
+        rd_kafka_message_destroy(m);
+    }
+    ck_assert_msg(st == PARTREAD_END, "%s", err);
+    partread_close(pr);
+}
+
+START_TEST(test_replay_counts_the_window_and_republishes_it)
+{
+    char ids[4][ID_UUID_SIZE], from[TIMEUTIL_RFC3339_SIZE], to[TIMEUTIL_RFC3339_SIZE];
+    char body[512], path[128], replay_id[ID_UUID_SIZE];
     h_gateway g;
     h_resp r;
     start_ops_gateway(&g, "0");
-    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        call(&g, "GET", paths[i], NULL, NULL, 401, &r);
+    timeutil_format_rfc3339(timeutil_now_ms() - 1000, from, sizeof from);
+    /* A user of this run's own: the other cases publish to the same topic. */
+    char user[64], ev[160];
+    snprintf(user, sizeof user, "u-rp-%s", h_prefix);
+    for (int i = 0; i < 4; i++) {
+        snprintf(ev, sizeof ev, "{\"type\":\"replay.%s\",\"user_id\":\"%s\"}", i < 3 ? "a" : "b",
+                 user);
+        h_publish(&g, ev, NULL, ids[i]);
+    }
+    testsupport_sleep_ms(10);
+    timeutil_format_rfc3339(timeutil_now_ms(), to, sizeof to);
+
+    snprintf(body, sizeof body,
+             "{\"from\":\"%s\",\"to\":\"%s\",\"user_id\":\"%s\",\"dry_run\":true}", from, to, user);
+    call(&g, "POST", "/v1/replays", h_adminkey, body, 200, &r);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "events")), 4);
+    h_resp_clear(&r);
+    snprintf(body, sizeof body,
+             "{\"from\":\"%s\",\"to\":\"%s\",\"type\":\"replay.a\",\"user_id\":\"%s\","
+             "\"dry_run\":true}",
+             from, to, user);
+    call(&g, "POST", "/v1/replays", h_adminkey, body, 200, &r);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "events")), 3);
+    h_resp_clear(&r);
+
+    snprintf(body, sizeof body,
+             "{\"from\":\"%s\",\"to\":\"%s\",\"type\":\"replay.a\",\"user_id\":\"%s\"}", from, to,
+             user);
+    call(&g, "POST", "/v1/replays", h_adminkey, body, 202, &r);
+    ck_assert_str_eq(str(r.json, "state"), "running");
+    ck_assert(id_is_uuid(str(r.json, "replay_id")));
+    snprintf(replay_id, sizeof replay_id, "%s", str(r.json, "replay_id"));
+    h_resp_clear(&r);
+
+    snprintf(path, sizeof path, "/v1/replays/%s", replay_id);
+    const char *state = "running";
+    for (int i = 0; i < 150; i++) {
+        h_resp_clear(&r);
+        call(&g, "GET", path, h_adminkey, NULL, 200, &r);
+        state = str(r.json, "state");
+        if (strcmp(state, "running") != 0)
+            break;
+        testsupport_sleep_ms(200);
+    }
+    ck_assert_msg(strcmp(state, "done") == 0, "%s", r.body);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "matched")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(r.json, "published")), 3);
+    /* Every record of the window is read; other cases' may be among them. */
+    ck_assert_int_ge(json_integer_value(json_object_get(r.json, "scanned")), 4);
+    ck_assert_str_eq(str(r.json, "from"), from);
+    ck_assert_str_eq(str(r.json, "to"), to);
+    ck_assert_str_eq(str(r.json, "type"), "replay.a");
+    ck_assert_ptr_nonnull(str(r.json, "finished_at"));
+    ck_assert(json_is_null(json_object_get(r.json, "error")));
+    h_resp_clear(&r);
+
+    /* The topic holds each matching event again, marked as a replay; the other once. */
+    for (int i = 0; i < 4; i++) {
+        int copies = 0, replayed = 0;
+        count_copies(ids[i], &copies, &replayed);
+        ck_assert_int_eq(copies, i < 3 ? 2 : 1);
+        ck_assert_int_eq(replayed, i < 3 ? 1 : 0);
+    }
+
+    call(&g, "GET", "/v1/replays", h_adminkey, NULL, 200, &r);
+    json_t *first = json_array_get(json_object_get(r.json, "replays"), 0);
+    ck_assert_str_eq(str(first, "replay_id"), replay_id);
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_replay_refuses_bad_requests_naming_the_field)
+{
+    static const struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{\"to\":\"-1m\"}", "from"},
+        {"{\"from\":\"last tuesday\"}", "from"},
+        {"{\"from\":\"-1h\",\"to\":\"-2h\"}", "to"},
+        {"{\"from\":\"-1h\",\"dry_run\":\"yes\"}", "dry_run"},
+        {"{\"from\":\"-1h\",\"type\":\"Not A Type\"}", "type"},
+        {"{\"from\":\"-1h\",\"window\":1}", "window"},
+    };
+    h_gateway g;
+    h_resp r;
+    start_ops_gateway(&g, "0");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        call(&g, "POST", "/v1/replays", h_adminkey, bad[i].body, 400, &r);
+        ck_assert_str_eq(h_error_field(&r), bad[i].field);
+        h_resp_clear(&r);
+    }
+    call(&g, "GET", "/v1/replays/not-a-uuid", h_adminkey, NULL, 400, &r);
+    h_resp_clear(&r);
+    call(&g, "GET", "/v1/replays/6f1c1d1e-8f39-4a57-9c43-8a0c1b8e2f10", h_adminkey, NULL, 404, &r);
+    ck_assert_str_eq(h_error_code(&r), "not_found");
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
+START_TEST(test_ops_routes_need_an_admin_key)
+{
+    static const struct {
+        const char *method, *path, *body;
+    } routes[] = {
+        {"GET", "/v1/ops/status", NULL},
+        {"GET", "/v1/ops/history", NULL},
+        {"GET", "/v1/replays", NULL},
+        {"GET", "/v1/replays/6f1c1d1e-8f39-4a57-9c43-8a0c1b8e2f10", NULL},
+        {"POST", "/v1/replays", "{\"from\":\"-1h\",\"dry_run\":true}"},
+    };
+    h_gateway g;
+    h_resp r;
+    start_ops_gateway(&g, "0");
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        call(&g, routes[i].method, routes[i].path, NULL, routes[i].body, 401, &r);
         ck_assert_str_eq(h_error_code(&r), "unauthorized");
         h_resp_clear(&r);
-        call(&g, "GET", paths[i], h_pubkey, NULL, 403, &r);
+        call(&g, routes[i].method, routes[i].path, h_pubkey, routes[i].body, 403, &r);
         ck_assert_str_eq(h_error_code(&r), "forbidden");
         h_resp_clear(&r);
     }
@@ -226,6 +375,8 @@ END_TEST
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_status_is_the_document_heraldctl_status_prints),
     TEST_ENTRY(test_history_keeps_samples_and_the_rate_of_a_publish_burst),
+    TEST_ENTRY(test_replay_counts_the_window_and_republishes_it),
+    TEST_ENTRY(test_replay_refuses_bad_requests_naming_the_field),
     TEST_ENTRY(test_ops_routes_need_an_admin_key),
 };
 
