@@ -349,17 +349,13 @@ static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
-/* "up", or why not, into out. */
-static bool check_health(const char *addr, long timeout_ms, char *out, size_t outlen)
+/* A /healthz request to addr, for the multi handle. */
+static CURL *health_request(const char *addr, long timeout_ms)
 {
     char url[512];
-    long code = 0;
-    bool up = false;
     CURL *c = curl_easy_init();
-    if (c == NULL) {
-        snprintf(out, outlen, "cannot check (no curl handle)");
-        return false;
-    }
+    if (c == NULL)
+        return NULL;
     snprintf(url, sizeof(url), "http://%s/healthz", addr);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -369,31 +365,65 @@ static bool check_health(const char *addr, long timeout_ms, char *out, size_t ou
      * would answer for them. */
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
-    CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK) {
-        snprintf(out, outlen, "down (%s)", curl_easy_strerror(rc));
-    } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        up = code >= 200 && code < 300;
-        if (up)
-            snprintf(out, outlen, "up");
-        else
-            snprintf(out, outlen, "unhealthy (HTTP %ld)", code);
-    }
-    curl_easy_cleanup(c);
-    return up;
+    return c;
 }
 
-/* Asks every daemon's /healthz; NULL when out of memory. */
+/* "up", or why not, into out, from how the request ended. */
+static bool health_of(CURL *c, CURLcode rc, char *out, size_t outlen)
+{
+    long code = 0;
+    if (c == NULL) {
+        snprintf(out, outlen, "cannot check (no curl handle)");
+        return false;
+    }
+    if (rc != CURLE_OK) {
+        snprintf(out, outlen, "down (%s)", curl_easy_strerror(rc));
+        return false;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200 && code < 300) {
+        snprintf(out, outlen, "up");
+        return true;
+    }
+    snprintf(out, outlen, "unhealthy (HTTP %ld)", code);
+    return false;
+}
+
+/*
+ * Asks every daemon's /healthz at once, so the whole check takes one
+ * health timeout at most (the gateway answers GET /v1/ops/status from an
+ * HTTP thread); NULL when out of memory.
+ */
 static json_t *check_daemons(const opsstatus_config *c)
 {
+    CURL *req[OPSSTATUS_DAEMONS] = {0};
+    CURLcode done[OPSSTATUS_DAEMONS];
     json_t *daemons = json_array();
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURLM *multi = curl_multi_init();
+    for (size_t i = 0; i < OPSSTATUS_DAEMONS; i++) {
+        done[i] = CURLE_FAILED_INIT;
+        if (c->addrs[i] != NULL && multi != NULL &&
+            (req[i] = health_request(c->addrs[i], c->health_timeout_ms)) != NULL)
+            curl_multi_add_handle(multi, req[i]);
+    }
+    /* Bounded: every request ends within its own timeout. */
+    for (int running = 1; multi != NULL && running > 0;) {
+        if (curl_multi_perform(multi, &running) != CURLM_OK ||
+            (running > 0 && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK))
+            break;
+    }
+    CURLMsg *msg;
+    int left = 0;
+    while (multi != NULL && (msg = curl_multi_info_read(multi, &left)) != NULL)
+        for (size_t i = 0; i < OPSSTATUS_DAEMONS; i++)
+            if (msg->msg == CURLMSG_DONE && msg->easy_handle == req[i])
+                done[i] = msg->data.result;
     for (size_t i = 0; i < OPSSTATUS_DAEMONS && daemons != NULL; i++) {
         char health[256];
         if (c->addrs[i] == NULL)
             continue;
-        bool up = check_health(c->addrs[i], c->health_timeout_ms, health, sizeof health);
+        bool up = health_of(req[i], done[i], health, sizeof health);
         if (json_array_append_new(daemons, json_pack("{s:s,s:s,s:b,s:s}", "name",
                                                      opsstatus_daemon_names[i], "addr", c->addrs[i],
                                                      "healthy", up, "status", health)) != 0) {
@@ -401,6 +431,12 @@ static json_t *check_daemons(const opsstatus_config *c)
             daemons = NULL;
         }
     }
+    for (size_t i = 0; i < OPSSTATUS_DAEMONS; i++)
+        if (req[i] != NULL) {
+            curl_multi_remove_handle(multi, req[i]);
+            curl_easy_cleanup(req[i]);
+        }
+    curl_multi_cleanup(multi);
     curl_global_cleanup();
     return daemons;
 }
