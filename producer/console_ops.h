@@ -2,7 +2,7 @@
  * console_ops: the gateway's view of the whole pipeline, for the ops
  * console — where the daemons answer (HERALD_STATUS_*), the status document
  * of common/opsstatus.c on demand, and a sampler thread that keeps one
- * hour of samples in memory (docs/console.md).
+ * hour of samples in memory (docs/operations.md).
  *
  * Every HERALD_CONSOLE_SAMPLE_INTERVAL_S seconds (0: no sampler) the
  * thread gathers the status document and each daemon's /metrics, and keeps
