@@ -840,15 +840,20 @@ void config_free(const config_table *tables, size_t ntables, config_kafka_props 
             *slot = NULL;
         }
     }
-    if (props != NULL) {
-        for (size_t i = 0; i < props->count; i++) {
-            free(props->items[i].key);
-            free(props->items[i].value);
-        }
-        free(props->items);
-        props->items = NULL;
-        props->count = 0;
+    config_kafka_props_free(props);
+}
+
+void config_kafka_props_free(config_kafka_props *props)
+{
+    if (props == NULL)
+        return;
+    for (size_t i = 0; i < props->count; i++) {
+        free(props->items[i].key);
+        free(props->items[i].value);
     }
+    free(props->items);
+    props->items = NULL;
+    props->count = 0;
 }
 
 char *config_topic(const herald_common_config *c, const char *name, char *out, size_t outlen)

@@ -113,6 +113,9 @@ int config_kafka_props_copy(const config_kafka_props *from, config_kafka_props *
 /* Frees the CONFIG_STRING / CONFIG_ADDR fields of every table and the props. */
 void config_free(const config_table *tables, size_t ntables, config_kafka_props *props);
 
+/* Frees the pairs of props (NULL: nothing) and empties it. */
+void config_kafka_props_free(config_kafka_props *props);
+
 /*
  * Parses one value of the given var into the struct its offset points into
  * (target is the struct, as in config_table), for reuse by subcommand

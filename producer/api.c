@@ -12,11 +12,13 @@
 #include "console.h"
 #include "console_api.h"
 #include "dlq_api.h"
+#include "console_ops_api.h"
 #include "events_api.h"
 #include "inbox_api.h"
 #include "log.h"
 #include "ops_api.h"
 #include "receipts_api.h"
+#include "replays_api.h"
 #include "rules_api.h"
 #include "suppressions_api.h"
 #include "templates_api.h"
@@ -93,6 +95,11 @@ static const api_endpoint ep_console_session = {
     .fn = console_api_session, .console = true, .session_only = true};
 static const api_endpoint ep_console_logout = {
     .fn = console_api_logout, .console = true, .session_only = true};
+static const api_endpoint ep_ops_status = {.fn = console_ops_api_status};
+static const api_endpoint ep_ops_history = {.fn = console_ops_api_history};
+static const api_endpoint ep_replay_start = {.fn = replays_api_start, .json_body = true};
+static const api_endpoint ep_replay_get = {.fn = replays_api_get};
+static const api_endpoint ep_replay_list = {.fn = replays_api_list};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -156,6 +163,11 @@ static const router_route routes[] = {
     {"GET", "/v1/dlq/stats", ROUTER_SCOPE_ADMIN, &ep_dlq_stats},
     {"POST", "/v1/dlq/requeue", ROUTER_SCOPE_ADMIN, &ep_dlq_requeue},
     {"GET", "/v1/dlq/{position}", ROUTER_SCOPE_ADMIN, &ep_dlq_get},
+    {"GET", "/v1/ops/status", ROUTER_SCOPE_ADMIN, &ep_ops_status},
+    {"GET", "/v1/ops/history", ROUTER_SCOPE_ADMIN, &ep_ops_history},
+    {"POST", "/v1/replays", ROUTER_SCOPE_ADMIN, &ep_replay_start},
+    {"GET", "/v1/replays", ROUTER_SCOPE_ADMIN, &ep_replay_list},
+    {"GET", "/v1/replays/{replay_id}", ROUTER_SCOPE_ADMIN, &ep_replay_get},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
@@ -640,6 +652,42 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 void api_bad_field(http_request *req, const char *field, const char *message)
 {
     http_respond_error(req, 400, "invalid_field", message, field);
+}
+
+void api_answer_query(api_env *env, http_request *req, int status, const char *sql, pg_params *p,
+                      const char *what)
+{
+    char err[256], msg[160];
+    PGresult *res = NULL;
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        goto out;
+    pg_status st = pg_query_params(c, sql, p, &res, err, sizeof err);
+    bool conflict = st == PG_ERROR && strncmp(pg_last_sqlstate(c), "23", 2) == 0;
+    pgpool_release(env->pool, c);
+    if (conflict) {
+        snprintf(msg, sizeof msg, "the %s conflicts with the database", what);
+        http_respond_error(req, 409, "conflict", msg, NULL);
+        goto out;
+    }
+    if (st != PG_OK) {
+        LOG_WARN(http_request_id(req), "%s: %s", what, err);
+        http_respond_retry(req, 503, "database_unavailable", "the database is not reachable", 1);
+        goto out;
+    }
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+        snprintf(msg, sizeof msg, "%s not found", what);
+        http_respond_error(req, 404, "not_found", msg, NULL);
+        goto out;
+    }
+    if (status == 204)
+        http_respond_json(req, 204, NULL);
+    else
+        http_respond(req, status, "application/json", PQgetvalue(res, 0, 0),
+                     (size_t)PQgetlength(res, 0, 0));
+out:
+    PQclear(res);
+    pg_params_free(p);
 }
 
 long api_query_long(http_request *req, const char *name, long def, long max)

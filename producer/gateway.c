@@ -4,6 +4,7 @@
 #include "gateway.h"
 
 #include "api.h"
+#include "console_ops.h"
 #include "cors.h"
 #include "daemon.h"
 #include "error.h"
@@ -15,6 +16,7 @@
 #include "dlq_api.h"
 #include "receipts_api.h"
 #include "receipts_verify.h"
+#include "replays.h"
 #include "timeutil.h"
 #include "topics.h"
 #include "signedtoken.h"
@@ -240,6 +242,81 @@ const config_var gateway_config_vars[] = {
      .max = 1000,
      .help = "transient or undetermined bounces of an address, without a delivery between, "
              "before it is suppressed"},
+    /* Named after heraldctl status's flags: the same stack is described the same way. */
+    {.env = "HERALD_STATUS_GROUP",
+     .flag = "status-group",
+     .type = CONFIG_STRING,
+     .offset = GW(status_group),
+     .check = opsstatus_check_groups,
+     .help = "consumer groups GET /v1/ops/status reports, comma-separated (default: "
+             "herald-dispatcher and <prefix>worker.email/sms/push/inapp)"},
+    {.env = "HERALD_STATUS_GATEWAY",
+     .flag = "status-gateway",
+     .type = CONFIG_ADDR,
+     .offset = GW(status_addrs[0]),
+     .help = "address whose /healthz and /metrics stand for the gateway in the status and "
+             "history (default: this gateway's own listener on 127.0.0.1)"},
+    {.env = "HERALD_STATUS_DISPATCHER",
+     .flag = "status-dispatcher",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_DISPATCHER,
+     .offset = GW(status_addrs[1]),
+     .help = "dispatcher ops address (its /healthz and /metrics)"},
+    {.env = "HERALD_STATUS_WORKER_EMAIL",
+     .flag = "status-worker-email",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_EMAIL,
+     .offset = GW(status_addrs[2]),
+     .help = "email worker ops address"},
+    {.env = "HERALD_STATUS_WORKER_SMS",
+     .flag = "status-worker-sms",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_SMS,
+     .offset = GW(status_addrs[3]),
+     .help = "SMS worker ops address"},
+    {.env = "HERALD_STATUS_WORKER_PUSH",
+     .flag = "status-worker-push",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_PUSH,
+     .offset = GW(status_addrs[4]),
+     .help = "push worker ops address"},
+    {.env = "HERALD_STATUS_WORKER_INAPP",
+     .flag = "status-worker-inapp",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_INAPP,
+     .offset = GW(status_addrs[5]),
+     .help = "in-app worker ops address"},
+    {.env = "HERALD_STATUS_REALTIME",
+     .flag = "status-realtime",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_REALTIME,
+     .offset = GW(status_addrs[6]),
+     .help = "herald-realtime ops address"},
+    {.env = "HERALD_STATUS_TIMEOUT",
+     .flag = "status-timeout",
+     .type = CONFIG_DURATION,
+     .def = "10s",
+     .offset = GW(status_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .help = "longest wait for the broker while gathering the status or replaying"},
+    {.env = "HERALD_STATUS_HEALTH_TIMEOUT",
+     .flag = "status-health-timeout",
+     .type = CONFIG_DURATION,
+     .def = "1s",
+     .offset = GW(status_health_timeout_ms),
+     .min = 50,
+     .max = 60000,
+     .help = "longest wait for one daemon's /healthz or /metrics"},
+    {.env = "HERALD_CONSOLE_SAMPLE_INTERVAL_S",
+     .flag = "console-sample-interval",
+     .type = CONFIG_INT,
+     .def = "10",
+     .offset = GW(console_sample_interval_s),
+     .min = 0,
+     .max = 3600,
+     .help = "seconds between the samples GET /v1/ops/history keeps (one hour of them); "
+             "0: no sampler"},
     {0},
 };
 
@@ -285,6 +362,8 @@ static void free_parts(gateway *g)
 {
     publisher_free(g->env.pub);
     http_server_stop(g->http);
+    console_ops_free(g->env.ops); /* after the requests that read it */
+    replays_free(g->env.replays);
     auth_free(g->env.auth);
     ratelimit_table_free(g->env.limits);
     pgpool_free(g->env.pool);
@@ -306,6 +385,41 @@ static void free_parts(gateway *g)
         free(g->env.console_secret);
     }
     free(g);
+}
+
+/* The status settings, the history sampler and the replays, once the listener's port is known. */
+static int start_console_ops(gateway *g, const gateway_config *cfg, char *err, size_t errlen)
+{
+    char own[32];
+    console_ops_config oc = {
+        .common = &cfg->common,
+        .kafka_props = &cfg->kafka_props,
+        .groups = cfg->status_group,
+        .timeout_ms = cfg->status_timeout_ms,
+        .health_timeout_ms = cfg->status_health_timeout_ms,
+        .sample_interval_s = cfg->console_sample_interval_s,
+    };
+    memcpy(oc.addrs, cfg->status_addrs, sizeof oc.addrs);
+    if (oc.addrs[0] == NULL) {
+        snprintf(own, sizeof own, "127.0.0.1:%u", (unsigned)http_server_port(g->http));
+        oc.addrs[0] = own;
+    }
+    g->env.ops = console_ops_start(&oc, err, errlen);
+    if (g->env.ops == NULL)
+        return -1;
+    const replays_config rc = {
+        .brokers = cfg->common.kafka_brokers,
+        .props = &cfg->kafka_props,
+        .database_url = cfg->common.database_url,
+        .events_topic = g->env.events_topic,
+        .timeout_ms = (int)cfg->status_timeout_ms,
+    };
+    g->env.replays = replays_new(&rc);
+    if (g->env.replays == NULL) {
+        error_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
@@ -421,6 +535,8 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
     };
     g->http = http_server_start(&hc, err, errlen);
     if (g->http == NULL)
+        goto fail;
+    if (start_console_ops(g, cfg, err, errlen) != 0)
         goto fail;
     LOG_INFO("gateway", "listening on port %u, publishing to %s",
              (unsigned)http_server_port(g->http), env->events_topic);

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define TS(col) STORE_SQL_RFC3339(col)
 
 /* One suppression list entry as the API shows it. */
 #define SUPPRESSION_JSON                                                                           \

@@ -23,6 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* SQL of a timestamptz column as RFC 3339 in UTC, to the millisecond ("...T...Z"). */
+#define STORE_SQL_RFC3339(col)                                                                     \
+    "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
 typedef enum {
     STORE_OK = 0,
     STORE_NOT_FOUND,   /* the user, template or event does not exist */
