@@ -68,9 +68,13 @@ static void print_story(const json_t *ev)
         json_t *h;
         json_array_foreach(json_object_get(d, "history"), k, h)
         {
-            printf("      %s  %-11s %-8s %s%s%s\n", s_or(h, "at", "?"), s_or(h, "status", "?"),
-                   s_or(h, "source", ""), s_or(h, "provider", ""),
-                   json_is_string(json_object_get(h, "reason")) ? "  " : "", s_or(h, "reason", ""));
+            printf("      %s  %-11s %-8s %s", s_or(h, "at", "?"), s_or(h, "status", "?"),
+                   s_or(h, "source", ""), s_or(h, "provider", ""));
+            if (json_is_integer(json_object_get(h, "attempt")))
+                printf("  attempt %lld",
+                       (long long)json_integer_value(json_object_get(h, "attempt")));
+            printf("%s%s\n", json_is_string(json_object_get(h, "reason")) ? "  " : "",
+                   s_or(h, "reason", ""));
         }
     }
 }

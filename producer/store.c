@@ -23,6 +23,16 @@
     "json_build_object('channel', channel, 'address', address, 'reason', reason, 'detail', "       \
     "detail, 'idempotency_key', idempotency_key, 'event_id', event_id, 'created_at', " TS(         \
         "created_at") ")"
+/* The times of a delivery_status row ds. */
+#define DS_UPDATED_AT TS("ds.updated_at")
+#define DS_NOT_BEFORE TS("ds.not_before")
+/* One delivery_history row h as the API shows it; attempt is the worker's
+ * attempt number (migrations/022), null for receipts and operators. */
+#define HISTORY_AT TS("h.at")
+#define HISTORY_JSON                                                                               \
+    "json_build_object('status', h.status, 'at', " HISTORY_AT ", 'reason', h.reason, 'source', "   \
+    "h.source, 'provider', h.provider, 'attempt', h.attempt)"
+
 /* To the microsecond, as PostgreSQL keeps it: the inbox cursor's position. */
 #define TS_US(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
@@ -253,101 +263,14 @@ static const stmt statements[] = {
     /* Each with its history (migration 016): the statuses it reached,
      * when, why and who said so. */
     {"gw_event_deliveries",
-     "SELECT ds.channel, ds.status, ds.attempts, ds.last_error, " TS(
-         "ds.updated_at") ", ds.user_id, ds.skip_reason, " TS("ds.not_before") ", "
-                                                                               "ds.idempotency_key,"
-                                                                               " ds.address, "
-                                                                               "ds.provider, "
-                                                                               "ds.provider_"
-                                                                               "message_id, "
-                                                                               "(SELECT "
-                                                                               "json_agg(json_"
-                                                                               "build_object('"
-                                                                               "status', h.status, "
-                                                                               "'at', " TS(
-                                                                                   "h.at") ", "
-                                                                                           "'reason"
-                                                                                           "', "
-                                                                                           "h."
-                                                                                           "reason,"
-                                                                                           " '"
-                                                                                           "source'"
-                                                                                           ", "
-                                                                                           "h."
-                                                                                           "source,"
-                                                                                           " '"
-                                                                                           "provide"
-                                                                                           "r', "
-                                                                                           "h."
-                                                                                           "provide"
-                                                                                           "r) "
-                                                                                           "ORDER "
-                                                                                           "BY "
-                                                                                           "h.id) "
-                                                                                           "FROM "
-                                                                                           "deliver"
-                                                                                           "y_"
-                                                                                           "history"
-                                                                                           " h "
-                                                                                           "WHERE "
-                                                                                           "h."
-                                                                                           "event_"
-                                                                                           "id = "
-                                                                                           "ds."
-                                                                                           "event_"
-                                                                                           "id "
-                                                                                           "AND "
-                                                                                           "h."
-                                                                                           "idempot"
-                                                                                           "ency_"
-                                                                                           "key = "
-                                                                                           "ds."
-                                                                                           "idempot"
-                                                                                           "ency_"
-                                                                                           "key) "
-                                                                                           "FROM "
-                                                                                           "deliver"
-                                                                                           "y_"
-                                                                                           "status "
-                                                                                           "ds "
-                                                                                           "WHERE "
-                                                                                           "ds."
-                                                                                           "event_"
-                                                                                           "id = "
-                                                                                           "$1::"
-                                                                                           "uuid "
-                                                                                           "OR "
-                                                                                           "ds."
-                                                                                           "event_"
-                                                                                           "id = "
-                                                                                           "ANY "
-                                                                                           "(ARRAY("
-                                                                                           "SELECT "
-                                                                                           "e."
-                                                                                           "event_"
-                                                                                           "id "
-                                                                                           "FROM "
-                                                                                           "events "
-                                                                                           "e "
-                                                                                           "WHERE "
-                                                                                           "e."
-                                                                                           "broadca"
-                                                                                           "st_id "
-                                                                                           "= "
-                                                                                           "$1::"
-                                                                                           "uuid)) "
-                                                                                           "ORDER "
-                                                                                           "BY "
-                                                                                           "ds."
-                                                                                           "created"
-                                                                                           "_at, "
-                                                                                           "ds."
-                                                                                           "user_"
-                                                                                           "id, "
-                                                                                           "ds."
-                                                                                           "channel"
-                                                                                           " LIMIT "
-                                                                                           "1000",
+     "SELECT ds.channel, ds.status, ds.attempts, ds.last_error, " DS_UPDATED_AT ", ds.user_id, "
+     "ds.skip_reason, " DS_NOT_BEFORE ", ds.idempotency_key, ds.address, ds.provider, "
+     "ds.provider_message_id, (SELECT json_agg(" HISTORY_JSON " ORDER BY h.id) "
+     "FROM delivery_history h "
+     "WHERE h.event_id = ds.event_id AND h.idempotency_key = ds.idempotency_key) "
+     "FROM delivery_status ds WHERE ds.event_id = $1::uuid OR ds.event_id = ANY "
+     "(ARRAY(SELECT e.event_id FROM events e WHERE e.broadcast_id = $1::uuid)) "
+     "ORDER BY ds.created_at, ds.user_id, ds.channel LIMIT 1000",
      1},
     /* The digest windows that took the event (a broadcast's: its subscribers' events'). */
     {"gw_event_digests",
