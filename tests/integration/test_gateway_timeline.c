@@ -3,7 +3,8 @@
  * PostgreSQL: GET /v1/events finds an event by its id, its user and either
  * idempotency key, a page at a time; GET /v1/events/{id}/timeline tells its
  * story in time order, with the real worker's failed attempts (a provider
- * that fails twice, then accepts) and a channel the dispatcher skipped.
+ * that fails twice, then accepts) and a channel the dispatcher skipped,
+ * and heraldctl event --timeline prints the same story.
  * The events row is written as the dispatcher writes it (no dispatcher
  * runs here), the deliveries' rows and history by herald-worker.
  */
@@ -242,6 +243,22 @@ START_TEST(test_timeline_shows_failed_attempts_then_sent_and_a_skipped_channel)
         ck_assert_str_eq(str(json_array_get(h, 2), "status"), "sent");
     }
     h_resp_clear(&r);
+
+    /* heraldctl tells the same timeline, from the same API. */
+    char bin[1024], env_url[128], env_key[128], out[16384], errout[4096];
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_adminkey);
+    char *argv[] = {bin, "event", id, "--timeline", NULL};
+    const char *cenv[] = {env_url, env_key, NULL};
+    int rc = testsupport_run(argv, cenv, out, sizeof out, errout, sizeof errout, 60000);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    const char *p1 = strstr(out, "published");
+    const char *p2 = p1 ? strstr(p1, "quiet_hours_dropped") : NULL;
+    const char *p3 = p2 ? strstr(p2, "retrying     attempt 1  HTTP 503") : NULL;
+    const char *p4 = p3 ? strstr(p3, "attempt 2") : NULL;
+    const char *p5 = p4 ? strstr(p4, "sent         attempt 3") : NULL;
+    ck_assert_msg(p5 != NULL, "%s", out);
 
     /* Admin only, a UUID, and an id nobody knows. */
     snprintf(path, sizeof path, "/v1/events/%s/timeline", id);
