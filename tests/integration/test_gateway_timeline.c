@@ -279,9 +279,103 @@ START_TEST(test_timeline_shows_failed_attempts_then_sent_and_a_skipped_channel)
 }
 END_TEST
 
+#define EV3 "7d1e5c2a-0000-4000-8000-000000000010"
+#define KE  "7d1e5c2a-0000-4000-8000-0000000000e1"
+#define KS  "7d1e5c2a-0000-4000-8000-0000000000e2"
+#define KP  "7d1e5c2a-0000-4000-8000-0000000000e3"
+#define WIN "7d1e5c2a-0000-4000-8000-0000000000d1"
+/* Times of the story, in order; the receipt comes last, now. */
+#define T0 "'2026-01-01 00:00:00+00'"
+#define T1 "'2026-01-01 00:00:01+00'"
+#define T2 "'2026-01-01 00:00:02+00'"
+#define T3 "'2026-01-01 00:00:03+00'"
+#define T4 "'2026-01-01 00:00:04+00'"
+#define T5 "'2026-01-01 00:00:05+00'"
+#define T6 "'2026-01-01 00:00:06+00'"
+#define T7 "'2026-01-01 00:00:07+00'"
+#define T8 "'2026-01-01 00:00:08+00'"
+#define T9 "'2026-01-01 00:00:09+00'"
+
+/*
+ * The rest of the story, as the dispatcher, the worker, a receipt and an
+ * operator write it: a digest that took the event and went out, a
+ * follow-up, a delivery dead-lettered after its second attempt.
+ */
+START_TEST(test_timeline_merges_digests_followups_receipts_and_the_dead_letter)
+{
+    char out[64];
+    h_sql("INSERT INTO events (event_id, type, user_id, priority, created_at, dispatched_at) "
+          "VALUES ('" EV3 "', 'comment.added', 'u-mix', 'high', " T0 ", " T1 ");"
+          "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, address, status, "
+          "attempts, skip_reason, created_at) VALUES "
+          "('" KE "', '" EV3 "', 'u-mix', 'email', 'mix@example.com', 'sent', 1, NULL, " T1 "),"
+          "('" KS "', '" EV3 "', 'u-mix', 'sms', '+15550110', 'failed', 2, NULL, " T1 "),"
+          "('" KP "', '" EV3 "', 'u-mix', 'push', 'tok', 'digested', 0, 'comments', " T1 ");"
+          "INSERT INTO delivery_history (idempotency_key, event_id, user_id, channel, address, "
+          "status, reason, provider, source, attempt, at) VALUES "
+          "('" KE "', '" EV3 "', 'u-mix', 'email', 'mix@example.com', 'sent', NULL, 'smtp', "
+          "'worker', 1, " T2 "),"
+          "('" KS "', '" EV3 "', 'u-mix', 'sms', '+15550110', 'retrying', 'HTTP 503', 'http', "
+          "'worker', 1, " T3 "),"
+          "('" KS "', '" EV3 "', 'u-mix', 'sms', '+15550110', 'failed', 'HTTP 400', 'http', "
+          "'worker', 2, " T4 "),"
+          "('" KS "', '" EV3 "', 'u-mix', 'sms', '+15550110', 'undelivered', 'by hand', NULL, "
+          "'operator', NULL, " T9 ");"
+          "INSERT INTO digest_windows (window_id, rule_name, channel, user_id, kafka_partition, "
+          "status, members, opened_at, last_event_at, closes_at, deadline, closed_at, sent_at) "
+          "VALUES ('" WIN "', 'comments', 'push', 'u-mix', 0, 'sent', 3, " T5 ", " T5 ", " T6
+          ", " T6 ", " T6 ", " T6 ");"
+          "INSERT INTO digest_events (event_id, channel, window_id, role, item, added_at) VALUES "
+          "('" EV3 "', 'push', '" WIN "', 'first', '{}', " T5 ");"
+          "INSERT INTO followups (event_id, rule_name, channel, user_id, kafka_partition, due_at, "
+          "status, reason, event, created_at, decided_at) VALUES ('" EV3 "', 'nudge', 'email', "
+          "'u-mix', 0, " T8 ", 'skipped', 'read', '{}', " T7 ", " T8 ")");
+    /* The provider confirms the email: a receipt, now. */
+    h_sql_value("SELECT herald_receipt_apply('ses', 'mix-1', NULL, '" KE "', 'delivered', NULL, "
+                "'250 ok', NULL, now(), 3)",
+                out, sizeof out);
+    ck_assert_str_eq(out, "applied");
+
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    call(&g, "/v1/events/" EV3 "/timeline", h_adminkey, 200, &r);
+    json_t *entries = json_object_get(r.json, "entries");
+    char got[512];
+    kinds(entries, got, sizeof got);
+    ck_assert_str_eq(got, "published dispatched skipped dispatched attempt attempt attempt dlq "
+                          "digest digest followup followup status receipt");
+    json_t *e = json_array_get(entries, 2);
+    ck_assert_str_eq(str(e, "channel"), "push");
+    ck_assert_str_eq(str(e, "status"), "digested");
+    ck_assert_str_eq(str(e, "reason"), "comments");
+    e = json_array_get(entries, 6);
+    ck_assert_str_eq(str(e, "status"), "failed");
+    ck_assert_str_eq(str(e, "reason"), "HTTP 400");
+    e = json_array_get(entries, 7);
+    ck_assert_str_eq(str(e, "channel"), "sms");
+    ck_assert_str_eq(str(e, "reason"), "HTTP 400");
+    e = json_array_get(entries, 8);
+    ck_assert_str_eq(str(e, "digest_id"), WIN);
+    ck_assert_str_eq(str(e, "status"), "sent");
+    ck_assert_str_eq(str(json_array_get(entries, 9), "detail"), "rule comments, 3 events");
+    e = json_array_get(entries, 11);
+    ck_assert_str_eq(str(e, "status"), "skipped");
+    ck_assert_str_eq(str(e, "reason"), "read");
+    ck_assert_str_eq(str(json_array_get(entries, 12), "status"), "undelivered");
+    e = json_array_get(entries, 13);
+    ck_assert_str_eq(str(e, "channel"), "email");
+    ck_assert_str_eq(str(e, "status"), "delivered");
+    ck_assert_str_eq(str(e, "provider"), "ses");
+    h_resp_clear(&r);
+    h_stop(&g);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_search_finds_the_event_by_each_key_and_pages),
     TEST_ENTRY(test_timeline_shows_failed_attempts_then_sent_and_a_skipped_channel),
+    TEST_ENTRY(test_timeline_merges_digests_followups_receipts_and_the_dead_letter),
 };
 
 TEST_MAIN("gateway_timeline", cases)
