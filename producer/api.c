@@ -22,6 +22,7 @@
 #include "rules_api.h"
 #include "suppressions_api.h"
 #include "templates_api.h"
+#include "timeline_api.h"
 #include "timeutil.h"
 #include "tokens_api.h"
 #include "topics_api.h"
@@ -44,6 +45,8 @@ static const api_endpoint ep_dlq_list = {.fn = dlq_api_list};
 static const api_endpoint ep_dlq_stats = {.fn = dlq_api_stats};
 static const api_endpoint ep_dlq_get = {.fn = dlq_api_get};
 static const api_endpoint ep_dlq_requeue = {.fn = dlq_api_requeue, .json_body = true};
+static const api_endpoint ep_event_search = {.fn = timeline_api_search};
+static const api_endpoint ep_event_timeline = {.fn = timeline_api_get};
 static const api_endpoint ep_suppression_list = {.fn = suppressions_api_list};
 static const api_endpoint ep_suppression_add = {.fn = suppressions_api_add, .json_body = true};
 static const api_endpoint ep_suppression_get = {.fn = suppressions_api_get};
@@ -108,7 +111,9 @@ static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
 static const router_route routes[] = {
     {"POST", "/v1/events", ROUTER_SCOPE_PUBLISH, &ep_publish},
     {"POST", "/v1/events/batch", ROUTER_SCOPE_PUBLISH, &ep_batch},
+    {"GET", "/v1/events", ROUTER_SCOPE_ADMIN, &ep_event_search},
     {"GET", "/v1/events/{event_id}", ROUTER_SCOPE_PUBLISH, &ep_event_get},
+    {"GET", "/v1/events/{event_id}/timeline", ROUTER_SCOPE_ADMIN, &ep_event_timeline},
     {"PUT", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_put},
     {"GET", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_get},
     {"DELETE", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_delete},
@@ -736,4 +741,19 @@ const char *api_user_id(http_request *req, api_call *call)
         return NULL;
     }
     return id;
+}
+
+int api_event_id(http_request *req, const char *field, const char *raw, char *out)
+{
+    size_t len = raw != NULL ? strlen(raw) : 0;
+    /* UUIDs are case-insensitive; Herald stores them lowercase. */
+    for (size_t i = 0; i < len && i < ID_UUID_LEN; i++)
+        out[i] = (raw[i] >= 'A' && raw[i] <= 'F') ? (char)(raw[i] - 'A' + 'a') : raw[i];
+    out[len < ID_UUID_LEN ? len : ID_UUID_LEN] = '\0';
+    if (len == ID_UUID_LEN && id_is_uuid(out))
+        return 0;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a UUID", field);
+    api_bad_field(req, field, msg);
+    return -1;
 }

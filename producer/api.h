@@ -159,6 +159,13 @@ long api_query_long(http_request *req, const char *name, long def, long max);
 /* The path's {user_id}, checked; NULL after answering 400. */
 const char *api_user_id(http_request *req, api_call *call);
 
+/*
+ * raw as an event id, lowercased (Herald stores UUIDs so) into
+ * out[ID_UUID_SIZE]; -1 after answering 400 naming field.
+ */
+int api_event_id(http_request *req, const char *field, const char *raw, char *out)
+    __attribute__((warn_unused_result));
+
 /* Reads one document of the path's user from the store. */
 typedef store_status (*api_user_get_fn)(pg_conn *c, const char *user_id, json_t **out, char *err,
                                         size_t errlen);
