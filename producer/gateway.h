@@ -29,6 +29,8 @@ typedef struct gateway_config {
     long linger_ms;
     long http_threads;
     long client_timeout_ms;
+    long header_timeout_ms;
+    long min_body_rate;
     long max_connections;
     long db_pool_size;
     long auth_cache_ms;
