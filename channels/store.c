@@ -65,8 +65,9 @@ static const char claim_sql[] =
  * The outcome.  A status never goes backwards (migrations/016): a receipt
  * may have moved the row past 'sent' before the worker recorded its send,
  * and then the row keeps what the receipt said.  The same statement writes
- * the history of the statuses it set and, for an address the provider
- * refused outright, its suppression.
+ * the history of the statuses it set, one row per attempt (a failed attempt
+ * that will be retried too, migrations/022), and, for an address the
+ * provider refused outright, its suppression.
  */
 static const char record_sql[] =
     "WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
@@ -83,13 +84,16 @@ static const char record_sql[] =
     "      WHERE d.idempotency_key = t.k "
     "        AND (d.status <> ALL (" DONE_STATUSES ") OR t.s = 'sent') "
     "      RETURNING d.idempotency_key, d.event_id, d.user_id, d.channel, d.address, d.status, "
-    "                d.last_error, d.provider, t.s AS recorded), "
+    "                d.last_error, d.provider, d.attempts, t.s AS recorded), "
     "h AS (INSERT INTO delivery_history (idempotency_key, event_id, user_id, channel, address, "
-    "                                    status, reason, provider, source) "
+    "                                    status, reason, provider, source, attempt) "
     "      SELECT idempotency_key, event_id, user_id, channel, address, recorded, last_error, "
-    "             provider, 'worker' FROM u "
+    "             provider, 'worker', "
+    "             CASE WHEN recorded <> 'suppressed' AND attempts > 0 THEN attempts END "
+    "      FROM u "
     "      WHERE (status = recorded OR recorded = 'sent') "
-    "        AND recorded IN ('sent', 'failed', 'bounced', 'undelivered', 'suppressed')) "
+    "        AND recorded IN ('sent', 'retrying', 'failed', 'bounced', 'undelivered', "
+    "                         'suppressed')) "
     "INSERT INTO suppressions (channel, address, reason, detail, idempotency_key, event_id) "
     "SELECT channel, herald_address_key(channel, address), 'hard_bounce', left(last_error, 1024), "
     "       idempotency_key, event_id "

@@ -14,7 +14,8 @@
  *
  * Record: one statement per batch of outcomes writes status, last_error,
  * provider and provider_message_id and drops the lease, and with them the
- * delivery's history and the suppression of an address the provider
+ * delivery's history (a row per attempt, a failed one that will be retried
+ * included) and the suppression of an address the provider
  * refused ('bounced').  A done row
  * never moves back: recording 'sent' on a row a receipt already moved on
  * keeps the receipt's status.

@@ -457,6 +457,19 @@ static int props_set(config_kafka_props *props, const char *key, size_t keylen, 
     return 0;
 }
 
+int config_kafka_props_copy(const config_kafka_props *from, config_kafka_props *to)
+{
+    *to = (config_kafka_props){0};
+    for (size_t i = 0; from != NULL && i < from->count; i++) {
+        const config_kv *kv = &from->items[i];
+        if (props_set(to, kv->key, strlen(kv->key), kv->value, strlen(kv->value)) != 0) {
+            config_free(NULL, 0, to);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Adds one "key=value" of n bytes.  The text is never quoted back in errors:
  * the value may be sasl.password, and a missing '=' may mean a value was
@@ -827,15 +840,20 @@ void config_free(const config_table *tables, size_t ntables, config_kafka_props 
             *slot = NULL;
         }
     }
-    if (props != NULL) {
-        for (size_t i = 0; i < props->count; i++) {
-            free(props->items[i].key);
-            free(props->items[i].value);
-        }
-        free(props->items);
-        props->items = NULL;
-        props->count = 0;
+    config_kafka_props_free(props);
+}
+
+void config_kafka_props_free(config_kafka_props *props)
+{
+    if (props == NULL)
+        return;
+    for (size_t i = 0; i < props->count; i++) {
+        free(props->items[i].key);
+        free(props->items[i].value);
     }
+    free(props->items);
+    props->items = NULL;
+    props->count = 0;
 }
 
 char *config_topic(const herald_common_config *c, const char *name, char *out, size_t outlen)

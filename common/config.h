@@ -105,8 +105,16 @@ void config_print_help(FILE *out, const char *usage, const config_table *tables,
  * and passwords inside URLs redacted. */
 void config_dump(FILE *out, const config_table *tables, size_t ntables);
 
+/* A deep copy of from (NULL: empty) into *to, freed with config_free(NULL, 0, to); -1 when out
+ * of memory (then *to is empty). */
+int config_kafka_props_copy(const config_kafka_props *from, config_kafka_props *to)
+    __attribute__((warn_unused_result));
+
 /* Frees the CONFIG_STRING / CONFIG_ADDR fields of every table and the props. */
 void config_free(const config_table *tables, size_t ntables, config_kafka_props *props);
+
+/* Frees the pairs of props (NULL: nothing) and empties it. */
+void config_kafka_props_free(config_kafka_props *props);
 
 /*
  * Parses one value of the given var into the struct its offset points into

@@ -192,6 +192,8 @@ bool dlqrec_matches(const dlqrec *r, const dlqrec_filter *f)
         return false;
     if (f->since_ms >= 0 && r->timestamp_ms < f->since_ms)
         return false;
+    if (f->until_ms > 0 && r->timestamp_ms >= f->until_ms)
+        return false;
     return true;
 }
 
@@ -433,6 +435,36 @@ size_t dlqrec_stats_rows(dlqrec_stats *s, const dlqrec_stats_row **rows)
 int64_t dlqrec_stats_total(const dlqrec_stats *s)
 {
     return s->total;
+}
+
+/* heraldctl's form of a time: "-" when unknown. */
+static const char *time_or_dash(int64_t ms, char *buf, size_t len)
+{
+    if (ms < 0)
+        snprintf(buf, len, "-");
+    else
+        timeutil_format_rfc3339(ms, buf, len);
+    return buf;
+}
+
+json_t *dlqrec_stats_to_json(dlqrec_stats *s, const char *rows_key)
+{
+    const dlqrec_stats_row *rows = NULL;
+    size_t n = dlqrec_stats_rows(s, &rows);
+    json_t *list = json_array();
+    json_t *j = json_pack("{s:I,s:o}", "total", (json_int_t)s->total, rows_key, list);
+    char oldest[TIMEUTIL_RFC3339_SIZE], newest[TIMEUTIL_RFC3339_SIZE];
+    for (size_t i = 0; j != NULL && i < n; i++) {
+        json_t *g = json_pack("{s:s,s:s,s:I,s:s,s:s}", "stage", rows[i].stage, "reason",
+                              rows[i].reason, "count", (json_int_t)rows[i].count, "oldest",
+                              time_or_dash(rows[i].oldest_ms, oldest, sizeof(oldest)), "newest",
+                              time_or_dash(rows[i].newest_ms, newest, sizeof(newest)));
+        if (g == NULL || json_array_append_new(list, g) != 0) {
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
 }
 
 void dlqrec_stats_free(dlqrec_stats *s)

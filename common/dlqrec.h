@@ -76,12 +76,16 @@ void dlqrec_free(dlqrec *r);
 /* The last header called name, or NULL. */
 const dlqrec_header *dlqrec_header_get(const dlqrec *r, const char *name);
 
-/* What `dlq list/stats/requeue` select; NULL strings and since_ms < 0 match all. */
+/*
+ * What `dlq list/stats/requeue` and GET /v1/dlq select; NULL strings,
+ * since_ms < 0 and until_ms <= 0 match all.
+ */
 typedef struct dlqrec_filter {
     const char *stage;
     const char *reason;
     const char *channel;
     int64_t since_ms; /* dead-lettered at or after (the record's timestamp) */
+    int64_t until_ms; /* dead-lettered before */
 } dlqrec_filter;
 
 bool dlqrec_matches(const dlqrec *r, const dlqrec_filter *f);
@@ -144,6 +148,13 @@ int dlqrec_stats_add(dlqrec_stats *s, const dlqrec *r) __attribute__((warn_unuse
 size_t dlqrec_stats_rows(dlqrec_stats *s, const dlqrec_stats_row **rows);
 
 int64_t dlqrec_stats_total(const dlqrec_stats *s);
+
+/*
+ * {"total":n, <rows_key>:[{"stage","reason","count","oldest","newest"}]}
+ * (times RFC 3339, "-" when unknown); heraldctl calls the rows "groups",
+ * the API "rows".  New reference; NULL when out of memory.
+ */
+json_t *dlqrec_stats_to_json(dlqrec_stats *s, const char *rows_key);
 
 void dlqrec_stats_free(dlqrec_stats *s);
 

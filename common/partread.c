@@ -237,6 +237,9 @@ static partread_status narrow_to_times(partread *r, const partread_range *range,
         return PARTREAD_ERROR;
     if (range->from_ms >= 0 && apply_times(r, range->from_ms, r->start, high, err, errlen) != 0)
         return PARTREAD_ERROR;
+    for (int p = 0; p < r->npart && p < range->nstarts && range->starts != NULL; p++)
+        if (range->starts[p] > r->start[p])
+            r->start[p] = range->starts[p];
     return PARTREAD_OK;
 }
 
@@ -361,6 +364,23 @@ partread_status partread_next(partread *r, rd_kafka_message_t **out, char *err, 
         return PARTREAD_OK;
     }
     return PARTREAD_END;
+}
+
+int64_t partread_end(const partread *r, int32_t p)
+{
+    return p >= 0 && p < r->npart ? r->end[p] : -1;
+}
+
+void partread_stop(partread *r, int32_t p)
+{
+    if (p < 0 || p >= r->npart || r->done[p])
+        return;
+    finish_partition(r, p);
+    /* Paused, so the fetcher stops filling the queue with what nobody reads. */
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, r->topic, p);
+    (void)rd_kafka_pause_partitions(r->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
 int64_t partread_total(const partread *r)

@@ -35,6 +35,10 @@ typedef struct partread_range {
     int32_t partition; /* >= 0: only this partition... */
     int64_t offset;    /* ...from this offset, one record (from/to ignored) */
     int timeout_ms;    /* broker calls, and the longest wait for progress */
+    /* When set, partition p starts no earlier than starts[p] (p < nstarts):
+     * where a previous read of the same range left off. */
+    const int64_t *starts;
+    int nstarts;
 } partread_range;
 
 /* A range covering every partition from the start, up to the high watermark. */
@@ -72,6 +76,16 @@ int64_t partread_total(const partread *r);
 
 /* Partitions of the topic. */
 int partread_partitions(const partread *r);
+
+/* The end of partition p's range (exclusive), fixed at open; -1 for no such partition. */
+int64_t partread_end(const partread *r, int32_t p);
+
+/*
+ * Stops reading partition p: partread_next returns no more of its records,
+ * and the range ends without waiting for it.  For readers that took what
+ * they need from one partition early.
+ */
+void partread_stop(partread *r, int32_t p);
 
 /* The underlying consumer, still owned by r (for offsets_for_times and metadata). */
 rd_kafka_t *partread_rk(partread *r);

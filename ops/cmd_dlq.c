@@ -14,9 +14,8 @@
 #include "cmd.h"
 #include "cmdutil.h"
 #include "dlqrec.h"
-#include "headers.h"
-#include "kafka.h"
-#include "ledger.h"
+#include "dlqrequeue.h"
+#include "dlqscan.h"
 #include "partread.h"
 #include "table.h"
 #include "timeutil.h"
@@ -29,11 +28,6 @@
     "       heraldctl dlq stats [--since TIME] [--json]\n"                                         \
     "       heraldctl dlq requeue [--stage S] [--reason R] [--channel C] [--since TIME] "          \
     "[PARTITION:OFFSET ...] [--dry-run]"
-
-/* Margin before a claim's time when looking for its requeued record:
- * the claim time is the database server's clock, the record's the broker's
- * or this host's. */
-#define DLQ_CLOCK_SKEW_MS (5 * 60 * 1000)
 
 typedef struct dlq_flags {
     char *stage;
@@ -112,59 +106,29 @@ static const config_var requeue_vars[] = {
 
 /* ------------------------------------------------------------ the scan */
 
-/* Called per matching record; returns 0 to go on, 1 to stop, -1 on failure. */
-typedef int (*dlq_visit_fn)(dlqrec *rec, void *opaque);
+static dlqscan_source dlq_source(const ctl_context *ctx, const char *topic, long timeout_ms)
+{
+    return (dlqscan_source){ctx->common.kafka_brokers, &ctx->kafka_props, topic, (int)timeout_ms};
+}
 
 /*
  * Reads the DLQ (range) and calls visit for each record that matches f.
  * Returns a CTL_EXIT_* code; the failure line is printed here.
  */
 static int dlq_scan(const ctl_context *ctx, const char *cmd, const char *topic,
-                    const partread_range *range, const dlqrec_filter *f, dlq_visit_fn visit,
+                    const partread_range *range, const dlqrec_filter *f, dlqscan_visit_fn visit,
                     void *opaque)
 {
-    partread *r = NULL;
     char err[512];
-    int rc = CTL_EXIT_FAILURE;
-    partread_status st = partread_open(ctx->common.kafka_brokers, &ctx->kafka_props, topic, range,
-                                       &r, err, sizeof(err));
-    if (st == PARTREAD_MISSING) {
-        fprintf(stderr, "heraldctl %s: %s\n", cmd, err);
-        goto out;
-    }
-    if (st != PARTREAD_OK) {
+    dlqscan_source src = dlq_source(ctx, topic, range->timeout_ms);
+    dlqscan_status st = dlqscan_run(&src, range, f, visit, opaque, err, sizeof(err));
+    if (st == DLQSCAN_UNREACHABLE)
         cmdutil_kafka_error(ctx, cmd, "cannot read the DLQ", err);
-        goto out;
-    }
-    for (;;) {
-        rd_kafka_message_t *m = NULL;
-        st = partread_next(r, &m, err, sizeof(err));
-        if (st == PARTREAD_END)
-            break;
-        if (st != PARTREAD_OK) {
-            cmdutil_kafka_error(ctx, cmd, "reading the DLQ failed", err);
-            goto out;
-        }
-        rd_kafka_headers_t *hdrs = kafka_message_headers(m);
-        dlqrec rec;
-        int ok = dlqrec_init(&rec, m->partition, m->offset, rd_kafka_message_timestamp(m, NULL),
-                             m->key, m->key_len, m->payload, m->len, hdrs, err, sizeof(err));
-        rd_kafka_message_destroy(m);
-        if (ok != 0) {
-            fprintf(stderr, "heraldctl %s: %s\n", cmd, err);
-            goto out;
-        }
-        int v = dlqrec_matches(&rec, f) ? visit(&rec, opaque) : 0;
-        dlqrec_free(&rec);
-        if (v < 0)
-            goto out;
-        if (v > 0)
-            break;
-    }
-    rc = CTL_EXIT_OK;
-out:
-    partread_close(r);
-    return rc;
+    else if (st == DLQSCAN_READ_FAILED)
+        cmdutil_kafka_error(ctx, cmd, "reading the DLQ failed", err);
+    else if (st != DLQSCAN_OK && err[0] != '\0')
+        fprintf(stderr, "heraldctl %s: %s\n", cmd, err);
+    return st == DLQSCAN_OK ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 }
 
 /* True for what looks like PARTITION:OFFSET (digits, a colon, digits). */
@@ -284,7 +248,7 @@ static int dlq_list(const ctl_context *ctx, const char *topic, const dlq_flags *
     int rc = CTL_EXIT_FAILURE;
     partread_range range = PARTREAD_ALL((int)f->timeout_ms);
     range.from_ms = since_ms;
-    dlqrec_filter filter = {f->stage, f->reason, f->channel, since_ms};
+    dlqrec_filter filter = {f->stage, f->reason, f->channel, since_ms, 0};
 
     if (f->json)
         s.array = json_array();
@@ -400,7 +364,7 @@ static int dlq_stats(const ctl_context *ctx, const char *topic, const dlq_flags 
     static const char *const headers[] = {"STAGE", "REASON", "COUNT", "OLDEST", "NEWEST"};
     partread_range range = PARTREAD_ALL((int)f->timeout_ms);
     range.from_ms = since_ms;
-    dlqrec_filter filter = {NULL, NULL, NULL, since_ms};
+    dlqrec_filter filter = {NULL, NULL, NULL, since_ms, 0};
     dlqrec_stats *st = dlqrec_stats_new();
     table *t = NULL;
     json_t *j = NULL;
@@ -414,17 +378,7 @@ static int dlq_stats(const ctl_context *ctx, const char *topic, const dlq_flags 
     size_t n = dlqrec_stats_rows(st, &rows);
     char oldest[TIMEUTIL_RFC3339_SIZE], newest[TIMEUTIL_RFC3339_SIZE], count[32];
     if (f->json) {
-        json_t *groups = json_array();
-        j = json_pack("{s:I,s:o}", "total", (json_int_t)dlqrec_stats_total(st), "groups", groups);
-        for (size_t i = 0; j != NULL && i < n; i++) {
-            json_t *g = json_pack("{s:s,s:s,s:I,s:s,s:s}", "stage", rows[i].stage, "reason",
-                                  rows[i].reason, "count", (json_int_t)rows[i].count, "oldest",
-                                  fmt_time(rows[i].oldest_ms, oldest, sizeof(oldest)), "newest",
-                                  fmt_time(rows[i].newest_ms, newest, sizeof(newest)));
-            if (g == NULL || json_array_append_new(groups, g) != 0)
-                goto oom;
-        }
-        if (j == NULL)
+        if ((j = dlqrec_stats_to_json(st, "groups")) == NULL)
             goto oom;
         print_json(j);
         goto out;
@@ -456,303 +410,51 @@ out:
 
 /* --------------------------------------------------------------- requeue */
 
-/* One record produced and not yet acknowledged. */
-typedef struct requeue_pending {
-    struct requeue_state *s;
-    int32_t partition;
-    int64_t offset;
-} requeue_pending;
-
-typedef struct requeue_state {
-    const ctl_context *ctx;
-    const char *dlq_topic;
-    char prefix[256];
-    bool dry_run;
-    PGconn *conn;
-    kafka_producer *producer;
-    /* Positions given on the command line (NULL: every matching record). */
-    const int32_t *only_part;
-    const int64_t *only_off;
-    size_t only_n;
-    /* In-doubt claims being settled: their records are produced again. */
-    const ledger_entry *redo;
-    size_t redo_n;
-    long requeued, already, skipped, failed, in_doubt, would;
-} requeue_state;
-
-static void requeue_report(void *opaque, const kafka_delivery_report *dr)
+/* One line per record the requeue decided about (nothing for already-requeued ones). */
+static void requeue_print(const dlqrequeue_result *res, void *opaque)
 {
-    requeue_pending *p = opaque;
-    requeue_state *s = p->s;
-    char err[512];
-    if (dr->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (ledger_ack(s->conn, s->dlq_topic, p->partition, p->offset, err, sizeof(err)) != 0) {
-            /* Stays in doubt: the next run finds the record and acks it. */
-            fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " sent, not recorded: %s\n",
-                    (int)p->partition, p->offset, err);
-            s->in_doubt++;
-        } else {
-            printf("requeued %d:%" PRId64 " -> %s [%d] @%" PRId64 "\n", (int)p->partition,
-                   p->offset, dr->topic, (int)dr->partition, dr->offset);
-            s->requeued++;
-        }
-    } else if (dr->possibly_persisted) {
-        fprintf(stderr,
-                "heraldctl dlq requeue: %d:%" PRId64 ": %s; it may have been written: the next "
-                "requeue checks and settles it\n",
-                (int)p->partition, p->offset, rd_kafka_err2str(dr->err));
-        s->in_doubt++;
-    } else {
-        if (ledger_release(s->conn, s->dlq_topic, p->partition, p->offset, err, sizeof(err)) != 0) {
-            fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 ": claim kept: %s\n",
-                    (int)p->partition, p->offset, err);
-            s->in_doubt++;
-        }
-        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " not sent: %s\n", (int)p->partition,
-                p->offset, rd_kafka_err2str(dr->err));
-        s->failed++;
-    }
-    free(p);
-}
-
-static bool wanted_position(const requeue_state *s, const dlqrec *rec)
-{
-    if (s->only_n == 0)
-        return true;
-    for (size_t i = 0; i < s->only_n; i++)
-        if (s->only_part[i] == rec->partition && s->only_off[i] == rec->offset)
-            return true;
-    return false;
-}
-
-static bool is_redo(const requeue_state *s, const dlqrec *rec)
-{
-    for (size_t i = 0; i < s->redo_n; i++)
-        if (s->redo[i].partition == rec->partition && s->redo[i].offset == rec->offset)
-            return true;
-    return false;
-}
-
-/* Produces the record back (the claim is held); 0, or -1 on a fatal producer error. */
-static int requeue_produce(requeue_state *s, const dlqrec *rec)
-{
-    char *value = NULL, err[512];
-    size_t vlen = 0;
-    rd_kafka_headers_t *hdrs = NULL;
-    requeue_pending *p = NULL;
-    int rc = 0;
-
-    if (dlqrec_requeue_value(rec, &value, &vlen) != 0 ||
-        (hdrs = dlqrec_requeue_headers(rec, s->dlq_topic, timeutil_now_ms())) == NULL ||
-        (p = malloc(sizeof(*p))) == NULL) {
-        fprintf(stderr, "heraldctl dlq requeue: out of memory\n");
-        rc = -1;
-        goto out;
-    }
-    *p = (requeue_pending){s, rec->partition, rec->offset};
-    for (int tries = 0;; tries++) {
-        kafka_status st = kafka_produce(s->producer, rec->orig_topic, rec->key, rec->keylen, value,
-                                        vlen, hdrs, p, err, sizeof(err));
-        if (st == KAFKA_OK) {
-            hdrs = NULL;
-            p = NULL;
-            break;
-        }
-        if (st == KAFKA_QUEUE_FULL && tries < 100) {
-            kafka_producer_poll(s->producer, 100);
-            continue;
-        }
-        /* Not enqueued, so certainly not written: give the claim back. */
-        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " not sent: %s\n", (int)rec->partition,
-                rec->offset, err);
-        char lerr[256];
-        if (ledger_release(s->conn, s->dlq_topic, rec->partition, rec->offset, lerr,
-                           sizeof(lerr)) != 0)
-            s->in_doubt++;
-        s->failed++;
-        rc = st == KAFKA_ERR_FATAL ? -1 : 0;
+    (void)opaque;
+    int p = (int)res->partition;
+    switch (res->outcome) {
+    case DLQREQUEUE_REQUEUED:
+        printf("requeued %d:%" PRId64 " -> %s [%d] @%" PRId64 "\n", p, res->offset, res->topic,
+               (int)res->to_partition, res->to_offset);
+        break;
+    case DLQREQUEUE_WOULD:
+        printf("would requeue %d:%" PRId64 " -> %s (stage %s, reason %s, key %s)\n", p, res->offset,
+               res->topic, res->rec->stage, res->rec->reason, res->rec->user);
+        break;
+    case DLQREQUEUE_SETTLED:
+        printf("settled %d:%" PRId64 ": found in %s, already requeued\n", p, res->offset,
+               res->topic);
+        break;
+    case DLQREQUEUE_SKIPPED:
+        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " skipped: %s\n", p, res->offset,
+                res->error);
+        break;
+    case DLQREQUEUE_FAILED:
+        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 " not sent: %s\n", p, res->offset,
+                res->error);
+        break;
+    case DLQREQUEUE_UNCONFIRMED:
+        fprintf(stderr, "heraldctl dlq requeue: %d:%" PRId64 ": %s\n", p, res->offset, res->error);
+        break;
+    case DLQREQUEUE_ALREADY:
         break;
     }
-    kafka_producer_poll(s->producer, 0);
-out:
-    if (hdrs != NULL)
-        rd_kafka_headers_destroy(hdrs);
-    free(p);
-    free(value);
-    return rc;
-}
-
-static int requeue_visit(dlqrec *rec, void *opaque)
-{
-    requeue_state *s = opaque;
-    char err[512];
-    if (!wanted_position(s, rec))
-        return 0;
-    bool redo = is_redo(s, rec);
-    if (s->redo_n > 0 && !redo)
-        return 0;
-    /* Only topics of this installation: a forged header must not make the
-     * requeue write anywhere else, nor loop records back into the DLQ. */
-    size_t plen = strlen(s->prefix);
-    if (rec->orig_topic[0] == '\0' || strncmp(rec->orig_topic, s->prefix, plen) != 0 ||
-        strcmp(rec->orig_topic, s->dlq_topic) == 0) {
-        fprintf(stderr,
-                "heraldctl dlq requeue: %d:%" PRId64 " skipped: original topic \"%s\" is "
-                "not a topic under prefix \"%s\"\n",
-                (int)rec->partition, rec->offset, rec->orig_topic, s->prefix);
-        s->skipped++;
-        return 0;
-    }
-    if (s->dry_run) {
-        int rec_state =
-            ledger_recorded(s->conn, s->dlq_topic, rec->partition, rec->offset, err, sizeof(err));
-        if (rec_state < 0) {
-            fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
-            return -1;
-        }
-        if (rec_state == 1) {
-            s->already++;
-            return 0;
-        }
-        printf("would requeue %d:%" PRId64 " -> %s (stage %s, reason %s, key %s)\n",
-               (int)rec->partition, rec->offset, rec->orig_topic, rec->stage, rec->reason,
-               rec->user);
-        s->would++;
-        return 0;
-    }
-    if (!redo) {
-        int claimed = ledger_claim(s->conn, s->dlq_topic, rec->partition, rec->offset,
-                                   rec->orig_topic, err, sizeof(err));
-        if (claimed < 0) {
-            fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
-            return -1;
-        }
-        if (claimed == 0) {
-            s->already++;
-            return 0;
-        }
-    }
-    return requeue_produce(s, rec);
-}
-
-/*
- * Finds which in-doubt claims were in fact produced: reads each target
- * topic from the oldest claim's time for herald.requeued_from.  Marks those
- * acknowledged; the rest stay in *left for producing again.
- */
-static int settle_in_doubt(requeue_state *s, const dlq_flags *f, ledger_entry *doubt, size_t n,
-                           size_t *left)
-{
-    char err[512];
-    *left = n;
-    for (size_t i = 0; i < n; i++) {
-        if (doubt[i].to_topic[0] == '\0')
-            continue;
-        const char *topic = doubt[i].to_topic;
-        int64_t since = doubt[i].claimed_ms;
-        for (size_t k = i + 1; k < n; k++)
-            if (strcmp(doubt[k].to_topic, topic) == 0 && doubt[k].claimed_ms < since)
-                since = doubt[k].claimed_ms;
-        partread *r = NULL;
-        partread_range range = PARTREAD_ALL((int)f->timeout_ms);
-        range.from_ms = since > DLQ_CLOCK_SKEW_MS ? since - DLQ_CLOCK_SKEW_MS : 0;
-        partread_status st = partread_open(s->ctx->common.kafka_brokers, &s->ctx->kafka_props,
-                                           topic, &range, &r, err, sizeof(err));
-        if (st != PARTREAD_OK && st != PARTREAD_MISSING) {
-            cmdutil_kafka_error(s->ctx, "dlq requeue", "cannot check earlier requeues", err);
-            return -1;
-        }
-        while (st == PARTREAD_OK) {
-            rd_kafka_message_t *m = NULL;
-            partread_status nst = partread_next(r, &m, err, sizeof(err));
-            if (nst == PARTREAD_END)
-                break;
-            if (nst != PARTREAD_OK) {
-                cmdutil_kafka_error(s->ctx, "dlq requeue", "cannot check earlier requeues", err);
-                partread_close(r);
-                return -1;
-            }
-            char from[512];
-            if (kafka_header_get(m, HDR_REQUEUED_FROM, from, sizeof(from)) > 0) {
-                for (size_t k = i; k < n; k++) {
-                    char id[512];
-                    snprintf(id, sizeof(id), "%s:%d:%" PRId64, s->dlq_topic,
-                             (int)doubt[k].partition, doubt[k].offset);
-                    if (strcmp(doubt[k].to_topic, topic) == 0 && strcmp(id, from) == 0) {
-                        if (ledger_ack(s->conn, s->dlq_topic, doubt[k].partition, doubt[k].offset,
-                                       err, sizeof(err)) != 0) {
-                            fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
-                            rd_kafka_message_destroy(m);
-                            partread_close(r);
-                            return -1;
-                        }
-                        printf("settled %d:%" PRId64 ": found in %s, already requeued\n",
-                               (int)doubt[k].partition, doubt[k].offset, topic);
-                        doubt[k].partition = -1; /* done */
-                    }
-                }
-            }
-            rd_kafka_message_destroy(m);
-        }
-        partread_close(r);
-        /* This topic is done: mark its entries so the loop skips them. */
-        for (size_t k = i; k < n; k++)
-            if (k != i && strcmp(doubt[k].to_topic, topic) == 0)
-                doubt[k].to_topic[0] = '\0';
-        doubt[i].to_topic[0] = '\0';
-    }
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        if (doubt[i].partition >= 0)
-            doubt[w++] = doubt[i];
-    *left = w;
-    return 0;
-}
-
-/* Produces every record of the DLQ that visit selects, then waits for the acks. */
-static int requeue_pass(requeue_state *s, const dlq_flags *f, int64_t since_ms,
-                        const dlqrec_filter *filter)
-{
-    int rc = CTL_EXIT_OK;
-    if (s->only_n > 0 || s->redo_n > 0) {
-        /* Named records: read each one alone instead of the whole topic. */
-        size_t n = s->redo_n > 0 ? s->redo_n : s->only_n;
-        for (size_t i = 0; i < n && rc == CTL_EXIT_OK; i++) {
-            partread_range range = PARTREAD_ALL((int)f->timeout_ms);
-            range.partition = s->redo_n > 0 ? s->redo[i].partition : s->only_part[i];
-            range.offset = s->redo_n > 0 ? s->redo[i].offset : s->only_off[i];
-            rc = dlq_scan(s->ctx, "dlq requeue", s->dlq_topic, &range,
-                          s->redo_n > 0 ? NULL : filter, requeue_visit, s);
-        }
-    } else {
-        partread_range range = PARTREAD_ALL((int)f->timeout_ms);
-        range.from_ms = since_ms;
-        rc = dlq_scan(s->ctx, "dlq requeue", s->dlq_topic, &range, filter, requeue_visit, s);
-    }
-    if (s->producer != NULL) {
-        int left = kafka_producer_flush(s->producer, (int)f->timeout_ms + 5000);
-        if (left > 0) {
-            /* Purged on destroy; their reports count them in doubt. */
-            fprintf(stderr, "heraldctl dlq requeue: %d record(s) not acknowledged in time\n", left);
-            rc = CTL_EXIT_FAILURE;
-        }
-    }
-    return rc;
 }
 
 static int dlq_requeue(const ctl_context *ctx, const char *topic, const dlq_flags *f,
                        int64_t since_ms, int npos, char **positions)
 {
-    requeue_state s = {.ctx = ctx, .dlq_topic = topic, .dry_run = f->dry_run};
     int32_t *parts = NULL;
     int64_t *offs = NULL;
-    ledger_entry *doubt = NULL;
-    size_t ndoubt = 0;
+    PGconn *conn = NULL;
     char err[512];
     int rc = CTL_EXIT_USAGE;
-    dlqrec_filter filter = {f->stage, f->reason, f->channel, since_ms};
+    dlqrec_filter filter = {f->stage, f->reason, f->channel, since_ms, 0};
+    dlqrequeue_counts n;
 
-    snprintf(s.prefix, sizeof(s.prefix), "%s", ctx->common.topic_prefix);
     if (npos > 0) {
         parts = calloc((size_t)npos, sizeof(*parts));
         offs = calloc((size_t)npos, sizeof(*offs));
@@ -769,53 +471,39 @@ static int dlq_requeue(const ctl_context *ctx, const char *topic, const dlq_flag
         }
     }
     rc = CTL_EXIT_FAILURE;
-    s.conn = ctl_pg_connect(ctx);
-    if (s.conn == NULL)
+    conn = ctl_pg_connect(ctx);
+    if (conn == NULL)
         goto out;
-    if (!f->dry_run) {
-        if (ledger_lock(s.conn, topic, 30000, err, sizeof(err)) != 0) {
-            fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
-            goto out;
-        }
-        s.producer = cmdutil_producer(ctx, "dlq requeue", (int)f->timeout_ms);
-        if (s.producer == NULL)
-            goto out;
-        kafka_producer_set_delivery_cb(s.producer, requeue_report);
-
-        /* First what an earlier run left in doubt, so nothing is sent twice. */
-        if (ledger_in_doubt(s.conn, topic, &doubt, &ndoubt, err, sizeof(err)) != 0) {
-            fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
-            goto out;
-        }
-        if (ndoubt > 0) {
-            size_t left = 0;
-            printf("settling %zu requeue(s) an earlier run left unconfirmed\n", ndoubt);
-            if (settle_in_doubt(&s, f, doubt, ndoubt, &left) != 0)
-                goto out;
-            s.redo = doubt;
-            s.redo_n = left;
-            if (left > 0 && requeue_pass(&s, f, -1, NULL) != CTL_EXIT_OK)
-                goto out;
-            s.redo = NULL;
-            s.redo_n = 0;
-        }
-    }
-    s.only_part = parts;
-    s.only_off = offs;
-    s.only_n = (size_t)npos;
-    rc = requeue_pass(&s, f, since_ms, &filter);
+    const dlqrequeue_opts o = {
+        .src = dlq_source(ctx, topic, f->timeout_ms),
+        .topic_prefix = ctx->common.topic_prefix,
+        .producer_props = &ctx->kafka_props,
+        .conn = conn,
+        .filter = &filter,
+        .parts = parts,
+        .offs = offs,
+        .npos = (size_t)npos,
+        .dry_run = f->dry_run,
+        /* An operator may send a record back byte for byte, fixed consumer or not. */
+        .skip_invalid_json = false,
+        .report = requeue_print,
+    };
+    const char *what = NULL;
+    dlqrequeue_status st = dlqrequeue_run(&o, &n, &what, err, sizeof(err));
+    if (st == DLQREQUEUE_ERR_KAFKA)
+        cmdutil_kafka_error(ctx, "dlq requeue", what, err);
+    else if (st != DLQREQUEUE_OK)
+        fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
     if (f->dry_run)
-        printf("%ld would be requeued, %ld already requeued, %ld skipped\n", s.would, s.already,
-               s.skipped);
+        printf("%ld would be requeued, %ld already requeued, %ld skipped\n", n.would, n.already,
+               n.skipped);
     else
         printf("%ld requeued, %ld already requeued, %ld skipped, %ld failed, %ld unconfirmed\n",
-               s.requeued, s.already, s.skipped, s.failed, s.in_doubt);
-    if (s.failed > 0 || s.in_doubt > 0)
-        rc = CTL_EXIT_FAILURE;
+               n.requeued, n.already, n.skipped, n.failed, n.unconfirmed);
+    if (st == DLQREQUEUE_OK && n.failed == 0 && n.unconfirmed == 0)
+        rc = CTL_EXIT_OK;
 out:
-    kafka_producer_destroy(s.producer);
-    PQfinish(s.conn);
-    free(doubt);
+    PQfinish(conn);
     free(parts);
     free(offs);
     return rc;

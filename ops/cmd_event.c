@@ -1,12 +1,14 @@
 /*
  * heraldctl event: one event's story through the gateway's
  * GET /v1/events/{id}: each delivery's status, address and the history of
- * statuses it reached (docs/receipts.md), with when and why.
+ * statuses it reached (docs/receipts.md), with when and why; or, with
+ * --timeline, GET /v1/events/{id}/timeline: everything that happened to
+ * it in time order, one line each (docs/interface.md).
  *
- *   heraldctl event EVENT_ID [--json]
+ *   heraldctl event EVENT_ID [--timeline] [--json]
  *
  * The gateway is HERALD_GATEWAY_URL (--gateway-url) and the key
- * HERALD_API_KEY (--api-key; publish or admin).  Exit 1 when the gateway
+ * HERALD_API_KEY (--api-key; publish or admin, admin for --timeline).  Exit 1 when the gateway
  * refuses (404 for an unknown event) or cannot be reached, 2 for a usage
  * error.
  */
@@ -19,12 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EVENT_USAGE "usage: heraldctl event EVENT_ID [--json] [--gateway-url URL] [--api-key KEY]"
+#define EVENT_USAGE                                                                                \
+    "usage: heraldctl event EVENT_ID [--timeline] [--json] [--gateway-url URL] [--api-key KEY]"
 
 typedef struct event_flags {
     char *gateway_url;
     char *api_key;
     bool json;
+    bool timeline;
     long timeout_ms;
 } event_flags;
 
@@ -38,6 +42,11 @@ static const config_var event_vars[] = {
      .def = "false",
      .offset = F(json),
      .help = "print the gateway's JSON instead of the story"},
+    {.flag = "timeline",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = F(timeline),
+     .help = "everything that happened to the event, in time order (an admin key)"},
     {0},
 };
 
@@ -68,11 +77,39 @@ static void print_story(const json_t *ev)
         json_t *h;
         json_array_foreach(json_object_get(d, "history"), k, h)
         {
-            printf("      %s  %-11s %-8s %s%s%s\n", s_or(h, "at", "?"), s_or(h, "status", "?"),
-                   s_or(h, "source", ""), s_or(h, "provider", ""),
-                   json_is_string(json_object_get(h, "reason")) ? "  " : "", s_or(h, "reason", ""));
+            printf("      %s  %-11s %-8s %s", s_or(h, "at", "?"), s_or(h, "status", "?"),
+                   s_or(h, "source", ""), s_or(h, "provider", ""));
+            if (json_is_integer(json_object_get(h, "attempt")))
+                printf("  attempt %lld",
+                       (long long)json_integer_value(json_object_get(h, "attempt")));
+            printf("%s%s\n", json_is_string(json_object_get(h, "reason")) ? "  " : "",
+                   s_or(h, "reason", ""));
         }
     }
+}
+
+/* One line per timeline entry: when, what, on which channel, and why. */
+static void print_timeline(const json_t *tl)
+{
+    printf("event %s  %s  %s %s\n", s_or(tl, "event_id", "?"), s_or(tl, "type", "-"),
+           json_object_get(tl, "topic") ? "topic" : "user",
+           s_or(tl, "user_id", s_or(tl, "topic", "-")));
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(tl, "entries"), i, e)
+    {
+        printf("  %s  %-10s %-6s %-11s", s_or(e, "at", "?"), s_or(e, "kind", "?"),
+               s_or(e, "channel", "-"), s_or(e, "status", ""));
+        if (json_is_integer(json_object_get(e, "attempt")))
+            printf("  attempt %lld", (long long)json_integer_value(json_object_get(e, "attempt")));
+        if (json_is_string(json_object_get(e, "reason")))
+            printf("  %s", s_or(e, "reason", ""));
+        if (json_is_string(json_object_get(e, "detail")))
+            printf("  %s", s_or(e, "detail", ""));
+        printf("\n");
+    }
+    if (json_is_true(json_object_get(tl, "truncated")))
+        printf("  (more entries than the gateway shows)\n");
 }
 
 int cmd_event(const ctl_context *ctx, int argc, char **argv)
@@ -106,7 +143,8 @@ int cmd_event(const ctl_context *ctx, int argc, char **argv)
     }
     char path[256];
     char *esc = curl_easy_escape(NULL, argv[1], 0);
-    int n = esc ? snprintf(path, sizeof path, "/v1/events/%s", esc) : -1;
+    int n = esc ? snprintf(path, sizeof path, "/v1/events/%s%s", esc, f.timeline ? "/timeline" : "")
+                : -1;
     curl_free(esc);
     if (n < 0 || (size_t)n >= sizeof path) {
         fprintf(stderr, "heraldctl event: the event id is too long\n");
@@ -123,6 +161,8 @@ int cmd_event(const ctl_context *ctx, int argc, char **argv)
         } else {
             if (f.json)
                 cmdutil_print_json(answer);
+            else if (f.timeline)
+                print_timeline(answer);
             else
                 print_story(answer);
             rc = CTL_EXIT_OK;

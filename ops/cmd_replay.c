@@ -5,22 +5,19 @@
  * Reads the events topic between the offsets of --from and --to on every
  * partition, without a consumer group, and re-publishes the matching events
  * to the same topic, unchanged except for the generation (replay.h) and a
- * herald.replayed header.  The window's end is fixed when the command
- * starts, so it never reads what it publishes.
+ * herald.replayed header: the run of common/replayrun.c, which the
+ * gateway's POST /v1/replays runs too.
  */
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd.h"
 #include "cmdutil.h"
-#include "headers.h"
 #include "kafka.h"
-#include "partread.h"
-#include "replay.h"
+#include "replayrun.h"
 #include "timeutil.h"
 #include "topics.h"
 
@@ -71,91 +68,43 @@ static const config_var replay_vars[] = {
     {0},
 };
 
-typedef struct replay_run {
-    int64_t scanned, matched, published, failed, invalid;
-} replay_run;
-
-/* One run of the command: its window, where it reads and publishes, what it did. */
-typedef struct replay_job {
+/* The command's side of a run: its flags and the progress line. */
+typedef struct replay_cli {
     const replay_flags *f;
-    replay_filter filter;
-    int stamp; /* the generation stamp of --redeliver (replay.h) */
-    char topic[512];
-    partread *r;
-    kafka_producer *p; /* NULL on --dry-run */
     cmdutil_progress progress;
-    replay_run run;
-} replay_job;
+} replay_cli;
 
-/* Delivery reports: counts each re-published event as published or failed. */
-static void replay_report(void *opaque, const kafka_delivery_report *dr)
+static bool on_progress(void *opaque, const replayrun_counts *c)
 {
-    replay_run *run = opaque;
-    if (dr->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        run->published++;
-    } else {
-        run->failed++;
-        fprintf(stderr, "heraldctl replay: an event was not re-published: %s\n",
-                rd_kafka_err2str(dr->err));
-    }
+    replay_cli *cli = opaque;
+    cmdutil_progress_update(&cli->progress, false,
+                            "scanned %" PRId64 "/%" PRId64 ", matched %" PRId64
+                            ", published %" PRId64,
+                            c->scanned, c->total, c->matched, c->published);
+    return true;
 }
 
-/* The replay headers of an earlier replay, which this one sets afresh. */
-static bool drop_replayed(const char *name, void *arg)
+/* A match of --dry-run, listed on stdout. */
+static void on_listed(void *opaque, const replay_info *info, int generation)
 {
-    (void)arg;
-    return strcmp(name, HDR_REPLAYED) == 0 || strcmp(name, HDR_REPLAYED_AT) == 0;
+    replay_cli *cli = opaque;
+    char when[TIMEUTIL_RFC3339_SIZE];
+    cmdutil_progress_done(&cli->progress);
+    printf("would replay %s %-24s %-24s %s generation %d\n", info->event_id, info->type,
+           info->target, timeutil_format_rfc3339(info->created_at, when, sizeof(when)), generation);
 }
 
-/* The record's headers plus herald.replayed=1 and herald.replayed_at. */
-static rd_kafka_headers_t *replay_headers(rd_kafka_message_t *m, int64_t now_ms)
+static void on_awaiting(void *opaque, int n)
 {
-    char at[TIMEUTIL_RFC3339_SIZE];
-    rd_kafka_headers_t *h = hdr_copy_filtered(kafka_message_headers(m), 2, drop_replayed, NULL);
-    if (kafka_header_add_str(h, HDR_REPLAYED, "1") != 0 ||
-        kafka_header_add_str(h, HDR_REPLAYED_AT, timeutil_format_rfc3339(now_ms, at, sizeof(at))) !=
-            0) {
-        rd_kafka_headers_destroy(h);
-        return NULL;
-    }
-    return h;
+    replay_cli *cli = opaque;
+    cmdutil_progress_update(&cli->progress, true, "waiting for %d acknowledgements", n);
 }
 
-/* Produces one replayed event; 0, or -1 when the producer cannot go on. */
-static int replay_publish(kafka_producer *p, const char *topic, rd_kafka_message_t *m,
-                          const char *value, size_t vlen, replay_run *run)
+static void on_problem(void *opaque, const char *message)
 {
-    char err[512];
-    rd_kafka_headers_t *hdrs = replay_headers(m, timeutil_now_ms());
-    if (hdrs == NULL) {
-        fprintf(stderr, "heraldctl replay: out of memory\n");
-        return -1;
-    }
-    for (int tries = 0;; tries++) {
-        kafka_status st =
-            kafka_produce(p, topic, m->key, m->key_len, value, vlen, hdrs, run, err, sizeof(err));
-        if (st == KAFKA_OK)
-            break;
-        if (st == KAFKA_QUEUE_FULL && tries < 600) {
-            kafka_producer_poll(p, 100); /* back-pressure: let the queue drain */
-            continue;
-        }
-        rd_kafka_headers_destroy(hdrs);
-        fprintf(stderr, "heraldctl replay: cannot re-publish: %s\n", err);
-        run->failed++;
-        return st == KAFKA_ERR_FATAL || st == KAFKA_QUEUE_FULL ? -1 : 0;
-    }
-    kafka_producer_poll(p, 0);
-    return 0;
-}
-
-/* Two --redeliver runs must not share a stamp (replay.h): waits for the second to turn. */
-static void wait_for_next_second(int stamp)
-{
-    for (int i = 0; i < 20 && replay_stamp(timeutil_now_ms()) == stamp; i++) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    replay_cli *cli = opaque;
+    cmdutil_progress_done(&cli->progress);
+    fprintf(stderr, "heraldctl replay: %s\n", message);
 }
 
 /* --from (required) and --to (optional, later): 0, or -1 with the reason printed. */
@@ -188,115 +137,29 @@ static int parse_args(int argc, char **argv, replay_flags *f, replay_filter *fil
     return -1;
 }
 
-/* Opens the events topic over the window, without a group; -1 with the error printed. */
-static int open_events(const ctl_context *ctx, replay_job *j)
+/* How the run ended, on stderr when it stopped early; returns the exit code. */
+static int report_end(const ctl_context *ctx, replayrun_result res, const char *err)
 {
-    char err[512];
-    config_topic(&ctx->common, TOPICS_EVENTS, j->topic, sizeof(j->topic));
-    partread_range range = PARTREAD_ALL((int)j->f->timeout_ms);
-    range.from_ms = j->filter.from_ms;
-    range.to_ms = j->filter.to_ms;
-    partread_status pst = partread_open(ctx->common.kafka_brokers, &ctx->kafka_props, j->topic,
-                                        &range, &j->r, err, sizeof(err));
-    if (pst == PARTREAD_MISSING) {
+    switch (res) {
+    case REPLAYRUN_OK:
+        return CTL_EXIT_OK;
+    case REPLAYRUN_MISSING:
         fprintf(stderr, "heraldctl replay: %s\n", err);
-        return -1;
-    }
-    if (pst != PARTREAD_OK) {
+        break;
+    case REPLAYRUN_OPEN:
         cmdutil_kafka_error(ctx, "replay", "cannot read the events", err);
-        return -1;
+        break;
+    case REPLAYRUN_READ:
+        cmdutil_kafka_error(ctx, "replay", "reading the events failed", err);
+        break;
+    case REPLAYRUN_STOPPED:
+        break; /* the problem was said */
     }
-    return 0;
-}
-
-/* The producer that re-publishes, none on --dry-run; -1 with the error printed. */
-static int open_producer(const ctl_context *ctx, replay_job *j)
-{
-    if (j->f->dry_run)
-        return 0;
-    j->p = cmdutil_producer(ctx, "replay", (int)j->f->timeout_ms);
-    if (j->p == NULL)
-        return -1;
-    kafka_producer_set_delivery_cb(j->p, replay_report);
-    return 0;
-}
-
-/* Counts one record; a match is listed (--dry-run) or re-published.  -1 when the producer cannot go
- * on. */
-static int replay_record(replay_job *j, rd_kafka_message_t *m)
-{
-    replay_info info;
-    char *value = NULL;
-    size_t vlen = 0;
-    int gen = 0, rc = 0;
-    j->run.scanned++;
-    replay_decision d =
-        replay_check(m->payload, m->len, rd_kafka_message_timestamp(m, NULL), &j->filter, &info);
-    if (d == REPLAY_INVALID)
-        j->run.invalid++;
-    if (d != REPLAY_MATCH)
-        return 0;
-    j->run.matched++;
-    if (replay_rewrite(m->payload, m->len, j->f->redeliver, j->stamp, &value, &vlen, &gen) != 0) {
-        j->run.invalid++;
-    } else if (j->f->dry_run) {
-        char when[TIMEUTIL_RFC3339_SIZE];
-        cmdutil_progress_done(&j->progress);
-        printf("would replay %s %-24s %-24s %s generation %d\n", info.event_id, info.type,
-               info.target, timeutil_format_rfc3339(info.created_at, when, sizeof(when)), gen);
-    } else {
-        rc = replay_publish(j->p, j->topic, m, value, vlen, &j->run);
-    }
-    free(value);
-    return rc;
-}
-
-/* Waits, bounded, for the broker to acknowledge what was published; clears the progress line. */
-static void await_acks(replay_job *j)
-{
-    if (j->p != NULL) {
-        cmdutil_progress_update(&j->progress, true, "waiting for %d acknowledgements",
-                                kafka_producer_outq_len(j->p));
-        int left = kafka_producer_flush(j->p, (int)j->f->timeout_ms + 5000);
-        if (left > 0)
-            fprintf(stderr, "heraldctl replay: %d event(s) not acknowledged in time\n", left);
-    }
-    cmdutil_progress_done(&j->progress);
-}
-
-/* Replays every record of the window; 0, or -1 with the error printed when it stopped early. */
-static int replay_window(const ctl_context *ctx, replay_job *j)
-{
-    char err[512];
-    cmdutil_progress_init(&j->progress);
-    int64_t total = partread_total(j->r);
-    for (;;) {
-        rd_kafka_message_t *m = NULL;
-        partread_status pst = partread_next(j->r, &m, err, sizeof(err));
-        if (pst == PARTREAD_END)
-            break;
-        if (pst != PARTREAD_OK) {
-            cmdutil_progress_done(&j->progress);
-            cmdutil_kafka_error(ctx, "replay", "reading the events failed", err);
-            return -1;
-        }
-        int rc = replay_record(j, m);
-        rd_kafka_message_destroy(m);
-        if (rc != 0) {
-            cmdutil_progress_done(&j->progress);
-            return -1;
-        }
-        cmdutil_progress_update(&j->progress, false,
-                                "scanned %" PRId64 "/%" PRId64 ", matched %" PRId64
-                                ", published %" PRId64,
-                                j->run.scanned, total, j->run.matched, j->run.published);
-    }
-    await_acks(j);
-    return 0;
+    return CTL_EXIT_FAILURE;
 }
 
 /* What the run did, on stdout. */
-static void print_summary(const replay_flags *f, const replay_run *run)
+static void print_summary(const replay_flags *f, const replayrun_counts *run)
 {
     if (f->dry_run)
         printf("scanned %" PRId64 ", matched %" PRId64 " (dry run: nothing published)\n",
@@ -312,36 +175,44 @@ static void print_summary(const replay_flags *f, const replay_run *run)
                run->invalid);
 }
 
-/* Whether every matching event was published (on --dry-run: listed) and none failed. */
-static bool all_replayed(const replay_flags *f, const replay_run *run)
-{
-    return run->failed == 0 && run->published + (f->dry_run ? run->matched : 0) >= run->matched;
-}
-
 int cmd_replay(const ctl_context *ctx, int argc, char **argv)
 {
     replay_flags f = {0};
     const config_table table = {replay_vars, &f};
-    replay_job j = {.f = &f};
+    char topic[512], err[512];
+    replay_cli cli = {.f = &f};
+    const replayrun_hooks hooks = {&cli, on_progress, on_listed, on_awaiting, on_problem};
+    replayrun_job job = {0};
+    replayrun_counts counts;
+    kafka_producer *p = NULL;
 
-    int rc = parse_args(argc, argv, &f, &j.filter);
+    int rc = parse_args(argc, argv, &f, &job.filter);
     if (rc >= 0)
         goto out;
-    j.stamp = replay_stamp(timeutil_now_ms());
     rc = CTL_EXIT_FAILURE;
-    if (open_events(ctx, &j) != 0 || open_producer(ctx, &j) != 0)
+    config_topic(&ctx->common, TOPICS_EVENTS, topic, sizeof(topic));
+    job.brokers = ctx->common.kafka_brokers;
+    job.props = &ctx->kafka_props;
+    job.topic = topic;
+    job.redeliver = f.redeliver;
+    job.dry_run = f.dry_run;
+    job.stamp = replay_stamp(timeutil_now_ms());
+    job.timeout_ms = (int)f.timeout_ms;
+    if (!f.dry_run && (p = cmdutil_producer(ctx, "replay", (int)f.timeout_ms)) == NULL)
         goto out;
-    rc = replay_window(ctx, &j) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
-    if (j.p != NULL)
-        kafka_producer_flush(j.p, 1000); /* reports still due count in the summary */
-    print_summary(&f, &j.run);
-    if (!all_replayed(&f, &j.run))
+    cmdutil_progress_init(&cli.progress);
+    replayrun_result res = replayrun_run(&job, p, &hooks, &counts, err, sizeof(err));
+    cmdutil_progress_done(&cli.progress);
+    rc = report_end(ctx, res, err);
+    if (res == REPLAYRUN_MISSING || res == REPLAYRUN_OPEN)
+        goto out;
+    print_summary(&f, &counts);
+    if (!replayrun_complete(&job, &counts))
         rc = CTL_EXIT_FAILURE;
     if (f.redeliver && !f.dry_run)
-        wait_for_next_second(j.stamp);
+        replayrun_wait_next_stamp(job.stamp);
 out:
-    kafka_producer_destroy(j.p);
-    partread_close(j.r);
+    kafka_producer_destroy(p);
     config_free(&table, 1, NULL);
     return rc;
 }

@@ -28,7 +28,7 @@ const ctl_command ctl_commands[] = {
      "list, get, put and delete follow-up rules (gateway API)"},
     {"digests", cmd_digests, "the open and closing digest windows"},
     {"followups", cmd_followups, "the pending follow-ups, soonest due first"},
-    {"event", cmd_event, "one event's deliveries and their history (gateway API)"},
+    {"event", cmd_event, "one event's deliveries and their history, or its timeline (gateway API)"},
     {"suppress", cmd_suppress, "list, add and remove suppressed addresses (gateway API)"},
     {"webhooks", cmd_webhooks,
      "list, add, remove, enable status webhooks; their attempt log, replays (gateway API)"},

@@ -11,14 +11,18 @@
 #include "bodies.h"
 #include "console.h"
 #include "console_api.h"
+#include "dlq_api.h"
+#include "console_ops_api.h"
 #include "events_api.h"
 #include "inbox_api.h"
 #include "log.h"
 #include "ops_api.h"
 #include "receipts_api.h"
+#include "replays_api.h"
 #include "rules_api.h"
 #include "suppressions_api.h"
 #include "templates_api.h"
+#include "timeline_api.h"
 #include "timeutil.h"
 #include "tokens_api.h"
 #include "topics_api.h"
@@ -37,6 +41,12 @@ static const api_endpoint ep_publish = {
     .fn = events_api_publish, .json_body = true, .produces = true};
 static const api_endpoint ep_batch = {.fn = events_api_batch, .json_body = true, .produces = true};
 static const api_endpoint ep_event_get = {.fn = events_api_get};
+static const api_endpoint ep_dlq_list = {.fn = dlq_api_list};
+static const api_endpoint ep_dlq_stats = {.fn = dlq_api_stats};
+static const api_endpoint ep_dlq_get = {.fn = dlq_api_get};
+static const api_endpoint ep_dlq_requeue = {.fn = dlq_api_requeue, .json_body = true};
+static const api_endpoint ep_event_search = {.fn = timeline_api_search};
+static const api_endpoint ep_event_timeline = {.fn = timeline_api_get};
 static const api_endpoint ep_suppression_list = {.fn = suppressions_api_list};
 static const api_endpoint ep_suppression_add = {.fn = suppressions_api_add, .json_body = true};
 static const api_endpoint ep_suppression_get = {.fn = suppressions_api_get};
@@ -88,6 +98,11 @@ static const api_endpoint ep_console_session = {
     .fn = console_api_session, .console = true, .session_only = true};
 static const api_endpoint ep_console_logout = {
     .fn = console_api_logout, .console = true, .session_only = true};
+static const api_endpoint ep_ops_status = {.fn = console_ops_api_status};
+static const api_endpoint ep_ops_history = {.fn = console_ops_api_history};
+static const api_endpoint ep_replay_start = {.fn = replays_api_start, .json_body = true};
+static const api_endpoint ep_replay_get = {.fn = replays_api_get};
+static const api_endpoint ep_replay_list = {.fn = replays_api_list};
 static const api_endpoint ep_healthz = {.fn = ops_api_healthz};
 static const api_endpoint ep_readyz = {.fn = ops_api_readyz};
 static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
@@ -96,7 +111,9 @@ static const api_endpoint ep_metrics = {.fn = ops_api_metrics};
 static const router_route routes[] = {
     {"POST", "/v1/events", ROUTER_SCOPE_PUBLISH, &ep_publish},
     {"POST", "/v1/events/batch", ROUTER_SCOPE_PUBLISH, &ep_batch},
+    {"GET", "/v1/events", ROUTER_SCOPE_ADMIN, &ep_event_search},
     {"GET", "/v1/events/{event_id}", ROUTER_SCOPE_PUBLISH, &ep_event_get},
+    {"GET", "/v1/events/{event_id}/timeline", ROUTER_SCOPE_ADMIN, &ep_event_timeline},
     {"PUT", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_put},
     {"GET", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_get},
     {"DELETE", "/v1/users/{user_id}", ROUTER_SCOPE_ADMIN, &ep_user_delete},
@@ -146,6 +163,16 @@ static const router_route routes[] = {
     {"POST", "/v1/console/session", ROUTER_SCOPE_NONE, &ep_console_login},
     {"GET", "/v1/console/session", ROUTER_SCOPE_ADMIN, &ep_console_session},
     {"DELETE", "/v1/console/session", ROUTER_SCOPE_ADMIN, &ep_console_logout},
+    /* stats and requeue before {position}, which would match them */
+    {"GET", "/v1/dlq", ROUTER_SCOPE_ADMIN, &ep_dlq_list},
+    {"GET", "/v1/dlq/stats", ROUTER_SCOPE_ADMIN, &ep_dlq_stats},
+    {"POST", "/v1/dlq/requeue", ROUTER_SCOPE_ADMIN, &ep_dlq_requeue},
+    {"GET", "/v1/dlq/{position}", ROUTER_SCOPE_ADMIN, &ep_dlq_get},
+    {"GET", "/v1/ops/status", ROUTER_SCOPE_ADMIN, &ep_ops_status},
+    {"GET", "/v1/ops/history", ROUTER_SCOPE_ADMIN, &ep_ops_history},
+    {"POST", "/v1/replays", ROUTER_SCOPE_ADMIN, &ep_replay_start},
+    {"GET", "/v1/replays", ROUTER_SCOPE_ADMIN, &ep_replay_list},
+    {"GET", "/v1/replays/{replay_id}", ROUTER_SCOPE_ADMIN, &ep_replay_get},
     {"GET", "/healthz", ROUTER_SCOPE_NONE, &ep_healthz},
     {"GET", "/readyz", ROUTER_SCOPE_NONE, &ep_readyz},
     {"GET", "/metrics", ROUTER_SCOPE_NONE, &ep_metrics},
@@ -632,6 +659,42 @@ void api_bad_field(http_request *req, const char *field, const char *message)
     http_respond_error(req, 400, "invalid_field", message, field);
 }
 
+void api_answer_query(api_env *env, http_request *req, int status, const char *sql, pg_params *p,
+                      const char *what)
+{
+    char err[256], msg[160];
+    PGresult *res = NULL;
+    pg_conn *c = api_db(env, req);
+    if (c == NULL)
+        goto out;
+    pg_status st = pg_query_params(c, sql, p, &res, err, sizeof err);
+    bool conflict = st == PG_ERROR && strncmp(pg_last_sqlstate(c), "23", 2) == 0;
+    pgpool_release(env->pool, c);
+    if (conflict) {
+        snprintf(msg, sizeof msg, "the %s conflicts with the database", what);
+        http_respond_error(req, 409, "conflict", msg, NULL);
+        goto out;
+    }
+    if (st != PG_OK) {
+        LOG_WARN(http_request_id(req), "%s: %s", what, err);
+        http_respond_retry(req, 503, "database_unavailable", "the database is not reachable", 1);
+        goto out;
+    }
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
+        snprintf(msg, sizeof msg, "%s not found", what);
+        http_respond_error(req, 404, "not_found", msg, NULL);
+        goto out;
+    }
+    if (status == 204)
+        http_respond_json(req, 204, NULL);
+    else
+        http_respond(req, status, "application/json", PQgetvalue(res, 0, 0),
+                     (size_t)PQgetlength(res, 0, 0));
+out:
+    PQclear(res);
+    pg_params_free(p);
+}
+
 long api_query_long(http_request *req, const char *name, long def, long max)
 {
     const char *s = http_request_query(req, name);
@@ -678,4 +741,19 @@ const char *api_user_id(http_request *req, api_call *call)
         return NULL;
     }
     return id;
+}
+
+int api_event_id(http_request *req, const char *field, const char *raw, char *out)
+{
+    size_t len = raw != NULL ? strlen(raw) : 0;
+    /* UUIDs are case-insensitive; Herald stores them lowercase. */
+    for (size_t i = 0; i < len && i < ID_UUID_LEN; i++)
+        out[i] = (raw[i] >= 'A' && raw[i] <= 'F') ? (char)(raw[i] - 'A' + 'a') : raw[i];
+    out[len < ID_UUID_LEN ? len : ID_UUID_LEN] = '\0';
+    if (len == ID_UUID_LEN && id_is_uuid(out))
+        return 0;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a UUID", field);
+    api_bad_field(req, field, msg);
+    return -1;
 }

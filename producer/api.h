@@ -8,7 +8,8 @@
  * route's handler.  Handlers live in one file per resource
  * (events_api.c, users_api.c, topics_api.c, templates_api.c, rules_api.c,
  * tokens_api.c, inbox_api.c, unsubscribe_api.c, receipts_api.c, webhooks_api.c,
- * ops_api.c, console_api.c); the console's pages are console.c's.
+ * dlq_api.c, ops_api.c, console_ops_api.c, replays_api.c, console_api.c); the
+ * console's pages are console.c's.
  *
  * api_env is shared by every worker thread: its parts are thread-safe, and
  * it is read-only after gateway_start() built it.  It is a plain struct
@@ -47,6 +48,9 @@ typedef enum {
 
 typedef struct api_env api_env;
 typedef struct receipts_env receipts_env; /* receipts_api.h */
+typedef struct dlq_env dlq_env;           /* dlq_api.h */
+typedef struct console_ops console_ops;   /* console_ops.h */
+typedef struct replays replays;           /* replays.h */
 typedef struct api_call api_call;
 
 /* A route's handler: called for HTTP_PHASE_BODY and HTTP_PHASE_RESUMED. */
@@ -80,6 +84,9 @@ struct api_env {
     bool console_cookie_secure; /* the session cookie says Secure */
     cors_policy *cors;          /* owned; NULL: no CORS headers */
     receipts_env *receipts;     /* owned: the providers' receipts */
+    dlq_env *dlq;               /* owned: where the DLQ is (dlq_api.h) */
+    console_ops *ops;           /* owned: status and history of the pipeline */
+    replays *replays;           /* owned: the background replays */
     event_limits ev_limits;
     int publish_timeout_ms;
     atomic_bool draining; /* shutting down: readiness fails */
@@ -139,13 +146,25 @@ void api_store_error(http_request *req, store_status st, const char *what, const
 void api_bad_field(http_request *req, const char *field, const char *message);
 
 /*
- * The query argument name as an integer from 1 to max, def when absent;
- * -1 after answering 400 naming it.
+ * Runs sql (p freed after) whose one row and column is the JSON answer and
+ * sends it with status (204: no body); no row or NULL is 404 "<what> not
+ * found", a constraint violation 409, a database failure 503.
  */
+void api_answer_query(api_env *env, http_request *req, int status, const char *sql, pg_params *p,
+                      const char *what);
+
+/* The query's integer argument name, 1..max (absent: def); -1 after answering 400. */
 long api_query_long(http_request *req, const char *name, long def, long max);
 
 /* The path's {user_id}, checked; NULL after answering 400. */
 const char *api_user_id(http_request *req, api_call *call);
+
+/*
+ * raw as an event id, lowercased (Herald stores UUIDs so) into
+ * out[ID_UUID_SIZE]; -1 after answering 400 naming field.
+ */
+int api_event_id(http_request *req, const char *field, const char *raw, char *out)
+    __attribute__((warn_unused_result));
 
 /* Reads one document of the path's user from the store. */
 typedef store_status (*api_user_get_fn)(pg_conn *c, const char *user_id, json_t **out, char *err,

@@ -124,6 +124,12 @@ auth_result auth_check(auth_cache *a, const char *authorization, int64_t *key_id
 {
     size_t len = 0;
     const char *key = auth_bearer(authorization, &len);
+    if (key == NULL && authorization != NULL) {
+        error_set(err, errlen,
+                  "the Authorization scheme must be Bearer: send \"Authorization: Bearer <api "
+                  "key>\"");
+        return AUTH_MISSING;
+    }
     if (key == NULL) {
         error_set(err, errlen, "missing \"Authorization: Bearer <api key>\"");
         return AUTH_MISSING;

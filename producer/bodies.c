@@ -48,9 +48,24 @@ int bodies_parse_object(const char *buf, size_t len, json_t **out, bodies_error 
     /* JSON_REJECT_DUPLICATES: {"email":"a","email":"b"} has no single meaning.
      * Without JSON_ALLOW_NUL, "\u0000" is refused too. */
     json_t *doc = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (doc == NULL)
+    if (doc == NULL) {
+        /* Jansson's own texts for these name its flags or say too little. */
+        const char *why = jerr.text;
+        switch (json_error_code(&jerr)) {
+        case json_error_null_character:
+        case json_error_null_byte_in_key:
+            why = "\\u0000 (a NUL character) is not accepted in a string";
+            break;
+        case json_error_numeric_overflow:
+            why = "a number is too large: integers must fit in 64 bits (send larger ones as "
+                  "strings)";
+            break;
+        default:
+            break;
+        }
         return bodies_fail(e, "", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                           jerr.text);
+                           why);
+    }
     if (!json_is_object(doc)) {
         json_decref(doc);
         return bodies_fail(e, "", "the request body must be a JSON object");

@@ -685,16 +685,8 @@ void events_api_get(api_env *env, http_request *req, api_call *call, http_phase 
 {
     (void)phase;
     char id[ID_UUID_SIZE];
-    const char *raw = router_param(&call->params, "event_id");
-    size_t len = raw != NULL ? strlen(raw) : 0;
-    /* UUIDs are case-insensitive; Herald stores them lowercase. */
-    for (size_t i = 0; i < len && i < ID_UUID_LEN; i++)
-        id[i] = (raw[i] >= 'A' && raw[i] <= 'F') ? (char)(raw[i] - 'A' + 'a') : raw[i];
-    id[len < ID_UUID_LEN ? len : ID_UUID_LEN] = '\0';
-    if (len != ID_UUID_LEN || !id_is_uuid(id)) {
-        api_bad_field(req, "event_id", "event_id must be a UUID");
+    if (api_event_id(req, "event_id", router_param(&call->params, "event_id"), id) != 0)
         return;
-    }
     pg_conn *c = api_db(env, req);
     if (c == NULL)
         return;

@@ -4,6 +4,7 @@
 #include "gateway.h"
 
 #include "api.h"
+#include "console_ops.h"
 #include "cors.h"
 #include "daemon.h"
 #include "error.h"
@@ -12,8 +13,10 @@
 #include "log.h"
 #include "mailkey.h"
 #include "opsserver.h"
+#include "dlq_api.h"
 #include "receipts_api.h"
 #include "receipts_verify.h"
+#include "replays.h"
 #include "timeutil.h"
 #include "topics.h"
 #include "signedtoken.h"
@@ -98,6 +101,24 @@ const config_var gateway_config_vars[] = {
      .min = 1000,
      .max = 3600000,
      .help = "an idle or slow client connection is closed after this"},
+    {.env = "HERALD_HTTP_HEADER_TIMEOUT",
+     .flag = "http-header-timeout",
+     .type = CONFIG_DURATION,
+     .def = "30s",
+     .offset = GW(header_timeout_ms),
+     .min = 100,
+     .max = 3600000,
+     .help = "a request head must be in within this of the connection's start or its previous "
+             "answer (a slow client gets 408 and is closed)"},
+    {.env = "HERALD_HTTP_MIN_BODY_RATE",
+     .flag = "http-min-body-rate",
+     .type = CONFIG_INT,
+     .def = "1024",
+     .offset = GW(min_body_rate),
+     .min = 0,
+     .max = 1000000000,
+     .help = "bytes per second a request body must average after its first 5 s (slower: 408 "
+             "and closed); 0 = no minimum"},
     {.env = "HERALD_HTTP_MAX_CONNECTIONS",
      .flag = "http-max-connections",
      .type = CONFIG_INT,
@@ -239,6 +260,81 @@ const config_var gateway_config_vars[] = {
      .max = 1000,
      .help = "transient or undetermined bounces of an address, without a delivery between, "
              "before it is suppressed"},
+    /* Named after heraldctl status's flags: the same stack is described the same way. */
+    {.env = "HERALD_STATUS_GROUP",
+     .flag = "status-group",
+     .type = CONFIG_STRING,
+     .offset = GW(status_group),
+     .check = opsstatus_check_groups,
+     .help = "consumer groups GET /v1/ops/status reports, comma-separated (default: "
+             "herald-dispatcher and <prefix>worker.email/sms/push/inapp)"},
+    {.env = "HERALD_STATUS_GATEWAY",
+     .flag = "status-gateway",
+     .type = CONFIG_ADDR,
+     .offset = GW(status_addrs[0]),
+     .help = "address whose /healthz and /metrics stand for the gateway in the status and "
+             "history (default: this gateway's own listener on 127.0.0.1)"},
+    {.env = "HERALD_STATUS_DISPATCHER",
+     .flag = "status-dispatcher",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_DISPATCHER,
+     .offset = GW(status_addrs[1]),
+     .help = "dispatcher ops address (its /healthz and /metrics)"},
+    {.env = "HERALD_STATUS_WORKER_EMAIL",
+     .flag = "status-worker-email",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_EMAIL,
+     .offset = GW(status_addrs[2]),
+     .help = "email worker ops address"},
+    {.env = "HERALD_STATUS_WORKER_SMS",
+     .flag = "status-worker-sms",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_SMS,
+     .offset = GW(status_addrs[3]),
+     .help = "SMS worker ops address"},
+    {.env = "HERALD_STATUS_WORKER_PUSH",
+     .flag = "status-worker-push",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_PUSH,
+     .offset = GW(status_addrs[4]),
+     .help = "push worker ops address"},
+    {.env = "HERALD_STATUS_WORKER_INAPP",
+     .flag = "status-worker-inapp",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_WORKER_INAPP,
+     .offset = GW(status_addrs[5]),
+     .help = "in-app worker ops address"},
+    {.env = "HERALD_STATUS_REALTIME",
+     .flag = "status-realtime",
+     .type = CONFIG_ADDR,
+     .def = OPSSTATUS_ADDR_REALTIME,
+     .offset = GW(status_addrs[6]),
+     .help = "herald-realtime ops address"},
+    {.env = "HERALD_STATUS_TIMEOUT",
+     .flag = "status-timeout",
+     .type = CONFIG_DURATION,
+     .def = "10s",
+     .offset = GW(status_timeout_ms),
+     .min = 100,
+     .max = 600000,
+     .help = "longest wait for the broker while gathering the status or replaying"},
+    {.env = "HERALD_STATUS_HEALTH_TIMEOUT",
+     .flag = "status-health-timeout",
+     .type = CONFIG_DURATION,
+     .def = "1s",
+     .offset = GW(status_health_timeout_ms),
+     .min = 50,
+     .max = 60000,
+     .help = "longest wait for one daemon's /healthz or /metrics"},
+    {.env = "HERALD_CONSOLE_SAMPLE_INTERVAL_S",
+     .flag = "console-sample-interval",
+     .type = CONFIG_INT,
+     .def = "10",
+     .offset = GW(console_sample_interval_s),
+     .min = 0,
+     .max = 3600,
+     .help = "seconds between the samples GET /v1/ops/history keeps (one hour of them); "
+             "0: no sampler"},
     {0},
 };
 
@@ -284,11 +380,14 @@ static void free_parts(gateway *g)
 {
     publisher_free(g->env.pub);
     http_server_stop(g->http);
+    console_ops_free(g->env.ops); /* after the requests that read it */
+    replays_free(g->env.replays);
     auth_free(g->env.auth);
     ratelimit_table_free(g->env.limits);
     pgpool_free(g->env.pool);
     cors_policy_free(g->env.cors);
     receipts_env_free(g->env.receipts);
+    dlq_env_free(g->env.dlq);
     api_env_free_metrics(&g->env);
     metrics_registry_free(g->env.metrics);
     if (g->env.user_token_secret != NULL) {
@@ -304,6 +403,41 @@ static void free_parts(gateway *g)
         free(g->env.console_secret);
     }
     free(g);
+}
+
+/* The status settings, the history sampler and the replays, once the listener's port is known. */
+static int start_console_ops(gateway *g, const gateway_config *cfg, char *err, size_t errlen)
+{
+    char own[32];
+    console_ops_config oc = {
+        .common = &cfg->common,
+        .kafka_props = &cfg->kafka_props,
+        .groups = cfg->status_group,
+        .timeout_ms = cfg->status_timeout_ms,
+        .health_timeout_ms = cfg->status_health_timeout_ms,
+        .sample_interval_s = cfg->console_sample_interval_s,
+    };
+    memcpy(oc.addrs, cfg->status_addrs, sizeof oc.addrs);
+    if (oc.addrs[0] == NULL) {
+        snprintf(own, sizeof own, "127.0.0.1:%u", (unsigned)http_server_port(g->http));
+        oc.addrs[0] = own;
+    }
+    g->env.ops = console_ops_start(&oc, err, errlen);
+    if (g->env.ops == NULL)
+        return -1;
+    const replays_config rc = {
+        .brokers = cfg->common.kafka_brokers,
+        .props = &cfg->kafka_props,
+        .database_url = cfg->common.database_url,
+        .events_topic = g->env.events_topic,
+        .timeout_ms = (int)cfg->status_timeout_ms,
+    };
+    g->env.replays = replays_new(&rc);
+    if (g->env.replays == NULL) {
+        error_set(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
@@ -373,6 +507,10 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
     env->receipts = receipts_env_new(&rc, env->metrics, err, errlen);
     if (env->receipts == NULL)
         goto fail;
+    env->dlq =
+        dlq_env_new(&cfg->common, &cfg->kafka_props, (int)cfg->publish_timeout_ms, err, errlen);
+    if (env->dlq == NULL)
+        goto fail;
     env->pool = pgpool_new(cfg->common.database_url, (size_t)cfg->db_pool_size, 1000, store_prepare,
                            err, errlen);
     if (env->pool == NULL)
@@ -407,6 +545,8 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
         .max_body_bytes = (size_t)cfg->max_body_bytes,
         .threads = (unsigned)cfg->http_threads,
         .connection_timeout_s = (unsigned)((cfg->client_timeout_ms + 999) / 1000),
+        .header_timeout_ms = (unsigned)cfg->header_timeout_ms,
+        .min_body_rate = (unsigned)cfg->min_body_rate,
         .max_connections = (unsigned)cfg->max_connections,
         .access_log = cfg->access_log,
         .dispatch = api_dispatch,
@@ -415,6 +555,8 @@ gateway *gateway_start(const gateway_config *cfg, char *err, size_t errlen)
     };
     g->http = http_server_start(&hc, err, errlen);
     if (g->http == NULL)
+        goto fail;
+    if (start_console_ops(g, cfg, err, errlen) != 0)
         goto fail;
     LOG_INFO("gateway", "listening on port %u, publishing to %s",
              (unsigned)http_server_port(g->http), env->events_topic);

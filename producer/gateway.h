@@ -12,6 +12,7 @@
 #define HERALD_GATEWAY_H
 
 #include "config.h"
+#include "opsstatus.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +29,8 @@ typedef struct gateway_config {
     long linger_ms;
     long http_threads;
     long client_timeout_ms;
+    long header_timeout_ms;
+    long min_body_rate;
     long max_connections;
     long db_pool_size;
     long auth_cache_ms;
@@ -48,6 +51,12 @@ typedef struct gateway_config {
     char *http_callback_secret;
     char *email_bounce_address;
     long soft_bounce_limit;
+    /* the ops console's status and history (console_ops.h) */
+    char *status_group;
+    char *status_addrs[OPSSTATUS_DAEMONS]; /* gateway's NULL: its own listener */
+    long status_timeout_ms;
+    long status_health_timeout_ms;
+    long console_sample_interval_s;
 } gateway_config;
 
 /*

@@ -10,6 +10,7 @@
 #include "http.h"
 
 #include "buf.h"
+#include "httphead.h"
 #include "error.h"
 #include "ids.h"
 #include "log.h"
@@ -17,12 +18,16 @@
 #include "timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +45,40 @@
  * body, and a reconnection costs both sides more than these bytes.  Larger
  * or unannounced bodies are not worth reading: the connection closes. */
 #define HTTP_DISCARD_MAX 16384
+/* After an answer made before the body was read (413, 401, 415, 429, a
+ * refused head), the connection's write side is shut and what the client
+ * still sends is read and dropped for at most this long and this much
+ * (lingering close, RFC 9112 9.6): closing a socket with unread input makes
+ * the kernel reset it, and the client loses the answer it has not read. */
+#define HTTP_LINGER_MS    5000
+#define HTTP_LINGER_BYTES (32u << 20)
+#define HTTP_LINGER_MAX   256
+/* A body gets this long before its rate is held to min_body_rate. */
+#define HTTP_BODY_GRACE_US 5000000
+#define HTTP_WATCH_TICK_MS 100
+
+/* What the watcher knows of a connection (MHD's socket context). */
+typedef enum {
+    CONN_HEAD = 0, /* waiting for a request head */
+    CONN_BODY,     /* reading a body */
+    CONN_BUSY,     /* dispatching, suspended or answering */
+} conn_phase;
+
+typedef struct edge_conn {
+    struct edge_conn *prev, *next;
+    int fd;
+    conn_phase phase;
+    int64_t since_us; /* when the phase began */
+    uint64_t body_bytes;
+    bool linger;   /* answered before its body: linger when closed */
+    bool timedout; /* the watcher closed it */
+} edge_conn;
+
+typedef struct linger_fd {
+    int fd;
+    int64_t until_us;
+    uint64_t bytes;
+} linger_fd;
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -49,6 +88,15 @@ struct http_server {
     atomic_uint in_flight;
     atomic_uint_fast64_t next_id;
     char id_prefix[17];
+
+    /* The watcher: head and body deadlines, lingering closes. */
+    pthread_mutex_t mu;
+    edge_conn *conns;
+    linger_fd lingering[HTTP_LINGER_MAX];
+    size_t nlingering;
+    pthread_t watcher;
+    bool watcher_started;
+    atomic_bool stopping;
 };
 
 typedef enum {
@@ -68,6 +116,7 @@ struct http_request {
     int64_t content_length;
     buf body; /* the upload, limited to max_body_bytes */
     bool too_large;
+    bool close; /* the answer closes the connection */
     uint64_t discarded;
     char id[65];
     int64_t start_us;
@@ -471,6 +520,8 @@ static enum MHD_Result send_answer(http_request *req)
     MHD_add_response_header(r, "X-Request-Id", req->id);
     for (size_t i = 0; i < req->nheaders; i++)
         MHD_add_response_header(r, req->hdr_name[i], req->hdr_value[i]);
+    if (req->close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     req->bytes_out = req->resp_len;
     req->state = REQ_ANSWERED;
     if (req->srv->cfg.answered != NULL)
@@ -571,6 +622,206 @@ static int append_body(http_request *req, const char *data, size_t len)
     return buf_append(&req->body, data, len);
 }
 
+/* ------------------------------------------------------------- the edge */
+
+static edge_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void conn_enter(http_server *s, struct MHD_Connection *conn, conn_phase phase)
+{
+    edge_conn *ec = conn_of(conn);
+    if (ec == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (!ec->timedout) {
+        ec->phase = phase;
+        ec->since_us = mono_us();
+        ec->body_bytes = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void conn_body_bytes(http_server *s, struct MHD_Connection *conn, size_t n)
+{
+    edge_conn *ec = conn_of(conn);
+    if (ec == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    ec->body_bytes += n;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The answer is made before the body was read: the connection closes after
+ * it, lingering so that the client reads it. */
+static void request_close_early(http_request *req)
+{
+    req->close = true;
+    edge_conn *ec = conn_of(req->conn);
+    if (ec == NULL)
+        return;
+    pthread_mutex_lock(&req->srv->mu);
+    ec->linger = true;
+    pthread_mutex_unlock(&req->srv->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        edge_conn *ec = calloc(1, sizeof *ec);
+        if (ec == NULL || ci == NULL) {
+            free(ec);
+            *socket_context = NULL;
+            return;
+        }
+        ec->fd = ci->connect_fd;
+        ec->since_us = mono_us();
+        pthread_mutex_lock(&s->mu);
+        ec->next = s->conns;
+        if (s->conns != NULL)
+            s->conns->prev = ec;
+        s->conns = ec;
+        pthread_mutex_unlock(&s->mu);
+        *socket_context = ec;
+        return;
+    }
+    edge_conn *ec = *socket_context;
+    if (ec == NULL)
+        return;
+    *socket_context = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (ec->prev != NULL)
+        ec->prev->next = ec->next;
+    else
+        s->conns = ec->next;
+    if (ec->next != NULL)
+        ec->next->prev = ec->prev;
+    /* MHD closes its descriptor after this call; a duplicate keeps the
+     * socket open to linger on. */
+    if (ec->linger && !ec->timedout && s->nlingering < HTTP_LINGER_MAX) {
+        int fd = dup(ec->fd);
+        if (fd >= 0) {
+            shutdown(fd, SHUT_WR);
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+            s->lingering[s->nlingering++] =
+                (linger_fd){.fd = fd, .until_us = mono_us() + HTTP_LINGER_MS * 1000};
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(ec);
+}
+
+/* Answers 408 on the socket itself (MHD has nothing queued in these phases)
+ * and shuts it: MHD then sees the end of the connection and closes it. */
+static void conn_time_out(edge_conn *ec, const char *message)
+{
+    char body[256], msg[640];
+    int bn = snprintf(body, sizeof body,
+                      "{\"error\":{\"code\":\"request_timeout\",\"message\":\"%s\"}}", message);
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     bn, body);
+    if (n > 0 && (size_t)n < sizeof msg) {
+        ssize_t w = send(ec->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    shutdown(ec->fd, SHUT_RDWR);
+    ec->timedout = true;
+    ec->phase = CONN_BUSY;
+}
+
+static void watch_deadlines(http_server *s, int64_t now)
+{
+    int64_t head_us = (int64_t)s->cfg.header_timeout_ms * 1000;
+    if (head_us <= 0)
+        head_us = (int64_t)s->cfg.connection_timeout_s * 1000000;
+    for (edge_conn *ec = s->conns; ec != NULL; ec = ec->next) {
+        int64_t t = now - ec->since_us;
+        if (ec->timedout || ec->phase == CONN_BUSY)
+            continue;
+        if (ec->phase == CONN_HEAD && t > head_us)
+            conn_time_out(ec, "the request head did not arrive within HERALD_HTTP_HEADER_TIMEOUT");
+        else if (ec->phase == CONN_BODY && s->cfg.min_body_rate > 0 && t > HTTP_BODY_GRACE_US &&
+                 (double)ec->body_bytes < (double)s->cfg.min_body_rate * (double)t / 1e6)
+            conn_time_out(ec, "the body arrived slower than HERALD_HTTP_MIN_BODY_RATE");
+    }
+}
+
+static void watch_lingering(http_server *s, int64_t now)
+{
+    char sink[65536];
+    for (size_t i = 0; i < s->nlingering;) {
+        linger_fd *l = &s->lingering[i];
+        bool done = now >= l->until_us || l->bytes > HTTP_LINGER_BYTES;
+        while (!done) {
+            ssize_t n = recv(l->fd, sink, sizeof sink, 0);
+            if (n > 0)
+                done = (l->bytes += (uint64_t)n) > HTTP_LINGER_BYTES;
+            else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            else if (n < 0 && errno == EINTR)
+                continue;
+            else
+                done = true;
+        }
+        if (done) {
+            close(l->fd);
+            *l = s->lingering[--s->nlingering];
+        } else {
+            i++;
+        }
+    }
+}
+
+static void *watcher_main(void *arg)
+{
+    http_server *s = arg;
+    while (!atomic_load(&s->stopping)) {
+        struct pollfd pfd[HTTP_LINGER_MAX];
+        nfds_t n = 0;
+        pthread_mutex_lock(&s->mu);
+        int64_t now = mono_us();
+        watch_deadlines(s, now);
+        watch_lingering(s, now);
+        for (size_t i = 0; i < s->nlingering; i++)
+            pfd[n++] = (struct pollfd){.fd = s->lingering[i].fd, .events = POLLIN};
+        pthread_mutex_unlock(&s->mu);
+        (void)poll(n > 0 ? pfd : NULL, n, HTTP_WATCH_TICK_MS);
+    }
+    return NULL;
+}
+
+static enum MHD_Result head_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    httphead_field(cls, key, value);
+    return MHD_YES;
+}
+
+/* The checks MHD does not make (httphead.h); answers 400 when one fails. */
+static int check_head(http_request *req)
+{
+    httphead h;
+    httphead_init(&h);
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, head_field, &h);
+    char msg[160];
+    const char *field;
+    if (httphead_finish(&h, msg, sizeof msg, &field) == 0)
+        return 0;
+    http_respond_error(req, 400, "malformed_request", msg, field);
+    request_close_early(req);
+    return -1;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -584,6 +835,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (req == NULL)
             return MHD_NO;
         *con_cls = req;
+        if (check_head(req) != 0) {
+            conn_enter(s, conn, CONN_BUSY);
+            return send_answer(req);
+        }
+        bool has_body = req->content_length > 0 ||
+                        MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+        conn_enter(s, conn, has_body ? CONN_BODY : CONN_BUSY);
         s->cfg.dispatch(s->cfg.ctx, req, HTTP_PHASE_HEADERS);
         if (!req->answered)
             return MHD_YES;
@@ -591,15 +850,20 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             req->state = REQ_DISCARDING;
             return MHD_YES;
         }
+        if (has_body)
+            request_close_early(req);
+        conn_enter(s, conn, CONN_BUSY);
         return send_answer(req);
     }
     switch (req->state) {
     case REQ_DISCARDING:
         if (*upload_data_size != 0) {
+            conn_body_bytes(s, conn, *upload_data_size);
             req->discarded += *upload_data_size;
             *upload_data_size = 0;
             return req->discarded <= HTTP_DISCARD_MAX ? MHD_YES : MHD_NO;
         }
+        conn_enter(s, conn, CONN_BUSY);
         return send_answer(req);
     case REQ_SUSPENDED:
         req->state = REQ_BODY;
@@ -614,6 +878,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         break;
     }
     if (*upload_data_size != 0) {
+        conn_body_bytes(s, conn, *upload_data_size);
         int rc = append_body(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return rc == 0 ? MHD_YES : MHD_NO;
@@ -623,8 +888,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         snprintf(msg, sizeof msg, "the body is larger than the limit of %zu bytes",
                  s->cfg.max_body_bytes);
         http_respond_error(req, 413, "payload_too_large", msg, NULL);
+        conn_enter(s, conn, CONN_BUSY);
         return send_answer(req);
     }
+    conn_enter(s, conn, CONN_BUSY);
     req->state = REQ_BODY;
     s->cfg.dispatch(s->cfg.ctx, req, HTTP_PHASE_BODY);
     if (req->state == REQ_SUSPENDED)
@@ -659,12 +926,12 @@ static void write_access_log(http_server *s, http_request *req, enum MHD_Request
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     http_server *s = cls;
     http_request *req = *con_cls;
     if (req == NULL)
         return;
     *con_cls = NULL;
+    conn_enter(s, conn, CONN_HEAD);
     if (s->cfg.access_log)
         write_access_log(s, req, toe);
     request_free(req);
@@ -703,6 +970,7 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
         error_set(err, errlen, "out of memory");
         goto fail;
     }
+    pthread_mutex_init(&s->mu, NULL);
     s->cfg = *cfg;
     s->addr = strdup(cfg->addr);
     if (s->addr == NULL) {
@@ -730,8 +998,9 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
         cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped,
-        NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         error_set(err, errlen, "cannot listen on %s: %s", cfg->addr,
                   errno != 0 ? strerror(errno) : "address in use or not available");
@@ -739,10 +1008,18 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info != NULL ? info->port : 0;
+    if (pthread_create(&s->watcher, NULL, watcher_main, s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        error_set(err, errlen, "cannot start the connection watcher");
+        goto fail;
+    }
+    s->watcher_started = true;
     return s;
 fail:
-    if (s != NULL)
+    if (s != NULL) {
         free(s->addr);
+        pthread_mutex_destroy(&s->mu);
+    }
     free(s);
     return NULL;
 }
@@ -763,6 +1040,12 @@ void http_server_stop(http_server *s)
         return;
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
+    atomic_store(&s->stopping, true);
+    if (s->watcher_started)
+        pthread_join(s->watcher, NULL);
+    for (size_t i = 0; i < s->nlingering; i++)
+        close(s->lingering[i].fd);
+    pthread_mutex_destroy(&s->mu);
     free(s->addr);
     free(s);
 }

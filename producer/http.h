@@ -58,6 +58,12 @@ typedef struct http_server_config {
     size_t max_body_bytes;         /* 413 past this */
     unsigned threads;              /* worker threads; 0 = one per core */
     unsigned connection_timeout_s; /* idle or slow clients are dropped after this */
+    /* A request head (counted from the connection's start or its previous
+     * answer) must be in within this; 0 = connection_timeout_s. */
+    unsigned header_timeout_ms;
+    /* A body must arrive at this many bytes per second on average once it
+     * has had 5 s; 0 = no minimum. */
+    unsigned min_body_rate;
     unsigned max_connections;
     bool access_log; /* one JSON line per request on stderr */
     http_dispatch_fn dispatch;

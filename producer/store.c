@@ -16,13 +16,111 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TS(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define TS(col) STORE_SQL_RFC3339(col)
 
 /* One suppression list entry as the API shows it. */
 #define SUPPRESSION_JSON                                                                           \
     "json_build_object('channel', channel, 'address', address, 'reason', reason, 'detail', "       \
     "detail, 'idempotency_key', idempotency_key, 'event_id', event_id, 'created_at', " TS(         \
         "created_at") ")"
+/* The times of a delivery_status row ds. */
+#define DS_UPDATED_AT TS("ds.updated_at")
+#define DS_NOT_BEFORE TS("ds.not_before")
+/* One delivery_history row h as the API shows it; attempt is the worker's
+ * attempt number (migrations/022), null for receipts and operators. */
+#define HISTORY_AT TS("h.at")
+#define HISTORY_JSON                                                                               \
+    "json_build_object('status', h.status, 'at', " HISTORY_AT ", 'reason', h.reason, 'source', "   \
+    "h.source, 'provider', h.provider, 'attempt', h.attempt)"
+
+/*
+ * An event e as the search lists it (joined to EVENT_COUNTS), and its page
+ * position (microseconds since the epoch) second.
+ */
+#define EVENT_CREATED_AT TS("e.created_at")
+#define EVENT_SUMMARY                                                                              \
+    "json_build_object('event_id', e.event_id, 'type', e.type, 'user_id', e.user_id, "             \
+    "'topic', e.topic, 'created_at', " EVENT_CREATED_AT ", 'deliveries', coalesce(s.n, 0), "       \
+    "'status_summary', coalesce(s.by_status, '{}'::json)), "                                       \
+    "(extract(epoch FROM e.created_at) * 1000000)::bigint FROM events e " EVENT_COUNTS
+/* Its deliveries (a broadcast's: its subscribers' events'), planned ones
+ * included, counted by status. */
+#define EVENT_COUNTS                                                                               \
+    "LEFT JOIN LATERAL (SELECT sum(c.n)::bigint AS n, json_object_agg(c.status, c.n) AS "          \
+    "by_status FROM (SELECT ds.status, count(*) AS n FROM delivery_status ds "                     \
+    "WHERE ds.event_id = e.event_id OR ds.event_id = ANY (ARRAY(SELECT b.event_id FROM events b "  \
+    "WHERE b.broadcast_id = e.event_id)) GROUP BY ds.status) c) s ON true "
+#define EVENT_PAGE                                                                                 \
+    "($2::bigint IS NULL OR (e.created_at, e.event_id) < "                                         \
+    "(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "                    \
+    "ORDER BY e.created_at DESC, e.event_id DESC LIMIT $4::int"
+
+/*
+ * The parts of an event's timeline, over the event ids in ids.a (the event
+ * and a broadcast's per-subscriber events): columns at, r (the order at one
+ * instant: the event, its deliveries, what happened to them, the dead
+ * letter), q (then the order of rows in their table), k (then by channel
+ * and user) and j (the entry, its nulls stripped later).
+ */
+#define TIMELINE_IDS "ANY ((SELECT a FROM ids)::uuid[])"
+#define TIMELINE_PUBLISHED                                                                         \
+    "SELECT e.created_at AS at, 0 AS r, 0::bigint AS q, '' AS k, json_build_object('kind', "       \
+    "'published', 'user_id', e.user_id, 'topic', e.topic, 'detail', e.type || ' (' || "            \
+    "e.priority || coalesce(', ' || e.category, '') || ')') AS j "                                 \
+    "FROM events e WHERE e.event_id = $1::uuid"
+/* What the dispatcher planned: a delivery, or why it made none on a channel. */
+#define TIMELINE_SKIPPED    "ds.status IN ('skipped', 'throttled', 'digested')"
+#define TIMELINE_NOT_BEFORE TS("ds.not_before")
+#define TIMELINE_DELIVERIES                                                                        \
+    "SELECT coalesce(e.dispatched_at, ds.created_at), 1, 0, ds.channel || ' ' || ds.user_id, "     \
+    "json_build_object('kind', CASE WHEN " TIMELINE_SKIPPED " THEN 'skipped' ELSE 'dispatched' "   \
+    "END, 'channel', ds.channel, 'status', CASE WHEN " TIMELINE_SKIPPED " OR ds.status = "         \
+    "'scheduled' THEN ds.status END, 'reason', ds.skip_reason, 'user_id', ds.user_id, "            \
+    "'address', ds.address, 'idempotency_key', ds.idempotency_key, 'not_before', "                 \
+    "CASE WHEN ds.status = 'scheduled' THEN " TIMELINE_NOT_BEFORE " END) "                         \
+    "FROM delivery_status ds LEFT JOIN events e ON e.event_id = ds.event_id "                      \
+    "WHERE ds.event_id = " TIMELINE_IDS
+/* Each attempt the worker recorded (a suppressed address: a skip), each
+ * status a receipt applied and each an operator set. */
+#define TIMELINE_HISTORY                                                                           \
+    "SELECT h.at, 2, h.id, '', json_build_object('kind', CASE WHEN h.source = 'receipt' THEN "     \
+    "'receipt' WHEN h.source = 'operator' THEN 'status' WHEN h.status = 'suppressed' THEN "        \
+    "'skipped' ELSE 'attempt' END, 'channel', h.channel, 'status', h.status, 'reason', "           \
+    "h.reason, 'attempt', h.attempt, 'provider', h.provider, 'user_id', h.user_id, "               \
+    "'idempotency_key', h.idempotency_key) "                                                       \
+    "FROM delivery_history h WHERE h.event_id = " TIMELINE_IDS
+/* A delivery the worker gave up on went to the dead letter topic. */
+#define TIMELINE_DLQ                                                                               \
+    "SELECT h.at, 3, h.id, '', json_build_object('kind', 'dlq', 'channel', h.channel, "            \
+    "'status', h.status, 'reason', h.reason, 'user_id', h.user_id, 'idempotency_key', "            \
+    "h.idempotency_key, 'detail', 'dead-lettered') "                                               \
+    "FROM delivery_history h WHERE h.event_id = " TIMELINE_IDS                                     \
+    " AND h.source = 'worker' AND h.status = 'failed'"
+/* The digests that took the event, and when each was sent. */
+#define TIMELINE_DIGEST_WHO                                                                        \
+    "'kind', 'digest', 'channel', de.channel, 'user_id', w.user_id, 'digest_id', de.window_id"
+#define TIMELINE_DIGEST_FROM                                                                       \
+    "FROM digest_events de JOIN digest_windows w ON w.window_id = de.window_id "                   \
+    "WHERE de.event_id = " TIMELINE_IDS
+#define TIMELINE_DIGESTS                                                                           \
+    "SELECT de.added_at, 2, de.seq, de.channel, json_build_object(" TIMELINE_DIGEST_WHO            \
+    ", 'status', CASE w.status WHEN 'open' THEN 'waiting' ELSE w.status END, "                     \
+    "'detail', 'rule ' || w.rule_name || ', ' || de.role) " TIMELINE_DIGEST_FROM                   \
+    " UNION ALL SELECT w.sent_at, 2, de.seq, de.channel, json_build_object(" TIMELINE_DIGEST_WHO   \
+    ", 'status', 'sent', 'detail', 'rule ' || w.rule_name || ', ' || w.members || ' "              \
+    "events') " TIMELINE_DIGEST_FROM " AND w.sent_at IS NOT NULL"
+/* The follow-ups planned for it, and what became of each. */
+#define TIMELINE_DUE_AT TS("f.due_at")
+#define TIMELINE_FOLLOWUPS                                                                         \
+    "SELECT f.created_at, 2, 0, f.channel || ' ' || f.rule_name, json_build_object('kind', "       \
+    "'followup', 'channel', f.channel, 'status', 'pending', 'user_id', f.user_id, 'detail', "      \
+    "'rule ' || f.rule_name || ', due at ' || " TIMELINE_DUE_AT ") "                               \
+    "FROM followups f WHERE f.event_id = " TIMELINE_IDS " UNION ALL "                              \
+    "SELECT f.decided_at, 2, 0, f.channel || ' ' || f.rule_name, json_build_object('kind', "       \
+    "'followup', 'channel', f.channel, 'status', f.status, 'reason', f.reason, 'user_id', "        \
+    "f.user_id, 'detail', 'rule ' || f.rule_name) "                                                \
+    "FROM followups f WHERE f.event_id = " TIMELINE_IDS " AND f.decided_at IS NOT NULL"
+#define TIMELINE_AT TS("t.at")
 /* To the microsecond, as PostgreSQL keeps it: the inbox cursor's position. */
 #define TS_US(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 
@@ -253,101 +351,14 @@ static const stmt statements[] = {
     /* Each with its history (migration 016): the statuses it reached,
      * when, why and who said so. */
     {"gw_event_deliveries",
-     "SELECT ds.channel, ds.status, ds.attempts, ds.last_error, " TS(
-         "ds.updated_at") ", ds.user_id, ds.skip_reason, " TS("ds.not_before") ", "
-                                                                               "ds.idempotency_key,"
-                                                                               " ds.address, "
-                                                                               "ds.provider, "
-                                                                               "ds.provider_"
-                                                                               "message_id, "
-                                                                               "(SELECT "
-                                                                               "json_agg(json_"
-                                                                               "build_object('"
-                                                                               "status', h.status, "
-                                                                               "'at', " TS(
-                                                                                   "h.at") ", "
-                                                                                           "'reason"
-                                                                                           "', "
-                                                                                           "h."
-                                                                                           "reason,"
-                                                                                           " '"
-                                                                                           "source'"
-                                                                                           ", "
-                                                                                           "h."
-                                                                                           "source,"
-                                                                                           " '"
-                                                                                           "provide"
-                                                                                           "r', "
-                                                                                           "h."
-                                                                                           "provide"
-                                                                                           "r) "
-                                                                                           "ORDER "
-                                                                                           "BY "
-                                                                                           "h.id) "
-                                                                                           "FROM "
-                                                                                           "deliver"
-                                                                                           "y_"
-                                                                                           "history"
-                                                                                           " h "
-                                                                                           "WHERE "
-                                                                                           "h."
-                                                                                           "event_"
-                                                                                           "id = "
-                                                                                           "ds."
-                                                                                           "event_"
-                                                                                           "id "
-                                                                                           "AND "
-                                                                                           "h."
-                                                                                           "idempot"
-                                                                                           "ency_"
-                                                                                           "key = "
-                                                                                           "ds."
-                                                                                           "idempot"
-                                                                                           "ency_"
-                                                                                           "key) "
-                                                                                           "FROM "
-                                                                                           "deliver"
-                                                                                           "y_"
-                                                                                           "status "
-                                                                                           "ds "
-                                                                                           "WHERE "
-                                                                                           "ds."
-                                                                                           "event_"
-                                                                                           "id = "
-                                                                                           "$1::"
-                                                                                           "uuid "
-                                                                                           "OR "
-                                                                                           "ds."
-                                                                                           "event_"
-                                                                                           "id = "
-                                                                                           "ANY "
-                                                                                           "(ARRAY("
-                                                                                           "SELECT "
-                                                                                           "e."
-                                                                                           "event_"
-                                                                                           "id "
-                                                                                           "FROM "
-                                                                                           "events "
-                                                                                           "e "
-                                                                                           "WHERE "
-                                                                                           "e."
-                                                                                           "broadca"
-                                                                                           "st_id "
-                                                                                           "= "
-                                                                                           "$1::"
-                                                                                           "uuid)) "
-                                                                                           "ORDER "
-                                                                                           "BY "
-                                                                                           "ds."
-                                                                                           "created"
-                                                                                           "_at, "
-                                                                                           "ds."
-                                                                                           "user_"
-                                                                                           "id, "
-                                                                                           "ds."
-                                                                                           "channel"
-                                                                                           " LIMIT "
-                                                                                           "1000",
+     "SELECT ds.channel, ds.status, ds.attempts, ds.last_error, " DS_UPDATED_AT ", ds.user_id, "
+     "ds.skip_reason, " DS_NOT_BEFORE ", ds.idempotency_key, ds.address, ds.provider, "
+     "ds.provider_message_id, (SELECT json_agg(" HISTORY_JSON " ORDER BY h.id) "
+     "FROM delivery_history h "
+     "WHERE h.event_id = ds.event_id AND h.idempotency_key = ds.idempotency_key) "
+     "FROM delivery_status ds WHERE ds.event_id = $1::uuid OR ds.event_id = ANY "
+     "(ARRAY(SELECT e.event_id FROM events e WHERE e.broadcast_id = $1::uuid)) "
+     "ORDER BY ds.created_at, ds.user_id, ds.channel LIMIT 1000",
      1},
     /* The digest windows that took the event (a broadcast's: its subscribers' events'). */
     {"gw_event_digests",
@@ -384,6 +395,27 @@ static const stmt statements[] = {
                        "WHERE e.broadcast_id = $1::uuid)) "
                        "ORDER BY due_at, user_id, rule_name LIMIT 1000",
      1},
+    /* Event search (GET /v1/events), newest first, paged on (created_at,
+     * event_id) after $2 (microseconds since the epoch) and $3, at most $4:
+     * one statement per key, so that each uses its index. */
+    {"gw_event_search_id", "SELECT " EVENT_SUMMARY "WHERE e.event_id = $1::uuid AND " EVENT_PAGE,
+     4},
+    {"gw_event_search_user", "SELECT " EVENT_SUMMARY "WHERE e.user_id = $1 AND " EVENT_PAGE, 4},
+    /* The publisher's Idempotency-Key under any API key, or a delivery's key. */
+    {"gw_event_search_key",
+     "SELECT " EVENT_SUMMARY "WHERE e.event_id = ANY (ARRAY("
+     "SELECT p.event_id FROM publish_idempotency p WHERE p.idempotency_key = $1 "
+     "UNION SELECT d.event_id FROM deliveries d WHERE d.idempotency_key = $1)) AND " EVENT_PAGE,
+     4},
+    /* The timeline (GET /v1/events/{id}/timeline), at most $2 entries. */
+    {"gw_event_timeline",
+     "WITH ids AS (SELECT ARRAY(SELECT e.event_id FROM events e WHERE e.event_id = $1::uuid "
+     "OR e.broadcast_id = $1::uuid) || $1::uuid AS a), "
+     "t AS (" TIMELINE_PUBLISHED " UNION ALL " TIMELINE_DELIVERIES " UNION ALL " TIMELINE_HISTORY
+     " UNION ALL " TIMELINE_DLQ " UNION ALL " TIMELINE_DIGESTS " UNION ALL " TIMELINE_FOLLOWUPS
+     ") SELECT " TIMELINE_AT ", json_strip_nulls(t.j) FROM t ORDER BY t.at, t.r, t.q, t.k "
+     "LIMIT $2::int",
+     2},
     /* A key older than 24 hours is free again: the row is taken over. */
     {"gw_idem_claim",
      "INSERT INTO publish_idempotency (api_key_id, idempotency_key, event_id, request_hash) "
@@ -560,6 +592,18 @@ static json_t *col_json(PGresult *res, int row, int col, json_t *dflt)
         return dflt;
     json_decref(dflt);
     return v;
+}
+
+/* The JSON objects of res's first column as an array (new reference). */
+static json_t *json_rows(PGresult *res)
+{
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < PQntuples(res); i++)
+        if (json_array_append_new(list, col_json(res, i, 0, json_null())) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    return list;
 }
 
 /* A string member of body, or NULL (absent, null). */
@@ -1170,6 +1214,21 @@ static json_t *event_followups(PGresult *res)
     return list;
 }
 
+/* The event's own members (gw_event_get's row) into doc. */
+static void event_header(json_t *doc, PGresult *ev)
+{
+    json_object_set_new(doc, "type", col_str(ev, 0, 1));
+    if (!PQgetisnull(ev, 0, 2))
+        json_object_set_new(doc, "user_id", col_str(ev, 0, 2));
+    if (!PQgetisnull(ev, 0, 3))
+        json_object_set_new(doc, "topic", col_str(ev, 0, 3));
+    json_object_set_new(doc, "priority", col_str(ev, 0, 4));
+    if (!PQgetisnull(ev, 0, 5))
+        json_object_set_new(doc, "category", col_str(ev, 0, 5));
+    json_object_set_new(doc, "created_at", col_str(ev, 0, 6));
+    json_object_set_new(doc, "dispatched_at", col_str(ev, 0, 7));
+}
+
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen)
 {
@@ -1223,18 +1282,8 @@ store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, 
     doc = list != NULL ? json_pack("{s:s,s:s}", "event_id", event_id, "status",
                                    overall_status(list, have_event))
                        : NULL;
-    if (doc != NULL && have_event) {
-        json_object_set_new(doc, "type", col_str(ev, 0, 1));
-        if (!PQgetisnull(ev, 0, 2))
-            json_object_set_new(doc, "user_id", col_str(ev, 0, 2));
-        if (!PQgetisnull(ev, 0, 3))
-            json_object_set_new(doc, "topic", col_str(ev, 0, 3));
-        json_object_set_new(doc, "priority", col_str(ev, 0, 4));
-        if (!PQgetisnull(ev, 0, 5))
-            json_object_set_new(doc, "category", col_str(ev, 0, 5));
-        json_object_set_new(doc, "created_at", col_str(ev, 0, 6));
-        json_object_set_new(doc, "dispatched_at", col_str(ev, 0, 7));
-    }
+    if (doc != NULL && have_event)
+        event_header(doc, ev);
     digests = event_digests(dg);
     followups = event_followups(fu);
     if (doc == NULL || json_object_set(doc, "deliveries", list) != 0 || digests == NULL ||
@@ -1257,6 +1306,97 @@ out:
     PQclear(dg);
     PQclear(win);
     PQclear(fu);
+    return st;
+}
+
+static const char *const search_statements[] = {"gw_event_search_id", "gw_event_search_user",
+                                                "gw_event_search_key"};
+
+store_status store_event_search(pg_conn *c, store_event_key key, const char *value,
+                                const store_event_cursor *after, int limit, json_t **out,
+                                bool *more, store_event_cursor *last, char *err, size_t errlen)
+{
+    char us[24], lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    if (after != NULL)
+        snprintf(us, sizeof us, "%lld", (long long)after->created_us);
+    const char *v[4] = {value, after ? us : NULL, after ? after->event_id : NULL, lim};
+    PGresult *res = NULL;
+    *out = NULL;
+    *more = false;
+    store_status st = run(c, search_statements[key], 4, v, NULL, NULL, &res, err, errlen);
+    if (st != STORE_OK)
+        goto out;
+    if ((*out = json_rows(res)) == NULL) {
+        error_set(err, errlen, "out of memory");
+        st = STORE_ERROR;
+        goto out;
+    }
+    int n = PQntuples(res);
+    if (n > 0 && n == limit) {
+        json_t *ev = json_array_get(*out, (size_t)n - 1);
+        *more = true;
+        last->created_us = col_int(res, n - 1, 1);
+        snprintf(last->event_id, sizeof last->event_id, "%s",
+                 json_string_value(json_object_get(ev, "event_id")));
+    }
+out:
+    PQclear(res);
+    return st;
+}
+
+store_status store_event_timeline(pg_conn *c, const char *event_id, int max_entries, json_t **out,
+                                  char *err, size_t errlen)
+{
+    PGresult *ev = NULL, *tl = NULL;
+    json_t *doc = NULL, *entries = NULL;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", max_entries + 1); /* one more: whether it was cut */
+    const char *v[2] = {event_id, lim};
+    *out = NULL;
+    store_status st = run(c, "gw_event_get", 1, v, NULL, NULL, &ev, err, errlen);
+    if (st != STORE_OK ||
+        (st = run(c, "gw_event_timeline", 2, v, NULL, NULL, &tl, err, errlen)) != STORE_OK)
+        goto out;
+    int n = PQntuples(tl);
+    if (PQntuples(ev) == 0 && n == 0) {
+        st = STORE_NOT_FOUND;
+        goto out;
+    }
+    doc = json_pack("{s:s}", "event_id", event_id);
+    entries = json_array();
+    st = STORE_ERROR;
+    if (doc == NULL || entries == NULL)
+        goto oom;
+    if (PQntuples(ev) == 1)
+        event_header(doc, ev);
+    for (int i = 0; i < n && i < max_entries; i++) {
+        /* "at" first, then the entry's members as the statement made them. */
+        json_t *e = json_pack("{s:o}", "at", col_str(tl, i, 0));
+        json_t *rest = col_json(tl, i, 1, json_object());
+        bool ok = e != NULL && rest != NULL && json_object_update(e, rest) == 0;
+        json_decref(rest);
+        if (!ok) {
+            json_decref(e);
+            goto oom;
+        }
+        if (json_array_append_new(entries, e) != 0)
+            goto oom;
+    }
+    if (json_object_set(doc, "entries", entries) != 0 ||
+        (n > max_entries && json_object_set_new(doc, "truncated", json_true()) != 0))
+        goto oom;
+    *out = doc;
+    doc = NULL;
+    st = STORE_OK;
+    goto out;
+oom:
+    error_set(err, errlen, "out of memory");
+out:
+    json_decref(doc);
+    json_decref(entries);
+    PQclear(ev);
+    PQclear(tl);
     return st;
 }
 
@@ -1579,17 +1719,6 @@ out:
 /* ------------------------------------------------------------ suppressions */
 
 /* The JSON objects of res's first column as an array (new reference). */
-static json_t *json_rows(PGresult *res)
-{
-    json_t *list = json_array();
-    for (int i = 0; list != NULL && i < PQntuples(res); i++)
-        if (json_array_append_new(list, col_json(res, i, 0, json_null())) != 0) {
-            json_decref(list);
-            list = NULL;
-        }
-    return list;
-}
-
 store_status store_suppression_list(pg_conn *c, const char *channel, const char *reason,
                                     const char *after_channel, const char *after_address, int limit,
                                     json_t **out, char *err, size_t errlen)

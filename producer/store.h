@@ -14,6 +14,7 @@
 #ifndef HERALD_STORE_H
 #define HERALD_STORE_H
 
+#include "ids.h"
 #include "inbox.h"
 #include "pg.h"
 #include "receipts_parse.h"
@@ -22,6 +23,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* SQL of a timestamptz column as RFC 3339 in UTC, to the millisecond ("...T...Z"). */
+#define STORE_SQL_RFC3339(col)                                                                     \
+    "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 typedef enum {
     STORE_OK = 0,
@@ -124,6 +129,38 @@ store_status store_followup_rule_delete(pg_conn *c, const char *name, char *err,
  */
 store_status store_event_status(pg_conn *c, const char *event_id, json_t **out, char *err,
                                 size_t errlen) __attribute__((warn_unused_result));
+
+/* What GET /v1/events searches by. */
+typedef enum {
+    STORE_EVENT_BY_ID = 0, /* the event id */
+    STORE_EVENT_BY_USER,   /* the user an event is for */
+    STORE_EVENT_BY_KEY,    /* the publisher's Idempotency-Key or a delivery's key */
+} store_event_key;
+
+/* A position in the search's order: after (created_us, event_id). */
+typedef struct store_event_cursor {
+    int64_t created_us;
+    char event_id[ID_UUID_SIZE];
+} store_event_cursor;
+
+/*
+ * The events matching value by key, newest first, after *after (NULL: from
+ * the newest), at most limit: a JSON array of {"event_id","type","user_id",
+ * "topic","created_at","deliveries","status_summary":{status: count}} into
+ * *out.  *more is set when a page may follow, *last then its cursor.
+ */
+store_status store_event_search(pg_conn *c, store_event_key key, const char *value,
+                                const store_event_cursor *after, int limit, json_t **out,
+                                bool *more, store_event_cursor *last, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * {"event_id","type",...,"entries":[{"at","kind",...}],"truncated"?} for
+ * GET /v1/events/{id}/timeline, at most max_entries entries in time order
+ * (docs/interface.md).  STORE_NOT_FOUND when no table knows the id.
+ */
+store_status store_event_timeline(pg_conn *c, const char *event_id, int max_entries, json_t **out,
+                                  char *err, size_t errlen) __attribute__((warn_unused_result));
 
 typedef enum {
     STORE_RECEIPT_APPLIED = 0, /* the delivery's status moved */

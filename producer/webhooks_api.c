@@ -41,40 +41,6 @@ static void owner_param(pg_params *p, const api_call *call)
         pg_params_int(p, call->key_id);
 }
 
-/* Runs a query whose one row and column is the JSON answer, and sends it. */
-static void answer(api_env *env, http_request *req, int status, const char *sql, pg_params *p)
-{
-    char err[256];
-    PGresult *res = NULL;
-    pg_conn *c = api_db(env, req);
-    if (c == NULL)
-        goto out;
-    pg_status st = pg_query_params(c, sql, p, &res, err, sizeof err);
-    bool conflict = st == PG_ERROR && strncmp(pg_last_sqlstate(c), "23", 2) == 0;
-    pgpool_release(env->pool, c);
-    if (conflict) {
-        http_respond_error(req, 409, "conflict", "the webhook conflicts with the database", NULL);
-        goto out;
-    }
-    if (st != PG_OK) {
-        LOG_WARN(http_request_id(req), "webhooks: %s", err);
-        http_respond_retry(req, 503, "database_unavailable", "the database is not reachable", 1);
-        goto out;
-    }
-    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
-        http_respond_error(req, 404, "not_found", "webhook not found", NULL);
-        goto out;
-    }
-    if (status == 204)
-        http_respond_json(req, 204, NULL);
-    else
-        http_respond(req, status, "application/json", PQgetvalue(res, 0, 0),
-                     (size_t)PQgetlength(res, 0, 0));
-out:
-    PQclear(res);
-    pg_params_free(p);
-}
-
 /*
  * The path's {webhook_id} as $1 and the caller's owner as $2 (OWNED) of p;
  * false after answering 400.
@@ -217,14 +183,15 @@ void webhooks_api_create(api_env *env, http_request *req, api_call *call, http_p
     pg_params_text(&p, types);
     pg_params_text(&p, json_is_true(all) ? "true" : "false");
     pg_params_text(&p, description);
-    answer(env, req, 201,
-           "WITH e AS (INSERT INTO webhook_endpoints (id, api_key_id, url, secret, event_types,"
-           "               all_events, description)"
-           "           VALUES ($1::uuid, $2::bigint, $3, $4, $5::text[], $6::boolean, $7)"
-           "           RETURNING *)"
-           " SELECT (" ENDPOINT_JSON "::jsonb || jsonb_build_object('secret', e.secret))::text"
-           " FROM e",
-           &p);
+    api_answer_query(
+        env, req, 201,
+        "WITH e AS (INSERT INTO webhook_endpoints (id, api_key_id, url, secret, event_types,"
+        "               all_events, description)"
+        "           VALUES ($1::uuid, $2::bigint, $3, $4, $5::text[], $6::boolean, $7)"
+        "           RETURNING *)"
+        " SELECT (" ENDPOINT_JSON "::jsonb || jsonb_build_object('secret', e.secret))::text"
+        " FROM e",
+        &p, "webhook");
 out:
     json_decref(body);
 }
@@ -234,11 +201,11 @@ void webhooks_api_list(api_env *env, http_request *req, api_call *call, http_pha
     (void)phase;
     pg_params p = {0};
     owner_param(&p, call);
-    answer(env, req, 200,
-           "SELECT json_build_object('webhooks', coalesce(json_agg(" ENDPOINT_JSON
-           " ORDER BY e.created_at, e.id), '[]'))::text"
-           " FROM webhook_endpoints e WHERE " OWNED_BY("1"),
-           &p);
+    api_answer_query(env, req, 200,
+                     "SELECT json_build_object('webhooks', coalesce(json_agg(" ENDPOINT_JSON
+                     " ORDER BY e.created_at, e.id), '[]'))::text"
+                     " FROM webhook_endpoints e WHERE " OWNED_BY("1"),
+                     &p, "webhook");
 }
 
 void webhooks_api_get(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -247,10 +214,10 @@ void webhooks_api_get(api_env *env, http_request *req, api_call *call, http_phas
     pg_params p = {0};
     if (!endpoint_params(req, call, &p))
         return;
-    answer(env, req, 200,
-           "SELECT " ENDPOINT_JSON "::text FROM webhook_endpoints e"
-           " WHERE e.id = $1::uuid AND " OWNED,
-           &p);
+    api_answer_query(env, req, 200,
+                     "SELECT " ENDPOINT_JSON "::text FROM webhook_endpoints e"
+                     " WHERE e.id = $1::uuid AND " OWNED,
+                     &p, "webhook");
 }
 
 void webhooks_api_delete(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -259,10 +226,10 @@ void webhooks_api_delete(api_env *env, http_request *req, api_call *call, http_p
     pg_params p = {0};
     if (!endpoint_params(req, call, &p))
         return;
-    answer(env, req, 204,
-           "DELETE FROM webhook_endpoints e WHERE e.id = $1::uuid AND " OWNED
-           " RETURNING e.id::text",
-           &p);
+    api_answer_query(env, req, 204,
+                     "DELETE FROM webhook_endpoints e WHERE e.id = $1::uuid AND " OWNED
+                     " RETURNING e.id::text",
+                     &p, "webhook");
 }
 
 void webhooks_api_enable(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -271,11 +238,11 @@ void webhooks_api_enable(api_env *env, http_request *req, api_call *call, http_p
     pg_params p = {0};
     if (!endpoint_params(req, call, &p))
         return;
-    answer(env, req, 200,
-           "UPDATE webhook_endpoints e SET enabled = true, disabled_at = NULL,"
-           " disabled_reason = NULL, consecutive_failures = 0, failing_since = NULL"
-           " WHERE e.id = $1::uuid AND " OWNED " RETURNING " ENDPOINT_JSON "::text",
-           &p);
+    api_answer_query(env, req, 200,
+                     "UPDATE webhook_endpoints e SET enabled = true, disabled_at = NULL,"
+                     " disabled_reason = NULL, consecutive_failures = 0, failing_since = NULL"
+                     " WHERE e.id = $1::uuid AND " OWNED " RETURNING " ENDPOINT_JSON "::text",
+                     &p, "webhook");
 }
 
 void webhooks_api_attempts(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -295,17 +262,18 @@ void webhooks_api_attempts(api_env *env, http_request *req, api_call *call, http
     else
         pg_params_text(&p, NULL);
     /* next_before: the id to pass as ?before= for the page after this one. */
-    answer(env, req, 200,
-           "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM webhook_endpoints e"
-           "                              WHERE e.id = $1::uuid AND " OWNED ") THEN NULL"
-           " ELSE json_build_object('attempts', coalesce(json_agg(json_build_object("
-           "     'id', a.id, 'call_id', a.call_id, 'type', a.type, 'attempt', a.attempt,"
-           "     'http_status', a.http_status, 'latency_ms', a.latency_ms,"
-           "     'outcome', a.outcome, 'error', a.error, 'at', a.at) ORDER BY a.id DESC), '[]'),"
-           "   'next_before', CASE WHEN count(*) = $3::int THEN min(a.id) END)::text END"
-           " FROM (SELECT * FROM webhook_attempts WHERE endpoint_id = $1::uuid"
-           "       AND ($4::bigint IS NULL OR id < $4::bigint) ORDER BY id DESC LIMIT $3::int) a",
-           &p);
+    api_answer_query(
+        env, req, 200,
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM webhook_endpoints e"
+        "                              WHERE e.id = $1::uuid AND " OWNED ") THEN NULL"
+        " ELSE json_build_object('attempts', coalesce(json_agg(json_build_object("
+        "     'id', a.id, 'call_id', a.call_id, 'type', a.type, 'attempt', a.attempt,"
+        "     'http_status', a.http_status, 'latency_ms', a.latency_ms,"
+        "     'outcome', a.outcome, 'error', a.error, 'at', a.at) ORDER BY a.id DESC), '[]'),"
+        "   'next_before', CASE WHEN count(*) = $3::int THEN min(a.id) END)::text END"
+        " FROM (SELECT * FROM webhook_attempts WHERE endpoint_id = $1::uuid"
+        "       AND ($4::bigint IS NULL OR id < $4::bigint) ORDER BY id DESC LIMIT $3::int) a",
+        &p, "webhook");
 }
 
 void webhooks_api_replay(api_env *env, http_request *req, api_call *call, http_phase phase)
@@ -332,13 +300,14 @@ void webhooks_api_replay(api_env *env, http_request *req, api_call *call, http_p
         goto out;
     pg_params_text(&p, from);
     pg_params_text(&p, to);
-    answer(env, req, 202,
-           "WITH r AS (INSERT INTO webhook_replays (endpoint_id, from_at, to_at)"
-           "           SELECT e.id, $3::timestamptz, $4::timestamptz FROM webhook_endpoints e"
-           "           WHERE e.id = $1::uuid AND " OWNED " RETURNING *)"
-           " SELECT json_build_object('replay_id', r.id, 'webhook_id', r.endpoint_id,"
-           "     'from', r.from_at, 'to', r.to_at, 'requested_at', r.requested_at)::text FROM r",
-           &p);
+    api_answer_query(
+        env, req, 202,
+        "WITH r AS (INSERT INTO webhook_replays (endpoint_id, from_at, to_at)"
+        "           SELECT e.id, $3::timestamptz, $4::timestamptz FROM webhook_endpoints e"
+        "           WHERE e.id = $1::uuid AND " OWNED " RETURNING *)"
+        " SELECT json_build_object('replay_id', r.id, 'webhook_id', r.endpoint_id,"
+        "     'from', r.from_at, 'to', r.to_at, 'requested_at', r.requested_at)::text FROM r",
+        &p, "webhook");
 out:
     json_decref(body);
 }

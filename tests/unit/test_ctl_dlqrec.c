@@ -82,12 +82,16 @@ START_TEST(test_dlqrec_filters_by_stage_reason_channel_and_time)
 {
     dlqrec r;
     make(&r, 5000);
-    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1}));
-    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){"worker.email", "max_attempts", "email", 5000}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){"dispatcher", NULL, NULL, -1}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, "invalid_json", NULL, -1}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, "sms", -1}));
-    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, 5001}));
+    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1, 0}));
+    ck_assert(
+        dlqrec_matches(&r, &(dlqrec_filter){"worker.email", "max_attempts", "email", 5000, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){"dispatcher", NULL, NULL, -1, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, "invalid_json", NULL, -1, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, "sms", -1, 0}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, 5001, 0}));
+    /* until is exclusive; 0 means no bound. */
+    ck_assert(dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1, 5001}));
+    ck_assert(!dlqrec_matches(&r, &(dlqrec_filter){NULL, NULL, NULL, -1, 5000}));
     dlqrec_free(&r);
 }
 END_TEST
@@ -198,6 +202,36 @@ START_TEST(test_dlqrec_stats_count_per_stage_and_reason_with_time_range)
 }
 END_TEST
 
+START_TEST(test_dlqrec_stats_json_names_its_rows_and_dashes_unknown_times)
+{
+    dlqrec_stats *s = dlqrec_stats_new();
+    dlqrec a, c;
+    char err[64];
+    make(&a, 3000);
+    ck_assert_int_eq(dlqrec_init(&c, 0, 0, -1, NULL, 0, "x", 1, NULL, err, sizeof(err)), 0);
+    ck_assert_int_eq(dlqrec_stats_add(s, &a), 0);
+    ck_assert_int_eq(dlqrec_stats_add(s, &c), 0);
+    json_t *j = dlqrec_stats_to_json(s, "rows");
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "total")), 2);
+    json_t *rows = json_object_get(j, "rows");
+    ck_assert_int_eq((int)json_array_size(rows), 2);
+    json_t *unknown = json_array_get(rows, 0), *email = json_array_get(rows, 1);
+    ck_assert_str_eq(json_string_value(json_object_get(unknown, "oldest")), "-");
+    ck_assert_str_eq(json_string_value(json_object_get(email, "stage")), "worker.email");
+    ck_assert_int_eq(json_integer_value(json_object_get(email, "count")), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(email, "newest")),
+                     "1970-01-01T00:00:03.000Z");
+    json_t *g = dlqrec_stats_to_json(s, "groups");
+    ck_assert(json_equal(json_object_get(g, "groups"), rows));
+    json_decref(g);
+    json_decref(j);
+    dlqrec_free(&a);
+    dlqrec_free(&c);
+    dlqrec_stats_free(s);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_dlqrec_reads_contract_headers_and_payload_fields),
     TEST_ENTRY(test_dlqrec_without_headers_or_json_has_empty_fields),
@@ -207,6 +241,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_dlqrec_requeue_keeps_non_delivery_values_byte_for_byte),
     TEST_ENTRY(test_dlqrec_parses_positions_and_rejects_garbage),
     TEST_ENTRY(test_dlqrec_stats_count_per_stage_and_reason_with_time_range),
+    TEST_ENTRY(test_dlqrec_stats_json_names_its_rows_and_dashes_unknown_times),
 };
 
 TEST_MAIN("ctl_dlqrec", cases)
