@@ -364,8 +364,9 @@ class Cdp:
         """Evaluates expr until cond(value) holds; returns the value.  On a
         timeout, a screenshot to shot (when given) and a Failure."""
         try:
-            return wait_until(what, lambda: (lambda v: v if cond(v) else None)(self.evaluate(expr)),
-                              timeout_s)
+            # Wrapped, so that a value that is false (0, "") can satisfy cond.
+            return wait_until(what, lambda: (lambda v: [v] if cond(v) else None)(
+                self.evaluate(expr)), timeout_s)[0]
         except Failure:
             if shot:
                 self.screenshot(shot)
