@@ -58,6 +58,11 @@ static void skip(decide_outcome *o, decide_reason reason)
     o->naddresses = 0;
 }
 
+const char *decide_category(const char *event_category, const char *template_category)
+{
+    return template_category != NULL ? template_category : event_category;
+}
+
 void decide_for_user(const decide_event *event, const decide_user *user, const decide_prefs *prefs,
                      const decide_templates *tpl, int64_t now_ms, decide_result *out)
 {
@@ -72,7 +77,7 @@ void decide_for_user(const decide_event *event, const decide_user *user, const d
         decide_channel ch = (decide_channel)i;
         decide_outcome *o = &out->channel[i];
         bool hushed = quiet && ch != DECIDE_INAPP;
-        o->category = event->category != NULL ? event->category : tpl->category[i];
+        o->category = decide_category(event->category, tpl->category[i]);
 
         if (user == NULL) {
             skip(o, DECIDE_REASON_UNKNOWN_USER);

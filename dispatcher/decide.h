@@ -16,7 +16,9 @@
  *   category_opted_out  the user opted out of the event's category on this
  *                       channel ({"marketing": {"email": false}}, or
  *                       {"marketing": false} for every channel).  The category
- *                       is the event's own, else the template's.  Events
+ *                       is the template's, else the event's (decide_category):
+ *                       a publisher cannot turn a marketing template into a
+ *                       transactional notification.  Events
  *                       without a category, and the "transactional" category,
  *                       cannot be opted out of (receipts, password resets);
  *                       critical events ignore category opt-outs.
@@ -93,7 +95,7 @@ typedef enum {
 
 typedef struct decide_event {
     decide_priority priority;
-    const char *category; /* NULL: the template's category applies */
+    const char *category; /* the publisher's; a template's own category wins over it */
 } decide_event;
 
 typedef struct decide_user {
@@ -137,6 +139,13 @@ typedef struct decide_result {
  */
 void decide_for_user(const decide_event *event, const decide_user *user, const decide_prefs *prefs,
                      const decide_templates *tpl, int64_t now_ms, decide_result *out);
+
+/*
+ * The category a delivery is judged by, for opt-outs and for the rules'
+ * category (digests, throttles, follow-ups): the template's when it has
+ * one, else the event's (NULL: none, never opted out of).
+ */
+const char *decide_category(const char *event_category, const char *template_category);
 
 /* The skip_reason codes stored with a skipped delivery ("no_address", ...); "" for NONE. */
 const char *decide_reason_name(decide_reason r);

@@ -16,6 +16,7 @@
 #include "closer.h"
 #include "daemon.h"
 #include "deadletter.h"
+#include "decide.h"
 #include "digest.h"
 #include "followup.h"
 #include "error.h"
@@ -735,17 +736,18 @@ static bool slot_sends(const dispatcher *d, const slot *s, delivery_channel c)
     return false;
 }
 
-/* The category rules match: the event's own, else its templates'. */
+/* The category rules match, as opt-outs judge it (decide_category): the
+ * channel's template's, else the event's; for the whole event (channel -1),
+ * the first template's that has one. */
 static const char *slot_category(const slot *s, int channel)
 {
-    if (s->ev.category != NULL || s->tpl == NULL)
-        return s->ev.category;
-    if (channel >= 0)
-        return s->tpl->ch[channel].category;
-    for (int c = 0; c < DELIVERY_CHANNEL_COUNT; c++)
-        if (s->tpl->ch[c].exists && s->tpl->ch[c].category != NULL)
-            return s->tpl->ch[c].category;
-    return NULL;
+    const char *tc = NULL;
+    if (s->tpl != NULL && channel >= 0)
+        tc = s->tpl->ch[channel].category;
+    for (int c = 0; s->tpl != NULL && channel < 0 && c < DELIVERY_CHANNEL_COUNT && tc == NULL; c++)
+        if (s->tpl->ch[c].exists)
+            tc = s->tpl->ch[c].category;
+    return decide_category(s->ev.category, tc);
 }
 
 /*

@@ -44,9 +44,11 @@ typedef struct pub_item {
     item_state state;
     publisher_result result;
     char event_id[ID_UUID_SIZE];
-    char *idem_key;  /* owned; set when this item claimed a key */
-    bool retaken;    /* the key's first publish was in doubt: never release it */
-    int http_status; /* for ITEM_INVALID: 400, 503, ... */
+    char *idem_key;           /* owned; set when this item claimed a key */
+    bool retaken;             /* the key's first publish was in doubt: never release it */
+    struct pub_item *same_as; /* an earlier item of the batch, same key and request:
+                               * this one answers as it does, nothing sent */
+    int http_status;          /* for ITEM_INVALID: 400, 503, ... */
     char code[32];
     char field[96];
     char message[256];
@@ -106,6 +108,7 @@ typedef struct prepared {
     event ev;
     char *wire; /* the record (owned), NULL when the item was refused */
     size_t len;
+    unsigned char hash[ID_SHA256_LEN]; /* wire_request_hash() */
 } prepared;
 
 /*
@@ -113,7 +116,7 @@ typedef struct prepared {
  * serializes it.  Returns the wire JSON (free()) or NULL with it failed.
  */
 static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
-                          const char *header_key, size_t *wlen)
+                          const char *header_key, size_t *wlen, unsigned char hash[ID_SHA256_LEN])
 {
     char field[64] = "", err[256];
     char *wire = NULL;
@@ -136,12 +139,16 @@ static char *prepare_item(api_env *env, json_t *obj, pub_item *it, event *ev,
             return NULL;
         }
     }
+    ev->api_key_id = it->work->key_id; /* whose status webhooks hear of it */
+    if (wire_request_hash(ev, hash) != 0) {
+        item_fail(it, 503, "overloaded", NULL, "out of memory");
+        return NULL;
+    }
     if (wire_event_id(ev->event_id) != 0) {
         item_fail(it, 503, "unavailable", NULL, "no randomness for an event id");
         return NULL;
     }
     ev->created_at = timeutil_now_ms();
-    ev->api_key_id = it->work->key_id; /* whose status webhooks hear of it */
     if (wire_event(ev, &wire, wlen) != 0) {
         item_fail(it, 400, "invalid_field", "", "the event cannot be serialized");
         return NULL;
@@ -185,6 +192,27 @@ static int claims_begin(api_env *env, http_request *req, pg_conn **c)
     return 0;
 }
 
+/* Refuses an item whose key was used for a different request (Stripe's 422). */
+static void key_reused(pub_item *it)
+{
+    item_fail(it, 422, "idempotency_key_reused", "idempotency_key",
+              "this idempotency key was already used for a different request; use a new key "
+              "for a new event");
+}
+
+/*
+ * An earlier item of the batch under item i's key, or NULL: item i then
+ * answers as that one if both are the same request, else is refused.
+ */
+static pub_item *batch_same_key(pub_work *w, const prepared *pre, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (pre[j].wire != NULL && pre[j].ev.idempotency_key != NULL &&
+            strcmp(pre[j].ev.idempotency_key, pre[i].ev.idempotency_key) == 0)
+            return &w->items[j];
+    return NULL;
+}
+
 /*
  * Claims one item's key in the open transaction: the item then holds the
  * key, republishes an event in doubt, replays one or is refused while the
@@ -192,12 +220,10 @@ static int claims_begin(api_env *env, http_request *req, pg_conn **c)
  */
 static int claim_key(api_env *env, http_request *req, pg_conn *c, pub_item *it, prepared *pre)
 {
-    unsigned char hash[32];
-    id_sha256(pre->wire, pre->len, hash);
     store_idem_state state;
     char existing[ID_UUID_SIZE], err[256];
     store_status st = store_idem_claim(c, it->work->key_id, pre->ev.idempotency_key, it->event_id,
-                                       hash, env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
+                                       pre->hash, env->publish_timeout_ms + IDEM_MARGIN_MS, &state,
                                        existing, err, sizeof err);
     if (st != STORE_OK) {
         api_store_error(req, st, "idempotency key", err);
@@ -228,6 +254,9 @@ static int claim_key(api_env *env, http_request *req, pg_conn *c, pub_item *it, 
         item_fail(it, 409, "idempotency_in_progress", "idempotency_key",
                   "a request with this idempotency key is still being published; retry "
                   "shortly");
+        break;
+    case STORE_IDEM_REUSED:
+        key_reused(it);
         break;
     }
     return 0;
@@ -294,6 +323,16 @@ static int claim_keys(api_env *env, http_request *req, pub_work *w, prepared *pr
         pub_item *it = &w->items[i];
         if (it->state != ITEM_SENT || pre[i].ev.idempotency_key == NULL)
             continue;
+        pub_item *first = batch_same_key(w, pre, i);
+        if (first != NULL) {
+            if (memcmp(pre[first - w->items].hash, pre[i].hash, ID_SHA256_LEN) != 0) {
+                key_reused(it);
+            } else {
+                it->state = ITEM_REPLAY;
+                it->same_as = first;
+            }
+            continue;
+        }
         if (c == NULL && (rc = claims_begin(env, req, &c)) != 0)
             goto out;
         if ((rc = claim_key(env, req, c, it, &pre[i])) != 0)
@@ -473,7 +512,8 @@ static void publish_start(api_env *env, http_request *req, pub_work *w, json_t *
         return;
     }
     for (size_t i = 0; i < w->n; i++) {
-        pre[i].wire = prepare_item(env, objs[i], &w->items[i], &pre[i].ev, header_key, &pre[i].len);
+        pre[i].wire = prepare_item(env, objs[i], &w->items[i], &pre[i].ev, header_key, &pre[i].len,
+                                   pre[i].hash);
         if (pre[i].wire != NULL)
             to_send++;
     }
@@ -531,6 +571,8 @@ void events_api_publish(api_env *env, http_request *req, api_call *call, http_ph
 /* Appends one item's result to the batch answer; returns the item's status. */
 static int batch_put_result(text_buf *b, pub_item *it)
 {
+    if (it->same_as != NULL)
+        it = it->same_as;
     int status;
     const char *code, *message;
     item_outcome(it, &status, &code, &message);

@@ -427,16 +427,17 @@ static const stmt statements[] = {
      "RETURNING event_id",
      4},
     /* Whether the claim is settled (confirmed, or unconfirmed for longer
-     * than a publish can take) and whether it was never confirmed: a publish
+     * than a publish can take), whether it was never confirmed (a publish
      * in doubt, or a gateway that died between producing and confirming.
      * The record may or may not be in Kafka; publishing the first event id
-     * again is safe either way. */
+     * again is safe either way) and whether it was made for another request
+     * (a claim without a hash, from before migration 023, matches any). */
     {"gw_idem_get",
      "SELECT event_id, published_at IS NOT NULL "
      "OR coalesce(attempted_at, created_at) < now() - $3::bigint * interval '1 millisecond', "
-     "published_at IS NULL "
+     "published_at IS NULL, request_hash IS NOT NULL AND request_hash <> $4 "
      "FROM publish_idempotency WHERE api_key_id = $1 AND idempotency_key = $2",
-     3},
+     4},
     /* An unconfirmed claim past its in-flight window, claimed again as it
      * is: a new attempt, in flight from now on, within the key's first 24
      * hours (created_at stays). */
@@ -1411,9 +1412,9 @@ store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, c
     snprintf(idbuf, sizeof idbuf, "%lld", (long long)api_key_id);
     snprintf(window, sizeof window, "%d", in_flight_ms);
     const char *v[4] = {idbuf, key, event_id, (const char *)request_hash};
-    const char *gv[3] = {idbuf, key, window};
-    int lengths[4] = {0, 0, 0, 32};
-    int formats[4] = {0, 0, 0, 1};
+    const char *gv[4] = {idbuf, key, window, (const char *)request_hash};
+    int lengths[4] = {0, 0, 0, 32}, glengths[4] = {0, 0, 0, 32};
+    int formats[4] = {0, 0, 0, 1}, gformats[4] = {0, 0, 0, 1};
     *state = STORE_IDEM_CLAIMED;
     existing_id[0] = '\0';
     /* A conflicting row can vanish between the two statements (its publish
@@ -1428,11 +1429,15 @@ store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, c
             goto out;
         PQclear(res);
         res = NULL;
-        st = run(c, "gw_idem_get", 3, gv, NULL, NULL, &res, err, errlen);
+        st = run(c, "gw_idem_get", 4, gv, glengths, gformats, &res, err, errlen);
         if (st != STORE_OK)
             goto out;
         if (PQntuples(res) == 1) {
             snprintf(existing_id, 37, "%s", PQgetvalue(res, 0, 0));
+            if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+                *state = STORE_IDEM_REUSED;
+                goto out;
+            }
             *state =
                 strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? STORE_IDEM_REPLAY : STORE_IDEM_IN_FLIGHT;
             if (*state == STORE_IDEM_IN_FLIGHT || strcmp(PQgetvalue(res, 0, 2), "t") != 0)

@@ -184,6 +184,8 @@ typedef enum {
     STORE_IDEM_IN_FLIGHT,   /* used before, not yet confirmed: the first request is still on */
     STORE_IDEM_RETAKEN,     /* used before, never confirmed, and older than a publish can
                              * take: claimed again for existing_id, which is published again */
+    STORE_IDEM_REUSED,      /* used before for a request of another hash: refused, whatever
+                             * the first one's state */
 } store_idem_state;
 
 /*
@@ -191,8 +193,9 @@ typedef enum {
  * ago is taken over.  A claim younger than in_flight_ms and not confirmed
  * is reported in flight.  An older unconfirmed one (its publish was in
  * doubt, or its gateway died before confirming) is claimed again under its
- * first event id: STORE_IDEM_RETAKEN.  existing_id receives the first event
- * id unless the key was claimed afresh.
+ * first event id: STORE_IDEM_RETAKEN.  A key held for a request whose
+ * request_hash differs is STORE_IDEM_REUSED.  existing_id receives the
+ * first event id unless the key was claimed afresh.
  */
 store_status store_idem_claim(pg_conn *c, int64_t api_key_id, const char *key, const char *event_id,
                               const unsigned char request_hash[32], int in_flight_ms,

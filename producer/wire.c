@@ -26,6 +26,19 @@ int wire_event(const event *ev, char **out, size_t *outlen)
     return event_serialize_at(ev, wire_rfc3339(ev->created_at, ts, sizeof ts), out, outlen);
 }
 
+int wire_request_hash(const event *ev, unsigned char out[ID_SHA256_LEN])
+{
+    event bare = *ev; /* a shallow copy: only its id is changed */
+    char *text = NULL;
+    size_t len = 0;
+    bare.event_id[0] = '\0';
+    if (event_serialize_at(&bare, "", &text, &len) != 0)
+        return -1;
+    id_sha256(text, len, out);
+    free(text);
+    return 0;
+}
+
 size_t wire_accepted(const char *event_id, char *out)
 {
     static const char head[] = "{\"event_id\":\"";

@@ -20,6 +20,15 @@
 int wire_event(const event *ev, char **out, size_t *outlen) __attribute__((warn_unused_result));
 
 /*
+ * The SHA-256 of the request an event came from, for Idempotency-Key
+ * reuse: its record as wire_event() writes it (defaults applied, data in
+ * the publisher's member order) without the event id and creation time the
+ * gateway assigns.  -1 when out of memory.
+ */
+int wire_request_hash(const event *ev, unsigned char out[ID_SHA256_LEN])
+    __attribute__((warn_unused_result));
+
+/*
  * A random (version 4) UUID, as id_uuid_v4(), from a small per-thread pool
  * of getrandom(2) bytes that is dropped in a forked child.  -1 when the
  * system has no randomness to give.

@@ -125,6 +125,39 @@ START_TEST(test_preferences_decide_every_channel)
 }
 END_TEST
 
+START_TEST(test_template_category_wins_over_the_publishers)
+{
+    dh_env e;
+    dh_setup(&e);
+    /* A marketing email template; the SMS template has no category. */
+    dh_sql(&e, "INSERT INTO templates (event_type, channel, subject, body, category) VALUES "
+               "('promo.flash','email','Sale','Sale for {{user.name}}','marketing'),"
+               "('promo.flash','sms',NULL,'Sale for {{user.name}}',NULL)");
+    dh_sql(&e, "INSERT INTO users (user_id, email, phone, name) VALUES "
+               "('dee','dee@example.com','+15550000004','Dee')");
+    dh_sql(&e, "INSERT INTO preferences (user_id, channels, categories) VALUES "
+               "('dee','{}','{\"marketing\": false}')");
+    dh_start(&e, NULL);
+    dh_wait_ready(&e, WAIT_MS);
+    /* The publisher calls it transactional: the template's category wins. */
+    char id[ID_UUID_SIZE];
+    char *v = dh_event("dee", "promo.flash", NULL, "normal", "transactional", id);
+    dh_publish(&e, "dee", v, NULL);
+    free(v);
+    ck_assert_int_eq(dh_wait_count(&e, 1, WAIT_MS, "SELECT count(*) FROM events"), 1);
+    ck_assert_int_eq(rows(&e, id, "email", "skipped", "category_opted_out"), 1);
+    ck_assert_int_eq(rows(&e, id, "sms", "pending", NULL), 1);
+    dh_records sms;
+    dh_read(&e, "deliveries.sms", 1, WAIT_MS, &sms);
+    const dh_record *r = dh_find(&sms, "event_id", id);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(dh_str(r, "category"), "transactional");
+    dh_records_free(&sms);
+    ck_assert_int_eq(dh_stop(&e, SIGTERM, 20000), 0);
+    dh_teardown(&e);
+}
+END_TEST
+
 START_TEST(test_inapp_template_fans_out_to_each_users_inbox)
 {
     dh_env e;
@@ -605,6 +638,7 @@ END_TEST
 
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_preferences_decide_every_channel),
+    TEST_ENTRY(test_template_category_wins_over_the_publishers),
     TEST_ENTRY(test_inapp_template_fans_out_to_each_users_inbox),
     TEST_ENTRY(test_quiet_hours_schedule_on_retry_topic),
     TEST_ENTRY(test_template_renders_nested_data_and_escapes_html),

@@ -311,6 +311,77 @@ START_TEST(test_idempotency_key_replays_the_same_event)
 }
 END_TEST
 
+START_TEST(test_idempotency_key_reused_for_another_request_gets_422)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    char key[32], bkey[40], hdr[96], id1[ID_UUID_SIZE], marker[ID_UUID_SIZE], body[512];
+    unsigned char rnd[8];
+    ck_assert_int_eq(id_random_bytes(rnd, sizeof rnd), 0);
+    id_hex(rnd, sizeof rnd, key);
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
+    const char *ev = "{\"type\":\"order.shipped\",\"user_id\":\"u-reuse\",\"data\":{\"n\":1}}";
+    h_publish(&g, ev, hdr, id1);
+    /* Another user, type, data or category under the same key: refused,
+     * not answered with the first event. */
+    static const char *const others[] = {
+        "{\"type\":\"order.shipped\",\"user_id\":\"u-reuse-2\",\"data\":{\"n\":1}}",
+        "{\"type\":\"order.paid\",\"user_id\":\"u-reuse\",\"data\":{\"n\":1}}",
+        "{\"type\":\"order.shipped\",\"user_id\":\"u-reuse\",\"data\":{\"n\":2}}",
+        "{\"type\":\"order.shipped\",\"user_id\":\"u-reuse\",\"data\":{\"n\":1},"
+        "\"category\":\"marketing\"}",
+    };
+    h_resp r;
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        h_http(&g, "POST", "/v1/events", h_pubkey, NULL, others[i], hdr, &r);
+        ck_assert_msg(r.status == 422, "%s: %ld %s", others[i], r.status, r.body);
+        ck_assert_str_eq(h_error_code(&r), "idempotency_key_reused");
+        ck_assert_ptr_null(json_object_get(r.json, "event_id"));
+        h_resp_clear(&r);
+    }
+    /* The same request still replays the first event. */
+    h_http(&g, "POST", "/v1/events", h_pubkey, NULL, ev, hdr, &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), id1);
+    h_resp_clear(&r);
+
+    /* In a batch, a second item under one key answers as the first when it
+     * is the same request, and is refused when it is not. */
+    snprintf(bkey, sizeof bkey, "b-%s", key);
+    snprintf(body, sizeof body,
+             "{\"events\":[{\"type\":\"a.b\",\"user_id\":\"u-reuse\",\"idempotency_key\":\"%s\"},"
+             "{\"type\":\"a.b\",\"user_id\":\"u-reuse\",\"idempotency_key\":\"%s\"},"
+             "{\"type\":\"a.b\",\"user_id\":\"u-reuse-3\",\"idempotency_key\":\"%s\"}]}",
+             bkey, bkey, bkey);
+    h_http(&g, "POST", "/v1/events/batch", h_pubkey, NULL, body, NULL, &r);
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    json_t *res = json_object_get(r.json, "results");
+    ck_assert_uint_eq(json_array_size(res), 3);
+    const char *b0 = json_string_value(json_object_get(json_array_get(res, 0), "event_id"));
+    const char *b1 = json_string_value(json_object_get(json_array_get(res, 1), "event_id"));
+    ck_assert_ptr_nonnull(b0);
+    ck_assert_ptr_nonnull(b1);
+    ck_assert_str_eq(b0, b1);
+    json_t *e2 = json_object_get(json_array_get(res, 2), "error");
+    ck_assert_str_eq(json_string_value(json_object_get(e2, "code")), "idempotency_key_reused");
+    ck_assert_str_eq(json_string_value(json_object_get(e2, "field")), "idempotency_key");
+    h_resp_clear(&r);
+    h_publish(&g, "{\"type\":\"marker\",\"user_id\":\"u-reuse\"}", NULL, marker);
+    h_stop(&g);
+
+    /* Each key was published once: the refused requests sent nothing. */
+    h_record rec = {0};
+    int count = 0;
+    ck_assert(h_find_record(marker, 20000, &rec, key, &count));
+    ck_assert_int_eq(count, 1);
+    json_decref(rec.value);
+    count = 0;
+    ck_assert(h_find_record(marker, 20000, &rec, bkey, &count));
+    ck_assert_int_eq(count, 1);
+    json_decref(rec.value);
+}
+END_TEST
+
 START_TEST(test_idempotency_key_still_in_flight_gets_409)
 {
     char fresh[ID_UUID_SIZE], stale[ID_UUID_SIZE], sql[512], hdr[96], v[64];
@@ -661,6 +732,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_rate_limit_answers_429_with_retry_after),
     TEST_ENTRY(test_unreachable_broker_gets_503_quickly),
     TEST_ENTRY(test_idempotency_key_replays_the_same_event),
+    TEST_ENTRY(test_idempotency_key_reused_for_another_request_gets_422),
     TEST_ENTRY(test_idempotency_key_still_in_flight_gets_409),
     TEST_ENTRY(test_full_producer_queue_refuses_with_503),
     TEST_ENTRY(test_slow_clients_are_disconnected),

@@ -191,7 +191,7 @@ START_TEST(test_category_opt_out_applies_per_channel)
 }
 END_TEST
 
-START_TEST(test_template_category_applies_when_the_event_has_none)
+START_TEST(test_template_category_wins_over_the_events)
 {
     decide_user u = ada();
     decide_templates t = {.exists = {true, true, true},
@@ -206,12 +206,15 @@ START_TEST(test_template_category_applies_when_the_event_has_none)
     ASSERT_SEND(r, DECIDE_SMS);
     ASSERT_SKIP(r, DECIDE_PUSH, "category_opted_out");
 
-    /* The event's own category wins over the template's. */
-    e = event(DECIDE_PRIORITY_NORMAL, "orders");
+    /* The template's category wins over the publisher's, "transactional"
+     * included; a channel whose template has none takes the event's. */
+    e = event(DECIDE_PRIORITY_NORMAL, "transactional");
     decide_for_user(&e, &u, &p, &t, NOON, &r);
-    ASSERT_SEND(r, DECIDE_EMAIL);
-    ASSERT_SEND(r, DECIDE_PUSH);
-    ck_assert_str_eq(r.channel[DECIDE_PUSH].category, "orders");
+    ASSERT_SKIP(r, DECIDE_EMAIL, "category_opted_out");
+    ASSERT_SKIP(r, DECIDE_PUSH, "category_opted_out");
+    ck_assert_str_eq(r.channel[DECIDE_PUSH].category, "marketing");
+    ASSERT_SEND(r, DECIDE_SMS);
+    ck_assert_str_eq(r.channel[DECIDE_SMS].category, "transactional");
     json_decref(holder);
 }
 END_TEST
@@ -482,7 +485,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_channel_without_template_is_skipped),
     TEST_ENTRY(test_disabled_channel_is_skipped_even_for_critical),
     TEST_ENTRY(test_category_opt_out_applies_per_channel),
-    TEST_ENTRY(test_template_category_applies_when_the_event_has_none),
+    TEST_ENTRY(test_template_category_wins_over_the_events),
     TEST_ENTRY(test_category_set_to_false_opts_out_of_every_channel),
     TEST_ENTRY(test_transactional_and_uncategorised_events_cannot_be_opted_out),
     TEST_ENTRY(test_critical_ignores_category_opt_outs_and_quiet_hours),
