@@ -221,6 +221,7 @@ static size_t h_header_cb(char *p, size_t sz, size_t n, void *ud)
 static inline void h_resp_clear(h_resp *r)
 {
     json_decref(r->json);
+    r->json = NULL; /* a second clear, or a clear before the next request, frees nothing twice */
     memset(r, 0, offsetof(h_resp, body));
     r->len = r->hlen = 0;
     r->body[0] = r->headers[0] = '\0';
