@@ -699,6 +699,10 @@ static inline void e2e_add_webhooks(e2e_env *e)
     p->env[n++] = e2e_printf("HERALD_WEBHOOKS_TIMEOUT=2s");
     p->env[n++] = e2e_printf("HERALD_WEBHOOKS_RETRY_BASE=100ms");
     p->env[n++] = e2e_printf("HERALD_WEBHOOKS_RETRY_MAX=1s");
+    /* With retries 1 s apart at most, the default 8 attempts give up after
+     * about 5 s: an outage in a test on a busy machine outlasts that, and
+     * the calls it dead-letters never arrive.  100 attempts outlast any phase. */
+    p->env[n++] = e2e_printf("HERALD_WEBHOOKS_MAX_ATTEMPTS=100");
     p->env[n++] = e2e_printf("HERALD_WEBHOOKS_FEED_IDLE=100ms");
     p->env[n++] = e2e_printf("HERALD_WEBHOOKS_DRAIN_TIMEOUT=5s");
     e2e_set_env(p, E2E_CONSUMER_OPTS);
