@@ -9,6 +9,7 @@
 #include "log.h"
 #include "opsserver.h"
 
+#include <curl/curl.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -178,4 +179,14 @@ void daemon_shutdown(daemon_shutdown_stage stage)
     };
     if (stage >= DAEMON_SHUTDOWN_INTAKE && stage <= DAEMON_SHUTDOWN_RELEASE)
         LOG_INFO(NULL, "shutdown %d/%d: %s", (int)stage, (int)DAEMON_SHUTDOWN_RELEASE, what[stage]);
+}
+
+void daemon_curl_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void daemon_curl_cleanup(void)
+{
+    curl_global_cleanup();
 }

@@ -91,7 +91,8 @@ typedef struct {
     herald_common_config *common;
     config_kafka_props *props;
     bool heartbeat; /* the daemon has a main loop and takes HERALD_STALL_TIMEOUT */
-    /* Optional process-wide setup after logging starts, and its undoing. */
+    /* Optional process-wide setup after logging starts, and its undoing
+     * (daemon_curl_init/daemon_curl_cleanup for a daemon that calls HTTP). */
     void (*process_init)(void);
     void (*process_cleanup)(void);
     /*
@@ -145,5 +146,14 @@ typedef enum {
 } daemon_shutdown_stage;
 
 void daemon_shutdown(daemon_shutdown_stage stage);
+
+/*
+ * libcurl's process-wide set-up and its undoing, for process_init and
+ * process_cleanup: once per process, before any thread uses curl, never
+ * from a module that runs beside others (curl_global_cleanup under a
+ * running transfer is undefined).
+ */
+void daemon_curl_init(void);
+void daemon_curl_cleanup(void);
 
 #endif

@@ -399,7 +399,6 @@ static json_t *check_daemons(const opsstatus_config *c)
     CURL *req[OPSSTATUS_DAEMONS] = {0};
     CURLcode done[OPSSTATUS_DAEMONS];
     json_t *daemons = json_array();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     CURLM *multi = curl_multi_init();
     for (size_t i = 0; i < OPSSTATUS_DAEMONS; i++) {
         done[i] = CURLE_FAILED_INIT;
@@ -437,7 +436,6 @@ static json_t *check_daemons(const opsstatus_config *c)
             curl_easy_cleanup(req[i]);
         }
     curl_multi_cleanup(multi);
-    curl_global_cleanup();
     return daemons;
 }
 

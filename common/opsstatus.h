@@ -63,7 +63,8 @@ typedef enum {
 /*
  * Gathers the document into *out (the caller owns it).  On anything but
  * OPSSTATUS_OK, *out is NULL and err says what failed.  Blocks up to the
- * broker's timeout and each daemon's health timeout.
+ * broker's timeout and each daemon's health timeout.  Calls libcurl: the
+ * program has set it up (curl_global_init) before any thread does.
  */
 opsstatus_result opsstatus_collect(const opsstatus_config *c, json_t **out, char *err,
                                    size_t errlen) __attribute__((warn_unused_result));

@@ -154,7 +154,6 @@ int cmd_event(const ctl_context *ctx, int argc, char **argv)
     long status = 0;
     json_t *answer = NULL;
     rc = CTL_EXIT_FAILURE;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (cmdutil_gateway_call(&g, "event", "GET", path, NULL, 0, &status, &answer) == 0) {
         if (status != 200) {
             cmdutil_gateway_error("event", status, answer);
@@ -169,7 +168,6 @@ int cmd_event(const ctl_context *ctx, int argc, char **argv)
         }
     }
     json_decref(answer);
-    curl_global_cleanup();
 out:
     config_free(&ctable, 1, NULL);
     return rc;

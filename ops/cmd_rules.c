@@ -223,9 +223,7 @@ static int cmd_rules(const rules_kind *k, int argc, char **argv)
                 f.file == NULL ? "is required" : "is only for put");
         goto out;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = run_sub(k, &f, sub, c.sub->nargs ? c.args[0] : NULL);
-    curl_global_cleanup();
 out:
     config_free(&ctable, 1, NULL);
     return rc;

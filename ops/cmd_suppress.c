@@ -230,14 +230,12 @@ int cmd_suppress(const ctl_context *ctx, int argc, char **argv)
         goto out;
     }
     cmdutil_gateway g = {.url = f.gateway_url, .api_key = f.api_key, .timeout_ms = f.timeout_ms};
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (strcmp(sub, "list") == 0)
         rc = run_list(&g, &f);
     else if (strcmp(sub, "add") == 0)
         rc = run_add(&g, &f, c.args[0], c.args[1]);
     else
         rc = run_remove(&g, c.args[0], c.args[1]);
-    curl_global_cleanup();
 out:
     config_free(&ctable, 1, NULL);
     return rc;

@@ -274,9 +274,7 @@ int cmd_webhooks(const ctl_context *ctx, int argc, char **argv)
         fprintf(stderr, "heraldctl %s: --url is required\n", c.name);
         goto out;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = run_sub(&f, c.sub->name, c.sub->nargs ? c.args[0] : NULL);
-    curl_global_cleanup();
 out:
     config_free(&ctable, 1, NULL);
     return rc;

@@ -2,6 +2,7 @@
  * heraldctl: the operator's command line — migrate the schema, create
  * topics, manage API keys.
  */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
     /* Commands say what failed in their own line; the client's complaints
      * would come before it, repeated.  Its last one follows a failure. */
     kafka_client_log_quiet(true);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* the commands that call the gateway or daemons */
     if (first >= argc) {
         fprintf(stderr, "usage: heraldctl [global flags] COMMAND [ARGS]\n");
         print_commands(stderr);
@@ -60,6 +62,7 @@ out:
         if (kafka_client_last_problem(last, sizeof(last)))
             fprintf(stderr, "heraldctl: the Kafka client last reported: %s\n", last);
     }
+    curl_global_cleanup(); /* a no-op when init was not reached */
     config_free(tables, 1, &ctx.kafka_props);
     return rc;
 }

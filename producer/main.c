@@ -39,6 +39,9 @@ int main(int argc, char **argv)
         .cfg = &cfg,
         .common = &cfg.common,
         .props = &cfg.kafka_props,
+        /* receipts (SNS confirmations), status health checks, the history sampler */
+        .process_init = daemon_curl_init,
+        .process_cleanup = daemon_curl_cleanup,
         .start = start,
         .run = run,
         .free = stop,

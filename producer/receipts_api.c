@@ -58,7 +58,6 @@ struct receipts_env {
     char *bounce_address;
     int soft_limit;
     long confirm_timeout_ms;
-    bool curl_ready; /* curl_global_init() was called, for curl_global_cleanup() */
     metrics_counter *counts[PROVIDER_COUNT][OUTCOME_COUNT];
 };
 
@@ -156,7 +155,6 @@ receipts_env *receipts_env_new(const receipts_config *cfg, metrics_registry *met
         error_set(err, errlen, "out of memory");
         goto fail;
     }
-    r->curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
     return r;
 fail:
     receipts_env_free(r);
@@ -167,8 +165,6 @@ void receipts_env_free(receipts_env *r)
 {
     if (r == NULL)
         return;
-    if (r->curl_ready)
-        curl_global_cleanup();
     free(r->base_url);
     free_secret(r->twilio_token);
     receipts_sns_keys_free(r->sns_keys);

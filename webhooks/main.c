@@ -9,11 +9,6 @@
 #include "webhooks.h"
 #include "webhooks_config.h"
 
-static void curl_init(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 DAEMON_ADAPTERS(webhooks_new, webhooks_run, webhooks_free)
 
 int main(int argc, char **argv)
@@ -29,8 +24,8 @@ int main(int argc, char **argv)
         .common = &common,
         .props = &props,
         .heartbeat = true,
-        .process_init = curl_init,
-        .process_cleanup = curl_global_cleanup,
+        .process_init = daemon_curl_init,
+        .process_cleanup = daemon_curl_cleanup,
         .start = spec_start,
         .run = spec_run,
         .free = spec_free,
