@@ -136,6 +136,12 @@ struct http_request {
 
     void *app;
     void (*app_free)(void *);
+
+    /* The query's arguments, percent-decoded on first lookup: a key, then its
+     * value (NULL when given without "="), nargs pairs. */
+    char **args;
+    size_t nargs;
+    bool args_read;
 };
 
 static int64_t mono_us(void)
@@ -191,9 +197,87 @@ const char *http_request_header(http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A malloc'd copy of s with %XX decoded; a stray '%' and %00 stay as sent,
+ * so that a value never ends early.  ('+' is already a space.) */
+static char *query_decode(const char *s)
+{
+    size_t len = strlen(s), n = 0;
+    char *out = malloc(len + 1);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        int hi = s[i] == '%' ? hex_digit(s[i + 1]) : -1; /* s[i + 1] may be the NUL */
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            out[n++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[n++] = s[i];
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+typedef struct query_args {
+    http_request *req;
+    size_t cap;
+    bool failed;
+} query_args;
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    query_args *q = cls;
+    http_request *req = q->req;
+    if (req->nargs == q->cap) {
+        size_t cap = q->cap == 0 ? 8 : q->cap * 2;
+        char **args = realloc(req->args, cap * 2 * sizeof *args);
+        if (args == NULL) {
+            q->failed = true;
+            return MHD_NO;
+        }
+        req->args = args;
+        q->cap = cap;
+    }
+    char *k = query_decode(key), *v = value != NULL ? query_decode(value) : NULL;
+    if (k == NULL || (value != NULL && v == NULL)) {
+        free(k);
+        free(v);
+        q->failed = true;
+        return MHD_NO;
+    }
+    req->args[2 * req->nargs] = k;
+    req->args[2 * req->nargs + 1] = v;
+    req->nargs++;
+    return MHD_YES;
+}
+
 const char *http_request_query(http_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!req->args_read) {
+        query_args q = {.req = req};
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
+        req->args_read = !q.failed;
+        if (q.failed) /* out of memory: the argument as sent */
+            return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    }
+    for (size_t i = 0; i < req->nargs; i++)
+        if (strcmp(req->args[2 * i], name) == 0)
+            return req->args[2 * i + 1];
+    return NULL;
 }
 
 typedef struct form_search {
@@ -598,6 +682,9 @@ static void request_free(http_request *req)
         free(req->hdr_name[i]);
         free(req->hdr_value[i]);
     }
+    for (size_t i = 0; i < 2 * req->nargs; i++)
+        free(req->args[i]);
+    free(req->args);
     free(req->resp_body);
     buf_free(&req->body);
     free(req->path);

@@ -467,19 +467,17 @@ void receipts_api_smtp(api_env *env, http_request *req, api_call *call, http_pha
     size_t len = 0, n = 0;
     const char *body = http_request_body(req, &len);
     const char *q = http_request_query(req, "recipient");
-    char raw[3 * MAILKEY_ADDRESS_MAX + 1];
     if (q != NULL) {
-        /* The server turned a '+' into a space before anything else: an MTA
-         * that did not escape the VERP address's '+' meant it as one. */
-        snprintf(raw, sizeof raw, "%s", q);
-        for (char *p = raw; *p != '\0'; p++)
-            if (*p == ' ')
-                *p = '+';
-        if (strlen(q) >= sizeof raw ||
-            receipts_url_decode(raw, strlen(raw), false, recipient, sizeof recipient) != 0) {
-            api_bad_field(req, "recipient", "recipient is badly escaped or too long");
+        /* The server turned a '+' into a space before decoding: an MTA that
+         * did not escape the VERP address's '+' meant it as one. */
+        if (strlen(q) >= sizeof recipient) {
+            api_bad_field(req, "recipient", "recipient is too long");
             return;
         }
+        snprintf(recipient, sizeof recipient, "%s", q);
+        for (char *p = recipient; *p != '\0'; p++)
+            if (*p == ' ')
+                *p = '+';
     }
     if (receipts_dsn(body, len, r->bounce_address, q != NULL ? recipient : NULL, rs,
                      RECEIPTS_DSN_MAX, &n, err, sizeof err) != 0) {

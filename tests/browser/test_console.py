@@ -32,6 +32,7 @@ import json
 import os
 import secrets
 import sys
+import urllib.parse
 
 from cdp import Failure, log, main, request, start_chromium, wait_until
 
@@ -262,10 +263,17 @@ def run(stack):
         if len(got) != 1:
             raise Failure("the requeued SMS reached the provider %d times: %r" % (len(got), got))
 
-        # The event page of the poison event (its key is made of markup): text, never run.
-        go("/console/event?event_id=" + poison)
+        # The poison event found by its key (made of markup): text, never run.
+        go("/console/event?idempotency_key=" + urllib.parse.quote(key, safe=""))
+        until("the poison event found by its idempotency key",
+              "(() => { const r = document.querySelector('#events-table tr' + %s);"
+              " return r && r.dataset.eventId; })()" % attr("data-event-id", poison),
+              lambda v: v == poison)
         until("the poison event's timeline",
               "document.getElementById('timeline').dataset.eventId", lambda v: v == poison)
+        caption = cdp.evaluate("document.getElementById('events-caption').textContent")
+        if key not in caption:
+            raise Failure("the search caption does not show the key as text: %r" % caption)
         timeline = stack.api("GET", "/v1/events/%s/timeline" % poison)
         if key in json.dumps(timeline):
             until("the timeline's key as text", "document.getElementById('timeline').textContent",

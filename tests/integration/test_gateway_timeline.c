@@ -85,6 +85,14 @@ START_TEST(test_search_finds_the_event_by_each_key_and_pages)
     call(&g, "/v1/events?idempotency_key=key-sms-77", h_adminkey, 200, &r);
     only_event(&r, id);
     h_resp_clear(&r);
+    /* A key that a query must percent-encode is found by what it is. */
+    char id2[ID_UUID_SIZE];
+    h_publish(&g, "{\"type\":\"order.shipped\",\"user_id\":\"u-search-2\",\"data\":{}}",
+              "Idempotency-Key: k/1=2<3>%4&x", id2);
+    dispatched(id2, "u-search-2");
+    call(&g, "/v1/events?idempotency_key=k%2F1%3D2%3C3%3E%254%26x", h_adminkey, 200, &r);
+    only_event(&r, id2);
+    h_resp_clear(&r);
     call(&g, "/v1/events?idempotency_key=nobody-used-this", h_adminkey, 200, &r);
     ck_assert_int_eq(json_array_size(json_object_get(r.json, "events")), 0);
     h_resp_clear(&r);
