@@ -11,6 +11,8 @@
 
 #include "error.h"
 #include "kafka.h"
+#include "log.h"
+#include "partread.h"
 #include "topics.h"
 
 #define OPSSTATUS_MAX_GROUPS 32
@@ -40,8 +42,16 @@ typedef struct status_report {
     topic_marks marks[OPSSTATUS_MAX_TOPICS];
     size_t nmarks;
     int64_t retry_depth[OPSSTATUS_MAX_TOPICS]; /* -1: no reported group covers the topic */
+    bool retry_exact[OPSSTATUS_MAX_TOPICS];
+    json_t *group_exact;
     json_t *rows, *group_lag;
 } status_report;
+
+/* What count_records found on each partition of a topic. */
+typedef struct topic_counts {
+    int64_t *n;  /* records, or the offset difference when not exact */
+    bool *exact; /* n is what a read_committed consumer gets */
+} topic_counts;
 
 #define STATUS_CHANNELS 4
 static const char *const status_channels[STATUS_CHANNELS] = {"email", "sms", "push", "inapp"};
@@ -251,24 +261,129 @@ static bool expected(const status_group *g, const char *topic_suffix)
     return false;
 }
 
-/* Adds one row per partition of m for group; returns the topic's lag, or -1 when out of memory. */
+static void counts_free(topic_counts *t)
+{
+    free(t->n);
+    free(t->exact);
+    t->n = NULL;
+    t->exact = NULL;
+}
+
+/*
+ * Counts, on each partition p of m, the records a read_committed consumer
+ * (the daemons read that way) gets from from[p] up to the high watermark
+ * read earlier: transaction markers and aborted records are offsets, not
+ * records.  A partition whose range spans more than OPSSTATUS_COUNT_SPAN
+ * offsets is not read, so that status stays quick: it gets the offset
+ * difference, an upper bound, and exact false; so does every partition of
+ * a topic the reader could not read.  -1 with err when out of memory.
+ */
+static int count_records(const status_report *r, const topic_marks *m, const int64_t *from,
+                         topic_counts *out, char *err, size_t errlen)
+{
+    int64_t *starts = calloc((size_t)m->npart + 1, sizeof *starts);
+    int64_t *last = calloc((size_t)m->npart + 1, sizeof *last);
+    partread *rd = NULL;
+    char why[256] = "";
+    int rc = -1, reading = 0;
+    out->n = calloc((size_t)m->npart + 1, sizeof *out->n);
+    out->exact = calloc((size_t)m->npart + 1, sizeof *out->exact);
+    if (starts == NULL || last == NULL || out->n == NULL || out->exact == NULL) {
+        error_set(err, errlen, "out of memory");
+        counts_free(out);
+        goto out;
+    }
+    for (int p = 0; p < m->npart; p++) {
+        int64_t span = m->high[p] - from[p];
+        /* A partition not to read starts past any end the reader can see. */
+        starts[p] = INT64_MAX;
+        out->exact[p] = span <= OPSSTATUS_COUNT_SPAN;
+        out->n[p] = span > 0 && !out->exact[p] ? span : 0;
+        if (span > 0 && out->exact[p]) {
+            starts[p] = from[p];
+            last[p] = m->high[p] - 1;
+            reading++;
+        }
+    }
+    rc = 0;
+    if (reading == 0)
+        goto out;
+    partread_range range = PARTREAD_ALL((int)r->c->timeout_ms);
+    range.starts = starts;
+    range.nstarts = m->npart;
+    partread_status st = partread_open(r->c->common->kafka_brokers, r->c->kafka_props, m->name,
+                                       &range, &rd, why, sizeof why);
+    /* Bounded: the reader ends at its range's end, or after timeout_ms without progress. */
+    while (st == PARTREAD_OK) {
+        rd_kafka_message_t *msg = NULL;
+        st = partread_next(rd, &msg, why, sizeof why);
+        if (st != PARTREAD_OK)
+            break;
+        int32_t p = msg->partition;
+        /* Records written since the watermarks were read are not counted. */
+        if (p >= 0 && p < m->npart && msg->offset <= last[p])
+            out->n[p]++;
+        if (p >= 0 && p < m->npart && msg->offset >= last[p])
+            partread_stop(rd, p);
+        rd_kafka_message_destroy(msg);
+    }
+    if (st != PARTREAD_END) {
+        LOG_WARN(m->name, "counting records: %s; reporting offset differences", why);
+        for (int p = 0; p < m->npart; p++)
+            if (starts[p] != INT64_MAX) {
+                out->n[p] = m->high[p] - from[p];
+                out->exact[p] = false;
+            }
+    }
+out:
+    partread_close(rd);
+    free(starts);
+    free(last);
+    return rc;
+}
+
+/*
+ * Adds one row per partition of m for group; returns the topic's lag
+ * (*exact: every row counted), or -1 with err.
+ */
 static int64_t report_topic(status_report *r, const char *group, const topic_marks *m,
-                            const rd_kafka_topic_partition_list_t *list)
+                            const rd_kafka_topic_partition_list_t *list, bool *exact, char *err,
+                            size_t errlen)
 {
     int64_t sum = 0;
+    topic_counts counts = {0};
+    int64_t *from = calloc((size_t)m->npart + 1, sizeof *from);
+    *exact = true;
+    for (int p = 0; from != NULL && p < m->npart; p++) {
+        int64_t committed = committed_at(list, m->name, p);
+        from[p] = committed >= 0 ? committed : m->low[p];
+    }
+    if (from == NULL) {
+        error_set(err, errlen, "out of memory");
+        sum = -1;
+        goto out;
+    }
+    if (count_records(r, m, from, &counts, err, errlen) != 0) {
+        sum = -1;
+        goto out;
+    }
     for (int p = 0; p < m->npart; p++) {
         int64_t committed = committed_at(list, m->name, p);
-        int64_t lag = committed >= 0 ? m->high[p] - committed : m->high[p] - m->low[p];
-        if (lag < 0)
-            lag = 0;
-        sum += lag;
-        json_t *row = json_pack("{s:s,s:s,s:i,s:o,s:I,s:I}", "group", group, "topic", m->name,
-                                "partition", p, "committed",
-                                committed >= 0 ? json_integer((json_int_t)committed) : json_null(),
-                                "end", (json_int_t)m->high[p], "lag", (json_int_t)lag);
-        if (row == NULL || json_array_append_new(r->rows, row) != 0)
-            return -1;
+        sum += counts.n[p];
+        *exact = *exact && counts.exact[p];
+        json_t *row = json_pack(
+            "{s:s,s:s,s:i,s:o,s:I,s:I,s:b}", "group", group, "topic", m->name, "partition", p,
+            "committed", committed >= 0 ? json_integer((json_int_t)committed) : json_null(), "end",
+            (json_int_t)m->high[p], "lag", (json_int_t)counts.n[p], "exact", counts.exact[p]);
+        if (row == NULL || json_array_append_new(r->rows, row) != 0) {
+            error_set(err, errlen, "out of memory");
+            sum = -1;
+            goto out;
+        }
     }
+out:
+    counts_free(&counts);
+    free(from);
     return sum;
 }
 
@@ -276,24 +391,29 @@ static int64_t report_topic(status_report *r, const char *group, const topic_mar
  * Reports the topics g consumes or is expected to and adds its retry lag to
  * r's retry depths; returns its total lag, or -1 with err.
  */
-static int64_t report_group(status_report *r, const status_group *g, char *err, size_t errlen)
+static int64_t report_group(status_report *r, const status_group *g, bool *exact, char *err,
+                            size_t errlen)
 {
     size_t plen = strlen(r->c->common->topic_prefix);
     rd_kafka_topic_partition_list_t *list = committed_offsets(r, g->name, err, errlen);
     int64_t total = list != NULL ? 0 : -1;
+    *exact = true;
     for (size_t i = 0; i < r->nmarks && list != NULL; i++) {
         const char *suffix = r->marks[i].name + plen;
+        bool topic_exact = true;
         if (!any_committed(list, &r->marks[i]) && !expected(g, suffix))
             continue;
-        int64_t lag = report_topic(r, g->name, &r->marks[i], list);
+        int64_t lag = report_topic(r, g->name, &r->marks[i], list, &topic_exact, err, errlen);
         if (lag < 0) {
-            error_set(err, errlen, "out of memory");
             total = -1;
             break;
         }
         total += lag;
-        if (strncmp(suffix, "retry.", 6) == 0)
+        *exact = *exact && topic_exact;
+        if (strncmp(suffix, "retry.", 6) == 0) {
+            r->retry_exact[i] = (r->retry_depth[i] < 0 || r->retry_exact[i]) && topic_exact;
             r->retry_depth[i] = (r->retry_depth[i] < 0 ? 0 : r->retry_depth[i]) + lag;
+        }
     }
     if (list != NULL)
         rd_kafka_topic_partition_list_destroy(list);
@@ -306,39 +426,80 @@ static int report_groups(status_report *r, char *err, size_t errlen)
     for (size_t i = 0; i < OPSSTATUS_MAX_TOPICS; i++)
         r->retry_depth[i] = -1;
     for (size_t i = 0; i < r->ngroups; i++) {
-        int64_t lag = report_group(r, &r->groups[i], err, errlen);
+        bool exact = true;
+        int64_t lag = report_group(r, &r->groups[i], &exact, err, errlen);
         if (lag < 0)
             return -1;
         json_object_set_new(r->group_lag, r->groups[i].name, json_integer((json_int_t)lag));
+        json_object_set_new(r->group_exact, r->groups[i].name, json_boolean(exact));
     }
     return 0;
 }
 
-/*
- * Returns the DLQ's size and completes retry_depth: a retry topic no
- * reported group covers counts what it retains.  Adds each retry topic's
- * depth to retry_json.
- */
-static int64_t backlog_depths(status_report *r, json_t *retry_json)
+/* The records m holds (*exact: counted, not an upper bound), or -1 with err. */
+static int64_t topic_size(const status_report *r, const topic_marks *m, bool *exact, char *err,
+                          size_t errlen)
 {
-    int64_t dlq_size = 0;
+    topic_counts counts = {0};
+    int64_t size = 0;
+    *exact = true;
+    if (count_records(r, m, m->low, &counts, err, errlen) != 0)
+        return -1;
+    for (int p = 0; p < m->npart; p++) {
+        size += counts.n[p];
+        *exact = *exact && counts.exact[p];
+    }
+    counts_free(&counts);
+    return size;
+}
+
+/*
+ * Sets the DLQ's size and the retry topics' depths in root, completing
+ * retry_depth: a retry topic no reported group covers counts what it
+ * retains.  -1 with err when out of memory.
+ */
+static int backlog_depths(status_report *r, json_t *root, char *err, size_t errlen)
+{
+    json_t *depth = json_object(), *depth_exact = json_object();
     size_t plen = strlen(r->c->common->topic_prefix);
+    int rc = -1;
+    if (depth == NULL || depth_exact == NULL) {
+        error_set(err, errlen, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < r->nmarks; i++) {
         const topic_marks *m = &r->marks[i];
         const char *suffix = m->name + plen;
-        if (strcmp(suffix, TOPICS_DLQ) == 0)
-            for (int p = 0; p < m->npart; p++)
-                dlq_size += m->high[p] - m->low[p];
+        bool exact = true;
+        if (strcmp(suffix, TOPICS_DLQ) == 0) {
+            int64_t size = topic_size(r, m, &exact, err, errlen);
+            if (size < 0)
+                goto out;
+            json_object_set_new(root, "dlq_size", json_integer((json_int_t)size));
+            json_object_set_new(root, "dlq_size_exact", json_boolean(exact));
+        }
         if (strncmp(suffix, "retry.", 6) != 0)
             continue;
         if (r->retry_depth[i] < 0) {
-            r->retry_depth[i] = 0;
-            for (int p = 0; p < m->npart; p++)
-                r->retry_depth[i] += m->high[p] - m->low[p];
+            if ((r->retry_depth[i] = topic_size(r, m, &r->retry_exact[i], err, errlen)) < 0)
+                goto out;
         }
-        json_object_set_new(retry_json, m->name, json_integer(r->retry_depth[i]));
+        json_object_set_new(depth, m->name, json_integer((json_int_t)r->retry_depth[i]));
+        json_object_set_new(depth_exact, m->name, json_boolean(r->retry_exact[i]));
     }
-    return dlq_size;
+    /* No DLQ topic yet: nothing dead-lettered. */
+    if (json_object_get(root, "dlq_size") == NULL) {
+        json_object_set_new(root, "dlq_size", json_integer(0));
+        json_object_set_new(root, "dlq_size_exact", json_true());
+    }
+    json_object_set_new(root, "retry_depth", depth);
+    json_object_set_new(root, "retry_depth_exact", depth_exact);
+    depth = depth_exact = NULL;
+    rc = 0;
+out:
+    json_decref(depth);
+    json_decref(depth_exact);
+    return rc;
 }
 
 /* A curl write callback that keeps nothing: only the status code matters. */
@@ -483,17 +644,18 @@ opsstatus_result opsstatus_collect(const opsstatus_config *c, json_t **out, char
                                    size_t errlen)
 {
     status_report *r = calloc(1, sizeof *r);
-    json_t *root = json_object(), *retry = json_object(), *daemons = NULL;
+    json_t *root = json_object(), *daemons = NULL;
     opsstatus_result rc = OPSSTATUS_NOMEM;
     *out = NULL;
-    if (r == NULL || root == NULL || retry == NULL) {
+    if (r == NULL || root == NULL) {
         error_set(err, errlen, "out of memory");
         goto out;
     }
     r->c = c;
     r->rows = json_array();
     r->group_lag = json_object();
-    if (r->rows == NULL || r->group_lag == NULL) {
+    r->group_exact = json_object();
+    if (r->rows == NULL || r->group_lag == NULL || r->group_exact == NULL) {
         error_set(err, errlen, "out of memory");
         goto out;
     }
@@ -509,17 +671,17 @@ opsstatus_result opsstatus_collect(const opsstatus_config *c, json_t **out, char
         rc = OPSSTATUS_OFFSETS;
         goto out;
     }
-    int64_t dlq_size = backlog_depths(r, retry);
+    json_object_set_new(root, "lag", r->rows);
+    json_object_set_new(root, "group_lag", r->group_lag);
+    json_object_set_new(root, "group_lag_exact", r->group_exact);
+    r->rows = r->group_lag = r->group_exact = NULL;
+    if (backlog_depths(r, root, err, errlen) != 0)
+        goto out;
     if ((daemons = check_daemons(c)) == NULL) {
         error_set(err, errlen, "out of memory");
         goto out;
     }
-    json_object_set_new(root, "lag", r->rows);
-    json_object_set_new(root, "group_lag", r->group_lag);
-    json_object_set_new(root, "dlq_size", json_integer(dlq_size));
-    json_object_set_new(root, "retry_depth", retry);
     json_object_set_new(root, "daemons", daemons);
-    r->rows = r->group_lag = retry = NULL;
     if (c->count_held)
         count_held_work(c->conn, root);
     *out = root;
@@ -533,9 +695,9 @@ out:
         }
         json_decref(r->rows);
         json_decref(r->group_lag);
+        json_decref(r->group_exact);
     }
     free(r);
-    json_decref(retry);
     json_decref(root);
     return rc;
 }

@@ -6,13 +6,24 @@
  *
  * Committed offsets are read with a consumer of the group's id that never
  * subscribes (rd_kafka_committed is an OffsetFetch request), so asking
- * does not join the group nor trigger a rebalance.  Lag is end offset minus
- * committed offset; a partition the group never committed counts whole
- * (the daemons start from the earliest offset).
+ * does not join the group nor trigger a rebalance.
+ *
+ * Lag, the DLQ's size and the retry depths count records: what a
+ * read_committed consumer (as the daemons are) would get from the
+ * committed offset (or the log start) up to the end offset.  The producers
+ * are transactional, so offsets also hold commit markers and aborted
+ * records, which no consumer gets: an idle partition whose last offset is a
+ * marker has lag 0.  Counting reads the range (partread.h), only where it
+ * spans at most OPSSTATUS_COUNT_SPAN offsets; a longer range reports the
+ * offset difference, an upper bound, marked "exact": false.  A partition
+ * the group never committed counts whole (the daemons start from the
+ * earliest offset).
  *
  * The document:
- *   {"lag":[{"group","topic","partition","committed"|null,"end","lag"}],
- *    "group_lag":{"<group>":n}, "dlq_size":n, "retry_depth":{"<topic>":n},
+ *   {"lag":[{"group","topic","partition","committed"|null,"end","lag","exact"}],
+ *    "group_lag":{"<group>":n}, "group_lag_exact":{"<group>":bool},
+ *    "dlq_size":n, "dlq_size_exact":bool,
+ *    "retry_depth":{"<topic>":n}, "retry_depth_exact":{"<topic>":bool},
  *    "daemons":[{"name","addr","healthy","status"}],
  *    "digest_windows":{"open","closing","due"}|{"error"},   (with a database)
  *    "followups":{"pending","running","due"}|{"error"}}     (with a database)
@@ -28,6 +39,14 @@
 #include "config.h"
 
 #define OPSSTATUS_DAEMONS 7
+
+/*
+ * The longest offset range of one partition that is read to count its
+ * records exactly.  Reading a few thousand small records takes a few
+ * milliseconds from a broker nearby; a backlog longer than that is large
+ * enough that its upper bound tells the operator what matters.
+ */
+#define OPSSTATUS_COUNT_SPAN 4096
 
 /* The daemons asked, in the document's order. */
 extern const char *const opsstatus_daemon_names[OPSSTATUS_DAEMONS];

@@ -171,6 +171,34 @@ static void print_held(const json_t *h, const char *what, const char *a, const c
                (long long)member_int(h, b), b, (long long)member_int(h, "due"));
 }
 
+/*
+ * A count as text: "<=N" when it is the offset difference (an upper bound,
+ * opsstatus.h) rather than the records counted.
+ */
+static const char *count_text(json_int_t n, const json_t *exact, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s%lld", json_is_false(exact) ? "<=" : "", (long long)n);
+    return out;
+}
+
+/* Whether some count of the document is an upper bound. */
+static bool any_bound(const json_t *doc)
+{
+    size_t i;
+    const char *key;
+    json_t *v;
+    bool bound = json_is_false(json_object_get(doc, "dlq_size_exact"));
+    json_array_foreach(json_object_get(doc, "lag"), i, v)
+    {
+        bound = bound || json_is_false(json_object_get(v, "exact"));
+    }
+    json_object_foreach((json_t *)json_object_get(doc, "retry_depth_exact"), key, v)
+    {
+        bound = bound || json_is_false(v);
+    }
+    return bound;
+}
+
 /* The lag rows worth a line: a partition holding data or a commit. */
 static int fill_lag_table(table *t, const json_t *rows)
 {
@@ -189,7 +217,7 @@ static int fill_lag_table(table *t, const json_t *rows)
         else
             snprintf(com, sizeof(com), "-");
         snprintf(endtxt, sizeof(endtxt), "%lld", end);
-        snprintf(lagtxt, sizeof(lagtxt), "%lld", (long long)member_int(row, "lag"));
+        count_text(member_int(row, "lag"), json_object_get(row, "exact"), lagtxt, sizeof lagtxt);
         const char *cells[] = {json_string_value(json_object_get(row, "group")),
                                json_string_value(json_object_get(row, "topic")),
                                part,
@@ -230,12 +258,24 @@ static int print_tables(const ctl_context *ctx, const json_t *doc)
         goto out;
     printf("consumer lag:\n");
     table_print(lag, stdout);
-    printf("\ndead letters: %lld in %s%s\n", (long long)member_int(doc, "dlq_size"),
+    char n[32];
+    printf("\ndead letters: %s in %s%s\n",
+           count_text(member_int(doc, "dlq_size"), json_object_get(doc, "dlq_size_exact"), n,
+                      sizeof n),
            ctx->common.topic_prefix, TOPICS_DLQ);
     const char *topic;
     json_t *depth;
+    const json_t *depth_exact = json_object_get(doc, "retry_depth_exact");
     json_object_foreach((json_t *)json_object_get(doc, "retry_depth"), topic, depth)
-        printf("retry depth:  %lld in %s\n", (long long)json_integer_value(depth), topic);
+    {
+        const json_t *exact = json_object_get(depth_exact, topic);
+        printf("retry depth:  %s in %s\n",
+               count_text(json_integer_value(depth), exact, n, sizeof n), topic);
+    }
+    if (any_bound(doc))
+        printf("(<=N: more than %d offsets to read on a partition; N is the offset difference, "
+               "an upper bound)\n",
+               OPSSTATUS_COUNT_SPAN);
     print_held(json_object_get(doc, "digest_windows"), "digest windows", "open", "closing");
     print_held(json_object_get(doc, "followups"), "follow-ups", "pending", "running");
     printf("\n");

@@ -4,13 +4,18 @@
  * idempotency key); replay re-publishes exactly the events of its window,
  * filtered by user and type, with their generation, or a new one per
  * --redeliver run; status shows a group's lag from its committed offsets and
- * a daemon that does not answer; bad arguments exit 2, no broker exits 1.
+ * a daemon that does not answer, and counts records, not the transaction
+ * markers and aborted records of transactional writes (an upper bound,
+ * marked, past OPSSTATUS_COUNT_SPAN offsets); bad arguments exit 2, no
+ * broker exits 1.
  */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "dlq.h"
 #include "event.h"
+#include "opsstatus.h"
 #include "test_ctl_harness.h"
 #include "timeutil.h"
 
@@ -200,7 +205,7 @@ END_TEST
 START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
 {
     ctl_harness h;
-    char events[256], group[96], err[512];
+    char events[256], group[96];
     ctl_setup(&h, 0);
     char dlq[256], retry[256];
     ctl_topic(&h, "events", events, sizeof(events));
@@ -215,13 +220,7 @@ START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
     snprintf(group, sizeof(group), "%sstatus-test", h.prefix);
 
     /* A consumer of the group commits offset 2 of partition 0 without subscribing. */
-    kafka_consumer *c = kafka_consumer_new(h.brokers, group, NULL, NULL, err, sizeof(err));
-    ck_assert_msg(c != NULL, "%s", err);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, events, 0)->offset = 2;
-    ck_assert_int_eq(rd_kafka_commit(kafka_consumer_rk(c), l, 0), 0);
-    rd_kafka_topic_partition_list_destroy(l);
-    kafka_consumer_destroy(c);
+    ctl_commit(&h, group, events, 0, 2);
 
     ck_assert_int_eq(
         ctl_run(&h, "status", "--group", group, "--dispatcher", "127.0.0.1:1", "--json", NULL), 0);
@@ -264,6 +263,115 @@ START_TEST(test_status_shows_group_lag_and_a_daemon_not_answering)
 }
 END_TEST
 
+/* The row of group on topic [partition] in a status document; fails when there is none. */
+static json_t *lag_row(json_t *doc, const char *group, const char *topic, int partition)
+{
+    json_t *lag = json_object_get(doc, "lag");
+    for (size_t i = 0; i < json_array_size(lag); i++) {
+        json_t *row = json_array_get(lag, i);
+        if (strcmp(json_string_value(json_object_get(row, "group")), group) == 0 &&
+            strcmp(json_string_value(json_object_get(row, "topic")), topic) == 0 &&
+            json_integer_value(json_object_get(row, "partition")) == partition)
+            return row;
+    }
+    ck_abort_msg("no row %s %s [%d]", group, topic, partition);
+    return NULL;
+}
+
+static json_int_t member(const json_t *o, const char *name)
+{
+    ck_assert_msg(json_is_integer(json_object_get(o, name)), "no integer %s", name);
+    return json_integer_value(json_object_get(o, name));
+}
+
+START_TEST(test_status_counts_records_not_transaction_markers)
+{
+    ctl_harness h;
+    char events[256], dlq[256], retry_sms[256], retry_email[256], caught[128], behind[128];
+    ctl_setup(&h, 0);
+    ctl_topic(&h, "events", events, sizeof events);
+    ctl_topic(&h, "dlq", dlq, sizeof dlq);
+    ctl_topic(&h, "retry.sms", retry_sms, sizeof retry_sms);
+    ctl_topic(&h, "retry.email", retry_email, sizeof retry_email);
+    snprintf(caught, sizeof caught, "%sdispatcher-caught-up", h.prefix);
+    snprintf(behind, sizeof behind, "%sdispatcher-behind", h.prefix);
+
+    /* As the pipeline writes: every batch a transaction, some aborted. */
+    kafka_producer *p = ctl_txn_producer(&h, "status-txn");
+    (void)ctl_produce_txn(p, events, 0, 2, "{}", NULL, 1);           /* 0, 1; marker 2 */
+    (void)ctl_produce_txn(p, events, 0, 2, "{}", NULL, 0);           /* aborted 3, 4; marker 5 */
+    int64_t last0 = ctl_produce_txn(p, events, 0, 2, "{}", NULL, 1); /* 6, 7; marker 8 */
+    int64_t last1 = ctl_produce_txn(p, events, 1, 3, "{}", NULL, 1); /* 0..2; marker 3 */
+    ck_assert_int_eq(last0, 7);
+    ck_assert_int_eq(last1, 2);
+
+    dlq_origin o = {.topic = events, .partition = 0, .offset = 0, .timestamp_ms = -1};
+    rd_kafka_headers_t *dead = dlq_headers(NULL, "max_attempts", "boom", "worker", &o, 3, 0);
+    ck_assert_ptr_nonnull(dead);
+    (void)ctl_produce_txn(p, dlq, 0, 4, "{}", dead, 1);
+    (void)ctl_produce_txn(p, dlq, 0, 2, "{}", dead, 0);
+    (void)ctl_produce_txn(p, dlq, 1, 2, "{}", dead, 1);
+    rd_kafka_headers_destroy(dead);
+    (void)ctl_produce_txn(p, retry_sms, 0, 3, "{}", NULL, 1);
+    /* One more offset than is read to count: an upper bound. */
+    (void)ctl_produce_txn(p, retry_email, 0, OPSSTATUS_COUNT_SPAN, "{}", NULL, 1);
+    kafka_producer_destroy(p);
+
+    /* A group that processed everything commits last + 1, short of the markers. */
+    ctl_commit(&h, caught, events, 0, last0 + 1);
+    ctl_commit(&h, caught, events, 1, last1 + 1);
+    /* One still at the start of partition 0: 4 records, 9 offsets. */
+    ctl_commit(&h, behind, events, 0, 0);
+    ctl_commit(&h, behind, events, 1, last1 + 1);
+
+    char groups[300];
+    snprintf(groups, sizeof groups, "%s,%s", caught, behind);
+    ck_assert_int_eq(ctl_run(&h, "status", "--group", groups, "--json", NULL), 0);
+    json_error_t jerr;
+    json_t *j = json_loads(h.out, 0, &jerr);
+    ck_assert_msg(j != NULL, "%s: %s %s", jerr.text, h.out, h.err);
+    for (int part = 0; part < 2; part++) {
+        json_t *row = lag_row(j, caught, events, part);
+        ck_assert_msg(member(row, "end") > member(row, "committed"), "no marker at the end");
+        ck_assert_int_eq(member(row, "lag"), 0);
+        ck_assert(json_is_true(json_object_get(row, "exact")));
+    }
+    json_t *row = lag_row(j, behind, events, 0);
+    ck_assert_int_eq(member(row, "end"), 9);
+    ck_assert_int_eq(member(row, "lag"), 4);
+    ck_assert(json_is_true(json_object_get(row, "exact")));
+    ck_assert_int_eq(member(json_object_get(j, "group_lag"), caught), 0);
+    ck_assert_int_eq(member(json_object_get(j, "group_lag"), behind), 4);
+    ck_assert(json_is_true(json_object_get(json_object_get(j, "group_lag_exact"), behind)));
+    ck_assert_int_eq(member(j, "dlq_size"), 6);
+    ck_assert(json_is_true(json_object_get(j, "dlq_size_exact")));
+    ck_assert_int_eq(member(json_object_get(j, "retry_depth"), retry_sms), 3);
+    ck_assert(json_is_true(json_object_get(json_object_get(j, "retry_depth_exact"), retry_sms)));
+    ck_assert_int_eq(member(json_object_get(j, "retry_depth"), retry_email),
+                     OPSSTATUS_COUNT_SPAN + 1);
+    ck_assert(json_is_false(json_object_get(json_object_get(j, "retry_depth_exact"), retry_email)));
+    json_decref(j);
+
+    /* The same count as `dlq stats`. */
+    ck_assert_msg(ctl_run(&h, "dlq", "stats", "--json", NULL) == 0, "%s", h.err);
+    j = json_loads(h.out, 0, &jerr);
+    ck_assert_msg(j != NULL, "%s: %s", jerr.text, h.out);
+    ck_assert_int_eq(member(j, "total"), 6);
+    json_decref(j);
+
+    ck_assert_int_eq(ctl_run(&h, "status", "--group", groups, NULL), 0);
+    char want[512];
+    snprintf(want, sizeof want, "dead letters: 6 in %s\n", dlq);
+    ck_assert_msg(strstr(h.out, want) != NULL, "%s", h.out);
+    snprintf(want, sizeof want, "retry depth:  3 in %s\n", retry_sms);
+    ck_assert_msg(strstr(h.out, want) != NULL, "%s", h.out);
+    snprintf(want, sizeof want, "retry depth:  <=%d in %s\n", OPSSTATUS_COUNT_SPAN + 1,
+             retry_email);
+    ck_assert_msg(strstr(h.out, want) != NULL && strstr(h.out, "upper bound") != NULL, "%s", h.out);
+    ctl_teardown(&h);
+}
+END_TEST
+
 START_TEST(test_commands_report_unreachable_broker_with_exit_1)
 {
     char bin[1024], out[4096], err[4096];
@@ -286,6 +394,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_replay_republishes_exactly_the_window_with_filters_and_generations),
     TEST_ENTRY(test_replay_shows_progress_only_on_a_terminal_and_clears_it),
     TEST_ENTRY(test_status_shows_group_lag_and_a_daemon_not_answering),
+    TEST_ENTRY(test_status_counts_records_not_transaction_markers),
     TEST_ENTRY(test_commands_report_unreachable_broker_with_exit_1),
 };
 

@@ -15,6 +15,7 @@
 
 #include "kafka.h"
 #include "kafka_admin.h"
+#include "kafka_txn.h"
 #include "partread.h"
 #include "testsupport.h"
 #include "testutil.h"
@@ -134,6 +135,76 @@ static inline int64_t ctl_produce(const ctl_harness *h, const char *topic, const
     ck_assert_msg(rep.done && rep.err == 0, "delivery: %s", rd_kafka_err2str(rep.err));
     kafka_producer_destroy(p);
     return rep.offset;
+}
+
+/* The last offset delivered of a batch (ctl_on_txn_report's opaque). */
+static inline void ctl_on_txn_report(void *opaque, const kafka_delivery_report *dr)
+{
+    ctl_produced *p = opaque;
+    ck_assert_msg(dr->err == 0, "delivery: %s", dr->errstr);
+    p->done++;
+    if (dr->offset > p->offset)
+        p->offset = dr->offset;
+}
+
+/* A transactional producer, initialised, as the pipeline's daemons write. */
+static inline kafka_producer *ctl_txn_producer(const ctl_harness *h, const char *name)
+{
+    char txid[160], err[512];
+    snprintf(txid, sizeof txid, "%s%s", h->prefix, name);
+    kafka_producer *p = kafka_producer_new(h->brokers, NULL, NULL, txid, err, sizeof err);
+    ck_assert_msg(p != NULL, "%s", err);
+    kafka_producer_set_delivery_cb(p, ctl_on_txn_report);
+    kafka_err_class ec = KAFKA_ERRCLASS_RETRIABLE;
+    for (int tries = 0; ec == KAFKA_ERRCLASS_RETRIABLE && tries < 3; tries++)
+        ec = kafka_txn_init(p, 20000, err, sizeof err);
+    ck_assert_msg(ec == KAFKA_ERRCLASS_NONE, "%s", err);
+    return p;
+}
+
+/*
+ * Writes n records of value to partition of topic in one transaction of p
+ * (ctl_txn_producer), each with a copy of hdrs (NULL: none), and commits
+ * it, or aborts it once the records reached the log when commit is 0.
+ * Each transaction ends with a marker offset.  Returns the last record's
+ * offset.
+ */
+static inline int64_t ctl_produce_txn(kafka_producer *p, const char *topic, int32_t partition,
+                                      int n, const char *value, const rd_kafka_headers_t *hdrs,
+                                      int commit)
+{
+    char err[512];
+    ctl_produced rep = {.offset = -1};
+    ck_assert_msg(kafka_txn_begin(p, err, sizeof err) == KAFKA_ERRCLASS_NONE, "%s", err);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_headers_t *copy = hdrs != NULL ? rd_kafka_headers_copy(hdrs) : NULL;
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            kafka_producer_rk(p), RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY("k", 1),
+            RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_HEADERS(copy),
+            RD_KAFKA_V_OPAQUE(&rep), RD_KAFKA_V_END);
+        ck_assert_msg(e == RD_KAFKA_RESP_ERR_NO_ERROR, "produce: %s", rd_kafka_err2str(e));
+    }
+    ck_assert_int_eq(kafka_producer_flush(p, 30000), 0);
+    ck_assert_int_eq(rep.done, n);
+    kafka_err_class ec = commit ? kafka_txn_commit(p, 20000, err, sizeof err)
+                                : kafka_txn_abort(p, 20000, err, sizeof err);
+    ck_assert_msg(ec == KAFKA_ERRCLASS_NONE, "%s", err);
+    return rep.offset;
+}
+
+/* Commits offset on partition of topic for group, without joining it. */
+static inline void ctl_commit(const ctl_harness *h, const char *group, const char *topic,
+                              int32_t partition, int64_t offset)
+{
+    char err[512];
+    kafka_consumer *c = kafka_consumer_new(h->brokers, group, NULL, NULL, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    ck_assert_int_eq(rd_kafka_commit(kafka_consumer_rk(c), l, 0), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    kafka_consumer_destroy(c);
 }
 
 /* Reads every record of topic; calls fn with each (the record is destroyed after). */
