@@ -1430,8 +1430,8 @@ static int open_consumer(worker *w, char *err, size_t errlen)
     };
     static const config_kafka_props consumer_props = {
         (config_kv *)consumer_defaults, sizeof consumer_defaults / sizeof consumer_defaults[0]};
-    w->consumer =
-        kafka_consumer_new(w->common->kafka_brokers, group, &consumer_props, w->props, err, errlen);
+    w->consumer = kafka_member_consumer_new(w->common->kafka_brokers, group, &w->common->member,
+                                            &consumer_props, w->props, err, errlen);
     if (w->consumer == NULL)
         return -1;
     kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);

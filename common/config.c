@@ -29,18 +29,31 @@ static const char *const log_level_choices[] = {"debug", "info", "warn", "error"
 static const char *const log_format_choices[] = {"text", "json", NULL};
 
 /* Kafka topic names allow [A-Za-z0-9._-] up to 249 bytes; 100 leaves room for our names. */
+/* Whether every character of value is one Kafka allows in a name: A-Z a-z 0-9 . _ - */
+static bool kafka_name_chars(const char *value)
+{
+    for (const char *p = value; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
 static int check_topic_prefix(const char *value, char *err, size_t errlen)
 {
-    size_t n = strlen(value);
-    bool ok = n <= TOPIC_PREFIX_MAX;
-    for (size_t i = 0; ok && i < n; i++) {
-        char c = value[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '.' || c == '_' || c == '-';
-    }
-    if (ok)
+    if (strlen(value) <= TOPIC_PREFIX_MAX && kafka_name_chars(value))
         return 0;
     error_set(err, errlen, "expected at most %d characters of A-Z a-z 0-9 . _ -", TOPIC_PREFIX_MAX);
+    return -1;
+}
+
+int config_check_group_instance_id(const char *value, char *err, size_t errlen)
+{
+    size_t n = strlen(value);
+    if (n >= 1 && n <= CONFIG_GROUP_INSTANCE_ID_MAX && kafka_name_chars(value))
+        return 0;
+    error_set(err, errlen, "expected 1 to %d characters of A-Z a-z 0-9 . _ -",
+              CONFIG_GROUP_INSTANCE_ID_MAX);
     return -1;
 }
 
@@ -114,6 +127,33 @@ const config_var config_common_vars[] = {
      .offset = COMMON(log_format),
      .help = "log line format",
      .choices = log_format_choices},
+    {0},
+};
+
+/*
+ * The session's default is 15 s instead of librdkafka's 45 s.  Heartbeats
+ * come from librdkafka's own thread, every 3 s, so a busy main loop never
+ * misses one (a stuck loop is max.poll.interval.ms's business): a session
+ * runs out only for a dead process or a network cut that long, and five
+ * heartbeats lost in a row are not a blip.  It is also how long the
+ * partitions of a killed member without an instance id, or of a static
+ * member stopped for good, stay unread.
+ */
+const config_var config_member_vars[] = {
+    {.env = "HERALD_KAFKA_GROUP_INSTANCE_ID",
+     .type = CONFIG_STRING,
+     .offset = COMMON(member.instance_id),
+     .help = "static group member id (group.instance.id), unique per live process: a restart "
+             "with the same id takes its partitions back without a rebalance",
+     .check = config_check_group_instance_id},
+    {.env = "HERALD_KAFKA_SESSION_TIMEOUT_MS",
+     .type = CONFIG_DURATION,
+     .def = "15000",
+     .offset = COMMON(member.session_timeout_ms),
+     .min = 6000,
+     .max = 300000,
+     .help = "how long the group waits for a silent member before it gives its partitions "
+             "away (session.timeout.ms; heartbeats every third of it, at most every 3 s)"},
     {0},
 };
 

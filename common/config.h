@@ -143,6 +143,18 @@ int config_parse_addr(const char *text, config_addr *out, char *err, size_t errl
     __attribute__((warn_unused_result));
 
 /*
+ * How a daemon's consumer is a member of its group (config_member_vars):
+ * its static member id and its session.  See kafka_member_consumer_new().
+ */
+typedef struct config_group_member {
+    char *instance_id;       /* HERALD_KAFKA_GROUP_INSTANCE_ID; NULL: a dynamic member */
+    long session_timeout_ms; /* HERALD_KAFKA_SESSION_TIMEOUT_MS; 0: librdkafka's default */
+} config_group_member;
+
+/* Kafka's limit on a group.instance.id, as on a topic name. */
+#define CONFIG_GROUP_INSTANCE_ID_MAX 249
+
+/*
  * Settings every Herald program shares.  Programs list config_common_vars
  * as one of their tables with a herald_common_config as its target.
  */
@@ -153,9 +165,22 @@ typedef struct herald_common_config {
     int log_level;  /* log_level */
     int log_format; /* log_format */
     long stall_ms;  /* daemons only (daemon_config_vars): liveness threshold */
+    /* daemons whose consumer joins a group only (config_member_vars) */
+    config_group_member member;
 } herald_common_config;
 
 extern const config_var config_common_vars[];
+
+/*
+ * HERALD_KAFKA_GROUP_INSTANCE_ID and HERALD_KAFKA_SESSION_TIMEOUT_MS, into
+ * herald_common_config.member: for the daemons whose consumer joins a
+ * group (dispatcher, workers, herald-webhooks).
+ */
+extern const config_var config_member_vars[];
+
+/* Kafka's rule for a group.instance.id: 1..249 of [A-Za-z0-9._-]; the
+ * check of HERALD_KAFKA_GROUP_INSTANCE_ID (0, or -1 with what was expected). */
+int config_check_group_instance_id(const char *value, char *err, size_t errlen);
 
 /* Builds "<prefix><name>" into out; returns out. */
 char *config_topic(const herald_common_config *c, const char *name, char *out, size_t outlen);

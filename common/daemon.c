@@ -134,10 +134,12 @@ void daemon_wait_stop(void)
 
 int daemon_main(const daemon_spec *spec, int argc, char **argv)
 {
-    config_table tables[3] = {{config_common_vars, spec->common}, {spec->vars, spec->cfg}};
+    config_table tables[4] = {{config_common_vars, spec->common}, {spec->vars, spec->cfg}};
     size_t ntables = 2;
     if (spec->heartbeat)
         tables[ntables++] = (config_table){daemon_config_vars, spec->common};
+    if (spec->group_member)
+        tables[ntables++] = (config_table){config_member_vars, spec->common};
     char err[1024];
     int config_error = 0;
     void *d = NULL;

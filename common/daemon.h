@@ -91,6 +91,8 @@ typedef struct {
     herald_common_config *common;
     config_kafka_props *props;
     bool heartbeat; /* the daemon has a main loop and takes HERALD_STALL_TIMEOUT */
+    /* its consumer joins a group: it takes config_member_vars into common->member */
+    bool group_member;
     /* Optional process-wide setup after logging starts, and its undoing
      * (daemon_curl_init/daemon_curl_cleanup for a daemon that calls HTTP). */
     void (*process_init)(void);

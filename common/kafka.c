@@ -284,9 +284,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     (void)opaque;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         /* reason only says "fatal error raised"; the cause is kept apart. */
-        char why[512];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, why, sizeof(why));
-        LOG_ERROR(rd_kafka_name(rk), "fatal error: %s: %s", rd_kafka_err2name(orig), why);
+        char why[640];
+        (void)kafka_fatal_error(rk, why, sizeof(why));
+        LOG_ERROR(rd_kafka_name(rk), "fatal error: %s", why);
         return;
     }
     /* A broker dropping a connection is also logged by log_cb as it happens. */
@@ -402,8 +402,12 @@ rd_kafka_resp_err_t kafka_fatal_error(rd_kafka_t *rk, char *err, size_t errlen)
 {
     char why[512] = "";
     rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof(why));
+    /* A static member fenced by a newer one: the operator's mistake, said in their terms. */
+    const char *hint = e == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID
+                           ? "; another live process has the same HERALD_KAFKA_GROUP_INSTANCE_ID"
+                           : "";
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-        error_set(err, errlen, "%s: %s", rd_kafka_err2name(e), why);
+        error_set(err, errlen, "%s: %s%s", rd_kafka_err2name(e), why, hint);
     return e;
 }
 
@@ -688,9 +692,38 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* The member's settings as librdkafka properties; -1 with err on a bad one. */
+static int conf_apply_member(rd_kafka_conf_t *conf, const config_group_member *member, char *err,
+                             size_t errlen)
+{
+    if (member == NULL)
+        return 0;
+    if (member->instance_id != NULL && *member->instance_id != '\0' &&
+        conf_set(conf, "group.instance.id", member->instance_id, err, errlen) != 0)
+        return -1;
+    if (member->session_timeout_ms > 0) {
+        char session[24], heartbeat[24];
+        long hb = member->session_timeout_ms / 3;
+        snprintf(session, sizeof session, "%ld", member->session_timeout_ms);
+        snprintf(heartbeat, sizeof heartbeat, "%ld", hb < 3000 ? hb : 3000);
+        if (conf_set(conf, "session.timeout.ms", session, err, errlen) != 0 ||
+            conf_set(conf, "heartbeat.interval.ms", heartbeat, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
                                    const config_kafka_props *defaults,
                                    const config_kafka_props *props, char *err, size_t errlen)
+{
+    return kafka_member_consumer_new(brokers, group_id, NULL, defaults, props, err, errlen);
+}
+
+kafka_consumer *kafka_member_consumer_new(const char *brokers, const char *group_id,
+                                          const config_group_member *member,
+                                          const config_kafka_props *defaults,
+                                          const config_kafka_props *props, char *err, size_t errlen)
 {
     kafka_consumer *c = NULL, *ret = NULL;
     rd_kafka_conf_t *conf = NULL;
@@ -708,7 +741,8 @@ kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
     conf = conf_build(brokers, consumer_defaults, COUNT(consumer_defaults), err, errlen);
     if (conf == NULL)
         goto out;
-    if (conf_set(conf, "group.id", group_id, err, errlen) != 0)
+    if (conf_set(conf, "group.id", group_id, err, errlen) != 0 ||
+        conf_apply_member(conf, member, err, errlen) != 0)
         goto out;
     if (conf_apply_props(conf, defaults, err, errlen) != 0 ||
         conf_apply_props(conf, props, err, errlen) != 0)
@@ -724,6 +758,8 @@ kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
     conf = NULL;
     /* One queue: kafka_consumer_poll() also serves errors, logs and rebalances. */
     rd_kafka_poll_set_consumer(c->rk);
+    if (member != NULL && member->instance_id != NULL && *member->instance_id != '\0')
+        LOG_INFO(rd_kafka_name(c->rk), "group %s: static member %s", group_id, member->instance_id);
     ret = c;
     c = NULL;
 out:

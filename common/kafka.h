@@ -199,6 +199,29 @@ kafka_consumer *kafka_consumer_new(const char *brokers, const char *group_id,
                                    const config_kafka_props *props, char *err,
                                    size_t errlen) KAFKA_MUSTCHECK;
 
+/*
+ * kafka_consumer_new() for a daemon's consumer that joins its group with
+ * kafka_consumer_subscribe(), with how it is a member (NULL: as
+ * kafka_consumer_new()), applied after Herald's defaults and before the
+ * program's defaults and props:
+ *  - member->instance_id (optional) makes it a static member
+ *    (group.instance.id): a restart with the same id takes its partitions
+ *    back at once, without a rebalance and without waiting out the dead
+ *    process's session.  The broker keys it by group: one consumer per group
+ *    and process (no daemon has two in one group), and never the same id in
+ *    two live processes (the older one is fenced: a fatal error).  A static
+ *    member does not leave the group on close: its partitions wait for it
+ *    until its session runs out.
+ *  - member->session_timeout_ms (> 0) is session.timeout.ms, with
+ *    heartbeat.interval.ms a third of it, at most 3000 (librdkafka's default:
+ *    members hear of a rebalance at their next heartbeat).
+ */
+kafka_consumer *kafka_member_consumer_new(const char *brokers, const char *group_id,
+                                          const config_group_member *member,
+                                          const config_kafka_props *defaults,
+                                          const config_kafka_props *props, char *err,
+                                          size_t errlen) KAFKA_MUSTCHECK;
+
 /* Optional; ctx stays the caller's. */
 void kafka_consumer_set_rebalance_cb(kafka_consumer *c, kafka_rebalance_cb cb, void *ctx);
 
@@ -260,8 +283,9 @@ rd_kafka_t *kafka_consumer_rk(kafka_consumer *c);
 
 /*
  * Commits the stored offsets, then leaves the group (revoking the assignment,
- * so the group rebalances at once instead of after session.timeout.ms).
- * Reports the first failure; the consumer is closed either way.
+ * so the group rebalances at once instead of after session.timeout.ms; a
+ * static member keeps its place until then, for its restart).  Reports the
+ * first failure; the consumer is closed either way.
  */
 kafka_status kafka_consumer_close(kafka_consumer *c, char *err, size_t errlen) KAFKA_MUSTCHECK;
 

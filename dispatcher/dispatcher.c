@@ -421,8 +421,12 @@ static int collect(dispatcher *d)
         }
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             kafka_err_class c = kafka_classify(msg->err, NULL);
+            char why[512];
+            /* A fatal error's cause (a fenced static member, say) is kept apart. */
+            if (c != KAFKA_ERRCLASS_FATAL || !kafka_consumer_fatal(d->consumer, why, sizeof why))
+                snprintf(why, sizeof why, "%s", rd_kafka_message_errstr(msg));
             LOG_AT(c == KAFKA_ERRCLASS_FATAL ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "consumer", "%s",
-                   rd_kafka_message_errstr(msg));
+                   why);
             rd_kafka_message_destroy(msg);
             if (c == KAFKA_ERRCLASS_FATAL)
                 return -1;
@@ -1503,8 +1507,8 @@ dispatcher *dispatcher_new(const dispatcher_config *cfg, const herald_common_con
         *config_error = 1; /* HERALD_METRICS_ADDR unusable */
         goto out;
     }
-    d->consumer =
-        kafka_consumer_new(common->kafka_brokers, cfg->group_id, &cprops, props, err, errlen);
+    d->consumer = kafka_member_consumer_new(common->kafka_brokers, cfg->group_id, &common->member,
+                                            &cprops, props, err, errlen);
     if (d->consumer == NULL) {
         *config_error = 1; /* only a bad -X property gets here */
         goto out;

@@ -33,6 +33,7 @@ int main(int argc, char **argv)
         .common = &common,
         .props = &props,
         .heartbeat = true,
+        .group_member = true,
         .process_init = two_arenas,
         .start = spec_start,
         .run = spec_run,

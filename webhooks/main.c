@@ -24,6 +24,7 @@ int main(int argc, char **argv)
         .common = &common,
         .props = &props,
         .heartbeat = true,
+        .group_member = true,
         .process_init = daemon_curl_init,
         .process_cleanup = daemon_curl_cleanup,
         .start = spec_start,

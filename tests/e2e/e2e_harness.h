@@ -421,7 +421,8 @@ static inline double e2e_metric(e2e_env *e, int which, const char *name)
 /*
  * For consumers: a killed consumer's partitions move to its restarted
  * successor once the group has noticed it is gone, after session.timeout.ms
- * (45 s by default).  The broker's minimum keeps failure tests short.
+ * (15 s by default, HERALD_KAFKA_SESSION_TIMEOUT_MS; these daemons have no
+ * instance id).  The broker's minimum keeps failure tests short.
  */
 #define E2E_CONSUMER_OPTS "HERALD_KAFKA_OPTS=session.timeout.ms=6000 heartbeat.interval.ms=1000"
 

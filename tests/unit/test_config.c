@@ -83,11 +83,22 @@ static char err[512];
 
 static void clear_env(void)
 {
-    static const char *const names[] = {
-        "HERALD_KAFKA_BROKERS", "HERALD_DATABASE_URL", "HERALD_TOPIC_PREFIX", "HERALD_LOG_LEVEL",
-        "HERALD_LOG_FORMAT",    "HERALD_KAFKA_OPTS",   "HERALD_TEST_NAME",    "HERALD_TEST_WORKERS",
-        "HERALD_TEST_VERBOSE",  "HERALD_TEST_MODE",    "HERALD_TEST_TIMEOUT", "HERALD_TEST_LISTEN",
-        "HERALD_TEST_PIN",      "HERALD_TEST_REQ"};
+    static const char *const names[] = {"HERALD_KAFKA_BROKERS",
+                                        "HERALD_DATABASE_URL",
+                                        "HERALD_TOPIC_PREFIX",
+                                        "HERALD_LOG_LEVEL",
+                                        "HERALD_LOG_FORMAT",
+                                        "HERALD_KAFKA_OPTS",
+                                        "HERALD_TEST_NAME",
+                                        "HERALD_TEST_WORKERS",
+                                        "HERALD_TEST_VERBOSE",
+                                        "HERALD_TEST_MODE",
+                                        "HERALD_TEST_TIMEOUT",
+                                        "HERALD_TEST_LISTEN",
+                                        "HERALD_TEST_PIN",
+                                        "HERALD_TEST_REQ",
+                                        "HERALD_KAFKA_GROUP_INSTANCE_ID",
+                                        "HERALD_KAFKA_SESSION_TIMEOUT_MS"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unsetenv(names[i]);
 }
@@ -657,6 +668,92 @@ START_TEST(test_error_quotes_control_characters_escaped)
     teardown();
 }
 
+/* Loads the shared settings and a group member's, as a consumer daemon does. */
+static config_status load_member(void)
+{
+    const config_table t[] = {{config_common_vars, &common}, {config_member_vars, &common}};
+    err[0] = '\0';
+    return config_load(t, 2, 1, (char *[]){"prog", NULL}, NULL, &props, "usage: prog", err,
+                       sizeof err);
+}
+
+static void free_member(void)
+{
+    const config_table t[] = {{config_common_vars, &common}, {config_member_vars, &common}};
+    config_free(t, 2, &props);
+}
+
+START_TEST(test_group_member_defaults_are_dynamic_with_a_15s_session)
+{
+    setup();
+    ck_assert_int_eq(load_member(), CONFIG_OK);
+    ck_assert_ptr_null(common.member.instance_id);
+    ck_assert_int_eq(common.member.session_timeout_ms, 15000);
+    free_member();
+}
+END_TEST
+
+START_TEST(test_group_instance_id_follows_kafka_rules_and_names_the_variable)
+{
+    char longest[CONFIG_GROUP_INSTANCE_ID_MAX + 2];
+    memset(longest, 'a', sizeof longest - 2);
+    longest[sizeof longest - 2] = '\0';
+    static const char *const good[] = {"herald-worker-email", "w.1_A-b", "0"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        setup();
+        setenv("HERALD_KAFKA_GROUP_INSTANCE_ID", good[i], 1);
+        ck_assert_msg(load_member() == CONFIG_OK, "%s: %s", good[i], err);
+        ck_assert_str_eq(common.member.instance_id, good[i]);
+        free_member();
+    }
+    setup();
+    setenv("HERALD_KAFKA_GROUP_INSTANCE_ID", longest, 1);
+    ck_assert_int_eq(load_member(), CONFIG_OK);
+    ck_assert_uint_eq(strlen(common.member.instance_id), CONFIG_GROUP_INSTANCE_ID_MAX);
+    free_member();
+
+    strcat(longest, "a"); /* 250 */
+    const char *const bad[] = {"", "a b", "worker/1", "w:1", "w\u00e9", longest};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setup();
+        setenv("HERALD_KAFKA_GROUP_INSTANCE_ID", bad[i], 1);
+        ck_assert_int_eq(load_member(), CONFIG_ERROR);
+        static const char want[] = "HERALD_KAFKA_GROUP_INSTANCE_ID: expected 1 to 249 "
+                                   "characters of A-Z a-z 0-9 . _ -, got \"";
+        ck_assert_msg(strncmp(err, want, sizeof want - 1) == 0, "%s", err);
+        free_member();
+    }
+}
+END_TEST
+
+START_TEST(test_session_timeout_is_bounded_and_names_the_variable)
+{
+    setup();
+    setenv("HERALD_KAFKA_SESSION_TIMEOUT_MS", "45000", 1);
+    ck_assert_int_eq(load_member(), CONFIG_OK);
+    ck_assert_int_eq(common.member.session_timeout_ms, 45000);
+    free_member();
+    setup();
+    setenv("HERALD_KAFKA_SESSION_TIMEOUT_MS", "30s", 1);
+    ck_assert_int_eq(load_member(), CONFIG_OK);
+    ck_assert_int_eq(common.member.session_timeout_ms, 30000);
+    free_member();
+    static const char *const bad[] = {"5999", "300001", "1h", "fast"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setup();
+        setenv("HERALD_KAFKA_SESSION_TIMEOUT_MS", bad[i], 1);
+        ck_assert_int_eq(load_member(), CONFIG_ERROR);
+        char want[200];
+        snprintf(want, sizeof want,
+                 "HERALD_KAFKA_SESSION_TIMEOUT_MS: expected a duration from 6s to 5m (like 250ms, "
+                 "5s, 2m, 1h), got \"%s\"",
+                 bad[i]);
+        ck_assert_str_eq(err, want);
+        free_member();
+    }
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_defaults_apply_without_env_or_flags),
     TEST_ENTRY(test_env_overrides_default_and_flag_overrides_env),
@@ -689,6 +786,9 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_parse_value_applies_the_var_rules),
     TEST_ENTRY(test_loading_twice_replaces_strings_without_leaking),
     TEST_ENTRY(test_error_quotes_control_characters_escaped),
+    TEST_ENTRY(test_group_member_defaults_are_dynamic_with_a_15s_session),
+    TEST_ENTRY(test_group_instance_id_follows_kafka_rules_and_names_the_variable),
+    TEST_ENTRY(test_session_timeout_is_bounded_and_names_the_variable),
 };
 
 TEST_MAIN("config", cases)

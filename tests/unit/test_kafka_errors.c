@@ -215,6 +215,54 @@ START_TEST(test_program_defaults_apply_and_operator_props_override_them)
 }
 END_TEST
 
+START_TEST(test_group_member_sets_instance_id_session_and_heartbeat)
+{
+    char err[512], v[64];
+    static const struct {
+        long session;
+        const char *heartbeat;
+    } sessions[] = {{6000, "2000"}, {9000, "3000"}, {15000, "3000"}, {300000, "3000"}};
+    for (size_t i = 0; i < sizeof sessions / sizeof sessions[0]; i++) {
+        config_group_member m = {(char *)"herald-worker-1", sessions[i].session};
+        kafka_consumer *c =
+            kafka_member_consumer_new("127.0.0.1:1", "g", &m, NULL, NULL, err, sizeof(err));
+        ck_assert_msg(c != NULL, "%s", err);
+        rd_kafka_t *rk = kafka_consumer_rk(c);
+        ck_assert_str_eq(conf_value(rk, "group.instance.id", v, sizeof(v)), "herald-worker-1");
+        char want[24];
+        snprintf(want, sizeof want, "%ld", sessions[i].session);
+        ck_assert_str_eq(conf_value(rk, "session.timeout.ms", v, sizeof(v)), want);
+        ck_assert_str_eq(conf_value(rk, "heartbeat.interval.ms", v, sizeof(v)),
+                         sessions[i].heartbeat);
+        kafka_consumer_destroy(c);
+    }
+
+    /* No id: a dynamic member; the operator's -X pairs still win. */
+    config_kv kv[] = {{(char *)"session.timeout.ms", (char *)"7000"},
+                      {(char *)"group.instance.id", (char *)"from-x"}};
+    config_kafka_props props = {kv, 2};
+    config_group_member m = {NULL, 20000};
+    kafka_consumer *c =
+        kafka_member_consumer_new("127.0.0.1:1", "g", &m, NULL, NULL, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "group.instance.id", v, sizeof(v)), "");
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "session.timeout.ms", v, sizeof(v)), "20000");
+    kafka_consumer_destroy(c);
+    c = kafka_member_consumer_new("127.0.0.1:1", "g", &m, NULL, &props, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "group.instance.id", v, sizeof(v)), "from-x");
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "session.timeout.ms", v, sizeof(v)), "7000");
+    kafka_consumer_destroy(c);
+
+    /* Without a member, librdkafka's defaults. */
+    c = kafka_consumer_new("127.0.0.1:1", "g", NULL, NULL, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "group.instance.id", v, sizeof(v)), "");
+    ck_assert_str_eq(conf_value(kafka_consumer_rk(c), "session.timeout.ms", v, sizeof(v)), "45000");
+    kafka_consumer_destroy(c);
+}
+END_TEST
+
 static const test_case_entry cases[] = {
     TEST_ENTRY(test_no_error_needs_no_action),
     TEST_ENTRY(test_unreachable_or_moving_cluster_is_retriable),
@@ -227,6 +275,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_fatal_flag_of_an_error_object_wins_over_its_code),
     TEST_ENTRY(test_class_names_are_stable_for_logs),
     TEST_ENTRY(test_program_defaults_apply_and_operator_props_override_them),
+    TEST_ENTRY(test_group_member_sets_instance_id_session_and_heartbeat),
 };
 
 TEST_MAIN("kafka_errors", cases)
