@@ -152,9 +152,12 @@ START_TEST(test_cookie_opens_admin_api_and_writes_need_csrf)
     call(&g, "POST", "/v1/suppressions", NULL, add, s.cookie, 403, &r);
     ck_assert_str_eq(h_error_code(&r), "csrf_failed");
     h_resp_clear(&r);
-    char wrong[512];
-    snprintf(wrong, sizeof wrong, "%s\nX-CSRF-Token: %.42sA", s.cookie,
-             s.csrf[0] == 'A' ? "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB" : s.csrf);
+    /* The right token with its last character changed. */
+    char wrong[512], bad[sizeof s.csrf];
+    snprintf(bad, sizeof bad, "%s", s.csrf);
+    size_t last = strlen(bad) - 1;
+    bad[last] = bad[last] == 'A' ? 'B' : 'A';
+    snprintf(wrong, sizeof wrong, "%s\nX-CSRF-Token: %s", s.cookie, bad);
     call(&g, "POST", "/v1/suppressions", NULL, add, wrong, 403, &r);
     ck_assert_str_eq(h_error_code(&r), "csrf_failed");
     h_resp_clear(&r);
