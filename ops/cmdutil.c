@@ -160,6 +160,19 @@ out:
     return rc;
 }
 
+int cmdutil_add_query(char *path, size_t len, const char *name, const char *value)
+{
+    if (value == NULL)
+        return 0;
+    char *esc = curl_easy_escape(NULL, value, 0);
+    if (esc == NULL)
+        return -1;
+    size_t used = strlen(path);
+    int n = snprintf(path + used, len - used, "&%s=%s", name, esc);
+    curl_free(esc);
+    return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
 void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer)
 {
     json_t *e = json_object_get(answer, "error");
