@@ -355,16 +355,16 @@ START_TEST(test_event_status_reads_events_and_deliveries)
     ck_assert_int_eq(id_uuid_v4(id), 0);
     ck_assert_int_eq(id_uuid_v4(child), 0);
     snprintf(sql, sizeof sql,
-             /* Three planned deliveries: two claimed by workers (rows), one not yet. */
+             /* Four planned deliveries: two claimed by workers (rows), two not yet. */
              "INSERT INTO events (event_id, type, user_id, priority, created_at, planned) VALUES "
              "('%s', 'order.shipped', 'u-st', 'normal', now(), "
              "'{{email,%s/email,a@example.com},{sms,%s/sms,+15550000001},"
-             "{push,%s/push,\"tok \\\"1\\\"\"}}');"
-             "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, status, "
-             "attempts, last_error) VALUES "
-             "('%s/email', '%s', 'u-st', 'email', 'sent', 1, NULL),"
-             "('%s/sms', '%s', 'u-st', 'sms', 'retrying', 2, 'provider 503')",
-             id, id, id, id, id, id, id, id);
+             "{push,%s/push,\"tok \\\"1\\\"\"},{inapp,%s/inapp,u-st}}');"
+             "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, address, "
+             "status, attempts, last_error) VALUES "
+             "('%s/email', '%s', 'u-st', 'email', 'a@example.com', 'sent', 1, NULL),"
+             "('%s/sms', '%s', 'u-st', 'sms', '+15550000001', 'retrying', 2, 'provider 503')",
+             id, id, id, id, id, id, id, id, id);
     h_sql(sql);
     h_gateway g;
     h_start(&g, NULL);
@@ -376,31 +376,54 @@ START_TEST(test_event_status_reads_events_and_deliveries)
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), id);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "processing");
     json_t *ds = json_object_get(r.json, "deliveries");
-    ck_assert_uint_eq(json_array_size(ds), 3); /* a claimed delivery is reported once */
+    ck_assert_uint_eq(json_array_size(ds), 4); /* a claimed delivery is reported once */
     int seen = 0;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         json_t *d = json_array_get(ds, i);
         const char *ch = json_string_value(json_object_get(d, "channel"));
         const char *status = json_string_value(json_object_get(d, "status"));
+        /* Where each went: the address, the device token, the in-app user. */
+        const char *address = json_string_value(json_object_get(d, "address"));
+        ck_assert_ptr_nonnull(address);
         ck_assert_ptr_nonnull(json_object_get(d, "updated_at"));
         ck_assert_str_eq(json_string_value(json_object_get(d, "user_id")), "u-st");
         if (strcmp(ch, "email") == 0) {
             seen |= 1;
             ck_assert_str_eq(status, "sent");
+            ck_assert_str_eq(address, "a@example.com");
         } else if (strcmp(ch, "sms") == 0) {
             seen |= 2;
             ck_assert_str_eq(status, "retrying");
             ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 2);
             ck_assert_str_eq(json_string_value(json_object_get(d, "last_error")), "provider 503");
-        } else {
+            ck_assert_str_eq(address, "+15550000001");
+        } else if (strcmp(ch, "push") == 0) {
             seen |= 4;
-            ck_assert_str_eq(ch, "push");
             ck_assert_str_eq(status, "pending"); /* planned, no worker has it yet */
             ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 0);
+            ck_assert_str_eq(address, "tok \"1\"");
+        } else {
+            seen |= 8;
+            ck_assert_str_eq(ch, "inapp");
+            ck_assert_str_eq(address, "u-st");
         }
     }
-    ck_assert_int_eq(seen, 7);
+    ck_assert_int_eq(seen, 15);
     h_resp_clear(&r);
+
+    /* heraldctl event names them too, one delivery a line. */
+    char bin[1024], env_url[128], env_key[128], out[8192], errout[4096];
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_pubkey);
+    const char *env[] = {env_url, env_key, NULL};
+    char *argv[] = {bin, "event", id, NULL};
+    int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    ck_assert_msg(strstr(out, "  email  sent        a@example.com  attempts 1\n") != NULL &&
+                      strstr(out, "  push   pending     tok \"1\"  attempts 0\n") != NULL &&
+                      strstr(out, "  inapp  pending     u-st  attempts 0\n") != NULL,
+                  "%s", out);
 
     /* Upper case is the same UUID. */
     for (char *p = path; *p; p++)
