@@ -199,9 +199,10 @@ static const char *not_requeueable(const requeue_state *s, const dlqrec *rec, ch
                  rec->orig_topic, prefix);
         return why;
     }
-    /* Sent back unchanged it fails the same way: only a fixed producer helps. */
-    if (s->o->skip_invalid_json && strcmp(rec->reason, "invalid_json") == 0) {
-        snprintf(why, whylen, "not valid JSON: it would fail again");
+    /* Sent back unchanged it fails the same way, for every caller: only
+     * the producer publishing it again, fixed, can deliver it. */
+    if (strcmp(rec->reason, "invalid_json") == 0) {
+        snprintf(why, whylen, "invalid_json: not valid JSON, it would fail again");
         return why;
     }
     return NULL;

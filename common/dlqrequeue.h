@@ -25,7 +25,7 @@
 typedef enum {
     DLQREQUEUE_REQUEUED = 0, /* produced and acknowledged */
     DLQREQUEUE_ALREADY,      /* an earlier run claimed it */
-    DLQREQUEUE_SKIPPED,      /* not requeueable: error says why */
+    DLQREQUEUE_SKIPPED,      /* not requeueable (invalid_json, a foreign topic): error says why */
     DLQREQUEUE_FAILED,       /* certainly not written; a later run may retry */
     DLQREQUEUE_UNCONFIRMED,  /* may have been written: the next run settles it */
     DLQREQUEUE_WOULD,        /* dry run: would be requeued */
@@ -58,7 +58,6 @@ typedef struct dlqrequeue_opts {
     const int64_t *offs;
     size_t npos;
     bool dry_run;
-    bool skip_invalid_json;      /* records whose reason is invalid_json are skipped */
     dlqrequeue_report_fn report; /* may be NULL */
     void *opaque;
 } dlqrequeue_opts;

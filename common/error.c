@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 int error_set(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -15,4 +16,12 @@ int error_set(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+const char *error_after_field(const char *msg, const char *field)
+{
+    size_t n = field != NULL ? strlen(field) : 0;
+    if (n > 0 && strncmp(msg, field, n) == 0 && msg[n] == ':' && msg[n + 1] == ' ')
+        return msg + n + 2;
+    return msg;
 }

@@ -14,4 +14,12 @@
  */
 int error_set(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * The problem of a "<field>: <problem>" message (what validation errors
+ * look like): msg past "field: ", or msg itself when it does not start so
+ * (field NULL or "" included).  For a caller that names the field its own
+ * way (a flag) and must not name it twice.
+ */
+const char *error_after_field(const char *msg, const char *field);
+
 #endif

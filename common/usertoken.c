@@ -26,7 +26,7 @@ int usertoken_mint(const char *secret, size_t secretlen, const char *user_id, in
     char why[160];
     size_t ulen = user_id != NULL ? strlen(user_id) : 0;
     if (user_id == NULL || validate_user_id(user_id, ulen, why, sizeof why) != 0)
-        return error_set(err, errlen, "user_id %s", user_id == NULL ? "is missing" : why);
+        return error_set(err, errlen, "user_id: %s", user_id == NULL ? "required" : why);
     if (expires_unix < 0)
         return error_set(err, errlen, "the expiry is before 1970");
     if (signedtoken_mint(VERSION, secret, secretlen, user_id, ulen, expires_unix, out, outlen) != 0)

@@ -38,8 +38,8 @@ int usertoken_check_secret(const char *secret, char *err, size_t errlen);
 
 /*
  * Writes the token of user_id expiring at expires_unix into out
- * (USERTOKEN_SIZE is enough).  -1 with err set when user_id is not a valid
- * user id or out is too small.
+ * (USERTOKEN_SIZE is enough).  -1 with err set: "user_id: <problem>" when
+ * user_id is not a valid user id, else why (out too small, ...).
  */
 int usertoken_mint(const char *secret, size_t secretlen, const char *user_id, int64_t expires_unix,
                    char *out, size_t outlen, char *err, size_t errlen)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "cmdutil.h"
@@ -27,7 +28,7 @@
     "       heraldctl dlq show PARTITION:OFFSET [--json]\n"                                        \
     "       heraldctl dlq stats [--since TIME] [--json]\n"                                         \
     "       heraldctl dlq requeue [--stage S] [--reason R] [--channel C] [--since TIME] "          \
-    "[PARTITION:OFFSET ...] [--dry-run]"
+    "[PARTITION:OFFSET ...] [--all] [--dry-run]"
 
 typedef struct dlq_flags {
     char *stage;
@@ -37,6 +38,7 @@ typedef struct dlq_flags {
     long limit;
     bool json;
     bool dry_run;
+    bool all;
     long timeout_ms;
 } dlq_flags;
 
@@ -100,6 +102,11 @@ static const config_var requeue_vars[] = {
      .def = "false",
      .offset = offsetof(dlq_flags, dry_run),
      .help = "list what would be requeued; change nothing"},
+    {.flag = "all",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = offsetof(dlq_flags, all),
+     .help = "with no filter and no PARTITION:OFFSET: requeue every record, without asking"},
     FLAG_TIMEOUT,
     {0},
 };
@@ -444,6 +451,50 @@ static void requeue_print(const dlqrequeue_result *res, void *opaque)
     }
 }
 
+/* True when f selects nothing: no filter, so every record of the DLQ. */
+static bool requeue_unfiltered(const dlq_flags *f, int64_t since_ms, int npos)
+{
+    return npos == 0 && f->stage == NULL && f->reason == NULL && f->channel == NULL && since_ms < 0;
+}
+
+/* Whether the command can ask the operator: its input and output are a terminal. */
+static bool requeue_can_ask(void)
+{
+    return isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1;
+}
+
+/*
+ * Before requeueing the whole DLQ unasked: counts what would go (a dry
+ * run) and asks.  -1 to go on, else the exit code.
+ */
+static int requeue_confirm(const ctl_context *ctx, const dlqrequeue_opts *o)
+{
+    dlqrequeue_opts dry = *o;
+    dry.dry_run = true;
+    dry.report = NULL;
+    dlqrequeue_counts n;
+    const char *what = NULL;
+    char err[512], answer[16];
+    dlqrequeue_status st = dlqrequeue_run(&dry, &n, &what, err, sizeof(err));
+    if (st == DLQREQUEUE_ERR_KAFKA)
+        cmdutil_kafka_error(ctx, "dlq requeue", what, err);
+    else if (st != DLQREQUEUE_OK)
+        fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
+    if (st != DLQREQUEUE_OK)
+        return CTL_EXIT_FAILURE;
+    printf("%ld would be requeued, %ld already requeued, %ld skipped\n", n.would, n.already,
+           n.skipped);
+    if (n.would == 0)
+        return CTL_EXIT_OK;
+    printf("Requeue %ld record%s? [y/N] ", n.would, n.would == 1 ? "" : "s");
+    fflush(stdout);
+    if (fgets(answer, sizeof(answer), stdin) == NULL || (answer[0] != 'y' && answer[0] != 'Y')) {
+        printf("nothing requeued\n");
+        return CTL_EXIT_FAILURE;
+    }
+    return -1;
+}
+
 static int dlq_requeue(const ctl_context *ctx, const char *topic, const dlq_flags *f,
                        int64_t since_ms, int npos, char **positions)
 {
@@ -454,7 +505,19 @@ static int dlq_requeue(const ctl_context *ctx, const char *topic, const dlq_flag
     int rc = CTL_EXIT_USAGE;
     dlqrec_filter filter = {f->stage, f->reason, f->channel, since_ms, 0};
     dlqrequeue_counts n;
+    bool ask = !f->all && !f->dry_run && requeue_unfiltered(f, since_ms, npos);
 
+    if (f->all && !requeue_unfiltered(f, since_ms, npos)) {
+        fprintf(stderr,
+                "heraldctl dlq requeue: --all requeues every record: give it without filters "
+                "and PARTITION:OFFSET\n");
+        goto out;
+    }
+    if (ask && !requeue_can_ask()) {
+        fprintf(stderr, "heraldctl dlq requeue: without a filter or PARTITION:OFFSET this requeues "
+                        "every record of the DLQ: give --all (see them first with --dry-run)\n");
+        goto out;
+    }
     if (npos > 0) {
         parts = calloc((size_t)npos, sizeof(*parts));
         offs = calloc((size_t)npos, sizeof(*offs));
@@ -484,10 +547,11 @@ static int dlq_requeue(const ctl_context *ctx, const char *topic, const dlq_flag
         .offs = offs,
         .npos = (size_t)npos,
         .dry_run = f->dry_run,
-        /* An operator may send a record back byte for byte, fixed consumer or not. */
-        .skip_invalid_json = false,
         .report = requeue_print,
     };
+    if (ask && (rc = requeue_confirm(ctx, &o)) >= 0)
+        goto out;
+    rc = CTL_EXIT_FAILURE;
     const char *what = NULL;
     dlqrequeue_status st = dlqrequeue_run(&o, &n, &what, err, sizeof(err));
     if (st == DLQREQUEUE_ERR_KAFKA)

@@ -21,6 +21,7 @@
 
 #include "cmd.h"
 #include "cmdutil.h"
+#include "error.h"
 #include "event.h"
 #include "ids.h"
 #include "kafka.h"
@@ -89,7 +90,7 @@ static const config_var publish_vars[] = {
     {0},
 };
 
-/* The flag a request field comes from, for error lines. */
+/* The flag a request field comes from, for error lines; NULL for none. */
 static const char *flag_of(const char *field)
 {
     static const char *const map[][2] = {
@@ -104,7 +105,7 @@ static const char *flag_of(const char *field)
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(field, map[i][0]) == 0)
             return map[i][1];
-    return "the event";
+    return NULL;
 }
 
 /* Builds the request body a client would send; NULL with one line printed. */
@@ -134,6 +135,7 @@ static json_t *build_body(const publish_flags *f)
             continue;
         json_t *s = json_string(strings[i].value);
         if (s == NULL) {
+            /* Every key of strings has its flag. */
             fprintf(stderr, "heraldctl publish: %s: not valid UTF-8\n", flag_of(strings[i].key));
             goto fail;
         }
@@ -196,7 +198,12 @@ static int build_event(publish_job *j)
     if ((j->body = build_body(&j->f)) == NULL)
         return -1;
     if (event_from_request(j->body, &j->ev, NULL, field, sizeof(field), err, sizeof(err)) != 0) {
-        fprintf(stderr, "heraldctl publish: %s: %s\n", flag_of(field), err);
+        /* err names the request's field: the line names the flag instead. */
+        const char *flag = flag_of(field);
+        if (flag != NULL)
+            fprintf(stderr, "heraldctl publish: %s: %s\n", flag, error_after_field(err, field));
+        else
+            fprintf(stderr, "heraldctl publish: %s\n", err);
         return -1;
     }
     return 0;

@@ -76,20 +76,6 @@ static const char *const fields[] = {"channel",    "address",  "reason",
                                      "created_at", "event_id", "detail"};
 #define NCOLS (sizeof headers / sizeof headers[0])
 
-/* Appends "&name=escaped value" to path when value is set; -1 when it does not fit. */
-static int add_query(char *path, size_t len, const char *name, const char *value)
-{
-    if (value == NULL)
-        return 0;
-    char *esc = curl_easy_escape(NULL, value, 0);
-    if (esc == NULL)
-        return -1;
-    size_t used = strlen(path);
-    int n = snprintf(path + used, len - used, "&%s=%s", name, esc);
-    curl_free(esc);
-    return n < 0 || (size_t)n >= len - used ? -1 : 0;
-}
-
 static int run_list(const cmdutil_gateway *g, const suppress_flags *f)
 {
     json_t *all = json_array();
@@ -104,9 +90,9 @@ static int run_list(const cmdutil_gateway *g, const suppress_flags *f)
         char path[2048];
         long want = f->max - (long)json_array_size(all);
         snprintf(path, sizeof path, "/v1/suppressions?limit=%ld", want < PAGE ? want : PAGE);
-        if (add_query(path, sizeof path, "channel", f->channel) != 0 ||
-            add_query(path, sizeof path, "reason", f->reason) != 0 ||
-            add_query(path, sizeof path, "after", after) != 0) {
+        if (cmdutil_add_query(path, sizeof path, "channel", f->channel) != 0 ||
+            cmdutil_add_query(path, sizeof path, "reason", f->reason) != 0 ||
+            cmdutil_add_query(path, sizeof path, "after", after) != 0) {
             fprintf(stderr, "heraldctl suppress list: a filter is too long\n");
             rc = CTL_EXIT_USAGE;
             goto out;

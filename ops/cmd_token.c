@@ -10,6 +10,7 @@
  * is created later.
  */
 #include "cmd.h"
+#include "error.h"
 
 #include "timeutil.h"
 #include "usertoken.h"
@@ -61,7 +62,9 @@ int cmd_token(const ctl_context *ctx, int argc, char **argv)
     int64_t expires = timeutil_now_ms() / 1000 + f.ttl;
     if (usertoken_mint(f.secret, strlen(f.secret), f.user, expires, token, sizeof token, err,
                        sizeof err) != 0) {
-        fprintf(stderr, "heraldctl token: --user: %s\n", err);
+        /* A user_id problem is one of --user, named as the flag. */
+        const char *problem = error_after_field(err, "user_id");
+        fprintf(stderr, "heraldctl token: %s%s\n", problem != err ? "--user: " : "", problem);
         goto out;
     }
     printf("%s\n", token);

@@ -1,15 +1,23 @@
 /*
  * heraldctl topics create [--partitions N] [--replication-factor R]
+ * heraldctl topics subscribers NAME [--after USER_ID] [--limit N] [--json]
  *
- * Creates every topic of topics.h under the prefix.  Idempotent: topics that
- * exist are reported and left as they are.
+ * create makes every Kafka topic of topics.h under the prefix.  Idempotent:
+ * topics that exist are reported and left as they are.
+ *
+ * subscribers lists one page of a broadcast topic's subscribers through the
+ * gateway's GET /v1/topics/{topic}/subscribers (HERALD_GATEWAY_URL, an admin
+ * HERALD_API_KEY); the last line gives the --after of the next page.
  */
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cmd.h"
+#include "cmdutil.h"
+#include "table.h"
 #include "kafka.h"
 #include "kafka_admin.h"
 #include "topics.h"
@@ -46,7 +54,39 @@ static const config_var topics_vars[] = {
 };
 
 #define TOPICS_USAGE                                                                               \
-    "usage: heraldctl topics create [--partitions N] [--replication-factor R] [--timeout D]"
+    "usage: heraldctl topics create [--partitions N] [--replication-factor R] [--timeout D] | "    \
+    "subscribers NAME [--after USER_ID] [--limit N] [--json] [--gateway-url URL] [--api-key KEY]"
+
+typedef struct subscribers_flags {
+    char *gateway_url;
+    char *api_key;
+    char *after;
+    long limit;
+    bool json;
+    long timeout_ms;
+} subscribers_flags;
+
+static const config_var subscribers_vars[] = {
+    CMDUTIL_GATEWAY_FLAGS(subscribers_flags, gateway_url, api_key, timeout_ms,
+                          "an admin API key (heraldctl apikey create --scope admin)"),
+    {.flag = "after",
+     .type = CONFIG_STRING,
+     .offset = offsetof(subscribers_flags, after),
+     .help = "the page after this user id (the previous page's last line says which)"},
+    {.flag = "limit",
+     .type = CONFIG_INT,
+     .def = "100",
+     .offset = offsetof(subscribers_flags, limit),
+     .min = 1,
+     .max = 1000,
+     .help = "subscribers per page"},
+    {.flag = "json",
+     .type = CONFIG_BOOL,
+     .def = "false",
+     .offset = offsetof(subscribers_flags, json),
+     .help = "print the gateway's JSON instead of a table"},
+    {0},
+};
 
 /*
  * Describes the topics that already existed, all in one metadata request.
@@ -164,15 +204,89 @@ static int topics_create(const ctl_context *ctx, const topics_flags *f)
     return failed ? CTL_EXIT_FAILURE : CTL_EXIT_OK;
 }
 
+static int topics_subscribers(const subscribers_flags *f, const char *topic)
+{
+    static const char *const headers[] = {"USER", "SUBSCRIBED"};
+    char path[2048];
+    char *esc = curl_easy_escape(NULL, topic, 0);
+    int n = esc != NULL
+                ? snprintf(path, sizeof path, "/v1/topics/%s/subscribers?limit=%ld", esc, f->limit)
+                : -1;
+    curl_free(esc);
+    if (n < 0 || (size_t)n >= sizeof path ||
+        cmdutil_add_query(path, sizeof path, "after", f->after) != 0) {
+        fprintf(stderr, "heraldctl topics subscribers: the topic or --after is too long\n");
+        return CTL_EXIT_USAGE;
+    }
+    cmdutil_gateway g = {.url = f->gateway_url, .api_key = f->api_key, .timeout_ms = f->timeout_ms};
+    json_t *answer = NULL;
+    if (cmdutil_gateway_request(&g, "topics subscribers", "GET", path, NULL, 0, &answer) != 0)
+        return CTL_EXIT_FAILURE;
+    int rc = CTL_EXIT_FAILURE;
+    table *t = NULL;
+    if (f->json) {
+        cmdutil_print_json(answer);
+        rc = CTL_EXIT_OK;
+        goto out;
+    }
+    if ((t = table_new(2, headers)) == NULL)
+        goto oom;
+    json_t *subs = json_object_get(answer, "subscribers"), *e;
+    size_t i;
+    json_array_foreach(subs, i, e)
+    {
+        char user[512], since[64];
+        cmdutil_cell_text(json_object_get(e, "user_id"), user, sizeof user);
+        cmdutil_cell_text(json_object_get(e, "subscribed_at"), since, sizeof since);
+        const char *cells[] = {user, since};
+        if (table_add(t, cells) != 0)
+            goto oom;
+    }
+    table_print(t, stdout);
+    const char *next = json_string_value(json_object_get(answer, "next_after"));
+    size_t count = json_array_size(subs);
+    printf("%zu subscriber%s", count, count == 1 ? "" : "s");
+    if (next != NULL)
+        printf(" (more: --after %s)", next);
+    printf("\n");
+    rc = CTL_EXIT_OK;
+    goto out;
+oom:
+    fprintf(stderr, "heraldctl topics subscribers: out of memory\n");
+out:
+    table_free(t);
+    json_decref(answer);
+    return rc;
+}
+
+static int cmd_topics_subscribers(int argc, char **argv)
+{
+    static const cmdutil_sub subs[] = {{"subscribers", 1, "a topic NAME", NULL}};
+    subscribers_flags f = {0};
+    const config_table ctable = {subscribers_vars, &f};
+    cmdutil_subcmd c;
+    int rc =
+        cmdutil_parse_sub("topics", TOPICS_USAGE, subs, 1, subscribers_vars, &f, argc, argv, &c);
+    if (rc < 0) {
+        rc = CTL_EXIT_USAGE;
+        if (cmdutil_have_key(c.name, f.api_key, "an admin API key"))
+            rc = topics_subscribers(&f, c.args[0]);
+    }
+    config_free(&ctable, 1, NULL);
+    return rc;
+}
+
 int cmd_topics(const ctl_context *ctx, int argc, char **argv)
 {
     topics_flags flags = {0};
     int first = argc;
     int rc = CTL_EXIT_USAGE;
 
+    if (argc >= 2 && strcmp(argv[1], "subscribers") == 0)
+        return cmd_topics_subscribers(argc, argv);
     if (argc < 2 || (strcmp(argv[1], "create") != 0 && strcmp(argv[1], "--help") != 0 &&
                      strcmp(argv[1], "-h") != 0)) {
-        fprintf(stderr, "heraldctl topics: expected \"create\" (%s)\n", TOPICS_USAGE);
+        fprintf(stderr, "heraldctl topics: expected create or subscribers (%s)\n", TOPICS_USAGE);
         return CTL_EXIT_USAGE;
     }
     if (strcmp(argv[1], "create") != 0) {

@@ -21,10 +21,8 @@ int cmdutil_time_flag(const char *cmd, const char *flag, const char *value, int6
     if (value == NULL || *value == '\0')
         return 0;
     if (timeutil_parse_time(value, timeutil_now_ms(), out_ms, err, sizeof(err)) != 0) {
-        fprintf(stderr,
-                "heraldctl %s: --%s: expected RFC 3339 or a relative time like -15m, got "
-                "\"%.64s\" (%s)\n",
-                cmd, flag, value, err);
+        /* err quotes the value and says what is expected. */
+        fprintf(stderr, "heraldctl %s: --%s: %s\n", cmd, flag, err);
         *out_ms = -1;
         return -1;
     }
@@ -162,13 +160,29 @@ out:
     return rc;
 }
 
+int cmdutil_add_query(char *path, size_t len, const char *name, const char *value)
+{
+    if (value == NULL)
+        return 0;
+    char *esc = curl_easy_escape(NULL, value, 0);
+    if (esc == NULL)
+        return -1;
+    size_t used = strlen(path);
+    int n = snprintf(path + used, len - used, "&%s=%s", name, esc);
+    curl_free(esc);
+    return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
 void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer)
 {
     json_t *e = json_object_get(answer, "error");
     const char *msg = json_string_value(json_object_get(e, "message"));
     const char *field = json_string_value(json_object_get(e, "field"));
     fprintf(stderr, "heraldctl %s: HTTP %ld: %s", cmd, status, msg != NULL ? msg : "no message");
-    if (field != NULL && field[0] != '\0')
+    /* The field, unless the message starts with it ("address must be ...",
+     * "channels: ...", as the gateway's messages do). */
+    size_t n = field != NULL ? strlen(field) : 0;
+    if (n > 0 && (msg == NULL || strncmp(msg, field, n) != 0 || (msg[n] != ' ' && msg[n] != ':')))
         fprintf(stderr, " (field %s)", field);
     fprintf(stderr, "\n");
 }

@@ -99,7 +99,14 @@ int cmdutil_gateway_call(const cmdutil_gateway *g, const char *cmd, const char *
                          const char *path, const char *body, size_t body_len, long *status,
                          json_t **out) __attribute__((warn_unused_result));
 
-/* Prints "heraldctl CMD: HTTP STATUS: message (field F)" from the gateway's error body. */
+/* Appends "&name=escaped value" to path when value is set; -1 when it does not fit. */
+int cmdutil_add_query(char *path, size_t len, const char *name, const char *value)
+    __attribute__((warn_unused_result));
+
+/*
+ * Prints "heraldctl CMD: HTTP STATUS: message (field F)" from the gateway's
+ * error body; without "(field F)" when the message starts with F already.
+ */
 void cmdutil_gateway_error(const char *cmd, long status, const json_t *answer);
 
 /*

@@ -13,7 +13,7 @@
 
 const ctl_command ctl_commands[] = {
     {"migrate", cmd_migrate, "apply pending schema migrations (--status to list them)"},
-    {"topics", cmd_topics, "create Herald's Kafka topics"},
+    {"topics", cmd_topics, "create Herald's Kafka topics; list a topic's subscribers"},
     {"apikey", cmd_apikey, "create, list and revoke API keys"},
     {"publish", cmd_publish, "publish one event, as the gateway would"},
     {"replay", cmd_replay, "re-publish the events of a time window"},

@@ -63,6 +63,7 @@ static const api_endpoint ep_inbox_mark = {
     .fn = inbox_api_mark, .json_body = true, .user_token = true};
 static const api_endpoint ep_subscribe = {.fn = topics_api_subscribe};
 static const api_endpoint ep_unsubscribe = {.fn = topics_api_unsubscribe};
+static const api_endpoint ep_subscribers = {.fn = topics_api_subscribers};
 static const api_endpoint ep_template_put = {.fn = templates_api_put, .json_body = true};
 static const api_endpoint ep_template_get = {.fn = templates_api_get};
 static const api_endpoint ep_template_delete = {.fn = templates_api_delete};
@@ -123,6 +124,7 @@ static const router_route routes[] = {
     {"GET", "/v1/users/{user_id}/inbox", ROUTER_SCOPE_PUBLISH, &ep_inbox_get},
     {"GET", "/v1/users/{user_id}/inbox/counts", ROUTER_SCOPE_PUBLISH, &ep_inbox_counts},
     {"POST", "/v1/users/{user_id}/inbox/mark", ROUTER_SCOPE_PUBLISH, &ep_inbox_mark},
+    {"GET", "/v1/topics/{topic}/subscribers", ROUTER_SCOPE_ADMIN, &ep_subscribers},
     {"PUT", "/v1/topics/{topic}/subscribers/{user_id}", ROUTER_SCOPE_ADMIN, &ep_subscribe},
     {"DELETE", "/v1/topics/{topic}/subscribers/{user_id}", ROUTER_SCOPE_ADMIN, &ep_unsubscribe},
     {"PUT", "/v1/templates/{event_type}/{channel}", ROUTER_SCOPE_ADMIN, &ep_template_put},

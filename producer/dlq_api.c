@@ -412,7 +412,6 @@ void dlq_api_requeue(api_env *env, http_request *req, api_call *call, http_phase
         .offs = offs,
         .npos = npos,
         .dry_run = json_is_true(dry),
-        .skip_invalid_json = true,
         .report = requeue_collect,
         .opaque = &answer,
     };

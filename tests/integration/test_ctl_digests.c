@@ -77,8 +77,8 @@ START_TEST(test_digest_rules_put_list_get_delete_through_the_gateway)
     rc = ctl(&g, h_adminkey, "digest-rules", "put", "bad", "--file", file, NULL);
     unlink(file);
     ck_assert_int_eq(rc, 1);
-    ck_assert_msg(strstr(errout, "HTTP 400") != NULL && strstr(errout, "field channels") != NULL,
-                  "%s", errout);
+    ck_assert_str_eq(errout, "heraldctl digest-rules: HTTP 400: channels: \"fax\" is not a channel "
+                             "(email, sms, push, inapp)\n");
     /* A publish key is refused; no key at all is a usage error. */
     rc = ctl(&g, h_pubkey, "digest-rules", "list", NULL);
     ck_assert_int_eq(rc, 1);
@@ -208,8 +208,8 @@ START_TEST(test_followup_rules_put_list_get_delete_through_the_gateway)
     rc = ctl(&g, h_adminkey, "followup-rules", "put", "other", "--file", file, NULL);
     unlink(file);
     ck_assert_int_eq(rc, 1);
-    ck_assert_msg(strstr(errout, "HTTP 400") != NULL && strstr(errout, "field channel") != NULL,
-                  "%s", errout);
+    ck_assert_str_eq(errout,
+                     "heraldctl followup-rules: HTTP 400: channel must be email, sms or push\n");
 
     rc = ctl(&g, h_adminkey, "followup-rules", "delete", "comment-reminder", NULL);
     ck_assert_msg(rc == 0, "%s", errout);
@@ -328,7 +328,8 @@ START_TEST(test_suppress_add_list_remove_through_the_gateway)
     /* The gateway's refusal, with its field; usage errors exit 2. */
     rc = ctl(&g, h_adminkey, "suppress", "add", "email", "not-an-address", NULL);
     ck_assert_int_eq(rc, 1);
-    ck_assert_msg(strstr(errout, "field address") != NULL, "%s", errout);
+    ck_assert_str_eq(errout, "heraldctl suppress add: HTTP 400: address must be an email address "
+                             "like name@example.com\n");
     ck_assert_int_eq(ctl(&g, h_adminkey, "suppress", "add", "email", NULL), 2);
     ck_assert_int_eq(ctl(&g, h_adminkey, "suppress", "forget", NULL), 2);
     h_stop(&g);

@@ -94,6 +94,11 @@ START_TEST(test_publish_produces_a_valid_event_keyed_like_the_gateway)
                      2);
     ck_assert_int_eq(ctl_run(&h, "publish", "--type", "a.b", "--user", "u", "--data", "[1]", NULL),
                      2);
+    ck_assert_str_eq(h.err, "heraldctl publish: --data: must be an object\n");
+    ck_assert_int_eq(
+        ctl_run(&h, "publish", "--type", "a.b", "--user", "u", "--priority", "soon", NULL), 2);
+    ck_assert_str_eq(h.err,
+                     "heraldctl publish: --priority: must be one of critical|high|normal|low\n");
     ck_assert_int_eq(ctl_read_all(&h, events, NULL, NULL), 5);
     ctl_teardown(&h);
 }

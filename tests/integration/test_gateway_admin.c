@@ -185,6 +185,112 @@ START_TEST(test_topic_subscriptions)
 }
 END_TEST
 
+/* The subscriber at index i of r's page. */
+static const char *subscriber(const h_resp *r, size_t i)
+{
+    json_t *s = json_array_get(json_object_get(r->json, "subscribers"), i);
+    return json_string_value(json_object_get(s, "user_id"));
+}
+
+START_TEST(test_topic_subscribers_are_listed_a_page_at_a_time)
+{
+    h_gateway g;
+    h_start(&g, NULL);
+    h_resp r;
+    static const char *const users[] = {"u-sl-c", "u-sl-a", "u-sl-b"};
+    char path[256];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "/v1/users/%s", users[i]);
+        h_http(&g, "PUT", path, h_adminkey, NULL, "{}", NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+        h_resp_clear(&r);
+        snprintf(path, sizeof path, "/v1/topics/club.readers/subscribers/%s", users[i]);
+        h_http(&g, "PUT", path, h_adminkey, NULL, NULL, NULL, &r);
+        ck_assert_int_eq(r.status, 204);
+        h_resp_clear(&r);
+    }
+    /* In user id order, two at a time. */
+    h_http(&g, "GET", "/v1/topics/club.readers/subscribers?limit=2", h_adminkey, NULL, NULL, NULL,
+           &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "topic")), "club.readers");
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "subscribers")), 2);
+    ck_assert_str_eq(subscriber(&r, 0), "u-sl-a");
+    ck_assert_str_eq(subscriber(&r, 1), "u-sl-b");
+    json_t *s0 = json_array_get(json_object_get(r.json, "subscribers"), 0);
+    ck_assert_int_eq(strlen(json_string_value(json_object_get(s0, "subscribed_at"))), 24);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "next_after")), "u-sl-b");
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/v1/topics/club.readers/subscribers?limit=2&after=u-sl-b", h_adminkey, NULL,
+           NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "subscribers")), 1);
+    ck_assert_str_eq(subscriber(&r, 0), "u-sl-c");
+    ck_assert_ptr_null(json_object_get(r.json, "next_after"));
+    h_resp_clear(&r);
+
+    /* A topic whose subscribers all left still answers, empty. */
+    h_http(&g, "PUT", "/v1/topics/club.quiet/subscribers/u-sl-a", h_adminkey, NULL, NULL, NULL, &r);
+    h_resp_clear(&r);
+    h_http(&g, "DELETE", "/v1/topics/club.quiet/subscribers/u-sl-a", h_adminkey, NULL, NULL, NULL,
+           &r);
+    h_resp_clear(&r);
+    h_http(&g, "GET", "/v1/topics/club.quiet/subscribers", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(json_array_size(json_object_get(r.json, "subscribers")), 0);
+    h_resp_clear(&r);
+
+    /* Unknown topic, bad arguments, the wrong key. */
+    h_http(&g, "GET", "/v1/topics/no.such.topic/subscribers", h_adminkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 404);
+    h_resp_clear(&r);
+    static const struct {
+        const char *path, *field;
+    } bad[] = {
+        {"/v1/topics/club.readers/subscribers?limit=0", "limit"},
+        {"/v1/topics/club.readers/subscribers?limit=1001", "limit"},
+        {"/v1/topics/club.readers/subscribers?after=a%20b", "after"},
+        {"/v1/topics/Bad%20Topic/subscribers", "topic"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        h_http(&g, "GET", bad[i].path, h_adminkey, NULL, NULL, NULL, &r);
+        ck_assert_msg(r.status == 400, "%s: %ld", bad[i].path, (long)r.status);
+        ck_assert_str_eq(h_error_field(&r), bad[i].field);
+        h_resp_clear(&r);
+    }
+    h_http(&g, "GET", "/v1/topics/club.readers/subscribers", h_pubkey, NULL, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 403);
+    h_resp_clear(&r);
+
+    /* heraldctl shows the same page and where the next one starts. */
+    char bin[1024], env_url[128], env_key[128], out[4096], errout[4096];
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_adminkey);
+    const char *env[] = {env_url, env_key, NULL};
+    char *argv[] = {bin, "topics", "subscribers", "club.readers", "--limit", "2", NULL};
+    int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    ck_assert_msg(strstr(out, "u-sl-a") != NULL && strstr(out, "u-sl-b") != NULL &&
+                      strstr(out, "u-sl-c") == NULL &&
+                      strstr(out, "2 subscribers (more: --after u-sl-b)\n") != NULL,
+                  "%s", out);
+    char *next[] = {bin, "topics", "subscribers", "club.readers", "--after", "u-sl-b", NULL};
+    rc = testsupport_run(next, env, out, sizeof out, errout, sizeof errout, 60000);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    ck_assert_msg(strstr(out, "u-sl-c") != NULL && strstr(out, "1 subscriber\n") != NULL, "%s",
+                  out);
+    char *unknown[] = {bin, "topics", "subscribers", "no.such.topic", NULL};
+    rc = testsupport_run(unknown, env, out, sizeof out, errout, sizeof errout, 60000);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_str_eq(errout, "heraldctl topics subscribers: HTTP 404: topic not found\n");
+    char *noname[] = {bin, "topics", "subscribers", NULL};
+    ck_assert_int_eq(testsupport_run(noname, env, out, sizeof out, errout, sizeof errout, 60000),
+                     2);
+    h_stop(&g);
+}
+END_TEST
+
 START_TEST(test_templates_put_get_delete)
 {
     h_gateway g;
@@ -249,16 +355,16 @@ START_TEST(test_event_status_reads_events_and_deliveries)
     ck_assert_int_eq(id_uuid_v4(id), 0);
     ck_assert_int_eq(id_uuid_v4(child), 0);
     snprintf(sql, sizeof sql,
-             /* Three planned deliveries: two claimed by workers (rows), one not yet. */
+             /* Four planned deliveries: two claimed by workers (rows), two not yet. */
              "INSERT INTO events (event_id, type, user_id, priority, created_at, planned) VALUES "
              "('%s', 'order.shipped', 'u-st', 'normal', now(), "
              "'{{email,%s/email,a@example.com},{sms,%s/sms,+15550000001},"
-             "{push,%s/push,\"tok \\\"1\\\"\"}}');"
-             "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, status, "
-             "attempts, last_error) VALUES "
-             "('%s/email', '%s', 'u-st', 'email', 'sent', 1, NULL),"
-             "('%s/sms', '%s', 'u-st', 'sms', 'retrying', 2, 'provider 503')",
-             id, id, id, id, id, id, id, id);
+             "{push,%s/push,\"tok \\\"1\\\"\"},{inapp,%s/inapp,u-st}}');"
+             "INSERT INTO deliveries (idempotency_key, event_id, user_id, channel, address, "
+             "status, attempts, last_error) VALUES "
+             "('%s/email', '%s', 'u-st', 'email', 'a@example.com', 'sent', 1, NULL),"
+             "('%s/sms', '%s', 'u-st', 'sms', '+15550000001', 'retrying', 2, 'provider 503')",
+             id, id, id, id, id, id, id, id, id);
     h_sql(sql);
     h_gateway g;
     h_start(&g, NULL);
@@ -270,31 +376,54 @@ START_TEST(test_event_status_reads_events_and_deliveries)
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "event_id")), id);
     ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "processing");
     json_t *ds = json_object_get(r.json, "deliveries");
-    ck_assert_uint_eq(json_array_size(ds), 3); /* a claimed delivery is reported once */
+    ck_assert_uint_eq(json_array_size(ds), 4); /* a claimed delivery is reported once */
     int seen = 0;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         json_t *d = json_array_get(ds, i);
         const char *ch = json_string_value(json_object_get(d, "channel"));
         const char *status = json_string_value(json_object_get(d, "status"));
+        /* Where each went: the address, the device token, the in-app user. */
+        const char *address = json_string_value(json_object_get(d, "address"));
+        ck_assert_ptr_nonnull(address);
         ck_assert_ptr_nonnull(json_object_get(d, "updated_at"));
         ck_assert_str_eq(json_string_value(json_object_get(d, "user_id")), "u-st");
         if (strcmp(ch, "email") == 0) {
             seen |= 1;
             ck_assert_str_eq(status, "sent");
+            ck_assert_str_eq(address, "a@example.com");
         } else if (strcmp(ch, "sms") == 0) {
             seen |= 2;
             ck_assert_str_eq(status, "retrying");
             ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 2);
             ck_assert_str_eq(json_string_value(json_object_get(d, "last_error")), "provider 503");
-        } else {
+            ck_assert_str_eq(address, "+15550000001");
+        } else if (strcmp(ch, "push") == 0) {
             seen |= 4;
-            ck_assert_str_eq(ch, "push");
             ck_assert_str_eq(status, "pending"); /* planned, no worker has it yet */
             ck_assert_int_eq(json_integer_value(json_object_get(d, "attempts")), 0);
+            ck_assert_str_eq(address, "tok \"1\"");
+        } else {
+            seen |= 8;
+            ck_assert_str_eq(ch, "inapp");
+            ck_assert_str_eq(address, "u-st");
         }
     }
-    ck_assert_int_eq(seen, 7);
+    ck_assert_int_eq(seen, 15);
     h_resp_clear(&r);
+
+    /* heraldctl event names them too, one delivery a line. */
+    char bin[1024], env_url[128], env_key[128], out[8192], errout[4096];
+    testsupport_bin("heraldctl", bin, sizeof bin);
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_pubkey);
+    const char *env[] = {env_url, env_key, NULL};
+    char *argv[] = {bin, "event", id, NULL};
+    int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
+    ck_assert_msg(rc == 0, "%d %s", rc, errout);
+    ck_assert_msg(strstr(out, "  email  sent        a@example.com  attempts 1\n") != NULL &&
+                      strstr(out, "  push   pending     tok \"1\"  attempts 0\n") != NULL &&
+                      strstr(out, "  inapp  pending     u-st  attempts 0\n") != NULL,
+                  "%s", out);
 
     /* Upper case is the same UUID. */
     for (char *p = path; *p; p++)
@@ -344,6 +473,7 @@ static const test_case_entry cases[] = {
     TEST_ENTRY(test_users_refuse_bad_input),
     TEST_ENTRY(test_preferences_put_get),
     TEST_ENTRY(test_topic_subscriptions),
+    TEST_ENTRY(test_topic_subscribers_are_listed_a_page_at_a_time),
     TEST_ENTRY(test_templates_put_get_delete),
     TEST_ENTRY(test_event_status_reads_events_and_deliveries),
     TEST_ENTRY(test_unreachable_database_gets_503),

@@ -720,6 +720,13 @@ START_TEST(test_heraldctl_token_mints_a_token_the_gateway_takes)
     rc = testsupport_run(argv, noenv, out, sizeof out, errout, sizeof errout, 10000);
     ck_assert_int_eq(rc, 2);
     ck_assert_ptr_nonnull(strstr(errout, "HERALD_USER_TOKEN_SECRET"));
+
+    /* A bad user id: the flag is named, once. */
+    char *bad[] = {bin, "token", "--user", "a b", NULL};
+    rc = testsupport_run(bad, env, out, sizeof out, errout, sizeof errout, 10000);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_str_eq(errout, "heraldctl token: --user: must be 1..128 characters of A-Z a-z 0-9 . "
+                             "_ : @ + -\n");
     h_stop(&g);
     unsetenv("HERALD_USER_TOKEN_SECRET");
 }
