@@ -96,8 +96,13 @@ static void conn_free(rconn *c)
         t->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    if (c->pfd >= 0)
+    /* Removed before closing: a forked child may hold the descriptors
+     * until it execs, and epoll would go on reporting them. */
+    if (c->pfd >= 0) {
+        epoll_ctl(t->ep, EPOLL_CTL_DEL, c->pfd, NULL);
         close(c->pfd);
+    }
+    epoll_ctl(t->ep, EPOLL_CTL_DEL, c->cfd, NULL);
     close(c->cfd);
     atomic_fetch_sub(&t->r->open, 1);
     c->dead = true;
@@ -117,8 +122,10 @@ static void free_dead(relay_thread *t)
 /* Stops relaying to libmicrohttpd: closing its end drops a partial request. */
 static void close_pair(rconn *c)
 {
-    if (c->pfd >= 0)
+    if (c->pfd >= 0) {
+        epoll_ctl(c->t->ep, EPOLL_CTL_DEL, c->pfd, NULL);
         close(c->pfd);
+    }
     c->pfd = -1;
     c->pev = 0;
     c->closing = true;
