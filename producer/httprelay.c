@@ -45,7 +45,10 @@ struct rconn {
     rconn *prev, *next;
     relay_thread *t;
     int cfd, pfd;
-    uint32_t cev, pev; /* the events registered */
+    /* What epoll last reported (edge-triggered): cleared when a call would
+     * block or drained the socket, set by the next event. */
+    bool cr, cw, pr, pw;
+    bool chup, phup; /* the end was reported hung up: reads go on to the EOF */
     rend ce, pe;
     httpframe req, resp;
     char in[RELAY_BUF]; /* from the client: [0,fwd) sent on, [fwd,parsed) framed */
@@ -127,7 +130,6 @@ static void close_pair(rconn *c)
         close(c->pfd);
     }
     c->pfd = -1;
-    c->pev = 0;
     c->closing = true;
     c->in_len = c->fwd = c->parsed = 0;
 }
@@ -214,25 +216,20 @@ static bool again(void)
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
-static void set_events(rconn *c, int fd, uint32_t *have, uint32_t want, rend *e)
-{
-    if (fd < 0 || *have == want)
-        return;
-    struct epoll_event ev = {.events = want, .data.ptr = e};
-    epoll_ctl(c->t->ep, EPOLL_CTL_MOD, fd, &ev);
-    *have = want;
-}
-
 /* Moves what can be moved; false when the connection was freed. */
 static bool pump(rconn *c)
 {
     if (c->dead)
         return false;
-    for (int round = 0; round < 64; round++) {
+    for (;;) {
         bool progress = false;
         if (c->lingering) {
             char sink[16384];
+            if (!c->cr)
+                break;
             ssize_t n = recv(c->cfd, sink, sizeof sink, MSG_DONTWAIT);
+            if (n >= 0 && (size_t)n < sizeof sink && !c->chup)
+                c->cr = false;
             if (n > 0) {
                 c->linger_bytes += (uint64_t)n;
                 if (c->linger_bytes > RELAY_LINGER_BYTES) {
@@ -248,9 +245,11 @@ static bool pump(rconn *c)
         }
         /* client -> libmicrohttpd */
         if (c->pfd >= 0 && !c->pair_shut) {
-            if (c->fwd < c->parsed) {
-                ssize_t n =
-                    send(c->pfd, c->in + c->fwd, c->parsed - c->fwd, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (c->fwd < c->parsed && c->pw) {
+                size_t want = c->parsed - c->fwd;
+                ssize_t n = send(c->pfd, c->in + c->fwd, want, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 ? again() : (size_t)n < want)
+                    c->pw = false;
                 if (n > 0) {
                     c->fwd += (size_t)n;
                     progress = true;
@@ -266,8 +265,10 @@ static bool pump(rconn *c)
             }
             if (c->pfd >= 0 && c->in_len > 0 && c->fwd == c->in_len)
                 c->in_len = c->fwd = c->parsed = 0;
-            if (c->pfd >= 0 && c->in_len == 0 && !c->client_eof && may_frame(c)) {
+            if (c->pfd >= 0 && c->in_len == 0 && !c->client_eof && may_frame(c) && c->cr) {
                 ssize_t n = recv(c->cfd, c->in, sizeof c->in, MSG_DONTWAIT);
+                if (n < 0 ? again() : (size_t)n < sizeof c->in && !c->chup)
+                    c->cr = false;
                 if (n > 0) {
                     c->in_len = (size_t)n;
                     progress = true;
@@ -286,9 +287,11 @@ static bool pump(rconn *c)
             }
         }
         /* libmicrohttpd -> client */
-        if (c->out_off < c->out_len) {
-            ssize_t n = send(c->cfd, c->out + c->out_off, c->out_len - c->out_off,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (c->out_off < c->out_len && c->cw) {
+            size_t want = c->out_len - c->out_off;
+            ssize_t n = send(c->cfd, c->out + c->out_off, want, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 ? again() : (size_t)n < want)
+                c->cw = false;
             if (n > 0) {
                 c->out_off += (size_t)n;
                 progress = true;
@@ -300,7 +303,12 @@ static bool pump(rconn *c)
         if (c->out_off == c->out_len) {
             c->out_off = c->out_len = 0;
             if (c->pfd >= 0) {
-                ssize_t n = recv(c->pfd, c->out, sizeof c->out, MSG_DONTWAIT);
+                ssize_t n = -1;
+                errno = EAGAIN;
+                if (c->pr)
+                    n = recv(c->pfd, c->out, sizeof c->out, MSG_DONTWAIT);
+                if (n < 0 ? again() : (size_t)n < sizeof c->out && !c->phup)
+                    c->pr = false;
                 if (n > 0) {
                     c->out_len = (size_t)n;
                     frame_responses(c, 0, c->out_len);
@@ -310,8 +318,13 @@ static bool pump(rconn *c)
                     progress = true;
                 }
             } else if (c->tail_off < c->tail_len) {
-                ssize_t n = send(c->cfd, c->tail + c->tail_off, c->tail_len - c->tail_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                size_t want = c->tail_len - c->tail_off;
+                ssize_t n = -1;
+                errno = EAGAIN;
+                if (c->cw)
+                    n = send(c->cfd, c->tail + c->tail_off, want, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 ? again() : (size_t)n < want)
+                    c->cw = false;
                 if (n > 0) {
                     c->tail_off += (size_t)n;
                     progress = true;
@@ -330,20 +343,6 @@ static bool pump(rconn *c)
         if (!progress)
             break;
     }
-    uint32_t cwant = 0, pwant = 0;
-    if (c->lingering ||
-        (c->pfd >= 0 && !c->pair_shut && c->in_len == 0 && !c->client_eof && may_frame(c)))
-        cwant |= EPOLLIN;
-    if (c->out_off < c->out_len || (c->pfd < 0 && c->tail_off < c->tail_len))
-        cwant |= EPOLLOUT;
-    if (c->pfd >= 0) {
-        if (c->out_len == 0)
-            pwant |= EPOLLIN;
-        if (c->fwd < c->parsed && !c->pair_shut)
-            pwant |= EPOLLOUT;
-    }
-    set_events(c, c->cfd, &c->cev, cwant, &c->ce);
-    set_events(c, c->pfd, &c->pev, pwant, &c->pe);
     return true;
 }
 
@@ -381,10 +380,11 @@ static void conn_accept(relay_thread *t, int fd, const struct sockaddr *addr, so
         atomic_fetch_sub(&r->open, 1);
         return;
     }
-    c->cev = EPOLLIN;
-    c->pev = EPOLLIN;
-    struct epoll_event ce = {.events = c->cev, .data.ptr = &c->ce};
-    struct epoll_event pe = {.events = c->pev, .data.ptr = &c->pe};
+    c->cw = c->pw = true;
+    /* Edge-triggered, registered once: pump() remembers what is ready. */
+    uint32_t events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    struct epoll_event ce = {.events = events, .data.ptr = &c->ce};
+    struct epoll_event pe = {.events = events, .data.ptr = &c->pe};
     c->next = t->conns;
     if (t->conns != NULL)
         t->conns->prev = c;
@@ -446,10 +446,25 @@ static void *relay_main(void *arg)
         int n = epoll_wait(t->ep, evs, 64, RELAY_TICK_MS);
         for (int i = 0; i < n; i++) {
             rend *e = evs[i].data.ptr;
-            if (e == NULL)
+            if (e == NULL) {
                 accept_all(t);
-            else
-                pump(e->c);
+                continue;
+            }
+            rconn *c = e->c;
+            uint32_t ev = evs[i].events;
+            bool rd = (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+            bool wr = (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
+            bool hup = (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+            if (e->pair) {
+                c->pr |= rd;
+                c->pw |= wr;
+                c->phup |= hup;
+            } else {
+                c->cr |= rd;
+                c->cw |= wr;
+                c->chup |= hup;
+            }
+            pump(c);
         }
         int64_t now = mono_us();
         if (now >= next_watch) {
