@@ -295,6 +295,11 @@ START_TEST(test_failing_endpoint_is_disabled_and_its_calls_dead_lettered)
 }
 END_TEST
 
+/* Advisory locks in this test's database (other suites may hold theirs). */
+#define THIS_DB_ADVISORY                                                                           \
+    "locktype = 'advisory' AND database = (SELECT oid FROM pg_database"                            \
+    " WHERE datname = current_database())"
+
 START_TEST(test_only_one_feeder_feeds_and_another_takes_over)
 {
     wk_env w;
@@ -306,16 +311,13 @@ START_TEST(test_only_one_feeder_feeds_and_another_takes_over)
     wk_history(&w, w.key_a, 5);
     ck_assert_int_eq(whreceiver_wait(w.rc, 0, 5, 30000, wh_alive, &w.e), 5);
     /* One session holds the lock; the other waits. */
-    ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                                      " AND database = (SELECT oid FROM pg_database"
-                                      "                 WHERE datname = current_database())"),
-                     1);
+    ck_assert_int_eq(wh_db_long(&w.e, "SELECT count(*) FROM pg_locks WHERE " THIS_DB_ADVISORY), 1);
     char *holder = testsupport_sql_text(w.e.db, "SELECT a.application_name FROM pg_locks l"
                                                 " JOIN pg_stat_activity a USING (pid)"
-                                                " WHERE l.locktype = 'advisory'");
+                                                " WHERE l." THIS_DB_ADVISORY);
     ck_assert_str_eq(holder, "herald-webhooks feeder");
     free(holder);
-    long pid = wh_db_long(&w.e, "SELECT pid FROM pg_locks WHERE locktype = 'advisory'");
+    long pid = wh_db_long(&w.e, "SELECT pid FROM pg_locks WHERE " THIS_DB_ADVISORY);
     /* Whichever process holds it, killing both one at a time leaves a feeder. */
     testsupport_sql(w.e.db, "SELECT pg_terminate_backend(%ld)", pid);
     wh_stop(&d1, SIGKILL, 5000);
