@@ -361,6 +361,31 @@ int id_hex_digit(char c)
     return hex_value(c);
 }
 
+int id_url_decode(const char *s, size_t n, bool plus, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? id_hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? id_hex_digit(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus) {
+            c = ' ';
+        }
+        if (c == '\0' || o + 1 >= outlen)
+            return -1;
+        out[o++] = c;
+    }
+    if (outlen == 0)
+        return -1;
+    out[o] = '\0';
+    return 0;
+}
+
 bool id_is_uuid(const char *s)
 {
     if (s == NULL)

@@ -91,6 +91,11 @@ char *id_sha256_hex(const void *data, size_t len, char *out);
 /* The value of one hex digit, either case; -1 for anything else. */
 int id_hex_digit(char c);
 
+/* Percent-decodes s[0..n) ('+' as a space when plus) into out; -1 on a bad
+ * escape, a NUL or when it does not fit. */
+int id_url_decode(const char *s, size_t n, bool plus, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
 /* Lowercase hex of n bytes into out (2n + 1 bytes); returns out. */
 char *id_hex(const unsigned char *bytes, size_t n, char *out);
 

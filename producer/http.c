@@ -159,36 +159,15 @@ const char *http_request_header(http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* A malloc'd copy of s with %XX decoded; a stray '%' and %00 stay as sent,
- * so that a value never ends early.  ('+' is already a space.) */
+/* A malloc'd copy of s percent-decoded; s as sent when it holds a bad
+ * escape or %00, so that a value never ends early.  ('+' is already a
+ * space.) */
 static char *query_decode(const char *s)
 {
-    size_t len = strlen(s), n = 0;
+    size_t len = strlen(s);
     char *out = malloc(len + 1);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        int hi = s[i] == '%' ? hex_digit(s[i + 1]) : -1; /* s[i + 1] may be the NUL */
-        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
-        if (lo >= 0 && (hi | lo) != 0) {
-            out[n++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[n++] = s[i];
-        }
-    }
-    out[n] = '\0';
+    if (out != NULL && id_url_decode(s, len, false, out, len + 1) != 0)
+        memcpy(out, s, len + 1);
     return out;
 }
 

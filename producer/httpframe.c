@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ids.h"
+
 void httpframe_init(httpframe *f, bool response)
 {
     memset(f, 0, sizeof *f);
@@ -215,28 +217,17 @@ static void head_done(httpframe *f)
         f->state = HTTPFRAME_DONE;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* "1*HEXDIG [ ;ext ]". */
 static void chunk_size_line(httpframe *f, const char *s, size_t n)
 {
     size_t i = 0;
     uint64_t v = 0;
-    for (; i < n && hexval(s[i]) >= 0; i++) {
+    for (; i < n && id_hex_digit(s[i]) >= 0; i++) {
         if (i >= 15) {
             malformed(f, "Transfer-Encoding", "a chunk size has more than 15 hex digits");
             return;
         }
-        v = v * 16 + (uint64_t)hexval(s[i]);
+        v = v * 16 + (uint64_t)id_hex_digit(s[i]);
     }
     if (i == 0 || (i < n && s[i] != ';')) {
         malformed(f, "Transfer-Encoding", "a chunk size must be hex digits");

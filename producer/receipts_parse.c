@@ -19,31 +19,6 @@ static void copy(char *out, size_t outlen, const char *s)
 
 /* ---- form bodies ---- */
 
-int receipts_url_decode(const char *s, size_t n, bool plus, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? id_hex_digit(s[i + 1]) : -1;
-            int lo = hi >= 0 ? id_hex_digit(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus) {
-            c = ' ';
-        }
-        if (c == '\0' || o + 1 >= outlen)
-            return -1;
-        out[o++] = c;
-    }
-    if (outlen == 0)
-        return -1;
-    out[o] = '\0';
-    return 0;
-}
-
 int receipts_form_parse(const char *body, size_t len, receipts_form *f, char *err, size_t errlen)
 {
     memset(f, 0, sizeof *f);
@@ -65,11 +40,11 @@ int receipts_form_parse(const char *body, size_t len, receipts_form *f, char *er
             const char *v = eq != NULL ? eq + 1 : body + end;
             size_t vl = eq != NULL ? (size_t)(body + end - v) : 0;
             f->names[f->count] = p;
-            if (receipts_url_decode(body + i, nl, true, p, nl + 1) != 0)
+            if (id_url_decode(body + i, nl, true, p, nl + 1) != 0)
                 return error_set(err, errlen, "a parameter name is badly escaped");
             p += strlen(p) + 1;
             f->values[f->count] = p;
-            if (receipts_url_decode(v, vl, true, p, vl + 1) != 0)
+            if (id_url_decode(v, vl, true, p, vl + 1) != 0)
                 return error_set(err, errlen, "the value of %s is badly escaped",
                                  f->names[f->count]);
             p += strlen(p) + 1;

@@ -67,10 +67,6 @@ void receipts_form_free(receipts_form *f);
 /* The first value of name, or NULL. */
 const char *receipts_form_get(const receipts_form *f, const char *name);
 
-/* Percent-decodes s[0..n) ('+' as a space when plus) into out; -1 on a bad escape or a NUL. */
-int receipts_url_decode(const char *s, size_t n, bool plus, char *out, size_t outlen)
-    __attribute__((warn_unused_result));
-
 /* ---- Twilio ---- */
 
 /*

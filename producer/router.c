@@ -10,31 +10,6 @@
 
 #include <string.h>
 
-/* Decodes one path segment; rejects NUL bytes, which no identifier may hold. */
-static int decode_segment(const char *s, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = id_hex_digit(s[i + 1]), lo = id_hex_digit(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (char)(hi * 16 + lo);
-            if (c == '\0')
-                return -1;
-            i += 2;
-        }
-        if (o + 1 >= outlen)
-            return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 typedef enum { SEG_FIT, SEG_NOFIT, SEG_BADPARAM } seg_fit;
 
 /* Walks pattern and path together; fills params when they fit. */
@@ -65,7 +40,8 @@ static seg_fit fits(const char *pattern, const char *path, size_t pathlen, route
             params->name_len[k] = plen - 2;
             /* An empty or undecodable capture still "fits" the shape: the
              * caller answers 400 rather than a misleading 404. */
-            if (ulen == 0 || decode_segment(u, ulen, params->values[k], ROUTER_PARAM_MAX) != 0) {
+            if (ulen == 0 ||
+                id_url_decode(u, ulen, false, params->values[k], ROUTER_PARAM_MAX) != 0) {
                 params->values[k][0] = '\0';
                 bad = 1;
             }
