@@ -10,7 +10,7 @@
 #include "http.h"
 
 #include "buf.h"
-#include "httprelay.h"
+#include "httphead.h"
 #include "error.h"
 #include "ids.h"
 #include "log.h"
@@ -27,8 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,27 +36,67 @@
 /* Per-connection arena for headers (bodies are ours).  MHD zeroes all of it
  * for every request, a cost that grows with connections x size as the arenas
  * fall out of the cache (profiled at 1,024 connections: 11% of the workers'
- * time at 16 KiB).  It must hold the largest head the relay lets through
- * (HTTPFRAME_HEAD_MAX, HTTPFRAME_FIELDS_MAX fields) with room to spare, so
- * that MHD never answers 431 itself. */
-#define HTTP_CONNECTION_MEMORY 16384
+ * time at 16 KiB); 8 KiB still holds 7 KiB of request headers, past which
+ * MHD answers 431. */
+#define HTTP_CONNECTION_MEMORY 8192
 /* A request refused from its headers (401, 429, 503) with a body up to this
  * size has the body read and dropped, so the connection stays open for the
  * client's next request; MHD closes it after an answer queued before the
  * body, and a reconnection costs both sides more than these bytes.  Larger
- * or unannounced bodies are not worth reading: the connection closes (and
- * the relay lingers, RFC 9112 9.6). */
+ * or unannounced bodies are not worth reading: the connection closes. */
 #define HTTP_DISCARD_MAX 16384
+/* After an answer made before the body was read (413, 401, 415, 429, a
+ * refused head), the connection's write side is shut and what the client
+ * still sends is read and dropped for at most this long and this much
+ * (lingering close, RFC 9112 9.6): closing a socket with unread input makes
+ * the kernel reset it, and the client loses the answer it has not read. */
+#define HTTP_LINGER_MS    5000
+#define HTTP_LINGER_BYTES (32u << 20)
+#define HTTP_LINGER_MAX   256
+/* A body gets this long before its rate is held to min_body_rate. */
+#define HTTP_BODY_GRACE_US 5000000
+#define HTTP_WATCH_TICK_MS 100
+
+/* What the watcher knows of a connection (MHD's socket context). */
+typedef enum {
+    CONN_HEAD = 0, /* waiting for a request head */
+    CONN_BODY,     /* reading a body */
+    CONN_BUSY,     /* dispatching, suspended or answering */
+} conn_phase;
+
+typedef struct edge_conn {
+    struct edge_conn *prev, *next;
+    int fd;
+    conn_phase phase;
+    int64_t since_us; /* when the phase began */
+    uint64_t body_bytes;
+    bool linger;   /* answered before its body: linger when closed */
+    bool timedout; /* the watcher closed it */
+} edge_conn;
+
+typedef struct linger_fd {
+    int fd;
+    int64_t until_us;
+    uint64_t bytes;
+} linger_fd;
 
 struct http_server {
     struct MHD_Daemon *daemon;
-    httprelay *relay;
     http_server_config cfg;
     char *addr;
     uint16_t port;
     atomic_uint in_flight;
     atomic_uint_fast64_t next_id;
     char id_prefix[17];
+
+    /* The watcher: head and body deadlines, lingering closes. */
+    pthread_mutex_t mu;
+    edge_conn *conns;
+    linger_fd lingering[HTTP_LINGER_MAX];
+    size_t nlingering;
+    pthread_t watcher;
+    bool watcher_started;
+    atomic_bool stopping;
 };
 
 typedef enum {
@@ -492,8 +530,8 @@ void http_respond_json(http_request *req, int status, json_t *doc)
     respond_owned(req, status, "application/json", text, strlen(text));
 }
 
-size_t http_error_json(char *out, size_t outlen, const char *code, const char *message,
-                       const char *field)
+void http_respond_error(http_request *req, int status, const char *code, const char *message,
+                        const char *field)
 {
     /* Built by hand: this path also serves out-of-memory and overload
      * answers, so it should not need a JSON tree. */
@@ -501,28 +539,19 @@ size_t http_error_json(char *out, size_t outlen, const char *code, const char *m
     json_escape(c, sizeof c, code);
     json_escape(m, sizeof m, message);
     json_escape(f, sizeof f, field != NULL ? field : "");
-    int n;
-    if (f[0] != '\0')
-        n = snprintf(out, outlen,
-                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":\"%s\"}}", c, m, f);
-    else
-        n = snprintf(out, outlen, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", c, m);
-    if (n < 0)
-        return 0;
-    return (size_t)n < outlen ? (size_t)n : outlen > 0 ? outlen - 1 : 0;
-}
-
-void http_respond_error(http_request *req, int status, const char *code, const char *message,
-                        const char *field)
-{
-    size_t cap = 64 + 512 + 192 + 64;
+    size_t cap = strlen(c) + strlen(m) + strlen(f) + 64;
     char *body = malloc(cap);
     if (body == NULL) {
         respond_owned(req, status, NULL, NULL, 0);
         return;
     }
-    size_t n = http_error_json(body, cap, code, message, field);
-    respond_owned(req, status, "application/json", body, n);
+    int n;
+    if (f[0] != '\0')
+        n = snprintf(body, cap, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"field\":\"%s\"}}",
+                     c, m, f);
+    else
+        n = snprintf(body, cap, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", c, m);
+    respond_owned(req, status, "application/json", body, n > 0 ? (size_t)n : 0);
 }
 
 void http_respond_retry(http_request *req, int status, const char *code, const char *message,
@@ -659,11 +688,204 @@ static int append_body(http_request *req, const char *data, size_t len)
     return buf_append(&req->body, data, len);
 }
 
+/* ------------------------------------------------------------- the edge */
+
+static edge_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void conn_enter(http_server *s, struct MHD_Connection *conn, conn_phase phase)
+{
+    edge_conn *ec = conn_of(conn);
+    if (ec == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (!ec->timedout) {
+        ec->phase = phase;
+        ec->since_us = mono_us();
+        ec->body_bytes = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void conn_body_bytes(http_server *s, struct MHD_Connection *conn, size_t n)
+{
+    edge_conn *ec = conn_of(conn);
+    if (ec == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    ec->body_bytes += n;
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The answer is made before the body was read: the connection closes after
- * it, and the relay lingers so that the client reads it (httprelay.h). */
+ * it, lingering so that the client reads it. */
 static void request_close_early(http_request *req)
 {
     req->close = true;
+    edge_conn *ec = conn_of(req->conn);
+    if (ec == NULL)
+        return;
+    pthread_mutex_lock(&req->srv->mu);
+    ec->linger = true;
+    pthread_mutex_unlock(&req->srv->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        edge_conn *ec = calloc(1, sizeof *ec);
+        if (ec == NULL || ci == NULL) {
+            free(ec);
+            *socket_context = NULL;
+            return;
+        }
+        ec->fd = ci->connect_fd;
+        ec->since_us = mono_us();
+        pthread_mutex_lock(&s->mu);
+        ec->next = s->conns;
+        if (s->conns != NULL)
+            s->conns->prev = ec;
+        s->conns = ec;
+        pthread_mutex_unlock(&s->mu);
+        *socket_context = ec;
+        return;
+    }
+    edge_conn *ec = *socket_context;
+    if (ec == NULL)
+        return;
+    *socket_context = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (ec->prev != NULL)
+        ec->prev->next = ec->next;
+    else
+        s->conns = ec->next;
+    if (ec->next != NULL)
+        ec->next->prev = ec->prev;
+    /* MHD closes its descriptor after this call; a duplicate keeps the
+     * socket open to linger on. */
+    if (ec->linger && !ec->timedout && s->nlingering < HTTP_LINGER_MAX) {
+        int fd = dup(ec->fd);
+        if (fd >= 0) {
+            shutdown(fd, SHUT_WR);
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+            s->lingering[s->nlingering++] =
+                (linger_fd){.fd = fd, .until_us = mono_us() + HTTP_LINGER_MS * 1000};
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(ec);
+}
+
+/* Answers 408 on the socket itself (MHD has nothing queued in these phases)
+ * and shuts it: MHD then sees the end of the connection and closes it. */
+static void conn_time_out(edge_conn *ec, const char *message)
+{
+    char body[256], msg[640];
+    int bn = snprintf(body, sizeof body,
+                      "{\"error\":{\"code\":\"request_timeout\",\"message\":\"%s\"}}", message);
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     bn, body);
+    if (n > 0 && (size_t)n < sizeof msg) {
+        ssize_t w = send(ec->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    shutdown(ec->fd, SHUT_RDWR);
+    ec->timedout = true;
+    ec->phase = CONN_BUSY;
+}
+
+static void watch_deadlines(http_server *s, int64_t now)
+{
+    int64_t head_us = (int64_t)s->cfg.header_timeout_ms * 1000;
+    if (head_us <= 0)
+        head_us = (int64_t)s->cfg.connection_timeout_s * 1000000;
+    for (edge_conn *ec = s->conns; ec != NULL; ec = ec->next) {
+        int64_t t = now - ec->since_us;
+        if (ec->timedout || ec->phase == CONN_BUSY)
+            continue;
+        if (ec->phase == CONN_HEAD && t > head_us)
+            conn_time_out(ec, "the request head did not arrive within HERALD_HTTP_HEADER_TIMEOUT");
+        else if (ec->phase == CONN_BODY && s->cfg.min_body_rate > 0 && t > HTTP_BODY_GRACE_US &&
+                 (double)ec->body_bytes < (double)s->cfg.min_body_rate * (double)t / 1e6)
+            conn_time_out(ec, "the body arrived slower than HERALD_HTTP_MIN_BODY_RATE");
+    }
+}
+
+static void watch_lingering(http_server *s, int64_t now)
+{
+    char sink[65536];
+    for (size_t i = 0; i < s->nlingering;) {
+        linger_fd *l = &s->lingering[i];
+        bool done = now >= l->until_us || l->bytes > HTTP_LINGER_BYTES;
+        while (!done) {
+            ssize_t n = recv(l->fd, sink, sizeof sink, 0);
+            if (n > 0)
+                done = (l->bytes += (uint64_t)n) > HTTP_LINGER_BYTES;
+            else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            else if (n < 0 && errno == EINTR)
+                continue;
+            else
+                done = true;
+        }
+        if (done) {
+            close(l->fd);
+            *l = s->lingering[--s->nlingering];
+        } else {
+            i++;
+        }
+    }
+}
+
+static void *watcher_main(void *arg)
+{
+    http_server *s = arg;
+    while (!atomic_load(&s->stopping)) {
+        struct pollfd pfd[HTTP_LINGER_MAX];
+        nfds_t n = 0;
+        pthread_mutex_lock(&s->mu);
+        int64_t now = mono_us();
+        watch_deadlines(s, now);
+        watch_lingering(s, now);
+        for (size_t i = 0; i < s->nlingering; i++)
+            pfd[n++] = (struct pollfd){.fd = s->lingering[i].fd, .events = POLLIN};
+        pthread_mutex_unlock(&s->mu);
+        (void)poll(n > 0 ? pfd : NULL, n, HTTP_WATCH_TICK_MS);
+    }
+    return NULL;
+}
+
+static enum MHD_Result head_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    httphead_field(cls, key, value);
+    return MHD_YES;
+}
+
+/* The checks MHD does not make (httphead.h); answers 400 when one fails. */
+static int check_head(http_request *req)
+{
+    httphead h;
+    httphead_init(&h);
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, head_field, &h);
+    char msg[160];
+    const char *field;
+    if (httphead_finish(&h, msg, sizeof msg, &field) == 0)
+        return 0;
+    http_respond_error(req, 400, "malformed_request", msg, field);
+    request_close_early(req);
+    return -1;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -679,9 +901,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (req == NULL)
             return MHD_NO;
         *con_cls = req;
+        if (check_head(req) != 0) {
+            conn_enter(s, conn, CONN_BUSY);
+            return send_answer(req);
+        }
         bool has_body = req->content_length > 0 ||
                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+        conn_enter(s, conn, has_body ? CONN_BODY : CONN_BUSY);
         s->cfg.dispatch(s->cfg.ctx, req, HTTP_PHASE_HEADERS);
         if (!req->answered)
             return MHD_YES;
@@ -691,15 +918,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         if (has_body)
             request_close_early(req);
+        conn_enter(s, conn, CONN_BUSY);
         return send_answer(req);
     }
     switch (req->state) {
     case REQ_DISCARDING:
         if (*upload_data_size != 0) {
+            conn_body_bytes(s, conn, *upload_data_size);
             req->discarded += *upload_data_size;
             *upload_data_size = 0;
             return req->discarded <= HTTP_DISCARD_MAX ? MHD_YES : MHD_NO;
         }
+        conn_enter(s, conn, CONN_BUSY);
         return send_answer(req);
     case REQ_SUSPENDED:
         req->state = REQ_BODY;
@@ -714,6 +944,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         break;
     }
     if (*upload_data_size != 0) {
+        conn_body_bytes(s, conn, *upload_data_size);
         int rc = append_body(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return rc == 0 ? MHD_YES : MHD_NO;
@@ -723,8 +954,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         snprintf(msg, sizeof msg, "the body is larger than the limit of %zu bytes",
                  s->cfg.max_body_bytes);
         http_respond_error(req, 413, "payload_too_large", msg, NULL);
+        conn_enter(s, conn, CONN_BUSY);
         return send_answer(req);
     }
+    conn_enter(s, conn, CONN_BUSY);
     req->state = REQ_BODY;
     s->cfg.dispatch(s->cfg.ctx, req, HTTP_PHASE_BODY);
     if (req->state == REQ_SUSPENDED)
@@ -759,12 +992,12 @@ static void write_access_log(http_server *s, http_request *req, enum MHD_Request
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     http_server *s = cls;
     http_request *req = *con_cls;
     if (req == NULL)
         return;
     *con_cls = NULL;
+    conn_enter(s, conn, CONN_HEAD);
     if (s->cfg.access_log)
         write_access_log(s, req, toe);
     request_free(req);
@@ -790,39 +1023,20 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_DEBUG("http", "libmicrohttpd: %s", line);
 }
 
-/* The listening socket the relay accepts on; -1 with err set. */
-static int listen_on(const http_server_config *cfg, uint16_t *port, char *err, size_t errlen)
-{
-    struct sockaddr_storage ss;
-    socklen_t sslen = 0;
-    if (opsserver_parse_addr(cfg->addr, &ss, &sslen, err, errlen) != 0)
-        return -1;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, sslen) != 0 || listen(fd, 1024) != 0) {
-        error_set(err, errlen, "cannot listen on %s: %s", cfg->addr, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    *port = 0;
-    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
-        *port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                  : ((struct sockaddr_in *)&bound)->sin_port);
-    return fd;
-}
-
 http_server *http_server_start(const http_server_config *cfg, char *err, size_t errlen)
 {
-    http_server *s = calloc(1, sizeof *s);
-    int lfd = -1;
+    http_server *s = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+
+    if (opsserver_parse_addr(cfg->addr, &ss, &sslen, err, errlen) != 0)
+        goto fail;
+    s = calloc(1, sizeof *s);
     if (s == NULL) {
         error_set(err, errlen, "out of memory");
         goto fail;
     }
+    pthread_mutex_init(&s->mu, NULL);
     s->cfg = *cfg;
     s->addr = strdup(cfg->addr);
     if (s->addr == NULL) {
@@ -830,9 +1044,6 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
         goto fail;
     }
     s->cfg.addr = s->addr;
-    lfd = listen_on(cfg, &s->port, err, errlen);
-    if (lfd < 0)
-        goto fail;
     unsigned char rnd[8] = {0};
     if (id_random_bytes(rnd, sizeof rnd) != 0)
         memset(rnd, 0x5a, sizeof rnd);
@@ -843,44 +1054,38 @@ http_server *http_server_start(const http_server_config *cfg, char *err, size_t 
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (unsigned)n : 2;
     }
-    /* The relay accepts and hands connections over (MHD_add_connection):
-     * MHD has no listening socket, and the relay enforces the connection
-     * limit; MHD's own is only a backstop, above it because MHD closes its
-     * ends a little after the relay has let go of a connection. */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_NO_LISTEN_SOCKET |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        2 * cfg->max_connections + 64, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        error_set(err, errlen, "cannot start the HTTP server on %s", cfg->addr);
+        error_set(err, errlen, "cannot listen on %s: %s", cfg->addr,
+                  errno != 0 ? strerror(errno) : "address in use or not available");
         goto fail;
     }
-    httprelay_config rc = {
-        .listen_fd = lfd,
-        .daemon = s->daemon,
-        .threads = threads,
-        .max_connections = cfg->max_connections,
-        .header_timeout_ms =
-            cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms : cfg->connection_timeout_s * 1000,
-        .min_body_rate = cfg->min_body_rate,
-    };
-    s->relay = httprelay_start(&rc, err, errlen);
-    lfd = -1; /* the relay's now, closed by it also when it failed */
-    if (s->relay == NULL) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info != NULL ? info->port : 0;
+    if (pthread_create(&s->watcher, NULL, watcher_main, s) != 0) {
         MHD_stop_daemon(s->daemon);
+        error_set(err, errlen, "cannot start the connection watcher");
         goto fail;
     }
+    s->watcher_started = true;
     return s;
 fail:
-    if (lfd >= 0)
-        close(lfd);
-    if (s != NULL)
+    if (s != NULL) {
         free(s->addr);
+        pthread_mutex_destroy(&s->mu);
+    }
     free(s);
     return NULL;
 }
@@ -899,9 +1104,14 @@ void http_server_stop(http_server *s)
 {
     if (s == NULL)
         return;
-    httprelay_stop(s->relay);
     if (s->daemon != NULL)
         MHD_stop_daemon(s->daemon);
+    atomic_store(&s->stopping, true);
+    if (s->watcher_started)
+        pthread_join(s->watcher, NULL);
+    for (size_t i = 0; i < s->nlingering; i++)
+        close(s->lingering[i].fd);
+    pthread_mutex_destroy(&s->mu);
     free(s->addr);
     free(s);
 }

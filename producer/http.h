@@ -165,10 +165,6 @@ void http_respond_json(http_request *req, int status, json_t *doc);
 /* Answers {"error":{"code","message","field"}}; field may be NULL or "". */
 void http_respond_error(http_request *req, int status, const char *code, const char *message,
                         const char *field);
-/* The body http_respond_error() sends, into out (always terminated);
- * returns its length. */
-size_t http_error_json(char *out, size_t outlen, const char *code, const char *message,
-                       const char *field);
 /* As http_respond_error with "Retry-After: <retry_after_s>" (at least 1). */
 void http_respond_retry(http_request *req, int status, const char *code, const char *message,
                         int64_t retry_after_s);
