@@ -463,6 +463,31 @@ static bool requeue_can_ask(void)
     return isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1;
 }
 
+/* Runs o, printing a failure on stderr; the status and *n as dlqrequeue_run(). */
+static dlqrequeue_status requeue_run(const ctl_context *ctx, const dlqrequeue_opts *o,
+                                     dlqrequeue_counts *n)
+{
+    const char *what = NULL;
+    char err[512];
+    dlqrequeue_status st = dlqrequeue_run(o, n, &what, err, sizeof(err));
+    if (st == DLQREQUEUE_ERR_KAFKA)
+        cmdutil_kafka_error(ctx, "dlq requeue", what, err);
+    else if (st != DLQREQUEUE_OK)
+        fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
+    return st;
+}
+
+/* The counts line of a run of o. */
+static void requeue_print_counts(const dlqrequeue_opts *o, const dlqrequeue_counts *n)
+{
+    if (o->dry_run)
+        printf("%ld would be requeued, %ld already requeued, %ld skipped\n", n->would, n->already,
+               n->skipped);
+    else
+        printf("%ld requeued, %ld already requeued, %ld skipped, %ld failed, %ld unconfirmed\n",
+               n->requeued, n->already, n->skipped, n->failed, n->unconfirmed);
+}
+
 /*
  * Before requeueing the whole DLQ unasked: counts what would go (a dry
  * run) and asks.  -1 to go on, else the exit code.
@@ -473,17 +498,10 @@ static int requeue_confirm(const ctl_context *ctx, const dlqrequeue_opts *o)
     dry.dry_run = true;
     dry.report = NULL;
     dlqrequeue_counts n;
-    const char *what = NULL;
-    char err[512], answer[16];
-    dlqrequeue_status st = dlqrequeue_run(&dry, &n, &what, err, sizeof(err));
-    if (st == DLQREQUEUE_ERR_KAFKA)
-        cmdutil_kafka_error(ctx, "dlq requeue", what, err);
-    else if (st != DLQREQUEUE_OK)
-        fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
-    if (st != DLQREQUEUE_OK)
+    char answer[16];
+    if (requeue_run(ctx, &dry, &n) != DLQREQUEUE_OK)
         return CTL_EXIT_FAILURE;
-    printf("%ld would be requeued, %ld already requeued, %ld skipped\n", n.would, n.already,
-           n.skipped);
+    requeue_print_counts(&dry, &n);
     if (n.would == 0)
         return CTL_EXIT_OK;
     printf("Requeue %ld record%s? [y/N] ", n.would, n.would == 1 ? "" : "s");
@@ -552,18 +570,8 @@ static int dlq_requeue(const ctl_context *ctx, const char *topic, const dlq_flag
     if (ask && (rc = requeue_confirm(ctx, &o)) >= 0)
         goto out;
     rc = CTL_EXIT_FAILURE;
-    const char *what = NULL;
-    dlqrequeue_status st = dlqrequeue_run(&o, &n, &what, err, sizeof(err));
-    if (st == DLQREQUEUE_ERR_KAFKA)
-        cmdutil_kafka_error(ctx, "dlq requeue", what, err);
-    else if (st != DLQREQUEUE_OK)
-        fprintf(stderr, "heraldctl dlq requeue: %s\n", err);
-    if (f->dry_run)
-        printf("%ld would be requeued, %ld already requeued, %ld skipped\n", n.would, n.already,
-               n.skipped);
-    else
-        printf("%ld requeued, %ld already requeued, %ld skipped, %ld failed, %ld unconfirmed\n",
-               n.requeued, n.already, n.skipped, n.failed, n.unconfirmed);
+    dlqrequeue_status st = requeue_run(ctx, &o, &n);
+    requeue_print_counts(&o, &n);
     if (st == DLQREQUEUE_OK && n.failed == 0 && n.unconfirmed == 0)
         rc = CTL_EXIT_OK;
 out:
