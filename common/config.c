@@ -28,7 +28,6 @@
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_format_choices[] = {"text", "json", NULL};
 
-/* Kafka topic names allow [A-Za-z0-9._-] up to 249 bytes; 100 leaves room for our names. */
 /* Whether every character of value is one Kafka allows in a name: A-Z a-z 0-9 . _ - */
 static bool kafka_name_chars(const char *value)
 {
@@ -39,6 +38,7 @@ static bool kafka_name_chars(const char *value)
     return true;
 }
 
+/* Kafka topic names allow [A-Za-z0-9._-] up to 249 bytes; 100 leaves room for our names. */
 static int check_topic_prefix(const char *value, char *err, size_t errlen)
 {
     if (strlen(value) <= TOPIC_PREFIX_MAX && kafka_name_chars(value))

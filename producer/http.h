@@ -94,9 +94,9 @@ const char *http_request_method(const http_request *req);
 const char *http_request_path(const http_request *req);
 /* A request header (case-insensitive), or NULL; valid during dispatch only. */
 const char *http_request_header(http_request *req, const char *name);
-/* A query-string argument, percent-decoded ('+' is a space; %00 and a stray
- * '%' stay as sent); the first of its name, NULL when absent or given
- * without "=".  Valid until the request ends. */
+/* A query-string argument, percent-decoded ('+' is a space; a value holding
+ * a bad escape or %00 stays as sent); the first of its name, NULL when
+ * absent or given without "=".  Valid until the request ends. */
 const char *http_request_query(http_request *req, const char *name);
 /*
  * The value of form field name in the complete body, when it is
