@@ -376,6 +376,30 @@ static inline int h_find_record(const char *want, int timeout_ms, h_record *rec,
     return found;
 }
 
+/*
+ * Runs heraldctl against h with API key key and the arguments after it
+ * (NULL-terminated, at most 30), as an operator would: its exit status,
+ * with its output in out and its errors in errout.
+ */
+static inline int h_heraldctl(const h_gateway *h, const char *key, char *out, size_t outlen,
+                              char *errout, size_t errlen, ...)
+{
+    char bin[1024], env_url[256], env_key[256];
+    char *argv[32];
+    int n = 0;
+    argv[n++] = testsupport_bin("heraldctl", bin, sizeof bin);
+    va_list ap;
+    va_start(ap, errlen);
+    for (char *a; n < 31 && (a = va_arg(ap, char *)) != NULL;)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", h->base);
+    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", key);
+    const char *env[] = {env_url, env_key, NULL};
+    return testsupport_run(argv, env, out, outlen, errout, errlen, 60000);
+}
+
 /* Publishes one event and returns its id (asserting 202). */
 static inline void h_publish(h_gateway *h, const char *body, const char *extra, char *id_out)
 {

@@ -263,29 +263,25 @@ START_TEST(test_topic_subscribers_are_listed_a_page_at_a_time)
     h_resp_clear(&r);
 
     /* heraldctl shows the same page and where the next one starts. */
-    char bin[1024], env_url[128], env_key[128], out[4096], errout[4096];
-    testsupport_bin("heraldctl", bin, sizeof bin);
-    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
-    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_adminkey);
-    const char *env[] = {env_url, env_key, NULL};
-    char *argv[] = {bin, "topics", "subscribers", "club.readers", "--limit", "2", NULL};
-    int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
+    char out[4096], errout[4096];
+    int rc = h_heraldctl(&g, h_adminkey, out, sizeof out, errout, sizeof errout, "topics",
+                         "subscribers", "club.readers", "--limit", "2", NULL);
     ck_assert_msg(rc == 0, "%d %s", rc, errout);
     ck_assert_msg(strstr(out, "u-sl-a") != NULL && strstr(out, "u-sl-b") != NULL &&
                       strstr(out, "u-sl-c") == NULL &&
                       strstr(out, "2 subscribers (more: --after u-sl-b)\n") != NULL,
                   "%s", out);
-    char *next[] = {bin, "topics", "subscribers", "club.readers", "--after", "u-sl-b", NULL};
-    rc = testsupport_run(next, env, out, sizeof out, errout, sizeof errout, 60000);
+    rc = h_heraldctl(&g, h_adminkey, out, sizeof out, errout, sizeof errout, "topics",
+                     "subscribers", "club.readers", "--after", "u-sl-b", NULL);
     ck_assert_msg(rc == 0, "%d %s", rc, errout);
     ck_assert_msg(strstr(out, "u-sl-c") != NULL && strstr(out, "1 subscriber\n") != NULL, "%s",
                   out);
-    char *unknown[] = {bin, "topics", "subscribers", "no.such.topic", NULL};
-    rc = testsupport_run(unknown, env, out, sizeof out, errout, sizeof errout, 60000);
+    rc = h_heraldctl(&g, h_adminkey, out, sizeof out, errout, sizeof errout, "topics",
+                     "subscribers", "no.such.topic", NULL);
     ck_assert_int_eq(rc, 1);
     ck_assert_str_eq(errout, "heraldctl topics subscribers: HTTP 404: topic not found\n");
-    char *noname[] = {bin, "topics", "subscribers", NULL};
-    ck_assert_int_eq(testsupport_run(noname, env, out, sizeof out, errout, sizeof errout, 60000),
+    ck_assert_int_eq(h_heraldctl(&g, h_adminkey, out, sizeof out, errout, sizeof errout, "topics",
+                                 "subscribers", NULL),
                      2);
     h_stop(&g);
 }
@@ -412,13 +408,8 @@ START_TEST(test_event_status_reads_events_and_deliveries)
     h_resp_clear(&r);
 
     /* heraldctl event names them too, one delivery a line. */
-    char bin[1024], env_url[128], env_key[128], out[8192], errout[4096];
-    testsupport_bin("heraldctl", bin, sizeof bin);
-    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
-    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_pubkey);
-    const char *env[] = {env_url, env_key, NULL};
-    char *argv[] = {bin, "event", id, NULL};
-    int rc = testsupport_run(argv, env, out, sizeof out, errout, sizeof errout, 60000);
+    char out[8192], errout[4096];
+    int rc = h_heraldctl(&g, h_pubkey, out, sizeof out, errout, sizeof errout, "event", id, NULL);
     ck_assert_msg(rc == 0, "%d %s", rc, errout);
     ck_assert_msg(strstr(out, "  email  sent        a@example.com  attempts 1\n") != NULL &&
                       strstr(out, "  push   pending     tok \"1\"  attempts 0\n") != NULL &&

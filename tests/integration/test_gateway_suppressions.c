@@ -197,13 +197,9 @@ START_TEST(test_event_status_shows_receipts_in_precedence_order)
     h_resp_clear(&r);
 
     /* heraldctl tells the same story. */
-    char bin[1024], env_url[128], env_key[128], story[16384], errout[4096];
-    testsupport_bin("heraldctl", bin, sizeof bin);
-    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
-    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_pubkey);
-    char *argv[] = {bin, "event", EV, NULL};
-    const char *env[] = {env_url, env_key, NULL};
-    int rc = testsupport_run(argv, env, story, sizeof story, errout, sizeof errout, 60000);
+    char story[16384], errout[4096];
+    int rc =
+        h_heraldctl(&g, h_pubkey, story, sizeof story, errout, sizeof errout, "event", EV, NULL);
     ck_assert_msg(rc == 0, "%d %s", rc, errout);
     ck_assert_msg(strstr(story, "status failed") != NULL && strstr(story, "bounced") != NULL &&
                       strstr(story, "Rc@Example.com") != NULL &&

@@ -253,13 +253,9 @@ START_TEST(test_timeline_shows_failed_attempts_then_sent_and_a_skipped_channel)
     h_resp_clear(&r);
 
     /* heraldctl tells the same timeline, from the same API. */
-    char bin[1024], env_url[128], env_key[128], out[16384], errout[4096];
-    testsupport_bin("heraldctl", bin, sizeof bin);
-    snprintf(env_url, sizeof env_url, "HERALD_GATEWAY_URL=%s", g.base);
-    snprintf(env_key, sizeof env_key, "HERALD_API_KEY=%s", h_adminkey);
-    char *argv[] = {bin, "event", id, "--timeline", NULL};
-    const char *cenv[] = {env_url, env_key, NULL};
-    int rc = testsupport_run(argv, cenv, out, sizeof out, errout, sizeof errout, 60000);
+    char out[16384], errout[4096];
+    int rc = h_heraldctl(&g, h_adminkey, out, sizeof out, errout, sizeof errout, "event", id,
+                         "--timeline", NULL);
     ck_assert_msg(rc == 0, "%d %s", rc, errout);
     const char *p1 = strstr(out, "published");
     const char *p2 = p1 ? strstr(p1, "quiet_hours_dropped") : NULL;

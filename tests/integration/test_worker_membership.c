@@ -44,6 +44,20 @@ static int64_t send_and_time(wh_env *e, const char *user, long n, int64_t since,
     return sent == n ? timeutil_monotonic_ms() - since : -1;
 }
 
+/* A test's set-up: an SMS environment and its provider, whose URL goes into url. */
+static void setup_sms(wh_env *e, wh_proc *prov, char *url, size_t urllen)
+{
+    wh_setup(e, "sms");
+    wh_start_http_provider(e, prov, "provider", NULL);
+    snprintf(url, urllen, "HERALD_SMS_URL=http://127.0.0.1:%d/sms", prov->port);
+}
+
+/* The setting of the one instance id a case's workers share (unique: from the topic prefix). */
+static void instance_id(const wh_env *e, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "HERALD_KAFKA_GROUP_INSTANCE_ID=%sworker-sms-1", e->prefix);
+}
+
 /* Starts a first worker with env, and checks it delivers. */
 static void start_first(wh_env *e, wh_proc *w, const char *const *env)
 {
@@ -58,10 +72,8 @@ START_TEST(test_restarted_static_member_takes_its_partitions_back_at_once)
     wh_env e;
     wh_proc prov = {0}, w1 = {0}, w2 = {0};
     char url[128], id[96];
-    wh_setup(&e, "sms");
-    wh_start_http_provider(&e, &prov, "provider", NULL);
-    snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d/sms", prov.port);
-    snprintf(id, sizeof id, "HERALD_KAFKA_GROUP_INSTANCE_ID=%sworker-sms-1", e.prefix);
+    setup_sms(&e, &prov, url, sizeof url);
+    instance_id(&e, id, sizeof id);
     const char *env[] = {"HERALD_SMS_PROVIDER=http", url, id, SESSION_STATIC, NULL};
     start_first(&e, &w1, env);
     ck_assert(log_has(&w1, "static member"));
@@ -85,9 +97,7 @@ START_TEST(test_restarted_dynamic_member_waits_out_the_session)
     wh_env e;
     wh_proc prov = {0}, w1 = {0}, w2 = {0};
     char url[128];
-    wh_setup(&e, "sms");
-    wh_start_http_provider(&e, &prov, "provider", NULL);
-    snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d/sms", prov.port);
+    setup_sms(&e, &prov, url, sizeof url);
     /* 12 s: heartbeats every 3 s, so the session runs out 9-12 s after the kill. */
     const char *env[] = {"HERALD_SMS_PROVIDER=http", url, "HERALD_KAFKA_SESSION_TIMEOUT_MS=12s",
                          NULL};
@@ -114,10 +124,8 @@ START_TEST(test_second_live_process_with_the_same_id_fences_the_first)
     wh_env e;
     wh_proc prov = {0}, w1 = {0}, w2 = {0};
     char url[128], id[96];
-    wh_setup(&e, "sms");
-    wh_start_http_provider(&e, &prov, "provider", NULL);
-    snprintf(url, sizeof url, "HERALD_SMS_URL=http://127.0.0.1:%d/sms", prov.port);
-    snprintf(id, sizeof id, "HERALD_KAFKA_GROUP_INSTANCE_ID=%sworker-sms-1", e.prefix);
+    setup_sms(&e, &prov, url, sizeof url);
+    instance_id(&e, id, sizeof id);
     const char *env[] = {"HERALD_SMS_PROVIDER=http", url, id, SESSION_STATIC, NULL};
     start_first(&e, &w1, env);
 
